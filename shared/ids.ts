@@ -1,0 +1,26 @@
+/**
+ * Identifiers: time-ordered so that ids sort like their creation time (ULID layout:
+ * 48-bit millisecond timestamp + 80 random bits, Crockford base32).
+ */
+const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+export function ulid(now = Date.now()): string {
+	let time = "";
+	let t = now;
+	for (let i = 0; i < 10; i++) {
+		time = ALPHABET[t % 32] + time;
+		t = Math.floor(t / 32);
+	}
+	const random = crypto.getRandomValues(new Uint8Array(16));
+	let rand = "";
+	for (const byte of random) rand += ALPHABET[byte % 32];
+	return time + rand;
+}
+
+export const newJobId = (now?: number): string => `job_${ulid(now)}`;
+
+/** Random token for leases and secrets, URL-safe. */
+export function randomToken(bytes = 16): string {
+	const buf = crypto.getRandomValues(new Uint8Array(bytes));
+	return Array.from(buf, (b) => b.toString(16).padStart(2, "0")).join("");
+}

@@ -1,0 +1,113 @@
+/**
+ * The Job resource: the zod schema is the single source of truth for the API's Job JSON,
+ * webhook payloads and the mapping from D1 rows (SPEC §3).
+ */
+import { z } from "zod";
+
+export const JOB_STATUSES = ["queued", "processing", "succeeded", "failed"] as const;
+export const JobStatus = z.enum(JOB_STATUSES).meta({ id: "JobStatus" });
+export type JobStatus = z.infer<typeof JobStatus>;
+
+export const TERMINAL_STATUSES: readonly JobStatus[] = ["succeeded", "failed"];
+
+/** Stable codes of a failed job (`error.code`); documented in docs/errors.md. */
+export const JOB_ERROR_CODES = [
+	"object_not_found",
+	"empty_object",
+	"unsupported_media_type",
+	"invalid_image",
+	"image_too_large",
+	"invalid_options",
+	"model_unavailable",
+	"model_error",
+	"retries_exhausted",
+	"dead_lettered",
+] as const;
+export const JobErrorCode = z.enum(JOB_ERROR_CODES).meta({ id: "JobErrorCode" });
+export type JobErrorCode = z.infer<typeof JobErrorCode>;
+
+export const JobError = z.object({ code: JobErrorCode, message: z.string() }).meta({ id: "JobError" });
+
+const isoTime = z.iso.datetime();
+
+export const Job = z
+	.object({
+		id: z.string().meta({ example: "job_01JD2X6B8J3W4Q5R6S7T8V9W0X" }),
+		status: JobStatus,
+		bucket: z.string(),
+		key: z.string(),
+		etag: z.string(),
+		size: z.number().int().nullable(),
+		content_type: z.string().nullable(),
+		prompt: z.string().nullable(),
+		max_tokens: z.number().int().nullable(),
+		model: z.string().nullable(),
+		caption: z.string().nullable(),
+		error: JobError.nullable(),
+		attempts: z.number().int(),
+		created_at: isoTime,
+		started_at: isoTime.nullable(),
+		completed_at: isoTime.nullable(),
+		metrics: z.object({
+			queue_ms: z.number().int().nullable(),
+			inference_ms: z.number().int().nullable(),
+			total_ms: z.number().int().nullable(),
+		}),
+	})
+	.meta({ id: "Job" });
+export type Job = z.infer<typeof Job>;
+
+/** A row of the `jobs` table, as D1 returns it. */
+export const JobRow = z.object({
+	id: z.string(),
+	source: z.enum(["notification", "api"]),
+	bucket: z.string(),
+	key: z.string(),
+	etag: z.string(),
+	size: z.number().nullable(),
+	content_type: z.string().nullable(),
+	prompt: z.string().nullable(),
+	max_tokens: z.number().nullable(),
+	callback_url: z.string().nullable(),
+	status: JobStatus,
+	model: z.string().nullable(),
+	caption: z.string().nullable(),
+	error_code: JobErrorCode.nullable(),
+	error_message: z.string().nullable(),
+	attempts: z.number(),
+	lease_token: z.string().nullable(),
+	lease_expires_at: z.number().nullable(),
+	created_at: z.number(),
+	updated_at: z.number(),
+	started_at: z.number().nullable(),
+	completed_at: z.number().nullable(),
+	queue_ms: z.number().nullable(),
+	inference_ms: z.number().nullable(),
+	total_ms: z.number().nullable(),
+});
+export type JobRow = z.infer<typeof JobRow>;
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/** Renders a D1 row as the public Job JSON. */
+export function toJob(row: JobRow): Job {
+	return {
+		id: row.id,
+		status: row.status,
+		bucket: row.bucket,
+		key: row.key,
+		etag: row.etag,
+		size: row.size,
+		content_type: row.content_type,
+		prompt: row.prompt,
+		max_tokens: row.max_tokens,
+		model: row.model,
+		caption: row.caption,
+		error: row.error_code === null ? null : { code: row.error_code, message: row.error_message ?? "" },
+		attempts: row.attempts,
+		created_at: new Date(row.created_at).toISOString(),
+		started_at: iso(row.started_at),
+		completed_at: iso(row.completed_at),
+		metrics: { queue_ms: row.queue_ms, inference_ms: row.inference_ms, total_ms: row.total_ms },
+	};
+}

@@ -1,0 +1,243 @@
+/**
+ * D1 access for the jobs table: claiming under a lease, finishing, and reading jobs.
+ * A caption costs two writes: the claim (which also creates a notification job) and the finish.
+ */
+import { newJobId } from "../ids";
+import type { JobErrorCode, JobRow } from "./schema";
+
+/** The columns the consumer settles when a job finishes, whatever its outcome. */
+export interface JobResultFields {
+	contentType?: string | null;
+	prompt?: string | null;
+	maxTokens?: number | null;
+	callbackUrl?: string | null;
+	model?: string | null;
+	inferenceMs?: number | null;
+}
+
+export interface Lease {
+	token: string;
+	now: number;
+	expiresAt: number;
+}
+
+export type ClaimResult = { claimed: JobRow } | { existing: JobRow } | { missing: true };
+
+const CLAIMABLE = `(jobs.status = 'queued' OR (jobs.status = 'processing' AND jobs.lease_expires_at < ?))`;
+
+/**
+ * Creates the job of an object version from its notification, or claims the existing one if it
+ * is queued or its lease has expired. A duplicate of a job that is running or finished is
+ * returned as `existing` and must not be processed again.
+ */
+export async function claimNotificationJob(
+	db: D1Database,
+	n: { bucket: string; key: string; etag: string; size: number | null; eventTime: number },
+	lease: Lease,
+): Promise<ClaimResult> {
+	const claimed = await db
+		.prepare(
+			`INSERT INTO jobs (id, source, bucket, key, etag, size, status, attempts, lease_token,
+				lease_expires_at, created_at, updated_at, started_at, queue_ms)
+			VALUES (?1, 'notification', ?2, ?3, ?4, ?5, 'processing', 1, ?6, ?7, ?8, ?8, ?8, ?9)
+			ON CONFLICT (bucket, key, etag) WHERE source = 'notification' DO UPDATE SET
+				status = 'processing', attempts = jobs.attempts + 1, lease_token = excluded.lease_token,
+				lease_expires_at = excluded.lease_expires_at, updated_at = excluded.updated_at,
+				started_at = coalesce(jobs.started_at, excluded.started_at),
+				queue_ms = coalesce(jobs.queue_ms, excluded.queue_ms)
+			WHERE ${CLAIMABLE.replace("?", "?8")}
+			RETURNING *`,
+		)
+		.bind(
+			newJobId(lease.now),
+			n.bucket,
+			n.key,
+			n.etag,
+			n.size,
+			lease.token,
+			lease.expiresAt,
+			lease.now,
+			Math.max(0, lease.now - n.eventTime),
+		)
+		.first<JobRow>();
+	if (claimed) return { claimed };
+	const existing = await db
+		.prepare(`SELECT * FROM jobs WHERE bucket = ? AND key = ? AND etag = ? AND source = 'notification'`)
+		.bind(n.bucket, n.key, n.etag)
+		.first<JobRow>();
+	return existing ? { existing } : { missing: true };
+}
+
+/** Claims a job that already has a row (API-requested, or re-queued by the sweeper). */
+export async function claimJobById(db: D1Database, id: string, lease: Lease): Promise<ClaimResult> {
+	const claimed = await db
+		.prepare(
+			`UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease_token = ?2,
+				lease_expires_at = ?3, updated_at = ?4, started_at = coalesce(started_at, ?4),
+				queue_ms = coalesce(queue_ms, ?4 - created_at)
+			WHERE id = ?1 AND ${CLAIMABLE.replace("?", "?4")}
+			RETURNING *`,
+		)
+		.bind(id, lease.token, lease.expiresAt, lease.now)
+		.first<JobRow>();
+	if (claimed) return { claimed };
+	const existing = await getJobRow(db, id);
+	return existing ? { existing } : { missing: true };
+}
+
+function finishStatement(
+	db: D1Database,
+	job: JobRow,
+	now: number,
+	outcome: { status: "succeeded"; caption: string } | { status: "failed"; code: JobErrorCode; message: string },
+	fields: JobResultFields,
+): D1PreparedStatement {
+	const caption = outcome.status === "succeeded" ? outcome.caption : null;
+	const code = outcome.status === "failed" ? outcome.code : null;
+	const message = outcome.status === "failed" ? outcome.message : null;
+	return db
+		.prepare(
+			`UPDATE jobs SET status = ?3, caption = ?4, error_code = ?5, error_message = ?6,
+				content_type = coalesce(?7, content_type), prompt = coalesce(?8, prompt),
+				max_tokens = coalesce(?9, max_tokens), callback_url = coalesce(?10, callback_url),
+				model = coalesce(?11, model), inference_ms = ?12, completed_at = ?13, updated_at = ?13,
+				total_ms = ?13 - created_at, lease_token = NULL, lease_expires_at = NULL
+			WHERE id = ?1 AND status = 'processing' AND lease_token = ?2
+			RETURNING *`,
+		)
+		.bind(
+			job.id,
+			job.lease_token,
+			outcome.status,
+			caption,
+			code,
+			message,
+			fields.contentType ?? null,
+			fields.prompt ?? null,
+			fields.maxTokens ?? null,
+			fields.callbackUrl ?? null,
+			fields.model ?? null,
+			fields.inferenceMs ?? null,
+			now,
+		);
+}
+
+/**
+ * Settles a claimed job. Returns the finished row, or null when the lease was lost (another
+ * consumer reclaimed the job): then this attempt's result is dropped, so a job finishes once.
+ */
+export async function finishJob(
+	db: D1Database,
+	job: JobRow,
+	now: number,
+	outcome: { status: "succeeded"; caption: string } | { status: "failed"; code: JobErrorCode; message: string },
+	fields: JobResultFields = {},
+): Promise<JobRow | null> {
+	return finishStatement(db, job, now, outcome, fields).first<JobRow>();
+}
+
+/** Gives a claimed job back to the queue after a transient failure, to be claimed again. */
+export async function releaseJob(db: D1Database, job: JobRow, now: number): Promise<void> {
+	await db
+		.prepare(
+			`UPDATE jobs SET status = 'queued', lease_token = NULL, lease_expires_at = NULL, updated_at = ?3
+			WHERE id = ?1 AND status = 'processing' AND lease_token = ?2`,
+		)
+		.bind(job.id, job.lease_token, now)
+		.run();
+}
+
+/**
+ * Fails a job that is not terminal yet, whoever holds it (dead letters, exhausted sweeps).
+ * Returns the failed row, or null if it had already finished.
+ */
+export async function failUnfinishedJob(
+	db: D1Database,
+	id: string,
+	now: number,
+	code: JobErrorCode,
+	message: string,
+): Promise<JobRow | null> {
+	return db
+		.prepare(
+			`UPDATE jobs SET status = 'failed', error_code = ?2, error_message = ?3, completed_at = ?4,
+				updated_at = ?4, total_ms = ?4 - created_at, lease_token = NULL, lease_expires_at = NULL
+			WHERE id = ?1 AND status IN ('queued', 'processing')
+			RETURNING *`,
+		)
+		.bind(id, code, message, now)
+		.first<JobRow>();
+}
+
+/** Records a notification job that failed before it could be claimed (dead letters). */
+export async function insertFailedNotificationJob(
+	db: D1Database,
+	n: { bucket: string; key: string; etag: string; size: number | null },
+	now: number,
+	code: JobErrorCode,
+	message: string,
+): Promise<JobRow | null> {
+	return db
+		.prepare(
+			`INSERT INTO jobs (id, source, bucket, key, etag, size, status, error_code, error_message,
+				attempts, created_at, updated_at, completed_at, total_ms)
+			VALUES (?1, 'notification', ?2, ?3, ?4, ?5, 'failed', ?6, ?7, 0, ?8, ?8, ?8, 0)
+			ON CONFLICT (bucket, key, etag) WHERE source = 'notification' DO NOTHING
+			RETURNING *`,
+		)
+		.bind(newJobId(now), n.bucket, n.key, n.etag, n.size, code, message, now)
+		.first<JobRow>();
+}
+
+export async function getJobRow(db: D1Database, id: string): Promise<JobRow | null> {
+	return db.prepare("SELECT * FROM jobs WHERE id = ?").bind(id).first<JobRow>();
+}
+
+export async function getNotificationJobRow(
+	db: D1Database,
+	n: { bucket: string; key: string; etag: string },
+): Promise<JobRow | null> {
+	return db
+		.prepare(`SELECT * FROM jobs WHERE bucket = ? AND key = ? AND etag = ? AND source = 'notification'`)
+		.bind(n.bucket, n.key, n.etag)
+		.first<JobRow>();
+}
+
+/** Jobs whose lease expired, or queued jobs nobody picked up: the sweeper re-queues them. */
+export async function findStalledJobs(db: D1Database, now: number, queuedBefore: number, limit = 100) {
+	const { results } = await db
+		.prepare(
+			`SELECT id, attempts, status FROM jobs
+			WHERE (status = 'processing' AND lease_expires_at < ?1) OR (status = 'queued' AND updated_at < ?2)
+			LIMIT ?3`,
+		)
+		.bind(now, queuedBefore, limit)
+		.all<{ id: string; attempts: number; status: string }>();
+	return results;
+}
+
+/** Marks jobs as re-queued so that the next sweep does not send them again at once. */
+export async function touchJobs(db: D1Database, ids: string[], now: number): Promise<void> {
+	if (ids.length === 0) return;
+	await db
+		.prepare(
+			`UPDATE jobs SET updated_at = ?1, status = 'queued', lease_token = NULL, lease_expires_at = NULL
+			WHERE id IN (SELECT value FROM json_each(?2)) AND status IN ('queued', 'processing')`,
+		)
+		.bind(now, JSON.stringify(ids))
+		.run();
+}
+
+/** Adds to named service counters in one statement. */
+export async function incrementCounters(db: D1Database, counts: Record<string, number>): Promise<void> {
+	const entries = Object.entries(counts).filter(([, n]) => n > 0);
+	if (entries.length === 0) return;
+	await db
+		.prepare(
+			`INSERT INTO counters (name, value)
+			SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1) WHERE true
+			ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value`,
+		)
+		.bind(JSON.stringify(entries))
+		.run();
+}

@@ -1,0 +1,53 @@
+/**
+ * Adapters for chat vision models that take the image as a `data:` URL inside `messages`:
+ * @cf/google/gemma-4-26b-a4b-it (OpenAI-style `choices`) and
+ * @cf/meta/llama-4-scout-17b-16e-instruct (`response`).
+ */
+import { z } from "zod";
+import type { ImageLimits, ModelAdapter, ModelImage } from "./types";
+
+const Output = z.union([
+	z.object({ response: z.string() }),
+	z.object({ choices: z.array(z.object({ message: z.object({ content: z.string() }) })).min(1) }),
+]);
+
+export function toDataUrl(image: ModelImage): string {
+	// btoa needs a binary string; build it in chunks to keep the call stack and copies small.
+	let binary = "";
+	const CHUNK = 0x8000;
+	for (let i = 0; i < image.bytes.length; i += CHUNK) {
+		binary += String.fromCharCode(...image.bytes.subarray(i, i + CHUNK));
+	}
+	return `data:${image.info.mime};base64,${btoa(binary)}`;
+}
+
+export function chatVisionModel(id: string, limits: ImageLimits): ModelAdapter {
+	return {
+		id,
+		limits,
+		buildInput(image: ModelImage, prompt: string, maxTokens: number) {
+			return {
+				messages: [
+					{
+						role: "user",
+						content: [
+							{ type: "text", text: prompt },
+							{ type: "image_url", image_url: { url: toDataUrl(image) } },
+						],
+					},
+				],
+				max_tokens: maxTokens,
+			};
+		},
+		readCaption(output: unknown) {
+			const parsed = Output.parse(output);
+			return "response" in parsed ? parsed.response : (parsed.choices[0]?.message.content ?? "");
+		},
+	};
+}
+
+export const gemma4 = chatVisionModel("@cf/google/gemma-4-26b-a4b-it", { maxBytes: 1024 * 1024, maxSide: 1536 });
+export const llama4Scout = chatVisionModel("@cf/meta/llama-4-scout-17b-16e-instruct", {
+	maxBytes: 1024 * 1024,
+	maxSide: 1536,
+});

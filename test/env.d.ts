@@ -1,0 +1,16 @@
+import type { D1Migration } from "cloudflare:test";
+
+declare global {
+	namespace Cloudflare {
+		interface Env {
+			TEST_MIGRATIONS: D1Migration[];
+		}
+	}
+}
+
+declare module "vitest" {
+	export interface ProvidedContext {
+		/** Base URL of the loopback server that serves image fixtures (test/support/global-setup.ts). */
+		fixturesUrl: string;
+	}
+}

@@ -1,0 +1,41 @@
+import path from "node:path";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+export default defineConfig(async () => {
+	const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
+	return {
+		test: {
+			globalSetup: ["./test/support/global-setup.ts"],
+			testTimeout: 30_000,
+			projects: [
+				{
+					// Inside workerd, against local D1, R2, Queues and the Images binding.
+					plugins: [
+						cloudflareTest({
+							remoteBindings: false,
+							wrangler: { configPath: "./test/wrangler.toml" },
+							miniflare: { bindings: { TEST_MIGRATIONS: migrations } },
+						}),
+					],
+					test: {
+						name: "workers",
+						include: ["test/**/*.test.ts"],
+						exclude: ["test/node/**"],
+						setupFiles: ["./test/setup.ts"],
+						testTimeout: 30_000,
+					},
+				},
+				{
+					// In Node: what has to run outside workerd (OpenAPI validation, wrangler, the dev server).
+					test: {
+						name: "node",
+						include: ["test/node/**/*.test.ts"],
+						environment: "node",
+						testTimeout: 120_000,
+					},
+				},
+			],
+		},
+	};
+});

@@ -1,0 +1,41 @@
+/**
+ * The `caption-jobs-dlq` consumer: a message that exhausted its deliveries fails its job with
+ * `dead_lettered`, so no upload is left without a terminal state.
+ */
+import { failUnfinishedJob, getNotificationJobRow, insertFailedNotificationJob } from "../../shared/jobs/store";
+import { log } from "../../shared/log";
+import { CaptionMessage, isCreateAction } from "../../shared/r2/notification";
+import { emitJobFinished } from "../../shared/webhooks/emit";
+import type { Outcome } from "./caption-job";
+
+const REASON = "The caption message exhausted its deliveries and was dead-lettered.";
+
+export async function handleDeadLetter(message: Message<unknown>, env: ConsumerEnv): Promise<Outcome> {
+	const parsed = CaptionMessage.safeParse(message.body);
+	if (!parsed.success) {
+		log("warn", "invalid_dead_letter", { message_id: message.id, reason: parsed.error.issues[0]?.message });
+		return { ack: true };
+	}
+	const body = parsed.data;
+	const now = Date.now();
+	let failed = null;
+	if ("kind" in body) {
+		failed = await failUnfinishedJob(env.DB, body.job_id, now, "dead_lettered", REASON);
+	} else if (isCreateAction(body) && body.object.eTag) {
+		const version = {
+			bucket: body.bucket,
+			key: body.object.key,
+			etag: body.object.eTag,
+			size: body.object.size ?? null,
+		};
+		const existing = await getNotificationJobRow(env.DB, version);
+		failed = existing
+			? await failUnfinishedJob(env.DB, existing.id, now, "dead_lettered", REASON)
+			: await insertFailedNotificationJob(env.DB, version, now, "dead_lettered", REASON);
+	}
+	if (failed) {
+		log("warn", "job_dead_lettered", { job_id: failed.id, key: failed.key });
+		await emitJobFinished(env, failed);
+	}
+	return { ack: true };
+}

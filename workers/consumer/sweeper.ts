@@ -1,0 +1,46 @@
+/**
+ * Lease sweeper (cron): a job whose consumer died mid-caption keeps an expired lease; a queued
+ * job whose message was lost sits untouched. Both are re-queued; a job that has used up its
+ * attempts fails with `retries_exhausted` instead.
+ */
+import { failUnfinishedJob, findStalledJobs, touchJobs } from "../../shared/jobs/store";
+import { log } from "../../shared/log";
+import type { CaptionRequest } from "../../shared/r2/notification";
+import { emitJobFinished } from "../../shared/webhooks/emit";
+import type { ConsumerSettings } from "./config";
+
+/** A queued job untouched for this long has lost its message. */
+export const QUEUED_STALL_MS = 10 * 60 * 1000;
+
+export async function sweepStalledJobs(env: ConsumerEnv, settings: ConsumerSettings, now = Date.now()) {
+	const stalled = await findStalledJobs(env.DB, now, now - QUEUED_STALL_MS);
+	const requeue: string[] = [];
+	let failed = 0;
+	for (const job of stalled) {
+		if (job.attempts > settings.CAPTION_MAX_RETRIES) {
+			const row = await failUnfinishedJob(
+				env.DB,
+				job.id,
+				now,
+				"retries_exhausted",
+				`The job stalled after ${job.attempts} attempts.`,
+			);
+			if (row) {
+				failed++;
+				await emitJobFinished(env, row);
+			}
+		} else {
+			requeue.push(job.id);
+		}
+	}
+	if (requeue.length > 0) {
+		await touchJobs(env.DB, requeue, now);
+		const messages = requeue.map((job_id) => ({
+			body: { kind: "caption-job", job_id } satisfies CaptionRequest,
+			contentType: "json" as const,
+		}));
+		for (let i = 0; i < messages.length; i += 100) await env.CAPTION_JOBS.sendBatch(messages.slice(i, i + 100));
+	}
+	if (stalled.length > 0) log("warn", "stalled_jobs_swept", { requeued: requeue.length, failed });
+	return { requeued: requeue.length, failed };
+}

@@ -1,0 +1,5 @@
+export default {
+	async fetch() {
+		return Response.json({ ok: true });
+	},
+} satisfies ExportedHandler<StatusEnv>;
