@@ -21,7 +21,8 @@ export function toDataUrl(image: ModelImage): string {
 	return `data:${image.info.mime};base64,${btoa(binary)}`;
 }
 
-export function chatVisionModel(id: string, limits: ImageLimits): ModelAdapter {
+/** `extra` goes into every request, e.g. gemma-4's switch that stops it spending tokens on thinking. */
+export function chatVisionModel(id: string, limits: ImageLimits, extra: Record<string, unknown> = {}): ModelAdapter {
 	return {
 		id,
 		limits,
@@ -37,6 +38,7 @@ export function chatVisionModel(id: string, limits: ImageLimits): ModelAdapter {
 					},
 				],
 				max_tokens: maxTokens,
+				...extra,
 			};
 		},
 		readCaption(output: unknown) {
@@ -46,7 +48,11 @@ export function chatVisionModel(id: string, limits: ImageLimits): ModelAdapter {
 	};
 }
 
-export const gemma4 = chatVisionModel("@cf/google/gemma-4-26b-a4b-it", { maxBytes: 1024 * 1024, maxSide: 1536 });
+export const gemma4 = chatVisionModel(
+	"@cf/google/gemma-4-26b-a4b-it",
+	{ maxBytes: 1024 * 1024, maxSide: 1536 },
+	{ chat_template_kwargs: { enable_thinking: false } },
+);
 export const llama4Scout = chatVisionModel("@cf/meta/llama-4-scout-17b-16e-instruct", {
 	maxBytes: 1024 * 1024,
 	maxSide: 1536,

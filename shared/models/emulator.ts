@@ -22,8 +22,8 @@ export interface EmulatorSettings {
 export interface InjectedFault {
 	/** Only calls to this model fail; every model when absent. */
 	model?: string;
-	/** Workers AI error code to throw, or "network" for a connection failure. */
-	code: number | "network";
+	/** Workers AI error code to throw, "network" for a connection failure, "empty" for a blank answer. */
+	code: number | "network" | "empty";
 	/** How many calls fail before the fault is used up. */
 	times: number;
 }
@@ -38,6 +38,7 @@ const ERROR_TEXT: Record<number, string> = {
 	5007: "No such model",
 	3042: "Invalid model ID",
 	5004: "Invalid data",
+	5006: "Error",
 	3003: "Incomplete request",
 	5016: "Model agreement not accepted",
 	3006: "Request is too large",
@@ -102,6 +103,9 @@ export class ModelEmulator implements AiRunner {
 	/** Settings that tests or the benchmark set; they win over the Worker's configuration. */
 	overrides: Partial<EmulatorSettings> = {};
 	readonly calls: EmulatorCall[] = [];
+	/** Most calls that were running at the same time since the last reset. */
+	maxInFlight = 0;
+	private inFlight = 0;
 	private faults: InjectedFault[] = [];
 	private window: number[] = [];
 
@@ -127,6 +131,7 @@ export class ModelEmulator implements AiRunner {
 		this.faults = [];
 		this.window = [];
 		this.calls.length = 0;
+		this.maxInFlight = 0;
 	}
 
 	callsTo(model?: string): number {
@@ -136,6 +141,8 @@ export class ModelEmulator implements AiRunner {
 	async run(model: string, inputs: Record<string, unknown>): Promise<unknown> {
 		const settings = this.settings;
 		const at = Date.now();
+		this.inFlight++;
+		this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
 		try {
 			const output = await this.answer(model, inputs, settings, at);
 			this.calls.push({ model, at, ok: true });
@@ -143,6 +150,8 @@ export class ModelEmulator implements AiRunner {
 		} catch (err) {
 			this.calls.push({ model, at, ok: false });
 			throw err;
+		} finally {
+			this.inFlight--;
 		}
 	}
 
@@ -152,18 +161,20 @@ export class ModelEmulator implements AiRunner {
 		this.takeRateLimitSlot(s, at);
 		const fault = this.faults.find((f) => f.times > 0 && (f.model === undefined || f.model === model));
 		if (s.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, s.latencyMs));
-		if (fault) {
-			fault.times--;
-			if (fault.code === "network") throw new TypeError("Network connection lost.");
-			throw modelError(fault.code);
-		}
+		if (fault) fault.times--;
+		if (fault?.code === "network") throw new TypeError("Network connection lost.");
+		if (typeof fault?.code === "number") throw modelError(fault.code);
 		const parsed = schema.safeParse(inputs);
 		if (!parsed.success) {
 			const issue = parsed.error.issues[0];
-			throw modelError(5004, `${issue?.path.join(".") || "input"}: ${issue?.message ?? "does not match the schema"}`);
+			// Workers AI reports schema violations as 5006 with the JSON path of the offending field.
+			throw modelError(5006, `'/${issue?.path.join("/") ?? ""}' ${issue?.message ?? "does not match the schema"}`);
 		}
 		const prompt = promptOf(inputs);
-		const caption = `Emulated caption (${model}): ${describe(imageBytes(inputs))}${prompt ? `. Prompt: "${prompt}"` : ""}.`;
+		const caption =
+			fault?.code === "empty"
+				? "  "
+				: `Emulated caption (${model}): ${describe(imageBytes(inputs))}${prompt ? `. Prompt: "${prompt}"` : ""}.`;
 		switch (MODEL_OUTPUT_STYLE.get(model)) {
 			case "choices":
 				return { choices: [{ index: 0, message: { role: "assistant", content: caption } }] };

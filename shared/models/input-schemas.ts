@@ -40,6 +40,7 @@ const ChatVisionInput = z.object({
 	seed: z.number().int().optional(),
 	repetition_penalty: z.number().optional(),
 	stream: z.literal(false).optional(),
+	chat_template_kwargs: z.object({ enable_thinking: z.boolean().optional() }).optional(),
 });
 
 export const MODEL_INPUT_SCHEMAS: ReadonlyMap<string, z.ZodType> = new Map<string, z.ZodType>([

@@ -1,27 +1,200 @@
+import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { emulator } from "../../shared/models/emulator";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
-import { onlyJob, runConsumer } from "../support/queue";
+import { jobsForKey, onlyJob, runConsumer } from "../support/queue";
+
+const UFORM = "@cf/unum/uform-gen2-qwen-500m";
 
 beforeEach(() => emulator.reset());
 
-describe("caption jobs", () => {
+describe("jobs from R2 notifications", () => {
 	it("a PutObject notification becomes a succeeded job with an emulated caption", async () => {
 		const key = uniqueKey("cat.jpg");
 		const notification = await upload(key, await fixture("small.jpg"));
 		const { ids, result } = await runConsumer([notification]);
 		expect(result.explicitAcks).toEqual(ids);
+		expect(result.retryMessages).toEqual([]);
 		const job = await onlyJob(key);
 		expect(job).toMatchObject({
+			source: "notification",
 			status: "succeeded",
+			etag: notification.object.eTag,
 			content_type: "image/jpeg",
-			model: "@cf/unum/uform-gen2-qwen-500m",
+			model: UFORM,
 			prompt: "Generate a caption for this image",
 			max_tokens: 512,
 			attempts: 1,
 			error_code: null,
+			lease_token: null,
 		});
-		expect(job.caption).toContain("a JPEG image, 64×48 pixels");
+		expect(job.caption).toBe(
+			`Emulated caption (${UFORM}): a JPEG image, 64×48 pixels. Prompt: "Generate a caption for this image".`,
+		);
+		expect(job.completed_at).toBeGreaterThanOrEqual(job.started_at ?? Number.POSITIVE_INFINITY);
+		expect(job.inference_ms).not.toBeNull();
 		expect(emulator.callsTo()).toBe(1);
+	});
+
+	it.each(["CopyObject", "CompleteMultipartUpload"] as const)("%s makes a job too", async (action) => {
+		const key = uniqueKey("copy.png");
+		const notification = { ...(await upload(key, await fixture("small.png"))), action };
+		await runConsumer([notification]);
+		expect(await onlyJob(key)).toMatchObject({ status: "succeeded", content_type: "image/png" });
+	});
+
+	it.each(["DeleteObject", "LifecycleDeletion"] as const)("%s is acknowledged and makes no job", async (action) => {
+		const key = uniqueKey("gone.jpg");
+		const notification = { ...(await upload(key, await fixture("small.jpg"))), action };
+		const { ids, result } = await runConsumer([notification]);
+		expect(result.explicitAcks).toEqual(ids);
+		expect(await jobsForKey(key)).toEqual([]);
+		expect(emulator.callsTo()).toBe(0);
+	});
+
+	it("sniffs WebP and GIF from the bytes, whatever the key says", async () => {
+		const webp = uniqueKey("really-a-webp.jpg");
+		const gif = uniqueKey("no-extension");
+		await runConsumer([await upload(webp, await fixture("small.webp")), await upload(gif, await fixture("small.gif"))]);
+		expect(await onlyJob(webp)).toMatchObject({ status: "succeeded", content_type: "image/webp" });
+		expect(await onlyJob(gif)).toMatchObject({ status: "succeeded", content_type: "image/gif" });
+	});
+
+	it("takes the prompt and max tokens from the object's custom metadata", async () => {
+		const key = uniqueKey("question.jpg");
+		const notification = await upload(key, await fixture("small.jpg"), {
+			prompt: "What colour is the background?",
+			"max-tokens": "64",
+		});
+		await runConsumer([notification]);
+		const job = await onlyJob(key);
+		expect(job).toMatchObject({ status: "succeeded", prompt: "What colour is the background?", max_tokens: 64 });
+		expect(job.caption).toContain('Prompt: "What colour is the background?"');
+	});
+
+	it.each([
+		[{ "max-tokens": "many" }, /max-tokens/],
+		[{ "max-tokens": "100000" }, /max-tokens/],
+		[{ prompt: "   " }, /prompt/],
+		[{ "callback-url": "not a url" }, /callback-url/],
+	])("invalid metadata %o fails the job with invalid_options and no model call", async (metadata, message) => {
+		const key = uniqueKey("bad-options.jpg");
+		const { ids, result } = await runConsumer([await upload(key, await fixture("small.jpg"), metadata)]);
+		expect(result.explicitAcks).toEqual(ids);
+		const job = await onlyJob(key);
+		expect(job).toMatchObject({ status: "failed", error_code: "invalid_options" });
+		expect(job.error_message).toMatch(message);
+		expect(emulator.callsTo()).toBe(0);
+	});
+});
+
+describe("objects that cannot be captioned fail with a stable code, without retries or model calls", () => {
+	const cases: [string, () => Promise<Uint8Array | string>, string][] = [
+		["an empty object", async () => "", "empty_object"],
+		["a text file", async () => "hello, this is not an image", "unsupported_media_type"],
+		["a PDF named .jpg", async () => "%PDF-1.7\n1 0 obj << >> endobj", "unsupported_media_type"],
+		["a truncated JPEG", async () => (await fixture("small.jpg")).slice(0, 200), "invalid_image"],
+		["a truncated PNG", async () => (await fixture("small.png")).slice(0, 60), "invalid_image"],
+		["a JPEG header with no frame", async () => new Uint8Array([0xff, 0xd8, 0xff, 0xd9]), "invalid_image"],
+	];
+	it.each(cases)("%s", async (_name, body, code) => {
+		const key = uniqueKey("broken.jpg");
+		const { ids, result } = await runConsumer([await upload(key, await body())]);
+		expect(result.explicitAcks).toEqual(ids);
+		expect(result.retryMessages).toEqual([]);
+		expect(await onlyJob(key)).toMatchObject({ status: "failed", error_code: code });
+		expect(emulator.callsTo()).toBe(0);
+	});
+
+	it("an object over MAX_OBJECT_BYTES fails with image_too_large", async () => {
+		const key = uniqueKey("huge.jpg");
+		await runConsumer([await upload(key, await fixture("small.jpg"))], { env: { MAX_OBJECT_BYTES: "100" } });
+		const job = await onlyJob(key);
+		expect(job).toMatchObject({ status: "failed", error_code: "image_too_large" });
+		expect(job.error_message).toContain("the limit is 100");
+	});
+
+	it("a notification for an object deleted since fails with object_not_found", async () => {
+		const key = uniqueKey("deleted.jpg");
+		const notification = await upload(key, await fixture("small.jpg"));
+		await env.BUCKET.delete(key);
+		const { ids, result } = await runConsumer([notification]);
+		expect(result.explicitAcks).toEqual(ids);
+		const job = await onlyJob(key);
+		expect(job).toMatchObject({ status: "failed", error_code: "object_not_found" });
+		expect(job.error_message).toContain("no longer exists");
+	});
+
+	it("a notification for a version since overwritten fails with object_not_found; the new version succeeds", async () => {
+		const key = uniqueKey("overwritten.jpg");
+		const first = await upload(key, await fixture("small.jpg"));
+		const second = await upload(key, await fixture("small.png"));
+		await runConsumer([first, second]);
+		const jobs = await jobsForKey(key);
+		const byEtag = new Map(jobs.map((j) => [j.etag, j]));
+		expect(byEtag.get(first.object.eTag ?? "")).toMatchObject({ status: "failed", error_code: "object_not_found" });
+		expect(byEtag.get(second.object.eTag ?? "")).toMatchObject({ status: "succeeded", content_type: "image/png" });
+	});
+});
+
+describe("at-least-once delivery", () => {
+	it("a duplicate notification (same etag) does not make a second job or call the model again", async () => {
+		const key = uniqueKey("dup.jpg");
+		const notification = await upload(key, await fixture("small.jpg"));
+		await runConsumer([notification]);
+		const { ids, result } = await runConsumer([notification, structuredClone(notification)]);
+		expect(result.explicitAcks).toEqual(ids);
+		expect(await jobsForKey(key)).toHaveLength(1);
+		expect(emulator.callsTo()).toBe(1);
+	});
+
+	it("duplicates inside one batch make one job and one model call", async () => {
+		const key = uniqueKey("dup-batch.jpg");
+		const notification = await upload(key, await fixture("small.jpg"));
+		const { result, retryDelays } = await runConsumer([notification, notification, notification]);
+		expect(await onlyJob(key)).toMatchObject({ status: "succeeded", attempts: 1 });
+		expect(emulator.callsTo()).toBe(1);
+		// The copies that found the job under another message's lease come back later, then ack.
+		expect(result.explicitAcks.length + result.retryMessages.length).toBe(3);
+		for (const retry of result.retryMessages) expect(retryDelays.get(retry.msgId)).toBeGreaterThanOrEqual(1);
+	});
+
+	it("a job whose lease expired (its consumer died) is claimed again by the redelivered message", async () => {
+		const key = uniqueKey("abandoned.jpg");
+		const notification = await upload(key, await fixture("small.jpg"));
+		const past = Date.now() - 60_000;
+		await env.DB.prepare(
+			`INSERT INTO jobs (id, source, bucket, key, etag, size, status, attempts, lease_token, lease_expires_at,
+				created_at, updated_at, started_at)
+			VALUES ('job_abandoned_${key.length}${Date.now()}', 'notification', 'images', ?1, ?2, 0, 'processing', 1,
+				'dead-consumer', ?3, ?3, ?3, ?3)`,
+		)
+			.bind(key, notification.object.eTag, past)
+			.run();
+		await runConsumer([notification], { attempts: 2 });
+		expect(await onlyJob(key)).toMatchObject({ status: "succeeded", attempts: 2, lease_token: null });
+	});
+
+	it("malformed messages mixed into a batch are acknowledged and counted; the valid ones succeed", async () => {
+		const key = uniqueKey("valid.jpg");
+		const valid = await upload(key, await fixture("small.jpg"));
+		const before = await env.DB.prepare("SELECT value FROM counters WHERE name = 'invalid_messages'").first<number>(
+			"value",
+		);
+		const { ids, result } = await runConsumer([
+			"not json at all",
+			{ action: "PutObject" },
+			valid,
+			{ ...valid, object: { key: "x.jpg", size: 1 } },
+			{ kind: "caption-job", job_id: "job_does_not_exist" },
+			null,
+		]);
+		expect(result.explicitAcks.sort()).toEqual([...ids].sort());
+		expect(result.retryMessages).toEqual([]);
+		expect(await onlyJob(key)).toMatchObject({ status: "succeeded" });
+		const after = await env.DB.prepare("SELECT value FROM counters WHERE name = 'invalid_messages'").first<number>(
+			"value",
+		);
+		expect((after ?? 0) - (before ?? 0)).toBe(5);
 	});
 });

@@ -1,12 +1,62 @@
 /** Runs the consumer's queue handler on a batch, the way the Queues runtime would. */
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import {
+	createExecutionContext,
+	createMessageBatch,
+	createScheduledController,
+	getQueueResult,
+	waitOnExecutionContext,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import type { JobRow } from "../../shared/jobs/schema";
 import consumer from "../../workers/consumer/index";
 
 let sequence = 0;
 
-export async function runConsumer(bodies: unknown[], options: { queue?: string; attempts?: number } = {}) {
+/**
+ * getQueueResult() reports which messages were retried but not their delaySeconds, so the batch
+ * handed to the handler forwards every call to the real messages and notes the retry delays.
+ */
+export function observeRetries<Body>(batch: MessageBatch<Body>) {
+	const retryDelays = new Map<string, number | undefined>();
+	const messages = batch.messages.map(
+		(message): Message<Body> => ({
+			get id() {
+				return message.id;
+			},
+			get timestamp() {
+				return message.timestamp;
+			},
+			get body() {
+				return message.body;
+			},
+			get attempts() {
+				return message.attempts;
+			},
+			ack: () => message.ack(),
+			retry: (options?: QueueRetryOptions) => {
+				retryDelays.set(message.id, options?.delaySeconds);
+				message.retry(options);
+			},
+		}),
+	);
+	const observed: MessageBatch<Body> = {
+		queue: batch.queue,
+		metadata: batch.metadata,
+		messages,
+		ackAll: () => batch.ackAll(),
+		retryAll: (options?: QueueRetryOptions) => batch.retryAll(options),
+	};
+	return { observed, retryDelays };
+}
+
+export interface RunOptions {
+	queue?: string;
+	attempts?: number;
+	/** Settings or bindings to change for this run, e.g. { MAX_OBJECT_BYTES: "100" }. */
+	env?: Partial<TestEnv>;
+}
+
+export async function runConsumer(bodies: unknown[], options: RunOptions = {}) {
 	const messages = bodies.map((body) => ({
 		id: `msg-${++sequence}`,
 		timestamp: new Date(),
@@ -14,10 +64,11 @@ export async function runConsumer(bodies: unknown[], options: { queue?: string; 
 		body,
 	}));
 	const batch = createMessageBatch(options.queue ?? "caption-jobs", messages);
+	const { observed, retryDelays } = observeRetries(batch);
 	const ctx = createExecutionContext();
-	await consumer.queue(batch, env, ctx);
+	await consumer.queue(observed, { ...env, ...options.env }, ctx);
 	const result = await getQueueResult(batch, ctx);
-	return { ids: messages.map((m) => m.id), result };
+	return { ids: messages.map((m) => m.id), result, retryDelays };
 }
 
 export async function jobsForKey(key: string): Promise<JobRow[]> {
@@ -31,4 +82,22 @@ export async function onlyJob(key: string): Promise<JobRow> {
 	const jobs = await jobsForKey(key);
 	if (jobs.length !== 1) throw new Error(`expected one job for ${key}, found ${jobs.length}`);
 	return jobs[0] as JobRow;
+}
+
+/** Runs the consumer's cron handler (the lease sweeper) to completion. */
+export async function runScheduled(): Promise<void> {
+	const ctx = createExecutionContext();
+	await consumer.scheduled(createScheduledController({ cron: "*/5 * * * *" }), env, ctx);
+	await waitOnExecutionContext(ctx);
+}
+
+/** Polls D1 until the only job of `key` is terminal (for paths through the real queues). */
+export async function waitForTerminal(key: string, timeoutMs = 15_000): Promise<JobRow> {
+	const deadline = Date.now() + timeoutMs;
+	while (Date.now() < deadline) {
+		const [job] = await jobsForKey(key);
+		if (job && (job.status === "succeeded" || job.status === "failed")) return job;
+		await new Promise((resolve) => setTimeout(resolve, 100));
+	}
+	throw new Error(`the job for ${key} did not finish within ${timeoutMs} ms`);
 }

@@ -1,0 +1,185 @@
+import { env } from "cloudflare:workers";
+import { beforeEach, describe, expect, it } from "vitest";
+import { emulator } from "../../shared/models/emulator";
+import { countingD1 } from "../support/d1-writes";
+import { fixture, uniqueKey, upload } from "../support/fixtures";
+import { onlyJob, runConsumer } from "../support/queue";
+
+const UFORM = "@cf/unum/uform-gen2-qwen-500m";
+const LLAVA = "@cf/llava-hf/llava-1.5-7b-hf";
+const SCOUT = "@cf/meta/llama-4-scout-17b-16e-instruct";
+const GEMMA = "@cf/google/gemma-4-26b-a4b-it";
+
+beforeEach(() => emulator.reset());
+
+async function smallJpeg(name = "photo.jpg") {
+	const key = uniqueKey(name);
+	return { key, notification: await upload(key, await fixture("small.jpg")) };
+}
+
+describe("transient model errors are retried with backoff", () => {
+	it.each([3040, 3007, "network"] as const)("%s: the message is retried, the job goes back to queued", async (code) => {
+		emulator.inject({ code, times: 1 });
+		const { key, notification } = await smallJpeg();
+		const { ids, result, retryDelays } = await runConsumer([notification], {
+			env: { RETRY_BASE_SECONDS: "4", RETRY_MAX_SECONDS: "300" },
+		});
+		expect(result.retryMessages.map((r) => r.msgId)).toEqual(ids);
+		// First attempt: between half and all of the 4 s base.
+		expect(retryDelays.get(ids[0] ?? "")).toBeGreaterThanOrEqual(2);
+		expect(retryDelays.get(ids[0] ?? "")).toBeLessThanOrEqual(4);
+		expect(await onlyJob(key)).toMatchObject({ status: "queued", attempts: 1, lease_token: null, error_code: null });
+	});
+
+	it("a transient error then success: the redelivered message captions the same job", async () => {
+		emulator.inject({ code: 3040, times: 1 });
+		const { key, notification } = await smallJpeg();
+		await runConsumer([notification], { attempts: 1 });
+		const { ids, result } = await runConsumer([notification], { attempts: 2 });
+		expect(result.explicitAcks).toEqual(ids);
+		expect(await onlyJob(key)).toMatchObject({ status: "succeeded", attempts: 2, model: UFORM });
+		expect(emulator.calls.map((c) => c.ok)).toEqual([false, true]);
+	});
+
+	it("a rate-limited call (3021) waits at least 10 seconds", async () => {
+		emulator.inject({ code: 3021, times: 1 });
+		const { notification } = await smallJpeg();
+		const { ids, retryDelays } = await runConsumer([notification]);
+		expect(retryDelays.get(ids[0] ?? "")).toBeGreaterThanOrEqual(10);
+	});
+
+	it("the last delivery fails the job with retries_exhausted instead of retrying", async () => {
+		emulator.inject({ code: 3040, times: 5 });
+		const { key, notification } = await smallJpeg();
+		// CAPTION_MAX_RETRIES is 2 in the test config: delivery 3 is the last.
+		const { ids, result } = await runConsumer([notification], { attempts: 3 });
+		expect(result.explicitAcks).toEqual(ids);
+		const job = await onlyJob(key);
+		expect(job).toMatchObject({ status: "failed", error_code: "retries_exhausted" });
+		expect(job.error_message).toContain("3040");
+	});
+});
+
+describe("permanent model errors fail the job at once", () => {
+	it.each([5004, 3006, 5016])("%s fails with model_error and is not retried", async (code) => {
+		emulator.inject({ code, times: 1 });
+		const { key, notification } = await smallJpeg();
+		const { ids, result } = await runConsumer([notification]);
+		expect(result.explicitAcks).toEqual(ids);
+		expect(result.retryMessages).toEqual([]);
+		const job = await onlyJob(key);
+		expect(job).toMatchObject({ status: "failed", error_code: "model_error" });
+		expect(job.error_message).toContain(String(code));
+		expect(emulator.callsTo()).toBe(1);
+	});
+
+	it("an empty caption is an error, not a success", async () => {
+		emulator.inject({ code: "empty", times: 1 });
+		const { key, notification } = await smallJpeg();
+		await runConsumer([notification]);
+		const job = await onlyJob(key);
+		expect(job).toMatchObject({ status: "failed", error_code: "model_error", caption: null });
+		expect(job.error_message).toContain("empty caption");
+	});
+});
+
+describe("fallback chain", () => {
+	it("when the first model is gone (5007) the next one captions, and the job records it", async () => {
+		emulator.overrides.goneModels = new Set([UFORM]);
+		const { key, notification } = await smallJpeg();
+		await runConsumer([notification]);
+		const job = await onlyJob(key);
+		expect(job).toMatchObject({ status: "succeeded", model: LLAVA });
+		expect(job.caption).toContain(`Emulated caption (${LLAVA})`);
+	});
+
+	it("a gone model is remembered for the rest of the batch: called once, not once per message", async () => {
+		emulator.overrides.goneModels = new Set([UFORM]);
+		const uploads = await Promise.all([1, 2, 3, 4].map(() => smallJpeg()));
+		await runConsumer(
+			uploads.map((u) => u.notification),
+			{ env: { CAPTION_CONCURRENCY: "1" } },
+		);
+		for (const u of uploads) expect(await onlyJob(u.key)).toMatchObject({ status: "succeeded", model: LLAVA });
+		expect(emulator.callsTo(UFORM)).toBe(1);
+		expect(emulator.callsTo(LLAVA)).toBe(4);
+	});
+
+	it("3042 (invalid model id) also moves on; chat models get a data: URL and answer in their own shape", async () => {
+		emulator.inject({ model: UFORM, code: 3042, times: 1 });
+		const { key, notification } = await smallJpeg();
+		await runConsumer([notification], { env: { MODEL_CHAIN: `${UFORM},${SCOUT}` } });
+		expect(await onlyJob(key)).toMatchObject({ status: "succeeded", model: SCOUT });
+		const gemma = await smallJpeg();
+		await runConsumer([gemma.notification], { env: { MODEL_CHAIN: GEMMA } });
+		const job = await onlyJob(gemma.key);
+		expect(job).toMatchObject({ status: "succeeded", model: GEMMA });
+		expect(job.caption).toContain("a JPEG image, 64×48 pixels");
+	});
+
+	it("when every model in the chain is gone the job fails with model_unavailable", async () => {
+		emulator.overrides.goneModels = new Set([UFORM, LLAVA]);
+		const { key, notification } = await smallJpeg();
+		const { result } = await runConsumer([notification], { env: { MODEL_CHAIN: `${UFORM},${LLAVA}` } });
+		expect(result.retryMessages).toEqual([]);
+		expect(await onlyJob(key)).toMatchObject({ status: "failed", error_code: "model_unavailable" });
+	});
+});
+
+describe("large images", () => {
+	it("a 6000×4000 JPEG is downscaled with the Images binding before inference and captioned", async () => {
+		const bytes = await fixture("large-6000x4000.jpg");
+		expect(bytes.length).toBeGreaterThan(4 * 1024 * 1024);
+		const key = uniqueKey("huge-photo.jpg");
+		await runConsumer([await upload(key, bytes)]);
+		const job = await onlyJob(key);
+		expect(job).toMatchObject({ status: "succeeded", content_type: "image/jpeg", model: UFORM });
+		// The model saw the downscaled image: longest side 1024 (uform's limit), aspect ratio kept.
+		expect(job.caption).toContain("a JPEG image, 1024×683 pixels");
+	});
+
+	it("an image small in bytes but too wide is downscaled too", async () => {
+		const key = uniqueKey("panorama.jpg");
+		await runConsumer([await upload(key, await fixture("wide-2000x1000.jpg"))]);
+		expect((await onlyJob(key)).caption).toContain("1024×512 pixels");
+	});
+
+	it("an image over 100 megapixels fails with image_too_large without being decoded", async () => {
+		// A PNG header declaring 20000×20000 pixels: refused from the header alone.
+		const png = new Uint8Array(await fixture("small.png"));
+		const view = new DataView(png.buffer);
+		view.setUint32(16, 20000);
+		view.setUint32(20, 20000);
+		const key = uniqueKey("bomb.png");
+		await runConsumer([await upload(key, png)], {});
+		const job = await onlyJob(key);
+		expect(job).toMatchObject({ status: "failed", error_code: "image_too_large" });
+		expect(emulator.callsTo()).toBe(0);
+	});
+});
+
+describe("batches", () => {
+	it("the messages of a batch are captioned concurrently, up to CAPTION_CONCURRENCY", async () => {
+		emulator.overrides.latencyMs = 200;
+		const uploads = await Promise.all(Array.from({ length: 10 }, () => smallJpeg()));
+		const { result } = await runConsumer(uploads.map((u) => u.notification));
+		expect(result.explicitAcks).toHaveLength(10);
+		expect(emulator.maxInFlight).toBe(10);
+		emulator.reset();
+		emulator.overrides.latencyMs = 50;
+		const more = await Promise.all(Array.from({ length: 6 }, () => smallJpeg()));
+		await runConsumer(
+			more.map((u) => u.notification),
+			{ env: { CAPTION_CONCURRENCY: "3" } },
+		);
+		expect(emulator.maxInFlight).toBe(3);
+	});
+
+	it("a caption costs two D1 writes: the claim (which creates the job) and the finish", async () => {
+		const { key, notification } = await smallJpeg();
+		const { db, writes } = countingD1(env.DB);
+		await runConsumer([notification], { env: { DB: db } });
+		expect(await onlyJob(key)).toMatchObject({ status: "succeeded" });
+		expect(writes).toEqual(["INSERT INTO jobs", "UPDATE jobs SET"]);
+	});
+});
