@@ -1,0 +1,60 @@
+/**
+ * Checks on the repository itself that no runtime test can see: the lock file installs on every
+ * platform a developer uses, and the consumer settings the code reads agree with the queue
+ * settings wrangler deploys.
+ */
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { unstable_readConfig } from "wrangler";
+
+const root = path.join(import.meta.dirname, "../..");
+
+describe("package-lock.json", () => {
+	const lock = JSON.parse(readFileSync(path.join(root, "package-lock.json"), "utf8")) as {
+		packages: Record<string, { version?: string; os?: string[] }>;
+	};
+	const names = Object.keys(lock.packages);
+
+	// Native binaries come as one optional package per platform; `npm ci` on a Mac or a Windows
+	// machine needs their entries in the lock even though Linux never installs them.
+	it.each([
+		["workerd", /@cloudflare\/workerd-(darwin-arm64|darwin-64|windows-64|linux-64)$/, 4],
+		["esbuild", /@esbuild\/(darwin-arm64|darwin-x64|win32-x64|linux-x64)$/, 4],
+		["biome", /@biomejs\/cli-(darwin-arm64|darwin-x64|win32-x64|linux-x64)$/, 4],
+		["sharp", /@img\/sharp-(darwin-arm64|darwin-x64|win32-x64|linux-x64)$/, 4],
+		["rolldown", /@rolldown\/binding-(darwin-arm64|darwin-x64|win32-x64-msvc|linux-x64-gnu)$/, 4],
+	])("has the %s binaries for macOS, Windows and Linux", (_name, pattern, count) => {
+		expect(names.filter((n) => pattern.test(n))).toHaveLength(count);
+	});
+
+	it("pins the toolchain the project is verified with", () => {
+		expect(lock.packages["node_modules/wrangler"]?.version).toBe("4.155.0");
+		expect(lock.packages["node_modules/@cloudflare/vitest-plugin"]?.version).toBe("1.4.10");
+		expect(lock.packages["node_modules/node"]?.version).toMatch(/^22\./);
+	});
+});
+
+describe("consumer settings", () => {
+	it.each(["workers/consumer/wrangler.toml", "test/wrangler.toml"])(
+		"%s: CAPTION_MAX_RETRIES equals the caption-jobs queue's max_retries, and every consumer setting is explicit",
+		(file) => {
+			const config = unstable_readConfig({ config: path.join(root, file) });
+			const consumers = config.queues.consumers ?? [];
+			const captions = consumers.find((c) => c.queue === "caption-jobs");
+			expect(captions?.dead_letter_queue).toBe("caption-jobs-dlq");
+			expect(String(captions?.max_retries)).toBe(String(config.vars.CAPTION_MAX_RETRIES));
+			for (const consumer of consumers) {
+				for (const setting of [
+					"max_batch_size",
+					"max_batch_timeout",
+					"max_retries",
+					"max_concurrency",
+					"retry_delay",
+				]) {
+					expect(consumer, `${consumer.queue}.${setting}`).toHaveProperty(setting);
+				}
+			}
+		},
+	);
+});
