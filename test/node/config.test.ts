@@ -40,7 +40,8 @@ describe("consumer settings", () => {
 		"%s: CAPTION_MAX_RETRIES equals the caption-jobs queue's max_retries, and every consumer setting is explicit",
 		(file) => {
 			const config = unstable_readConfig({ config: path.join(root, file) });
-			const consumers = config.queues.consumers ?? [];
+			const consumers: { queue: string; max_retries?: number; dead_letter_queue?: string }[] =
+				config.queues.consumers ?? [];
 			const captions = consumers.find((c) => c.queue === "caption-jobs");
 			expect(captions?.dead_letter_queue).toBe("caption-jobs-dlq");
 			expect(String(captions?.max_retries)).toBe(String(config.vars.CAPTION_MAX_RETRIES));
