@@ -7,6 +7,8 @@ export default defineConfig(async () => {
 	return {
 		test: {
 			globalSetup: ["./test/support/global-setup.ts"],
+			// The Workers log a JSON line per job; show them only for tests that fail.
+			silent: "passed-only",
 			testTimeout: 30_000,
 			projects: [
 				{
