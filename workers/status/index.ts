@@ -1,5 +1,6 @@
+/** Status Worker: the public HTTP API (workers/status/app.ts). */
+import { app } from "./app";
+
 export default {
-	async fetch() {
-		return Response.json({ ok: true });
-	},
+	fetch: app.fetch,
 } satisfies ExportedHandler<StatusEnv>;

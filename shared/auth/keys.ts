@@ -1,0 +1,92 @@
+/**
+ * API keys in D1 (migrations/0002_api_keys.sql) and their public JSON. Keys are found by the
+ * digest of the presented token; the token itself exists only in the creation response.
+ */
+import { z } from "zod";
+import { ulid } from "../ids";
+import { newApiKeyToken, sha256Hex, tokenHint } from "./tokens";
+
+export const ApiKey = z
+	.object({
+		id: z.string().meta({ example: "key_01JD2X6B8J3W4Q5R6S7T8V9W0X" }),
+		name: z.string().nullable(),
+		prefix: z
+			.string()
+			.nullable()
+			.meta({ description: "Object-key prefix this key is limited to; null for every key." }),
+		token_hint: z.string().meta({ example: "rck_3f9a1c…" }),
+		created_at: z.iso.datetime(),
+		revoked_at: z.iso.datetime().nullable(),
+	})
+	.meta({ id: "ApiKey" });
+export type ApiKey = z.infer<typeof ApiKey>;
+
+/** The creation response: the only time the token is ever shown. */
+export const CreatedApiKey = ApiKey.extend({
+	token: z.string().meta({ description: "The bearer token. Shown once; store it now." }),
+}).meta({ id: "CreatedApiKey" });
+export type CreatedApiKey = z.infer<typeof CreatedApiKey>;
+
+interface ApiKeyRow {
+	id: string;
+	name: string | null;
+	prefix: string | null;
+	token_hash: string;
+	token_hint: string;
+	created_at: number;
+	revoked_at: number | null;
+}
+
+const toApiKey = (row: ApiKeyRow): ApiKey => ({
+	id: row.id,
+	name: row.name,
+	prefix: row.prefix,
+	token_hint: row.token_hint,
+	created_at: new Date(row.created_at).toISOString(),
+	revoked_at: row.revoked_at === null ? null : new Date(row.revoked_at).toISOString(),
+});
+
+export async function createApiKey(
+	db: D1Database,
+	input: { name: string | null; prefix: string | null },
+	now = Date.now(),
+): Promise<CreatedApiKey> {
+	const token = newApiKeyToken();
+	const row = await db
+		.prepare(
+			`INSERT INTO api_keys (id, name, prefix, token_hash, token_hint, created_at)
+			VALUES (?, ?, ?, ?, ?, ?) RETURNING *`,
+		)
+		.bind(`key_${ulid(now)}`, input.name, input.prefix, await sha256Hex(token), tokenHint(token), now)
+		.first<ApiKeyRow>();
+	if (!row) throw new Error("api key insert returned no row");
+	return { ...toApiKey(row), token };
+}
+
+export async function listApiKeys(db: D1Database): Promise<ApiKey[]> {
+	const { results } = await db.prepare("SELECT * FROM api_keys ORDER BY created_at DESC, id DESC").all<ApiKeyRow>();
+	return results.map(toApiKey);
+}
+
+export type RevokeResult = { revoked: ApiKey } | { alreadyRevoked: ApiKey } | { missing: true };
+
+export async function revokeApiKey(db: D1Database, id: string, now = Date.now()): Promise<RevokeResult> {
+	const row = await db
+		.prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING *")
+		.bind(now, id)
+		.first<ApiKeyRow>();
+	if (row) return { revoked: toApiKey(row) };
+	const existing = await db.prepare("SELECT * FROM api_keys WHERE id = ?").bind(id).first<ApiKeyRow>();
+	return existing ? { alreadyRevoked: toApiKey(existing) } : { missing: true };
+}
+
+/** The live (not revoked) key whose token has this SHA-256 digest. */
+export async function findLiveKeyByHash(
+	db: D1Database,
+	tokenHash: string,
+): Promise<{ id: string; prefix: string | null; token_hash: string } | null> {
+	return db
+		.prepare("SELECT id, prefix, token_hash FROM api_keys WHERE token_hash = ? AND revoked_at IS NULL")
+		.bind(tokenHash)
+		.first();
+}

@@ -1,0 +1,69 @@
+/**
+ * Creating queued jobs from the HTTP API. An upload makes the object version's notification job
+ * (the same (bucket, key, etag) row the consumer's claim finds, so the notification that follows
+ * does not make a second one); `POST /v1/jobs` makes a separate 'api' job every time.
+ */
+import { newJobId } from "../ids";
+import type { JobRow } from "./schema";
+import { getNotificationJobRow } from "./store";
+
+export interface QueuedJobInput {
+	bucket: string;
+	key: string;
+	etag: string;
+	size: number | null;
+	contentType: string | null;
+	prompt: string | null;
+	maxTokens: number | null;
+	callbackUrl: string | null;
+}
+
+const INSERT_COLUMNS = `(id, source, bucket, key, etag, size, content_type, prompt, max_tokens, callback_url,
+	status, attempts, created_at, updated_at)`;
+
+const bindings = (id: string, job: QueuedJobInput, now: number) => [
+	id,
+	job.bucket,
+	job.key,
+	job.etag,
+	job.size,
+	job.contentType,
+	job.prompt,
+	job.maxTokens,
+	job.callbackUrl,
+	now,
+];
+
+/**
+ * The notification job of an uploaded object version: created queued, or, if the consumer (or an
+ * identical earlier upload) got there first, the row that already exists.
+ */
+export async function ensureNotificationJob(db: D1Database, job: QueuedJobInput, now = Date.now()): Promise<JobRow> {
+	const inserted = await db
+		.prepare(
+			`INSERT INTO jobs ${INSERT_COLUMNS}
+			VALUES (?1, 'notification', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', 0, ?10, ?10)
+			ON CONFLICT (bucket, key, etag) WHERE source = 'notification' DO NOTHING
+			RETURNING *`,
+		)
+		.bind(...bindings(newJobId(now), job, now))
+		.first<JobRow>();
+	if (inserted) return inserted;
+	const existing = await getNotificationJobRow(db, job);
+	if (!existing) throw new Error(`notification job for ${job.key} neither inserted nor found`);
+	return existing;
+}
+
+/** A new API-requested job for an object version, whatever jobs that version already has. */
+export async function insertApiJob(db: D1Database, job: QueuedJobInput, now = Date.now()): Promise<JobRow> {
+	const row = await db
+		.prepare(
+			`INSERT INTO jobs ${INSERT_COLUMNS}
+			VALUES (?1, 'api', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', 0, ?10, ?10)
+			RETURNING *`,
+		)
+		.bind(...bindings(newJobId(now), job, now))
+		.first<JobRow>();
+	if (!row) throw new Error(`api job for ${job.key} was not inserted`);
+	return row;
+}

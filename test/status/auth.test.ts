@@ -1,0 +1,177 @@
+/**
+ * The auth matrix: every route × (no token, wrong token, revoked key, key scoped inside and outside
+ * the resource's prefix, admin). Unauthenticated cases are generated from the router's own route
+ * table, so a route added later (webhooks included) is covered without editing this file.
+ */
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { CreatedApiKey } from "../../shared/auth/keys";
+import type { Job } from "../../shared/jobs/schema";
+import { app } from "../../workers/status/app";
+import { fixture, uniqueKey } from "../support/fixtures";
+import { ADMIN, call, createKey, errorOf, revokeKey, uploadViaApi } from "./support";
+
+let scopePrefix: string;
+let scoped: CreatedApiKey;
+let revoked: CreatedApiKey;
+let insideKey: string;
+let outsideKey: string;
+let insideJob: Job;
+let outsideJob: Job;
+let png: Uint8Array;
+
+beforeAll(async () => {
+	png = await fixture("small.png");
+	scopePrefix = uniqueKey("scope/");
+	insideKey = `${scopePrefix}inside.png`;
+	outsideKey = uniqueKey("outside.png");
+	scoped = await createKey(scopePrefix);
+	revoked = await createKey();
+	await revokeKey(revoked.id);
+	insideJob = await uploadViaApi(insideKey, png);
+	outsideJob = await uploadViaApi(outsideKey, png);
+});
+
+/** A concrete path for a route pattern such as /v1/jobs/:id or /v1/images/:key{.+}. */
+const concrete = (pattern: string) => pattern.replace(/:\w+\{[^}]*\}/g, "some/object.png").replace(/:\w+/g, "x");
+
+describe("without a valid token every /v1 route answers 401", () => {
+	const v1Routes = app.routes.filter((r) => r.method !== "ALL" && r.path.startsWith("/v1/"));
+
+	it("the router serves the routes this matrix expects", () => {
+		const served = v1Routes.map((r) => `${r.method} ${r.path}`);
+		expect(served).toEqual(
+			expect.arrayContaining([
+				"PUT /v1/images/:key{.+}",
+				"GET /v1/jobs/:id",
+				"GET /v1/jobs",
+				"POST /v1/jobs",
+				"GET /v1/stats",
+				"POST /v1/keys",
+				"GET /v1/keys",
+				"DELETE /v1/keys/:id",
+			]),
+		);
+	});
+
+	for (const [label, token] of [
+		["no token", () => null],
+		["a wrong token", () => `${ADMIN}x`],
+		["a malformed header", () => ""],
+		["a revoked key", () => revoked.token],
+	] as const) {
+		it(`with ${label}`, async () => {
+			for (const route of v1Routes) {
+				const res = await call(route.method, concrete(route.path), { token: token() });
+				expect(res.status, `${route.method} ${route.path}`).toBe(401);
+				expect(res.headers.get("www-authenticate")).toMatch(/^Bearer/);
+				expect((await errorOf(res)).code).toBe("unauthorized");
+			}
+		});
+	}
+
+	it("the public routes need no token, even with a wrong one", async () => {
+		for (const path of ["/healthz", "/openapi.json"]) {
+			expect((await call("GET", path, { token: null })).status).toBe(200);
+			expect((await call("GET", path, { token: "wrong" })).status).toBe(200);
+		}
+	});
+
+	it("a key works until it is revoked", async () => {
+		const key = await createKey();
+		expect((await call("GET", "/v1/stats", { token: key.token })).status).toBe(200);
+		await revokeKey(key.id);
+		expect((await call("GET", "/v1/stats", { token: key.token })).status).toBe(401);
+	});
+});
+
+describe("a key scoped to a prefix", () => {
+	it("PUT /v1/images: uploads inside its prefix, 404 outside (and nothing is written)", async () => {
+		const inside = await call("PUT", `/v1/images/${scopePrefix}mine.png`, { token: scoped.token, body: png });
+		expect(inside.status).toBe(202);
+		const forbiddenKey = uniqueKey("not-mine.png");
+		const outside = await call("PUT", `/v1/images/${forbiddenKey}`, { token: scoped.token, body: png });
+		expect(outside.status).toBe(404);
+		expect(await env.BUCKET.head(forbiddenKey)).toBeNull();
+	});
+
+	it("GET /v1/jobs/{id}: its jobs, 404 for others", async () => {
+		const inside = await call("GET", `/v1/jobs/${insideJob.id}`, { token: scoped.token });
+		expect(inside.status).toBe(200);
+		expect(((await inside.json()) as Job).key).toBe(insideKey);
+		const outside = await call("GET", `/v1/jobs/${outsideJob.id}`, { token: scoped.token });
+		expect(outside.status).toBe(404);
+		expect((await errorOf(outside)).code).toBe("not_found");
+	});
+
+	it("GET /v1/jobs: only jobs under its prefix are listed", async () => {
+		const res = await call("GET", "/v1/jobs?limit=100", { token: scoped.token });
+		expect(res.status).toBe(200);
+		const { data } = (await res.json()) as { data: Job[] };
+		expect(data.length).toBeGreaterThan(0);
+		expect(data.every((j) => j.key.startsWith(scopePrefix))).toBe(true);
+		const other = await call("GET", `/v1/jobs?key=${encodeURIComponent(outsideKey)}`, { token: scoped.token });
+		expect(((await other.json()) as { data: Job[] }).data).toEqual([]);
+		const widened = await call("GET", "/v1/jobs?prefix=t", { token: scoped.token });
+		expect(((await widened.json()) as { data: Job[] }).data.every((j) => j.key.startsWith(scopePrefix))).toBe(true);
+	});
+
+	it("POST /v1/jobs: captions objects inside its prefix, 404 outside", async () => {
+		expect((await call("POST", "/v1/jobs", { token: scoped.token, json: { key: insideKey } })).status).toBe(202);
+		const outside = await call("POST", "/v1/jobs", { token: scoped.token, json: { key: outsideKey } });
+		expect(outside.status).toBe(404);
+		const rows = await env.DB.prepare("SELECT count(*) AS n FROM jobs WHERE key = ? AND source = 'api'")
+			.bind(outsideKey)
+			.first<{ n: number }>();
+		expect(rows?.n).toBe(0);
+	});
+
+	it("GET /v1/stats: figures limited to its prefix", async () => {
+		const res = await call("GET", "/v1/stats", { token: scoped.token });
+		expect(res.status).toBe(200);
+		const stats = (await res.json()) as { prefix: string | null; counts: { total: number }; counters: object };
+		expect(stats.prefix).toBe(scopePrefix);
+		// The inside upload, the scoped upload and the API job: nothing from outside the prefix.
+		expect(stats.counts.total).toBe(3);
+		expect(stats.counters).toEqual({});
+	});
+
+	it("cannot manage keys (403)", async () => {
+		for (const [method, path, json] of [
+			["POST", "/v1/keys", {}],
+			["GET", "/v1/keys", undefined],
+			["DELETE", `/v1/keys/${scoped.id}`, undefined],
+		] as const) {
+			const res = await call(method, path, { token: scoped.token, json });
+			expect(res.status, `${method} ${path}`).toBe(403);
+			expect((await errorOf(res)).code).toBe("forbidden");
+		}
+		// The key it tried to revoke (itself) still works.
+		expect((await call("GET", "/v1/stats", { token: scoped.token })).status).toBe(200);
+	});
+});
+
+describe("an unscoped key and the admin token", () => {
+	it("an unscoped key reaches every job and upload, but not key management", async () => {
+		const key = await createKey();
+		expect((await call("GET", `/v1/jobs/${outsideJob.id}`, { token: key.token })).status).toBe(200);
+		expect((await call("GET", `/v1/jobs/${insideJob.id}`, { token: key.token })).status).toBe(200);
+		expect((await call("GET", "/v1/keys", { token: key.token })).status).toBe(403);
+	});
+
+	it("the admin token reaches every route", async () => {
+		expect((await call("PUT", `/v1/images/${uniqueKey("admin.png")}`, { body: png })).status).toBe(202);
+		expect((await call("GET", `/v1/jobs/${insideJob.id}`)).status).toBe(200);
+		expect((await call("GET", `/v1/jobs/${outsideJob.id}`)).status).toBe(200);
+		expect((await call("GET", "/v1/jobs")).status).toBe(200);
+		expect((await call("POST", "/v1/jobs", { json: { key: outsideKey } })).status).toBe(202);
+		const stats = await call("GET", "/v1/stats");
+		expect(stats.status).toBe(200);
+		expect(((await stats.json()) as { prefix: null }).prefix).toBeNull();
+		const created = await call("POST", "/v1/keys", { json: { name: "ci" } });
+		expect(created.status).toBe(201);
+		const { id } = (await created.json()) as CreatedApiKey;
+		expect((await call("GET", "/v1/keys")).status).toBe(200);
+		expect((await call("DELETE", `/v1/keys/${id}`)).status).toBe(200);
+	});
+});

@@ -1,0 +1,54 @@
+/** API keys: shown once, stored hashed, listed without secrets, revocable, limited to a prefix. */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { ApiKey, CreatedApiKey } from "../../shared/auth/keys";
+import { sha256Hex } from "../../shared/auth/tokens";
+import { call, createKey, errorOf, invalidFields } from "./support";
+
+describe("API keys", () => {
+	it("the token is returned at creation only, and D1 holds its SHA-256 digest, not the token", async () => {
+		const res = await call("POST", "/v1/keys", { json: { name: "importer", prefix: "imports/" } });
+		expect(res.status).toBe(201);
+		const key = (await res.json()) as CreatedApiKey;
+		expect(key).toMatchObject({ name: "importer", prefix: "imports/", revoked_at: null });
+		expect(key.token).toMatch(/^rck_[0-9a-f]{64}$/);
+
+		const row = await env.DB.prepare("SELECT * FROM api_keys WHERE id = ?")
+			.bind(key.id)
+			.first<Record<string, unknown>>();
+		expect(row?.token_hash).toBe(await sha256Hex(key.token));
+		expect(Object.values(row ?? {})).not.toContain(key.token);
+
+		const list = await call("GET", "/v1/keys");
+		const { data, next_cursor } = (await list.json()) as { data: ApiKey[]; next_cursor: null };
+		const listed = data.find((k) => k.id === key.id);
+		expect(listed).toMatchObject({ name: "importer", prefix: "imports/", token_hint: key.token_hint });
+		expect(JSON.stringify(data)).not.toContain(key.token);
+		expect(next_cursor).toBeNull();
+	});
+
+	it("revoking stops the key at once; revoking again is a 409; an unknown id a 404", async () => {
+		const key = await createKey();
+		expect((await call("GET", "/v1/jobs", { token: key.token })).status).toBe(200);
+		const revoked = await call("DELETE", `/v1/keys/${key.id}`);
+		expect(revoked.status).toBe(200);
+		expect(((await revoked.json()) as ApiKey).revoked_at).not.toBeNull();
+		expect((await call("GET", "/v1/jobs", { token: key.token })).status).toBe(401);
+		const again = await call("DELETE", `/v1/keys/${key.id}`);
+		expect(again.status).toBe(409);
+		expect((await errorOf(again)).code).toBe("already_revoked");
+		expect((await call("DELETE", "/v1/keys/key_missing")).status).toBe(404);
+	});
+
+	for (const [body, field] of [
+		[{ prefix: "" }, "prefix"],
+		[{ name: 5 }, "name"],
+		[{ scope: "x/" }, "scope"],
+	] as const) {
+		it(`400 naming ${field} for ${JSON.stringify(body)}`, async () => {
+			const res = await call("POST", "/v1/keys", { json: body });
+			expect(res.status).toBe(400);
+			expect(await invalidFields(res)).toEqual([field]);
+		});
+	}
+});

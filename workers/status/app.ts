@@ -1,0 +1,92 @@
+/**
+ * The status Worker's HTTP API (SPEC §5): one OpenAPIHono app whose routes are declared with
+ * zod schemas, so `/openapi.json` is generated from the same schemas the handlers validate with.
+ * Free of `cloudflare:*` imports so that Node can build the document too (test/node/openapi.test.ts).
+ */
+import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { z } from "zod";
+import { ApiError, ERROR_CODES, type ErrorStatus } from "../../shared/api/errors";
+import { errorMessage, log } from "../../shared/log";
+import type { AppEnv } from "./app-env";
+import { authenticate } from "./auth";
+import { allowedMethodsIndex } from "./method-not-allowed";
+import { BEARER, json } from "./responses";
+import { imageRoutes } from "./routes/images";
+import { jobRoutes } from "./routes/jobs";
+import { keyRoutes } from "./routes/keys";
+import { publicRoutes } from "./routes/public";
+import { statsRoutes } from "./routes/stats";
+import { webhookRoutes } from "./routes/webhooks";
+import { validationHook } from "./validation";
+
+export const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+
+app.openAPIRegistry.registerComponent("securitySchemes", BEARER, {
+	type: "http",
+	scheme: "bearer",
+	description: "The ADMIN_TOKEN secret, or an API key created with POST /v1/keys.",
+});
+
+/** The OpenAPI 3.1 document of every route of `app`; `/openapi.json` serves exactly this. */
+export function openApiDocument() {
+	return app.getOpenAPI31Document({
+		openapi: "3.1.0",
+		info: {
+			title: "r2-captions status API",
+			version: "1.0.0",
+			description: "Upload images, follow their captioning jobs, manage API keys and webhooks.",
+		},
+	});
+}
+
+const openApiRoute = createRoute({
+	method: "get",
+	path: "/openapi.json",
+	summary: "This OpenAPI 3.1 document",
+	responses: { 200: json(z.record(z.string(), z.unknown()), "The OpenAPI document") },
+});
+
+let cachedDocument: ReturnType<typeof openApiDocument> | undefined;
+app.openapi(openApiRoute, (c) => {
+	cachedDocument ??= openApiDocument();
+	return c.json(cachedDocument, 200);
+});
+app.route("/", publicRoutes);
+
+// Everything under /v1 needs a token; registered before the routes so it runs first.
+app.use("/v1/*", authenticate);
+app.route("/", imageRoutes);
+app.route("/", jobRoutes);
+app.route("/", statsRoutes);
+app.route("/", keyRoutes);
+app.route("/", webhookRoutes);
+
+function render(c: Context<AppEnv>, err: ApiError): Response {
+	return c.json(err.toBody(), err.status, err.headers);
+}
+
+let allowedMethods: ((path: string) => string[]) | undefined;
+app.notFound((c) => {
+	allowedMethods ??= allowedMethodsIndex(app.routes);
+	const allowed = allowedMethods(c.req.path);
+	if (allowed.length > 0) {
+		const message = `${c.req.method} is not allowed on ${c.req.path}`;
+		const headers = { Allow: allowed.join(", ") };
+		return render(c, new ApiError(405, ERROR_CODES[405], message, { allow: allowed }, headers));
+	}
+	return render(c, new ApiError(404, ERROR_CODES[404], `No route for ${c.req.method} ${c.req.path}`));
+});
+
+app.onError((err, c) => {
+	if (err instanceof ApiError) return render(c, err);
+	if (err instanceof HTTPException && err.status in ERROR_CODES && err.status < 500) {
+		const status = err.status as ErrorStatus;
+		// Hono raises these itself, e.g. 400 for a malformed JSON body, 415 for a wrong Content-Type.
+		const details = status === 400 ? [{ field: "body", in: "body" as const, message: err.message }] : null;
+		return render(c, new ApiError(status, ERROR_CODES[status], err.message, details));
+	}
+	log("error", "request_failed", { method: c.req.method, path: c.req.path, error: errorMessage(err) });
+	return render(c, new ApiError(500, ERROR_CODES[500], "Internal error"));
+});

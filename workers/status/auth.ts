@@ -1,0 +1,42 @@
+/**
+ * Authentication and authorisation of /v1/*: `Authorization: Bearer <token>` is the ADMIN_TOKEN
+ * secret or a live API key (looked up by its SHA-256 digest). The resolved `Principal` is set on
+ * the context for the route handlers; key management is admin-only.
+ */
+import type { MiddlewareHandler } from "hono";
+import { ApiError } from "../../shared/api/errors";
+import { findLiveKeyByHash } from "../../shared/auth/keys";
+import { API_KEY_PREFIX, bearerToken, secretsEqual, sha256Hex } from "../../shared/auth/tokens";
+import { log } from "../../shared/log";
+import type { AppEnv, Principal } from "./app-env";
+
+const unauthorized = (message: string) =>
+	new ApiError(401, "unauthorized", message, null, { "WWW-Authenticate": 'Bearer realm="r2-captions"' });
+
+async function resolvePrincipal(env: StatusEnv, token: string): Promise<Principal | null> {
+	if (!env.ADMIN_TOKEN) {
+		log("warn", "admin_token_missing", { hint: "set the ADMIN_TOKEN secret" });
+	} else if (await secretsEqual(token, env.ADMIN_TOKEN)) {
+		return { kind: "admin" };
+	}
+	if (!token.startsWith(API_KEY_PREFIX)) return null;
+	// The lookup compares digests, not tokens: timing can reveal nothing about a valid token.
+	const key = await findLiveKeyByHash(env.DB, await sha256Hex(token));
+	return key ? { kind: "key", id: key.id, prefix: key.prefix } : null;
+}
+
+export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
+	const token = bearerToken(c.req.header("authorization"));
+	if (token === null) throw unauthorized("Missing bearer token: send `Authorization: Bearer <token>`");
+	const principal = await resolvePrincipal(c.env, token);
+	if (principal === null) throw unauthorized("Invalid or revoked token");
+	c.set("principal", principal);
+	await next();
+};
+
+export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
+	if (c.get("principal").kind !== "admin") {
+		throw new ApiError(403, "forbidden", "Only the admin token can manage API keys");
+	}
+	await next();
+};

@@ -1,0 +1,101 @@
+/**
+ * `PUT /v1/images/{key}`: upload an image to the bucket. The type is sniffed from the bytes (415
+ * otherwise), the size capped (413), the caption headers validated with the same schemas the
+ * consumer applies to custom metadata and stored as that metadata. The upload creates the object
+ * version's job itself, so the answer is the queued job; in local mode it also enqueues the
+ * notification R2 would send (local R2 sends none; in production the bucket's rule does).
+ */
+import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
+import { z } from "zod";
+import { ApiError, notFound } from "../../../shared/api/errors";
+import { MIME, sniffFormat } from "../../../shared/image/sniff";
+import { ensureNotificationJob } from "../../../shared/jobs/create";
+import { CallbackUrl, MaxTokens, METADATA_KEYS, Prompt } from "../../../shared/jobs/options";
+import { Job, toJob } from "../../../shared/jobs/schema";
+import { putObjectNotification } from "../../../shared/r2/notification";
+import { type AppEnv, inScope } from "../app-env";
+import { headBytes, readCappedBody } from "../capped-body";
+import { sendOrLeaveToSweeper } from "../queue-send";
+import { authenticated, errors } from "../responses";
+import { readSettings } from "../settings";
+import { validationHook } from "../validation";
+import { ObjectKey } from "./jobs";
+import { requireSafeWebhookUrl } from "./webhooks";
+
+const UploadHeaders = z.object({
+	"X-Caption-Prompt": Prompt.optional().meta({ description: "Stored as custom metadata `prompt`." }),
+	"X-Caption-Max-Tokens": MaxTokens.optional().meta({ description: "Stored as custom metadata `max-tokens`." }),
+	"X-Callback-Url": CallbackUrl.optional().meta({ description: "Stored as custom metadata `callback-url`." }),
+});
+
+const uploadRoute = createRoute({
+	method: "put",
+	path: "/v1/images/{key}",
+	summary: "Upload an image",
+	description:
+		"The key may contain slashes. The body is the image (JPEG, PNG, WebP, GIF or BMP, recognised from its bytes).",
+	security: authenticated,
+	request: {
+		params: z.object({ key: ObjectKey }),
+		headers: UploadHeaders,
+		body: {
+			required: true,
+			content: { "application/octet-stream": { schema: z.string().meta({ format: "binary" }) } },
+		},
+	},
+	responses: {
+		202: { description: "The object version's queued job", content: { "application/json": { schema: Job } } },
+		...errors(400, 401, 404, 413, 415),
+	},
+});
+
+const imageRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+
+// Hono's `{key}` matches one path segment; the routing pattern lets keys contain slashes while the
+// documented path stays `/v1/images/{key}` (registered below with the same request schemas).
+imageRoutes.openapi({ ...uploadRoute, path: "/v1/images/{key{.+}}", hide: true }, async (c) => {
+	const { key } = c.req.valid("param");
+	const headers = c.req.valid("header");
+	if (!inScope(c.get("principal"), key)) throw notFound(`Object ${key}`);
+	const callbackUrl = headers["X-Callback-Url"];
+	if (callbackUrl !== undefined) requireSafeWebhookUrl(c.env, callbackUrl, "X-Callback-Url", "header");
+	const settings = readSettings(c.env);
+
+	const chunks = await readCappedBody(c.req.raw, settings.MAX_UPLOAD_BYTES);
+	const format = sniffFormat(headBytes(chunks, 64));
+	if (format === null) {
+		throw new ApiError(415, "unsupported_media_type", "The body is not a JPEG, PNG, WebP, GIF or BMP image");
+	}
+
+	const customMetadata: Record<string, string> = {};
+	if (headers["X-Caption-Prompt"] !== undefined) customMetadata[METADATA_KEYS.prompt] = headers["X-Caption-Prompt"];
+	if (headers["X-Caption-Max-Tokens"] !== undefined) {
+		customMetadata[METADATA_KEYS.maxTokens] = String(headers["X-Caption-Max-Tokens"]);
+	}
+	if (headers["X-Callback-Url"] !== undefined) customMetadata[METADATA_KEYS.callbackUrl] = headers["X-Callback-Url"];
+
+	const object = await c.env.BUCKET.put(key, new Blob(chunks), {
+		httpMetadata: { contentType: MIME[format] },
+		customMetadata,
+	});
+	const row = await ensureNotificationJob(c.env.DB, {
+		bucket: settings.BUCKET_NAME,
+		key,
+		etag: object.etag,
+		size: object.size,
+		contentType: MIME[format],
+		prompt: headers["X-Caption-Prompt"] ?? null,
+		maxTokens: headers["X-Caption-Max-Tokens"] ?? null,
+		callbackUrl: headers["X-Callback-Url"] ?? null,
+	});
+	if (settings.DEPLOY_MODE === "local") {
+		await sendOrLeaveToSweeper(
+			c.env.CAPTION_JOBS,
+			putObjectNotification({ bucket: settings.BUCKET_NAME, key, size: object.size, etag: object.etag }),
+		);
+	}
+	return c.json(toJob(row), 202);
+});
+imageRoutes.openAPIRegistry.registerPath(uploadRoute);
+
+export { imageRoutes };

@@ -1,0 +1,131 @@
+/**
+ * Job endpoints: one job, the filtered newest-first list with its keyset cursor, and captioning an
+ * object already in the bucket (again) with `POST /v1/jobs`. Scoped keys see only their prefix.
+ */
+import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
+import { z } from "zod";
+import { invalidParam, notFound } from "../../../shared/api/errors";
+import { insertApiJob } from "../../../shared/jobs/create";
+import { decodeCursor, listJobs } from "../../../shared/jobs/list";
+import { CallbackUrl, MaxTokens, Prompt } from "../../../shared/jobs/options";
+import { Job, JobStatus, toJob } from "../../../shared/jobs/schema";
+import { getJobRow } from "../../../shared/jobs/store";
+import type { CaptionRequest } from "../../../shared/r2/notification";
+import { type AppEnv, inScope, scopePrefix } from "../app-env";
+import { sendOrLeaveToSweeper } from "../queue-send";
+import { authenticated, errors, json } from "../responses";
+import { validationHook } from "../validation";
+import { requireSafeWebhookUrl } from "./webhooks";
+
+/** R2 object keys: 1 to 1024 bytes. */
+export const ObjectKey = z.string().min(1).max(1024).meta({ example: "photos/cat.jpg" });
+
+const JobList = z
+	.object({
+		data: z.array(Job),
+		next_cursor: z.string().nullable().meta({ description: "Pass as `cursor` for the next page; null on the last." }),
+	})
+	.meta({ id: "JobList" });
+
+const isoDate = z.iso.datetime({ offset: true }).meta({ example: "2026-11-24T10:00:00Z" });
+
+const ListJobsQuery = z.object({
+	status: JobStatus.optional(),
+	key: ObjectKey.optional().meta({ description: "Exact object key." }),
+	prefix: z.string().min(1).max(1024).optional().meta({ description: "Object-key prefix, e.g. `photos/`." }),
+	created_after: isoDate.optional().meta({ description: "Only jobs created strictly after this time." }),
+	created_before: isoDate.optional().meta({ description: "Only jobs created strictly before this time." }),
+	limit: z.coerce.number().int().min(1).max(100).default(20),
+	cursor: z.string().optional().meta({ description: "`next_cursor` of the previous page." }),
+});
+
+const JobIdParams = z.object({ id: z.string().min(1).meta({ example: "job_01JD2X6B8J3W4Q5R6S7T8V9W0X" }) });
+
+/** `POST /v1/jobs`: the object and the options that override its custom metadata for this job. */
+export const CreateJobBody = z
+	.strictObject({
+		key: ObjectKey,
+		prompt: Prompt.optional(),
+		max_tokens: MaxTokens.optional(),
+		callback_url: CallbackUrl.optional(),
+	})
+	.meta({ id: "CreateJob" });
+
+const getJobRoute = createRoute({
+	method: "get",
+	path: "/v1/jobs/{id}",
+	summary: "Get a job",
+	security: authenticated,
+	request: { params: JobIdParams },
+	responses: { 200: json(Job, "The job"), ...errors(401, 404) },
+});
+
+const listJobsRoute = createRoute({
+	method: "get",
+	path: "/v1/jobs",
+	summary: "List jobs, newest first",
+	security: authenticated,
+	request: { query: ListJobsQuery },
+	responses: { 200: json(JobList, "A page of jobs"), ...errors(400, 401) },
+});
+
+const createJobRoute = createRoute({
+	method: "post",
+	path: "/v1/jobs",
+	summary: "Caption (again) an object already in the bucket",
+	description: "Makes a new job every time, distinct from the object version's upload job.",
+	security: authenticated,
+	request: { body: { required: true, content: { "application/json": { schema: CreateJobBody } } } },
+	responses: { 202: json(Job, "The queued job"), ...errors(400, 401, 404, 415) },
+});
+
+const parseTime = (value: string | undefined) => (value === undefined ? undefined : Date.parse(value));
+
+export const jobRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
+	.openapi(getJobRoute, async (c) => {
+		const { id } = c.req.valid("param");
+		const row = await getJobRow(c.env.DB, id);
+		if (!row || !inScope(c.get("principal"), row.key)) throw notFound(`Job ${id}`);
+		return c.json(toJob(row), 200);
+	})
+	.openapi(listJobsRoute, async (c) => {
+		const q = c.req.valid("query");
+		const principal = c.get("principal");
+		const after = q.cursor === undefined ? null : decodeCursor(q.cursor);
+		if (after === null && q.cursor !== undefined) {
+			throw invalidParam("cursor", "query", "Not a cursor returned by this API");
+		}
+		const scope = scopePrefix(principal);
+		const page = await listJobs(
+			c.env.DB,
+			{
+				status: q.status,
+				key: q.key,
+				prefixes: [q.prefix, scope].filter((p): p is string => p !== undefined && p !== null),
+				createdAfter: parseTime(q.created_after),
+				createdBefore: parseTime(q.created_before),
+			},
+			q.limit,
+			after,
+		);
+		return c.json({ data: page.rows.map(toJob), next_cursor: page.nextCursor }, 200);
+	})
+	.openapi(createJobRoute, async (c) => {
+		const body = c.req.valid("json");
+		if (!inScope(c.get("principal"), body.key)) throw notFound(`Object ${body.key}`);
+		if (body.callback_url !== undefined) requireSafeWebhookUrl(c.env, body.callback_url, "callback_url", "body");
+		const object = await c.env.BUCKET.head(body.key);
+		if (!object) throw notFound(`Object ${body.key}`);
+		const row = await insertApiJob(c.env.DB, {
+			bucket: c.env.BUCKET_NAME,
+			key: body.key,
+			etag: object.etag,
+			size: object.size,
+			contentType: null,
+			prompt: body.prompt ?? null,
+			maxTokens: body.max_tokens ?? null,
+			callbackUrl: body.callback_url ?? null,
+		});
+		await sendOrLeaveToSweeper(c.env.CAPTION_JOBS, { kind: "caption-job", job_id: row.id } satisfies CaptionRequest);
+		return c.json(toJob(row), 202);
+	});

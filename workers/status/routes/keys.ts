@@ -1,0 +1,79 @@
+/**
+ * API key management (admin only): create (the token is in this response and nowhere else, ever),
+ * list, revoke. A key may be limited to an object-key prefix.
+ */
+import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
+import { z } from "zod";
+import { ApiError, notFound } from "../../../shared/api/errors";
+import { ApiKey, CreatedApiKey, createApiKey, listApiKeys, revokeApiKey } from "../../../shared/auth/keys";
+import type { AppEnv } from "../app-env";
+import { requireAdmin } from "../auth";
+import { authenticated, errors, json } from "../responses";
+import { validationHook } from "../validation";
+
+const CreateApiKeyBody = z
+	.strictObject({
+		name: z.string().trim().min(1).max(200).optional().meta({ description: "A label for people." }),
+		prefix: z
+			.string()
+			.min(1)
+			.max(1024)
+			.optional()
+			.meta({ description: "Limit the key to object keys starting with this, e.g. `customers/42/`." }),
+	})
+	.meta({ id: "CreateApiKey" });
+
+const ApiKeyList = z
+	.object({
+		data: z.array(ApiKey),
+		next_cursor: z.null().meta({ description: "Always null: keys come in a single page." }),
+	})
+	.meta({ id: "ApiKeyList" });
+
+const createKeyRoute = createRoute({
+	method: "post",
+	path: "/v1/keys",
+	summary: "Create an API key (admin)",
+	security: authenticated,
+	middleware: requireAdmin,
+	request: { body: { required: true, content: { "application/json": { schema: CreateApiKeyBody } } } },
+	responses: { 201: json(CreatedApiKey, "The key, with its token shown this once"), ...errors(400, 401, 403, 415) },
+});
+
+const listKeysRoute = createRoute({
+	method: "get",
+	path: "/v1/keys",
+	summary: "List API keys (admin)",
+	security: authenticated,
+	middleware: requireAdmin,
+	responses: { 200: json(ApiKeyList, "All keys, revoked ones included, without tokens"), ...errors(401, 403) },
+});
+
+const revokeKeyRoute = createRoute({
+	method: "delete",
+	path: "/v1/keys/{id}",
+	summary: "Revoke an API key (admin)",
+	security: authenticated,
+	middleware: requireAdmin,
+	request: { params: z.object({ id: z.string().min(1) }) },
+	responses: { 200: json(ApiKey, "The revoked key"), ...errors(401, 403, 404, 409) },
+});
+
+export const keyRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
+	.openapi(createKeyRoute, async (c) => {
+		const body = c.req.valid("json");
+		const key = await createApiKey(c.env.DB, { name: body.name ?? null, prefix: body.prefix ?? null });
+		return c.json(key, 201);
+	})
+	.openapi(listKeysRoute, async (c) => c.json({ data: await listApiKeys(c.env.DB), next_cursor: null }, 200))
+	.openapi(revokeKeyRoute, async (c) => {
+		const { id } = c.req.valid("param");
+		const result = await revokeApiKey(c.env.DB, id);
+		if ("missing" in result) throw notFound(`API key ${id}`);
+		if ("alreadyRevoked" in result) {
+			throw new ApiError(409, "already_revoked", `API key ${id} was already revoked`, {
+				revoked_at: result.alreadyRevoked.revoked_at,
+			});
+		}
+		return c.json(result.revoked, 200);
+	});

@@ -1,0 +1,20 @@
+/** `GET /v1/stats`: job counts, throughput and inference percentiles (limited to a scoped key's prefix). */
+import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
+import { readStats, Stats } from "../../../shared/jobs/stats";
+import { type AppEnv, scopePrefix } from "../app-env";
+import { authenticated, errors, json } from "../responses";
+import { validationHook } from "../validation";
+
+const statsRoute = createRoute({
+	method: "get",
+	path: "/v1/stats",
+	summary: "Service statistics",
+	description:
+		"Counts by status; over the last 5 minutes, hour and day: completions, throughput, inference p50/p95/p99.",
+	security: authenticated,
+	responses: { 200: json(Stats, "Statistics"), ...errors(401) },
+});
+
+export const statsRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }).openapi(statsRoute, async (c) =>
+	c.json(await readStats(c.env.DB, scopePrefix(c.get("principal"))), 200),
+);
