@@ -12,5 +12,7 @@ declare module "vitest" {
 	export interface ProvidedContext {
 		/** Base URL of the loopback server that serves image fixtures (test/support/global-setup.ts). */
 		fixturesUrl: string;
+		/** Base URL of the webhook receiver on the same server: POST <hooksUrl>/<name> (test/webhooks). */
+		hooksUrl: string;
 	}
 }

@@ -85,7 +85,8 @@ export async function claimJobById(db: D1Database, id: string, lease: Lease): Pr
 	return existing ? { existing } : { missing: true };
 }
 
-function finishStatement(
+/** The conditional finish of `finishJob`, for callers that batch it with other writes (the webhook outbox). */
+export function finishStatement(
 	db: D1Database,
 	job: JobRow,
 	now: number,
@@ -158,6 +159,16 @@ export async function failUnfinishedJob(
 	code: JobErrorCode,
 	message: string,
 ): Promise<JobRow | null> {
+	return failUnfinishedStatement(db, id, now, code, message).first<JobRow>();
+}
+
+export function failUnfinishedStatement(
+	db: D1Database,
+	id: string,
+	now: number,
+	code: JobErrorCode,
+	message: string,
+): D1PreparedStatement {
 	return db
 		.prepare(
 			`UPDATE jobs SET status = 'failed', error_code = ?2, error_message = ?3, completed_at = ?4,
@@ -165,8 +176,7 @@ export async function failUnfinishedJob(
 			WHERE id = ?1 AND status IN ('queued', 'processing')
 			RETURNING *`,
 		)
-		.bind(id, code, message, now)
-		.first<JobRow>();
+		.bind(id, code, message, now);
 }
 
 /** Records a notification job that failed before it could be claimed (dead letters). */
@@ -177,6 +187,17 @@ export async function insertFailedNotificationJob(
 	code: JobErrorCode,
 	message: string,
 ): Promise<JobRow | null> {
+	return insertFailedNotificationStatement(db, newJobId(now), n, now, code, message).first<JobRow>();
+}
+
+export function insertFailedNotificationStatement(
+	db: D1Database,
+	id: string,
+	n: { bucket: string; key: string; etag: string; size: number | null },
+	now: number,
+	code: JobErrorCode,
+	message: string,
+): D1PreparedStatement {
 	return db
 		.prepare(
 			`INSERT INTO jobs (id, source, bucket, key, etag, size, status, error_code, error_message,
@@ -185,8 +206,7 @@ export async function insertFailedNotificationJob(
 			ON CONFLICT (bucket, key, etag) WHERE source = 'notification' DO NOTHING
 			RETURNING *`,
 		)
-		.bind(newJobId(now), n.bucket, n.key, n.etag, n.size, code, message, now)
-		.first<JobRow>();
+		.bind(id, n.bucket, n.key, n.etag, n.size, code, message, now);
 }
 
 export async function getJobRow(db: D1Database, id: string): Promise<JobRow | null> {

@@ -1,17 +1,17 @@
 /**
- * Hand-off from the consumer to webhook delivery: a job that reached its terminal state becomes
- * one `job.succeeded` / `job.failed` event on the `webhook-deliveries` queue.
+ * Hand-off from the consumer to webhook delivery: the event of a finished job (already in the
+ * outbox, shared/webhooks/outbox.ts) goes onto the `webhook-deliveries` queue. A failed send is
+ * not an error for the caller: the event stays undispatched and the webhooks Worker's cron sends it.
  */
-import type { JobRow } from "../jobs/schema";
+import { errorMessage, log } from "../log";
+import type { FinishedJob } from "./outbox";
+import type { JobEventMessage } from "./schema";
 
-export interface JobEventMessage {
-	kind: "job-event";
-	type: "job.succeeded" | "job.failed";
-	job_id: string;
-}
-
-export async function emitJobFinished(env: { WEBHOOK_DELIVERIES: Queue }, job: JobRow): Promise<void> {
-	if (job.status !== "succeeded" && job.status !== "failed") return;
-	const message: JobEventMessage = { kind: "job-event", type: `job.${job.status}`, job_id: job.id };
-	await env.WEBHOOK_DELIVERIES.send(message, { contentType: "json" });
+export async function emitJobFinished(env: { WEBHOOK_DELIVERIES: Queue }, finished: FinishedJob): Promise<void> {
+	const message: JobEventMessage = { kind: "job-event", event_id: finished.eventId, job_id: finished.job.id };
+	try {
+		await env.WEBHOOK_DELIVERIES.send(message, { contentType: "json" });
+	} catch (err) {
+		log("warn", "webhook_event_not_enqueued", { event_id: finished.eventId, error: errorMessage(err) });
+	}
 }

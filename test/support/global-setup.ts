@@ -3,7 +3,7 @@
  * serves them on loopback, since tests inside workerd cannot read the file system.
  */
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
-import { createServer } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import sharp from "sharp";
@@ -49,11 +49,54 @@ async function fixture(name: string, make: () => Promise<Buffer>): Promise<Buffe
 	return bytes;
 }
 
+/** A scripted answer of the webhook receiver: status, headers, and an optional delay before answering. */
+interface ScriptedAnswer {
+	status: number;
+	headers?: Record<string, string>;
+	delayMs?: number;
+}
+
+/**
+ * The webhook receiver the tests run (test/webhooks): `POST /hooks/<name>` records the request and
+ * answers with the next scripted answer for <name> (200 when none is left); `PUT /hooks/<name>/script`
+ * sets the answers; `GET /hooks/<name>/requests` returns what was received, in order.
+ */
+function webhookReceiver() {
+	const received = new Map<string, { method: string; headers: Record<string, string>; body: string }[]>();
+	const scripts = new Map<string, ScriptedAnswer[]>();
+	return async (req: IncomingMessage, res: ServerResponse, route: string) => {
+		const chunks: Buffer[] = [];
+		for await (const chunk of req) chunks.push(chunk as Buffer);
+		const body = Buffer.concat(chunks).toString("utf8");
+		const [name = "", action] = route.split("/");
+		if (req.method === "PUT" && action === "script") {
+			scripts.set(name, JSON.parse(body) as ScriptedAnswer[]);
+			res.writeHead(204).end();
+		} else if (req.method === "GET" && action === "requests") {
+			res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(received.get(name) ?? []));
+		} else {
+			const headers = Object.fromEntries(
+				Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : (v ?? "")]),
+			);
+			received.set(name, [...(received.get(name) ?? []), { method: req.method ?? "", headers, body }]);
+			const answer = scripts.get(name)?.shift() ?? { status: 200 };
+			if (answer.delayMs) await new Promise((resolve) => setTimeout(resolve, answer.delayMs));
+			if (!res.destroyed) res.writeHead(answer.status, answer.headers).end("ok");
+		}
+	};
+}
+
 export default async function setup(project: TestProject) {
 	await mkdir(CACHE, { recursive: true });
 	const files = new Map<string, Buffer>();
 	for (const [name, make] of Object.entries(FIXTURES)) files.set(name, await fixture(name, make));
+	const receiver = webhookReceiver();
 	const server = createServer((req, res) => {
+		const url = req.url ?? "";
+		if (url.startsWith("/hooks/")) {
+			receiver(req, res, url.slice("/hooks/".length)).catch(() => res.writeHead(500).end());
+			return;
+		}
 		const name = decodeURIComponent((req.url ?? "").replace(/^\/fixtures\//, ""));
 		const body = files.get(name);
 		if (!body) {
@@ -65,5 +108,6 @@ export default async function setup(project: TestProject) {
 	await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
 	const { port } = server.address() as AddressInfo;
 	project.provide("fixturesUrl", `http://127.0.0.1:${port}/fixtures`);
+	project.provide("hooksUrl", `http://127.0.0.1:${port}/hooks`);
 	return () => new Promise<void>((resolve) => server.close(() => resolve()));
 }

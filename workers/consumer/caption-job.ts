@@ -14,7 +14,8 @@ import {
 	type ClaimResult,
 	claimJobById,
 	claimNotificationJob,
-	finishJob,
+	type finishJob,
+	finishStatement,
 	type JobResultFields,
 	releaseJob,
 } from "../../shared/jobs/store";
@@ -23,6 +24,7 @@ import type { ModelChain } from "../../shared/models/chain";
 import { backoffSeconds } from "../../shared/queue/backoff";
 import { CaptionMessage, isCreateAction } from "../../shared/r2/notification";
 import { emitJobFinished } from "../../shared/webhooks/emit";
+import { finishWithEvent } from "../../shared/webhooks/outbox";
 import type { ConsumerSettings } from "./config";
 
 export type Outcome = { ack: true } | { retryAfterSeconds: number };
@@ -148,8 +150,16 @@ async function settle(
 	outcome: Parameters<typeof finishJob>[3],
 	fields: JobResultFields,
 ): Promise<Outcome> {
-	const finished = await finishJob(ctx.env.DB, job, Date.now(), outcome, fields);
-	if (finished) {
+	// The finish and its webhook event commit together: a finished job never lacks its event.
+	const now = Date.now();
+	const settled = await finishWithEvent(
+		ctx.env.DB,
+		finishStatement(ctx.env.DB, job, now, outcome, fields),
+		job.id,
+		now,
+	);
+	if (settled) {
+		const finished = settled.job;
 		log("info", "job_finished", {
 			job_id: job.id,
 			status: finished.status,
@@ -157,7 +167,7 @@ async function settle(
 			model: finished.model,
 			total_ms: finished.total_ms,
 		});
-		await emitJobFinished(ctx.env, finished);
+		await emitJobFinished(ctx.env, settled);
 	} else {
 		log("warn", "lease_lost", { job_id: job.id });
 	}

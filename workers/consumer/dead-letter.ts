@@ -2,10 +2,16 @@
  * The `caption-jobs-dlq` consumer: a message that exhausted its deliveries fails its job with
  * `dead_lettered`, so no upload is left without a terminal state.
  */
-import { failUnfinishedJob, getNotificationJobRow, insertFailedNotificationJob } from "../../shared/jobs/store";
+import { newJobId } from "../../shared/ids";
+import {
+	failUnfinishedStatement,
+	getNotificationJobRow,
+	insertFailedNotificationStatement,
+} from "../../shared/jobs/store";
 import { log } from "../../shared/log";
 import { CaptionMessage, isCreateAction } from "../../shared/r2/notification";
 import { emitJobFinished } from "../../shared/webhooks/emit";
+import { type FinishedJob, finishWithEvent } from "../../shared/webhooks/outbox";
 import type { Outcome } from "./caption-job";
 
 const REASON = "The caption message exhausted its deliveries and was dead-lettered.";
@@ -18,9 +24,11 @@ export async function handleDeadLetter(message: Message<unknown>, env: ConsumerE
 	}
 	const body = parsed.data;
 	const now = Date.now();
-	let failed = null;
+	const fail = (id: string) =>
+		finishWithEvent(env.DB, failUnfinishedStatement(env.DB, id, now, "dead_lettered", REASON), id, now);
+	let failed: FinishedJob | null = null;
 	if ("kind" in body) {
-		failed = await failUnfinishedJob(env.DB, body.job_id, now, "dead_lettered", REASON);
+		failed = await fail(body.job_id);
 	} else if (isCreateAction(body) && body.object.eTag) {
 		const version = {
 			bucket: body.bucket,
@@ -29,12 +37,18 @@ export async function handleDeadLetter(message: Message<unknown>, env: ConsumerE
 			size: body.object.size ?? null,
 		};
 		const existing = await getNotificationJobRow(env.DB, version);
+		const id = existing?.id ?? newJobId(now);
 		failed = existing
-			? await failUnfinishedJob(env.DB, existing.id, now, "dead_lettered", REASON)
-			: await insertFailedNotificationJob(env.DB, version, now, "dead_lettered", REASON);
+			? await fail(id)
+			: await finishWithEvent(
+					env.DB,
+					insertFailedNotificationStatement(env.DB, id, version, now, "dead_lettered", REASON),
+					id,
+					now,
+				);
 	}
 	if (failed) {
-		log("warn", "job_dead_lettered", { job_id: failed.id, key: failed.key });
+		log("warn", "job_dead_lettered", { job_id: failed.job.id, key: failed.job.key });
 		await emitJobFinished(env, failed);
 	}
 	return { ack: true };

@@ -3,10 +3,11 @@
  * job whose message was lost sits untouched. Both are re-queued; a job that has used up its
  * attempts fails with `retries_exhausted` instead.
  */
-import { failUnfinishedJob, findStalledJobs, touchJobs } from "../../shared/jobs/store";
+import { failUnfinishedStatement, findStalledJobs, touchJobs } from "../../shared/jobs/store";
 import { log } from "../../shared/log";
 import type { CaptionRequest } from "../../shared/r2/notification";
 import { emitJobFinished } from "../../shared/webhooks/emit";
+import { finishWithEvent } from "../../shared/webhooks/outbox";
 import type { ConsumerSettings } from "./config";
 
 /** A queued job untouched for this long has lost its message. */
@@ -18,13 +19,9 @@ export async function sweepStalledJobs(env: ConsumerEnv, settings: ConsumerSetti
 	let failed = 0;
 	for (const job of stalled) {
 		if (job.attempts > settings.CAPTION_MAX_RETRIES) {
-			const row = await failUnfinishedJob(
-				env.DB,
-				job.id,
-				now,
-				"retries_exhausted",
-				`The job stalled after ${job.attempts} attempts.`,
-			);
+			const message = `The job stalled after ${job.attempts} attempts.`;
+			const statement = failUnfinishedStatement(env.DB, job.id, now, "retries_exhausted", message);
+			const row = await finishWithEvent(env.DB, statement, job.id, now);
 			if (row) {
 				failed++;
 				await emitJobFinished(env, row);

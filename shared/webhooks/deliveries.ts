@@ -1,0 +1,224 @@
+/**
+ * Deliveries in D1: the fan-out of an event into one delivery per target (unique per event and
+ * target, so an event is delivered once per target however often it is dispatched), the lease a
+ * sender takes before an attempt, and the record of each attempt's outcome.
+ */
+import { ulid } from "../ids";
+import { type JobRow, toJob } from "../jobs/schema";
+import type { WebhookEventType, WebhookPayload } from "./schema";
+import { disableSubscriptionStatement } from "./subscriptions";
+
+export type DeliveryStatus = "pending" | "succeeded" | "failed";
+
+export interface DeliveryRow {
+	id: string;
+	event_id: string;
+	subscription_id: string | null;
+	target: string;
+	url: string;
+	status: DeliveryStatus;
+	attempts: number;
+	last_status_code: number | null;
+	last_error: string | null;
+	lease_token: string | null;
+	lease_expires_at: number | null;
+	next_attempt_at: number | null;
+	created_at: number;
+	updated_at: number;
+	completed_at: number | null;
+}
+
+/** The per-object callback-url's target name (subscriptions use their id). */
+export const CALLBACK_TARGET = "callback";
+
+export const newDeliveryId = (now?: number) => `msg_${ulid(now)}`;
+
+type EventWithJob = JobRow & {
+	event_id: string;
+	event_type: WebhookEventType;
+	event_at: number;
+	dispatched_at: number | null;
+};
+
+export type DispatchResult = { missing: true } | { alreadyDispatched: true } | { deliveryIds: string[] };
+
+/**
+ * Creates the deliveries of an event: every active subscription whose events and prefix match the
+ * job, plus the job's callback-url. Returns the ids of the deliveries this call created.
+ */
+export async function dispatchEvent(db: D1Database, eventId: string, now = Date.now()): Promise<DispatchResult> {
+	const row = await db
+		.prepare(
+			`SELECT j.*, e.id AS event_id, e.type AS event_type, e.created_at AS event_at, e.dispatched_at
+			FROM webhook_events e JOIN jobs j ON j.id = e.job_id WHERE e.id = ?`,
+		)
+		.bind(eventId)
+		.first<EventWithJob>();
+	if (!row) return { missing: true };
+	if (row.dispatched_at !== null) return { alreadyDispatched: true };
+
+	const payload: WebhookPayload = {
+		type: row.event_type,
+		timestamp: new Date(row.event_at).toISOString(),
+		data: toJob(row),
+	};
+	const { results: subscriptions } = await db
+		.prepare(
+			`SELECT id, url FROM webhook_subscriptions
+			WHERE status = 'active' AND EXISTS (SELECT 1 FROM json_each(events) WHERE value = ?1)
+			AND (prefix IS NULL OR substr(?2, 1, length(prefix)) = prefix)`,
+		)
+		.bind(row.event_type, row.key)
+		.all<{ id: string; url: string }>();
+	const targets = subscriptions.map((s) => ({ subscriptionId: s.id as string | null, target: s.id, url: s.url }));
+	if (row.callback_url) targets.push({ subscriptionId: null, target: CALLBACK_TARGET, url: row.callback_url });
+
+	const insert = db.prepare(
+		`INSERT INTO webhook_deliveries (id, event_id, subscription_id, target, url, status, next_attempt_at,
+			created_at, updated_at)
+		VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6, ?6)
+		ON CONFLICT (event_id, target) DO NOTHING RETURNING id`,
+	);
+	const results = await db.batch<{ id: string }>([
+		...targets.map((t) => insert.bind(newDeliveryId(now), eventId, t.subscriptionId, t.target, t.url, now)),
+		db
+			.prepare(
+				`UPDATE webhook_events SET payload = coalesce(payload, ?2), dispatched_at = ?3
+				WHERE id = ?1 AND dispatched_at IS NULL`,
+			)
+			.bind(eventId, JSON.stringify(payload), now),
+	]);
+	return { deliveryIds: results.slice(0, targets.length).flatMap((r) => r.results.map((x) => x.id)) };
+}
+
+/** What a sender needs for one attempt of a claimed delivery. */
+export interface ClaimedDelivery {
+	delivery: DeliveryRow;
+	payload: string;
+	/** The subscription's secret and status; null for the callback-url target. */
+	subscription: { secret: string; status: "active" | "disabled" } | null;
+}
+
+export type ClaimResult =
+	| { claimed: ClaimedDelivery }
+	| { missing: true }
+	| { finished: DeliveryRow }
+	| { leasedUntil: number }
+	| { subscriptionGone: DeliveryRow };
+
+/** Takes the lease of a pending delivery (counting the attempt), unless another sender holds it. */
+export async function claimDelivery(
+	db: D1Database,
+	id: string,
+	leaseMs: number,
+	now = Date.now(),
+): Promise<ClaimResult> {
+	const token = crypto.randomUUID();
+	const delivery = await db
+		.prepare(
+			`UPDATE webhook_deliveries SET attempts = attempts + 1, lease_token = ?2, lease_expires_at = ?3, updated_at = ?4
+			WHERE id = ?1 AND status = 'pending' AND (lease_expires_at IS NULL OR lease_expires_at < ?4)
+			RETURNING *`,
+		)
+		.bind(id, token, now + leaseMs, now)
+		.first<DeliveryRow>();
+	if (!delivery) {
+		const current = await db.prepare("SELECT * FROM webhook_deliveries WHERE id = ?").bind(id).first<DeliveryRow>();
+		if (!current) return { missing: true };
+		if (current.status !== "pending") return { finished: current };
+		return { leasedUntil: current.lease_expires_at ?? now };
+	}
+	const context = await db
+		.prepare(
+			`SELECT e.payload, s.secret, s.status FROM webhook_events e
+			LEFT JOIN webhook_subscriptions s ON s.id = ?2 WHERE e.id = ?1`,
+		)
+		.bind(delivery.event_id, delivery.subscription_id)
+		.first<{ payload: string | null; secret: string | null; status: "active" | "disabled" | null }>();
+	if (!context?.payload) throw new Error(`The event ${delivery.event_id} of delivery ${id} has no payload`);
+	if (delivery.subscription_id !== null && (context.secret === null || context.status === null)) {
+		return { subscriptionGone: delivery };
+	}
+	const subscription =
+		context.secret !== null && context.status !== null ? { secret: context.secret, status: context.status } : null;
+	return { claimed: { delivery, payload: context.payload, subscription } };
+}
+
+/** The outcome of one attempt, as the attempt log and the delivery record it. */
+export interface AttemptRecord {
+	startedAt: number;
+	statusCode: number | null;
+	durationMs: number;
+	error: string | null;
+	/** The delivery's state after this attempt. */
+	status: DeliveryStatus;
+	nextAttemptAt: number | null;
+	/** Disable the subscription, with this reason (410 Gone). */
+	disableReason?: string;
+}
+
+export async function recordAttempt(db: D1Database, delivery: DeliveryRow, record: AttemptRecord, now = Date.now()) {
+	const statements = [
+		db
+			.prepare(
+				`INSERT INTO webhook_attempts (delivery_id, attempt, started_at, status_code, duration_ms, error)
+				VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING`,
+			)
+			.bind(delivery.id, delivery.attempts, record.startedAt, record.statusCode, record.durationMs, record.error),
+		db
+			.prepare(
+				`UPDATE webhook_deliveries SET status = ?3, last_status_code = ?4, last_error = ?5, next_attempt_at = ?6,
+					completed_at = CASE WHEN ?3 = 'pending' THEN NULL ELSE ?7 END, updated_at = ?7,
+					lease_token = NULL, lease_expires_at = NULL
+				WHERE id = ?1 AND lease_token = ?2`,
+			)
+			.bind(
+				delivery.id,
+				delivery.lease_token,
+				record.status,
+				record.statusCode,
+				record.error,
+				record.nextAttemptAt,
+				now,
+			),
+	];
+	if (record.disableReason && delivery.subscription_id) {
+		statements.push(disableSubscriptionStatement(db, delivery.subscription_id, record.disableReason, now));
+	}
+	await db.batch(statements);
+}
+
+/** Fails a delivery that is still pending (dead letters). Returns whether it was pending. */
+export async function failPendingDelivery(db: D1Database, id: string, error: string, now = Date.now()) {
+	const row = await db
+		.prepare(
+			`UPDATE webhook_deliveries SET status = 'failed', last_error = ?2, completed_at = ?3, updated_at = ?3,
+				lease_token = NULL, lease_expires_at = NULL
+			WHERE id = ?1 AND status = 'pending' RETURNING id`,
+		)
+		.bind(id, error, now)
+		.first<{ id: string }>();
+	return row !== null;
+}
+
+/**
+ * Pending deliveries whose next attempt is overdue by more than the grace period and that nobody
+ * holds (their message was lost, or the fan-out stopped before sending): they are sent again.
+ */
+export async function takeStalledDeliveries(
+	db: D1Database,
+	window: { overdueBefore: number; since: number },
+	now: number,
+	limit = 100,
+) {
+	const { results } = await db
+		.prepare(
+			`UPDATE webhook_deliveries SET next_attempt_at = ?3, updated_at = ?3
+			WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at < ?1
+				AND next_attempt_at >= ?2 AND (lease_expires_at IS NULL OR lease_expires_at < ?3) LIMIT ?4)
+			RETURNING id`,
+		)
+		.bind(window.overdueBefore, window.since, now, limit)
+		.all<{ id: string }>();
+	return results.map((r) => r.id);
+}

@@ -1,0 +1,136 @@
+/**
+ * The delivery log of a subscription as the API shows it: deliveries newest first (keyset cursor
+ * over created_at, id) with every attempt, and manual redelivery, which puts a finished delivery
+ * back to pending under the same id, so the receiver sees the same `webhook-id` again.
+ */
+import { z } from "zod";
+import type { DeliveryRow } from "./deliveries";
+import type { WebhookAttempt, WebhookDelivery, WebhookEventType } from "./schema";
+
+const Cursor = z.object({ t: z.number().int().nonnegative(), i: z.string().startsWith("msg_") });
+type Cursor = z.infer<typeof Cursor>;
+
+export const encodeDeliveryCursor = (row: { created_at: number; id: string }): string =>
+	btoa(JSON.stringify({ t: row.created_at, i: row.id }))
+		.replaceAll("+", "-")
+		.replaceAll("/", "_")
+		.replace(/=+$/, "");
+
+export function decodeDeliveryCursor(cursor: string): Cursor | null {
+	if (!/^[A-Za-z0-9_-]+$/.test(cursor)) return null;
+	try {
+		const parsed = Cursor.safeParse(JSON.parse(atob(cursor.replaceAll("-", "+").replaceAll("_", "/"))));
+		return parsed.success ? parsed.data : null;
+	} catch {
+		return null;
+	}
+}
+
+type LogRow = DeliveryRow & { event_type: WebhookEventType; job_id: string };
+
+interface AttemptRow {
+	delivery_id: string;
+	attempt: number;
+	started_at: number;
+	status_code: number | null;
+	duration_ms: number;
+	error: string | null;
+}
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+function toDelivery(row: LogRow, attempts: AttemptRow[]): WebhookDelivery {
+	return {
+		id: row.id,
+		event_id: row.event_id,
+		event_type: row.event_type,
+		job_id: row.job_id,
+		url: row.url,
+		status: row.status,
+		attempts: row.attempts,
+		last_status_code: row.last_status_code,
+		last_error: row.last_error,
+		created_at: new Date(row.created_at).toISOString(),
+		completed_at: iso(row.completed_at),
+		attempt_log: attempts.map(
+			(a): WebhookAttempt => ({
+				attempt: a.attempt,
+				started_at: new Date(a.started_at).toISOString(),
+				status_code: a.status_code,
+				duration_ms: a.duration_ms,
+				error: a.error,
+			}),
+		),
+	};
+}
+
+const SELECT_LOG = `SELECT d.*, e.type AS event_type, e.job_id FROM webhook_deliveries d
+	JOIN webhook_events e ON e.id = d.event_id`;
+
+async function withAttempts(db: D1Database, rows: LogRow[]): Promise<WebhookDelivery[]> {
+	if (rows.length === 0) return [];
+	const { results } = await db
+		.prepare(
+			`SELECT * FROM webhook_attempts WHERE delivery_id IN (SELECT value FROM json_each(?1))
+			ORDER BY delivery_id, attempt`,
+		)
+		.bind(JSON.stringify(rows.map((r) => r.id)))
+		.all<AttemptRow>();
+	return rows.map((row) =>
+		toDelivery(
+			row,
+			results.filter((a) => a.delivery_id === row.id),
+		),
+	);
+}
+
+export async function listDeliveries(
+	db: D1Database,
+	subscriptionId: string,
+	limit: number,
+	after: Cursor | null,
+): Promise<{ data: WebhookDelivery[]; nextCursor: string | null }> {
+	const { results } = await db
+		.prepare(
+			`${SELECT_LOG} WHERE d.subscription_id = ?1
+			AND (?2 IS NULL OR d.created_at < ?2 OR (d.created_at = ?2 AND d.id < ?3))
+			ORDER BY d.created_at DESC, d.id DESC LIMIT ?4`,
+		)
+		.bind(subscriptionId, after?.t ?? null, after?.i ?? "", limit + 1)
+		.all<LogRow>();
+	const page = results.slice(0, limit);
+	const last = page.at(-1);
+	const nextCursor = results.length > limit && last ? encodeDeliveryCursor(last) : null;
+	return { data: await withAttempts(db, page), nextCursor };
+}
+
+export async function getDelivery(db: D1Database, subscriptionId: string, id: string): Promise<WebhookDelivery | null> {
+	const row = await db
+		.prepare(`${SELECT_LOG} WHERE d.id = ?1 AND d.subscription_id = ?2`)
+		.bind(id, subscriptionId)
+		.first<LogRow>();
+	if (!row) return null;
+	const [delivery] = await withAttempts(db, [row]);
+	return delivery ?? null;
+}
+
+export type RedeliverResult = { redelivered: WebhookDelivery } | { missing: true } | { pending: true };
+
+/** Puts a finished delivery back to pending; the caller then enqueues its message. */
+export async function reopenDelivery(
+	db: D1Database,
+	subscriptionId: string,
+	id: string,
+	now = Date.now(),
+): Promise<RedeliverResult> {
+	const reopened = await db
+		.prepare(
+			`UPDATE webhook_deliveries SET status = 'pending', completed_at = NULL, next_attempt_at = ?3, updated_at = ?3
+			WHERE id = ?1 AND subscription_id = ?2 AND status IN ('succeeded', 'failed') RETURNING id`,
+		)
+		.bind(id, subscriptionId, now)
+		.first<{ id: string }>();
+	const delivery = await getDelivery(db, subscriptionId, id);
+	if (!delivery) return { missing: true };
+	return reopened ? { redelivered: delivery } : { pending: true };
+}

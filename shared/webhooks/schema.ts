@@ -1,0 +1,90 @@
+/**
+ * Webhook shapes that cross a boundary (SPEC §6): the event payload receivers get, the messages of
+ * the `webhook-deliveries` queue, and the public JSON of subscriptions and deliveries.
+ */
+import { z } from "zod";
+import { Job } from "../jobs/schema";
+
+export const WEBHOOK_EVENT_TYPES = ["job.succeeded", "job.failed"] as const;
+export const WebhookEventType = z.enum(WEBHOOK_EVENT_TYPES).meta({ id: "WebhookEventType" });
+export type WebhookEventType = z.infer<typeof WebhookEventType>;
+
+/** The body of every delivery. `timestamp` is when the job finished, the same on every attempt. */
+export const WebhookPayload = z
+	.object({
+		type: WebhookEventType,
+		timestamp: z.iso.datetime(),
+		data: Job,
+	})
+	.meta({ id: "WebhookPayload" });
+export type WebhookPayload = z.infer<typeof WebhookPayload>;
+
+/** A job reached its terminal state: make its deliveries (one per matching target). */
+export const JobEventMessage = z.object({
+	kind: z.literal("job-event"),
+	event_id: z.string().startsWith("evt_"),
+	job_id: z.string(),
+});
+export type JobEventMessage = z.infer<typeof JobEventMessage>;
+
+/** Send (or retry) one delivery. */
+export const DeliveryMessage = z.object({
+	kind: z.literal("delivery"),
+	delivery_id: z.string().startsWith("msg_"),
+});
+export type DeliveryMessage = z.infer<typeof DeliveryMessage>;
+
+export const WebhookMessage = z.discriminatedUnion("kind", [JobEventMessage, DeliveryMessage]);
+export type WebhookMessage = z.infer<typeof WebhookMessage>;
+
+const isoTime = z.iso.datetime();
+
+export const WebhookSubscription = z
+	.object({
+		id: z.string().meta({ example: "wh_01JD2X6B8J3W4Q5R6S7T8V9W0X" }),
+		url: z.string().meta({ example: "https://example.com/hooks/captions" }),
+		events: z.array(WebhookEventType),
+		prefix: z.string().nullable().meta({ description: "Only jobs whose object key starts with this; null: all." }),
+		status: z.enum(["active", "disabled"]),
+		disabled_reason: z.string().nullable(),
+		created_at: isoTime,
+	})
+	.meta({ id: "WebhookSubscription" });
+export type WebhookSubscription = z.infer<typeof WebhookSubscription>;
+
+export const CreatedWebhookSubscription = WebhookSubscription.extend({
+	secret: z.string().meta({
+		description: "The `whsec_` signing secret. Shown once; verify deliveries with it.",
+		example: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+	}),
+}).meta({ id: "CreatedWebhookSubscription" });
+export type CreatedWebhookSubscription = z.infer<typeof CreatedWebhookSubscription>;
+
+export const WebhookAttempt = z
+	.object({
+		attempt: z.number().int(),
+		started_at: isoTime,
+		status_code: z.number().int().nullable(),
+		duration_ms: z.number().int(),
+		error: z.string().nullable(),
+	})
+	.meta({ id: "WebhookAttempt" });
+export type WebhookAttempt = z.infer<typeof WebhookAttempt>;
+
+export const WebhookDelivery = z
+	.object({
+		id: z.string().meta({ description: "The `webhook-id` header of every attempt.", example: "msg_01JD2X6B8J3W4Q5R" }),
+		event_id: z.string(),
+		event_type: WebhookEventType,
+		job_id: z.string(),
+		url: z.string(),
+		status: z.enum(["pending", "succeeded", "failed"]),
+		attempts: z.number().int(),
+		last_status_code: z.number().int().nullable(),
+		last_error: z.string().nullable(),
+		created_at: isoTime,
+		completed_at: isoTime.nullable(),
+		attempt_log: z.array(WebhookAttempt),
+	})
+	.meta({ id: "WebhookDelivery" });
+export type WebhookDelivery = z.infer<typeof WebhookDelivery>;

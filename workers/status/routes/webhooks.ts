@@ -1,0 +1,200 @@
+/**
+ * Webhook subscription endpoints (SPEC §5/§6): create (the `whsec_` secret is in this response
+ * only), list, get, delete, the delivery log and manual redelivery. A key limited to prefix `p`
+ * sees only subscriptions under `p` and creates only those; anything else answers 404. Every URL
+ * that will receive webhooks passes the SSRF check first (`requireSafeWebhookUrl`, also used for
+ * the per-object callback URL of uploads and `POST /v1/jobs`).
+ */
+import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
+import { z } from "zod";
+import { ApiError, invalidParam, notFound, type ParamLocation } from "../../../shared/api/errors";
+import { errorMessage, log } from "../../../shared/log";
+import { decodeDeliveryCursor, listDeliveries, reopenDelivery } from "../../../shared/webhooks/delivery-log";
+import {
+	CreatedWebhookSubscription,
+	type DeliveryMessage,
+	WebhookDelivery,
+	WebhookEventType,
+	WebhookSubscription,
+} from "../../../shared/webhooks/schema";
+import { checkWebhookUrl, refusalMessage } from "../../../shared/webhooks/ssrf";
+import {
+	createSubscription,
+	deleteSubscription,
+	getSubscriptionRow,
+	listSubscriptions,
+	toSubscription,
+} from "../../../shared/webhooks/subscriptions";
+import { type AppEnv, scopePrefix } from "../app-env";
+import { authenticated, errors, json } from "../responses";
+import { validationHook } from "../validation";
+
+/**
+ * The URL as it will be called, or a 400 `unsafe_url` naming the field: production allows only
+ * https to public hosts; local development (DEPLOY_MODE "local") also loopback over http.
+ */
+export function requireSafeWebhookUrl(env: { DEPLOY_MODE: string }, url: string, field: string, where: ParamLocation) {
+	const verdict = checkWebhookUrl(url, env.DEPLOY_MODE === "local" ? "local" : "production");
+	if (verdict.ok) return verdict.url;
+	const message = refusalMessage(url, verdict.reason);
+	throw new ApiError(400, verdict.code, message, [{ field, in: where, message }]);
+}
+
+const CreateWebhookBody = z
+	.strictObject({
+		url: z.string().max(2048).meta({ example: "https://example.com/hooks/captions" }),
+		events: z
+			.array(WebhookEventType)
+			.min(1)
+			.refine((events) => new Set(events).size === events.length, "Events must not repeat"),
+		prefix: z
+			.string()
+			.min(1)
+			.max(1024)
+			.optional()
+			.meta({ description: "Only jobs whose object key starts with this. A scoped key's default is its prefix." }),
+	})
+	.meta({ id: "CreateWebhook" });
+
+const WebhookList = z
+	.object({
+		data: z.array(WebhookSubscription),
+		next_cursor: z.null().meta({ description: "Always null: subscriptions come in a single page." }),
+	})
+	.meta({ id: "WebhookList" });
+
+const DeliveryList = z
+	.object({
+		data: z.array(WebhookDelivery),
+		next_cursor: z.string().nullable().meta({ description: "Pass as `cursor` for the next page; null on the last." }),
+	})
+	.meta({ id: "WebhookDeliveryList" });
+
+const IdParams = z.object({ id: z.string().min(1).meta({ example: "wh_01JD2X6B8J3W4Q5R6S7T8V9W0X" }) });
+
+const createWebhookRoute = createRoute({
+	method: "post",
+	path: "/v1/webhooks",
+	summary: "Subscribe a URL to job events",
+	security: authenticated,
+	request: { body: { required: true, content: { "application/json": { schema: CreateWebhookBody } } } },
+	responses: {
+		201: json(CreatedWebhookSubscription, "The subscription, with its signing secret shown this once"),
+		...errors(400, 401, 404, 415),
+	},
+});
+
+const listWebhooksRoute = createRoute({
+	method: "get",
+	path: "/v1/webhooks",
+	summary: "List webhook subscriptions",
+	security: authenticated,
+	responses: { 200: json(WebhookList, "Subscriptions visible to the caller, newest first"), ...errors(401) },
+});
+
+const getWebhookRoute = createRoute({
+	method: "get",
+	path: "/v1/webhooks/{id}",
+	summary: "Get a webhook subscription",
+	security: authenticated,
+	request: { params: IdParams },
+	responses: { 200: json(WebhookSubscription, "The subscription"), ...errors(401, 404) },
+});
+
+const deleteWebhookRoute = createRoute({
+	method: "delete",
+	path: "/v1/webhooks/{id}",
+	summary: "Delete a webhook subscription and its delivery log",
+	security: authenticated,
+	request: { params: IdParams },
+	responses: { 200: json(WebhookSubscription, "The deleted subscription"), ...errors(401, 404) },
+});
+
+const listDeliveriesRoute = createRoute({
+	method: "get",
+	path: "/v1/webhooks/{id}/deliveries",
+	summary: "A subscription's deliveries and their attempts, newest first",
+	security: authenticated,
+	request: {
+		params: IdParams,
+		query: z.object({
+			limit: z.coerce.number().int().min(1).max(100).default(20),
+			cursor: z.string().optional().meta({ description: "`next_cursor` of the previous page." }),
+		}),
+	},
+	responses: { 200: json(DeliveryList, "A page of deliveries"), ...errors(400, 401, 404) },
+});
+
+const redeliverRoute = createRoute({
+	method: "post",
+	path: "/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+	summary: "Send a delivery again (same webhook-id)",
+	security: authenticated,
+	request: { params: IdParams.extend({ delivery_id: z.string().min(1) }) },
+	responses: { 202: json(WebhookDelivery, "The delivery, queued again"), ...errors(401, 404, 409) },
+});
+
+export const webhookRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
+	.openapi(createWebhookRoute, async (c) => {
+		const body = c.req.valid("json");
+		const principal = c.get("principal");
+		const scope = scopePrefix(principal);
+		const prefix = body.prefix ?? scope;
+		// A scoped key may only watch keys it can see; anything else does not exist for it.
+		if (scope !== null && (prefix === null || !prefix.startsWith(scope))) {
+			throw new ApiError(404, "not_found", `No objects under prefix ${prefix} are visible to this key`);
+		}
+		const url = requireSafeWebhookUrl(c.env, body.url, "url", "body");
+		const keyId = principal.kind === "key" ? principal.id : null;
+		const created = await createSubscription(c.env.DB, { url, events: body.events, prefix, keyId });
+		return c.json(created, 201);
+	})
+	.openapi(listWebhooksRoute, async (c) => {
+		const data = await listSubscriptions(c.env.DB, scopePrefix(c.get("principal")));
+		return c.json({ data, next_cursor: null }, 200);
+	})
+	.openapi(getWebhookRoute, async (c) => {
+		const { id } = c.req.valid("param");
+		const row = await getSubscriptionRow(c.env.DB, id, scopePrefix(c.get("principal")));
+		if (!row) throw notFound(`Webhook ${id}`);
+		return c.json(toSubscription(row), 200);
+	})
+	.openapi(deleteWebhookRoute, async (c) => {
+		const { id } = c.req.valid("param");
+		const row = await deleteSubscription(c.env.DB, id, scopePrefix(c.get("principal")));
+		if (!row) throw notFound(`Webhook ${id}`);
+		return c.json(toSubscription(row), 200);
+	})
+	.openapi(listDeliveriesRoute, async (c) => {
+		const { id } = c.req.valid("param");
+		const q = c.req.valid("query");
+		const after = q.cursor === undefined ? null : decodeDeliveryCursor(q.cursor);
+		if (after === null && q.cursor !== undefined) {
+			throw invalidParam("cursor", "query", "Not a cursor returned by this API");
+		}
+		const row = await getSubscriptionRow(c.env.DB, id, scopePrefix(c.get("principal")));
+		if (!row) throw notFound(`Webhook ${id}`);
+		const page = await listDeliveries(c.env.DB, id, q.limit, after);
+		return c.json({ data: page.data, next_cursor: page.nextCursor }, 200);
+	})
+	.openapi(redeliverRoute, async (c) => {
+		const { id, delivery_id } = c.req.valid("param");
+		const row = await getSubscriptionRow(c.env.DB, id, scopePrefix(c.get("principal")));
+		if (!row) throw notFound(`Webhook ${id}`);
+		if (row.status === "disabled") {
+			throw new ApiError(409, "subscription_disabled", `Webhook ${id} is disabled: ${row.disabled_reason}`);
+		}
+		const result = await reopenDelivery(c.env.DB, id, delivery_id);
+		if ("missing" in result) throw notFound(`Delivery ${delivery_id}`);
+		if ("pending" in result) {
+			throw new ApiError(409, "delivery_pending", `Delivery ${delivery_id} is still being attempted`);
+		}
+		const message: DeliveryMessage = { kind: "delivery", delivery_id };
+		try {
+			await c.env.WEBHOOK_DELIVERIES.send(message, { contentType: "json" });
+		} catch (err) {
+			// The delivery is pending and overdue: the webhooks Worker's cron sends it.
+			log("warn", "queue_send_failed", { queue: "webhook-deliveries", delivery_id, error: errorMessage(err) });
+		}
+		return c.json(result.redelivered, 202);
+	});

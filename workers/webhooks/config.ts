@@ -1,0 +1,22 @@
+/** The webhooks Worker's settings, read from its environment and validated with zod. */
+import { z } from "zod";
+import { isWebhookSecret } from "../../shared/webhooks/sign";
+
+const Settings = z.object({
+	DEPLOY_MODE: z.enum(["local", "production"]).default("production"),
+	/** Signs deliveries to per-object callback URLs (a `whsec_` secret). */
+	WEBHOOK_SECRET: z.string().refine(isWebhookSecret, "WEBHOOK_SECRET must be a whsec_ secret").optional(),
+	WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
+	WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(10),
+	// Must equal max_retries of the webhook-deliveries consumer: the last attempt fails the delivery.
+	WEBHOOK_MAX_RETRIES: z.coerce.number().int().min(0).max(100).default(8),
+	WEBHOOK_RETRY_BASE_SECONDS: z.coerce.number().min(0).default(5),
+	WEBHOOK_RETRY_MAX_SECONDS: z.coerce.number().min(0).default(3600),
+});
+
+export type WebhookSettings = z.infer<typeof Settings>;
+
+export const readSettings = (env: WebhooksEnv): WebhookSettings => Settings.parse(env);
+
+/** Queues cap a message's delay at 12 hours. */
+export const MAX_DELAY_SECONDS = 12 * 60 * 60;

@@ -1,0 +1,30 @@
+/**
+ * The `webhook-deliveries-dlq` consumer: a delivery whose message exhausted its retries (the
+ * handler kept failing, e.g. D1 was unavailable) is marked failed, so no delivery stays pending
+ * forever. An event whose fan-out kept failing is dispatched once more here; if that fails too it
+ * stays undispatched and the cron tries again later.
+ */
+import { errorMessage, log } from "../../shared/log";
+import { failPendingDelivery } from "../../shared/webhooks/deliveries";
+import { WebhookMessage } from "../../shared/webhooks/schema";
+import { handleJobEvent } from "./fan-out";
+
+export const DEAD_LETTER_ERROR = "Dead-lettered: the delivery message exhausted its retries";
+
+export async function handleDeadLetter(message: Message<unknown>, env: WebhooksEnv): Promise<void> {
+	const parsed = WebhookMessage.safeParse(message.body);
+	if (!parsed.success) {
+		log("warn", "invalid_webhook_dead_letter", { message_id: message.id, reason: parsed.error.issues[0]?.message });
+		return;
+	}
+	const body = parsed.data;
+	if (body.kind === "delivery") {
+		if (await failPendingDelivery(env.DB, body.delivery_id, DEAD_LETTER_ERROR)) {
+			log("warn", "webhook_delivery_dead_lettered", { delivery_id: body.delivery_id });
+		}
+		return;
+	}
+	await handleJobEvent(body, env).catch((err) =>
+		log("error", "webhook_event_dead_lettered", { event_id: body.event_id, error: errorMessage(err) }),
+	);
+}
