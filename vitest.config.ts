@@ -8,7 +8,7 @@ export default defineConfig(async () => {
 		test: {
 			globalSetup: ["./test/support/global-setup.ts"],
 			// The Workers log a JSON line per job; show them only for tests that fail.
-			silent: "passed-only",
+			silent: "passed-only" as const,
 			testTimeout: 30_000,
 			projects: [
 				{

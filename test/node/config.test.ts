@@ -36,24 +36,24 @@ describe("package-lock.json", () => {
 });
 
 describe("consumer settings", () => {
-	it.each(["workers/consumer/wrangler.toml", "test/wrangler.toml"])(
-		"%s: CAPTION_MAX_RETRIES equals the caption-jobs queue's max_retries, and every consumer setting is explicit",
-		(file) => {
+	// The code gives up on the delivery after the queue's last retry; the two numbers must agree.
+	it.each([
+		["workers/consumer/wrangler.toml", "caption-jobs", "CAPTION_MAX_RETRIES"],
+		["workers/webhooks/wrangler.toml", "webhook-deliveries", "WEBHOOK_MAX_RETRIES"],
+		["test/wrangler.toml", "caption-jobs", "CAPTION_MAX_RETRIES"],
+		["test/wrangler.toml", "webhook-deliveries", "WEBHOOK_MAX_RETRIES"],
+	])(
+		"%s: %s's max_retries equals %s, it has a dead-letter queue, every setting is explicit",
+		(file, queue, setting) => {
 			const config = unstable_readConfig({ config: path.join(root, file) });
 			const consumers: { queue: string; max_retries?: number; dead_letter_queue?: string }[] =
 				config.queues.consumers ?? [];
-			const captions = consumers.find((c) => c.queue === "caption-jobs");
-			expect(captions?.dead_letter_queue).toBe("caption-jobs-dlq");
-			expect(String(captions?.max_retries)).toBe(String(config.vars.CAPTION_MAX_RETRIES));
-			for (const consumer of consumers) {
-				for (const setting of [
-					"max_batch_size",
-					"max_batch_timeout",
-					"max_retries",
-					"max_concurrency",
-					"retry_delay",
-				]) {
-					expect(consumer, `${consumer.queue}.${setting}`).toHaveProperty(setting);
+			const consumer = consumers.find((c) => c.queue === queue);
+			expect(consumer?.dead_letter_queue).toBe(`${queue}-dlq`);
+			expect(String(consumer?.max_retries)).toBe(String(config.vars[setting]));
+			for (const c of consumers) {
+				for (const key of ["max_batch_size", "max_batch_timeout", "max_retries", "max_concurrency", "retry_delay"]) {
+					expect(c, `${c.queue}.${key}`).toHaveProperty(key);
 				}
 			}
 		},

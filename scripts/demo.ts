@@ -1,0 +1,155 @@
+/**
+ * `npm run demo`: the service at work. Against the running `npm run dev` (or one it starts), it
+ * subscribes a local webhook receiver, uploads the images in samples/, shows the jobs' progress,
+ * prints each caption, and shows the signed webhooks arriving and verified.
+ *
+ *   npm run demo                      http://localhost:8787
+ *   API_URL=http://localhost:8790 npm run demo
+ *
+ * Response shapes are written out here rather than imported from shared/: Node runs this file by
+ * stripping types, and shared/ uses the extensionless imports of the Workers' bundler.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { useOrStartDevServer } from "./lib/dev-server.ts";
+import { adminToken, readDevVars } from "./lib/dev-vars.ts";
+import { type Delivery, startReceiver } from "./lib/webhook-receiver.ts";
+import { root } from "./lib/wrangler.ts";
+
+interface Job {
+	id: string;
+	status: "queued" | "processing" | "succeeded" | "failed";
+	key: string;
+	model: string | null;
+	caption: string | null;
+	error: { code: string; message: string } | null;
+	metrics: { queue_ms: number | null; inference_ms: number | null; total_ms: number | null };
+}
+
+const base = (process.env.API_URL ?? "http://localhost:8787").replace(/\/$/, "");
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const types: Record<string, string> = { ".jpg": "image/jpeg", ".png": "image/png", ".webp": "image/webp" };
+
+async function api<T>(
+	method: string,
+	route: string,
+	init: { body?: RequestInit["body"]; headers?: Record<string, string> } = {},
+) {
+	const res = await fetch(`${base}${route}`, {
+		method,
+		body: init.body,
+		headers: { Authorization: `Bearer ${adminToken()}`, ...init.headers },
+	});
+	const text = await res.text();
+	if (!res.ok) throw new Error(`${method} ${route} answered ${res.status}: ${text}`);
+	return (text ? JSON.parse(text) : null) as T;
+}
+
+function progressLine(jobs: Job[]): string {
+	const count = (s: Job["status"]) => jobs.filter((j) => j.status === s).length;
+	const done = count("succeeded") + count("failed");
+	const bar = jobs.map((j) => ({ queued: "·", processing: "~", succeeded: "#", failed: "x" })[j.status]).join("");
+	return `  [${bar}] ${done}/${jobs.length} done · ${count("processing")} processing · ${count("queued")} queued`;
+}
+
+async function main() {
+	const server = await useOrStartDevServer(base);
+	const run = new Date().toISOString().replace(/[-:]/g, "").replace(/\..*/, "");
+	const prefix = `demo/${run}/`;
+	const deliveries: Delivery[] = [];
+	const secrets = new Map<string, string>();
+	const receiver = await startReceiver(secrets, (d) => deliveries.push(d));
+
+	try {
+		console.log(`r2-captions demo against ${base}\n`);
+		const subscription = await api<{ id: string; secret: string }>("POST", "/v1/webhooks", {
+			headers: { "Content-Type": "application/json" },
+			body: JSON.stringify({ url: receiver.url("/subscription"), events: ["job.succeeded", "job.failed"], prefix }),
+		});
+		secrets.set("/subscription", subscription.secret);
+		console.log(`Webhook subscription ${subscription.id} → ${receiver.url("/subscription")} (jobs under ${prefix})`);
+		// The first image also names a per-object callback URL, signed with the service-wide WEBHOOK_SECRET.
+		const callbackSecret = readDevVars().WEBHOOK_SECRET;
+		if (callbackSecret) secrets.set("/callback", callbackSecret);
+
+		const files = readdirSync(path.join(root, "samples"))
+			.filter((f) => path.extname(f) in types)
+			.sort();
+		console.log(`\nUploading ${files.length} sample images:`);
+		const jobs: Job[] = [];
+		for (const [i, file] of files.entries()) {
+			const bytes = readFileSync(path.join(root, "samples", file));
+			const headers: Record<string, string> = { "Content-Type": types[path.extname(file)] ?? "" };
+			if (i === 0 && callbackSecret) {
+				headers["X-Callback-Url"] = receiver.url("/callback");
+				headers["X-Caption-Prompt"] = "What can you see in this picture?";
+			}
+			const job = await api<Job>("PUT", `/v1/images/${prefix}${file}`, { body: bytes, headers });
+			jobs.push(job);
+			const extra = headers["X-Callback-Url"] ? "  (own prompt + callback URL)" : "";
+			console.log(
+				`  ${file.padEnd(26)} ${(bytes.length / 1024).toFixed(1).padStart(5)} KiB → ${job.id} ${job.status}${extra}`,
+			);
+		}
+
+		console.log("\nCaptioning:");
+		const interactive = process.stdout.isTTY;
+		let last = "";
+		const deadline = Date.now() + 120_000;
+		while (jobs.some((j) => j.status === "queued" || j.status === "processing") && Date.now() < deadline) {
+			await sleep(300);
+			for (const [i, job] of jobs.entries()) {
+				if (job.status === "queued" || job.status === "processing")
+					jobs[i] = await api<Job>("GET", `/v1/jobs/${job.id}`);
+			}
+			const line = progressLine(jobs);
+			if (interactive) process.stdout.write(`\r${line}`);
+			else if (line !== last) console.log(line);
+			last = line;
+		}
+		if (interactive) process.stdout.write("\n");
+
+		console.log("\nCaptions:");
+		for (const job of jobs) {
+			const name = job.key.slice(prefix.length);
+			if (job.status === "succeeded") {
+				console.log(`  ${name}  (${job.model}, ${job.metrics.inference_ms} ms inference)\n    ${job.caption}`);
+			} else {
+				console.log(`  ${name}  ${job.status}${job.error ? `: ${job.error.code}: ${job.error.message}` : ""}`);
+			}
+		}
+
+		const expected = jobs.length + (secrets.has("/callback") ? 1 : 0);
+		const webhookDeadline = Date.now() + 30_000;
+		while (deliveries.length < expected && Date.now() < webhookDeadline) await sleep(200);
+		console.log(`\nWebhooks received on 127.0.0.1 (${deliveries.length} of ${expected} expected):`);
+		for (const d of deliveries) {
+			const verdict = d.verified ? "signature verified (standardwebhooks)" : `REJECTED: ${d.error}`;
+			console.log(
+				`  ${d.verified ? "✓" : "✗"} ${d.type.padEnd(13)} ${d.key.slice(prefix.length).padEnd(26)} via ${d.target.padEnd(12)} ${d.webhookId}  ${verdict}`,
+			);
+		}
+
+		await api("DELETE", `/v1/webhooks/${subscription.id}`);
+		const ok =
+			jobs.every((j) => j.status === "succeeded") &&
+			deliveries.length >= expected &&
+			deliveries.every((d) => d.verified);
+		console.log(ok ? "\nDemo complete." : "\nDemo finished with problems (see above).");
+		return ok ? 0 : 1;
+	} finally {
+		await receiver.close();
+		if (server.started) {
+			console.log("Stopping the dev server the demo started…");
+			await server.stop();
+		}
+	}
+}
+
+main().then(
+	(code) => process.exit(code),
+	(err: unknown) => {
+		console.error(`npm run demo: ${err instanceof Error ? err.message : String(err)}`);
+		process.exit(1);
+	},
+);

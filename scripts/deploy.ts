@@ -1,0 +1,179 @@
+/**
+ * `npm run deploy`: puts the service on a Cloudflare account (`npm run wrangler -- login` first).
+ * Creates what the Workers bind to (R2 bucket, queues and their dead-letter queues, D1 database),
+ * writes the database id into every config's [env.production], applies the migrations, adds the
+ * bucket's object-create notification rule to `caption-jobs`, and deploys every Worker with
+ * `--env production`, setting its secrets. Safe to run again: what exists is kept.
+ *
+ *   npm run deploy                  deploy
+ *   npm run deploy -- --print       print the commands only (no login needed)
+ *
+ * Secrets: a value in the environment (ADMIN_TOKEN=… npm run deploy) is set; a secret the Worker
+ * already has is kept; a missing one is generated and printed once at the end.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { queueNames, readWorkerConfig } from "./lib/worker-config.ts";
+import { databaseName, root, runWrangler, workerConfigs } from "./lib/wrangler.ts";
+
+const { values: args } = parseArgs({ options: { print: { type: "boolean", default: false } } });
+const ENV = "production";
+const NOTIFIED_QUEUE = "caption-jobs";
+const PLACEHOLDER_ID = "00000000-0000-0000-0000-000000000000";
+
+/** Runs one wrangler step; "already exists" counts as done, anything else stops the deployment. */
+async function step(title: string, wranglerArgs: string[], options: { idempotent?: boolean } = {}) {
+	console.log(`\n▸ ${title}\n  wrangler ${wranglerArgs.join(" ")}`);
+	if (args.print) return "";
+	const result = await runWrangler(wranglerArgs, { echo: false });
+	const output = result.stdout + result.stderr;
+	if (result.code === 0) return result.stdout;
+	if (options.idempotent && /already exists|already taken|already in use|conflict|duplicate/i.test(output)) {
+		console.log("  (already there)");
+		return result.stdout;
+	}
+	process.stderr.write(output);
+	throw new Error(`${title} failed (wrangler exited ${result.code})`);
+}
+
+/** Writes the database id into the D1 binding of [env.production] of one config. */
+function writeDatabaseId(file: string, id: string): boolean {
+	const full = path.join(root, file);
+	const text = readFileSync(full, "utf8");
+	const block = /(\[\[env\.production\.d1_databases\]\][^[]*?database_id = ")([^"]*)(")/;
+	const match = text.match(block);
+	if (!match || match[2] === id) return false;
+	writeFileSync(full, text.replace(block, `$1${id}$3`));
+	return true;
+}
+
+function databaseId(listJson: string): string {
+	const databases = JSON.parse(listJson.slice(listJson.indexOf("["))) as { name: string; uuid: string }[];
+	const found = databases.find((d) => d.name === databaseName);
+	if (!found) throw new Error(`D1 database ${databaseName} is not in \`wrangler d1 list\` after creating it`);
+	return found.uuid;
+}
+
+function generateSecret(name: string): string {
+	// Standard Webhooks secrets are base64 with a whsec_ prefix; other tokens are opaque.
+	return name.endsWith("WEBHOOK_SECRET")
+		? `whsec_${randomBytes(32).toString("base64")}`
+		: randomBytes(32).toString("base64url");
+}
+
+async function existingSecrets(config: string): Promise<Set<string>> {
+	if (args.print) return new Set();
+	const result = await runWrangler(["secret", "list", "--env", ENV, "-c", config, "--format", "json"]);
+	if (result.code !== 0) return new Set(); // the Worker does not exist yet
+	try {
+		const list = JSON.parse(result.stdout.slice(result.stdout.indexOf("["))) as { name: string }[];
+		return new Set(list.map((s) => s.name));
+	} catch {
+		return new Set();
+	}
+}
+
+async function main() {
+	const configs = workerConfigs();
+	const resolved = configs.map((file) => ({ file, config: readWorkerConfig(file, ENV) }));
+
+	if (!args.print) {
+		const who = await runWrangler(["whoami"]);
+		if (who.code !== 0 || /not authenticated/i.test(who.stdout)) {
+			throw new Error("wrangler is not logged in: run `npm run wrangler -- login` (or set CLOUDFLARE_API_TOKEN)");
+		}
+	}
+
+	const buckets = [...new Set(resolved.flatMap(({ config }) => config.r2_buckets.map((b) => b.bucket_name ?? "")))];
+	for (const bucket of buckets.filter(Boolean)) {
+		await step(`R2 bucket ${bucket}`, ["r2", "bucket", "create", bucket, "--update-config=false"], {
+			idempotent: true,
+		});
+	}
+	const queues = [...new Set(resolved.flatMap(({ config }) => queueNames(config)))].sort();
+	for (const queue of queues) await step(`Queue ${queue}`, ["queues", "create", queue], { idempotent: true });
+
+	await step(`D1 database ${databaseName}`, ["d1", "create", databaseName, "--update-config=false"], {
+		idempotent: true,
+	});
+	// `d1 list`, not `d1 info`: info would resolve the name through the local config's placeholder id.
+	const list = await step("D1 database id", ["d1", "list", "--json"]);
+	const id = args.print ? "<database id>" : databaseId(list);
+	if (!args.print) {
+		for (const { file } of resolved) {
+			if (writeDatabaseId(file, id)) console.log(`  wrote database_id ${id} into ${file} [env.production]`);
+		}
+	} else {
+		console.log(`  then: database_id in [env.production] of ${configs.join(", ")} (now ${PLACEHOLDER_ID})`);
+	}
+	await step("D1 migrations (remote)", [
+		"d1",
+		"migrations",
+		"apply",
+		databaseName,
+		"--remote",
+		"--env",
+		ENV,
+		"-c",
+		"wrangler.toml",
+	]);
+
+	const bucket = buckets[0] ?? "images";
+	await step(
+		`R2 notification: object-create on ${bucket} → ${NOTIFIED_QUEUE}`,
+		["r2", "bucket", "notification", "create", bucket, "--event-type", "object-create", "--queue", NOTIFIED_QUEUE],
+		{ idempotent: true },
+	);
+
+	// Consumers first, the public API last: nothing is accepted before it can be processed.
+	const order = [...resolved].sort((a, b) => Number(a.file === "wrangler.toml") - Number(b.file === "wrangler.toml"));
+	const generated: Record<string, string> = {};
+	const urls: string[] = [];
+	const secretsDir = mkdtempSync(path.join(tmpdir(), "r2-captions-secrets-"));
+	try {
+		for (const { file, config } of order) {
+			const have = await existingSecrets(file);
+			const toSet: Record<string, string> = {};
+			for (const name of config.secrets?.required ?? []) {
+				const given = process.env[name];
+				if (given) toSet[name] = given;
+				else if (args.print) toSet[name] = "<from the environment, kept, or generated>";
+				else if (!have.has(name)) toSet[name] = generated[name] ??= generateSecret(name);
+			}
+			const deployArgs = ["deploy", "--env", ENV, "-c", file];
+			if (Object.keys(toSet).length > 0) {
+				const secretsFile = path.join(secretsDir, `${config.name}.json`);
+				writeFileSync(secretsFile, JSON.stringify(toSet), { mode: 0o600 });
+				deployArgs.push("--secrets-file", secretsFile);
+			}
+			const out = await step(
+				`Deploy ${config.name} (secrets set: ${Object.keys(toSet).join(", ") || "none"})`,
+				deployArgs,
+			);
+			urls.push(...(out.match(/https:\/\/\S+\.workers\.dev/g) ?? []));
+		}
+	} finally {
+		rmSync(secretsDir, { recursive: true, force: true });
+	}
+
+	if (args.print) {
+		console.log("\n(--print: nothing was run.)");
+		return;
+	}
+	console.log("\nDeployed.");
+	for (const url of urls) console.log(`  ${url}`);
+	for (const [name, value] of Object.entries(generated)) {
+		console.log(`  generated ${name}: ${value}   (shown once; keep it: \`wrangler secret put ${name}\` to change it)`);
+	}
+}
+
+main().then(
+	() => process.exit(0),
+	(err: unknown) => {
+		console.error(`\nnpm run deploy: ${err instanceof Error ? err.message : String(err)}`);
+		process.exit(1);
+	},
+);

@@ -1,0 +1,108 @@
+/**
+ * `npm run dev`: the whole service on one machine. Creates `.dev.vars` when missing, applies the
+ * D1 migrations to local state, then runs every Worker in one multi-config `wrangler dev` (local
+ * R2, D1, Queues, Images, and the model emulator) with the status API on http://localhost:8787.
+ *
+ *   npm run dev                       offline, model emulator
+ *   npm run dev -- --remote-ai        the real Workers AI (needs `wrangler login`)
+ *   npm run dev -- --port 8790 --persist-to /tmp/state
+ *
+ * Ctrl-C (SIGINT), SIGTERM and SIGHUP are passed on to wrangler, which stops workerd; this
+ * process exits once wrangler has.
+ */
+import { createServer } from "node:net";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { ensureDevVars, readDevVars } from "./lib/dev-vars.ts";
+import { defaultPersistDir, migrateLocal, root, spawnWrangler, workerConfigs } from "./lib/wrangler.ts";
+
+const { values: args } = parseArgs({
+	options: {
+		port: { type: "string", default: process.env.PORT ?? "8787" },
+		"persist-to": { type: "string", default: defaultPersistDir },
+		"remote-ai": { type: "boolean", default: process.env.REMOTE_AI === "1" },
+	},
+});
+
+const port = Number(args.port);
+const persistTo = path.resolve(root, args["persist-to"]);
+
+/** Fails early with a useful message instead of wrangler's choice of another port. */
+function assertPortFree(p: number): Promise<void> {
+	return new Promise((resolve, reject) => {
+		const probe = createServer();
+		probe.once("error", () =>
+			reject(
+				new Error(
+					`port ${p} is in use (another \`npm run dev\`?). Stop it, or choose another port: npm run dev -- --port ${p + 1}`,
+				),
+			),
+		);
+		probe.listen(p, () => probe.close(() => resolve()));
+	});
+}
+
+/** Prints where to go once the status API answers (wrangler's own banner scrolls away fast). */
+async function announceWhenReady(url: string, token: string, stopped: () => boolean): Promise<void> {
+	for (let i = 0; i < 600 && !stopped(); i++) {
+		const ok = await fetch(`${url}/healthz`).then(
+			(r) => r.ok,
+			() => false,
+		);
+		if (ok) {
+			console.log(
+				[
+					"",
+					`r2-captions is running: status API on ${url} (model backend: ${args["remote-ai"] ? "Workers AI" : "emulator"})`,
+					`  curl ${url}/healthz`,
+					`  curl -X PUT -H "Authorization: Bearer ${token}" --data-binary @samples/night-sky.webp ${url}/v1/images/night-sky.webp`,
+					"  npm run demo      (in another terminal)",
+					"Ctrl-C stops everything.",
+					"",
+				].join("\n"),
+			);
+			return;
+		}
+		await new Promise((r) => setTimeout(r, 500));
+	}
+}
+
+async function main(): Promise<number> {
+	const bootstrapped = ensureDevVars();
+	if (bootstrapped) console.log(bootstrapped);
+	const secrets = readDevVars();
+	await assertPortFree(port);
+	await migrateLocal(persistTo);
+
+	const wranglerArgs = ["dev", ...workerConfigs().flatMap((c) => ["-c", c])];
+	wranglerArgs.push("--port", String(port), "--persist-to", persistTo);
+	if (args["remote-ai"]) wranglerArgs.push("--env", "remote-ai");
+
+	const child = spawnWrangler(wranglerArgs, { stdio: "inherit", env: { ...process.env, ...secrets } });
+	let stopping = false;
+	const forward = (signal: NodeJS.Signals) => {
+		stopping = true;
+		// In a terminal, Ctrl-C reaches wrangler directly too; passing it on covers `kill <pid>`,
+		// npm's own forwarding, and test runners that signal only this process.
+		if (child.exitCode === null) child.kill(signal);
+	};
+	for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, forward);
+
+	void announceWhenReady(`http://localhost:${port}`, secrets.ADMIN_TOKEN ?? "<ADMIN_TOKEN>", () => stopping);
+
+	const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+		child.on("exit", (c, s) => resolve([c, s])),
+	);
+	// A stop the user asked for is a clean exit, whatever code wrangler chose on the signal.
+	if (stopping) return 0;
+	if (signal) console.error(`wrangler stopped by ${signal}`);
+	return code ?? 1;
+}
+
+main().then(
+	(code) => process.exit(code),
+	(err: unknown) => {
+		console.error(`npm run dev: ${err instanceof Error ? err.message : String(err)}`);
+		process.exit(1);
+	},
+);

@@ -1,0 +1,84 @@
+/**
+ * The repository's wrangler, run by the repository's Node (scripts run under Node 22 through npm;
+ * a global wrangler or Node 20 would not do), and the Worker configs that make up the service.
+ */
+import { type SpawnOptions, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
+
+export const root = path.join(import.meta.dirname, "../..");
+
+const wranglerBin = path.join(root, "node_modules/wrangler/bin/wrangler.js");
+
+/** Default local state, the same directory a plain `wrangler dev` or `wrangler d1 … --local` uses. */
+export const defaultPersistDir = path.join(root, ".wrangler/state");
+
+/** D1 database name shared by every Worker (the `database_name` of their DB binding). */
+export const databaseName = "r2-captions";
+
+/**
+ * Every Worker's config, the status API first: the first config of a multi-config `wrangler dev`
+ * is the one served on the dev port. The webhooks Worker is listed once its config exists.
+ */
+export function workerConfigs(): string[] {
+	const configs = ["wrangler.toml", "workers/consumer/wrangler.toml", "workers/webhooks/wrangler.toml"];
+	return configs.filter((c) => existsSync(path.join(root, c)));
+}
+
+/** Starts wrangler with `args`; the caller owns the child (signals, exit). */
+export function spawnWrangler(args: string[], options: SpawnOptions = {}) {
+	return spawn(process.execPath, [wranglerBin, ...args], { cwd: root, ...options });
+}
+
+export interface RunResult {
+	code: number;
+	stdout: string;
+	stderr: string;
+}
+
+/** Runs wrangler to completion, echoing its output when `echo` is set, and returns what it printed. */
+export function runWrangler(
+	args: string[],
+	options: { echo?: boolean; env?: NodeJS.ProcessEnv } = {},
+): Promise<RunResult> {
+	return new Promise((resolve, reject) => {
+		const child = spawnWrangler(args, {
+			stdio: ["ignore", "pipe", "pipe"],
+			// CI=1: never stop at a confirmation prompt (for example before applying migrations).
+			env: { ...process.env, CI: "1", ...options.env },
+		});
+		let stdout = "";
+		let stderr = "";
+		child.stdout?.on("data", (chunk: Buffer) => {
+			stdout += chunk;
+			if (options.echo) process.stdout.write(chunk);
+		});
+		child.stderr?.on("data", (chunk: Buffer) => {
+			stderr += chunk;
+			if (options.echo) process.stderr.write(chunk);
+		});
+		child.on("error", reject);
+		child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
+	});
+}
+
+/** Applies the D1 migrations to local state in `persistTo` (what `npm run dev` serves from). */
+export async function migrateLocal(persistTo: string): Promise<void> {
+	const result = await runWrangler([
+		"d1",
+		"migrations",
+		"apply",
+		databaseName,
+		"--local",
+		"--persist-to",
+		persistTo,
+		"-c",
+		"wrangler.toml",
+	]);
+	if (result.code !== 0) {
+		process.stderr.write(result.stdout + result.stderr);
+		throw new Error(`applying the D1 migrations locally failed (wrangler exited ${result.code})`);
+	}
+	const upToDate = result.stdout.includes("No migrations to apply");
+	console.log(upToDate ? "D1 schema is up to date (local)." : "D1 migrations applied (local).");
+}
