@@ -4,9 +4,20 @@
  */
 import consumer from "../workers/consumer/index";
 import status from "../workers/status/index";
+import webhooks from "../workers/webhooks/index";
+
+// Durable Object classes of the Workers, exported by the test entry point as they are by theirs.
+export { ModelRateLimiter } from "../workers/consumer/index";
 
 export default {
 	fetch: status.fetch,
-	queue: consumer.queue,
-	scheduled: consumer.scheduled,
+	async queue(batch, env, ctx) {
+		// webhook-deliveries and webhook-deliveries-dlq belong to the webhooks Worker.
+		if (batch.queue.startsWith("webhook-deliveries")) return webhooks.queue(batch, env, ctx);
+		return consumer.queue(batch, env, ctx);
+	},
+	// Both Workers have a cron (they run on the same schedule when deployed).
+	async scheduled(controller, env, ctx) {
+		await Promise.all([consumer.scheduled(controller, env, ctx), webhooks.scheduled(controller, env, ctx)]);
+	},
 } satisfies ExportedHandler<TestEnv>;

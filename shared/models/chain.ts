@@ -19,6 +19,8 @@ export class ModelChain {
 	constructor(
 		private readonly ai: AiRunner,
 		private readonly adapters: readonly ModelAdapter[],
+		/** Awaited before every model call (rate pacing); may throw a TransientError to retry later. */
+		private readonly pace: () => Promise<void> = async () => {},
 	) {}
 
 	/** Models found gone during this batch. */
@@ -46,6 +48,8 @@ export class ModelChain {
 				prepared.set(limitsKey, image);
 			}
 			const input = adapter.buildInput(await image, prompt, maxTokens);
+			// The wait for a slot is not inference time: inference_ms stays the model's own latency.
+			await this.pace();
 			const started = Date.now();
 			let output: unknown;
 			try {

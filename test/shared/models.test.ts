@@ -59,6 +59,8 @@ describe("the emulator enforces the published input schemas", () => {
 		["an image_url for uform-gen2", uformGen2.id, { image_url: "https://example.com/a.jpg", prompt: "x" }],
 		["no image for llava", llava15.id, { prompt: "x" }],
 		["bytes above 255", uformGen2.id, { image: [0, 256] }],
+		["a fractional byte", llava15.id, { image: [0, 1.5, 2] }],
+		["a byte that is not a number", uformGen2.id, { image: [0, "1"] }],
 		["a non-integer max_tokens", uformGen2.id, { image: [1], max_tokens: 1.5 }],
 		[
 			"an http image URL for a chat model",
@@ -71,6 +73,10 @@ describe("the emulator enforces the published input schemas", () => {
 	];
 	it.each(cases)("refuses %s with 5006", async (_name, model, input) => {
 		await expect(emulator.run(model, input)).rejects.toThrow(/^5006: /);
+	});
+
+	it("names the first bad element of a byte array, as Workers AI does", async () => {
+		await expect(emulator.run(uformGen2.id, { image: [1, 2, -3, 400] })).rejects.toThrow("'/image/2'");
 	});
 
 	it("an unknown model answers 5007", async () => {

@@ -10,6 +10,8 @@ import { modelChainFor, readSettings } from "./config";
 import { handleDeadLetter } from "./dead-letter";
 import { sweepStalledJobs } from "./sweeper";
 
+export { ModelRateLimiter } from "./model-rate-limiter";
+
 const isDeadLetterQueue = (queue: string) => queue.endsWith("-dlq");
 
 function apply(message: Message<unknown>, outcome: Outcome): void {
@@ -26,7 +28,7 @@ export default {
 			);
 			return;
 		}
-		const ctx: BatchContext = { env, settings, chain: modelChainFor(env), counters: {} };
+		const ctx: BatchContext = { env, settings, chain: modelChainFor(env, settings), counters: {} };
 		await mapConcurrent(batch.messages, settings.CAPTION_CONCURRENCY, async (message) => {
 			let outcome: Outcome;
 			try {

@@ -1,0 +1,202 @@
+/**
+ * The benchmark report: Markdown tables (printed, and pasted into the README's Performance
+ * section) and the JSON file with every figure and the machine it was measured on.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdir, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import type { MemoryResult } from "./memory.ts";
+import type { PipelineResult } from "./pipeline.ts";
+import type { RateLimitResult } from "./rate-limit.ts";
+import type { SizeResult } from "./status-api.ts";
+
+export interface PipelineRun {
+	consumer: "real" | "naive";
+	latencyMs: number;
+	result: PipelineResult;
+}
+
+export interface Report {
+	date: string;
+	machine: Record<string, string | number>;
+	options: Record<string, unknown>;
+	pipeline: PipelineRun[];
+	statusApi: { sizes: SizeResult[]; plans: Record<string, string> } | null;
+	memory: MemoryResult[];
+	rateLimit: RateLimitResult[];
+	notes: string[];
+}
+
+export function machine(): Record<string, string | number> {
+	const run = (cmd: string, args: string[]) => {
+		try {
+			return execFileSync(cmd, args, { encoding: "utf8" }).trim();
+		} catch {
+			return "unavailable";
+		}
+	};
+	return {
+		cpus: run("nproc", []),
+		cpuModel: os.cpus()[0]?.model ?? "unknown",
+		memory: run("free", ["-h"]).split("\n")[1]?.replace(/\s+/g, " ") ?? "",
+		os: `${os.type()} ${os.release()}`,
+		node: process.version,
+		loadAverageAtStart: os
+			.loadavg()
+			.map((l) => l.toFixed(2))
+			.join(" "),
+	};
+}
+
+const row = (cells: (string | number)[]) => `| ${cells.join(" | ")} |`;
+const header = (cells: string[]) => [row(cells), row(cells.map(() => "---"))];
+
+function pipelineTable(runs: PipelineRun[]): string[] {
+	const lines = header([
+		"consumer",
+		"model latency",
+		"N",
+		"images/s",
+		"wall ms/image",
+		"batch of 10 (p50)",
+		"overhead ms/image",
+		"jobs in flight",
+		"failed",
+	]);
+	for (const { consumer, latencyMs, result: r } of runs) {
+		lines.push(
+			row([
+				consumer === "real" ? "workers/consumer" : "naive baseline",
+				`${latencyMs} ms`,
+				r.n,
+				r.imagesPerSecond,
+				r.msPerImage,
+				`${r.batches.p50Ms} ms`,
+				r.overheadMsPerImage,
+				r.maxJobsInFlight,
+				r.failed + r.notTerminal,
+			]),
+		);
+	}
+	for (const latencyMs of new Set(runs.map((r) => r.latencyMs))) {
+		const real = runs.find((r) => r.consumer === "real" && r.latencyMs === latencyMs)?.result;
+		const naive = runs.find((r) => r.consumer === "naive" && r.latencyMs === latencyMs)?.result;
+		if (real && naive && naive.imagesPerSecond > 0) {
+			lines.push(
+				row([
+					"**ratio**",
+					`${latencyMs} ms`,
+					"",
+					`**${(real.imagesPerSecond / naive.imagesPerSecond).toFixed(1)}×**`,
+					"",
+					`${(naive.batches.p50Ms / Math.max(1, real.batches.p50Ms)).toFixed(1)}× shorter`,
+					`${(naive.overheadMsPerImage / Math.max(0.1, real.overheadMsPerImage)).toFixed(1)}× less`,
+					"",
+					"",
+				]),
+			);
+		}
+	}
+	return lines;
+}
+
+function statusTable(sizes: SizeResult[]): string[] {
+	const endpoints = sizes[0]?.endpoints.map((e) => e.endpoint) ?? [];
+	const lines = header(["endpoint", ...sizes.map((s) => `${s.rows.toLocaleString("en")} jobs: req/s, p50 / p99`)]);
+	for (const endpoint of endpoints) {
+		lines.push(
+			row([
+				`\`${endpoint}\``,
+				...sizes.map((s) => {
+					const e = s.endpoints.find((x) => x.endpoint === endpoint);
+					return e
+						? `${e.requestsPerSecond}, ${e.p50Ms} / ${e.p99Ms} ms${e.errors + e.non2xx ? ` (${e.errors + e.non2xx} errors)` : ""}`
+						: "";
+				}),
+			]),
+		);
+	}
+	return lines;
+}
+
+function memoryTable(results: MemoryResult[]): string[] {
+	const lines = header([
+		"image",
+		"bytes",
+		"job",
+		"workerd RSS at start",
+		"workerd peak above start",
+		"Images emulation (sharp) peak above start",
+		"seconds",
+	]);
+	for (const m of results) {
+		lines.push(
+			row([
+				m.image,
+				`${(m.bytes / 1e6).toFixed(1)} MB`,
+				m.status === "succeeded" ? "succeeded" : `${m.status}: ${m.error ?? ""}`,
+				`${m.workerd.atResetMb} MB`,
+				`**${m.workerd.peakAboveResetMb} MB**`,
+				`${m.imagesEmulation.peakAboveResetMb} MB`,
+				m.seconds,
+			]),
+		);
+	}
+	return lines;
+}
+
+function rateTable(results: RateLimitResult[]): string[] {
+	const lines = header([
+		"run",
+		"N",
+		"limit (scaled)",
+		"consumer pacing",
+		"sustained",
+		"of the limit",
+		"failed",
+		"3021 answers",
+		"retried jobs",
+	]);
+	for (const r of results) {
+		lines.push(
+			row([
+				r.label,
+				r.n,
+				`${r.limitPerSecond}/s (720/min × ${r.timeScale})`,
+				r.pacedRequestsPerMinute ? `${r.pacedRequestsPerMinute}/min` : "off",
+				`${r.sustainedPerSecond}/s`,
+				`**${(r.fractionOfLimit * 100).toFixed(1)} %**`,
+				r.failed + r.notTerminal,
+				r.rateLimitedCalls,
+				r.retriedJobs,
+			]),
+		);
+	}
+	return lines;
+}
+
+export function renderMarkdown(report: Report): string {
+	const out: string[] = [];
+	if (report.pipeline.length)
+		out.push("#### Pipeline: upload → stored caption", "", ...pipelineTable(report.pipeline), "");
+	if (report.statusApi) {
+		out.push("#### Status API (autocannon, 8 connections)", "", ...statusTable(report.statusApi.sizes), "");
+	}
+	if (report.memory.length)
+		out.push("#### Memory while captioning large images", "", ...memoryTable(report.memory), "");
+	if (report.rateLimit.length)
+		out.push("#### Rate limit: 720 requests/min (emulated)", "", ...rateTable(report.rateLimit), "");
+	return out.join("\n");
+}
+
+export async function writeReport(report: Report, dir: string): Promise<{ json: string; markdown: string }> {
+	await mkdir(dir, { recursive: true });
+	const stamp = report.date.replace(/[:.]/g, "-");
+	const json = path.join(dir, `bench-${stamp}.json`);
+	const markdown = path.join(dir, `bench-${stamp}.md`);
+	await writeFile(json, `${JSON.stringify(report, null, "\t")}\n`);
+	await writeFile(markdown, `${renderMarkdown(report)}\n`);
+	await writeFile(path.join(dir, "latest.json"), `${JSON.stringify(report, null, "\t")}\n`);
+	return { json, markdown };
+}

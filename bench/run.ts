@@ -1,0 +1,167 @@
+/**
+ * `npm run bench`: the benchmark of issue 6 on a real local stack (wrangler dev, local D1/R2/
+ * Queues, the model emulator). Runs the pipeline with the real consumer and the naive baseline,
+ * the status API at growing table sizes, the memory scenario and the rate-limit scenario, then
+ * prints Markdown tables and writes a JSON report to bench/results/ (git-ignored).
+ *
+ *   npm run bench                      N = 1000 (about 12 minutes on 2 cores)
+ *   npm run bench -- --n 200           a smaller N
+ *   npm run bench:quick                N = 60, small tables, short loads (a couple of minutes)
+ *   npm run bench -- --only pipeline,status,memory,rate
+ */
+import { rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { runMemory } from "./memory.ts";
+import { runPipeline } from "./pipeline.ts";
+import { runRateLimit } from "./rate-limit.ts";
+import { machine, type PipelineRun, type Report, renderMarkdown, writeReport } from "./report.ts";
+import { bundleWorkers, type ConsumerKind, ROOT, startStack } from "./stack.ts";
+import { runStatusApi } from "./status-api.ts";
+import { largeImages, pipelineImages } from "./workload.ts";
+
+const { values: args } = parseArgs({
+	options: {
+		quick: { type: "boolean", default: false },
+		n: { type: "string" },
+		"naive-slow-n": { type: "string" },
+		only: { type: "string" },
+		"status-sizes": { type: "string" },
+		"status-seconds": { type: "string" },
+		"rate-n": { type: "string" },
+		"rate-scale": { type: "string" },
+		concurrency: { type: "string" },
+	},
+});
+
+const quick = args.quick === true;
+const num = (value: string | undefined, fallback: number) => (value === undefined ? fallback : Number(value));
+const n = num(args.n, quick ? 60 : 1000);
+const options = {
+	n,
+	// The naive consumer captions one image per model latency: at 1 s, N = 1000 would take 17 minutes.
+	naiveSlowN: Math.min(n, num(args["naive-slow-n"], quick ? 10 : 100)),
+	latencies: [0, 1000],
+	uploadConcurrency: num(args.concurrency, 16),
+	statusSizes: (args["status-sizes"] ?? (quick ? "1000,10000" : "1000,10000,100000")).split(",").map(Number),
+	statusSeconds: num(args["status-seconds"], quick ? 2 : 4),
+	statusRounds: quick ? 1 : 3,
+	// Quick mode stays within one window of the limit: it checks the pacing, not recovery from 3021.
+	rateN: num(args["rate-n"], quick ? 300 : 1500),
+	rateScale: num(args["rate-scale"], 2),
+	sections: new Set((args.only ?? "pipeline,status,memory,rate").split(",")),
+};
+
+const workDir = path.join(ROOT, "bench", "results", "work");
+const log = (line: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}`);
+
+const report: Report = {
+	date: new Date().toISOString(),
+	machine: machine(),
+	options: { ...options, sections: [...options.sections] },
+	pipeline: [],
+	statusApi: null,
+	memory: [],
+	rateLimit: [],
+	notes: [
+		"Local stack: wrangler dev (Miniflare) runs one queue batch at a time per consumer (max_concurrency is not emulated), so local throughput at 1 s model latency is bounded near max_batch_size per second.",
+		"Pipeline runs use MODEL_REQUESTS_PER_MINUTE=0 (no pacing) and an emulator without a rate limit; the rate-limit scenario measures pacing separately.",
+	],
+};
+
+async function pipelineSection(bundles: Awaited<ReturnType<typeof bundleWorkers>>) {
+	const images = await pipelineImages();
+	for (const latencyMs of options.latencies) {
+		for (const consumer of ["real", "naive"] as ConsumerKind[]) {
+			const count = consumer === "naive" && latencyMs > 0 ? options.naiveSlowN : options.n;
+			log(`pipeline: ${consumer} consumer, ${latencyMs} ms model latency, N = ${count}`);
+			const stack = await startStack({
+				consumer,
+				bundles,
+				workDir: path.join(workDir, `pipeline-${consumer}-${latencyMs}`),
+				vars: { EMULATOR_LATENCY_MS: String(latencyMs), MODEL_REQUESTS_PER_MINUTE: "0" },
+			});
+			try {
+				// Bounded: the slowest case is the naive consumer, one latency per image, plus slack.
+				const timeoutMs = 120_000 + count * (latencyMs + 200) * (consumer === "naive" ? 1.5 : 0.5);
+				const { summary } = await runPipeline(stack, {
+					prefix: `bench/${consumer}-${latencyMs}/`,
+					images,
+					n: count,
+					concurrency: options.uploadConcurrency,
+					timeoutMs,
+					latencyMs,
+				});
+				log(
+					`  ${summary.imagesPerSecond} images/s, batch p50 ${summary.batches.p50Ms} ms, failed ${summary.failed}, not terminal ${summary.notTerminal}`,
+				);
+				report.pipeline.push({ consumer, latencyMs, result: summary } satisfies PipelineRun);
+			} finally {
+				await stack.stop();
+			}
+		}
+	}
+}
+
+async function main() {
+	log(`options ${JSON.stringify(report.options)}; ${os.cpus().length} CPUs`);
+	await rm(workDir, { recursive: true, force: true });
+	log("bundling the Workers (the measured code is fixed for the whole run)");
+	const bundles = await bundleWorkers(workDir);
+
+	if (options.sections.has("pipeline")) await pipelineSection(bundles);
+	if (options.sections.has("status")) {
+		report.statusApi = await runStatusApi({
+			workDir: path.join(workDir, "status"),
+			bundles,
+			consumer: "real",
+			sizes: options.statusSizes,
+			seconds: options.statusSeconds,
+			rounds: options.statusRounds,
+			log,
+		});
+	}
+	if (options.sections.has("memory")) {
+		log("memory: 6000×4000 JPEG and 20 MB PNG");
+		const images = await largeImages(path.join(ROOT, "bench", "results", "images"));
+		const stack = await startStack({
+			consumer: "real",
+			bundles,
+			workDir: path.join(workDir, "memory"),
+			vars: { MODEL_REQUESTS_PER_MINUTE: "0" },
+		});
+		try {
+			report.memory = await runMemory(stack, images, 120_000);
+		} finally {
+			await stack.stop();
+		}
+	}
+	if (options.sections.has("rate")) {
+		const images = await pipelineImages();
+		for (const [label, pacedRpm] of [
+			["paced (MODEL_REQUESTS_PER_MINUTE = 700)", 700],
+			["unpaced (before: retry 3021 only)", 0],
+		] as const) {
+			if (quick && pacedRpm === 0) continue;
+			log(`rate limit: ${label}, N = ${options.rateN}, time scale ${options.rateScale}`);
+			const result = await runRateLimit({
+				label,
+				stack: { bundles, workDir: path.join(workDir, `rate-${pacedRpm}`) },
+				images,
+				n: options.rateN,
+				timeScale: options.rateScale,
+				pacedRpm,
+				timeoutMs: 900_000,
+			});
+			log(`  ${(result.fractionOfLimit * 100).toFixed(1)} % of the limit, ${result.failed} failed`);
+			report.rateLimit.push(result);
+		}
+	}
+
+	const files = await writeReport(report, path.join(ROOT, "bench", "results"));
+	console.log(`\n${renderMarkdown(report)}`);
+	log(`report: ${path.relative(ROOT, files.json)} and ${path.relative(ROOT, files.markdown)}`);
+}
+
+await main();

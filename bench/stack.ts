@@ -1,0 +1,248 @@
+/**
+ * A real local stack for the benchmark: `wrangler dev` running the status Worker and a consumer
+ * (the real one or the naive baseline) on a free loopback port, with its own temporary state
+ * directory (D1 migrated first), so every scenario starts from an empty bucket, queue and table.
+ *
+ * Auxiliary Workers of a multi-config `wrangler dev` do not receive `--var`, so the consumer's
+ * variables (emulator latency, rate limits) go into a generated copy of its wrangler.toml.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { createWriteStream, existsSync } from "node:fs";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import path from "node:path";
+
+export const ROOT = path.resolve(import.meta.dirname, "..");
+const WRANGLER = path.join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
+
+export type ConsumerKind = "real" | "naive";
+
+const CONSUMER_CONFIG: Record<ConsumerKind, string> = {
+	real: path.join(ROOT, "workers", "consumer", "wrangler.toml"),
+	naive: path.join(ROOT, "bench", "naive-consumer", "wrangler.toml"),
+};
+
+export interface StackOptions {
+	consumer: ConsumerKind;
+	/** Consumer variables to override, e.g. { EMULATOR_LATENCY_MS: "1000" }. */
+	vars?: Record<string, string>;
+	/** Reuse this state directory (already migrated and seeded) instead of a fresh one. */
+	persistTo?: string;
+	/** Where logs and generated configs go. */
+	workDir: string;
+	/** The bundles made by bundleWorkers(). */
+	bundles: Record<"status" | ConsumerKind, string>;
+}
+
+export interface Stack {
+	url: string;
+	token: string;
+	persistTo: string;
+	/** The wrangler (Node) process: it also runs the local Images binding (sharp). */
+	wranglerPid: number;
+	/** The workerd process that runs the Workers' isolates, D1, R2 and the queues. */
+	workerdPid: number;
+	/** wrangler's output: Worker logs and one `QUEUE caption-jobs n/m (ms)` line per batch. */
+	logPath: string;
+	stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+	return new Promise((resolve, reject) => {
+		const server = createServer();
+		server.once("error", reject);
+		server.listen(0, "127.0.0.1", () => {
+			const address = server.address();
+			const port = typeof address === "object" && address ? address.port : 0;
+			server.close(() => resolve(port));
+		});
+	});
+}
+
+/** Runs wrangler to completion (migrations, d1 execute); throws with its output on failure. */
+export async function wrangler(args: string[], timeoutMs = 300_000): Promise<string> {
+	return new Promise((resolve, reject) => {
+		const child = spawn(process.execPath, [WRANGLER, ...args], { cwd: ROOT, env: { ...process.env, CI: "1" } });
+		let output = "";
+		child.stdout.on("data", (d: Buffer) => {
+			output += d.toString();
+		});
+		child.stderr.on("data", (d: Buffer) => {
+			output += d.toString();
+		});
+		const timer = setTimeout(() => child.kill("SIGTERM"), timeoutMs);
+		child.on("close", (code) => {
+			clearTimeout(timer);
+			if (code === 0) resolve(output);
+			else reject(new Error(`wrangler ${args.join(" ")} exited ${code}:\n${output.slice(-4000)}`));
+		});
+	});
+}
+
+/** A fresh state directory with the D1 migrations applied, as `npm run dev` would have it. */
+export async function migratedState(dir: string): Promise<string> {
+	await rm(dir, { recursive: true, force: true });
+	await mkdir(dir, { recursive: true });
+	await wrangler(["d1", "migrations", "apply", "r2-captions", "--local", "--persist-to", dir]);
+	return dir;
+}
+
+const STATUS_CONFIG = path.join(ROOT, "wrangler.toml");
+
+/**
+ * Bundles the status Worker and both consumers once (`wrangler deploy --dry-run --outdir`), so the
+ * code under test is fixed for the whole run: `wrangler dev` reloads when a source file changes,
+ * and a reload drops the local queue's in-memory messages mid-scenario.
+ */
+export async function bundleWorkers(workDir: string): Promise<Record<"status" | ConsumerKind, string>> {
+	const configs = { status: STATUS_CONFIG, ...CONSUMER_CONFIG };
+	const out: Partial<Record<"status" | ConsumerKind, string>> = {};
+	for (const [name, config] of Object.entries(configs) as ["status" | ConsumerKind, string][]) {
+		const dir = path.join(workDir, "bundles", name);
+		await rm(dir, { recursive: true, force: true });
+		await wrangler(["deploy", "--dry-run", "--outdir", dir, "-c", config]);
+		out[name] = path.join(dir, "index.js");
+	}
+	return out as Record<"status" | ConsumerKind, string>;
+}
+
+/** A copy of a Worker's wrangler.toml that runs `bundle` unbundled, with some [vars] replaced. */
+async function configCopy(
+	source: string,
+	bundle: string,
+	vars: Record<string, string>,
+	target: string,
+): Promise<string> {
+	const dir = path.dirname(source);
+	let text = await readFile(source, "utf8");
+	text = text.replace(/^main = "(.+)"$/m, `main = ${JSON.stringify(bundle)}\nno_bundle = true`);
+	text = text.replace(
+		/^migrations_dir = "(.+)"$/gm,
+		(_, migrations: string) => `migrations_dir = ${JSON.stringify(path.resolve(dir, migrations))}`,
+	);
+	for (const [name, value] of Object.entries(vars)) {
+		const line = new RegExp(`^${name} = .*$`, "m");
+		const replacement = `${name} = ${JSON.stringify(value)}`;
+		if (line.test(text)) text = text.replace(line, replacement);
+		else text = text.replace(/^\[vars\]$/m, `[vars]\n${replacement}`);
+	}
+	await writeFile(target, text);
+	return target;
+}
+
+async function childrenOf(pid: number): Promise<number[]> {
+	const out: number[] = [];
+	for (const entry of await readdir("/proc")) {
+		if (!/^\d+$/.test(entry)) continue;
+		try {
+			const stat = await readFile(`/proc/${entry}/stat`, "utf8");
+			// Field 4 (after the parenthesised command) is the parent pid.
+			const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+			if (ppid === pid) out.push(Number(entry));
+		} catch {
+			// The process ended while we looked.
+		}
+	}
+	return out;
+}
+
+/** The workerd process under `root`, and its parent (the Node process running Miniflare). */
+async function findWorkerd(root: number): Promise<{ workerd: number; parent: number }> {
+	const queue: [number, number][] = [[root, root]];
+	for (let i = 0; i < queue.length && i < 200; i++) {
+		const [pid, parent] = queue[i] as [number, number];
+		const comm = await readFile(`/proc/${pid}/comm`, "utf8").catch(() => "");
+		if (comm.trim() === "workerd") return { workerd: pid, parent };
+		for (const child of await childrenOf(pid)) queue.push([child, pid]);
+	}
+	throw new Error("workerd process not found under wrangler");
+}
+
+async function waitForHealth(url: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+	const deadline = Date.now() + timeoutMs;
+	while (Date.now() < deadline) {
+		if (child.exitCode !== null) throw new Error(`wrangler dev exited with ${child.exitCode}`);
+		try {
+			const res = await fetch(`${url}/healthz`);
+			if (res.ok) return;
+		} catch {
+			// Not listening yet.
+		}
+		await new Promise((r) => setTimeout(r, 250));
+	}
+	throw new Error(`the stack did not answer ${url}/healthz within ${timeoutMs} ms`);
+}
+
+export async function startStack(options: StackOptions): Promise<Stack> {
+	await mkdir(options.workDir, { recursive: true });
+	const persistTo = options.persistTo ?? (await migratedState(path.join(options.workDir, "state")));
+	const statusToml = await configCopy(
+		STATUS_CONFIG,
+		options.bundles.status,
+		{},
+		path.join(options.workDir, "status.wrangler.toml"),
+	);
+	const consumerToml = await configCopy(
+		CONSUMER_CONFIG[options.consumer],
+		options.bundles[options.consumer],
+		options.vars ?? {},
+		path.join(options.workDir, `${options.consumer}-consumer.wrangler.toml`),
+	);
+	const [port, inspectorPort] = [await freePort(), await freePort()];
+	const token = `bench-${randomBytes(12).toString("hex")}`;
+	const args = [
+		WRANGLER,
+		"dev",
+		"-c",
+		statusToml,
+		"-c",
+		consumerToml,
+		"--ip",
+		"127.0.0.1",
+		"--port",
+		String(port),
+		"--inspector-port",
+		String(inspectorPort),
+		"--persist-to",
+		persistTo,
+		"--var",
+		`ADMIN_TOKEN:${token}`,
+		"--show-interactive-dev-session=false",
+	];
+	const logPath = path.join(options.workDir, `wrangler-${options.consumer}-${Date.now()}.log`);
+	const log = createWriteStream(logPath);
+	const child = spawn(process.execPath, args, {
+		cwd: ROOT,
+		// A dev registry of its own: otherwise another `wrangler dev` on the machine could hand this
+		// stack its queue messages, or receive this stack's (webhook-deliveries has no consumer here).
+		env: {
+			...process.env,
+			CI: "1",
+			WRANGLER_SEND_METRICS: "false",
+			WRANGLER_REGISTRY_PATH: path.join(options.workDir, "registry"),
+		},
+		stdio: ["ignore", "pipe", "pipe"],
+	});
+	child.stdout?.pipe(log);
+	child.stderr?.pipe(log);
+	const url = `http://127.0.0.1:${port}`;
+	const stop = async () => {
+		if (child.exitCode !== null) return;
+		const exited = new Promise((r) => child.once("exit", r));
+		child.kill("SIGTERM");
+		const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+		await exited;
+		clearTimeout(timer);
+	};
+	try {
+		await waitForHealth(url, child, 120_000);
+		const found = await findWorkerd(child.pid ?? 0);
+		return { url, token, persistTo, wranglerPid: found.parent, workerdPid: found.workerd, logPath, stop };
+	} catch (err) {
+		await stop();
+		throw err;
+	}
+}
+
+export const hasState = (dir: string) => existsSync(path.join(dir, "v3"));

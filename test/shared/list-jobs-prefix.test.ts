@@ -1,0 +1,68 @@
+/**
+ * Listing by prefix takes one of two query shapes (shared/jobs/list.ts): a sparse prefix sorts its
+ * own jobs, a dense one (≥ DENSE_PREFIX_ROWS jobs) walks the newest-first index. Both must page
+ * exactly like the plain definition: newest first by (created_at, id), no gaps, no duplicates.
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { DENSE_PREFIX_ROWS, listJobs } from "../../shared/jobs/list";
+import { uniqueKey } from "../support/fixtures";
+
+/** `count` jobs under `prefix` in one statement; every third shares a millisecond with the next. */
+async function seedPrefix(prefix: string, count: number, base: number): Promise<void> {
+	await env.DB.prepare(
+		`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?1)
+		INSERT INTO jobs (id, source, bucket, key, etag, status, attempts, created_at, updated_at)
+		SELECT 'job_' || ?2 || printf('%06d', i), 'api', 'images', ?2 || printf('%06d', i) || '.jpg', 'e', 
+			CASE i % 4 WHEN 0 THEN 'failed' ELSE 'succeeded' END, 1, ?3 + (i / 3) * 1000, ?3 FROM n`,
+	)
+		.bind(count, prefix, base)
+		.run();
+}
+
+/** Every page of a listing, following cursors (bounded). */
+async function allPages(prefix: string, limit: number, status?: "failed") {
+	const ids: string[] = [];
+	let after = null;
+	for (let pages = 0; pages < 1000; pages++) {
+		const page = await listJobs(env.DB, { prefixes: [prefix], ...(status ? { status } : {}) }, limit, after);
+		ids.push(...page.rows.map((r) => r.id));
+		if (page.nextCursor === null) return ids;
+		const last = page.rows.at(-1);
+		after = last ? { t: last.created_at, i: last.id } : null;
+	}
+	throw new Error("too many pages");
+}
+
+async function expectedIds(prefix: string, status?: string): Promise<string[]> {
+	const { results } = await env.DB.prepare(
+		`SELECT id FROM jobs WHERE substr(key, 1, length(?1)) = ?1 AND (?2 IS NULL OR status = ?2)
+		ORDER BY created_at DESC, id DESC`,
+	)
+		.bind(prefix, status ?? null)
+		.all<{ id: string }>();
+	return results.map((r) => r.id);
+}
+
+describe("listing by prefix pages the same way whichever query shape serves it", () => {
+	it("a dense prefix (more than DENSE_PREFIX_ROWS jobs) pages newest first without gaps or duplicates", async () => {
+		const prefix = uniqueKey("dense/");
+		await seedPrefix(prefix, DENSE_PREFIX_ROWS + 150, Date.now() - 86_400_000);
+		// Jobs just outside the prefix, on both sides of its key range, must never appear.
+		await seedPrefix(`${prefix.slice(0, -1)}.`, 5, Date.now());
+		await seedPrefix(`${prefix}`.replace(/\/$/, "0"), 5, Date.now());
+		const expected = await expectedIds(prefix);
+		expect(expected).toHaveLength(DENSE_PREFIX_ROWS + 150);
+		expect(await allPages(prefix, 100)).toEqual(expected);
+		expect(await allPages(prefix, 100, "failed")).toEqual(await expectedIds(prefix, "failed"));
+	});
+
+	it("a sparse prefix pages newest first without gaps or duplicates", async () => {
+		const prefix = uniqueKey("sparse/");
+		await seedPrefix(prefix, 45, Date.now() - 3_600_000);
+		const expected = await expectedIds(prefix);
+		expect(expected).toHaveLength(45);
+		expect(await allPages(prefix, 7)).toEqual(expected);
+		expect(await allPages(prefix, 7, "failed")).toEqual(await expectedIds(prefix, "failed"));
+	});
+});
