@@ -107,6 +107,25 @@ describe("PUT /v1/images/{key}", () => {
 		expect(atLimit.status).toBe(202);
 	});
 
+	it("a chunked body without Content-Length is stored whole too", async () => {
+		const png = await fixture("small.png");
+		const key = uniqueKey("chunked.png");
+		const parts = [png.subarray(0, 5), png.subarray(5, 40), png.subarray(40)];
+		const stream = new ReadableStream<Uint8Array>({
+			pull(controller) {
+				const next = parts.shift();
+				if (next) controller.enqueue(next);
+				else controller.close();
+			},
+		});
+		const request = put(key, stream);
+		expect(request.headers.get("content-length")).toBeNull();
+		const res = await withVars({}, request);
+		expect(res.status).toBe(202);
+		const stored = await env.BUCKET.get(key);
+		expect(new Uint8Array((await stored?.arrayBuffer()) ?? new ArrayBuffer(0))).toEqual(png);
+	});
+
 	it("413 for a streamed body without Content-Length once the count passes the limit", async () => {
 		const png = await fixture("small.png");
 		const key = uniqueKey("streamed.png");
