@@ -85,12 +85,21 @@ export async function claimJobById(db: D1Database, id: string, lease: Lease): Pr
 	return existing ? { existing } : { missing: true };
 }
 
-/** The conditional finish of `finishJob`, for callers that batch it with other writes (the webhook outbox). */
+/** How a claimed job ends. */
+export type FinishOutcome =
+	| { status: "succeeded"; caption: string }
+	| { status: "failed"; code: JobErrorCode; message: string };
+
+/**
+ * Settles a claimed job: RETURNING gives the finished row, or none when the lease was lost
+ * (another consumer reclaimed the job), so a job finishes once. Callers batch it with the
+ * webhook outbox insert (shared/webhooks/outbox.ts).
+ */
 export function finishStatement(
 	db: D1Database,
 	job: JobRow,
 	now: number,
-	outcome: { status: "succeeded"; caption: string } | { status: "failed"; code: JobErrorCode; message: string },
+	outcome: FinishOutcome,
 	fields: JobResultFields,
 ): D1PreparedStatement {
 	const caption = outcome.status === "succeeded" ? outcome.caption : null;
@@ -123,20 +132,6 @@ export function finishStatement(
 		);
 }
 
-/**
- * Settles a claimed job. Returns the finished row, or null when the lease was lost (another
- * consumer reclaimed the job): then this attempt's result is dropped, so a job finishes once.
- */
-export async function finishJob(
-	db: D1Database,
-	job: JobRow,
-	now: number,
-	outcome: { status: "succeeded"; caption: string } | { status: "failed"; code: JobErrorCode; message: string },
-	fields: JobResultFields = {},
-): Promise<JobRow | null> {
-	return finishStatement(db, job, now, outcome, fields).first<JobRow>();
-}
-
 /** Gives a claimed job back to the queue after a transient failure, to be claimed again. */
 export async function releaseJob(db: D1Database, job: JobRow, now: number): Promise<void> {
 	await db
@@ -150,18 +145,8 @@ export async function releaseJob(db: D1Database, job: JobRow, now: number): Prom
 
 /**
  * Fails a job that is not terminal yet, whoever holds it (dead letters, exhausted sweeps).
- * Returns the failed row, or null if it had already finished.
+ * RETURNING gives the failed row, or none if it had already finished.
  */
-export async function failUnfinishedJob(
-	db: D1Database,
-	id: string,
-	now: number,
-	code: JobErrorCode,
-	message: string,
-): Promise<JobRow | null> {
-	return failUnfinishedStatement(db, id, now, code, message).first<JobRow>();
-}
-
 export function failUnfinishedStatement(
 	db: D1Database,
 	id: string,
@@ -180,16 +165,6 @@ export function failUnfinishedStatement(
 }
 
 /** Records a notification job that failed before it could be claimed (dead letters). */
-export async function insertFailedNotificationJob(
-	db: D1Database,
-	n: { bucket: string; key: string; etag: string; size: number | null },
-	now: number,
-	code: JobErrorCode,
-	message: string,
-): Promise<JobRow | null> {
-	return insertFailedNotificationStatement(db, newJobId(now), n, now, code, message).first<JobRow>();
-}
-
 export function insertFailedNotificationStatement(
 	db: D1Database,
 	id: string,

@@ -14,7 +14,7 @@ import {
 	type ClaimResult,
 	claimJobById,
 	claimNotificationJob,
-	type finishJob,
+	type FinishOutcome,
 	finishStatement,
 	type JobResultFields,
 	releaseJob,
@@ -147,7 +147,7 @@ async function readPrefix(stream: ReadableStream<Uint8Array>, limit: number): Pr
 async function settle(
 	ctx: BatchContext,
 	job: JobRow,
-	outcome: Parameters<typeof finishJob>[3],
+	outcome: FinishOutcome,
 	fields: JobResultFields,
 ): Promise<Outcome> {
 	// The finish and its webhook event commit together: a finished job never lacks its event.
