@@ -2,6 +2,7 @@
 import { env, exports } from "cloudflare:workers";
 import type { CreatedApiKey } from "../../shared/auth/keys";
 import type { Job } from "../../shared/jobs/schema";
+import { until } from "../support/poll";
 
 export const ADMIN = env.ADMIN_TOKEN;
 
@@ -60,13 +61,14 @@ export async function uploadViaApi(key: string, bytes: Uint8Array, headers: Reco
 
 /** Polls `GET /v1/jobs/{id}` until the job is terminal (paths through the real queue). */
 export async function pollJob(id: string, timeoutMs = 15_000): Promise<Job> {
-	const deadline = Date.now() + timeoutMs;
-	while (Date.now() < deadline) {
-		const job = (await (await call("GET", `/v1/jobs/${id}`)).json()) as Job;
-		if (job.status === "succeeded" || job.status === "failed") return job;
-		await new Promise((resolve) => setTimeout(resolve, 100));
-	}
-	throw new Error(`job ${id} did not finish within ${timeoutMs} ms`);
+	return until(
+		`job ${id} did not finish`,
+		async () => {
+			const job = (await (await call("GET", `/v1/jobs/${id}`)).json()) as Job;
+			return job.status === "succeeded" || job.status === "failed" ? job : undefined;
+		},
+		timeoutMs,
+	);
 }
 
 /** Inserts a finished-or-queued job row directly (for listing and stats figures). */

@@ -20,6 +20,17 @@ const put = (key: string, body: BodyInit, headers: Record<string, string> = {}) 
 		headers: { authorization: `Bearer ${ADMIN}`, ...headers },
 	});
 
+/** A body sent in these chunks, with no Content-Length (as a client streaming an upload sends it). */
+function chunked(parts: Uint8Array[]): ReadableStream<Uint8Array> {
+	return new ReadableStream<Uint8Array>({
+		pull(controller) {
+			const next = parts.shift();
+			if (next) controller.enqueue(next);
+			else controller.close();
+		},
+	});
+}
+
 describe("PUT /v1/images/{key}", () => {
 	it("stores the image with its caption headers as custom metadata and answers 202 with the queued job", async () => {
 		const png = await fixture("small.png");
@@ -111,14 +122,7 @@ describe("PUT /v1/images/{key}", () => {
 		const png = await fixture("small.png");
 		const key = uniqueKey("chunked.png");
 		const parts = [png.subarray(0, 5), png.subarray(5, 40), png.subarray(40)];
-		const stream = new ReadableStream<Uint8Array>({
-			pull(controller) {
-				const next = parts.shift();
-				if (next) controller.enqueue(next);
-				else controller.close();
-			},
-		});
-		const request = put(key, stream);
+		const request = put(key, chunked(parts));
 		expect(request.headers.get("content-length")).toBeNull();
 		const res = await withVars({}, request);
 		expect(res.status).toBe(202);
@@ -130,14 +134,7 @@ describe("PUT /v1/images/{key}", () => {
 		const png = await fixture("small.png");
 		const key = uniqueKey("streamed.png");
 		const chunks = [png, png, png];
-		const stream = new ReadableStream<Uint8Array>({
-			pull(controller) {
-				const next = chunks.shift();
-				if (next) controller.enqueue(next);
-				else controller.close();
-			},
-		});
-		const request = put(key, stream);
+		const request = put(key, chunked(chunks));
 		expect(request.headers.get("content-length")).toBeNull();
 		const res = await withVars({ MAX_UPLOAD_BYTES: String(png.byteLength * 2) }, request);
 		expect(res.status).toBe(413);

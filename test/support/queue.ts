@@ -9,6 +9,7 @@ import {
 import { env } from "cloudflare:workers";
 import type { JobRow } from "../../shared/jobs/schema";
 import consumer from "../../workers/consumer/index";
+import { until } from "./poll";
 
 let sequence = 0;
 
@@ -56,19 +57,29 @@ export interface RunOptions {
 	env?: Partial<TestEnv>;
 }
 
-export async function runConsumer(bodies: unknown[], options: RunOptions = {}) {
+/** Runs a Worker's queue handler on one batch of `bodies` from `queue`, as the Queues runtime would. */
+export async function runQueueHandler(
+	handler: (batch: MessageBatch<unknown>, env: TestEnv, ctx: ExecutionContext) => Promise<void>,
+	queue: string,
+	bodies: unknown[],
+	options: Omit<RunOptions, "queue"> = {},
+) {
 	const messages = bodies.map((body) => ({
 		id: `msg-${++sequence}`,
 		timestamp: new Date(),
 		attempts: options.attempts ?? 1,
 		body,
 	}));
-	const batch = createMessageBatch(options.queue ?? "caption-jobs", messages);
+	const batch = createMessageBatch(queue, messages);
 	const { observed, retryDelays } = observeRetries(batch);
 	const ctx = createExecutionContext();
-	await consumer.queue(observed, { ...env, ...options.env }, ctx);
+	await handler(observed, { ...env, ...options.env }, ctx);
 	const result = await getQueueResult(batch, ctx);
 	return { ids: messages.map((m) => m.id), result, retryDelays };
+}
+
+export function runConsumer(bodies: unknown[], options: RunOptions = {}) {
+	return runQueueHandler(consumer.queue, options.queue ?? "caption-jobs", bodies, options);
 }
 
 export async function jobsForKey(key: string): Promise<JobRow[]> {
@@ -93,11 +104,12 @@ export async function runScheduled(): Promise<void> {
 
 /** Polls D1 until the only job of `key` is terminal (for paths through the real queues). */
 export async function waitForTerminal(key: string, timeoutMs = 15_000): Promise<JobRow> {
-	const deadline = Date.now() + timeoutMs;
-	while (Date.now() < deadline) {
-		const [job] = await jobsForKey(key);
-		if (job && (job.status === "succeeded" || job.status === "failed")) return job;
-		await new Promise((resolve) => setTimeout(resolve, 100));
-	}
-	throw new Error(`the job for ${key} did not finish within ${timeoutMs} ms`);
+	return until(
+		`the job for ${key} did not finish`,
+		async () => {
+			const [job] = await jobsForKey(key);
+			return job && (job.status === "succeeded" || job.status === "failed") ? job : undefined;
+		},
+		timeoutMs,
+	);
 }

@@ -7,6 +7,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { call } from "../status/support";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
+import { until } from "../support/poll";
 import { onlyJob, runConsumer } from "../support/queue";
 import { deliveriesOf, hook, subscribe, verified, waitForSettledDelivery } from "./support";
 
@@ -107,18 +108,15 @@ describe.concurrent("webhook delivery", () => {
 		const prefix = uniqueKey("whssrf/");
 		const job = await captioned(prefix, { "callback-url": "http://169.254.169.254/latest/meta-data/" });
 		expect(job.status).toBe("succeeded");
-		const deadline = Date.now() + 15_000;
-		let row: { status: string; url: string; last_error: string | null } | null = null;
-		while (Date.now() < deadline) {
-			row = await env.DB.prepare(
+		const row = await until(`the delivery of ${job.id} did not settle`, async () => {
+			const found = await env.DB.prepare(
 				`SELECT d.status, d.url, d.last_error FROM webhook_deliveries d
 				JOIN webhook_events e ON e.id = d.event_id WHERE e.job_id = ?`,
 			)
 				.bind(job.id)
-				.first();
-			if (row && row.status !== "pending") break;
-			await new Promise((resolve) => setTimeout(resolve, 100));
-		}
+				.first<{ status: string; url: string; last_error: string | null }>();
+			return found && found.status !== "pending" ? found : undefined;
+		});
 		expect(row).toMatchObject({ status: "failed", url: "http://169.254.169.254/latest/meta-data/" });
 		expect(row?.last_error).toContain("169.254.169.254 is a link-local (cloud metadata) address");
 		const attempt = await env.DB.prepare(

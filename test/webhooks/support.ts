@@ -3,7 +3,6 @@
  * each received delivery with the `standardwebhooks` package (never with the project's own signing
  * code), subscriptions through the API, and running the webhooks Worker's queue handler directly.
  */
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { expect, inject } from "vitest";
@@ -13,7 +12,8 @@ import { finishWithEvent } from "../../shared/webhooks/outbox";
 import type { WebhookPayload } from "../../shared/webhooks/schema";
 import webhooks from "../../workers/webhooks/index";
 import { call } from "../status/support";
-import { observeRetries } from "../support/queue";
+import { until } from "../support/poll";
+import { type RunOptions, runQueueHandler } from "../support/queue";
 
 export interface Received {
 	method: string;
@@ -44,13 +44,15 @@ export function hook(label: string) {
 		},
 		/** Polls until at least `count` requests arrived (deliveries through the real queues). */
 		async waitFor(count: number, timeoutMs = 15_000): Promise<Received[]> {
-			const deadline = Date.now() + timeoutMs;
-			for (;;) {
-				const got = await this.received();
-				if (got.length >= count) return got;
-				if (Date.now() > deadline) throw new Error(`${name} got ${got.length} of ${count} deliveries`);
-				await new Promise((resolve) => setTimeout(resolve, 100));
-			}
+			let got: Received[] = [];
+			return until(
+				() => `${name} got ${got.length} of ${count} deliveries`,
+				async () => {
+					got = await this.received();
+					return got.length >= count ? got : undefined;
+				},
+				timeoutMs,
+			);
 		},
 	};
 }
@@ -101,34 +103,19 @@ export async function deliveriesOf(subscriptionId: string): Promise<DeliveryJson
 
 /** Polls the delivery log until a delivery is no longer pending. */
 export async function waitForSettledDelivery(subscriptionId: string, timeoutMs = 15_000): Promise<DeliveryJson> {
-	const deadline = Date.now() + timeoutMs;
-	for (;;) {
-		const [delivery] = await deliveriesOf(subscriptionId);
-		if (delivery && delivery.status !== "pending") return delivery;
-		if (Date.now() > deadline) throw new Error(`the delivery of ${subscriptionId} did not settle`);
-		await new Promise((resolve) => setTimeout(resolve, 100));
-	}
+	return until(
+		`the delivery of ${subscriptionId} did not settle`,
+		async () => {
+			const [delivery] = await deliveriesOf(subscriptionId);
+			return delivery && delivery.status !== "pending" ? delivery : undefined;
+		},
+		timeoutMs,
+	);
 }
 
-let sequence = 0;
-
 /** Runs the webhooks Worker's queue handler on one batch, as the Queues runtime would. */
-export async function runWebhooks(
-	bodies: unknown[],
-	options: { queue?: string; attempts?: number; env?: Partial<TestEnv> } = {},
-) {
-	const messages = bodies.map((body) => ({
-		id: `wh-msg-${++sequence}`,
-		timestamp: new Date(),
-		attempts: options.attempts ?? 1,
-		body,
-	}));
-	const batch = createMessageBatch(options.queue ?? "webhook-deliveries", messages);
-	const { observed, retryDelays } = observeRetries(batch);
-	const ctx = createExecutionContext();
-	await webhooks.queue(observed, { ...env, ...options.env }, ctx);
-	const result = await getQueueResult(batch, ctx);
-	return { ids: messages.map((m) => m.id), result, retryDelays };
+export function runWebhooks(bodies: unknown[], options: RunOptions = {}) {
+	return runQueueHandler(webhooks.queue, options.queue ?? "webhook-deliveries", bodies, options);
 }
 
 let jobs = 0;
