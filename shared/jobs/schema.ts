@@ -8,8 +8,6 @@ export const JOB_STATUSES = ["queued", "processing", "succeeded", "failed"] as c
 export const JobStatus = z.enum(JOB_STATUSES).meta({ id: "JobStatus" });
 export type JobStatus = z.infer<typeof JobStatus>;
 
-export const TERMINAL_STATUSES: readonly JobStatus[] = ["succeeded", "failed"];
-
 /** Stable codes of a failed job (`error.code`); documented in docs/errors.md. */
 export const JOB_ERROR_CODES = [
 	"object_not_found",
