@@ -1,9 +1,12 @@
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { writeTestConfig } from "./scripts/lib/configs.ts";
 
 export default defineConfig(async () => {
 	const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
+	// Every Worker's production config, merged and with the test overrides (scripts/lib/configs.ts).
+	const configPath = writeTestConfig();
 	return {
 		test: {
 			globalSetup: ["./test/support/global-setup.ts"],
@@ -16,7 +19,7 @@ export default defineConfig(async () => {
 					plugins: [
 						cloudflareTest({
 							remoteBindings: false,
-							wrangler: { configPath: "./test/wrangler.toml" },
+							wrangler: { configPath },
 							miniflare: { bindings: { TEST_MIGRATIONS: migrations } },
 						}),
 					],

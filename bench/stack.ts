@@ -3,25 +3,25 @@
  * (the real one or the naive baseline) on a free loopback port, with its own temporary state
  * directory (D1 migrated first), so every scenario starts from an empty bucket, queue and table.
  *
- * Auxiliary Workers of a multi-config `wrangler dev` do not receive `--var`, so the consumer's
- * variables (emulator latency, rate limits) go into a generated copy of its wrangler.toml.
+ * Each Worker runs from a generated config: its local config (scripts/lib/configs.ts) pointing
+ * at a prebuilt bundle, with the scenario's vars (emulator latency, rate limits) set in it, since
+ * auxiliary Workers of a multi-config `wrangler dev` do not receive `--var`.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createWriteStream, existsSync } from "node:fs";
-import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import path from "node:path";
+import { localConfig, type RawConfig, readConfig, workerConfigFiles, writeConfig } from "../scripts/lib/configs.ts";
 
 export const ROOT = path.resolve(import.meta.dirname, "..");
 const WRANGLER = path.join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
 
 export type ConsumerKind = "real" | "naive";
 
-const CONSUMER_CONFIG: Record<ConsumerKind, string> = {
-	real: path.join(ROOT, "workers", "consumer", "wrangler.toml"),
-	naive: path.join(ROOT, "bench", "naive-consumer", "wrangler.toml"),
-};
+const NAIVE_CONFIG = "bench/naive-consumer/wrangler.jsonc";
+const CONSUMER_CONFIG: Record<ConsumerKind, string> = { real: workerConfigFiles.consumer, naive: NAIVE_CONFIG };
 
 export interface StackOptions {
 	consumer: ConsumerKind;
@@ -88,15 +88,13 @@ export async function migratedState(dir: string): Promise<string> {
 	return dir;
 }
 
-const STATUS_CONFIG = path.join(ROOT, "wrangler.toml");
-
 /**
  * Bundles the status Worker and both consumers once (`wrangler deploy --dry-run --outdir`), so the
  * code under test is fixed for the whole run: `wrangler dev` reloads when a source file changes,
  * and a reload drops the local queue's in-memory messages mid-scenario.
  */
 export async function bundleWorkers(workDir: string): Promise<Record<"status" | ConsumerKind, string>> {
-	const configs = { status: STATUS_CONFIG, ...CONSUMER_CONFIG };
+	const configs = { status: workerConfigFiles.status, ...CONSUMER_CONFIG };
 	const out: Partial<Record<"status" | ConsumerKind, string>> = {};
 	for (const [name, config] of Object.entries(configs) as ["status" | ConsumerKind, string][]) {
 		const dir = path.join(workDir, "bundles", name);
@@ -107,28 +105,21 @@ export async function bundleWorkers(workDir: string): Promise<Record<"status" | 
 	return out as Record<"status" | ConsumerKind, string>;
 }
 
-/** A copy of a Worker's wrangler.toml that runs `bundle` unbundled, with some [vars] replaced. */
-async function configCopy(
-	source: string,
-	bundle: string,
-	vars: Record<string, string>,
-	target: string,
-): Promise<string> {
-	const dir = path.dirname(source);
-	let text = await readFile(source, "utf8");
-	text = text.replace(/^main = "(.+)"$/m, `main = ${JSON.stringify(bundle)}\nno_bundle = true`);
-	text = text.replace(
-		/^migrations_dir = "(.+)"$/gm,
-		(_, migrations: string) => `migrations_dir = ${JSON.stringify(path.resolve(dir, migrations))}`,
-	);
-	for (const [name, value] of Object.entries(vars)) {
-		const line = new RegExp(`^${name} = .*$`, "m");
-		const replacement = `${name} = ${JSON.stringify(value)}`;
-		if (line.test(text)) text = text.replace(line, replacement);
-		else text = text.replace(/^\[vars\]$/m, `[vars]\n${replacement}`);
-	}
-	await writeFile(target, text);
-	return target;
+/**
+ * The naive baseline's config with the real consumer's caption-jobs consumer settings, so that
+ * only the code differs; of `vars`, it takes those it has.
+ */
+function naiveConfig(vars: Record<string, string>): RawConfig {
+	const naive = readConfig(NAIVE_CONFIG);
+	const real = readConfig(workerConfigFiles.consumer);
+	const consumers = real.queues?.consumers?.filter((c) => c.queue === "caption-jobs");
+	for (const [key, value] of Object.entries(vars)) if (key in naive.vars) naive.vars[key] = value;
+	return { ...naive, queues: { consumers } };
+}
+
+/** A Worker's local config that runs `bundle` as it is (no bundling by wrangler dev). */
+function bundleConfig(config: RawConfig, bundle: string, target: string): string {
+	return writeConfig(target, { ...config, main: bundle, no_bundle: true }, "benchmark");
 }
 
 async function childrenOf(pid: number): Promise<number[]> {
@@ -177,17 +168,18 @@ async function waitForHealth(url: string, child: ChildProcess, timeoutMs: number
 export async function startStack(options: StackOptions): Promise<Stack> {
 	await mkdir(options.workDir, { recursive: true });
 	const persistTo = options.persistTo ?? (await migratedState(path.join(options.workDir, "state")));
-	const statusToml = await configCopy(
-		STATUS_CONFIG,
+	const statusConfig = bundleConfig(
+		localConfig("status"),
 		options.bundles.status,
-		{},
-		path.join(options.workDir, "status.wrangler.toml"),
+		path.join(options.workDir, "status.wrangler.jsonc"),
 	);
-	const consumerToml = await configCopy(
-		CONSUMER_CONFIG[options.consumer],
+	const vars = options.vars ?? {};
+	const unknown = Object.keys(vars).filter((k) => !(k in localConfig("consumer").vars));
+	if (unknown.length > 0) throw new Error(`the consumer has no var ${unknown.join(", ")}`);
+	const consumerConfig = bundleConfig(
+		options.consumer === "real" ? localConfig("consumer", { vars }) : naiveConfig(vars),
 		options.bundles[options.consumer],
-		options.vars ?? {},
-		path.join(options.workDir, `${options.consumer}-consumer.wrangler.toml`),
+		path.join(options.workDir, `${options.consumer}-consumer.wrangler.jsonc`),
 	);
 	const [port, inspectorPort] = [await freePort(), await freePort()];
 	const token = `bench-${randomBytes(12).toString("hex")}`;
@@ -195,9 +187,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 		WRANGLER,
 		"dev",
 		"-c",
-		statusToml,
+		statusConfig,
 		"-c",
-		consumerToml,
+		consumerConfig,
 		"--ip",
 		"127.0.0.1",
 		"--port",

@@ -1,9 +1,9 @@
 /**
  * `npm run deploy`: puts the service on a Cloudflare account (`npm run wrangler -- login` first).
  * Creates what the Workers bind to (R2 bucket, queues and their dead-letter queues, D1 database),
- * writes the database id into every config's [env.production], applies the migrations, adds the
- * bucket's object-create notification rule to `caption-jobs`, and deploys every Worker with
- * `--env production`, setting its secrets. Safe to run again: what exists is kept.
+ * writes the database id into every Worker's wrangler.jsonc (the production configs), applies the
+ * migrations, adds the bucket's object-create notification rule to `caption-jobs`, and deploys
+ * every Worker, setting its secrets. Safe to run again: what exists is kept.
  *
  *   npm run deploy                  deploy
  *   npm run deploy -- --print       print the commands only (no login needed)
@@ -12,15 +12,15 @@
  * already has is kept; a missing one is generated and printed once at the end.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { productionConfigs, setDatabaseId, workerConfigFiles } from "./lib/configs.ts";
 import { queueNames, readWorkerConfig } from "./lib/worker-config.ts";
-import { databaseName, root, runWrangler, workerConfigs } from "./lib/wrangler.ts";
+import { databaseName, runWrangler } from "./lib/wrangler.ts";
 
 const { values: args } = parseArgs({ options: { print: { type: "boolean", default: false } } });
-const ENV = "production";
 const NOTIFIED_QUEUE = "caption-jobs";
 const PLACEHOLDER_ID = "00000000-0000-0000-0000-000000000000";
 
@@ -39,17 +39,6 @@ async function step(title: string, wranglerArgs: string[], options: { idempotent
 	throw new Error(`${title} failed (wrangler exited ${result.code})`);
 }
 
-/** Writes the database id into the D1 binding of [env.production] of one config. */
-function writeDatabaseId(file: string, id: string): boolean {
-	const full = path.join(root, file);
-	const text = readFileSync(full, "utf8");
-	const block = /(\[\[env\.production\.d1_databases\]\][^[]*?database_id = ")([^"]*)(")/;
-	const match = text.match(block);
-	if (!match || match[2] === id) return false;
-	writeFileSync(full, text.replace(block, `$1${id}$3`));
-	return true;
-}
-
 function databaseId(listJson: string): string {
 	const databases = JSON.parse(listJson.slice(listJson.indexOf("["))) as { name: string; uuid: string }[];
 	const found = databases.find((d) => d.name === databaseName);
@@ -66,7 +55,7 @@ function generateSecret(name: string): string {
 
 async function existingSecrets(config: string): Promise<Set<string>> {
 	if (args.print) return new Set();
-	const result = await runWrangler(["secret", "list", "--env", ENV, "-c", config, "--format", "json"]);
+	const result = await runWrangler(["secret", "list", "-c", config, "--format", "json"]);
 	if (result.code !== 0) return new Set(); // the Worker does not exist yet
 	try {
 		const list = JSON.parse(result.stdout.slice(result.stdout.indexOf("["))) as { name: string }[];
@@ -77,8 +66,8 @@ async function existingSecrets(config: string): Promise<Set<string>> {
 }
 
 async function main() {
-	const configs = workerConfigs();
-	const resolved = configs.map((file) => ({ file, config: readWorkerConfig(file, ENV) }));
+	const configs = productionConfigs;
+	const resolved = configs.map((file) => ({ file, config: readWorkerConfig(file) }));
 
 	if (!args.print) {
 		const who = await runWrangler(["whoami"]);
@@ -104,10 +93,10 @@ async function main() {
 	const id = args.print ? "<database id>" : databaseId(list);
 	if (!args.print) {
 		for (const { file } of resolved) {
-			if (writeDatabaseId(file, id)) console.log(`  wrote database_id ${id} into ${file} [env.production]`);
+			if (setDatabaseId(file, "DB", id)) console.log(`  wrote database_id ${id} into ${file}`);
 		}
 	} else {
-		console.log(`  then: database_id in [env.production] of ${configs.join(", ")} (now ${PLACEHOLDER_ID})`);
+		console.log(`  then: database_id of ${configs.join(", ")} (now ${PLACEHOLDER_ID})`);
 	}
 	await step("D1 migrations (remote)", [
 		"d1",
@@ -115,10 +104,8 @@ async function main() {
 		"apply",
 		databaseName,
 		"--remote",
-		"--env",
-		ENV,
 		"-c",
-		"wrangler.toml",
+		workerConfigFiles.status,
 	]);
 
 	const bucket = buckets[0] ?? "images";
@@ -129,7 +116,8 @@ async function main() {
 	);
 
 	// Consumers first, the public API last: nothing is accepted before it can be processed.
-	const order = [...resolved].sort((a, b) => Number(a.file === "wrangler.toml") - Number(b.file === "wrangler.toml"));
+	const isStatus = (file: string) => Number(file === workerConfigFiles.status);
+	const order = [...resolved].sort((a, b) => isStatus(a.file) - isStatus(b.file));
 	const generated: Record<string, string> = {};
 	const urls: string[] = [];
 	const secretsDir = mkdtempSync(path.join(tmpdir(), "r2-captions-secrets-"));
@@ -143,7 +131,7 @@ async function main() {
 				else if (args.print) toSet[name] = "<from the environment, kept, or generated>";
 				else if (!have.has(name)) toSet[name] = generated[name] ??= generateSecret(name);
 			}
-			const deployArgs = ["deploy", "--env", ENV, "-c", file];
+			const deployArgs = ["deploy", "-c", file];
 			if (Object.keys(toSet).length > 0) {
 				const secretsFile = path.join(secretsDir, `${config.name}.json`);
 				writeFileSync(secretsFile, JSON.stringify(toSet), { mode: 0o600 });

@@ -1,11 +1,14 @@
 /**
  * `npm run dev`: the whole service on one machine. Creates `.dev.vars` when missing, applies the
- * D1 migrations to local state, then runs every Worker in one multi-config `wrangler dev` (local
- * R2, D1, Queues, Images, and the model emulator) with the status API on http://localhost:8787.
+ * D1 migrations to local state, writes each Worker's local config (its production wrangler.jsonc
+ * with the local overrides of scripts/lib/configs.ts), then runs every Worker in one multi-config
+ * `wrangler dev` (local R2, D1, Queues, Images, and the model emulator) with the status API on
+ * http://localhost:8787.
  *
  *   npm run dev                       offline, model emulator
  *   npm run dev -- --remote-ai        the real Workers AI (needs `wrangler login`)
  *   npm run dev -- --port 8790 --persist-to /tmp/state
+ *   npm run dev -- --var EMULATOR_GONE_MODELS=@cf/unum/uform-gen2-qwen-500m   (any local var, repeatable)
  *
  * Ctrl-C (SIGINT), SIGTERM and SIGHUP are passed on to wrangler, which stops workerd; this
  * process exits once wrangler has.
@@ -13,16 +16,29 @@
 import { createServer } from "node:net";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { writeLocalConfigs } from "./lib/configs.ts";
 import { ensureDevVars, readDevVars } from "./lib/dev-vars.ts";
-import { defaultPersistDir, migrateLocal, root, spawnWrangler, workerConfigs } from "./lib/wrangler.ts";
+import { defaultPersistDir, migrateLocal, root, spawnWrangler } from "./lib/wrangler.ts";
 
 const { values: args } = parseArgs({
 	options: {
 		port: { type: "string", default: process.env.PORT ?? "8787" },
 		"persist-to": { type: "string", default: defaultPersistDir },
 		"remote-ai": { type: "boolean", default: process.env.REMOTE_AI === "1" },
+		var: { type: "string", multiple: true, default: [] },
 	},
 });
+
+/** `--var NAME=value` pairs (a var of whichever Worker has it; an unknown name is an error). */
+function parseVars(pairs: string[]): Record<string, string> {
+	return Object.fromEntries(
+		pairs.map((pair) => {
+			const at = pair.indexOf("=");
+			if (at < 1) throw new Error(`--var ${pair}: expected NAME=value`);
+			return [pair.slice(0, at), pair.slice(at + 1)];
+		}),
+	);
+}
 
 const port = Number(args.port);
 const persistTo = path.resolve(root, args["persist-to"]);
@@ -74,9 +90,9 @@ async function main(): Promise<number> {
 	await assertPortFree(port);
 	await migrateLocal(persistTo);
 
-	const wranglerArgs = ["dev", ...workerConfigs().flatMap((c) => ["-c", c])];
+	const configs = writeLocalConfigs({ remoteAi: args["remote-ai"], vars: parseVars(args.var) });
+	const wranglerArgs = ["dev", ...configs.flatMap((c) => ["-c", c])];
 	wranglerArgs.push("--port", String(port), "--persist-to", persistTo);
-	if (args["remote-ai"]) wranglerArgs.push("--env", "remote-ai");
 
 	const child = spawnWrangler(wranglerArgs, { stdio: "inherit", env: { ...process.env, ...secrets } });
 	let stopping = false;

@@ -1,5 +1,5 @@
 /**
- * A Worker's wrangler config as wrangler itself resolves it (environments applied), validated
+ * A Worker's wrangler config as wrangler itself resolves it (defaults filled in), validated
  * with zod down to the parts the scripts and config tests read. wrangler's published types leave
  * `unstable_readConfig`'s result untyped (they point at a package it bundles), hence the schema.
  */
@@ -45,13 +45,13 @@ export const WorkerConfig = z.object({
 export type WorkerConfig = z.infer<typeof WorkerConfig>;
 
 /** Everything wrangler resolved, unvalidated: for comparisons over every kind of binding. */
-export function readResolvedConfig(file: string, env?: string): Record<string, unknown> {
-	return z.record(z.string(), z.unknown()).parse(unstable_readConfig({ config: path.join(root, file), env }));
+export function readResolvedConfig(file: string): Record<string, unknown> {
+	return z.record(z.string(), z.unknown()).parse(unstable_readConfig({ config: path.resolve(root, file) }));
 }
 
-/** `file` is relative to the repository root; `env` selects a wrangler environment. */
-export function readWorkerConfig(file: string, env?: string): WorkerConfig {
-	return WorkerConfig.parse(readResolvedConfig(file, env));
+/** `file` is relative to the repository root (or absolute). */
+export function readWorkerConfig(file: string): WorkerConfig {
+	return WorkerConfig.parse(readResolvedConfig(file));
 }
 
 /** Every queue a config produces to or consumes from, dead-letter queues included. */

@@ -1,9 +1,8 @@
 /**
  * The repository's wrangler, run by the repository's Node (scripts run under Node 22 through npm;
- * a global wrangler or Node 20 would not do), and the Worker configs that make up the service.
+ * a global wrangler or Node 20 would not do).
  */
 import { type SpawnOptions, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import path from "node:path";
 
 export const root = path.join(import.meta.dirname, "../..");
@@ -15,15 +14,6 @@ export const defaultPersistDir = path.join(root, ".wrangler/state");
 
 /** D1 database name shared by every Worker (the `database_name` of their DB binding). */
 export const databaseName = "r2-captions";
-
-/**
- * Every Worker's config, the status API first: the first config of a multi-config `wrangler dev`
- * is the one served on the dev port. The webhooks Worker is listed once its config exists.
- */
-export function workerConfigs(): string[] {
-	const configs = ["wrangler.toml", "workers/consumer/wrangler.toml", "workers/webhooks/wrangler.toml"];
-	return configs.filter((c) => existsSync(path.join(root, c)));
-}
 
 /** Starts wrangler with `args`; the caller owns the child (signals, exit). */
 export function spawnWrangler(args: string[], options: SpawnOptions = {}) {
@@ -72,8 +62,9 @@ export async function migrateLocal(persistTo: string): Promise<void> {
 		"--local",
 		"--persist-to",
 		persistTo,
+		// The production config: its local copies bind the same database, so they share this state.
 		"-c",
-		"wrangler.toml",
+		"wrangler.jsonc",
 	]);
 	if (result.code !== 0) {
 		process.stderr.write(result.stdout + result.stderr);

@@ -1,80 +1,189 @@
 /**
- * Wrangler environments repeat every var, secret and binding of the top level (none is
- * inherited). These checks keep `[env.production]` (what `npm run deploy` ships) and
- * `[env.remote-ai]` (`npm run dev -- --remote-ai`) equal to the top level that the tests and
- * `npm run dev` exercise, except for the settings each environment exists to change.
+ * One source for configuration: each Worker's wrangler.jsonc is its production config, and the
+ * configs that `npm run dev`, `npm run dev -- --remote-ai` and the test pool run are generated
+ * from it (scripts/lib/configs.ts). These checks compare what wrangler resolves from the generated
+ * files with what it resolves from the production ones and allow only the differences listed
+ * here: a new override, or a binding lost on the way, fails until it is listed (and documented in
+ * the README's configuration section).
  */
+import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { readWorkerConfig as read, readResolvedConfig } from "../../scripts/lib/worker-config.ts";
-import { workerConfigs } from "../../scripts/lib/wrangler.ts";
+import {
+	productionConfigs,
+	readConfig,
+	testConfigPath,
+	workerConfigFiles,
+	workerNames,
+	writeLocalConfigs,
+	writeTestConfig,
+} from "../../scripts/lib/configs.ts";
+import { readResolvedConfig } from "../../scripts/lib/worker-config.ts";
+import { root } from "../../scripts/lib/wrangler.ts";
 
-/** What an environment may set differently from the top level, per var. */
-const overrides: Record<string, Record<string, string>> = {
-	production: { DEPLOY_MODE: "production", MODEL_BACKEND: "workers-ai" },
-	"remote-ai": { MODEL_BACKEND: "workers-ai" },
-};
+/** Where a value sits: `vars.DEPLOY_MODE`, `queues.consumers[caption-jobs].max_retries`, … */
+type Leaves = Record<string, unknown>;
 
-/**
- * The parts of a resolved config that must travel into every environment: every binding kind
- * wrangler does not inherit, plus what the Worker runs. Only the D1 database id may differ.
- */
-const travelling = [
-	"main",
-	"compatibility_date",
-	"compatibility_flags",
-	"triggers",
-	"secrets",
-	"r2_buckets",
-	"queues",
-	"images",
-	"durable_objects",
-	"kv_namespaces",
-	"services",
-	"workflows",
-	"analytics_engine_datasets",
-	"hyperdrive",
-	"vectorize",
-	"browser",
-	"send_email",
-	"ratelimits",
-	"secrets_store_secrets",
-	"version_metadata",
-];
-
-function deployedShape(file: string, env?: string) {
-	const config = readResolvedConfig(file, env);
-	const shape = Object.fromEntries(travelling.map((key) => [key, config[key]]));
-	const { d1_databases } = read(file, env);
-	return { ...shape, d1_databases: d1_databases.map(({ database_id: _id, ...rest }) => rest) };
+function leaves(value: unknown, at: string, out: Leaves = {}): Leaves {
+	if (Array.isArray(value)) {
+		value.forEach((item, i) => {
+			const record = item !== null && typeof item === "object" ? (item as Record<string, unknown>) : {};
+			const id = record.binding ?? record.name ?? record.queue ?? record.tag ?? i;
+			leaves(item, `${at}[${String(id)}]`, out);
+		});
+	} else if (value !== null && typeof value === "object") {
+		for (const [key, v] of Object.entries(value)) leaves(v, at ? `${at}.${key}` : key, out);
+	} else if (value !== undefined) {
+		out[at] = value;
+	}
+	return out;
 }
 
-describe.each(workerConfigs())("%s", (file) => {
-	const top = read(file);
+/** A config as wrangler resolves it, flattened, with paths made comparable across folders. */
+function resolved(file: string): Leaves {
+	const config = readResolvedConfig(file);
+	const out = leaves({ ...config, configPath: undefined, userConfigPath: undefined }, "");
+	for (const key of Object.keys(out).filter((k) => k.endsWith(".migrations_dir"))) {
+		out[key] = path.relative(root, path.resolve(path.dirname(path.resolve(root, file)), String(out[key])));
+	}
+	return out;
+}
 
-	it.each(Object.keys(overrides))("[env.%s] has every var, secret and binding of the top level", (env) => {
-		const config = read(file, env);
-		expect(deployedShape(file, env)).toEqual(deployedShape(file));
-		const expectedVars: Record<string, unknown> = { ...top.vars };
-		for (const [name, value] of Object.entries(overrides[env] ?? {})) {
-			if (name in expectedVars) expectedVars[name] = value;
+/** `key: production → generated` for every value that differs ("–" where there is none). */
+function differences(production: Leaves, generated: Leaves): string[] {
+	const show = (v: unknown) => (v === undefined ? "–" : JSON.stringify(v));
+	return [...new Set([...Object.keys(production), ...Object.keys(generated)])]
+		.filter((key) => production[key] !== generated[key])
+		.map((key) => `${key}: ${show(production[key])} → ${show(generated[key])}`)
+		.sort();
+}
+
+const emulatorVars = [
+	'vars.EMULATOR_GONE_MODELS: – → ""',
+	'vars.EMULATOR_LATENCY_MS: – → "0"',
+	'vars.EMULATOR_REQUESTS_PER_MINUTE: – → ""',
+	'vars.EMULATOR_TIME_SCALE: – → "1"',
+];
+
+/** Every difference a local config may have from its production config. */
+const localOverrides: Record<string, string[]> = {
+	status: ['vars.DEPLOY_MODE: "production" → "local"'],
+	consumer: ['ai.binding: "AI" → –', ...emulatorVars, 'vars.MODEL_BACKEND: "workers-ai" → "emulator"'],
+	webhooks: ['vars.DEPLOY_MODE: "production" → "local"'],
+};
+
+/** … and with `--remote-ai`. */
+const remoteAiOverrides: Record<string, string[]> = {
+	status: ['vars.DEPLOY_MODE: "production" → "local"'],
+	consumer: ["ai.remote: – → true"],
+	webhooks: ['vars.DEPLOY_MODE: "production" → "local"'],
+};
+
+describe("production configs (what `npm run deploy` and a plain `wrangler deploy` ship)", () => {
+	it.each(productionConfigs)("%s has no environments: a plain deploy is the production deploy", (file) => {
+		expect(readConfig(file).env).toBeUndefined();
+		expect(readResolvedConfig(file).definedEnvironments).toEqual([]);
+	});
+
+	it.each(productionConfigs)("%s turns on Workers Logs and carries no local or emulator setting", (file) => {
+		const config = readResolvedConfig(file);
+		const vars = leaves(config.vars, "vars");
+		expect(config.observability).toMatchObject({ enabled: true });
+		expect(Object.keys(vars).filter((k) => k.startsWith("vars.EMULATOR_"))).toEqual([]);
+		if ("vars.DEPLOY_MODE" in vars) expect(vars["vars.DEPLOY_MODE"]).toBe("production");
+		expect(config.ai === undefined || !("remote" in (config.ai as object))).toBe(true);
+	});
+
+	it("the consumer runs the real Workers AI", () => {
+		const config = readResolvedConfig(workerConfigFiles.consumer);
+		expect(config.ai).toEqual({ binding: "AI" });
+		expect(leaves(config.vars, "vars")["vars.MODEL_BACKEND"]).toBe("workers-ai");
+	});
+});
+
+describe("generated configs differ from production only by the listed overrides", () => {
+	const local = writeLocalConfigs();
+	const remoteAi = writeLocalConfigs({ remoteAi: true });
+
+	it.each(workerNames.map((name, i) => [name, i] as const))("%s, npm run dev", (name, i) => {
+		const generated = local[i] ?? "";
+		expect(differences(resolved(workerConfigFiles[name]), resolved(generated))).toEqual(
+			[...(localOverrides[name] ?? [])].sort(),
+		);
+	});
+
+	it.each(workerNames.map((name, i) => [name, i] as const))("%s, npm run dev -- --remote-ai", (name, i) => {
+		const generated = remoteAi[i] ?? "";
+		expect(differences(resolved(workerConfigFiles[name]), resolved(generated))).toEqual(
+			[...(remoteAiOverrides[name] ?? [])].sort(),
+		);
+	});
+
+	it("no local config needs a Cloudflare login (no AI binding) unless --remote-ai asks for it", () => {
+		expect(local.map((file) => readResolvedConfig(file).ai)).toEqual([undefined, undefined, undefined]);
+		expect(remoteAi.map((file) => readResolvedConfig(file).ai)).toEqual([
+			undefined,
+			{ binding: "AI", remote: true },
+			undefined,
+		]);
+	});
+
+	it("--var sets a local var of whichever Worker has it, and refuses one no Worker has", () => {
+		const [status, consumer, webhooks] = writeLocalConfigs({
+			vars: { EMULATOR_GONE_MODELS: "@cf/unum/uform-gen2-qwen-500m", DEPLOY_MODE: "production" },
+		}).map(readResolvedConfig);
+		expect(consumer?.vars).toMatchObject({ EMULATOR_GONE_MODELS: "@cf/unum/uform-gen2-qwen-500m" });
+		expect([status?.vars, webhooks?.vars]).toMatchObject([
+			{ DEPLOY_MODE: "production" },
+			{ DEPLOY_MODE: "production" },
+		]);
+		expect(() => writeLocalConfigs({ vars: { EMULATOR_GONE_MODEL: "x" } })).toThrow(
+			/no Worker has the var EMULATOR_GONE_MODEL/,
+		);
+	});
+});
+
+describe("the test pool's config (every Worker in test/harness.ts)", () => {
+	writeTestConfig();
+	const harness = resolved(testConfigPath);
+
+	/** What the pool runs differently from production, besides the local overrides. */
+	const testOverrides: Leaves = {
+		name: "r2-captions-test",
+		topLevelName: "r2-captions-test",
+		main: path.join(root, "test/harness.ts"),
+		"vars.ADMIN_TOKEN": "test-admin-token",
+		"vars.WEBHOOK_SECRET": "whsec_dGVzdC13ZWJob29rLXNlY3JldC1mb3ItY2FsbGJhY2tz",
+		"vars.CAPTION_MAX_RETRIES": "2",
+		"vars.RETRY_BASE_SECONDS": "0",
+		"vars.RETRY_MAX_SECONDS": "0",
+		"vars.MODEL_REQUESTS_PER_MINUTE": "0",
+		"vars.WEBHOOK_TIMEOUT_MS": "2000",
+		"vars.WEBHOOK_MAX_RETRIES": "3",
+		"vars.WEBHOOK_RETRY_BASE_SECONDS": "0",
+		"vars.WEBHOOK_RETRY_MAX_SECONDS": "0",
+	};
+	for (const [queue, retries] of Object.entries({
+		"caption-jobs": 2,
+		"caption-jobs-dlq": 2,
+		"webhook-deliveries": 3,
+		"webhook-deliveries-dlq": 2,
+	})) {
+		Object.assign(testOverrides, {
+			[`queues.consumers[${queue}].max_batch_timeout`]: 1,
+			[`queues.consumers[${queue}].max_concurrency`]: 1,
+			[`queues.consumers[${queue}].retry_delay`]: 0,
+			[`queues.consumers[${queue}].max_retries`]: retries,
+		});
+	}
+	/** Deploy-only settings the pool leaves out (crons do not fire there; tests call `scheduled`). */
+	const omitted = /^(secrets|triggers|observability|ai)\./;
+
+	it("has every var and binding of every Worker's local config, changed only by the test overrides", () => {
+		const expected: Leaves = {};
+		for (const file of writeLocalConfigs()) {
+			for (const [key, value] of Object.entries(resolved(file))) if (!omitted.test(key)) expected[key] = value;
 		}
-		expect(config.vars).toEqual(expectedVars);
-	});
-
-	it("[env.production] keeps the Worker's name and runs the real Workers AI where a model is called", () => {
-		const config = read(file, "production");
-		expect(config.name).toBe(top.name);
-		if ("MODEL_BACKEND" in top.vars) expect(config.ai?.binding).toBe("AI");
-	});
-
-	it("[env.remote-ai] uses the local D1 state of `npm run dev` (same placeholder id) and a remote AI binding", () => {
-		const config = read(file, "remote-ai");
-		expect(config.d1_databases.map((d) => d.database_id)).toEqual(top.d1_databases.map((d) => d.database_id));
-		if ("MODEL_BACKEND" in top.vars) expect(config.ai).toMatchObject({ binding: "AI", remote: true });
-		else expect(config.ai).toBeUndefined();
-	});
-
-	it("the top level (local development and tests) needs no Cloudflare login: no AI binding", () => {
-		expect(top.ai).toBeUndefined();
+		Object.assign(expected, testOverrides);
+		expect(differences(expected, harness)).toEqual([]);
 	});
 });

@@ -6,7 +6,8 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { unstable_readConfig } from "wrangler";
+import { testConfigPath, workerConfigFiles, writeTestConfig } from "../../scripts/lib/configs.ts";
+import { readWorkerConfig } from "../../scripts/lib/worker-config.ts";
 
 const root = path.join(import.meta.dirname, "../..");
 
@@ -36,18 +37,18 @@ describe("package-lock.json", () => {
 });
 
 describe("consumer settings", () => {
+	writeTestConfig();
 	// The code gives up on the delivery after the queue's last retry; the two numbers must agree.
 	it.each([
-		["workers/consumer/wrangler.toml", "caption-jobs", "CAPTION_MAX_RETRIES"],
-		["workers/webhooks/wrangler.toml", "webhook-deliveries", "WEBHOOK_MAX_RETRIES"],
-		["test/wrangler.toml", "caption-jobs", "CAPTION_MAX_RETRIES"],
-		["test/wrangler.toml", "webhook-deliveries", "WEBHOOK_MAX_RETRIES"],
+		[workerConfigFiles.consumer, "caption-jobs", "CAPTION_MAX_RETRIES"],
+		[workerConfigFiles.webhooks, "webhook-deliveries", "WEBHOOK_MAX_RETRIES"],
+		[testConfigPath, "caption-jobs", "CAPTION_MAX_RETRIES"],
+		[testConfigPath, "webhook-deliveries", "WEBHOOK_MAX_RETRIES"],
 	])(
 		"%s: %s's max_retries equals %s, it has a dead-letter queue, every setting is explicit",
 		(file, queue, setting) => {
-			const config = unstable_readConfig({ config: path.join(root, file) });
-			const consumers: { queue: string; max_retries?: number; dead_letter_queue?: string }[] =
-				config.queues.consumers ?? [];
+			const config = readWorkerConfig(file);
+			const consumers = config.queues.consumers ?? [];
 			const consumer = consumers.find((c) => c.queue === queue);
 			expect(consumer?.dead_letter_queue).toBe(`${queue}-dlq`);
 			expect(String(consumer?.max_retries)).toBe(String(config.vars[setting]));

@@ -1,36 +1,48 @@
 /**
- * `wrangler deploy --dry-run` of every Worker, in its default and its production environment:
- * bundles each one exactly as `npm run deploy` would, offline, so a config or bundling error
- * shows up in `npm test` rather than halfway through a deployment.
+ * `wrangler deploy --dry-run` of every Worker's config exactly as `npm run deploy` (or a plain
+ * `wrangler deploy`) uses it: bundles each one offline, so that a config or bundling error shows
+ * up in `npm test` rather than halfway through a deployment, and checks from wrangler's own
+ * binding table that what would ship is the production configuration.
  */
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { runWrangler, workerConfigs } from "../../scripts/lib/wrangler.ts";
+import { productionConfigs } from "../../scripts/lib/configs.ts";
+import { readWorkerConfig } from "../../scripts/lib/worker-config.ts";
+import { root, runWrangler } from "../../scripts/lib/wrangler.ts";
 
 const outRoot = mkdtempSync(path.join(tmpdir(), "r2-captions-dry-run-"));
 afterAll(() => rmSync(outRoot, { recursive: true, force: true }));
 
-const cases = workerConfigs().flatMap((config) => [
-	{ config, env: undefined },
-	{ config, env: "production" },
-]);
+/** What wrangler must list among the bindings of each Worker's production deployment. */
+const production: Record<string, string[]> = {
+	"r2-captions-status": ['env.DEPLOY_MODE ("production")', "env.BUCKET (images)", "env.CAPTION_JOBS (caption-jobs)"],
+	"r2-captions-consumer": ['env.MODEL_BACKEND ("workers-ai")', "env.AI ", "env.MODEL_RATE_LIMITER (ModelRateLimiter)"],
+	"r2-captions-webhooks": ['env.DEPLOY_MODE ("production")', "env.WEBHOOK_DELIVERIES (webhook-deliveries)"],
+};
 
 describe("wrangler deploy --dry-run", () => {
-	it("covers the status, consumer and (once present) webhooks Workers", () => {
-		expect(workerConfigs().slice(0, 2)).toEqual(["wrangler.toml", "workers/consumer/wrangler.toml"]);
+	it("covers every Worker under workers/, each with its own config", () => {
+		const entryPoints = readdirSync(path.join(root, "workers"))
+			.map((dir) => path.join(root, "workers", dir, "index.ts"))
+			.filter(existsSync);
+		const deployed = productionConfigs.map((file) => readWorkerConfig(file).main);
+		expect(entryPoints.length).toBeGreaterThanOrEqual(3);
+		expect(deployed.sort()).toEqual(entryPoints.sort());
+		expect(productionConfigs.map((file) => readWorkerConfig(file).name).sort()).toEqual(Object.keys(production).sort());
 	});
 
-	it.concurrent.each(cases)("$config (env: $env) bundles", async ({ config, env }) => {
-		const outdir = path.join(outRoot, `${config.replaceAll("/", "_")}-${env ?? "default"}`);
-		const args = ["deploy", "--dry-run", "-c", config, "--outdir", outdir];
-		if (env) args.push("--env", env);
-		const result = await runWrangler(args);
+	it.concurrent.each(productionConfigs)("%s bundles, with the production settings", async (config) => {
+		const outdir = path.join(outRoot, config.replaceAll("/", "_"));
+		const result = await runWrangler(["deploy", "--dry-run", "-c", config, "--outdir", outdir]);
 		expect(result.code, result.stdout + result.stderr).toBe(0);
 		expect(result.stdout).toContain("--dry-run: exiting now.");
 		expect(existsSync(path.join(outdir, "index.js")), readdirSync(outdir).join(", ")).toBe(true);
-		if (env === "production")
-			expect(result.stdout).toMatch(/DEPLOY_MODE \("production"\)|MODEL_BACKEND \("workers-ai"\)/);
+		const bindings = result.stdout.slice(result.stdout.indexOf("following bindings"));
+		for (const line of production[readWorkerConfig(config).name] ?? ["(an unknown Worker)"]) {
+			expect(bindings).toContain(line);
+		}
+		expect(bindings).not.toMatch(/EMULATOR_|\("local"\)|\("emulator"\)/);
 	});
 });

@@ -5,8 +5,9 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { productionConfigs, writeLocalConfigs } from "../../scripts/lib/configs.ts";
 import { readWorkerConfig } from "../../scripts/lib/worker-config.ts";
-import { root, workerConfigs } from "../../scripts/lib/wrangler.ts";
+import { root } from "../../scripts/lib/wrangler.ts";
 
 const readme = readFileSync(path.join(root, "README.md"), "utf8");
 const section = (title: string) => {
@@ -18,12 +19,16 @@ const section = (title: string) => {
 describe("README", () => {
 	const table = section("Configuration");
 
-	it.each(workerConfigs())("the configuration table lists every var and secret of %s", (file) => {
-		const config = readWorkerConfig(file);
-		const names = [...Object.keys(config.vars), ...(config.secrets?.required ?? [])];
-		const missing = names.filter((name) => !new RegExp(`^\\| \`${name}\``, "m").test(table));
-		expect(missing).toEqual([]);
-	});
+	// Production configs and their local copies (which add the emulator's knobs).
+	it.each([...productionConfigs, ...writeLocalConfigs()])(
+		"the configuration table lists every var and secret of %s",
+		(file) => {
+			const config = readWorkerConfig(file);
+			const names = [...Object.keys(config.vars), ...(config.secrets?.required ?? [])];
+			const missing = names.filter((name) => !new RegExp(`^\\| \`${name}\``, "m").test(table));
+			expect(missing).toEqual([]);
+		},
+	);
 
 	it("only tells users to run npm scripts that exist", () => {
 		const scripts = Object.keys(

@@ -1,0 +1,303 @@
+/**
+ * One source for configuration. Each Worker's committed `wrangler.jsonc` is its production
+ * configuration: what `npm run deploy` and a plain `wrangler deploy` ship. Local development, the
+ * tests and the benchmark run copies generated from it into `.wrangler/config/` (git-ignored),
+ * changed only by the overrides in this file. test/node/config-envs.test.ts lists the differences
+ * it allows, so a new override (or a binding lost on the way) fails the tests until it is
+ * documented there and in the README.
+ *
+ * Configs are read with a JSONC parser (comments allowed), never edited as text.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { isDeepStrictEqual } from "node:util";
+import { applyEdits, modify, type ParseError, parse, printParseErrorCode } from "jsonc-parser";
+import { z } from "zod";
+import { root } from "./wrangler.ts";
+
+/** Where generated configs go (under `.wrangler/`, which git ignores). */
+export const generatedDir = path.join(root, ".wrangler/config");
+
+/** Every Worker's production config, the status API first (the one a multi-config `wrangler dev` serves). */
+export const workerConfigFiles = {
+	status: "wrangler.jsonc",
+	consumer: "workers/consumer/wrangler.jsonc",
+	webhooks: "workers/webhooks/wrangler.jsonc",
+} as const;
+export type WorkerName = keyof typeof workerConfigFiles;
+export const workerNames = Object.keys(workerConfigFiles) as WorkerName[];
+export const productionConfigs: string[] = Object.values(workerConfigFiles);
+
+// ── Local overrides (npm run dev, the benchmark) ────────────────────────────────────────────
+/** Local R2 sends no notifications, and webhooks may go to loopback receivers (where the Worker has the var). */
+const LOCAL_VARS = { DEPLOY_MODE: "local" } as const;
+/** Where a Worker has the `ai` binding: the model emulator answers instead (Workers AI needs a login). */
+export const EMULATOR_VARS = {
+	MODEL_BACKEND: "emulator",
+	EMULATOR_LATENCY_MS: "0",
+	EMULATOR_GONE_MODELS: "",
+	EMULATOR_REQUESTS_PER_MINUTE: "",
+	EMULATOR_TIME_SCALE: "1",
+} as const;
+
+// ── Test overrides (the vitest pool: every Worker in one harness isolate) ─────────────────────
+const HARNESS = { name: "r2-captions-test", main: "test/harness.ts" } as const;
+const TEST_VARS = {
+	// Secrets, as plain vars: the pool has no .dev.vars.
+	ADMIN_TOKEN: "test-admin-token",
+	WEBHOOK_SECRET: "whsec_dGVzdC13ZWJob29rLXNlY3JldC1mb3ItY2FsbGJhY2tz",
+	// Few, immediate retries keep the suite fast; backoff itself is tested on the computed delays.
+	CAPTION_MAX_RETRIES: "2",
+	RETRY_BASE_SECONDS: "0",
+	RETRY_MAX_SECONDS: "0",
+	WEBHOOK_MAX_RETRIES: "3",
+	WEBHOOK_RETRY_BASE_SECONDS: "0",
+	WEBHOOK_RETRY_MAX_SECONDS: "0",
+	WEBHOOK_TIMEOUT_MS: "2000",
+	// Pacing off; the rate-limiter tests turn it on per run.
+	MODEL_REQUESTS_PER_MINUTE: "0",
+} as const;
+/** Every queue consumer: partial batches after 1 s, one batch at a time, retries at once. */
+const TEST_QUEUE_CONSUMER = { max_batch_timeout: 1, max_concurrency: 1, retry_delay: 0 } as const;
+/** max_retries per queue, equal to the *_MAX_RETRIES vars above. */
+const TEST_MAX_RETRIES: Record<string, number> = {
+	"caption-jobs": 2,
+	"caption-jobs-dlq": 2,
+	"webhook-deliveries": 3,
+	"webhook-deliveries-dlq": 2,
+};
+/** Deploy-only settings the harness has no use for (crons do not fire in the pool; tests call `scheduled`). */
+const TEST_OMITTED = ["secrets", "triggers", "observability", "ai"] as const;
+
+// ── Reading ─────────────────────────────────────────────────────────────────────────────────
+const Binding = z.looseObject({ binding: z.string() });
+const QueueConsumer = z.looseObject({
+	queue: z.string(),
+	max_batch_size: z.number(),
+	max_batch_timeout: z.number(),
+	max_retries: z.number(),
+	max_concurrency: z.number(),
+	retry_delay: z.number(),
+	dead_letter_queue: z.string().optional(),
+});
+
+const D1Database = z.looseObject({
+	binding: z.string(),
+	database_name: z.string(),
+	database_id: z.string(),
+	migrations_dir: z.string().optional(),
+});
+type D1Database = z.infer<typeof D1Database>;
+
+/** The parts of a raw wrangler config this file reads or changes; the rest is carried as it is. */
+export const RawConfig = z.looseObject({
+	name: z.string(),
+	main: z.string(),
+	compatibility_date: z.string(),
+	vars: z.record(z.string(), z.string()).default({}),
+	secrets: z.object({ required: z.array(z.string()) }).optional(),
+	ai: z.looseObject({ binding: z.string(), remote: z.boolean().optional() }).optional(),
+	d1_databases: z.array(D1Database).optional(),
+	queues: z
+		.looseObject({
+			producers: z.array(Binding.extend({ queue: z.string() })).optional(),
+			consumers: z.array(QueueConsumer).optional(),
+		})
+		.optional(),
+});
+export type RawConfig = z.infer<typeof RawConfig>;
+
+function parseJsonc(file: string, text: string): unknown {
+	const errors: ParseError[] = [];
+	const value: unknown = parse(text, errors, { allowTrailingComma: true });
+	const [first] = errors;
+	if (first) throw new Error(`${file}: ${printParseErrorCode(first.error)} at offset ${first.offset}`);
+	return value;
+}
+
+/**
+ * A config as written, validated, with its paths (`main`, `migrations_dir`) made relative to the
+ * repository root, so that configs from different folders can be compared and merged.
+ */
+export function readConfig(file: string): RawConfig {
+	const config = RawConfig.parse(parseJsonc(file, readFileSync(path.join(root, file), "utf8")));
+	const fromRoot = (p: string) => path.relative(root, path.resolve(root, path.dirname(file), p));
+	const { $schema: _schema, ...rest } = config;
+	return {
+		...rest,
+		main: fromRoot(config.main),
+		d1_databases: config.d1_databases?.map((d) =>
+			d.migrations_dir ? { ...d, migrations_dir: fromRoot(d.migrations_dir) } : d,
+		),
+	};
+}
+
+// ── Local and test configs ──────────────────────────────────────────────────────────────────
+export interface LocalOptions {
+	/** The real Workers AI (`npm run dev -- --remote-ai`): the `ai` binding stays, run remotely. */
+	remoteAi?: boolean;
+	/** Vars to set on top (`npm run dev -- --var NAME=value`, the benchmark), where the Worker has them. */
+	vars?: Record<string, string>;
+}
+
+/** A Worker's production config with the local overrides applied. */
+export function localConfig(name: WorkerName, options: LocalOptions = {}): RawConfig {
+	const { ai, ...production } = readConfig(workerConfigFiles[name]);
+	const vars = { ...production.vars };
+	for (const [key, value] of Object.entries(LOCAL_VARS)) if (key in vars) vars[key] = value;
+	const config: RawConfig = { ...production, vars };
+	if (ai && options.remoteAi) config.ai = { ...ai, remote: true };
+	else if (ai) Object.assign(vars, EMULATOR_VARS);
+	for (const [key, value] of Object.entries(options.vars ?? {})) if (key in vars) vars[key] = value;
+	return config;
+}
+
+/** What names an item of a list: its binding, name, queue or migration tag; a string names itself. */
+const identity = (item: unknown): unknown => {
+	const record = z.record(z.string(), z.unknown()).safeParse(item);
+	return record.success ? (record.data.binding ?? record.data.name ?? record.data.queue ?? record.data.tag) : item;
+};
+
+/** Items of two binding lists, once each; two different items under one binding name are an error. */
+function union(key: string, a: unknown[], b: unknown[]): unknown[] {
+	const out = [...a];
+	for (const item of b) {
+		const same = out.find((o) => identity(o) === identity(item));
+		if (same === undefined) out.push(item);
+		else if (!isDeepStrictEqual(same, item))
+			throw new Error(`${key}: two Workers define ${identity(item)} differently`);
+	}
+	return out;
+}
+
+/** Two Workers' values of one setting: lists are joined, objects merged key by key, anything else must agree. */
+function merge(key: string, a: unknown, b: unknown): unknown {
+	if (a === undefined) return b;
+	if (Array.isArray(a) && Array.isArray(b)) return union(key, a, b);
+	const objects = z.tuple([z.record(z.string(), z.unknown()), z.record(z.string(), z.unknown())]).safeParse([a, b]);
+	if (objects.success) {
+		const [x, y] = objects.data;
+		const out = { ...x };
+		for (const [k, v] of Object.entries(y)) out[k] = merge(`${key}.${k}`, x[k], v);
+		return out;
+	}
+	if (!isDeepStrictEqual(a, b)) throw new Error(`${key}: two Workers set it differently`);
+	return a;
+}
+
+/**
+ * The test pool's config: every Worker's local config merged into the one harness Worker
+ * (test/harness.ts), with the test overrides above.
+ */
+export function testConfig(): RawConfig {
+	let merged: Record<string, unknown> = {};
+	for (const name of workerNames) {
+		// Name and entry point are the harness's.
+		const { name: _name, main: _main, ...config }: Record<string, unknown> = localConfig(name);
+		for (const key of TEST_OMITTED) delete config[key];
+		for (const [key, value] of Object.entries(config)) merged = { ...merged, [key]: merge(key, merged[key], value) };
+	}
+	const config = RawConfig.parse({ ...merged, ...HARNESS });
+	const secrets = workerNames.flatMap((name) => readConfig(workerConfigFiles[name]).secrets?.required ?? []);
+	for (const [key, value] of Object.entries(TEST_VARS)) {
+		if (!(key in config.vars) && !secrets.includes(key)) throw new Error(`test override ${key} is no Worker's var`);
+		config.vars[key] = value;
+	}
+	const consumers = config.queues?.consumers?.map((c) => ({
+		...c,
+		...TEST_QUEUE_CONSUMER,
+		max_retries: TEST_MAX_RETRIES[c.queue] ?? c.max_retries,
+	}));
+	return { ...config, queues: { ...config.queues, consumers } };
+}
+
+// ── Writing ─────────────────────────────────────────────────────────────────────────────────
+/**
+ * Writes a generated config to `file` (absolute), its paths made relative to the file's folder.
+ * An unchanged file is not rewritten: a running `wrangler dev` reloads when its config changes.
+ */
+export function writeConfig(file: string, config: RawConfig, note: string): string {
+	const dir = path.dirname(file);
+	const fromHere = (p: string) => (path.isAbsolute(p) ? p : path.relative(dir, path.resolve(root, p)));
+	const rebase = (d1: D1Database[] | undefined) =>
+		d1?.map((d) => (d.migrations_dir ? { ...d, migrations_dir: fromHere(d.migrations_dir) } : d));
+	const env = z.record(z.string(), z.looseObject({ d1_databases: z.array(D1Database).optional() })).optional();
+	const out = {
+		...config,
+		main: fromHere(config.main),
+		d1_databases: rebase(config.d1_databases),
+		env: Object.entries(env.parse(config.env) ?? {}).map(([k, v]) => [
+			k,
+			{ ...v, d1_databases: rebase(v.d1_databases) },
+		]),
+	};
+	const json = JSON.stringify(
+		{ ...out, env: out.env.length > 0 ? Object.fromEntries(out.env) : undefined },
+		null,
+		"\t",
+	);
+	const text = `// Generated by scripts/lib/configs.ts (${note}): do not edit; edit the Worker's wrangler.jsonc.\n${json}\n`;
+	mkdirSync(dir, { recursive: true });
+	if (!existsSync(file) || readFileSync(file, "utf8") !== text) writeFileSync(file, text);
+	return file;
+}
+
+/**
+ * Writes the local configs of every Worker; returns their paths relative to the root, status
+ * first. A var in `options.vars` that no Worker has locally is an error (a typo).
+ */
+export function writeLocalConfigs(options: LocalOptions = {}): string[] {
+	const configs = workerNames.map((name) => [name, localConfig(name, options)] as const);
+	const known = new Set(configs.flatMap(([, c]) => Object.keys(c.vars)));
+	const unknown = Object.keys(options.vars ?? {}).filter((k) => !known.has(k));
+	if (unknown.length > 0)
+		throw new Error(`no Worker has the var ${unknown.join(", ")}; local vars: ${[...known].join(", ")}`);
+	const variant = options.remoteAi ? "remote-ai" : "local";
+	// Extra vars get a folder of their own: another session's config stays as it is.
+	const extra = Object.entries(options.vars ?? {})
+		.map(([k, v]) => `${k}=${v}`)
+		.join("&");
+	const folder = extra ? `${variant}-${Buffer.from(extra).toString("base64url").slice(0, 24)}` : variant;
+	return configs.map(([name, config]) =>
+		path.relative(root, writeConfig(path.join(generatedDir, folder, `${name}.jsonc`), config, `${name}, ${variant}`)),
+	);
+}
+
+/** The test pool's config file (test/harness.ts as the one Worker). */
+export const testConfigPath = path.join(generatedDir, "test.jsonc");
+export const writeTestConfig = () => writeConfig(testConfigPath, testConfig(), "test pool");
+
+/**
+ * For `wrangler types`: a Worker's production config with its local config as the environment
+ * `local`, so that its Env type covers both ways it runs (what only one has, such as the `AI`
+ * binding or the emulator knobs, is optional).
+ */
+export function writeTypesConfig(name: WorkerName): string {
+	const {
+		name: _n,
+		main: _m,
+		compatibility_date: _c,
+		migrations: _mi,
+		triggers: _t,
+		observability: _o,
+		...local
+	} = localConfig(name);
+	const config = { ...readConfig(workerConfigFiles[name]), env: { local } };
+	return writeConfig(path.join(generatedDir, "types", `${name}.jsonc`), config, `${name}, for wrangler types`);
+}
+
+// ── Editing the production config ───────────────────────────────────────────────────────────
+/** Sets `database_id` of the D1 binding `binding` in a committed config, keeping its comments. */
+export function setDatabaseId(file: string, binding: string, id: string): boolean {
+	const full = path.join(root, file);
+	const text = readFileSync(full, "utf8");
+	const index = (readConfig(file).d1_databases ?? []).findIndex((d) => d.binding === binding);
+	if (index < 0) throw new Error(`${file} has no D1 binding ${binding}`);
+	const edits = modify(text, ["d1_databases", index, "database_id"], id, {
+		formattingOptions: { insertSpaces: false, tabSize: 1 },
+	});
+	const updated = applyEdits(text, edits);
+	if (updated === text) return false;
+	writeFileSync(full, updated);
+	return true;
+}
