@@ -29,10 +29,20 @@ describe("package-lock.json", () => {
 		expect(names.filter((n) => pattern.test(n))).toHaveLength(count);
 	});
 
-	it("pins the toolchain the project is verified with", () => {
-		expect(lock.packages["node_modules/wrangler"]?.version).toBe("4.155.0");
-		expect(lock.packages["node_modules/@cloudflare/vitest-plugin"]?.version).toBe("1.4.10");
-		expect(lock.packages["node_modules/node"]?.version).toMatch(/^22\./);
+	// The lock always holds exact versions; what can drift is package.json (a range lets the next
+	// `npm install` move) or a lock that no longer matches it.
+	it("pins every dependency to one exact version, the one the lock installs, and the verified toolchain", () => {
+		const pkg = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as {
+			dependencies: Record<string, string>;
+			devDependencies: Record<string, string>;
+		};
+		const declared = { ...pkg.dependencies, ...pkg.devDependencies };
+		const installed = Object.fromEntries(
+			Object.keys(declared).map((name) => [name, lock.packages[`node_modules/${name}`]?.version]),
+		);
+		expect(declared).toEqual(installed);
+		expect(declared).toMatchObject({ wrangler: "4.155.0", "@cloudflare/vitest-plugin": "1.4.10" });
+		expect(declared.node).toMatch(/^22\.\d+\.\d+$/);
 	});
 });
 
