@@ -1,4 +1,4 @@
--- Jobs: one row per captioning job (SPEC §3).
+-- Jobs: one row per captioning job (described in docs/data.md).
 --
 -- A notification-made job is unique per object version (bucket, key, etag): duplicate R2
 -- notifications land on the same row. Jobs requested through the API (source = 'api') are

@@ -1,4 +1,4 @@
--- API keys of the status API (SPEC §5). The token itself is shown once at creation and never
+-- API keys of the status API (described in docs/data.md). The token itself is shown once at creation and never
 -- stored: only its SHA-256 digest (hex), which is what requests are looked up by. A key may be
 -- limited to an object-key prefix (scope); NULL means every key. Revoked keys stay listed.
 CREATE TABLE api_keys (

@@ -1,4 +1,4 @@
--- Webhooks (SPEC §6): subscriptions, one event per finished job (the outbox), one delivery per
+-- Webhooks (described in docs/data.md): subscriptions, one event per finished job (the outbox), one delivery per
 -- (event, target), and one row per HTTP attempt of a delivery.
 
 -- A subscription receives the events it lists for jobs whose object key starts with `prefix`
