@@ -5,28 +5,7 @@
  */
 import { ulid } from "../ids";
 import { type JobRow, toJob } from "../jobs/schema";
-import type { WebhookEventType, WebhookPayload } from "./schema";
-import { disableSubscriptionStatement } from "./subscriptions";
-
-export type DeliveryStatus = "pending" | "succeeded" | "failed";
-
-export interface DeliveryRow {
-	id: string;
-	event_id: string;
-	subscription_id: string | null;
-	target: string;
-	url: string;
-	status: DeliveryStatus;
-	attempts: number;
-	last_status_code: number | null;
-	last_error: string | null;
-	lease_token: string | null;
-	lease_expires_at: number | null;
-	next_attempt_at: number | null;
-	created_at: number;
-	updated_at: number;
-	completed_at: number | null;
-}
+import type { DeliveryRow, DeliveryStatus, WebhookEventType, WebhookPayload } from "./schema";
 
 /** The per-object callback-url's target name (subscriptions use their id). */
 export const CALLBACK_TARGET = "callback";
@@ -186,6 +165,16 @@ export async function recordAttempt(db: D1Database, delivery: DeliveryRow, recor
 		statements.push(disableSubscriptionStatement(db, delivery.subscription_id, record.disableReason, now));
 	}
 	await db.batch(statements);
+}
+
+/** An endpoint answered 410 Gone: it asked not to be called again. */
+function disableSubscriptionStatement(db: D1Database, id: string, reason: string, now: number): D1PreparedStatement {
+	return db
+		.prepare(
+			`UPDATE webhook_subscriptions SET status = 'disabled', disabled_reason = ?2, updated_at = ?3
+			WHERE id = ?1 AND status = 'active'`,
+		)
+		.bind(id, reason, now);
 }
 
 /** Fails a delivery that is still pending (dead letters). Returns whether it was pending. */

@@ -1,6 +1,7 @@
 /**
  * Webhook shapes that cross a boundary (SPEC §6): the event payload receivers get, the messages of
- * the `webhook-deliveries` queue, and the public JSON of subscriptions and deliveries.
+ * the `webhook-deliveries` queue, the public JSON of subscriptions and deliveries, and the rows of
+ * the webhook tables as D1 returns them.
  */
 import { z } from "zod";
 import { Job } from "../jobs/schema";
@@ -8,6 +9,9 @@ import { Job } from "../jobs/schema";
 export const WEBHOOK_EVENT_TYPES = ["job.succeeded", "job.failed"] as const;
 export const WebhookEventType = z.enum(WEBHOOK_EVENT_TYPES).meta({ id: "WebhookEventType" });
 export type WebhookEventType = z.infer<typeof WebhookEventType>;
+
+export const DELIVERY_STATUSES = ["pending", "succeeded", "failed"] as const;
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 
 /** The body of every delivery. `timestamp` is when the job finished, the same on every attempt. */
 export const WebhookPayload = z
@@ -78,7 +82,7 @@ export const WebhookDelivery = z
 		event_type: WebhookEventType,
 		job_id: z.string(),
 		url: z.string(),
-		status: z.enum(["pending", "succeeded", "failed"]),
+		status: z.enum(DELIVERY_STATUSES),
 		attempts: z.number().int(),
 		last_status_code: z.number().int().nullable(),
 		last_error: z.string().nullable(),
@@ -88,3 +92,39 @@ export const WebhookDelivery = z
 	})
 	.meta({ id: "WebhookDelivery" });
 export type WebhookDelivery = z.infer<typeof WebhookDelivery>;
+
+/** A row of `webhook_subscriptions`, as D1 returns it. */
+export const SubscriptionRow = z.object({
+	id: z.string(),
+	url: z.string(),
+	/** JSON array of event types. */
+	events: z.string(),
+	prefix: z.string().nullable(),
+	secret: z.string(),
+	key_id: z.string().nullable(),
+	status: z.enum(["active", "disabled"]),
+	disabled_reason: z.string().nullable(),
+	created_at: z.number(),
+	updated_at: z.number(),
+});
+export type SubscriptionRow = z.infer<typeof SubscriptionRow>;
+
+/** A row of `webhook_deliveries`, as D1 returns it. */
+export const DeliveryRow = z.object({
+	id: z.string(),
+	event_id: z.string(),
+	subscription_id: z.string().nullable(),
+	target: z.string(),
+	url: z.string(),
+	status: z.enum(DELIVERY_STATUSES),
+	attempts: z.number(),
+	last_status_code: z.number().nullable(),
+	last_error: z.string().nullable(),
+	lease_token: z.string().nullable(),
+	lease_expires_at: z.number().nullable(),
+	next_attempt_at: z.number().nullable(),
+	created_at: z.number(),
+	updated_at: z.number(),
+	completed_at: z.number().nullable(),
+});
+export type DeliveryRow = z.infer<typeof DeliveryRow>;

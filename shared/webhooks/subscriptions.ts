@@ -1,24 +1,11 @@
 /**
  * Webhook subscriptions in D1 (migrations/0003_webhooks.sql): create (the secret is returned this
- * once), list and get within a caller's scope, delete (with its delivery log), and disable (410).
+ * once), list and get within a caller's scope, and delete (with its delivery log).
  * Scope: a caller limited to prefix `p` sees only subscriptions whose own prefix starts with `p`.
  */
 import { ulid } from "../ids";
-import type { CreatedWebhookSubscription, WebhookEventType, WebhookSubscription } from "./schema";
+import type { CreatedWebhookSubscription, SubscriptionRow, WebhookEventType, WebhookSubscription } from "./schema";
 import { newWebhookSecret } from "./sign";
-
-export interface SubscriptionRow {
-	id: string;
-	url: string;
-	events: string;
-	prefix: string | null;
-	secret: string;
-	key_id: string | null;
-	status: "active" | "disabled";
-	disabled_reason: string | null;
-	created_at: number;
-	updated_at: number;
-}
 
 export function toSubscription(row: SubscriptionRow): WebhookSubscription {
 	return {
@@ -99,19 +86,4 @@ export async function deleteSubscription(
 			.bind(id),
 	]);
 	return deleted?.results[0] ?? null;
-}
-
-/** An endpoint answered 410 Gone: it asked not to be called again. */
-export function disableSubscriptionStatement(
-	db: D1Database,
-	id: string,
-	reason: string,
-	now: number,
-): D1PreparedStatement {
-	return db
-		.prepare(
-			`UPDATE webhook_subscriptions SET status = 'disabled', disabled_reason = ?2, updated_at = ?3
-			WHERE id = ?1 AND status = 'active'`,
-		)
-		.bind(id, reason, now);
 }
