@@ -5,9 +5,9 @@
  */
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { CreatedApiKey } from "../../shared/auth/keys";
 import type { Job } from "../../shared/jobs/schema";
 import { app } from "../../workers/status/app";
+import type { CreatedApiKey } from "../../workers/status/auth/api-keys";
 import { fixture, uniqueKey } from "../support/fixtures";
 import { ADMIN, call, createKey, errorOf, revokeKey, uploadViaApi } from "./support";
 

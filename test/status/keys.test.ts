@@ -1,8 +1,8 @@
 /** API keys: shown once, stored hashed, listed without secrets, revocable, limited to a prefix. */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { ApiKey, CreatedApiKey } from "../../shared/auth/keys";
-import { sha256Hex } from "../../shared/auth/tokens";
+import type { ApiKey, CreatedApiKey } from "../../workers/status/auth/api-keys";
+import { sha256Hex } from "../../workers/status/auth/tokens";
 import { call, createKey, errorOf, invalidFields } from "./support";
 
 describe("API keys", () => {

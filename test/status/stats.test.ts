@@ -1,7 +1,7 @@
 /** GET /v1/stats: counts by status and windowed throughput and percentiles, checked on known rows. */
 import { describe, expect, it } from "vitest";
 import { newJobId } from "../../shared/ids";
-import type { Stats } from "../../shared/jobs/stats";
+import type { Stats } from "../../workers/status/jobs/stats";
 import { uniqueKey } from "../support/fixtures";
 import { call, createKey, insertJobRow } from "./support";
 

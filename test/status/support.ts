@@ -1,7 +1,7 @@
 /** Helpers for the status API tests: requests through the real Worker entry, keys, job rows. */
 import { env, exports } from "cloudflare:workers";
-import type { CreatedApiKey } from "../../shared/auth/keys";
 import type { Job } from "../../shared/jobs/schema";
+import type { CreatedApiKey } from "../../workers/status/auth/api-keys";
 import { until } from "../support/poll";
 
 export const ADMIN = env.ADMIN_TOKEN;

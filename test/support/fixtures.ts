@@ -1,7 +1,7 @@
 /** Test helpers inside workerd: fixture images, R2 uploads and the notifications R2 would send. */
 import { env } from "cloudflare:workers";
 import { inject } from "vitest";
-import { putObjectNotification, type R2Notification } from "../../shared/r2/notification";
+import { putObjectNotification, type R2Notification } from "../../shared/queue/caption-jobs";
 
 const cache = new Map<string, Uint8Array>();
 

@@ -1,7 +1,7 @@
 /** The /v1/webhooks endpoints: subscriptions, scoped keys, the delivery log and redelivery. */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { dispatchEvent } from "../../shared/webhooks/deliveries";
+import { dispatchEvent } from "../../workers/webhooks/deliveries";
 import { call, createKey, errorOf, invalidFields } from "../status/support";
 import { uniqueKey } from "../support/fixtures";
 import {

@@ -5,8 +5,8 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { dispatchEvent } from "../../shared/webhooks/deliveries";
 import { DEAD_LETTER_ERROR } from "../../workers/webhooks/dead-letter";
+import { dispatchEvent } from "../../workers/webhooks/deliveries";
 import { uniqueKey } from "../support/fixtures";
 import { deliveriesOf, finishedJob, hook, runWebhooks, type ScriptedAnswer, subscribe, verified } from "./support";
 

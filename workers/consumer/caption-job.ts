@@ -5,7 +5,6 @@
  */
 
 import { randomToken } from "../../shared/ids";
-import { prepareImage, type SourceImage } from "../../shared/image/prepare";
 import { inspectImage, validateImage } from "../../shared/image/sniff";
 import { JobFailure, TransientError } from "../../shared/jobs/errors";
 import { resolveOptions } from "../../shared/jobs/options";
@@ -22,10 +21,11 @@ import {
 import { errorMessage, log } from "../../shared/log";
 import type { ModelChain } from "../../shared/models/chain";
 import { backoffSeconds } from "../../shared/queue/backoff";
-import { CaptionMessage, isCreateAction } from "../../shared/r2/notification";
-import { emitJobFinished } from "../../shared/webhooks/emit";
+import { CaptionMessage, isCreateAction } from "../../shared/queue/caption-jobs";
 import { finishWithEvent } from "../../shared/webhooks/outbox";
 import type { ConsumerSettings } from "./config";
+import { emitJobFinished } from "./finish";
+import { prepareImage, type SourceImage } from "./prepare-image";
 
 export type Outcome = { ack: true } | { retryAfterSeconds: number };
 

@@ -9,10 +9,10 @@ import {
 	insertFailedNotificationStatement,
 } from "../../shared/jobs/store";
 import { log } from "../../shared/log";
-import { CaptionMessage, isCreateAction } from "../../shared/r2/notification";
-import { emitJobFinished } from "../../shared/webhooks/emit";
+import { CaptionMessage, isCreateAction } from "../../shared/queue/caption-jobs";
 import { type FinishedJob, finishWithEvent } from "../../shared/webhooks/outbox";
 import type { Outcome } from "./caption-job";
+import { emitJobFinished } from "./finish";
 
 const REASON = "The caption message exhausted its deliveries and was dead-lettered.";
 

@@ -5,10 +5,10 @@
  */
 import { failUnfinishedStatement, findStalledJobs, touchJobs } from "../../shared/jobs/store";
 import { log } from "../../shared/log";
-import type { CaptionRequest } from "../../shared/r2/notification";
-import { emitJobFinished } from "../../shared/webhooks/emit";
+import type { CaptionRequest } from "../../shared/queue/caption-jobs";
 import { finishWithEvent } from "../../shared/webhooks/outbox";
 import type { ConsumerSettings } from "./config";
+import { emitJobFinished } from "./finish";
 
 /** A queued job untouched for this long has lost its message. */
 export const QUEUED_STALL_MS = 10 * 60 * 1000;

@@ -3,7 +3,7 @@
  * before reading; otherwise bytes are counted as they stream in, so a chunked or lying client is
  * stopped at the limit instead of being buffered whole.
  */
-import { ApiError } from "../../shared/api/errors";
+import { ApiError } from "./api-error";
 
 export const tooLarge = (limit: number) =>
 	new ApiError(413, "payload_too_large", `The body is larger than the upload limit of ${limit} bytes`, {

@@ -3,7 +3,7 @@
  * each status a route can answer, and the bearer security requirement.
  */
 import type { z } from "zod";
-import { ErrorBody, type ErrorStatus } from "../../shared/api/errors";
+import { ErrorBody, type ErrorStatus } from "./api-error";
 
 export const json = <T extends z.ZodType>(schema: T, description: string) => ({
 	description,

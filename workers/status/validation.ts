@@ -4,7 +4,7 @@
  */
 import type { Hook } from "@hono/zod-openapi";
 import type { ZodError } from "zod";
-import { type FieldIssue, invalidParams, type ParamLocation } from "../../shared/api/errors";
+import { type FieldIssue, invalidParams, type ParamLocation } from "./api-error";
 import type { AppEnv } from "./app-env";
 
 const LOCATIONS: Record<string, ParamLocation> = {

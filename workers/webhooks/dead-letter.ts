@@ -5,8 +5,8 @@
  * stays undispatched and the cron tries again later.
  */
 import { errorMessage, log } from "../../shared/log";
-import { failPendingDelivery } from "../../shared/webhooks/deliveries";
 import { WebhookMessage } from "../../shared/webhooks/schema";
+import { failPendingDelivery } from "./deliveries";
 import { handleJobEvent } from "./fan-out";
 
 export const DEAD_LETTER_ERROR = "Dead-lettered: the delivery message exhausted its retries";

@@ -5,10 +5,10 @@
  */
 import { log } from "../../shared/log";
 import { backoffSeconds } from "../../shared/queue/backoff";
-import { type AttemptOutcome, attemptDelivery } from "../../shared/webhooks/attempt";
-import { type AttemptRecord, claimDelivery, recordAttempt } from "../../shared/webhooks/deliveries";
 import type { DeliveryMessage } from "../../shared/webhooks/schema";
+import { type AttemptOutcome, attemptDelivery } from "./attempt";
 import { MAX_DELAY_SECONDS, type WebhookSettings } from "./config";
+import { type AttemptRecord, claimDelivery, recordAttempt } from "./deliveries";
 
 export type Outcome = { ack: true } | { retryAfterSeconds: number };
 const ACK: Outcome = { ack: true };

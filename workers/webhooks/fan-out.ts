@@ -5,8 +5,8 @@
  * event and target, and a dispatched event is not dispatched again).
  */
 import { log } from "../../shared/log";
-import { dispatchEvent } from "../../shared/webhooks/deliveries";
 import type { DeliveryMessage, JobEventMessage } from "../../shared/webhooks/schema";
+import { dispatchEvent } from "./deliveries";
 
 export async function sendDeliveries(queue: Queue, ids: string[]): Promise<void> {
 	const messages = ids.map((delivery_id) => ({

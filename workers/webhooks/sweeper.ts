@@ -4,9 +4,9 @@
  * pending deliveries whose next attempt is long overdue with nobody holding them.
  */
 import { log } from "../../shared/log";
-import { takeStalledDeliveries } from "../../shared/webhooks/deliveries";
 import { findUndispatchedEvents } from "../../shared/webhooks/outbox";
 import type { JobEventMessage } from "../../shared/webhooks/schema";
+import { takeStalledDeliveries } from "./deliveries";
 import { sendDeliveries } from "./fan-out";
 
 /** How long the normal path gets before the sweeper steps in. */

@@ -7,15 +7,15 @@
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
-import { ApiError, notFound } from "../../../shared/api/errors";
 import { MIME, sniffFormat } from "../../../shared/image/sniff";
-import { ensureNotificationJob } from "../../../shared/jobs/create";
 import { CallbackUrl, MaxTokens, METADATA_KEYS, Prompt } from "../../../shared/jobs/options";
 import { Job, toJob } from "../../../shared/jobs/schema";
-import { putObjectNotification } from "../../../shared/r2/notification";
+import { putObjectNotification } from "../../../shared/queue/caption-jobs";
+import { sendOrLeaveToSweeper } from "../../../shared/queue/send";
+import { ApiError, notFound } from "../api-error";
 import { type AppEnv, inScope } from "../app-env";
 import { headBytes, readCappedBody } from "../capped-body";
-import { sendOrLeaveToSweeper } from "../queue-send";
+import { ensureNotificationJob } from "../jobs/create";
 import { authenticated, errors } from "../responses";
 import { readSettings } from "../settings";
 import { validationHook } from "../validation";

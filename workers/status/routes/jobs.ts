@@ -4,15 +4,15 @@
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
-import { invalidParam, notFound } from "../../../shared/api/errors";
-import { insertApiJob } from "../../../shared/jobs/create";
-import { decodeCursor, listJobs } from "../../../shared/jobs/list";
 import { CallbackUrl, MaxTokens, Prompt } from "../../../shared/jobs/options";
 import { Job, JobStatus, toJob } from "../../../shared/jobs/schema";
 import { getJobRow } from "../../../shared/jobs/store";
-import type { CaptionRequest } from "../../../shared/r2/notification";
+import type { CaptionRequest } from "../../../shared/queue/caption-jobs";
+import { sendOrLeaveToSweeper } from "../../../shared/queue/send";
+import { invalidParam, notFound } from "../api-error";
 import { type AppEnv, inScope, scopePrefix } from "../app-env";
-import { sendOrLeaveToSweeper } from "../queue-send";
+import { insertApiJob } from "../jobs/create";
+import { decodeCursor, listJobs } from "../jobs/list";
 import { authenticated, errors, json } from "../responses";
 import { validationHook } from "../validation";
 import { requireSafeWebhookUrl } from "./webhooks";

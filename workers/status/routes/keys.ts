@@ -4,10 +4,10 @@
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
-import { ApiError, notFound } from "../../../shared/api/errors";
-import { ApiKey, CreatedApiKey, createApiKey, listApiKeys, revokeApiKey } from "../../../shared/auth/keys";
+import { ApiError, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
-import { requireAdmin } from "../auth";
+import { ApiKey, CreatedApiKey, createApiKey, listApiKeys, revokeApiKey } from "../auth/api-keys";
+import { requireAdmin } from "../auth/authenticate";
 import { authenticated, errors, json } from "../responses";
 import { validationHook } from "../validation";
 

@@ -7,9 +7,7 @@
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
-import { ApiError, invalidParam, notFound, type ParamLocation } from "../../../shared/api/errors";
 import { errorMessage, log } from "../../../shared/log";
-import { decodeDeliveryCursor, listDeliveries, reopenDelivery } from "../../../shared/webhooks/delivery-log";
 import {
 	CreatedWebhookSubscription,
 	type DeliveryMessage,
@@ -18,16 +16,18 @@ import {
 	WebhookSubscription,
 } from "../../../shared/webhooks/schema";
 import { checkWebhookUrl, refusalMessage } from "../../../shared/webhooks/ssrf";
+import { ApiError, invalidParam, notFound, type ParamLocation } from "../api-error";
+import { type AppEnv, scopePrefix } from "../app-env";
+import { authenticated, errors, json } from "../responses";
+import { validationHook } from "../validation";
+import { decodeDeliveryCursor, listDeliveries, reopenDelivery } from "../webhooks/delivery-log";
 import {
 	createSubscription,
 	deleteSubscription,
 	getSubscriptionRow,
 	listSubscriptions,
 	toSubscription,
-} from "../../../shared/webhooks/subscriptions";
-import { type AppEnv, scopePrefix } from "../app-env";
-import { authenticated, errors, json } from "../responses";
-import { validationHook } from "../validation";
+} from "../webhooks/subscriptions";
 
 /**
  * The URL as it will be called, or a 400 `unsafe_url` naming the field: production allows only

@@ -3,7 +3,7 @@
  * send fails, the job stays `queued` and the consumer's sweeper sends it again, so the request
  * still succeeds (answering 500 would invite a retry that makes a duplicate job).
  */
-import { errorMessage, log } from "../../shared/log";
+import { errorMessage, log } from "../log";
 
 export async function sendOrLeaveToSweeper(queue: Queue, body: unknown): Promise<void> {
 	try {

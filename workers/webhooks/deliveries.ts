@@ -3,9 +3,9 @@
  * target, so an event is delivered once per target however often it is dispatched), the lease a
  * sender takes before an attempt, and the record of each attempt's outcome.
  */
-import { ulid } from "../ids";
-import { type JobRow, toJob } from "../jobs/schema";
-import type { DeliveryRow, DeliveryStatus, WebhookEventType, WebhookPayload } from "./schema";
+import { ulid } from "../../shared/ids";
+import { type JobRow, toJob } from "../../shared/jobs/schema";
+import type { DeliveryRow, DeliveryStatus, WebhookEventType, WebhookPayload } from "../../shared/webhooks/schema";
 
 /** The per-object callback-url's target name (subscriptions use their id). */
 export const CALLBACK_TARGET = "callback";

@@ -5,8 +5,8 @@
  * Served by the jobs_created / jobs_status_created / jobs_key_created indexes.
  */
 import { z } from "zod";
+import type { JobRow, JobStatus } from "../../../shared/jobs/schema";
 import { prefixCondition } from "./key-range";
-import type { JobRow, JobStatus } from "./schema";
 
 export interface JobFilter {
 	status?: JobStatus;

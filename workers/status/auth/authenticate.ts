@@ -4,11 +4,11 @@
  * the context for the route handlers; key management is admin-only.
  */
 import type { MiddlewareHandler } from "hono";
-import { ApiError } from "../../shared/api/errors";
-import { findLiveKeyByHash } from "../../shared/auth/keys";
-import { API_KEY_PREFIX, bearerToken, secretsEqual, sha256Hex } from "../../shared/auth/tokens";
-import { log } from "../../shared/log";
-import type { AppEnv, Principal } from "./app-env";
+import { log } from "../../../shared/log";
+import { ApiError } from "../api-error";
+import type { AppEnv, Principal } from "../app-env";
+import { findLiveKeyByHash } from "./api-keys";
+import { API_KEY_PREFIX, bearerToken, secretsEqual, sha256Hex } from "./tokens";
 
 const unauthorized = (message: string) =>
 	new ApiError(401, "unauthorized", message, null, { "WWW-Authenticate": 'Bearer realm="r2-captions"' });

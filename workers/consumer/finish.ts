@@ -3,9 +3,9 @@
  * outbox, shared/webhooks/outbox.ts) goes onto the `webhook-deliveries` queue. A failed send is
  * not an error for the caller: the event stays undispatched and the webhooks Worker's cron sends it.
  */
-import { errorMessage, log } from "../log";
-import type { FinishedJob } from "./outbox";
-import type { JobEventMessage } from "./schema";
+import { errorMessage, log } from "../../shared/log";
+import type { FinishedJob } from "../../shared/webhooks/outbox";
+import type { JobEventMessage } from "../../shared/webhooks/schema";
 
 export async function emitJobFinished(env: { WEBHOOK_DELIVERIES: Queue }, finished: FinishedJob): Promise<void> {
 	const message: JobEventMessage = { kind: "job-event", event_id: finished.eventId, job_id: finished.job.id };

@@ -4,7 +4,7 @@
  * back to pending under the same id, so the receiver sees the same `webhook-id` again.
  */
 import { z } from "zod";
-import type { DeliveryRow, WebhookAttempt, WebhookDelivery, WebhookEventType } from "./schema";
+import type { DeliveryRow, WebhookAttempt, WebhookDelivery, WebhookEventType } from "../../../shared/webhooks/schema";
 
 const Cursor = z.object({ t: z.number().int().nonnegative(), i: z.string().startsWith("msg_") });
 type Cursor = z.infer<typeof Cursor>;

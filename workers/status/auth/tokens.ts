@@ -2,7 +2,7 @@
  * Bearer tokens: API key generation, the SHA-256 digest that is stored instead of the token, and
  * constant-time comparison (comparing fixed-length digests, so neither content nor length leaks).
  */
-import { randomToken } from "../ids";
+import { randomToken } from "../../../shared/ids";
 
 /** Every API key starts with this, so that leaked keys are easy to recognise and search for. */
 export const API_KEY_PREFIX = "rck_";

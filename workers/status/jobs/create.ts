@@ -3,9 +3,9 @@
  * (the same (bucket, key, etag) row the consumer's claim finds, so the notification that follows
  * does not make a second one); `POST /v1/jobs` makes a separate 'api' job every time.
  */
-import { newJobId } from "../ids";
-import type { JobRow } from "./schema";
-import { getNotificationJobRow } from "./store";
+import { newJobId } from "../../../shared/ids";
+import type { JobRow } from "../../../shared/jobs/schema";
+import { getNotificationJobRow } from "../../../shared/jobs/store";
 
 export interface QueuedJobInput {
 	bucket: string;

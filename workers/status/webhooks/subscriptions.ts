@@ -3,9 +3,14 @@
  * once), list and get within a caller's scope, and delete (with its delivery log).
  * Scope: a caller limited to prefix `p` sees only subscriptions whose own prefix starts with `p`.
  */
-import { ulid } from "../ids";
-import type { CreatedWebhookSubscription, SubscriptionRow, WebhookEventType, WebhookSubscription } from "./schema";
-import { newWebhookSecret } from "./sign";
+import { ulid } from "../../../shared/ids";
+import type {
+	CreatedWebhookSubscription,
+	SubscriptionRow,
+	WebhookEventType,
+	WebhookSubscription,
+} from "../../../shared/webhooks/schema";
+import { newWebhookSecret } from "../../../shared/webhooks/sign";
 
 export function toSubscription(row: SubscriptionRow): WebhookSubscription {
 	return {

@@ -3,9 +3,10 @@
  * larger ones are streamed from R2 into the Images binding and downscaled, so a multi-megabyte
  * upload is never held, let alone expanded, in the Worker's 128 MB.
  */
-import { JobFailure } from "../jobs/errors";
-import type { ImageLimits, ModelImage } from "../models/types";
-import { type ImageInfo, inspectImage } from "./sniff";
+
+import { type ImageInfo, inspectImage } from "../../shared/image/sniff";
+import { JobFailure } from "../../shared/jobs/errors";
+import type { ImageLimits, ModelImage } from "../../shared/models/types";
 
 /** Beyond this many pixels an image is refused rather than decoded (decompression bombs). */
 export const MAX_PIXELS = 100_000_000;

@@ -4,9 +4,9 @@
  * say when, in `Retry-After`); any other answer, a redirect included, is a permanent refusal. A URL
  * that fails the SSRF check is refused without making a request.
  */
-import { errorMessage } from "../log";
-import { webhookHeaders } from "./sign";
-import { checkWebhookUrl, type DeployMode, refusalMessage } from "./ssrf";
+import { errorMessage } from "../../shared/log";
+import { webhookHeaders } from "../../shared/webhooks/sign";
+import { checkWebhookUrl, type DeployMode, refusalMessage } from "../../shared/webhooks/ssrf";
 
 export type AttemptOutcome =
 	| { kind: "delivered"; statusCode: number }

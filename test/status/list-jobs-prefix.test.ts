@@ -1,11 +1,11 @@
 /**
- * Listing by prefix takes one of two query shapes (shared/jobs/list.ts): a sparse prefix sorts its
+ * Listing by prefix takes one of two query shapes (workers/status/jobs/list.ts): a sparse prefix sorts its
  * own jobs, a dense one (≥ DENSE_PREFIX_ROWS jobs) walks the newest-first index. Both must page
  * exactly like the plain definition: newest first by (created_at, id), no gaps, no duplicates.
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { DENSE_PREFIX_ROWS, listJobs } from "../../shared/jobs/list";
+import { DENSE_PREFIX_ROWS, listJobs } from "../../workers/status/jobs/list";
 import { uniqueKey } from "../support/fixtures";
 
 /** `count` jobs under `prefix` in one statement; every third shares a millisecond with the next. */

@@ -3,7 +3,7 @@
  * digest of the presented token; the token itself exists only in the creation response.
  */
 import { z } from "zod";
-import { ulid } from "../ids";
+import { ulid } from "../../../shared/ids";
 import { newApiKeyToken, sha256Hex, tokenHint } from "./tokens";
 
 export const ApiKey = z
