@@ -2,8 +2,10 @@
  * D1 access for the jobs table: claiming under a lease, finishing, and reading jobs.
  * A caption costs two writes: the claim (which also creates a notification job) and the finish.
  */
+import type { z } from "zod";
+import { parseRow, parseRows } from "../d1-rows";
 import { newJobId } from "../ids";
-import type { JobErrorCode, JobRow } from "./schema";
+import { type JobErrorCode, JobRow } from "./schema";
 
 /** The columns the consumer settles when a job finishes, whatever its outcome. */
 export interface JobResultFields {
@@ -59,12 +61,10 @@ export async function claimNotificationJob(
 			lease.now,
 			Math.max(0, lease.now - n.eventTime),
 		)
-		.first<JobRow>();
+		.first()
+		.then(parseRow(JobRow));
 	if (claimed) return { claimed };
-	const existing = await db
-		.prepare(`SELECT * FROM jobs WHERE bucket = ? AND key = ? AND etag = ? AND source = 'notification'`)
-		.bind(n.bucket, n.key, n.etag)
-		.first<JobRow>();
+	const existing = await getNotificationJobRow(db, n);
 	return existing ? { existing } : { missing: true };
 }
 
@@ -79,7 +79,8 @@ export async function claimJobById(db: D1Database, id: string, lease: Lease): Pr
 			RETURNING *`,
 		)
 		.bind(id, lease.token, lease.expiresAt, lease.now)
-		.first<JobRow>();
+		.first()
+		.then(parseRow(JobRow));
 	if (claimed) return { claimed };
 	const existing = await getJobRow(db, id);
 	return existing ? { existing } : { missing: true };
@@ -185,7 +186,7 @@ export function insertFailedNotificationStatement(
 }
 
 export async function getJobRow(db: D1Database, id: string): Promise<JobRow | null> {
-	return db.prepare("SELECT * FROM jobs WHERE id = ?").bind(id).first<JobRow>();
+	return db.prepare("SELECT * FROM jobs WHERE id = ?").bind(id).first().then(parseRow(JobRow));
 }
 
 export async function getNotificationJobRow(
@@ -195,20 +196,29 @@ export async function getNotificationJobRow(
 	return db
 		.prepare(`SELECT * FROM jobs WHERE bucket = ? AND key = ? AND etag = ? AND source = 'notification'`)
 		.bind(n.bucket, n.key, n.etag)
-		.first<JobRow>();
+		.first()
+		.then(parseRow(JobRow));
 }
 
+const StalledJob = JobRow.pick({ id: true, attempts: true, status: true });
+export type StalledJob = z.infer<typeof StalledJob>;
+
 /** Jobs whose lease expired, or queued jobs nobody picked up: the sweeper re-queues them. */
-export async function findStalledJobs(db: D1Database, now: number, queuedBefore: number, limit = 100) {
-	const { results } = await db
+export async function findStalledJobs(
+	db: D1Database,
+	now: number,
+	queuedBefore: number,
+	limit = 100,
+): Promise<StalledJob[]> {
+	return db
 		.prepare(
 			`SELECT id, attempts, status FROM jobs
 			WHERE (status = 'processing' AND lease_expires_at < ?1) OR (status = 'queued' AND updated_at < ?2)
 			LIMIT ?3`,
 		)
 		.bind(now, queuedBefore, limit)
-		.all<{ id: string; attempts: number; status: string }>();
-	return results;
+		.all()
+		.then(parseRows(StalledJob));
 }
 
 /** Marks jobs as re-queued so that the next sweep does not send them again at once. */

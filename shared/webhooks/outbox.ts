@@ -4,8 +4,10 @@
  * that did not finish (lost lease, already terminal) has none from this attempt. `job_id` is unique:
  * one event per job, however many consumers race to finish it.
  */
+import { batchRows, parseRows } from "../d1-rows";
 import { ulid } from "../ids";
-import type { JobRow } from "../jobs/schema";
+import { JobRow } from "../jobs/schema";
+import { EventRow } from "./schema";
 
 export interface FinishedJob {
 	job: JobRow;
@@ -36,10 +38,12 @@ export async function finishWithEvent(
 	now = Date.now(),
 ): Promise<FinishedJob | null> {
 	const eventId = newEventId(now);
-	const [finished] = await db.batch<JobRow>([finish, recordEventStatement(db, jobId, eventId, now)]);
-	const job = finished?.results[0];
+	const [finished] = await db.batch([finish, recordEventStatement(db, jobId, eventId, now)]);
+	const [job] = batchRows(finished, JobRow);
 	return job ? { job, eventId } : null;
 }
+
+const UndispatchedEvent = EventRow.pick({ id: true, job_id: true });
 
 /** Events that have no deliveries yet although they are older than `before` (lost or never sent). */
 export async function findUndispatchedEvents(
@@ -48,13 +52,13 @@ export async function findUndispatchedEvents(
 	since: number,
 	limit = 100,
 ): Promise<{ id: string; job_id: string }[]> {
-	const { results } = await db
+	return db
 		.prepare(
 			`SELECT id, job_id FROM webhook_events
 			WHERE dispatched_at IS NULL AND created_at < ?1 AND created_at >= ?2
 			ORDER BY created_at LIMIT ?3`,
 		)
 		.bind(before, since, limit)
-		.all<{ id: string; job_id: string }>();
-	return results;
+		.all()
+		.then(parseRows(UndispatchedEvent));
 }

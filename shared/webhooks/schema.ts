@@ -128,3 +128,25 @@ export const DeliveryRow = z.object({
 	completed_at: z.number().nullable(),
 });
 export type DeliveryRow = z.infer<typeof DeliveryRow>;
+
+/** A row of `webhook_events` (the outbox), as D1 returns it. */
+export const EventRow = z.object({
+	id: z.string(),
+	job_id: z.string(),
+	type: WebhookEventType,
+	payload: z.string().nullable(),
+	created_at: z.number(),
+	dispatched_at: z.number().nullable(),
+});
+export type EventRow = z.infer<typeof EventRow>;
+
+/** A row of `webhook_attempts`, as D1 returns it. */
+export const AttemptRow = z.object({
+	delivery_id: z.string(),
+	attempt: z.number(),
+	started_at: z.number(),
+	status_code: z.number().nullable(),
+	duration_ms: z.number(),
+	error: z.string().nullable(),
+});
+export type AttemptRow = z.infer<typeof AttemptRow>;

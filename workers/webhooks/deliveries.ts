@@ -3,21 +3,33 @@
  * target, so an event is delivered once per target however often it is dispatched), the lease a
  * sender takes before an attempt, and the record of each attempt's outcome.
  */
+import { z } from "zod";
+import { batchRows, parseRow, parseRows } from "../../shared/d1-rows";
 import { ulid } from "../../shared/ids";
-import { type JobRow, toJob } from "../../shared/jobs/schema";
-import type { DeliveryRow, DeliveryStatus, WebhookEventType, WebhookPayload } from "../../shared/webhooks/schema";
+import { JobRow, toJob } from "../../shared/jobs/schema";
+import {
+	DeliveryRow,
+	type DeliveryStatus,
+	EventRow,
+	SubscriptionRow,
+	type WebhookPayload,
+} from "../../shared/webhooks/schema";
 
 /** The per-object callback-url's target name (subscriptions use their id). */
 export const CALLBACK_TARGET = "callback";
 
 export const newDeliveryId = (now?: number) => `msg_${ulid(now)}`;
 
-type EventWithJob = JobRow & {
-	event_id: string;
-	event_type: WebhookEventType;
-	event_at: number;
-	dispatched_at: number | null;
-};
+/** An event with the row of its job. */
+const EventWithJob = JobRow.extend({
+	event_id: EventRow.shape.id,
+	event_type: EventRow.shape.type,
+	event_at: EventRow.shape.created_at,
+	dispatched_at: EventRow.shape.dispatched_at,
+});
+
+const Target = SubscriptionRow.pick({ id: true, url: true });
+const DeliveryId = DeliveryRow.pick({ id: true });
 
 export type DispatchResult = { missing: true } | { alreadyDispatched: true } | { deliveryIds: string[] };
 
@@ -32,7 +44,8 @@ export async function dispatchEvent(db: D1Database, eventId: string, now = Date.
 			FROM webhook_events e JOIN jobs j ON j.id = e.job_id WHERE e.id = ?`,
 		)
 		.bind(eventId)
-		.first<EventWithJob>();
+		.first()
+		.then(parseRow(EventWithJob));
 	if (!row) return { missing: true };
 	if (row.dispatched_at !== null) return { alreadyDispatched: true };
 
@@ -41,15 +54,20 @@ export async function dispatchEvent(db: D1Database, eventId: string, now = Date.
 		timestamp: new Date(row.event_at).toISOString(),
 		data: toJob(row),
 	};
-	const { results: subscriptions } = await db
+	const subscriptions = await db
 		.prepare(
 			`SELECT id, url FROM webhook_subscriptions
 			WHERE status = 'active' AND EXISTS (SELECT 1 FROM json_each(events) WHERE value = ?1)
 			AND (prefix IS NULL OR substr(?2, 1, length(prefix)) = prefix)`,
 		)
 		.bind(row.event_type, row.key)
-		.all<{ id: string; url: string }>();
-	const targets = subscriptions.map((s) => ({ subscriptionId: s.id as string | null, target: s.id, url: s.url }));
+		.all()
+		.then(parseRows(Target));
+	const targets: { subscriptionId: string | null; target: string; url: string }[] = subscriptions.map((s) => ({
+		subscriptionId: s.id,
+		target: s.id,
+		url: s.url,
+	}));
 	if (row.callback_url) targets.push({ subscriptionId: null, target: CALLBACK_TARGET, url: row.callback_url });
 
 	const insert = db.prepare(
@@ -58,7 +76,7 @@ export async function dispatchEvent(db: D1Database, eventId: string, now = Date.
 		VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6, ?6)
 		ON CONFLICT (event_id, target) DO NOTHING RETURNING id`,
 	);
-	const results = await db.batch<{ id: string }>([
+	const results = await db.batch([
 		...targets.map((t) => insert.bind(newDeliveryId(now), eventId, t.subscriptionId, t.target, t.url, now)),
 		db
 			.prepare(
@@ -67,7 +85,8 @@ export async function dispatchEvent(db: D1Database, eventId: string, now = Date.
 			)
 			.bind(eventId, JSON.stringify(payload), now),
 	]);
-	return { deliveryIds: results.slice(0, targets.length).flatMap((r) => r.results.map((x) => x.id)) };
+	const created = results.slice(0, targets.length).flatMap((result) => batchRows(result, DeliveryId));
+	return { deliveryIds: created.map((row) => row.id) };
 }
 
 /** What a sender needs for one attempt of a claimed delivery. */
@@ -85,6 +104,13 @@ export type ClaimResult =
 	| { leasedUntil: number }
 	| { subscriptionGone: DeliveryRow };
 
+/** The event's payload and, for a subscription's delivery, the subscription (null once deleted). */
+const AttemptContext = z.object({
+	payload: EventRow.shape.payload,
+	secret: SubscriptionRow.shape.secret.nullable(),
+	status: SubscriptionRow.shape.status.nullable(),
+});
+
 /** Takes the lease of a pending delivery (counting the attempt), unless another sender holds it. */
 export async function claimDelivery(
 	db: D1Database,
@@ -100,9 +126,14 @@ export async function claimDelivery(
 			RETURNING *`,
 		)
 		.bind(id, token, now + leaseMs, now)
-		.first<DeliveryRow>();
+		.first()
+		.then(parseRow(DeliveryRow));
 	if (!delivery) {
-		const current = await db.prepare("SELECT * FROM webhook_deliveries WHERE id = ?").bind(id).first<DeliveryRow>();
+		const current = await db
+			.prepare("SELECT * FROM webhook_deliveries WHERE id = ?")
+			.bind(id)
+			.first()
+			.then(parseRow(DeliveryRow));
 		if (!current) return { missing: true };
 		if (current.status !== "pending") return { finished: current };
 		return { leasedUntil: current.lease_expires_at ?? now };
@@ -113,7 +144,8 @@ export async function claimDelivery(
 			LEFT JOIN webhook_subscriptions s ON s.id = ?2 WHERE e.id = ?1`,
 		)
 		.bind(delivery.event_id, delivery.subscription_id)
-		.first<{ payload: string | null; secret: string | null; status: "active" | "disabled" | null }>();
+		.first()
+		.then(parseRow(AttemptContext));
 	if (!context?.payload) throw new Error(`The event ${delivery.event_id} of delivery ${id} has no payload`);
 	if (delivery.subscription_id !== null && (context.secret === null || context.status === null)) {
 		return { subscriptionGone: delivery };
@@ -186,7 +218,8 @@ export async function failPendingDelivery(db: D1Database, id: string, error: str
 			WHERE id = ?1 AND status = 'pending' RETURNING id`,
 		)
 		.bind(id, error, now)
-		.first<{ id: string }>();
+		.first()
+		.then(parseRow(DeliveryId));
 	return row !== null;
 }
 
@@ -200,7 +233,7 @@ export async function takeStalledDeliveries(
 	now: number,
 	limit = 100,
 ) {
-	const { results } = await db
+	const results = await db
 		.prepare(
 			`UPDATE webhook_deliveries SET next_attempt_at = ?3, updated_at = ?3
 			WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at < ?1
@@ -208,6 +241,7 @@ export async function takeStalledDeliveries(
 			RETURNING id`,
 		)
 		.bind(window.overdueBefore, window.since, now, limit)
-		.all<{ id: string }>();
+		.all()
+		.then(parseRows(DeliveryId));
 	return results.map((r) => r.id);
 }

@@ -3,6 +3,7 @@
  * digest of the presented token; the token itself exists only in the creation response.
  */
 import { z } from "zod";
+import { parseRow, parseRows } from "../../../shared/d1-rows";
 import { ulid } from "../../../shared/ids";
 import { newApiKeyToken, sha256Hex, tokenHint } from "./tokens";
 
@@ -27,15 +28,17 @@ export const CreatedApiKey = ApiKey.extend({
 }).meta({ id: "CreatedApiKey" });
 export type CreatedApiKey = z.infer<typeof CreatedApiKey>;
 
-interface ApiKeyRow {
-	id: string;
-	name: string | null;
-	prefix: string | null;
-	token_hash: string;
-	token_hint: string;
-	created_at: number;
-	revoked_at: number | null;
-}
+/** A row of `api_keys`, as D1 returns it. */
+const ApiKeyRow = z.object({
+	id: z.string(),
+	name: z.string().nullable(),
+	prefix: z.string().nullable(),
+	token_hash: z.string(),
+	token_hint: z.string(),
+	created_at: z.number(),
+	revoked_at: z.number().nullable(),
+});
+type ApiKeyRow = z.infer<typeof ApiKeyRow>;
 
 const toApiKey = (row: ApiKeyRow): ApiKey => ({
 	id: row.id,
@@ -58,13 +61,17 @@ export async function createApiKey(
 			VALUES (?, ?, ?, ?, ?, ?) RETURNING *`,
 		)
 		.bind(`key_${ulid(now)}`, input.name, input.prefix, await sha256Hex(token), tokenHint(token), now)
-		.first<ApiKeyRow>();
+		.first()
+		.then(parseRow(ApiKeyRow));
 	if (!row) throw new Error("api key insert returned no row");
 	return { ...toApiKey(row), token };
 }
 
 export async function listApiKeys(db: D1Database): Promise<ApiKey[]> {
-	const { results } = await db.prepare("SELECT * FROM api_keys ORDER BY created_at DESC, id DESC").all<ApiKeyRow>();
+	const results = await db
+		.prepare("SELECT * FROM api_keys ORDER BY created_at DESC, id DESC")
+		.all()
+		.then(parseRows(ApiKeyRow));
 	return results.map(toApiKey);
 }
 
@@ -74,19 +81,20 @@ export async function revokeApiKey(db: D1Database, id: string, now = Date.now())
 	const row = await db
 		.prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING *")
 		.bind(now, id)
-		.first<ApiKeyRow>();
+		.first()
+		.then(parseRow(ApiKeyRow));
 	if (row) return { revoked: toApiKey(row) };
-	const existing = await db.prepare("SELECT * FROM api_keys WHERE id = ?").bind(id).first<ApiKeyRow>();
+	const existing = await db.prepare("SELECT * FROM api_keys WHERE id = ?").bind(id).first().then(parseRow(ApiKeyRow));
 	return existing ? { alreadyRevoked: toApiKey(existing) } : { missing: true };
 }
 
+const LiveKey = ApiKeyRow.pick({ id: true, prefix: true, token_hash: true });
+
 /** The live (not revoked) key whose token has this SHA-256 digest. */
-export async function findLiveKeyByHash(
-	db: D1Database,
-	tokenHash: string,
-): Promise<{ id: string; prefix: string | null; token_hash: string } | null> {
+export async function findLiveKeyByHash(db: D1Database, tokenHash: string): Promise<z.infer<typeof LiveKey> | null> {
 	return db
 		.prepare("SELECT id, prefix, token_hash FROM api_keys WHERE token_hash = ? AND revoked_at IS NULL")
 		.bind(tokenHash)
-		.first();
+		.first()
+		.then(parseRow(LiveKey));
 }

@@ -3,8 +3,9 @@
  * (the same (bucket, key, etag) row the consumer's claim finds, so the notification that follows
  * does not make a second one); `POST /v1/jobs` makes a separate 'api' job every time.
  */
+import { parseRow } from "../../../shared/d1-rows";
 import { newJobId } from "../../../shared/ids";
-import type { JobRow } from "../../../shared/jobs/schema";
+import { JobRow } from "../../../shared/jobs/schema";
 import { getNotificationJobRow } from "../../../shared/jobs/store";
 
 export interface QueuedJobInput {
@@ -47,7 +48,8 @@ export async function ensureNotificationJob(db: D1Database, job: QueuedJobInput,
 			RETURNING *`,
 		)
 		.bind(...bindings(newJobId(now), job, now))
-		.first<JobRow>();
+		.first()
+		.then(parseRow(JobRow));
 	if (inserted) return inserted;
 	const existing = await getNotificationJobRow(db, job);
 	if (!existing) throw new Error(`notification job for ${job.key} neither inserted nor found`);
@@ -63,7 +65,8 @@ export async function insertApiJob(db: D1Database, job: QueuedJobInput, now = Da
 			RETURNING *`,
 		)
 		.bind(...bindings(newJobId(now), job, now))
-		.first<JobRow>();
+		.first()
+		.then(parseRow(JobRow));
 	if (!row) throw new Error(`api job for ${job.key} was not inserted`);
 	return row;
 }

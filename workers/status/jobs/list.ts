@@ -5,7 +5,8 @@
  * Served by the jobs_created / jobs_status_created / jobs_key_created indexes.
  */
 import { z } from "zod";
-import type { JobRow, JobStatus } from "../../../shared/jobs/schema";
+import { parseRow, parseRows } from "../../../shared/d1-rows";
+import { JobRow, type JobStatus } from "../../../shared/jobs/schema";
 import { prefixCondition } from "./key-range";
 
 export interface JobFilter {
@@ -62,6 +63,8 @@ export interface JobPage {
  */
 export const DENSE_PREFIX_ROWS = 2000;
 
+const CountRow = z.object({ n: z.number().int() });
+
 /** Whether the requested prefixes hold at least DENSE_PREFIX_ROWS jobs (counted on the covering key index, stopping there). */
 async function isDensePrefix(db: D1Database, filter: JobFilter): Promise<boolean> {
 	if (filter.key !== undefined) return false;
@@ -70,7 +73,8 @@ async function isDensePrefix(db: D1Database, filter: JobFilter): Promise<boolean
 	const row = await db
 		.prepare(`SELECT count(*) AS n FROM (SELECT 1 FROM jobs WHERE ${ranges.map((r) => r.sql).join(" AND ")} LIMIT ?)`)
 		.bind(...ranges.flatMap((r) => r.params), DENSE_PREFIX_ROWS)
-		.first<{ n: number }>();
+		.first()
+		.then(parseRow(CountRow));
 	return (row?.n ?? 0) >= DENSE_PREFIX_ROWS;
 }
 
@@ -118,10 +122,11 @@ export async function listJobs(
 			ORDER BY created_at DESC, id DESC`
 		: `SELECT * FROM jobs ${conditions} ORDER BY created_at DESC, id DESC LIMIT ?`;
 	// One extra row tells whether there is a next page without a COUNT.
-	const { results } = await db
+	const results = await db
 		.prepare(sql)
 		.bind(...params, limit + 1)
-		.all<JobRow>();
+		.all()
+		.then(parseRows(JobRow));
 	const rows = results.slice(0, limit);
 	const last = rows.at(-1);
 	return { rows, nextCursor: results.length > limit && last ? encodeCursor(last) : null };

@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { JobStatus } from "../../../shared/jobs/schema";
+import { batchRows } from "../../../shared/d1-rows";
 import { prefixCondition } from "./key-range";
 
 export const STATS_WINDOWS: readonly { name: "5m" | "1h" | "24h"; seconds: number }[] = [
@@ -84,7 +85,7 @@ export async function readStats(db: D1Database, prefix: string | null, now = Dat
 	const [countRes, counterRes, ...windowRes] = await db.batch([counts, counters, ...windows]);
 
 	const byStatus: Record<JobStatus, number> = { queued: 0, processing: 0, succeeded: 0, failed: 0 };
-	for (const row of z.array(CountRow).parse(countRes?.results ?? [])) byStatus[row.status] = row.n;
+	for (const row of batchRows(countRes, CountRow)) byStatus[row.status] = row.n;
 	const total = Object.values(byStatus).reduce((a, b) => a + b, 0);
 	return {
 		prefix,
@@ -104,13 +105,6 @@ export async function readStats(db: D1Database, prefix: string | null, now = Dat
 		}),
 		// Counters are service-wide, so a key limited to a prefix does not see them.
 		counters:
-			prefix === null
-				? Object.fromEntries(
-						z
-							.array(CounterRow)
-							.parse(counterRes?.results ?? [])
-							.map((r) => [r.name, r.value]),
-					)
-				: {},
+			prefix === null ? Object.fromEntries(batchRows(counterRes, CounterRow).map((r) => [r.name, r.value])) : {},
 	};
 }

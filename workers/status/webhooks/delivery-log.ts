@@ -4,7 +4,14 @@
  * back to pending under the same id, so the receiver sees the same `webhook-id` again.
  */
 import { z } from "zod";
-import type { DeliveryRow, WebhookAttempt, WebhookDelivery, WebhookEventType } from "../../../shared/webhooks/schema";
+import { parseRow, parseRows } from "../../../shared/d1-rows";
+import {
+	AttemptRow,
+	DeliveryRow,
+	EventRow,
+	type WebhookAttempt,
+	type WebhookDelivery,
+} from "../../../shared/webhooks/schema";
 
 const Cursor = z.object({ t: z.number().int().nonnegative(), i: z.string().startsWith("msg_") });
 type Cursor = z.infer<typeof Cursor>;
@@ -25,16 +32,9 @@ export function decodeDeliveryCursor(cursor: string): Cursor | null {
 	}
 }
 
-type LogRow = DeliveryRow & { event_type: WebhookEventType; job_id: string };
-
-interface AttemptRow {
-	delivery_id: string;
-	attempt: number;
-	started_at: number;
-	status_code: number | null;
-	duration_ms: number;
-	error: string | null;
-}
+/** A delivery with the type and job of its event. */
+const LogRow = DeliveryRow.extend({ event_type: EventRow.shape.type, job_id: EventRow.shape.job_id });
+type LogRow = z.infer<typeof LogRow>;
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -68,13 +68,14 @@ const SELECT_LOG = `SELECT d.*, e.type AS event_type, e.job_id FROM webhook_deli
 
 async function withAttempts(db: D1Database, rows: LogRow[]): Promise<WebhookDelivery[]> {
 	if (rows.length === 0) return [];
-	const { results } = await db
+	const results = await db
 		.prepare(
 			`SELECT * FROM webhook_attempts WHERE delivery_id IN (SELECT value FROM json_each(?1))
 			ORDER BY delivery_id, attempt`,
 		)
 		.bind(JSON.stringify(rows.map((r) => r.id)))
-		.all<AttemptRow>();
+		.all()
+		.then(parseRows(AttemptRow));
 	return rows.map((row) =>
 		toDelivery(
 			row,
@@ -89,14 +90,15 @@ export async function listDeliveries(
 	limit: number,
 	after: Cursor | null,
 ): Promise<{ data: WebhookDelivery[]; nextCursor: string | null }> {
-	const { results } = await db
+	const results = await db
 		.prepare(
 			`${SELECT_LOG} WHERE d.subscription_id = ?1
 			AND (?2 IS NULL OR d.created_at < ?2 OR (d.created_at = ?2 AND d.id < ?3))
 			ORDER BY d.created_at DESC, d.id DESC LIMIT ?4`,
 		)
 		.bind(subscriptionId, after?.t ?? null, after?.i ?? "", limit + 1)
-		.all<LogRow>();
+		.all()
+		.then(parseRows(LogRow));
 	const page = results.slice(0, limit);
 	const last = page.at(-1);
 	const nextCursor = results.length > limit && last ? encodeDeliveryCursor(last) : null;
@@ -107,11 +109,14 @@ export async function getDelivery(db: D1Database, subscriptionId: string, id: st
 	const row = await db
 		.prepare(`${SELECT_LOG} WHERE d.id = ?1 AND d.subscription_id = ?2`)
 		.bind(id, subscriptionId)
-		.first<LogRow>();
+		.first()
+		.then(parseRow(LogRow));
 	if (!row) return null;
 	const [delivery] = await withAttempts(db, [row]);
 	return delivery ?? null;
 }
+
+const DeliveryId = DeliveryRow.pick({ id: true });
 
 export type RedeliverResult = { redelivered: WebhookDelivery } | { missing: true } | { pending: true };
 
@@ -128,7 +133,8 @@ export async function reopenDelivery(
 			WHERE id = ?1 AND subscription_id = ?2 AND status IN ('succeeded', 'failed') RETURNING id`,
 		)
 		.bind(id, subscriptionId, now)
-		.first<{ id: string }>();
+		.first()
+		.then(parseRow(DeliveryId));
 	const delivery = await getDelivery(db, subscriptionId, id);
 	if (!delivery) return { missing: true };
 	return reopened ? { redelivered: delivery } : { pending: true };

@@ -3,12 +3,14 @@
  * once), list and get within a caller's scope, and delete (with its delivery log).
  * Scope: a caller limited to prefix `p` sees only subscriptions whose own prefix starts with `p`.
  */
+import { z } from "zod";
+import { batchRows, parseRow, parseRows } from "../../../shared/d1-rows";
 import { ulid } from "../../../shared/ids";
-import type {
-	CreatedWebhookSubscription,
+import {
+	type CreatedWebhookSubscription,
 	SubscriptionRow,
 	WebhookEventType,
-	WebhookSubscription,
+	type WebhookSubscription,
 } from "../../../shared/webhooks/schema";
 import { newWebhookSecret } from "../../../shared/webhooks/sign";
 
@@ -16,7 +18,7 @@ export function toSubscription(row: SubscriptionRow): WebhookSubscription {
 	return {
 		id: row.id,
 		url: row.url,
-		events: JSON.parse(row.events) as WebhookEventType[],
+		events: z.array(WebhookEventType).parse(JSON.parse(row.events)),
 		prefix: row.prefix,
 		status: row.status,
 		disabled_reason: row.disabled_reason,
@@ -40,19 +42,21 @@ export async function createSubscription(
 			VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?) RETURNING *`,
 		)
 		.bind(`wh_${ulid(now)}`, input.url, JSON.stringify(input.events), input.prefix, secret, input.keyId, now, now)
-		.first<SubscriptionRow>();
+		.first()
+		.then(parseRow(SubscriptionRow));
 	if (!row) throw new Error("The subscription insert returned no row");
 	return { ...toSubscription(row), secret };
 }
 
 /** Newest first; subscriptions are few, so one page. */
 export async function listSubscriptions(db: D1Database, scope: string | null): Promise<WebhookSubscription[]> {
-	const { results } = await db
+	const results = await db
 		.prepare(
 			`SELECT * FROM webhook_subscriptions s WHERE ${inScope("?1")} ORDER BY created_at DESC, id DESC LIMIT 1000`,
 		)
 		.bind(scope)
-		.all<SubscriptionRow>();
+		.all()
+		.then(parseRows(SubscriptionRow));
 	return results.map(toSubscription);
 }
 
@@ -64,7 +68,8 @@ export async function getSubscriptionRow(
 	return db
 		.prepare(`SELECT * FROM webhook_subscriptions s WHERE s.id = ?1 AND ${inScope("?2")}`)
 		.bind(id, scope)
-		.first<SubscriptionRow>();
+		.first()
+		.then(parseRow(SubscriptionRow));
 }
 
 /** Deletes a subscription and its delivery log. Returns the deleted row, or null if none was in scope. */
@@ -73,7 +78,7 @@ export async function deleteSubscription(
 	id: string,
 	scope: string | null,
 ): Promise<SubscriptionRow | null> {
-	const [deleted] = await db.batch<SubscriptionRow>([
+	const [deleted] = await db.batch([
 		db
 			.prepare(`DELETE FROM webhook_subscriptions AS s WHERE s.id = ?1 AND ${inScope("?2")} RETURNING *`)
 			.bind(id, scope),
@@ -90,5 +95,5 @@ export async function deleteSubscription(
 			)
 			.bind(id),
 	]);
-	return deleted?.results[0] ?? null;
+	return batchRows(deleted, SubscriptionRow)[0] ?? null;
 }
