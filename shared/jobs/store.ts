@@ -232,17 +232,3 @@ export async function touchJobs(db: D1Database, ids: string[], now: number): Pro
 		.bind(now, JSON.stringify(ids))
 		.run();
 }
-
-/** Adds to named service counters in one statement. */
-export async function incrementCounters(db: D1Database, counts: Record<string, number>): Promise<void> {
-	const entries = Object.entries(counts).filter(([, n]) => n > 0);
-	if (entries.length === 0) return;
-	await db
-		.prepare(
-			`INSERT INTO counters (name, value)
-			SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1) WHERE true
-			ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value`,
-		)
-		.bind(JSON.stringify(entries))
-		.run();
-}

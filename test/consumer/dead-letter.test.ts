@@ -1,8 +1,10 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { emulator } from "../../shared/models/emulator";
+import { sqlText, whileD1Refuses } from "../support/d1-faults";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
-import { onlyJob, runConsumer, runScheduled, waitForTerminal } from "../support/queue";
+import { insertJob } from "../support/jobs";
+import { jobsForKey, onlyJob, runConsumer, runScheduled, waitForTerminal } from "../support/queue";
 
 beforeEach(() => emulator.reset());
 
@@ -26,6 +28,41 @@ describe("dead letters and stalled jobs", () => {
 		await runConsumer([notification], { queue: "caption-jobs-dlq" });
 		expect(await onlyJob(key)).toMatchObject({ status: "failed", error_code: "dead_lettered", attempts: 0 });
 		expect(emulator.callsTo()).toBe(0);
+	});
+
+	it("a dead-lettered caption-job message (API-made or re-queued by the sweeper) fails its job with dead_lettered", async () => {
+		const key = uniqueKey("api-dlq.jpg");
+		const queued = await insertJob({ key, status: "queued" });
+		const { ids, result } = await runConsumer([{ kind: "caption-job", job_id: queued.id }], {
+			queue: "caption-jobs-dlq",
+		});
+		expect(result.explicitAcks).toEqual(ids);
+		const job = await onlyJob(key);
+		expect(job).toMatchObject({ id: queued.id, source: "api", status: "failed", error_code: "dead_lettered" });
+		expect(job.completed_at).not.toBeNull();
+		const event = await env.DB.prepare("SELECT type FROM webhook_events WHERE job_id = ?").bind(queued.id).first("type");
+		expect(event).toBe("job.failed");
+	});
+
+	it("a dead letter that D1 refuses is retried alone; the rest of its batch still fails their jobs", async () => {
+		const refusedKey = uniqueKey("refused.jpg");
+		const refused = await upload(refusedKey, await fixture("small.jpg"));
+		const otherKey = uniqueKey("other.jpg");
+		const other = await upload(otherKey, await fixture("small.jpg"));
+		const apiJob = await insertJob({ key: uniqueKey("api-other.jpg") });
+
+		const { ids, result } = await whileD1Refuses(
+			{ table: "jobs", write: "INSERT", when: `NEW.key = ${sqlText(refusedKey)}` },
+			() =>
+				runConsumer([other, refused, { kind: "caption-job", job_id: apiJob.id }], {
+					queue: "caption-jobs-dlq",
+				}),
+		);
+		expect(result.retryMessages).toEqual([{ msgId: ids[1] }]);
+		expect(result.explicitAcks.sort()).toEqual([ids[0], ids[2]].sort());
+		expect(await onlyJob(otherKey)).toMatchObject({ status: "failed", error_code: "dead_lettered" });
+		expect(await onlyJob(apiJob.key)).toMatchObject({ status: "failed", error_code: "dead_lettered" });
+		expect(await jobsForKey(refusedKey)).toEqual([]);
 	});
 
 	it("a dead letter for a job that already succeeded changes nothing", async () => {

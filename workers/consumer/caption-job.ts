@@ -22,14 +22,10 @@ import { errorMessage, log } from "../../shared/log";
 import type { ModelChain } from "../../shared/models/chain";
 import { backoffSeconds } from "../../shared/queue/backoff";
 import { CaptionMessage, isCreateAction } from "../../shared/queue/caption-jobs";
-import { finishWithEvent } from "../../shared/webhooks/outbox";
+import { ACK, type BatchCounters, type Outcome, retryAfter } from "../../shared/queue/runner";
 import type { ConsumerSettings } from "./config";
-import { emitJobFinished } from "./finish";
+import { finishJob } from "./finish";
 import { prepareImage, type SourceImage } from "./prepare-image";
-
-export type Outcome = { ack: true } | { retryAfterSeconds: number };
-
-const ACK: Outcome = { ack: true };
 
 /** Objects up to this size are read whole; larger ones are streamed into the Images binding. */
 export const READ_WHOLE_LIMIT = 4 * 1024 * 1024;
@@ -41,11 +37,11 @@ export interface BatchContext {
 	settings: ConsumerSettings;
 	chain: ModelChain;
 	/** Counts of messages that made no job (reported in one D1 write per batch). */
-	counters: Record<string, number>;
+	counters: BatchCounters;
 }
 
 function count(ctx: BatchContext, name: string): void {
-	ctx.counters[name] = (ctx.counters[name] ?? 0) + 1;
+	ctx.counters.add(name);
 }
 
 async function claim(message: Message<unknown>, ctx: BatchContext): Promise<ClaimResult | Outcome> {
@@ -152,14 +148,8 @@ async function settle(
 ): Promise<Outcome> {
 	// The finish and its webhook event commit together: a finished job never lacks its event.
 	const now = Date.now();
-	const settled = await finishWithEvent(
-		ctx.env.DB,
-		finishStatement(ctx.env.DB, job, now, outcome, fields),
-		job.id,
-		now,
-	);
-	if (settled) {
-		const finished = settled.job;
+	const finished = await finishJob(ctx.env, finishStatement(ctx.env.DB, job, now, outcome, fields), job.id, now);
+	if (finished) {
 		log("info", "job_finished", {
 			job_id: job.id,
 			status: finished.status,
@@ -167,7 +157,6 @@ async function settle(
 			model: finished.model,
 			total_ms: finished.total_ms,
 		});
-		await emitJobFinished(ctx.env, settled);
 	} else {
 		log("warn", "lease_lost", { job_id: job.id });
 	}
@@ -176,7 +165,7 @@ async function settle(
 
 export async function handleCaptionMessage(message: Message<unknown>, ctx: BatchContext): Promise<Outcome> {
 	const claimed = await claim(message, ctx);
-	if ("ack" in claimed || "retryAfterSeconds" in claimed) return claimed;
+	if ("kind" in claimed) return claimed;
 	if ("missing" in claimed) {
 		log("warn", "invalid_message", { message_id: message.id, reason: "no such job" });
 		count(ctx, "invalid_messages");
@@ -186,7 +175,7 @@ export async function handleCaptionMessage(message: Message<unknown>, ctx: Batch
 		const job = claimed.existing;
 		// A duplicate: finished, or running elsewhere under a lease. Look again once the lease ends.
 		if (job.status === "processing" && job.lease_expires_at !== null) {
-			return { retryAfterSeconds: Math.max(1, Math.ceil((job.lease_expires_at - Date.now()) / 1000) + 1) };
+			return retryAfter(Math.max(1, Math.ceil((job.lease_expires_at - Date.now()) / 1000) + 1));
 		}
 		count(ctx, "duplicate_messages");
 		return ACK;
@@ -233,6 +222,6 @@ export async function handleCaptionMessage(message: Message<unknown>, ctx: Batch
 			err instanceof TransientError ? err.minDelaySeconds : 0,
 		);
 		log("warn", "job_retry", { job_id: job.id, attempts: message.attempts, delay_seconds: delay, reason });
-		return { retryAfterSeconds: delay };
+		return retryAfter(delay);
 	}
 }

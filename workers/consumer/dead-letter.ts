@@ -3,6 +3,7 @@
  * `dead_lettered`, so no upload is left without a terminal state.
  */
 import { newJobId } from "../../shared/ids";
+import type { JobRow } from "../../shared/jobs/schema";
 import {
 	failUnfinishedStatement,
 	getNotificationJobRow,
@@ -10,9 +11,8 @@ import {
 } from "../../shared/jobs/store";
 import { log } from "../../shared/log";
 import { CaptionMessage, isCreateAction } from "../../shared/queue/caption-jobs";
-import { type FinishedJob, finishWithEvent } from "../../shared/webhooks/outbox";
-import type { Outcome } from "./caption-job";
-import { emitJobFinished } from "./finish";
+import { ACK, type Outcome } from "../../shared/queue/runner";
+import { finishJob } from "./finish";
 
 const REASON = "The caption message exhausted its deliveries and was dead-lettered.";
 
@@ -20,13 +20,13 @@ export async function handleDeadLetter(message: Message<unknown>, env: ConsumerE
 	const parsed = CaptionMessage.safeParse(message.body);
 	if (!parsed.success) {
 		log("warn", "invalid_dead_letter", { message_id: message.id, reason: parsed.error.issues[0]?.message });
-		return { ack: true };
+		return ACK;
 	}
 	const body = parsed.data;
 	const now = Date.now();
 	const fail = (id: string) =>
-		finishWithEvent(env.DB, failUnfinishedStatement(env.DB, id, now, "dead_lettered", REASON), id, now);
-	let failed: FinishedJob | null = null;
+		finishJob(env, failUnfinishedStatement(env.DB, id, now, "dead_lettered", REASON), id, now);
+	let failed: JobRow | null = null;
 	if ("kind" in body) {
 		failed = await fail(body.job_id);
 	} else if (isCreateAction(body) && body.object.eTag) {
@@ -40,16 +40,15 @@ export async function handleDeadLetter(message: Message<unknown>, env: ConsumerE
 		const id = existing?.id ?? newJobId(now);
 		failed = existing
 			? await fail(id)
-			: await finishWithEvent(
-					env.DB,
+			: await finishJob(
+					env,
 					insertFailedNotificationStatement(env.DB, id, version, now, "dead_lettered", REASON),
 					id,
 					now,
 				);
 	}
 	if (failed) {
-		log("warn", "job_dead_lettered", { job_id: failed.job.id, key: failed.job.key });
-		await emitJobFinished(env, failed);
+		log("warn", "job_dead_lettered", { job_id: failed.id, key: failed.key });
 	}
-	return { ack: true };
+	return ACK;
 }

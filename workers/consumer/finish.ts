@@ -1,17 +1,33 @@
 /**
- * Hand-off from the consumer to webhook delivery: the event of a finished job (already in the
- * outbox, shared/webhooks/outbox.ts) goes onto the `webhook-deliveries` queue. A failed send is
- * not an error for the caller: the event stays undispatched and the webhooks Worker's cron sends it.
+ * Making a job terminal, wherever the consumer does it (a caption, a dead letter, a sweep): the
+ * statement that finishes the job commits with its webhook event (shared/webhooks/outbox.ts), then
+ * the event goes onto `webhook-deliveries`. A failed send is not an error here: the event stays
+ * undispatched and the webhooks Worker's cron sends it.
  */
-import { errorMessage, log } from "../../shared/log";
-import type { FinishedJob } from "../../shared/webhooks/outbox";
+import type { JobRow } from "../../shared/jobs/schema";
+import { sendOrLeaveToSweeper } from "../../shared/queue/send";
+import { finishWithEvent } from "../../shared/webhooks/outbox";
 import type { JobEventMessage } from "../../shared/webhooks/schema";
 
-export async function emitJobFinished(env: { WEBHOOK_DELIVERIES: Queue }, finished: FinishedJob): Promise<void> {
-	const message: JobEventMessage = { kind: "job-event", event_id: finished.eventId, job_id: finished.job.id };
-	try {
-		await env.WEBHOOK_DELIVERIES.send(message, { contentType: "json" });
-	} catch (err) {
-		log("warn", "webhook_event_not_enqueued", { event_id: finished.eventId, error: errorMessage(err) });
-	}
+/**
+ * Runs `finish` (an UPDATE/INSERT … RETURNING * that makes job `jobId` terminal, or changes
+ * nothing) with the job's event and enqueues the event. Returns the finished row, or null when the
+ * statement changed nothing: the lease was lost or the job had already finished, and nothing is
+ * written or sent.
+ */
+export async function finishJob(
+	env: { DB: D1Database; WEBHOOK_DELIVERIES: Queue },
+	finish: D1PreparedStatement,
+	jobId: string,
+	now: number,
+): Promise<JobRow | null> {
+	const finished = await finishWithEvent(env.DB, finish, jobId, now);
+	if (!finished) return null;
+	const event: JobEventMessage = { kind: "job-event", event_id: finished.eventId, job_id: jobId };
+	await sendOrLeaveToSweeper(
+		env.WEBHOOK_DELIVERIES,
+		{ body: event, contentType: "json" },
+		{ queue: "webhook-deliveries", event_id: finished.eventId },
+	);
+	return finished.job;
 }

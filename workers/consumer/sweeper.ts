@@ -6,9 +6,9 @@
 import { failUnfinishedStatement, findStalledJobs, touchJobs } from "../../shared/jobs/store";
 import { log } from "../../shared/log";
 import type { CaptionRequest } from "../../shared/queue/caption-jobs";
-import { finishWithEvent } from "../../shared/webhooks/outbox";
+import { sendAll } from "../../shared/queue/send";
 import type { ConsumerSettings } from "./config";
-import { emitJobFinished } from "./finish";
+import { finishJob } from "./finish";
 
 /** A queued job untouched for this long has lost its message. */
 export const QUEUED_STALL_MS = 10 * 60 * 1000;
@@ -21,22 +21,17 @@ export async function sweepStalledJobs(env: ConsumerEnv, settings: ConsumerSetti
 		if (job.attempts > settings.CAPTION_MAX_RETRIES) {
 			const message = `The job stalled after ${job.attempts} attempts.`;
 			const statement = failUnfinishedStatement(env.DB, job.id, now, "retries_exhausted", message);
-			const row = await finishWithEvent(env.DB, statement, job.id, now);
-			if (row) {
-				failed++;
-				await emitJobFinished(env, row);
-			}
+			if (await finishJob(env, statement, job.id, now)) failed++;
 		} else {
 			requeue.push(job.id);
 		}
 	}
 	if (requeue.length > 0) {
 		await touchJobs(env.DB, requeue, now);
-		const messages = requeue.map((job_id) => ({
-			body: { kind: "caption-job", job_id } satisfies CaptionRequest,
-			contentType: "json" as const,
-		}));
-		for (let i = 0; i < messages.length; i += 100) await env.CAPTION_JOBS.sendBatch(messages.slice(i, i + 100));
+		await sendAll(
+			env.CAPTION_JOBS,
+			requeue.map((job_id): CaptionRequest => ({ kind: "caption-job", job_id })),
+		);
 	}
 	if (stalled.length > 0) log("warn", "stalled_jobs_swept", { requeued: requeue.length, failed });
 	return { requeued: requeue.length, failed };

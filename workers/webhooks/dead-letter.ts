@@ -5,26 +5,29 @@
  * stays undispatched and the cron tries again later.
  */
 import { errorMessage, log } from "../../shared/log";
+import { ACK, type Outcome } from "../../shared/queue/runner";
 import { WebhookMessage } from "../../shared/webhooks/schema";
 import { failPendingDelivery } from "./deliveries";
 import { handleJobEvent } from "./fan-out";
 
 export const DEAD_LETTER_ERROR = "Dead-lettered: the delivery message exhausted its retries";
 
-export async function handleDeadLetter(message: Message<unknown>, env: WebhooksEnv): Promise<void> {
+export async function handleDeadLetter(message: Message<unknown>, env: WebhooksEnv): Promise<Outcome> {
 	const parsed = WebhookMessage.safeParse(message.body);
 	if (!parsed.success) {
 		log("warn", "invalid_webhook_dead_letter", { message_id: message.id, reason: parsed.error.issues[0]?.message });
-		return;
+		return ACK;
 	}
 	const body = parsed.data;
 	if (body.kind === "delivery") {
 		if (await failPendingDelivery(env.DB, body.delivery_id, DEAD_LETTER_ERROR)) {
 			log("warn", "webhook_delivery_dead_lettered", { delivery_id: body.delivery_id });
 		}
-		return;
+		return ACK;
 	}
+	// Its cron is the event's safety net: a failure here is logged and the event left undispatched.
 	await handleJobEvent(body, env).catch((err) =>
 		log("error", "webhook_event_dead_lettered", { event_id: body.event_id, error: errorMessage(err) }),
 	);
+	return ACK;
 }

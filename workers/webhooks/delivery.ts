@@ -5,13 +5,11 @@
  */
 import { log } from "../../shared/log";
 import { backoffSeconds } from "../../shared/queue/backoff";
+import { ACK, type Outcome, retryAfter } from "../../shared/queue/runner";
 import type { DeliveryMessage } from "../../shared/webhooks/schema";
 import { type AttemptOutcome, attemptDelivery } from "./attempt";
 import { MAX_DELAY_SECONDS, type WebhookSettings } from "./config";
 import { type AttemptRecord, claimDelivery, recordAttempt } from "./deliveries";
-
-export type Outcome = { ack: true } | { retryAfterSeconds: number };
-const ACK: Outcome = { ack: true };
 
 /** Beyond the attempt's own timeout, time to record the outcome before another sender may take over. */
 const LEASE_SLACK_MS = 30_000;
@@ -39,7 +37,7 @@ export async function handleDelivery(
 	}
 	// A duplicate message for a delivery that is done: it was delivered (or failed) once, that is all.
 	if ("finished" in claim) return ACK;
-	if ("leasedUntil" in claim) return { retryAfterSeconds: Math.max(1, Math.ceil((claim.leasedUntil - now) / 1000)) };
+	if ("leasedUntil" in claim) return retryAfter(Math.max(1, Math.ceil((claim.leasedUntil - now) / 1000)));
 	if ("subscriptionGone" in claim) {
 		await recordAttempt(env.DB, claim.subscriptionGone, failure(now, "The subscription was deleted"));
 		return ACK;
@@ -96,7 +94,7 @@ export async function handleDelivery(
 	if (record.status === "pending" && outcome) {
 		const delay = retryDelay(outcome, message.attempts, settings);
 		record.nextAttemptAt = Date.now() + delay * 1000;
-		result = { retryAfterSeconds: delay };
+		result = retryAfter(delay);
 	}
 	await recordAttempt(env.DB, delivery, record);
 	log(record.status === "failed" ? "warn" : "info", "webhook_attempt", {
@@ -106,7 +104,7 @@ export async function handleDelivery(
 		status_code: record.statusCode,
 		duration_ms: record.durationMs,
 		error: record.error,
-		retry_in_seconds: "retryAfterSeconds" in result ? result.retryAfterSeconds : null,
+		retry_in_seconds: result.kind === "retry" ? result.delaySeconds : null,
 	});
 	return result;
 }

@@ -5,15 +5,15 @@
  * event and target, and a dispatched event is not dispatched again).
  */
 import { log } from "../../shared/log";
+import { sendAll } from "../../shared/queue/send";
 import type { DeliveryMessage, JobEventMessage } from "../../shared/webhooks/schema";
 import { dispatchEvent } from "./deliveries";
 
 export async function sendDeliveries(queue: Queue, ids: string[]): Promise<void> {
-	const messages = ids.map((delivery_id) => ({
-		body: { kind: "delivery", delivery_id } satisfies DeliveryMessage,
-		contentType: "json" as const,
-	}));
-	for (let i = 0; i < messages.length; i += 100) await queue.sendBatch(messages.slice(i, i + 100));
+	await sendAll(
+		queue,
+		ids.map((delivery_id): DeliveryMessage => ({ kind: "delivery", delivery_id })),
+	);
 }
 
 export async function handleJobEvent(body: JobEventMessage, env: WebhooksEnv): Promise<void> {

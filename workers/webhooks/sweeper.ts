@@ -4,6 +4,7 @@
  * pending deliveries whose next attempt is long overdue with nobody holding them.
  */
 import { log } from "../../shared/log";
+import { sendAll } from "../../shared/queue/send";
 import { findUndispatchedEvents } from "../../shared/webhooks/outbox";
 import type { JobEventMessage } from "../../shared/webhooks/schema";
 import { takeStalledDeliveries } from "./deliveries";
@@ -27,13 +28,10 @@ export async function sweepWebhooks(
 	const before = now - window.graceMs;
 	const since = now - window.horizonMs;
 	const events = await findUndispatchedEvents(env.DB, before, since);
-	if (events.length > 0) {
-		const messages = events.map((e) => ({
-			body: { kind: "job-event", event_id: e.id, job_id: e.job_id } satisfies JobEventMessage,
-			contentType: "json" as const,
-		}));
-		await env.WEBHOOK_DELIVERIES.sendBatch(messages);
-	}
+	await sendAll(
+		env.WEBHOOK_DELIVERIES,
+		events.map((e): JobEventMessage => ({ kind: "job-event", event_id: e.id, job_id: e.job_id })),
+	);
 	const deliveries = await takeStalledDeliveries(env.DB, { overdueBefore: before, since }, now);
 	await sendDeliveries(env.WEBHOOK_DELIVERIES, deliveries);
 	if (events.length + deliveries.length > 0) {

@@ -5,8 +5,8 @@
  * restricted to an object-key prefix (scoped API keys).
  */
 import { z } from "zod";
-import { JobStatus } from "../../../shared/jobs/schema";
 import { batchRows } from "../../../shared/d1-rows";
+import { JobStatus } from "../../../shared/jobs/schema";
 import { prefixCondition } from "./key-range";
 
 export const STATS_WINDOWS: readonly { name: "5m" | "1h" | "24h"; seconds: number }[] = [

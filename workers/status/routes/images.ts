@@ -91,7 +91,8 @@ imageRoutes.openapi({ ...uploadRoute, path: "/v1/images/{key{.+}}", hide: true }
 	if (settings.DEPLOY_MODE === "local") {
 		await sendOrLeaveToSweeper(
 			c.env.CAPTION_JOBS,
-			putObjectNotification({ bucket: settings.BUCKET_NAME, key, size: object.size, etag: object.etag }),
+			{ body: putObjectNotification({ bucket: settings.BUCKET_NAME, key, size: object.size, etag: object.etag }) },
+			{ queue: "caption-jobs", job_id: row.id },
 		);
 	}
 	return c.json(toJob(row), 202);

@@ -126,6 +126,7 @@ export const jobRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }
 			maxTokens: body.max_tokens ?? null,
 			callbackUrl: body.callback_url ?? null,
 		});
-		await sendOrLeaveToSweeper(c.env.CAPTION_JOBS, { kind: "caption-job", job_id: row.id } satisfies CaptionRequest);
+		const request: CaptionRequest = { kind: "caption-job", job_id: row.id };
+		await sendOrLeaveToSweeper(c.env.CAPTION_JOBS, { body: request }, { queue: "caption-jobs", job_id: row.id });
 		return c.json(toJob(row), 202);
 	});

@@ -7,7 +7,7 @@
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
-import { errorMessage, log } from "../../../shared/log";
+import { sendOrLeaveToSweeper } from "../../../shared/queue/send";
 import {
 	CreatedWebhookSubscription,
 	type DeliveryMessage,
@@ -190,11 +190,10 @@ export const webhookRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
 			throw new ApiError(409, "delivery_pending", `Delivery ${delivery_id} is still being attempted`);
 		}
 		const message: DeliveryMessage = { kind: "delivery", delivery_id };
-		try {
-			await c.env.WEBHOOK_DELIVERIES.send(message, { contentType: "json" });
-		} catch (err) {
-			// The delivery is pending and overdue: the webhooks Worker's cron sends it.
-			log("warn", "queue_send_failed", { queue: "webhook-deliveries", delivery_id, error: errorMessage(err) });
-		}
+		await sendOrLeaveToSweeper(
+			c.env.WEBHOOK_DELIVERIES,
+			{ body: message, contentType: "json" },
+			{ queue: "webhook-deliveries", delivery_id },
+		);
 		return c.json(result.redelivered, 202);
 	});
