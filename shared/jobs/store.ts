@@ -5,16 +5,17 @@
 import type { z } from "zod";
 import { parseRow, parseRows } from "../d1-rows";
 import { newJobId } from "../ids";
+import type { ObjectVersion } from "../queue/caption-jobs";
 import { type JobErrorCode, JobRow } from "./schema";
 
 /** The columns the consumer settles when a job finishes, whatever its outcome. */
 export interface JobResultFields {
-	contentType?: string | null;
-	prompt?: string | null;
-	maxTokens?: number | null;
-	callbackUrl?: string | null;
-	model?: string | null;
-	inferenceMs?: number | null;
+	readonly contentType?: string | null;
+	readonly prompt?: string | null;
+	readonly maxTokens?: number | null;
+	readonly callbackUrl?: string | null;
+	readonly model?: string | null;
+	readonly inferenceMs?: number | null;
 }
 
 export interface Lease {
@@ -23,7 +24,8 @@ export interface Lease {
 	expiresAt: number;
 }
 
-export type ClaimResult = { claimed: JobRow } | { existing: JobRow } | { missing: true };
+/** A claim's result: the job claimed under the lease, a job that may not be claimed now, or none. */
+export type ClaimResult = { kind: "claimed"; job: JobRow } | { kind: "existing"; job: JobRow } | { kind: "missing" };
 
 const CLAIMABLE = `(jobs.status = 'queued' OR (jobs.status = 'processing' AND jobs.lease_expires_at < ?))`;
 
@@ -34,7 +36,8 @@ const CLAIMABLE = `(jobs.status = 'queued' OR (jobs.status = 'processing' AND jo
  */
 export async function claimNotificationJob(
 	db: D1Database,
-	n: { bucket: string; key: string; etag: string; size: number | null; eventTime: number },
+	n: ObjectVersion,
+	eventTime: number,
 	lease: Lease,
 ): Promise<ClaimResult> {
 	const claimed = await db
@@ -59,13 +62,13 @@ export async function claimNotificationJob(
 			lease.token,
 			lease.expiresAt,
 			lease.now,
-			Math.max(0, lease.now - n.eventTime),
+			Math.max(0, lease.now - eventTime),
 		)
 		.first()
 		.then(parseRow(JobRow));
-	if (claimed) return { claimed };
+	if (claimed) return { kind: "claimed", job: claimed };
 	const existing = await getNotificationJobRow(db, n);
-	return existing ? { existing } : { missing: true };
+	return existing ? { kind: "existing", job: existing } : { kind: "missing" };
 }
 
 /** Claims a job that already has a row (API-requested, or re-queued by the sweeper). */
@@ -81,9 +84,9 @@ export async function claimJobById(db: D1Database, id: string, lease: Lease): Pr
 		.bind(id, lease.token, lease.expiresAt, lease.now)
 		.first()
 		.then(parseRow(JobRow));
-	if (claimed) return { claimed };
+	if (claimed) return { kind: "claimed", job: claimed };
 	const existing = await getJobRow(db, id);
-	return existing ? { existing } : { missing: true };
+	return existing ? { kind: "existing", job: existing } : { kind: "missing" };
 }
 
 /** How a claimed job ends. */
@@ -169,7 +172,7 @@ export function failUnfinishedStatement(
 export function insertFailedNotificationStatement(
 	db: D1Database,
 	id: string,
-	n: { bucket: string; key: string; etag: string; size: number | null },
+	n: ObjectVersion,
 	now: number,
 	code: JobErrorCode,
 	message: string,

@@ -32,8 +32,42 @@ export type CaptionRequest = z.infer<typeof CaptionRequest>;
 export const CaptionMessage = z.union([R2Notification, CaptionRequest]);
 export type CaptionMessage = z.infer<typeof CaptionMessage>;
 
-export function isCreateAction(n: R2Notification): boolean {
-	return (CREATE_ACTIONS as readonly string[]).includes(n.action);
+/** An object version: what a notification job is unique on. */
+export interface ObjectVersion {
+	bucket: string;
+	key: string;
+	etag: string;
+	size: number | null;
+}
+
+/** What a `caption-jobs` message asks for, whichever form it came in. */
+export type CaptionTarget =
+	/** A job row that exists already (API-made, or re-queued by the sweeper). */
+	| { kind: "job"; jobId: string }
+	/** The job of an object version that was created, copied or uploaded. */
+	| { kind: "object-version"; version: ObjectVersion; eventTime: number }
+	/** An event that makes no job (a delete). */
+	| { kind: "ignored"; action: string }
+	| { kind: "invalid"; reason: string };
+
+const isCreateAction = (action: R2Notification["action"]) => (CREATE_ACTIONS as readonly string[]).includes(action);
+
+function notificationTarget(n: R2Notification): CaptionTarget {
+	if (!isCreateAction(n.action)) return { kind: "ignored", action: n.action };
+	if (!n.object.eTag) return { kind: "invalid", reason: `${n.action} without object.eTag` };
+	const version = { bucket: n.bucket, key: n.object.key, etag: n.object.eTag, size: n.object.size ?? null };
+	return { kind: "object-version", version, eventTime: Date.parse(n.eventTime) };
+}
+
+const Target = z.union([
+	CaptionRequest.transform((request): CaptionTarget => ({ kind: "job", jobId: request.job_id })),
+	R2Notification.transform(notificationTarget),
+]);
+
+/** Reads a message body of `caption-jobs` (or of its dead-letter queue). */
+export function readCaptionMessage(body: unknown): CaptionTarget {
+	const parsed = Target.safeParse(body);
+	return parsed.success ? parsed.data : { kind: "invalid", reason: parsed.error.issues[0]?.message ?? "invalid" };
 }
 
 /** The exact message R2 sends for a PutObject (local mode enqueues it itself). */

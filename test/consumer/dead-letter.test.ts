@@ -40,7 +40,9 @@ describe("dead letters and stalled jobs", () => {
 		const job = await onlyJob(key);
 		expect(job).toMatchObject({ id: queued.id, source: "api", status: "failed", error_code: "dead_lettered" });
 		expect(job.completed_at).not.toBeNull();
-		const event = await env.DB.prepare("SELECT type FROM webhook_events WHERE job_id = ?").bind(queued.id).first("type");
+		const event = await env.DB.prepare("SELECT type FROM webhook_events WHERE job_id = ?")
+			.bind(queued.id)
+			.first("type");
 		expect(event).toBe("job.failed");
 	});
 

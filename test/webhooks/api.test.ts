@@ -7,6 +7,7 @@ import { uniqueKey } from "../support/fixtures";
 import {
 	type DeliveryJson,
 	deliveriesOf,
+	dispatchOne,
 	finishedJob,
 	hook,
 	runWebhooks,
@@ -105,8 +106,7 @@ describe.concurrent("webhook subscriptions", () => {
 		await receiver.script([{ status: 400 }]);
 		const sub = await subscribe({ url: receiver.url, prefix });
 		const { eventId } = await finishedJob(`${prefix}a.png`, "succeeded");
-		const dispatched = await dispatchEvent(env.DB, eventId);
-		const deliveryId = "deliveryIds" in dispatched ? dispatched.deliveryIds[0] : undefined;
+		const deliveryId = await dispatchOne(eventId);
 		await runWebhooks([{ kind: "delivery", delivery_id: deliveryId }]);
 		expect((await deliveriesOf(sub.id))[0]?.status).toBe("failed");
 
@@ -129,8 +129,7 @@ describe.concurrent("webhook subscriptions", () => {
 		const prefix = uniqueKey("redeliver409/");
 		const sub = await subscribe({ url: hook("pending").url, prefix });
 		const { eventId } = await finishedJob(`${prefix}a.png`, "succeeded");
-		const dispatched = await dispatchEvent(env.DB, eventId);
-		const deliveryId = "deliveryIds" in dispatched ? dispatched.deliveryIds[0] : undefined;
+		const deliveryId = await dispatchOne(eventId);
 
 		const res = await call("POST", `/v1/webhooks/${sub.id}/deliveries/${deliveryId}/redeliver`);
 		expect(res.status).toBe(409);

@@ -31,7 +31,7 @@ describe("fan-out", () => {
 		const { eventId } = await finishedJob(`${base}photos/cat.png`, "succeeded");
 
 		const result = await dispatchEvent(env.DB, eventId);
-		expect(result).toEqual({ deliveryIds: [expect.stringMatching(/^msg_/)] });
+		expect(result).toEqual({ kind: "dispatched", deliveryIds: [expect.stringMatching(/^msg_/)] });
 		expect(await deliveriesOf(inside.id)).toHaveLength(1);
 		expect(await deliveriesOf(outside.id)).toHaveLength(0);
 	});

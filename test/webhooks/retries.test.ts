@@ -6,9 +6,17 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { DEAD_LETTER_ERROR } from "../../workers/webhooks/dead-letter";
-import { dispatchEvent } from "../../workers/webhooks/deliveries";
 import { uniqueKey } from "../support/fixtures";
-import { deliveriesOf, finishedJob, hook, runWebhooks, type ScriptedAnswer, subscribe, verified } from "./support";
+import {
+	deliveriesOf,
+	dispatchOne,
+	finishedJob,
+	hook,
+	runWebhooks,
+	type ScriptedAnswer,
+	subscribe,
+	verified,
+} from "./support";
 
 /** A subscription with a scripted receiver and one undelivered delivery for it. */
 async function pendingDelivery(answers: ScriptedAnswer[], url?: string) {
@@ -17,9 +25,7 @@ async function pendingDelivery(answers: ScriptedAnswer[], url?: string) {
 	await receiver.script(answers);
 	const sub = await subscribe({ url: url ?? receiver.url, prefix });
 	const { eventId } = await finishedJob(`${prefix}a.png`, "succeeded");
-	const dispatched = await dispatchEvent(env.DB, eventId);
-	if (!("deliveryIds" in dispatched) || dispatched.deliveryIds.length !== 1) throw new Error("expected one delivery");
-	const deliveryId = dispatched.deliveryIds[0]!;
+	const deliveryId = await dispatchOne(eventId);
 	return { receiver, sub, deliveryId, message: { kind: "delivery", delivery_id: deliveryId } };
 }
 
@@ -70,6 +76,19 @@ describe.concurrent("delivery retries", () => {
 		expect(delays[1]).toBeLessThanOrEqual(20);
 		expect(delays[2]).toBeGreaterThanOrEqual(20);
 		expect(delays[2]).toBeLessThanOrEqual(40);
+	});
+
+	it("a 5xx at exactly the maximum attempt (WEBHOOK_MAX_RETRIES) is still retried", async () => {
+		const { sub, message } = await pendingDelivery([{ status: 500 }]);
+		const run = await runWebhooks([message], { attempts: Number(env.WEBHOOK_MAX_RETRIES) });
+		expect(run.result.retryMessages).toEqual([{ msgId: run.ids[0] }]);
+		expect(run.result.explicitAcks).toEqual([]);
+		const [delivery] = await deliveriesOf(sub.id);
+		expect(delivery).toMatchObject({
+			status: "pending",
+			last_status_code: 500,
+			last_error: "The endpoint answered 500",
+		});
 	});
 
 	it("a 5xx on the last allowed attempt fails the delivery instead of retrying", async () => {

@@ -10,6 +10,7 @@ import type { JobRow } from "../../shared/jobs/schema";
 import { finishStatement } from "../../shared/jobs/store";
 import { finishWithEvent } from "../../shared/webhooks/outbox";
 import type { WebhookPayload } from "../../shared/webhooks/schema";
+import { dispatchEvent } from "../../workers/webhooks/deliveries";
 import webhooks from "../../workers/webhooks/index";
 import { call } from "../status/support";
 import { until } from "../support/poll";
@@ -111,6 +112,15 @@ export async function waitForSettledDelivery(subscriptionId: string, timeoutMs =
 		},
 		timeoutMs,
 	);
+}
+
+/** Dispatches an event (the real fan-out, without enqueueing) that must make exactly one delivery; its id. */
+export async function dispatchOne(eventId: string): Promise<string> {
+	const dispatched = await dispatchEvent(env.DB, eventId);
+	if (dispatched.kind !== "dispatched" || dispatched.deliveryIds.length !== 1) {
+		throw new Error(`expected one delivery for ${eventId}, got ${JSON.stringify(dispatched)}`);
+	}
+	return dispatched.deliveryIds[0] ?? "";
 }
 
 /** Runs the webhooks Worker's queue handler on one batch, as the Queues runtime would. */

@@ -1,13 +1,13 @@
 /**
- * One message of the `caption-jobs` queue, from claim to caption: every message ends in an
- * explicit outcome (ack, or retry with a delay) and every job it claims in a terminal state or
- * back in the queue.
+ * One message of the `caption-jobs` queue, from claim to caption, as a pipeline of named steps:
+ * claim the job, caption it (open its object version, resolve its options, read the image, run
+ * the model chain), settle it. Each step returns a tagged union; the message ends in an explicit
+ * outcome and the job it claimed in a terminal state or back in the queue.
  */
 
 import { randomToken } from "../../shared/ids";
-import { inspectImage, validateImage } from "../../shared/image/sniff";
 import { JobFailure, TransientError } from "../../shared/jobs/errors";
-import { resolveOptions } from "../../shared/jobs/options";
+import { type CaptionOptions, resolveOptions } from "../../shared/jobs/options";
 import type { JobRow } from "../../shared/jobs/schema";
 import {
 	type ClaimResult,
@@ -16,137 +16,204 @@ import {
 	type FinishOutcome,
 	finishStatement,
 	type JobResultFields,
+	type Lease,
 	releaseJob,
 } from "../../shared/jobs/store";
 import { errorMessage, log } from "../../shared/log";
 import type { ModelChain } from "../../shared/models/chain";
 import { backoffSeconds } from "../../shared/queue/backoff";
-import { CaptionMessage, isCreateAction } from "../../shared/queue/caption-jobs";
+import { readCaptionMessage } from "../../shared/queue/caption-jobs";
 import { ACK, type BatchCounters, type Outcome, retryAfter } from "../../shared/queue/runner";
 import type { ConsumerSettings } from "./config";
 import { finishJob } from "./finish";
 import { prepareImage, type SourceImage } from "./prepare-image";
-
-/** Objects up to this size are read whole; larger ones are streamed into the Images binding. */
-export const READ_WHOLE_LIMIT = 4 * 1024 * 1024;
-/** Enough of a large file to find its dimensions (JPEG EXIF blocks can be long). */
-const HEADER_BYTES = 256 * 1024;
+import { discardBody, openObject, readSource } from "./read-source";
 
 export interface BatchContext {
 	env: ConsumerEnv;
 	settings: ConsumerSettings;
 	chain: ModelChain;
-	/** Counts of messages that made no job (reported in one D1 write per batch). */
+	/** Counts of messages that made no job (written once per batch). */
 	counters: BatchCounters;
 }
 
-function count(ctx: BatchContext, name: string): void {
-	ctx.counters.add(name);
+export async function handleCaptionMessage(message: Message<unknown>, ctx: BatchContext): Promise<Outcome> {
+	const claim = await claimJob(message, ctx);
+	switch (claim.kind) {
+		case "skipped":
+			ctx.counters.add(claim.counter);
+			return ACK;
+		case "busy":
+			return retryAfter(claim.retryAfterSeconds);
+		case "claimed": {
+			const attempt = await captionJob(claim.job, ctx);
+			return settle(claim.job, attempt, message.attempts, ctx);
+		}
+	}
 }
 
-async function claim(message: Message<unknown>, ctx: BatchContext): Promise<ClaimResult | Outcome> {
-	const parsed = CaptionMessage.safeParse(message.body);
-	if (!parsed.success) {
-		log("warn", "invalid_message", { message_id: message.id, reason: parsed.error.issues[0]?.message });
-		count(ctx, "invalid_messages");
-		return ACK;
+type Claim =
+	| { kind: "claimed"; job: JobRow }
+	/** Running under another message's lease: look again once it ends. */
+	| { kind: "busy"; retryAfterSeconds: number }
+	/** Nothing to do, only to count. */
+	| { kind: "skipped"; counter: "invalid_messages" | "ignored_events" | "duplicate_messages" };
+
+async function claimJob(message: Message<unknown>, ctx: BatchContext): Promise<Claim> {
+	const target = readCaptionMessage(message.body);
+	const lease = newLease(ctx.settings);
+	switch (target.kind) {
+		case "invalid":
+			log("warn", "invalid_message", { message_id: message.id, reason: target.reason });
+			return { kind: "skipped", counter: "invalid_messages" };
+		case "ignored":
+			return { kind: "skipped", counter: "ignored_events" };
+		case "job":
+			return claimed(message, await claimJobById(ctx.env.DB, target.jobId, lease));
+		case "object-version":
+			return claimed(message, await claimNotificationJob(ctx.env.DB, target.version, target.eventTime, lease));
 	}
+}
+
+function newLease(settings: ConsumerSettings): Lease {
 	const now = Date.now();
-	const lease = { token: randomToken(), now, expiresAt: now + ctx.settings.LEASE_SECONDS * 1000 };
-	const body = parsed.data;
-	if ("kind" in body) return claimJobById(ctx.env.DB, body.job_id, lease);
-	if (!isCreateAction(body)) {
-		count(ctx, "ignored_events");
-		return ACK;
+	return { token: randomToken(), now, expiresAt: now + settings.LEASE_SECONDS * 1000 };
+}
+
+function claimed(message: Message<unknown>, result: ClaimResult): Claim {
+	switch (result.kind) {
+		case "claimed":
+			return { kind: "claimed", job: result.job };
+		case "missing":
+			log("warn", "invalid_message", { message_id: message.id, reason: "no such job" });
+			return { kind: "skipped", counter: "invalid_messages" };
+		case "existing": {
+			// A duplicate: finished, or running elsewhere under a lease.
+			const { status, lease_expires_at: leaseEnd } = result.job;
+			if (status === "processing" && leaseEnd !== null) {
+				return { kind: "busy", retryAfterSeconds: Math.max(1, Math.ceil((leaseEnd - Date.now()) / 1000) + 1) };
+			}
+			return { kind: "skipped", counter: "duplicate_messages" };
+		}
 	}
-	if (!body.object.eTag) {
-		log("warn", "invalid_message", { message_id: message.id, reason: `${body.action} without object.eTag` });
-		count(ctx, "invalid_messages");
-		return ACK;
+}
+
+/** How the attempt at a claimed job ended, with what it learned about the job (`fields`) by then. */
+type Attempt =
+	| { kind: "captioned"; caption: string; fields: JobResultFields }
+	| { kind: "failed"; failure: JobFailure; fields: JobResultFields }
+	| { kind: "transient"; error: unknown; fields: JobResultFields };
+
+/** A step's value, or the end of the attempt. */
+type Step<T> = { kind: "next"; value: T } | { kind: "end"; attempt: Attempt };
+
+/**
+ * Runs one step of an attempt. A JobFailure it throws fails the job; anything else is transient.
+ * Either way the attempt ends with the fields learned before this step.
+ */
+async function step<T>(fields: JobResultFields, run: () => T | Promise<T>): Promise<Step<T>> {
+	try {
+		return { kind: "next", value: await run() };
+	} catch (error) {
+		const attempt: Attempt =
+			error instanceof JobFailure ? { kind: "failed", failure: error, fields } : { kind: "transient", error, fields };
+		return { kind: "end", attempt };
 	}
-	return claimNotificationJob(
-		ctx.env.DB,
-		{
-			bucket: body.bucket,
-			key: body.object.key,
-			etag: body.object.eTag,
-			size: body.object.size ?? null,
-			eventTime: Date.parse(body.eventTime),
-		},
-		lease,
+}
+
+async function captionJob(job: JobRow, ctx: BatchContext): Promise<Attempt> {
+	const opened = await step({}, () => openObject(ctx.env.BUCKET, job));
+	if (opened.kind === "end") return opened.attempt;
+	const loaded = await loadSource(job, opened.value, ctx);
+	if (loaded.kind === "end") return loaded.attempt;
+	const { options, source, fields } = loaded.value;
+	const images = ctx.env.IMAGES;
+	const captioned = await step(fields, () =>
+		ctx.chain.caption((limits) => prepareImage(images, source, limits), options.prompt, options.maxTokens),
 	);
+	if (captioned.kind === "end") return captioned.attempt;
+	const { caption, model, inferenceMs } = captioned.value;
+	return { kind: "captioned", caption, fields: { ...fields, model, inferenceMs } };
 }
 
-/** Reads the object version of a job and checks that it is an image worth sending to a model. */
-async function loadSource(job: JobRow, ctx: BatchContext, fields: JobResultFields): Promise<SourceImage> {
-	const bucket = ctx.env.BUCKET;
-	const onlyIf = { etagMatches: job.etag };
-	const object = await bucket.get(job.key, { onlyIf });
-	if (!object) throw new JobFailure("object_not_found", `The object ${job.key} no longer exists.`);
-	if (!("body" in object)) {
-		throw new JobFailure("object_not_found", `The object ${job.key} was replaced by a newer version.`);
-	}
-	const body = object.body;
+interface Loaded {
+	options: CaptionOptions;
+	source: SourceImage;
+	fields: JobResultFields;
+}
+
+/** The job's options (explicit, then custom metadata, then the defaults) and its image. */
+async function loadSource(job: JobRow, object: R2ObjectBody, ctx: BatchContext): Promise<Step<Loaded>> {
 	try {
-		const options = resolveOptions(job, object.customMetadata ?? {}, {
-			prompt: ctx.settings.DEFAULT_PROMPT,
-			maxTokens: ctx.settings.DEFAULT_MAX_TOKENS,
-		});
-		fields.prompt = options.prompt;
-		fields.maxTokens = options.maxTokens;
-		fields.callbackUrl = options.callbackUrl;
-		if (object.size === 0) throw new JobFailure("empty_object", "The object is empty.");
-		if (object.size > ctx.settings.MAX_OBJECT_BYTES) {
-			throw new JobFailure(
-				"image_too_large",
-				`The object is ${object.size} bytes; the limit is ${ctx.settings.MAX_OBJECT_BYTES}.`,
-			);
-		}
-		const open = async () => {
-			const again = await bucket.get(job.key, { onlyIf });
-			if (!again || !("body" in again)) throw new JobFailure("object_not_found", `The object ${job.key} is gone.`);
-			return again.body;
+		const defaults = { prompt: ctx.settings.DEFAULT_PROMPT, maxTokens: ctx.settings.DEFAULT_MAX_TOKENS };
+		const resolved = await step({}, () => resolveOptions(job, object.customMetadata ?? {}, defaults));
+		if (resolved.kind === "end") return resolved;
+		const options = resolved.value;
+		const known: JobResultFields = {
+			prompt: options.prompt,
+			maxTokens: options.maxTokens,
+			callbackUrl: options.callbackUrl,
 		};
-		if (object.size <= READ_WHOLE_LIMIT) {
-			const bytes = new Uint8Array(await new Response(body).arrayBuffer());
-			const info = validateImage(bytes);
-			fields.contentType = info.mime;
-			return { info, bytes, open };
-		}
-		const info = inspectImage(await readPrefix(body, HEADER_BYTES));
-		fields.contentType = info.mime;
-		return { info, bytes: null, open };
+		const read = await step(known, () => readSource(ctx.env.BUCKET, job, object, ctx.settings.MAX_OBJECT_BYTES));
+		if (read.kind === "end") return read;
+		const source = read.value;
+		return { kind: "next", value: { options, source, fields: { ...known, contentType: source.info.mime } } };
 	} finally {
-		if (!body.locked) await body.cancel().catch(() => {});
+		await discardBody(object);
 	}
 }
 
-/** The first `limit` bytes of a stream (fewer if it is shorter); the rest is not read. */
-async function readPrefix(stream: ReadableStream<Uint8Array>, limit: number): Promise<Uint8Array> {
-	const reader = stream.getReader();
-	const out = new Uint8Array(limit);
-	let filled = 0;
-	try {
-		while (filled < limit) {
-			const { done, value } = await reader.read();
-			if (done) break;
-			const take = Math.min(value.length, limit - filled);
-			out.set(value.subarray(0, take), filled);
-			filled += take;
+async function settle(job: JobRow, attempt: Attempt, attempts: number, ctx: BatchContext): Promise<Outcome> {
+	switch (attempt.kind) {
+		case "captioned":
+			return finish(job, { status: "succeeded", caption: attempt.caption }, attempt.fields, ctx);
+		case "failed": {
+			const { code, message } = attempt.failure;
+			return finish(job, { status: "failed", code, message }, attempt.fields, ctx);
 		}
-	} finally {
-		await reader.cancel().catch(() => {});
+		case "transient": {
+			const next = afterTransientError(attempt.error, attempts, ctx.settings);
+			switch (next.kind) {
+				case "give-up":
+					return finish(
+						job,
+						{ status: "failed", code: "retries_exhausted", message: next.message },
+						attempt.fields,
+						ctx,
+					);
+				case "retry":
+					await releaseJob(ctx.env.DB, job, Date.now());
+					log("warn", "job_retry", {
+						job_id: job.id,
+						attempts,
+						delay_seconds: next.delaySeconds,
+						reason: errorMessage(attempt.error),
+					});
+					return retryAfter(next.delaySeconds);
+			}
+		}
 	}
-	return out.subarray(0, filled);
 }
 
-async function settle(
-	ctx: BatchContext,
+type AfterTransientError = { kind: "retry"; delaySeconds: number } | { kind: "give-up"; message: string };
+
+/** The message's last delivery gives up; earlier ones retry with backoff (at least what the error asks). */
+function afterTransientError(error: unknown, attempts: number, settings: ConsumerSettings): AfterTransientError {
+	if (attempts > settings.CAPTION_MAX_RETRIES) {
+		return { kind: "give-up", message: `Gave up after ${attempts} attempts: ${errorMessage(error)}` };
+	}
+	const policy = { baseSeconds: settings.RETRY_BASE_SECONDS, maxSeconds: settings.RETRY_MAX_SECONDS };
+	const atLeast = error instanceof TransientError ? error.minDelaySeconds : 0;
+	return { kind: "retry", delaySeconds: backoffSeconds(attempts, policy, Math.random, atLeast) };
+}
+
+/** Makes the job terminal with its event; a finish after the lease was lost writes nothing. */
+async function finish(
 	job: JobRow,
 	outcome: FinishOutcome,
 	fields: JobResultFields,
+	ctx: BatchContext,
 ): Promise<Outcome> {
-	// The finish and its webhook event commit together: a finished job never lacks its event.
 	const now = Date.now();
 	const finished = await finishJob(ctx.env, finishStatement(ctx.env.DB, job, now, outcome, fields), job.id, now);
 	if (finished) {
@@ -161,67 +228,4 @@ async function settle(
 		log("warn", "lease_lost", { job_id: job.id });
 	}
 	return ACK;
-}
-
-export async function handleCaptionMessage(message: Message<unknown>, ctx: BatchContext): Promise<Outcome> {
-	const claimed = await claim(message, ctx);
-	if ("kind" in claimed) return claimed;
-	if ("missing" in claimed) {
-		log("warn", "invalid_message", { message_id: message.id, reason: "no such job" });
-		count(ctx, "invalid_messages");
-		return ACK;
-	}
-	if ("existing" in claimed) {
-		const job = claimed.existing;
-		// A duplicate: finished, or running elsewhere under a lease. Look again once the lease ends.
-		if (job.status === "processing" && job.lease_expires_at !== null) {
-			return retryAfter(Math.max(1, Math.ceil((job.lease_expires_at - Date.now()) / 1000) + 1));
-		}
-		count(ctx, "duplicate_messages");
-		return ACK;
-	}
-
-	const job = claimed.claimed;
-	const fields: JobResultFields = {};
-	try {
-		const source = await loadSource(job, ctx, fields);
-		const images = ctx.env.IMAGES;
-		const result = await ctx.chain.caption(
-			(limits) => prepareImage(images, source, limits),
-			fields.prompt ?? ctx.settings.DEFAULT_PROMPT,
-			fields.maxTokens ?? ctx.settings.DEFAULT_MAX_TOKENS,
-		);
-		return settle(
-			ctx,
-			job,
-			{ status: "succeeded", caption: result.caption },
-			{ ...fields, model: result.model, inferenceMs: result.inferenceMs },
-		);
-	} catch (err) {
-		if (err instanceof JobFailure) {
-			return settle(ctx, job, { status: "failed", code: err.code, message: err.message }, fields);
-		}
-		const reason = errorMessage(err);
-		if (message.attempts > ctx.settings.CAPTION_MAX_RETRIES) {
-			return settle(
-				ctx,
-				job,
-				{
-					status: "failed",
-					code: "retries_exhausted",
-					message: `Gave up after ${message.attempts} attempts: ${reason}`,
-				},
-				fields,
-			);
-		}
-		await releaseJob(ctx.env.DB, job, Date.now());
-		const delay = backoffSeconds(
-			message.attempts,
-			{ baseSeconds: ctx.settings.RETRY_BASE_SECONDS, maxSeconds: ctx.settings.RETRY_MAX_SECONDS },
-			Math.random,
-			err instanceof TransientError ? err.minDelaySeconds : 0,
-		);
-		log("warn", "job_retry", { job_id: job.id, attempts: message.attempts, delay_seconds: delay, reason });
-		return retryAfter(delay);
-	}
 }

@@ -17,6 +17,3 @@ const Settings = z.object({
 export type WebhookSettings = z.infer<typeof Settings>;
 
 export const readSettings = (env: WebhooksEnv): WebhookSettings => Settings.parse(env);
-
-/** Queues cap a message's delay at 12 hours. */
-export const MAX_DELAY_SECONDS = 12 * 60 * 60;

@@ -31,7 +31,11 @@ const EventWithJob = JobRow.extend({
 const Target = SubscriptionRow.pick({ id: true, url: true });
 const DeliveryId = DeliveryRow.pick({ id: true });
 
-export type DispatchResult = { missing: true } | { alreadyDispatched: true } | { deliveryIds: string[] };
+export type DispatchResult =
+	| { kind: "missing" }
+	| { kind: "already-dispatched" }
+	/** The deliveries this dispatch created. */
+	| { kind: "dispatched"; deliveryIds: string[] };
 
 /**
  * Creates the deliveries of an event: every active subscription whose events and prefix match the
@@ -46,8 +50,8 @@ export async function dispatchEvent(db: D1Database, eventId: string, now = Date.
 		.bind(eventId)
 		.first()
 		.then(parseRow(EventWithJob));
-	if (!row) return { missing: true };
-	if (row.dispatched_at !== null) return { alreadyDispatched: true };
+	if (!row) return { kind: "missing" };
+	if (row.dispatched_at !== null) return { kind: "already-dispatched" };
 
 	const payload: WebhookPayload = {
 		type: row.event_type,
@@ -86,7 +90,7 @@ export async function dispatchEvent(db: D1Database, eventId: string, now = Date.
 			.bind(eventId, JSON.stringify(payload), now),
 	]);
 	const created = results.slice(0, targets.length).flatMap((result) => batchRows(result, DeliveryId));
-	return { deliveryIds: created.map((row) => row.id) };
+	return { kind: "dispatched", deliveryIds: created.map((row) => row.id) };
 }
 
 /** What a sender needs for one attempt of a claimed delivery. */
@@ -98,11 +102,14 @@ export interface ClaimedDelivery {
 }
 
 export type ClaimResult =
-	| { claimed: ClaimedDelivery }
-	| { missing: true }
-	| { finished: DeliveryRow }
-	| { leasedUntil: number }
-	| { subscriptionGone: DeliveryRow };
+	| { kind: "claimed"; claimed: ClaimedDelivery }
+	| { kind: "missing" }
+	/** Delivered or failed already. */
+	| { kind: "finished"; delivery: DeliveryRow }
+	/** Another sender holds it until then. */
+	| { kind: "leased"; until: number }
+	/** Its subscription was deleted since the fan-out (the delivery is leased, to be recorded failed). */
+	| { kind: "subscription-gone"; delivery: DeliveryRow };
 
 /** The event's payload and, for a subscription's delivery, the subscription (null once deleted). */
 const AttemptContext = z.object({
@@ -134,9 +141,9 @@ export async function claimDelivery(
 			.bind(id)
 			.first()
 			.then(parseRow(DeliveryRow));
-		if (!current) return { missing: true };
-		if (current.status !== "pending") return { finished: current };
-		return { leasedUntil: current.lease_expires_at ?? now };
+		if (!current) return { kind: "missing" };
+		if (current.status !== "pending") return { kind: "finished", delivery: current };
+		return { kind: "leased", until: current.lease_expires_at ?? now };
 	}
 	const context = await db
 		.prepare(
@@ -148,11 +155,11 @@ export async function claimDelivery(
 		.then(parseRow(AttemptContext));
 	if (!context?.payload) throw new Error(`The event ${delivery.event_id} of delivery ${id} has no payload`);
 	if (delivery.subscription_id !== null && (context.secret === null || context.status === null)) {
-		return { subscriptionGone: delivery };
+		return { kind: "subscription-gone", delivery };
 	}
 	const subscription =
 		context.secret !== null && context.status !== null ? { secret: context.secret, status: context.status } : null;
-	return { claimed: { delivery, payload: context.payload, subscription } };
+	return { kind: "claimed", claimed: { delivery, payload: context.payload, subscription } };
 }
 
 /** The outcome of one attempt, as the attempt log and the delivery record it. */
@@ -164,8 +171,8 @@ export interface AttemptRecord {
 	/** The delivery's state after this attempt. */
 	status: DeliveryStatus;
 	nextAttemptAt: number | null;
-	/** Disable the subscription, with this reason (410 Gone). */
-	disableReason?: string;
+	/** Disable the subscription, with this reason (410 Gone); null to leave it alone. */
+	disableReason: string | null;
 }
 
 export async function recordAttempt(db: D1Database, delivery: DeliveryRow, record: AttemptRecord, now = Date.now()) {

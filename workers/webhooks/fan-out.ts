@@ -18,13 +18,17 @@ export async function sendDeliveries(queue: Queue, ids: string[]): Promise<void>
 
 export async function handleJobEvent(body: JobEventMessage, env: WebhooksEnv): Promise<void> {
 	const result = await dispatchEvent(env.DB, body.event_id);
-	if ("missing" in result) {
-		log("warn", "webhook_event_missing", { event_id: body.event_id, job_id: body.job_id });
-		return;
+	switch (result.kind) {
+		case "missing":
+			log("warn", "webhook_event_missing", { event_id: body.event_id, job_id: body.job_id });
+			return;
+		case "already-dispatched":
+			return;
+		case "dispatched":
+			// If this send fails the message is retried, but the deliveries exist already: the sweeper
+			// finds them overdue and sends them.
+			await sendDeliveries(env.WEBHOOK_DELIVERIES, result.deliveryIds);
+			log("info", "webhook_event_dispatched", { event_id: body.event_id, deliveries: result.deliveryIds.length });
+			return;
 	}
-	if ("alreadyDispatched" in result) return;
-	// If this send fails the message is retried, but the deliveries exist already: the sweeper
-	// finds them overdue and sends them.
-	await sendDeliveries(env.WEBHOOK_DELIVERIES, result.deliveryIds);
-	log("info", "webhook_event_dispatched", { event_id: body.event_id, deliveries: result.deliveryIds.length });
 }

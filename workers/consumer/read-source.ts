@@ -1,0 +1,75 @@
+/**
+ * Reading a job's object version from R2: exactly the version the job names (by etag), checked to
+ * be an image worth sending to a model. Objects up to READ_WHOLE_LIMIT are read whole; of larger
+ * ones only enough of the head to know the type and dimensions, and the Images binding streams the
+ * rest into a downscaled copy later.
+ */
+import { inspectImage, validateImage } from "../../shared/image/sniff";
+import { JobFailure } from "../../shared/jobs/errors";
+import type { JobRow } from "../../shared/jobs/schema";
+import type { SourceImage } from "./prepare-image";
+
+/** Objects up to this size are read whole; larger ones are streamed into the Images binding. */
+export const READ_WHOLE_LIMIT = 4 * 1024 * 1024;
+/** Enough of a large file to find its dimensions (JPEG EXIF blocks can be long). */
+const HEADER_BYTES = 256 * 1024;
+
+/** The job's object version; a JobFailure when it was deleted or replaced since. */
+export async function openObject(bucket: R2Bucket, job: JobRow): Promise<R2ObjectBody> {
+	const object = await bucket.get(job.key, { onlyIf: { etagMatches: job.etag } });
+	if (!object) throw new JobFailure("object_not_found", `The object ${job.key} no longer exists.`);
+	if (!("body" in object)) {
+		throw new JobFailure("object_not_found", `The object ${job.key} was replaced by a newer version.`);
+	}
+	return object;
+}
+
+/**
+ * The image in an opened object: a JobFailure when it is empty, over `maxBytes` or not a supported
+ * image. Reads the body (whole, or its head); the caller discards what is left of it.
+ */
+export async function readSource(
+	bucket: R2Bucket,
+	job: JobRow,
+	object: R2ObjectBody,
+	maxBytes: number,
+): Promise<SourceImage> {
+	if (object.size === 0) throw new JobFailure("empty_object", "The object is empty.");
+	if (object.size > maxBytes) {
+		throw new JobFailure("image_too_large", `The object is ${object.size} bytes; the limit is ${maxBytes}.`);
+	}
+	const open = async () => {
+		const again = await bucket.get(job.key, { onlyIf: { etagMatches: job.etag } });
+		if (!again || !("body" in again)) throw new JobFailure("object_not_found", `The object ${job.key} is gone.`);
+		return again.body;
+	};
+	if (object.size <= READ_WHOLE_LIMIT) {
+		const bytes = new Uint8Array(await new Response(object.body).arrayBuffer());
+		return { info: validateImage(bytes), bytes, open };
+	}
+	return { info: inspectImage(await readPrefix(object.body, HEADER_BYTES)), bytes: null, open };
+}
+
+/** Lets go of whatever of the object's body was not read. */
+export async function discardBody(object: R2ObjectBody): Promise<void> {
+	if (!object.body.locked) await object.body.cancel().catch(() => {});
+}
+
+/** The first `limit` bytes of a stream (fewer if it is shorter); the rest is not read. */
+async function readPrefix(stream: ReadableStream<Uint8Array>, limit: number): Promise<Uint8Array> {
+	const reader = stream.getReader();
+	const out = new Uint8Array(limit);
+	let filled = 0;
+	try {
+		while (filled < limit) {
+			const { done, value } = await reader.read();
+			if (done) break;
+			const take = Math.min(value.length, limit - filled);
+			out.set(value.subarray(0, take), filled);
+			filled += take;
+		}
+	} finally {
+		await reader.cancel().catch(() => {});
+	}
+	return out.subarray(0, filled);
+}
