@@ -1,7 +1,7 @@
 /**
- * Webhook shapes that cross a boundary (SPEC §6): the event payload receivers get, the messages of
- * the `webhook-deliveries` queue, the public JSON of subscriptions and deliveries, and the rows of
- * the webhook tables as D1 returns them.
+ * Webhook shapes that cross a boundary (SPEC §6): the event payload receivers get, the public JSON
+ * of subscriptions and deliveries, and the rows of the webhook tables as D1 returns them. (The
+ * messages of the `webhook-deliveries` queue are in shared/queue/webhook-deliveries.ts.)
  */
 import { z } from "zod";
 import { Job } from "../jobs/schema";
@@ -22,24 +22,6 @@ export const WebhookPayload = z
 	})
 	.meta({ id: "WebhookPayload" });
 export type WebhookPayload = z.infer<typeof WebhookPayload>;
-
-/** A job reached its terminal state: make its deliveries (one per matching target). */
-export const JobEventMessage = z.object({
-	kind: z.literal("job-event"),
-	event_id: z.string().startsWith("evt_"),
-	job_id: z.string(),
-});
-export type JobEventMessage = z.infer<typeof JobEventMessage>;
-
-/** Send (or retry) one delivery. */
-export const DeliveryMessage = z.object({
-	kind: z.literal("delivery"),
-	delivery_id: z.string().startsWith("msg_"),
-});
-export type DeliveryMessage = z.infer<typeof DeliveryMessage>;
-
-export const WebhookMessage = z.discriminatedUnion("kind", [JobEventMessage, DeliveryMessage]);
-export type WebhookMessage = z.infer<typeof WebhookMessage>;
 
 const isoTime = z.iso.datetime();
 

@@ -6,8 +6,8 @@
  */
 import type { JobRow } from "../../shared/jobs/schema";
 import { sendOrLeaveToSweeper } from "../../shared/queue/send";
+import type { JobEventMessage } from "../../shared/queue/webhook-deliveries";
 import { finishWithEvent } from "../../shared/webhooks/outbox";
-import type { JobEventMessage } from "../../shared/webhooks/schema";
 
 /**
  * Runs `finish` (an UPDATE/INSERT … RETURNING * that makes job `jobId` terminal, or changes

@@ -2,6 +2,8 @@
 import { z } from "zod";
 
 const Settings = z.object({
+	/** The admin's bearer token (a secret); without it only API keys work. */
+	ADMIN_TOKEN: z.string().optional(),
 	DEPLOY_MODE: z.enum(["local", "production"]).default("production"),
 	BUCKET_NAME: z.string().min(1),
 	MAX_UPLOAD_BYTES: z.coerce

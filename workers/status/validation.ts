@@ -1,11 +1,28 @@
 /**
- * Turns a failed zod validation of a request part into the API's 400, naming each offending field
- * and where it was (path, query, header, body). Used as the `defaultHook` of every router.
+ * Request validation the routes share: the `defaultHook` of every router, which turns a failed zod
+ * validation of a request part into the API's 400 naming each offending field and where it was
+ * (path, query, header, body); the object-key parameter; and the SSRF check of every URL that
+ * will receive webhooks (subscriptions, and the per-object callback URL of uploads and jobs).
  */
 import type { Hook } from "@hono/zod-openapi";
-import type { ZodError } from "zod";
-import { type FieldIssue, invalidParams, type ParamLocation } from "./api-error";
+import { z } from "zod";
+import { checkWebhookUrl, type DeployMode, refusalMessage } from "../../shared/webhooks/ssrf";
+import { ApiError, type FieldIssue, invalidParams, type ParamLocation } from "./api-error";
 import type { AppEnv } from "./app-env";
+
+/** R2 object keys: 1 to 1024 bytes. */
+export const ObjectKey = z.string().min(1).max(1024).meta({ example: "photos/cat.jpg" });
+
+/**
+ * The URL as it will be called, or a 400 `unsafe_url` naming the field: production allows only
+ * https to public hosts; local development (DEPLOY_MODE "local") also loopback over http.
+ */
+export function requireSafeWebhookUrl(mode: DeployMode, url: string, field: string, where: ParamLocation): string {
+	const verdict = checkWebhookUrl(url, mode);
+	if (verdict.ok) return verdict.url;
+	const message = refusalMessage(url, verdict.reason);
+	throw new ApiError(400, verdict.code, message, [{ field, in: where, message }]);
+}
 
 const LOCATIONS: Record<string, ParamLocation> = {
 	param: "path",
@@ -20,7 +37,7 @@ const LOCATIONS: Record<string, ParamLocation> = {
 const headerName = (name: string) =>
 	name.replace(/(^|-)([a-z])/g, (_, dash: string, c: string) => dash + c.toUpperCase());
 
-export function fieldIssues(error: ZodError, location: ParamLocation): FieldIssue[] {
+export function fieldIssues(error: z.ZodError, location: ParamLocation): FieldIssue[] {
 	return error.issues.flatMap((issue) => {
 		// Unknown keys name themselves, not their parent object.
 		const names = issue.code === "unrecognized_keys" ? issue.keys : [issue.path.map(String).join(".")];

@@ -6,7 +6,7 @@
  */
 import { errorMessage, log } from "../../shared/log";
 import { ACK, type Outcome } from "../../shared/queue/runner";
-import { WebhookMessage } from "../../shared/webhooks/schema";
+import { WebhookMessage } from "../../shared/queue/webhook-deliveries";
 import { failPendingDelivery } from "./deliveries";
 import { handleJobEvent } from "./fan-out";
 

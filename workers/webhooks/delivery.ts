@@ -5,7 +5,8 @@
  */
 import { log } from "../../shared/log";
 import { ACK, type Outcome, retryAfter } from "../../shared/queue/runner";
-import type { DeliveryMessage, DeliveryRow } from "../../shared/webhooks/schema";
+import type { DeliveryMessage } from "../../shared/queue/webhook-deliveries";
+import type { DeliveryRow } from "../../shared/webhooks/schema";
 import { type AttemptReport, attemptDelivery } from "./attempt";
 import type { WebhookSettings } from "./config";
 import { type AttemptRecord, type ClaimedDelivery, claimDelivery, recordAttempt } from "./deliveries";

@@ -6,7 +6,7 @@
  */
 import { log } from "../../shared/log";
 import { sendAll } from "../../shared/queue/send";
-import type { DeliveryMessage, JobEventMessage } from "../../shared/webhooks/schema";
+import type { DeliveryMessage, JobEventMessage } from "../../shared/queue/webhook-deliveries";
 import { dispatchEvent } from "./deliveries";
 
 export async function sendDeliveries(queue: Queue, ids: string[]): Promise<void> {

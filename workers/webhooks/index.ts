@@ -4,7 +4,7 @@
  */
 import { log } from "../../shared/log";
 import { ACK, type Outcome, runBatch } from "../../shared/queue/runner";
-import { WebhookMessage } from "../../shared/webhooks/schema";
+import { WebhookMessage } from "../../shared/queue/webhook-deliveries";
 import { readSettings, type WebhookSettings } from "./config";
 import { handleDeadLetter } from "./dead-letter";
 import { handleDelivery } from "./delivery";

@@ -5,8 +5,8 @@
  */
 import { log } from "../../shared/log";
 import { sendAll } from "../../shared/queue/send";
+import type { JobEventMessage } from "../../shared/queue/webhook-deliveries";
 import { findUndispatchedEvents } from "../../shared/webhooks/outbox";
-import type { JobEventMessage } from "../../shared/webhooks/schema";
 import { takeStalledDeliveries } from "./deliveries";
 import { sendDeliveries } from "./fan-out";
 

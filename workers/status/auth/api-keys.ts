@@ -75,7 +75,10 @@ export async function listApiKeys(db: D1Database): Promise<ApiKey[]> {
 	return results.map(toApiKey);
 }
 
-export type RevokeResult = { revoked: ApiKey } | { alreadyRevoked: ApiKey } | { missing: true };
+export type RevokeResult =
+	| { kind: "revoked"; key: ApiKey }
+	| { kind: "already-revoked"; key: ApiKey }
+	| { kind: "missing" };
 
 export async function revokeApiKey(db: D1Database, id: string, now = Date.now()): Promise<RevokeResult> {
 	const row = await db
@@ -83,9 +86,9 @@ export async function revokeApiKey(db: D1Database, id: string, now = Date.now())
 		.bind(now, id)
 		.first()
 		.then(parseRow(ApiKeyRow));
-	if (row) return { revoked: toApiKey(row) };
+	if (row) return { kind: "revoked", key: toApiKey(row) };
 	const existing = await db.prepare("SELECT * FROM api_keys WHERE id = ?").bind(id).first().then(parseRow(ApiKeyRow));
-	return existing ? { alreadyRevoked: toApiKey(existing) } : { missing: true };
+	return existing ? { kind: "already-revoked", key: toApiKey(existing) } : { kind: "missing" };
 }
 
 const LiveKey = ApiKeyRow.pick({ id: true, prefix: true, token_hash: true });

@@ -1,22 +1,25 @@
 /**
- * Authentication and authorisation of /v1/*: `Authorization: Bearer <token>` is the ADMIN_TOKEN
+ * Authentication of /v1/*: `Authorization: Bearer <token>` is the ADMIN_TOKEN
  * secret or a live API key (looked up by its SHA-256 digest). The resolved `Principal` is set on
- * the context for the route handlers; key management is admin-only.
+ * the context for the route handlers (auth/authorisation.ts says what it may do).
  */
 import type { MiddlewareHandler } from "hono";
 import { log } from "../../../shared/log";
 import { ApiError } from "../api-error";
-import type { AppEnv, Principal } from "../app-env";
+import type { AppEnv } from "../app-env";
+import { readSettings } from "../settings";
 import { findLiveKeyByHash } from "./api-keys";
+import type { Principal } from "./authorisation";
 import { API_KEY_PREFIX, bearerToken, secretsEqual, sha256Hex } from "./tokens";
 
 const unauthorized = (message: string) =>
 	new ApiError(401, "unauthorized", message, null, { "WWW-Authenticate": 'Bearer realm="r2-captions"' });
 
 async function resolvePrincipal(env: StatusEnv, token: string): Promise<Principal | null> {
-	if (!env.ADMIN_TOKEN) {
+	const { ADMIN_TOKEN } = readSettings(env);
+	if (!ADMIN_TOKEN) {
 		log("warn", "admin_token_missing", { hint: "set the ADMIN_TOKEN secret" });
-	} else if (await secretsEqual(token, env.ADMIN_TOKEN)) {
+	} else if (await secretsEqual(token, ADMIN_TOKEN)) {
 		return { kind: "admin" };
 	}
 	if (!token.startsWith(API_KEY_PREFIX)) return null;
@@ -31,12 +34,5 @@ export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
 	const principal = await resolvePrincipal(c.env, token);
 	if (principal === null) throw unauthorized("Invalid or revoked token");
 	c.set("principal", principal);
-	await next();
-};
-
-export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
-	if (c.get("principal").kind !== "admin") {
-		throw new ApiError(403, "forbidden", "Only the admin token can manage API keys");
-	}
 	await next();
 };

@@ -13,14 +13,13 @@ import { Job, toJob } from "../../../shared/jobs/schema";
 import { putObjectNotification } from "../../../shared/queue/caption-jobs";
 import { sendOrLeaveToSweeper } from "../../../shared/queue/send";
 import { ApiError, notFound } from "../api-error";
-import { type AppEnv, inScope } from "../app-env";
+import type { AppEnv } from "../app-env";
+import { inScope } from "../auth/authorisation";
 import { headBytes, readCappedBody } from "../capped-body";
 import { ensureNotificationJob } from "../jobs/create";
 import { authenticated, errors } from "../responses";
 import { readSettings } from "../settings";
-import { validationHook } from "../validation";
-import { ObjectKey } from "./jobs";
-import { requireSafeWebhookUrl } from "./webhooks";
+import { ObjectKey, requireSafeWebhookUrl, validationHook } from "../validation";
 
 const UploadHeaders = z.object({
 	"X-Caption-Prompt": Prompt.optional().meta({ description: "Stored as custom metadata `prompt`." }),
@@ -56,10 +55,10 @@ const imageRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
 imageRoutes.openapi({ ...uploadRoute, path: "/v1/images/{key{.+}}", hide: true }, async (c) => {
 	const { key } = c.req.valid("param");
 	const headers = c.req.valid("header");
+	const settings = readSettings(c.env);
 	if (!inScope(c.get("principal"), key)) throw notFound(`Object ${key}`);
 	const callbackUrl = headers["X-Callback-Url"];
-	if (callbackUrl !== undefined) requireSafeWebhookUrl(c.env, callbackUrl, "X-Callback-Url", "header");
-	const settings = readSettings(c.env);
+	if (callbackUrl !== undefined) requireSafeWebhookUrl(settings.DEPLOY_MODE, callbackUrl, "X-Callback-Url", "header");
 
 	const chunks = await readCappedBody(c.req.raw, settings.MAX_UPLOAD_BYTES);
 	const format = sniffFormat(headBytes(chunks, 64));

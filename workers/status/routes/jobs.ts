@@ -10,15 +10,13 @@ import { getJobRow } from "../../../shared/jobs/store";
 import type { CaptionRequest } from "../../../shared/queue/caption-jobs";
 import { sendOrLeaveToSweeper } from "../../../shared/queue/send";
 import { invalidParam, notFound } from "../api-error";
-import { type AppEnv, inScope, scopePrefix } from "../app-env";
+import type { AppEnv } from "../app-env";
+import { inScope, scopePrefix } from "../auth/authorisation";
 import { insertApiJob } from "../jobs/create";
 import { decodeCursor, listJobs } from "../jobs/list";
 import { authenticated, errors, json } from "../responses";
-import { validationHook } from "../validation";
-import { requireSafeWebhookUrl } from "./webhooks";
-
-/** R2 object keys: 1 to 1024 bytes. */
-export const ObjectKey = z.string().min(1).max(1024).meta({ example: "photos/cat.jpg" });
+import { readSettings } from "../settings";
+import { ObjectKey, requireSafeWebhookUrl, validationHook } from "../validation";
 
 const JobList = z
 	.object({
@@ -112,12 +110,15 @@ export const jobRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }
 	})
 	.openapi(createJobRoute, async (c) => {
 		const body = c.req.valid("json");
+		const settings = readSettings(c.env);
 		if (!inScope(c.get("principal"), body.key)) throw notFound(`Object ${body.key}`);
-		if (body.callback_url !== undefined) requireSafeWebhookUrl(c.env, body.callback_url, "callback_url", "body");
+		if (body.callback_url !== undefined) {
+			requireSafeWebhookUrl(settings.DEPLOY_MODE, body.callback_url, "callback_url", "body");
+		}
 		const object = await c.env.BUCKET.head(body.key);
 		if (!object) throw notFound(`Object ${body.key}`);
 		const row = await insertApiJob(c.env.DB, {
-			bucket: c.env.BUCKET_NAME,
+			bucket: settings.BUCKET_NAME,
 			key: body.key,
 			etag: object.etag,
 			size: object.size,

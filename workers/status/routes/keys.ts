@@ -7,7 +7,7 @@ import { z } from "zod";
 import { ApiError, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
 import { ApiKey, CreatedApiKey, createApiKey, listApiKeys, revokeApiKey } from "../auth/api-keys";
-import { requireAdmin } from "../auth/authenticate";
+import { requireAdmin } from "../auth/authorisation";
 import { authenticated, errors, json } from "../responses";
 import { validationHook } from "../validation";
 
@@ -69,11 +69,14 @@ export const keyRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }
 	.openapi(revokeKeyRoute, async (c) => {
 		const { id } = c.req.valid("param");
 		const result = await revokeApiKey(c.env.DB, id);
-		if ("missing" in result) throw notFound(`API key ${id}`);
-		if ("alreadyRevoked" in result) {
-			throw new ApiError(409, "already_revoked", `API key ${id} was already revoked`, {
-				revoked_at: result.alreadyRevoked.revoked_at,
-			});
+		switch (result.kind) {
+			case "missing":
+				throw notFound(`API key ${id}`);
+			case "already-revoked":
+				throw new ApiError(409, "already_revoked", `API key ${id} was already revoked`, {
+					revoked_at: result.key.revoked_at,
+				});
+			case "revoked":
+				return c.json(result.key, 200);
 		}
-		return c.json(result.revoked, 200);
 	});

@@ -1,6 +1,7 @@
 /** `GET /v1/stats`: job counts, throughput and inference percentiles (limited to a scoped key's prefix). */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
-import { type AppEnv, scopePrefix } from "../app-env";
+import type { AppEnv } from "../app-env";
+import { scopePrefix } from "../auth/authorisation";
 import { readStats, Stats } from "../jobs/stats";
 import { authenticated, errors, json } from "../responses";
 import { validationHook } from "../validation";

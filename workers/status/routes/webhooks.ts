@@ -2,24 +2,25 @@
  * Webhook subscription endpoints (SPEC §5/§6): create (the `whsec_` secret is in this response
  * only), list, get, delete, the delivery log and manual redelivery. A key limited to prefix `p`
  * sees only subscriptions under `p` and creates only those; anything else answers 404. Every URL
- * that will receive webhooks passes the SSRF check first (`requireSafeWebhookUrl`, also used for
- * the per-object callback URL of uploads and `POST /v1/jobs`).
+ * that will receive webhooks passes the SSRF check first (`requireSafeWebhookUrl` in
+ * ../validation.ts).
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
 import { sendOrLeaveToSweeper } from "../../../shared/queue/send";
+import type { DeliveryMessage } from "../../../shared/queue/webhook-deliveries";
 import {
 	CreatedWebhookSubscription,
-	type DeliveryMessage,
 	WebhookDelivery,
 	WebhookEventType,
 	WebhookSubscription,
 } from "../../../shared/webhooks/schema";
-import { checkWebhookUrl, refusalMessage } from "../../../shared/webhooks/ssrf";
-import { ApiError, invalidParam, notFound, type ParamLocation } from "../api-error";
-import { type AppEnv, scopePrefix } from "../app-env";
+import { ApiError, invalidParam, notFound } from "../api-error";
+import type { AppEnv } from "../app-env";
+import { scopePrefix } from "../auth/authorisation";
 import { authenticated, errors, json } from "../responses";
-import { validationHook } from "../validation";
+import { readSettings } from "../settings";
+import { requireSafeWebhookUrl, validationHook } from "../validation";
 import { decodeDeliveryCursor, listDeliveries, reopenDelivery } from "../webhooks/delivery-log";
 import {
 	createSubscription,
@@ -28,17 +29,6 @@ import {
 	listSubscriptions,
 	toSubscription,
 } from "../webhooks/subscriptions";
-
-/**
- * The URL as it will be called, or a 400 `unsafe_url` naming the field: production allows only
- * https to public hosts; local development (DEPLOY_MODE "local") also loopback over http.
- */
-export function requireSafeWebhookUrl(env: { DEPLOY_MODE: string }, url: string, field: string, where: ParamLocation) {
-	const verdict = checkWebhookUrl(url, env.DEPLOY_MODE === "local" ? "local" : "production");
-	if (verdict.ok) return verdict.url;
-	const message = refusalMessage(url, verdict.reason);
-	throw new ApiError(400, verdict.code, message, [{ field, in: where, message }]);
-}
 
 const CreateWebhookBody = z
 	.strictObject({
@@ -144,7 +134,7 @@ export const webhookRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
 		if (scope !== null && (prefix === null || !prefix.startsWith(scope))) {
 			throw new ApiError(404, "not_found", `No objects under prefix ${prefix} are visible to this key`);
 		}
-		const url = requireSafeWebhookUrl(c.env, body.url, "url", "body");
+		const url = requireSafeWebhookUrl(readSettings(c.env).DEPLOY_MODE, body.url, "url", "body");
 		const keyId = principal.kind === "key" ? principal.id : null;
 		const created = await createSubscription(c.env.DB, { url, events: body.events, prefix, keyId });
 		return c.json(created, 201);
@@ -185,15 +175,19 @@ export const webhookRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
 			throw new ApiError(409, "subscription_disabled", `Webhook ${id} is disabled: ${row.disabled_reason}`);
 		}
 		const result = await reopenDelivery(c.env.DB, id, delivery_id);
-		if ("missing" in result) throw notFound(`Delivery ${delivery_id}`);
-		if ("pending" in result) {
-			throw new ApiError(409, "delivery_pending", `Delivery ${delivery_id} is still being attempted`);
+		switch (result.kind) {
+			case "missing":
+				throw notFound(`Delivery ${delivery_id}`);
+			case "pending":
+				throw new ApiError(409, "delivery_pending", `Delivery ${delivery_id} is still being attempted`);
+			case "redelivered": {
+				const message: DeliveryMessage = { kind: "delivery", delivery_id };
+				await sendOrLeaveToSweeper(
+					c.env.WEBHOOK_DELIVERIES,
+					{ body: message, contentType: "json" },
+					{ queue: "webhook-deliveries", delivery_id },
+				);
+				return c.json(result.delivery, 202);
+			}
 		}
-		const message: DeliveryMessage = { kind: "delivery", delivery_id };
-		await sendOrLeaveToSweeper(
-			c.env.WEBHOOK_DELIVERIES,
-			{ body: message, contentType: "json" },
-			{ queue: "webhook-deliveries", delivery_id },
-		);
-		return c.json(result.redelivered, 202);
 	});

@@ -118,7 +118,11 @@ export async function getDelivery(db: D1Database, subscriptionId: string, id: st
 
 const DeliveryId = DeliveryRow.pick({ id: true });
 
-export type RedeliverResult = { redelivered: WebhookDelivery } | { missing: true } | { pending: true };
+export type RedeliverResult =
+	| { kind: "redelivered"; delivery: WebhookDelivery }
+	| { kind: "missing" }
+	/** Still being attempted: there is nothing to redeliver yet. */
+	| { kind: "pending" };
 
 /** Puts a finished delivery back to pending; the caller then enqueues its message. */
 export async function reopenDelivery(
@@ -136,6 +140,6 @@ export async function reopenDelivery(
 		.first()
 		.then(parseRow(DeliveryId));
 	const delivery = await getDelivery(db, subscriptionId, id);
-	if (!delivery) return { missing: true };
-	return reopened ? { redelivered: delivery } : { pending: true };
+	if (!delivery) return { kind: "missing" };
+	return reopened ? { kind: "redelivered", delivery } : { kind: "pending" };
 }
