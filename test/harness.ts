@@ -5,6 +5,7 @@
 import consumer from "../workers/consumer/index";
 import status from "../workers/status/index";
 import webhooks from "../workers/webhooks/index";
+import { handledMessages, observeOutcomes } from "./support/outcomes";
 
 // Durable Object classes of the Workers, exported by the test entry point as they are by theirs.
 export { ModelRateLimiter } from "../workers/consumer/index";
@@ -12,9 +13,13 @@ export { ModelRateLimiter } from "../workers/consumer/index";
 export default {
 	fetch: status.fetch,
 	async queue(batch, env, ctx) {
+		// Tests that go through the real queues wait on these outcomes (test/support/outcomes.ts).
+		const observed = observeOutcomes(batch, (message, outcome) =>
+			handledMessages.push({ queue: batch.queue, body: message.body, outcome }),
+		);
 		// webhook-deliveries and webhook-deliveries-dlq belong to the webhooks Worker.
-		if (batch.queue.startsWith("webhook-deliveries")) return webhooks.queue(batch, env, ctx);
-		return consumer.queue(batch, env, ctx);
+		if (batch.queue.startsWith("webhook-deliveries")) return webhooks.queue(observed, env, ctx);
+		return consumer.queue(observed, env, ctx);
 	},
 	// Both Workers have a cron (they run on the same schedule when deployed).
 	async scheduled(controller, env, ctx) {

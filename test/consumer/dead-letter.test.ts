@@ -79,13 +79,18 @@ describe("dead letters and stalled jobs", () => {
 		const key = uniqueKey("stalled.jpg");
 		const notification = await upload(key, await fixture("small.jpg"));
 		const old = Date.now() - 10 * 60_000;
-		await env.DB.prepare(
-			`INSERT INTO jobs (id, source, bucket, key, etag, size, status, attempts, lease_token, lease_expires_at,
-				created_at, updated_at, started_at)
-			VALUES (?1, 'notification', 'images', ?2, ?3, ?4, 'processing', 1, 'lost', ?5, ?5, ?5, ?5)`,
-		)
-			.bind(`job_stalled_${Date.now()}`, key, notification.object.eTag, notification.object.size, old)
-			.run();
+		await insertJob({
+			key,
+			source: "notification",
+			etag: notification.object.eTag ?? "",
+			size: notification.object.size ?? null,
+			status: "processing",
+			attempts: 1,
+			lease_token: "lost",
+			lease_expires_at: old,
+			created_at: old,
+			started_at: old,
+		});
 		await runScheduled();
 		const job = await waitForTerminal(key);
 		expect(job).toMatchObject({ status: "succeeded", attempts: 2 });
@@ -94,13 +99,18 @@ describe("dead letters and stalled jobs", () => {
 	it("the sweeper fails a stalled job that has used up its attempts with retries_exhausted", async () => {
 		const key = uniqueKey("hopeless.jpg");
 		const old = Date.now() - 10 * 60_000;
-		await env.DB.prepare(
-			`INSERT INTO jobs (id, source, bucket, key, etag, size, status, attempts, lease_token, lease_expires_at,
-				created_at, updated_at, started_at)
-			VALUES (?1, 'notification', 'images', ?2, 'etag-x', 1, 'processing', 9, 'lost', ?3, ?3, ?3, ?3)`,
-		)
-			.bind(`job_hopeless_${Date.now()}`, key, old)
-			.run();
+		await insertJob({
+			key,
+			source: "notification",
+			etag: "etag-x",
+			size: 1,
+			status: "processing",
+			attempts: 9,
+			lease_token: "lost",
+			lease_expires_at: old,
+			created_at: old,
+			started_at: old,
+		});
 		await runScheduled();
 		expect(await onlyJob(key)).toMatchObject({ status: "failed", error_code: "retries_exhausted" });
 	});

@@ -1,8 +1,13 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { emulator } from "../../shared/models/emulator";
+import { R2Notification } from "../../shared/queue/caption-jobs";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
+import { handledMessages } from "../support/outcomes";
+import { until } from "../support/poll";
 import { jobsForKey, waitForTerminal } from "../support/queue";
+
+const isFor = (body: unknown, key: string) => R2Notification.safeParse(body).data?.object.key === key;
 
 beforeEach(() => emulator.reset());
 
@@ -20,9 +25,14 @@ describe("through the real caption-jobs queue", () => {
 		const key = uniqueKey("twice.jpg");
 		const notification = await upload(key, await fixture("small.png"));
 		await env.CAPTION_JOBS.sendBatch([{ body: notification }, { body: notification }]);
-		await waitForTerminal(key);
-		// Give a late duplicate time to arrive and be acknowledged.
-		await new Promise((resolve) => setTimeout(resolve, 1500));
+		expect(await waitForTerminal(key)).toMatchObject({ status: "succeeded" });
+		// Both copies have been handled: one captioned, the other found the job and was acknowledged as
+		// a duplicate or sent back until the first one's lease ends.
+		const copies = await until("both copies of the notification were handled", async () => {
+			const handled = handledMessages.filter((m) => m.queue === "caption-jobs" && isFor(m.body, key));
+			return handled.length === 2 ? handled : undefined;
+		});
+		expect(copies.map((c) => c.outcome.kind)).toContain("ack");
 		expect(await jobsForKey(key)).toHaveLength(1);
 		expect(emulator.callsTo()).toBe(1);
 	});

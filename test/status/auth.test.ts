@@ -5,11 +5,13 @@
  */
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { Job } from "../../shared/jobs/schema";
+import { Job } from "../../shared/jobs/schema";
 import { app } from "../../workers/status/app";
-import type { CreatedApiKey } from "../../workers/status/auth/api-keys";
+import { CreatedApiKey } from "../../workers/status/auth/api-keys";
+import { Stats } from "../../workers/status/jobs/stats";
 import { fixture, uniqueKey } from "../support/fixtures";
-import { ADMIN, call, createKey, errorOf, revokeKey, uploadViaApi } from "./support";
+import { jobsForKey } from "../support/queue";
+import { ADMIN, call, createKey, errorOf, pageOf, parsed, revokeKey, uploadViaApi } from "./support";
 
 let scopePrefix: string;
 let scoped: CreatedApiKey;
@@ -98,7 +100,7 @@ describe("a key scoped to a prefix", () => {
 	it("GET /v1/jobs/{id}: its jobs, 404 for others", async () => {
 		const inside = await call("GET", `/v1/jobs/${insideJob.id}`, { token: scoped.token });
 		expect(inside.status).toBe(200);
-		expect(((await inside.json()) as Job).key).toBe(insideKey);
+		expect((await parsed(inside, Job)).key).toBe(insideKey);
 		const outside = await call("GET", `/v1/jobs/${outsideJob.id}`, { token: scoped.token });
 		expect(outside.status).toBe(404);
 		expect((await errorOf(outside)).code).toBe("not_found");
@@ -107,29 +109,27 @@ describe("a key scoped to a prefix", () => {
 	it("GET /v1/jobs: only jobs under its prefix are listed", async () => {
 		const res = await call("GET", "/v1/jobs?limit=100", { token: scoped.token });
 		expect(res.status).toBe(200);
-		const { data } = (await res.json()) as { data: Job[] };
+		const { data } = await parsed(res, pageOf(Job));
 		expect(data.length).toBeGreaterThan(0);
 		expect(data.every((j) => j.key.startsWith(scopePrefix))).toBe(true);
 		const other = await call("GET", `/v1/jobs?key=${encodeURIComponent(outsideKey)}`, { token: scoped.token });
-		expect(((await other.json()) as { data: Job[] }).data).toEqual([]);
+		expect((await parsed(other, pageOf(Job))).data).toEqual([]);
 		const widened = await call("GET", "/v1/jobs?prefix=t", { token: scoped.token });
-		expect(((await widened.json()) as { data: Job[] }).data.every((j) => j.key.startsWith(scopePrefix))).toBe(true);
+		expect((await parsed(widened, pageOf(Job))).data.every((j) => j.key.startsWith(scopePrefix))).toBe(true);
 	});
 
 	it("POST /v1/jobs: captions objects inside its prefix, 404 outside", async () => {
 		expect((await call("POST", "/v1/jobs", { token: scoped.token, json: { key: insideKey } })).status).toBe(202);
 		const outside = await call("POST", "/v1/jobs", { token: scoped.token, json: { key: outsideKey } });
 		expect(outside.status).toBe(404);
-		const rows = await env.DB.prepare("SELECT count(*) AS n FROM jobs WHERE key = ? AND source = 'api'")
-			.bind(outsideKey)
-			.first<{ n: number }>();
-		expect(rows?.n).toBe(0);
+		const apiJobs = (await jobsForKey(outsideKey)).filter((j) => j.source === "api");
+		expect(apiJobs).toEqual([]);
 	});
 
 	it("GET /v1/stats: figures limited to its prefix", async () => {
 		const res = await call("GET", "/v1/stats", { token: scoped.token });
 		expect(res.status).toBe(200);
-		const stats = (await res.json()) as { prefix: string | null; counts: { total: number }; counters: object };
+		const stats = await parsed(res, Stats);
 		expect(stats.prefix).toBe(scopePrefix);
 		// The inside upload, the scoped upload and the API job: nothing from outside the prefix.
 		expect(stats.counts.total).toBe(3);
@@ -167,10 +167,10 @@ describe("an unscoped key and the admin token", () => {
 		expect((await call("POST", "/v1/jobs", { json: { key: outsideKey } })).status).toBe(202);
 		const stats = await call("GET", "/v1/stats");
 		expect(stats.status).toBe(200);
-		expect(((await stats.json()) as { prefix: null }).prefix).toBeNull();
+		expect((await parsed(stats, Stats)).prefix).toBeNull();
 		const created = await call("POST", "/v1/keys", { json: { name: "ci" } });
 		expect(created.status).toBe(201);
-		const { id } = (await created.json()) as CreatedApiKey;
+		const { id } = await parsed(created, CreatedApiKey);
 		expect((await call("GET", "/v1/keys")).status).toBe(200);
 		expect((await call("DELETE", `/v1/keys/${id}`)).status).toBe(200);
 	});

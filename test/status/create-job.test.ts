@@ -1,10 +1,10 @@
 /** POST /v1/jobs: a new job for an object already in the bucket, every time, through the real queue. */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { Job } from "../../shared/jobs/schema";
+import { Job } from "../../shared/jobs/schema";
 import { fixture, uniqueKey } from "../support/fixtures";
 import { jobsForKey } from "../support/queue";
-import { call, errorOf, invalidFields, pollJob, uploadViaApi } from "./support";
+import { call, errorOf, invalidFields, parsed, pollJob, uploadViaApi } from "./support";
 
 async function createJob(json: unknown): Promise<Response> {
 	return call("POST", "/v1/jobs", { json });
@@ -16,7 +16,7 @@ describe("POST /v1/jobs", () => {
 		const first = await uploadViaApi(key, await fixture("small.png"), { "X-Caption-Prompt": "First question" });
 		const res = await createJob({ key, prompt: "Second question", max_tokens: 32 });
 		expect(res.status).toBe(202);
-		const second = (await res.json()) as Job;
+		const second = await parsed(res, Job);
 		expect(second.id).not.toBe(first.id);
 		expect(second).toMatchObject({
 			key,
@@ -36,8 +36,8 @@ describe("POST /v1/jobs", () => {
 	it("the same request twice makes two jobs", async () => {
 		const key = uniqueKey("twice.jpg");
 		await env.BUCKET.put(key, await fixture("small.jpg"));
-		const one = (await (await createJob({ key })).json()) as Job;
-		const two = (await (await createJob({ key })).json()) as Job;
+		const one = await parsed(await createJob({ key }), Job);
+		const two = await parsed(await createJob({ key }), Job);
 		expect(one.id).not.toBe(two.id);
 		expect((await pollJob(two.id)).status).toBe("succeeded");
 		expect(await jobsForKey(key)).toHaveLength(2);

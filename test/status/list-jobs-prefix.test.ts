@@ -5,19 +5,23 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { parseRows } from "../../shared/d1-rows";
+import { JobRow } from "../../shared/jobs/schema";
 import { DENSE_PREFIX_ROWS, listJobs } from "../../workers/status/jobs/list";
 import { uniqueKey } from "../support/fixtures";
+import { insertJobs } from "../support/jobs";
 
-/** `count` jobs under `prefix` in one statement; every third shares a millisecond with the next. */
+/** `count` jobs under `prefix`; every three share a millisecond; one in four failed. */
 async function seedPrefix(prefix: string, count: number, base: number): Promise<void> {
-	await env.DB.prepare(
-		`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?1)
-		INSERT INTO jobs (id, source, bucket, key, etag, status, attempts, created_at, updated_at)
-		SELECT 'job_' || ?2 || printf('%06d', i), 'api', 'images', ?2 || printf('%06d', i) || '.jpg', 'e', 
-			CASE i % 4 WHEN 0 THEN 'failed' ELSE 'succeeded' END, 1, ?3 + (i / 3) * 1000, ?3 FROM n`,
-	)
-		.bind(count, prefix, base)
-		.run();
+	await insertJobs(
+		Array.from({ length: count }, (_, i) => ({
+			key: `${prefix}${String(i).padStart(6, "0")}.jpg`,
+			status: i % 4 === 0 ? ("failed" as const) : ("succeeded" as const),
+			attempts: 1,
+			created_at: base + Math.floor(i / 3) * 1000,
+			updated_at: base,
+		})),
+	);
 }
 
 /** Every page of a listing, following cursors (bounded). */
@@ -35,13 +39,14 @@ async function allPages(prefix: string, limit: number, status?: "failed") {
 }
 
 async function expectedIds(prefix: string, status?: string): Promise<string[]> {
-	const { results } = await env.DB.prepare(
+	const rows = await env.DB.prepare(
 		`SELECT id FROM jobs WHERE substr(key, 1, length(?1)) = ?1 AND (?2 IS NULL OR status = ?2)
 		ORDER BY created_at DESC, id DESC`,
 	)
 		.bind(prefix, status ?? null)
-		.all<{ id: string }>();
-	return results.map((r) => r.id);
+		.all()
+		.then(parseRows(JobRow.pick({ id: true })));
+	return rows.map((r) => r.id);
 }
 
 describe("listing by prefix pages the same way whichever query shape serves it", () => {

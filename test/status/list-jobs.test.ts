@@ -1,19 +1,14 @@
 /** GET /v1/jobs: filters, the keyset cursor under concurrent inserts, and every bad parameter. */
 import { describe, expect, it } from "vitest";
-import { newJobId } from "../../shared/ids";
-import type { Job } from "../../shared/jobs/schema";
+import { Job } from "../../shared/jobs/schema";
 import { uniqueKey } from "../support/fixtures";
-import { call, errorOf, insertJobRow, invalidFields } from "./support";
+import { insertJob } from "../support/jobs";
+import { call, errorOf, invalidFields, pageOf, parsed } from "./support";
 
-interface Page {
-	data: Job[];
-	next_cursor: string | null;
-}
-
-async function page(query: string): Promise<Page> {
+async function page(query: string) {
 	const res = await call("GET", `/v1/jobs?${query}`);
 	expect(res.status, await res.clone().text()).toBe(200);
-	return (await res.json()) as Page;
+	return parsed(res, pageOf(Job));
 }
 
 /** Jobs under a fresh prefix; several share a millisecond so the id tie-break matters. */
@@ -21,10 +16,8 @@ async function seed(count: number, base: number): Promise<{ prefix: string; ids:
 	const prefix = uniqueKey("list/");
 	const ids: string[] = [];
 	for (let i = 0; i < count; i++) {
-		const createdAt = base + Math.floor(i / 3) * 1000;
-		const id = newJobId(createdAt);
-		await insertJobRow({ id, key: `${prefix}${i}.png`, createdAt });
-		ids.push(id);
+		const job = await insertJob({ key: `${prefix}${i}.png`, created_at: base + Math.floor(i / 3) * 1000 });
+		ids.push(job.id);
 	}
 	return { prefix, ids };
 }
@@ -48,8 +41,7 @@ describe("GET /v1/jobs", () => {
 			cursor = p.next_cursor;
 			pages++;
 			// New jobs arrive between pages, newer than everything seen so far (also within the same ms).
-			const now = Date.now();
-			await insertJobRow({ id: newJobId(now), key: `${prefix}new-${inserted++}.png`, createdAt: now });
+			await insertJob({ key: `${prefix}new-${inserted++}.png` });
 		} while (cursor !== null);
 
 		expect(pages).toBe(7);
@@ -62,8 +54,7 @@ describe("GET /v1/jobs", () => {
 	it("filters by status, exact key, prefix and creation time", async () => {
 		const base = Date.parse("2026-01-01T00:00:00.000Z");
 		const { prefix, ids } = await seed(6, base);
-		const done = newJobId(base);
-		await insertJobRow({ id: done, key: `${prefix}done.png`, createdAt: base, status: "succeeded" });
+		const { id: done } = await insertJob({ key: `${prefix}done.png`, created_at: base, status: "succeeded" });
 
 		const succeeded = await page(`prefix=${encodeURIComponent(prefix)}&status=succeeded`);
 		expect(succeeded.data.map((j) => j.id)).toEqual([done]);
@@ -115,8 +106,7 @@ describe("GET /v1/jobs", () => {
 describe("GET /v1/jobs/{id}", () => {
 	it("returns the job JSON", async () => {
 		const key = uniqueKey("one.png");
-		const id = newJobId();
-		await insertJobRow({ id, key, createdAt: Date.parse("2026-02-03T04:05:06.007Z") });
+		const { id } = await insertJob({ key, created_at: Date.parse("2026-02-03T04:05:06.007Z") });
 		const res = await call("GET", `/v1/jobs/${id}`);
 		expect(res.status).toBe(200);
 		expect(await res.json()).toMatchObject({ id, key, status: "queued", created_at: "2026-02-03T04:05:06.007Z" });

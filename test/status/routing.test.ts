@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { call, errorOf } from "./support";
+import { call, errorOf, OpenApiDocument, parsed } from "./support";
 
 describe("routing", () => {
 	it("GET /healthz answers without a token", async () => {
@@ -11,7 +11,7 @@ describe("routing", () => {
 	it("GET /openapi.json answers an OpenAPI 3.1 document without a token", async () => {
 		const res = await call("GET", "/openapi.json", { token: null });
 		expect(res.status).toBe(200);
-		const doc = (await res.json()) as { openapi: string; paths: Record<string, unknown> };
+		const doc = await parsed(res, OpenApiDocument);
 		expect(doc.openapi).toBe("3.1.0");
 		expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/v1/images/{key}", "/v1/jobs", "/v1/jobs/{id}"]));
 	});

@@ -1,7 +1,9 @@
-/** Helpers for the status API tests: requests through the real Worker entry, keys, job rows. */
+/** Helpers for the status API tests: requests through the real Worker entry, parsed answers, keys, jobs. */
 import { env, exports } from "cloudflare:workers";
-import type { Job } from "../../shared/jobs/schema";
-import type { CreatedApiKey } from "../../workers/status/auth/api-keys";
+import { z } from "zod";
+import { Job } from "../../shared/jobs/schema";
+import { ErrorBody, FieldIssue } from "../../workers/status/api-error";
+import { CreatedApiKey } from "../../workers/status/auth/api-keys";
 import { until } from "../support/poll";
 
 export const ADMIN = env.ADMIN_TOKEN;
@@ -26,25 +28,37 @@ export function call(method: string, path: string, options: CallOptions = {}): P
 	return exports.default.fetch(new Request(`https://status.test${path}`, { method, headers, body }));
 }
 
-export interface ErrorJson {
-	error: { code: string; message: string; details: unknown };
+/** A response's JSON parsed with the API's own schema for it: a drift fails here instead of hiding behind a cast. */
+export async function parsed<T>(res: Response, schema: z.ZodType<T>): Promise<T> {
+	return schema.parse(await res.json());
 }
 
-export async function errorOf(res: Response): Promise<ErrorJson["error"]> {
-	const body = (await res.json()) as ErrorJson;
-	return body.error;
+/** A page of a list endpoint: `data` and `next_cursor`. */
+export const pageOf = <T>(item: z.ZodType<T>) => z.object({ data: z.array(item), next_cursor: z.string().nullable() });
+
+/** The parts of the OpenAPI document the tests look at. */
+export const OpenApiDocument = z.object({
+	openapi: z.string(),
+	paths: z.record(z.string(), z.record(z.string(), z.unknown())),
+});
+
+export async function errorOf(res: Response): Promise<ErrorBody["error"]> {
+	return (await parsed(res, ErrorBody)).error;
 }
 
 /** The fields a 400 names (its `details`). */
 export async function invalidFields(res: Response): Promise<string[]> {
 	const error = await errorOf(res);
-	return (error.details as { field: string }[]).map((d) => d.field);
+	return z
+		.array(FieldIssue)
+		.parse(error.details)
+		.map((d) => d.field);
 }
 
 export async function createKey(prefix?: string): Promise<CreatedApiKey> {
 	const res = await call("POST", "/v1/keys", { json: prefix === undefined ? {} : { prefix } });
 	if (res.status !== 201) throw new Error(`key creation failed: ${res.status} ${await res.text()}`);
-	return (await res.json()) as CreatedApiKey;
+	return parsed(res, CreatedApiKey);
 }
 
 export async function revokeKey(id: string): Promise<void> {
@@ -56,7 +70,7 @@ export async function revokeKey(id: string): Promise<void> {
 export async function uploadViaApi(key: string, bytes: Uint8Array, headers: Record<string, string> = {}): Promise<Job> {
 	const res = await call("PUT", `/v1/images/${key}`, { body: bytes, headers });
 	if (res.status !== 202) throw new Error(`upload failed: ${res.status} ${await res.text()}`);
-	return (await res.json()) as Job;
+	return parsed(res, Job);
 }
 
 /** Polls `GET /v1/jobs/{id}` until the job is terminal (paths through the real queue). */
@@ -64,34 +78,9 @@ export async function pollJob(id: string, timeoutMs = 15_000): Promise<Job> {
 	return until(
 		`job ${id} did not finish`,
 		async () => {
-			const job = (await (await call("GET", `/v1/jobs/${id}`)).json()) as Job;
+			const job = await parsed(await call("GET", `/v1/jobs/${id}`), Job);
 			return job.status === "succeeded" || job.status === "failed" ? job : undefined;
 		},
 		timeoutMs,
 	);
-}
-
-/** Inserts a finished-or-queued job row directly (for listing and stats figures). */
-export async function insertJobRow(row: {
-	id: string;
-	key: string;
-	createdAt: number;
-	status?: "queued" | "processing" | "succeeded" | "failed";
-	inferenceMs?: number | null;
-	completedAt?: number | null;
-}): Promise<void> {
-	await env.DB.prepare(
-		`INSERT INTO jobs (id, source, bucket, key, etag, status, attempts, created_at, updated_at, completed_at, inference_ms)
-		VALUES (?, 'api', 'images', ?, 'etag', ?, 0, ?, ?, ?, ?)`,
-	)
-		.bind(
-			row.id,
-			row.key,
-			row.status ?? "queued",
-			row.createdAt,
-			row.createdAt,
-			row.completedAt ?? null,
-			row.inferenceMs ?? null,
-		)
-		.run();
 }

@@ -2,11 +2,11 @@
 import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { Job } from "../../shared/jobs/schema";
+import { Job } from "../../shared/jobs/schema";
 import status from "../../workers/status/index";
 import { fixture, uniqueKey } from "../support/fixtures";
 import { jobsForKey } from "../support/queue";
-import { ADMIN, call, errorOf, invalidFields, pollJob, uploadViaApi } from "./support";
+import { ADMIN, call, errorOf, invalidFields, parsed, pollJob, uploadViaApi } from "./support";
 
 /** The real status Worker with some settings changed, the way another deployment would run it. */
 function withVars(vars: Partial<Record<"MAX_UPLOAD_BYTES" | "DEPLOY_MODE", string>>, request: Request) {
@@ -46,7 +46,7 @@ describe("PUT /v1/images/{key}", () => {
 			},
 		});
 		expect(res.status).toBe(202);
-		const job = (await res.json()) as Job;
+		const job = await parsed(res, Job);
 		const object = await env.BUCKET.head(key);
 		expect(object).not.toBeNull();
 		expect(object?.customMetadata).toEqual({
@@ -85,12 +85,12 @@ describe("PUT /v1/images/{key}", () => {
 		const prodKey = uniqueKey("prod.png");
 		const prod = await withVars({ DEPLOY_MODE: "production" }, put(prodKey, png));
 		expect(prod.status).toBe(202);
-		const prodJob = (await prod.json()) as Job;
+		const prodJob = await parsed(prod, Job);
 		// A local-mode upload made afterwards goes through the same queue and finishes...
 		const localJob = await uploadViaApi(uniqueKey("after-prod.png"), png);
 		expect((await pollJob(localJob.id)).status).toBe("succeeded");
 		// ...while the production-mode job was never sent.
-		const still = (await (await call("GET", `/v1/jobs/${prodJob.id}`)).json()) as Job;
+		const still = await parsed(await call("GET", `/v1/jobs/${prodJob.id}`), Job);
 		expect(still.status).toBe("queued");
 	});
 

@@ -7,46 +7,21 @@ import {
 	waitOnExecutionContext,
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import type { JobRow } from "../../shared/jobs/schema";
+import { z } from "zod";
+import { parseRows } from "../../shared/d1-rows";
+import { JobRow } from "../../shared/jobs/schema";
 import consumer from "../../workers/consumer/index";
+import { observeOutcomes } from "./outcomes";
 import { until } from "./poll";
 
 let sequence = 0;
 
-/**
- * getQueueResult() reports which messages were retried but not their delaySeconds, so the batch
- * handed to the handler forwards every call to the real messages and notes the retry delays.
- */
-export function observeRetries<Body>(batch: MessageBatch<Body>) {
+/** A batch that hands every call on to the real messages and notes the retry delays they ask for. */
+function observeRetries<Body>(batch: MessageBatch<Body>) {
 	const retryDelays = new Map<string, number | undefined>();
-	const messages = batch.messages.map(
-		(message): Message<Body> => ({
-			get id() {
-				return message.id;
-			},
-			get timestamp() {
-				return message.timestamp;
-			},
-			get body() {
-				return message.body;
-			},
-			get attempts() {
-				return message.attempts;
-			},
-			ack: () => message.ack(),
-			retry: (options?: QueueRetryOptions) => {
-				retryDelays.set(message.id, options?.delaySeconds);
-				message.retry(options);
-			},
-		}),
-	);
-	const observed: MessageBatch<Body> = {
-		queue: batch.queue,
-		metadata: batch.metadata,
-		messages,
-		ackAll: () => batch.ackAll(),
-		retryAll: (options?: QueueRetryOptions) => batch.retryAll(options),
-	};
+	const observed = observeOutcomes(batch, (message, outcome) => {
+		if (outcome.kind === "retry") retryDelays.set(message.id, outcome.delaySeconds);
+	});
 	return { observed, retryDelays };
 }
 
@@ -83,16 +58,19 @@ export function runConsumer(bodies: unknown[], options: RunOptions = {}) {
 }
 
 export async function jobsForKey(key: string): Promise<JobRow[]> {
-	const { results } = await env.DB.prepare("SELECT * FROM jobs WHERE key = ? ORDER BY created_at")
-		.bind(key)
-		.all<JobRow>();
-	return results;
+	return env.DB.prepare("SELECT * FROM jobs WHERE key = ? ORDER BY created_at").bind(key).all().then(parseRows(JobRow));
 }
 
 export async function onlyJob(key: string): Promise<JobRow> {
-	const jobs = await jobsForKey(key);
-	if (jobs.length !== 1) throw new Error(`expected one job for ${key}, found ${jobs.length}`);
-	return jobs[0] as JobRow;
+	const [job, ...others] = await jobsForKey(key);
+	if (!job || others.length > 0) throw new Error(`expected one job for ${key}, found ${others.length + (job ? 1 : 0)}`);
+	return job;
+}
+
+/** The value of a service counter (0 before its first increment). */
+export async function counter(name: string): Promise<number> {
+	const value = await env.DB.prepare("SELECT value FROM counters WHERE name = ?").bind(name).first("value");
+	return z.number().parse(value ?? 0);
 }
 
 /** Runs the consumer's cron handler (the lease sweeper) to completion. */

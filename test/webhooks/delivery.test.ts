@@ -5,6 +5,8 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { parseRow } from "../../shared/d1-rows";
+import { DeliveryRow } from "../../shared/webhooks/schema";
 import { call } from "../status/support";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
 import { until } from "../support/poll";
@@ -114,7 +116,8 @@ describe.concurrent("webhook delivery", () => {
 				JOIN webhook_events e ON e.id = d.event_id WHERE e.job_id = ?`,
 			)
 				.bind(job.id)
-				.first<{ status: string; url: string; last_error: string | null }>();
+				.first()
+				.then(parseRow(DeliveryRow.pick({ status: true, url: true, last_error: true })));
 			return found && found.status !== "pending" ? found : undefined;
 		});
 		expect(row).toMatchObject({ status: "failed", url: "http://169.254.169.254/latest/meta-data/" });

@@ -5,22 +5,22 @@
  */
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
-import { finishStatement, getJobRow } from "../../shared/jobs/store";
+import { parseRows } from "../../shared/d1-rows";
+import { finishStatement } from "../../shared/jobs/store";
 import { emulator } from "../../shared/models/emulator";
 import { finishWithEvent } from "../../shared/webhooks/outbox";
+import { EventRow } from "../../shared/webhooks/schema";
 import { dispatchEvent } from "../../workers/webhooks/deliveries";
 import { sweepWebhooks } from "../../workers/webhooks/sweeper";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
+import { insertJob } from "../support/jobs";
 import { onlyJob, runConsumer } from "../support/queue";
 import { deliveriesOf, finishedJob, hook, runWebhooks, subscribe, verified, waitForSettledDelivery } from "./support";
 
 beforeEach(() => emulator.reset());
 
 async function eventsOf(jobId: string) {
-	const { results } = await env.DB.prepare("SELECT * FROM webhook_events WHERE job_id = ?")
-		.bind(jobId)
-		.all<{ id: string; type: string; dispatched_at: number | null }>();
-	return results;
+	return env.DB.prepare("SELECT * FROM webhook_events WHERE job_id = ?").bind(jobId).all().then(parseRows(EventRow));
 }
 
 describe("fan-out", () => {
@@ -53,14 +53,15 @@ describe("fan-out", () => {
 
 	it("a finish that lost its lease writes no event; the lease holder's finish writes exactly one", async () => {
 		const now = Date.now();
-		const jobId = `job_LEASETEST${now}`;
-		await env.DB.prepare(
-			`INSERT INTO jobs (id, source, bucket, key, etag, status, attempts, lease_token, lease_expires_at, created_at, updated_at)
-			VALUES (?1, 'api', 'images', ?2, 'etag', 'processing', 2, 'current', ?3, ?4, ?4)`,
-		)
-			.bind(jobId, uniqueKey("lease/a.png"), now + 60_000, now)
-			.run();
-		const row = (await getJobRow(env.DB, jobId))!;
+		const row = await insertJob({
+			key: uniqueKey("lease/a.png"),
+			status: "processing",
+			attempts: 2,
+			lease_token: "current",
+			lease_expires_at: now + 60_000,
+			created_at: now,
+		});
+		const jobId = row.id;
 		const outcome = { status: "succeeded" as const, caption: "A caption." };
 		// A consumer whose lease expired (another one reclaimed the job) tries to finish it.
 		const stale = finishStatement(env.DB, { ...row, lease_token: "expired" }, now, outcome, {});

@@ -6,21 +6,20 @@
 import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { expect, inject } from "vitest";
-import type { JobRow } from "../../shared/jobs/schema";
+import { z } from "zod";
 import { finishStatement } from "../../shared/jobs/store";
 import { finishWithEvent } from "../../shared/webhooks/outbox";
-import type { WebhookPayload } from "../../shared/webhooks/schema";
+import { CreatedWebhookSubscription, WebhookDelivery, WebhookPayload } from "../../shared/webhooks/schema";
 import { dispatchEvent } from "../../workers/webhooks/deliveries";
 import webhooks from "../../workers/webhooks/index";
-import { call } from "../status/support";
+import { call, pageOf, parsed } from "../status/support";
+import { insertJob } from "../support/jobs";
 import { until } from "../support/poll";
 import { type RunOptions, runQueueHandler } from "../support/queue";
 
-export interface Received {
-	method: string;
-	headers: Record<string, string>;
-	body: string;
-}
+/** A request the test's receiver got, as its `GET …/requests` lists it. */
+const Received = z.object({ method: z.string(), headers: z.record(z.string(), z.string()), body: z.string() });
+export type Received = z.infer<typeof Received>;
 
 export interface ScriptedAnswer {
 	status: number;
@@ -41,7 +40,7 @@ export function hook(label: string) {
 			expect(res.status).toBe(204);
 		},
 		async received(): Promise<Received[]> {
-			return (await fetch(`${url}/requests`)).json<Received[]>();
+			return z.array(Received).parse(await (await fetch(`${url}/requests`)).json());
 		},
 		/** Polls until at least `count` requests arrived (deliveries through the real queues). */
 		async waitFor(count: number, timeoutMs = 15_000): Promise<Received[]> {
@@ -60,50 +59,29 @@ export function hook(label: string) {
 
 /** Verifies a received delivery as a receiver would, with `standardwebhooks`; returns its payload. */
 export function verified(secret: string, request: Received): WebhookPayload {
-	return new Webhook(secret).verify(request.body, request.headers) as WebhookPayload;
-}
-
-export interface CreatedSubscription {
-	id: string;
-	secret: string;
-	url: string;
-	prefix: string | null;
-	events: string[];
-	status: string;
+	return WebhookPayload.parse(new Webhook(secret).verify(request.body, request.headers));
 }
 
 export async function subscribe(
 	body: { url: string; events?: string[]; prefix?: string },
 	token?: string,
-): Promise<CreatedSubscription> {
+): Promise<CreatedWebhookSubscription> {
 	const res = await call("POST", "/v1/webhooks", {
 		json: { events: ["job.succeeded", "job.failed"], ...body },
 		...(token ? { token } : {}),
 	});
 	if (res.status !== 201) throw new Error(`subscribe failed: ${res.status} ${await res.text()}`);
-	return res.json<CreatedSubscription>();
+	return parsed(res, CreatedWebhookSubscription);
 }
 
-export interface DeliveryJson {
-	id: string;
-	event_id: string;
-	event_type: string;
-	job_id: string;
-	status: string;
-	attempts: number;
-	last_status_code: number | null;
-	last_error: string | null;
-	attempt_log: { attempt: number; status_code: number | null; duration_ms: number; error: string | null }[];
-}
-
-export async function deliveriesOf(subscriptionId: string): Promise<DeliveryJson[]> {
+export async function deliveriesOf(subscriptionId: string): Promise<WebhookDelivery[]> {
 	const res = await call("GET", `/v1/webhooks/${subscriptionId}/deliveries`);
 	expect(res.status).toBe(200);
-	return (await res.json<{ data: DeliveryJson[] }>()).data;
+	return (await parsed(res, pageOf(WebhookDelivery))).data;
 }
 
 /** Polls the delivery log until a delivery is no longer pending. */
-export async function waitForSettledDelivery(subscriptionId: string, timeoutMs = 15_000): Promise<DeliveryJson> {
+export async function waitForSettledDelivery(subscriptionId: string, timeoutMs = 15_000): Promise<WebhookDelivery> {
 	return until(
 		`the delivery of ${subscriptionId} did not settle`,
 		async () => {
@@ -128,8 +106,6 @@ export function runWebhooks(bodies: unknown[], options: RunOptions = {}) {
 	return runQueueHandler(webhooks.queue, options.queue ?? "webhook-deliveries", bodies, options);
 }
 
-let jobs = 0;
-
 /**
  * A job of `key` made terminal by the store's own finish statement, with its outbox event, but not
  * enqueued: tests that drive the webhooks handler themselves start from here.
@@ -140,22 +116,22 @@ export async function finishedJob(
 	options: { callbackUrl?: string; now?: number } = {},
 ): Promise<{ jobId: string; eventId: string }> {
 	const now = options.now ?? Date.now();
-	const callbackUrl = options.callbackUrl ?? null;
-	const id = `job_WEBHOOKTEST${now}${jobs++}`;
-	await env.DB.prepare(
-		`INSERT INTO jobs (id, source, bucket, key, etag, size, status, attempts, lease_token, lease_expires_at,
-			created_at, updated_at, started_at, callback_url)
-		VALUES (?1, 'api', 'images', ?2, 'etag', 10, 'processing', 1, 'lease', ?3, ?4, ?4, ?4, ?5)`,
-	)
-		.bind(id, key, now + 60_000, now, callbackUrl)
-		.run();
-	const job = await env.DB.prepare("SELECT * FROM jobs WHERE id = ?").bind(id).first<JobRow>();
-	if (!job) throw new Error("the test job was not inserted");
+	const job = await insertJob({
+		key,
+		size: 10,
+		status: "processing",
+		attempts: 1,
+		lease_token: "lease",
+		lease_expires_at: now + 60_000,
+		created_at: now,
+		started_at: now,
+		callback_url: options.callbackUrl ?? null,
+	});
 	const result =
 		outcome === "succeeded"
 			? { status: "succeeded" as const, caption: "A test caption." }
 			: { status: "failed" as const, code: "model_error" as const, message: "The model refused." };
-	const finished = await finishWithEvent(env.DB, finishStatement(env.DB, job, now, result, {}), id, now);
+	const finished = await finishWithEvent(env.DB, finishStatement(env.DB, job, now, result, {}), job.id, now);
 	if (!finished) throw new Error("the test job did not finish");
-	return { jobId: id, eventId: finished.eventId };
+	return { jobId: job.id, eventId: finished.eventId };
 }
