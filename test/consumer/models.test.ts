@@ -3,6 +3,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { emulator } from "../../shared/models/emulator";
 import { countingD1 } from "../support/d1-writes";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
+import { imagesFailing } from "../support/images";
 import { onlyJob, runConsumer } from "../support/queue";
 
 const UFORM = "@cf/unum/uform-gen2-qwen-500m";
@@ -142,6 +143,33 @@ describe("large images", () => {
 		const key = uniqueKey("panorama.jpg");
 		await runConsumer([await upload(key, await fixture("wide-2000x1000.jpg"))]);
 		expect((await onlyJob(key)).caption).toContain("1024×512 pixels");
+	});
+
+	it("an Images service error (9522) is retried: the job goes back to the queue, the next delivery captions it", async () => {
+		const key = uniqueKey("huge-flaky.jpg");
+		const notification = await upload(key, await fixture("large-6000x4000.jpg"));
+		const images = imagesFailing(env.IMAGES, 9522, 1);
+		const first = await runConsumer([notification], { env: { IMAGES: images } });
+		expect(first.result.retryMessages.map((r) => r.msgId)).toEqual(first.ids);
+		expect(await onlyJob(key)).toMatchObject({ status: "queued", error_code: null, lease_token: null });
+		expect(emulator.callsTo()).toBe(0);
+		const second = await runConsumer([notification], { attempts: 2, env: { IMAGES: images } });
+		expect(second.result.explicitAcks).toEqual(second.ids);
+		expect(await onlyJob(key)).toMatchObject({ status: "succeeded", attempts: 2, model: UFORM });
+	});
+
+	it("an image the Images binding cannot decode fails with invalid_image, without a retry or a model call", async () => {
+		// Over 4 MiB, so the Worker reads only its header: the dimensions are there, the pixels are noise.
+		const damaged = (await fixture("large-6000x4000.jpg")).slice();
+		damaged.fill(7, 4096);
+		const key = uniqueKey("damaged.jpg");
+		const { ids, result } = await runConsumer([await upload(key, damaged)]);
+		expect(result.explicitAcks).toEqual(ids);
+		expect(result.retryMessages).toEqual([]);
+		const job = await onlyJob(key);
+		expect(job).toMatchObject({ status: "failed", error_code: "invalid_image" });
+		expect(job.error_message).toContain("could not be decoded");
+		expect(emulator.callsTo()).toBe(0);
 	});
 
 	it("an image over 100 megapixels fails with image_too_large without being decoded", async () => {
