@@ -7,7 +7,7 @@ import status from "../workers/status/index";
 import webhooks from "../workers/webhooks/index";
 
 // Durable Object classes of the Workers, exported by the test entry point as they are by theirs.
-export { ModelRateLimiter } from "../workers/consumer/index";
+export { ModelHealthRegistry, ModelRateLimiter } from "../workers/consumer/index";
 
 export default {
 	fetch: status.fetch,

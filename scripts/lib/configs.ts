@@ -31,12 +31,17 @@ export const productionConfigs: string[] = Object.values(workerConfigFiles);
 // ── Local overrides (npm run dev, the benchmark) ────────────────────────────────────────────
 /** Local R2 sends no notifications, and webhooks may go to loopback receivers (where the Worker has the var). */
 const LOCAL_VARS = { DEPLOY_MODE: "local" } as const;
-/** Where a Worker has the `ai` binding: the model emulator answers instead (Workers AI needs a login). */
+/**
+ * Where a Worker has the `ai` binding: the model emulator answers instead (Workers AI needs a
+ * login), playing the platform as it is today (shared/models/emulator-settings.ts, docs/models.md).
+ */
 export const EMULATOR_VARS = {
 	MODEL_BACKEND: "emulator",
 	EMULATOR_LATENCY_MS: "0",
 	EMULATOR_GONE_MODELS: "",
-	EMULATOR_REQUESTS_PER_MINUTE: "",
+	EMULATOR_RETIRED_MODELS: "@cf/unum/uform-gen2-qwen-500m,@cf/google/gemma-3-12b-it",
+	EMULATOR_RETIRED_ERROR: "5031: model has been deprecated",
+	EMULATOR_RATE_LIMITS: "Image-to-Text=720, Text Generation=300",
 	EMULATOR_TIME_SCALE: "1",
 } as const;
 
@@ -55,7 +60,7 @@ const TEST_VARS = {
 	WEBHOOK_RETRY_MAX_SECONDS: "0",
 	WEBHOOK_TIMEOUT_MS: "2000",
 	// Pacing off; the rate-limiter tests turn it on per run.
-	MODEL_REQUESTS_PER_MINUTE: "0",
+	MODEL_RATE_LIMITS: "off",
 } as const;
 /** Every queue consumer: partial batches after 1 s, one batch at a time, retries at once. */
 const TEST_QUEUE_CONSUMER = { max_batch_timeout: 1, max_concurrency: 1, retry_delay: 0 } as const;

@@ -2,9 +2,15 @@ import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { emulator } from "../../shared/models/emulator";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
+import { resetModels, warmUp } from "../support/models";
 import { onlyJob, runConsumer, runScheduled, waitForTerminal } from "../support/queue";
 
-beforeEach(() => emulator.reset());
+// The first model has answered once, so a capacity error retries the message (a first call's
+// failure would open the model's circuit and move the job on to the next model instead).
+beforeEach(async () => {
+	await resetModels();
+	await warmUp();
+});
 
 describe("dead letters and stalled jobs", () => {
 	it("a dead-lettered notification whose job was retried fails it with dead_lettered", async () => {

@@ -2,9 +2,14 @@ import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { emulator } from "../../shared/models/emulator";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
+import { resetModels, warmUp } from "../support/models";
 import { jobsForKey, waitForTerminal } from "../support/queue";
 
-beforeEach(() => emulator.reset());
+// The first model has answered once: a failure then counts toward its circuit instead of opening it.
+beforeEach(async () => {
+	await resetModels();
+	await warmUp();
+});
 
 describe("through the real caption-jobs queue", () => {
 	it("a notification sent with the queue producer is delivered to the consumer and captioned", async () => {

@@ -112,7 +112,7 @@ describe("npm run dev", () => {
 			const body = (await res.json()) as { status: string; caption: string | null; model: string | null };
 			return body.status === "succeeded" || body.status === "failed" ? body : undefined;
 		});
-		expect(job).toMatchObject({ status: "succeeded", model: "@cf/unum/uform-gen2-qwen-500m" });
+		expect(job).toMatchObject({ status: "succeeded", model: "@cf/moondream/moondream3.1-9B-A2B" });
 		// The emulator reads the image: its caption names the format and the size.
 		expect(job.caption).toMatch(/emulated/i);
 		expect(job.caption).toContain("PNG");

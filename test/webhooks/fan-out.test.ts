@@ -11,10 +11,11 @@ import { dispatchEvent } from "../../shared/webhooks/deliveries";
 import { finishWithEvent } from "../../shared/webhooks/outbox";
 import { sweepWebhooks } from "../../workers/webhooks/sweeper";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
+import { resetModels, warmUp } from "../support/models";
 import { onlyJob, runConsumer } from "../support/queue";
 import { deliveriesOf, finishedJob, hook, runWebhooks, subscribe, verified, waitForSettledDelivery } from "./support";
 
-beforeEach(() => emulator.reset());
+beforeEach(resetModels);
 
 async function eventsOf(jobId: string) {
 	const { results } = await env.DB.prepare("SELECT * FROM webhook_events WHERE job_id = ?")
@@ -81,6 +82,8 @@ describe("fan-out", () => {
 		const key = `${prefix}img.png`;
 		const notification = await upload(key, await fixture("small.png"));
 
+		// A model that has answered before: the capacity error retries the message.
+		await warmUp();
 		emulator.inject({ code: 3040, times: 1 });
 		const first = await runConsumer([notification]);
 		expect(first.result.retryMessages).toHaveLength(1);

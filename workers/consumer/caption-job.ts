@@ -197,11 +197,12 @@ export async function handleCaptionMessage(message: Message<unknown>, ctx: Batch
 	try {
 		const source = await loadSource(job, ctx, fields);
 		const images = ctx.env.IMAGES;
-		const result = await ctx.chain.caption(
-			(limits) => prepareImage(images, source, limits),
-			fields.prompt ?? ctx.settings.DEFAULT_PROMPT,
-			fields.maxTokens ?? ctx.settings.DEFAULT_MAX_TOKENS,
-		);
+		const prompt = fields.prompt ?? ctx.settings.DEFAULT_PROMPT;
+		const result = await ctx.chain.caption((limits) => prepareImage(images, source, limits), {
+			prompt,
+			maxTokens: fields.maxTokens ?? ctx.settings.DEFAULT_MAX_TOKENS,
+			question: prompt !== ctx.settings.DEFAULT_PROMPT,
+		});
 		return settle(
 			ctx,
 			job,

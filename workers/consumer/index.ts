@@ -10,6 +10,7 @@ import { modelChainFor, readSettings } from "./config";
 import { handleDeadLetter } from "./dead-letter";
 import { sweepStalledJobs } from "./sweeper";
 
+export { ModelHealthRegistry } from "../../shared/models/health-registry";
 export { ModelRateLimiter } from "./model-rate-limiter";
 
 const isDeadLetterQueue = (queue: string) => queue.endsWith("-dlq");
