@@ -190,6 +190,23 @@ function merge(key: string, a: unknown, b: unknown): unknown {
 	return a;
 }
 
+const DurableObjects = z.looseObject({
+	bindings: z.array(z.looseObject({ name: z.string(), script_name: z.string().optional() })),
+});
+
+/**
+ * A Worker's Durable Object bindings as the harness has them: a binding to a class of another of
+ * the project's Workers (`script_name`) is a binding to the harness's own class there.
+ */
+function harnessDurableObjects(value: unknown): unknown {
+	const ours = new Set(workerNames.map((name) => readConfig(workerConfigFiles[name]).name));
+	const objects = DurableObjects.parse(value);
+	const bindings = objects.bindings.map(({ script_name, ...binding }) =>
+		script_name !== undefined && !ours.has(script_name) ? { ...binding, script_name } : binding,
+	);
+	return { ...objects, bindings };
+}
+
 /**
  * The test pool's config: every Worker's local config merged into the one harness Worker
  * (test/harness.ts), with the test overrides above.
@@ -200,6 +217,7 @@ export function testConfig(): RawConfig {
 		// Name and entry point are the harness's.
 		const { name: _name, main: _main, ...config }: Record<string, unknown> = localConfig(name);
 		for (const key of TEST_OMITTED) delete config[key];
+		if (config.durable_objects !== undefined) config.durable_objects = harnessDurableObjects(config.durable_objects);
 		for (const [key, value] of Object.entries(config)) merged = { ...merged, [key]: merge(key, merged[key], value) };
 	}
 	const config = RawConfig.parse({ ...merged, ...HARNESS });

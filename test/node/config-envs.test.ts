@@ -159,6 +159,8 @@ describe("the test pool's config (every Worker in test/harness.ts)", () => {
 		"vars.RETRY_BASE_SECONDS": "0",
 		"vars.RETRY_MAX_SECONDS": "0",
 		"vars.MODEL_RATE_LIMITS": "off",
+		// The status Worker's binding to the consumer's registry is the harness's own class.
+		"durable_objects.bindings[MODEL_HEALTH].script_name": undefined,
 		"vars.WEBHOOK_TIMEOUT_MS": "2000",
 		"vars.WEBHOOK_MAX_RETRIES": "3",
 		"vars.WEBHOOK_RETRY_BASE_SECONDS": "0",

@@ -117,6 +117,11 @@ describe("npm run dev", () => {
 		expect(job.caption).toMatch(/emulated/i);
 		expect(job.caption).toContain("PNG");
 		expect(job.caption).toContain("640×480");
+		// The status Worker reads the consumer's model-health registry (a Durable Object of another Worker).
+		const models = (await (await fetch(`${api()}/v1/models`, { headers: auth })).json()) as {
+			data: { id: string; status: string; calls_1h: number }[];
+		};
+		expect(models.data[0]).toMatchObject({ id: job.model, status: "ok", calls_1h: 1 });
 
 		const pid = server.pid!;
 		process.kill(-pid, "SIGINT");
