@@ -32,6 +32,8 @@ export interface RateLimitResult {
 	pacing: string;
 	sustainedPerSecond: number;
 	fractionOfLimit: number;
+	/** Over the whole run, uploads and drain included. */
+	overallPerSecond: number;
 	succeeded: number;
 	failed: number;
 	notTerminal: number;
@@ -45,9 +47,11 @@ export interface RateLimitResult {
 }
 
 /**
- * Captions per second in the steady state: from the completion that ends the first tenth of the
- * run (at least the first 10, a pacer's burst allowance) to the last one. Counting from the very
- * first completion would credit the initial burst, which a limiter allows once, not per second.
+ * Captions per second in the steady state, when the queue holds a backlog and no upload competes
+ * for the machine: from the later of the completion that ends the first tenth of the run (at least
+ * the first 10, a pacer's burst allowance) and the last upload, to the completion that starts the
+ * last tenth. The first tenth holds the burst a limiter allows once, not per second; the last holds
+ * the drain, where a final partial batch waits out the local queue's max_batch_timeout.
  */
 export function sustainedRate(jobs: JobJson[]): number {
 	const times = jobs
@@ -55,10 +59,21 @@ export function sustainedRate(jobs: JobJson[]): number {
 		.map((j) => Date.parse(j.completed_at ?? ""))
 		.sort((a, b) => a - b);
 	const skip = Math.max(10, Math.floor(times.length / 10));
-	if (times.length < skip + 2) return 0;
-	const from = times[skip] as number;
-	const to = times.at(-1) as number;
-	return to > from ? (times.length - 1 - skip) / ((to - from) / 1000) : 0;
+	const lastUpload = Math.max(...jobs.map((j) => Date.parse(j.created_at)));
+	const first = Math.max(
+		skip,
+		times.findIndex((t) => t >= lastUpload),
+	);
+	const last = times.length - 1 - skip;
+	if (last - first < 10) return 0;
+	return (last - first) / (((times[last] as number) - (times[first] as number)) / 1000);
+}
+
+/** Captions per second over the whole run: first completion to last, uploads and drain included. */
+export function overallRate(jobs: JobJson[]): number {
+	const times = jobs.filter((j) => j.completed_at).map((j) => Date.parse(j.completed_at ?? ""));
+	const span = (Math.max(...times) - Math.min(...times)) / 1000;
+	return span > 0 ? (times.length - 1) / span : 0;
 }
 
 interface FailedCall {
@@ -148,6 +163,7 @@ export async function runRateLimit(options: {
 			pacing,
 			sustainedPerSecond: round(sustained, 2),
 			fractionOfLimit: round(sustained / limitPerSecond, 3),
+			overallPerSecond: round(overallRate(jobs), 2),
 			succeeded: summary.succeeded,
 			failed: summary.failed,
 			notTerminal: summary.notTerminal,
