@@ -154,22 +154,27 @@ function rateTable(results: RateLimitResult[]): string[] {
 		"consumer pacing",
 		"sustained",
 		"of the limit",
+		"whole run",
 		"failed",
 		"3021 answers",
 		"retried jobs",
+		"calls to the retired model",
 	]);
 	for (const r of results) {
+		const perMinute = Math.round((r.limitPerSecond * 60) / r.timeScale);
 		lines.push(
 			row([
 				r.label,
 				r.n,
-				`${r.limitPerSecond}/s (720/min × ${r.timeScale})`,
-				r.pacedRequestsPerMinute ? `${r.pacedRequestsPerMinute}/min` : "off",
+				`${r.limitPerSecond}/s (${r.task} ${perMinute}/min × ${r.timeScale})`,
+				r.pacing === "off" ? "off" : `\`${r.pacing}\``,
 				`${r.sustainedPerSecond}/s`,
 				`**${(r.fractionOfLimit * 100).toFixed(1)} %**`,
+				`${r.overallPerSecond}/s`,
 				r.failed + r.notTerminal,
 				r.rateLimitedCalls,
 				r.retriedJobs,
+				r.retired ? `${r.retired.callsLogged} (GET /v1/models: ${r.retired.callsReported ?? "n/a"})` : "—",
 			]),
 		);
 	}
@@ -186,7 +191,7 @@ export function renderMarkdown(report: Report): string {
 	if (report.memory.length)
 		out.push("#### Memory while captioning large images", "", ...memoryTable(report.memory), "");
 	if (report.rateLimit.length)
-		out.push("#### Rate limit: 720 requests/min (emulated)", "", ...rateTable(report.rateLimit), "");
+		out.push("#### Rate limits per task type (emulated)", "", ...rateTable(report.rateLimit), "");
 	return out.join("\n");
 }
 

@@ -168,14 +168,15 @@ async function waitForHealth(url: string, child: ChildProcess, timeoutMs: number
 export async function startStack(options: StackOptions): Promise<Stack> {
 	await mkdir(options.workDir, { recursive: true });
 	const persistTo = options.persistTo ?? (await migratedState(path.join(options.workDir, "state")));
-	const statusConfig = bundleConfig(
-		localConfig("status"),
-		options.bundles.status,
-		path.join(options.workDir, "status.wrangler.jsonc"),
-	);
 	const vars = options.vars ?? {};
 	const unknown = Object.keys(vars).filter((k) => !(k in localConfig("consumer").vars));
 	if (unknown.length > 0) throw new Error(`the consumer has no var ${unknown.join(", ")}`);
+	// The status Worker takes the vars it shares with the consumer (MODEL_CHAIN, for GET /v1/models).
+	const statusConfig = bundleConfig(
+		localConfig("status", { vars }),
+		options.bundles.status,
+		path.join(options.workDir, "status.wrangler.jsonc"),
+	);
 	const consumerConfig = bundleConfig(
 		options.consumer === "real" ? localConfig("consumer", { vars }) : naiveConfig(vars),
 		options.bundles[options.consumer],

@@ -31,12 +31,17 @@ export const productionConfigs: string[] = Object.values(workerConfigFiles);
 // ── Local overrides (npm run dev, the benchmark) ────────────────────────────────────────────
 /** Local R2 sends no notifications, and webhooks may go to loopback receivers (where the Worker has the var). */
 const LOCAL_VARS = { DEPLOY_MODE: "local" } as const;
-/** Where a Worker has the `ai` binding: the model emulator answers instead (Workers AI needs a login). */
+/**
+ * Where a Worker has the `ai` binding: the model emulator answers instead (Workers AI needs a
+ * login), playing the platform as it is today (shared/models/emulator-settings.ts, docs/models.md).
+ */
 export const EMULATOR_VARS = {
 	MODEL_BACKEND: "emulator",
 	EMULATOR_LATENCY_MS: "0",
 	EMULATOR_GONE_MODELS: "",
-	EMULATOR_REQUESTS_PER_MINUTE: "",
+	EMULATOR_RETIRED_MODELS: "@cf/unum/uform-gen2-qwen-500m,@cf/google/gemma-3-12b-it",
+	EMULATOR_RETIRED_ERROR: "5031: model has been deprecated",
+	EMULATOR_RATE_LIMITS: "Image-to-Text=720, Text Generation=300",
 	EMULATOR_TIME_SCALE: "1",
 } as const;
 
@@ -55,7 +60,7 @@ const TEST_VARS = {
 	WEBHOOK_RETRY_MAX_SECONDS: "0",
 	WEBHOOK_TIMEOUT_MS: "2000",
 	// Pacing off; the rate-limiter tests turn it on per run.
-	MODEL_REQUESTS_PER_MINUTE: "0",
+	MODEL_RATE_LIMITS: "off",
 } as const;
 /** Every queue consumer: partial batches after 1 s, one batch at a time, retries at once. */
 const TEST_QUEUE_CONSUMER = { max_batch_timeout: 1, max_concurrency: 1, retry_delay: 0 } as const;
@@ -185,6 +190,23 @@ function merge(key: string, a: unknown, b: unknown): unknown {
 	return a;
 }
 
+const DurableObjects = z.looseObject({
+	bindings: z.array(z.looseObject({ name: z.string(), script_name: z.string().optional() })),
+});
+
+/**
+ * A Worker's Durable Object bindings as the harness has them: a binding to a class of another of
+ * the project's Workers (`script_name`) is a binding to the harness's own class there.
+ */
+function harnessDurableObjects(value: unknown): unknown {
+	const ours = new Set(workerNames.map((name) => readConfig(workerConfigFiles[name]).name));
+	const objects = DurableObjects.parse(value);
+	const bindings = objects.bindings.map(({ script_name, ...binding }) =>
+		script_name !== undefined && !ours.has(script_name) ? { ...binding, script_name } : binding,
+	);
+	return { ...objects, bindings };
+}
+
 /**
  * The test pool's config: every Worker's local config merged into the one harness Worker
  * (test/harness.ts), with the test overrides above.
@@ -195,6 +217,7 @@ export function testConfig(): RawConfig {
 		// Name and entry point are the harness's.
 		const { name: _name, main: _main, ...config }: Record<string, unknown> = localConfig(name);
 		for (const key of TEST_OMITTED) delete config[key];
+		if (config.durable_objects !== undefined) config.durable_objects = harnessDurableObjects(config.durable_objects);
 		for (const [key, value] of Object.entries(config)) merged = { ...merged, [key]: merge(key, merged[key], value) };
 	}
 	const config = RawConfig.parse({ ...merged, ...HARNESS });

@@ -39,7 +39,9 @@ export const WorkerConfig = z.object({
 		producers: z.array(z.object({ binding: z.string(), queue: z.string() })).optional(),
 		consumers: z.array(QueueConsumer).optional(),
 	}),
-	durable_objects: z.object({ bindings: z.array(z.object({ name: z.string(), class_name: z.string() })) }),
+	durable_objects: z.object({
+		bindings: z.array(z.object({ name: z.string(), class_name: z.string(), script_name: z.string().optional() })),
+	}),
 	triggers: z.object({ crons: z.array(z.string()).optional() }).optional(),
 });
 export type WorkerConfig = z.infer<typeof WorkerConfig>;

@@ -1,15 +1,17 @@
 /**
- * Adapters for chat vision models that take the image as a `data:` URL inside `messages`:
- * @cf/google/gemma-4-26b-a4b-it (OpenAI-style `choices`) and
- * @cf/meta/llama-4-scout-17b-16e-instruct (`response`).
+ * Adapters for chat vision models (Text Generation) that take the image as a `data:` URL inside
+ * `messages`: @cf/google/gemma-4-26b-a4b-it (OpenAI-style `choices`),
+ * @cf/meta/llama-4-scout-17b-16e-instruct and @cf/mistralai/mistral-small-3.1-24b-instruct (`response`).
  */
 import { z } from "zod";
-import type { ImageLimits, ModelAdapter, ModelImage } from "./types";
+import type { ImageLimits, ModelAdapter, ModelImage, ModelRequest } from "./types";
 
 const Output = z.union([
 	z.object({ response: z.string() }),
 	z.object({ choices: z.array(z.object({ message: z.object({ content: z.string() }) })).min(1) }),
 ]);
+
+const CHAT_LIMITS: ImageLimits = { maxBytes: 1024 * 1024, maxSide: 1536 };
 
 export function toDataUrl(image: ModelImage): string {
 	// btoa needs a binary string; build it in chunks to keep the call stack and copies small.
@@ -22,22 +24,23 @@ export function toDataUrl(image: ModelImage): string {
 }
 
 /** `extra` goes into every request, e.g. gemma-4's switch that stops it spending tokens on thinking. */
-export function chatVisionModel(id: string, limits: ImageLimits, extra: Record<string, unknown> = {}): ModelAdapter {
+export function chatVisionModel(id: string, extra: Record<string, unknown> = {}): ModelAdapter {
 	return {
 		id,
-		limits,
-		buildInput(image: ModelImage, prompt: string, maxTokens: number) {
+		task: "Text Generation",
+		limits: CHAT_LIMITS,
+		buildInput(image: ModelImage, request: ModelRequest) {
 			return {
 				messages: [
 					{
 						role: "user",
 						content: [
-							{ type: "text", text: prompt },
+							{ type: "text", text: request.prompt },
 							{ type: "image_url", image_url: { url: toDataUrl(image) } },
 						],
 					},
 				],
-				max_tokens: maxTokens,
+				max_tokens: request.maxTokens,
 				...extra,
 			};
 		},
@@ -48,12 +51,8 @@ export function chatVisionModel(id: string, limits: ImageLimits, extra: Record<s
 	};
 }
 
-export const gemma4 = chatVisionModel(
-	"@cf/google/gemma-4-26b-a4b-it",
-	{ maxBytes: 1024 * 1024, maxSide: 1536 },
-	{ chat_template_kwargs: { enable_thinking: false } },
-);
-export const llama4Scout = chatVisionModel("@cf/meta/llama-4-scout-17b-16e-instruct", {
-	maxBytes: 1024 * 1024,
-	maxSide: 1536,
+export const gemma4 = chatVisionModel("@cf/google/gemma-4-26b-a4b-it", {
+	chat_template_kwargs: { enable_thinking: false },
 });
+export const llama4Scout = chatVisionModel("@cf/meta/llama-4-scout-17b-16e-instruct");
+export const mistralSmall31 = chatVisionModel("@cf/mistralai/mistral-small-3.1-24b-instruct");

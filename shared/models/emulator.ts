@@ -1,23 +1,17 @@
 /**
  * Workers AI emulator for local development and tests (SPEC §4). It validates each request
  * against the model's published input schema, answers deterministically with a caption that says
- * it is emulated and describes the image it was given (format, width × height), and can inject
- * latency, gone models, rate limiting and any Workers AI error code.
+ * it is emulated and describes the image it was given (format, width × height), and plays the
+ * platform as it is: retired models, gone models, per-task-type rate limits, latency and any
+ * Workers AI error code injected by a test.
  */
 import { inspectImage } from "../image/sniff";
-import { MODEL_INPUT_SCHEMAS, MODEL_OUTPUT_STYLE } from "./input-schemas";
+import { DEFAULT_EMULATOR_SETTINGS, type EmulatorSettings } from "./emulator-settings";
+import { PUBLISHED_MODELS, type PublishedModel } from "./input-schemas";
+import { rateLimitFor } from "./rate-limits";
 import type { AiRunner } from "./types";
 
-export interface EmulatorSettings {
-	/** Added to every call, in milliseconds. */
-	latencyMs: number;
-	/** Models that answer `5007: No such model` (as a deprecated model does). */
-	goneModels: ReadonlySet<string>;
-	/** Requests per minute across all models before `3021` (Workers AI: 720 for image-to-text). */
-	requestsPerMinute: number | null;
-	/** Divides the rate-limit window (a minute) so benchmarks can run faster than real time. */
-	timeScale: number;
-}
+export type { EmulatorSettings } from "./emulator-settings";
 
 export interface InjectedFault {
 	/** Only calls to this model fail; every model when absent. */
@@ -32,6 +26,8 @@ export interface EmulatorCall {
 	model: string;
 	at: number;
 	ok: boolean;
+	/** The Workers AI code of a failed call (null for a network failure). */
+	code: number | null;
 }
 
 const ERROR_TEXT: Record<number, string> = {
@@ -40,7 +36,8 @@ const ERROR_TEXT: Record<number, string> = {
 	5004: "Invalid data",
 	5006: "Error",
 	3003: "Incomplete request",
-	5016: "Model agreement not accepted",
+	5016: "User has not agreed to Llama3.2 model terms",
+	5035: "This model requires a Workers Paid plan",
 	3006: "Request is too large",
 	3007: "Request timeout",
 	3008: "Request aborted",
@@ -49,29 +46,36 @@ const ERROR_TEXT: Record<number, string> = {
 	3021: "Rate limited: too many requests per minute",
 };
 
-export const DEFAULT_EMULATOR_SETTINGS: EmulatorSettings = {
-	latencyMs: 0,
-	goneModels: new Set(),
-	requestsPerMinute: null,
-	timeScale: 1,
-};
-
 function modelError(code: number, detail?: string): Error {
 	return new Error(`${code}: ${ERROR_TEXT[code] ?? "Error"}${detail ? `: ${detail}` : ""}`);
 }
 
-/** The image bytes of a validated request, whichever way the model takes them. */
-function imageBytes(inputs: Record<string, unknown>): Uint8Array | null {
+/** Enough of an image to read its format and size (JPEG EXIF blocks can be long). */
+const HEADER_BYTES = 256 * 1024;
+
+/** The first HEADER_BYTES of a data URL's image: decoding all of it would cost the Worker what Workers AI spends. */
+function dataUrlBytes(url: string): Uint8Array {
+	const start = url.indexOf(",") + 1;
+	const binary = atob(url.slice(start, start + Math.floor(HEADER_BYTES / 3) * 4));
+	const bytes = new Uint8Array(binary.length);
+	for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+	return bytes;
+}
+
+/** The image bytes of a validated request, whichever way the model takes them; a URL is not fetched. */
+function imageBytes(inputs: Record<string, unknown>): Uint8Array | string | null {
 	const image = inputs.image;
 	if (Array.isArray(image)) return Uint8Array.from(image as number[]);
-	if (typeof image === "string") return Uint8Array.from(image, (c) => c.charCodeAt(0));
+	if (typeof image === "string") {
+		if (image.startsWith("https://")) return image;
+		if (image.startsWith("data:")) return dataUrlBytes(image);
+		return Uint8Array.from(image, (c) => c.charCodeAt(0));
+	}
 	const messages = inputs.messages as { content: unknown }[] | undefined;
 	for (const message of messages ?? []) {
 		if (!Array.isArray(message.content)) continue;
 		for (const part of message.content as { type: string; image_url?: { url: string } }[]) {
-			if (part.type !== "image_url" || !part.image_url) continue;
-			const base64 = part.image_url.url.slice(part.image_url.url.indexOf(",") + 1);
-			return Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+			if (part.type === "image_url" && part.image_url) return dataUrlBytes(part.image_url.url);
 		}
 	}
 	return null;
@@ -89,6 +93,8 @@ function firstBadByte(image: unknown): number | null {
 
 function promptOf(inputs: Record<string, unknown>): string | null {
 	if (typeof inputs.prompt === "string") return inputs.prompt;
+	if (inputs.task === "caption") return null;
+	if (typeof inputs.question === "string") return inputs.question;
 	const messages = inputs.messages as { content: unknown }[] | undefined;
 	for (const message of messages ?? []) {
 		if (typeof message.content === "string") return message.content;
@@ -99,13 +105,38 @@ function promptOf(inputs: Record<string, unknown>): string | null {
 	return null;
 }
 
-function describe(bytes: Uint8Array | null): string {
-	if (!bytes) return "no image";
+function describe(image: Uint8Array | string | null): string {
+	if (image === null) return "no image";
+	if (typeof image === "string") return `an image at ${image} (the emulator fetches no URL)`;
 	try {
-		const info = inspectImage(bytes.subarray(0, 256 * 1024));
+		const info = inspectImage(image.subarray(0, HEADER_BYTES));
 		return `a ${info.format.toUpperCase()} image, ${info.width}×${info.height} pixels`;
 	} catch {
-		return `${bytes.length} bytes that are not a readable image`;
+		return `${image.length} bytes that are not a readable image`;
+	}
+}
+
+/** A streamed answer (Server-Sent Events), what Workers AI sends unless `stream: false`. */
+function eventStream(text: string): ReadableStream<Uint8Array> {
+	const body = `data: ${JSON.stringify({ response: text })}\n\ndata: [DONE]\n\n`;
+	return new Blob([body]).stream();
+}
+
+function answerIn(model: PublishedModel, inputs: Record<string, unknown>, text: string): unknown {
+	switch (model.output) {
+		case "moondream": {
+			// Streaming is moondream's default: only `stream: false` gets a JSON answer.
+			if (inputs.stream !== false) return eventStream(text);
+			const metrics = { input_tokens: 729, output_tokens: 16, prefill_time_ms: 12, decode_time_ms: 40, ttft_ms: 14 };
+			const skill = inputs.task === "caption" ? { caption: text } : { answer: text };
+			return { ...skill, finish_reason: "stop", metrics };
+		}
+		case "choices":
+			return { choices: [{ index: 0, message: { role: "assistant", content: text } }] };
+		case "response":
+			return inputs.stream === true ? eventStream(text) : { response: text };
+		case "description":
+			return { description: text };
 	}
 }
 
@@ -117,7 +148,8 @@ export class ModelEmulator implements AiRunner {
 	maxInFlight = 0;
 	private inFlight = 0;
 	private faults: InjectedFault[] = [];
-	private window: number[] = [];
+	/** Start times of the calls in the current window, per rate limit (task type or model id). */
+	private windows = new Map<string, number[]>();
 
 	constructor(private base: EmulatorSettings = DEFAULT_EMULATOR_SETTINGS) {}
 
@@ -135,11 +167,11 @@ export class ModelEmulator implements AiRunner {
 		this.faults.push({ ...fault });
 	}
 
-	/** Clears injected faults, overrides, the call log and the rate-limit window. */
+	/** Clears injected faults, overrides, the call log and the rate-limit windows. */
 	reset(): void {
 		this.overrides = {};
 		this.faults = [];
-		this.window = [];
+		this.windows.clear();
 		this.calls.length = 0;
 		this.maxInFlight = 0;
 	}
@@ -155,10 +187,11 @@ export class ModelEmulator implements AiRunner {
 		this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
 		try {
 			const output = await this.answer(model, inputs, settings, at);
-			this.calls.push({ model, at, ok: true });
+			this.calls.push({ model, at, ok: true, code: null });
 			return output;
 		} catch (err) {
-			this.calls.push({ model, at, ok: false });
+			const code = /^(\d{4}):/.exec(err instanceof Error ? err.message : "")?.[1];
+			this.calls.push({ model, at, ok: false, code: code ? Number(code) : null });
 			throw err;
 		} finally {
 			this.inFlight--;
@@ -166,9 +199,10 @@ export class ModelEmulator implements AiRunner {
 	}
 
 	private async answer(model: string, inputs: Record<string, unknown>, s: EmulatorSettings, at: number) {
-		const schema = MODEL_INPUT_SCHEMAS.get(model);
-		if (!schema || s.goneModels.has(model)) throw modelError(5007, model);
-		this.takeRateLimitSlot(s, at);
+		const published = PUBLISHED_MODELS.get(model);
+		if (!published || s.goneModels.has(model)) throw modelError(5007, model);
+		this.takeRateLimitSlot({ id: model, task: published.task }, s, at);
+		if (s.retiredModels.has(model)) throw new Error(s.retiredError);
 		const fault = this.faults.find((f) => f.times > 0 && (f.model === undefined || f.model === model));
 		if (s.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, s.latencyMs));
 		if (fault) fault.times--;
@@ -178,33 +212,29 @@ export class ModelEmulator implements AiRunner {
 		if (badByte !== null) throw modelError(5006, `'/image/${badByte}' must be an integer from 0 to 255`);
 		// The byte array was checked above; zod checks the rest (per element it would cost the Worker
 		// ~30 ms of CPU per 100 KB image, which Workers AI spends on its side, not in the Worker).
-		const parsed = schema.safeParse(Array.isArray(inputs.image) ? { ...inputs, image: [] } : inputs);
+		const parsed = published.input.safeParse(Array.isArray(inputs.image) ? { ...inputs, image: [] } : inputs);
 		if (!parsed.success) {
 			const issue = parsed.error.issues[0];
 			// Workers AI reports schema violations as 5006 with the JSON path of the offending field.
 			throw modelError(5006, `'/${issue?.path.join("/") ?? ""}' ${issue?.message ?? "does not match the schema"}`);
 		}
 		const prompt = promptOf(inputs);
-		const caption =
+		const text =
 			fault?.code === "empty"
 				? "  "
 				: `Emulated caption (${model}): ${describe(imageBytes(inputs))}${prompt ? `. Prompt: "${prompt}"` : ""}.`;
-		switch (MODEL_OUTPUT_STYLE.get(model)) {
-			case "choices":
-				return { choices: [{ index: 0, message: { role: "assistant", content: caption } }] };
-			case "response":
-				return { response: caption };
-			default:
-				return { description: caption };
-		}
+		return answerIn(published, inputs, text);
 	}
 
-	private takeRateLimitSlot(s: EmulatorSettings, at: number): void {
-		if (s.requestsPerMinute === null) return;
+	private takeRateLimitSlot(model: { id: string; task: PublishedModel["task"] }, s: EmulatorSettings, at: number) {
+		const limit = rateLimitFor(model, s.rateLimits);
+		if (!limit) return;
 		const windowMs = 60_000 / s.timeScale;
-		while (this.window.length > 0 && (this.window[0] ?? 0) <= at - windowMs) this.window.shift();
-		if (this.window.length >= s.requestsPerMinute) throw modelError(3021);
-		this.window.push(at);
+		const window = this.windows.get(limit.name) ?? [];
+		this.windows.set(limit.name, window);
+		while (window.length > 0 && (window[0] ?? 0) <= at - windowMs) window.shift();
+		if (window.length >= limit.perMinute) throw modelError(3021, `${limit.name}: ${limit.perMinute} per minute`);
+		window.push(at);
 	}
 }
 

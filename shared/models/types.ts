@@ -1,8 +1,11 @@
 /**
  * The model interface the consumer talks to: the Workers AI binding in production, the emulator
- * locally and in tests. Adapters turn (image, prompt, max_tokens) into one model's input.
+ * locally and in tests. Adapters turn (image, request) into one model's input.
  */
 import type { ImageInfo } from "../image/sniff";
+import type { ModelTask } from "./input-schemas";
+
+export type { ModelTask } from "./input-schemas";
 
 /** The one method of the Workers AI binding the product uses. */
 export interface AiRunner {
@@ -22,10 +25,23 @@ export interface ImageLimits {
 	maxSide: number;
 }
 
+/** What a job asks of a model. */
+export interface ModelRequest {
+	prompt: string;
+	maxTokens: number;
+	/**
+	 * The job brings its own prompt (a question or an instruction) rather than the service's default
+	 * caption prompt. Models with a dedicated captioning skill use it only for the default.
+	 */
+	question: boolean;
+}
+
 export interface ModelAdapter {
 	readonly id: string;
+	/** The Workers AI task type: it decides which per-minute rate limit the model's calls count against. */
+	readonly task: ModelTask;
 	readonly limits: ImageLimits;
-	buildInput(image: ModelImage, prompt: string, maxTokens: number): Record<string, unknown>;
+	buildInput(image: ModelImage, request: ModelRequest): Record<string, unknown>;
 	/** The caption in the model's output; throws if the output does not have the model's shape. */
 	readCaption(output: unknown): string;
 }

@@ -4,12 +4,11 @@ import { claimJobById } from "../../shared/jobs/store";
 import { emulator } from "../../shared/models/emulator";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
 import { insertJob } from "../support/jobs";
+import { MOONDREAM, resetModels } from "../support/models";
 import { until } from "../support/poll";
 import { counter, jobsForKey, onlyJob, runConsumer } from "../support/queue";
 
-const UFORM = "@cf/unum/uform-gen2-qwen-500m";
-
-beforeEach(() => emulator.reset());
+beforeEach(resetModels);
 
 describe("jobs from R2 notifications", () => {
 	it("a PutObject notification becomes a succeeded job with an emulated caption", async () => {
@@ -24,16 +23,15 @@ describe("jobs from R2 notifications", () => {
 			status: "succeeded",
 			etag: notification.object.eTag,
 			content_type: "image/jpeg",
-			model: UFORM,
+			model: MOONDREAM,
 			prompt: "Generate a caption for this image",
 			max_tokens: 512,
 			attempts: 1,
 			error_code: null,
 			lease_token: null,
 		});
-		expect(job.caption).toBe(
-			`Emulated caption (${UFORM}): a JPEG image, 64×48 pixels. Prompt: "Generate a caption for this image".`,
-		);
+		// The default prompt asks moondream for its caption skill, which takes no prompt.
+		expect(job.caption).toBe(`Emulated caption (${MOONDREAM}): a JPEG image, 64×48 pixels.`);
 		expect(job.completed_at).toBeGreaterThanOrEqual(job.started_at ?? Number.POSITIVE_INFINITY);
 		expect(job.inference_ms).not.toBeNull();
 		expect(emulator.callsTo()).toBe(1);

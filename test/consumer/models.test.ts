@@ -3,14 +3,11 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { emulator } from "../../shared/models/emulator";
 import { countingD1 } from "../support/d1-writes";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
+import { imagesFailing } from "../support/images";
+import { GEMMA, LLAVA, MOONDREAM, resetModels, SCOUT, UFORM, warmUp } from "../support/models";
 import { onlyJob, runConsumer } from "../support/queue";
 
-const UFORM = "@cf/unum/uform-gen2-qwen-500m";
-const LLAVA = "@cf/llava-hf/llava-1.5-7b-hf";
-const SCOUT = "@cf/meta/llama-4-scout-17b-16e-instruct";
-const GEMMA = "@cf/google/gemma-4-26b-a4b-it";
-
-beforeEach(() => emulator.reset());
+beforeEach(resetModels);
 
 async function smallJpeg(name = "photo.jpg") {
 	const key = uniqueKey(name);
@@ -18,6 +15,9 @@ async function smallJpeg(name = "photo.jpg") {
 }
 
 describe("transient model errors are retried with backoff", () => {
+	// A model that has answered before: its failures count toward its circuit, one at a time.
+	beforeEach(() => warmUp());
+
 	it.each([3040, 3007, "network"] as const)("%s: the message is retried, the job goes back to queued", async (code) => {
 		emulator.inject({ code, times: 1 });
 		const { key, notification } = await smallJpeg();
@@ -37,7 +37,7 @@ describe("transient model errors are retried with backoff", () => {
 		await runConsumer([notification], { attempts: 1 });
 		const { ids, result } = await runConsumer([notification], { attempts: 2 });
 		expect(result.explicitAcks).toEqual(ids);
-		expect(await onlyJob(key)).toMatchObject({ status: "succeeded", attempts: 2, model: UFORM });
+		expect(await onlyJob(key)).toMatchObject({ status: "succeeded", attempts: 2, model: MOONDREAM });
 		expect(emulator.calls.map((c) => c.ok)).toEqual([false, true]);
 	});
 
@@ -60,17 +60,44 @@ describe("transient model errors are retried with backoff", () => {
 	});
 });
 
-describe("permanent model errors fail the job at once", () => {
-	it.each([5004, 3006, 5016])("%s fails with model_error and is not retried", async (code) => {
-		emulator.inject({ code, times: 1 });
+describe("model errors about the request", () => {
+	beforeEach(() => warmUp());
+
+	it.each([5004, 5006, 3003])(
+		"%s (the request is invalid) fails the job with model_error, without a retry",
+		async (code) => {
+			emulator.inject({ code, times: 1 });
+			const { key, notification } = await smallJpeg();
+			const { ids, result } = await runConsumer([notification]);
+			expect(result.explicitAcks).toEqual(ids);
+			expect(result.retryMessages).toEqual([]);
+			const job = await onlyJob(key);
+			expect(job).toMatchObject({ status: "failed", error_code: "model_error" });
+			expect(job.error_message).toContain(String(code));
+			expect(emulator.callsTo()).toBe(1);
+		},
+	);
+
+	it("3006 (request too large) moves to the next model instead of failing the job", async () => {
+		emulator.inject({ model: MOONDREAM, code: 3006, times: 1 });
 		const { key, notification } = await smallJpeg();
-		const { ids, result } = await runConsumer([notification]);
-		expect(result.explicitAcks).toEqual(ids);
+		await runConsumer([notification]);
+		expect(await onlyJob(key)).toMatchObject({ status: "succeeded", model: LLAVA });
+		expect(emulator.calls.map((c) => [c.model, c.code])).toEqual([
+			[MOONDREAM, 3006],
+			[LLAVA, null],
+		]);
+	});
+
+	it("3006 from every model fails the job with image_too_large", async () => {
+		await warmUp(LLAVA);
+		emulator.inject({ code: 3006, times: 2 });
+		const { key, notification } = await smallJpeg();
+		const { result } = await runConsumer([notification], { env: { MODEL_CHAIN: `${MOONDREAM},${LLAVA}` } });
 		expect(result.retryMessages).toEqual([]);
 		const job = await onlyJob(key);
-		expect(job).toMatchObject({ status: "failed", error_code: "model_error" });
-		expect(job.error_message).toContain(String(code));
-		expect(emulator.callsTo()).toBe(1);
+		expect(job).toMatchObject({ status: "failed", error_code: "image_too_large" });
+		expect(job.error_message).toContain("3006");
 	});
 
 	it("an empty caption is an error, not a success", async () => {
@@ -85,7 +112,7 @@ describe("permanent model errors fail the job at once", () => {
 
 describe("fallback chain", () => {
 	it("when the first model is gone (5007) the next one captions, and the job records it", async () => {
-		emulator.overrides.goneModels = new Set([UFORM]);
+		emulator.overrides.goneModels = new Set([MOONDREAM]);
 		const { key, notification } = await smallJpeg();
 		await runConsumer([notification]);
 		const job = await onlyJob(key);
@@ -93,19 +120,22 @@ describe("fallback chain", () => {
 		expect(job.caption).toContain(`Emulated caption (${LLAVA})`);
 	});
 
-	it("a gone model is remembered for the rest of the batch: called once, not once per message", async () => {
-		emulator.overrides.goneModels = new Set([UFORM]);
-		const uploads = await Promise.all([1, 2, 3, 4].map(() => smallJpeg()));
-		await runConsumer(
-			uploads.map((u) => u.notification),
-			{ env: { CAPTION_CONCURRENCY: "1" } },
-		);
-		for (const u of uploads) expect(await onlyJob(u.key)).toMatchObject({ status: "succeeded", model: LLAVA });
-		expect(emulator.callsTo(UFORM)).toBe(1);
-		expect(emulator.callsTo(LLAVA)).toBe(4);
+	it("a gone model is remembered beyond the batch: called once, not once per message or per batch", async () => {
+		emulator.overrides.goneModels = new Set([MOONDREAM]);
+		for (let batch = 0; batch < 2; batch++) {
+			const uploads = await Promise.all([1, 2, 3].map(() => smallJpeg()));
+			await runConsumer(
+				uploads.map((u) => u.notification),
+				{ env: { CAPTION_CONCURRENCY: "1" } },
+			);
+			for (const u of uploads) expect(await onlyJob(u.key)).toMatchObject({ status: "succeeded", model: LLAVA });
+		}
+		expect(emulator.callsTo(MOONDREAM)).toBe(1);
+		expect(emulator.callsTo(LLAVA)).toBe(6);
 	});
 
 	it("3042 (invalid model id) also moves on; chat models get a data: URL and answer in their own shape", async () => {
+		emulator.overrides.retiredModels = new Set();
 		emulator.inject({ model: UFORM, code: 3042, times: 1 });
 		const { key, notification } = await smallJpeg();
 		await runConsumer([notification], { env: { MODEL_CHAIN: `${UFORM},${SCOUT}` } });
@@ -118,9 +148,9 @@ describe("fallback chain", () => {
 	});
 
 	it("when every model in the chain is gone the job fails with model_unavailable", async () => {
-		emulator.overrides.goneModels = new Set([UFORM, LLAVA]);
+		emulator.overrides.goneModels = new Set([MOONDREAM, LLAVA]);
 		const { key, notification } = await smallJpeg();
-		const { result } = await runConsumer([notification], { env: { MODEL_CHAIN: `${UFORM},${LLAVA}` } });
+		const { result } = await runConsumer([notification], { env: { MODEL_CHAIN: `${MOONDREAM},${LLAVA}` } });
 		expect(result.retryMessages).toEqual([]);
 		expect(await onlyJob(key)).toMatchObject({ status: "failed", error_code: "model_unavailable" });
 	});
@@ -133,8 +163,8 @@ describe("large images", () => {
 		const key = uniqueKey("huge-photo.jpg");
 		await runConsumer([await upload(key, bytes)]);
 		const job = await onlyJob(key);
-		expect(job).toMatchObject({ status: "succeeded", content_type: "image/jpeg", model: UFORM });
-		// The model saw the downscaled image: longest side 1024 (uform's limit), aspect ratio kept.
+		expect(job).toMatchObject({ status: "succeeded", content_type: "image/jpeg", model: MOONDREAM });
+		// The model saw the downscaled image: longest side 1024 (moondream's limit), aspect ratio kept.
 		expect(job.caption).toContain("a JPEG image, 1024×683 pixels");
 	});
 
@@ -142,6 +172,33 @@ describe("large images", () => {
 		const key = uniqueKey("panorama.jpg");
 		await runConsumer([await upload(key, await fixture("wide-2000x1000.jpg"))]);
 		expect((await onlyJob(key)).caption).toContain("1024×512 pixels");
+	});
+
+	it("an Images service error (9522) is retried: the job goes back to the queue, the next delivery captions it", async () => {
+		const key = uniqueKey("huge-flaky.jpg");
+		const notification = await upload(key, await fixture("large-6000x4000.jpg"));
+		const images = imagesFailing(env.IMAGES, 9522, 1);
+		const first = await runConsumer([notification], { env: { IMAGES: images } });
+		expect(first.result.retryMessages.map((r) => r.msgId)).toEqual(first.ids);
+		expect(await onlyJob(key)).toMatchObject({ status: "queued", error_code: null, lease_token: null });
+		expect(emulator.callsTo()).toBe(0);
+		const second = await runConsumer([notification], { attempts: 2, env: { IMAGES: images } });
+		expect(second.result.explicitAcks).toEqual(second.ids);
+		expect(await onlyJob(key)).toMatchObject({ status: "succeeded", attempts: 2, model: MOONDREAM });
+	});
+
+	it("an image the Images binding cannot decode fails with invalid_image, without a retry or a model call", async () => {
+		// Over 4 MiB, so the Worker reads only its header: the dimensions are there, the pixels are noise.
+		const damaged = (await fixture("large-6000x4000.jpg")).slice();
+		damaged.fill(7, 4096);
+		const key = uniqueKey("damaged.jpg");
+		const { ids, result } = await runConsumer([await upload(key, damaged)]);
+		expect(result.explicitAcks).toEqual(ids);
+		expect(result.retryMessages).toEqual([]);
+		const job = await onlyJob(key);
+		expect(job).toMatchObject({ status: "failed", error_code: "invalid_image" });
+		expect(job.error_message).toContain("could not be decoded");
+		expect(emulator.callsTo()).toBe(0);
 	});
 
 	it("an image over 100 megapixels fails with image_too_large without being decoded", async () => {
@@ -159,6 +216,8 @@ describe("large images", () => {
 });
 
 describe("batches", () => {
+	beforeEach(() => warmUp());
+
 	it("the messages of a batch are captioned concurrently, up to CAPTION_CONCURRENCY", async () => {
 		emulator.overrides.latencyMs = 200;
 		const uploads = await Promise.all(Array.from({ length: 10 }, () => smallJpeg()));

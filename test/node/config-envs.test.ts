@@ -60,7 +60,9 @@ function differences(production: Leaves, generated: Leaves): string[] {
 const emulatorVars = [
 	'vars.EMULATOR_GONE_MODELS: – → ""',
 	'vars.EMULATOR_LATENCY_MS: – → "0"',
-	'vars.EMULATOR_REQUESTS_PER_MINUTE: – → ""',
+	'vars.EMULATOR_RATE_LIMITS: – → "Image-to-Text=720, Text Generation=300"',
+	'vars.EMULATOR_RETIRED_ERROR: – → "5031: model has been deprecated"',
+	'vars.EMULATOR_RETIRED_MODELS: – → "@cf/unum/uform-gen2-qwen-500m,@cf/google/gemma-3-12b-it"',
 	'vars.EMULATOR_TIME_SCALE: – → "1"',
 ];
 
@@ -156,7 +158,9 @@ describe("the test pool's config (every Worker in test/harness.ts)", () => {
 		"vars.CAPTION_MAX_RETRIES": "2",
 		"vars.RETRY_BASE_SECONDS": "0",
 		"vars.RETRY_MAX_SECONDS": "0",
-		"vars.MODEL_REQUESTS_PER_MINUTE": "0",
+		"vars.MODEL_RATE_LIMITS": "off",
+		// The status Worker's binding to the consumer's registry is the harness's own class.
+		"durable_objects.bindings[MODEL_HEALTH].script_name": undefined,
 		"vars.WEBHOOK_TIMEOUT_MS": "2000",
 		"vars.WEBHOOK_MAX_RETRIES": "3",
 		"vars.WEBHOOK_RETRY_BASE_SECONDS": "0",

@@ -1,7 +1,7 @@
 /**
  * Checks on the repository itself that no runtime test can see: the lock file installs on every
- * platform a developer uses, and the consumer settings the code reads agree with the queue
- * settings wrangler deploys.
+ * platform a developer uses, the consumer settings the code reads agree with the queue settings
+ * wrangler deploys, and the status Worker lists the chain the consumer runs.
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -69,4 +69,26 @@ describe("consumer settings", () => {
 			}
 		},
 	);
+});
+
+describe("model chain", () => {
+	// GET /v1/models lists the status Worker's MODEL_CHAIN; the consumer runs its own. (Locally and
+	// in the test pool the two are one var of one harness, which the config generator refuses to
+	// merge if they differ.)
+	it("the status Worker's MODEL_CHAIN is the consumer's, and it starts with a live captioning model", () => {
+		const consumer = readWorkerConfig(workerConfigFiles.consumer).vars.MODEL_CHAIN;
+		expect(consumer).toMatch(/^@cf\/moondream\/moondream3\.1-9B-A2B,/);
+		expect(readWorkerConfig(workerConfigFiles.status).vars.MODEL_CHAIN).toBe(consumer);
+	});
+
+	it("the status Worker binds the consumer's model-health registry", () => {
+		const consumer = readWorkerConfig(workerConfigFiles.consumer);
+		const status = readWorkerConfig(workerConfigFiles.status);
+		const [binding] = status.durable_objects.bindings.filter((b) => b.name === "MODEL_HEALTH");
+		expect(binding).toMatchObject({ class_name: "ModelHealthRegistry", script_name: consumer.name });
+		expect(consumer.durable_objects.bindings).toContainEqual({
+			name: "MODEL_HEALTH",
+			class_name: "ModelHealthRegistry",
+		});
+	});
 });

@@ -54,4 +54,22 @@ describe("OpenAPI document", () => {
 		const getJob = doc.paths["/v1/jobs/{id}"]?.get?.responses["200"]?.content["application/json"]?.schema;
 		expect(getJob).toEqual({ $ref: "#/components/schemas/Job" });
 	});
+
+	it("documents GET /v1/models as listModels, with exactly the fields of a model's health", () => {
+		const doc = status.openApiDocument() as unknown as {
+			components: {
+				schemas: Record<string, { properties?: Record<string, { enum?: string[] }>; required?: string[] }>;
+			};
+			paths: Record<string, Record<string, { operationId?: string; security?: unknown[] }>>;
+		};
+		const route = doc.paths["/v1/models"]?.get;
+		expect(route?.operationId).toBe("listModels");
+		expect(route?.security).toEqual([{ bearerAuth: [] }]);
+		expect(Object.keys(doc.components.schemas.ModelList?.properties ?? {})).toEqual(["data"]);
+		const model = doc.components.schemas.Model;
+		const fields = ["id", "task", "position", "status", "since", "calls_1h", "failures_1h", "latency_ms_p50_1h"];
+		expect(Object.keys(model?.properties ?? {})).toEqual(fields);
+		expect(model?.required?.sort()).toEqual([...fields].sort());
+		expect(doc.components.schemas.ModelHealthStatus).toMatchObject({ enum: ["ok", "gone", "circuit_open"] });
+	});
 });

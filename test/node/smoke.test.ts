@@ -112,11 +112,16 @@ describe("npm run dev", () => {
 			const body = (await res.json()) as { status: string; caption: string | null; model: string | null };
 			return body.status === "succeeded" || body.status === "failed" ? body : undefined;
 		});
-		expect(job).toMatchObject({ status: "succeeded", model: "@cf/unum/uform-gen2-qwen-500m" });
+		expect(job).toMatchObject({ status: "succeeded", model: "@cf/moondream/moondream3.1-9B-A2B" });
 		// The emulator reads the image: its caption names the format and the size.
 		expect(job.caption).toMatch(/emulated/i);
 		expect(job.caption).toContain("PNG");
 		expect(job.caption).toContain("640×480");
+		// The status Worker reads the consumer's model-health registry (a Durable Object of another Worker).
+		const models = (await (await fetch(`${api()}/v1/models`, { headers: auth })).json()) as {
+			data: { id: string; status: string; calls_1h: number }[];
+		};
+		expect(models.data[0]).toMatchObject({ id: job.model, status: "ok", calls_1h: 1 });
 
 		const pid = server.pid!;
 		process.kill(-pid, "SIGINT");

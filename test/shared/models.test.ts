@@ -1,10 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { validateImage } from "../../shared/image/sniff";
-import { llava15, uformGen2 } from "../../shared/models/byte-array-model";
-import { gemma4, llama4Scout } from "../../shared/models/chat-model";
+import { llama32Vision, llava15, uformGen2 } from "../../shared/models/byte-array-model";
+import { gemma4, llama4Scout, mistralSmall31 } from "../../shared/models/chat-model";
 import { ModelEmulator } from "../../shared/models/emulator";
+import { RETIRED_ERROR, readEmulatorSettings } from "../../shared/models/emulator-settings";
 import { classifyModelError } from "../../shared/models/errors";
-import { parseModelChain } from "../../shared/models/registry";
+import { PUBLISHED_MODELS } from "../../shared/models/input-schemas";
+import { captionLength, moondream31 } from "../../shared/models/moondream";
+import { RateLimitsSetting, rateLimitFor } from "../../shared/models/rate-limits";
+import { ADAPTERS, DEFAULT_MODEL_CHAIN, parseModelChain } from "../../shared/models/registry";
+import type { ModelRequest } from "../../shared/models/types";
 import { backoffSeconds } from "../../shared/queue/backoff";
 import { fixture } from "../support/fixtures";
 
@@ -13,34 +18,63 @@ async function image() {
 	return { bytes, info: validateImage(bytes) };
 }
 
+const ask = (prompt: string, maxTokens = 128, question = true): ModelRequest => ({ prompt, maxTokens, question });
+
+/** An emulator with every model alive and no rate limit: these tests are about schemas. */
+const alive = () => {
+	const emulator = new ModelEmulator();
+	emulator.overrides = { retiredModels: new Set(), rateLimits: new Map() };
+	return emulator;
+};
+
 describe("model adapters", () => {
-	it.each([uformGen2, llava15, llama4Scout, gemma4])(
+	it.each([uformGen2, llava15, llama4Scout, gemma4, mistralSmall31, llama32Vision])(
 		"$id builds an input its published schema accepts",
 		async (adapter) => {
-			const emulator = new ModelEmulator();
-			const output = await emulator.run(adapter.id, adapter.buildInput(await image(), "Describe it", 128));
+			const output = await alive().run(adapter.id, adapter.buildInput(await image(), ask("Describe it")));
 			expect(adapter.readCaption(output)).toBe(
 				`Emulated caption (${adapter.id}): a PNG image, 64×48 pixels. Prompt: "Describe it".`,
 			);
 		},
 	);
 
+	it("each adapter's task type is the one Workers AI publishes for its model", () => {
+		for (const adapter of ADAPTERS.values()) expect(adapter.task).toBe(PUBLISHED_MODELS.get(adapter.id)?.task);
+		expect(moondream31.task).toBe("Image-to-Text");
+		expect(mistralSmall31.task).toBe("Text Generation");
+		expect(llama32Vision.task).toBe("Text Generation");
+	});
+
 	it("byte-array models get the image as numbers 0-255; chat models as a data: URL", async () => {
 		const img = await image();
-		expect(uformGen2.buildInput(img, "p", 8)).toEqual({ image: Array.from(img.bytes), prompt: "p", max_tokens: 8 });
-		const chat = llama4Scout.buildInput(img, "p", 8) as {
-			messages: { content: { type: string; image_url?: { url: string } }[] }[];
-		};
-		const url = chat.messages[0]?.content.find((c) => c.type === "image_url")?.image_url?.url ?? "";
-		expect(url.startsWith("data:image/png;base64,")).toBe(true);
-		expect(Uint8Array.from(atob(url.split(",")[1] ?? ""), (c) => c.charCodeAt(0))).toEqual(img.bytes);
-		expect(gemma4.buildInput(img, "p", 8)).toMatchObject({ chat_template_kwargs: { enable_thinking: false } });
+		expect(uformGen2.buildInput(img, ask("p", 8))).toEqual({
+			image: Array.from(img.bytes),
+			prompt: "p",
+			max_tokens: 8,
+		});
+		expect(llama32Vision.buildInput(img, ask("p", 8))).toEqual({
+			image: Array.from(img.bytes),
+			prompt: "p",
+			max_tokens: 8,
+		});
+		for (const adapter of [llama4Scout, mistralSmall31]) {
+			const chat = adapter.buildInput(img, ask("p", 8)) as {
+				messages: { content: { type: string; image_url?: { url: string } }[] }[];
+			};
+			const url = chat.messages[0]?.content.find((c) => c.type === "image_url")?.image_url?.url ?? "";
+			expect(url.startsWith("data:image/png;base64,")).toBe(true);
+			expect(Uint8Array.from(atob(url.split(",")[1] ?? ""), (c) => c.charCodeAt(0))).toEqual(img.bytes);
+		}
+		expect(gemma4.buildInput(img, ask("p", 8))).toMatchObject({ chat_template_kwargs: { enable_thinking: false } });
 	});
 
 	it("an unexpected output shape is refused", () => {
 		expect(() => uformGen2.readCaption({ response: "x" })).toThrow();
 		expect(() => gemma4.readCaption({ description: "x" })).toThrow();
+		expect(() => llama32Vision.readCaption({ description: "x" })).toThrow();
+		expect(() => moondream31.readCaption({ response: "x" })).toThrow();
 		expect(gemma4.readCaption({ choices: [{ message: { content: "a cat" } }] })).toBe("a cat");
+		expect(moondream31.readCaption({ caption: null, answer: "red", finish_reason: "stop" })).toBe("red");
 	});
 
 	it("MODEL_CHAIN is parsed in order; an unknown model is a configuration error", () => {
@@ -48,13 +82,67 @@ describe("model adapters", () => {
 			llava15.id,
 			uformGen2.id,
 		]);
-		expect(parseModelChain("").map((a) => a.id)[0]).toBe(uformGen2.id);
+		expect(parseModelChain("").map((a) => a.id)).toEqual(DEFAULT_MODEL_CHAIN);
 		expect(() => parseModelChain("@cf/nope/model")).toThrow(/unknown model/);
+	});
+
+	it("the default chain starts with a live captioning model and leaves the retired ones out", () => {
+		expect(DEFAULT_MODEL_CHAIN[0]).toBe(moondream31.id);
+		expect(PUBLISHED_MODELS.get(DEFAULT_MODEL_CHAIN[0] ?? "")?.task).toBe("Image-to-Text");
+		for (const retired of readEmulatorSettings({}).retiredModels) expect(DEFAULT_MODEL_CHAIN).not.toContain(retired);
+	});
+});
+
+describe("moondream3.1: caption or question, validated against its published schema", () => {
+	it("the default prompt runs the caption skill with a caption length, streaming off", async () => {
+		const input = moondream31.buildInput(await image(), ask("Generate a caption for this image", 512, false));
+		expect(input).toMatchObject({ task: "caption", caption_length: "normal", max_tokens: 512, stream: false });
+		expect(input).not.toHaveProperty("question");
+		expect(String(input.image).startsWith("data:image/png;base64,")).toBe(true);
+		const output = await alive().run(moondream31.id, input);
+		expect(output).toMatchObject({ finish_reason: "stop", metrics: { output_tokens: expect.any(Number) } });
+		expect(moondream31.readCaption(output)).toBe(`Emulated caption (${moondream31.id}): a PNG image, 64×48 pixels.`);
+	});
+
+	it("a job's own prompt runs the query skill with the prompt as its question; the answer is the caption", async () => {
+		const input = moondream31.buildInput(await image(), ask("What colour is it?", 64));
+		expect(input).toMatchObject({ task: "query", question: "What colour is it?", stream: false, reasoning: false });
+		const output = await alive().run(moondream31.id, input);
+		expect(output).toHaveProperty("answer");
+		expect(moondream31.readCaption(output)).toContain('Prompt: "What colour is it?"');
+	});
+
+	it("the caption length follows the token budget", () => {
+		expect([captionLength(32), captionLength(128), captionLength(512), captionLength(1024)]).toEqual([
+			"short",
+			"normal",
+			"normal",
+			"long",
+		]);
+	});
+
+	const img = "data:image/png;base64,iVBORw0KGgo=";
+	it.each<[string, Record<string, unknown>]>([
+		["a caption without an image", { task: "caption", stream: false }],
+		["an unknown task", { task: "describe", image: img }],
+		["an unknown caption length", { task: "caption", image: img, caption_length: "medium" }],
+		["an http image URL", { task: "caption", image: "http://example.com/a.jpg" }],
+		["a byte array image", { task: "caption", image: [1, 2, 3] }],
+		["max_tokens above 2048", { task: "query", question: "q", max_tokens: 4096 }],
+		["a prompt field (it has none)", { task: "query", prompt: "q", image: img }],
+	])("refuses %s with 5006", async (_name, input) => {
+		await expect(alive().run(moondream31.id, input)).rejects.toThrow(/^5006: /);
+	});
+
+	it("without stream: false the answer is a stream, which no adapter can read", async () => {
+		const output = await alive().run(moondream31.id, { task: "caption", image: img });
+		expect(output).toBeInstanceOf(ReadableStream);
+		expect(() => moondream31.readCaption(output)).toThrow();
 	});
 });
 
 describe("the emulator enforces the published input schemas", () => {
-	const emulator = new ModelEmulator();
+	const emulator = alive();
 	const cases: [string, string, Record<string, unknown>][] = [
 		["an image_url for uform-gen2", uformGen2.id, { image_url: "https://example.com/a.jpg", prompt: "x" }],
 		["no image for llava", llava15.id, { prompt: "x" }],
@@ -70,6 +158,21 @@ describe("the emulator enforces the published input schemas", () => {
 			},
 		],
 		["no messages for gemma", gemma4.id, { prompt: "x" }],
+		[
+			"an http image URL for mistral",
+			mistralSmall31.id,
+			{ messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "http://x/y.jpg" } }] }] },
+		],
+		["an empty prompt for llama-3.2-vision", llama32Vision.id, { prompt: "", image: [1] }],
+		[
+			"an image inside the messages of llama-3.2-vision (it takes bytes beside them)",
+			llama32Vision.id,
+			{
+				messages: [
+					{ role: "user", content: [{ type: "image_url", image_url: { url: "data:image/png;base64,AA==" } }] },
+				],
+			},
+		],
 	];
 	it.each(cases)("refuses %s with 5006", async (_name, model, input) => {
 		await expect(emulator.run(model, input)).rejects.toThrow(/^5006: /);
@@ -82,16 +185,67 @@ describe("the emulator enforces the published input schemas", () => {
 	it("an unknown model answers 5007", async () => {
 		await expect(emulator.run("@cf/unum/uform-gen3", { image: [1] })).rejects.toThrow(/^5007: /);
 	});
+});
 
-	it("enforces a requests-per-minute limit with 3021, in scaled time", async () => {
-		const limited = new ModelEmulator();
-		limited.overrides = { requestsPerMinute: 3, timeScale: 600 };
-		const input = uformGen2.buildInput(await image(), "p", 8);
-		for (let i = 0; i < 3; i++) await limited.run(uformGen2.id, input);
-		await expect(limited.run(uformGen2.id, input)).rejects.toThrow(/^3021: /);
+describe("the emulator plays Workers AI as it is today", () => {
+	it("by default uform-gen2 and gemma-3-12b are retired and answer an undocumented code, not 5007 or 3042", async () => {
+		const emulator = new ModelEmulator();
+		const img = await image();
+		await expect(emulator.run(uformGen2.id, uformGen2.buildInput(img, ask("p")))).rejects.toThrow(RETIRED_ERROR);
+		await expect(emulator.run("@cf/google/gemma-3-12b-it", llama4Scout.buildInput(img, ask("p")))).rejects.toThrow(
+			/^5031: /,
+		);
+		expect(classifyModelError(new Error(RETIRED_ERROR)).kind).toBe("failure");
+		await expect(emulator.run(llava15.id, llava15.buildInput(img, ask("p")))).resolves.toBeDefined();
+	});
+
+	it("a configured empty list brings the retired models back to life", async () => {
+		const emulator = new ModelEmulator(readEmulatorSettings({ EMULATOR_RETIRED_MODELS: "" }));
+		await expect(emulator.run(uformGen2.id, uformGen2.buildInput(await image(), ask("p")))).resolves.toEqual({
+			description: expect.stringContaining("Emulated caption"),
+		});
+	});
+
+	it("limits each task type on its own, 720 and 300 a minute by default (3021 beyond), in scaled time", async () => {
+		const settings = readEmulatorSettings({});
+		expect([...settings.rateLimits]).toEqual([
+			["Image-to-Text", 720],
+			["Text Generation", 300],
+		]);
+		const emulator = new ModelEmulator({
+			...settings,
+			retiredModels: new Set(),
+			rateLimits: RateLimitsSetting.parse("Image-to-Text=3, Text Generation=2"),
+			timeScale: 600,
+		});
+		const img = await image();
+		const run = (adapter: typeof llava15) => emulator.run(adapter.id, adapter.buildInput(img, ask("p")));
+		for (let i = 0; i < 2; i++) await run(mistralSmall31);
+		await expect(run(llama4Scout)).rejects.toThrow(/^3021: /);
+		// The chat models' window is full; the Image-to-Text one is not.
+		for (let i = 0; i < 3; i++) await run(llava15);
+		await expect(run(uformGen2)).rejects.toThrow(/^3021: /);
 		// A minute at 600× is 100 ms.
 		await new Promise((resolve) => setTimeout(resolve, 120));
-		await expect(limited.run(uformGen2.id, input)).resolves.toBeDefined();
+		await expect(run(mistralSmall31)).resolves.toBeDefined();
+	});
+
+	it("its settings are validated: a bad value names the setting", () => {
+		expect(() => readEmulatorSettings({ EMULATOR_RETIRED_ERROR: "deprecated" })).toThrow(/EMULATOR_RETIRED_ERROR/);
+		expect(() => readEmulatorSettings({ EMULATOR_RATE_LIMITS: "Image-to-Text=fast" })).toThrow(/EMULATOR_RATE_LIMITS/);
+		expect(() => readEmulatorSettings({ EMULATOR_TIME_SCALE: "0" })).toThrow(/EMULATOR_TIME_SCALE/);
+		expect(readEmulatorSettings({ EMULATOR_LATENCY_MS: "250", EMULATOR_GONE_MODELS: " a , b " })).toMatchObject({
+			latencyMs: 250,
+			goneModels: new Set(["a", "b"]),
+		});
+	});
+
+	it("a model with a limit of its own is counted apart from its task type", () => {
+		const limits = RateLimitsSetting.parse("Text Generation=300, @cf/meta/llama-3.2-11b-vision-instruct=50");
+		expect(rateLimitFor(llama32Vision, limits)).toEqual({ name: llama32Vision.id, perMinute: 50 });
+		expect(rateLimitFor(mistralSmall31, limits)).toEqual({ name: "Text Generation", perMinute: 300 });
+		expect(rateLimitFor(moondream31, limits)).toBeNull();
+		expect(RateLimitsSetting.parse("off").size).toBe(0);
 	});
 });
 
@@ -99,13 +253,17 @@ describe("error classification and backoff", () => {
 	it.each([
 		["5007: No such model", "gone"],
 		["AiError: 3042: Invalid model ID", "gone"],
+		["5016: User has not agreed to Llama3.2 model terms", "gone"],
+		["5035: This model requires a Workers Paid plan", "gone"],
+		["3006: Request is too large", "too_large"],
 		["3040: Capacity temporarily exceeded", "transient"],
 		["3021: Rate limited", "transient"],
 		["3007: Request timeout", "transient"],
 		["Network connection lost.", "transient"],
-		["5004: Invalid data", "permanent"],
-		["5006: Error: required properties at '/' are 'image'", "permanent"],
-		["3006: Request is too large", "permanent"],
+		["5004: Invalid data", "input"],
+		["5006: Error: required properties at '/' are 'image'", "input"],
+		["5031: model has been deprecated", "failure"],
+		["9999: something nobody documented", "failure"],
 	])("%s is %s", (message, kind) => {
 		expect(classifyModelError(new Error(message)).kind).toBe(kind);
 	});

@@ -14,10 +14,11 @@ import { dispatchEvent } from "../../workers/webhooks/deliveries";
 import { sweepWebhooks } from "../../workers/webhooks/sweeper";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
 import { insertJob } from "../support/jobs";
+import { resetModels, warmUp } from "../support/models";
 import { onlyJob, runConsumer } from "../support/queue";
 import { deliveriesOf, finishedJob, hook, runWebhooks, subscribe, verified, waitForSettledDelivery } from "./support";
 
-beforeEach(() => emulator.reset());
+beforeEach(resetModels);
 
 async function eventsOf(jobId: string) {
 	return env.DB.prepare("SELECT * FROM webhook_events WHERE job_id = ?").bind(jobId).all().then(parseRows(EventRow));
@@ -82,6 +83,8 @@ describe("fan-out", () => {
 		const key = `${prefix}img.png`;
 		const notification = await upload(key, await fixture("small.png"));
 
+		// A model that has answered before: the capacity error retries the message.
+		await warmUp();
 		emulator.inject({ code: 3040, times: 1 });
 		const first = await runConsumer([notification]);
 		expect(first.result.retryMessages).toHaveLength(1);

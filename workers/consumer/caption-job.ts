@@ -129,7 +129,12 @@ async function captionJob(job: JobRow, ctx: BatchContext): Promise<Attempt> {
 	const { options, source, fields } = loaded.value;
 	const images = ctx.env.IMAGES;
 	const captioned = await step(fields, () =>
-		ctx.chain.caption((limits) => prepareImage(images, source, limits), options.prompt, options.maxTokens),
+		ctx.chain.caption((limits) => prepareImage(images, source, limits), {
+			prompt: options.prompt,
+			maxTokens: options.maxTokens,
+			// A prompt other than the default is a question (moondream's `query` task).
+			question: options.prompt !== ctx.settings.DEFAULT_PROMPT,
+		}),
 	);
 	if (captioned.kind === "end") return captioned.attempt;
 	const { caption, model, inferenceMs } = captioned.value;

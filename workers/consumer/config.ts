@@ -1,9 +1,12 @@
 /** The consumer's settings, read once per batch from its environment and validated with zod. */
 import { z } from "zod";
 import { modelBackend } from "../../shared/models/backend";
-import { ModelChain } from "../../shared/models/chain";
+import { ModelChain, type ModelHealthGate } from "../../shared/models/chain";
+import type { HealthPolicy } from "../../shared/models/health";
+import { HEALTH_REGISTRY_NAME } from "../../shared/models/model-list";
+import { PLATFORM_RATE_LIMITS, RateLimitsSetting } from "../../shared/models/rate-limits";
 import { parseModelChain } from "../../shared/models/registry";
-import { modelPacer, type RatePolicy } from "./model-rate-limiter";
+import { modelPacer, type PacingSettings } from "./model-rate-limiter";
 
 const Settings = z.object({
 	DEFAULT_PROMPT: z.string().min(1).default("Generate a caption for this image"),
@@ -18,10 +21,15 @@ const Settings = z.object({
 	LEASE_SECONDS: z.coerce.number().int().min(10).default(120),
 	RETRY_BASE_SECONDS: z.coerce.number().min(0).default(2),
 	RETRY_MAX_SECONDS: z.coerce.number().min(0).default(300),
-	// Model calls per minute across every consumer invocation; 0 (or empty) turns pacing off.
-	MODEL_REQUESTS_PER_MINUTE: z.coerce.number().min(0).default(0),
-	MODEL_BURST: z.coerce.number().int().min(1).default(10),
+	// Workers AI's per-minute limits by task type or model id, paced across every consumer
+	// invocation (a Durable Object per limit); "off" turns pacing off.
+	MODEL_RATE_LIMITS: RateLimitsSetting.default(RateLimitsSetting.parse(PLATFORM_RATE_LIMITS)),
+	MODEL_BURST: z.coerce.number().int().min(1).default(5),
 	MODEL_MAX_WAIT_SECONDS: z.coerce.number().min(0).default(30),
+	// Model health (shared/models/health.ts), shared by every invocation through a Durable Object.
+	MODEL_CIRCUIT_FAILURES: z.coerce.number().int().min(1).default(5),
+	MODEL_COOLDOWN_SECONDS: z.coerce.number().positive().default(60),
+	MODEL_MAX_COOLDOWN_SECONDS: z.coerce.number().positive().default(3600),
 });
 
 export type ConsumerSettings = z.infer<typeof Settings>;
@@ -30,19 +38,41 @@ export function readSettings(env: ConsumerEnv): ConsumerSettings {
 	return Settings.parse(env);
 }
 
-export function ratePolicy(settings: ConsumerSettings): RatePolicy | null {
-	if (settings.MODEL_REQUESTS_PER_MINUTE <= 0) return null;
+export function pacingSettings(settings: ConsumerSettings): PacingSettings {
 	return {
-		requestsPerMinute: settings.MODEL_REQUESTS_PER_MINUTE,
+		limits: settings.MODEL_RATE_LIMITS,
 		burst: settings.MODEL_BURST,
 		maxWaitMs: settings.MODEL_MAX_WAIT_SECONDS * 1000,
 	};
 }
 
+export function healthPolicy(settings: ConsumerSettings): HealthPolicy {
+	return {
+		failureThreshold: settings.MODEL_CIRCUIT_FAILURES,
+		cooldownMs: settings.MODEL_COOLDOWN_SECONDS * 1000,
+		maxCooldownMs: Math.max(settings.MODEL_COOLDOWN_SECONDS, settings.MODEL_MAX_COOLDOWN_SECONDS) * 1000,
+	};
+}
+
+/** The registry Durable Object as the chain uses it, with the configured health policy. */
+function healthGate(env: ConsumerEnv, policy: HealthPolicy): ModelHealthGate {
+	const registry = env.MODEL_HEALTH.getByName(HEALTH_REGISTRY_NAME);
+	return {
+		admit: (model) => registry.admit(model),
+		record: (model, call) => registry.record(model, call, policy),
+		abandon: (model) => registry.abandon(model),
+	};
+}
+
 /**
- * A fresh chain per batch: "gone" models are remembered for the rest of the batch only. Every
- * model call first takes a slot from the shared rate limiter when MODEL_REQUESTS_PER_MINUTE is set.
+ * A fresh chain per batch. Which models are gone or open is shared by every batch through the
+ * health registry; every model call first takes a slot of its rate limit.
  */
 export function modelChainFor(env: ConsumerEnv, settings: ConsumerSettings): ModelChain {
-	return new ModelChain(modelBackend(env), parseModelChain(env.MODEL_CHAIN), modelPacer(env, ratePolicy(settings)));
+	return new ModelChain(
+		modelBackend(env),
+		parseModelChain(env.MODEL_CHAIN),
+		healthGate(env, healthPolicy(settings)),
+		modelPacer(env, pacingSettings(settings)),
+	);
 }

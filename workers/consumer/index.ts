@@ -8,6 +8,7 @@ import { modelChainFor, readSettings } from "./config";
 import { handleDeadLetter } from "./dead-letter";
 import { sweepStalledJobs } from "./sweeper";
 
+export { ModelHealthRegistry } from "../../shared/models/health-registry";
 export { ModelRateLimiter } from "./model-rate-limiter";
 
 export default {

@@ -1,15 +1,20 @@
 /**
- * Paces model calls below the account's Workers AI rate limit (720 requests per minute for
- * image-to-text). Consumer invocations run concurrently (max_concurrency batches, each captioning
- * several messages at once), so the limiter is one Durable Object that every invocation asks for a
- * slot: a reservation says how long to wait before calling the model. Waiting in the Worker costs
- * no model capacity, whereas a 3021 answer costs a queue retry of at least ten seconds.
+ * Paces model calls below the account's Workers AI rate limits, one per task type (Image-to-Text
+ * 720 requests per minute, Text Generation 300) or per model where a model has its own. Consumer
+ * invocations run concurrently (max_concurrency batches, each captioning several messages at
+ * once), so each limit is one Durable Object that every invocation asks for a slot: a reservation
+ * says how long to wait before calling the model. Waiting in the Worker costs no model capacity,
+ * whereas a 3021 answer costs a queue retry of at least ten seconds.
  *
  * The algorithm is GCRA (a token bucket kept as one "theoretical arrival time"): slots are spaced
- * 60 000 / rpm ms apart, and up to `burst` calls may start together after an idle spell.
+ * 60 000 / rpm ms apart, and up to `burst` calls may start together after an idle spell. Any minute
+ * then holds at most rpm + burst calls, so the pace is the limit less the burst and a 2 % margin
+ * for timer and network jitter (`pacingRate`).
  */
 import { DurableObject } from "cloudflare:workers";
 import { TransientError } from "../../shared/jobs/errors";
+import type { Pacer } from "../../shared/models/chain";
+import { type RateLimits, rateLimitFor } from "../../shared/models/rate-limits";
 
 export interface RatePolicy {
 	requestsPerMinute: number;
@@ -36,8 +41,8 @@ export function reserveSlot(tat: number, now: number, policy: RatePolicy): { res
 }
 
 /**
- * One instance (by name) per rate limit, e.g. "workers-ai". State is in memory only: a restart
- * forgets at most one burst. A changed policy (new configuration) starts a fresh schedule.
+ * One instance (by name) per rate limit: a task type or a model id. State is in memory only: a
+ * restart forgets at most one burst. A changed policy (new configuration) starts a fresh schedule.
  */
 export class ModelRateLimiter extends DurableObject {
 	private tat = 0;
@@ -55,23 +60,40 @@ export class ModelRateLimiter extends DurableObject {
 	}
 }
 
+/** Calls per minute that keep every minute (rate + burst calls at most) under `limit`, with a 2 % margin. */
+export function pacingRate(limit: number, burst: number): number {
+	return Math.max(1, limit - burst - Math.ceil(limit * 0.02));
+}
+
+export interface PacingSettings {
+	/** The platform's limits per task type or model id; a model under none is not paced. */
+	limits: RateLimits;
+	burst: number;
+	maxWaitMs: number;
+}
+
 export interface PacingEnv {
 	MODEL_RATE_LIMITER: DurableObjectNamespace<ModelRateLimiter>;
 }
 
 /**
- * What the model chain awaits before each call: nothing when pacing is off, otherwise a slot from
- * the shared limiter. A slot too far away becomes a TransientError, so the message is retried
- * later with its job back in the queue instead of holding the invocation.
+ * What the model chain awaits before each call: a slot from the limiter of the model's rate limit
+ * (none when no limit applies). A slot too far away becomes a TransientError, so the message is
+ * retried later with its job back in the queue instead of holding the invocation.
  */
-export function modelPacer(env: PacingEnv, policy: RatePolicy | null): (() => Promise<void>) | undefined {
-	if (policy === null) return undefined;
-	const limiter = env.MODEL_RATE_LIMITER.getByName("workers-ai");
-	return async () => {
-		const reservation = await limiter.reserve(policy);
+export function modelPacer(env: PacingEnv, pacing: PacingSettings): Pacer {
+	return async (adapter) => {
+		const limit = rateLimitFor(adapter, pacing.limits);
+		if (!limit) return;
+		const policy: RatePolicy = {
+			requestsPerMinute: pacingRate(limit.perMinute, pacing.burst),
+			burst: pacing.burst,
+			maxWaitMs: pacing.maxWaitMs,
+		};
+		const reservation = await env.MODEL_RATE_LIMITER.getByName(limit.name).reserve(policy);
 		if ("retryAfterMs" in reservation) {
 			throw new TransientError(
-				`Pacing below ${policy.requestsPerMinute} model requests per minute: next slot in ${reservation.retryAfterMs} ms`,
+				`Pacing ${limit.name} below ${limit.perMinute} requests per minute: next slot in ${reservation.retryAfterMs} ms`,
 				Math.ceil(reservation.retryAfterMs / 1000),
 			);
 		}

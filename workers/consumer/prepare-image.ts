@@ -5,7 +5,7 @@
  */
 
 import { type ImageInfo, inspectImage } from "../../shared/image/sniff";
-import { JobFailure } from "../../shared/jobs/errors";
+import { JobFailure, TransientError } from "../../shared/jobs/errors";
 import type { ImageLimits, ModelImage } from "../../shared/models/types";
 
 /** Beyond this many pixels an image is refused rather than decoded (decompression bombs). */
@@ -43,9 +43,29 @@ async function transform(
 			.output({ format: "image/jpeg", quality });
 		return new Uint8Array(await new Response(result.image()).arrayBuffer());
 	} catch (err) {
-		const detail = err instanceof Error ? err.message : String(err);
-		throw new JobFailure("invalid_image", `The image could not be decoded: ${detail}`);
+		throw imagesFailure(err);
 	}
+}
+
+/**
+ * Images binding errors carry a numeric `code` (developers.cloudflare.com/images/reference/troubleshooting).
+ * Decode errors are the image's fault and permanent: 9412 (not an image), 9520 (unsupported
+ * format), 9523 (could not be resized, "invalid format"; the binding also reports an unexpected
+ * error response under it, which is how local mode reports a damaged image). 9413 is the 100
+ * megapixel limit. Anything else (9422 usage limit, 9432 plan, 9424/9516-9518/9522 internal,
+ * no code at all) is the service's trouble: retried.
+ */
+const DECODE_ERRORS = new Set([9412, 9520, 9523]);
+const AREA_LIMIT = 9413;
+
+export function imagesFailure(err: unknown): JobFailure | TransientError {
+	const detail = err instanceof Error ? err.message : String(err);
+	const code = err instanceof Error && "code" in err && typeof err.code === "number" ? err.code : null;
+	if (code !== null && DECODE_ERRORS.has(code)) {
+		return new JobFailure("invalid_image", `The image could not be decoded: ${detail}`);
+	}
+	if (code === AREA_LIMIT) return new JobFailure("image_too_large", `The Images binding refused the image: ${detail}`);
+	return new TransientError(`The Images binding failed${code === null ? "" : ` (${code})`}: ${detail}`);
 }
 
 export async function prepareImage(

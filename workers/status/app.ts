@@ -16,6 +16,7 @@ import { BEARER, json } from "./responses";
 import { imageRoutes } from "./routes/images";
 import { jobRoutes } from "./routes/jobs";
 import { keyRoutes } from "./routes/keys";
+import { modelRoutes } from "./routes/models";
 import { publicRoutes } from "./routes/public";
 import { statsRoutes } from "./routes/stats";
 import { webhookRoutes } from "./routes/webhooks";
@@ -60,6 +61,7 @@ app.use("/v1/*", authenticate);
 app.route("/", imageRoutes);
 app.route("/", jobRoutes);
 app.route("/", statsRoutes);
+app.route("/", modelRoutes);
 app.route("/", keyRoutes);
 app.route("/", webhookRoutes);
 

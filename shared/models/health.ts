@@ -1,0 +1,109 @@
+/**
+ * The health of one model, as a pure state machine (the registry Durable Object,
+ * shared/models/health-registry.ts, keeps one per model and shares it between every consumer
+ * invocation). A circuit breaker whose first state is half-open:
+ *
+ * - `unknown` (never called) and a cool-down that has run out are half-open: one call, the probe,
+ *   goes to the model while every other caller waits for its outcome or moves on;
+ * - `ok`: every call goes through; `failureThreshold` consecutive failures that are not about the
+ *   input, with any code, open the circuit;
+ * - `circuit_open`: skipped for a cool-down that doubles after each failed probe (up to the maximum);
+ * - `gone` (an answer that says this account cannot use the model: 5007, 3042, 5016, 5035, …):
+ *   skipped for the maximum cool-down.
+ *
+ * So a model that answers only errors, a retired one for instance, costs one call per cool-down
+ * across all consumers, whatever code it answers.
+ */
+
+export type HealthStatus = "ok" | "gone" | "circuit_open";
+
+export interface HealthPolicy {
+	/** Consecutive failures that open the circuit of a model that was working. */
+	failureThreshold: number;
+	/** First cool-down of an open circuit, in ms; doubles after each failed probe. */
+	cooldownMs: number;
+	/** Longest cool-down, in ms; also the cool-down of a gone model. */
+	maxCooldownMs: number;
+}
+
+export interface ModelState {
+	status: HealthStatus | "unknown";
+	/** When the model entered its status (null while unknown). */
+	since: number | null;
+	/** End of the cool-down of a gone or open model. */
+	until: number;
+	/** Consecutive failures while ok. */
+	failures: number;
+	/** Consecutive failed probes since the circuit opened. */
+	failedProbes: number;
+	lastError: string | null;
+}
+
+/** What a call told about the model: it answered (well, or about the request), it is gone, or it failed. */
+export type CallOutcome = { kind: "answered" } | { kind: "gone"; error: string } | { kind: "failed"; error: string };
+
+export const UNKNOWN: ModelState = {
+	status: "unknown",
+	since: null,
+	until: 0,
+	failures: 0,
+	failedProbes: 0,
+	lastError: null,
+};
+
+/** Whether a call may go now (`call`), must first be the probe (`probe`), or must skip the model. */
+export function admission(state: ModelState, now: number): "call" | "probe" | "skip" {
+	if (state.status === "ok") return "call";
+	if (state.status === "unknown" || now >= state.until) return "probe";
+	return "skip";
+}
+
+/** The state after a call's outcome. `probe` says whether the call was the half-open probe. */
+export function afterCall(
+	state: ModelState,
+	outcome: CallOutcome,
+	probe: boolean,
+	now: number,
+	policy: HealthPolicy,
+): ModelState {
+	// A late answer from a call admitted before the model was skipped says nothing new.
+	if (!probe && state.status !== "ok") return state;
+	switch (outcome.kind) {
+		case "answered":
+			if (state.status === "ok") return { ...state, failures: 0 };
+			return { ...UNKNOWN, status: "ok", since: now };
+		case "gone":
+			return {
+				status: "gone",
+				since: state.status === "gone" ? state.since : now,
+				until: now + policy.maxCooldownMs,
+				failures: 0,
+				failedProbes: 0,
+				lastError: outcome.error,
+			};
+		case "failed": {
+			if (probe) {
+				// The probe failed: (re)open the circuit, for longer each time.
+				const failedProbes = state.status === "circuit_open" ? state.failedProbes + 1 : 0;
+				return {
+					status: "circuit_open",
+					since: state.status === "circuit_open" ? state.since : now,
+					until: now + Math.min(policy.cooldownMs * 2 ** failedProbes, policy.maxCooldownMs),
+					failures: 0,
+					failedProbes,
+					lastError: outcome.error,
+				};
+			}
+			const failures = state.failures + 1;
+			if (failures < policy.failureThreshold) return { ...state, failures, lastError: outcome.error };
+			return {
+				status: "circuit_open",
+				since: now,
+				until: now + policy.cooldownMs,
+				failures: 0,
+				failedProbes: 0,
+				lastError: outcome.error,
+			};
+		}
+	}
+}

@@ -1,0 +1,70 @@
+/** The model-health state machine on its own (shared/models/health.ts), clock in hand. */
+import { describe, expect, it } from "vitest";
+import {
+	admission,
+	afterCall,
+	type CallOutcome,
+	type HealthPolicy,
+	type ModelState,
+	UNKNOWN,
+} from "../../shared/models/health";
+
+const POLICY: HealthPolicy = { failureThreshold: 3, cooldownMs: 1000, maxCooldownMs: 5000 };
+const failed: CallOutcome = { kind: "failed", error: "5031: model has been deprecated" };
+const answered: CallOutcome = { kind: "answered" };
+
+describe("model health", () => {
+	it("a model never called is probed first; a failed probe opens its circuit for the cool-down", () => {
+		expect(admission(UNKNOWN, 0)).toBe("probe");
+		const open = afterCall(UNKNOWN, failed, true, 100, POLICY);
+		expect(open).toMatchObject({ status: "circuit_open", since: 100, until: 1100, lastError: failed.error });
+		expect(admission(open, 1099)).toBe("skip");
+		expect(admission(open, 1100)).toBe("probe");
+	});
+
+	it("each failed probe doubles the cool-down, up to the maximum, and keeps the time the circuit opened", () => {
+		let state: ModelState = afterCall(UNKNOWN, failed, true, 0, POLICY);
+		const cooldowns: number[] = [];
+		for (let now = state.until; cooldowns.length < 5; now = state.until) {
+			state = afterCall(state, failed, true, now, POLICY);
+			cooldowns.push(state.until - now);
+		}
+		expect(cooldowns).toEqual([2000, 4000, 5000, 5000, 5000]);
+		expect(state.since).toBe(0);
+	});
+
+	it("a successful probe closes the circuit; then every call goes through", () => {
+		const open = afterCall(UNKNOWN, failed, true, 0, POLICY);
+		const ok = afterCall(open, answered, true, 1500, POLICY);
+		expect(ok).toMatchObject({ status: "ok", since: 1500, failures: 0 });
+		expect(admission(ok, 1501)).toBe("call");
+	});
+
+	it("a working model opens after failureThreshold consecutive failures; an answer in between resets the count", () => {
+		let state = afterCall(UNKNOWN, answered, true, 0, POLICY);
+		state = afterCall(state, failed, false, 1, POLICY);
+		state = afterCall(state, failed, false, 2, POLICY);
+		state = afterCall(state, answered, false, 3, POLICY);
+		state = afterCall(state, failed, false, 4, POLICY);
+		state = afterCall(state, failed, false, 5, POLICY);
+		expect(state).toMatchObject({ status: "ok", failures: 2 });
+		state = afterCall(state, failed, false, 6, POLICY);
+		expect(state).toMatchObject({ status: "circuit_open", since: 6, until: 1006 });
+	});
+
+	it("a gone answer skips the model for the maximum cool-down, from any state", () => {
+		const gone = afterCall(UNKNOWN, { kind: "gone", error: "5016: licence" }, true, 10, POLICY);
+		expect(gone).toMatchObject({ status: "gone", since: 10, until: 5010 });
+		const ok = afterCall(UNKNOWN, answered, true, 0, POLICY);
+		expect(afterCall(ok, { kind: "gone", error: "5007" }, false, 20, POLICY)).toMatchObject({
+			status: "gone",
+			until: 5020,
+		});
+	});
+
+	it("a late answer from a call admitted before the circuit opened changes nothing", () => {
+		const open = afterCall(UNKNOWN, failed, true, 0, POLICY);
+		expect(afterCall(open, answered, false, 10, POLICY)).toBe(open);
+		expect(afterCall(open, failed, false, 10, POLICY)).toBe(open);
+	});
+});
