@@ -54,6 +54,7 @@ export const CreateJobBody = z
 const getJobRoute = createRoute({
 	method: "get",
 	path: "/v1/jobs/{id}",
+	operationId: "getJob",
 	summary: "Get a job",
 	security: authenticated,
 	request: { params: JobIdParams },
@@ -63,6 +64,7 @@ const getJobRoute = createRoute({
 const listJobsRoute = createRoute({
 	method: "get",
 	path: "/v1/jobs",
+	operationId: "listJobs",
 	summary: "List jobs, newest first",
 	security: authenticated,
 	request: { query: ListJobsQuery },
@@ -72,6 +74,7 @@ const listJobsRoute = createRoute({
 const createJobRoute = createRoute({
 	method: "post",
 	path: "/v1/jobs",
+	operationId: "createJob",
 	summary: "Caption (again) an object already in the bucket",
 	description: "Makes a new job every time, distinct from the object version's upload job.",
 	security: authenticated,
