@@ -6,7 +6,8 @@
  * tenth) and compared with the limit; failed jobs and 3021 answers are counted.
  */
 import { readFile } from "node:fs/promises";
-import { type JobJson, logLineCount, runPipeline } from "./pipeline.ts";
+import type { Job } from "../client/index.ts";
+import { logLineCount, runPipeline } from "./pipeline.ts";
 import { type StackOptions, startStack } from "./stack.ts";
 import { round } from "./stats.ts";
 import type { WorkloadImage } from "./workload.ts";
@@ -38,7 +39,7 @@ export interface RateLimitResult {
  * run (at least the first 10, a pacer's burst allowance) to the last one. Counting from the very
  * first completion would credit the initial burst, which a limiter allows once, not per second.
  */
-export function sustainedRate(jobs: JobJson[]): number {
+export function sustainedRate(jobs: Job[]): number {
 	const times = jobs
 		.filter((j) => j.status === "succeeded" && j.completed_at)
 		.map((j) => Date.parse(j.completed_at ?? ""))
