@@ -35,19 +35,23 @@ function eta(p: Progress, perSecond: number): string {
 	return seconds >= 60 ? `${Math.floor(seconds / 60)}m${String(seconds % 60).padStart(2, "0")}s` : `${seconds}s`;
 }
 
+// Rate and ETA first: on a narrow terminal the end of the bar's line is what gets cut.
 const summary = (p: Progress, perSecond: number) =>
 	[
 		`${p.done}/${p.total}`,
-		...Object.entries(p.counts).map(([name, n]) => `${name} ${n}`),
 		`${perSecond.toFixed(1)}/s`,
 		`ETA ${eta(p, perSecond)}`,
+		...Object.entries(p.counts).map(([name, n]) => `${name} ${n}`),
 	].join(" | ");
 
 function terminalReporter(startedAt: number): Reporter {
 	const bars = new MultiBar(
 		{
 			format: "{bar} {summary}",
+			barsize: 20,
 			hideCursor: true,
+			// Event lines wrap as usual (raw writes); the bar line is cut to the terminal width.
+			linewrap: true,
 			clearOnComplete: false,
 			fps: 5,
 			stream: process.stdout,
@@ -61,7 +65,11 @@ function terminalReporter(startedAt: number): Reporter {
 			bar.setTotal(Math.max(1, p.total));
 			bar.update(p.done, { summary: summary(p, rate(p.done, startedAt)) });
 		},
-		stop: () => bars.stop(),
+		stop: () => {
+			// stop() renders the bar but not the lines logged since the last frame: flush them first.
+			bars.update();
+			bars.stop();
+		},
 	};
 }
 
