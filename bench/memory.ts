@@ -10,7 +10,8 @@
  *    Cloudflare's Images service does in production, outside the Worker's 128 MB).
  */
 import { readFile, writeFile } from "node:fs/promises";
-import { api, type JobJson } from "./pipeline.ts";
+import { isTerminal, type Job, ok, uploadImage } from "../client/index.ts";
+import { api } from "./pipeline.ts";
 import type { Stack } from "./stack.ts";
 import { round } from "./stats.ts";
 import type { WorkloadImage } from "./workload.ts";
@@ -42,7 +43,7 @@ export async function runMemory(stack: Stack, images: WorkloadImage[], timeoutMs
 		// Let the previous job's garbage settle before measuring the next.
 		await new Promise((r) => setTimeout(r, 2000));
 		const idle = await statusField(stack.workerdPid, "VmRSS");
-		const job = await client.upload(`memory/${Date.now()}-${image.name}`, image.bytes);
+		const job = await uploadImage(client, `memory/${Date.now()}-${image.name}`, new Blob([image.bytes]));
 		// The consumer starts after the queue's batch timeout (2 s), well after this reset.
 		await Promise.all([resetPeak(stack.workerdPid), resetPeak(stack.wranglerPid)]);
 		const atReset = await statusField(stack.workerdPid, "VmRSS");
@@ -50,12 +51,12 @@ export async function runMemory(stack: Stack, images: WorkloadImage[], timeoutMs
 		let sampledPeak = atReset;
 		let imagesSampledPeak = imagesAtReset;
 		const started = Date.now();
-		let final: JobJson = job;
+		let final: Job = job;
 		while (Date.now() - started < timeoutMs) {
 			sampledPeak = Math.max(sampledPeak, await statusField(stack.workerdPid, "VmRSS"));
 			imagesSampledPeak = Math.max(imagesSampledPeak, await statusField(stack.wranglerPid, "VmRSS"));
-			final = await client.json<JobJson>(`/v1/jobs/${job.id}`);
-			if (final.status === "succeeded" || final.status === "failed") break;
+			final = await ok(client.GET("/v1/jobs/{id}", { params: { path: { id: job.id } } }));
+			if (isTerminal(final.status)) break;
 			await new Promise((r) => setTimeout(r, 20));
 		}
 		const peak = Math.max(sampledPeak, await statusField(stack.workerdPid, "VmHWM"));

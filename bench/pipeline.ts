@@ -5,22 +5,10 @@
  */
 import { readFile } from "node:fs/promises";
 import { stripVTControlCharacters } from "node:util";
+import { createR2cClient, type Job, listAllJobs, ok, uploadImage } from "../client/index.ts";
 import type { Stack } from "./stack.ts";
 import { percentile, round } from "./stats.ts";
 import type { WorkloadImage } from "./workload.ts";
-
-export interface JobJson {
-	id: string;
-	status: "queued" | "processing" | "succeeded" | "failed";
-	key: string;
-	attempts: number;
-	created_at: string;
-	started_at: string | null;
-	completed_at: string | null;
-	caption: string | null;
-	error: { code: string; message: string } | null;
-	metrics: { queue_ms: number | null; inference_ms: number | null; total_ms: number | null };
-}
 
 export interface PipelineResult {
 	n: number;
@@ -55,21 +43,8 @@ export interface PipelineResult {
 	maxJobsInFlight: number;
 }
 
-export function api(stack: Stack) {
-	const headers = { authorization: `Bearer ${stack.token}` };
-	return {
-		async json<T>(path: string): Promise<T> {
-			const res = await fetch(`${stack.url}${path}`, { headers });
-			if (!res.ok) throw new Error(`GET ${path}: ${res.status} ${await res.text()}`);
-			return (await res.json()) as T;
-		},
-		async upload(key: string, bytes: Uint8Array): Promise<JobJson> {
-			const res = await fetch(`${stack.url}/v1/images/${key}`, { method: "PUT", headers, body: bytes });
-			if (res.status !== 202) throw new Error(`PUT ${key}: ${res.status} ${await res.text()}`);
-			return (await res.json()) as JobJson;
-		},
-	};
-}
+/** The typed client of the stack's status API. */
+export const api = (stack: Stack) => createR2cClient({ baseUrl: stack.url, token: stack.token });
 
 async function uploadAll(stack: Stack, prefix: string, images: WorkloadImage[], n: number, concurrency: number) {
 	const client = api(stack);
@@ -78,7 +53,7 @@ async function uploadAll(stack: Stack, prefix: string, images: WorkloadImage[], 
 		while (next < n) {
 			const i = next++;
 			const image = images[i % images.length] as WorkloadImage;
-			await client.upload(`${prefix}${String(i).padStart(6, "0")}-${image.name}`, image.bytes);
+			await uploadImage(client, `${prefix}${String(i).padStart(6, "0")}-${image.name}`, new Blob([image.bytes]));
 		}
 	};
 	await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
@@ -89,28 +64,19 @@ export async function waitUntilTerminal(stack: Stack, timeoutMs: number): Promis
 	const client = api(stack);
 	const deadline = Date.now() + timeoutMs;
 	while (Date.now() < deadline) {
-		const [queued, processing] = await Promise.all([
-			client.json<{ data: unknown[] }>("/v1/jobs?status=queued&limit=1"),
-			client.json<{ data: unknown[] }>("/v1/jobs?status=processing&limit=1"),
-		]);
-		if (queued.data.length === 0 && processing.data.length === 0) return true;
+		const pages = await Promise.all(
+			(["queued", "processing"] as const).map((status) =>
+				ok(client.GET("/v1/jobs", { params: { query: { status, limit: 1 } } })),
+			),
+		);
+		if (pages.every((page) => page.data.length === 0)) return true;
 		await new Promise((r) => setTimeout(r, 500));
 	}
 	return false;
 }
 
-export async function jobsUnder(stack: Stack, prefix: string, max = 200_000): Promise<JobJson[]> {
-	const client = api(stack);
-	const jobs: JobJson[] = [];
-	let cursor: string | null = null;
-	do {
-		const query: string = `/v1/jobs?limit=100&prefix=${encodeURIComponent(prefix)}${cursor ? `&cursor=${cursor}` : ""}`;
-		const page: { data: JobJson[]; next_cursor: string | null } = await client.json(query);
-		jobs.push(...page.data);
-		cursor = page.next_cursor;
-	} while (cursor && jobs.length < max);
-	return jobs;
-}
+export const jobsUnder = (stack: Stack, prefix: string, max = 200_000): Promise<Job[]> =>
+	listAllJobs(api(stack), { prefix }, max);
 
 /** Batch sizes and durations of the caption queue, from wrangler's log, for lines after `fromLine`. */
 export async function queueBatches(logPath: string, fromLine = 0) {
@@ -123,7 +89,7 @@ export async function queueBatches(logPath: string, fromLine = 0) {
 	return batches;
 }
 
-function maxOverlap(jobs: JobJson[]): number {
+function maxOverlap(jobs: Job[]): number {
 	const events: [number, number][] = [];
 	for (const j of jobs) {
 		if (!j.started_at || !j.completed_at) continue;
@@ -161,7 +127,7 @@ export async function runPipeline(
 		/** The emulator's added latency per model call. */
 		latencyMs: number;
 	},
-): Promise<{ summary: PipelineResult; jobs: JobJson[] }> {
+): Promise<{ summary: PipelineResult; jobs: Job[] }> {
 	const fromLine = await logLineCount(stack.logPath);
 	const cpuBefore = [await cpuMs(stack.workerdPid), await cpuMs(stack.wranglerPid)] as const;
 	const started = Date.now();

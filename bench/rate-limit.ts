@@ -9,7 +9,8 @@
  */
 import { readFile } from "node:fs/promises";
 import { stripVTControlCharacters } from "node:util";
-import { type JobJson, logLineCount, runPipeline } from "./pipeline.ts";
+import type { Job } from "../client/index.ts";
+import { logLineCount, runPipeline } from "./pipeline.ts";
 import { type StackOptions, startStack } from "./stack.ts";
 import { round } from "./stats.ts";
 import type { WorkloadImage } from "./workload.ts";
@@ -53,7 +54,7 @@ export interface RateLimitResult {
  * last tenth. The first tenth holds the burst a limiter allows once, not per second; the last holds
  * the drain, where a final partial batch waits out the local queue's max_batch_timeout.
  */
-export function sustainedRate(jobs: JobJson[]): number {
+export function sustainedRate(jobs: Job[]): number {
 	const times = jobs
 		.filter((j) => j.status === "succeeded" && j.completed_at)
 		.map((j) => Date.parse(j.completed_at ?? ""))
@@ -70,7 +71,7 @@ export function sustainedRate(jobs: JobJson[]): number {
 }
 
 /** Captions per second over the whole run: first completion to last, uploads and drain included. */
-export function overallRate(jobs: JobJson[]): number {
+export function overallRate(jobs: Job[]): number {
 	const times = jobs.filter((j) => j.completed_at).map((j) => Date.parse(j.completed_at ?? ""));
 	const span = (Math.max(...times) - Math.min(...times)) / 1000;
 	return span > 0 ? (times.length - 1) / span : 0;

@@ -9,7 +9,9 @@ import { writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
+import { ok } from "../client/index.ts";
 import { newJobId } from "../shared/ids.ts";
+import { api } from "./pipeline.ts";
 import {
 	type ConsumerKind,
 	migratedState,
@@ -178,14 +180,10 @@ export async function runStatusApi(options: {
 			workDir: options.workDir,
 		});
 		try {
-			const page = (await (
-				await fetch(
-					`${stack.url}/v1/jobs?limit=1&created_before=${new Date(start + (rows / 2) * 1000).toISOString()}`,
-					{
-						headers: { authorization: `Bearer ${stack.token}` },
-					},
-				)
-			).json()) as { data: { id: string }[] };
+			const createdBefore = new Date(start + (rows / 2) * 1000).toISOString();
+			const page = await ok(
+				api(stack).GET("/v1/jobs", { params: { query: { limit: 1, created_before: createdBefore } } }),
+			);
 			middleId = page.data[0]?.id ?? middleId;
 			const targets = [
 				["GET /v1/jobs/{id}", `/v1/jobs/${middleId}`],

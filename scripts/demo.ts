@@ -6,44 +6,19 @@
  *   npm run demo                      http://localhost:8787
  *   API_URL=http://localhost:8790 npm run demo
  *
- * Response shapes are written out here rather than imported from shared/: Node runs this file by
- * stripping types, and shared/ uses the extensionless imports of the Workers' bundler.
+ * It calls the API through the typed client (client/), as the `r2c` command does.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { createR2cClient, isTerminal, type Job, ok, uploadImage } from "../client/index.ts";
 import { useOrStartDevServer } from "./lib/dev-server.ts";
 import { adminToken, readDevVars } from "./lib/dev-vars.ts";
 import { type Delivery, startReceiver } from "./lib/webhook-receiver.ts";
 import { root } from "./lib/wrangler.ts";
 
-interface Job {
-	id: string;
-	status: "queued" | "processing" | "succeeded" | "failed";
-	key: string;
-	model: string | null;
-	caption: string | null;
-	error: { code: string; message: string } | null;
-	metrics: { queue_ms: number | null; inference_ms: number | null; total_ms: number | null };
-}
-
 const base = (process.env.API_URL ?? "http://localhost:8787").replace(/\/$/, "");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const types: Record<string, string> = { ".jpg": "image/jpeg", ".png": "image/png", ".webp": "image/webp" };
-
-async function api<T>(
-	method: string,
-	route: string,
-	init: { body?: RequestInit["body"]; headers?: Record<string, string> } = {},
-) {
-	const res = await fetch(`${base}${route}`, {
-		method,
-		body: init.body,
-		headers: { Authorization: `Bearer ${adminToken()}`, ...init.headers },
-	});
-	const text = await res.text();
-	if (!res.ok) throw new Error(`${method} ${route} answered ${res.status}: ${text}`);
-	return (text ? JSON.parse(text) : null) as T;
-}
+const IMAGE_EXTENSIONS = new Set([".jpg", ".png", ".webp"]);
 
 function progressLine(jobs: Job[]): string {
 	const count = (s: Job["status"]) => jobs.filter((j) => j.status === s).length;
@@ -54,6 +29,7 @@ function progressLine(jobs: Job[]): string {
 
 async function main() {
 	const server = await useOrStartDevServer(base);
+	const api = createR2cClient({ baseUrl: base, token: adminToken() });
 	const run = new Date().toISOString().replace(/[-:]/g, "").replace(/\..*/, "");
 	const prefix = `demo/${run}/`;
 	const deliveries: Delivery[] = [];
@@ -62,10 +38,11 @@ async function main() {
 
 	try {
 		console.log(`r2-captions demo against ${base}\n`);
-		const subscription = await api<{ id: string; secret: string }>("POST", "/v1/webhooks", {
-			headers: { "Content-Type": "application/json" },
-			body: JSON.stringify({ url: receiver.url("/subscription"), events: ["job.succeeded", "job.failed"], prefix }),
-		});
+		const subscription = await ok(
+			api.POST("/v1/webhooks", {
+				body: { url: receiver.url("/subscription"), events: ["job.succeeded", "job.failed"], prefix },
+			}),
+		);
 		secrets.set("/subscription", subscription.secret);
 		console.log(`Webhook subscription ${subscription.id} → ${receiver.url("/subscription")} (jobs under ${prefix})`);
 		// The first image also names a per-object callback URL, signed with the service-wide WEBHOOK_SECRET.
@@ -73,20 +50,19 @@ async function main() {
 		if (callbackSecret) secrets.set("/callback", callbackSecret);
 
 		const files = readdirSync(path.join(root, "samples"))
-			.filter((f) => path.extname(f) in types)
+			.filter((f) => IMAGE_EXTENSIONS.has(path.extname(f)))
 			.sort();
 		console.log(`\nUploading ${files.length} sample images:`);
 		const jobs: Job[] = [];
 		for (const [i, file] of files.entries()) {
 			const bytes = readFileSync(path.join(root, "samples", file));
-			const headers: Record<string, string> = { "Content-Type": types[path.extname(file)] ?? "" };
-			if (i === 0 && callbackSecret) {
-				headers["X-Callback-Url"] = receiver.url("/callback");
-				headers["X-Caption-Prompt"] = "What can you see in this picture?";
-			}
-			const job = await api<Job>("PUT", `/v1/images/${prefix}${file}`, { body: bytes, headers });
+			const own = i === 0 && callbackSecret !== undefined;
+			const options = own
+				? { callbackUrl: receiver.url("/callback"), prompt: "What can you see in this picture?" }
+				: {};
+			const job = await uploadImage(api, `${prefix}${file}`, new Blob([bytes]), options);
 			jobs.push(job);
-			const extra = headers["X-Callback-Url"] ? "  (own prompt + callback URL)" : "";
+			const extra = own ? "  (own prompt + callback URL)" : "";
 			console.log(
 				`  ${file.padEnd(26)} ${(bytes.length / 1024).toFixed(1).padStart(5)} KiB → ${job.id} ${job.status}${extra}`,
 			);
@@ -96,11 +72,10 @@ async function main() {
 		const interactive = process.stdout.isTTY;
 		let last = "";
 		const deadline = Date.now() + 120_000;
-		while (jobs.some((j) => j.status === "queued" || j.status === "processing") && Date.now() < deadline) {
+		while (jobs.some((j) => !isTerminal(j.status)) && Date.now() < deadline) {
 			await sleep(300);
 			for (const [i, job] of jobs.entries()) {
-				if (job.status === "queued" || job.status === "processing")
-					jobs[i] = await api<Job>("GET", `/v1/jobs/${job.id}`);
+				if (!isTerminal(job.status)) jobs[i] = await ok(api.GET("/v1/jobs/{id}", { params: { path: { id: job.id } } }));
 			}
 			const line = progressLine(jobs);
 			if (interactive) process.stdout.write(`\r${line}`);
@@ -130,13 +105,13 @@ async function main() {
 			);
 		}
 
-		await api("DELETE", `/v1/webhooks/${subscription.id}`);
-		const ok =
+		await ok(api.DELETE("/v1/webhooks/{id}", { params: { path: { id: subscription.id } } }));
+		const success =
 			jobs.every((j) => j.status === "succeeded") &&
 			deliveries.length >= expected &&
 			deliveries.every((d) => d.verified);
-		console.log(ok ? "\nDemo complete." : "\nDemo finished with problems (see above).");
-		return ok ? 0 : 1;
+		console.log(success ? "\nDemo complete." : "\nDemo finished with problems (see above).");
+		return success ? 0 : 1;
 	} finally {
 		await receiver.close();
 		if (server.started) {

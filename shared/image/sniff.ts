@@ -3,34 +3,15 @@
  * headers, for JPEG, PNG, WebP, GIF and BMP. Works on a header prefix for large objects.
  */
 import { JobFailure } from "../jobs/errors";
+import { ascii, type ImageFormat, MIME, sniffFormat } from "./format";
 
-export type ImageFormat = "jpeg" | "png" | "webp" | "gif" | "bmp";
+export { type ImageFormat, MIME, sniffFormat } from "./format";
 
 export interface ImageInfo {
 	format: ImageFormat;
 	mime: string;
 	width: number;
 	height: number;
-}
-
-export const MIME: Record<ImageFormat, string> = {
-	jpeg: "image/jpeg",
-	png: "image/png",
-	webp: "image/webp",
-	gif: "image/gif",
-	bmp: "image/bmp",
-};
-
-const ascii = (b: Uint8Array, at: number, len: number) => String.fromCharCode(...b.subarray(at, at + len));
-
-/** The format of the bytes, or null if they are not one of the accepted image formats. */
-export function sniffFormat(b: Uint8Array): ImageFormat | null {
-	if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return "jpeg";
-	if (b.length >= 8 && ascii(b, 0, 8) === "\x89PNG\r\n\x1a\n") return "png";
-	if (b.length >= 12 && ascii(b, 0, 4) === "RIFF" && ascii(b, 8, 4) === "WEBP") return "webp";
-	if (b.length >= 6 && (ascii(b, 0, 6) === "GIF87a" || ascii(b, 0, 6) === "GIF89a")) return "gif";
-	if (b.length >= 26 && ascii(b, 0, 2) === "BM") return "bmp";
-	return null;
 }
 
 function jpegSize(b: Uint8Array, dv: DataView): [number, number] | null {

@@ -1,15 +1,36 @@
 /**
- * The status API's OpenAPI document: valid OpenAPI 3.1 according to a real validator, and listing
+ * The status API's OpenAPI document: valid OpenAPI 3.1 according to a real validator, fit for
+ * client generators (Redocly's recommended ruleset, operation ids, security, servers), and listing
  * every route the router serves. Built with `openApiDocument()`, the function `/openapi.json` serves.
  */
+import { createConfig, lintFromString } from "@redocly/openapi-core";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { beforeAll, describe, expect, it } from "vitest";
 
 /** What this test needs from workers/status/app.ts (imported at run time, so that the Node
  * typecheck does not pull in Workers-typed sources). */
+interface Operation {
+	operationId?: string;
+	security?: Record<string, string[]>[];
+	description?: string;
+	parameters?: { name: string; in: string; description?: string }[];
+}
+
+interface Document {
+	[field: string]: unknown;
+	openapi: string;
+	info: { description?: string };
+	servers?: { url: string; description?: string }[];
+	paths: Record<string, Record<string, Operation>>;
+	webhooks?: Record<string, Record<string, Operation>>;
+}
+
 interface StatusApp {
-	app: { routes: { method: string; path: string }[] };
-	openApiDocument(): { openapi: string; paths: Record<string, Record<string, unknown>> };
+	app: {
+		routes: { method: string; path: string }[];
+		request(url: string): Response | Promise<Response>;
+	};
+	openApiDocument(): Document;
 }
 
 let status: StatusApp;
@@ -71,5 +92,74 @@ describe("OpenAPI document", () => {
 		expect(Object.keys(model?.properties ?? {})).toEqual(fields);
 		expect(model?.required?.sort()).toEqual([...fields].sort());
 		expect(doc.components.schemas.ModelHealthStatus).toMatchObject({ enum: ["ok", "gone", "circuit_open"] });
+	});
+});
+
+describe("OpenAPI document for client generators", () => {
+	const operations = () => {
+		const doc = status.openApiDocument();
+		return [...Object.entries(doc.paths), ...Object.entries(doc.webhooks ?? {})].flatMap(([path, item]) =>
+			Object.entries(item).map(([method, op]) => ({ path, method, op })),
+		);
+	};
+
+	it("passes Redocly's recommended ruleset with no error, and no warning beyond the accepted ones", async () => {
+		const config = await createConfig({ extends: ["recommended"] });
+		const problems = await lintFromString({
+			source: JSON.stringify(status.openApiDocument()),
+			absoluteRef: "openapi.json",
+			config,
+		});
+		const show = (p: (typeof problems)[number]) => `${p.ruleId} at ${p.location[0]?.pointer}: ${p.message}`;
+		expect(problems.filter((p) => p.severity === "error").map(show)).toEqual([]);
+		// Accepted: the project has no licence yet; localhost is the real `npm run dev` server; the two
+		// public GETs have no 4xx answer to document.
+		expect(problems.filter((p) => p.severity === "warn").map((p) => `${p.ruleId} ${p.location[0]?.pointer}`)).toEqual([
+			"info-license #/info",
+			"no-server-example.com #/servers/0/url",
+			"operation-4xx-response #/paths/~1openapi.json/get/responses",
+			"operation-4xx-response #/paths/~1healthz/get/responses",
+		]);
+	});
+
+	it("gives every operation and webhook a unique operationId", () => {
+		const ids = operations().map(({ op }) => op.operationId);
+		expect(ids.every((id) => typeof id === "string" && /^[a-z][A-Za-z]+$/.test(id))).toBe(true);
+		expect(new Set(ids).size).toBe(ids.length);
+		expect(ids).toEqual(expect.arrayContaining(["uploadImage", "getJob", "listJobs", "createJob", "createWebhook"]));
+	});
+
+	it("says `security: []` on the public routes and bearer auth on every /v1 route", () => {
+		for (const { path, op } of operations()) {
+			const expected = path.startsWith("/v1/") ? [{ bearerAuth: [] }] : [];
+			expect(op.security, path).toEqual(expected);
+		}
+	});
+
+	it("names the servers: local development first, then a workers.dev deployment", () => {
+		const servers = status.openApiDocument().servers ?? [];
+		expect(servers.map((s) => s.url)).toEqual([
+			"http://localhost:8787",
+			"https://r2-captions-status.{subdomain}.workers.dev",
+		]);
+	});
+
+	it("/openapi.json lists the origin it was fetched from as the first server", async () => {
+		const res = await status.app.request("https://captions.example.com/openapi.json");
+		const doc = (await res.json()) as Document;
+		expect(doc.servers?.map((s) => s.url)).toEqual([
+			"https://captions.example.com",
+			"http://localhost:8787",
+			"https://r2-captions-status.{subdomain}.workers.dev",
+		]);
+	});
+
+	it("documents that a key's slashes are sent percent-encoded (%2F) in {key}", () => {
+		const doc = status.openApiDocument();
+		const upload = doc.paths["/v1/images/{key}"]?.put;
+		const key = upload?.parameters?.find((p) => p.name === "key" && p.in === "path");
+		expect(key?.description).toContain("%2F");
+		expect(upload?.description).toContain("photos%2Fcat.jpg");
+		expect(doc.info.description).toContain("%2F");
 	});
 });

@@ -103,6 +103,20 @@ describe("PUT /v1/images/{key}", () => {
 		expect(await jobsForKey(key)).toHaveLength(1);
 	});
 
+	it("accepts a key sent percent-encoded (%2F for /, as generated clients send it) and stores the decoded key", async () => {
+		const png = await fixture("small.png");
+		const key = uniqueKey("albums/2026/100% sure cat.png");
+		const res = await call("PUT", `/v1/images/${encodeURIComponent(key)}`, { body: png });
+		expect(res.status).toBe(202);
+		const job = (await res.json()) as Job;
+		expect(job.key).toBe(key);
+		expect(await env.BUCKET.head(key)).not.toBeNull();
+		// The same object through the unencoded spelling is the same object version, hence the same job.
+		const again = await uploadViaApi(key.replace("% sure", "%25%20sure"), png);
+		expect(again.id).toBe(job.id);
+		expect((await jobsForKey(key)).map((r) => r.id)).toEqual([job.id]);
+	});
+
 	it("413 when Content-Length is over the limit, before reading the body", async () => {
 		const png = await fixture("small.png");
 		const key = uniqueKey("big.png");

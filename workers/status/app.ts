@@ -8,6 +8,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
 import { errorMessage, log } from "../../shared/log";
+import { WEBHOOK_EVENT_TYPES, WebhookPayload } from "../../shared/webhooks/schema";
 import { ApiError, ERROR_CODES, type ErrorStatus } from "./api-error";
 import type { AppEnv } from "./app-env";
 import { authenticate } from "./auth/authenticate";
@@ -30,29 +31,76 @@ app.openAPIRegistry.registerComponent("securitySchemes", BEARER, {
 	description: "The ADMIN_TOKEN secret, or an API key created with POST /v1/keys.",
 });
 
-/** The OpenAPI 3.1 document of every route of `app`; `/openapi.json` serves exactly this. */
+// Outgoing webhooks (OpenAPI 3.1 `webhooks`): what a receiver gets, so that clients type it too.
+const StandardWebhookHeaders = z.object({
+	"webhook-id": z.string().meta({ description: "Stable across retries of one event: deduplicate on it." }),
+	"webhook-timestamp": z.string().meta({ description: "Unix seconds of this attempt." }),
+	"webhook-signature": z.string().meta({
+		description: "`v1,<base64 HMAC-SHA256 of id.timestamp.body>`; verify with the `standardwebhooks` library.",
+	}),
+});
+for (const type of WEBHOOK_EVENT_TYPES) {
+	app.openAPIRegistry.registerWebhook({
+		method: "post",
+		path: type,
+		operationId: type === "job.succeeded" ? "jobSucceededEvent" : "jobFailedEvent",
+		summary: `\`${type}\`: a job reached this terminal state`,
+		description: "Signed per Standard Webhooks with the subscription's `whsec_` secret (or `WEBHOOK_SECRET`).",
+		security: [],
+		request: {
+			headers: StandardWebhookHeaders,
+			body: { required: true, content: { "application/json": { schema: WebhookPayload } } },
+		},
+		responses: {
+			200: { description: "Any 2xx acknowledges the delivery; 5xx, 429 and timeouts are retried; 410 disables." },
+		},
+	});
+}
+
+/**
+ * Where the API runs: `npm run dev`, and a deployment on workers.dev. `/openapi.json` puts the
+ * origin it was fetched from first, so a generator pointed at a deployment targets that deployment.
+ */
+const SERVERS = [
+	{ url: "http://localhost:8787", description: "Local development (`npm run dev`)" },
+	{
+		url: "https://r2-captions-status.{subdomain}.workers.dev",
+		description: "Deployed with `npm run deploy`",
+		variables: { subdomain: { default: "your-subdomain", description: "Your account's workers.dev subdomain" } },
+	},
+];
+
+/** The OpenAPI 3.1 document of every route of `app`; `/openapi.json` serves this, with its origin first. */
 export function openApiDocument() {
 	return app.getOpenAPI31Document({
 		openapi: "3.1.0",
 		info: {
 			title: "r2-captions status API",
 			version: "1.0.0",
-			description: "Upload images, follow their captioning jobs, manage API keys and webhooks.",
+			description:
+				"Upload images, follow their captioning jobs, manage API keys and webhooks. Object keys are sent in " +
+				"one path segment, percent-encoded: `PUT /v1/images/photos%2Fcat.jpg` stores `photos/cat.jpg` (as " +
+				"generated clients send it); unencoded slashes are accepted too.",
 		},
+		servers: SERVERS,
 	});
 }
 
 const openApiRoute = createRoute({
 	method: "get",
 	path: "/openapi.json",
+	operationId: "getOpenApiDocument",
 	summary: "This OpenAPI 3.1 document",
+	security: [],
 	responses: { 200: json(z.record(z.string(), z.unknown()), "The OpenAPI document") },
 });
 
 let cachedDocument: ReturnType<typeof openApiDocument> | undefined;
 app.openapi(openApiRoute, (c) => {
 	cachedDocument ??= openApiDocument();
-	return c.json(cachedDocument, 200);
+	const origin = new URL(c.req.url).origin;
+	const servers = [{ url: origin, description: "This server" }, ...SERVERS.filter((s) => s.url !== origin)];
+	return c.json({ ...cachedDocument, servers }, 200);
 });
 app.route("/", publicRoutes);
 

@@ -30,12 +30,20 @@ const UploadHeaders = z.object({
 const uploadRoute = createRoute({
 	method: "put",
 	path: "/v1/images/{key}",
+	operationId: "uploadImage",
 	summary: "Upload an image",
 	description:
-		"The key may contain slashes. The body is the image (JPEG, PNG, WebP, GIF or BMP, recognised from its bytes).",
+		"Send the key as one percent-encoded path segment: `PUT /v1/images/photos%2Fcat.jpg` stores `photos/cat.jpg` " +
+		"(generated clients encode it so); unencoded slashes are accepted too. The body is the image (JPEG, PNG, " +
+		"WebP, GIF or BMP, recognised from its bytes).",
 	security: authenticated,
 	request: {
-		params: z.object({ key: ObjectKey }),
+		params: z.object({
+			key: ObjectKey.meta({
+				example: "photos/cat.jpg",
+				description: "The object key; a `/` in it is sent as `%2F` (both spellings are accepted).",
+			}),
+		}),
 		headers: UploadHeaders,
 		body: {
 			required: true,

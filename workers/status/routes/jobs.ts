@@ -52,6 +52,7 @@ export const CreateJobBody = z
 const getJobRoute = createRoute({
 	method: "get",
 	path: "/v1/jobs/{id}",
+	operationId: "getJob",
 	summary: "Get a job",
 	security: authenticated,
 	request: { params: JobIdParams },
@@ -61,6 +62,7 @@ const getJobRoute = createRoute({
 const listJobsRoute = createRoute({
 	method: "get",
 	path: "/v1/jobs",
+	operationId: "listJobs",
 	summary: "List jobs, newest first",
 	security: authenticated,
 	request: { query: ListJobsQuery },
@@ -70,6 +72,7 @@ const listJobsRoute = createRoute({
 const createJobRoute = createRoute({
 	method: "post",
 	path: "/v1/jobs",
+	operationId: "createJob",
 	summary: "Caption (again) an object already in the bucket",
 	description: "Makes a new job every time, distinct from the object version's upload job.",
 	security: authenticated,

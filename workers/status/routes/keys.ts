@@ -33,6 +33,7 @@ const ApiKeyList = z
 const createKeyRoute = createRoute({
 	method: "post",
 	path: "/v1/keys",
+	operationId: "createApiKey",
 	summary: "Create an API key (admin)",
 	security: authenticated,
 	middleware: requireAdmin,
@@ -43,6 +44,7 @@ const createKeyRoute = createRoute({
 const listKeysRoute = createRoute({
 	method: "get",
 	path: "/v1/keys",
+	operationId: "listApiKeys",
 	summary: "List API keys (admin)",
 	security: authenticated,
 	middleware: requireAdmin,
@@ -52,6 +54,7 @@ const listKeysRoute = createRoute({
 const revokeKeyRoute = createRoute({
 	method: "delete",
 	path: "/v1/keys/{id}",
+	operationId: "revokeApiKey",
 	summary: "Revoke an API key (admin)",
 	security: authenticated,
 	middleware: requireAdmin,

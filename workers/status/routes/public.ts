@@ -10,6 +10,8 @@ const Health = z.object({ status: z.literal("ok") }).meta({ id: "Health" });
 const healthRoute = createRoute({
 	method: "get",
 	path: "/healthz",
+	operationId: "getHealth",
+	security: [],
 	summary: "Liveness",
 	description: "Answers without touching D1 or R2, and without authentication.",
 	responses: { 200: json(Health, "The Worker is running") },

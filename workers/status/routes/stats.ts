@@ -9,6 +9,7 @@ import { validationHook } from "../validation";
 const statsRoute = createRoute({
 	method: "get",
 	path: "/v1/stats",
+	operationId: "getStats",
 	summary: "Service statistics",
 	description:
 		"Counts by status; over the last 5 minutes, hour and day: completions, throughput, inference p50/p95/p99.",

@@ -65,6 +65,7 @@ const IdParams = z.object({ id: z.string().min(1).meta({ example: "wh_01JD2X6B8J
 const createWebhookRoute = createRoute({
 	method: "post",
 	path: "/v1/webhooks",
+	operationId: "createWebhook",
 	summary: "Subscribe a URL to job events",
 	security: authenticated,
 	request: { body: { required: true, content: { "application/json": { schema: CreateWebhookBody } } } },
@@ -77,6 +78,7 @@ const createWebhookRoute = createRoute({
 const listWebhooksRoute = createRoute({
 	method: "get",
 	path: "/v1/webhooks",
+	operationId: "listWebhooks",
 	summary: "List webhook subscriptions",
 	security: authenticated,
 	responses: { 200: json(WebhookList, "Subscriptions visible to the caller, newest first"), ...errors(401) },
@@ -85,6 +87,7 @@ const listWebhooksRoute = createRoute({
 const getWebhookRoute = createRoute({
 	method: "get",
 	path: "/v1/webhooks/{id}",
+	operationId: "getWebhook",
 	summary: "Get a webhook subscription",
 	security: authenticated,
 	request: { params: IdParams },
@@ -94,6 +97,7 @@ const getWebhookRoute = createRoute({
 const deleteWebhookRoute = createRoute({
 	method: "delete",
 	path: "/v1/webhooks/{id}",
+	operationId: "deleteWebhook",
 	summary: "Delete a webhook subscription and its delivery log",
 	security: authenticated,
 	request: { params: IdParams },
@@ -103,6 +107,7 @@ const deleteWebhookRoute = createRoute({
 const listDeliveriesRoute = createRoute({
 	method: "get",
 	path: "/v1/webhooks/{id}/deliveries",
+	operationId: "listWebhookDeliveries",
 	summary: "A subscription's deliveries and their attempts, newest first",
 	security: authenticated,
 	request: {
@@ -118,6 +123,7 @@ const listDeliveriesRoute = createRoute({
 const redeliverRoute = createRoute({
 	method: "post",
 	path: "/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+	operationId: "redeliverWebhookDelivery",
 	summary: "Send a delivery again (same webhook-id)",
 	security: authenticated,
 	request: { params: IdParams.extend({ delivery_id: z.string().min(1) }) },

@@ -1,0 +1,60 @@
+/**
+ * What every `r2c` command starts from: the API URL and token (flags, then `R2C_API_URL` /
+ * `R2C_TOKEN`; for a loopback URL, the clone's `.dev.vars` as a last resort, so `npx r2c` works
+ * against `npm run dev` with nothing set), the typed client, and where output goes (`--json`).
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { parseEnv } from "node:util";
+import type { Command } from "commander";
+import { createR2cClient, type R2cClient } from "../client/index.ts";
+import { devVarsPath } from "../scripts/lib/dev-vars.ts";
+import { CliError } from "./errors.ts";
+
+export const DEFAULT_API_URL = "http://localhost:8787";
+
+export interface GlobalOptions {
+	apiUrl: string;
+	token?: string;
+	json?: boolean;
+}
+
+export interface Context {
+	apiUrl: string;
+	token: string;
+	json: boolean;
+	api: R2cClient;
+}
+
+const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/** `ADMIN_TOKEN` of the clone's `.dev.vars`, the token `npm run dev` accepts (read, never created). */
+function localDevToken(): string | undefined {
+	if (!existsSync(devVarsPath)) return undefined;
+	return parseEnv(readFileSync(devVarsPath, "utf8")).ADMIN_TOKEN || undefined;
+}
+
+export function parseApiUrl(value: string): URL {
+	try {
+		const url = new URL(value);
+		if (url.protocol === "http:" || url.protocol === "https:") return url;
+	} catch {
+		// Reported below.
+	}
+	throw new CliError(`the API URL ${JSON.stringify(value)} is not an http(s) URL (set R2C_API_URL or --api-url)`);
+}
+
+export function context(command: Command): Context {
+	const options = command.optsWithGlobals<GlobalOptions>();
+	const url = parseApiUrl(options.apiUrl);
+	const apiUrl = url.href.replace(/\/$/, "");
+	const token = options.token || (LOOPBACK.has(url.hostname) ? localDevToken() : undefined);
+	if (!token) {
+		throw new CliError(`no API token: set R2C_TOKEN or pass --token (the ADMIN_TOKEN secret or an API key)`);
+	}
+	return { apiUrl, token, json: options.json === true, api: createR2cClient({ baseUrl: apiUrl, token }) };
+}
+
+/** Prints `value` as JSON on stdout (one document; pretty, since people read it too). */
+export function printJson(value: unknown): void {
+	process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}

@@ -1,0 +1,76 @@
+/**
+ * How `r2c` fails: one line on stderr that says what went wrong and what to do (or, with
+ * `--json`, `{"error": {...}}` on stderr), and a non-zero exit code. API answers, network
+ * failures and the command's own errors each get their wording here.
+ */
+import { ApiError } from "../client/index.ts";
+
+/** A failure of the command itself (bad arguments, files, configuration). */
+export class CliError extends Error {
+	override readonly name = "CliError";
+	readonly exitCode: number;
+	constructor(message: string, exitCode = 1) {
+		super(message);
+		this.exitCode = exitCode;
+	}
+}
+
+/** fetch's "fetch failed" TypeError carries the socket error (ECONNREFUSED, ENOTFOUND…) as its cause. */
+function networkCause(err: unknown): string | null {
+	if (!(err instanceof TypeError) || err.message !== "fetch failed") return null;
+	const cause = err.cause;
+	if (typeof cause === "object" && cause !== null) {
+		const code = "code" in cause && typeof cause.code === "string" ? cause.code : null;
+		const message = "message" in cause && typeof cause.message === "string" ? cause.message : null;
+		return code ?? message ?? "network error";
+	}
+	return "network error";
+}
+
+export interface Described {
+	code: string;
+	message: string;
+	status?: number;
+}
+
+export function describe(err: unknown, apiUrl: string): Described {
+	if (err instanceof CliError) return { code: "usage", message: err.message };
+	if (err instanceof ApiError) {
+		const answer = `${err.status} ${err.code}: ${err.message}`;
+		switch (err.status) {
+			case 401:
+				return {
+					code: err.code,
+					status: 401,
+					message: `the API refused the token (${answer}). Set R2C_TOKEN or pass --token.`,
+				};
+			case 403:
+				return { code: err.code, status: 403, message: `this token may not do that (${answer})` };
+			case 404:
+				return { code: err.code, status: 404, message: `not found (${answer})` };
+			default:
+				return { code: err.code, status: err.status, message: `the API answered ${answer}` };
+		}
+	}
+	const cause = networkCause(err);
+	if (cause !== null) {
+		return {
+			code: "network_error",
+			message: `cannot reach the API at ${apiUrl} (${cause}). Is it running (npm run dev)? Set R2C_API_URL or pass --api-url.`,
+		};
+	}
+	return { code: "internal_error", message: err instanceof Error ? (err.stack ?? err.message) : String(err) };
+}
+
+/** Reports `err` and sets the exit code (1 unless the error says otherwise). */
+export function report(err: unknown, apiUrl: string, json: boolean): void {
+	const described = describe(err, apiUrl);
+	process.stderr.write(json ? `${JSON.stringify({ error: described })}\n` : `r2c: ${described.message}\n`);
+	process.exitCode = err instanceof CliError ? err.exitCode : 1;
+}
+
+/** Whether `err` will fail every further request too (so a bulk command stops instead of going on). */
+export function isFatal(err: unknown): boolean {
+	if (err instanceof ApiError) return err.status === 401 || err.status === 403;
+	return networkCause(err) !== null;
+}

@@ -1,0 +1,164 @@
+/**
+ * The `r2c` command: argument parsing (commander), global options, and one action per
+ * subcommand. Every command takes `--json`, `--api-url` (R2C_API_URL) and `--token` (R2C_TOKEN);
+ * docs/cli.md is the reference.
+ */
+import { readFileSync } from "node:fs";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { JOB_STATUSES, type WebhookEventType } from "../client/index.ts";
+import { cancelBatch, createBatch, exportBatch, getBatch, listBatches } from "./batches.ts";
+import type { BatchStatus, ExportFormat } from "./batches-contract.ts";
+import { type Context, context, DEFAULT_API_URL, type GlobalOptions } from "./context.ts";
+import { report } from "./errors.ts";
+import { getJob, listJobs } from "./jobs.ts";
+import { listen } from "./listen.ts";
+import { upload } from "./upload.ts";
+
+const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+	version: string;
+};
+
+function integer(min: number, max: number) {
+	return (value: string) => {
+		const n = Number(value);
+		if (!Number.isInteger(n) || n < min || n > max)
+			throw new InvalidArgumentError(`a whole number from ${min} to ${max}`);
+		return n;
+	};
+}
+
+/** Wraps an action: builds the context, runs it, reports any error, sets the exit code. */
+function run<A extends unknown[]>(action: (ctx: Context, ...args: A) => Promise<unknown>) {
+	return async (...args: [...A, Record<string, unknown>, Command]) => {
+		const command = args.at(-1) as Command;
+		const globals = command.optsWithGlobals<GlobalOptions>();
+		try {
+			const ctx = context(command);
+			const code = await action(ctx, ...(args.slice(0, -1) as A));
+			if (typeof code === "number" && code !== 0) process.exitCode = code;
+		} catch (err) {
+			report(err, globals.apiUrl, globals.json === true);
+		}
+	};
+}
+
+const program = new Command("r2c")
+	.description("Caption images with r2-captions: upload a folder, wait for the captions, get them as a file.")
+	.version(version)
+	.addOption(new Option("--api-url <url>", "status API base URL").env("R2C_API_URL").default(DEFAULT_API_URL))
+	.addOption(
+		new Option("--token <token>", "ADMIN_TOKEN or an API key (default for a localhost URL: .dev.vars)").env(
+			"R2C_TOKEN",
+		),
+	)
+	.option("--json", "print JSON for scripts instead of text")
+	.configureHelp({ showGlobalOptions: true })
+	.showHelpAfterError("(add --help for usage)");
+
+program
+	.command("upload")
+	.description("upload images (folders are walked), skip non-images and files already done, optionally wait")
+	.argument("<paths...>", "image files and folders")
+	.option("--prefix <prefix>", "object-key prefix, e.g. photos/", "")
+	.option("--prompt <text>", "caption instruction or visual question for these images")
+	.option("--concurrency <n>", "uploads (and polls) at a time", integer(1, 64), 8)
+	.option("--wait", "wait until every job is captioned or failed")
+	.option("--retry-failed", "caption again files whose identical bytes already have a failed job")
+	.option("--out <file>", "write the jobs to results.jsonl (JSON Lines) or results.csv")
+	.addHelpText("after", "\nExit code 1 if any job failed or any upload was refused.")
+	.action(
+		run(
+			(
+				ctx,
+				paths: string[],
+				options: {
+					prefix: string;
+					prompt?: string;
+					concurrency: number;
+					wait?: boolean;
+					retryFailed?: boolean;
+					out?: string;
+				},
+			) => upload(ctx, paths, { ...options, wait: options.wait === true, retryFailed: options.retryFailed === true }),
+		),
+	);
+
+const jobs = program.command("jobs").description("list and inspect caption jobs");
+jobs
+	.command("list")
+	.description("list jobs, newest first")
+	.addOption(new Option("--status <status>", "only jobs in this status").choices(JOB_STATUSES))
+	.option("--prefix <prefix>", "only keys starting with this")
+	.option("--key <key>", "only this exact key")
+	.option("--limit <n>", "jobs per page", integer(1, 100), 20)
+	.option("--cursor <cursor>", "the next page (printed under the table)")
+	.action(run((ctx, options: Parameters<typeof listJobs>[1]) => listJobs(ctx, options)));
+jobs
+	.command("get")
+	.description("show one job")
+	.argument("<id>", "job id (job_…)")
+	.action(run((ctx, id: string) => getJob(ctx, id)));
+
+const BATCH_STATUSES: BatchStatus[] = ["listing", "running", "completed", "cancelled"];
+const batch = program.command("batch").description("caption every object under a prefix (the batches API)");
+batch
+	.command("create")
+	.description("caption the objects already in the bucket under a prefix")
+	.requiredOption("--prefix <prefix>", "object-key prefix, e.g. photos/")
+	.option("--prompt <text>", "caption instruction or visual question")
+	.option("--wait", "wait until the batch completes (exit code 1 if any job failed)")
+	.action(
+		run((ctx, options: { prefix: string; prompt?: string; wait?: boolean }) =>
+			createBatch(ctx, { ...options, wait: options.wait === true }),
+		),
+	);
+batch
+	.command("list")
+	.description("list batches, newest first")
+	.addOption(new Option("--status <status>", "only batches in this status").choices(BATCH_STATUSES))
+	.option("--limit <n>", "batches per page", integer(1, 100), 20)
+	.action(run((ctx, options: { status?: BatchStatus; limit: number }) => listBatches(ctx, options)));
+batch
+	.command("get")
+	.description("show one batch and its counts")
+	.argument("<id>", "batch id (bat_…)")
+	.action(run((ctx, id: string) => getBatch(ctx, id)));
+batch
+	.command("cancel")
+	.description("cancel a batch: its queued jobs end cancelled, running ones finish")
+	.argument("<id>", "batch id (bat_…)")
+	.action(run((ctx, id: string) => cancelBatch(ctx, id)));
+
+const FORMATS: ExportFormat[] = ["jsonl", "csv", "hf"];
+program
+	.command("export")
+	.description("download a batch's results: JSON Lines, CSV, or a Hugging Face imagefolder metadata.jsonl")
+	.argument("<batch>", "batch id (bat_…)")
+	.addOption(new Option("--format <format>", "jsonl, csv or hf").choices(FORMATS).makeOptionMandatory())
+	.option("--out <file>", "write to this file instead of stdout")
+	.action(run((ctx, id: string, options: { format: ExportFormat; out?: string }) => exportBatch(ctx, id, options)));
+
+const WEBHOOK_EVENTS: WebhookEventType[] = ["job.succeeded", "job.failed"];
+const webhooks = program.command("webhooks").description("webhook tools");
+webhooks
+	.command("listen")
+	.description("subscribe a local receiver, print each verified event, remove the subscription on Ctrl-C")
+	.option("--forward-to <url>", "also POST each event (body and signature headers) to this URL")
+	.addOption(
+		new Option("--events <types...>", "event types to subscribe to").choices(WEBHOOK_EVENTS).default(WEBHOOK_EVENTS),
+	)
+	.option("--prefix <prefix>", "only jobs whose key starts with this")
+	.addOption(
+		new Option("--port <n>", "port of the local receiver").argParser(integer(0, 65535)).default(0, "a free one"),
+	)
+	.option("--public-url <url>", "subscribe this URL instead (a tunnel to --port), for a deployed service")
+	.action(
+		run(
+			(
+				ctx,
+				options: { forwardTo?: string; events: WebhookEventType[]; prefix?: string; port: number; publicUrl?: string },
+			) => listen(ctx, options),
+		),
+	);
+
+await program.parseAsync();

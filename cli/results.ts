@@ -1,0 +1,51 @@
+/**
+ * `--out` files of `r2c upload`: JSON Lines (one Job JSON per line) or CSV (RFC 4180, through
+ * csv-stringify) with the columns of the batch results export, so both files read the same way.
+ */
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
+import { stringify } from "csv-stringify/sync";
+import type { Job } from "../client/index.ts";
+import { CliError } from "./errors.ts";
+
+export type ResultsFormat = "jsonl" | "csv";
+
+export const CSV_COLUMNS = [
+	"key",
+	"status",
+	"caption",
+	"error_code",
+	"error_message",
+	"model",
+	"prompt",
+	"completed_at",
+] as const;
+
+/** The format `--out` asks for by its extension; checked before anything is uploaded. */
+export function resultsFormat(file: string): ResultsFormat {
+	const ext = path.extname(file).toLowerCase();
+	if (ext === ".jsonl" || ext === ".ndjson") return "jsonl";
+	if (ext === ".csv") return "csv";
+	throw new CliError(`--out ${file}: the file name must end in .jsonl or .csv`);
+}
+
+export function csvRow(job: Job): (string | null)[] {
+	return [
+		job.key,
+		job.status,
+		job.caption,
+		job.error?.code ?? null,
+		job.error?.message ?? null,
+		job.model,
+		job.prompt,
+		job.completed_at,
+	];
+}
+
+export async function writeResults(file: string, jobs: Job[]): Promise<void> {
+	const text =
+		resultsFormat(file) === "jsonl"
+			? jobs.map((job) => `${JSON.stringify(job)}\n`).join("")
+			: stringify(jobs.map(csvRow), { header: true, columns: [...CSV_COLUMNS] });
+	await writeFile(file, text);
+}

@@ -1,0 +1,133 @@
+/**
+ * The typed client of the r2-captions status API: openapi-fetch over the types that
+ * openapi-typescript generates from the API's own OpenAPI document (client/schema.ts, made by
+ * `npm run client:generate` and checked by `npm test`). No Node imports: the CLI, the demo, the
+ * bench and a browser dashboard all use this one module.
+ *
+ *   const api = createR2cClient({ baseUrl: "http://localhost:8787", token });
+ *   const job = await ok(api.GET("/v1/jobs/{id}", { params: { path: { id } } }));
+ */
+import createClient, { type Client } from "openapi-fetch";
+import type { components, paths } from "./schema.ts";
+
+export type { paths } from "./schema.ts";
+export type Schemas = components["schemas"];
+export type Job = Schemas["Job"];
+export type JobStatus = Schemas["JobStatus"];
+export type JobList = Schemas["JobList"];
+export type Stats = Schemas["Stats"];
+export type WebhookEventType = Schemas["WebhookEventType"];
+/** The body of every webhook delivery. */
+export type WebhookPayload = Schemas["WebhookPayload"];
+export type WebhookSubscription = Schemas["WebhookSubscription"];
+export type CreatedWebhookSubscription = Schemas["CreatedWebhookSubscription"];
+export type ErrorBody = Schemas["Error"];
+
+export type R2cClient = Client<paths>;
+
+/** Every job status, and whether a job ever leaves it (a status added to the API fails to compile here). */
+const TERMINAL: Record<JobStatus, boolean> = { queued: false, processing: false, succeeded: true, failed: true };
+export const JOB_STATUSES = Object.keys(TERMINAL) as JobStatus[];
+export const isTerminal = (status: JobStatus): boolean => TERMINAL[status];
+
+export interface ClientOptions {
+	/** Where the status API answers, e.g. `http://localhost:8787`. */
+	baseUrl: string;
+	/** The admin token or an API key; sent as `Authorization: Bearer …`. */
+	token?: string;
+	fetch?: typeof globalThis.fetch;
+}
+
+/** A client for `paths` (the generated ones by default) that sends the bearer token on every call. */
+export function createR2cClient<P extends {} = paths>(options: ClientOptions): Client<P> {
+	const client = createClient<P>({ baseUrl: options.baseUrl, ...(options.fetch ? { fetch: options.fetch } : {}) });
+	const { token } = options;
+	if (token) {
+		client.use({
+			onRequest({ request }) {
+				request.headers.set("Authorization", `Bearer ${token}`);
+				return request;
+			},
+		});
+	}
+	return client;
+}
+
+/** An error answer of the API: `{"error": {code, message, details}}`, or a body that is not one. */
+export class ApiError extends Error {
+	override readonly name = "ApiError";
+	readonly status: number;
+	readonly code: string;
+	readonly details: unknown;
+	constructor(status: number, code: string, message: string, details: unknown = null) {
+		super(message);
+		this.status = status;
+		this.code = code;
+		this.details = details;
+	}
+}
+
+function isErrorBody(body: unknown): body is ErrorBody {
+	if (typeof body !== "object" || body === null || !("error" in body)) return false;
+	const { error } = body;
+	return typeof error === "object" && error !== null && "code" in error && "message" in error;
+}
+
+/** The error a failed response stands for (`body` as openapi-fetch parsed it: JSON, else text). */
+export function apiError(response: Response, body: unknown): ApiError {
+	if (isErrorBody(body)) return new ApiError(response.status, body.error.code, body.error.message, body.error.details);
+	const text = typeof body === "string" && body.length > 0 ? body.slice(0, 200) : response.statusText;
+	return new ApiError(response.status, `http_${response.status}`, text || `HTTP ${response.status}`);
+}
+
+type Result<D> = { data: D; error?: never; response: Response } | { data?: never; error: unknown; response: Response };
+
+/** The data of a successful call; throws `ApiError` for an error answer (or a missing body). */
+export async function ok<D>(call: Promise<Result<D>>): Promise<NonNullable<D>> {
+	const { data, error, response } = await call;
+	if (error !== undefined || !response.ok) throw apiError(response, error);
+	if (data === undefined || data === null) throw apiError(response, "The API answered without a body");
+	return data;
+}
+
+export interface UploadOptions {
+	/** Caption instruction or visual question (`X-Caption-Prompt`). */
+	prompt?: string;
+	maxTokens?: number;
+	callbackUrl?: string;
+}
+
+/**
+ * `PUT /v1/images/{key}`: the bytes go as they are (the API sniffs the type), the key as one
+ * percent-encoded path segment (`photos%2Fcat.jpg`). Answers the object version's job.
+ */
+export function uploadImage(client: R2cClient, key: string, bytes: Blob, options: UploadOptions = {}): Promise<Job> {
+	const header: NonNullable<paths["/v1/images/{key}"]["put"]["parameters"]["header"]> = {};
+	if (options.prompt !== undefined) header["X-Caption-Prompt"] = options.prompt;
+	if (options.maxTokens !== undefined) header["X-Caption-Max-Tokens"] = options.maxTokens;
+	if (options.callbackUrl !== undefined) header["X-Callback-Url"] = options.callbackUrl;
+	return ok(
+		client.PUT("/v1/images/{key}", {
+			params: { path: { key }, header },
+			body: bytes,
+			bodySerializer: (body) => body,
+			headers: { "Content-Type": "application/octet-stream" },
+		}),
+	);
+}
+
+/** Every job matching `query`, following `next_cursor` (at most `max` jobs). */
+export async function listAllJobs(
+	client: R2cClient,
+	query: Omit<NonNullable<paths["/v1/jobs"]["get"]["parameters"]["query"]>, "cursor" | "limit">,
+	max = Number.POSITIVE_INFINITY,
+): Promise<Job[]> {
+	const jobs: Job[] = [];
+	let cursor: string | undefined;
+	do {
+		const page = await ok(client.GET("/v1/jobs", { params: { query: { ...query, limit: 100, cursor } } }));
+		jobs.push(...page.data);
+		cursor = page.next_cursor ?? undefined;
+	} while (cursor !== undefined && jobs.length < max);
+	return jobs;
+}

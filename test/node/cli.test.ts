@@ -1,0 +1,249 @@
+/**
+ * The `r2c` command against the local stack (`npm run dev`, one server for this file): a folder
+ * captioned with `--wait` and its results file read back, a second run that resumes, a failed
+ * job's exit code, `--json` output, `webhooks listen` with verified and forwarded events, and the
+ * errors a user meets (401, 404, a server without batches).
+ */
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type IncomingHttpHeaders } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { parse } from "csv-parse/sync";
+import { Webhook } from "standardwebhooks";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createR2cClient, type Job, listAllJobs, type R2cClient, uploadImage } from "../../client/index.ts";
+import { root } from "../../scripts/lib/wrangler.ts";
+import { r2c, startR2c } from "./support/cli.ts";
+import { type DevStack, spawnDevStack, until } from "./support/dev-stack.ts";
+
+let stack: DevStack;
+let api: R2cClient;
+const work = mkdtempSync(path.join(tmpdir(), "r2c-cli-test-"));
+const sample = (name: string) => path.join(root, "samples", name);
+
+beforeAll(async () => {
+	stack = await spawnDevStack("cli");
+	await stack.ready();
+	api = createR2cClient({ baseUrl: stack.url, token: stack.token });
+}, 150_000);
+
+afterAll(() => {
+	stack?.dispose();
+	rmSync(work, { recursive: true, force: true });
+});
+
+const env = () => ({ R2C_API_URL: stack.url, R2C_TOKEN: stack.token });
+
+/** The keys of the uploads the server logged (wrangler prints every request). */
+const uploadsLogged = () =>
+	[...stack.output().matchAll(/PUT \/v1\/images\/(\S+) 202/g)].map((m) => decodeURIComponent(m[1] as string));
+
+describe("r2c upload", () => {
+	const album = path.join(work, "album");
+
+	it("captions a folder with --wait, skips the non-image with its reason, and writes results.jsonl", async () => {
+		mkdirSync(path.join(album, "sub"), { recursive: true });
+		copyFileSync(sample("shapes-on-white.png"), path.join(album, "shapes-on-white.png"));
+		copyFileSync(sample("striped-sailboat.jpg"), path.join(album, "striped-sailboat.jpg"));
+		copyFileSync(sample("night-sky.webp"), path.join(album, "sub", "night-sky.webp"));
+		// Named like an image, but its bytes are text: sniffed, not trusted by name.
+		writeFileSync(path.join(album, "notes.jpg"), "shopping list: film, batteries\n");
+		const out = path.join(work, "results.jsonl");
+
+		const run = await r2c(["upload", album, "--prefix", "album/", "--wait", "--out", out], env());
+
+		expect(run.code, run.stderr).toBe(0);
+		expect(run.stdout).toMatch(/skipped\s+\S*notes\.jpg\s+not an image/);
+		expect(run.stdout).toContain("3 uploaded, 1 skipped, 3 captioned, 0 failed");
+		const results = readFileSync(out, "utf8")
+			.trim()
+			.split("\n")
+			.map((line) => JSON.parse(line) as Job);
+		expect(results.map((j) => [j.key, j.status])).toEqual([
+			["album/shapes-on-white.png", "succeeded"],
+			["album/striped-sailboat.jpg", "succeeded"],
+			["album/sub/night-sky.webp", "succeeded"],
+		]);
+		for (const job of results) expect(job.caption).toMatch(/emulated/i);
+		expect(results[2]?.caption).toContain("WEBP");
+		// The API holds the same jobs, and none for the text file.
+		const stored = await listAllJobs(api, { prefix: "album/" });
+		expect(stored.map((j) => j.id).sort()).toEqual(results.map((j) => j.id).sort());
+	});
+
+	it("resumes: a second run uploads only the file whose bytes changed and reuses the other jobs", async () => {
+		const before = uploadsLogged();
+		expect(before.filter((k) => k.startsWith("album/"))).toHaveLength(3);
+		copyFileSync(sample("sunset-over-hills.jpg"), path.join(album, "shapes-on-white.png"));
+
+		const run = await r2c(["upload", album, "--prefix", "album/", "--json"], env());
+
+		expect(run.code, run.stderr).toBe(0);
+		const result = JSON.parse(run.stdout) as {
+			counts: Record<string, number>;
+			files: { key: string; action: string; job?: Job }[];
+		};
+		expect(result.counts).toMatchObject({ files: 4, images: 3, skipped: 1, uploaded: 1, resumed: 2 });
+		expect(Object.fromEntries(result.files.map((f) => [f.key, f.action]))).toEqual({
+			"album/notes.jpg": "skipped",
+			"album/shapes-on-white.png": "uploaded",
+			"album/striped-sailboat.jpg": "resumed",
+			"album/sub/night-sky.webp": "resumed",
+		});
+		// The server saw one more upload, the changed file's, and nothing else.
+		await until("the upload in the server log", 5_000, async () =>
+			uploadsLogged().length > before.length ? true : undefined,
+		);
+		expect(uploadsLogged().slice(before.length)).toEqual(["album/shapes-on-white.png"]);
+	});
+
+	it("exits 1 when a job fails (a truncated JPEG: invalid_image) and writes it to results.csv", async () => {
+		const dir = path.join(work, "mixed");
+		mkdirSync(dir);
+		copyFileSync(sample("shapes-on-white.png"), path.join(dir, "good.png"));
+		const jpeg = readFileSync(sample("sunset-over-hills.jpg"));
+		writeFileSync(path.join(dir, "cut-off.jpg"), jpeg.subarray(0, jpeg.length / 2));
+		const out = path.join(work, "results.csv");
+
+		// A question with a comma and quotes: moondream answers it (query task) and the emulated answer
+		// quotes it back, so the caption column needs CSV quoting.
+		const question = 'What is "in" it, briefly?';
+		const run = await r2c(["upload", dir, "--prefix", "mixed/", "--prompt", question, "--wait", "--out", out], env());
+
+		expect(run.code, run.stderr).toBe(1);
+		expect(run.stdout).toMatch(/failed\s+mixed\/cut-off\.jpg\s+invalid_image: /);
+		const rows = parse(readFileSync(out), { columns: true }) as Record<string, string>[];
+		expect(rows.map((r) => [r.key, r.status, r.error_code])).toEqual([
+			["mixed/cut-off.jpg", "failed", "invalid_image"],
+			["mixed/good.png", "succeeded", ""],
+		]);
+		// Captions hold commas and quotes: the CSV quoting survives the round trip.
+		expect(rows[1]?.caption).toBe(
+			`Emulated caption (@cf/moondream/moondream3.1-9B-A2B): a PNG image, 640×480 pixels. Prompt: "${question}".`,
+		);
+	});
+});
+
+describe("r2c jobs", () => {
+	it("--json prints the API's JSON: a page of jobs and one job", async () => {
+		const list = await r2c(["jobs", "list", "--prefix", "album/", "--limit", "2", "--json"], env());
+		expect(list.code, list.stderr).toBe(0);
+		const page = JSON.parse(list.stdout) as { data: Job[]; next_cursor: string | null };
+		expect(page.data).toHaveLength(2);
+		expect(page.next_cursor).toEqual(expect.any(String));
+
+		const newest = page.data[0] as Job;
+		const get = await r2c(["jobs", "get", newest.id, "--json"], env());
+		expect(get.code, get.stderr).toBe(0);
+		expect(JSON.parse(get.stdout)).toEqual(newest);
+
+		const text = await r2c(["jobs", "list", "--status", "failed"], env());
+		expect(text.stdout).toMatch(/job_\w+\s+failed\s+mixed\/cut-off\.jpg\s+invalid_image/);
+	});
+});
+
+describe("r2c webhooks listen", () => {
+	it("prints each verified event, forwards it, refuses a forged one, and unsubscribes on Ctrl-C", async () => {
+		const forwarded: { headers: IncomingHttpHeaders; body: string }[] = [];
+		const target = createServer((req, res) => {
+			let body = "";
+			req.on("data", (c: Buffer) => {
+				body += c;
+			});
+			req.on("end", () => {
+				forwarded.push({ headers: req.headers, body });
+				res.writeHead(200).end();
+			});
+		});
+		await new Promise<void>((resolve) => target.listen(0, "127.0.0.1", resolve));
+		const forwardTo = `http://127.0.0.1:${(target.address() as AddressInfo).port}/hooks`;
+		const listener = startR2c(["webhooks", "listen", "--prefix", "hooks/", "--forward-to", forwardTo, "--json"], env());
+		try {
+			const [, subscriptionId, receiver] = await until(
+				"the listener to subscribe",
+				20_000,
+				async () =>
+					/Ready: subscription (wh_\w+) .*? to (http:\/\/127\.0\.0\.1:\d+\/)/.exec(listener.stderr()) ?? undefined,
+				listener.stderr,
+			);
+
+			const forged = await fetch(receiver as string, {
+				method: "POST",
+				body: JSON.stringify({ type: "job.succeeded", timestamp: new Date().toISOString(), data: {} }),
+				headers: {
+					"webhook-id": "msg_forged",
+					"webhook-timestamp": String(Math.floor(Date.now() / 1000)),
+					"webhook-signature": "v1,bm90IGEgc2lnbmF0dXJl",
+				},
+			});
+			expect(forged.status).toBe(400);
+
+			const job = await uploadImage(api, "hooks/cat.png", new Blob([readFileSync(sample("shapes-on-white.png"))]));
+			const line = await until(
+				"the job's event",
+				60_000,
+				async () =>
+					listener
+						.stdout()
+						.split("\n")
+						.find((l) => l.includes(job.id)),
+				() => listener.stdout() + listener.stderr(),
+			);
+			const printed = JSON.parse(line) as { webhook_id: string; verified: boolean; forwarded: number; event: unknown };
+			expect(printed).toMatchObject({
+				verified: true,
+				forwarded: 200,
+				event: { type: "job.succeeded", data: { id: job.id, key: "hooks/cat.png", status: "succeeded" } },
+			});
+			expect(listener.stdout()).not.toContain("msg_forged");
+			expect(listener.stderr()).toContain("failed verification");
+			// Forwarded as it came: the app verifies it with the secret `listen` printed for it.
+			expect(forwarded).toHaveLength(1);
+			const [delivery] = forwarded as [(typeof forwarded)[number]];
+			expect(delivery.headers["webhook-id"]).toBe(printed.webhook_id);
+			const secret = /Signing secret for \S+: (whsec_\S+)/.exec(listener.stderr())?.[1] ?? "";
+			const headers = Object.fromEntries(
+				["webhook-id", "webhook-timestamp", "webhook-signature"].map((h) => [h, String(delivery.headers[h])]),
+			);
+			expect(new Webhook(secret).verify(delivery.body, headers)).toEqual(printed.event);
+
+			listener.child.kill("SIGINT");
+			expect(await listener.exited).toBe(0);
+			expect(listener.stderr()).toContain(`removed subscription ${subscriptionId}`);
+			const gone = await api.GET("/v1/webhooks/{id}", { params: { path: { id: subscriptionId as string } } });
+			expect(gone.response.status).toBe(404);
+		} finally {
+			listener.child.kill("SIGKILL");
+			target.close();
+		}
+	}, 90_000);
+});
+
+describe("r2c errors", () => {
+	it("says what is wrong for a refused token (401), a missing job (404) and a server without batches", async () => {
+		const refused = await r2c(["jobs", "list"], { ...env(), R2C_TOKEN: "not-a-token" });
+		expect(refused.code).toBe(1);
+		expect(refused.stderr).toMatch(/^r2c: the API refused the token \(401 unauthorized: .*\)\. Set R2C_TOKEN/);
+
+		const missing = await r2c(["jobs", "get", "job_does_not_exist"], env());
+		expect(missing.code).toBe(1);
+		expect(missing.stderr).toMatch(/^r2c: not found \(404 not_found: Job job_does_not_exist not found\)/);
+
+		for (const args of [
+			["batch", "create", "--prefix", "album/"],
+			["batch", "list"],
+			["batch", "get", "bat_x"],
+			["batch", "cancel", "bat_x"],
+			["export", "bat_x", "--format", "csv"],
+		]) {
+			const run = await r2c(args, env());
+			expect(run.code, args.join(" ")).toBe(1);
+			expect(run.stderr, args.join(" ")).toContain("r2c: this server does not support batches (404)");
+		}
+
+		const json = await r2c(["jobs", "get", "job_does_not_exist", "--json"], env());
+		expect(json.code).toBe(1);
+		expect(JSON.parse(json.stderr)).toMatchObject({ error: { code: "not_found", status: 404 } });
+	});
+});

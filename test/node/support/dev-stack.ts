@@ -1,0 +1,117 @@
+/**
+ * `npm run dev` for the Node tests, as a user starts it: every Worker in one `wrangler dev`, on a
+ * free port, with a temporary state directory and a dev registry of its own, so a developer's
+ * running server, its local data and other test files' servers are left alone. One per test file.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { adminToken } from "../../../scripts/lib/dev-vars.ts";
+import { root } from "../../../scripts/lib/wrangler.ts";
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function freePort(): Promise<number> {
+	return new Promise((resolve, reject) => {
+		const probe = createServer();
+		probe.once("error", reject);
+		probe.listen(0, () => {
+			const address = probe.address();
+			const p = typeof address === "object" && address ? address.port : 0;
+			probe.close(() => resolve(p));
+		});
+	});
+}
+
+export const portIsFree = (p: number) =>
+	new Promise<boolean>((resolve) => {
+		const probe = createServer();
+		probe.once("error", () => resolve(false));
+		probe.listen(p, () => probe.close(() => resolve(true)));
+	});
+
+/** Whether any process of the group led by `pid` (npm, the launcher, wrangler, workerd) lives. */
+export function groupAlive(pid: number): boolean {
+	try {
+		process.kill(-pid, 0);
+		return true;
+	} catch {
+		return false;
+	}
+}
+
+/** Polls `probe` until it gives a value (errors count as not yet); throws with `context()` on timeout. */
+export async function until<T>(
+	what: string,
+	deadlineMs: number,
+	probe: () => Promise<T | undefined>,
+	context: () => string = () => "",
+): Promise<T> {
+	const deadline = Date.now() + deadlineMs;
+	while (Date.now() < deadline) {
+		const value = await probe().catch(() => undefined);
+		if (value !== undefined) return value;
+		await sleep(250);
+	}
+	throw new Error(`timed out waiting for ${what}\n${context()}`);
+}
+
+export interface DevStack {
+	url: string;
+	/** The admin token the server accepts (ADMIN_TOKEN of .dev.vars). */
+	token: string;
+	port: number;
+	server: ChildProcess;
+	exited: Promise<number | null>;
+	/** Everything `npm run dev` printed so far (wrangler logs every request). */
+	output(): string;
+	/** Waits until `/healthz` answers. */
+	ready(deadlineMs?: number): Promise<void>;
+	/** Kills whatever is left of the process group and removes the state directory. */
+	dispose(): void;
+}
+
+/** Starts `npm run dev` in its own process group (as a terminal's foreground job) and returns at once. */
+export async function spawnDevStack(name: string): Promise<DevStack> {
+	const persistTo = mkdtempSync(path.join(tmpdir(), `r2-captions-${name}-`));
+	const port = await freePort();
+	const server = spawn("npm", ["run", "dev", "--", "--port", String(port), "--persist-to", persistTo], {
+		cwd: root,
+		detached: true,
+		stdio: ["ignore", "pipe", "pipe"],
+		// A registry of its own: wrangler's shared dev registry routes queue messages that have no
+		// consumer in one `wrangler dev` session to another session's consumer.
+		env: { ...process.env, NO_COLOR: "1", WRANGLER_REGISTRY_PATH: path.join(persistTo, "registry") },
+	});
+	let output = "";
+	server.stdout?.on("data", (c: Buffer) => {
+		output += c;
+	});
+	server.stderr?.on("data", (c: Buffer) => {
+		output += c;
+	});
+	const exited = new Promise<number | null>((resolve) => server.on("exit", (code) => resolve(code)));
+	const url = `http://localhost:${port}`;
+	return {
+		url,
+		token: adminToken(),
+		port,
+		server,
+		exited,
+		output: () => output,
+		async ready(deadlineMs = 120_000) {
+			await until(
+				"GET /healthz",
+				deadlineMs,
+				async () => ((await fetch(`${url}/healthz`)).ok ? true : undefined),
+				() => `--- npm run dev output ---\n${output.slice(-4000)}`,
+			);
+		},
+		dispose() {
+			if (server.pid && groupAlive(server.pid)) process.kill(-server.pid, "SIGKILL");
+			rmSync(persistTo, { recursive: true, force: true });
+		},
+	};
+}
