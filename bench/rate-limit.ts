@@ -10,7 +10,7 @@
 import { readFile } from "node:fs/promises";
 import { stripVTControlCharacters } from "node:util";
 import type { Job } from "../client/index.ts";
-import { logLineCount, runPipeline } from "./pipeline.ts";
+import { api, logLineCount, runPipeline } from "./pipeline.ts";
 import { type StackOptions, startStack } from "./stack.ts";
 import { round } from "./stats.ts";
 import type { WorkloadImage } from "./workload.ts";
@@ -146,8 +146,8 @@ export async function runRateLimit(options: {
 		const sustained = sustainedRate(jobs);
 		let retired: RateLimitResult["retired"] = null;
 		if (options.retired) {
-			const res = await fetch(`${stack.url}/v1/models`, { headers: { authorization: `Bearer ${stack.token}` } });
-			const models = res.ok ? ((await res.json()) as { data: { id: string; calls_1h: number }[] }).data : [];
+			const { data } = await api(stack).GET("/v1/models");
+			const models = data?.data ?? [];
 			retired = {
 				model: options.retired,
 				callsLogged: failed.filter((c) => c.model === options.retired).length,

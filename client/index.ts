@@ -16,6 +16,8 @@ export type Job = Schemas["Job"];
 export type JobStatus = Schemas["JobStatus"];
 export type JobList = Schemas["JobList"];
 export type Stats = Schemas["Stats"];
+/** A model of the chain with its health (`GET /v1/models`). */
+export type Model = Schemas["Model"];
 export type WebhookEventType = Schemas["WebhookEventType"];
 /** The body of every webhook delivery. */
 export type WebhookPayload = Schemas["WebhookPayload"];
