@@ -48,7 +48,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * Download an image, or a small preview of it
+         * @description The object as stored (`Content-Type` from its metadata when it is an image type, otherwise `application/octet-stream` as an attachment), or with `width` a WebP preview made by the Images binding. Send the key percent-encoded in one segment, as for the upload. Answers carry an `ETag`; send it back in `If-None-Match` to get a `304`.
+         */
+        get: operations["getImage"];
         /**
          * Upload an image
          * @description Send the key as one percent-encoded path segment: `PUT /v1/images/photos%2Fcat.jpg` stores `photos/cat.jpg` (generated clients encode it so); unencoded slashes are accepted too. The body is the image (JPEG, PNG, WebP, GIF or BMP, recognised from its bytes).
@@ -596,6 +600,81 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    getImage: {
+        parameters: {
+            query?: {
+                /** @description Answer a WebP preview at most this many pixels wide (never wider than the original). */
+                width?: number;
+            };
+            header?: {
+                /** @description The `ETag` of a copy the client holds. */
+                "If-None-Match"?: string;
+            };
+            path: {
+                /** @description The object key; a `/` in it is sent as `%2F`. */
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The image (or the preview) */
+            200: {
+                headers: {
+                    /** @description Changes when the object or the width does. */
+                    ETag: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/*": Blob;
+                    "application/octet-stream": Blob;
+                };
+            };
+            /** @description The client's copy (`If-None-Match`) is current */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid parameters; `details` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or outside the key's prefix) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not a supported image */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };

@@ -14,6 +14,7 @@ import type { AppEnv } from "./app-env";
 import { authenticate } from "./auth/authenticate";
 import { allowedMethodsIndex } from "./method-not-allowed";
 import { BEARER, json } from "./responses";
+import { imageReadRoutes } from "./routes/image-read";
 import { imageRoutes } from "./routes/images";
 import { jobRoutes } from "./routes/jobs";
 import { keyRoutes } from "./routes/keys";
@@ -107,6 +108,7 @@ app.route("/", publicRoutes);
 // Everything under /v1 needs a token; registered before the routes so it runs first.
 app.use("/v1/*", authenticate);
 app.route("/", imageRoutes);
+app.route("/", imageReadRoutes);
 app.route("/", jobRoutes);
 app.route("/", statsRoutes);
 app.route("/", modelRoutes);
