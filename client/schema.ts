@@ -103,6 +103,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/jobs/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A job's webhook deliveries and their attempts
+         * @description Empty until the job is finished (its event is made when it reaches a terminal state).
+         */
+        get: operations["listJobDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/stats": {
         parameters: {
             query?: never;
@@ -370,6 +390,43 @@ export interface components {
             /** Format: uri */
             callback_url?: string;
         };
+        JobWebhookDeliveryList: {
+            /** @description Oldest first: one per target of the job's event. */
+            data: components["schemas"]["JobWebhookDelivery"][];
+            /** @description Always null: a job's deliveries come in a single page. */
+            next_cursor: null;
+        };
+        JobWebhookDelivery: {
+            /**
+             * @description The `webhook-id` header of every attempt.
+             * @example msg_01JD2X6B8J3W4Q5R
+             */
+            id: string;
+            event_id: string;
+            event_type: components["schemas"]["WebhookEventType"];
+            job_id: string;
+            url: string;
+            /** @enum {string} */
+            status: "pending" | "succeeded" | "failed";
+            attempts: number;
+            last_status_code: number | null;
+            last_error: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            completed_at: string | null;
+            attempt_log: components["schemas"]["WebhookAttempt"][];
+            /** @description The subscription it went to; null for the job's own callback URL. */
+            subscription_id: string | null;
+        };
+        WebhookAttempt: {
+            attempt: number;
+            /** Format: date-time */
+            started_at: string;
+            status_code: number | null;
+            duration_ms: number;
+            error: string | null;
+        };
         Stats: {
             /** @description Object-key prefix the figures are limited to. */
             prefix: string | null;
@@ -544,14 +601,6 @@ export interface components {
             /** Format: date-time */
             completed_at: string | null;
             attempt_log: components["schemas"]["WebhookAttempt"][];
-        };
-        WebhookAttempt: {
-            attempt: number;
-            /** Format: date-time */
-            started_at: string;
-            status_code: number | null;
-            duration_ms: number;
-            error: string | null;
         };
     };
     responses: never;
@@ -900,6 +949,46 @@ export interface operations {
             };
             /** @description Body is not a supported image */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listJobDeliveries: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The job's deliveries */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobWebhookDeliveryList"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or outside the key's prefix) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
