@@ -163,6 +163,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/stats/series": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Throughput and inference percentiles over time
+         * @description The window cut into equal buckets (`15m`: 30 s, `1h`: 1 min, `24h`: 15 min), each with the jobs that finished in it and their inference-time p50/p95/p99. Limited to a scoped key's prefix.
+         */
+        get: operations["getStatsSeries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/keys": {
         parameters: {
             query?: never;
@@ -492,6 +512,33 @@ export interface components {
          * @enum {string}
          */
         ModelHealthStatus: "ok" | "gone" | "circuit_open";
+        StatsSeries: {
+            /** @description Object-key prefix the figures are limited to. */
+            prefix: string | null;
+            /** @enum {string} */
+            window: "15m" | "1h" | "24h";
+            bucket_seconds: number;
+            /** Format: date-time */
+            generated_at: string;
+            /** @description Oldest first; the last bucket is the current one. */
+            points: components["schemas"]["StatsPoint"][];
+        };
+        StatsPoint: {
+            succeeded: number;
+            failed: number;
+            inference_ms: {
+                p50: number | null;
+                p95: number | null;
+                p99: number | null;
+            };
+            /**
+             * Format: date-time
+             * @description Start of the bucket; it lasts `bucket_seconds`.
+             */
+            start: string;
+            /** @description Jobs that reached a terminal state in the bucket. */
+            completed: number;
+        };
         CreatedApiKey: {
             /** @example key_01JD2X6B8J3W4Q5R6S7T8V9W0X */
             id: string;
@@ -1043,6 +1090,46 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ModelList"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getStatsSeries: {
+        parameters: {
+            query?: {
+                window?: "15m" | "1h" | "24h";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The series */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StatsSeries"];
+                };
+            };
+            /** @description Invalid parameters; `details` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description Missing, wrong or revoked bearer token */

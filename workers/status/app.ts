@@ -22,6 +22,7 @@ import { keyRoutes } from "./routes/keys";
 import { modelRoutes } from "./routes/models";
 import { publicRoutes } from "./routes/public";
 import { statsRoutes } from "./routes/stats";
+import { statsSeriesRoutes } from "./routes/stats-series";
 import { webhookRoutes } from "./routes/webhooks";
 import { validationHook } from "./validation";
 
@@ -114,6 +115,7 @@ app.route("/", jobRoutes);
 app.route("/", jobDeliveryRoutes);
 app.route("/", statsRoutes);
 app.route("/", modelRoutes);
+app.route("/", statsSeriesRoutes);
 app.route("/", keyRoutes);
 app.route("/", webhookRoutes);
 
