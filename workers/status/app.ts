@@ -14,6 +14,7 @@ import type { AppEnv } from "./app-env";
 import { authenticate } from "./auth/authenticate";
 import { allowedMethodsIndex } from "./method-not-allowed";
 import { BEARER, json } from "./responses";
+import { dashboardRoutes } from "./routes/dashboard";
 import { imageReadRoutes } from "./routes/image-read";
 import { imageRoutes } from "./routes/images";
 import { jobDeliveryRoutes } from "./routes/job-deliveries";
@@ -106,6 +107,7 @@ app.openapi(openApiRoute, (c) => {
 	return c.json({ ...cachedDocument, servers }, 200);
 });
 app.route("/", publicRoutes);
+app.route("/", dashboardRoutes);
 
 // Everything under /v1 needs a token; registered before the routes so it runs first.
 app.use("/v1/*", authenticate);
