@@ -44,7 +44,7 @@ export function redeliverButton(ctx, subscriptionId, delivery, refresh) {
 			type: "button",
 			class: "secondary small",
 			disabled: delivery.status === "pending",
-			"aria-label": `Redeliver ${delivery.event_type} of ${delivery.job_id}`,
+			"aria-label": `Redeliver ${delivery.event_type} ${delivery.id}`,
 		},
 		delivery.status === "pending" ? "Sending…" : "Redeliver",
 	);
@@ -155,9 +155,16 @@ export function deliveryTable(ctx, options) {
 	/** @param {WebhookDelivery & { subscription_id?: string | null }} d */
 	function row(d) {
 		const sub = subscriptionOf(d);
+		// A batch event (issue 11) has a batch and no job.
+		const batchId = /** @type {{ batch_id?: string | null }} */ (d).batch_id;
+		const subject = d.job_id
+			? h("a", { href: `#/jobs/${d.job_id}` }, d.job_id)
+			: batchId
+				? h("a", { href: `#/jobs?batch=${encodeURIComponent(batchId)}` }, batchId)
+				: "–";
 		const first =
 			options.context === "job"
-				? h("a", { href: `#/jobs/${d.job_id}` }, d.job_id)
+				? subject
 				: sub
 					? h("a", { href: `#/webhooks/${sub}` }, d.url)
 					: [h("span", { class: "tag" }, "callback"), " ", d.url];
