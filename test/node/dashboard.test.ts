@@ -6,9 +6,11 @@
  * prefix. Set-up and checks go through the typed client (client/); every page is saved as a
  * screenshot in test-results/screenshots/.
  */
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Page } from "puppeteer-core";
 import { Webhook } from "standardwebhooks";
@@ -17,7 +19,7 @@ import type { BatchPaths } from "../../cli/batches-contract.ts";
 import { createR2cClient, type Job, listAllJobs, ok, type R2cClient, uploadImage } from "../../client/index.ts";
 import { root } from "../../scripts/lib/wrangler.ts";
 import { collectErrors, launchBrowser, screenshot, type TestBrowser } from "./support/browser.ts";
-import { type DevStack, spawnDevStack } from "./support/dev-stack.ts";
+import { type DevStack, spawnDevStack, until } from "./support/dev-stack.ts";
 
 const sample = (name: string) => path.join(root, "samples", name);
 const run = Date.now().toString(36);
@@ -100,10 +102,14 @@ async function signIn(token: string): Promise<void> {
 	await page.click("#sign-in-form button[type=submit]");
 }
 
-/** Goes to a section through its link in the navigation (no reload). */
+/** Goes to a section through its link in the navigation (no reload), once its view is drawn. */
 async function open(section: string): Promise<void> {
 	await page.click(`#nav a[href="#/${section}"]`);
-	await page.waitForSelector("#view-title");
+	await page.waitForFunction(
+		(href) => document.querySelector('#nav a[aria-current="page"]')?.getAttribute("href") === href,
+		{},
+		`#/${section}`,
+	);
 }
 
 describe("the dashboard", () => {
@@ -286,7 +292,7 @@ describe("the dashboard", () => {
 		await screenshot(page, "dashboard-07-stats");
 	});
 
-	it("creates a prefix batch and follows its progress to 100 %", async () => {
+	it("creates a prefix batch, follows its progress to 100 % and downloads its exports", async () => {
 		const batches = createR2cClient<BatchPaths>({ baseUrl: stack.url, token: stack.token });
 		await open("batches");
 		await page.waitForSelector("#batch-prefix");
@@ -311,6 +317,30 @@ describe("the dashboard", () => {
 		expect(batch.counts.succeeded + batch.counts.skipped).toBe(3);
 		expect(await page.$eval("tr[data-batch-id] progress", (p) => (p as HTMLProgressElement).value)).toBe(100);
 		await screenshot(page, "dashboard-08-batches");
+
+		// The exports download with the token, under the names the API gives them.
+		const downloads = mkdtempSync(path.join(tmpdir(), "r2-captions-downloads-"));
+		const cdp = await page.createCDPSession();
+		await cdp.send("Browser.setDownloadBehavior", { behavior: "allow", downloadPath: downloads });
+		const downloaded = async (file: string) =>
+			until(`the download ${file}`, 15_000, async () =>
+				existsSync(path.join(downloads, file)) ? readFile(path.join(downloads, file), "utf8") : undefined,
+			);
+		await page.click(`button[aria-label="Download CSV of ${id}"]`);
+		const csv = (await downloaded(`${id}.csv`)).trim().split("\r\n");
+		expect(csv[0]).toBe("key,status,caption,error_code,error_message,model,prompt,completed_at");
+		expect(csv).toHaveLength(4);
+		await page.click(`button[aria-label="Download HF metadata of ${id}"]`);
+		const metadata = (await downloaded("metadata.jsonl"))
+			.trim()
+			.split("\n")
+			.map((line) => JSON.parse(line) as { file_name: string; text: string });
+		expect(metadata.map((m) => m.file_name).sort()).toEqual([
+			"night-sky.webp",
+			"shapes-on-white.png",
+			"striped-sailboat.jpg",
+		]);
+		rmSync(downloads, { recursive: true, force: true });
 	});
 
 	it("signed in with a key scoped to a prefix, shows only the jobs under it", async () => {
