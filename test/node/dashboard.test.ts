@@ -186,6 +186,33 @@ describe("the dashboard", () => {
 		expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
 	});
 
+	it("uploads an image dropped on the drop zone", async () => {
+		// Outside the prefix the later steps count.
+		const dropPrefix = `dashboard-${run}-dropped/`;
+		await page.$eval("#upload-prefix", (input) => {
+			(input as HTMLInputElement).value = "";
+		});
+		await page.type("#upload-prefix", dropPrefix);
+		const bytes = (await readFile(sample("sunset-over-hills.jpg"))).toString("base64");
+		await page.evaluate((base64) => {
+			const data = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+			const transfer = new DataTransfer();
+			transfer.items.add(new File([data], "dropped.jpg", { type: "image/jpeg" }));
+			const zone = document.getElementById("drop-zone");
+			for (const type of ["dragenter", "dragover", "drop"]) {
+				zone?.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+			}
+		}, bytes);
+		await page.waitForFunction(
+			(key) => document.querySelector(`li.upload[data-key="${key}"]`)?.getAttribute("data-job-status") === "succeeded",
+			{ timeout: 60_000, polling: 250 },
+			`${dropPrefix}dropped.jpg`,
+		);
+		const [job] = await listAllJobs(api, { prefix: dropPrefix });
+		expect(job).toMatchObject({ key: `${dropPrefix}dropped.jpg`, status: "succeeded" });
+		expect(job?.caption).toContain("JPEG image, 640×480 pixels");
+	});
+
 	it("lists jobs newest first with thumbnails, and a new job appears and finishes without a reload", async () => {
 		await open("jobs");
 		await page.waitForSelector(`tr[data-job-id] img[src^="blob:"]`);
@@ -229,6 +256,12 @@ describe("the dashboard", () => {
 		await page.click(".filters button[type=submit]");
 		await page.waitForFunction(() => location.hash === "#/jobs?status=failed");
 		await waitInPage("the empty filtered list", () => document.querySelector(".empty:not([hidden])") !== null);
+		// …and the prefix filter to the keys under it.
+		await page.select("#filter-status", "");
+		await page.type("#filter-prefix", `${prefix}night`);
+		await page.click(".filters button[type=submit]");
+		await page.waitForFunction(() => document.querySelectorAll("tr[data-job-id]").length === 1);
+		expect(await textOf("tr[data-job-id] [data-field=key]")).toBe(key);
 		await open("jobs");
 		await page.waitForSelector("tr[data-job-id]");
 		await screenshot(page, "dashboard-04-jobs");
