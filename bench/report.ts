@@ -6,6 +6,7 @@ import { execFileSync } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import type { DashboardResult } from "./dashboard.ts";
 import type { MemoryResult } from "./memory.ts";
 import type { PipelineResult } from "./pipeline.ts";
 import type { RateLimitResult } from "./rate-limit.ts";
@@ -25,6 +26,7 @@ export interface Report {
 	statusApi: { sizes: SizeResult[]; plans: Record<string, string> } | null;
 	memory: MemoryResult[];
 	rateLimit: RateLimitResult[];
+	dashboard: DashboardResult | null;
 	notes: string[];
 }
 
@@ -181,6 +183,20 @@ function rateTable(results: RateLimitResult[]): string[] {
 	return lines;
 }
 
+function dashboardTable(d: DashboardResult): string[] {
+	const row = (label: string, r: DashboardResult["cold"]) =>
+		`| ${label} | ${r.signInPaintMs} | ${r.jobsRowsMs} | ${r.jobsThumbnailsMs} |`;
+	return [
+		`${d.runs} runs, ${d.jobs} jobs on the page; ms from the start of navigation (cold: a fresh browser context).`,
+		"",
+		"| | sign-in form painted | jobs listed | thumbnails shown |",
+		"| --- | --- | --- | --- |",
+		row("cold (median)", d.cold),
+		row("cold (worst)", d.coldMax),
+		row("warm (median)", d.warm),
+	];
+}
+
 export function renderMarkdown(report: Report): string {
 	const out: string[] = [];
 	if (report.pipeline.length)
@@ -192,6 +208,7 @@ export function renderMarkdown(report: Report): string {
 		out.push("#### Memory while captioning large images", "", ...memoryTable(report.memory), "");
 	if (report.rateLimit.length)
 		out.push("#### Rate limits per task type (emulated)", "", ...rateTable(report.rateLimit), "");
+	if (report.dashboard) out.push("#### Dashboard: first render", "", ...dashboardTable(report.dashboard), "");
 	return out.join("\n");
 }
 

@@ -7,13 +7,14 @@
  *   npm run bench                      N = 1000 (about 12 minutes on 2 cores)
  *   npm run bench -- --n 200           a smaller N
  *   npm run bench:quick                N = 60, small tables, short loads (a couple of minutes)
- *   npm run bench -- --only pipeline,status,memory,rate
+ *   npm run bench -- --only pipeline,status,memory,rate,dashboard
  *   npm run bench -- --only rate        the rate-limit scenarios alone (about 7 minutes; --rate-scale 2 halves the minute)
  */
 import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { runDashboard } from "./dashboard.ts";
 import { runMemory } from "./memory.ts";
 import { runPipeline } from "./pipeline.ts";
 import { runRateLimit } from "./rate-limit.ts";
@@ -57,7 +58,10 @@ const options = {
 	// Real time by default: on a loaded 2-core machine a shortened minute measures the machine's
 	// throughput more than the pacing.
 	rateScale: num(args["rate-scale"], 1),
-	sections: new Set((args.only ?? "pipeline,status,memory,rate").split(",")),
+	// The dashboard's first render (issue 13): a page of jobs, opened in a fresh browser context each run.
+	dashboardJobs: 25,
+	dashboardRuns: quick ? 3 : 7,
+	sections: new Set((args.only ?? "pipeline,status,memory,rate,dashboard").split(",")),
 };
 
 const workDir = path.join(ROOT, "bench", "results", "work");
@@ -73,6 +77,7 @@ const report: Report = {
 	statusApi: null,
 	memory: [],
 	rateLimit: [],
+	dashboard: null,
 	notes: [
 		"Local stack: wrangler dev (Miniflare) runs one queue batch at a time per consumer (max_concurrency is not emulated), so local throughput at 1 s model latency is bounded near max_batch_size per second.",
 		"Pipeline and memory runs use MODEL_RATE_LIMITS=off (no pacing) and an emulator without rate limits; the rate-limit scenarios measure pacing separately.",
@@ -183,6 +188,20 @@ async function main() {
 				`  ${(result.fractionOfLimit * 100).toFixed(1)} % of the ${result.task} limit, ${result.failed} failed, ${result.rateLimitedCalls} × 3021${retired}`,
 			);
 			report.rateLimit.push(result);
+		}
+	}
+
+	if (options.sections.has("dashboard")) {
+		log(`dashboard: first render with ${options.dashboardJobs} jobs, ${options.dashboardRuns} runs`);
+		const stack = await startStack({ consumer: "real", bundles, workDir: path.join(workDir, "dashboard") });
+		try {
+			report.dashboard = await runDashboard(stack, await pipelineImages(), {
+				jobs: options.dashboardJobs,
+				runs: options.dashboardRuns,
+				log,
+			});
+		} finally {
+			await stack.stop();
 		}
 	}
 

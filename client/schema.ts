@@ -41,6 +41,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The dashboard (HTML)
+         * @description A page that signs in with a token (kept in the tab's sessionStorage) and shows jobs, uploads, batches, webhooks and statistics through this API. Served with a strict Content-Security-Policy.
+         */
+        get: operations["getDashboard"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/images/{key}": {
         parameters: {
             query?: never;
@@ -48,7 +68,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * Download an image, or a small preview of it
+         * @description The object as stored (`Content-Type` from its metadata when it is an image type, otherwise `application/octet-stream` as an attachment), or with `width` a WebP preview made by the Images binding. Send the key percent-encoded in one segment, as for the upload. Answers carry an `ETag`; send it back in `If-None-Match` to get a `304`.
+         */
+        get: operations["getImage"];
         /**
          * Upload an image
          * @description Send the key as one percent-encoded path segment: `PUT /v1/images/photos%2Fcat.jpg` stores `photos/cat.jpg` (generated clients encode it so); unencoded slashes are accepted too. The body is the image (JPEG, PNG, WebP, GIF or BMP, recognised from its bytes).
@@ -99,6 +123,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/jobs/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A job's webhook deliveries and their attempts
+         * @description Empty until the job is finished (its event is made when it reaches a terminal state).
+         */
+        get: operations["listJobDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/stats": {
         parameters: {
             query?: never;
@@ -131,6 +175,26 @@ export interface paths {
          * @description The models of MODEL_CHAIN in the order they are tried, each with its status as every consumer sees it (ok, gone, circuit_open), since when, and its calls, failures and median latency over the last hour.
          */
         get: operations["listModels"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/stats/series": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Throughput and inference percentiles over time
+         * @description The window cut into equal buckets (`15m`: 30 s, `1h`: 1 min, `24h`: 15 min), each with the jobs that finished in it and their inference-time p50/p95/p99. Limited to a scoped key's prefix.
+         */
+        get: operations["getStatsSeries"];
         put?: never;
         post?: never;
         delete?: never;
@@ -366,6 +430,43 @@ export interface components {
             /** Format: uri */
             callback_url?: string;
         };
+        JobWebhookDeliveryList: {
+            /** @description Oldest first: one per target of the job's event. */
+            data: components["schemas"]["JobWebhookDelivery"][];
+            /** @description Always null: a job's deliveries come in a single page. */
+            next_cursor: null;
+        };
+        JobWebhookDelivery: {
+            /**
+             * @description The `webhook-id` header of every attempt.
+             * @example msg_01JD2X6B8J3W4Q5R
+             */
+            id: string;
+            event_id: string;
+            event_type: components["schemas"]["WebhookEventType"];
+            job_id: string;
+            url: string;
+            /** @enum {string} */
+            status: "pending" | "succeeded" | "failed";
+            attempts: number;
+            last_status_code: number | null;
+            last_error: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            completed_at: string | null;
+            attempt_log: components["schemas"]["WebhookAttempt"][];
+            /** @description The subscription it went to; null for the job's own callback URL. */
+            subscription_id: string | null;
+        };
+        WebhookAttempt: {
+            attempt: number;
+            /** Format: date-time */
+            started_at: string;
+            status_code: number | null;
+            duration_ms: number;
+            error: string | null;
+        };
         Stats: {
             /** @description Object-key prefix the figures are limited to. */
             prefix: string | null;
@@ -431,6 +532,33 @@ export interface components {
          * @enum {string}
          */
         ModelHealthStatus: "ok" | "gone" | "circuit_open";
+        StatsSeries: {
+            /** @description Object-key prefix the figures are limited to. */
+            prefix: string | null;
+            /** @enum {string} */
+            window: "15m" | "1h" | "24h";
+            bucket_seconds: number;
+            /** Format: date-time */
+            generated_at: string;
+            /** @description Oldest first; the last bucket is the current one. */
+            points: components["schemas"]["StatsPoint"][];
+        };
+        StatsPoint: {
+            succeeded: number;
+            failed: number;
+            inference_ms: {
+                p50: number | null;
+                p95: number | null;
+                p99: number | null;
+            };
+            /**
+             * Format: date-time
+             * @description Start of the bucket; it lasts `bucket_seconds`.
+             */
+            start: string;
+            /** @description Jobs that reached a terminal state in the bucket. */
+            completed: number;
+        };
         CreatedApiKey: {
             /** @example key_01JD2X6B8J3W4Q5R6S7T8V9W0X */
             id: string;
@@ -541,14 +669,6 @@ export interface components {
             completed_at: string | null;
             attempt_log: components["schemas"]["WebhookAttempt"][];
         };
-        WebhookAttempt: {
-            attempt: number;
-            /** Format: date-time */
-            started_at: string;
-            status_code: number | null;
-            duration_ms: number;
-            error: string | null;
-        };
     };
     responses: never;
     parameters: never;
@@ -596,6 +716,101 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    getDashboard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+        };
+    };
+    getImage: {
+        parameters: {
+            query?: {
+                /** @description Answer a WebP preview at most this many pixels wide (never wider than the original). */
+                width?: number;
+            };
+            header?: {
+                /** @description The `ETag` of a copy the client holds. */
+                "If-None-Match"?: string;
+            };
+            path: {
+                /** @description The object key; a `/` in it is sent as `%2F`. */
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The image (or the preview) */
+            200: {
+                headers: {
+                    /** @description Changes when the object or the width does. */
+                    ETag: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/*": Blob;
+                    "application/octet-stream": Blob;
+                };
+            };
+            /** @description The client's copy (`If-None-Match`) is current */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid parameters; `details` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or outside the key's prefix) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not a supported image */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -830,6 +1045,46 @@ export interface operations {
             };
         };
     };
+    listJobDeliveries: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The job's deliveries */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobWebhookDeliveryList"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or outside the key's prefix) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     getStats: {
         parameters: {
             query?: never;
@@ -875,6 +1130,46 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ModelList"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getStatsSeries: {
+        parameters: {
+            query?: {
+                window?: "15m" | "1h" | "24h";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The series */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StatsSeries"];
+                };
+            };
+            /** @description Invalid parameters; `details` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description Missing, wrong or revoked bearer token */

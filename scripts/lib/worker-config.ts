@@ -26,6 +26,7 @@ export const WorkerConfig = z.object({
 	secrets: z.object({ required: z.array(z.string()).optional() }).optional(),
 	ai: z.object({ binding: z.string(), remote: z.boolean().optional() }).optional(),
 	images: z.object({ binding: z.string() }).optional(),
+	assets: z.object({ directory: z.string() }).optional(),
 	r2_buckets: z.array(z.object({ binding: z.string(), bucket_name: z.string().optional() })),
 	d1_databases: z.array(
 		z.object({

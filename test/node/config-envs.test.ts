@@ -42,7 +42,7 @@ function leaves(value: unknown, at: string, out: Leaves = {}): Leaves {
 function resolved(file: string): Leaves {
 	const config = readResolvedConfig(file);
 	const out = leaves({ ...config, configPath: undefined, userConfigPath: undefined }, "");
-	for (const key of Object.keys(out).filter((k) => k.endsWith(".migrations_dir"))) {
+	for (const key of Object.keys(out).filter((k) => k.endsWith(".migrations_dir") || k === "assets.directory")) {
 		out[key] = path.relative(root, path.resolve(path.dirname(path.resolve(root, file)), String(out[key])));
 	}
 	return out;
@@ -179,8 +179,8 @@ describe("the test pool's config (every Worker in test/harness.ts)", () => {
 			[`queues.consumers[${queue}].max_retries`]: retries,
 		});
 	}
-	/** Deploy-only settings the pool leaves out (crons do not fire there; tests call `scheduled`). */
-	const omitted = /^(secrets|triggers|observability|ai)\./;
+	/** Deploy-only settings the pool leaves out (crons do not fire there, tests call `scheduled`; its fetch serves no assets). */
+	const omitted = /^(secrets|triggers|observability|ai|assets)\./;
 
 	it("has every var and binding of every Worker's local config, changed only by the test overrides", () => {
 		const expected: Leaves = {};

@@ -1,13 +1,15 @@
 /**
- * The `r2c` command, the typed client and their generator must install the same way on macOS,
- * Windows and Linux: their packages, and everything those pull in, are plain JavaScript with no
- * per-platform binary and no install script (nothing the lock would need per-platform entries for).
+ * The `r2c` command, the typed client and their generator, and the browser tests' driver, must
+ * install the same way on macOS, Windows and Linux: their packages, and everything those pull in,
+ * are plain JavaScript with no per-platform package and no install script (nothing the lock would
+ * need per-platform entries for, nothing that downloads at install time).
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 
 interface LockEntry {
+	dev?: boolean;
 	version?: string;
 	dependencies?: Record<string, string>;
 	optionalDependencies?: Record<string, string>;
@@ -62,6 +64,26 @@ describe("package-lock.json: the CLI and the client", () => {
 		const packages = closure(CLI_AND_CLIENT);
 		for (const name of CLI_AND_CLIENT) expect(packages.has(`node_modules/${name}`), name).toBe(true);
 		expect(packages.size).toBeGreaterThan(CLI_AND_CLIENT.length);
+		const native = [...packages].filter(([, e]) => e.os || e.cpu || e.hasInstallScript).map(([at]) => at);
+		expect(native).toEqual([]);
+	});
+});
+
+/** The dashboard tests' browser: Chromium comes inside @sparticuz/chromium's own package (Linux). */
+const BROWSER = ["puppeteer-core", "@sparticuz/chromium"];
+
+describe("package-lock.json: the browser tests", () => {
+	it("pins puppeteer-core and @sparticuz/chromium exactly, as dev dependencies, with no install script or platform package", () => {
+		const pkg = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as {
+			devDependencies: Record<string, string>;
+		};
+		for (const name of BROWSER) {
+			const entry = lock.packages[`node_modules/${name}`];
+			expect(entry?.version, name).toBe(pkg.devDependencies[name]);
+			expect(entry?.dev, name).toBe(true);
+		}
+		const packages = closure(BROWSER);
+		expect(packages.size).toBeGreaterThan(BROWSER.length);
 		const native = [...packages].filter(([, e]) => e.os || e.cpu || e.hasInstallScript).map(([at]) => at);
 		expect(native).toEqual([]);
 	});

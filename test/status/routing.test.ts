@@ -34,7 +34,7 @@ describe("routing", () => {
 
 		const put = await call("POST", "/v1/images/a/b/c.png");
 		expect(put.status).toBe(405);
-		expect(put.headers.get("allow")).toBe("PUT");
+		expect(put.headers.get("allow")).toBe("GET, HEAD, PUT");
 
 		const keys = await call("PUT", "/v1/keys/key_1");
 		expect(keys.status).toBe(405);

@@ -14,12 +14,16 @@ import type { AppEnv } from "./app-env";
 import { authenticate } from "./auth/authenticate";
 import { allowedMethodsIndex } from "./method-not-allowed";
 import { BEARER, json } from "./responses";
+import { dashboardRoutes } from "./routes/dashboard";
+import { imageReadRoutes } from "./routes/image-read";
 import { imageRoutes } from "./routes/images";
+import { jobDeliveryRoutes } from "./routes/job-deliveries";
 import { jobRoutes } from "./routes/jobs";
 import { keyRoutes } from "./routes/keys";
 import { modelRoutes } from "./routes/models";
 import { publicRoutes } from "./routes/public";
 import { statsRoutes } from "./routes/stats";
+import { statsSeriesRoutes } from "./routes/stats-series";
 import { webhookRoutes } from "./routes/webhooks";
 import { validationHook } from "./validation";
 
@@ -103,13 +107,17 @@ app.openapi(openApiRoute, (c) => {
 	return c.json({ ...cachedDocument, servers }, 200);
 });
 app.route("/", publicRoutes);
+app.route("/", dashboardRoutes);
 
 // Everything under /v1 needs a token; registered before the routes so it runs first.
 app.use("/v1/*", authenticate);
 app.route("/", imageRoutes);
+app.route("/", imageReadRoutes);
 app.route("/", jobRoutes);
+app.route("/", jobDeliveryRoutes);
 app.route("/", statsRoutes);
 app.route("/", modelRoutes);
+app.route("/", statsSeriesRoutes);
 app.route("/", keyRoutes);
 app.route("/", webhookRoutes);
 

@@ -52,7 +52,7 @@ export type Stats = z.infer<typeof Stats>;
 // Rows as D1 returns them, parsed rather than cast so that a schema drift fails loudly.
 const CountRow = z.object({ status: JobStatus, n: z.number().int() });
 const CounterRow = z.object({ name: z.string(), value: z.number().int() });
-const WindowRow = z.object({
+export const WindowRow = z.object({
 	completed: z.number().int(),
 	succeeded: z.number().int(),
 	failed: z.number().int(),

@@ -12,6 +12,7 @@ import {
 	type WebhookAttempt,
 	type WebhookDelivery,
 } from "../../../shared/webhooks/schema";
+import { inScope } from "./subscriptions";
 
 const Cursor = z.object({ t: z.number().int().nonnegative(), i: z.string().startsWith("msg_") });
 type Cursor = z.infer<typeof Cursor>;
@@ -142,4 +143,27 @@ export async function reopenDelivery(
 	const delivery = await getDelivery(db, subscriptionId, id);
 	if (!delivery) return { kind: "missing" };
 	return reopened ? { kind: "redelivered", delivery } : { kind: "pending" };
+}
+
+/**
+ * A job's deliveries, oldest first, each with the subscription it went to (null: the job's own
+ * callback URL). A caller limited to prefix `scope` sees the callback deliveries (its job is in
+ * its scope) and those of subscriptions inside its scope, never another caller's receiver.
+ */
+export async function listJobDeliveries(
+	db: D1Database,
+	jobId: string,
+	scope: string | null,
+): Promise<(WebhookDelivery & { subscription_id: string | null })[]> {
+	const results = await db
+		.prepare(
+			`${SELECT_LOG} LEFT JOIN webhook_subscriptions s ON s.id = d.subscription_id
+			WHERE e.job_id = ?1 AND (d.subscription_id IS NULL OR ${inScope("?2")})
+			ORDER BY d.created_at, d.id`,
+		)
+		.bind(jobId, scope)
+		.all()
+		.then(parseRows(LogRow));
+	const deliveries = await withAttempts(db, results);
+	return deliveries.map((delivery, i) => ({ ...delivery, subscription_id: results[i]?.subscription_id ?? null }));
 }

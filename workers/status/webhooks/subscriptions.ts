@@ -27,7 +27,7 @@ export function toSubscription(row: SubscriptionRow): WebhookSubscription {
 }
 
 /** SQL condition (on alias `s`) for subscriptions inside the scope bound to `param` (NULL: everything). */
-const inScope = (param: string) =>
+export const inScope = (param: string) =>
 	`(${param} IS NULL OR (s.prefix IS NOT NULL AND substr(s.prefix, 1, length(${param})) = ${param}))`;
 
 export async function createSubscription(

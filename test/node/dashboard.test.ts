@@ -1,0 +1,421 @@
+/**
+ * The dashboard in a real browser (headless Chromium) against the local stack (`npm run dev`, one
+ * server for this file): sign-in (a wrong token refused), two images uploaded through the file
+ * input and captioned before our eyes, the live job list, a job page, a webhook delivery sent
+ * again, the stats charts, a prefix batch followed to 100 %, and a scoped key that sees only its
+ * prefix. Set-up and checks go through the typed client (client/); every page is saved as a
+ * screenshot in test-results/screenshots/.
+ */
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { createServer, type IncomingHttpHeaders } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { Page } from "puppeteer-core";
+import { Webhook } from "standardwebhooks";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { BatchPaths } from "../../cli/batches-contract.ts";
+import { createR2cClient, type Job, listAllJobs, ok, type R2cClient, uploadImage } from "../../client/index.ts";
+import { root } from "../../scripts/lib/wrangler.ts";
+import { collectErrors, launchBrowser, screenshot, type TestBrowser } from "./support/browser.ts";
+import { type DevStack, spawnDevStack, until } from "./support/dev-stack.ts";
+
+const sample = (name: string) => path.join(root, "samples", name);
+const run = Date.now().toString(36);
+const prefix = `dashboard-${run}/`;
+
+let stack: DevStack;
+let api: R2cClient;
+let chrome: TestBrowser;
+let page: Page;
+let errors: string[];
+
+// ── A webhook receiver: the first request of each delivery is refused (400, not retried), later ones accepted.
+interface Received {
+	webhookId: string;
+	type: string;
+	jobId: string;
+}
+const received: Received[] = [];
+let receiverUrl = "";
+let webhookSecret = "";
+const receiver = createServer((req, res) => {
+	let body = "";
+	req.on("data", (chunk: Buffer) => {
+		body += chunk;
+	});
+	req.on("end", () => {
+		const headers = req.headers as IncomingHttpHeaders & Record<string, string>;
+		try {
+			const event = new Webhook(webhookSecret).verify(body, headers) as { type: string; data: { id: string } };
+			const webhookId = String(headers["webhook-id"]);
+			const first = !received.some((r) => r.webhookId === webhookId);
+			received.push({ webhookId, type: event.type, jobId: event.data.id });
+			res.writeHead(first ? 400 : 204).end();
+		} catch {
+			res.writeHead(401).end();
+		}
+	});
+});
+
+beforeAll(async () => {
+	stack = await spawnDevStack("dashboard");
+	await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+	receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
+	chrome = await launchBrowser();
+	page = await chrome.browser.newPage();
+	await page.setViewport({ width: 1280, height: 900 });
+	errors = collectErrors(page);
+	await stack.ready();
+	api = createR2cClient({ baseUrl: stack.url, token: stack.token });
+	const subscription = await ok(
+		api.POST("/v1/webhooks", { body: { url: receiverUrl, events: ["job.succeeded", "job.failed"], prefix } }),
+	);
+	webhookSecret = subscription.secret;
+}, 180_000);
+
+afterAll(async () => {
+	await chrome?.close();
+	receiver.close();
+	stack?.dispose();
+});
+
+/** Text of the first element matching `selector`, or null. */
+const textOf = (selector: string) => page.$eval(selector, (el) => el.textContent ?? "").catch(() => null);
+
+/** Waits until `probe` (run in the page) is true; shows what the page says when it never is. */
+async function waitInPage(what: string, probe: () => boolean, timeout = 60_000): Promise<void> {
+	try {
+		await page.waitForFunction(probe, { timeout, polling: 250 });
+	} catch (err) {
+		const shown = await page.$eval("main", (m) => (m as HTMLElement).innerText).catch(() => "");
+		throw new Error(`${what}: ${String(err)}\n--- the page shows ---\n${shown.slice(0, 3000)}`);
+	}
+}
+
+async function signIn(token: string): Promise<void> {
+	await page.$eval("#token", (input) => {
+		(input as HTMLInputElement).value = "";
+	});
+	await page.type("#token", token);
+	await page.click("#sign-in-form button[type=submit]");
+}
+
+/** Goes to a section through its link in the navigation (no reload), once its view is drawn. */
+async function open(section: string): Promise<void> {
+	await page.click(`#nav a[href="#/${section}"]`);
+	await page.waitForFunction(
+		(href) => document.querySelector('#nav a[aria-current="page"]')?.getAttribute("href") === href,
+		{},
+		`#/${section}`,
+	);
+}
+
+describe("the dashboard", () => {
+	it("loads without a token, refuses a wrong token, and keeps the right one in sessionStorage only", async () => {
+		const res = await page.goto(`${stack.url}/`, { waitUntil: "load" });
+		expect(res?.status()).toBe(200);
+		expect(res?.headers()["content-security-policy"]).toContain("script-src 'self'");
+		await page.waitForSelector("#token");
+		await screenshot(page, "dashboard-01-sign-in");
+
+		await signIn("not-a-token");
+		await page.waitForSelector("#token-error:not([hidden])");
+		expect(await textOf("#token-error")).toMatch(/refused.*Invalid or revoked token/);
+		expect(await page.$eval("#token", (i) => i.getAttribute("aria-invalid"))).toBe("true");
+		expect(await page.$eval("#nav", (n) => (n as HTMLElement).hidden)).toBe(true);
+		expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+		await screenshot(page, "dashboard-02-wrong-token");
+
+		await signIn(stack.token);
+		await page.waitForSelector(".jobs-view");
+		expect(await textOf("#who")).toBe("All objects");
+		expect(await page.evaluate(() => sessionStorage.getItem("r2-captions.token"))).toBe(stack.token);
+		// Never in the address, never in a cookie.
+		expect(page.url()).not.toContain(stack.token);
+		expect(page.url()).toBe(`${stack.url}/#/jobs`);
+		expect(await page.evaluate(() => document.cookie)).toBe("");
+		expect((await page.browserContext().cookies()).length).toBe(0);
+		// A marker that a reload would wipe: every later step happens without one.
+		await page.evaluate(() => {
+			(window as unknown as { notReloaded: boolean }).notReloaded = true;
+		});
+	});
+
+	it("uploads two images through the file input and shows each file's progress, job and caption", async () => {
+		await open("upload");
+		await page.$eval("#upload-prefix", (input) => {
+			(input as HTMLInputElement).value = "";
+		});
+		await page.type("#upload-prefix", prefix);
+		await page.type("#upload-prompt", "Describe the colours");
+		const input = await page.$("input#upload-files");
+		await input?.uploadFile(sample("striped-sailboat.jpg"), sample("shapes-on-white.png"));
+
+		await waitInPage(
+			"both uploads to be captioned",
+			() => document.querySelectorAll('li.upload[data-job-status="succeeded"]').length === 2,
+		);
+		const uploads = await page.$$eval("li.upload", (items) =>
+			items.map((li) => ({
+				key: li.getAttribute("data-key"),
+				progress: [li.querySelector("progress")?.value, li.querySelector("progress")?.max],
+				caption: li.querySelector("[data-field=caption]")?.textContent ?? "",
+				jobLink: li.querySelector("a")?.getAttribute("href") ?? "",
+			})),
+		);
+		expect(uploads.map((u) => u.key).sort()).toEqual([`${prefix}shapes-on-white.png`, `${prefix}striped-sailboat.jpg`]);
+		for (const upload of uploads) {
+			expect(upload.progress[0]).toBe(upload.progress[1]);
+			expect(upload.caption).toMatch(/Emulated caption/);
+			expect(upload.caption).toContain("Describe the colours");
+		}
+		expect(await textOf(".upload-view p[aria-live]")).toBe("2 of 2 uploaded · 2 captioned · 0 failed");
+		await screenshot(page, "dashboard-03-upload");
+
+		// The API has the same jobs, with the prompt, and the captions the page showed.
+		const jobs = await listAllJobs(api, { prefix });
+		expect(jobs.map((j) => j.status)).toEqual(["succeeded", "succeeded"]);
+		for (const job of jobs) {
+			expect(job.prompt).toBe("Describe the colours");
+			const shown = uploads.find((u) => u.key === job.key);
+			expect(shown?.caption).toBe(job.caption);
+			expect(shown?.jobLink).toBe(`#/jobs/${job.id}`);
+		}
+		expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+	});
+
+	it("uploads an image dropped on the drop zone", async () => {
+		// Outside the prefix the later steps count.
+		const dropPrefix = `dashboard-${run}-dropped/`;
+		await page.$eval("#upload-prefix", (input) => {
+			(input as HTMLInputElement).value = "";
+		});
+		await page.type("#upload-prefix", dropPrefix);
+		const bytes = (await readFile(sample("sunset-over-hills.jpg"))).toString("base64");
+		await page.evaluate((base64) => {
+			const data = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+			const transfer = new DataTransfer();
+			transfer.items.add(new File([data], "dropped.jpg", { type: "image/jpeg" }));
+			const zone = document.getElementById("drop-zone");
+			for (const type of ["dragenter", "dragover", "drop"]) {
+				zone?.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+			}
+		}, bytes);
+		await page.waitForFunction(
+			(key) => document.querySelector(`li.upload[data-key="${key}"]`)?.getAttribute("data-job-status") === "succeeded",
+			{ timeout: 60_000, polling: 250 },
+			`${dropPrefix}dropped.jpg`,
+		);
+		const [job] = await listAllJobs(api, { prefix: dropPrefix });
+		expect(job).toMatchObject({ key: `${dropPrefix}dropped.jpg`, status: "succeeded" });
+		expect(job?.caption).toContain("JPEG image, 640×480 pixels");
+	});
+
+	it("lists jobs newest first with thumbnails, and a new job appears and finishes without a reload", async () => {
+		await open("jobs");
+		await page.waitForSelector(`tr[data-job-id] img[src^="blob:"]`);
+		const before = await page.$$eval("tr[data-job-id]", (rows) => rows.length);
+		expect(before).toBeGreaterThanOrEqual(2);
+
+		// Another client uploads: the list picks it up on its own.
+		const key = `${prefix}night-sky.webp`;
+		const job = await uploadImage(api, key, new Blob([await readFile(sample("night-sky.webp"))]));
+		await page.waitForFunction(
+			(id) => {
+				const top = document.querySelector("tr[data-job-id]");
+				return top?.getAttribute("data-job-id") === id && top.getAttribute("data-status") === "succeeded";
+			},
+			{ timeout: 60_000, polling: 250 },
+			job.id,
+		);
+		const top = await page.$eval("tr[data-job-id]", (tr) => ({
+			id: tr.getAttribute("data-job-id"),
+			key: tr.querySelector("[data-field=key]")?.textContent,
+			caption: tr.querySelector("[data-field=caption]")?.textContent,
+			thumbnail: tr.querySelector("img")?.getAttribute("src") ?? "",
+		}));
+		expect(top).toMatchObject({ id: job.id, key });
+		expect(top.caption).toContain("WEBP image, 640×480 pixels");
+		await page.waitForFunction(
+			(id) => document.querySelector(`tr[data-job-id="${id}"] img`)?.getAttribute("src")?.startsWith("blob:"),
+			{},
+			job.id,
+		);
+		// The thumbnail is the API's preview, decoded by the browser.
+		const thumbnailWidth = await page.$eval(
+			`tr[data-job-id="${job.id}"] img`,
+			(img) => (img as HTMLImageElement).naturalWidth,
+		);
+		expect(thumbnailWidth).toBeGreaterThan(0);
+		expect(thumbnailWidth).toBeLessThanOrEqual(128);
+
+		// Filters: the status filter narrows the list through the API.
+		await page.select("#filter-status", "failed");
+		await page.click(".filters button[type=submit]");
+		await page.waitForFunction(() => location.hash === "#/jobs?status=failed");
+		await waitInPage("the empty filtered list", () => document.querySelector(".empty:not([hidden])") !== null);
+		// …and the prefix filter to the keys under it.
+		await page.select("#filter-status", "");
+		await page.type("#filter-prefix", `${prefix}night`);
+		await page.click(".filters button[type=submit]");
+		await page.waitForFunction(() => document.querySelectorAll("tr[data-job-id]").length === 1);
+		expect(await textOf("tr[data-job-id] [data-field=key]")).toBe(key);
+		await open("jobs");
+		await page.waitForSelector("tr[data-job-id]");
+		await screenshot(page, "dashboard-04-jobs");
+		expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+	});
+
+	it("opens a job page with the image, the caption, the timings and the job's webhook deliveries", async () => {
+		const [job] = (await listAllJobs(api, { key: `${prefix}striped-sailboat.jpg` })) as [Job];
+		await page.click(`tr[data-job-id="${job.id}"] [data-field=key]`);
+		await page.waitForSelector(".job-view");
+		expect(page.url()).toBe(`${stack.url}/#/jobs/${job.id}`);
+		await page.waitForSelector(`.job-image img[src^="blob:"]`);
+		expect(await page.$eval(".job-image img", (img) => (img as HTMLImageElement).naturalWidth)).toBeGreaterThan(0);
+		expect(await textOf(".caption-full")).toBe(job.caption);
+		const details = await page.$eval(".job-info", (el) => (el as HTMLElement).innerText);
+		expect(details).toContain("Inference");
+		expect(details).toContain("Describe the colours");
+		expect(details).toContain(job.model?.replace("@cf/", "") ?? "no model");
+		// Its delivery to the subscription: refused by the receiver (400), so failed after one attempt.
+		await waitInPage(
+			"the job's delivery",
+			() => document.querySelector('.job-view tr[data-delivery-id][data-status="failed"]') !== null,
+		);
+		expect(await textOf(".job-view tr[data-delivery-id] .url-cell")).toBe(receiverUrl);
+		await screenshot(page, "dashboard-05-job");
+	});
+
+	it("redelivers a failed webhook delivery from the subscription's delivery log", async () => {
+		await open("webhooks");
+		await page.waitForSelector("tr[data-webhook-id] a.button");
+		await page.click("tr[data-webhook-id] a.button");
+		await page.waitForSelector("tr[data-delivery-id]");
+		const target = await page.$eval('tr[data-delivery-id][data-status="failed"]', (tr) =>
+			tr.getAttribute("data-delivery-id"),
+		);
+		expect(received.filter((r) => r.webhookId === target)).toHaveLength(1);
+
+		await page.click(`tr[data-delivery-id="${target}"] button`);
+		await page.waitForFunction(
+			(id) => document.querySelector(`tr[data-delivery-id="${id}"]`)?.getAttribute("data-status") === "succeeded",
+			{ timeout: 30_000 },
+			target,
+		);
+		// The receiver got the same webhook-id again, and the log shows both attempts.
+		expect(received.filter((r) => r.webhookId === target)).toHaveLength(2);
+		expect(await textOf(`tr[data-delivery-id="${target}"] summary`)).toBe("2 attempts");
+		await screenshot(page, "dashboard-06-webhooks");
+	});
+
+	it("draws throughput and inference-time charts from the API's statistics", async () => {
+		await open("stats");
+		await page.waitForSelector("#chart-throughput svg rect");
+		const bars = await page.$$eval("#chart-throughput svg rect", (rects) => rects.length);
+		expect(bars).toBeGreaterThan(0);
+		expect(await page.$$eval("#chart-inference-time svg path.line", (paths) => paths.length)).toBe(3);
+		const series = await ok(api.GET("/v1/stats/series", { params: { query: { window: "1h" } } }));
+		const completed = series.points.reduce((sum, p) => sum + p.completed, 0);
+		expect(await textOf("#chart-throughput figcaption p")).toContain(`${completed} jobs finished over the last hour`);
+		const stats = await ok(api.GET("/v1/stats"));
+		expect(await textOf('[data-count="succeeded"]')).toBe(String(stats.counts.succeeded));
+		await screenshot(page, "dashboard-07-stats");
+	});
+
+	it("creates a prefix batch, follows its progress to 100 % and downloads its exports", async () => {
+		const batches = createR2cClient<BatchPaths>({ baseUrl: stack.url, token: stack.token });
+		await open("batches");
+		await page.waitForSelector("#batch-prefix");
+		await page.$eval("#batch-prefix", (input) => {
+			(input as HTMLInputElement).value = "";
+		});
+		await page.type("#batch-prefix", prefix);
+		await page.type("#batch-prompt", "A short alt text");
+		await page.click(".batches-view form button[type=submit]");
+		await page.waitForSelector("tr[data-batch-id]");
+		const id = await page.$eval("tr[data-batch-id]", (tr) => tr.getAttribute("data-batch-id") ?? "");
+		await waitInPage(
+			"the batch to complete",
+			() =>
+				document.querySelector("tr[data-batch-id]")?.getAttribute("data-status") === "completed" &&
+				document.querySelector("tr[data-batch-id] [data-field=progress]")?.textContent === "100 %",
+			90_000,
+		);
+		const batch = await ok(batches.GET("/v1/batches/{id}", { params: { path: { id } } }));
+		expect(batch).toMatchObject({ prefix, status: "completed", prompt: "A short alt text" });
+		expect(batch.counts.total).toBe(3);
+		expect(batch.counts.succeeded + batch.counts.skipped).toBe(3);
+		expect(await page.$eval("tr[data-batch-id] progress", (p) => (p as HTMLProgressElement).value)).toBe(100);
+		await screenshot(page, "dashboard-08-batches");
+
+		// The exports download with the token, under the names the API gives them.
+		const downloads = mkdtempSync(path.join(tmpdir(), "r2-captions-downloads-"));
+		const cdp = await page.createCDPSession();
+		await cdp.send("Browser.setDownloadBehavior", { behavior: "allow", downloadPath: downloads });
+		const downloaded = async (file: string) =>
+			until(`the download ${file}`, 15_000, async () =>
+				existsSync(path.join(downloads, file)) ? readFile(path.join(downloads, file), "utf8") : undefined,
+			);
+		await page.click(`button[aria-label="Download CSV of ${id}"]`);
+		const csv = (await downloaded(`${id}.csv`)).trim().split("\r\n");
+		expect(csv[0]).toBe("key,status,caption,error_code,error_message,model,prompt,completed_at");
+		expect(csv).toHaveLength(4);
+		await page.click(`button[aria-label="Download HF metadata of ${id}"]`);
+		const metadata = (await downloaded("metadata.jsonl"))
+			.trim()
+			.split("\n")
+			.map((line) => JSON.parse(line) as { file_name: string; text: string });
+		expect(metadata.map((m) => m.file_name).sort()).toEqual([
+			"night-sky.webp",
+			"shapes-on-white.png",
+			"striped-sailboat.jpg",
+		]);
+		rmSync(downloads, { recursive: true, force: true });
+	});
+
+	it("signed in with a key scoped to a prefix, shows only the jobs under it", async () => {
+		const scope = `${prefix}team/`;
+		const key = await ok(api.POST("/v1/keys", { body: { prefix: scope, name: "dashboard test" } }));
+		const inside = await uploadImage(
+			api,
+			`${scope}sunset.jpg`,
+			new Blob([await readFile(sample("sunset-over-hills.jpg"))]),
+		);
+		const [outside] = (await listAllJobs(api, { key: `${prefix}striped-sailboat.jpg` })) as [Job];
+
+		await page.click("#sign-out");
+		await page.waitForSelector("#token");
+		expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+		await signIn(key.token);
+		// Signing in keeps the page the address names (here the batches); the jobs are a click away.
+		await page.waitForSelector("#nav:not([hidden])");
+		await open("jobs");
+		await page.waitForSelector(".jobs-view");
+		expect(await textOf("#who")).toBe(`Objects under ${scope}`);
+		await page.waitForSelector(`tr[data-job-id="${inside.id}"]`);
+		const keys = await page.$$eval("tr[data-job-id] [data-field=key]", (links) =>
+			links.map((a) => a.textContent ?? ""),
+		);
+		expect(keys.length).toBeGreaterThan(0);
+		expect(keys.every((k) => k.startsWith(scope))).toBe(true);
+		await screenshot(page, "dashboard-09-scoped-jobs");
+
+		// Another prefix's job does not exist for this key.
+		await page.evaluate((id) => {
+			location.hash = `#/jobs/${id}`;
+		}, outside.id);
+		await page.waitForSelector("#job-problem:not([hidden])");
+		expect(await textOf("#job-problem")).toContain(`There is no job ${outside.id}`);
+		await screenshot(page, "dashboard-10-scoped-job-elsewhere");
+		expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+	});
+
+	it("ran without a script error or a Content-Security-Policy violation", () => {
+		// The 401 of the wrong token and the 404 of the other prefix's job are the API's answers, not errors of the page.
+		const unexpected = errors.filter((e) => !/status of (401|404)/.test(e));
+		expect(unexpected).toEqual([]);
+	});
+});

@@ -1,0 +1,289 @@
+// @ts-check
+/**
+ * Batches (`#/batches`): every batch the token sees with a progress bar and its counts, live; a
+ * form that captions a whole prefix; cancel; and the exports (JSON Lines, CSV, and the Hugging
+ * Face `metadata.jsonl`) downloaded with the token. Built on the batches API of issue 11; a
+ * server whose OpenAPI document has no `/v1/batches` gets a note instead.
+ */
+import { messageOf, saveBlob } from "../api.js";
+import { announce, errorBox, field, h, pager, redraw, showError, statusBadge, syncRows, timeEl } from "../dom.js";
+import { poll } from "../poll.js";
+
+/** @typedef {import("../app.js").ViewContext} ViewContext */
+
+/**
+ * A batch as the API renders it (issue 11's Batch JSON).
+ * @typedef {object} Batch
+ * @property {string} id
+ * @property {"listing" | "running" | "completed" | "cancelled"} status
+ * @property {string | null} [prefix]
+ * @property {number | null} [key_count]
+ * @property {string | null} prompt
+ * @property {{ total: number, queued: number, processing: number, succeeded: number, failed: number, cancelled: number, skipped: number }} counts
+ * @property {string} created_at
+ * @property {string | null} completed_at
+ */
+/** @typedef {{ data: Batch[], next_cursor: string | null }} BatchList */
+
+const STATUSES = ["listing", "running", "completed", "cancelled"];
+const EXPORTS = [
+	{ format: "jsonl", label: "JSONL", file: (/** @type {string} */ id) => `${id}.jsonl` },
+	{ format: "csv", label: "CSV", file: (/** @type {string} */ id) => `${id}.csv` },
+	{ format: "hf", label: "HF metadata", file: () => "metadata.jsonl" },
+];
+
+/** Jobs that are finished one way or another, out of all the batch has made so far. @param {Batch} b */
+export function batchProgress(b) {
+	const c = b.counts;
+	const done = c.succeeded + c.failed + c.cancelled + c.skipped;
+	const percent = c.total > 0 ? Math.floor((done / c.total) * 100) : b.status === "completed" ? 100 : 0;
+	return { done, total: c.total, percent };
+}
+
+/** @param {Batch} b */
+export function progressCell(b) {
+	const { done, total, percent } = batchProgress(b);
+	return h(
+		"div",
+		{ class: "batch-progress" },
+		h("progress", { max: 100, value: percent, "aria-label": `Progress of ${b.id}` }),
+		h("span", { "data-field": "progress" }, `${percent} %`),
+		h("span", { class: "muted" }, ` ${done} of ${total}${b.status === "listing" ? " so far" : ""}`),
+	);
+}
+
+/** @param {Batch} b */
+const counts = (b) =>
+	h(
+		"ul",
+		{ class: "counts" },
+		Object.entries(b.counts)
+			.filter(([name, n]) => name !== "total" && n > 0)
+			.map(([name, n]) => h("li", { class: `count count-${name}` }, `${n} ${name}`)),
+	);
+
+/**
+ * @param {ViewContext} ctx
+ * @param {() => void} refresh
+ */
+function createForm(ctx, refresh) {
+	const prefix = h("input", {
+		id: "batch-prefix",
+		name: "prefix",
+		required: true,
+		value: ctx.scope ?? "",
+		spellcheck: "false",
+		autocomplete: "off",
+	});
+	const prompt = h("input", { id: "batch-prompt", name: "prompt", maxlength: 2000 });
+	const skip = h("input", { id: "batch-skip", name: "skip_captioned", type: "checkbox", checked: true });
+	const problem = errorBox("batch-error");
+	const form = h(
+		"form",
+		{ class: "panel", "aria-labelledby": "new-batch-title", novalidate: true },
+		h("h2", { id: "new-batch-title" }, "Caption a prefix"),
+		field("Key prefix", prefix, "Every object under this prefix gets a job, including those already in the bucket."),
+		field("Prompt (optional)", prompt),
+		h(
+			"div",
+			{ class: "field check" },
+			skip,
+			h("label", { for: "batch-skip" }, "Skip objects already captioned with this prompt"),
+		),
+		problem,
+		h("button", { type: "submit" }, "Create batch"),
+	);
+	form.addEventListener("submit", async (e) => {
+		e.preventDefault();
+		if (!prefix.value.trim()) {
+			showError(problem, "Enter the prefix to caption.");
+			prefix.focus();
+			return;
+		}
+		try {
+			const batch = /** @type {Batch} */ (
+				await ctx.api.post("/v1/batches", {
+					prefix: prefix.value.trim(),
+					...(prompt.value.trim() ? { prompt: prompt.value.trim() } : {}),
+					skip_captioned: skip.checked,
+				})
+			);
+			showError(problem, null);
+			announce(`Batch ${batch.id} created`);
+			refresh();
+		} catch (err) {
+			showError(problem, messageOf(err));
+		}
+	});
+	return form;
+}
+
+/**
+ * @param {ViewContext} ctx
+ * @param {Batch} b
+ * @param {() => void} refresh
+ */
+function actions(ctx, b, refresh) {
+	/** @param {typeof EXPORTS[number]} x */
+	const download = async (x) => {
+		try {
+			const { blob, filename } = await ctx.api.blob(`/v1/batches/${encodeURIComponent(b.id)}/results`, {
+				format: x.format,
+			});
+			saveBlob(blob, filename ?? x.file(b.id));
+		} catch (err) {
+			ctx.onError(err);
+		}
+	};
+	const cancel = async () => {
+		if (!window.confirm(`Cancel ${b.id}? Its queued jobs will not be captioned.`)) return;
+		try {
+			await ctx.api.post(`/v1/batches/${encodeURIComponent(b.id)}/cancel`);
+			announce(`Batch ${b.id} cancelled`);
+		} catch (err) {
+			ctx.onError(err);
+		}
+		refresh();
+	};
+	const open = b.status === "listing" || b.status === "running";
+	return h(
+		"div",
+		{ class: "actions" },
+		h("a", { href: `#/jobs?batch=${encodeURIComponent(b.id)}`, class: "button secondary small" }, "Jobs"),
+		open ? h("button", { type: "button", class: "danger small", onclick: cancel }, "Cancel") : null,
+		h(
+			"span",
+			{ class: "exports", role: "group", "aria-label": `Exports of ${b.id}` },
+			EXPORTS.map((x) =>
+				h(
+					"button",
+					{
+						type: "button",
+						class: "secondary small",
+						onclick: () => download(x),
+						"aria-label": `Download ${x.label} of ${b.id}`,
+					},
+					x.label,
+				),
+			),
+		),
+	);
+}
+
+/**
+ * @param {ViewContext} ctx
+ * @returns {HTMLElement}
+ */
+export function batchesView(ctx) {
+	const title = h("h1", { id: "view-title", tabindex: "-1" }, "Batches");
+	if (!ctx.caps.batches) {
+		return h(
+			"section",
+			{ class: "view", "aria-labelledby": "view-title" },
+			title,
+			h("p", { class: "empty" }, "This server's API has no batches (its OpenAPI document lists no /v1/batches)."),
+		);
+	}
+	const filter = h(
+		"select",
+		{ id: "batch-status" },
+		h("option", { value: "" }, "Any"),
+		STATUSES.map((s) => h("option", { value: s }, s)),
+	);
+	const pages = pager("Batch pages", () => live.refresh());
+	const tbody = h("tbody");
+	const table = h(
+		"div",
+		{ class: "table-wrap", hidden: true },
+		h(
+			"table",
+			{ class: "batches-table" },
+			h("caption", { class: "visually-hidden" }, "Batches, newest first"),
+			h(
+				"thead",
+				null,
+				h(
+					"tr",
+					null,
+					["Batch", "Status", "Objects", "Progress", "Counts", "Created", ""].map((t) => h("th", { scope: "col" }, t)),
+				),
+			),
+			tbody,
+		),
+	);
+	const empty = h("p", { class: "empty" }, "Loading…");
+	const problem = errorBox("batches-problem");
+
+	/**
+	 * @param {HTMLTableRowElement} tr
+	 * @param {Batch} b
+	 */
+	function fill(tr, b) {
+		const [, state, objects, progress, tally, created, buttons] = Array.from(tr.cells);
+		tr.dataset.status = b.status;
+		redraw(state, b.status, () => statusBadge(b.status));
+		redraw(objects, `${b.prefix} ${b.key_count}`, () =>
+			b.prefix ? h("code", null, b.prefix) : `${b.key_count ?? 0} keys`,
+		);
+		redraw(progress, JSON.stringify([b.status, b.counts]), () => progressCell(b));
+		redraw(tally, JSON.stringify(b.counts), () => counts(b));
+		redraw(created, `${b.created_at} ${Math.floor(Date.now() / 30_000)}`, () => timeEl(b.created_at));
+		redraw(buttons, b.status, () => actions(ctx, b, () => live.refresh()));
+	}
+
+	/** @param {Batch} b */
+	function row(b) {
+		const tr = h(
+			"tr",
+			{ "data-batch-id": b.id },
+			h("td", null, h("code", null, b.id), b.prompt ? h("div", { class: "muted" }, b.prompt) : null),
+			h("td"),
+			h("td"),
+			h("td"),
+			h("td"),
+			h("td"),
+			h("td"),
+		);
+		fill(tr, b);
+		return tr;
+	}
+
+	async function load() {
+		const page = /** @type {BatchList} */ (
+			await ctx.api.get("/v1/batches", { status: filter.value, limit: 20, cursor: pages.cursor() }, ctx.signal)
+		);
+		showError(problem, null);
+		pages.loaded(page.next_cursor);
+		syncRows(tbody, page.data, (b) => b.id, row, fill);
+		table.hidden = page.data.length === 0;
+		empty.hidden = page.data.length > 0;
+		empty.textContent = filter.value ? `No ${filter.value} batches.` : "No batches yet.";
+	}
+
+	const live = poll(ctx.signal, 2000, load, (err) => showError(problem, messageOf(err)));
+	filter.addEventListener("change", () => {
+		pages.reset();
+		live.refresh();
+	});
+
+	return h(
+		"section",
+		{ class: "view batches-view", "aria-labelledby": "view-title" },
+		title,
+		createForm(ctx, () => live.refresh()),
+		h(
+			"section",
+			{ class: "panel", "aria-labelledby": "batch-list-title" },
+			h("h2", { id: "batch-list-title" }, "All batches"),
+			h(
+				"div",
+				{ class: "filters" },
+				h("div", { class: "field" }, h("label", { for: "batch-status" }, "Status"), filter),
+			),
+			problem,
+			empty,
+			table,
+			pages.element,
+		),
+	);
+}

@@ -1,0 +1,225 @@
+// @ts-check
+/**
+ * Jobs: the live list, newest first. The current page is fetched again every few seconds (with
+ * its cursor), so new jobs appear at the top and running ones change status without a reload;
+ * rows are kept by job id and only changed ones are redrawn. Filters (status, prefix, batch) live
+ * in the address (`#/jobs?status=failed`), pages in the view (a stack of cursors).
+ */
+import { announce, duration, h, pager, redraw, shortModel, statusBadge, syncRows, timeEl } from "../dom.js";
+import { authImage } from "../images.js";
+import { poll } from "../poll.js";
+
+/** @typedef {import("../api.js").Job} Job */
+/** @typedef {import("../api.js").JobList} JobList */
+/** @typedef {import("../app.js").ViewContext} ViewContext */
+
+const PAGE_SIZE = 25;
+const THUMB = 64;
+
+/**
+ * Queue, inference and total time of a job, in words.
+ * @param {Job} job
+ */
+export function timings(job) {
+	const m = job.metrics;
+	if (m.total_ms === null && m.queue_ms === null) return h("span", { class: "muted" }, "–");
+	return h(
+		"span",
+		{ class: "timings" },
+		`queue ${duration(m.queue_ms)} · inference ${duration(m.inference_ms)} · total ${duration(m.total_ms)}`,
+	);
+}
+
+/** @param {Job} job */
+export function outcome(job) {
+	if (job.caption) return h("span", { class: "caption", "data-field": "caption" }, job.caption);
+	if (job.error)
+		return h(
+			"span",
+			{ class: "job-error", "data-field": "error" },
+			h("code", null, job.error.code),
+			" ",
+			job.error.message,
+		);
+	return h("span", { class: "muted" }, job.status === "queued" ? "waiting for the model" : "captioning…");
+}
+
+/**
+ * Draws a job into its row, each cell only when what it shows changed.
+ * @param {ViewContext} ctx
+ * @param {HTMLTableRowElement} tr
+ * @param {Job} job
+ */
+function fill(ctx, tr, job) {
+	const [thumb, , state, result, model, times, created] = Array.from(tr.cells);
+	tr.dataset.status = job.status;
+	redraw(thumb, job.etag, () => authImage(ctx.api, job, { width: THUMB, alt: "", className: "thumb" }));
+	redraw(state, job.status, () => statusBadge(job.status));
+	redraw(result, JSON.stringify([job.status, job.caption, job.error]), () => outcome(job));
+	redraw(model, job.model ?? "", () => shortModel(job.model));
+	redraw(times, JSON.stringify(job.metrics), () => timings(job));
+	// Relative times ("2 minutes ago") move on by themselves.
+	redraw(created, `${job.created_at} ${Math.floor(Date.now() / 30_000)}`, () => timeEl(job.created_at));
+}
+
+/**
+ * @param {ViewContext} ctx
+ * @param {Job} job
+ */
+function row(ctx, job) {
+	const tr = h(
+		"tr",
+		{ "data-job-id": job.id },
+		h("td", { class: "thumb-cell" }),
+		h("td", { class: "key-cell" }, h("a", { href: `#/jobs/${job.id}`, "data-field": "key" }, job.key)),
+		h("td"),
+		h("td", { class: "outcome-cell" }),
+		h("td"),
+		h("td"),
+		h("td"),
+	);
+	fill(ctx, tr, job);
+	return tr;
+}
+
+/**
+ * @param {ViewContext} ctx
+ * @returns {HTMLElement}
+ */
+export function jobsView(ctx) {
+	const filters = {
+		status: ctx.params.get("status") ?? "",
+		prefix: ctx.params.get("prefix") ?? "",
+		batch: ctx.params.get("batch") ?? "",
+	};
+	let firstLoad = true;
+	const pages = pager("Job pages", () => {
+		firstLoad = true;
+		live.refresh();
+	});
+
+	const status = h(
+		"select",
+		{ id: "filter-status", name: "status" },
+		h("option", { value: "" }, "Any"),
+		ctx.caps.statuses.map((s) => h("option", { value: s, selected: s === filters.status }, s)),
+	);
+	const prefix = h("input", {
+		id: "filter-prefix",
+		name: "prefix",
+		value: filters.prefix,
+		placeholder: ctx.scope ?? "photos/",
+		autocomplete: "off",
+		spellcheck: "false",
+	});
+	const batch = h("input", {
+		id: "filter-batch",
+		name: "batch",
+		value: filters.batch,
+		placeholder: "bat_…",
+		autocomplete: "off",
+		spellcheck: "false",
+	});
+
+	/** @param {Event} e */
+	const apply = (e) => {
+		e.preventDefault();
+		const query = new URLSearchParams();
+		if (status.value) query.set("status", status.value);
+		if (prefix.value.trim()) query.set("prefix", prefix.value.trim());
+		if (batch.value.trim()) query.set("batch", batch.value.trim());
+		const q = query.toString();
+		ctx.navigate(`#/jobs${q ? `?${q}` : ""}`);
+	};
+	const form = h(
+		"form",
+		{ class: "filters", role: "search", "aria-label": "Filter jobs", onsubmit: apply },
+		h("div", { class: "field" }, h("label", { for: "filter-status" }, "Status"), status),
+		h("div", { class: "field" }, h("label", { for: "filter-prefix" }, "Key prefix"), prefix),
+		ctx.caps.batches ? h("div", { class: "field" }, h("label", { for: "filter-batch" }, "Batch"), batch) : null,
+		h(
+			"div",
+			{ class: "field actions" },
+			h("button", { type: "submit" }, "Apply"),
+			h("button", { type: "button", class: "secondary", onclick: () => ctx.navigate("#/jobs") }, "Clear"),
+		),
+	);
+
+	const tbody = h("tbody");
+	const empty = h("p", { class: "empty", hidden: true });
+	const updated = h("p", { class: "live-note muted" }, "Loading…");
+
+	/** @param {Job[]} jobs */
+	function render(jobs) {
+		const added = syncRows(
+			tbody,
+			jobs,
+			(job) => job.id,
+			(job) => {
+				const tr = row(ctx, job);
+				if (!firstLoad) tr.classList.add("arrived");
+				return tr;
+			},
+			(tr, job) => fill(ctx, tr, job),
+		);
+		if (added > 0 && !firstLoad && pages.first()) announce(`${added} new job${added === 1 ? "" : "s"}`);
+		const filtered = filters.status || filters.prefix || filters.batch;
+		empty.textContent = filtered
+			? "No job matches these filters."
+			: "No jobs yet. Upload images on the Upload page, or put objects in the bucket.";
+		empty.hidden = jobs.length > 0;
+	}
+
+	async function load() {
+		const page = /** @type {JobList} */ (
+			await ctx.api.get(
+				"/v1/jobs",
+				{
+					status: filters.status,
+					prefix: filters.prefix,
+					batch_id: filters.batch,
+					limit: PAGE_SIZE,
+					cursor: pages.cursor(),
+				},
+				ctx.signal,
+			)
+		);
+		render(page.data);
+		firstLoad = false;
+		pages.loaded(page.next_cursor);
+		updated.textContent = `Live: updated at ${new Date().toLocaleTimeString()}`;
+	}
+
+	const live = poll(ctx.signal, 2000, load, ctx.onError);
+
+	return h(
+		"section",
+		{ class: "view jobs-view", "aria-labelledby": "view-title" },
+		h("h1", { id: "view-title", tabindex: "-1" }, "Jobs"),
+		form,
+		updated,
+		h(
+			"div",
+			{ class: "table-wrap" },
+			h(
+				"table",
+				{ class: "jobs-table" },
+				h("caption", { class: "visually-hidden" }, "Jobs, newest first"),
+				h(
+					"thead",
+					null,
+					h(
+						"tr",
+						null,
+						["Image", "Key", "Status", "Caption or error", "Model", "Timings", "Created"].map((t) =>
+							h("th", { scope: "col" }, t),
+						),
+					),
+				),
+				tbody,
+			),
+		),
+		empty,
+		pages.element,
+	);
+}
