@@ -13,7 +13,7 @@ import { invalidParam, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
 import { inScope, scopePrefix } from "../auth/authorisation";
 import { insertApiJob } from "../jobs/create";
-import { decodeCursor, listJobs } from "../jobs/list";
+import { jobCursor, listJobs } from "../jobs/list";
 import { authenticated, errors, json } from "../responses";
 import { readSettings } from "../settings";
 import { ObjectKey, requireSafeWebhookUrl, validationHook } from "../validation";
@@ -89,7 +89,7 @@ export const jobRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }
 	.openapi(listJobsRoute, async (c) => {
 		const q = c.req.valid("query");
 		const principal = c.get("principal");
-		const after = q.cursor === undefined ? null : decodeCursor(q.cursor);
+		const after = q.cursor === undefined ? null : jobCursor.decode(q.cursor);
 		if (after === null && q.cursor !== undefined) {
 			throw invalidParam("cursor", "query", "Not a cursor returned by this API");
 		}
