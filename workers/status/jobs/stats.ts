@@ -39,6 +39,7 @@ export const Stats = z
 			processing: z.number().int(),
 			succeeded: z.number().int(),
 			failed: z.number().int(),
+			cancelled: z.number().int(),
 			total: z.number().int(),
 		}),
 		windows: z.array(StatsWindow),
@@ -84,7 +85,7 @@ export async function readStats(db: D1Database, prefix: string | null, now = Dat
 	const counters = db.prepare("SELECT name, value FROM counters ORDER BY name");
 	const [countRes, counterRes, ...windowRes] = await db.batch([counts, counters, ...windows]);
 
-	const byStatus: Record<JobStatus, number> = { queued: 0, processing: 0, succeeded: 0, failed: 0 };
+	const byStatus: Record<JobStatus, number> = { queued: 0, processing: 0, succeeded: 0, failed: 0, cancelled: 0 };
 	for (const row of batchRows(countRes, CountRow)) byStatus[row.status] = row.n;
 	const total = Object.values(byStatus).reduce((a, b) => a + b, 0);
 	return {

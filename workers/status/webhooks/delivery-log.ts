@@ -16,8 +16,12 @@ import { keysetCursor, keysetPage, type Position } from "../keyset-cursor";
 
 export const deliveryCursor = keysetCursor("msg_");
 
-/** A delivery with the type and job of its event. */
-const LogRow = DeliveryRow.extend({ event_type: EventRow.shape.type, job_id: EventRow.shape.job_id });
+/** A delivery with the type and the job or batch of its event. */
+const LogRow = DeliveryRow.extend({
+	event_type: EventRow.shape.type,
+	job_id: EventRow.shape.job_id,
+	batch_id: EventRow.shape.batch_id,
+});
 type LogRow = z.infer<typeof LogRow>;
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -28,6 +32,7 @@ function toDelivery(row: LogRow, attempts: AttemptRow[]): WebhookDelivery {
 		event_id: row.event_id,
 		event_type: row.event_type,
 		job_id: row.job_id,
+		batch_id: row.batch_id,
 		url: row.url,
 		status: row.status,
 		attempts: row.attempts,
@@ -47,7 +52,7 @@ function toDelivery(row: LogRow, attempts: AttemptRow[]): WebhookDelivery {
 	};
 }
 
-const SELECT_LOG = `SELECT d.*, e.type AS event_type, e.job_id FROM webhook_deliveries d
+const SELECT_LOG = `SELECT d.*, e.type AS event_type, e.job_id, e.batch_id FROM webhook_deliveries d
 	JOIN webhook_events e ON e.id = d.event_id`;
 
 async function withAttempts(db: D1Database, rows: LogRow[]): Promise<WebhookDelivery[]> {
