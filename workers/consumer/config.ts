@@ -22,6 +22,8 @@ const Settings = z.object({
 	MODEL_REQUESTS_PER_MINUTE: z.coerce.number().min(0).default(0),
 	MODEL_BURST: z.coerce.number().int().min(1).default(10),
 	MODEL_MAX_WAIT_SECONDS: z.coerce.number().min(0).default(30),
+	// Objects (or given keys) per listing page of a batch; R2 lists at most 1,000 at a time.
+	BATCH_PAGE_SIZE: z.coerce.number().int().min(1).max(1000).default(1000),
 });
 
 export type ConsumerSettings = z.infer<typeof Settings>;

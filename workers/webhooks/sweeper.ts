@@ -5,7 +5,6 @@
  */
 import { log } from "../../shared/log";
 import { sendAll } from "../../shared/queue/send";
-import type { JobEventMessage } from "../../shared/queue/webhook-deliveries";
 import { findUndispatchedEvents } from "../../shared/webhooks/outbox";
 import { takeStalledDeliveries } from "./deliveries";
 import { eventMessage, sendDeliveries } from "./fan-out";
