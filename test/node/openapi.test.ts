@@ -54,4 +54,20 @@ describe("OpenAPI document", () => {
 		const getJob = doc.paths["/v1/jobs/{id}"]?.get?.responses["200"]?.content["application/json"]?.schema;
 		expect(getJob).toEqual({ $ref: "#/components/schemas/Job" });
 	});
+
+	it("names every batch operation with its operationId", () => {
+		const doc = status.openApiDocument() as unknown as {
+			paths: Record<string, Record<string, { operationId?: string }>>;
+		};
+		const ids = Object.entries(doc.paths)
+			.filter(([path]) => path.startsWith("/v1/batches"))
+			.flatMap(([path, item]) => Object.entries(item).map(([method, op]) => [`${method} ${path}`, op.operationId]));
+		expect(Object.fromEntries(ids)).toEqual({
+			"post /v1/batches": "createBatch",
+			"get /v1/batches": "listBatches",
+			"get /v1/batches/{id}": "getBatch",
+			"post /v1/batches/{id}/cancel": "cancelBatch",
+			"get /v1/batches/{id}/results": "getBatchResults",
+		});
+	});
 });

@@ -13,6 +13,7 @@ import type { AppEnv } from "./app-env";
 import { authenticate } from "./auth/authenticate";
 import { allowedMethodsIndex } from "./method-not-allowed";
 import { BEARER, json } from "./responses";
+import { batchRoutes } from "./routes/batches";
 import { imageRoutes } from "./routes/images";
 import { jobRoutes } from "./routes/jobs";
 import { keyRoutes } from "./routes/keys";
@@ -36,7 +37,8 @@ export function openApiDocument() {
 		info: {
 			title: "r2-captions status API",
 			version: "1.0.0",
-			description: "Upload images, follow their captioning jobs, manage API keys and webhooks.",
+			description:
+				"Upload images, follow their captioning jobs, caption whole prefixes as batches and export their results, manage API keys and webhooks.",
 		},
 	});
 }
@@ -59,6 +61,7 @@ app.route("/", publicRoutes);
 app.use("/v1/*", authenticate);
 app.route("/", imageRoutes);
 app.route("/", jobRoutes);
+app.route("/", batchRoutes);
 app.route("/", statsRoutes);
 app.route("/", keyRoutes);
 app.route("/", webhookRoutes);

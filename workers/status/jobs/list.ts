@@ -1,7 +1,7 @@
 /**
  * Listing jobs newest first with an opaque keyset cursor over (created_at DESC, id DESC)
- * (../keyset-cursor.ts). Served by the jobs_created / jobs_status_created / jobs_key_created
- * indexes.
+ * (../keyset-cursor.ts). Served by the jobs_created / jobs_status_created / jobs_key_created /
+ * jobs_batch_created indexes.
  */
 import { z } from "zod";
 import { parseRow, parseRows } from "../../../shared/d1-rows";
@@ -12,6 +12,7 @@ import { prefixCondition } from "./key-range";
 export interface JobFilter {
 	status?: JobStatus;
 	key?: string;
+	batchId?: string;
 	/** Prefixes that must all match (the requested one and the caller's scope). */
 	prefixes: string[];
 	/** Exclusive bounds on created_at, in Unix milliseconds. */
@@ -67,6 +68,10 @@ export async function listJobs(
 	if (filter.key !== undefined) {
 		where.push("key = ?");
 		params.push(filter.key);
+	}
+	if (filter.batchId !== undefined) {
+		where.push("batch_id = ?");
+		params.push(filter.batchId);
 	}
 	const dense = await isDensePrefix(db, filter);
 	for (const prefix of filter.prefixes) {

@@ -31,6 +31,11 @@ const ListJobsQuery = z.object({
 	status: JobStatus.optional(),
 	key: ObjectKey.optional().meta({ description: "Exact object key." }),
 	prefix: z.string().min(1).max(1024).optional().meta({ description: "Object-key prefix, e.g. `photos/`." }),
+	batch_id: z
+		.string()
+		.min(1)
+		.optional()
+		.meta({ description: "Only the jobs of this batch.", example: "bat_01JD2X6B8J3W4Q5R6S7T8V9W0X" }),
 	created_after: isoDate.optional().meta({ description: "Only jobs created strictly after this time." }),
 	created_before: isoDate.optional().meta({ description: "Only jobs created strictly before this time." }),
 	limit: z.coerce.number().int().min(1).max(100).default(20),
@@ -99,6 +104,7 @@ export const jobRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }
 			{
 				status: q.status,
 				key: q.key,
+				batchId: q.batch_id,
 				prefixes: [q.prefix, scope].filter((p): p is string => p !== undefined && p !== null),
 				createdAfter: parseTime(q.created_after),
 				createdBefore: parseTime(q.created_before),
