@@ -49,12 +49,14 @@ export async function alreadyCaptioned(
 	objects: ListedObject[],
 ): Promise<Map<string, string>> {
 	if (objects.length === 0) return new Map();
+	// CROSS JOIN and `+status` pin the plan: for each listed object, the jobs of its key
+	// (jobs_key_created), never a walk over every succeeded job (jobs_status_created).
 	const rows = await db
 		.prepare(
 			`SELECT j.key AS key, max(j.id) AS job_id
-			FROM json_each(?1) p JOIN jobs j ON j.key = json_extract(p.value, '$[0]')
+			FROM json_each(?1) p CROSS JOIN jobs j ON j.key = json_extract(p.value, '$[0]')
 			WHERE j.bucket = ?2 AND j.etag = json_extract(p.value, '$[1]') AND j.prompt = json_extract(p.value, '$[2]')
-				AND j.status = 'succeeded'
+				AND +j.status = 'succeeded'
 			GROUP BY j.key`,
 		)
 		.bind(JSON.stringify(objects.map((o) => [o.key, o.etag, o.prompt ?? null])), bucket)
