@@ -6,9 +6,11 @@ import { execFileSync } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { type BatchesReport, batchesMarkdown } from "./batches-report.ts";
 import type { MemoryResult } from "./memory.ts";
 import type { PipelineResult } from "./pipeline.ts";
 import type { RateLimitResult } from "./rate-limit.ts";
+import { header, row } from "./stats.ts";
 import type { SizeResult } from "./status-api.ts";
 
 export interface PipelineRun {
@@ -25,6 +27,7 @@ export interface Report {
 	statusApi: { sizes: SizeResult[]; plans: Record<string, string> } | null;
 	memory: MemoryResult[];
 	rateLimit: RateLimitResult[];
+	batches: BatchesReport;
 	notes: string[];
 }
 
@@ -48,9 +51,6 @@ export function machine(): Record<string, string | number> {
 			.join(" "),
 	};
 }
-
-const row = (cells: (string | number)[]) => `| ${cells.join(" | ")} |`;
-const header = (cells: string[]) => [row(cells), row(cells.map(() => "---"))];
 
 function pipelineTable(runs: PipelineRun[]): string[] {
 	const lines = header([
@@ -192,6 +192,7 @@ export function renderMarkdown(report: Report): string {
 		out.push("#### Memory while captioning large images", "", ...memoryTable(report.memory), "");
 	if (report.rateLimit.length)
 		out.push("#### Rate limits per task type (emulated)", "", ...rateTable(report.rateLimit), "");
+	out.push(...batchesMarkdown(report.batches));
 	return out.join("\n");
 }
 

@@ -14,6 +14,7 @@ import type { AppEnv } from "./app-env";
 import { authenticate } from "./auth/authenticate";
 import { allowedMethodsIndex } from "./method-not-allowed";
 import { BEARER, json } from "./responses";
+import { batchRoutes } from "./routes/batches";
 import { imageRoutes } from "./routes/images";
 import { jobRoutes } from "./routes/jobs";
 import { keyRoutes } from "./routes/keys";
@@ -43,8 +44,11 @@ for (const type of WEBHOOK_EVENT_TYPES) {
 	app.openAPIRegistry.registerWebhook({
 		method: "post",
 		path: type,
-		operationId: type === "job.succeeded" ? "jobSucceededEvent" : "jobFailedEvent",
-		summary: `\`${type}\`: a job reached this terminal state`,
+		// job.succeeded -> jobSucceededEvent, batch.completed -> batchCompletedEvent
+		operationId: `${type.replace(/\.(\w)/, (_, c: string) => c.toUpperCase())}Event`,
+		summary: type.startsWith("batch.")
+			? `\`${type}\`: a batch reached this terminal state`
+			: `\`${type}\`: a job reached this terminal state`,
 		description: "Signed per Standard Webhooks with the subscription's `whsec_` secret (or `WEBHOOK_SECRET`).",
 		security: [],
 		request: {
@@ -78,7 +82,7 @@ export function openApiDocument() {
 			title: "r2-captions status API",
 			version: "1.0.0",
 			description:
-				"Upload images, follow their captioning jobs, manage API keys and webhooks. Object keys are sent in " +
+				"Upload images, follow their captioning jobs, caption whole prefixes as batches and export their results, manage API keys and webhooks. Object keys are sent in " +
 				"one path segment, percent-encoded: `PUT /v1/images/photos%2Fcat.jpg` stores `photos/cat.jpg` (as " +
 				"generated clients send it); unencoded slashes are accepted too.",
 		},
@@ -108,6 +112,7 @@ app.route("/", publicRoutes);
 app.use("/v1/*", authenticate);
 app.route("/", imageRoutes);
 app.route("/", jobRoutes);
+app.route("/", batchRoutes);
 app.route("/", statsRoutes);
 app.route("/", modelRoutes);
 app.route("/", keyRoutes);
