@@ -27,14 +27,14 @@ export interface MemoryResult {
 	imagesEmulation: { atResetMb: number; peakMb: number; peakAboveResetMb: number };
 }
 
-async function statusField(pid: number, field: "VmRSS" | "VmHWM"): Promise<number> {
+export async function statusField(pid: number, field: "VmRSS" | "VmHWM"): Promise<number> {
 	const text = await readFile(`/proc/${pid}/status`, "utf8");
 	const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text);
 	return m ? Number(m[1]) / 1024 : 0;
 }
 
 /** Resets the peak-RSS counter to the current RSS (Linux ≥ 4.0; only for our own processes). */
-const resetPeak = (pid: number) => writeFile(`/proc/${pid}/clear_refs`, "5");
+export const resetPeak = (pid: number) => writeFile(`/proc/${pid}/clear_refs`, "5");
 
 export async function runMemory(stack: Stack, images: WorkloadImage[], timeoutMs: number): Promise<MemoryResult[]> {
 	const client = api(stack);

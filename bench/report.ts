@@ -6,10 +6,12 @@ import { execFileSync } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { type BatchesReport, batchesMarkdown } from "./batches-report.ts";
 import type { DashboardResult } from "./dashboard.ts";
 import type { MemoryResult } from "./memory.ts";
 import type { PipelineResult } from "./pipeline.ts";
 import type { RateLimitResult } from "./rate-limit.ts";
+import { header, row } from "./stats.ts";
 import type { SizeResult } from "./status-api.ts";
 
 export interface PipelineRun {
@@ -27,6 +29,7 @@ export interface Report {
 	memory: MemoryResult[];
 	rateLimit: RateLimitResult[];
 	dashboard: DashboardResult | null;
+	batches: BatchesReport;
 	notes: string[];
 }
 
@@ -50,9 +53,6 @@ export function machine(): Record<string, string | number> {
 			.join(" "),
 	};
 }
-
-const row = (cells: (string | number)[]) => `| ${cells.join(" | ")} |`;
-const header = (cells: string[]) => [row(cells), row(cells.map(() => "---"))];
 
 function pipelineTable(runs: PipelineRun[]): string[] {
 	const lines = header([
@@ -209,6 +209,7 @@ export function renderMarkdown(report: Report): string {
 	if (report.rateLimit.length)
 		out.push("#### Rate limits per task type (emulated)", "", ...rateTable(report.rateLimit), "");
 	if (report.dashboard) out.push("#### Dashboard: first render", "", ...dashboardTable(report.dashboard), "");
+	out.push(...batchesMarkdown(report.batches));
 	return out.join("\n");
 }
 

@@ -7,13 +7,14 @@
  *   npm run bench                      N = 1000 (about 12 minutes on 2 cores)
  *   npm run bench -- --n 200           a smaller N
  *   npm run bench:quick                N = 60, small tables, short loads (a couple of minutes)
- *   npm run bench -- --only pipeline,status,memory,rate,dashboard
+ *   npm run bench -- --only pipeline,status,memory,rate,dashboard,backfill,export,cost
  *   npm run bench -- --only rate        the rate-limit scenarios alone (about 7 minutes; --rate-scale 2 halves the minute)
  */
 import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { meteredBundles, runBackfill, runExport, runUploadCost } from "./batches.ts";
 import { runDashboard } from "./dashboard.ts";
 import { runMemory } from "./memory.ts";
 import { runPipeline } from "./pipeline.ts";
@@ -38,6 +39,9 @@ const { values: args } = parseArgs({
 		"rate-n": { type: "string" },
 		"rate-scale": { type: "string" },
 		concurrency: { type: "string" },
+		"backfill-n": { type: "string" },
+		"export-sizes": { type: "string" },
+		"cost-n": { type: "string" },
 	},
 });
 
@@ -61,7 +65,12 @@ const options = {
 	// The dashboard's first render (issue 13): a page of jobs, opened in a fresh browser context each run.
 	dashboardJobs: 25,
 	dashboardRuns: quick ? 3 : 7,
-	sections: new Set((args.only ?? "pipeline,status,memory,rate,dashboard").split(",")),
+	// Batches (issue 11): a backfill of 10,000 objects, exports of 10,000 and 100,000 jobs, and the cost
+	// per 1,000 images (batch backfill, uploads with the real consumer and with the naive one).
+	backfillN: num(args["backfill-n"], quick ? 1000 : 10_000),
+	exportSizes: (args["export-sizes"] ?? (quick ? "2000,10000" : "10000,100000")).split(",").map(Number),
+	costN: num(args["cost-n"], quick ? 200 : 1000),
+	sections: new Set((args.only ?? "pipeline,status,memory,rate,dashboard,backfill,export,cost").split(",")),
 };
 
 const workDir = path.join(ROOT, "bench", "results", "work");
@@ -78,6 +87,7 @@ const report: Report = {
 	memory: [],
 	rateLimit: [],
 	dashboard: null,
+	batches: { backfill: null, exports: [], costs: [] },
 	notes: [
 		"Local stack: wrangler dev (Miniflare) runs one queue batch at a time per consumer (max_concurrency is not emulated), so local throughput at 1 s model latency is bounded near max_batch_size per second.",
 		"Pipeline and memory runs use MODEL_RATE_LIMITS=off (no pacing) and an emulator without rate limits; the rate-limit scenarios measure pacing separately.",
@@ -114,6 +124,48 @@ async function pipelineSection(bundles: Awaited<ReturnType<typeof bundleWorkers>
 			} finally {
 				await stack.stop();
 			}
+		}
+	}
+}
+
+async function batchesSection(bundles: Awaited<ReturnType<typeof bundleWorkers>>) {
+	const wants = (name: string) => options.sections.has(name);
+	if (!wants("backfill") && !wants("export") && !wants("cost")) return;
+	if (wants("export")) {
+		log(`export: batches of ${options.exportSizes.join(" and ")} jobs`);
+		report.batches.exports = await runExport({
+			bundles,
+			workDir: path.join(workDir, "export"),
+			sizes: options.exportSizes,
+			log,
+		});
+	}
+	if (!wants("backfill") && !wants("cost")) return;
+	log("bundling the metered entry points (bench/metered/)");
+	const metered = await meteredBundles(workDir);
+	if (wants("backfill")) {
+		log(`backfill: ${options.backfillN} objects, 0 ms model`);
+		const backfill = await runBackfill({
+			bundles: metered,
+			workDir: path.join(workDir, "backfill"),
+			n: options.backfillN,
+			log,
+		});
+		log(`  ${backfill.listedPerSecond} objects listed/s, completed after ${backfill.secondsToCompleted} s`);
+		report.batches.backfill = backfill;
+		report.batches.costs.push({ pipeline: "batch backfill (status, lister, consumer, webhooks)", cost: backfill.cost });
+	}
+	if (wants("cost")) {
+		for (const consumer of ["real", "naive"] as const) {
+			log(`cost: ${options.costN} uploads, ${consumer} consumer`);
+			const cost = await runUploadCost({
+				bundles: metered,
+				consumer,
+				workDir: path.join(workDir, `cost-${consumer}`),
+				n: options.costN,
+			});
+			const label = consumer === "real" ? "uploads: workers/consumer (+ webhooks)" : "uploads: naive baseline consumer";
+			report.batches.costs.push({ pipeline: label, cost });
 		}
 	}
 }
@@ -204,6 +256,7 @@ async function main() {
 			await stack.stop();
 		}
 	}
+	await batchesSection(bundles);
 
 	const files = await writeReport(report, path.join(ROOT, "bench", "results"));
 	console.log(`\n${renderMarkdown(report)}`);

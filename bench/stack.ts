@@ -31,8 +31,10 @@ export interface StackOptions {
 	persistTo?: string;
 	/** Where logs and generated configs go. */
 	workDir: string;
-	/** The bundles made by bundleWorkers(). */
+	/** The bundles made by bundleWorkers() (or bundle(), e.g. metered entry points). */
 	bundles: Record<"status" | ConsumerKind, string>;
+	/** Also run the webhooks Worker, from this bundle (the pipeline's job events are then consumed). */
+	webhooksBundle?: string;
 }
 
 export interface Stack {
@@ -97,12 +99,33 @@ export async function bundleWorkers(workDir: string): Promise<Record<"status" | 
 	const configs = { status: workerConfigFiles.status, ...CONSUMER_CONFIG };
 	const out: Partial<Record<"status" | ConsumerKind, string>> = {};
 	for (const [name, config] of Object.entries(configs) as ["status" | ConsumerKind, string][]) {
-		const dir = path.join(workDir, "bundles", name);
-		await rm(dir, { recursive: true, force: true });
-		await wrangler(["deploy", "--dry-run", "--outdir", dir, "-c", config]);
-		out[name] = path.join(dir, "index.js");
+		out[name] = await bundle(config, path.join(workDir, "bundles", name));
 	}
 	return out as Record<"status" | ConsumerKind, string>;
+}
+
+/** Every Worker's production config (and the naive baseline's), for bundle() and the bench's seeding. */
+export const WORKER_CONFIGS = {
+	status: workerConfigFiles.status,
+	consumer: workerConfigFiles.consumer,
+	naive: NAIVE_CONFIG,
+	webhooks: workerConfigFiles.webhooks,
+} as const;
+
+/**
+ * Bundles a Worker (`wrangler deploy --dry-run --outdir`) with the bindings of `config`; `entry`
+ * replaces the config's `main` (e.g. a metered entry point). Returns the bundle's path.
+ */
+export async function bundle(config: string, outDir: string, entry?: string): Promise<string> {
+	await rm(outDir, { recursive: true, force: true });
+	await wrangler(["deploy", ...(entry ? [entry] : []), "--dry-run", "--outdir", outDir, "-c", config]);
+	return path.join(outDir, entry ? `${path.basename(entry, ".ts")}.js` : "index.js");
+}
+
+/** The webhooks Worker's local config; locally its secret is a plain var (there is no .dev.vars). */
+function webhooksConfig(): RawConfig {
+	const { secrets: _secrets, ...config } = localConfig("webhooks");
+	return { ...config, vars: { ...config.vars, WEBHOOK_SECRET: "whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQ=" } };
 }
 
 /**
@@ -182,6 +205,12 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 		options.bundles[options.consumer],
 		path.join(options.workDir, `${options.consumer}-consumer.wrangler.jsonc`),
 	);
+	const webhooks = options.webhooksBundle
+		? [
+				"-c",
+				bundleConfig(webhooksConfig(), options.webhooksBundle, path.join(options.workDir, "webhooks.wrangler.jsonc")),
+			]
+		: [];
 	const [port, inspectorPort] = [await freePort(), await freePort()];
 	const token = `bench-${randomBytes(12).toString("hex")}`;
 	const args = [
@@ -191,6 +220,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 		statusConfig,
 		"-c",
 		consumerConfig,
+		...webhooks,
 		"--ip",
 		"127.0.0.1",
 		"--port",

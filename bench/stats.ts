@@ -12,3 +12,7 @@ export function percentile(values: readonly number[], p: number): number {
 	const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
 	return round(sorted[rank - 1] as number, 1);
 }
+
+/** A Markdown table row, and a header with its separator line. */
+export const row = (cells: (string | number)[]) => `| ${cells.join(" | ")} |`;
+export const header = (cells: string[]) => [row(cells), row(cells.map(() => "---"))];

@@ -47,8 +47,12 @@ async function forward(url: string, body: string, headers: Record<string, string
 }
 
 function eventLine(event: WebhookPayload): string {
-	const job = event.data;
-	return `${event.timestamp}  ${event.type.padEnd(13)}  ${job.id}  ${job.key}  ${jobSummary(job, 100)}`;
+	const data = event.data;
+	if ("key" in data)
+		return `${event.timestamp}  ${event.type.padEnd(15)}  ${data.id}  ${data.key}  ${jobSummary(data, 100)}`;
+	const { counts } = data;
+	const done = `${counts.succeeded} succeeded, ${counts.failed} failed, ${counts.skipped} skipped, ${counts.cancelled} cancelled`;
+	return `${event.timestamp}  ${event.type.padEnd(15)}  ${data.id}  ${data.prefix ?? `${data.key_count} keys`}  ${done}`;
 }
 
 export async function listen(ctx: Context, options: ListenOptions): Promise<number> {

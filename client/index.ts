@@ -28,7 +28,13 @@ export type ErrorBody = Schemas["Error"];
 export type R2cClient = Client<paths>;
 
 /** Every job status, and whether a job ever leaves it (a status added to the API fails to compile here). */
-const TERMINAL: Record<JobStatus, boolean> = { queued: false, processing: false, succeeded: true, failed: true };
+const TERMINAL: Record<JobStatus, boolean> = {
+	queued: false,
+	processing: false,
+	succeeded: true,
+	failed: true,
+	cancelled: true,
+};
 export const JOB_STATUSES = Object.keys(TERMINAL) as JobStatus[];
 export const isTerminal = (status: JobStatus): boolean => TERMINAL[status];
 

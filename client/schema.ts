@@ -143,6 +143,84 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/batches": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List batches, newest first */
+        get: operations["listBatches"];
+        put?: never;
+        /**
+         * Caption a prefix or a list of objects as one batch
+         * @description Answers at once with the batch (`listing`); its objects are listed in the background, 1,000 a page, and each gets a job.
+         */
+        post: operations["createBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/batches/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a batch and its counts */
+        get: operations["getBatch"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/batches/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel a batch
+         * @description Listing stops and every queued job ends `cancelled` (no model call, no job webhook); running jobs finish. `batch.cancelled` is sent once none is left running. Cancelling a cancelled batch answers it again; a completed one is 409.
+         */
+        post: operations["cancelBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/batches/{id}/results": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download a batch's results
+         * @description Streamed in key order. `jsonl`: one Job JSON per line. `csv`: RFC 4180 with a header row (key, status, caption, error_code, error_message, model, prompt, completed_at). `hf`: a Hugging Face `imagefolder` `metadata.jsonl` (`file_name` relative to the folder of the prefix, `text`) of the succeeded jobs. Skipped objects appear as the earlier job that holds their caption.
+         */
+        get: operations["getBatchResults"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/stats": {
         parameters: {
             query?: never;
@@ -350,21 +428,68 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "batch.completed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `batch.completed`: a batch reached this terminal state
+         * @description Signed per Standard Webhooks with the subscription's `whsec_` secret (or `WEBHOOK_SECRET`).
+         */
+        post: operations["batchCompletedEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "batch.cancelled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `batch.cancelled`: a batch reached this terminal state
+         * @description Signed per Standard Webhooks with the subscription's `whsec_` secret (or `WEBHOOK_SECRET`).
+         */
+        post: operations["batchCancelledEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export interface components {
     schemas: {
         WebhookPayload: {
-            type: components["schemas"]["WebhookEventType"];
+            /** @enum {string} */
+            type: "job.succeeded" | "job.failed";
             /** Format: date-time */
             timestamp: string;
             data: components["schemas"]["Job"];
+        } | {
+            /** @enum {string} */
+            type: "batch.completed" | "batch.cancelled";
+            /** Format: date-time */
+            timestamp: string;
+            data: components["schemas"]["Batch"];
         };
-        /** @enum {string} */
-        WebhookEventType: "job.succeeded" | "job.failed";
         Job: {
             /** @example job_01JD2X6B8J3W4Q5R6S7T8V9W0X */
             id: string;
             status: components["schemas"]["JobStatus"];
+            /** @description The batch that made the job; null for uploads and `POST /v1/jobs`. */
+            batch_id: string | null;
             bucket: string;
             key: string;
             etag: string;
@@ -389,13 +514,57 @@ export interface components {
             };
         };
         /** @enum {string} */
-        JobStatus: "queued" | "processing" | "succeeded" | "failed";
+        JobStatus: "queued" | "processing" | "succeeded" | "failed" | "cancelled";
         JobError: {
             code: components["schemas"]["JobErrorCode"];
             message: string;
         } | null;
         /** @enum {string} */
         JobErrorCode: "object_not_found" | "empty_object" | "unsupported_media_type" | "invalid_image" | "image_too_large" | "invalid_options" | "model_unavailable" | "model_error" | "retries_exhausted" | "dead_lettered";
+        Batch: {
+            /** @example bat_01JD2X6B8J3W4Q5R6S7T8V9W0X */
+            id: string;
+            status: components["schemas"]["BatchStatus"];
+            /** @description The listed prefix; null for a keys batch. */
+            prefix: string | null;
+            /** @description Distinct keys given; null for a prefix batch. */
+            key_count: number | null;
+            /** @description null: each object's `prompt` metadata, else the default. */
+            prompt: string | null;
+            max_tokens: number | null;
+            metadata: {
+                [key: string]: string;
+            };
+            counts: components["schemas"]["BatchCounts"];
+            /** Format: date-time */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description When the last object got its job (status `running`).
+             */
+            listed_at: string | null;
+            /**
+             * Format: date-time
+             * @description When the batch was completed or cancelled with none of its jobs still queued or running.
+             */
+            completed_at: string | null;
+        };
+        /**
+         * @description `listing`: objects are still being listed (counts grow); `running`: every object has its job; `completed` and `cancelled` are final.
+         * @enum {string}
+         */
+        BatchStatus: "listing" | "running" | "completed" | "cancelled";
+        BatchCounts: {
+            /** @description Objects in the batch so far: every other count added up. */
+            total: number;
+            queued: number;
+            processing: number;
+            succeeded: number;
+            failed: number;
+            cancelled: number;
+            /** @description Objects whose current version already had a succeeded job with the same prompt. */
+            skipped: number;
+        };
         Health: {
             /** @enum {string} */
             status: "ok";
@@ -444,7 +613,10 @@ export interface components {
             id: string;
             event_id: string;
             event_type: components["schemas"]["WebhookEventType"];
-            job_id: string;
+            /** @description The job of a `job.*` event; null for a batch event. */
+            job_id: string | null;
+            /** @description The batch of a `batch.*` event; null for a job event. */
+            batch_id: string | null;
             url: string;
             /** @enum {string} */
             status: "pending" | "succeeded" | "failed";
@@ -459,6 +631,8 @@ export interface components {
             /** @description The subscription it went to; null for the job's own callback URL. */
             subscription_id: string | null;
         };
+        /** @enum {string} */
+        WebhookEventType: "job.succeeded" | "job.failed" | "batch.completed" | "batch.cancelled";
         WebhookAttempt: {
             attempt: number;
             /** Format: date-time */
@@ -466,6 +640,43 @@ export interface components {
             status_code: number | null;
             duration_ms: number;
             error: string | null;
+        };
+        CreateBatch: {
+            /**
+             * @description Caption every object whose key starts with this (`""`: the whole bucket). Give this or `keys`.
+             * @example datasets/holidays/
+             */
+            prefix?: string;
+            /** @description Caption these objects (at most 10000; repeats count once). Give this or `prefix`. */
+            keys?: string[];
+            /** @description For every job; default: each object's `prompt` metadata, else the default prompt. */
+            prompt?: string;
+            max_tokens?: number;
+            /**
+             * Format: uri
+             * @description Receives `batch.completed` or `batch.cancelled` (signed with WEBHOOK_SECRET).
+             */
+            callback_url?: string;
+            metadata?: components["schemas"]["BatchMetadata"];
+            /**
+             * @description Skip (count as `skipped`, no model call) an object whose current version already has a succeeded job with the same prompt.
+             * @default true
+             */
+            skip_captioned: boolean;
+        };
+        /**
+         * @example {
+         *       "dataset": "holidays-2026",
+         *       "owner": "ml-team"
+         *     }
+         */
+        BatchMetadata: {
+            [key: string]: string;
+        };
+        BatchList: {
+            data: components["schemas"]["Batch"][];
+            /** @description Pass as `cursor` for the next page; null on the last. */
+            next_cursor: string | null;
         };
         Stats: {
             /** @description Object-key prefix the figures are limited to. */
@@ -477,6 +688,7 @@ export interface components {
                 processing: number;
                 succeeded: number;
                 failed: number;
+                cancelled: number;
                 total: number;
             };
             windows: components["schemas"]["StatsWindow"][];
@@ -484,6 +696,8 @@ export interface components {
             counters: {
                 [key: string]: number;
             };
+            /** @description Batches still `listing` or `running`, newest first (at most 100), with their progress in `counts`. */
+            batches: components["schemas"]["Batch"][];
         };
         StatsWindow: {
             /** @enum {string} */
@@ -604,7 +818,7 @@ export interface components {
             /** @example https://example.com/hooks/captions */
             url: string;
             events: components["schemas"]["WebhookEventType"][];
-            /** @description Only jobs whose object key starts with this; null: all. */
+            /** @description Only jobs whose object key starts with this, and batches whose objects all do (a prefix batch's prefix starts with it); null: all. */
             prefix: string | null;
             /** @enum {string} */
             status: "active" | "disabled";
@@ -635,7 +849,7 @@ export interface components {
             /** @example https://example.com/hooks/captions */
             url: string;
             events: components["schemas"]["WebhookEventType"][];
-            /** @description Only jobs whose object key starts with this; null: all. */
+            /** @description Only jobs whose object key starts with this, and batches whose objects all do (a prefix batch's prefix starts with it); null: all. */
             prefix: string | null;
             /** @enum {string} */
             status: "active" | "disabled";
@@ -656,7 +870,10 @@ export interface components {
             id: string;
             event_id: string;
             event_type: components["schemas"]["WebhookEventType"];
-            job_id: string;
+            /** @description The job of a `job.*` event; null for a batch event. */
+            job_id: string | null;
+            /** @description The batch of a `batch.*` event; null for a job event. */
+            batch_id: string | null;
             url: string;
             /** @enum {string} */
             status: "pending" | "succeeded" | "failed";
@@ -942,6 +1159,8 @@ export interface operations {
                 key?: string;
                 /** @description Object-key prefix, e.g. `photos/`. */
                 prefix?: string;
+                /** @description Only the jobs of this batch. */
+                batch_id?: string;
                 /** @description Only jobs created strictly after this time. */
                 created_after?: string;
                 /** @description Only jobs created strictly before this time. */
@@ -1063,6 +1282,251 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["JobWebhookDeliveryList"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or outside the key's prefix) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listBatches: {
+        parameters: {
+            query?: {
+                /** @description `listing`: objects are still being listed (counts grow); `running`: every object has its job; `completed` and `cancelled` are final. */
+                status?: components["schemas"]["BatchStatus"];
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of batches */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchList"];
+                };
+            };
+            /** @description Invalid parameters; `details` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createBatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateBatch"];
+            };
+        };
+        responses: {
+            /** @description The batch, listing */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Batch"];
+                };
+            };
+            /** @description Invalid parameters; `details` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or outside the key's prefix) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not a supported image */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getBatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The batch */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Batch"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or outside the key's prefix) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    cancelBatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The cancelled batch */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Batch"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or outside the key's prefix) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the resource's state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getBatchResults: {
+        parameters: {
+            query?: {
+                format?: "jsonl" | "csv" | "hf";
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file (Content-Disposition: attachment) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": string;
+                    "text/csv": string;
+                };
+            };
+            /** @description Invalid parameters; `details` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description Missing, wrong or revoked bearer token */
@@ -1641,6 +2105,64 @@ export interface operations {
         };
     };
     jobFailedEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description Stable across retries of one event: deduplicate on it. */
+                "webhook-id": string;
+                /** @description Unix seconds of this attempt. */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64 HMAC-SHA256 of id.timestamp.body>`; verify with the `standardwebhooks` library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookPayload"];
+            };
+        };
+        responses: {
+            /** @description Any 2xx acknowledges the delivery; 5xx, 429 and timeouts are retried; 410 disables. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    batchCompletedEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description Stable across retries of one event: deduplicate on it. */
+                "webhook-id": string;
+                /** @description Unix seconds of this attempt. */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64 HMAC-SHA256 of id.timestamp.body>`; verify with the `standardwebhooks` library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookPayload"];
+            };
+        };
+        responses: {
+            /** @description Any 2xx acknowledges the delivery; 5xx, 429 and timeouts are retried; 410 disables. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    batchCancelledEvent: {
         parameters: {
             query?: never;
             header: {

@@ -22,8 +22,10 @@ const IMAGE_EXTENSIONS = new Set([".jpg", ".png", ".webp"]);
 
 function progressLine(jobs: Job[]): string {
 	const count = (s: Job["status"]) => jobs.filter((j) => j.status === s).length;
-	const done = count("succeeded") + count("failed");
-	const bar = jobs.map((j) => ({ queued: "·", processing: "~", succeeded: "#", failed: "x" })[j.status]).join("");
+	const done = count("succeeded") + count("failed") + count("cancelled");
+	const bar = jobs
+		.map((j) => ({ queued: "·", processing: "~", succeeded: "#", failed: "x", cancelled: "-" })[j.status])
+		.join("");
 	return `  [${bar}] ${done}/${jobs.length} done · ${count("processing")} processing · ${count("queued")} queued`;
 }
 

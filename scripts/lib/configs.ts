@@ -61,6 +61,8 @@ const TEST_VARS = {
 	WEBHOOK_TIMEOUT_MS: "2000",
 	// Pacing off; the rate-limiter tests turn it on per run.
 	MODEL_RATE_LIMITS: "off",
+	// Three objects a listing page, so that small test batches span several pages.
+	BATCH_PAGE_SIZE: "3",
 } as const;
 /** Every queue consumer: partial batches after 1 s, one batch at a time, retries at once. */
 const TEST_QUEUE_CONSUMER = { max_batch_timeout: 1, max_concurrency: 1, retry_delay: 0 } as const;
@@ -70,7 +72,13 @@ const TEST_MAX_RETRIES: Record<string, number> = {
 	"caption-jobs-dlq": 2,
 	"webhook-deliveries": 3,
 	"webhook-deliveries-dlq": 2,
+	"batch-listing": 3,
 };
+/**
+ * A real queue that nothing consumes: tests that step a batch's listing by hand send its page (and
+ * caption) messages there, so that only the messages they deliver themselves are processed.
+ */
+const TEST_PRODUCERS = [{ binding: "HELD_MESSAGES", queue: "held-messages" }] as const;
 /**
  * Deploy-only settings the harness has no use for: crons do not fire in the pool (tests call
  * `scheduled`), and the pool's fetch does not serve static assets (test/node/dashboard-assets.test.ts
@@ -239,7 +247,8 @@ export function testConfig(): RawConfig {
 		...TEST_QUEUE_CONSUMER,
 		max_retries: TEST_MAX_RETRIES[c.queue] ?? c.max_retries,
 	}));
-	return { ...config, queues: { ...config.queues, consumers } };
+	const producers = [...(config.queues?.producers ?? []), ...TEST_PRODUCERS];
+	return { ...config, queues: { ...config.queues, producers, consumers } };
 }
 
 // ── Writing ─────────────────────────────────────────────────────────────────────────────────

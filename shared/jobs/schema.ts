@@ -4,7 +4,8 @@
  */
 import { z } from "zod";
 
-export const JOB_STATUSES = ["queued", "processing", "succeeded", "failed"] as const;
+/** `cancelled` is terminal too: a queued job of a cancelled batch (docs/jobs.md). */
+export const JOB_STATUSES = ["queued", "processing", "succeeded", "failed", "cancelled"] as const;
 export const JobStatus = z.enum(JOB_STATUSES).meta({ id: "JobStatus" });
 export type JobStatus = z.infer<typeof JobStatus>;
 
@@ -32,6 +33,10 @@ export const Job = z
 	.object({
 		id: z.string().meta({ example: "job_01JD2X6B8J3W4Q5R6S7T8V9W0X" }),
 		status: JobStatus,
+		batch_id: z
+			.string()
+			.nullable()
+			.meta({ description: "The batch that made the job; null for uploads and `POST /v1/jobs`." }),
 		bucket: z.string(),
 		key: z.string(),
 		etag: z.string(),
@@ -58,7 +63,8 @@ export type Job = z.infer<typeof Job>;
 /** A row of the `jobs` table, as D1 returns it. */
 export const JobRow = z.object({
 	id: z.string(),
-	source: z.enum(["notification", "api"]),
+	source: z.enum(["notification", "api", "batch"]),
+	batch_id: z.string().nullable(),
 	bucket: z.string(),
 	key: z.string(),
 	etag: z.string(),
@@ -92,6 +98,7 @@ export function toJob(row: JobRow): Job {
 	return {
 		id: row.id,
 		status: row.status,
+		batch_id: row.batch_id,
 		bucket: row.bucket,
 		key: row.key,
 		etag: row.etag,

@@ -92,7 +92,7 @@ export class ModelHealthRegistry extends DurableObject<unknown> {
 				return { call: true, probe: true };
 			}
 			if (waited) return { call: false, gone: false, retryAt: probe.expires };
-			let timer: number | null = null;
+			let timer: ReturnType<typeof setTimeout> | null = null;
 			const timeout = new Promise<void>((resolve) => {
 				timer = setTimeout(resolve, Math.min(PROBE_WAIT_MS, probe.expires - now));
 			});

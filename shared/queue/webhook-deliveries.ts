@@ -1,6 +1,6 @@
 /**
- * Queue message bodies of the `webhook-deliveries` queue: the event of a finished job, to fan out
- * into deliveries, and one delivery to send (or send again).
+ * Queue message bodies of the `webhook-deliveries` queue: the event of a finished job or of a
+ * settled batch, to fan out into deliveries, and one delivery to send (or send again).
  */
 import { z } from "zod";
 
@@ -12,6 +12,16 @@ export const JobEventMessage = z.object({
 });
 export type JobEventMessage = z.infer<typeof JobEventMessage>;
 
+/** A batch settled (completed, or cancelled with nothing left running): make its deliveries. */
+export const BatchEventMessage = z.object({
+	kind: z.literal("batch-event"),
+	event_id: z.string().startsWith("evt_"),
+	batch_id: z.string(),
+});
+export type BatchEventMessage = z.infer<typeof BatchEventMessage>;
+
+export type EventMessage = JobEventMessage | BatchEventMessage;
+
 /** Send (or retry) one delivery. */
 export const DeliveryMessage = z.object({
 	kind: z.literal("delivery"),
@@ -19,5 +29,5 @@ export const DeliveryMessage = z.object({
 });
 export type DeliveryMessage = z.infer<typeof DeliveryMessage>;
 
-export const WebhookMessage = z.discriminatedUnion("kind", [JobEventMessage, DeliveryMessage]);
+export const WebhookMessage = z.discriminatedUnion("kind", [JobEventMessage, BatchEventMessage, DeliveryMessage]);
 export type WebhookMessage = z.infer<typeof WebhookMessage>;

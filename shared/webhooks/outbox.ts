@@ -2,8 +2,11 @@
  * The webhook outbox: the statement that makes a job terminal runs in one D1 batch (a transaction)
  * with the insert of its `webhook_events` row, so a finished job always has its event and a job
  * that did not finish (lost lease, already terminal) has none from this attempt. `job_id` is unique:
- * one event per job, however many consumers race to finish it.
+ * one event per job, however many consumers race to finish it. The same transaction settles the
+ * job's batch when this was its last unfinished job (shared/batches/settle.ts).
  */
+import { z } from "zod";
+import { type SettledBatch, settleBatchStatements, settledBatch } from "../batches/settle";
 import { batchRows, parseRows } from "../d1-rows";
 import { ulid } from "../ids";
 import { JobRow } from "../jobs/schema";
@@ -12,6 +15,8 @@ import { EventRow } from "./schema";
 export interface FinishedJob {
 	job: JobRow;
 	eventId: string;
+	/** The job's batch, when finishing the job settled it. */
+	batch: SettledBatch | null;
 }
 
 export const newEventId = (now?: number) => `evt_${ulid(now)}`;
@@ -38,12 +43,22 @@ export async function finishWithEvent(
 	now = Date.now(),
 ): Promise<FinishedJob | null> {
 	const eventId = newEventId(now);
-	const [finished] = await db.batch([finish, recordEventStatement(db, jobId, eventId, now)]);
+	const batchEventId = newEventId(now);
+	const [finished, , settled] = await db.batch([
+		finish,
+		recordEventStatement(db, jobId, eventId, now),
+		...settleBatchStatements(db, { jobId }, batchEventId, now),
+	]);
 	const [job] = batchRows(finished, JobRow);
-	return job ? { job, eventId } : null;
+	return job ? { job, eventId, batch: settledBatch(settled, batchEventId) } : null;
 }
 
-const UndispatchedEvent = EventRow.pick({ id: true, job_id: true });
+/** An event of a job or of a batch (the table's CHECK: exactly one of the two). */
+const UndispatchedEvent = z.union([
+	z.object({ id: EventRow.shape.id, job_id: z.string(), batch_id: z.null() }),
+	z.object({ id: EventRow.shape.id, job_id: z.null(), batch_id: z.string() }),
+]);
+export type UndispatchedEvent = z.infer<typeof UndispatchedEvent>;
 
 /** Events that have no deliveries yet although they are older than `before` (lost or never sent). */
 export async function findUndispatchedEvents(
@@ -51,10 +66,10 @@ export async function findUndispatchedEvents(
 	before: number,
 	since: number,
 	limit = 100,
-): Promise<{ id: string; job_id: string }[]> {
+): Promise<UndispatchedEvent[]> {
 	return db
 		.prepare(
-			`SELECT id, job_id FROM webhook_events
+			`SELECT id, job_id, batch_id FROM webhook_events
 			WHERE dispatched_at IS NULL AND created_at < ?1 AND created_at >= ?2
 			ORDER BY created_at LIMIT ?3`,
 		)

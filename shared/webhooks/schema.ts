@@ -4,22 +4,30 @@
  * messages of the `webhook-deliveries` queue are in shared/queue/webhook-deliveries.ts.)
  */
 import { z } from "zod";
+import { Batch } from "../batches/schema";
 import { Job } from "../jobs/schema";
 
-export const WEBHOOK_EVENT_TYPES = ["job.succeeded", "job.failed"] as const;
+export const JOB_EVENT_TYPES = ["job.succeeded", "job.failed"] as const;
+export const BATCH_EVENT_TYPES = ["batch.completed", "batch.cancelled"] as const;
+export const WEBHOOK_EVENT_TYPES = [...JOB_EVENT_TYPES, ...BATCH_EVENT_TYPES] as const;
 export const WebhookEventType = z.enum(WEBHOOK_EVENT_TYPES).meta({ id: "WebhookEventType" });
 export type WebhookEventType = z.infer<typeof WebhookEventType>;
 
 export const DELIVERY_STATUSES = ["pending", "succeeded", "failed"] as const;
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 
-/** The body of every delivery. `timestamp` is when the job finished, the same on every attempt. */
+/**
+ * The body of every delivery: a job's event with the Job JSON, or a batch's final event with the
+ * Batch JSON. `timestamp` is when the job finished or the batch settled, the same on every attempt.
+ */
+export const JobWebhookPayload = z.object({ type: z.enum(JOB_EVENT_TYPES), timestamp: z.iso.datetime(), data: Job });
+export const BatchWebhookPayload = z.object({
+	type: z.enum(BATCH_EVENT_TYPES),
+	timestamp: z.iso.datetime(),
+	data: Batch,
+});
 export const WebhookPayload = z
-	.object({
-		type: WebhookEventType,
-		timestamp: z.iso.datetime(),
-		data: Job,
-	})
+	.discriminatedUnion("type", [JobWebhookPayload, BatchWebhookPayload])
 	.meta({ id: "WebhookPayload" });
 export type WebhookPayload = z.infer<typeof WebhookPayload>;
 
@@ -30,7 +38,10 @@ export const WebhookSubscription = z
 		id: z.string().meta({ example: "wh_01JD2X6B8J3W4Q5R6S7T8V9W0X" }),
 		url: z.string().meta({ example: "https://example.com/hooks/captions" }),
 		events: z.array(WebhookEventType),
-		prefix: z.string().nullable().meta({ description: "Only jobs whose object key starts with this; null: all." }),
+		prefix: z.string().nullable().meta({
+			description:
+				"Only jobs whose object key starts with this, and batches whose objects all do (a prefix batch's prefix starts with it); null: all.",
+		}),
 		status: z.enum(["active", "disabled"]),
 		disabled_reason: z.string().nullable(),
 		created_at: isoTime,
@@ -62,7 +73,8 @@ export const WebhookDelivery = z
 		id: z.string().meta({ description: "The `webhook-id` header of every attempt.", example: "msg_01JD2X6B8J3W4Q5R" }),
 		event_id: z.string(),
 		event_type: WebhookEventType,
-		job_id: z.string(),
+		job_id: z.string().nullable().meta({ description: "The job of a `job.*` event; null for a batch event." }),
+		batch_id: z.string().nullable().meta({ description: "The batch of a `batch.*` event; null for a job event." }),
 		url: z.string(),
 		status: z.enum(DELIVERY_STATUSES),
 		attempts: z.number().int(),
@@ -114,7 +126,8 @@ export type DeliveryRow = z.infer<typeof DeliveryRow>;
 /** A row of `webhook_events` (the outbox), as D1 returns it. */
 export const EventRow = z.object({
 	id: z.string(),
-	job_id: z.string(),
+	job_id: z.string().nullable(),
+	batch_id: z.string().nullable(),
 	type: WebhookEventType,
 	payload: z.string().nullable(),
 	created_at: z.number(),

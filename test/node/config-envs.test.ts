@@ -165,12 +165,16 @@ describe("the test pool's config (every Worker in test/harness.ts)", () => {
 		"vars.WEBHOOK_MAX_RETRIES": "3",
 		"vars.WEBHOOK_RETRY_BASE_SECONDS": "0",
 		"vars.WEBHOOK_RETRY_MAX_SECONDS": "0",
+		"vars.BATCH_PAGE_SIZE": "3",
+		"queues.producers[HELD_MESSAGES].binding": "HELD_MESSAGES",
+		"queues.producers[HELD_MESSAGES].queue": "held-messages",
 	};
 	for (const [queue, retries] of Object.entries({
 		"caption-jobs": 2,
 		"caption-jobs-dlq": 2,
 		"webhook-deliveries": 3,
 		"webhook-deliveries-dlq": 2,
+		"batch-listing": 3,
 	})) {
 		Object.assign(testOverrides, {
 			[`queues.consumers[${queue}].max_batch_timeout`]: 1,

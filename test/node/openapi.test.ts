@@ -163,4 +163,20 @@ describe("OpenAPI document for client generators", () => {
 		expect(upload?.description).toContain("photos%2Fcat.jpg");
 		expect(doc.info.description).toContain("%2F");
 	});
+
+	it("names every batch operation with its operationId", () => {
+		const doc = status.openApiDocument() as unknown as {
+			paths: Record<string, Record<string, { operationId?: string }>>;
+		};
+		const ids = Object.entries(doc.paths)
+			.filter(([path]) => path.startsWith("/v1/batches"))
+			.flatMap(([path, item]) => Object.entries(item).map(([method, op]) => [`${method} ${path}`, op.operationId]));
+		expect(Object.fromEntries(ids)).toEqual({
+			"post /v1/batches": "createBatch",
+			"get /v1/batches": "listBatches",
+			"get /v1/batches/{id}": "getBatch",
+			"post /v1/batches/{id}/cancel": "cancelBatch",
+			"get /v1/batches/{id}/results": "getBatchResults",
+		});
+	});
 });

@@ -35,7 +35,7 @@ describe("GET /v1/stats", () => {
 		const res = await call("GET", "/v1/stats", { token: key.token });
 		expect(res.status).toBe(200);
 		const stats = await parsed(res, Stats);
-		expect(stats.counts).toEqual({ queued: 1, processing: 0, succeeded: 100, failed: 10, total: 111 });
+		expect(stats.counts).toEqual({ queued: 1, processing: 0, succeeded: 100, failed: 10, cancelled: 0, total: 111 });
 		const [m5, h1, d1] = stats.windows;
 		expect(m5).toMatchObject({ window: "5m", completed: 100, succeeded: 100, failed: 0, throughput_per_minute: 20 });
 		expect(m5?.inference_ms).toEqual({ p50: 50, p95: 95, p99: 99 });

@@ -16,6 +16,7 @@ export function jobRow(input: JobRowInput): JobRow {
 	return JobRow.parse({
 		id: newJobId(createdAt),
 		source: "api",
+		batch_id: null,
 		bucket: "images",
 		etag: "etag",
 		size: null,

@@ -9,7 +9,12 @@ import { expect, inject } from "vitest";
 import { z } from "zod";
 import { finishStatement } from "../../shared/jobs/store";
 import { finishWithEvent } from "../../shared/webhooks/outbox";
-import { CreatedWebhookSubscription, WebhookDelivery, WebhookPayload } from "../../shared/webhooks/schema";
+import {
+	BatchWebhookPayload,
+	CreatedWebhookSubscription,
+	JobWebhookPayload,
+	WebhookDelivery,
+} from "../../shared/webhooks/schema";
 import { dispatchEvent } from "../../workers/webhooks/deliveries";
 import webhooks from "../../workers/webhooks/index";
 import { call, pageOf, parsed } from "../status/support";
@@ -57,9 +62,23 @@ export function hook(label: string) {
 	};
 }
 
-/** Verifies a received delivery as a receiver would, with `standardwebhooks`; returns its payload. */
-export function verified(secret: string, request: Received): WebhookPayload {
-	return WebhookPayload.parse(new Webhook(secret).verify(request.body, request.headers));
+/** Verifies a received job event as a receiver would, with `standardwebhooks`; returns its payload. */
+export function verified(secret: string, request: Received): z.infer<typeof JobWebhookPayload> {
+	return JobWebhookPayload.parse(new Webhook(secret).verify(request.body, request.headers));
+}
+
+/** Verifies a received batch event (`batch.completed` / `batch.cancelled`) the same way. */
+export function verifiedBatchEvent(secret: string, request: Received): z.infer<typeof BatchWebhookPayload> {
+	return BatchWebhookPayload.parse(new Webhook(secret).verify(request.body, request.headers));
+}
+
+export interface CreatedSubscription {
+	id: string;
+	secret: string;
+	url: string;
+	prefix: string | null;
+	events: string[];
+	status: string;
 }
 
 export async function subscribe(

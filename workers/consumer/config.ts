@@ -30,6 +30,8 @@ const Settings = z.object({
 	MODEL_CIRCUIT_FAILURES: z.coerce.number().int().min(1).default(5),
 	MODEL_COOLDOWN_SECONDS: z.coerce.number().positive().default(60),
 	MODEL_MAX_COOLDOWN_SECONDS: z.coerce.number().positive().default(3600),
+	// Objects (or given keys) per listing page of a batch; R2 lists at most 1,000 at a time.
+	BATCH_PAGE_SIZE: z.coerce.number().int().min(1).max(1000).default(1000),
 });
 
 export type ConsumerSettings = z.infer<typeof Settings>;

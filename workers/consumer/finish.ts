@@ -1,9 +1,11 @@
 /**
  * Making a job terminal, wherever the consumer does it (a caption, a dead letter, a sweep): the
- * statement that finishes the job commits with its webhook event (shared/webhooks/outbox.ts), then
- * the event goes onto `webhook-deliveries`. A failed send is not an error here: the event stays
- * undispatched and the webhooks Worker's cron sends it.
+ * statement that finishes the job commits with its webhook event (shared/webhooks/outbox.ts), and
+ * with its batch's final event when this was the batch's last unfinished job; then the events go
+ * onto `webhook-deliveries`. A failed send is not an error here: the event stays undispatched and
+ * the webhooks Worker's cron sends it.
  */
+import { batchEventMessage } from "../../shared/batches/settle";
 import type { JobRow } from "../../shared/jobs/schema";
 import { sendOrLeaveToSweeper } from "../../shared/queue/send";
 import type { JobEventMessage } from "../../shared/queue/webhook-deliveries";
@@ -29,5 +31,12 @@ export async function finishJob(
 		{ body: event, contentType: "json" },
 		{ queue: "webhook-deliveries", event_id: finished.eventId },
 	);
+	if (finished.batch) {
+		await sendOrLeaveToSweeper(
+			env.WEBHOOK_DELIVERIES,
+			{ body: batchEventMessage(finished.batch), contentType: "json" },
+			{ queue: "webhook-deliveries", event_id: finished.batch.eventId },
+		);
+	}
 	return finished.job;
 }

@@ -1,8 +1,10 @@
 /**
  * Consumer Worker: captions images from `caption-jobs`, fails dead letters from
- * `caption-jobs-dlq`, and sweeps stalled jobs on a cron.
+ * `caption-jobs-dlq`, lists batches page by page from `batch-listing`, and sweeps stalled jobs and
+ * listings on a cron.
  */
 import { runBatch } from "../../shared/queue/runner";
+import { handleBatchPage, sweepStalledListings } from "./batch-lister";
 import { handleCaptionMessage } from "./caption-job";
 import { modelChainFor, readSettings } from "./config";
 import { handleDeadLetter } from "./dead-letter";
@@ -11,9 +13,18 @@ import { sweepStalledJobs } from "./sweeper";
 export { ModelHealthRegistry } from "../../shared/models/health-registry";
 export { ModelRateLimiter } from "./model-rate-limiter";
 
+const isListingQueue = (queue: string) => queue === "batch-listing";
+
 export default {
 	async queue(batch, env, _ctx) {
 		const settings = readSettings(env);
+		if (isListingQueue(batch.queue)) {
+			// One page a message (max_batch_size 1); a page message that keeps failing is dropped
+			// after its retries and the cron sends the page again (there is no dead-letter queue).
+			const page = () => (message: Message<unknown>) => handleBatchPage(message, env, settings);
+			await runBatch(batch, { concurrency: 1, db: env.DB, live: page, deadLetter: page });
+			return;
+		}
 		await runBatch(batch, {
 			concurrency: settings.CAPTION_CONCURRENCY,
 			db: env.DB,
@@ -26,6 +37,6 @@ export default {
 	},
 
 	async scheduled(_controller, env, ctx) {
-		ctx.waitUntil(sweepStalledJobs(env, readSettings(env)));
+		ctx.waitUntil(Promise.all([sweepStalledJobs(env, readSettings(env)), sweepStalledListings(env)]));
 	},
 } satisfies ExportedHandler<ConsumerEnv>;

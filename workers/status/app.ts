@@ -14,6 +14,7 @@ import type { AppEnv } from "./app-env";
 import { authenticate } from "./auth/authenticate";
 import { allowedMethodsIndex } from "./method-not-allowed";
 import { BEARER, json } from "./responses";
+import { batchRoutes } from "./routes/batches";
 import { dashboardRoutes } from "./routes/dashboard";
 import { imageReadRoutes } from "./routes/image-read";
 import { imageRoutes } from "./routes/images";
@@ -47,8 +48,11 @@ for (const type of WEBHOOK_EVENT_TYPES) {
 	app.openAPIRegistry.registerWebhook({
 		method: "post",
 		path: type,
-		operationId: type === "job.succeeded" ? "jobSucceededEvent" : "jobFailedEvent",
-		summary: `\`${type}\`: a job reached this terminal state`,
+		// job.succeeded -> jobSucceededEvent, batch.completed -> batchCompletedEvent
+		operationId: `${type.replace(/\.(\w)/, (_, c: string) => c.toUpperCase())}Event`,
+		summary: type.startsWith("batch.")
+			? `\`${type}\`: a batch reached this terminal state`
+			: `\`${type}\`: a job reached this terminal state`,
 		description: "Signed per Standard Webhooks with the subscription's `whsec_` secret (or `WEBHOOK_SECRET`).",
 		security: [],
 		request: {
@@ -82,7 +86,7 @@ export function openApiDocument() {
 			title: "r2-captions status API",
 			version: "1.0.0",
 			description:
-				"Upload images, follow their captioning jobs, manage API keys and webhooks. Object keys are sent in " +
+				"Upload images, follow their captioning jobs, caption whole prefixes as batches and export their results, manage API keys and webhooks. Object keys are sent in " +
 				"one path segment, percent-encoded: `PUT /v1/images/photos%2Fcat.jpg` stores `photos/cat.jpg` (as " +
 				"generated clients send it); unencoded slashes are accepted too.",
 		},
@@ -115,6 +119,7 @@ app.route("/", imageRoutes);
 app.route("/", imageReadRoutes);
 app.route("/", jobRoutes);
 app.route("/", jobDeliveryRoutes);
+app.route("/", batchRoutes);
 app.route("/", statsRoutes);
 app.route("/", modelRoutes);
 app.route("/", statsSeriesRoutes);

@@ -8,7 +8,7 @@ import { errorMessage, log } from "../../shared/log";
 import { ACK, type Outcome } from "../../shared/queue/runner";
 import { WebhookMessage } from "../../shared/queue/webhook-deliveries";
 import { failPendingDelivery } from "./deliveries";
-import { handleJobEvent } from "./fan-out";
+import { handleEvent } from "./fan-out";
 
 export const DEAD_LETTER_ERROR = "Dead-lettered: the delivery message exhausted its retries";
 
@@ -26,7 +26,7 @@ export async function handleDeadLetter(message: Message<unknown>, env: WebhooksE
 		return ACK;
 	}
 	// Its cron is the event's safety net: a failure here is logged and the event left undispatched.
-	await handleJobEvent(body, env).catch((err) =>
+	await handleEvent(body, env).catch((err) =>
 		log("error", "webhook_event_dead_lettered", { event_id: body.event_id, error: errorMessage(err) }),
 	);
 	return ACK;

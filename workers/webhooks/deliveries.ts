@@ -1,9 +1,10 @@
 /**
- * Deliveries in D1: the fan-out of an event into one delivery per target (unique per event and
+ * Deliveries in D1: the fan-out of a job's or batch's event into one delivery per target (unique per event and
  * target, so an event is delivered once per target however often it is dispatched), the lease a
  * sender takes before an attempt, and the record of each attempt's outcome.
  */
 import { z } from "zod";
+import { BatchRow, toBatch } from "../../shared/batches/schema";
 import { batchRows, parseRow, parseRows } from "../../shared/d1-rows";
 import { ulid } from "../../shared/ids";
 import { JobRow, toJob } from "../../shared/jobs/schema";
@@ -20,13 +21,16 @@ export const CALLBACK_TARGET = "callback";
 
 export const newDeliveryId = (now?: number) => `msg_${ulid(now)}`;
 
-/** An event with the row of its job. */
-const EventWithJob = JobRow.extend({
+/** The columns of an event that travel with the row of its job or batch. */
+const eventColumns = {
 	event_id: EventRow.shape.id,
 	event_type: EventRow.shape.type,
 	event_at: EventRow.shape.created_at,
 	dispatched_at: EventRow.shape.dispatched_at,
-});
+};
+const EVENT_COLUMNS = "e.id AS event_id, e.type AS event_type, e.created_at AS event_at, e.dispatched_at";
+const EventWithJob = JobRow.extend(eventColumns);
+const EventWithBatch = BatchRow.extend(eventColumns);
 
 const Target = SubscriptionRow.pick({ id: true, url: true });
 const DeliveryId = DeliveryRow.pick({ id: true });
@@ -37,34 +41,60 @@ export type DispatchResult =
 	/** The deliveries this dispatch created. */
 	| { kind: "dispatched"; deliveryIds: string[] };
 
-/**
- * Creates the deliveries of an event: every active subscription whose events and prefix match the
- * job, plus the job's callback-url. Returns the ids of the deliveries this call created.
- */
-export async function dispatchEvent(db: D1Database, eventId: string, now = Date.now()): Promise<DispatchResult> {
-	const row = await db
-		.prepare(
-			`SELECT j.*, e.id AS event_id, e.type AS event_type, e.created_at AS event_at, e.dispatched_at
-			FROM webhook_events e JOIN jobs j ON j.id = e.job_id WHERE e.id = ?`,
-		)
+/** What an event is about, as its deliveries need it. */
+interface EventSubject {
+	dispatchedAt: number | null;
+	payload: WebhookPayload;
+	/** Subscriptions match when this starts with their prefix: the job's key, or the batch's key prefix. */
+	matchKey: string;
+	callbackUrl: string | null;
+}
+
+async function loadSubject(db: D1Database, eventId: string): Promise<EventSubject | null> {
+	const job = await db
+		.prepare(`SELECT j.*, ${EVENT_COLUMNS} FROM webhook_events e JOIN jobs j ON j.id = e.job_id WHERE e.id = ?`)
 		.bind(eventId)
 		.first()
 		.then(parseRow(EventWithJob));
-	if (!row) return { kind: "missing" };
-	if (row.dispatched_at !== null) return { kind: "already-dispatched" };
-
-	const payload: WebhookPayload = {
-		type: row.event_type,
-		timestamp: new Date(row.event_at).toISOString(),
-		data: toJob(row),
+	if (job) {
+		if (job.event_type !== "job.succeeded" && job.event_type !== "job.failed") return null;
+		return {
+			dispatchedAt: job.dispatched_at,
+			payload: { type: job.event_type, timestamp: new Date(job.event_at).toISOString(), data: toJob(job) },
+			matchKey: job.key,
+			callbackUrl: job.callback_url,
+		};
+	}
+	const batch = await db
+		.prepare(`SELECT b.*, ${EVENT_COLUMNS} FROM webhook_events e JOIN batches b ON b.id = e.batch_id WHERE e.id = ?`)
+		.bind(eventId)
+		.first()
+		.then(parseRow(EventWithBatch));
+	if (!batch || (batch.event_type !== "batch.completed" && batch.event_type !== "batch.cancelled")) return null;
+	return {
+		dispatchedAt: batch.dispatched_at,
+		payload: { type: batch.event_type, timestamp: new Date(batch.event_at).toISOString(), data: toBatch(batch) },
+		matchKey: batch.key_prefix,
+		callbackUrl: batch.callback_url,
 	};
+}
+
+/**
+ * Creates the deliveries of an event: every active subscription whose events and prefix match the
+ * job (or batch), plus its callback URL. Returns the ids of the deliveries this call created.
+ */
+export async function dispatchEvent(db: D1Database, eventId: string, now = Date.now()): Promise<DispatchResult> {
+	const subject = await loadSubject(db, eventId);
+	if (!subject) return { kind: "missing" };
+	if (subject.dispatchedAt !== null) return { kind: "already-dispatched" };
+
 	const subscriptions = await db
 		.prepare(
 			`SELECT id, url FROM webhook_subscriptions
 			WHERE status = 'active' AND EXISTS (SELECT 1 FROM json_each(events) WHERE value = ?1)
 			AND (prefix IS NULL OR substr(?2, 1, length(prefix)) = prefix)`,
 		)
-		.bind(row.event_type, row.key)
+		.bind(subject.payload.type, subject.matchKey)
 		.all()
 		.then(parseRows(Target));
 	const targets: { subscriptionId: string | null; target: string; url: string }[] = subscriptions.map((s) => ({
@@ -72,7 +102,7 @@ export async function dispatchEvent(db: D1Database, eventId: string, now = Date.
 		target: s.id,
 		url: s.url,
 	}));
-	if (row.callback_url) targets.push({ subscriptionId: null, target: CALLBACK_TARGET, url: row.callback_url });
+	if (subject.callbackUrl) targets.push({ subscriptionId: null, target: CALLBACK_TARGET, url: subject.callbackUrl });
 
 	const insert = db.prepare(
 		`INSERT INTO webhook_deliveries (id, event_id, subscription_id, target, url, status, next_attempt_at,
@@ -87,7 +117,7 @@ export async function dispatchEvent(db: D1Database, eventId: string, now = Date.
 				`UPDATE webhook_events SET payload = coalesce(payload, ?2), dispatched_at = ?3
 				WHERE id = ?1 AND dispatched_at IS NULL`,
 			)
-			.bind(eventId, JSON.stringify(payload), now),
+			.bind(eventId, JSON.stringify(subject.payload), now),
 	]);
 	const created = results.slice(0, targets.length).flatMap((result) => batchRows(result, DeliveryId));
 	return { kind: "dispatched", deliveryIds: created.map((row) => row.id) };

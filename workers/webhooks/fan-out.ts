@@ -1,12 +1,14 @@
 /**
- * One `job-event` message: the event of a finished job becomes one delivery per matching target
- * (subscriptions and the job's callback-url), and each new delivery gets its own message, so every
- * target is retried on its own. Dispatching twice creates nothing twice (deliveries are unique per
- * event and target, and a dispatched event is not dispatched again).
+ * One `job-event` or `batch-event` message: the event of a finished job (or settled batch) becomes
+ * one delivery per matching target (subscriptions and the job's or batch's callback URL), and each
+ * new delivery gets its own message, so every target is retried on its own. Dispatching twice
+ * creates nothing twice (deliveries are unique per event and target, and a dispatched event is not
+ * dispatched again).
  */
 import { log } from "../../shared/log";
 import { sendAll } from "../../shared/queue/send";
-import type { DeliveryMessage, JobEventMessage } from "../../shared/queue/webhook-deliveries";
+import type { DeliveryMessage, EventMessage } from "../../shared/queue/webhook-deliveries";
+import type { UndispatchedEvent } from "../../shared/webhooks/outbox";
 import { dispatchEvent } from "./deliveries";
 
 export async function sendDeliveries(queue: Queue, ids: string[]): Promise<void> {
@@ -16,11 +18,18 @@ export async function sendDeliveries(queue: Queue, ids: string[]): Promise<void>
 	);
 }
 
-export async function handleJobEvent(body: JobEventMessage, env: WebhooksEnv): Promise<void> {
+/** The message that dispatches an event of the outbox. */
+export function eventMessage(event: UndispatchedEvent): EventMessage {
+	return event.batch_id === null
+		? { kind: "job-event", event_id: event.id, job_id: event.job_id }
+		: { kind: "batch-event", event_id: event.id, batch_id: event.batch_id };
+}
+
+export async function handleEvent(body: EventMessage, env: WebhooksEnv): Promise<void> {
 	const result = await dispatchEvent(env.DB, body.event_id);
 	switch (result.kind) {
 		case "missing":
-			log("warn", "webhook_event_missing", { event_id: body.event_id, job_id: body.job_id });
+			log("warn", "webhook_event_missing", { ...body });
 			return;
 		case "already-dispatched":
 			return;

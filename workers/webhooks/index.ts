@@ -1,5 +1,5 @@
 /**
- * Webhooks Worker: consumes `webhook-deliveries` (job events fan out into deliveries; each delivery
+ * Webhooks Worker: consumes `webhook-deliveries` (job and batch events fan out into deliveries; each delivery
  * is a signed, retried, logged HTTP attempt) and its dead-letter queue, and sweeps on a cron.
  */
 import { log } from "../../shared/log";
@@ -8,7 +8,7 @@ import { WebhookMessage } from "../../shared/queue/webhook-deliveries";
 import { readSettings, type WebhookSettings } from "./config";
 import { handleDeadLetter } from "./dead-letter";
 import { handleDelivery } from "./delivery";
-import { handleJobEvent } from "./fan-out";
+import { handleEvent } from "./fan-out";
 import { sweepWebhooks } from "./sweeper";
 
 async function handle(message: Message<unknown>, env: WebhooksEnv, settings: WebhookSettings): Promise<Outcome> {
@@ -20,7 +20,8 @@ async function handle(message: Message<unknown>, env: WebhooksEnv, settings: Web
 	const body = parsed.data;
 	switch (body.kind) {
 		case "job-event":
-			await handleJobEvent(body, env);
+		case "batch-event":
+			await handleEvent(body, env);
 			return ACK;
 		case "delivery":
 			return handleDelivery(message, body, env, settings);

@@ -5,10 +5,9 @@
  */
 import { log } from "../../shared/log";
 import { sendAll } from "../../shared/queue/send";
-import type { JobEventMessage } from "../../shared/queue/webhook-deliveries";
 import { findUndispatchedEvents } from "../../shared/webhooks/outbox";
 import { takeStalledDeliveries } from "./deliveries";
-import { sendDeliveries } from "./fan-out";
+import { eventMessage, sendDeliveries } from "./fan-out";
 
 /** How long the normal path gets before the sweeper steps in. */
 export const SWEEP_GRACE_MS = 5 * 60 * 1000;
@@ -28,10 +27,7 @@ export async function sweepWebhooks(
 	const before = now - window.graceMs;
 	const since = now - window.horizonMs;
 	const events = await findUndispatchedEvents(env.DB, before, since);
-	await sendAll(
-		env.WEBHOOK_DELIVERIES,
-		events.map((e): JobEventMessage => ({ kind: "job-event", event_id: e.id, job_id: e.job_id })),
-	);
+	await sendAll(env.WEBHOOK_DELIVERIES, events.map(eventMessage));
 	const deliveries = await takeStalledDeliveries(env.DB, { overdueBefore: before, since }, now);
 	await sendDeliveries(env.WEBHOOK_DELIVERIES, deliveries);
 	if (events.length + deliveries.length > 0) {

@@ -1,17 +1,18 @@
 /**
- * Listing jobs newest first with an opaque keyset cursor over (created_at DESC, id DESC). There is
- * no OFFSET: a page starts strictly after the last row of the previous one, so jobs created
- * between two requests (always newer than the cursor) never shift, duplicate or hide older rows.
- * Served by the jobs_created / jobs_status_created / jobs_key_created indexes.
+ * Listing jobs newest first with an opaque keyset cursor over (created_at DESC, id DESC)
+ * (../keyset-cursor.ts). Served by the jobs_created / jobs_status_created / jobs_key_created /
+ * jobs_batch_created indexes.
  */
 import { z } from "zod";
 import { parseRow, parseRows } from "../../../shared/d1-rows";
 import { JobRow, type JobStatus } from "../../../shared/jobs/schema";
+import { keysetCursor, keysetPage, type Position } from "../keyset-cursor";
 import { prefixCondition } from "./key-range";
 
 export interface JobFilter {
 	status?: JobStatus;
 	key?: string;
+	batchId?: string;
 	/** Prefixes that must all match (the requested one and the caller's scope). */
 	prefixes: string[];
 	/** Exclusive bounds on created_at, in Unix milliseconds. */
@@ -19,34 +20,8 @@ export interface JobFilter {
 	createdBefore?: number;
 }
 
-const Cursor = z.object({ t: z.number().int().nonnegative(), i: z.string().startsWith("job_") });
-export type Cursor = z.infer<typeof Cursor>;
-
-function base64url(text: string): string {
-	const bytes = new TextEncoder().encode(text);
-	return btoa(String.fromCharCode(...bytes))
-		.replaceAll("+", "-")
-		.replaceAll("/", "_")
-		.replace(/=+$/, "");
-}
-
-export const encodeCursor = (row: Pick<JobRow, "created_at" | "id">): string =>
-	base64url(JSON.stringify({ t: row.created_at, i: row.id }));
-
-/** The position a cursor stands for, or null when it is not one this API issued. */
-export function decodeCursor(cursor: string): Cursor | null {
-	if (!/^[A-Za-z0-9_-]+$/.test(cursor)) return null;
-	try {
-		const binary = atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
-		const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(
-			Uint8Array.from(binary, (c) => c.charCodeAt(0)),
-		);
-		const parsed = Cursor.safeParse(JSON.parse(text));
-		return parsed.success ? parsed.data : null;
-	} catch {
-		return null;
-	}
-}
+export const jobCursor = keysetCursor("job_");
+export type Cursor = Position;
 
 export interface JobPage {
 	rows: JobRow[];
@@ -94,6 +69,10 @@ export async function listJobs(
 		where.push("key = ?");
 		params.push(filter.key);
 	}
+	if (filter.batchId !== undefined) {
+		where.push("batch_id = ?");
+		params.push(filter.batchId);
+	}
 	const dense = await isDensePrefix(db, filter);
 	for (const prefix of filter.prefixes) {
 		// `+key` keeps SQLite off the key index, so it walks a newest-first index and stops early.
@@ -127,7 +106,5 @@ export async function listJobs(
 		.bind(...params, limit + 1)
 		.all()
 		.then(parseRows(JobRow));
-	const rows = results.slice(0, limit);
-	const last = rows.at(-1);
-	return { rows, nextCursor: results.length > limit && last ? encodeCursor(last) : null };
+	return keysetPage(results, limit, jobCursor.encode);
 }

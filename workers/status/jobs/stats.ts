@@ -1,10 +1,12 @@
 /**
  * Service statistics for `GET /v1/stats`: jobs by status, and over recent windows the number of
  * finished jobs, throughput and inference-time percentiles (nearest rank, computed in D1 with a
- * window function so no rows leave the database), plus the service `counters`. Optionally
- * restricted to an object-key prefix (scoped API keys).
+ * window function so no rows leave the database), the service `counters`, and the progress of the
+ * batches in progress (their maintained counts: no job is counted). Optionally restricted to an
+ * object-key prefix (scoped API keys).
  */
 import { z } from "zod";
+import { Batch, BatchRow, toBatch } from "../../../shared/batches/schema";
 import { batchRows } from "../../../shared/d1-rows";
 import { JobStatus } from "../../../shared/jobs/schema";
 import { prefixCondition } from "./key-range";
@@ -39,12 +41,16 @@ export const Stats = z
 			processing: z.number().int(),
 			succeeded: z.number().int(),
 			failed: z.number().int(),
+			cancelled: z.number().int(),
 			total: z.number().int(),
 		}),
 		windows: z.array(StatsWindow),
 		counters: z
 			.record(z.string(), z.number().int())
 			.meta({ description: "Service-wide counters (e.g. invalid notifications); empty for scoped keys." }),
+		batches: z.array(Batch).meta({
+			description: "Batches still `listing` or `running`, newest first (at most 100), with their progress in `counts`.",
+		}),
 	})
 	.meta({ id: "Stats" });
 export type Stats = z.infer<typeof Stats>;
@@ -82,9 +88,16 @@ export async function readStats(db: D1Database, prefix: string | null, now = Dat
 			.bind(now - w.seconds * 1000, ...range.params),
 	);
 	const counters = db.prepare("SELECT name, value FROM counters ORDER BY name");
-	const [countRes, counterRes, ...windowRes] = await db.batch([counts, counters, ...windows]);
+	const scope = prefix === null ? { sql: "1", params: [] } : prefixCondition("key_prefix", prefix);
+	const batches = db
+		.prepare(
+			`SELECT * FROM batches WHERE status IN ('listing', 'running') AND ${scope.sql}
+			ORDER BY created_at DESC, id DESC LIMIT 100`,
+		)
+		.bind(...scope.params);
+	const [countRes, counterRes, batchRes, ...windowRes] = await db.batch([counts, counters, batches, ...windows]);
 
-	const byStatus: Record<JobStatus, number> = { queued: 0, processing: 0, succeeded: 0, failed: 0 };
+	const byStatus: Record<JobStatus, number> = { queued: 0, processing: 0, succeeded: 0, failed: 0, cancelled: 0 };
 	for (const row of batchRows(countRes, CountRow)) byStatus[row.status] = row.n;
 	const total = Object.values(byStatus).reduce((a, b) => a + b, 0);
 	return {
@@ -106,5 +119,6 @@ export async function readStats(db: D1Database, prefix: string | null, now = Dat
 		// Counters are service-wide, so a key limited to a prefix does not see them.
 		counters:
 			prefix === null ? Object.fromEntries(batchRows(counterRes, CounterRow).map((r) => [r.name, r.value])) : {},
+		batches: batchRows(batchRes, BatchRow).map(toBatch),
 	};
 }

@@ -13,7 +13,7 @@ import { invalidParam, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
 import { inScope, scopePrefix } from "../auth/authorisation";
 import { insertApiJob } from "../jobs/create";
-import { decodeCursor, listJobs } from "../jobs/list";
+import { jobCursor, listJobs } from "../jobs/list";
 import { authenticated, errors, json } from "../responses";
 import { readSettings } from "../settings";
 import { ObjectKey, requireSafeWebhookUrl, validationHook } from "../validation";
@@ -31,6 +31,11 @@ const ListJobsQuery = z.object({
 	status: JobStatus.optional(),
 	key: ObjectKey.optional().meta({ description: "Exact object key." }),
 	prefix: z.string().min(1).max(1024).optional().meta({ description: "Object-key prefix, e.g. `photos/`." }),
+	batch_id: z
+		.string()
+		.min(1)
+		.optional()
+		.meta({ description: "Only the jobs of this batch.", example: "bat_01JD2X6B8J3W4Q5R6S7T8V9W0X" }),
 	created_after: isoDate.optional().meta({ description: "Only jobs created strictly after this time." }),
 	created_before: isoDate.optional().meta({ description: "Only jobs created strictly before this time." }),
 	limit: z.coerce.number().int().min(1).max(100).default(20),
@@ -92,7 +97,7 @@ export const jobRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }
 	.openapi(listJobsRoute, async (c) => {
 		const q = c.req.valid("query");
 		const principal = c.get("principal");
-		const after = q.cursor === undefined ? null : decodeCursor(q.cursor);
+		const after = q.cursor === undefined ? null : jobCursor.decode(q.cursor);
 		if (after === null && q.cursor !== undefined) {
 			throw invalidParam("cursor", "query", "Not a cursor returned by this API");
 		}
@@ -102,6 +107,7 @@ export const jobRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }
 			{
 				status: q.status,
 				key: q.key,
+				batchId: q.batch_id,
 				prefixes: [q.prefix, scope].filter((p): p is string => p !== undefined && p !== null),
 				createdAfter: parseTime(q.created_after),
 				createdBefore: parseTime(q.created_before),

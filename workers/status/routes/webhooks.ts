@@ -21,7 +21,7 @@ import { scopePrefix } from "../auth/authorisation";
 import { authenticated, errors, json } from "../responses";
 import { readSettings } from "../settings";
 import { requireSafeWebhookUrl, validationHook } from "../validation";
-import { decodeDeliveryCursor, listDeliveries, reopenDelivery } from "../webhooks/delivery-log";
+import { deliveryCursor, listDeliveries, reopenDelivery } from "../webhooks/delivery-log";
 import {
 	createSubscription,
 	deleteSubscription,
@@ -164,7 +164,7 @@ export const webhookRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
 	.openapi(listDeliveriesRoute, async (c) => {
 		const { id } = c.req.valid("param");
 		const q = c.req.valid("query");
-		const after = q.cursor === undefined ? null : decodeDeliveryCursor(q.cursor);
+		const after = q.cursor === undefined ? null : deliveryCursor.decode(q.cursor);
 		if (after === null && q.cursor !== undefined) {
 			throw invalidParam("cursor", "query", "Not a cursor returned by this API");
 		}

@@ -3,7 +3,7 @@
  * over created_at, id) with every attempt, and manual redelivery, which puts a finished delivery
  * back to pending under the same id, so the receiver sees the same `webhook-id` again.
  */
-import { z } from "zod";
+import type { z } from "zod";
 import { parseRow, parseRows } from "../../../shared/d1-rows";
 import {
 	AttemptRow,
@@ -12,29 +12,17 @@ import {
 	type WebhookAttempt,
 	type WebhookDelivery,
 } from "../../../shared/webhooks/schema";
+import { keysetCursor, keysetPage, type Position } from "../keyset-cursor";
 import { inScope } from "./subscriptions";
 
-const Cursor = z.object({ t: z.number().int().nonnegative(), i: z.string().startsWith("msg_") });
-type Cursor = z.infer<typeof Cursor>;
+export const deliveryCursor = keysetCursor("msg_");
 
-export const encodeDeliveryCursor = (row: { created_at: number; id: string }): string =>
-	btoa(JSON.stringify({ t: row.created_at, i: row.id }))
-		.replaceAll("+", "-")
-		.replaceAll("/", "_")
-		.replace(/=+$/, "");
-
-export function decodeDeliveryCursor(cursor: string): Cursor | null {
-	if (!/^[A-Za-z0-9_-]+$/.test(cursor)) return null;
-	try {
-		const parsed = Cursor.safeParse(JSON.parse(atob(cursor.replaceAll("-", "+").replaceAll("_", "/"))));
-		return parsed.success ? parsed.data : null;
-	} catch {
-		return null;
-	}
-}
-
-/** A delivery with the type and job of its event. */
-const LogRow = DeliveryRow.extend({ event_type: EventRow.shape.type, job_id: EventRow.shape.job_id });
+/** A delivery with the type and the job or batch of its event. */
+const LogRow = DeliveryRow.extend({
+	event_type: EventRow.shape.type,
+	job_id: EventRow.shape.job_id,
+	batch_id: EventRow.shape.batch_id,
+});
 type LogRow = z.infer<typeof LogRow>;
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -45,6 +33,7 @@ function toDelivery(row: LogRow, attempts: AttemptRow[]): WebhookDelivery {
 		event_id: row.event_id,
 		event_type: row.event_type,
 		job_id: row.job_id,
+		batch_id: row.batch_id,
 		url: row.url,
 		status: row.status,
 		attempts: row.attempts,
@@ -64,7 +53,7 @@ function toDelivery(row: LogRow, attempts: AttemptRow[]): WebhookDelivery {
 	};
 }
 
-const SELECT_LOG = `SELECT d.*, e.type AS event_type, e.job_id FROM webhook_deliveries d
+const SELECT_LOG = `SELECT d.*, e.type AS event_type, e.job_id, e.batch_id FROM webhook_deliveries d
 	JOIN webhook_events e ON e.id = d.event_id`;
 
 async function withAttempts(db: D1Database, rows: LogRow[]): Promise<WebhookDelivery[]> {
@@ -89,7 +78,7 @@ export async function listDeliveries(
 	db: D1Database,
 	subscriptionId: string,
 	limit: number,
-	after: Cursor | null,
+	after: Position | null,
 ): Promise<{ data: WebhookDelivery[]; nextCursor: string | null }> {
 	const results = await db
 		.prepare(
@@ -100,10 +89,8 @@ export async function listDeliveries(
 		.bind(subscriptionId, after?.t ?? null, after?.i ?? "", limit + 1)
 		.all()
 		.then(parseRows(LogRow));
-	const page = results.slice(0, limit);
-	const last = page.at(-1);
-	const nextCursor = results.length > limit && last ? encodeDeliveryCursor(last) : null;
-	return { data: await withAttempts(db, page), nextCursor };
+	const page = keysetPage(results, limit, deliveryCursor.encode);
+	return { data: await withAttempts(db, page.rows), nextCursor: page.nextCursor };
 }
 
 export async function getDelivery(db: D1Database, subscriptionId: string, id: string): Promise<WebhookDelivery | null> {

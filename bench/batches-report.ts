@@ -1,0 +1,95 @@
+/** Markdown tables of the batch scenarios (bench/batches.ts), for bench/report.ts. */
+import type { BackfillResult, Cost, ExportResult } from "./batches.ts";
+import { header, row } from "./stats.ts";
+
+export interface BatchesReport {
+	backfill: BackfillResult | null;
+	exports: ExportResult[];
+	/** Cost per 1,000 images by pipeline: "batch backfill", "uploads, workers/consumer", "uploads, naive baseline". */
+	costs: { pipeline: string; cost: Cost }[];
+}
+
+function backfillTable(b: BackfillResult): string[] {
+	return [
+		...header(["objects", "listed + enqueued", "listing took", "to `completed`", "captions/s", "counts at the end"]),
+		row([
+			b.n.toLocaleString("en"),
+			`**${b.listedPerSecond}/s**`,
+			`${b.listingSeconds} s`,
+			`**${b.secondsToCompleted} s**`,
+			b.captionsPerSecond,
+			Object.entries(b.counts)
+				.filter(([, v]) => v > 0)
+				.map(([k, v]) => `${k} ${v}`)
+				.join(", "),
+		]),
+	];
+}
+
+function exportTable(results: ExportResult[]): string[] {
+	const lines = header([
+		"jobs",
+		"format",
+		"seconds",
+		"rows/s",
+		"MB",
+		"workerd RSS at start",
+		"workerd peak above start",
+	]);
+	for (const e of results) {
+		lines.push(
+			row([
+				e.jobs.toLocaleString("en"),
+				e.format,
+				e.seconds,
+				`**${e.rowsPerSecond.toLocaleString("en")}**`,
+				e.megabytes,
+				`${e.workerdAtStartMb} MB`,
+				`**${e.workerdPeakAboveStartMb} MB**`,
+			]),
+		);
+	}
+	return lines;
+}
+
+function costTable(costs: BatchesReport["costs"]): string[] {
+	const lines = header([
+		"per 1,000 images",
+		"N",
+		"D1 queries",
+		"D1 rows read",
+		"D1 rows written",
+		"queue messages",
+		"queue operations",
+		"Worker invocations",
+	]);
+	for (const { pipeline, cost: c } of costs) {
+		lines.push(
+			row([
+				pipeline,
+				c.images,
+				c.d1Queries,
+				c.d1RowsRead,
+				c.d1RowsWritten,
+				c.queueMessages,
+				c.queueOperations,
+				c.invocations,
+			]),
+		);
+	}
+	return lines;
+}
+
+export function batchesMarkdown(b: BatchesReport): string[] {
+	const out: string[] = [];
+	if (b.backfill)
+		out.push(
+			"#### Backfill: one prefix batch over objects already in the bucket",
+			"",
+			...backfillTable(b.backfill),
+			"",
+		);
+	if (b.exports.length) out.push("#### Results export (streamed)", "", ...exportTable(b.exports), "");
+	if (b.costs.length) out.push("#### Cost per 1,000 images, model excluded (metered)", "", ...costTable(b.costs), "");
+	return out;
+}

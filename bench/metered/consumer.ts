@@ -1,0 +1,16 @@
+/** BENCHMARK ONLY: the consumer Worker with every invocation metered (meter.ts). */
+import consumer from "../../workers/consumer/index";
+import { metered, meteredBatch } from "./meter";
+
+export { ModelRateLimiter } from "../../workers/consumer/index";
+
+export default {
+	queue(batch, env, ctx) {
+		return metered("consumer", `queue ${batch.queue}`, env, (e, counts) =>
+			consumer.queue(meteredBatch(batch, counts), e, ctx),
+		);
+	},
+	scheduled(controller, env, ctx) {
+		return metered("consumer", "scheduled", env, (e) => consumer.scheduled(controller, e, ctx));
+	},
+} satisfies ExportedHandler<ConsumerEnv>;

@@ -1,0 +1,122 @@
+/**
+ * The Batch resource (issue 11): a prefix listed in the background, or a list of keys, captioned as
+ * one. The zod schema is the source of truth for the API's Batch JSON, the `batch.*` webhook
+ * payloads and the mapping from D1 rows.
+ */
+import { z } from "zod";
+
+export const BATCH_STATUSES = ["listing", "running", "completed", "cancelled"] as const;
+export const BatchStatus = z.enum(BATCH_STATUSES).meta({
+	id: "BatchStatus",
+	description:
+		"`listing`: objects are still being listed (counts grow); `running`: every object has its job; " +
+		"`completed` and `cancelled` are final.",
+});
+export type BatchStatus = z.infer<typeof BatchStatus>;
+
+/** Up to 16 string pairs of the caller's own, returned as given. */
+export const MAX_METADATA_PAIRS = 16;
+export const BatchMetadata = z
+	.record(z.string().min(1).max(64), z.string().max(512))
+	.refine((m) => Object.keys(m).length <= MAX_METADATA_PAIRS, `At most ${MAX_METADATA_PAIRS} pairs`)
+	.meta({ id: "BatchMetadata", example: { dataset: "holidays-2026", owner: "ml-team" } });
+export type BatchMetadata = z.infer<typeof BatchMetadata>;
+
+const count = z.number().int().nonnegative();
+
+export const BatchCounts = z
+	.object({
+		total: count.meta({ description: "Objects in the batch so far: every other count added up." }),
+		queued: count,
+		processing: count,
+		succeeded: count,
+		failed: count,
+		cancelled: count,
+		skipped: count.meta({
+			description: "Objects whose current version already had a succeeded job with the same prompt.",
+		}),
+	})
+	.meta({ id: "BatchCounts" });
+export type BatchCounts = z.infer<typeof BatchCounts>;
+
+const isoTime = z.iso.datetime();
+
+export const Batch = z
+	.object({
+		id: z.string().meta({ example: "bat_01JD2X6B8J3W4Q5R6S7T8V9W0X" }),
+		status: BatchStatus,
+		prefix: z.string().nullable().meta({ description: "The listed prefix; null for a keys batch." }),
+		key_count: z.number().int().nullable().meta({ description: "Distinct keys given; null for a prefix batch." }),
+		prompt: z.string().nullable().meta({ description: "null: each object's `prompt` metadata, else the default." }),
+		max_tokens: z.number().int().nullable(),
+		metadata: z.record(z.string(), z.string()),
+		counts: BatchCounts,
+		created_at: isoTime,
+		listed_at: isoTime.nullable().meta({ description: "When the last object got its job (status `running`)." }),
+		completed_at: isoTime.nullable().meta({
+			description: "When the batch was completed or cancelled with none of its jobs still queued or running.",
+		}),
+	})
+	.meta({ id: "Batch" });
+export type Batch = z.infer<typeof Batch>;
+
+/** A row of the `batches` table, as D1 returns it. */
+export const BatchRow = z.object({
+	id: z.string(),
+	status: BatchStatus,
+	bucket: z.string(),
+	prefix: z.string().nullable(),
+	key_count: z.number().nullable(),
+	key_prefix: z.string(),
+	prompt: z.string().nullable(),
+	max_tokens: z.number().nullable(),
+	callback_url: z.string().nullable(),
+	/** JSON object of string pairs. */
+	metadata: z.string(),
+	skip_captioned: z.union([z.literal(0), z.literal(1)]),
+	key_id: z.string().nullable(),
+	pages_listed: z.number(),
+	list_cursor: z.string().nullable(),
+	unsent_page: z.number().nullable(),
+	/** JSON array of job ids. */
+	unsent: z.string().nullable(),
+	total: z.number(),
+	queued: z.number(),
+	processing: z.number(),
+	succeeded: z.number(),
+	failed: z.number(),
+	cancelled: z.number(),
+	skipped: z.number(),
+	created_at: z.number(),
+	updated_at: z.number(),
+	listed_at: z.number().nullable(),
+	completed_at: z.number().nullable(),
+});
+export type BatchRow = z.infer<typeof BatchRow>;
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/** Renders a D1 row as the public Batch JSON. */
+export function toBatch(row: BatchRow): Batch {
+	return {
+		id: row.id,
+		status: row.status,
+		prefix: row.prefix,
+		key_count: row.key_count,
+		prompt: row.prompt,
+		max_tokens: row.max_tokens,
+		metadata: z.record(z.string(), z.string()).parse(JSON.parse(row.metadata)),
+		counts: {
+			total: row.total,
+			queued: row.queued,
+			processing: row.processing,
+			succeeded: row.succeeded,
+			failed: row.failed,
+			cancelled: row.cancelled,
+			skipped: row.skipped,
+		},
+		created_at: new Date(row.created_at).toISOString(),
+		listed_at: iso(row.listed_at),
+		completed_at: iso(row.completed_at),
+	};
+}

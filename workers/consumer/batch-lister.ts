@@ -1,0 +1,178 @@
+/**
+ * The batch lister: one `batch-listing` message lists one page of a batch (1,000 objects of its
+ * prefix from R2, or 1,000 of its given keys, each looked up with a HEAD), commits the page's jobs
+ * with the listing checkpoint (batch-pages.ts), then sends their caption messages and the message
+ * for the next page. D1 holds the only state that matters, so listing resumes wherever it stopped:
+ *
+ * - message page = pages_listed: list and commit the page (one winner if two try at once);
+ * - message page = pages_listed - 1 with the page's job ids still recorded: the page committed but
+ *   its follow-up may not have finished (the Worker died): send what it should have sent;
+ * - anything else (an older page, a batch no longer listing): a duplicate, acknowledged.
+ *
+ * Why a queue and not Workflows: see docs/batches.md ("How listing works").
+ */
+import type { BatchRow } from "../../shared/batches/schema";
+import { batchEventMessage, type SettledBatch } from "../../shared/batches/settle";
+import { Prompt } from "../../shared/jobs/options";
+import { errorMessage, log } from "../../shared/log";
+import { BatchPageMessage, batchPage } from "../../shared/queue/batch-listing";
+import type { CaptionRequest } from "../../shared/queue/caption-jobs";
+import { mapConcurrent } from "../../shared/queue/concurrency";
+import { ACK, type Outcome } from "../../shared/queue/runner";
+import { sendAll } from "../../shared/queue/send";
+import type { EventMessage } from "../../shared/queue/webhook-deliveries";
+import {
+	alreadyCaptioned,
+	batchKeys,
+	clearUnsent,
+	commitPage,
+	getBatchRow,
+	type ListedObject,
+	type PagePlan,
+	stillQueued,
+	takeStalledListings,
+} from "./batch-pages";
+import type { ConsumerSettings } from "./config";
+
+/** HEADs of a keys page in flight at once. */
+const HEAD_CONCURRENCY = 25;
+
+/** The prompt an object's job would run with: the batch's, else its `prompt` metadata, else the default. */
+function effectivePrompt(batch: BatchRow, metadata: Record<string, string> | undefined, fallback: string): string {
+	if (batch.prompt !== null) return batch.prompt;
+	const own = Prompt.safeParse(metadata?.prompt);
+	return own.success ? own.data : fallback;
+}
+
+/** The objects of the page that starts at the checkpoint, and where the next page starts. */
+async function listPage(
+	env: ConsumerEnv,
+	batch: BatchRow,
+	settings: ConsumerSettings,
+): Promise<{ objects: ListedObject[]; missing: string[]; nextCursor: string | null }> {
+	const prompts = batch.skip_captioned === 1;
+	const promptOf = (metadata: Record<string, string> | undefined) =>
+		prompts ? { prompt: effectivePrompt(batch, metadata, settings.DEFAULT_PROMPT) } : {};
+	if (batch.prefix !== null) {
+		const listed = await env.BUCKET.list({
+			prefix: batch.prefix,
+			cursor: batch.list_cursor ?? undefined,
+			limit: settings.BATCH_PAGE_SIZE,
+			// Object metadata is only needed for the prompt an object's job would use.
+			...(prompts && batch.prompt === null ? { include: ["customMetadata" as const] } : {}),
+		});
+		return {
+			objects: listed.objects.map((o) => ({ key: o.key, etag: o.etag, size: o.size, ...promptOf(o.customMetadata) })),
+			missing: [],
+			nextCursor: listed.truncated ? listed.cursor : null,
+		};
+	}
+	const afterSeq = batch.list_cursor === null ? -1 : Number(batch.list_cursor);
+	const keys = await batchKeys(env.DB, batch.id, afterSeq, settings.BATCH_PAGE_SIZE);
+	const heads = await mapConcurrent(keys, HEAD_CONCURRENCY, (k) => env.BUCKET.head(k.key));
+	const objects: ListedObject[] = [];
+	const missing: string[] = [];
+	keys.forEach((k, i) => {
+		const head = heads[i];
+		if (head) objects.push({ key: k.key, etag: head.etag, size: head.size, ...promptOf(head.customMetadata) });
+		else missing.push(k.key);
+	});
+	const last = keys.at(-1);
+	const more = last !== undefined && last.seq + 1 < (batch.key_count ?? 0);
+	return { objects, missing, nextCursor: more && last ? String(last.seq) : null };
+}
+
+/** What page `batch.pages_listed` holds: objects to queue, keys that are missing, objects to skip. */
+export async function planPage(env: ConsumerEnv, batch: BatchRow, settings: ConsumerSettings): Promise<PagePlan> {
+	const { objects, missing, nextCursor } = await listPage(env, batch, settings);
+	const captioned = batch.skip_captioned === 1 ? await alreadyCaptioned(env.DB, batch.bucket, objects) : new Map();
+	const skip: PagePlan["skip"] = [];
+	const queue: ListedObject[] = [];
+	for (const object of objects) {
+		const jobId = captioned.get(object.key);
+		if (jobId === undefined) queue.push(object);
+		else skip.push({ key: object.key, jobId });
+	}
+	return { queue, missing, skip, nextCursor };
+}
+
+/** After a page committed: its caption messages, the next page's message, then the checkpoint forgets its ids. */
+async function followUp(
+	env: ConsumerEnv,
+	batch: BatchRow,
+	page: number,
+	queued: string[],
+	events: EventMessage[],
+	settled: SettledBatch | null,
+) {
+	await sendAll(
+		env.CAPTION_JOBS,
+		queued.map((job_id): CaptionRequest => ({ kind: "caption-job", job_id })),
+	);
+	if (batch.status === "listing") await env.BATCH_LISTING.send(batchPage(batch.id, page + 1), { contentType: "json" });
+	// The events are in the outbox: if this send fails the webhooks Worker's cron sends them.
+	await sendAll(env.WEBHOOK_DELIVERIES, settled ? [...events, batchEventMessage(settled)] : events).catch((err) =>
+		log("warn", "queue_send_failed", { queue: "webhook-deliveries", batch_id: batch.id, error: errorMessage(err) }),
+	);
+	await clearUnsent(env.DB, batch.id, page);
+}
+
+export async function handleBatchPage(
+	message: Message<unknown>,
+	env: ConsumerEnv,
+	settings: ConsumerSettings,
+): Promise<Outcome> {
+	const parsed = BatchPageMessage.safeParse(message.body);
+	if (!parsed.success) {
+		log("warn", "invalid_batch_page", { message_id: message.id, reason: parsed.error.issues[0]?.message });
+		return ACK;
+	}
+	const { batch_id: batchId, page } = parsed.data;
+	const batch = await getBatchRow(env.DB, batchId);
+	if (!batch) {
+		log("warn", "batch_page_without_batch", { batch_id: batchId, page });
+		return ACK;
+	}
+	if (page === batch.pages_listed - 1 && batch.unsent_page === page && batch.unsent !== null) {
+		// Committed before, follow-up unfinished: send again (duplicates of caption messages are harmless).
+		const ids = await stillQueued(env.DB, JSON.parse(batch.unsent) as string[]);
+		log("warn", "batch_page_resumed", { batch_id: batchId, page, resent: ids.length });
+		await followUp(env, batch, page, ids, [], null);
+		return ACK;
+	}
+	if (page !== batch.pages_listed || batch.status !== "listing") return ACK;
+
+	const plan = await planPage(env, batch, settings);
+	const committed = await commitPage(env.DB, batch, page, plan, Date.now());
+	if (!committed) return ACK;
+	log("info", "batch_page_listed", {
+		batch_id: batchId,
+		page,
+		queued: committed.queued.length,
+		skipped: plan.skip.length,
+		missing: plan.missing.length,
+		last: plan.nextCursor === null,
+	});
+	const events = committed.failedEvents.map(
+		(f): EventMessage => ({ kind: "job-event", event_id: f.eventId, job_id: f.jobId }),
+	);
+	await followUp(env, committed.batch, page, committed.queued, events, committed.settled);
+	return ACK;
+}
+
+/** A listing checkpoint that stopped moving this long ago has lost its page message. */
+export const LISTING_STALL_MS = 10 * 60 * 1000;
+
+/** Cron: sends the page message of every stalled listing again. */
+export async function sweepStalledListings(env: ConsumerEnv, now = Date.now()): Promise<number> {
+	const stalled = await takeStalledListings(env.DB, now - LISTING_STALL_MS, now);
+	const messages = stalled.map((b) => ({
+		body: batchPage(b.id, b.unsent_page ?? b.pages_listed),
+		contentType: "json" as const,
+	}));
+	if (messages.length > 0) {
+		await env.BATCH_LISTING.sendBatch(messages);
+		log("warn", "stalled_listings_swept", { batches: messages.length });
+	}
+	return messages.length;
+}

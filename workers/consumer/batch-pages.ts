@@ -1,0 +1,213 @@
+/**
+ * A batch's listing checkpoint in D1. One page commits in one transaction, guarded by the
+ * checkpoint (`status = 'listing' AND pages_listed = page`): its jobs (unique per batch and key), its
+ * skips, the events of jobs that failed at once, the counts and the advanced checkpoint either all
+ * commit or none does, so a page that is retried, or listed twice by duplicate messages, never makes
+ * a second job nor counts an object twice.
+ */
+import { z } from "zod";
+import { BatchRow } from "../../shared/batches/schema";
+import { type SettledBatch, settleBatchStatements, settledBatch } from "../../shared/batches/settle";
+import { batchRows, parseRow, parseRows } from "../../shared/d1-rows";
+import { newJobId } from "../../shared/ids";
+import type { JobErrorCode } from "../../shared/jobs/schema";
+import { newEventId } from "../../shared/webhooks/outbox";
+
+export async function getBatchRow(db: D1Database, id: string): Promise<BatchRow | null> {
+	return db.prepare("SELECT * FROM batches WHERE id = ?").bind(id).first().then(parseRow(BatchRow));
+}
+
+/** One object of a page: what the listing (or a HEAD of a given key) said about it. */
+export interface ListedObject {
+	key: string;
+	etag: string;
+	size: number | null;
+	/** The prompt its job would run with (for skip_captioned), when that is checked. */
+	prompt?: string;
+}
+
+const KeyRow = z.object({ seq: z.number(), key: z.string() });
+
+/** The next keys of a keys batch after position `afterSeq` (-1: from the start). */
+export async function batchKeys(db: D1Database, batchId: string, afterSeq: number, limit: number) {
+	return db
+		.prepare("SELECT seq, key FROM batch_keys WHERE batch_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")
+		.bind(batchId, afterSeq, limit)
+		.all()
+		.then(parseRows(KeyRow));
+}
+
+const Captioned = z.object({ key: z.string(), job_id: z.string() });
+
+/**
+ * For each object, the newest succeeded job of its current version (bucket, key, etag) that ran
+ * with the prompt its new job would use: those objects are skipped.
+ */
+export async function alreadyCaptioned(
+	db: D1Database,
+	bucket: string,
+	objects: ListedObject[],
+): Promise<Map<string, string>> {
+	if (objects.length === 0) return new Map();
+	// CROSS JOIN and `+status` pin the plan: for each listed object, the jobs of its key
+	// (jobs_key_created), never a walk over every succeeded job (jobs_status_created).
+	const rows = await db
+		.prepare(
+			`SELECT j.key AS key, max(j.id) AS job_id
+			FROM json_each(?1) p CROSS JOIN jobs j ON j.key = json_extract(p.value, '$[0]')
+			WHERE j.bucket = ?2 AND j.etag = json_extract(p.value, '$[1]') AND j.prompt = json_extract(p.value, '$[2]')
+				AND +j.status = 'succeeded'
+			GROUP BY j.key`,
+		)
+		.bind(JSON.stringify(objects.map((o) => [o.key, o.etag, o.prompt ?? null])), bucket)
+		.all()
+		.then(parseRows(Captioned));
+	return new Map(rows.map((r) => [r.key, r.job_id]));
+}
+
+/** What a page adds to its batch. */
+export interface PagePlan {
+	/** Objects that get a queued job. */
+	queue: ListedObject[];
+	/** Keys given that are not in the bucket: their jobs fail at once with object_not_found. */
+	missing: string[];
+	/** Skipped objects and the job that already holds their caption. */
+	skip: { key: string; jobId: string }[];
+	/** Where the next page starts (an R2 cursor, or the last key position), or null after the last page. */
+	nextCursor: string | null;
+}
+
+export interface CommittedPage {
+	/** Ids of the queued jobs the page created: they need caption messages. */
+	queued: string[];
+	/** Event ids of the jobs that failed at once (their `job.failed` events are in the outbox). */
+	failedEvents: { eventId: string; jobId: string }[];
+	/** Set when the page was the last and nothing of the batch was left to run. */
+	settled: SettledBatch | null;
+	batch: BatchRow;
+}
+
+const MISSING: { code: JobErrorCode; message: (key: string) => string } = {
+	code: "object_not_found",
+	message: (key) => `The object ${key} is not in the bucket.`,
+};
+
+/** Commits page `page` of `batch`; null when the checkpoint had moved (the page was already done, or the batch cancelled). */
+export async function commitPage(
+	db: D1Database,
+	batch: BatchRow,
+	page: number,
+	plan: PagePlan,
+	now: number,
+): Promise<CommittedPage | null> {
+	const queued = plan.queue.map((o) => ({ ...o, id: newJobId(now) }));
+	const failed = plan.missing.map((key) => ({ key, id: newJobId(now), eventId: newEventId(now) }));
+	const rows = [
+		...queued.map((o) => [o.id, o.key, o.etag, o.size, "queued", null, null, null]),
+		...failed.map((f) => [f.id, f.key, "", null, "failed", MISSING.code, MISSING.message(f.key), now]),
+	];
+	const guard = "EXISTS (SELECT 1 FROM batches WHERE id = ?1 AND status = 'listing' AND pages_listed = ?2)";
+	const done = plan.nextCursor === null;
+	const settleEventId = newEventId(now);
+	const statements = [
+		db
+			.prepare(
+				`INSERT INTO jobs (id, source, batch_id, bucket, key, etag, size, prompt, max_tokens, status, error_code,
+					error_message, attempts, created_at, updated_at, completed_at, total_ms)
+				SELECT json_extract(value, '$[0]'), 'batch', ?1, ?3, json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+					json_extract(value, '$[3]'), ?4, ?5, json_extract(value, '$[4]'), json_extract(value, '$[5]'),
+					json_extract(value, '$[6]'), 0, ?6, ?6, json_extract(value, '$[7]'),
+					CASE WHEN json_extract(value, '$[7]') IS NULL THEN NULL ELSE 0 END
+				FROM json_each(?7) WHERE ${guard}
+				ON CONFLICT (batch_id, key) WHERE batch_id IS NOT NULL DO NOTHING`,
+			)
+			.bind(batch.id, page, batch.bucket, batch.prompt, batch.max_tokens, now, JSON.stringify(rows)),
+		db
+			.prepare(
+				`INSERT INTO batch_skips (batch_id, key, job_id)
+				SELECT ?1, json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?3) WHERE ${guard}
+				ON CONFLICT DO NOTHING`,
+			)
+			.bind(batch.id, page, JSON.stringify(plan.skip.map((s) => [s.key, s.jobId]))),
+		// Only rows this transaction inserted are still failed jobs with these fresh ids.
+		db
+			.prepare(
+				`INSERT INTO webhook_events (id, job_id, type, created_at)
+				SELECT json_extract(p.value, '$[1]'), j.id, 'job.failed', ?2
+				FROM json_each(?1) p JOIN jobs j ON j.id = json_extract(p.value, '$[0]') AND j.status = 'failed'
+				ON CONFLICT (job_id) DO NOTHING`,
+			)
+			.bind(JSON.stringify(failed.map((f) => [f.id, f.eventId])), now),
+		db
+			.prepare(
+				`UPDATE batches SET pages_listed = ?2 + 1, list_cursor = ?3, unsent_page = ?2, unsent = ?4,
+					total = total + ?5, queued = queued + ?6, failed = failed + ?7, skipped = skipped + ?8,
+					status = CASE WHEN ?9 THEN 'running' ELSE status END,
+					listed_at = CASE WHEN ?9 THEN ?10 ELSE listed_at END, updated_at = ?10
+				WHERE id = ?1 AND status = 'listing' AND pages_listed = ?2
+				RETURNING *`,
+			)
+			.bind(
+				batch.id,
+				page,
+				plan.nextCursor,
+				JSON.stringify(queued.map((o) => o.id)),
+				queued.length + failed.length + plan.skip.length,
+				queued.length,
+				failed.length,
+				plan.skip.length,
+				done ? 1 : 0,
+				now,
+			),
+		...(done ? settleBatchStatements(db, { batchId: batch.id }, settleEventId, now) : []),
+	];
+	const results = await db.batch(statements);
+	const [advanced] = batchRows(results[3], BatchRow);
+	if (!advanced) return null;
+	return {
+		queued: queued.map((o) => o.id),
+		failedEvents: failed.map((f) => ({ eventId: f.eventId, jobId: f.id })),
+		settled: done ? settledBatch(results[4], settleEventId) : null,
+		batch: advanced,
+	};
+}
+
+/** The page's caption messages are sent: forget its job ids (unless a later page has replaced them). */
+export async function clearUnsent(db: D1Database, batchId: string, page: number): Promise<void> {
+	await db
+		.prepare("UPDATE batches SET unsent = NULL, unsent_page = NULL WHERE id = ?1 AND unsent_page = ?2")
+		.bind(batchId, page)
+		.run();
+}
+
+const JobId = z.object({ id: z.string() });
+
+/** Of a page's job ids, those still queued (a cancel may have ended the others). */
+export async function stillQueued(db: D1Database, ids: string[]): Promise<string[]> {
+	if (ids.length === 0) return [];
+	const rows = await db
+		.prepare("SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?1)) AND status = 'queued'")
+		.bind(JSON.stringify(ids))
+		.all()
+		.then(parseRows(JobId));
+	return rows.map((r) => r.id);
+}
+
+const Stalled = BatchRow.pick({ id: true, pages_listed: true, unsent_page: true });
+export type StalledListing = z.infer<typeof Stalled>;
+
+/**
+ * Listings whose checkpoint has not moved since `before` (their page message was lost, or dropped
+ * after its retries): marked touched, so that the next sweep leaves them to the message it sends.
+ */
+export async function takeStalledListings(db: D1Database, before: number, now: number, limit = 100) {
+	return db
+		.prepare(
+			`UPDATE batches SET updated_at = ?2
+			WHERE id IN (SELECT id FROM batches WHERE (status = 'listing' OR unsent IS NOT NULL) AND updated_at < ?1 LIMIT ?3)
+			RETURNING id, pages_listed, unsent_page`,
+		)
+		.bind(before, now, limit)
+		.all()
+		.then(parseRows(Stalled));
+}

@@ -1,0 +1,163 @@
+/**
+ * A batch's results as a file, streamed: rows come from D1 a keyset page at a time in key order
+ * (the jobs_batch_key index, and batch_skips for skipped objects, whose rows are the earlier jobs
+ * that hold their captions) and leave as soon as they are rendered, so memory stays the size of a
+ * page whatever the batch's size.
+ *
+ * - `jsonl`: one Job JSON per line.
+ * - `csv`: RFC 4180 (CRLF, quoted where needed, header row), rendered by csv-stringify.
+ * - `hf`: the `metadata.jsonl` of a Hugging Face `imagefolder` dataset: `{"file_name", "text"}` for
+ *   each succeeded job, `file_name` relative to the folder of the batch's prefix.
+ */
+import { stringify } from "csv-stringify/sync";
+import type { BatchRow } from "../../../shared/batches/schema";
+import { parseRows } from "../../../shared/d1-rows";
+import { JobRow, toJob } from "../../../shared/jobs/schema";
+
+export const EXPORT_FORMATS = ["jsonl", "csv", "hf"] as const;
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+
+export const CSV_COLUMNS = [
+	"key",
+	"status",
+	"caption",
+	"error_code",
+	"error_message",
+	"model",
+	"prompt",
+	"completed_at",
+] as const;
+
+/** Rows read from D1 per query. */
+export const EXPORT_PAGE_ROWS = 500;
+
+/** SQLite's order of TEXT: UTF-8 bytes, that is code points (`<` on JS strings compares UTF-16 units). */
+export function byCodePoint(a: string, b: string): number {
+	const x = Array.from(a);
+	const y = Array.from(b);
+	for (let i = 0; i < Math.min(x.length, y.length); i++) {
+		const d = (x[i]?.codePointAt(0) ?? 0) - (y[i]?.codePointAt(0) ?? 0);
+		if (d !== 0) return d;
+	}
+	return x.length - y.length;
+}
+
+/** Reads one source of rows in key order, a page at a time. */
+function pager(db: D1Database, sql: string, batchId: string, pageRows: number) {
+	let after = "";
+	let exhausted = false;
+	return async (): Promise<JobRow[]> => {
+		if (exhausted) return [];
+		const rows = await db.prepare(sql).bind(batchId, after, pageRows).all().then(parseRows(JobRow));
+		exhausted = rows.length < pageRows;
+		after = rows.at(-1)?.key ?? after;
+		return rows;
+	};
+}
+
+/** The batch's jobs and the jobs of its skipped objects, merged in key order, a page at a time. */
+export async function* rowsInKeyOrder(db: D1Database, batchId: string, pageRows = EXPORT_PAGE_ROWS) {
+	const sources: (() => Promise<JobRow[]>)[] = [
+		pager(db, "SELECT * FROM jobs WHERE batch_id = ?1 AND key > ?2 ORDER BY key LIMIT ?3", batchId, pageRows),
+		pager(
+			db,
+			`SELECT j.* FROM batch_skips s JOIN jobs j ON j.id = s.job_id
+			WHERE s.batch_id = ?1 AND s.key > ?2 ORDER BY s.key LIMIT ?3`,
+			batchId,
+			pageRows,
+		),
+	];
+	const buffers = await Promise.all(sources.map((read) => read()));
+	for (;;) {
+		const out: JobRow[] = [];
+		while (out.length < pageRows) {
+			const [a, b] = buffers as [JobRow[], JobRow[]];
+			if (a.length === 0 && b.length === 0) break;
+			const from =
+				b.length === 0 || (a.length > 0 && byCodePoint((a[0] as JobRow).key, (b[0] as JobRow).key) < 0) ? 0 : 1;
+			const buffer = buffers[from] as JobRow[];
+			out.push(buffer.shift() as JobRow);
+			const read = sources[from];
+			if (buffer.length === 0 && read) buffers[from] = await read();
+		}
+		if (out.length === 0) return;
+		yield out;
+	}
+}
+
+/** The folder `metadata.jsonl` describes: the batch's key prefix up to its last `/`. */
+export const datasetFolder = (batch: BatchRow) => batch.key_prefix.slice(0, batch.key_prefix.lastIndexOf("/") + 1);
+
+const iso = (ms: number | null) => (ms === null ? "" : new Date(ms).toISOString());
+
+function renderer(format: ExportFormat, batch: BatchRow): (rows: JobRow[], first: boolean) => string {
+	switch (format) {
+		case "jsonl":
+			return (rows) => rows.map((row) => `${JSON.stringify(toJob(row))}\n`).join("");
+		case "csv":
+			return (rows, first) =>
+				stringify(
+					rows.map((r) => [
+						r.key,
+						r.status,
+						r.caption,
+						r.error_code,
+						r.error_message,
+						r.model,
+						r.prompt,
+						iso(r.completed_at),
+					]),
+					{ header: first, columns: [...CSV_COLUMNS], record_delimiter: "windows" },
+				);
+		case "hf": {
+			const folder = datasetFolder(batch);
+			return (rows) =>
+				rows
+					.filter((r) => r.status === "succeeded" && r.caption !== null)
+					.map((r) => `${JSON.stringify({ file_name: r.key.slice(folder.length), text: r.caption })}\n`)
+					.join("");
+		}
+	}
+}
+
+/** Content-Type and file name of each format. */
+export function exportHeaders(format: ExportFormat, batch: BatchRow): Record<string, string> {
+	const [type, file] =
+		format === "csv"
+			? ["text/csv; charset=utf-8; header=present", `${batch.id}.csv`]
+			: ["application/x-ndjson; charset=utf-8", format === "hf" ? "metadata.jsonl" : `${batch.id}.jsonl`];
+	return { "Content-Type": type, "Content-Disposition": `attachment; filename="${file}"` };
+}
+
+/** The export as a byte stream; D1 is read only as fast as the client takes the bytes. */
+export function exportStream(db: D1Database, batch: BatchRow, format: ExportFormat): ReadableStream<Uint8Array> {
+	const pages = rowsInKeyOrder(db, batch.id);
+	const render = renderer(format, batch);
+	const encoder = new TextEncoder();
+	let first = true;
+	return new ReadableStream<Uint8Array>(
+		{
+			async pull(controller) {
+				// A page may render to nothing (hf skips what did not succeed): read on until there is text.
+				for (;;) {
+					const next = await pages.next();
+					if (next.done) {
+						if (first && format === "csv") controller.enqueue(encoder.encode(render([], true)));
+						controller.close();
+						return;
+					}
+					const text = render(next.value, first);
+					first = false;
+					if (text.length > 0) {
+						controller.enqueue(encoder.encode(text));
+						return;
+					}
+				}
+			},
+			async cancel() {
+				await pages.return(undefined);
+			},
+		},
+		{ highWaterMark: 0 },
+	);
+}

@@ -1,0 +1,179 @@
+/**
+ * Batches in D1 as the status API reads and changes them: create (with a keys batch's keys),
+ * get and list within a caller's scope, the batches still in progress (for /v1/stats), and cancel.
+ * Scope: a caller limited to prefix `p` sees only batches whose objects all start with `p`, that is
+ * whose `key_prefix` starts with `p`.
+ */
+import { BatchRow, type BatchStatus } from "../../../shared/batches/schema";
+import { type SettledBatch, settleBatchStatements, settledBatch } from "../../../shared/batches/settle";
+import { batchRows, parseRow, parseRows } from "../../../shared/d1-rows";
+import { ulid } from "../../../shared/ids";
+import { newEventId } from "../../../shared/webhooks/outbox";
+import { keysetCursor, keysetPage, type Position } from "../keyset-cursor";
+
+export const newBatchId = (now?: number) => `bat_${ulid(now)}`;
+export const batchCursor = keysetCursor("bat_");
+
+/** SQL condition for batches inside the scope bound to `param` (NULL: every batch). */
+const inScope = (param: string) => `(${param} IS NULL OR substr(key_prefix, 1, length(${param})) = ${param})`;
+
+export interface NewBatch {
+	bucket: string;
+	/** A prefix batch's prefix, or the distinct keys of a keys batch. */
+	source: { prefix: string } | { keys: string[] };
+	prompt: string | null;
+	maxTokens: number | null;
+	callbackUrl: string | null;
+	metadata: Record<string, string>;
+	skipCaptioned: boolean;
+	keyId: string | null;
+}
+
+/** The longest prefix all `keys` share, cut at a code point boundary. */
+export function commonPrefix(keys: string[]): string {
+	const [first, ...rest] = keys;
+	if (first === undefined) return "";
+	let points = Array.from(first);
+	for (const key of rest) {
+		const other = Array.from(key);
+		let n = 0;
+		while (n < points.length && n < other.length && points[n] === other[n]) n++;
+		points = points.slice(0, n);
+	}
+	return points.join("");
+}
+
+/** A keys batch's keys go in as JSON arrays of at most this many bytes a statement. */
+const KEY_CHUNK_BYTES = 256 * 1024;
+
+function keyChunks(keys: string[]): { offset: number; json: string }[] {
+	const chunks: { offset: number; json: string }[] = [];
+	let start = 0;
+	let bytes = 0;
+	keys.forEach((key, i) => {
+		bytes += key.length * 3 + 4;
+		if (bytes > KEY_CHUNK_BYTES && i > start) {
+			chunks.push({ offset: start, json: JSON.stringify(keys.slice(start, i)) });
+			start = i;
+			bytes = key.length * 3 + 4;
+		}
+	});
+	if (start < keys.length) chunks.push({ offset: start, json: JSON.stringify(keys.slice(start)) });
+	return chunks;
+}
+
+/** Inserts the batch (status `listing`) and, for a keys batch, its keys, in one transaction. */
+export async function createBatch(db: D1Database, input: NewBatch, now = Date.now()): Promise<BatchRow> {
+	const id = newBatchId(now);
+	const { source } = input;
+	const prefix = "prefix" in source ? source.prefix : null;
+	const keys = "keys" in source ? source.keys : [];
+	const [inserted] = await db.batch([
+		db
+			.prepare(
+				`INSERT INTO batches (id, status, bucket, prefix, key_count, key_prefix, prompt, max_tokens, callback_url,
+					metadata, skip_captioned, key_id, created_at, updated_at)
+				VALUES (?1, 'listing', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)
+				RETURNING *`,
+			)
+			.bind(
+				id,
+				input.bucket,
+				prefix,
+				prefix === null ? keys.length : null,
+				prefix ?? commonPrefix(keys),
+				input.prompt,
+				input.maxTokens,
+				input.callbackUrl,
+				JSON.stringify(input.metadata),
+				input.skipCaptioned ? 1 : 0,
+				input.keyId,
+				now,
+			),
+		...keyChunks(keys).map((chunk) =>
+			db
+				.prepare("INSERT INTO batch_keys (batch_id, seq, key) SELECT ?1, ?2 + key, value FROM json_each(?3)")
+				.bind(id, chunk.offset, chunk.json),
+		),
+	]);
+	const [row] = batchRows(inserted, BatchRow);
+	if (!row) throw new Error("The batch insert returned no row");
+	return row;
+}
+
+export async function getBatchRow(db: D1Database, id: string, scope: string | null): Promise<BatchRow | null> {
+	return db
+		.prepare(`SELECT * FROM batches WHERE id = ?1 AND ${inScope("?2")}`)
+		.bind(id, scope)
+		.first()
+		.then(parseRow(BatchRow));
+}
+
+/** Newest first, optionally of one status, within the caller's scope. */
+export async function listBatches(
+	db: D1Database,
+	filter: { status?: BatchStatus; scope: string | null },
+	limit: number,
+	after: Position | null,
+): Promise<{ rows: BatchRow[]; nextCursor: string | null }> {
+	const results = await db
+		.prepare(
+			`SELECT * FROM batches WHERE (?1 IS NULL OR status = ?1) AND ${inScope("?2")}
+			AND (?3 IS NULL OR created_at < ?3 OR (created_at = ?3 AND id < ?4))
+			ORDER BY created_at DESC, id DESC LIMIT ?5`,
+		)
+		.bind(filter.status ?? null, filter.scope, after?.t ?? null, after?.i ?? "", limit + 1)
+		.all()
+		.then(parseRows(BatchRow));
+	return keysetPage(results, limit, batchCursor.encode);
+}
+
+export type CancelResult =
+	| { cancelled: BatchRow; settled: SettledBatch | null }
+	| { alreadyCancelled: BatchRow }
+	| { completed: BatchRow }
+	| { missing: true };
+
+/**
+ * Cancels a batch still listing or running, in one transaction: listing stops (its pages are
+ * guarded by `status = 'listing'`), every queued job ends `cancelled` (no model call, no webhook)
+ * and the queued count moves to cancelled. Jobs already processing finish; the batch settles
+ * (its `batch.cancelled` event) when the last of them does, or at once if none is running.
+ */
+export async function cancelBatch(
+	db: D1Database,
+	id: string,
+	scope: string | null,
+	now = Date.now(),
+): Promise<CancelResult> {
+	const current = await getBatchRow(db, id, scope);
+	if (!current) return { missing: true };
+	if (current.status === "completed") return { completed: current };
+	if (current.status === "cancelled") return { alreadyCancelled: current };
+	const eventId = newEventId(now);
+	const results = await db.batch([
+		// The counts move first: queued equals the batch's queued jobs at this point of the transaction.
+		db
+			.prepare(
+				`UPDATE batches SET status = 'cancelled', cancelled = cancelled + queued, queued = 0, unsent = NULL,
+					unsent_page = NULL, updated_at = ?2
+				WHERE id = ?1 AND status IN ('listing', 'running')`,
+			)
+			.bind(id, now),
+		db
+			.prepare(
+				`UPDATE jobs SET status = 'cancelled', completed_at = ?2, updated_at = ?2, total_ms = ?2 - created_at
+				WHERE batch_id = ?1 AND status = 'queued' AND (SELECT status FROM batches WHERE id = ?1) = 'cancelled'`,
+			)
+			.bind(id, now),
+		...settleBatchStatements(db, { batchId: id }, eventId, now),
+		db.prepare("SELECT * FROM batches WHERE id = ?1").bind(id),
+	]);
+	const [after] = batchRows(results[4], BatchRow);
+	if (!after) return { missing: true };
+	// Another request may have finished or cancelled it in between: report what it is now.
+	if (after.status === "completed") return { completed: after };
+	const changed = (results[0]?.meta.changes ?? 0) > 0;
+	if (!changed) return { alreadyCancelled: after };
+	return { cancelled: after, settled: settledBatch(results[2], eventId) };
+}

@@ -1,0 +1,223 @@
+/**
+ * Batch endpoints (issue 11): create a batch over a prefix or a list of keys (202; the listing goes
+ * on in the background), list and get batches, cancel one, and stream its results as JSON Lines,
+ * CSV or a Hugging Face `metadata.jsonl`. A key limited to prefix `p` creates and sees only batches
+ * whose objects all start with `p`; anything else answers 404.
+ */
+import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
+import { z } from "zod";
+import { Batch, BatchMetadata, BatchStatus, toBatch } from "../../../shared/batches/schema";
+import { batchEventMessage } from "../../../shared/batches/settle";
+import { CallbackUrl, MaxTokens, Prompt } from "../../../shared/jobs/options";
+import { batchPage } from "../../../shared/queue/batch-listing";
+import { sendOrLeaveToSweeper } from "../../../shared/queue/send";
+import { ApiError, invalidParam, invalidParams, notFound } from "../api-error";
+import type { AppEnv } from "../app-env";
+import { scopePrefix } from "../auth/authorisation";
+import { EXPORT_FORMATS, exportHeaders, exportStream } from "../batches/export";
+import { batchCursor, cancelBatch, createBatch, getBatchRow, listBatches } from "../batches/store";
+import { authenticated, errors, json } from "../responses";
+import { readSettings } from "../settings";
+import { ObjectKey, requireSafeWebhookUrl, validationHook } from "../validation";
+
+export const MAX_BATCH_KEYS = 10_000;
+
+const CreateBatchBody = z
+	.strictObject({
+		prefix: z.string().max(1024).optional().meta({
+			description: 'Caption every object whose key starts with this (`""`: the whole bucket). Give this or `keys`.',
+			example: "datasets/holidays/",
+		}),
+		keys: z
+			.array(ObjectKey)
+			.min(1)
+			.max(MAX_BATCH_KEYS)
+			.optional()
+			.meta({
+				description: `Caption these objects (at most ${MAX_BATCH_KEYS}; repeats count once). Give this or \`prefix\`.`,
+			}),
+		prompt: Prompt.optional().meta({
+			description: "For every job; default: each object's `prompt` metadata, else the default prompt.",
+		}),
+		max_tokens: MaxTokens.optional(),
+		callback_url: CallbackUrl.optional().meta({
+			description: "Receives `batch.completed` or `batch.cancelled` (signed with WEBHOOK_SECRET).",
+		}),
+		metadata: BatchMetadata.optional(),
+		skip_captioned: z.boolean().default(true).meta({
+			description:
+				"Skip (count as `skipped`, no model call) an object whose current version already has a succeeded job with the same prompt.",
+		}),
+	})
+	.meta({ id: "CreateBatch" });
+
+const BatchList = z
+	.object({
+		data: z.array(Batch),
+		next_cursor: z.string().nullable().meta({ description: "Pass as `cursor` for the next page; null on the last." }),
+	})
+	.meta({ id: "BatchList" });
+
+const BatchIdParams = z.object({ id: z.string().min(1).meta({ example: "bat_01JD2X6B8J3W4Q5R6S7T8V9W0X" }) });
+
+const createBatchRoute = createRoute({
+	method: "post",
+	path: "/v1/batches",
+	operationId: "createBatch",
+	summary: "Caption a prefix or a list of objects as one batch",
+	description:
+		"Answers at once with the batch (`listing`); its objects are listed in the background, 1,000 a page, and each gets a job.",
+	security: authenticated,
+	request: { body: { required: true, content: { "application/json": { schema: CreateBatchBody } } } },
+	responses: { 202: json(Batch, "The batch, listing"), ...errors(400, 401, 404, 415) },
+});
+
+const listBatchesRoute = createRoute({
+	method: "get",
+	path: "/v1/batches",
+	operationId: "listBatches",
+	summary: "List batches, newest first",
+	security: authenticated,
+	request: {
+		query: z.object({
+			status: BatchStatus.optional(),
+			limit: z.coerce.number().int().min(1).max(100).default(20),
+			cursor: z.string().optional().meta({ description: "`next_cursor` of the previous page." }),
+		}),
+	},
+	responses: { 200: json(BatchList, "A page of batches"), ...errors(400, 401) },
+});
+
+const getBatchRoute = createRoute({
+	method: "get",
+	path: "/v1/batches/{id}",
+	operationId: "getBatch",
+	summary: "Get a batch and its counts",
+	security: authenticated,
+	request: { params: BatchIdParams },
+	responses: { 200: json(Batch, "The batch"), ...errors(401, 404) },
+});
+
+const cancelBatchRoute = createRoute({
+	method: "post",
+	path: "/v1/batches/{id}/cancel",
+	operationId: "cancelBatch",
+	summary: "Cancel a batch",
+	description:
+		"Listing stops and every queued job ends `cancelled` (no model call, no job webhook); running jobs finish. " +
+		"`batch.cancelled` is sent once none is left running. Cancelling a cancelled batch answers it again; a completed one is 409.",
+	security: authenticated,
+	request: { params: BatchIdParams },
+	responses: { 200: json(Batch, "The cancelled batch"), ...errors(401, 404, 409) },
+});
+
+const stream = (description: string) => ({ schema: z.string().meta({ description }) });
+
+const getBatchResultsRoute = createRoute({
+	method: "get",
+	path: "/v1/batches/{id}/results",
+	operationId: "getBatchResults",
+	summary: "Download a batch's results",
+	description:
+		"Streamed in key order. `jsonl`: one Job JSON per line. `csv`: RFC 4180 with a header row " +
+		"(key, status, caption, error_code, error_message, model, prompt, completed_at). `hf`: a Hugging Face " +
+		"`imagefolder` `metadata.jsonl` (`file_name` relative to the folder of the prefix, `text`) of the succeeded jobs. " +
+		"Skipped objects appear as the earlier job that holds their caption.",
+	security: authenticated,
+	request: { params: BatchIdParams, query: z.object({ format: z.enum(EXPORT_FORMATS).default("jsonl") }) },
+	responses: {
+		200: {
+			description: "The file (Content-Disposition: attachment)",
+			content: {
+				"application/x-ndjson": stream("`jsonl`: Job JSON lines; `hf`: metadata.jsonl lines"),
+				"text/csv": stream("`csv`"),
+			},
+		},
+		...errors(400, 401, 404),
+	},
+});
+
+export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
+	.openapi(createBatchRoute, async (c) => {
+		const body = c.req.valid("json");
+		const principal = c.get("principal");
+		const scope = scopePrefix(principal);
+		if ((body.prefix === undefined) === (body.keys === undefined)) {
+			const message = "Give exactly one of prefix and keys";
+			throw invalidParams([
+				{ field: "prefix", in: "body", message },
+				{ field: "keys", in: "body", message },
+			]);
+		}
+		const keys = body.keys === undefined ? undefined : [...new Set(body.keys)];
+		// A scoped key may only caption objects it can see; anything else does not exist for it.
+		if (scope !== null) {
+			if (body.prefix !== undefined && !body.prefix.startsWith(scope)) {
+				throw new ApiError(404, "not_found", `No objects under prefix ${body.prefix} are visible to this key`);
+			}
+			const outside = keys?.find((key) => !key.startsWith(scope));
+			if (outside !== undefined) throw notFound(`Object ${outside}`);
+		}
+		const settings = readSettings(c.env);
+		if (body.callback_url !== undefined) {
+			requireSafeWebhookUrl(settings.DEPLOY_MODE, body.callback_url, "callback_url", "body");
+		}
+		const row = await createBatch(c.env.DB, {
+			bucket: settings.BUCKET_NAME,
+			source: keys === undefined ? { prefix: body.prefix ?? "" } : { keys },
+			prompt: body.prompt ?? null,
+			maxTokens: body.max_tokens ?? null,
+			callbackUrl: body.callback_url ?? null,
+			metadata: body.metadata ?? {},
+			skipCaptioned: body.skip_captioned,
+			keyId: principal.kind === "key" ? principal.id : null,
+		});
+		await sendOrLeaveToSweeper(
+			c.env.BATCH_LISTING,
+			{ body: batchPage(row.id, 0), contentType: "json" },
+			{ queue: "batch-listing", batch_id: row.id },
+		);
+		return c.json(toBatch(row), 202);
+	})
+	.openapi(listBatchesRoute, async (c) => {
+		const q = c.req.valid("query");
+		const after = q.cursor === undefined ? null : batchCursor.decode(q.cursor);
+		if (after === null && q.cursor !== undefined) {
+			throw invalidParam("cursor", "query", "Not a cursor returned by this API");
+		}
+		const page = await listBatches(
+			c.env.DB,
+			{ status: q.status, scope: scopePrefix(c.get("principal")) },
+			q.limit,
+			after,
+		);
+		return c.json({ data: page.rows.map(toBatch), next_cursor: page.nextCursor }, 200);
+	})
+	.openapi(getBatchRoute, async (c) => {
+		const { id } = c.req.valid("param");
+		const row = await getBatchRow(c.env.DB, id, scopePrefix(c.get("principal")));
+		if (!row) throw notFound(`Batch ${id}`);
+		return c.json(toBatch(row), 200);
+	})
+	.openapi(cancelBatchRoute, async (c) => {
+		const { id } = c.req.valid("param");
+		const result = await cancelBatch(c.env.DB, id, scopePrefix(c.get("principal")));
+		if ("missing" in result) throw notFound(`Batch ${id}`);
+		if ("completed" in result) throw new ApiError(409, "batch_completed", `Batch ${id} has completed`);
+		if ("alreadyCancelled" in result) return c.json(toBatch(result.alreadyCancelled), 200);
+		if (result.settled) {
+			await sendOrLeaveToSweeper(
+				c.env.WEBHOOK_DELIVERIES,
+				{ body: batchEventMessage(result.settled), contentType: "json" },
+				{ queue: "webhook-deliveries", event_id: result.settled.eventId },
+			);
+		}
+		return c.json(toBatch(result.cancelled), 200);
+	})
+	.openapi(getBatchResultsRoute, async (c) => {
+		const { id } = c.req.valid("param");
+		const { format } = c.req.valid("query");
+		const row = await getBatchRow(c.env.DB, id, scopePrefix(c.get("principal")));
+		if (!row) throw notFound(`Batch ${id}`);
+		return new Response(exportStream(c.env.DB, row, format), { status: 200, headers: exportHeaders(format, row) });
+	});
