@@ -6,8 +6,8 @@
  */
 import { beforeEach, describe, expect, it } from "vitest";
 import { emulator } from "../../shared/models/emulator";
-import type { ModelList } from "../../shared/models/model-list";
-import { call } from "../status/support";
+import { ModelList } from "../../shared/models/model-list";
+import { call, parsed } from "../status/support";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
 import { LLAMA32, LLAVA, MISTRAL, MOONDREAM, resetModels, UFORM, warmUp } from "../support/models";
 import { onlyJob, type RunOptions, runConsumer } from "../support/queue";
@@ -28,7 +28,7 @@ async function batch(n: number, env: RunOptions["env"]) {
 async function models(): Promise<Map<string, ModelList["data"][number]>> {
 	const res = await call("GET", "/v1/models");
 	expect(res.status).toBe(200);
-	return new Map(((await res.json()) as ModelList).data.map((m) => [m.id, m]));
+	return new Map((await parsed(res, ModelList)).data.map((m) => [m.id, m]));
 }
 
 describe("a retired model answering an undocumented code", () => {

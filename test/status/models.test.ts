@@ -1,12 +1,12 @@
 /** GET /v1/models: the configured chain with each model's health, for the admin and for scoped keys. */
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
-import type { ModelList } from "../../shared/models/model-list";
+import { ModelList } from "../../shared/models/model-list";
 import { parseModelChain } from "../../shared/models/registry";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
 import { LLAVA, MOONDREAM, resetModels } from "../support/models";
 import { runConsumer } from "../support/queue";
-import { call, createKey, errorOf } from "./support";
+import { call, createKey, errorOf, parsed } from "./support";
 
 beforeEach(resetModels);
 
@@ -14,7 +14,7 @@ describe("GET /v1/models", () => {
 	it("lists MODEL_CHAIN in order with exactly the documented fields; nothing called yet is ok with no figures", async () => {
 		const res = await call("GET", "/v1/models");
 		expect(res.status).toBe(200);
-		const body = (await res.json()) as ModelList;
+		const body = await parsed(res, ModelList);
 		expect(Object.keys(body)).toEqual(["data"]);
 		const chain = parseModelChain(env.MODEL_CHAIN);
 		expect(body.data.map((m) => m.id)).toEqual(chain.map((a) => a.id));
@@ -42,7 +42,7 @@ describe("GET /v1/models", () => {
 			env: { EMULATOR_GONE_MODELS: MOONDREAM },
 		});
 		const scoped = await createKey("some/prefix/");
-		const admin = (await (await call("GET", "/v1/models")).json()) as ModelList;
+		const admin = await parsed(await call("GET", "/v1/models"), ModelList);
 		const res = await call("GET", "/v1/models", { token: scoped.token });
 		expect(res.status).toBe(200);
 		expect(await res.json()).toEqual(admin);

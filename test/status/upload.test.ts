@@ -108,7 +108,7 @@ describe("PUT /v1/images/{key}", () => {
 		const key = uniqueKey("albums/2026/100% sure cat.png");
 		const res = await call("PUT", `/v1/images/${encodeURIComponent(key)}`, { body: png });
 		expect(res.status).toBe(202);
-		const job = (await res.json()) as Job;
+		const job = await parsed(res, Job);
 		expect(job.key).toBe(key);
 		expect(await env.BUCKET.head(key)).not.toBeNull();
 		// The same object through the unencoded spelling is the same object version, hence the same job.
