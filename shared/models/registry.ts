@@ -1,4 +1,5 @@
 /** The model adapters the product knows, by Workers AI model id, and the default fallback chain. */
+import { z } from "zod";
 import { llama32Vision, llava15, uformGen2 } from "./byte-array-model";
 import { gemma4, llama4Scout, mistralSmall31 } from "./chat-model";
 import { moondream31 } from "./moondream";
@@ -35,3 +36,16 @@ export function parseModelChain(setting: string | undefined): ModelAdapter[] {
 		return adapter;
 	});
 }
+
+/** MODEL_CHAIN as a zod setting, so each Worker reads it with the rest of its settings. */
+export const ModelChainSetting = z
+	.string()
+	.optional()
+	.transform((setting, ctx) => {
+		try {
+			return parseModelChain(setting);
+		} catch (err) {
+			ctx.addIssue({ code: "custom", message: err instanceof Error ? err.message : String(err) });
+			return z.NEVER;
+		}
+	});

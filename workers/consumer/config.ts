@@ -5,10 +5,12 @@ import { ModelChain, type ModelHealthGate } from "../../shared/models/chain";
 import type { HealthPolicy } from "../../shared/models/health";
 import { HEALTH_REGISTRY_NAME } from "../../shared/models/model-list";
 import { PLATFORM_RATE_LIMITS, RateLimitsSetting } from "../../shared/models/rate-limits";
-import { parseModelChain } from "../../shared/models/registry";
+import { ModelChainSetting } from "../../shared/models/registry";
 import { modelPacer, type PacingSettings } from "./model-rate-limiter";
 
 const Settings = z.object({
+	// Comma-separated model ids, tried in order; empty: the default chain.
+	MODEL_CHAIN: ModelChainSetting,
 	DEFAULT_PROMPT: z.string().min(1).default("Generate a caption for this image"),
 	DEFAULT_MAX_TOKENS: z.coerce.number().int().min(1).max(2048).default(512),
 	MAX_OBJECT_BYTES: z.coerce
@@ -73,7 +75,7 @@ function healthGate(env: ConsumerEnv, policy: HealthPolicy): ModelHealthGate {
 export function modelChainFor(env: ConsumerEnv, settings: ConsumerSettings): ModelChain {
 	return new ModelChain(
 		modelBackend(env),
-		parseModelChain(env.MODEL_CHAIN),
+		settings.MODEL_CHAIN,
 		healthGate(env, healthPolicy(settings)),
 		modelPacer(env, pacingSettings(settings)),
 	);

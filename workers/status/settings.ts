@@ -1,5 +1,6 @@
 /** The status Worker's settings, read from its environment and validated with zod. */
 import { z } from "zod";
+import { ModelChainSetting } from "../../shared/models/registry";
 
 const Settings = z.object({
 	/** The admin's bearer token (a secret); without it only API keys work. */
@@ -11,6 +12,8 @@ const Settings = z.object({
 		.int()
 		.positive()
 		.default(25 * 1024 * 1024),
+	/** The consumer's chain, listed by `GET /v1/models` (a config test keeps the two equal). */
+	MODEL_CHAIN: ModelChainSetting,
 });
 export type StatusSettings = z.infer<typeof Settings>;
 

@@ -2,9 +2,9 @@
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import type { ModelHealthRegistry } from "../../../shared/models/health-registry";
 import { listModels, ModelList } from "../../../shared/models/model-list";
-import { parseModelChain } from "../../../shared/models/registry";
 import type { AppEnv } from "../app-env";
 import { authenticated, errors, json } from "../responses";
+import { readSettings } from "../settings";
 import { validationHook } from "../validation";
 
 const listModelsRoute = createRoute({
@@ -24,6 +24,6 @@ export const modelRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 		// The registry is the consumer's class (bound with script_name), which `wrangler types`
 		// cannot type from this Worker's config.
 		const registry = c.env.MODEL_HEALTH as unknown as DurableObjectNamespace<ModelHealthRegistry>;
-		return c.json(await listModels(registry, parseModelChain(c.env.MODEL_CHAIN)), 200);
+		return c.json(await listModels(registry, readSettings(c.env).MODEL_CHAIN), 200);
 	},
 );
