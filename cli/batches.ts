@@ -1,40 +1,17 @@
 /**
- * `r2c batch create|list|get|cancel` and `r2c export`, against the batches API of issue 11
- * (cli/batches-contract.ts). A server without that API answers 404 on `/v1/batches`; the
- * commands then say so plainly instead of reporting a missing batch.
+ * `r2c batch create|list|get|cancel` and `r2c export`, over the batches API (`/v1/batches`,
+ * docs/batches.md) through the generated client. Error answers (401, 404, 409 …) become the
+ * CLI's usual messages (cli/errors.ts).
  */
 import { createWriteStream } from "node:fs";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { ApiError, createR2cClient, ok } from "../client/index.ts";
-import type { Batch, BatchPaths, BatchStatus, ExportFormat } from "./batches-contract.ts";
+import { type Batch, type BatchStatus, type ExportFormat, ok } from "../client/index.ts";
 import { type Context, printJson } from "./context.ts";
-import { CliError } from "./errors.ts";
 import { sleep } from "./pool.ts";
 import { reporter } from "./progress.ts";
 
 const POLL_MS = 2000;
-
-const batchApi = (ctx: Context) => createR2cClient<BatchPaths>({ baseUrl: ctx.apiUrl, token: ctx.token });
-
-/** Runs `call`; a 404 from a server whose `/v1/batches` itself is missing becomes a clear error. */
-async function batches<T>(ctx: Context, call: (api: ReturnType<typeof batchApi>) => Promise<T>): Promise<T> {
-	const api = batchApi(ctx);
-	try {
-		return await call(api);
-	} catch (err) {
-		if (!(err instanceof ApiError) || err.status !== 404) throw err;
-		// A 404 may also be a batch that does not exist (or is outside a scoped key's prefix).
-		const probe = await api.GET("/v1/batches", { params: { query: { limit: 1 } } });
-		if (probe.response.status === 404) {
-			throw new CliError(
-				`this server does not support batches (404): ${ctx.apiUrl} has no /v1/batches API. ` +
-					"Upload with `r2c upload` instead, or update the service.",
-			);
-		}
-		throw err;
-	}
-}
 
 const isFinished = (status: BatchStatus) => status === "completed" || status === "cancelled";
 
@@ -60,7 +37,7 @@ async function waitForBatch(ctx: Context, first: Batch): Promise<Batch> {
 			});
 			await sleep(POLL_MS);
 			const id = batch.id;
-			batch = await batches(ctx, (api) => ok(api.GET("/v1/batches/{id}", { params: { path: { id } } })));
+			batch = await ok(ctx.api.GET("/v1/batches/{id}", { params: { path: { id } } }));
 		}
 	} finally {
 		report.stop();
@@ -77,8 +54,12 @@ export async function createBatch(
 	ctx: Context,
 	options: { prefix: string; prompt?: string; wait: boolean },
 ): Promise<number> {
-	const body = { prefix: options.prefix, ...(options.prompt !== undefined ? { prompt: options.prompt } : {}) };
-	let batch = await batches(ctx, (api) => ok(api.POST("/v1/batches", { body })));
+	const body = {
+		prefix: options.prefix,
+		skip_captioned: true,
+		...(options.prompt !== undefined ? { prompt: options.prompt } : {}),
+	};
+	let batch = await ok(ctx.api.POST("/v1/batches", { body }));
 	if (options.wait) batch = await waitForBatch(ctx, batch);
 	show(ctx, batch);
 	return options.wait && batch.counts.failed > 0 ? 1 : 0;
@@ -86,28 +67,26 @@ export async function createBatch(
 
 export async function listBatches(ctx: Context, options: { status?: BatchStatus; limit: number }): Promise<void> {
 	const query = { status: options.status, limit: options.limit };
-	const page = await batches(ctx, (api) => ok(api.GET("/v1/batches", { params: { query } })));
+	const page = await ok(ctx.api.GET("/v1/batches", { params: { query } }));
 	if (ctx.json) return printJson(page);
 	console.log(page.data.length === 0 ? "No batches." : page.data.map(describeBatch).join("\n"));
 }
 
 export async function getBatch(ctx: Context, id: string): Promise<void> {
-	show(ctx, await batches(ctx, (api) => ok(api.GET("/v1/batches/{id}", { params: { path: { id } } }))));
+	show(ctx, await ok(ctx.api.GET("/v1/batches/{id}", { params: { path: { id } } })));
 }
 
 export async function cancelBatch(ctx: Context, id: string): Promise<void> {
-	show(ctx, await batches(ctx, (api) => ok(api.POST("/v1/batches/{id}/cancel", { params: { path: { id } } }))));
+	show(ctx, await ok(ctx.api.POST("/v1/batches/{id}/cancel", { params: { path: { id } } })));
 }
 
 /** `GET /v1/batches/{id}/results`, streamed to `out` (or stdout) as the server sends it. */
 export async function exportBatch(ctx: Context, id: string, options: { format: ExportFormat; out?: string }) {
-	const body = await batches(ctx, (api) =>
-		ok(
-			api.GET("/v1/batches/{id}/results", {
-				params: { path: { id }, query: { format: options.format } },
-				parseAs: "stream",
-			}),
-		),
+	const body = await ok(
+		ctx.api.GET("/v1/batches/{id}/results", {
+			params: { path: { id }, query: { format: options.format } },
+			parseAs: "stream",
+		}),
 	);
 	const source = Readable.fromWeb(body as ReadableStream<Uint8Array>);
 	if (options.out === undefined) await pipeline(source, process.stdout, { end: false });

@@ -5,9 +5,8 @@
  */
 import { readFileSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { JOB_STATUSES, type WebhookEventType } from "../client/index.ts";
+import { type BatchStatus, type ExportFormat, JOB_STATUSES, type WebhookEventType } from "../client/index.ts";
 import { cancelBatch, createBatch, exportBatch, getBatch, listBatches } from "./batches.ts";
-import type { BatchStatus, ExportFormat } from "./batches-contract.ts";
 import { type Context, context, DEFAULT_API_URL, type GlobalOptions } from "./context.ts";
 import { report } from "./errors.ts";
 import { getJob, listJobs } from "./jobs.ts";

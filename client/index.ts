@@ -24,6 +24,13 @@ export type WebhookPayload = Schemas["WebhookPayload"];
 export type WebhookSubscription = Schemas["WebhookSubscription"];
 export type CreatedWebhookSubscription = Schemas["CreatedWebhookSubscription"];
 export type ErrorBody = Schemas["Error"];
+export type Batch = Schemas["Batch"];
+export type BatchStatus = Schemas["BatchStatus"];
+export type BatchList = Schemas["BatchList"];
+/** The formats of `GET /v1/batches/{id}/results`. */
+export type ExportFormat = NonNullable<
+	NonNullable<paths["/v1/batches/{id}/results"]["get"]["parameters"]["query"]>["format"]
+>;
 
 export type R2cClient = Client<paths>;
 

@@ -15,7 +15,6 @@ import path from "node:path";
 import type { Page } from "puppeteer-core";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { BatchPaths } from "../../cli/batches-contract.ts";
 import { createR2cClient, type Job, listAllJobs, ok, type R2cClient, uploadImage } from "../../client/index.ts";
 import { root } from "../../scripts/lib/wrangler.ts";
 import { collectErrors, launchBrowser, screenshot, type TestBrowser } from "./support/browser.ts";
@@ -326,7 +325,6 @@ describe("the dashboard", () => {
 	});
 
 	it("creates a prefix batch, follows its progress to 100 % and downloads its exports", async () => {
-		const batches = createR2cClient<BatchPaths>({ baseUrl: stack.url, token: stack.token });
 		await open("batches");
 		await page.waitForSelector("#batch-prefix");
 		await page.$eval("#batch-prefix", (input) => {
@@ -344,7 +342,7 @@ describe("the dashboard", () => {
 				document.querySelector("tr[data-batch-id] [data-field=progress]")?.textContent === "100 %",
 			90_000,
 		);
-		const batch = await ok(batches.GET("/v1/batches/{id}", { params: { path: { id } } }));
+		const batch = await ok(api.GET("/v1/batches/{id}", { params: { path: { id } } }));
 		expect(batch).toMatchObject({ prefix, status: "completed", prompt: "A short alt text" });
 		expect(batch.counts.total).toBe(3);
 		expect(batch.counts.succeeded + batch.counts.skipped).toBe(3);
