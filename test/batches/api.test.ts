@@ -73,6 +73,8 @@ describe("POST /v1/batches", () => {
 		});
 		expect(await getBatch(batch.id)).toMatchObject({ id: batch.id, prefix });
 		expect((await call("GET", "/v1/batches/bat_doesnotexist")).status).toBe(404);
+		// The empty prefix is listed in the background: let that finish within this test.
+		expect(await waitForBatch(batch.id, settled)).toMatchObject({ status: "completed", counts: counts({}) });
 	});
 });
 
@@ -140,6 +142,10 @@ describe("scoped keys", () => {
 		expect(visible.sort()).toEqual([ownPrefix.id, ownKeys.id].sort());
 		// The admin sees them all.
 		expect((await call("GET", `/v1/batches/${theirs.id}`)).status).toBe(200);
+		// Their listings run in the background: let them finish within this test (the keys are not in
+		// the bucket, so their jobs fail at once).
+		for (const b of [ownPrefix, ownKeys, straddling]) await waitForBatch(b.id, settled);
+		expect((await getBatch(ownKeys.id)).counts).toEqual(counts({ failed: 2 }));
 	});
 });
 
