@@ -168,7 +168,8 @@ export interface BackfillResult {
 	cost: Cost;
 }
 
-const BENCH_VARS = { EMULATOR_LATENCY_MS: "0", MODEL_REQUESTS_PER_MINUTE: "0" };
+/** A 0 ms model without rate limits or pacing: the runs measure the pipeline's own work. */
+const BENCH_VARS = { EMULATOR_LATENCY_MS: "0", MODEL_RATE_LIMITS: "off", EMULATOR_RATE_LIMITS: "off" };
 
 export async function runBackfill(options: {
 	bundles: Bundles & { webhooks: string };
