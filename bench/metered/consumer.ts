@@ -2,7 +2,7 @@
 import consumer from "../../workers/consumer/index";
 import { metered, meteredBatch } from "./meter";
 
-export { ModelRateLimiter } from "../../workers/consumer/index";
+export { ModelHealthRegistry, ModelRateLimiter } from "../../workers/consumer/index";
 
 export default {
 	queue(batch, env, ctx) {
