@@ -6,20 +6,10 @@ import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { stringify } from "csv-stringify/sync";
 import type { Job } from "../client/index.ts";
+import { CSV_COLUMNS } from "../shared/jobs/csv-columns.ts";
 import { CliError } from "./errors.ts";
 
 export type ResultsFormat = "jsonl" | "csv";
-
-export const CSV_COLUMNS = [
-	"key",
-	"status",
-	"caption",
-	"error_code",
-	"error_message",
-	"model",
-	"prompt",
-	"completed_at",
-] as const;
 
 /** The format `--out` asks for by its extension; checked before anything is uploaded. */
 export function resultsFormat(file: string): ResultsFormat {

@@ -12,21 +12,11 @@
 import { stringify } from "csv-stringify/sync";
 import type { BatchRow } from "../../../shared/batches/schema";
 import { parseRows } from "../../../shared/d1-rows";
+import { CSV_COLUMNS } from "../../../shared/jobs/csv-columns";
 import { JobRow, toJob } from "../../../shared/jobs/schema";
 
 export const EXPORT_FORMATS = ["jsonl", "csv", "hf"] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
-
-export const CSV_COLUMNS = [
-	"key",
-	"status",
-	"caption",
-	"error_code",
-	"error_message",
-	"model",
-	"prompt",
-	"completed_at",
-] as const;
 
 /** Rows read from D1 per query. */
 export const EXPORT_PAGE_ROWS = 500;
