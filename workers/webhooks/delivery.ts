@@ -89,6 +89,8 @@ async function settleAttempt(
 	await recordAttempt(env.DB, delivery, record);
 	log(record.status === "failed" ? "warn" : "info", "webhook_attempt", {
 		delivery_id: delivery.id,
+		// shared/log.ts drops the URL's query string and credentials.
+		url: delivery.url,
 		attempt: delivery.attempts,
 		status: record.status,
 		status_code: record.statusCode,
