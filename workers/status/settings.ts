@@ -6,6 +6,10 @@ const Settings = z.object({
 	/** The admin's bearer token (a secret); without it only API keys work. */
 	ADMIN_TOKEN: z.string().optional(),
 	DEPLOY_MODE: z.enum(["local", "production"]).default("production"),
+	/** Seals the webhook secrets of subscriptions and API keys (a secret; shared/webhooks/secret-box.ts). */
+	WEBHOOK_SECRETS_KEY: z.string().optional(),
+	/** Subscriptions one API key may have (the admin has no limit). */
+	MAX_SUBSCRIPTIONS_PER_KEY: z.coerce.number().int().min(0).default(20),
 	BUCKET_NAME: z.string().min(1),
 	MAX_UPLOAD_BYTES: z.coerce
 		.number()
