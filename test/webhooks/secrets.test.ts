@@ -8,24 +8,23 @@ import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { parseRow } from "../../shared/d1-rows";
 import { JobRow } from "../../shared/jobs/schema";
-import { RotatedWebhookSecret, SubscriptionRow, WebhookSubscription } from "../../shared/webhooks/schema";
+import { RotatedWebhookSecret, WebhookSubscription } from "../../shared/webhooks/schema";
 import { newWebhookSecret } from "../../shared/webhooks/sign";
 import webhooks from "../../workers/webhooks/index";
 import { call, createKey, parsed, uploadViaApi } from "../status/support";
 import { fixture, uniqueKey } from "../support/fixtures";
 import { until } from "../support/poll";
-import { dispatchOne, finishedJob, hook, type Received, runWebhooks, subscribe, verified } from "./support";
-
-async function subscriptionRow(id: string): Promise<SubscriptionRow> {
-	const row = await env.DB.prepare("SELECT * FROM webhook_subscriptions WHERE id = ?")
-		.bind(id)
-		.first()
-		.then(parseRow(SubscriptionRow));
-	if (!row) throw new Error(`no subscription ${id}`);
-	return row;
-}
+import {
+	dispatchOne,
+	finishedJob,
+	hook,
+	type Received,
+	runWebhooks,
+	subscribe,
+	subscriptionRow,
+	verified,
+} from "./support";
 
 /** Finishes a job under `prefix` and sends its one delivery; returns what the receiver got for it. */
 async function deliverOne(prefix: string, receiver: ReturnType<typeof hook>): Promise<Received> {

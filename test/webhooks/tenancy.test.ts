@@ -8,24 +8,14 @@ import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { parseRow } from "../../shared/d1-rows";
-import { SubscriptionRow, WebhookSubscription } from "../../shared/webhooks/schema";
+import { WebhookSubscription } from "../../shared/webhooks/schema";
 import status from "../../workers/status/index";
 import { dispatchEvent } from "../../workers/webhooks/deliveries";
 import { call, createKey, errorOf, pageOf, parsed, revokeKey } from "../status/support";
 import { uniqueKey } from "../support/fixtures";
-import { dispatchOne, finishedJob, hook, runWebhooks, subscribe, verified } from "./support";
+import { dispatchOne, finishedJob, hook, runWebhooks, subscribe, subscriptionRow, verified } from "./support";
 
 const HOUR = 3_600_000;
-
-async function subscriptionRow(id: string): Promise<SubscriptionRow> {
-	const row = await env.DB.prepare("SELECT * FROM webhook_subscriptions WHERE id = ?")
-		.bind(id)
-		.first()
-		.then(parseRow(SubscriptionRow));
-	if (!row) throw new Error(`no subscription ${id}`);
-	return row;
-}
 
 /** The status Worker with some vars changed, as a deployment with other settings would run it. */
 function callWith(vars: Partial<TestEnv>, method: string, path: string, token: string, json?: unknown) {

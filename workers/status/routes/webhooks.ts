@@ -19,7 +19,7 @@ import {
 	WebhookEventType,
 	WebhookSubscription,
 } from "../../../shared/webhooks/schema";
-import { ApiError, invalidParam, notFound } from "../api-error";
+import { ApiError, ErrorBody, invalidParam, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
 import { type Principal, principalKeyId, scopePrefix } from "../auth/authorisation";
 import { authenticated, errors, json } from "../responses";
@@ -68,6 +68,12 @@ const DeliveryList = z
 
 const IdParams = z.object({ id: z.string().min(1).meta({ example: "wh_01JD2X6B8J3W4Q5R6S7T8V9W0X" }) });
 
+/** Delete, rotate and redeliver: another key's subscription does not exist for the caller. */
+const notOwned = json(
+	ErrorBody,
+	"Not found, outside the key's prefix, or created by another key (only the creating key and the admin may change a subscription)",
+);
+
 const createWebhookRoute = createRoute({
 	method: "post",
 	path: "/v1/webhooks",
@@ -77,7 +83,11 @@ const createWebhookRoute = createRoute({
 	request: { body: { required: true, content: { "application/json": { schema: CreateWebhookBody } } } },
 	responses: {
 		201: json(CreatedWebhookSubscription, "The subscription, with its signing secret shown this once"),
-		...errors(400, 401, 404, 409, 415),
+		...errors(400, 401, 404, 415),
+		409: json(
+			ErrorBody,
+			"`subscription_limit_reached`: the key already has MAX_SUBSCRIPTIONS_PER_KEY subscriptions (20 by default; `details.limit`). The admin token has no limit.",
+		),
 	},
 });
 
@@ -107,7 +117,7 @@ const deleteWebhookRoute = createRoute({
 	summary: "Delete a webhook subscription and its delivery log (its creator or the admin)",
 	security: authenticated,
 	request: { params: IdParams },
-	responses: { 200: json(WebhookSubscription, "The deleted subscription"), ...errors(401, 404) },
+	responses: { 200: json(WebhookSubscription, "The deleted subscription"), ...errors(401), 404: notOwned },
 });
 
 const listDeliveriesRoute = createRoute({
@@ -133,7 +143,11 @@ const redeliverRoute = createRoute({
 	summary: "Send a delivery again (same webhook-id; the subscription's creator or the admin)",
 	security: authenticated,
 	request: { params: IdParams.extend({ delivery_id: z.string().min(1) }) },
-	responses: { 202: json(WebhookDelivery, "The delivery, queued again"), ...errors(401, 404, 409) },
+	responses: {
+		202: json(WebhookDelivery, "The delivery, queued again"),
+		...errors(401, 409),
+		404: notOwned,
+	},
 });
 
 const rotateSecretRoute = createRoute({
@@ -145,7 +159,7 @@ const rotateSecretRoute = createRoute({
 		"Returns the new `whsec_` secret, shown this once. For 24 hours every delivery carries two signatures in `webhook-signature` (space-separated): one with the new secret and one with the previous, so a receiver holding either accepts it; after that, only the new one.",
 	security: authenticated,
 	request: { params: IdParams },
-	responses: { 200: json(RotatedWebhookSecret, "The subscription and its new secret"), ...errors(401, 404) },
+	responses: { 200: json(RotatedWebhookSecret, "The subscription and its new secret"), ...errors(401), 404: notOwned },
 });
 
 /** Who is asking, as the subscription store checks scope and ownership. */
