@@ -12,6 +12,7 @@ import { JobRow } from "../../shared/jobs/schema";
 import { RotatedWebhookSecret, WebhookSubscription } from "../../shared/webhooks/schema";
 import { newWebhookSecret } from "../../shared/webhooks/sign";
 import webhooks from "../../workers/webhooks/index";
+import { createBatch, putObjects } from "../batches/support";
 import { call, createKey, parsed, uploadViaApi } from "../status/support";
 import { fixture, uniqueKey } from "../support/fixtures";
 import { until } from "../support/poll";
@@ -24,6 +25,7 @@ import {
 	subscribe,
 	subscriptionRow,
 	verified,
+	verifiedBatchEvent,
 } from "./support";
 
 /** Finishes a job under `prefix` and sends its one delivery; returns what the receiver got for it. */
@@ -211,5 +213,17 @@ describe.concurrent("callbacks of a scoped key's jobs", () => {
 			env.DB.prepare("SELECT key_id FROM webhook_deliveries WHERE url = ?").bind(receiver.url).first("key_id"),
 		);
 		expect(row).toBe(key.id);
+	});
+
+	it("a batch made with a key: its batch.completed callback gets the key's signature", async () => {
+		const prefix = uniqueKey("keybatch/");
+		const key = await createKey(prefix);
+		const receiver = hook("key-batch");
+		await putObjects([`${prefix}one.jpg`]);
+		const batch = await createBatch({ keys: [`${prefix}one.jpg`], callback_url: receiver.url }, key.token);
+		const [request] = await receiver.waitFor(1, 25_000);
+		const event = verifiedBatchEvent(key.webhook_secret, request!);
+		expect(event).toMatchObject({ type: "batch.completed", data: { id: batch.id } });
+		expect(accepts(env.WEBHOOK_SECRET, request!)).toBe(false);
 	});
 });
