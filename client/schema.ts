@@ -1781,7 +1781,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The key, with its token shown this once */
+            /** @description The key, with its token and webhook secret shown this once */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -1819,6 +1819,15 @@ export interface operations {
             };
             /** @description Body is not a supported image */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporarily unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1982,6 +1991,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Temporarily unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     getWebhook: {
@@ -2095,6 +2113,15 @@ export interface operations {
             };
             /** @description Not found, outside the key's prefix, or created by another key (only the creating key and the admin may change a subscription) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporarily unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -11,9 +11,10 @@ import { z } from "zod";
 import { JobRow } from "../../shared/jobs/schema";
 import { RotatedWebhookSecret, WebhookSubscription } from "../../shared/webhooks/schema";
 import { newWebhookSecret } from "../../shared/webhooks/sign";
+import status from "../../workers/status/index";
 import webhooks from "../../workers/webhooks/index";
 import { createBatch, putObjects } from "../batches/support";
-import { call, createKey, parsed, uploadViaApi } from "../status/support";
+import { call, createKey, errorOf, parsed, uploadViaApi } from "../status/support";
 import { fixture, uniqueKey } from "../support/fixtures";
 import { until } from "../support/poll";
 import {
@@ -106,6 +107,42 @@ describe.concurrent("webhook secrets at rest", () => {
 		).first("n");
 		expect(clear).toBe(0);
 		expect(verified(legacySecret, await deliverOne(prefix, receiver)).type).toBe("job.succeeded");
+	});
+});
+
+describe("without WEBHOOK_SECRETS_KEY", () => {
+	/** The status Worker of a deployment that lacks the sealing key. */
+	function callUnsealed(method: string, path: string, json?: unknown) {
+		const request = new Request(`https://status.test${path}`, {
+			method,
+			headers: { authorization: `Bearer ${env.ADMIN_TOKEN}`, "content-type": "application/json" },
+			body: json === undefined ? undefined : JSON.stringify(json),
+		});
+		return status.fetch(request, { ...env, WEBHOOK_SECRETS_KEY: undefined }, createExecutionContext());
+	}
+
+	it("no subscription, rotation or key is made (503 unavailable), rather than a secret kept in clear", async () => {
+		const prefix = uniqueKey("unsealed/");
+		const sub = await subscribe({ url: hook("unsealed").url, prefix });
+		const answers = [
+			await callUnsealed("POST", "/v1/webhooks", { url: hook("x").url, events: ["job.succeeded"], prefix }),
+			await callUnsealed("POST", `/v1/webhooks/${sub.id}/rotate-secret`),
+			await callUnsealed("POST", "/v1/keys", { name: prefix }),
+		];
+		for (const res of answers) {
+			expect(res.status).toBe(503);
+			expect(await errorOf(res)).toMatchObject({
+				code: "unavailable",
+				message: expect.stringContaining("WEBHOOK_SECRETS_KEY"),
+			});
+		}
+		const made = await env.DB.prepare(
+			"SELECT (SELECT count(*) FROM webhook_subscriptions WHERE prefix = ?1) + (SELECT count(*) FROM api_keys WHERE name = ?1) AS n",
+		)
+			.bind(prefix)
+			.first("n");
+		expect(made).toBe(1);
+		expect((await subscriptionRow(sub.id)).previous_secret).toBeNull();
 	});
 });
 

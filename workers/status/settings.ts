@@ -1,6 +1,8 @@
 /** The status Worker's settings, read from its environment and validated with zod. */
 import { z } from "zod";
+import { log } from "../../shared/log";
 import { ModelChainSetting } from "../../shared/models/registry";
+import { ApiError } from "./api-error";
 
 const Settings = z.object({
 	/** The admin's bearer token (a secret); without it only API keys work. */
@@ -22,3 +24,16 @@ const Settings = z.object({
 export type StatusSettings = z.infer<typeof Settings>;
 
 export const readSettings = (env: StatusEnv): StatusSettings => Settings.parse(env);
+
+/**
+ * The key that seals webhook secrets: without it no subscription, rotation or API key can be made
+ * (503, saying what to set), rather than a secret stored in clear.
+ */
+export function sealingKey(env: StatusEnv): string {
+	const key = readSettings(env).WEBHOOK_SECRETS_KEY;
+	if (!key || key.length < 16) {
+		log("error", "webhook_secrets_key_missing", { hint: "set the WEBHOOK_SECRETS_KEY secret (16+ characters)" });
+		throw new ApiError(503, "unavailable", "Webhook secrets cannot be stored: the service has no WEBHOOK_SECRETS_KEY");
+	}
+	return key;
+}

@@ -60,7 +60,7 @@ const toApiKey = (row: ApiKeyRow): ApiKey => ({
 export async function createApiKey(
 	db: D1Database,
 	input: { name: string | null; prefix: string | null },
-	sealingKey: string | undefined,
+	sealingKey: string,
 	now = Date.now(),
 ): Promise<CreatedApiKey> {
 	const token = newApiKeyToken();

@@ -10,7 +10,7 @@ import type { AppEnv } from "../app-env";
 import { ApiKey, CreatedApiKey, createApiKey, listApiKeys, revokeApiKey } from "../auth/api-keys";
 import { requireAdmin } from "../auth/authorisation";
 import { authenticated, errors, json } from "../responses";
-import { readSettings } from "../settings";
+import { sealingKey } from "../settings";
 import { validationHook } from "../validation";
 
 const CreateApiKeyBody = z
@@ -40,7 +40,10 @@ const createKeyRoute = createRoute({
 	security: authenticated,
 	middleware: requireAdmin,
 	request: { body: { required: true, content: { "application/json": { schema: CreateApiKeyBody } } } },
-	responses: { 201: json(CreatedApiKey, "The key, with its token shown this once"), ...errors(400, 401, 403, 415) },
+	responses: {
+		201: json(CreatedApiKey, "The key, with its token and webhook secret shown this once"),
+		...errors(400, 401, 403, 415, 503),
+	},
 });
 
 const listKeysRoute = createRoute({
@@ -70,7 +73,7 @@ export const keyRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }
 		const key = await createApiKey(
 			c.env.DB,
 			{ name: body.name ?? null, prefix: body.prefix ?? null },
-			readSettings(c.env).WEBHOOK_SECRETS_KEY,
+			sealingKey(c.env),
 		);
 		return c.json(key, 201);
 	})

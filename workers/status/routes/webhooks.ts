@@ -23,7 +23,7 @@ import { ApiError, ErrorBody, invalidParam, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
 import { type Principal, principalKeyId, scopePrefix } from "../auth/authorisation";
 import { authenticated, errors, json } from "../responses";
-import { readSettings } from "../settings";
+import { readSettings, sealingKey } from "../settings";
 import { requireSafeWebhookUrl, validationHook } from "../validation";
 import { deliveryCursor, listDeliveries, reopenDelivery } from "../webhooks/delivery-log";
 import {
@@ -83,7 +83,7 @@ const createWebhookRoute = createRoute({
 	request: { body: { required: true, content: { "application/json": { schema: CreateWebhookBody } } } },
 	responses: {
 		201: json(CreatedWebhookSubscription, "The subscription, with its signing secret shown this once"),
-		...errors(400, 401, 404, 415),
+		...errors(400, 401, 404, 415, 503),
 		409: json(
 			ErrorBody,
 			"`subscription_limit_reached`: the key already has MAX_SUBSCRIPTIONS_PER_KEY subscriptions (20 by default; `details.limit`). The admin token has no limit.",
@@ -159,7 +159,7 @@ const rotateSecretRoute = createRoute({
 		"Returns the new `whsec_` secret, shown this once. For 24 hours every delivery carries two signatures in `webhook-signature` (space-separated): one with the new secret and one with the previous, so a receiver holding either accepts it; after that, only the new one.",
 	security: authenticated,
 	request: { params: IdParams },
-	responses: { 200: json(RotatedWebhookSecret, "The subscription and its new secret"), ...errors(401), 404: notOwned },
+	responses: { 200: json(RotatedWebhookSecret, "The subscription and its new secret"), ...errors(401, 503), 404: notOwned },
 });
 
 /** Who is asking, as the subscription store checks scope and ownership. */
@@ -182,7 +182,7 @@ export const webhookRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
 		const result = await createSubscription(
 			c.env.DB,
 			{ url, events: body.events, prefix, keyId },
-			{ sealingKey: settings.WEBHOOK_SECRETS_KEY, maxPerKey: limit },
+			{ sealingKey: sealingKey(c.env), maxPerKey: limit },
 		);
 		if (result.kind === "limit-reached") {
 			throw new ApiError(
@@ -212,8 +212,7 @@ export const webhookRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
 	})
 	.openapi(rotateSecretRoute, async (c) => {
 		const { id } = c.req.valid("param");
-		const sealingKey = readSettings(c.env).WEBHOOK_SECRETS_KEY;
-		const rotated = await rotateSecret(c.env.DB, id, callerOf(c.get("principal")), sealingKey);
+		const rotated = await rotateSecret(c.env.DB, id, callerOf(c.get("principal")), sealingKey(c.env));
 		if (!rotated) throw notFound(`Webhook ${id}`);
 		return c.json({ ...toSubscription(rotated.row), secret: rotated.secret }, 200);
 	})

@@ -60,7 +60,7 @@ export type CreateResult = { kind: "created"; subscription: CreatedWebhookSubscr
 export async function createSubscription(
 	db: D1Database,
 	input: { url: string; events: WebhookEventType[]; prefix: string | null; keyId: string | null },
-	secrets: { sealingKey: string | undefined; maxPerKey: number },
+	secrets: { sealingKey: string; maxPerKey: number },
 	now = Date.now(),
 ): Promise<CreateResult> {
 	const id = `wh_${ulid(now)}`;
@@ -146,7 +146,7 @@ export async function rotateSecret(
 	db: D1Database,
 	id: string,
 	caller: Caller,
-	sealingKey: string | undefined,
+	sealingKey: string,
 	now = Date.now(),
 ): Promise<{ row: SubscriptionRow; secret: string } | null> {
 	const secret = newWebhookSecret();
