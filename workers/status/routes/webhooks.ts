@@ -159,7 +159,11 @@ const rotateSecretRoute = createRoute({
 		"Returns the new `whsec_` secret, shown this once. For 24 hours every delivery carries two signatures in `webhook-signature` (space-separated): one with the new secret and one with the previous, so a receiver holding either accepts it; after that, only the new one.",
 	security: authenticated,
 	request: { params: IdParams },
-	responses: { 200: json(RotatedWebhookSecret, "The subscription and its new secret"), ...errors(401, 503), 404: notOwned },
+	responses: {
+		200: json(RotatedWebhookSecret, "The subscription and its new secret"),
+		...errors(401, 503),
+		404: notOwned,
+	},
 });
 
 /** Who is asking, as the subscription store checks scope and ownership. */
