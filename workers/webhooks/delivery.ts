@@ -62,10 +62,9 @@ async function signingSecrets(
 	if (subscription) {
 		const rowId = subscriptionSecretId(subscription.id);
 		const current = await openSecret(key, rowId, subscription.secret);
-		const overlap = subscription.previousSecret !== null && (subscription.previousSecretExpiresAt ?? 0) > now;
-		return overlap && subscription.previousSecret !== null
-			? [current, await openSecret(key, rowId, subscription.previousSecret)]
-			: [current];
+		const previous = subscription.previousSecret;
+		const inOverlap = previous !== null && (subscription.previousSecretExpiresAt ?? 0) > now;
+		return inOverlap ? [current, await openSecret(key, rowId, previous)] : [current];
 	}
 	if (keySecret) return [await openSecret(key, keySecretId(keySecret.keyId), keySecret.secret)];
 	return settings.WEBHOOK_SECRET ? [settings.WEBHOOK_SECRET] : null;
