@@ -122,10 +122,20 @@ export async function bundle(config: string, outDir: string, entry?: string): Pr
 	return path.join(outDir, entry ? `${path.basename(entry, ".ts")}.js` : "index.js");
 }
 
+/** Seals webhook secrets in the bench stack (the status and webhooks Workers share it). */
+const BENCH_SEALING_KEY = "bench-webhook-secrets-sealing-key";
+
 /** The webhooks Worker's local config; locally its secret is a plain var (there is no .dev.vars). */
 function webhooksConfig(): RawConfig {
 	const { secrets: _secrets, ...config } = localConfig("webhooks");
-	return { ...config, vars: { ...config.vars, WEBHOOK_SECRET: "whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQ=" } };
+	return {
+		...config,
+		vars: {
+			...config.vars,
+			WEBHOOK_SECRET: "whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQ=",
+			WEBHOOK_SECRETS_KEY: BENCH_SEALING_KEY,
+		},
+	};
 }
 
 /**
@@ -231,6 +241,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 		persistTo,
 		"--var",
 		`ADMIN_TOKEN:${token}`,
+		"--var",
+		`WEBHOOK_SECRETS_KEY:${BENCH_SEALING_KEY}`,
 		"--show-interactive-dev-session=false",
 	];
 	const logPath = path.join(options.workDir, `wrangler-${options.consumer}-${Date.now()}.log`);

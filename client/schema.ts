@@ -309,7 +309,7 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Revoke an API key (admin) */
+        /** Revoke an API key (admin); the webhook subscriptions it created are disabled (`key_revoked`) */
         delete: operations["revokeApiKey"];
         options?: never;
         head?: never;
@@ -345,8 +345,28 @@ export interface paths {
         get: operations["getWebhook"];
         put?: never;
         post?: never;
-        /** Delete a webhook subscription and its delivery log */
+        /** Delete a webhook subscription and its delivery log (its creator or the admin) */
         delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Give a subscription a new signing secret (its creator or the admin)
+         * @description Returns the new `whsec_` secret, shown this once. For 24 hours every delivery carries two signatures in `webhook-signature` (space-separated): one with the new secret and one with the previous, so a receiver holding either accepts it; after that, only the new one.
+         */
+        post: operations["rotateWebhookSecret"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -378,7 +398,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Send a delivery again (same webhook-id) */
+        /** Send a delivery again (same webhook-id; the subscription's creator or the admin) */
         post: operations["redeliverWebhookDelivery"];
         delete?: never;
         options?: never;
@@ -787,6 +807,11 @@ export interface components {
             revoked_at: string | null;
             /** @description The bearer token. Shown once; store it now. */
             token: string;
+            /**
+             * @description The `whsec_` secret that signs callbacks (`callback_url`, `X-Callback-Url`) of jobs and batches made with this key. Shown once.
+             * @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+             */
+            webhook_secret: string;
         };
         CreateApiKey: {
             /** @description A label for people. */
@@ -822,7 +847,20 @@ export interface components {
             prefix: string | null;
             /** @enum {string} */
             status: "active" | "disabled";
+            /** @description Why it is disabled: `key_revoked` (the key that created it was revoked), `endpoint_failing` (every attempt failed for 24 h), or the endpoint's `410 Gone` answer; null while active. */
             disabled_reason: string | null;
+            /** @description The API key that created it, which (with the admin) alone may delete, rotate or redeliver it; null: created with the admin token. */
+            key_id: string | null;
+            /**
+             * Format: date-time
+             * @description Since when every attempt to the endpoint has failed; null after a success.
+             */
+            failing_since: string | null;
+            /**
+             * Format: date-time
+             * @description After a secret rotation: until when deliveries are signed with the previous secret too.
+             */
+            previous_secret_expires_at: string | null;
             /** Format: date-time */
             created_at: string;
             /**
@@ -853,9 +891,54 @@ export interface components {
             prefix: string | null;
             /** @enum {string} */
             status: "active" | "disabled";
+            /** @description Why it is disabled: `key_revoked` (the key that created it was revoked), `endpoint_failing` (every attempt failed for 24 h), or the endpoint's `410 Gone` answer; null while active. */
             disabled_reason: string | null;
+            /** @description The API key that created it, which (with the admin) alone may delete, rotate or redeliver it; null: created with the admin token. */
+            key_id: string | null;
+            /**
+             * Format: date-time
+             * @description Since when every attempt to the endpoint has failed; null after a success.
+             */
+            failing_since: string | null;
+            /**
+             * Format: date-time
+             * @description After a secret rotation: until when deliveries are signed with the previous secret too.
+             */
+            previous_secret_expires_at: string | null;
             /** Format: date-time */
             created_at: string;
+        };
+        RotatedWebhookSecret: {
+            /** @example wh_01JD2X6B8J3W4Q5R6S7T8V9W0X */
+            id: string;
+            /** @example https://example.com/hooks/captions */
+            url: string;
+            events: components["schemas"]["WebhookEventType"][];
+            /** @description Only jobs whose object key starts with this, and batches whose objects all do (a prefix batch's prefix starts with it); null: all. */
+            prefix: string | null;
+            /** @enum {string} */
+            status: "active" | "disabled";
+            /** @description Why it is disabled: `key_revoked` (the key that created it was revoked), `endpoint_failing` (every attempt failed for 24 h), or the endpoint's `410 Gone` answer; null while active. */
+            disabled_reason: string | null;
+            /** @description The API key that created it, which (with the admin) alone may delete, rotate or redeliver it; null: created with the admin token. */
+            key_id: string | null;
+            /**
+             * Format: date-time
+             * @description Since when every attempt to the endpoint has failed; null after a success.
+             */
+            failing_since: string | null;
+            /**
+             * Format: date-time
+             * @description After a secret rotation: until when deliveries are signed with the previous secret too.
+             */
+            previous_secret_expires_at: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /**
+             * @description The new `whsec_` secret. Shown once. Until `previous_secret_expires_at` every delivery carries a signature with each secret.
+             * @example whsec_4Q1d3Jv9Ytq3dYc2m6a3o0yVbNw4PuXk
+             */
+            secret: string;
         };
         WebhookDeliveryList: {
             data: components["schemas"]["WebhookDelivery"][];
@@ -1698,7 +1781,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The key, with its token shown this once */
+            /** @description The key, with its token and webhook secret shown this once */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -1736,6 +1819,15 @@ export interface operations {
             };
             /** @description Body is not a supported image */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporarily unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1881,8 +1973,26 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description `subscription_limit_reached`: the key already has MAX_SUBSCRIPTIONS_PER_KEY subscriptions (20 by default; `details.limit`). The admin token has no limit. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Body is not a supported image */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporarily unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1961,8 +2071,57 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not found (or outside the key's prefix) */
+            /** @description Not found, outside the key's prefix, or created by another key (only the creating key and the admin may change a subscription) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    rotateWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The subscription and its new secret */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RotatedWebhookSecret"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found, outside the key's prefix, or created by another key (only the creating key and the admin may change a subscription) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporarily unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2055,7 +2214,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not found (or outside the key's prefix) */
+            /** @description Not found, outside the key's prefix, or created by another key (only the creating key and the admin may change a subscription) */
             404: {
                 headers: {
                     [name: string]: unknown;

@@ -51,6 +51,7 @@ const TEST_VARS = {
 	// Secrets, as plain vars: the pool has no .dev.vars.
 	ADMIN_TOKEN: "test-admin-token",
 	WEBHOOK_SECRET: "whsec_dGVzdC13ZWJob29rLXNlY3JldC1mb3ItY2FsbGJhY2tz",
+	WEBHOOK_SECRETS_KEY: "test-webhook-secrets-sealing-key",
 	// Few, immediate retries keep the suite fast; backoff itself is tested on the computed delays.
 	CAPTION_MAX_RETRIES: "2",
 	RETRY_BASE_SECONDS: "0",

@@ -43,7 +43,20 @@ export const WebhookSubscription = z
 				"Only jobs whose object key starts with this, and batches whose objects all do (a prefix batch's prefix starts with it); null: all.",
 		}),
 		status: z.enum(["active", "disabled"]),
-		disabled_reason: z.string().nullable(),
+		disabled_reason: z.string().nullable().meta({
+			description:
+				"Why it is disabled: `key_revoked` (the key that created it was revoked), `endpoint_failing` (every attempt failed for 24 h), or the endpoint's `410 Gone` answer; null while active.",
+		}),
+		key_id: z.string().nullable().meta({
+			description:
+				"The API key that created it, which (with the admin) alone may delete, rotate or redeliver it; null: created with the admin token.",
+		}),
+		failing_since: isoTime.nullable().meta({
+			description: "Since when every attempt to the endpoint has failed; null after a success.",
+		}),
+		previous_secret_expires_at: isoTime.nullable().meta({
+			description: "After a secret rotation: until when deliveries are signed with the previous secret too.",
+		}),
 		created_at: isoTime,
 	})
 	.meta({ id: "WebhookSubscription" });
@@ -56,6 +69,16 @@ export const CreatedWebhookSubscription = WebhookSubscription.extend({
 	}),
 }).meta({ id: "CreatedWebhookSubscription" });
 export type CreatedWebhookSubscription = z.infer<typeof CreatedWebhookSubscription>;
+
+/** The rotation response: the subscription with its new secret, shown this once. */
+export const RotatedWebhookSecret = WebhookSubscription.extend({
+	secret: z.string().meta({
+		description:
+			"The new `whsec_` secret. Shown once. Until `previous_secret_expires_at` every delivery carries a signature with each secret.",
+		example: "whsec_4Q1d3Jv9Ytq3dYc2m6a3o0yVbNw4PuXk",
+	}),
+}).meta({ id: "RotatedWebhookSecret" });
+export type RotatedWebhookSecret = z.infer<typeof RotatedWebhookSecret>;
 
 export const WebhookAttempt = z
 	.object({
@@ -100,6 +123,9 @@ export const SubscriptionRow = z.object({
 	disabled_reason: z.string().nullable(),
 	created_at: z.number(),
 	updated_at: z.number(),
+	previous_secret: z.string().nullable(),
+	previous_secret_expires_at: z.number().nullable(),
+	failing_since: z.number().nullable(),
 });
 export type SubscriptionRow = z.infer<typeof SubscriptionRow>;
 
@@ -110,6 +136,8 @@ export const DeliveryRow = z.object({
 	subscription_id: z.string().nullable(),
 	target: z.string(),
 	url: z.string(),
+	/** A callback delivery's signing key (NULL: WEBHOOK_SECRET); NULL for subscriptions. */
+	key_id: z.string().nullable(),
 	status: z.enum(DELIVERY_STATUSES),
 	attempts: z.number(),
 	last_status_code: z.number().nullable(),

@@ -8,13 +8,13 @@ export const SECRET_PREFIX = "whsec_";
 /** 24 random bytes, as the Standard Webhooks reference libraries generate. */
 const SECRET_BYTES = 24;
 
-function toBase64(bytes: Uint8Array): string {
+export function toBase64(bytes: Uint8Array): string {
 	let binary = "";
 	for (const byte of bytes) binary += String.fromCharCode(byte);
 	return btoa(binary);
 }
 
-function fromBase64(text: string): Uint8Array {
+export function fromBase64(text: string): Uint8Array {
 	const binary = atob(text);
 	return Uint8Array.from(binary, (c) => c.charCodeAt(0));
 }
@@ -47,19 +47,27 @@ export async function signWebhook(secret: string, id: string, timestampSeconds: 
 	return `v1,${toBase64(new Uint8Array(mac))}`;
 }
 
-/** The headers of one attempt: the id is fixed per delivery, the timestamp is the attempt's. */
+/**
+ * The headers of one attempt: the id is fixed per delivery, the timestamp is the attempt's. With
+ * several secrets (a rotation's overlap: the new one first) the signature header carries one
+ * signature per secret, space-separated, as Standard Webhooks allows: a receiver holding either
+ * secret accepts the delivery.
+ */
 export async function webhookHeaders(
-	secret: string,
+	secrets: string | readonly string[],
 	id: string,
 	body: string,
 	now = Date.now(),
 ): Promise<Record<string, string>> {
 	const timestamp = Math.floor(now / 1000);
+	const list = typeof secrets === "string" ? [secrets] : secrets;
+	if (list.length === 0) throw new Error("A webhook needs at least one secret to be signed");
+	const signatures = await Promise.all(list.map((secret) => signWebhook(secret, id, timestamp, body)));
 	return {
 		"content-type": "application/json",
 		"user-agent": "r2-captions-webhooks/1",
 		"webhook-id": id,
 		"webhook-timestamp": String(timestamp),
-		"webhook-signature": await signWebhook(secret, id, timestamp, body),
+		"webhook-signature": signatures.join(" "),
 	};
 }

@@ -1,7 +1,9 @@
 /**
  * Which URLs webhooks may be sent to (SSRF guard, SPEC §6). In production: only `https` to public
  * hosts; loopback, private, link-local, CGNAT, metadata, multicast and reserved addresses (IPv4
- * and IPv6, including IPv4-mapped IPv6) and local names are refused. In local development
+ * and IPv6, including IPv4-mapped IPv6, NAT64, 6to4 and Teredo, which reach IPv4 through a relay),
+ * local names, host names ending in a dot, and URLs carrying credentials (`user:pass@`) are
+ * refused. In local development
  * (DEPLOY_MODE "local") `http` is allowed and so are loopback hosts (127.0.0.1, localhost, [::1]).
  *
  * The check is on the URL as the WHATWG parser normalises it, which is also what fetch() uses: a
@@ -9,6 +11,7 @@
  * the dotted 127.0.0.1 there, so it cannot slip past. Host names are not resolved (Workers has no
  * resolver); names that are local by definition are refused.
  */
+import { redactUrls } from "../log";
 
 export type DeployMode = "local" | "production";
 
@@ -74,11 +77,18 @@ function v6Problem(groups: number[]): string | null {
 	if (g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0 && g4 === 0 && g5 === 0 && g6 === 0 && g7 === 1) {
 		return "a loopback address";
 	}
-	// IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d) and NAT64 (64:ff9b::a.b.c.d) reach IPv4.
+	// IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d) reach IPv4.
 	if (g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0 && g4 === 0 && (g5 === 0xffff || g5 === 0)) {
 		return `an IPv4-mapped address (${v4Problem(embedded) ?? "IPv4 must be written as IPv4"})`;
 	}
-	if (g0 === 0x64 && g1 === 0xff9b) return "a NAT64 address";
+	// Translation and tunnelling prefixes reach an IPv4 address chosen by whoever wrote the URL,
+	// through a gateway or relay on the way: refused whatever they embed (a webhook never needs them).
+	// NAT64: the well-known 64:ff9b::/96 and the local-use 64:ff9b:1::/48 (RFC 6052, RFC 8215).
+	if (g0 === 0x64 && g1 === 0xff9b) return `a NAT64 address (embeds ${v4Text(embedded)})`;
+	// 6to4 (2002::/16, RFC 3056): the IPv4 address is groups 1-2.
+	if (g0 === 0x2002) return `a 6to4 address (embeds ${v4Text(g1 * 65536 + g2)})`;
+	// Teredo (2001::/32, RFC 4380): the client's IPv4 address is the last 32 bits, inverted.
+	if (g0 === 0x2001 && g1 === 0) return `a Teredo address (embeds ${v4Text((~embedded >>> 0) & 0xffffffff)})`;
 	if ((g0 & 0xfe00) === 0xfc00) return "a unique local (private) address";
 	if ((g0 & 0xffc0) === 0xfe80) return "a link-local address";
 	if ((g0 & 0xffc0) === 0xfec0) return "a site-local address";
@@ -88,12 +98,24 @@ function v6Problem(groups: number[]): string | null {
 	return null;
 }
 
+const v4Text = (address: number) =>
+	[address >>> 24, (address >>> 16) & 255, (address >>> 8) & 255, address & 255].join(".");
+
 const isLoopbackHost = (host: string) =>
 	host === "localhost" || host === "[::1]" || (v4ToNumber(host) ?? 0) >>> 24 === 127;
 
 /** Why a host is not a public destination, or null if it is. `host` is WHATWG-normalised. */
 export function hostProblem(host: string): string | null {
-	const name = host.replace(/\.$/, "").toLowerCase();
+	const name = host.replace(/\.+$/, "").toLowerCase();
+	const problem = nameProblem(name);
+	if (problem !== null) return problem;
+	// "example.com." is the same host to DNS, but "localhost.." and friends slip past suffix and
+	// equality checks; a webhook URL has no reason to end its host with a dot.
+	if (name !== host.toLowerCase()) return "a host name ending in a dot";
+	return null;
+}
+
+function nameProblem(name: string): string | null {
 	if (name.startsWith("[") && name.endsWith("]")) {
 		const groups = v6Groups(name.slice(1, -1));
 		return groups === null ? "not a valid IPv6 address" : v6Problem(groups);
@@ -117,6 +139,8 @@ export function checkWebhookUrl(raw: string, mode: DeployMode): UrlVerdict {
 		return refuse("it is not an absolute URL");
 	}
 	if (url.protocol !== "https:" && url.protocol !== "http:") return refuse(`the scheme ${url.protocol} is not allowed`);
+	// Credentials in a URL end up in logs and in the receiver's; a webhook authenticates by its signature.
+	if (url.username !== "" || url.password !== "") return refuse("it carries credentials (user:password@)");
 	if (mode === "local" && isLoopbackHost(url.hostname)) return { ok: true, url: url.href };
 	const problem = hostProblem(url.hostname);
 	if (problem !== null) return refuse(`the host ${url.hostname} is ${problem}`);
@@ -126,4 +150,4 @@ export function checkWebhookUrl(raw: string, mode: DeployMode): UrlVerdict {
 
 /** The message of a refusal, naming the URL: "… is refused: the host 127.0.0.1 is a loopback address". */
 export const refusalMessage = (raw: string, reason: string) =>
-	`The webhook URL ${raw} is refused: ${reason}. Webhooks go only to public https hosts.`;
+	`The webhook URL ${redactUrls(raw)} is refused: ${reason}. Webhooks go only to public https hosts.`;

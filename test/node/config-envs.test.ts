@@ -155,6 +155,7 @@ describe("the test pool's config (every Worker in test/harness.ts)", () => {
 		main: path.join(root, "test/harness.ts"),
 		"vars.ADMIN_TOKEN": "test-admin-token",
 		"vars.WEBHOOK_SECRET": "whsec_dGVzdC13ZWJob29rLXNlY3JldC1mb3ItY2FsbGJhY2tz",
+		"vars.WEBHOOK_SECRETS_KEY": "test-webhook-secrets-sealing-key",
 		"vars.CAPTION_MAX_RETRIES": "2",
 		"vars.RETRY_BASE_SECONDS": "0",
 		"vars.RETRY_MAX_SECONDS": "0",

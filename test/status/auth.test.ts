@@ -5,6 +5,7 @@
  */
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
 import { Job } from "../../shared/jobs/schema";
 import { app } from "../../workers/status/app";
 import { CreatedApiKey } from "../../workers/status/auth/api-keys";
@@ -52,6 +53,11 @@ describe("without a valid token every /v1 route answers 401", () => {
 				"POST /v1/keys",
 				"GET /v1/keys",
 				"DELETE /v1/keys/:id",
+				"POST /v1/webhooks",
+				"GET /v1/webhooks/:id",
+				"DELETE /v1/webhooks/:id",
+				"POST /v1/webhooks/:id/rotate-secret",
+				"POST /v1/webhooks/:id/deliveries/:delivery_id/redeliver",
 			]),
 		);
 	});
@@ -148,6 +154,43 @@ describe("a key scoped to a prefix", () => {
 		}
 		// The key it tried to revoke (itself) still works.
 		expect((await call("GET", "/v1/stats", { token: scoped.token })).status).toBe(200);
+	});
+});
+
+describe("webhook subscriptions: the creating key, another key, a key outside the prefix, the admin", () => {
+	/** Status of each changing route of a fresh subscription made by `scoped`, for `token`. */
+	async function changes(token: string) {
+		const res = await call("POST", "/v1/webhooks", {
+			token: scoped.token,
+			json: { url: "http://127.0.0.1:9/auth", events: ["job.succeeded"] },
+		});
+		expect(res.status).toBe(201);
+		const { id } = z.object({ id: z.string() }).parse(await res.json());
+		return {
+			get: (await call("GET", `/v1/webhooks/${id}`, { token })).status,
+			rotate: (await call("POST", `/v1/webhooks/${id}/rotate-secret`, { token })).status,
+			// No delivery msg_x exists: the owner and the admin get past the subscription to a 404 on it.
+			redeliver: await call("POST", `/v1/webhooks/${id}/deliveries/msg_x/redeliver`, { token }).then(
+				async (r) => `${r.status} ${(await errorOf(r)).message.split(" ")[0]}`,
+			),
+			delete: (await call("DELETE", `/v1/webhooks/${id}`, { token })).status,
+		};
+	}
+
+	it("the creating key and the admin may rotate, redeliver and delete", async () => {
+		const owner = { get: 200, rotate: 200, redeliver: "404 Delivery", delete: 200 };
+		expect(await changes(scoped.token)).toEqual(owner);
+		expect(await changes(ADMIN)).toEqual(owner);
+	});
+
+	it("another key with the same prefix sees it but may change nothing (404, as if it did not exist)", async () => {
+		const neighbour = await createKey(scopePrefix);
+		expect(await changes(neighbour.token)).toEqual({ get: 200, rotate: 404, redeliver: "404 Webhook", delete: 404 });
+	});
+
+	it("a key outside the prefix does not see it", async () => {
+		const outsider = await createKey(uniqueKey("elsewhere/"));
+		expect(await changes(outsider.token)).toEqual({ get: 404, rotate: 404, redeliver: "404 Webhook", delete: 404 });
 	});
 });
 

@@ -67,8 +67,13 @@ export async function revokeKey(id: string): Promise<void> {
 }
 
 /** Uploads through the API and returns the queued job. */
-export async function uploadViaApi(key: string, bytes: Uint8Array, headers: Record<string, string> = {}): Promise<Job> {
-	const res = await call("PUT", `/v1/images/${key}`, { body: bytes, headers });
+export async function uploadViaApi(
+	key: string,
+	bytes: Uint8Array,
+	headers: Record<string, string> = {},
+	token?: string,
+): Promise<Job> {
+	const res = await call("PUT", `/v1/images/${key}`, { body: bytes, headers, ...(token ? { token } : {}) });
 	if (res.status !== 202) throw new Error(`upload failed: ${res.status} ${await res.text()}`);
 	return parsed(res, Job);
 }

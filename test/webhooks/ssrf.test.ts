@@ -26,6 +26,26 @@ const REFUSED_EVERYWHERE = [
 	"https://[::ffff:169.254.169.254]/",
 	"https://[64:ff9b::a00:1]/",
 	"https://[ff02::1]/",
+	// NAT64 (well-known and local-use prefixes), 6to4 and Teredo reach IPv4 through a relay.
+	"https://[64:ff9b::8.8.8.8]/",
+	"https://[64:ff9b:1::a00:1]/",
+	"https://[64:ff9b:1:ffff::7f00:1]/",
+	"https://[2002:7f00:1::]/",
+	"https://[2002:a00:1::1]/",
+	"https://[2002:808:808::1]/",
+	"https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",
+	"https://[2001::5ef5:79fd:0:59d:a0e5:ba1]/",
+	// Trailing dots: one or several, on names and on addresses.
+	"https://localhost../",
+	"https://localhost.../hook",
+	"https://example.com./hook",
+	"https://example.com../hook",
+	"https://10.0.0.1./hook",
+	"https://10.0.0.1../hook",
+	// Credentials in the URL.
+	"https://user:pass@example.com/hook",
+	"https://user@example.com/hook",
+	"https://:secret@example.com/hook",
 	"https://printer.local/",
 	"https://metadata.google.internal/computeMetadata/v1/",
 	"https://intranet/",
@@ -87,6 +107,48 @@ describe("the SSRF check in production", () => {
 		expect(verdict).toEqual({ ok: false, code: "unsafe_url", reason: "only https URLs are allowed" });
 	});
 
+	it("names the IPv4 address a 6to4, Teredo or NAT64 address embeds", () => {
+		expect(checkWebhookUrl("https://[2002:a00:1::1]/", "production")).toMatchObject({
+			ok: false,
+			reason: "the host [2002:a00:1::1] is a 6to4 address (embeds 10.0.0.1)",
+		});
+		// Teredo keeps the client's address inverted: 0x3f57 0xfe29 is 192.168.1.214 (0xc0a8 0x01d6).
+		expect(checkWebhookUrl("https://[2001:0:4136:e378:8000:63bf:3f57:fe29]/", "production")).toMatchObject({
+			ok: false,
+			reason: expect.stringContaining("a Teredo address (embeds 192.168.1.214)"),
+		});
+		expect(checkWebhookUrl("https://[64:ff9b::7f00:1]/", "production")).toMatchObject({
+			ok: false,
+			reason: expect.stringContaining("a NAT64 address (embeds 127.0.0.1)"),
+		});
+	});
+
+	it("refuses host names ending in dots, and says why", () => {
+		expect(checkWebhookUrl("https://localhost../", "production")).toMatchObject({
+			ok: false,
+			reason: "the host localhost.. is a local host name",
+		});
+		expect(checkWebhookUrl("https://example.com../", "production")).toMatchObject({
+			ok: false,
+			reason: "the host example.com.. is a host name ending in a dot",
+		});
+		// "127.0.0.1." is dotted-decimal IPv4 to the URL parser: it is 127.0.0.1, a loopback address.
+		expect(checkWebhookUrl("https://127.0.0.1./", "production")).toMatchObject({
+			ok: false,
+			reason: expect.stringContaining("a loopback address"),
+		});
+		expect(checkWebhookUrl("http://localhost../hook", "local").ok).toBe(false);
+		expect(checkWebhookUrl("http://127.0.0.1../hook", "local").ok).toBe(false);
+	});
+
+	it("refuses credentials in the URL without repeating them", () => {
+		expect(checkWebhookUrl("https://alice:s3cret@example.com/hook", "production")).toEqual({
+			ok: false,
+			code: "unsafe_url",
+			reason: "it carries credentials (user:password@)",
+		});
+	});
+
 	it("names what is wrong with a disguised loopback address", () => {
 		expect(checkWebhookUrl("http://0x7f000001/", "production")).toMatchObject({
 			ok: false,
@@ -136,6 +198,31 @@ describe("URLs entering through the API", () => {
 			expect(error.details).toEqual([{ field: "url", in: "body", message: error.message }]);
 		},
 	);
+
+	it("POST /v1/webhooks refuses user:pass@ with 400 unsafe_url, and the message does not echo the password", async () => {
+		const res = await call("POST", "/v1/webhooks", {
+			json: { url: "http://alice:s3cret@127.0.0.1:9/hook", events: ["job.succeeded"], prefix: uniqueKey("ssrf/") },
+		});
+		expect(res.status).toBe(400);
+		const error = await errorOf(res);
+		expect(error.code).toBe("unsafe_url");
+		expect(error.message).toContain("credentials");
+		expect(error.message).not.toContain("s3cret");
+	});
+
+	it("POST /v1/jobs and uploads refuse a callback URL with credentials", async () => {
+		const key = uniqueKey("ssrf/creds.png");
+		await env.BUCKET.put(key, await fixture("small.png"));
+		const job = await call("POST", "/v1/jobs", { json: { key, callback_url: "http://u:p@localhost:9/hook" } });
+		expect(job.status).toBe(400);
+		expect((await errorOf(job)).code).toBe("unsafe_url");
+		const upload = await call("PUT", `/v1/images/${uniqueKey("ssrf/creds2.png")}`, {
+			body: await fixture("small.png"),
+			headers: { "X-Callback-Url": "http://u:p@localhost:9/hook" },
+		});
+		expect(upload.status).toBe(400);
+		expect((await errorOf(upload)).code).toBe("unsafe_url");
+	});
 
 	it("POST /v1/webhooks accepts a public https URL in production", async () => {
 		const res = await callAs("production", "POST", "/v1/webhooks", {

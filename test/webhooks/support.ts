@@ -7,12 +7,14 @@ import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { expect, inject } from "vitest";
 import { z } from "zod";
+import { parseRow } from "../../shared/d1-rows";
 import { finishStatement } from "../../shared/jobs/store";
 import { finishWithEvent } from "../../shared/webhooks/outbox";
 import {
 	BatchWebhookPayload,
 	CreatedWebhookSubscription,
 	JobWebhookPayload,
+	SubscriptionRow,
 	WebhookDelivery,
 } from "../../shared/webhooks/schema";
 import { dispatchEvent } from "../../workers/webhooks/deliveries";
@@ -91,6 +93,16 @@ export async function subscribe(
 	});
 	if (res.status !== 201) throw new Error(`subscribe failed: ${res.status} ${await res.text()}`);
 	return parsed(res, CreatedWebhookSubscription);
+}
+
+/** A subscription's D1 row, as stored. */
+export async function subscriptionRow(id: string): Promise<SubscriptionRow> {
+	const row = await env.DB.prepare("SELECT * FROM webhook_subscriptions WHERE id = ?")
+		.bind(id)
+		.first()
+		.then(parseRow(SubscriptionRow));
+	if (!row) throw new Error(`no subscription ${id}`);
+	return row;
 }
 
 export async function deliveriesOf(subscriptionId: string): Promise<WebhookDelivery[]> {

@@ -1,11 +1,17 @@
 /** The status Worker's settings, read from its environment and validated with zod. */
 import { z } from "zod";
+import { log } from "../../shared/log";
 import { ModelChainSetting } from "../../shared/models/registry";
+import { ApiError } from "./api-error";
 
 const Settings = z.object({
 	/** The admin's bearer token (a secret); without it only API keys work. */
 	ADMIN_TOKEN: z.string().optional(),
 	DEPLOY_MODE: z.enum(["local", "production"]).default("production"),
+	/** Seals the webhook secrets of subscriptions and API keys (a secret; shared/webhooks/secret-box.ts). */
+	WEBHOOK_SECRETS_KEY: z.string().optional(),
+	/** Subscriptions one API key may have (the admin has no limit). */
+	MAX_SUBSCRIPTIONS_PER_KEY: z.coerce.number().int().min(0).default(20),
 	BUCKET_NAME: z.string().min(1),
 	MAX_UPLOAD_BYTES: z.coerce
 		.number()
@@ -18,3 +24,16 @@ const Settings = z.object({
 export type StatusSettings = z.infer<typeof Settings>;
 
 export const readSettings = (env: StatusEnv): StatusSettings => Settings.parse(env);
+
+/**
+ * The key that seals webhook secrets: without it no subscription, rotation or API key can be made
+ * (503, saying what to set), rather than a secret stored in clear.
+ */
+export function sealingKey(env: StatusEnv): string {
+	const key = readSettings(env).WEBHOOK_SECRETS_KEY;
+	if (!key || key.length < 16) {
+		log("error", "webhook_secrets_key_missing", { hint: "set the WEBHOOK_SECRETS_KEY secret (16+ characters)" });
+		throw new ApiError(503, "unavailable", "Webhook secrets cannot be stored: the service has no WEBHOOK_SECRETS_KEY");
+	}
+	return key;
+}

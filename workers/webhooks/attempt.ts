@@ -18,11 +18,14 @@ export interface AttemptReport {
 	outcome: AttemptOutcome;
 	startedAt: number;
 	durationMs: number;
+	/** Whether a request went out (false: refused before sending), for the endpoint's failing clock. */
+	sent: boolean;
 }
 
 export interface AttemptRequest {
 	url: string;
-	secret: string;
+	/** The secrets to sign with: one, or during a rotation's overlap the new and the previous. */
+	secrets: readonly string[];
 	/** The `webhook-id`: the delivery's id, the same on every attempt. */
 	id: string;
 	body: string;
@@ -59,17 +62,18 @@ export function classifyResponse(status: number, retryAfter: string | null, now 
 /** Sends one signed attempt. Never throws: every failure is an outcome. */
 export async function attemptDelivery(request: AttemptRequest): Promise<AttemptReport> {
 	const startedAt = Date.now();
-	const report = (outcome: AttemptOutcome): AttemptReport => ({
+	const report = (outcome: AttemptOutcome, sent = true): AttemptReport => ({
 		outcome,
 		startedAt,
 		durationMs: Date.now() - startedAt,
+		sent,
 	});
 	const verdict = checkWebhookUrl(request.url, request.mode);
 	if (!verdict.ok) {
-		return report({ kind: "rejected", statusCode: null, error: refusalMessage(request.url, verdict.reason) });
+		return report({ kind: "rejected", statusCode: null, error: refusalMessage(request.url, verdict.reason) }, false);
 	}
 	try {
-		const headers = await webhookHeaders(request.secret, request.id, request.body, startedAt);
+		const headers = await webhookHeaders(request.secrets, request.id, request.body, startedAt);
 		const response = await fetch(verdict.url, {
 			method: "POST",
 			headers,

@@ -6,6 +6,10 @@ const Settings = z.object({
 	DEPLOY_MODE: z.enum(["local", "production"]).default("production"),
 	/** Signs deliveries to per-object callback URLs (a `whsec_` secret). */
 	WEBHOOK_SECRET: z.string().refine(isWebhookSecret, "WEBHOOK_SECRET must be a whsec_ secret").optional(),
+	/** Opens the sealed secrets of subscriptions and API keys (shared/webhooks/secret-box.ts). */
+	WEBHOOK_SECRETS_KEY: z.string().optional(),
+	/** An endpoint that fails every attempt for this long has its subscription disabled. */
+	WEBHOOK_DISABLE_FAILING_HOURS: z.coerce.number().positive().default(24),
 	WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
 	WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(10),
 	// Must equal max_retries of the webhook-deliveries consumer: the last attempt fails the delivery.

@@ -27,6 +27,7 @@ const eventColumns = {
 	event_type: EventRow.shape.type,
 	event_at: EventRow.shape.created_at,
 	dispatched_at: EventRow.shape.dispatched_at,
+	owner_key_id: z.string().nullable(),
 };
 const EVENT_COLUMNS = "e.id AS event_id, e.type AS event_type, e.created_at AS event_at, e.dispatched_at";
 const EventWithJob = JobRow.extend(eventColumns);
@@ -48,11 +49,15 @@ interface EventSubject {
 	/** Subscriptions match when this starts with their prefix: the job's key, or the batch's key prefix. */
 	matchKey: string;
 	callbackUrl: string | null;
+	/** The API key that made the job or batch (its secret signs the callback); null: the admin or R2. */
+	keyId: string | null;
 }
 
 async function loadSubject(db: D1Database, eventId: string): Promise<EventSubject | null> {
 	const job = await db
-		.prepare(`SELECT j.*, ${EVENT_COLUMNS} FROM webhook_events e JOIN jobs j ON j.id = e.job_id WHERE e.id = ?`)
+		.prepare(
+			`SELECT j.*, j.key_id AS owner_key_id, ${EVENT_COLUMNS} FROM webhook_events e JOIN jobs j ON j.id = e.job_id WHERE e.id = ?`,
+		)
 		.bind(eventId)
 		.first()
 		.then(parseRow(EventWithJob));
@@ -63,10 +68,13 @@ async function loadSubject(db: D1Database, eventId: string): Promise<EventSubjec
 			payload: { type: job.event_type, timestamp: new Date(job.event_at).toISOString(), data: toJob(job) },
 			matchKey: job.key,
 			callbackUrl: job.callback_url,
+			keyId: job.owner_key_id,
 		};
 	}
 	const batch = await db
-		.prepare(`SELECT b.*, ${EVENT_COLUMNS} FROM webhook_events e JOIN batches b ON b.id = e.batch_id WHERE e.id = ?`)
+		.prepare(
+			`SELECT b.*, b.key_id AS owner_key_id, ${EVENT_COLUMNS} FROM webhook_events e JOIN batches b ON b.id = e.batch_id WHERE e.id = ?`,
+		)
 		.bind(eventId)
 		.first()
 		.then(parseRow(EventWithBatch));
@@ -76,6 +84,7 @@ async function loadSubject(db: D1Database, eventId: string): Promise<EventSubjec
 		payload: { type: batch.event_type, timestamp: new Date(batch.event_at).toISOString(), data: toBatch(batch) },
 		matchKey: batch.key_prefix,
 		callbackUrl: batch.callback_url,
+		keyId: batch.owner_key_id,
 	};
 }
 
@@ -97,21 +106,20 @@ export async function dispatchEvent(db: D1Database, eventId: string, now = Date.
 		.bind(subject.payload.type, subject.matchKey)
 		.all()
 		.then(parseRows(Target));
-	const targets: { subscriptionId: string | null; target: string; url: string }[] = subscriptions.map((s) => ({
-		subscriptionId: s.id,
-		target: s.id,
-		url: s.url,
-	}));
-	if (subject.callbackUrl) targets.push({ subscriptionId: null, target: CALLBACK_TARGET, url: subject.callbackUrl });
+	const targets: { subscriptionId: string | null; target: string; url: string; keyId: string | null }[] =
+		subscriptions.map((s) => ({ subscriptionId: s.id, target: s.id, url: s.url, keyId: null }));
+	if (subject.callbackUrl) {
+		targets.push({ subscriptionId: null, target: CALLBACK_TARGET, url: subject.callbackUrl, keyId: subject.keyId });
+	}
 
 	const insert = db.prepare(
-		`INSERT INTO webhook_deliveries (id, event_id, subscription_id, target, url, status, next_attempt_at,
+		`INSERT INTO webhook_deliveries (id, event_id, subscription_id, target, url, key_id, status, next_attempt_at,
 			created_at, updated_at)
-		VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6, ?6)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?7, 'pending', ?6, ?6, ?6)
 		ON CONFLICT (event_id, target) DO NOTHING RETURNING id`,
 	);
 	const results = await db.batch([
-		...targets.map((t) => insert.bind(newDeliveryId(now), eventId, t.subscriptionId, t.target, t.url, now)),
+		...targets.map((t) => insert.bind(newDeliveryId(now), eventId, t.subscriptionId, t.target, t.url, now, t.keyId)),
 		db
 			.prepare(
 				`UPDATE webhook_events SET payload = coalesce(payload, ?2), dispatched_at = ?3
@@ -123,12 +131,23 @@ export async function dispatchEvent(db: D1Database, eventId: string, now = Date.
 	return { kind: "dispatched", deliveryIds: created.map((row) => row.id) };
 }
 
+/** A subscription's stored (sealed) secrets and status, as a sender needs them. */
+export interface SubscriptionSecrets {
+	id: string;
+	secret: string;
+	previousSecret: string | null;
+	previousSecretExpiresAt: number | null;
+	status: "active" | "disabled";
+}
+
 /** What a sender needs for one attempt of a claimed delivery. */
 export interface ClaimedDelivery {
 	delivery: DeliveryRow;
 	payload: string;
-	/** The subscription's secret and status; null for the callback-url target. */
-	subscription: { secret: string; status: "active" | "disabled" } | null;
+	/** The subscription's stored secrets and status; null for the callback-url target. */
+	subscription: SubscriptionSecrets | null;
+	/** For a callback of a scoped key's job: the key and its stored secret (null: sign with WEBHOOK_SECRET). */
+	keySecret: { keyId: string; secret: string } | null;
 }
 
 export type ClaimResult =
@@ -145,7 +164,10 @@ export type ClaimResult =
 const AttemptContext = z.object({
 	payload: EventRow.shape.payload,
 	secret: SubscriptionRow.shape.secret.nullable(),
+	previous_secret: SubscriptionRow.shape.previous_secret,
+	previous_secret_expires_at: SubscriptionRow.shape.previous_secret_expires_at,
 	status: SubscriptionRow.shape.status.nullable(),
+	key_secret: z.string().nullable(),
 });
 
 /** Takes the lease of a pending delivery (counting the attempt), unless another sender holds it. */
@@ -177,10 +199,14 @@ export async function claimDelivery(
 	}
 	const context = await db
 		.prepare(
-			`SELECT e.payload, s.secret, s.status FROM webhook_events e
-			LEFT JOIN webhook_subscriptions s ON s.id = ?2 WHERE e.id = ?1`,
+			`SELECT e.payload, s.secret, s.previous_secret, s.previous_secret_expires_at, s.status,
+				k.webhook_secret AS key_secret
+			FROM webhook_events e
+			LEFT JOIN webhook_subscriptions s ON s.id = ?2
+			LEFT JOIN api_keys k ON k.id = ?3
+			WHERE e.id = ?1`,
 		)
-		.bind(delivery.event_id, delivery.subscription_id)
+		.bind(delivery.event_id, delivery.subscription_id, delivery.key_id)
 		.first()
 		.then(parseRow(AttemptContext));
 	if (!context?.payload) throw new Error(`The event ${delivery.event_id} of delivery ${id} has no payload`);
@@ -188,8 +214,20 @@ export async function claimDelivery(
 		return { kind: "subscription-gone", delivery };
 	}
 	const subscription =
-		context.secret !== null && context.status !== null ? { secret: context.secret, status: context.status } : null;
-	return { kind: "claimed", claimed: { delivery, payload: context.payload, subscription } };
+		delivery.subscription_id !== null && context.secret !== null && context.status !== null
+			? {
+					id: delivery.subscription_id,
+					secret: context.secret,
+					previousSecret: context.previous_secret,
+					previousSecretExpiresAt: context.previous_secret_expires_at,
+					status: context.status,
+				}
+			: null;
+	const keySecret =
+		delivery.key_id !== null && context.key_secret !== null
+			? { keyId: delivery.key_id, secret: context.key_secret }
+			: null;
+	return { kind: "claimed", claimed: { delivery, payload: context.payload, subscription, keySecret } };
 }
 
 /** The outcome of one attempt, as the attempt log and the delivery record it. */
@@ -203,9 +241,28 @@ export interface AttemptRecord {
 	nextAttemptAt: number | null;
 	/** Disable the subscription, with this reason (410 Gone); null to leave it alone. */
 	disableReason: string | null;
+	/**
+	 * What the endpoint did, for the subscription's failing clock: "failed" starts it (or keeps it
+	 * running), "succeeded" stops it; null when no request was made (a refusal).
+	 */
+	endpoint: "succeeded" | "failed" | null;
 }
 
-export async function recordAttempt(db: D1Database, delivery: DeliveryRow, record: AttemptRecord, now = Date.now()) {
+/** How long an endpoint may fail every attempt before its subscription is disabled. */
+export interface FailingPolicy {
+	disableAfterMs: number;
+}
+
+/** The `disabled_reason` of a subscription whose endpoint failed every attempt for the policy's period. */
+export const ENDPOINT_FAILING = "endpoint_failing";
+
+export async function recordAttempt(
+	db: D1Database,
+	delivery: DeliveryRow,
+	record: AttemptRecord,
+	policy: FailingPolicy,
+	now = Date.now(),
+) {
 	const statements = [
 		db
 			.prepare(
@@ -233,7 +290,42 @@ export async function recordAttempt(db: D1Database, delivery: DeliveryRow, recor
 	if (record.disableReason && delivery.subscription_id) {
 		statements.push(disableSubscriptionStatement(db, delivery.subscription_id, record.disableReason, now));
 	}
+	if (delivery.subscription_id && record.endpoint !== null) {
+		statements.push(...failingClockStatements(db, delivery.subscription_id, record.endpoint, policy, now));
+	}
 	await db.batch(statements);
+}
+
+/**
+ * The failing clock (as Stripe and Svix do): a success stops it; a failure starts it if it is not
+ * running, then disables the subscription once it has run for the policy's period. Statements of
+ * one batch, so the check sees the start.
+ */
+function failingClockStatements(
+	db: D1Database,
+	id: string,
+	endpoint: "succeeded" | "failed",
+	policy: FailingPolicy,
+	now: number,
+): D1PreparedStatement[] {
+	if (endpoint === "succeeded") {
+		return [
+			db
+				.prepare("UPDATE webhook_subscriptions SET failing_since = NULL WHERE id = ?1 AND failing_since IS NOT NULL")
+				.bind(id),
+		];
+	}
+	return [
+		db
+			.prepare("UPDATE webhook_subscriptions SET failing_since = ?2 WHERE id = ?1 AND failing_since IS NULL")
+			.bind(id, now),
+		db
+			.prepare(
+				`UPDATE webhook_subscriptions SET status = 'disabled', disabled_reason = ?3, updated_at = ?2
+				WHERE id = ?1 AND status = 'active' AND failing_since <= ?2 - ?4`,
+			)
+			.bind(id, now, ENDPOINT_FAILING, policy.disableAfterMs),
+	];
 }
 
 /** An endpoint answered 410 Gone: it asked not to be called again. */

@@ -7,6 +7,7 @@ import { log } from "../../shared/log";
 import { ACK, type Outcome, retryAfter } from "../../shared/queue/runner";
 import type { DeliveryMessage } from "../../shared/queue/webhook-deliveries";
 import type { DeliveryRow } from "../../shared/webhooks/schema";
+import { keySecretId, openSecret, SecretBoxError, subscriptionSecretId } from "../../shared/webhooks/secret-box";
 import { type AttemptReport, attemptDelivery } from "./attempt";
 import type { WebhookSettings } from "./config";
 import { type AttemptRecord, type ClaimedDelivery, claimDelivery, recordAttempt } from "./deliveries";
@@ -47,19 +48,49 @@ export async function handleDelivery(
 	}
 }
 
-/** One signed attempt, or a refusal without a request when the delivery cannot be sent. */
-async function attempt(
-	{ delivery, payload, subscription }: ClaimedDelivery,
+/**
+ * The secrets that sign a delivery: a subscription's own (and, during a rotation's overlap, the
+ * previous one after it); for a callback URL, the secret of the API key that made the job or batch,
+ * or WEBHOOK_SECRET for the admin's (and for keys made before keys had secrets).
+ */
+async function signingSecrets(
+	{ subscription, keySecret }: ClaimedDelivery,
 	settings: WebhookSettings,
 	now: number,
-): Promise<AttemptReport> {
+): Promise<string[] | null> {
+	const key = settings.WEBHOOK_SECRETS_KEY;
+	if (subscription) {
+		const rowId = subscriptionSecretId(subscription.id);
+		const current = await openSecret(key, rowId, subscription.secret);
+		const previous = subscription.previousSecret;
+		const inOverlap = previous !== null && (subscription.previousSecretExpiresAt ?? 0) > now;
+		return inOverlap ? [current, await openSecret(key, rowId, previous)] : [current];
+	}
+	if (keySecret) return [await openSecret(key, keySecretId(keySecret.keyId), keySecret.secret)];
+	return settings.WEBHOOK_SECRET ? [settings.WEBHOOK_SECRET] : null;
+}
+
+/** One signed attempt, or a refusal without a request when the delivery cannot be sent. */
+async function attempt(claimed: ClaimedDelivery, settings: WebhookSettings, now: number): Promise<AttemptReport> {
+	const { delivery, payload, subscription } = claimed;
 	if (subscription?.status === "disabled") return refusal("The subscription is disabled", now);
-	// Subscriptions sign with their own secret, callback URLs with WEBHOOK_SECRET.
-	const secret = subscription?.secret ?? settings.WEBHOOK_SECRET;
-	if (!secret) return refusal("WEBHOOK_SECRET is not set, so callback URLs cannot be signed", now);
+	let secrets: string[] | null;
+	try {
+		secrets = await signingSecrets(claimed, settings, now);
+	} catch (err) {
+		if (!(err instanceof SecretBoxError)) throw err;
+		// A configuration fault (WEBHOOK_SECRETS_KEY missing or changed): retried, so fixing it recovers.
+		return {
+			outcome: { kind: "retryable", statusCode: null, error: err.message, retryAfterSeconds: null },
+			startedAt: now,
+			durationMs: 0,
+			sent: false,
+		};
+	}
+	if (!secrets) return refusal("WEBHOOK_SECRET is not set, so callback URLs cannot be signed", now);
 	return attemptDelivery({
 		url: delivery.url,
-		secret,
+		secrets,
 		id: delivery.id,
 		body: payload,
 		timeoutMs: settings.WEBHOOK_TIMEOUT_MS,
@@ -71,6 +102,7 @@ const refusal = (error: string, now: number): AttemptReport => ({
 	outcome: { kind: "rejected", statusCode: null, error },
 	startedAt: now,
 	durationMs: 0,
+	sent: false,
 });
 
 async function settleAttempt(
@@ -86,9 +118,13 @@ async function settleAttempt(
 		maxSeconds: settings.WEBHOOK_RETRY_MAX_SECONDS,
 	});
 	const record = attemptRecord(report, next, Date.now());
-	await recordAttempt(env.DB, delivery, record);
+	await recordAttempt(env.DB, delivery, record, {
+		disableAfterMs: settings.WEBHOOK_DISABLE_FAILING_HOURS * 3_600_000,
+	});
 	log(record.status === "failed" ? "warn" : "info", "webhook_attempt", {
 		delivery_id: delivery.id,
+		// shared/log.ts drops the URL's query string and credentials.
+		url: delivery.url,
 		attempt: delivery.attempts,
 		status: record.status,
 		status_code: record.statusCode,
@@ -102,7 +138,13 @@ async function settleAttempt(
 /** The attempt as the log records it, and the delivery's state after it. */
 function attemptRecord(report: AttemptReport, next: NextStep, now: number): AttemptRecord {
 	const { outcome } = report;
+	const endpoint: AttemptRecord["endpoint"] = !report.sent
+		? null
+		: outcome.kind === "delivered"
+			? "succeeded"
+			: "failed";
 	const attempt = {
+		endpoint,
 		startedAt: report.startedAt,
 		durationMs: report.durationMs,
 		statusCode: outcome.statusCode,

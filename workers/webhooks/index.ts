@@ -1,6 +1,7 @@
 /**
  * Webhooks Worker: consumes `webhook-deliveries` (job and batch events fan out into deliveries; each delivery
- * is a signed, retried, logged HTTP attempt) and its dead-letter queue, and sweeps on a cron.
+ * is a signed, retried, logged HTTP attempt) and its dead-letter queue, and sweeps on a cron (which
+ * also seals subscription secrets still stored in clear from before sealing).
  */
 import { log } from "../../shared/log";
 import { ACK, type Outcome, runBatch } from "../../shared/queue/runner";
@@ -9,6 +10,7 @@ import { readSettings, type WebhookSettings } from "./config";
 import { handleDeadLetter } from "./dead-letter";
 import { handleDelivery } from "./delivery";
 import { handleEvent } from "./fan-out";
+import { sealLegacySecrets } from "./seal-legacy";
 import { sweepWebhooks } from "./sweeper";
 
 async function handle(message: Message<unknown>, env: WebhooksEnv, settings: WebhookSettings): Promise<Outcome> {
@@ -41,5 +43,6 @@ export default {
 
 	async scheduled(_controller, env, ctx) {
 		ctx.waitUntil(sweepWebhooks(env));
+		ctx.waitUntil(sealLegacySecrets(env.DB, readSettings(env).WEBHOOK_SECRETS_KEY));
 	},
 } satisfies ExportedHandler<WebhooksEnv>;

@@ -3,8 +3,11 @@
  * digest of the presented token; the token itself exists only in the creation response.
  */
 import { z } from "zod";
-import { parseRow, parseRows } from "../../../shared/d1-rows";
+import { batchRows, parseRow, parseRows } from "../../../shared/d1-rows";
 import { ulid } from "../../../shared/ids";
+import { keySecretId, sealSecret } from "../../../shared/webhooks/secret-box";
+import { newWebhookSecret } from "../../../shared/webhooks/sign";
+import { disableKeySubscriptions } from "../webhooks/subscriptions";
 import { newApiKeyToken, sha256Hex, tokenHint } from "./tokens";
 
 export const ApiKey = z
@@ -22,9 +25,14 @@ export const ApiKey = z
 	.meta({ id: "ApiKey" });
 export type ApiKey = z.infer<typeof ApiKey>;
 
-/** The creation response: the only time the token is ever shown. */
+/** The creation response: the only time the token and the key's webhook secret are ever shown. */
 export const CreatedApiKey = ApiKey.extend({
 	token: z.string().meta({ description: "The bearer token. Shown once; store it now." }),
+	webhook_secret: z.string().meta({
+		description:
+			"The `whsec_` secret that signs callbacks (`callback_url`, `X-Callback-Url`) of jobs and batches made with this key. Shown once.",
+		example: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+	}),
 }).meta({ id: "CreatedApiKey" });
 export type CreatedApiKey = z.infer<typeof CreatedApiKey>;
 
@@ -52,19 +60,23 @@ const toApiKey = (row: ApiKeyRow): ApiKey => ({
 export async function createApiKey(
 	db: D1Database,
 	input: { name: string | null; prefix: string | null },
+	sealingKey: string,
 	now = Date.now(),
 ): Promise<CreatedApiKey> {
 	const token = newApiKeyToken();
+	const id = `key_${ulid(now)}`;
+	const webhookSecret = newWebhookSecret();
+	const sealed = await sealSecret(sealingKey, keySecretId(id), webhookSecret);
 	const row = await db
 		.prepare(
-			`INSERT INTO api_keys (id, name, prefix, token_hash, token_hint, created_at)
-			VALUES (?, ?, ?, ?, ?, ?) RETURNING *`,
+			`INSERT INTO api_keys (id, name, prefix, token_hash, token_hint, created_at, webhook_secret)
+			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *`,
 		)
-		.bind(`key_${ulid(now)}`, input.name, input.prefix, await sha256Hex(token), tokenHint(token), now)
+		.bind(id, input.name, input.prefix, await sha256Hex(token), tokenHint(token), now, sealed)
 		.first()
 		.then(parseRow(ApiKeyRow));
 	if (!row) throw new Error("api key insert returned no row");
-	return { ...toApiKey(row), token };
+	return { ...toApiKey(row), token, webhook_secret: webhookSecret };
 }
 
 export async function listApiKeys(db: D1Database): Promise<ApiKey[]> {
@@ -80,12 +92,16 @@ export type RevokeResult =
 	| { kind: "already-revoked"; key: ApiKey }
 	| { kind: "missing" };
 
+/**
+ * Revokes a key and, in the same transaction, disables the subscriptions it created (kept, with
+ * the reason `key_revoked`, so their delivery log stays readable; the fan-out skips them).
+ */
 export async function revokeApiKey(db: D1Database, id: string, now = Date.now()): Promise<RevokeResult> {
-	const row = await db
-		.prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING *")
-		.bind(now, id)
-		.first()
-		.then(parseRow(ApiKeyRow));
+	const [revoked] = await db.batch([
+		db.prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING *").bind(now, id),
+		disableKeySubscriptions(db, id, now),
+	]);
+	const row = batchRows(revoked, ApiKeyRow)[0];
 	if (row) return { kind: "revoked", key: toApiKey(row) };
 	const existing = await db.prepare("SELECT * FROM api_keys WHERE id = ?").bind(id).first().then(parseRow(ApiKeyRow));
 	return existing ? { kind: "already-revoked", key: toApiKey(existing) } : { kind: "missing" };

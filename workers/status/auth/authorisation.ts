@@ -21,6 +21,11 @@ export function scopePrefix(principal: Principal): string | null {
 	return principal.kind === "key" ? principal.prefix : null;
 }
 
+/** The API key making the request, or null for the admin token. */
+export function principalKeyId(principal: Principal): string | null {
+	return principal.kind === "key" ? principal.id : null;
+}
+
 export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
 	if (c.get("principal").kind !== "admin") {
 		throw new ApiError(403, "forbidden", "Only the admin token can manage API keys");

@@ -17,10 +17,12 @@ export interface QueuedJobInput {
 	prompt: string | null;
 	maxTokens: number | null;
 	callbackUrl: string | null;
+	/** The API key that asked (its webhook secret signs the callback); null: the admin token. */
+	keyId: string | null;
 }
 
 const INSERT_COLUMNS = `(id, source, bucket, key, etag, size, content_type, prompt, max_tokens, callback_url,
-	status, attempts, created_at, updated_at)`;
+	key_id, status, attempts, created_at, updated_at)`;
 
 const bindings = (id: string, job: QueuedJobInput, now: number) => [
 	id,
@@ -33,6 +35,7 @@ const bindings = (id: string, job: QueuedJobInput, now: number) => [
 	job.maxTokens,
 	job.callbackUrl,
 	now,
+	job.keyId,
 ];
 
 /**
@@ -43,7 +46,7 @@ export async function ensureNotificationJob(db: D1Database, job: QueuedJobInput,
 	const inserted = await db
 		.prepare(
 			`INSERT INTO jobs ${INSERT_COLUMNS}
-			VALUES (?1, 'notification', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', 0, ?10, ?10)
+			VALUES (?1, 'notification', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?11, 'queued', 0, ?10, ?10)
 			ON CONFLICT (bucket, key, etag) WHERE source = 'notification' DO NOTHING
 			RETURNING *`,
 		)
@@ -61,7 +64,7 @@ export async function insertApiJob(db: D1Database, job: QueuedJobInput, now = Da
 	const row = await db
 		.prepare(
 			`INSERT INTO jobs ${INSERT_COLUMNS}
-			VALUES (?1, 'api', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', 0, ?10, ?10)
+			VALUES (?1, 'api', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?11, 'queued', 0, ?10, ?10)
 			RETURNING *`,
 		)
 		.bind(...bindings(newJobId(now), job, now))

@@ -14,7 +14,7 @@ import { putObjectNotification } from "../../../shared/queue/caption-jobs";
 import { sendOrLeaveToSweeper } from "../../../shared/queue/send";
 import { ApiError, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
-import { inScope } from "../auth/authorisation";
+import { inScope, principalKeyId } from "../auth/authorisation";
 import { headBytes, readCappedBody } from "../capped-body";
 import { ensureNotificationJob } from "../jobs/create";
 import { authenticated, errors } from "../responses";
@@ -94,6 +94,7 @@ imageRoutes.openapi({ ...uploadRoute, path: "/v1/images/{key{.+}}", hide: true }
 		prompt: headers["X-Caption-Prompt"] ?? null,
 		maxTokens: headers["X-Caption-Max-Tokens"] ?? null,
 		callbackUrl: headers["X-Callback-Url"] ?? null,
+		keyId: principalKeyId(c.get("principal")),
 	});
 	if (settings.DEPLOY_MODE === "local") {
 		await sendOrLeaveToSweeper(

@@ -11,7 +11,7 @@ import type { CaptionRequest } from "../../../shared/queue/caption-jobs";
 import { sendOrLeaveToSweeper } from "../../../shared/queue/send";
 import { invalidParam, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
-import { inScope, scopePrefix } from "../auth/authorisation";
+import { inScope, principalKeyId, scopePrefix } from "../auth/authorisation";
 import { insertApiJob } from "../jobs/create";
 import { jobCursor, listJobs } from "../jobs/list";
 import { authenticated, errors, json } from "../responses";
@@ -135,6 +135,7 @@ export const jobRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }
 			prompt: body.prompt ?? null,
 			maxTokens: body.max_tokens ?? null,
 			callbackUrl: body.callback_url ?? null,
+			keyId: principalKeyId(c.get("principal")),
 		});
 		const request: CaptionRequest = { kind: "caption-job", job_id: row.id };
 		await sendOrLeaveToSweeper(c.env.CAPTION_JOBS, { body: request }, { queue: "caption-jobs", job_id: row.id });

@@ -1,6 +1,7 @@
 /**
  * API key management (admin only): create (the token is in this response and nowhere else, ever),
- * list, revoke. A key may be limited to an object-key prefix.
+ * list, revoke. A key may be limited to an object-key prefix. A key also gets its own webhook
+ * secret (shown once) for the callbacks of its jobs; revoking it disables its subscriptions.
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
@@ -9,6 +10,7 @@ import type { AppEnv } from "../app-env";
 import { ApiKey, CreatedApiKey, createApiKey, listApiKeys, revokeApiKey } from "../auth/api-keys";
 import { requireAdmin } from "../auth/authorisation";
 import { authenticated, errors, json } from "../responses";
+import { sealingKey } from "../settings";
 import { validationHook } from "../validation";
 
 const CreateApiKeyBody = z
@@ -38,7 +40,10 @@ const createKeyRoute = createRoute({
 	security: authenticated,
 	middleware: requireAdmin,
 	request: { body: { required: true, content: { "application/json": { schema: CreateApiKeyBody } } } },
-	responses: { 201: json(CreatedApiKey, "The key, with its token shown this once"), ...errors(400, 401, 403, 415) },
+	responses: {
+		201: json(CreatedApiKey, "The key, with its token and webhook secret shown this once"),
+		...errors(400, 401, 403, 415, 503),
+	},
 });
 
 const listKeysRoute = createRoute({
@@ -55,7 +60,7 @@ const revokeKeyRoute = createRoute({
 	method: "delete",
 	path: "/v1/keys/{id}",
 	operationId: "revokeApiKey",
-	summary: "Revoke an API key (admin)",
+	summary: "Revoke an API key (admin); the webhook subscriptions it created are disabled (`key_revoked`)",
 	security: authenticated,
 	middleware: requireAdmin,
 	request: { params: z.object({ id: z.string().min(1) }) },
@@ -65,7 +70,11 @@ const revokeKeyRoute = createRoute({
 export const keyRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
 	.openapi(createKeyRoute, async (c) => {
 		const body = c.req.valid("json");
-		const key = await createApiKey(c.env.DB, { name: body.name ?? null, prefix: body.prefix ?? null });
+		const key = await createApiKey(
+			c.env.DB,
+			{ name: body.name ?? null, prefix: body.prefix ?? null },
+			sealingKey(c.env),
+		);
 		return c.json(key, 201);
 	})
 	.openapi(listKeysRoute, async (c) => c.json({ data: await listApiKeys(c.env.DB), next_cursor: null }, 200))

@@ -1,7 +1,10 @@
 /**
  * Webhook subscription endpoints (SPEC §5/§6): create (the `whsec_` secret is in this response
- * only), list, get, delete, the delivery log and manual redelivery. A key limited to prefix `p`
- * sees only subscriptions under `p` and creates only those; anything else answers 404. Every URL
+ * only), list, get, delete, secret rotation, the delivery log and manual redelivery. A key limited
+ * to prefix `p` sees only subscriptions under `p` and creates only those; anything else answers
+ * 404. Delete, rotate and redeliver are for the key that created the subscription (or the admin):
+ * for another key the subscription does not exist (404). A key may have MAX_SUBSCRIPTIONS_PER_KEY
+ * subscriptions (409 `subscription_limit_reached` beyond). Every URL
  * that will receive webhooks passes the SSRF check first (`requireSafeWebhookUrl` in
  * ../validation.ts).
  */
@@ -11,22 +14,25 @@ import { sendOrLeaveToSweeper } from "../../../shared/queue/send";
 import type { DeliveryMessage } from "../../../shared/queue/webhook-deliveries";
 import {
 	CreatedWebhookSubscription,
+	RotatedWebhookSecret,
 	WebhookDelivery,
 	WebhookEventType,
 	WebhookSubscription,
 } from "../../../shared/webhooks/schema";
-import { ApiError, invalidParam, notFound } from "../api-error";
+import { ApiError, ErrorBody, invalidParam, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
-import { scopePrefix } from "../auth/authorisation";
+import { type Principal, principalKeyId, scopePrefix } from "../auth/authorisation";
 import { authenticated, errors, json } from "../responses";
-import { readSettings } from "../settings";
+import { readSettings, sealingKey } from "../settings";
 import { requireSafeWebhookUrl, validationHook } from "../validation";
 import { deliveryCursor, listDeliveries, reopenDelivery } from "../webhooks/delivery-log";
 import {
 	createSubscription,
 	deleteSubscription,
+	getOwnedSubscriptionRow,
 	getSubscriptionRow,
 	listSubscriptions,
+	rotateSecret,
 	toSubscription,
 } from "../webhooks/subscriptions";
 
@@ -62,6 +68,12 @@ const DeliveryList = z
 
 const IdParams = z.object({ id: z.string().min(1).meta({ example: "wh_01JD2X6B8J3W4Q5R6S7T8V9W0X" }) });
 
+/** Delete, rotate and redeliver: another key's subscription does not exist for the caller. */
+const notOwned = json(
+	ErrorBody,
+	"Not found, outside the key's prefix, or created by another key (only the creating key and the admin may change a subscription)",
+);
+
 const createWebhookRoute = createRoute({
 	method: "post",
 	path: "/v1/webhooks",
@@ -71,7 +83,11 @@ const createWebhookRoute = createRoute({
 	request: { body: { required: true, content: { "application/json": { schema: CreateWebhookBody } } } },
 	responses: {
 		201: json(CreatedWebhookSubscription, "The subscription, with its signing secret shown this once"),
-		...errors(400, 401, 404, 415),
+		...errors(400, 401, 404, 415, 503),
+		409: json(
+			ErrorBody,
+			"`subscription_limit_reached`: the key already has MAX_SUBSCRIPTIONS_PER_KEY subscriptions (20 by default; `details.limit`). The admin token has no limit.",
+		),
 	},
 });
 
@@ -98,10 +114,10 @@ const deleteWebhookRoute = createRoute({
 	method: "delete",
 	path: "/v1/webhooks/{id}",
 	operationId: "deleteWebhook",
-	summary: "Delete a webhook subscription and its delivery log",
+	summary: "Delete a webhook subscription and its delivery log (its creator or the admin)",
 	security: authenticated,
 	request: { params: IdParams },
-	responses: { 200: json(WebhookSubscription, "The deleted subscription"), ...errors(401, 404) },
+	responses: { 200: json(WebhookSubscription, "The deleted subscription"), ...errors(401), 404: notOwned },
 });
 
 const listDeliveriesRoute = createRoute({
@@ -124,11 +140,34 @@ const redeliverRoute = createRoute({
 	method: "post",
 	path: "/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
 	operationId: "redeliverWebhookDelivery",
-	summary: "Send a delivery again (same webhook-id)",
+	summary: "Send a delivery again (same webhook-id; the subscription's creator or the admin)",
 	security: authenticated,
 	request: { params: IdParams.extend({ delivery_id: z.string().min(1) }) },
-	responses: { 202: json(WebhookDelivery, "The delivery, queued again"), ...errors(401, 404, 409) },
+	responses: {
+		202: json(WebhookDelivery, "The delivery, queued again"),
+		...errors(401, 409),
+		404: notOwned,
+	},
 });
+
+const rotateSecretRoute = createRoute({
+	method: "post",
+	path: "/v1/webhooks/{id}/rotate-secret",
+	operationId: "rotateWebhookSecret",
+	summary: "Give a subscription a new signing secret (its creator or the admin)",
+	description:
+		"Returns the new `whsec_` secret, shown this once. For 24 hours every delivery carries two signatures in `webhook-signature` (space-separated): one with the new secret and one with the previous, so a receiver holding either accepts it; after that, only the new one.",
+	security: authenticated,
+	request: { params: IdParams },
+	responses: {
+		200: json(RotatedWebhookSecret, "The subscription and its new secret"),
+		...errors(401, 503),
+		404: notOwned,
+	},
+});
+
+/** Who is asking, as the subscription store checks scope and ownership. */
+const callerOf = (principal: Principal) => ({ scope: scopePrefix(principal), keyId: principalKeyId(principal) });
 
 export const webhookRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
 	.openapi(createWebhookRoute, async (c) => {
@@ -140,10 +179,24 @@ export const webhookRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
 		if (scope !== null && (prefix === null || !prefix.startsWith(scope))) {
 			throw new ApiError(404, "not_found", `No objects under prefix ${prefix} are visible to this key`);
 		}
-		const url = requireSafeWebhookUrl(readSettings(c.env).DEPLOY_MODE, body.url, "url", "body");
-		const keyId = principal.kind === "key" ? principal.id : null;
-		const created = await createSubscription(c.env.DB, { url, events: body.events, prefix, keyId });
-		return c.json(created, 201);
+		const settings = readSettings(c.env);
+		const url = requireSafeWebhookUrl(settings.DEPLOY_MODE, body.url, "url", "body");
+		const { keyId } = callerOf(principal);
+		const limit = settings.MAX_SUBSCRIPTIONS_PER_KEY;
+		const result = await createSubscription(
+			c.env.DB,
+			{ url, events: body.events, prefix, keyId },
+			{ sealingKey: sealingKey(c.env), maxPerKey: limit },
+		);
+		if (result.kind === "limit-reached") {
+			throw new ApiError(
+				409,
+				"subscription_limit_reached",
+				`This key already has ${limit} webhook subscriptions, the most one key may have: delete one first`,
+				{ limit },
+			);
+		}
+		return c.json(result.subscription, 201);
 	})
 	.openapi(listWebhooksRoute, async (c) => {
 		const data = await listSubscriptions(c.env.DB, scopePrefix(c.get("principal")));
@@ -157,9 +210,15 @@ export const webhookRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
 	})
 	.openapi(deleteWebhookRoute, async (c) => {
 		const { id } = c.req.valid("param");
-		const row = await deleteSubscription(c.env.DB, id, scopePrefix(c.get("principal")));
+		const row = await deleteSubscription(c.env.DB, id, callerOf(c.get("principal")));
 		if (!row) throw notFound(`Webhook ${id}`);
 		return c.json(toSubscription(row), 200);
+	})
+	.openapi(rotateSecretRoute, async (c) => {
+		const { id } = c.req.valid("param");
+		const rotated = await rotateSecret(c.env.DB, id, callerOf(c.get("principal")), sealingKey(c.env));
+		if (!rotated) throw notFound(`Webhook ${id}`);
+		return c.json({ ...toSubscription(rotated.row), secret: rotated.secret }, 200);
 	})
 	.openapi(listDeliveriesRoute, async (c) => {
 		const { id } = c.req.valid("param");
@@ -175,7 +234,7 @@ export const webhookRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
 	})
 	.openapi(redeliverRoute, async (c) => {
 		const { id, delivery_id } = c.req.valid("param");
-		const row = await getSubscriptionRow(c.env.DB, id, scopePrefix(c.get("principal")));
+		const row = await getOwnedSubscriptionRow(c.env.DB, id, callerOf(c.get("principal")));
 		if (!row) throw notFound(`Webhook ${id}`);
 		if (row.status === "disabled") {
 			throw new ApiError(409, "subscription_disabled", `Webhook ${id} is disabled: ${row.disabled_reason}`);

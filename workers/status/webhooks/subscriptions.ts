@@ -1,7 +1,9 @@
 /**
- * Webhook subscriptions in D1 (migrations/0003_webhooks.sql): create (the secret is returned this
- * once), list and get within a caller's scope, and delete (with its delivery log).
+ * Webhook subscriptions in D1 (migrations/0003_webhooks.sql, 0006_tenancy.sql): create (the secret
+ * is returned this once and stored sealed), list and get within a caller's scope, delete (with its
+ * delivery log) and rotate the secret, the last two for the creator or the admin only.
  * Scope: a caller limited to prefix `p` sees only subscriptions whose own prefix starts with `p`.
+ * Ownership: a subscription belongs to the key that created it (`key_id`; NULL: the admin token).
  */
 import { z } from "zod";
 import { batchRows, parseRow, parseRows } from "../../../shared/d1-rows";
@@ -12,9 +14,16 @@ import {
 	WebhookEventType,
 	type WebhookSubscription,
 } from "../../../shared/webhooks/schema";
+import { sealSecret, subscriptionSecretId } from "../../../shared/webhooks/secret-box";
 import { newWebhookSecret } from "../../../shared/webhooks/sign";
 
-export function toSubscription(row: SubscriptionRow): WebhookSubscription {
+/** How long a rotated-out secret keeps signing deliveries next to the new one. */
+export const ROTATION_OVERLAP_MS = 24 * 3_600_000;
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export function toSubscription(row: SubscriptionRow, now = Date.now()): WebhookSubscription {
+	const overlapUntil = row.previous_secret !== null ? row.previous_secret_expires_at : null;
 	return {
 		id: row.id,
 		url: row.url,
@@ -22,6 +31,9 @@ export function toSubscription(row: SubscriptionRow): WebhookSubscription {
 		prefix: row.prefix,
 		status: row.status,
 		disabled_reason: row.disabled_reason,
+		key_id: row.key_id,
+		failing_since: iso(row.failing_since),
+		previous_secret_expires_at: overlapUntil !== null && overlapUntil > now ? iso(overlapUntil) : null,
 		created_at: new Date(row.created_at).toISOString(),
 	};
 }
@@ -30,22 +42,42 @@ export function toSubscription(row: SubscriptionRow): WebhookSubscription {
 export const inScope = (param: string) =>
 	`(${param} IS NULL OR (s.prefix IS NOT NULL AND substr(s.prefix, 1, length(${param})) = ${param}))`;
 
+/** SQL condition (on alias `s`) for subscriptions the caller bound to `param` owns (NULL: the admin, all). */
+const owned = (param: string) => `(${param} IS NULL OR s.key_id = ${param})`;
+
+/** Who asks: their scope (NULL: everything) and their key (NULL: the admin). */
+export interface Caller {
+	scope: string | null;
+	keyId: string | null;
+}
+
+export type CreateResult = { kind: "created"; subscription: CreatedWebhookSubscription } | { kind: "limit-reached" };
+
+/**
+ * Creates a subscription, unless the key already has `maxPerKey` (the admin has no limit). The
+ * count and the insert are one statement, so concurrent requests cannot pass the limit together.
+ */
 export async function createSubscription(
 	db: D1Database,
 	input: { url: string; events: WebhookEventType[]; prefix: string | null; keyId: string | null },
+	secrets: { sealingKey: string; maxPerKey: number },
 	now = Date.now(),
-): Promise<CreatedWebhookSubscription> {
+): Promise<CreateResult> {
+	const id = `wh_${ulid(now)}`;
 	const secret = newWebhookSecret();
+	const sealed = await sealSecret(secrets.sealingKey, subscriptionSecretId(id), secret);
 	const row = await db
 		.prepare(
 			`INSERT INTO webhook_subscriptions (id, url, events, prefix, secret, key_id, status, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?) RETURNING *`,
+			SELECT ?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, ?7
+			WHERE ?6 IS NULL OR (SELECT count(*) FROM webhook_subscriptions WHERE key_id = ?6) < ?8
+			RETURNING *`,
 		)
-		.bind(`wh_${ulid(now)}`, input.url, JSON.stringify(input.events), input.prefix, secret, input.keyId, now, now)
+		.bind(id, input.url, JSON.stringify(input.events), input.prefix, sealed, input.keyId, now, secrets.maxPerKey)
 		.first()
 		.then(parseRow(SubscriptionRow));
-	if (!row) throw new Error("The subscription insert returned no row");
-	return { ...toSubscription(row), secret };
+	if (!row) return { kind: "limit-reached" };
+	return { kind: "created", subscription: { ...toSubscription(row, now), secret } };
 }
 
 /** Newest first; subscriptions are few, so one page. */
@@ -57,7 +89,7 @@ export async function listSubscriptions(db: D1Database, scope: string | null): P
 		.bind(scope)
 		.all()
 		.then(parseRows(SubscriptionRow));
-	return results.map(toSubscription);
+	return results.map((row) => toSubscription(row));
 }
 
 export async function getSubscriptionRow(
@@ -72,16 +104,23 @@ export async function getSubscriptionRow(
 		.then(parseRow(SubscriptionRow));
 }
 
-/** Deletes a subscription and its delivery log. Returns the deleted row, or null if none was in scope. */
-export async function deleteSubscription(
-	db: D1Database,
-	id: string,
-	scope: string | null,
-): Promise<SubscriptionRow | null> {
+/** A subscription the caller may change (delete, rotate, redeliver): in scope and theirs. */
+export async function getOwnedSubscriptionRow(db: D1Database, id: string, caller: Caller) {
+	return db
+		.prepare(`SELECT * FROM webhook_subscriptions s WHERE s.id = ?1 AND ${inScope("?2")} AND ${owned("?3")}`)
+		.bind(id, caller.scope, caller.keyId)
+		.first()
+		.then(parseRow(SubscriptionRow));
+}
+
+/** Deletes a subscription and its delivery log. Returns the deleted row, or null if the caller may not. */
+export async function deleteSubscription(db: D1Database, id: string, caller: Caller): Promise<SubscriptionRow | null> {
 	const [deleted] = await db.batch([
 		db
-			.prepare(`DELETE FROM webhook_subscriptions AS s WHERE s.id = ?1 AND ${inScope("?2")} RETURNING *`)
-			.bind(id, scope),
+			.prepare(
+				`DELETE FROM webhook_subscriptions AS s WHERE s.id = ?1 AND ${inScope("?2")} AND ${owned("?3")} RETURNING *`,
+			)
+			.bind(id, caller.scope, caller.keyId),
 		db
 			.prepare(
 				`DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE subscription_id = ?1)
@@ -97,3 +136,41 @@ export async function deleteSubscription(
 	]);
 	return batchRows(deleted, SubscriptionRow)[0] ?? null;
 }
+
+/**
+ * Gives a subscription a new secret; the current one becomes the previous, which keeps signing
+ * (next to the new one) for ROTATION_OVERLAP_MS. A secret still in its overlap is dropped by a
+ * second rotation. Returns the new secret with the row, or null if the caller may not.
+ */
+export async function rotateSecret(
+	db: D1Database,
+	id: string,
+	caller: Caller,
+	sealingKey: string,
+	now = Date.now(),
+): Promise<{ row: SubscriptionRow; secret: string } | null> {
+	const secret = newWebhookSecret();
+	const sealed = await sealSecret(sealingKey, subscriptionSecretId(id), secret);
+	const row = await db
+		.prepare(
+			`UPDATE webhook_subscriptions AS s SET previous_secret = s.secret, previous_secret_expires_at = ?4,
+				secret = ?5, updated_at = ?6
+			WHERE s.id = ?1 AND ${inScope("?2")} AND ${owned("?3")} RETURNING *`,
+		)
+		.bind(id, caller.scope, caller.keyId, now + ROTATION_OVERLAP_MS, sealed, now)
+		.first()
+		.then(parseRow(SubscriptionRow));
+	return row ? { row, secret } : null;
+}
+
+/** The `disabled_reason` of subscriptions whose key was revoked. */
+export const KEY_REVOKED = "key_revoked";
+
+/** Disables the active subscriptions a key created (in the revocation's batch). */
+export const disableKeySubscriptions = (db: D1Database, keyId: string, now: number): D1PreparedStatement =>
+	db
+		.prepare(
+			`UPDATE webhook_subscriptions SET status = 'disabled', disabled_reason = ?2, updated_at = ?3
+			WHERE key_id = ?1 AND status = 'active'`,
+		)
+		.bind(keyId, KEY_REVOKED, now);

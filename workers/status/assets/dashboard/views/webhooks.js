@@ -1,7 +1,8 @@
 // @ts-check
 /**
  * Webhooks (`#/webhooks`, `#/webhooks/{id}`): the subscriptions the token sees, a form to add one
- * (its `whsec_` secret is shown once), and a subscription's delivery log, newest first with
+ * (its `whsec_` secret is shown once), each with its owner (the key that made it, or the admin) and
+ * why it is disabled, and a subscription's delivery log, newest first with
  * cursor pages, every attempt, and redelivery (the same `webhook-id` is sent again).
  */
 import { messageOf } from "../api.js";
@@ -338,7 +339,7 @@ export function webhooksView(ctx, selectedId) {
 							h(
 								"tr",
 								null,
-								["URL", "Events", "Prefix", "Status", "Created", ""].map((t) => h("th", { scope: "col" }, t)),
+								["URL", "Events", "Prefix", "Owner", "Status", "Created", ""].map((t) => h("th", { scope: "col" }, t)),
 							),
 						),
 						h(
@@ -351,6 +352,7 @@ export function webhooksView(ctx, selectedId) {
 									h("td", { class: "url-cell" }, h("code", null, sub.url)),
 									h("td", null, sub.events.join(", ")),
 									h("td", null, sub.prefix ?? h("span", { class: "muted" }, "all")),
+									h("td", null, sub.key_id ? h("code", null, sub.key_id) : h("span", { class: "muted" }, "admin")),
 									h("td", null, statusBadge(sub.status), sub.disabled_reason ? ` ${sub.disabled_reason}` : ""),
 									h("td", null, timeEl(sub.created_at)),
 									h(
