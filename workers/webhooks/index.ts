@@ -9,7 +9,9 @@ import { readSettings, type WebhookSettings } from "./config";
 import { handleDeadLetter } from "./dead-letter";
 import { handleDelivery } from "./delivery";
 import { handleEvent } from "./fan-out";
-import { sweepWebhooks } from "./sweeper";
+import { recoverWebhooks } from "./recovery";
+
+export { WebhooksRecovery } from "./recovery";
 
 async function handle(message: Message<unknown>, env: WebhooksEnv, settings: WebhookSettings): Promise<Outcome> {
 	const parsed = WebhookMessage.safeParse(message.body);
@@ -40,6 +42,6 @@ export default {
 	},
 
 	async scheduled(_controller, env, ctx) {
-		ctx.waitUntil(sweepWebhooks(env));
+		ctx.waitUntil(recoverWebhooks(env));
 	},
 } satisfies ExportedHandler<WebhooksEnv>;
