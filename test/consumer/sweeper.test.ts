@@ -10,6 +10,7 @@ import { JobRow } from "../../shared/jobs/schema";
 import { readSettings } from "../../workers/consumer/config";
 import { recoverConsumer } from "../../workers/consumer/recovery";
 import { QUEUED_STALL_MS, sweepStalledJobs } from "../../workers/consumer/sweeper";
+import { putObjects, settled, unsentBatch, waitForBatch } from "../batches/support";
 import { sqlText } from "../support/d1-faults";
 import { uniqueKey } from "../support/fixtures";
 import { insertJob, insertJobs } from "../support/jobs";
@@ -116,5 +117,20 @@ describe("the stalled-job sweeper", () => {
 		expect(await jobById(claimed.id)).toMatchObject({ status: "queued", lease_token: null, updated_at: now });
 		expect(await jobById(queued.id)).toMatchObject({ status: "queued", updated_at: now });
 		expect(await jobById(fresh.id)).toMatchObject({ status: "processing", lease_token: "new-process" });
+	});
+
+	it("a batch listing whose page message died with the previous run resumes at once after a restart", async () => {
+		const prefix = uniqueKey("listing-restart/");
+		await putObjects([`${prefix}a.jpg`, `${prefix}b.jpg`]);
+		// Created, its first page message never sent (lost with the process).
+		const batch = await unsentBatch(prefix);
+		const restartedAt = Date.now() + 1;
+		// Too young for the production cut-off (10 minutes): only the restart's cut-off finds it.
+		expect((await recoverConsumer(env, {}, restartedAt)).listings_resent).toBe(0);
+		const report = await recoverConsumer(env, { restarted_at: restartedAt }, restartedAt);
+		expect(report.listings_resent).toBeGreaterThanOrEqual(1);
+		const done = await waitForBatch(batch.id, settled);
+		expect(done).toMatchObject({ status: "completed" });
+		expect(done.counts).toMatchObject({ succeeded: 2, total: 2 });
 	});
 });
