@@ -43,6 +43,7 @@ export const EMULATOR_VARS = {
 	EMULATOR_RETIRED_ERROR: "5031: model has been deprecated",
 	EMULATOR_RATE_LIMITS: "Image-to-Text=720, Text Generation=300",
 	EMULATOR_TIME_SCALE: "1",
+	EMULATOR_FAULT_RATE: "0",
 } as const;
 
 /**

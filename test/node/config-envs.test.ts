@@ -64,6 +64,7 @@ const emulatorVars = [
 	'vars.EMULATOR_RETIRED_ERROR: – → "5031: model has been deprecated"',
 	'vars.EMULATOR_RETIRED_MODELS: – → "@cf/unum/uform-gen2-qwen-500m,@cf/google/gemma-3-12b-it"',
 	'vars.EMULATOR_TIME_SCALE: – → "1"',
+	'vars.EMULATOR_FAULT_RATE: – → "0"',
 ];
 
 /** Crons do not fire under `wrangler dev`: npm run dev runs their sweeps through these (status only, local only). */
