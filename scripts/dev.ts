@@ -9,7 +9,7 @@
  *   npm run dev -- --remote-ai        the real Workers AI (needs `wrangler login`)
  *   npm run dev -- --port 8790 --persist-to /tmp/state
  *   npm run dev -- --var EMULATOR_GONE_MODELS=@cf/unum/uform-gen2-qwen-500m   (any local var, repeatable)
- *   npm run dev -- --sweep-every 30 --stale-after 120   (the local recovery sweep, in seconds)
+ *   npm run dev -- --sweep-every 60 --stale-after 300   (the local recovery sweep, in seconds)
  *
  * Crons do not fire under `wrangler dev`, so this process runs their recovery sweeps itself
  * (scripts/lib/dev-recovery.ts): at start, re-sending at once whatever a previous run (stopped or
@@ -32,8 +32,8 @@ const { values: args } = parseArgs({
 		"persist-to": { type: "string", default: defaultPersistDir },
 		"remote-ai": { type: "boolean", default: process.env.REMOTE_AI === "1" },
 		var: { type: "string", multiple: true, default: [] },
-		"sweep-every": { type: "string", default: "30" },
-		"stale-after": { type: "string", default: "120" },
+		"sweep-every": { type: "string", default: "60" },
+		"stale-after": { type: "string", default: "300" },
 	},
 });
 
