@@ -89,6 +89,29 @@ export async function findUndispatchedEvents(
 		.then(parseRows(UndispatchedEventAt));
 }
 
+const Cursor = z.object({ created_at: z.number().int(), id: z.string() });
+
+/** Where the last outbox sweep that ran out of time stopped (null: start from the oldest). */
+export async function readOutboxCursor(db: D1Database): Promise<OutboxCursor | null> {
+	return db
+		.prepare("SELECT created_at, id FROM sweep_cursors WHERE name = 'outbox'")
+		.first()
+		.then((row) => (row === null ? null : Cursor.parse(row)));
+}
+
+/** Saves where a sweep stopped, or (null) forgets it once a sweep reached the end of the backlog. */
+export async function saveOutboxCursor(db: D1Database, cursor: OutboxCursor | null, now: number): Promise<void> {
+	const statement = cursor
+		? db
+				.prepare(
+					`INSERT INTO sweep_cursors (name, created_at, id, updated_at) VALUES ('outbox', ?1, ?2, ?3)
+					ON CONFLICT (name) DO UPDATE SET created_at = excluded.created_at, id = excluded.id, updated_at = excluded.updated_at`,
+				)
+				.bind(cursor.created_at, cursor.id, now)
+		: db.prepare("DELETE FROM sweep_cursors WHERE name = 'outbox'");
+	await statement.run();
+}
+
 /** At most this many undispatched events are counted by `GET /v1/stats` (the count stays bounded). */
 export const OUTBOX_COUNT_CAP = 10_000;
 

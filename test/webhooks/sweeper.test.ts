@@ -52,19 +52,29 @@ describe("the outbox sweep", () => {
 		);
 	});
 
-	it("stops at its time budget with the oldest page sent, and the next run goes on", async () => {
+	it("stops at its time budget and the next run goes on from where it stopped, until a pass is complete", async () => {
 		const prefix = uniqueKey("budget/");
 		// Older than anything else in this database, so these are the first pages.
 		const at = Date.now() - 400 * DAY - Math.floor(Math.random() * DAY);
 		const held = { ...env, WEBHOOK_DELIVERIES: env.HELD_MESSAGES };
-		await undispatched(prefix, 25, at);
+		const events = await undispatched(prefix, 25, at);
+		const cursor = () => env.DB.prepare("SELECT id FROM sweep_cursors WHERE name = 'outbox'").first("id");
+		// Nothing gets dispatched here (the messages go to a queue nobody reads): only the cursor moves on.
 		const first = await sweepWebhooks(held, Date.now(), { pageSize: 10, budgetMs: 0 });
 		expect(first).toMatchObject({ events: 10, truncated: true });
-		// Nothing was dispatched (the messages went to a queue nobody reads): the next run starts from
-		// the oldest again, and a run with time for it goes through them all.
-		const second = await sweepWebhooks(held, Date.now(), { pageSize: 10 });
-		expect(second.events).toBeGreaterThanOrEqual(25);
-		expect(second.truncated).toBe(false);
+		expect(await cursor()).toBe(events[9]?.eventId);
+		const second = await sweepWebhooks(held, Date.now(), { pageSize: 10, budgetMs: 0 });
+		expect(second).toMatchObject({ events: 10, truncated: true });
+		expect(await cursor()).toBe(events[19]?.eventId);
+		// A run with time goes to the end of the backlog and forgets the cursor: the next pass starts from the oldest.
+		const third = await sweepWebhooks(held, Date.now(), { pageSize: 10 });
+		expect(third.events).toBeGreaterThanOrEqual(5);
+		expect(third.truncated).toBe(false);
+		expect(await cursor()).toBeNull();
+		const again = await sweepWebhooks(held, Date.now(), { pageSize: 10, budgetMs: 0 });
+		expect(again).toMatchObject({ events: 10, truncated: true });
+		expect(await cursor()).toBe(events[9]?.eventId);
+		await sweepWebhooks(held, Date.now(), { pageSize: 10 });
 	});
 
 	it("a delivery its sender held when the local stack died is sent again at once after a restart", async () => {

@@ -3,12 +3,19 @@
  * what fell between the cracks. Events that never reached the queue (the consumer's send failed
  * after the job finished) or were never dispatched, and pending deliveries whose next attempt is
  * long overdue with nobody holding them. Nothing is too old to be sent: one run pages through the
- * whole backlog, oldest first, until it is done or its time budget is spent, and the next run
- * goes on from the oldest again.
+ * whole backlog, oldest first, until it is done or its time budget is spent; a run that ran out of
+ * time saves where it stopped (`sweep_cursors`) and the next run goes on from there, so a backlog
+ * larger than one run is walked through in full; a run that reaches the end starts the next pass
+ * from the oldest.
  */
 import { log } from "../../shared/log";
 import { sendAll } from "../../shared/queue/send";
-import { findUndispatchedEvents, type OutboxCursor } from "../../shared/webhooks/outbox";
+import {
+	findUndispatchedEvents,
+	type OutboxCursor,
+	readOutboxCursor,
+	saveOutboxCursor,
+} from "../../shared/webhooks/outbox";
 import { takeStalledDeliveries } from "./deliveries";
 import { eventMessage, sendDeliveries } from "./fan-out";
 
@@ -48,20 +55,24 @@ export async function sweepWebhooks(
 
 	let events = 0;
 	let truncated = false;
-	let cursor: OutboxCursor | null = null;
+	let cursor: OutboxCursor | null = await readOutboxCursor(env.DB);
 	let deadline = Date.now() + budget;
 	for (;;) {
 		const page = await findUndispatchedEvents(env.DB, before, cursor, pageSize);
 		await sendAll(env.WEBHOOK_DELIVERIES, page.map(eventMessage));
 		events += page.length;
 		const last = page.at(-1);
-		if (page.length < pageSize || !last) break;
+		if (page.length < pageSize || !last) {
+			cursor = null;
+			break;
+		}
 		cursor = { created_at: last.created_at, id: last.id };
 		if (Date.now() >= deadline) {
 			truncated = true;
 			break;
 		}
 	}
+	await saveOutboxCursor(env.DB, cursor, now);
 
 	let deliveries = 0;
 	deadline = Date.now() + budget;
