@@ -1,7 +1,7 @@
 /**
  * Consumer Worker: captions images from `caption-jobs`, fails dead letters from
  * `caption-jobs-dlq`, lists batches page by page from `batch-listing`, and sweeps stalled jobs and
- * listings on a cron.
+ * listings on a cron (and, under `npm run dev`, through its `ConsumerRecovery` entrypoint: recovery.ts).
  */
 import { runBatch } from "../../shared/queue/runner";
 import { handleBatchPage } from "./batch-lister";

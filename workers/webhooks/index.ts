@@ -1,6 +1,7 @@
 /**
  * Webhooks Worker: consumes `webhook-deliveries` (job and batch events fan out into deliveries; each delivery
- * is a signed, retried, logged HTTP attempt) and its dead-letter queue, and sweeps on a cron.
+ * is a signed, retried, logged HTTP attempt) and its dead-letter queue, and sweeps on a cron (and,
+ * under `npm run dev`, through its `WebhooksRecovery` entrypoint: recovery.ts).
  */
 import { log } from "../../shared/log";
 import { ACK, type Outcome, runBatch } from "../../shared/queue/runner";
