@@ -7,8 +7,10 @@
  * done. Then it checks: 0 jobs lost (a job for every key), 100 % terminal, exactly one verified
  * webhook id per job and endpoint. Exit code 1 when a check fails.
  *
+ * Every upload has a callback URL besides the subscription: two endpoints per job.
+ *
  *   npm run soak
- *   npm run soak -- --images 2000 --kill-at 0.3 --callbacks
+ *   npm run soak -- --images 2000 --kill-at 0.3 --no-callbacks
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -36,7 +38,7 @@ const options = new Command("soak")
 	.option("--receiver-failure-rate <share>", "share of deliveries the receiver answers with 500", number(0, 1), 0.1)
 	.option("--kill-at <share>", "SIGKILL the dev stack once this share of the uploads is answered", number(0, 1), 0.5)
 	.option("--concurrency <n>", "uploads in flight", number(1, 256), 16)
-	.option("--callbacks", "also give every upload a callback URL (a second endpoint per job)", false)
+	.option("--no-callbacks", "no callback URL on the uploads (one endpoint per job: the subscription)")
 	.option("--timeout <minutes>", "how long to wait for every job and webhook after the last upload", number(1, 600), 30)
 	.parse()
 	.opts<{
