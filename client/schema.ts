@@ -406,6 +406,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/sweep": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run the recovery sweeps now (admin, local development only)
+         * @description What the crons do in production: re-queue stalled jobs, resend stalled batch listings, undispatched webhook events and stalled deliveries. `npm run dev` calls it at start and periodically (crons do not fire locally). Answers 404 on a deployment.
+         */
+        post: operations["runRecoverySweep"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export interface webhooks {
     "job.succeeded": {
@@ -718,6 +738,15 @@ export interface components {
             };
             /** @description Batches still `listing` or `running`, newest first (at most 100), with their progress in `counts`. */
             batches: components["schemas"]["Batch"][];
+            /** @description Webhook events waiting to be dispatched (service-wide; null for scoped keys). A growing age means dispatch is failing. */
+            webhook_outbox: {
+                /** @description Events (of finished jobs and settled batches) not yet turned into deliveries, counted up to 10000. */
+                undispatched: number;
+                /** @description Whether there are more than 10000. */
+                capped: boolean;
+                /** @description Age of the oldest undispatched event; null when there is none. */
+                oldest_age_seconds: number | null;
+            } | null;
         };
         StatsWindow: {
             /** @enum {string} */
@@ -968,6 +997,27 @@ export interface components {
             /** Format: date-time */
             completed_at: string | null;
             attempt_log: components["schemas"]["WebhookAttempt"][];
+        };
+        SweepReport: {
+            consumer: {
+                jobs_requeued: number;
+                jobs_failed: number;
+                listings_resent: number;
+                truncated: boolean;
+            };
+            webhooks: {
+                events_resent: number;
+                deliveries_resent: number;
+                truncated: boolean;
+                /** @description Subscription secrets found in clear and sealed */
+                secrets_sealed: number;
+            };
+        };
+        RecoveryCutoffs: {
+            /** @description Unix ms when the local stack (re)started: anything last touched before it is stalled now (its queue message, its lease holder or its retry died with the old process). */
+            restarted_at?: number;
+            /** @description Work untouched for this long counts as stalled (default: the production crons' own periods, 5 to 10 minutes). */
+            stale_after_ms?: number;
         };
     };
     responses: never;
@@ -2225,6 +2275,75 @@ export interface operations {
             };
             /** @description Conflict with the resource's state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    runRecoverySweep: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RecoveryCutoffs"];
+            };
+        };
+        responses: {
+            /** @description What each Worker sent again */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SweepReport"];
+                };
+            };
+            /** @description Invalid parameters; `details` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or outside the key's prefix) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not a supported image */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -9,6 +9,11 @@
  *   npm run dev -- --remote-ai        the real Workers AI (needs `wrangler login`)
  *   npm run dev -- --port 8790 --persist-to /tmp/state
  *   npm run dev -- --var EMULATOR_GONE_MODELS=@cf/unum/uform-gen2-qwen-500m   (any local var, repeatable)
+ *   npm run dev -- --sweep-every 60 --stale-after 300   (the local recovery sweep, in seconds)
+ *
+ * Crons do not fire under `wrangler dev`, so this process runs their recovery sweeps itself
+ * (scripts/lib/dev-recovery.ts): at start, re-sending at once whatever a previous run (stopped or
+ * killed) left in flight, and then periodically.
  *
  * Ctrl-C (SIGINT), SIGTERM and SIGHUP are passed on to wrangler, which stops workerd; this
  * process exits once wrangler has.
@@ -17,6 +22,7 @@ import { createServer } from "node:net";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { writeLocalConfigs } from "./lib/configs.ts";
+import { startRecovery } from "./lib/dev-recovery.ts";
 import { ensureDevVars, readDevVars } from "./lib/dev-vars.ts";
 import { defaultPersistDir, migrateLocal, root, spawnWrangler } from "./lib/wrangler.ts";
 
@@ -26,6 +32,8 @@ const { values: args } = parseArgs({
 		"persist-to": { type: "string", default: defaultPersistDir },
 		"remote-ai": { type: "boolean", default: process.env.REMOTE_AI === "1" },
 		var: { type: "string", multiple: true, default: [] },
+		"sweep-every": { type: "string", default: "60" },
+		"stale-after": { type: "string", default: "300" },
 	},
 });
 
@@ -58,8 +66,18 @@ function assertPortFree(p: number): Promise<void> {
 	});
 }
 
-/** Prints where to go once the status API answers (wrangler's own banner scrolls away fast). */
-async function announceWhenReady(url: string, token: string, stopped: () => boolean): Promise<void> {
+/** Seconds given on the command line, as milliseconds. */
+function seconds(name: string, value: string): number {
+	const n = Number(value);
+	if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} ${value}: expected a positive number of seconds`);
+	return n * 1000;
+}
+
+/**
+ * Prints where to go once the status API answers (wrangler's own banner scrolls away fast).
+ * Resolves whether it answered.
+ */
+async function announceWhenReady(url: string, token: string, stopped: () => boolean): Promise<boolean> {
 	for (let i = 0; i < 600 && !stopped(); i++) {
 		const ok = await fetch(`${url}/healthz`).then(
 			(r) => r.ok,
@@ -77,13 +95,18 @@ async function announceWhenReady(url: string, token: string, stopped: () => bool
 					"",
 				].join("\n"),
 			);
-			return;
+			return true;
 		}
 		await new Promise((r) => setTimeout(r, 500));
 	}
+	return false;
 }
 
 async function main(): Promise<number> {
+	// Anything last touched before this moment belongs to a previous run (see dev-recovery.ts).
+	const startedAt = Date.now();
+	const everyMs = seconds("sweep-every", args["sweep-every"]);
+	const staleAfterMs = seconds("stale-after", args["stale-after"]);
 	const bootstrapped = ensureDevVars();
 	if (bootstrapped) console.log(bootstrapped);
 	const secrets = readDevVars();
@@ -104,11 +127,18 @@ async function main(): Promise<number> {
 	};
 	for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, forward);
 
-	void announceWhenReady(`http://localhost:${port}`, secrets.ADMIN_TOKEN ?? "<ADMIN_TOKEN>", () => stopping);
+	const url = `http://localhost:${port}`;
+	const token = secrets.ADMIN_TOKEN ?? "<ADMIN_TOKEN>";
+	const ready = announceWhenReady(url, token, () => stopping);
+	const recovery = startRecovery(
+		{ url, token, restartedAt: startedAt, everyMs, staleAfterMs, log: (line) => console.log(`[npm run dev] ${line}`) },
+		ready,
+	);
 
 	const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
 		child.on("exit", (c, s) => resolve([c, s])),
 	);
+	recovery.stop();
 	// A stop the user asked for is a clean exit, whatever code wrangler chose on the signal.
 	if (stopping) return 0;
 	if (signal) console.error(`wrangler stopped by ${signal}`);

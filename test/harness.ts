@@ -8,7 +8,8 @@ import webhooks from "../workers/webhooks/index";
 import { handledMessages, observeOutcomes } from "./support/outcomes";
 
 // Durable Object classes of the Workers, exported by the test entry point as they are by theirs.
-export { ModelHealthRegistry, ModelRateLimiter } from "../workers/consumer/index";
+export { ConsumerRecovery, ModelHealthRegistry, ModelRateLimiter } from "../workers/consumer/index";
+export { WebhooksRecovery } from "../workers/webhooks/index";
 
 export default {
 	fetch: status.fetch,

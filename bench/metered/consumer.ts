@@ -2,7 +2,8 @@
 import consumer from "../../workers/consumer/index";
 import { metered, meteredBatch } from "./meter";
 
-export { ModelHealthRegistry, ModelRateLimiter } from "../../workers/consumer/index";
+// The status Worker binds these locally (its MODEL_HEALTH registry, npm run dev's recovery sweep).
+export { ConsumerRecovery, ModelHealthRegistry, ModelRateLimiter } from "../../workers/consumer/index";
 
 export default {
 	queue(batch, env, ctx) {

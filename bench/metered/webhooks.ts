@@ -2,6 +2,9 @@
 import webhooks from "../../workers/webhooks/index";
 import { metered, meteredBatch } from "./meter";
 
+// The status Worker binds it locally (npm run dev's recovery sweep).
+export { WebhooksRecovery } from "../../workers/webhooks/index";
+
 export default {
 	queue(batch, env, ctx) {
 		return metered("webhooks", `queue ${batch.queue}`, env, (e, counts) =>

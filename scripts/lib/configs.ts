@@ -43,7 +43,25 @@ export const EMULATOR_VARS = {
 	EMULATOR_RETIRED_ERROR: "5031: model has been deprecated",
 	EMULATOR_RATE_LIMITS: "Image-to-Text=720, Text Generation=300",
 	EMULATOR_TIME_SCALE: "1",
+	EMULATOR_FAULT_RATE: "0",
 } as const;
+
+/**
+ * Crons do not fire under `wrangler dev`: `npm run dev` runs their sweeps through these named
+ * entrypoints of the consumer and webhooks Workers, bound to the status Worker only locally
+ * (`POST /v1/admin/sweep`, docs/recovery.md). Production has no such binding (the route answers 404).
+ */
+const LOCAL_RECOVERY_ENTRYPOINTS = [
+	{ binding: "CONSUMER_RECOVERY", worker: "consumer", entrypoint: "ConsumerRecovery" },
+	{ binding: "WEBHOOKS_RECOVERY", worker: "webhooks", entrypoint: "WebhooksRecovery" },
+] as const;
+
+const localServices = () =>
+	LOCAL_RECOVERY_ENTRYPOINTS.map(({ binding, worker, entrypoint }) => ({
+		binding,
+		service: readConfig(workerConfigFiles[worker]).name,
+		entrypoint,
+	}));
 
 // ── Test overrides (the vitest pool: every Worker in one harness isolate) ─────────────────────
 const HARNESS = { name: "r2-captions-test", main: "test/harness.ts" } as const;
@@ -171,6 +189,7 @@ export function localConfig(name: WorkerName, options: LocalOptions = {}): RawCo
 	if (ai && options.remoteAi) config.ai = { ...ai, remote: true };
 	else if (ai) Object.assign(vars, EMULATOR_VARS);
 	for (const [key, value] of Object.entries(options.vars ?? {})) if (key in vars) vars[key] = value;
+	if (name === "status") config.services = localServices();
 	return config;
 }
 
@@ -224,6 +243,14 @@ function harnessDurableObjects(value: unknown): unknown {
 	return { ...objects, bindings };
 }
 
+const Services = z.array(z.looseObject({ binding: z.string(), service: z.string() }));
+
+/** A Worker's service bindings as the harness has them: one to another of the project's Workers is one to the harness. */
+function harnessServices(value: unknown): unknown {
+	const ours = new Set(workerNames.map((name) => readConfig(workerConfigFiles[name]).name));
+	return Services.parse(value).map((s) => (ours.has(s.service) ? { ...s, service: HARNESS.name } : s));
+}
+
 /**
  * The test pool's config: every Worker's local config merged into the one harness Worker
  * (test/harness.ts), with the test overrides above.
@@ -235,6 +262,8 @@ export function testConfig(): RawConfig {
 		const { name: _name, main: _main, ...config }: Record<string, unknown> = localConfig(name);
 		for (const key of TEST_OMITTED) delete config[key];
 		if (config.durable_objects !== undefined) config.durable_objects = harnessDurableObjects(config.durable_objects);
+		// The recovery entrypoints are the harness's own (test/harness.ts exports them).
+		if (Array.isArray(config.services)) config.services = harnessServices(config.services);
 		for (const [key, value] of Object.entries(config)) merged = { ...merged, [key]: merge(key, merged[key], value) };
 	}
 	const config = RawConfig.parse({ ...merged, ...HARNESS });

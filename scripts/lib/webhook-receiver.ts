@@ -1,6 +1,7 @@
 /**
- * A webhook receiver for the demo, on 127.0.0.1: it verifies every delivery with the
- * `standardwebhooks` library, as a real receiver would, and keeps what arrived.
+ * A webhook receiver for the demo, the restart test and the soak, on 127.0.0.1: it verifies every
+ * delivery with the `standardwebhooks` library, as a real receiver would, and keeps what arrived.
+ * It can be told to fail a share of deliveries with 500 (the soak), as a flaky receiver does.
  */
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -14,7 +15,14 @@ export interface Delivery {
 	key: string;
 	jobId: string;
 	verified: boolean;
+	/** What the receiver answered: 204, 400 (not verified) or 500 (a failure it was told to play). */
+	answered: number;
 	error?: string;
+}
+
+export interface ReceiverOptions {
+	/** Share of verified deliveries (0 to 1) answered with 500 at random. */
+	failureRate?: number;
 }
 
 function readBody(req: IncomingMessage): Promise<string> {
@@ -35,7 +43,11 @@ const header = (req: IncomingMessage, name: string) => String(req.headers[name] 
  * Starts the receiver. `secrets` maps a path (`/subscription`, `/callback`) to the secret that
  * signs deliveries to it; `onDelivery` is told of each one.
  */
-export async function startReceiver(secrets: Map<string, string>, onDelivery: (d: Delivery) => void) {
+export async function startReceiver(
+	secrets: Map<string, string>,
+	onDelivery: (d: Delivery) => void,
+	options: ReceiverOptions = {},
+) {
 	const server = createServer(async (req, res) => {
 		const path = req.url ?? "/";
 		const secret = secrets.get(path);
@@ -49,7 +61,7 @@ export async function startReceiver(secrets: Map<string, string>, onDelivery: (d
 			"webhook-timestamp": header(req, "webhook-timestamp"),
 			"webhook-signature": header(req, "webhook-signature"),
 		};
-		let delivery: Delivery;
+		let delivery: Omit<Delivery, "answered">;
 		try {
 			const event = new Webhook(secret).verify(body, headers) as {
 				type: string;
@@ -75,8 +87,10 @@ export async function startReceiver(secrets: Map<string, string>, onDelivery: (d
 			};
 		}
 		// A receiver that cannot verify answers 4xx: the sender must not treat it as delivered.
-		res.writeHead(delivery.verified ? 204 : 400).end();
-		onDelivery(delivery);
+		const fails = delivery.verified && Math.random() < (options.failureRate ?? 0);
+		const answered = !delivery.verified ? 400 : fails ? 500 : 204;
+		res.writeHead(answered).end();
+		onDelivery({ ...delivery, answered });
 	});
 	await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
 	const { port } = server.address() as AddressInfo;

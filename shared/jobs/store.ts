@@ -2,8 +2,7 @@
  * D1 access for the jobs table: claiming under a lease, finishing, and reading jobs.
  * A caption costs two writes: the claim (which also creates a notification job) and the finish.
  */
-import type { z } from "zod";
-import { parseRow, parseRows } from "../d1-rows";
+import { parseRow } from "../d1-rows";
 import { newJobId } from "../ids";
 import type { ObjectVersion } from "../queue/caption-jobs";
 import { type JobErrorCode, JobRow } from "./schema";
@@ -201,37 +200,4 @@ export async function getNotificationJobRow(
 		.bind(n.bucket, n.key, n.etag)
 		.first()
 		.then(parseRow(JobRow));
-}
-
-const StalledJob = JobRow.pick({ id: true, attempts: true, status: true });
-export type StalledJob = z.infer<typeof StalledJob>;
-
-/** Jobs whose lease expired, or queued jobs nobody picked up: the sweeper re-queues them. */
-export async function findStalledJobs(
-	db: D1Database,
-	now: number,
-	queuedBefore: number,
-	limit = 100,
-): Promise<StalledJob[]> {
-	return db
-		.prepare(
-			`SELECT id, attempts, status FROM jobs
-			WHERE (status = 'processing' AND lease_expires_at < ?1) OR (status = 'queued' AND updated_at < ?2)
-			LIMIT ?3`,
-		)
-		.bind(now, queuedBefore, limit)
-		.all()
-		.then(parseRows(StalledJob));
-}
-
-/** Marks jobs as re-queued so that the next sweep does not send them again at once. */
-export async function touchJobs(db: D1Database, ids: string[], now: number): Promise<void> {
-	if (ids.length === 0) return;
-	await db
-		.prepare(
-			`UPDATE jobs SET updated_at = ?1, status = 'queued', lease_token = NULL, lease_expires_at = NULL
-			WHERE id IN (SELECT value FROM json_each(?2)) AND status IN ('queued', 'processing')`,
-		)
-		.bind(now, JSON.stringify(ids))
-		.run();
 }

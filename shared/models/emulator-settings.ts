@@ -20,6 +20,8 @@ export interface EmulatorSettings {
 	rateLimits: RateLimits;
 	/** Divides the rate-limit window (a minute) so benchmarks can run faster than real time. */
 	timeScale: number;
+	/** Share of calls (0 to 1) that fail at random with a transient `3040: Capacity temporarily exceeded` (the soak). */
+	faultRate: number;
 }
 
 /** The models Workers AI has retired, as of late 2026. */
@@ -43,6 +45,7 @@ const EmulatorEnv = z.object({
 		.default(RETIRED_ERROR),
 	EMULATOR_RATE_LIMITS: RateLimitsSetting.default(RateLimitsSetting.parse(PLATFORM_RATE_LIMITS)),
 	EMULATOR_TIME_SCALE: z.coerce.number().positive().default(1),
+	EMULATOR_FAULT_RATE: z.coerce.number().min(0).max(1).default(0),
 });
 
 export type EmulatorEnv = z.input<typeof EmulatorEnv>;
@@ -56,6 +59,7 @@ export function readEmulatorSettings(env: EmulatorEnv): EmulatorSettings {
 		retiredError: s.EMULATOR_RETIRED_ERROR,
 		rateLimits: s.EMULATOR_RATE_LIMITS,
 		timeScale: s.EMULATOR_TIME_SCALE,
+		faultRate: s.EMULATOR_FAULT_RATE,
 	};
 }
 

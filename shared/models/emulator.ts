@@ -206,6 +206,7 @@ export class ModelEmulator implements AiRunner {
 		const fault = this.faults.find((f) => f.times > 0 && (f.model === undefined || f.model === model));
 		if (s.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, s.latencyMs));
 		if (fault) fault.times--;
+		if (!fault && s.faultRate > 0 && Math.random() < s.faultRate) throw modelError(3040);
 		if (fault?.code === "network") throw new TypeError("Network connection lost.");
 		if (typeof fault?.code === "number") throw modelError(fault.code);
 		const badByte = firstBadByte(inputs.image);

@@ -59,21 +59,99 @@ const UndispatchedEvent = z.union([
 	z.object({ id: EventRow.shape.id, job_id: z.null(), batch_id: z.string() }),
 ]);
 export type UndispatchedEvent = z.infer<typeof UndispatchedEvent>;
+const UndispatchedEventAt = z.intersection(UndispatchedEvent, z.object({ created_at: z.number().int() }));
 
-/** Events that have no deliveries yet although they are older than `before` (lost or never sent). */
+/** Where a sweep through the outbox stands: the last event it read (events come in this order). */
+export interface OutboxCursor {
+	created_at: number;
+	id: string;
+}
+
+/**
+ * Events that have no deliveries yet although they are older than `before` (lost or never sent),
+ * oldest first, after `after`: a sweep pages through the whole backlog, however old (there is no
+ * horizon: an event is never abandoned).
+ */
 export async function findUndispatchedEvents(
 	db: D1Database,
 	before: number,
-	since: number,
+	after: OutboxCursor | null,
 	limit = 100,
-): Promise<UndispatchedEvent[]> {
+): Promise<(UndispatchedEvent & OutboxCursor)[]> {
 	return db
 		.prepare(
-			`SELECT id, job_id, batch_id FROM webhook_events
-			WHERE dispatched_at IS NULL AND created_at < ?1 AND created_at >= ?2
-			ORDER BY created_at LIMIT ?3`,
+			`SELECT id, job_id, batch_id, created_at FROM webhook_events
+			WHERE dispatched_at IS NULL AND created_at < ?1 AND (created_at, id) > (?2, ?3)
+			ORDER BY created_at, id LIMIT ?4`,
 		)
-		.bind(before, since, limit)
+		.bind(before, after?.created_at ?? -1, after?.id ?? "", limit)
 		.all()
-		.then(parseRows(UndispatchedEvent));
+		.then(parseRows(UndispatchedEventAt));
+}
+
+const Cursor = z.object({ created_at: z.number().int(), id: z.string() });
+
+/** Where the last outbox sweep that ran out of time stopped (null: start from the oldest). */
+export async function readOutboxCursor(db: D1Database): Promise<OutboxCursor | null> {
+	return db
+		.prepare("SELECT created_at, id FROM sweep_cursors WHERE name = 'outbox'")
+		.first()
+		.then((row) => (row === null ? null : Cursor.parse(row)));
+}
+
+/** Saves where a sweep stopped, or (null) forgets it once a sweep reached the end of the backlog. */
+export async function saveOutboxCursor(db: D1Database, cursor: OutboxCursor | null, now: number): Promise<void> {
+	const statement = cursor
+		? db
+				.prepare(
+					`INSERT INTO sweep_cursors (name, created_at, id, updated_at) VALUES ('outbox', ?1, ?2, ?3)
+					ON CONFLICT (name) DO UPDATE SET created_at = excluded.created_at, id = excluded.id, updated_at = excluded.updated_at`,
+				)
+				.bind(cursor.created_at, cursor.id, now)
+		: db.prepare("DELETE FROM sweep_cursors WHERE name = 'outbox'");
+	await statement.run();
+}
+
+/** At most this many undispatched events are counted by `GET /v1/stats` (the count stays bounded). */
+export const OUTBOX_COUNT_CAP = 10_000;
+
+export const OutboxBacklog = z
+	.object({
+		undispatched: z
+			.number()
+			.int()
+			.meta({
+				description: `Events (of finished jobs and settled batches) not yet turned into deliveries, counted up to ${OUTBOX_COUNT_CAP}.`,
+			}),
+		capped: z.boolean().meta({ description: `Whether there are more than ${OUTBOX_COUNT_CAP}.` }),
+		oldest_age_seconds: z
+			.number()
+			.int()
+			.nullable()
+			.meta({ description: "Age of the oldest undispatched event; null when there is none." }),
+	})
+	.meta({ id: "OutboxBacklog" });
+export type OutboxBacklog = z.infer<typeof OutboxBacklog>;
+
+const BacklogRow = z.object({ n: z.number().int(), oldest: z.number().int().nullable() });
+
+/**
+ * The outbox's backlog, for `GET /v1/stats`: normally empty or a few seconds old (events are
+ * dispatched as jobs finish); a growing age means dispatch is failing and the sweeper is behind.
+ * Reads at most OUTBOX_COUNT_CAP + 1 entries of the partial index of undispatched events.
+ */
+export async function readOutboxBacklog(db: D1Database, now = Date.now()): Promise<OutboxBacklog> {
+	const row = await db
+		.prepare(
+			`SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM webhook_events WHERE dispatched_at IS NULL LIMIT ?1)) AS n,
+				(SELECT MIN(created_at) FROM webhook_events WHERE dispatched_at IS NULL) AS oldest`,
+		)
+		.bind(OUTBOX_COUNT_CAP + 1)
+		.first()
+		.then((r) => BacklogRow.parse(r));
+	return {
+		undispatched: Math.min(row.n, OUTBOX_COUNT_CAP),
+		capped: row.n > OUTBOX_COUNT_CAP,
+		oldest_age_seconds: row.oldest === null ? null : Math.max(0, Math.floor((now - row.oldest) / 1000)),
+	};
 }

@@ -204,10 +204,7 @@ describe("batch.completed", () => {
 		expect(await receiver.received()).toHaveLength(0);
 
 		const settledAt = Date.parse(done.completed_at ?? "");
-		const swept = await sweepWebhooks(env, settledAt + 5 * 60_000 + 1, {
-			graceMs: 5 * 60_000,
-			horizonMs: 5 * 60_000 + 2,
-		});
+		const swept = await sweepWebhooks(env, settledAt + 5 * 60_000 + 1);
 		expect(swept.events).toBeGreaterThanOrEqual(1);
 		const [delivery] = await receiver.waitFor(1);
 		expect(verifiedBatchEvent(sub.secret, delivery!).data).toEqual(done);

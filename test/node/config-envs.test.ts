@@ -64,18 +64,29 @@ const emulatorVars = [
 	'vars.EMULATOR_RETIRED_ERROR: – → "5031: model has been deprecated"',
 	'vars.EMULATOR_RETIRED_MODELS: – → "@cf/unum/uform-gen2-qwen-500m,@cf/google/gemma-3-12b-it"',
 	'vars.EMULATOR_TIME_SCALE: – → "1"',
+	'vars.EMULATOR_FAULT_RATE: – → "0"',
+];
+
+/** Crons do not fire under `wrangler dev`: npm run dev runs their sweeps through these (status only, local only). */
+const recoveryServices = [
+	'services[CONSUMER_RECOVERY].binding: – → "CONSUMER_RECOVERY"',
+	'services[CONSUMER_RECOVERY].entrypoint: – → "ConsumerRecovery"',
+	'services[CONSUMER_RECOVERY].service: – → "r2-captions-consumer"',
+	'services[WEBHOOKS_RECOVERY].binding: – → "WEBHOOKS_RECOVERY"',
+	'services[WEBHOOKS_RECOVERY].entrypoint: – → "WebhooksRecovery"',
+	'services[WEBHOOKS_RECOVERY].service: – → "r2-captions-webhooks"',
 ];
 
 /** Every difference a local config may have from its production config. */
 const localOverrides: Record<string, string[]> = {
-	status: ['vars.DEPLOY_MODE: "production" → "local"'],
+	status: ['vars.DEPLOY_MODE: "production" → "local"', ...recoveryServices],
 	consumer: ['ai.binding: "AI" → –', ...emulatorVars, 'vars.MODEL_BACKEND: "workers-ai" → "emulator"'],
 	webhooks: ['vars.DEPLOY_MODE: "production" → "local"'],
 };
 
 /** … and with `--remote-ai`. */
 const remoteAiOverrides: Record<string, string[]> = {
-	status: ['vars.DEPLOY_MODE: "production" → "local"'],
+	status: ['vars.DEPLOY_MODE: "production" → "local"', ...recoveryServices],
 	consumer: ["ai.remote: – → true"],
 	webhooks: ['vars.DEPLOY_MODE: "production" → "local"'],
 };
@@ -162,6 +173,9 @@ describe("the test pool's config (every Worker in test/harness.ts)", () => {
 		"vars.MODEL_RATE_LIMITS": "off",
 		// The status Worker's binding to the consumer's registry is the harness's own class.
 		"durable_objects.bindings[MODEL_HEALTH].script_name": undefined,
+		// … and so are the recovery entrypoints (test/harness.ts exports them).
+		"services[CONSUMER_RECOVERY].service": "r2-captions-test",
+		"services[WEBHOOKS_RECOVERY].service": "r2-captions-test",
 		"vars.WEBHOOK_TIMEOUT_MS": "2000",
 		"vars.WEBHOOK_MAX_RETRIES": "3",
 		"vars.WEBHOOK_RETRY_BASE_SECONDS": "0",

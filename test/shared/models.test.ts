@@ -230,6 +230,29 @@ describe("the emulator plays Workers AI as it is today", () => {
 		await expect(run(mistralSmall31)).resolves.toBeDefined();
 	});
 
+	it("EMULATOR_FAULT_RATE fails that share of calls with the transient 3040, and 0 none", async () => {
+		const img = await image();
+		const run = (e: ModelEmulator) =>
+			e.run(llava15.id, llava15.buildInput(img, ask("p"))).then(
+				() => "ok",
+				(err: Error) => err.message,
+			);
+		const always = new ModelEmulator(readEmulatorSettings({ EMULATOR_FAULT_RATE: "1", EMULATOR_RATE_LIMITS: "off" }));
+		const never = new ModelEmulator(readEmulatorSettings({ EMULATOR_FAULT_RATE: "0", EMULATOR_RATE_LIMITS: "off" }));
+		const half = new ModelEmulator(readEmulatorSettings({ EMULATOR_FAULT_RATE: "0.5", EMULATOR_RATE_LIMITS: "off" }));
+		for (let i = 0; i < 5; i++) {
+			expect(await run(always)).toMatch(/^3040: /);
+			expect(await run(never)).toBe("ok");
+		}
+		expect(classifyModelError(new Error(await run(always)))).toMatchObject({ kind: "transient" });
+		const outcomes = await Promise.all(Array.from({ length: 400 }, () => run(half)));
+		const failed = outcomes.filter((o) => o !== "ok").length;
+		// 400 draws at p = 0.5: outside 140..260 has a probability below 1e-9.
+		expect(failed).toBeGreaterThan(140);
+		expect(failed).toBeLessThan(260);
+		expect(() => readEmulatorSettings({ EMULATOR_FAULT_RATE: "1.5" })).toThrow(/EMULATOR_FAULT_RATE/);
+	});
+
 	it("its settings are validated: a bad value names the setting", () => {
 		expect(() => readEmulatorSettings({ EMULATOR_RETIRED_ERROR: "deprecated" })).toThrow(/EMULATOR_RETIRED_ERROR/);
 		expect(() => readEmulatorSettings({ EMULATOR_RATE_LIMITS: "Image-to-Text=fast" })).toThrow(/EMULATOR_RATE_LIMITS/);

@@ -58,6 +58,7 @@ describe("without a valid token every /v1 route answers 401", () => {
 				"DELETE /v1/webhooks/:id",
 				"POST /v1/webhooks/:id/rotate-secret",
 				"POST /v1/webhooks/:id/deliveries/:delivery_id/redeliver",
+				"POST /v1/admin/sweep",
 			]),
 		);
 	});
@@ -142,11 +143,12 @@ describe("a key scoped to a prefix", () => {
 		expect(stats.counters).toEqual({});
 	});
 
-	it("cannot manage keys (403)", async () => {
+	it("cannot manage keys or run the recovery sweep (403)", async () => {
 		for (const [method, path, json] of [
 			["POST", "/v1/keys", {}],
 			["GET", "/v1/keys", undefined],
 			["DELETE", `/v1/keys/${scoped.id}`, undefined],
+			["POST", "/v1/admin/sweep", {}],
 		] as const) {
 			const res = await call(method, path, { token: scoped.token, json });
 			expect(res.status, `${method} ${path}`).toBe(403);
@@ -200,6 +202,7 @@ describe("an unscoped key and the admin token", () => {
 		expect((await call("GET", `/v1/jobs/${outsideJob.id}`, { token: key.token })).status).toBe(200);
 		expect((await call("GET", `/v1/jobs/${insideJob.id}`, { token: key.token })).status).toBe(200);
 		expect((await call("GET", "/v1/keys", { token: key.token })).status).toBe(403);
+		expect((await call("POST", "/v1/admin/sweep", { token: key.token, json: {} })).status).toBe(403);
 	});
 
 	it("the admin token reaches every route", async () => {

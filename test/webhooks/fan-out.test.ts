@@ -122,8 +122,10 @@ describe("fan-out", () => {
 		const b = await finishedJob(`${prefix}d/b.png`, "failed", { now: t + 1 });
 		await dispatchEvent(env.DB, b.eventId, t + 1);
 
-		const swept = await sweepWebhooks(env, t + 2 + 5 * 60_000, { graceMs: 5 * 60_000, horizonMs: 5 * 60_000 + 3 });
-		expect(swept).toEqual({ events: 1, deliveries: 1 });
+		const swept = await sweepWebhooks(env, t + 2 + 5 * 60_000);
+		// At least these two (older leftovers of other tests are swept too: there is no horizon).
+		expect(swept.events).toBeGreaterThanOrEqual(1);
+		expect(swept.deliveries).toBeGreaterThanOrEqual(1);
 
 		const [fromEvent] = await lostEvent.waitFor(1);
 		expect(verified(eventSub.secret, fromEvent!).data.id).toBe(a.jobId);

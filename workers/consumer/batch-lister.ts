@@ -163,9 +163,16 @@ export async function handleBatchPage(
 /** A listing checkpoint that stopped moving this long ago has lost its page message. */
 export const LISTING_STALL_MS = 10 * 60 * 1000;
 
-/** Cron: sends the page message of every stalled listing again. */
-export async function sweepStalledListings(env: ConsumerEnv, now = Date.now()): Promise<number> {
-	const stalled = await takeStalledListings(env.DB, now - LISTING_STALL_MS, now);
+/**
+ * Cron (and `npm run dev`'s recovery sweeps, with their own cut-off): sends the page message of
+ * every listing stalled since `before` again.
+ */
+export async function sweepStalledListings(
+	env: ConsumerEnv,
+	now = Date.now(),
+	before = now - LISTING_STALL_MS,
+): Promise<number> {
+	const stalled = await takeStalledListings(env.DB, before, now);
 	const messages = stalled.map((b) => ({
 		body: batchPage(b.id, b.unsent_page ?? b.pages_listed),
 		contentType: "json" as const,

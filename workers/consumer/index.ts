@@ -1,17 +1,18 @@
 /**
  * Consumer Worker: captions images from `caption-jobs`, fails dead letters from
  * `caption-jobs-dlq`, lists batches page by page from `batch-listing`, and sweeps stalled jobs and
- * listings on a cron.
+ * listings on a cron (and, under `npm run dev`, through its `ConsumerRecovery` entrypoint: recovery.ts).
  */
 import { runBatch } from "../../shared/queue/runner";
-import { handleBatchPage, sweepStalledListings } from "./batch-lister";
+import { handleBatchPage } from "./batch-lister";
 import { handleCaptionMessage } from "./caption-job";
 import { modelChainFor, readSettings } from "./config";
 import { handleDeadLetter } from "./dead-letter";
-import { sweepStalledJobs } from "./sweeper";
+import { recoverConsumer } from "./recovery";
 
 export { ModelHealthRegistry } from "../../shared/models/health-registry";
 export { ModelRateLimiter } from "./model-rate-limiter";
+export { ConsumerRecovery } from "./recovery";
 
 const isListingQueue = (queue: string) => queue === "batch-listing";
 
@@ -37,6 +38,6 @@ export default {
 	},
 
 	async scheduled(_controller, env, ctx) {
-		ctx.waitUntil(Promise.all([sweepStalledJobs(env, readSettings(env)), sweepStalledListings(env)]));
+		ctx.waitUntil(recoverConsumer(env));
 	},
 } satisfies ExportedHandler<ConsumerEnv>;

@@ -1,38 +1,79 @@
 /**
- * Lease sweeper (cron): a job whose consumer died mid-caption keeps an expired lease; a queued
- * job whose message was lost sits untouched. Both are re-queued; a job that has used up its
- * attempts fails with `retries_exhausted` instead.
+ * Lease sweeper (cron, and `npm run dev` at start and periodically): a job whose consumer died
+ * mid-caption keeps an expired lease; a queued job whose message was lost sits untouched. Both are
+ * re-queued; a job that has used up its attempts fails with `retries_exhausted` instead. Each
+ * action re-checks staleness in its own statement (stalled-jobs.ts), and one run goes through
+ * every stalled job, page by page, within a time budget (the rest is the next run's).
  */
-import { failUnfinishedStatement, findStalledJobs, touchJobs } from "../../shared/jobs/store";
 import { log } from "../../shared/log";
 import type { CaptionRequest } from "../../shared/queue/caption-jobs";
 import { sendAll } from "../../shared/queue/send";
 import type { ConsumerSettings } from "./config";
 import { finishJob } from "./finish";
+import { failStalledJobStatement, findStalledJobs, requeueStalledJobs, type StallCutoffs } from "./stalled-jobs";
 
 /** A queued job untouched for this long has lost its message. */
 export const QUEUED_STALL_MS = 10 * 60 * 1000;
+/** Wall time one run may spend (a cron invocation may run for minutes; this leaves room). */
+export const JOB_SWEEP_BUDGET_MS = 30_000;
+const PAGE_SIZE = 100;
 
-export async function sweepStalledJobs(env: ConsumerEnv, settings: ConsumerSettings, now = Date.now()) {
-	const stalled = await findStalledJobs(env.DB, now, now - QUEUED_STALL_MS);
-	const requeue: string[] = [];
+export interface JobSweepOptions {
+	/** Overrides the production cut-offs (`npm run dev`'s start-up and periodic sweeps). */
+	queuedBefore?: number;
+	claimedBefore?: number;
+	budgetMs?: number;
+}
+
+export interface JobSweepResult {
+	requeued: number;
+	failed: number;
+	/** Whether the budget ran out before the last page (the next run goes on). */
+	truncated: boolean;
+}
+
+export async function sweepStalledJobs(
+	env: ConsumerEnv,
+	settings: ConsumerSettings,
+	now = Date.now(),
+	options: JobSweepOptions = {},
+): Promise<JobSweepResult> {
+	const cutoffs: StallCutoffs = {
+		now,
+		queuedBefore: options.queuedBefore ?? now - QUEUED_STALL_MS,
+		claimedBefore: options.claimedBefore ?? 0,
+	};
+	const deadline = Date.now() + (options.budgetMs ?? JOB_SWEEP_BUDGET_MS);
+	let requeued = 0;
 	let failed = 0;
-	for (const job of stalled) {
-		if (job.attempts > settings.CAPTION_MAX_RETRIES) {
-			const message = `The job stalled after ${job.attempts} attempts.`;
-			const statement = failUnfinishedStatement(env.DB, job.id, now, "retries_exhausted", message);
-			if (await finishJob(env, statement, job.id, now)) failed++;
-		} else {
-			requeue.push(job.id);
+	let afterId = "";
+	let truncated = false;
+	for (;;) {
+		const page = await findStalledJobs(env.DB, cutoffs, afterId, PAGE_SIZE);
+		const candidates: string[] = [];
+		for (const job of page) {
+			if (job.attempts > settings.CAPTION_MAX_RETRIES) {
+				const message = `The job stalled after ${job.attempts} attempts.`;
+				const statement = failStalledJobStatement(env.DB, job.id, cutoffs, "retries_exhausted", message);
+				if (await finishJob(env, statement, job.id, now)) failed++;
+			} else {
+				candidates.push(job.id);
+			}
 		}
-	}
-	if (requeue.length > 0) {
-		await touchJobs(env.DB, requeue, now);
+		const ids = await requeueStalledJobs(env.DB, candidates, cutoffs);
 		await sendAll(
 			env.CAPTION_JOBS,
-			requeue.map((job_id): CaptionRequest => ({ kind: "caption-job", job_id })),
+			ids.map((job_id): CaptionRequest => ({ kind: "caption-job", job_id })),
 		);
+		requeued += ids.length;
+		const last = page.at(-1);
+		if (page.length < PAGE_SIZE || !last) break;
+		afterId = last.id;
+		if (Date.now() >= deadline) {
+			truncated = true;
+			break;
+		}
 	}
-	if (stalled.length > 0) log("warn", "stalled_jobs_swept", { requeued: requeue.length, failed });
-	return { requeued: requeue.length, failed };
+	if (requeued + failed > 0) log("warn", "stalled_jobs_swept", { requeued, failed, truncated });
+	return { requeued, failed, truncated };
 }

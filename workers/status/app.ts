@@ -23,6 +23,7 @@ import { jobRoutes } from "./routes/jobs";
 import { keyRoutes } from "./routes/keys";
 import { modelRoutes } from "./routes/models";
 import { publicRoutes } from "./routes/public";
+import { recoveryRoutes } from "./routes/recovery";
 import { statsRoutes } from "./routes/stats";
 import { statsSeriesRoutes } from "./routes/stats-series";
 import { webhookRoutes } from "./routes/webhooks";
@@ -125,6 +126,7 @@ app.route("/", modelRoutes);
 app.route("/", statsSeriesRoutes);
 app.route("/", keyRoutes);
 app.route("/", webhookRoutes);
+app.route("/", recoveryRoutes);
 
 function render(c: Context<AppEnv>, err: ApiError): Response {
 	return c.json(err.toBody(), err.status, err.headers);

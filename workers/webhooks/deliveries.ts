@@ -353,23 +353,27 @@ export async function failPendingDelivery(db: D1Database, id: string, error: str
 }
 
 /**
- * Pending deliveries whose next attempt is overdue by more than the grace period and that nobody
- * holds (their message was lost, or the fan-out stopped before sending): they are sent again.
+ * Pending deliveries whose next attempt is overdue (before `overdueBefore`) and that nobody holds
+ * (their message was lost, or the fan-out stopped before sending), and, on a restarted local
+ * stack, every pending delivery last touched before `touchedBefore` (its retry message or its
+ * sender died with the old process): they are marked due now and sent again. No horizon: a
+ * pending delivery is never abandoned by the sweeper (its retries and the dead-letter queue end it).
  */
 export async function takeStalledDeliveries(
 	db: D1Database,
-	window: { overdueBefore: number; since: number },
+	window: { overdueBefore: number; touchedBefore: number },
 	now: number,
 	limit = 100,
 ) {
 	const results = await db
 		.prepare(
-			`UPDATE webhook_deliveries SET next_attempt_at = ?3, updated_at = ?3
-			WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at < ?1
-				AND next_attempt_at >= ?2 AND (lease_expires_at IS NULL OR lease_expires_at < ?3) LIMIT ?4)
+			`UPDATE webhook_deliveries SET next_attempt_at = ?3, updated_at = ?3, lease_token = NULL, lease_expires_at = NULL
+			WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending'
+				AND ((next_attempt_at < ?1 AND (lease_expires_at IS NULL OR lease_expires_at < ?3)) OR updated_at < ?2)
+				LIMIT ?4)
 			RETURNING id`,
 		)
-		.bind(window.overdueBefore, window.since, now, limit)
+		.bind(window.overdueBefore, window.touchedBefore, now, limit)
 		.all()
 		.then(parseRows(DeliveryId));
 	return results.map((r) => r.id);

@@ -1,7 +1,8 @@
 /**
  * Webhooks Worker: consumes `webhook-deliveries` (job and batch events fan out into deliveries; each delivery
- * is a signed, retried, logged HTTP attempt) and its dead-letter queue, and sweeps on a cron (which
- * also seals subscription secrets still stored in clear from before sealing).
+ * is a signed, retried, logged HTTP attempt) and its dead-letter queue, and sweeps on a cron (and,
+ * under `npm run dev`, through its `WebhooksRecovery` entrypoint: recovery.ts); the sweep also seals
+ * subscription secrets still stored in clear from before sealing.
  */
 import { log } from "../../shared/log";
 import { ACK, type Outcome, runBatch } from "../../shared/queue/runner";
@@ -10,8 +11,9 @@ import { readSettings, type WebhookSettings } from "./config";
 import { handleDeadLetter } from "./dead-letter";
 import { handleDelivery } from "./delivery";
 import { handleEvent } from "./fan-out";
-import { sealLegacySecrets } from "./seal-legacy";
-import { sweepWebhooks } from "./sweeper";
+import { recoverWebhooks } from "./recovery";
+
+export { WebhooksRecovery } from "./recovery";
 
 async function handle(message: Message<unknown>, env: WebhooksEnv, settings: WebhookSettings): Promise<Outcome> {
 	const parsed = WebhookMessage.safeParse(message.body);
@@ -42,7 +44,6 @@ export default {
 	},
 
 	async scheduled(_controller, env, ctx) {
-		ctx.waitUntil(sweepWebhooks(env));
-		ctx.waitUntil(sealLegacySecrets(env.DB, readSettings(env).WEBHOOK_SECRETS_KEY));
+		ctx.waitUntil(recoverWebhooks(env));
 	},
 } satisfies ExportedHandler<WebhooksEnv>;

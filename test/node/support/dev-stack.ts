@@ -60,6 +60,8 @@ export async function until<T>(
 
 export interface DevStack {
 	url: string;
+	/** The local state directory (pass it to another spawnDevStack to restart on the same state). */
+	persistTo: string;
 	/** The admin token the server accepts (ADMIN_TOKEN of .dev.vars). */
 	token: string;
 	port: number;
@@ -69,15 +71,25 @@ export interface DevStack {
 	output(): string;
 	/** Waits until `/healthz` answers. */
 	ready(deadlineMs?: number): Promise<void>;
+	/** SIGKILLs the whole process group (npm, the launcher, wrangler, workerd) and waits until none is left. */
+	kill(): Promise<void>;
 	/** Kills whatever is left of the process group and removes the state directory. */
 	dispose(): void;
 }
 
+export interface DevStackOptions {
+	/** Local state to start on (a previous stack's `persistTo`); a fresh temporary directory otherwise. */
+	persistTo?: string;
+	/** More `npm run dev` arguments, e.g. `--var EMULATOR_LATENCY_MS=200`. */
+	args?: string[];
+}
+
 /** Starts `npm run dev` in its own process group (as a terminal's foreground job) and returns at once. */
-export async function spawnDevStack(name: string): Promise<DevStack> {
-	const persistTo = mkdtempSync(path.join(tmpdir(), `r2-captions-${name}-`));
+export async function spawnDevStack(name: string, options: DevStackOptions = {}): Promise<DevStack> {
+	const persistTo = options.persistTo ?? mkdtempSync(path.join(tmpdir(), `r2-captions-${name}-`));
 	const port = await freePort();
-	const server = spawn("npm", ["run", "dev", "--", "--port", String(port), "--persist-to", persistTo], {
+	const args = ["run", "dev", "--", "--port", String(port), "--persist-to", persistTo, ...(options.args ?? [])];
+	const server = spawn("npm", args, {
 		cwd: root,
 		detached: true,
 		stdio: ["ignore", "pipe", "pipe"],
@@ -96,6 +108,7 @@ export async function spawnDevStack(name: string): Promise<DevStack> {
 	const url = `http://localhost:${port}`;
 	return {
 		url,
+		persistTo,
 		token: adminToken(),
 		port,
 		server,
@@ -108,6 +121,12 @@ export async function spawnDevStack(name: string): Promise<DevStack> {
 				async () => ((await fetch(`${url}/healthz`)).ok ? true : undefined),
 				() => `--- npm run dev output ---\n${output.slice(-4000)}`,
 			);
+		},
+		async kill() {
+			const pid = server.pid;
+			if (pid === undefined) return;
+			if (groupAlive(pid)) process.kill(-pid, "SIGKILL");
+			await until("every process of npm run dev to die", 15_000, async () => (groupAlive(pid) ? undefined : true));
 		},
 		dispose() {
 			if (server.pid && groupAlive(server.pid)) process.kill(-server.pid, "SIGKILL");

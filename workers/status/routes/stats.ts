@@ -1,10 +1,19 @@
 /** `GET /v1/stats`: job counts, throughput and inference percentiles (limited to a scoped key's prefix). */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
+import { OutboxBacklog, readOutboxBacklog } from "../../../shared/webhooks/outbox";
 import type { AppEnv } from "../app-env";
 import { scopePrefix } from "../auth/authorisation";
 import { readStats, Stats } from "../jobs/stats";
 import { authenticated, errors, json } from "../responses";
 import { validationHook } from "../validation";
+
+/** The stats, with the webhook outbox's backlog (service-wide: null for scoped keys). */
+const StatsWithOutbox = Stats.extend({
+	webhook_outbox: OutboxBacklog.nullable().meta({
+		description:
+			"Webhook events waiting to be dispatched (service-wide; null for scoped keys). A growing age means dispatch is failing.",
+	}),
+}).meta({ id: "Stats" });
 
 const statsRoute = createRoute({
 	method: "get",
@@ -14,9 +23,14 @@ const statsRoute = createRoute({
 	description:
 		"Counts by status; over the last 5 minutes, hour and day: completions, throughput, inference p50/p95/p99.",
 	security: authenticated,
-	responses: { 200: json(Stats, "Statistics"), ...errors(401) },
+	responses: { 200: json(StatsWithOutbox, "Statistics"), ...errors(401) },
 });
 
-export const statsRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }).openapi(statsRoute, async (c) =>
-	c.json(await readStats(c.env.DB, scopePrefix(c.get("principal"))), 200),
-);
+export const statsRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }).openapi(statsRoute, async (c) => {
+	const prefix = scopePrefix(c.get("principal"));
+	const [stats, outbox] = await Promise.all([
+		readStats(c.env.DB, prefix),
+		prefix === null ? readOutboxBacklog(c.env.DB) : null,
+	]);
+	return c.json({ ...stats, webhook_outbox: outbox }, 200);
+});

@@ -1,0 +1,156 @@
+/**
+ * Restarts lose nothing (issue 12, point 1): `npm run dev` with a subscribed webhook receiver and
+ * per-object callback URLs, 200 uploads, the whole dev stack SIGKILLed in the middle (npm, the
+ * launcher, wrangler and workerd), started again on the same local state; the client re-sends the
+ * uploads whose requests failed (identical bytes), and nothing else is done. Every job ends
+ * terminal within two minutes of the restart, with exactly one webhook id per job and endpoint,
+ * each delivery verified with `standardwebhooks`.
+ */
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { readDevVars } from "../../scripts/lib/dev-vars.ts";
+import { type Delivery, startReceiver } from "../../scripts/lib/webhook-receiver.ts";
+import { root } from "../../scripts/lib/wrangler.ts";
+import { type DevStack, spawnDevStack, until } from "./support/dev-stack.ts";
+
+const IMAGES = 200;
+/** Uploads answered before the kill (the rest fail, or are cut off mid-request). */
+const KILL_AFTER = 90;
+const UPLOAD_CONCURRENCY = 8;
+/** Model calls take a while, so that jobs are queued and processing when the stack dies. */
+const ARGS = ["--var", "EMULATOR_LATENCY_MS=150"];
+
+const Job = z.object({ id: z.string(), key: z.string(), status: z.string() });
+const JobPage = z.object({ data: z.array(Job), next_cursor: z.string().nullable() });
+const TERMINAL = new Set(["succeeded", "failed"]);
+
+const stacks: DevStack[] = [];
+const deliveries: Delivery[] = [];
+let closeReceiver: (() => Promise<void>) | undefined;
+
+afterAll(async () => {
+	await closeReceiver?.();
+	for (const stack of stacks.reverse()) stack.dispose();
+});
+
+async function uploadOnce(stack: DevStack, key: string, bytes: Buffer, callbackUrl: string): Promise<boolean> {
+	try {
+		const res = await fetch(`${stack.url}/v1/images/${encodeURIComponent(key)}`, {
+			method: "PUT",
+			headers: { Authorization: `Bearer ${stack.token}`, "Content-Type": "image/png", "X-Callback-Url": callbackUrl },
+			body: bytes,
+			signal: AbortSignal.timeout(30_000),
+		});
+		await res.arrayBuffer();
+		return res.status === 202;
+	} catch {
+		return false;
+	}
+}
+
+async function allJobs(stack: DevStack, prefix: string) {
+	const jobs: z.infer<typeof Job>[] = [];
+	let cursor: string | null = null;
+	do {
+		const query = new URLSearchParams({ prefix, limit: "100", ...(cursor ? { cursor } : {}) });
+		const res = await fetch(`${stack.url}/v1/jobs?${query}`, { headers: { Authorization: `Bearer ${stack.token}` } });
+		const page = JobPage.parse(await res.json());
+		jobs.push(...page.data);
+		cursor = page.next_cursor;
+	} while (cursor);
+	return jobs;
+}
+
+describe("npm run dev after a SIGKILL", () => {
+	it("finishes every job of 200 uploads within two minutes, with one webhook id per job and endpoint", async () => {
+		const first = await spawnDevStack("restart", { args: ARGS });
+		stacks.push(first);
+		await first.ready(120_000);
+
+		// The receiver the test runs: a subscription (its own secret) and callback URLs (WEBHOOK_SECRET).
+		const secrets = new Map<string, string>();
+		const receiver = await startReceiver(secrets, (d) => deliveries.push(d));
+		closeReceiver = receiver.close;
+		const prefix = `restart-${Date.now().toString(36)}/`;
+		const created = await fetch(`${first.url}/v1/webhooks`, {
+			method: "POST",
+			headers: { Authorization: `Bearer ${first.token}`, "Content-Type": "application/json" },
+			body: JSON.stringify({ url: receiver.url("/subscription"), events: ["job.succeeded", "job.failed"], prefix }),
+		});
+		expect(created.status).toBe(201);
+		secrets.set("/subscription", z.object({ secret: z.string() }).parse(await created.json()).secret);
+		secrets.set("/callback", readDevVars().WEBHOOK_SECRET ?? "");
+		const callbackUrl = receiver.url("/callback");
+
+		const bytes = readFileSync(path.join(root, "samples/shapes-on-white.png"));
+		const keys = Array.from({ length: IMAGES }, (_, i) => `${prefix}${String(i).padStart(3, "0")}.png`);
+		const answered = new Set<string>();
+		const failed: string[] = [];
+		let next = 0;
+		let killed: Promise<void> | undefined;
+		await Promise.all(
+			Array.from({ length: UPLOAD_CONCURRENCY }, async () => {
+				while (next < keys.length) {
+					const key = keys[next++] ?? "";
+					if (await uploadOnce(first, key, bytes, callbackUrl)) answered.add(key);
+					else failed.push(key);
+					if (answered.size >= KILL_AFTER && !killed) killed = first.kill();
+				}
+			}),
+		);
+		await killed;
+		expect(answered.size).toBeGreaterThanOrEqual(KILL_AFTER);
+		expect(failed.length).toBeGreaterThan(0);
+		const before = deliveries.length;
+
+		// Started again on the same state; the client re-sends what failed, with the same bytes.
+		const restartedAt = Date.now();
+		const second = await spawnDevStack("restart", { persistTo: first.persistTo, args: ARGS });
+		stacks.push(second);
+		await second.ready(120_000);
+		const readyAfter = Date.now() - restartedAt;
+		for (const key of failed) {
+			expect(await uploadOnce(second, key, bytes, callbackUrl), `re-upload of ${key}`).toBe(true);
+		}
+
+		const jobs = await until(
+			"every job terminal",
+			120_000 - readyAfter,
+			async () => {
+				const listed = await allJobs(second, prefix);
+				return listed.length >= IMAGES && listed.every((j) => TERMINAL.has(j.status)) ? listed : undefined;
+			},
+			() => second.output().slice(-3000),
+		);
+		expect(new Set(jobs.map((j) => j.key))).toEqual(new Set(keys));
+		// Each job's two webhooks (the subscription and its callback URL), within the same two minutes.
+		const expected = jobs.length * 2;
+		const distinct = () => new Set(deliveries.filter((d) => d.verified).map((d) => `${d.target} ${d.jobId}`)).size;
+		await until("a webhook per job and endpoint", Math.max(1_000, 120_000 - (Date.now() - restartedAt)), async () =>
+			distinct() >= expected ? true : undefined,
+		);
+		expect(Date.now() - restartedAt).toBeLessThan(120_000);
+
+		expect(deliveries.filter((d) => !d.verified)).toEqual([]);
+		const ids = new Map<string, Set<string>>();
+		for (const d of deliveries) {
+			const at = `${d.target} ${d.jobId}`;
+			ids.set(at, (ids.get(at) ?? new Set()).add(d.webhookId));
+		}
+		const jobIds = new Set(jobs.map((j) => j.id));
+		expect([...ids.keys()].filter((at) => !jobIds.has(at.split(" ")[1] ?? ""))).toEqual([]);
+		const several = [...ids].filter(([, set]) => set.size !== 1).map(([at, set]) => `${at}: ${[...set].join(", ")}`);
+		expect(several).toEqual([]);
+		expect(ids.size).toBe(expected);
+		// At-least-once with a stable id: the same id delivered twice is allowed, and reported.
+		const raw = deliveries.length - ids.size;
+		console.log(
+			`restart: ready again after ${(readyAfter / 1000).toFixed(1)} s; ${answered.size} uploads answered before the kill, ${failed.length} re-sent; ${jobs.length} jobs terminal ` +
+				`${((Date.now() - restartedAt) / 1000).toFixed(1)} s after the restart; ${deliveries.length} deliveries ` +
+				`(${before} before the kill), ${ids.size} distinct (job, endpoint), ${raw} repeated with the same id`,
+		);
+		console.log(second.output().match(/recovery at start: .*/)?.[0] ?? "no start-up recovery line");
+	}, 420_000);
+});

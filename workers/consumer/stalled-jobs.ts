@@ -1,0 +1,82 @@
+/**
+ * The stalled jobs the sweeper (sweeper.ts) re-queues or fails, in D1. One predicate decides what
+ * "stalled" means, and every statement that acts on a job re-checks it in its own WHERE: a job a
+ * consumer claimed, released or finished between the sweep's SELECT and its UPDATE is no longer
+ * stalled, and is neither re-queued nor failed.
+ */
+import { z } from "zod";
+import { parseRows } from "../../shared/d1-rows";
+import type { JobErrorCode } from "../../shared/jobs/schema";
+import { JobRow } from "../../shared/jobs/schema";
+
+/** What counts as stalled at `now` (Unix ms). */
+export interface StallCutoffs {
+	now: number;
+	/** A queued job untouched since before this has lost its message. */
+	queuedBefore: number;
+	/**
+	 * A processing job claimed before this is abandoned even if its lease has not expired: its
+	 * consumer is known to be gone (a restarted local stack). 0 in production: the lease decides.
+	 */
+	claimedBefore: number;
+}
+
+/** The predicate, on the parameters `?{now}`, `?{queued}`, `?{claimed}` of the statement it goes into. */
+const stalled = (now: number, queued: number, claimed: number) =>
+	`((status = 'processing' AND (lease_expires_at < ?${now} OR updated_at < ?${claimed}))
+	OR (status = 'queued' AND updated_at < ?${queued}))`;
+
+const StalledJob = JobRow.pick({ id: true, attempts: true, status: true });
+export type StalledJob = z.infer<typeof StalledJob>;
+
+/** One page of stalled jobs, in id order after `afterId`. */
+export async function findStalledJobs(
+	db: D1Database,
+	cutoffs: StallCutoffs,
+	afterId: string,
+	limit: number,
+): Promise<StalledJob[]> {
+	return db
+		.prepare(`SELECT id, attempts, status FROM jobs WHERE ${stalled(1, 2, 3)} AND id > ?4 ORDER BY id LIMIT ?5`)
+		.bind(cutoffs.now, cutoffs.queuedBefore, cutoffs.claimedBefore, afterId, limit)
+		.all()
+		.then(parseRows(StalledJob));
+}
+
+const Id = z.object({ id: z.string() });
+
+/**
+ * Re-queues those of `ids` that are still stalled (lease cleared, touched so that the next sweep
+ * leaves them to the message about to be sent); returns the ids it re-queued.
+ */
+export async function requeueStalledJobs(db: D1Database, ids: string[], cutoffs: StallCutoffs): Promise<string[]> {
+	if (ids.length === 0) return [];
+	const rows = await db
+		.prepare(
+			`UPDATE jobs SET updated_at = ?1, status = 'queued', lease_token = NULL, lease_expires_at = NULL
+			WHERE id IN (SELECT value FROM json_each(?4)) AND ${stalled(1, 2, 3)}
+			RETURNING id`,
+		)
+		.bind(cutoffs.now, cutoffs.queuedBefore, cutoffs.claimedBefore, JSON.stringify(ids))
+		.all()
+		.then(parseRows(Id));
+	return rows.map((r) => r.id);
+}
+
+/** Fails job `id` if it is still stalled (RETURNING * gives the row, or none), for finishJob. */
+export function failStalledJobStatement(
+	db: D1Database,
+	id: string,
+	cutoffs: StallCutoffs,
+	code: JobErrorCode,
+	message: string,
+): D1PreparedStatement {
+	return db
+		.prepare(
+			`UPDATE jobs SET status = 'failed', error_code = ?5, error_message = ?6, completed_at = ?1,
+				updated_at = ?1, total_ms = ?1 - created_at, lease_token = NULL, lease_expires_at = NULL
+			WHERE id = ?4 AND ${stalled(1, 2, 3)}
+			RETURNING *`,
+		)
+		.bind(cutoffs.now, cutoffs.queuedBefore, cutoffs.claimedBefore, id, code, message);
+}
