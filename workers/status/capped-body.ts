@@ -1,8 +1,8 @@
 /**
  * Request bodies without holding them. An upload is streamed into R2, which needs its length up
  * front: the declared Content-Length is required (411) and capped (413, before reading), the first
- * bytes are peeked for the type sniff, and a FixedLengthStream holds the body to that length on its
- * way through. JSON bodies are capped (413) by `jsonBodyLimit`.
+ * bytes are peeked for the type sniff, and the body goes to R2 at that length. JSON bodies are
+ * capped (413) by `jsonBodyLimit`.
  */
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -33,61 +33,68 @@ export function declaredLength(request: Request, limit: number): number {
 export interface PeekedBody {
 	/** At least the first `n` bytes (fewer only if the body is shorter). */
 	head: Uint8Array;
-	/** The whole body again, those bytes first; the rest is read only as this is. */
+	/** The whole body, unread: the other branch of a tee, whose sniffing branch was cancelled. */
 	body: ReadableStream<Uint8Array>;
-	/** Bytes of `body` read so far. */
-	bytesRead(): number;
-}
-
-/** The first `n` bytes of a body, for sniffing its type, without reading further. */
-export async function peek(stream: ReadableStream<Uint8Array> | null, n: number): Promise<PeekedBody> {
-	if (stream === null) {
-		return { head: new Uint8Array(0), body: new ReadableStream({ start: (c) => c.close() }), bytesRead: () => 0 };
-	}
-	const reader = stream.getReader();
-	const chunks: Uint8Array[] = [];
-	let filled = 0;
-	let done = false;
-	while (filled < n) {
-		const next = await reader.read();
-		if (next.done) {
-			done = true;
-			break;
-		}
-		chunks.push(next.value);
-		filled += next.value.byteLength;
-	}
-	const head = new Uint8Array(filled);
-	let offset = 0;
-	for (const chunk of chunks) {
-		head.set(chunk, offset);
-		offset += chunk.byteLength;
-	}
-	let bytesRead = filled;
-	const body = new ReadableStream<Uint8Array>({
-		start(controller) {
-			if (filled > 0) controller.enqueue(head);
-			if (done) controller.close();
-		},
-		async pull(controller) {
-			const next = await reader.read();
-			if (next.done) return controller.close();
-			bytesRead += next.value.byteLength;
-			controller.enqueue(next.value);
-		},
-		cancel: (reason) => reader.cancel(reason),
-	});
-	return { head: head.subarray(0, Math.min(filled, n)), body, bytesRead: () => bytesRead };
 }
 
 /**
- * The body as a stream of exactly `length` bytes, which R2 accepts without buffering; `piped`
- * rejects when the body was shorter or longer than declared.
+ * The first `n` bytes of a body, for sniffing its type, and the body itself. The body is teed and
+ * only the head is read, from one branch; the other keeps the request body's known length, so R2
+ * takes it as it is and the bytes never pass through JavaScript.
  */
-export function fixedLength(body: ReadableStream<Uint8Array>, length: number) {
+export async function peek(stream: ReadableStream<Uint8Array> | null, n: number): Promise<PeekedBody> {
+	if (stream === null) return { head: new Uint8Array(0), body: new ReadableStream({ start: (c) => c.close() }) };
+	const [sniffed, body] = stream.tee();
+	const reader = sniffed.getReader();
+	const head = new Uint8Array(n);
+	let filled = 0;
+	while (filled < n) {
+		const next = await reader.read();
+		if (next.done) break;
+		const part = next.value.subarray(0, n - filled);
+		head.set(part, filled);
+		filled += part.byteLength;
+	}
+	await reader.cancel();
+	return { head: head.subarray(0, filled), body };
+}
+
+const unknownLength = (error: unknown) => error instanceof TypeError && error.message.includes("known length");
+
+/**
+ * Streams a body of `length` bytes into R2 without holding it; null when the body turned out
+ * shorter or longer than that. An HTTP request's body has its Content-Length as a known length and
+ * goes to R2 as it is. A body made in JavaScript (a service binding, a test) has none: R2 refuses
+ * it before reading, and it is then held to `length` by a FixedLengthStream on its way through.
+ */
+export async function putStreamed(
+	bucket: R2Bucket,
+	key: string,
+	body: ReadableStream<Uint8Array>,
+	length: number,
+	options: R2PutOptions,
+): Promise<R2Object | null> {
+	try {
+		const object = await bucket.put(key, body, options);
+		if (object) return object;
+	} catch (error) {
+		if (!unknownLength(error)) throw error;
+	}
+	let read = 0;
+	const counted = body.pipeThrough(
+		new TransformStream<Uint8Array, Uint8Array>({
+			transform(chunk, controller) {
+				read += chunk.byteLength;
+				controller.enqueue(chunk);
+			},
+		}),
+	);
 	const fixed = new FixedLengthStream(length);
-	const piped = body.pipeTo(fixed.writable);
-	return { stream: fixed.readable, piped };
+	const piped = counted.pipeTo(fixed.writable).catch(() => {});
+	const [put] = await Promise.allSettled([bucket.put(key, fixed.readable, options), piped]);
+	if (put.status === "fulfilled" && put.value !== null) return put.value;
+	if (read !== length) return null;
+	throw put.status === "rejected" ? put.reason : new Error(`R2 did not store ${key}`);
 }
 
 /** 413 for a JSON body over MAX_JSON_BYTES; uploads (`PUT /v1/images/…`) have their own limit. */

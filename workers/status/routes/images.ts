@@ -17,7 +17,7 @@ import { sendOrLeaveToSweeper } from "../../../shared/queue/send";
 import { ApiError, type FieldIssue, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
 import { inScope } from "../auth/authorisation";
-import { declaredLength, fixedLength, type PeekedBody, peek } from "../capped-body";
+import { declaredLength, peek, putStreamed } from "../capped-body";
 import { ensureNotificationJob } from "../jobs/create";
 import { requireJobCapacity } from "../quotas";
 import { authenticated, errors } from "../responses";
@@ -65,24 +65,6 @@ function uploadMetadata(headers: z.infer<typeof UploadHeaders>): Record<string, 
 		throw new ApiError(400, "metadata_too_large", message, details);
 	}
 	return metadata;
-}
-
-/** Streams the body into R2 at its declared length: 400 when the body does not match that length. */
-async function putStreamed(
-	bucket: R2Bucket,
-	key: string,
-	peeked: PeekedBody,
-	length: number,
-	options: R2PutOptions,
-): Promise<R2Object> {
-	const { stream, piped } = fixedLength(peeked.body, length);
-	const [put] = await Promise.allSettled([bucket.put(key, stream, options), piped]);
-	if (put.status === "fulfilled" && put.value !== null) return put.value;
-	if (peeked.bytesRead() !== length) {
-		const message = `The body did not match its Content-Length of ${length} bytes`;
-		throw new ApiError(400, "invalid_request", message, [{ field: "Content-Length", in: "header", message }]);
-	}
-	throw put.status === "rejected" ? put.reason : new Error(`R2 did not store ${key}`);
 }
 
 const uploadRoute = createRoute({
@@ -139,10 +121,14 @@ imageRoutes.openapi({ ...uploadRoute, path: "/v1/images/{key{[\\s\\S]+}}", hide:
 		await peeked.body.cancel();
 		throw new ApiError(415, "unsupported_media_type", "The body is not a JPEG, PNG, WebP, GIF or BMP image");
 	}
-	const object = await putStreamed(c.env.BUCKET, key, peeked, length, {
+	const object = await putStreamed(c.env.BUCKET, key, peeked.body, length, {
 		httpMetadata: { contentType: MIME[format] },
 		customMetadata,
 	});
+	if (object === null) {
+		const message = `The body did not match its Content-Length of ${length} bytes`;
+		throw new ApiError(400, "invalid_request", message, [{ field: "Content-Length", in: "header", message }]);
+	}
 	const row = await ensureNotificationJob(c.env.DB, {
 		bucket: settings.BUCKET_NAME,
 		key,
