@@ -13,6 +13,7 @@ import type { PipelineResult } from "./pipeline.ts";
 import type { RateLimitResult } from "./rate-limit.ts";
 import { header, row } from "./stats.ts";
 import type { SizeResult } from "./status-api.ts";
+import { type UploadMemoryResult, uploadMemoryMarkdown } from "./upload-memory.ts";
 
 export interface PipelineRun {
 	consumer: "real" | "naive";
@@ -27,6 +28,7 @@ export interface Report {
 	pipeline: PipelineRun[];
 	statusApi: { sizes: SizeResult[]; plans: Record<string, string> } | null;
 	memory: MemoryResult[];
+	uploadMemory: UploadMemoryResult[];
 	rateLimit: RateLimitResult[];
 	dashboard: DashboardResult | null;
 	batches: BatchesReport;
@@ -206,6 +208,7 @@ export function renderMarkdown(report: Report): string {
 	}
 	if (report.memory.length)
 		out.push("#### Memory while captioning large images", "", ...memoryTable(report.memory), "");
+	out.push(...uploadMemoryMarkdown(report.uploadMemory));
 	if (report.rateLimit.length)
 		out.push("#### Rate limits per task type (emulated)", "", ...rateTable(report.rateLimit), "");
 	if (report.dashboard) out.push("#### Dashboard: first render", "", ...dashboardTable(report.dashboard), "");

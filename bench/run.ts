@@ -7,7 +7,8 @@
  *   npm run bench                      N = 1000 (about 12 minutes on 2 cores)
  *   npm run bench -- --n 200           a smaller N
  *   npm run bench:quick                N = 60, small tables, short loads (a couple of minutes)
- *   npm run bench -- --only pipeline,status,memory,rate,dashboard,backfill,export,cost
+ *   npm run bench -- --only pipeline,status,memory,upload,rate,dashboard,backfill,export,cost
+ *   npm run bench -- --only upload      what a 25 MiB upload adds to the status Worker (under a minute)
  *   npm run bench -- --only rate        the rate-limit scenarios alone (about 7 minutes; --rate-scale 2 halves the minute)
  */
 import { rm } from "node:fs/promises";
@@ -20,8 +21,9 @@ import { runMemory } from "./memory.ts";
 import { runPipeline } from "./pipeline.ts";
 import { runRateLimit } from "./rate-limit.ts";
 import { machine, type PipelineRun, type Report, renderMarkdown, writeReport } from "./report.ts";
-import { bundleWorkers, type ConsumerKind, ROOT, startStack } from "./stack.ts";
+import { bundle, bundleWorkers, type ConsumerKind, ROOT, startStack, WORKER_CONFIGS } from "./stack.ts";
 import { runStatusApi } from "./status-api.ts";
+import { runUploadMemory } from "./upload-memory.ts";
 import { largeImages, pipelineImages } from "./workload.ts";
 
 const UFORM = "@cf/unum/uform-gen2-qwen-500m";
@@ -70,7 +72,10 @@ const options = {
 	backfillN: num(args["backfill-n"], quick ? 1000 : 10_000),
 	exportSizes: (args["export-sizes"] ?? (quick ? "2000,10000" : "10000,100000")).split(",").map(Number),
 	costN: num(args["cost-n"], quick ? 200 : 1000),
-	sections: new Set((args.only ?? "pipeline,status,memory,rate,dashboard,backfill,export,cost").split(",")),
+	// Streamed uploads (issue 12): a 25 MiB upload, a few times.
+	uploadBytes: 25 * 2 ** 20,
+	uploadRuns: quick ? 2 : 5,
+	sections: new Set((args.only ?? "pipeline,status,memory,upload,rate,dashboard,backfill,export,cost").split(",")),
 };
 
 const workDir = path.join(ROOT, "bench", "results", "work");
@@ -85,6 +90,7 @@ const report: Report = {
 	pipeline: [],
 	statusApi: null,
 	memory: [],
+	uploadMemory: [],
 	rateLimit: [],
 	dashboard: null,
 	batches: { backfill: null, exports: [], costs: [] },
@@ -201,6 +207,33 @@ async function main() {
 			report.memory = await runMemory(stack, images, 120_000);
 		} finally {
 			await stack.stop();
+		}
+	}
+	if (options.sections.has("upload")) {
+		log(`upload: ${options.uploadRuns} uploads of ${options.uploadBytes / 2 ** 20} MiB, status Worker and control`);
+		const control = await bundle(
+			WORKER_CONFIGS.status,
+			path.join(workDir, "bundles", "upload-control"),
+			"bench/upload-control/index.ts",
+		);
+		for (const [worker, status] of [
+			["status", bundles.status],
+			["control", control],
+		] as const) {
+			// Production mode: no notification is enqueued, so the consumer stays idle while measuring.
+			const stack = await startStack({
+				consumer: "real",
+				bundles: { ...bundles, status },
+				workDir: path.join(workDir, `upload-${worker}`),
+				vars: { DEPLOY_MODE: "production" },
+			});
+			try {
+				const runs = await runUploadMemory(stack, { bytes: options.uploadBytes, runs: options.uploadRuns, worker });
+				for (const r of runs) log(`  ${worker}: ${r.status} in ${r.seconds} s, +${r.workerdPeakAboveStartMb} MB`);
+				report.uploadMemory.push(...runs);
+			} finally {
+				await stack.stop();
+			}
 		}
 	}
 	if (options.sections.has("rate")) {

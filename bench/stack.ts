@@ -45,6 +45,8 @@ export interface Stack {
 	wranglerPid: number;
 	/** The workerd process that runs the Workers' isolates, D1, R2 and the queues. */
 	workerdPid: number;
+	/** wrangler's inspector (Chrome DevTools protocol): one target per Worker isolate, at /json. */
+	inspectorPort: number;
 	/** wrangler's output: Worker logs and one `QUEUE caption-jobs n/m (ms)` line per batch. */
 	logPath: string;
 	stop(): Promise<void>;
@@ -171,16 +173,26 @@ async function childrenOf(pid: number): Promise<number[]> {
 	return out;
 }
 
-/** The workerd process under `root`, and its parent (the Node process running Miniflare). */
+/**
+ * The workerd process under `root` that runs the Workers (and its parent, the Node process running
+ * Miniflare). wrangler dev starts two: a small one for its proxy in front of the Workers, and the
+ * one with the Workers' isolates, D1, R2 and the queues, which is the one given an inspector.
+ */
 async function findWorkerd(root: number): Promise<{ workerd: number; parent: number }> {
 	const queue: [number, number][] = [[root, root]];
+	const found: { workerd: number; parent: number; inspected: boolean }[] = [];
 	for (let i = 0; i < queue.length && i < 200; i++) {
 		const [pid, parent] = queue[i] as [number, number];
 		const comm = await readFile(`/proc/${pid}/comm`, "utf8").catch(() => "");
-		if (comm.trim() === "workerd") return { workerd: pid, parent };
+		if (comm.trim() === "workerd") {
+			const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+			found.push({ workerd: pid, parent, inspected: cmdline.includes("--inspector-addr") });
+		}
 		for (const child of await childrenOf(pid)) queue.push([child, pid]);
 	}
-	throw new Error("workerd process not found under wrangler");
+	const chosen = found.find((f) => f.inspected) ?? found[0];
+	if (!chosen) throw new Error("workerd process not found under wrangler");
+	return { workerd: chosen.workerd, parent: chosen.parent };
 }
 
 async function waitForHealth(url: string, child: ChildProcess, timeoutMs: number): Promise<void> {
@@ -273,7 +285,16 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 	try {
 		await waitForHealth(url, child, 120_000);
 		const found = await findWorkerd(child.pid ?? 0);
-		return { url, token, persistTo, wranglerPid: found.parent, workerdPid: found.workerd, logPath, stop };
+		return {
+			url,
+			token,
+			persistTo,
+			wranglerPid: found.parent,
+			workerdPid: found.workerd,
+			inspectorPort,
+			logPath,
+			stop,
+		};
 	} catch (err) {
 		await stop();
 		throw err;

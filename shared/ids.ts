@@ -19,8 +19,10 @@ export function ulid(now = Date.now()): string {
 
 export const newJobId = (now?: number): string => `job_${ulid(now)}`;
 
+/** Bytes as lowercase hex. */
+export const toHex = (bytes: Uint8Array): string => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+
 /** Random token for leases and secrets, URL-safe. */
 export function randomToken(bytes = 16): string {
-	const buf = crypto.getRandomValues(new Uint8Array(bytes));
-	return Array.from(buf, (b) => b.toString(16).padStart(2, "0")).join("");
+	return toHex(crypto.getRandomValues(new Uint8Array(bytes)));
 }

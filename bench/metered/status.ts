@@ -2,6 +2,9 @@
 import status from "../../workers/status/index";
 import { metered } from "./meter";
 
+// The status Worker's own Durable Object class, exported by this entry point as it is by the Worker's.
+export { ApiKeyRateLimiter } from "../../workers/status/index";
+
 export default {
 	fetch(request, env, ctx) {
 		const url = new URL(request.url);

@@ -82,6 +82,10 @@ const TEST_VARS = {
 	MODEL_RATE_LIMITS: "off",
 	// Three objects a listing page, so that small test batches span several pages.
 	BATCH_PAGE_SIZE: "3",
+	// Quotas out of the way; the quota tests set low ones per request (test/status/quotas.test.ts).
+	RATE_LIMIT_PER_MINUTE: "1000000",
+	RATE_LIMIT_BURST: "100000",
+	MAX_JOBS_IN_FLIGHT: "100000",
 } as const;
 /** Every queue consumer: partial batches after 1 s, one batch at a time, retries at once. */
 const TEST_QUEUE_CONSUMER = { max_batch_timeout: 1, max_concurrency: 1, retry_delay: 0 } as const;

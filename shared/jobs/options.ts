@@ -4,6 +4,7 @@
  * options given to `POST /v1/jobs` take precedence. Invalid values fail the job, never vanish.
  */
 import { z } from "zod";
+import { toHex } from "../ids";
 import { JobFailure } from "./errors";
 
 export const MAX_PROMPT_LENGTH = 2000;
@@ -57,4 +58,19 @@ export function resolveOptions(
 		maxTokens: maxTokens ?? defaults.maxTokens,
 		callbackUrl: callbackUrl ?? null,
 	};
+}
+
+/**
+ * What tells apart two uploads of the same bytes (one etag) with different caption metadata: a
+ * SHA-256 of the three option values as stored ('' when the object has none of them). The upload
+ * endpoint and the consumer compute it from the same custom metadata, so a notification lands on
+ * the job of the upload that made it (migrations/0007_limits.sql).
+ */
+export async function optionsKey(metadata: Record<string, string>): Promise<string> {
+	const values = [METADATA_KEYS.prompt, METADATA_KEYS.maxTokens, METADATA_KEYS.callbackUrl].map(
+		(name) => metadata[name] ?? null,
+	);
+	if (values.every((v) => v === null)) return "";
+	const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(JSON.stringify(values)));
+	return toHex(new Uint8Array(digest));
 }

@@ -38,13 +38,14 @@ export async function claimNotificationJob(
 	n: ObjectVersion,
 	eventTime: number,
 	lease: Lease,
+	optionsKey: string,
 ): Promise<ClaimResult> {
 	const claimed = await db
 		.prepare(
 			`INSERT INTO jobs (id, source, bucket, key, etag, size, status, attempts, lease_token,
-				lease_expires_at, created_at, updated_at, started_at, queue_ms)
-			VALUES (?1, 'notification', ?2, ?3, ?4, ?5, 'processing', 1, ?6, ?7, ?8, ?8, ?8, ?9)
-			ON CONFLICT (bucket, key, etag) WHERE source = 'notification' DO UPDATE SET
+				lease_expires_at, created_at, updated_at, started_at, queue_ms, options_key)
+			VALUES (?1, 'notification', ?2, ?3, ?4, ?5, 'processing', 1, ?6, ?7, ?8, ?8, ?8, ?9, ?10)
+			ON CONFLICT (bucket, key, etag, options_key) WHERE source = 'notification' DO UPDATE SET
 				status = 'processing', attempts = jobs.attempts + 1, lease_token = excluded.lease_token,
 				lease_expires_at = excluded.lease_expires_at, updated_at = excluded.updated_at,
 				started_at = coalesce(jobs.started_at, excluded.started_at),
@@ -62,11 +63,12 @@ export async function claimNotificationJob(
 			lease.expiresAt,
 			lease.now,
 			Math.max(0, lease.now - eventTime),
+			optionsKey,
 		)
 		.first()
 		.then(parseRow(JobRow));
 	if (claimed) return { kind: "claimed", job: claimed };
-	const existing = await getNotificationJobRow(db, n);
+	const existing = await getNotificationJobRow(db, { ...n, optionsKey });
 	return existing ? { kind: "existing", job: existing } : { kind: "missing" };
 }
 
@@ -181,7 +183,7 @@ export function insertFailedNotificationStatement(
 			`INSERT INTO jobs (id, source, bucket, key, etag, size, status, error_code, error_message,
 				attempts, created_at, updated_at, completed_at, total_ms)
 			VALUES (?1, 'notification', ?2, ?3, ?4, ?5, 'failed', ?6, ?7, 0, ?8, ?8, ?8, 0)
-			ON CONFLICT (bucket, key, etag) WHERE source = 'notification' DO NOTHING
+			ON CONFLICT (bucket, key, etag, options_key) WHERE source = 'notification' DO NOTHING
 			RETURNING *`,
 		)
 		.bind(id, n.bucket, n.key, n.etag, n.size, code, message, now);
@@ -191,13 +193,21 @@ export async function getJobRow(db: D1Database, id: string): Promise<JobRow | nu
 	return db.prepare("SELECT * FROM jobs WHERE id = ?").bind(id).first().then(parseRow(JobRow));
 }
 
+/**
+ * The notification job of an object version made with these options (`optionsKey`, see
+ * shared/jobs/options.ts); without them, the version's newest notification job.
+ */
 export async function getNotificationJobRow(
 	db: D1Database,
-	n: { bucket: string; key: string; etag: string },
+	n: { bucket: string; key: string; etag: string; optionsKey?: string },
 ): Promise<JobRow | null> {
 	return db
-		.prepare(`SELECT * FROM jobs WHERE bucket = ? AND key = ? AND etag = ? AND source = 'notification'`)
-		.bind(n.bucket, n.key, n.etag)
+		.prepare(
+			`SELECT * FROM jobs WHERE bucket = ?1 AND key = ?2 AND etag = ?3 AND source = 'notification'
+				AND (?4 IS NULL OR options_key = ?4)
+			ORDER BY created_at DESC LIMIT 1`,
+		)
+		.bind(n.bucket, n.key, n.etag, n.optionsKey ?? null)
 		.first()
 		.then(parseRow(JobRow));
 }

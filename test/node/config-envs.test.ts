@@ -80,14 +80,19 @@ const recoveryServices = [
 /** Every difference a local config may have from its production config. */
 const localOverrides: Record<string, string[]> = {
 	status: ['vars.DEPLOY_MODE: "production" → "local"', ...recoveryServices],
-	consumer: ['ai.binding: "AI" → –', ...emulatorVars, 'vars.MODEL_BACKEND: "workers-ai" → "emulator"'],
+	consumer: [
+		'ai.binding: "AI" → –',
+		...emulatorVars,
+		'vars.DEPLOY_MODE: "production" → "local"',
+		'vars.MODEL_BACKEND: "workers-ai" → "emulator"',
+	],
 	webhooks: ['vars.DEPLOY_MODE: "production" → "local"'],
 };
 
 /** … and with `--remote-ai`. */
 const remoteAiOverrides: Record<string, string[]> = {
 	status: ['vars.DEPLOY_MODE: "production" → "local"', ...recoveryServices],
-	consumer: ["ai.remote: – → true"],
+	consumer: ["ai.remote: – → true", 'vars.DEPLOY_MODE: "production" → "local"'],
 	webhooks: ['vars.DEPLOY_MODE: "production" → "local"'],
 };
 
@@ -145,7 +150,8 @@ describe("generated configs differ from production only by the listed overrides"
 			vars: { EMULATOR_GONE_MODELS: "@cf/unum/uform-gen2-qwen-500m", DEPLOY_MODE: "production" },
 		}).map(readResolvedConfig);
 		expect(consumer?.vars).toMatchObject({ EMULATOR_GONE_MODELS: "@cf/unum/uform-gen2-qwen-500m" });
-		expect([status?.vars, webhooks?.vars]).toMatchObject([
+		expect([status?.vars, consumer?.vars, webhooks?.vars]).toMatchObject([
+			{ DEPLOY_MODE: "production" },
 			{ DEPLOY_MODE: "production" },
 			{ DEPLOY_MODE: "production" },
 		]);
@@ -181,6 +187,9 @@ describe("the test pool's config (every Worker in test/harness.ts)", () => {
 		"vars.WEBHOOK_RETRY_BASE_SECONDS": "0",
 		"vars.WEBHOOK_RETRY_MAX_SECONDS": "0",
 		"vars.BATCH_PAGE_SIZE": "3",
+		"vars.RATE_LIMIT_PER_MINUTE": "1000000",
+		"vars.RATE_LIMIT_BURST": "100000",
+		"vars.MAX_JOBS_IN_FLIGHT": "100000",
 		"queues.producers[HELD_MESSAGES].binding": "HELD_MESSAGES",
 		"queues.producers[HELD_MESSAGES].queue": "held-messages",
 	};

@@ -179,4 +179,32 @@ describe("OpenAPI document for client generators", () => {
 			"get /v1/batches/{id}/results": "getBatchResults",
 		});
 	});
+
+	it("documents the limits: 429 with Retry-After on every /v1 operation, 413 on JSON bodies, 411 and 413 on uploads", () => {
+		const doc = status.openApiDocument() as unknown as {
+			paths: Record<
+				string,
+				Record<
+					string,
+					{
+						requestBody?: { content: Record<string, unknown> };
+						responses: Record<string, { headers?: Record<string, { schema?: unknown }> }>;
+					}
+				>
+			>;
+		};
+		const ops = Object.entries(doc.paths).flatMap(([path, item]) =>
+			Object.entries(item).map(([method, op]) => ({ at: `${method} ${path}`, path, op })),
+		);
+		const v1 = ops.filter((o) => o.path.startsWith("/v1/"));
+		expect(v1.length).toBeGreaterThan(10);
+		for (const { at, op } of v1) {
+			expect(op.responses["429"]?.headers?.["Retry-After"]?.schema, at).toEqual({ type: "integer", minimum: 1 });
+			if (op.requestBody?.content["application/json"]) expect(op.responses["413"], at).toBeDefined();
+		}
+		expect(ops.filter((o) => !o.path.startsWith("/v1/")).every((o) => !("429" in o.op.responses))).toBe(true);
+		const upload = doc.paths["/v1/images/{key}"]?.put;
+		expect(Object.keys(upload?.responses ?? {})).toEqual(expect.arrayContaining(["411", "413", "415", "429"]));
+		expect(doc.paths["/v1/jobs"]?.post?.responses["413"]).toBeDefined();
+	});
 });

@@ -45,7 +45,7 @@ describe("without a valid token every /v1 route answers 401", () => {
 		const served = v1Routes.map((r) => `${r.method} ${r.path}`);
 		expect(served).toEqual(
 			expect.arrayContaining([
-				"PUT /v1/images/:key{.+}",
+				"PUT /v1/images/:key{[\\s\\S]+}",
 				"GET /v1/jobs/:id",
 				"GET /v1/jobs",
 				"POST /v1/jobs",

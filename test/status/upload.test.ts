@@ -1,4 +1,7 @@
-/** PUT /v1/images/{key}: the stored object, the queued job, size and type checks, header validation. */
+/**
+ * PUT /v1/images/{key}: the stored object, the queued job, length, size and type checks, header
+ * and key validation, and which uploads of the same bytes make a new job.
+ */
 import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
@@ -13,11 +16,16 @@ function withVars(vars: Partial<Record<"MAX_UPLOAD_BYTES" | "DEPLOY_MODE", strin
 	return status.fetch(request, { ...env, ...vars }, createExecutionContext());
 }
 
-const put = (key: string, body: BodyInit, headers: Record<string, string> = {}) =>
+/** An upload as an HTTP client sends it: bytes with their Content-Length. */
+const put = (key: string, body: Uint8Array | ReadableStream<Uint8Array>, headers: Record<string, string> = {}) =>
 	new Request(`https://status.test/v1/images/${key}`, {
 		method: "PUT",
 		body,
-		headers: { authorization: `Bearer ${ADMIN}`, ...headers },
+		headers: {
+			authorization: `Bearer ${ADMIN}`,
+			...(body instanceof Uint8Array ? { "content-length": String(body.byteLength) } : {}),
+			...headers,
+		},
 	});
 
 /** A body sent in these chunks, with no Content-Length (as a client streaming an upload sends it). */
@@ -132,27 +140,42 @@ describe("PUT /v1/images/{key}", () => {
 		expect(atLimit.status).toBe(202);
 	});
 
-	it("a chunked body without Content-Length is stored whole too", async () => {
+	it("411 length_required for a streamed body without Content-Length, and nothing is stored", async () => {
 		const png = await fixture("small.png");
 		const key = uniqueKey("chunked.png");
-		const parts = [png.subarray(0, 5), png.subarray(5, 40), png.subarray(40)];
-		const request = put(key, chunked(parts));
+		const request = put(key, chunked([png.subarray(0, 5), png.subarray(5)]));
 		expect(request.headers.get("content-length")).toBeNull();
 		const res = await withVars({}, request);
-		expect(res.status).toBe(202);
-		const stored = await env.BUCKET.get(key);
-		expect(new Uint8Array((await stored?.arrayBuffer()) ?? new ArrayBuffer(0))).toEqual(png);
+		expect(res.status).toBe(411);
+		const error = await errorOf(res);
+		expect(error.code).toBe("length_required");
+		expect(error.message).toContain("Content-Length");
+		expect(await env.BUCKET.head(key)).toBeNull();
+		expect(await jobsForKey(key)).toHaveLength(0);
 	});
 
-	it("413 for a streamed body without Content-Length once the count passes the limit", async () => {
+	it("a body streamed in chunks with its Content-Length is stored whole, byte for byte", async () => {
 		const png = await fixture("small.png");
 		const key = uniqueKey("streamed.png");
-		const chunks = [png, png, png];
-		const request = put(key, chunked(chunks));
-		expect(request.headers.get("content-length")).toBeNull();
-		const res = await withVars({ MAX_UPLOAD_BYTES: String(png.byteLength * 2) }, request);
-		expect(res.status).toBe(413);
+		// The first chunk is shorter than what the type sniff needs.
+		const parts = [png.subarray(0, 5), png.subarray(5, 40), png.subarray(40)];
+		const res = await withVars({}, put(key, chunked(parts), { "content-length": String(png.byteLength) }));
+		expect(res.status).toBe(202);
+		const job = await parsed(res, Job);
+		const stored = await env.BUCKET.get(key);
+		expect(new Uint8Array((await stored?.arrayBuffer()) ?? new ArrayBuffer(0))).toEqual(png);
+		expect(job).toMatchObject({ size: png.byteLength, etag: stored?.etag, content_type: "image/png" });
+	});
+
+	it("400 when the body is shorter than its Content-Length, and nothing is stored", async () => {
+		const png = await fixture("small.png");
+		const key = uniqueKey("short.png");
+		const request = put(key, chunked([png]), { "content-length": String(png.byteLength + 100) });
+		const res = await withVars({}, request);
+		expect(res.status).toBe(400);
+		expect(await invalidFields(res)).toEqual(["Content-Length"]);
 		expect(await env.BUCKET.head(key)).toBeNull();
+		expect(await jobsForKey(key)).toHaveLength(0);
 	});
 
 	for (const [label, body] of [
@@ -190,4 +213,78 @@ describe("PUT /v1/images/{key}", () => {
 			expect(await env.BUCKET.head(key)).toBeNull();
 		});
 	}
+
+	it("uploading the same bytes again with other caption headers makes a new job, captioned with those", async () => {
+		const png = await fixture("small.png");
+		const key = uniqueKey("options.png");
+		const first = await uploadViaApi(key, png, { "X-Caption-Prompt": "What colour is it?" });
+		expect((await pollJob(first.id)).status).toBe("succeeded");
+		const second = await uploadViaApi(key, png, { "X-Caption-Prompt": "How many cats?" });
+		expect(second.id).not.toBe(first.id);
+		expect(second.etag).toBe(first.etag);
+		const done = await pollJob(second.id);
+		expect(done).toMatchObject({ status: "succeeded", prompt: "How many cats?" });
+		// The same options once more: the existing job again.
+		const third = await uploadViaApi(key, png, { "X-Caption-Prompt": "How many cats?" });
+		expect(third.id).toBe(second.id);
+		const rows = await jobsForKey(key);
+		expect(rows.map((r) => [r.id, r.prompt, r.status])).toEqual([
+			[first.id, "What colour is it?", "succeeded"],
+			[second.id, "How many cats?", "succeeded"],
+		]);
+	});
+
+	const longKey = `${"é".repeat(512)}.png`; // 512 characters, 1,028 UTF-8 bytes
+	for (const [label, key] of [
+		["a .. segment", "albums/../secret.png"],
+		["a . segment", "albums/./cat.png"],
+		["a key that starts with ..", "../secret.png"],
+		["a leading /", "/albums/cat.png"],
+		["a newline", "albums/cat\n.png"],
+		["a NUL byte", "albums/cat\u0000.png"],
+		["DEL", "albums/cat\u007f.png"],
+		["over 1,024 UTF-8 bytes in fewer characters", longKey],
+	] as const) {
+		it(`400 naming key for ${label}, and nothing is stored`, async () => {
+			const res = await call("PUT", `/v1/images/${encodeURIComponent(key)}`, { body: await fixture("small.png") });
+			expect(res.status).toBe(400);
+			expect(await invalidFields(res)).toEqual(["key"]);
+			// R2 itself refuses to look up a key over 1,024 bytes.
+			expect(await env.BUCKET.head(key).catch(() => null)).toBeNull();
+			expect(await jobsForKey(key)).toHaveLength(0);
+		});
+	}
+
+	it("accepts a key of exactly 1,024 UTF-8 bytes, and dots inside a segment", async () => {
+		const prefix = uniqueKey("");
+		const key = `${prefix}..cat.v2.${"é".repeat((1024 - prefix.length - 13) / 2)}.png`;
+		expect(new TextEncoder().encode(key).byteLength).toBe(1024);
+		const res = await call("PUT", `/v1/images/${encodeURIComponent(key)}`, { body: await fixture("small.png") });
+		expect(res.status).toBe(202);
+		expect(await env.BUCKET.head(key)).not.toBeNull();
+	});
+
+	it("400 metadata_too_large naming the headers when they make over R2's 8 KiB of metadata; up to it is stored", async () => {
+		const png = await fixture("small.png");
+		const key = uniqueKey("metadata.png");
+		// "callback-url" (12 bytes) + the URL; with the prompt ("prompt" + 5) the total is 8,193 bytes.
+		const url = (length: number) => `https://example.com/${"a".repeat(length - 20)}`;
+		const over = await call("PUT", `/v1/images/${key}`, {
+			body: png,
+			headers: { "X-Caption-Prompt": "hello", "X-Callback-Url": url(8193 - 12 - 11) },
+		});
+		expect(over.status).toBe(400);
+		const error = await errorOf(over.clone());
+		expect(error.code).toBe("metadata_too_large");
+		expect(error.message).toContain("8193 bytes");
+		expect(await invalidFields(over)).toEqual(["X-Caption-Prompt", "X-Callback-Url"]);
+		expect(await env.BUCKET.head(key)).toBeNull();
+
+		const atLimit = await call("PUT", `/v1/images/${key}`, {
+			body: png,
+			headers: { "X-Caption-Prompt": "hello", "X-Callback-Url": url(8192 - 12 - 11) },
+		});
+		expect(atLimit.status).toBe(202);
+		expect((await env.BUCKET.head(key))?.customMetadata?.["callback-url"]).toHaveLength(8192 - 12 - 11);
+	});
 });

@@ -5,8 +5,6 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { parseRow } from "../../shared/d1-rows";
-import { DeliveryRow } from "../../shared/webhooks/schema";
 import { call } from "../status/support";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
 import { until } from "../support/poll";
@@ -106,28 +104,24 @@ describe.concurrent("webhook delivery", () => {
 		expect(() => verified("whsec_c29tZSBvdGhlciBzZWNyZXQ=", request!)).toThrow();
 	});
 
-	it("a callback-url refused by the SSRF check becomes a failed delivery, without a request", async () => {
+	it("a callback-url refused by the SSRF check fails the job with invalid_options: no callback delivery, no request", async () => {
 		const prefix = uniqueKey("whssrf/");
 		const job = await captioned(prefix, { "callback-url": "http://169.254.169.254/latest/meta-data/" });
-		expect(job.status).toBe("succeeded");
-		const row = await until(`the delivery of ${job.id} did not settle`, async () => {
-			const found = await env.DB.prepare(
-				`SELECT d.status, d.url, d.last_error FROM webhook_deliveries d
-				JOIN webhook_events e ON e.id = d.event_id WHERE e.job_id = ?`,
-			)
+		expect(job).toMatchObject({ status: "failed", error_code: "invalid_options", callback_url: null });
+		expect(job.error_message).toContain("169.254.169.254 is a link-local (cloud metadata) address");
+		// The failed job's event is dispatched to subscriptions only: nothing is ever sent to the URL.
+		await until(`the event of ${job.id} was not dispatched`, async () => {
+			const event = await env.DB.prepare("SELECT dispatched_at FROM webhook_events WHERE job_id = ?")
 				.bind(job.id)
-				.first()
-				.then(parseRow(DeliveryRow.pick({ status: true, url: true, last_error: true })));
-			return found && found.status !== "pending" ? found : undefined;
+				.first("dispatched_at");
+			return event === null || event === undefined ? undefined : event;
 		});
-		expect(row).toMatchObject({ status: "failed", url: "http://169.254.169.254/latest/meta-data/" });
-		expect(row?.last_error).toContain("169.254.169.254 is a link-local (cloud metadata) address");
-		const attempt = await env.DB.prepare(
-			`SELECT a.status_code, a.error FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id
-			JOIN webhook_events e ON e.id = d.event_id WHERE e.job_id = ?`,
+		const deliveries = await env.DB.prepare(
+			`SELECT count(*) AS n FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
+			WHERE e.job_id = ? AND d.target = 'callback'`,
 		)
 			.bind(job.id)
-			.first();
-		expect(attempt).toMatchObject({ status_code: null, error: row?.last_error });
+			.first("n");
+		expect(deliveries).toBe(0);
 	});
 });

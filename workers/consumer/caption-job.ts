@@ -7,7 +7,7 @@
 
 import { randomToken } from "../../shared/ids";
 import { JobFailure, TransientError } from "../../shared/jobs/errors";
-import { type CaptionOptions, resolveOptions } from "../../shared/jobs/options";
+import type { CaptionOptions } from "../../shared/jobs/options";
 import type { JobRow } from "../../shared/jobs/schema";
 import {
 	type ClaimResult,
@@ -27,7 +27,7 @@ import { ACK, type BatchCounters, type Outcome, retryAfter } from "../../shared/
 import type { ConsumerSettings } from "./config";
 import { finishJob } from "./finish";
 import { prepareImage, type SourceImage } from "./prepare-image";
-import { discardBody, openObject, readSource } from "./read-source";
+import { discardBody, notifiedOptionsKey, objectOptions, openObject, readSource } from "./read-source";
 
 export interface BatchContext {
 	env: ConsumerEnv;
@@ -70,8 +70,11 @@ async function claimJob(message: Message<unknown>, ctx: BatchContext): Promise<C
 			return { kind: "skipped", counter: "ignored_events" };
 		case "job":
 			return claimed(message, await claimJobById(ctx.env.DB, target.jobId, lease));
-		case "object-version":
-			return claimed(message, await claimNotificationJob(ctx.env.DB, target.version, target.eventTime, lease));
+		case "object-version": {
+			const options = await notifiedOptionsKey(ctx.env.BUCKET, target.version);
+			const result = await claimNotificationJob(ctx.env.DB, target.version, target.eventTime, lease, options);
+			return claimed(message, result);
+		}
 	}
 }
 
@@ -151,7 +154,7 @@ interface Loaded {
 async function loadSource(job: JobRow, object: R2ObjectBody, ctx: BatchContext): Promise<Step<Loaded>> {
 	try {
 		const defaults = { prompt: ctx.settings.DEFAULT_PROMPT, maxTokens: ctx.settings.DEFAULT_MAX_TOKENS };
-		const resolved = await step({}, () => resolveOptions(job, object.customMetadata ?? {}, defaults));
+		const resolved = await step({}, () => objectOptions(job, object, defaults, ctx.settings.DEPLOY_MODE));
 		if (resolved.kind === "end") return resolved;
 		const options = resolved.value;
 		const known: JobResultFields = {

@@ -9,6 +9,8 @@ import { ModelChainSetting } from "../../shared/models/registry";
 import { modelPacer, type PacingSettings } from "./model-rate-limiter";
 
 const Settings = z.object({
+	// "local": a callback-url in custom metadata may be http on loopback (shared/webhooks/ssrf.ts).
+	DEPLOY_MODE: z.enum(["local", "production"]).default("production"),
 	// Comma-separated model ids, tried in order; empty: the default chain.
 	MODEL_CHAIN: ModelChainSetting,
 	DEFAULT_PROMPT: z.string().min(1).default("Generate a caption for this image"),

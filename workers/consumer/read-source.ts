@@ -1,12 +1,16 @@
 /**
  * Reading a job's object version from R2: exactly the version the job names (by etag), checked to
- * be an image worth sending to a model. Objects up to READ_WHOLE_LIMIT are read whole; of larger
- * ones only enough of the head to know the type and dimensions, and the Images binding streams the
- * rest into a downscaled copy later.
+ * be an image worth sending to a model, with its caption options (custom metadata, checked like the
+ * API checks them). Objects up to READ_WHOLE_LIMIT are read whole; of larger ones only enough of
+ * the head to know the type and dimensions, and the Images binding streams the rest into a
+ * downscaled copy later.
  */
 import { inspectImage, validateImage } from "../../shared/image/sniff";
 import { JobFailure } from "../../shared/jobs/errors";
+import { type CaptionOptions, type OptionDefaults, optionsKey, resolveOptions } from "../../shared/jobs/options";
 import type { JobRow } from "../../shared/jobs/schema";
+import type { ObjectVersion } from "../../shared/queue/caption-jobs";
+import { checkWebhookUrl, type DeployMode, refusalMessage } from "../../shared/webhooks/ssrf";
 import type { SourceImage } from "./prepare-image";
 
 /** Objects up to this size are read whole; larger ones are streamed into the Images binding. */
@@ -22,6 +26,41 @@ export async function openObject(bucket: R2Bucket, job: JobRow): Promise<R2Objec
 		throw new JobFailure("object_not_found", `The object ${job.key} was replaced by a newer version.`);
 	}
 	return object;
+}
+
+/**
+ * The options key (shared/jobs/options.ts) of the object version a notification names, from its
+ * custom metadata: what the notification's job is unique on besides the version. A version that is
+ * gone or replaced has none (''); its job then fails with object_not_found when it opens it.
+ */
+export async function notifiedOptionsKey(bucket: R2Bucket, version: ObjectVersion): Promise<string> {
+	const head = await bucket.head(version.key);
+	if (!head || head.etag !== version.etag) return "";
+	return optionsKey(head.customMetadata ?? {});
+}
+
+/**
+ * The job's options: explicit, then the object's custom metadata, then the defaults. An invalid
+ * value, or a `callback-url` the API would refuse (an object written straight into the bucket with
+ * a private or non-https address), fails the job with invalid_options.
+ */
+export function objectOptions(
+	job: JobRow,
+	object: R2Object,
+	defaults: OptionDefaults,
+	mode: DeployMode,
+): CaptionOptions {
+	const options = resolveOptions(job, object.customMetadata ?? {}, defaults);
+	if (options.callbackUrl !== null) {
+		const verdict = checkWebhookUrl(options.callbackUrl, mode);
+		if (!verdict.ok) {
+			throw new JobFailure(
+				"invalid_options",
+				`Invalid callback-url: ${refusalMessage(options.callbackUrl, verdict.reason)}`,
+			);
+		}
+	}
+	return options;
 }
 
 /**

@@ -12,8 +12,10 @@ import { WEBHOOK_EVENT_TYPES, WebhookPayload } from "../../shared/webhooks/schem
 import { ApiError, ERROR_CODES, type ErrorStatus } from "./api-error";
 import type { AppEnv } from "./app-env";
 import { authenticate } from "./auth/authenticate";
+import { jsonBodyLimit } from "./capped-body";
 import { allowedMethodsIndex } from "./method-not-allowed";
-import { BEARER, json } from "./responses";
+import { rateLimit } from "./quotas";
+import { BEARER, json, withLimitResponses } from "./responses";
 import { batchRoutes } from "./routes/batches";
 import { dashboardRoutes } from "./routes/dashboard";
 import { imageReadRoutes } from "./routes/image-read";
@@ -81,7 +83,7 @@ const SERVERS = [
 
 /** The OpenAPI 3.1 document of every route of `app`; `/openapi.json` serves this, with its origin first. */
 export function openApiDocument() {
-	return app.getOpenAPI31Document({
+	const doc = app.getOpenAPI31Document({
 		openapi: "3.1.0",
 		info: {
 			title: "r2-captions status API",
@@ -93,6 +95,7 @@ export function openApiDocument() {
 		},
 		servers: SERVERS,
 	});
+	return withLimitResponses(doc);
 }
 
 const openApiRoute = createRoute({
@@ -114,8 +117,9 @@ app.openapi(openApiRoute, (c) => {
 app.route("/", publicRoutes);
 app.route("/", dashboardRoutes);
 
-// Everything under /v1 needs a token; registered before the routes so it runs first.
-app.use("/v1/*", authenticate);
+// Everything under /v1 needs a token, then is within its key's request rate and the JSON body
+// limit; registered before the routes so they run first.
+app.use("/v1/*", authenticate, rateLimit, jsonBodyLimit);
 app.route("/", imageRoutes);
 app.route("/", imageReadRoutes);
 app.route("/", jobRoutes);

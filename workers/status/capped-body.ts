@@ -1,43 +1,111 @@
 /**
- * Reads a request body up to a byte limit. A declared Content-Length over the limit is refused
- * before reading; otherwise bytes are counted as they stream in, so a chunked or lying client is
- * stopped at the limit instead of being buffered whole.
+ * Request bodies without holding them. An upload is streamed into R2, which needs its length up
+ * front: the declared Content-Length is required (411) and capped (413, before reading), the first
+ * bytes are peeked for the type sniff, and the body goes to R2 at that length. JSON bodies are
+ * capped (413) by `jsonBodyLimit`.
  */
+import type { MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { ApiError } from "./api-error";
+import type { AppEnv } from "./app-env";
+import { readSettings } from "./settings";
 
-export const tooLarge = (limit: number) =>
-	new ApiError(413, "payload_too_large", `The body is larger than the upload limit of ${limit} bytes`, {
+export const tooLarge = (limit: number, what = "the upload limit") =>
+	new ApiError(413, "payload_too_large", `The body is larger than ${what} of ${limit} bytes`, {
 		limit_bytes: limit,
 	});
 
-export async function readCappedBody(request: Request, limit: number): Promise<Uint8Array[]> {
-	const declared = request.headers.get("content-length");
-	if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
-	if (request.body === null) return [];
-	const reader = request.body.getReader();
-	const chunks: Uint8Array[] = [];
-	let total = 0;
-	for (;;) {
-		const { done, value } = await reader.read();
-		if (done) return chunks;
-		total += value.byteLength;
-		if (total > limit) {
-			await reader.cancel();
-			throw tooLarge(limit);
-		}
-		chunks.push(value);
+/** The upload's declared length: 411 without one, 413 over `limit`. */
+export function declaredLength(request: Request, limit: number): number {
+	const header = request.headers.get("content-length");
+	if (header === null || !/^\d+$/.test(header.trim())) {
+		throw new ApiError(
+			411,
+			"length_required",
+			"Send the image with a Content-Length header: uploads are streamed into the bucket, which needs the size first",
+		);
 	}
+	const length = Number(header);
+	if (length > limit) throw tooLarge(limit);
+	return length;
 }
 
-/** The first `n` bytes across chunks, for sniffing the type without joining the whole body. */
-export function headBytes(chunks: Uint8Array[], n: number): Uint8Array {
-	const out = new Uint8Array(n);
+export interface PeekedBody {
+	/** At least the first `n` bytes (fewer only if the body is shorter). */
+	head: Uint8Array;
+	/** The whole body, unread: the other branch of a tee, whose sniffing branch was cancelled. */
+	body: ReadableStream<Uint8Array>;
+}
+
+/**
+ * The first `n` bytes of a body, for sniffing its type, and the body itself. The body is teed and
+ * only the head is read, from one branch; the other keeps the request body's known length, so R2
+ * takes it as it is and the bytes never pass through JavaScript.
+ */
+export async function peek(stream: ReadableStream<Uint8Array> | null, n: number): Promise<PeekedBody> {
+	if (stream === null) return { head: new Uint8Array(0), body: new ReadableStream({ start: (c) => c.close() }) };
+	const [sniffed, body] = stream.tee();
+	const reader = sniffed.getReader();
+	const head = new Uint8Array(n);
 	let filled = 0;
-	for (const chunk of chunks) {
-		if (filled >= n) break;
-		const part = chunk.subarray(0, n - filled);
-		out.set(part, filled);
+	while (filled < n) {
+		const next = await reader.read();
+		if (next.done) break;
+		const part = next.value.subarray(0, n - filled);
+		head.set(part, filled);
 		filled += part.byteLength;
 	}
-	return out.subarray(0, filled);
+	await reader.cancel();
+	return { head: head.subarray(0, filled), body };
 }
+
+const unknownLength = (error: unknown) => error instanceof TypeError && error.message.includes("known length");
+
+/**
+ * Streams a body of `length` bytes into R2 without holding it; null when the body turned out
+ * shorter or longer than that. An HTTP request's body has its Content-Length as a known length and
+ * goes to R2 as it is. A body made in JavaScript (a service binding, a test) has none: R2 refuses
+ * it before reading, and it is then held to `length` by a FixedLengthStream on its way through.
+ */
+export async function putStreamed(
+	bucket: R2Bucket,
+	key: string,
+	body: ReadableStream<Uint8Array>,
+	length: number,
+	options: R2PutOptions,
+): Promise<R2Object | null> {
+	try {
+		const object = await bucket.put(key, body, options);
+		if (object) return object;
+	} catch (error) {
+		if (!unknownLength(error)) throw error;
+	}
+	let read = 0;
+	const counted = body.pipeThrough(
+		new TransformStream<Uint8Array, Uint8Array>({
+			transform(chunk, controller) {
+				read += chunk.byteLength;
+				controller.enqueue(chunk);
+			},
+		}),
+	);
+	const fixed = new FixedLengthStream(length);
+	const piped = counted.pipeTo(fixed.writable).catch(() => {});
+	const [put] = await Promise.allSettled([bucket.put(key, fixed.readable, options), piped]);
+	if (put.status === "fulfilled" && put.value !== null) return put.value;
+	if (read !== length) return null;
+	throw put.status === "rejected" ? put.reason : new Error(`R2 did not store ${key}`);
+}
+
+/** 413 for a JSON body over MAX_JSON_BYTES; uploads (`PUT /v1/images/…`) have their own limit. */
+export const jsonBodyLimit: MiddlewareHandler<AppEnv> = async (c, next) => {
+	if (c.req.method === "PUT" && c.req.path.startsWith("/v1/images/")) return next();
+	const limit = readSettings(c.env).MAX_JSON_BYTES;
+	const limited = bodyLimit({
+		maxSize: limit,
+		onError: () => {
+			throw tooLarge(limit, "the JSON body limit");
+		},
+	});
+	return limited(c, next);
+};

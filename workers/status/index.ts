@@ -1,6 +1,8 @@
 /** Status Worker: the public HTTP API (workers/status/app.ts). */
 import { app } from "./app";
 
+export { ApiKeyRateLimiter } from "./key-rate-limiter";
+
 export default {
 	fetch: app.fetch,
 } satisfies ExportedHandler<StatusEnv>;

@@ -2,6 +2,7 @@
  * OpenAPI response declarations shared by the status routes: JSON bodies, the error envelope for
  * each status a route can answer, and the bearer security requirement.
  */
+import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { z } from "zod";
 import { ErrorBody, type ErrorStatus } from "./api-error";
 
@@ -17,9 +18,10 @@ const ERROR_DESCRIPTIONS: Record<ErrorStatus, string> = {
 	404: "Not found (or outside the key's prefix)",
 	405: "Method not allowed on this path",
 	409: "Conflict with the resource's state",
-	413: "Body larger than the upload limit",
+	411: "Content-Length missing: uploads are streamed and need it",
+	413: "Body larger than the upload (or JSON body) limit",
 	415: "Body is not a supported image",
-	429: "Too many requests",
+	429: "Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds",
 	500: "Internal error",
 	503: "Temporarily unavailable",
 };
@@ -30,6 +32,38 @@ export function errors<const S extends ErrorStatus>(...statuses: S[]): Record<S,
 }
 
 const errorJson = (status: ErrorStatus) => json(ErrorBody, ERROR_DESCRIPTIONS[status]);
+
+type Document = ReturnType<OpenAPIHono["getOpenAPI31Document"]>;
+
+/**
+ * What every authenticated operation may also answer, added to the generated document in one place
+ * (workers/status/quotas.ts and capped-body.ts apply them to every /v1 route): 429 with
+ * `Retry-After`, and 413 where the body is JSON.
+ */
+export function withLimitResponses(doc: Document): Document {
+	const error = { "application/json": { schema: { $ref: "#/components/schemas/Error" } } };
+	const tooMany = {
+		description: ERROR_DESCRIPTIONS[429],
+		headers: {
+			"Retry-After": {
+				description: "Seconds to wait before trying again.",
+				schema: { type: "integer" as const, minimum: 1 },
+			},
+		},
+		content: error,
+	};
+	const tooLarge = { description: "JSON body larger than MAX_JSON_BYTES", content: error };
+	for (const item of Object.values(doc.paths ?? {})) {
+		for (const method of ["get", "put", "post", "patch", "delete"] as const) {
+			const op = item[method];
+			if (!op?.security?.length || !op.responses) continue;
+			op.responses["429"] = tooMany;
+			const body = op.requestBody;
+			if (body && "content" in body && body.content["application/json"]) op.responses["413"] ??= tooLarge;
+		}
+	}
+	return doc;
+}
 
 /** Every /v1 route takes `Authorization: Bearer <token>` (the admin token or an API key). */
 export const BEARER = "bearerAuth";

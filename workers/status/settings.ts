@@ -4,6 +4,8 @@ import { log } from "../../shared/log";
 import { ModelChainSetting } from "../../shared/models/registry";
 import { ApiError } from "./api-error";
 
+const count = z.coerce.number().int().positive();
+
 const Settings = z.object({
 	/** The admin's bearer token (a secret); without it only API keys work. */
 	ADMIN_TOKEN: z.string().optional(),
@@ -13,11 +15,14 @@ const Settings = z.object({
 	/** Subscriptions one API key may have (the admin has no limit). */
 	MAX_SUBSCRIPTIONS_PER_KEY: z.coerce.number().int().min(0).default(20),
 	BUCKET_NAME: z.string().min(1),
-	MAX_UPLOAD_BYTES: z.coerce
-		.number()
-		.int()
-		.positive()
-		.default(25 * 1024 * 1024),
+	MAX_UPLOAD_BYTES: count.default(25 * 1024 * 1024),
+	/** Largest JSON request body (413 above it). */
+	MAX_JSON_BYTES: count.default(2 * 1024 * 1024),
+	/** Requests per minute of one API key, and how many may come at once after an idle spell (429 above). */
+	RATE_LIMIT_PER_MINUTE: count.default(600),
+	RATE_LIMIT_BURST: count.default(60),
+	/** Jobs of one API key that may be queued or processing at once (429 above). */
+	MAX_JOBS_IN_FLIGHT: count.default(1000),
 	/** The consumer's chain, listed by `GET /v1/models` (a config test keeps the two equal). */
 	MODEL_CHAIN: ModelChainSetting,
 });

@@ -10,8 +10,26 @@ import { checkWebhookUrl, type DeployMode, refusalMessage } from "../../shared/w
 import { ApiError, type FieldIssue, invalidParams, type ParamLocation } from "./api-error";
 import type { AppEnv } from "./app-env";
 
-/** R2 object keys: 1 to 1024 bytes. */
-export const ObjectKey = z.string().min(1).max(1024).meta({ example: "photos/cat.jpg" });
+/** R2's limit on a key, in UTF-8 bytes. */
+export const MAX_KEY_BYTES = 1024;
+
+const utf8Length = (s: string) => new TextEncoder().encode(s).byteLength;
+
+/**
+ * An object key the API accepts: 1 to 1,024 UTF-8 bytes (R2's limit), no control characters, no
+ * leading `/`, and no `.` or `..` segment: keys that tools and file systems would read as another
+ * path (a sync to disk of `a/../b` writes outside its folder).
+ */
+export const ObjectKey = z
+	.string()
+	.min(1)
+	.max(MAX_KEY_BYTES)
+	.refine((key) => utf8Length(key) <= MAX_KEY_BYTES, `Longer than ${MAX_KEY_BYTES} UTF-8 bytes`)
+	// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses.
+	.refine((key) => !/[\u0000-\u001f\u007f-\u009f]/.test(key), "Contains a control character")
+	.refine((key) => !key.startsWith("/"), "Starts with /")
+	.refine((key) => !key.split("/").some((segment) => segment === "." || segment === ".."), "Has a . or .. segment")
+	.meta({ example: "photos/cat.jpg" });
 
 /**
  * The URL as it will be called, or a 400 `unsafe_url` naming the field: production allows only

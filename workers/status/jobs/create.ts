@@ -1,12 +1,13 @@
 /**
- * Creating queued jobs from the HTTP API. An upload makes the object version's notification job
- * (the same (bucket, key, etag) row the consumer's claim finds, so the notification that follows
- * does not make a second one); `POST /v1/jobs` makes a separate 'api' job every time.
+ * Creating queued jobs from the HTTP API. An upload makes the notification job of the object
+ * version and its caption options (the same (bucket, key, etag, options_key) row the consumer's
+ * claim finds, so the notification that follows does not make a second one); `POST /v1/jobs`
+ * makes a separate 'api' job every time. Both record the API key that asked (`key_id`, counted by
+ * the in-flight cap).
  */
 import { parseRow } from "../../../shared/d1-rows";
 import { newJobId } from "../../../shared/ids";
 import { JobRow } from "../../../shared/jobs/schema";
-import { getNotificationJobRow } from "../../../shared/jobs/store";
 
 export interface QueuedJobInput {
 	bucket: string;
@@ -17,12 +18,17 @@ export interface QueuedJobInput {
 	prompt: string | null;
 	maxTokens: number | null;
 	callbackUrl: string | null;
-	/** The API key that asked (its webhook secret signs the callback); null: the admin token. */
+	/** The API key that asked; null for the admin token. */
 	keyId: string | null;
 }
 
+export interface UploadJobInput extends QueuedJobInput {
+	/** `optionsKey` of the custom metadata the object was stored with (shared/jobs/options.ts). */
+	optionsKey: string;
+}
+
 const INSERT_COLUMNS = `(id, source, bucket, key, etag, size, content_type, prompt, max_tokens, callback_url,
-	key_id, status, attempts, created_at, updated_at)`;
+	status, attempts, created_at, updated_at, key_id, options_key)`;
 
 const bindings = (id: string, job: QueuedJobInput, now: number) => [
 	id,
@@ -40,23 +46,24 @@ const bindings = (id: string, job: QueuedJobInput, now: number) => [
 
 /**
  * The notification job of an uploaded object version: created queued, or, if the consumer (or an
- * identical earlier upload) got there first, the row that already exists.
+ * identical earlier upload) got there first, the row that already exists. A row the consumer made
+ * from the R2 notification before this insert learns the uploading key (its callbacks are signed
+ * with that key's secret, and it counts towards the key's in-flight cap).
  */
-export async function ensureNotificationJob(db: D1Database, job: QueuedJobInput, now = Date.now()): Promise<JobRow> {
+export async function ensureNotificationJob(db: D1Database, job: UploadJobInput, now = Date.now()): Promise<JobRow> {
 	const inserted = await db
 		.prepare(
 			`INSERT INTO jobs ${INSERT_COLUMNS}
-			VALUES (?1, 'notification', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?11, 'queued', 0, ?10, ?10)
-			ON CONFLICT (bucket, key, etag) WHERE source = 'notification' DO NOTHING
+			VALUES (?1, 'notification', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', 0, ?10, ?10, ?11, ?12)
+			ON CONFLICT (bucket, key, etag, options_key) WHERE source = 'notification'
+			DO UPDATE SET key_id = coalesce(jobs.key_id, excluded.key_id)
 			RETURNING *`,
 		)
-		.bind(...bindings(newJobId(now), job, now))
+		.bind(...bindings(newJobId(now), job, now), job.optionsKey)
 		.first()
 		.then(parseRow(JobRow));
-	if (inserted) return inserted;
-	const existing = await getNotificationJobRow(db, job);
-	if (!existing) throw new Error(`notification job for ${job.key} neither inserted nor found`);
-	return existing;
+	if (!inserted) throw new Error(`notification job for ${job.key} neither inserted nor found`);
+	return inserted;
 }
 
 /** A new API-requested job for an object version, whatever jobs that version already has. */
@@ -64,7 +71,7 @@ export async function insertApiJob(db: D1Database, job: QueuedJobInput, now = Da
 	const row = await db
 		.prepare(
 			`INSERT INTO jobs ${INSERT_COLUMNS}
-			VALUES (?1, 'api', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?11, 'queued', 0, ?10, ?10)
+			VALUES (?1, 'api', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', 0, ?10, ?10, ?11, '')
 			RETURNING *`,
 		)
 		.bind(...bindings(newJobId(now), job, now))

@@ -1,22 +1,25 @@
 /**
- * `PUT /v1/images/{key}`: upload an image to the bucket. The type is sniffed from the bytes (415
- * otherwise), the size capped (413), the caption headers validated with the same schemas the
- * consumer applies to custom metadata and stored as that metadata. The upload creates the object
- * version's job itself, so the answer is the queued job; in local mode it also enqueues the
- * notification R2 would send (local R2 sends none; in production the bucket's rule does).
+ * `PUT /v1/images/{key}`: upload an image to the bucket. The body is streamed into R2, never held:
+ * its Content-Length is required (411) and capped (413), the type is sniffed from its first bytes
+ * (415 otherwise), the caption headers validated with the same schemas the consumer applies to
+ * custom metadata and stored as that metadata (400 over R2's 8 KiB). The upload creates the object
+ * version's job itself (one per version and options), so the answer is the queued job; in local
+ * mode it also enqueues the notification R2 would send (local R2 sends none; in production the
+ * bucket's rule does).
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
 import { MIME, sniffFormat } from "../../../shared/image/sniff";
-import { CallbackUrl, MaxTokens, METADATA_KEYS, Prompt } from "../../../shared/jobs/options";
+import { CallbackUrl, MaxTokens, METADATA_KEYS, optionsKey, Prompt } from "../../../shared/jobs/options";
 import { Job, toJob } from "../../../shared/jobs/schema";
 import { putObjectNotification } from "../../../shared/queue/caption-jobs";
 import { sendOrLeaveToSweeper } from "../../../shared/queue/send";
-import { ApiError, notFound } from "../api-error";
+import { ApiError, type FieldIssue, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
 import { inScope, principalKeyId } from "../auth/authorisation";
-import { headBytes, readCappedBody } from "../capped-body";
+import { declaredLength, peek, putStreamed } from "../capped-body";
 import { ensureNotificationJob } from "../jobs/create";
+import { requireJobCapacity } from "../quotas";
 import { authenticated, errors } from "../responses";
 import { readSettings } from "../settings";
 import { ObjectKey, requireSafeWebhookUrl, validationHook } from "../validation";
@@ -27,6 +30,43 @@ const UploadHeaders = z.object({
 	"X-Callback-Url": CallbackUrl.optional().meta({ description: "Stored as custom metadata `callback-url`." }),
 });
 
+/** Enough of the body to recognise every supported format. */
+const SNIFF_BYTES = 64;
+
+/** R2's limit on an object's custom metadata: keys and values, in UTF-8 bytes. */
+export const MAX_METADATA_BYTES = 8192;
+
+const HEADER_OF_METADATA: Record<string, string> = {
+	[METADATA_KEYS.prompt]: "X-Caption-Prompt",
+	[METADATA_KEYS.maxTokens]: "X-Caption-Max-Tokens",
+	[METADATA_KEYS.callbackUrl]: "X-Callback-Url",
+};
+
+/** The caption headers as the object's custom metadata; 400 naming them when R2 would refuse its size. */
+function uploadMetadata(headers: z.infer<typeof UploadHeaders>): Record<string, string> {
+	const metadata: Record<string, string> = {};
+	if (headers["X-Caption-Prompt"] !== undefined) metadata[METADATA_KEYS.prompt] = headers["X-Caption-Prompt"];
+	if (headers["X-Caption-Max-Tokens"] !== undefined) {
+		metadata[METADATA_KEYS.maxTokens] = String(headers["X-Caption-Max-Tokens"]);
+	}
+	if (headers["X-Callback-Url"] !== undefined) metadata[METADATA_KEYS.callbackUrl] = headers["X-Callback-Url"];
+	const encoder = new TextEncoder();
+	const bytes = Object.entries(metadata).reduce(
+		(sum, [k, v]) => sum + encoder.encode(k).byteLength + encoder.encode(v).byteLength,
+		0,
+	);
+	if (bytes > MAX_METADATA_BYTES) {
+		const message = `Together the caption headers make ${bytes} bytes of object metadata; R2 allows ${MAX_METADATA_BYTES}`;
+		const details: FieldIssue[] = Object.keys(metadata).map((k) => ({
+			field: HEADER_OF_METADATA[k] ?? k,
+			in: "header",
+			message,
+		}));
+		throw new ApiError(400, "metadata_too_large", message, details);
+	}
+	return metadata;
+}
+
 const uploadRoute = createRoute({
 	method: "put",
 	path: "/v1/images/{key}",
@@ -35,7 +75,9 @@ const uploadRoute = createRoute({
 	description:
 		"Send the key as one percent-encoded path segment: `PUT /v1/images/photos%2Fcat.jpg` stores `photos/cat.jpg` " +
 		"(generated clients encode it so); unencoded slashes are accepted too. The body is the image (JPEG, PNG, " +
-		"WebP, GIF or BMP, recognised from its bytes).",
+		"WebP, GIF or BMP, recognised from its bytes), sent with a Content-Length (it is streamed into the bucket). " +
+		"Uploading the same bytes again answers the existing job if the caption headers are the same, and a new " +
+		"job if they differ.",
 	security: authenticated,
 	request: {
 		params: z.object({
@@ -52,39 +94,41 @@ const uploadRoute = createRoute({
 	},
 	responses: {
 		202: { description: "The object version's queued job", content: { "application/json": { schema: Job } } },
-		...errors(400, 401, 404, 413, 415),
+		...errors(400, 401, 404, 411, 413, 415),
 	},
 });
 
 const imageRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
 
-// Hono's `{key}` matches one path segment; the routing pattern lets keys contain slashes while the
-// documented path stays `/v1/images/{key}` (registered below with the same request schemas).
-imageRoutes.openapi({ ...uploadRoute, path: "/v1/images/{key{.+}}", hide: true }, async (c) => {
+// Hono's `{key}` matches one path segment; the routing pattern lets keys contain slashes (and
+// control characters, which Hono has decoded by then, so that validation refuses them with a 400)
+// while the documented path stays `/v1/images/{key}` (registered below with the same request schemas).
+imageRoutes.openapi({ ...uploadRoute, path: "/v1/images/{key{[\\s\\S]+}}", hide: true }, async (c) => {
 	const { key } = c.req.valid("param");
 	const headers = c.req.valid("header");
 	const settings = readSettings(c.env);
-	if (!inScope(c.get("principal"), key)) throw notFound(`Object ${key}`);
+	const principal = c.get("principal");
+	if (!inScope(principal, key)) throw notFound(`Object ${key}`);
 	const callbackUrl = headers["X-Callback-Url"];
 	if (callbackUrl !== undefined) requireSafeWebhookUrl(settings.DEPLOY_MODE, callbackUrl, "X-Callback-Url", "header");
+	const customMetadata = uploadMetadata(headers);
+	const length = declaredLength(c.req.raw, settings.MAX_UPLOAD_BYTES);
+	await requireJobCapacity(c.env, principal);
 
-	const chunks = await readCappedBody(c.req.raw, settings.MAX_UPLOAD_BYTES);
-	const format = sniffFormat(headBytes(chunks, 64));
+	const peeked = await peek(c.req.raw.body, SNIFF_BYTES);
+	const format = sniffFormat(peeked.head);
 	if (format === null) {
+		await peeked.body.cancel();
 		throw new ApiError(415, "unsupported_media_type", "The body is not a JPEG, PNG, WebP, GIF or BMP image");
 	}
-
-	const customMetadata: Record<string, string> = {};
-	if (headers["X-Caption-Prompt"] !== undefined) customMetadata[METADATA_KEYS.prompt] = headers["X-Caption-Prompt"];
-	if (headers["X-Caption-Max-Tokens"] !== undefined) {
-		customMetadata[METADATA_KEYS.maxTokens] = String(headers["X-Caption-Max-Tokens"]);
-	}
-	if (headers["X-Callback-Url"] !== undefined) customMetadata[METADATA_KEYS.callbackUrl] = headers["X-Callback-Url"];
-
-	const object = await c.env.BUCKET.put(key, new Blob(chunks), {
+	const object = await putStreamed(c.env.BUCKET, key, peeked.body, length, {
 		httpMetadata: { contentType: MIME[format] },
 		customMetadata,
 	});
+	if (object === null) {
+		const message = `The body did not match its Content-Length of ${length} bytes`;
+		throw new ApiError(400, "invalid_request", message, [{ field: "Content-Length", in: "header", message }]);
+	}
 	const row = await ensureNotificationJob(c.env.DB, {
 		bucket: settings.BUCKET_NAME,
 		key,
@@ -94,7 +138,8 @@ imageRoutes.openapi({ ...uploadRoute, path: "/v1/images/{key{.+}}", hide: true }
 		prompt: headers["X-Caption-Prompt"] ?? null,
 		maxTokens: headers["X-Caption-Max-Tokens"] ?? null,
 		callbackUrl: headers["X-Callback-Url"] ?? null,
-		keyId: principalKeyId(c.get("principal")),
+		keyId: principalKeyId(principal),
+		optionsKey: await optionsKey(customMetadata),
 	});
 	if (settings.DEPLOY_MODE === "local") {
 		await sendOrLeaveToSweeper(

@@ -14,6 +14,7 @@ import type { AppEnv } from "../app-env";
 import { inScope, principalKeyId, scopePrefix } from "../auth/authorisation";
 import { insertApiJob } from "../jobs/create";
 import { jobCursor, listJobs } from "../jobs/list";
+import { requireJobCapacity } from "../quotas";
 import { authenticated, errors, json } from "../responses";
 import { readSettings } from "../settings";
 import { ObjectKey, requireSafeWebhookUrl, validationHook } from "../validation";
@@ -120,12 +121,14 @@ export const jobRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }
 	.openapi(createJobRoute, async (c) => {
 		const body = c.req.valid("json");
 		const settings = readSettings(c.env);
-		if (!inScope(c.get("principal"), body.key)) throw notFound(`Object ${body.key}`);
+		const principal = c.get("principal");
+		if (!inScope(principal, body.key)) throw notFound(`Object ${body.key}`);
 		if (body.callback_url !== undefined) {
 			requireSafeWebhookUrl(settings.DEPLOY_MODE, body.callback_url, "callback_url", "body");
 		}
 		const object = await c.env.BUCKET.head(body.key);
 		if (!object) throw notFound(`Object ${body.key}`);
+		await requireJobCapacity(c.env, principal);
 		const row = await insertApiJob(c.env.DB, {
 			bucket: settings.BUCKET_NAME,
 			key: body.key,

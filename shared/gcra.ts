@@ -1,0 +1,54 @@
+/**
+ * GCRA (a token bucket kept as one "theoretical arrival time"), shared by the consumer's pacing of
+ * model calls (workers/consumer/model-rate-limiter.ts) and the status API's per-key request limit
+ * (workers/status/quotas.ts), and the Durable Object both keep their schedule in. Slots are spaced 60 000 / rpm ms apart and up to `burst` may be
+ * taken at once after an idle spell; any minute then holds at most rpm + burst slots.
+ */
+import { DurableObject } from "cloudflare:workers";
+
+export interface RatePolicy {
+	requestsPerMinute: number;
+	/** Calls that may start at once after an idle spell. */
+	burst: number;
+	/** A slot further away than this is not reserved: the caller is told when to come back instead. */
+	maxWaitMs: number;
+}
+
+export type Reservation = { waitMs: number } | { retryAfterMs: number };
+
+/**
+ * Reserves the next slot at `now` given the theoretical arrival time `tat` (0 when unused).
+ * Returns the reservation and the new `tat` (unchanged when nothing was reserved).
+ */
+export function reserveSlot(tat: number, now: number, policy: RatePolicy): { reservation: Reservation; tat: number } {
+	const interval = 60_000 / policy.requestsPerMinute;
+	const tolerance = (Math.max(1, policy.burst) - 1) * interval;
+	const arrival = Math.max(tat, now);
+	const start = Math.max(now, arrival - tolerance);
+	const waitMs = Math.ceil(start - now);
+	if (waitMs > policy.maxWaitMs) return { reservation: { retryAfterMs: waitMs }, tat };
+	return { reservation: { waitMs }, tat: arrival + interval };
+}
+
+/** A policy's identity: a limiter whose policy changed (new configuration) starts a fresh schedule. */
+const policyKey = (policy: RatePolicy): string => `${policy.requestsPerMinute}/${policy.burst}/${policy.maxWaitMs}`;
+
+/**
+ * One schedule (by the instance's name) that every caller takes its slots from. State is in memory
+ * only: a limiter is evicted only after an idle spell, so a restart forgets at most one burst.
+ */
+export class SlotLimiter extends DurableObject {
+	private tat = 0;
+	private policy = "";
+
+	reserve(policy: RatePolicy): Reservation {
+		const key = policyKey(policy);
+		if (key !== this.policy) {
+			this.policy = key;
+			this.tat = 0;
+		}
+		const { reservation, tat } = reserveSlot(this.tat, Date.now(), policy);
+		this.tat = tat;
+		return reservation;
+	}
+}
