@@ -9,6 +9,9 @@ import { ModelChainSetting } from "../../shared/models/registry";
 import { modelPacer, type PacingSettings } from "./model-rate-limiter";
 
 const Settings = z.object({
+	// The bucket whose notifications make jobs; a notification about another bucket is counted
+	// (`foreign_bucket_notifications`) and acknowledged.
+	BUCKET_NAME: z.string().min(1),
 	// Comma-separated model ids, tried in order; empty: the default chain.
 	MODEL_CHAIN: ModelChainSetting,
 	DEFAULT_PROMPT: z.string().min(1).default("Generate a caption for this image"),
