@@ -12,6 +12,7 @@ import { Job, JobRow } from "../../shared/jobs/schema";
 import { batchCursor, listBatches } from "../../workers/status/batches/store";
 import { SCAN_ROWS } from "../../workers/status/capped-scan";
 import { type JobFilter, jobCursor, listJobs, MAX_LIST_ROWS_READ } from "../../workers/status/jobs/list";
+import { deliveryCursor, listDeliveries } from "../../workers/status/webhooks/delivery-log";
 import { uniqueKey } from "../support/fixtures";
 import { insertJobs } from "../support/jobs";
 import { call, createKey, pageOf, parsed } from "./support";
@@ -186,5 +187,33 @@ describe("lists read a bounded number of rows", () => {
 		const first = await parsed(res, pageOf(Batch));
 		expect(first.data).toEqual([]);
 		expect(first.next_cursor).not.toBeNull();
+	});
+
+	it("a subscription's deliveries: every page an index range, however deep", async () => {
+		const sub = `wh_${uniqueKey("bounded").replace(/\W/g, "")}`;
+		const now = Date.now();
+		await env.DB.batch([
+			env.DB.prepare(
+				"INSERT INTO webhook_events (id, job_id, type, created_at) VALUES (?1, ?1, 'job.succeeded', ?2)",
+			).bind(`evt_${sub}`, now),
+			env.DB.prepare(
+				`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 2999)
+				INSERT INTO webhook_deliveries (id, event_id, subscription_id, target, url, status, created_at, updated_at)
+				SELECT 'msg_' || ?1 || printf('%05d', i), 'evt_' || ?1, ?1, ?1 || i, 'https://example.com', 'succeeded',
+					?2 - i, ?2 FROM n`,
+			).bind(sub, now),
+		]);
+		const ids = new Set<string>();
+		let after = null;
+		let pages = 0;
+		for (; pages < 40; pages++) {
+			const page = await listDeliveries(env.DB, sub, 100, after);
+			for (const d of page.data) ids.add(d.id);
+			expect(page.rowsRead).toBeLessThanOrEqual(4 * 101);
+			if (page.nextCursor === null) break;
+			after = deliveryCursor.decode(page.nextCursor);
+		}
+		expect(ids.size).toBe(3000);
+		expect(pages).toBe(29);
 	});
 });
