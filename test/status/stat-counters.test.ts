@@ -2,15 +2,13 @@
  * The statistics counters (migrations/0008_bounded_stats.sql) against the rows they stand for: after
  * jobs move through every kind of transition the code makes (claim, finish, release after a
  * transient error, dead letter, sweep, batch cancel), the counts by status and the completion
- * buckets equal what counting the rows gives, and reading the stats examines a bounded number of rows.
+ * buckets equal what counting the rows gives (the rows read: stats-bounded.test.ts).
  */
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { emulator } from "../../shared/models/emulator";
-import { PERCENTILE_SAMPLE_ROWS, type RowsMeter } from "../../workers/status/jobs/stat-counters";
-import { ACTIVE_BATCHES_SCANNED, readStats, Stats } from "../../workers/status/jobs/stats";
-import { readStatsSeries, SERIES_WINDOWS, type SeriesWindow } from "../../workers/status/jobs/stats-series";
+import { readStats, Stats } from "../../workers/status/jobs/stats";
 import { deliverPage, getBatch, putObjects, unsentBatch } from "../batches/support";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
 import { insertJob, insertJobs } from "../support/jobs";
@@ -129,49 +127,5 @@ describe("statistics counters", () => {
 		const stats = await readStats(env.DB, prefix);
 		expect(stats.counts).toMatchObject({ failed: 5, total: 5 });
 		expect(await mismatches(prefix)).toEqual([]);
-	});
-});
-
-describe("stats read a bounded number of rows", () => {
-	const JOBS = 6000;
-	const prefix = uniqueKey("many/");
-	beforeAll(async () => {
-		const now = Date.now();
-		await insertJobs(
-			Array.from({ length: JOBS }, (_, i) => ({
-				key: `${prefix}${i}`,
-				status: i % 10 === 0 ? ("failed" as const) : ("succeeded" as const),
-				created_at: now - 60_000,
-				completed_at: now - 30_000 - (i % 1000),
-				inference_ms: 10 + (i % 100),
-			})),
-		);
-		// The prefix's first stats request counts it once (as creating a key for it would).
-		await readStats(env.DB, prefix);
-	}, 120_000);
-
-	// Every statement's rows examined: counts, counters, the batches scanned, the percentile
-	// sample, and the buckets of the three windows (10 + 120 + 96) or of a series.
-	const bound = PERCENTILE_SAMPLE_ROWS + ACTIVE_BATCHES_SCANNED + 500;
-
-	it("GET /v1/stats, for the admin and for a scoped key, whatever the number of jobs", async () => {
-		for (const scope of [null, prefix]) {
-			const meter: RowsMeter = { rowsRead: 0 };
-			const stats = await readStats(env.DB, scope, Date.now(), meter);
-			expect(stats.counts.total).toBeGreaterThanOrEqual(JOBS);
-			expect(stats.windows[0]?.completed).toBeGreaterThanOrEqual(JOBS);
-			expect(stats.windows[0]?.inference_ms.p50).not.toBeNull();
-			expect(meter.rowsRead).toBeLessThanOrEqual(bound);
-			expect(meter.rowsRead).toBeLessThan(JOBS);
-		}
-	});
-
-	it("GET /v1/stats/series, every window", async () => {
-		for (const window of Object.keys(SERIES_WINDOWS) as SeriesWindow[]) {
-			const meter: RowsMeter = { rowsRead: 0 };
-			const series = await readStatsSeries(env.DB, window, prefix, Date.now(), meter);
-			expect(series.points.reduce((n, p) => n + p.completed, 0)).toBe(JOBS);
-			expect(meter.rowsRead).toBeLessThanOrEqual(bound);
-		}
 	});
 });
