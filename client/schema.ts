@@ -109,7 +109,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List jobs, newest first */
+        /**
+         * List jobs, newest first
+         * @description Every page reads a bounded number of rows whatever the filters: the filter an index serves (key, batch_id, status or none, with the time range) leads a walk of at most 1,000 jobs and the others are checked on those; a page that stops early is short (even empty) with a `next_cursor`.
+         */
         get: operations["listJobs"];
         put?: never;
         /**
@@ -150,7 +153,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List batches, newest first */
+        /**
+         * List batches, newest first
+         * @description Every page walks at most 1,000 batches of the status (or all) newest first and keeps those in the caller's scope: a page may be short, even empty, with a `next_cursor`.
+         */
         get: operations["listBatches"];
         put?: never;
         /**
@@ -230,7 +236,7 @@ export interface paths {
         };
         /**
          * Service statistics
-         * @description Counts by status; over the last 5 minutes, hour and day: completions, throughput, inference p50/p95/p99.
+         * @description Counts by status; over the last 5 minutes, hour and day: completions, throughput, inference p50/p95/p99. Read from counters kept as jobs change (a bounded number of rows per request); percentiles over the 2,000 most recent completions. The object may gain fields: clients ignore unknown ones.
          */
         get: operations["getStats"];
         put?: never;
@@ -628,7 +634,7 @@ export interface components {
         };
         JobList: {
             data: components["schemas"]["Job"][];
-            /** @description Pass as `cursor` for the next page; null on the last. */
+            /** @description Pass as `cursor` for the next page; null on the last. A page may hold fewer items than `limit`, even none, and still have a cursor: a page reads at most a bounded number of rows, so keep paging until this is null. */
             next_cursor: string | null;
         };
         CreateJob: {
@@ -715,7 +721,7 @@ export interface components {
         };
         BatchList: {
             data: components["schemas"]["Batch"][];
-            /** @description Pass as `cursor` for the next page; null on the last. */
+            /** @description Pass as `cursor` for the next page; null on the last. A page may hold fewer items than `limit`, even none, and still have a cursor: a page reads at most a bounded number of rows, so keep paging until this is null. */
             next_cursor: string | null;
         };
         Stats: {
@@ -752,12 +758,13 @@ export interface components {
             /** @enum {string} */
             window: "5m" | "1h" | "24h";
             seconds: number;
-            /** @description Jobs that reached a terminal state in the window. */
+            /** @description Jobs that reached a terminal state in the window (its buckets: 30 s for 5m and 1h, 15 min for 24h, the current one included). */
             completed: number;
             succeeded: number;
             failed: number;
             /** @description Completed jobs per minute over the window. */
             throughput_per_minute: number;
+            /** @description Nearest-rank percentiles over the window's completions that ran a model, among the 2,000 most recent completions of the last 24 h (a sample of the latest ones when there are more). */
             inference_ms: {
                 p50: number | null;
                 p95: number | null;
@@ -803,12 +810,13 @@ export interface components {
             bucket_seconds: number;
             /** Format: date-time */
             generated_at: string;
-            /** @description Oldest first; the last bucket is the current one. */
+            /** @description Oldest first; the last bucket is the current one. Percentiles are over the series' 2,000 most recent completions: older buckets of a busy window report null. */
             points: components["schemas"]["StatsPoint"][];
         };
         StatsPoint: {
             succeeded: number;
             failed: number;
+            /** @description Nearest-rank percentiles over the window's completions that ran a model, among the 2,000 most recent completions of the last 24 h (a sample of the latest ones when there are more). */
             inference_ms: {
                 p50: number | null;
                 p95: number | null;

@@ -148,9 +148,19 @@ export async function releaseJob(db: D1Database, job: JobRow, now: number): Prom
 		.run();
 }
 
+/** Which unfinished jobs a fail may take: any, or only those no live lease holds (queued, or lease expired). */
+export type FailableJobs = "unfinished" | "unheld";
+
+const FAILABLE: Record<FailableJobs, string> = {
+	unfinished: "status IN ('queued', 'processing')",
+	unheld: "(status = 'queued' OR (status = 'processing' AND (lease_expires_at IS NULL OR lease_expires_at < ?4)))",
+};
+
 /**
- * Fails a job that is not terminal yet, whoever holds it (dead letters, exhausted sweeps).
- * RETURNING gives the failed row, or none if it had already finished.
+ * Fails a job that is not terminal yet (exhausted sweeps), or with `"unheld"` only one that no
+ * consumer holds under a live lease (dead letters). The condition is in the UPDATE itself, so a
+ * claim made between a read and this write is never overridden. RETURNING gives the failed row,
+ * or none if the job was left alone.
  */
 export function failUnfinishedStatement(
 	db: D1Database,
@@ -158,12 +168,13 @@ export function failUnfinishedStatement(
 	now: number,
 	code: JobErrorCode,
 	message: string,
+	failable: FailableJobs = "unfinished",
 ): D1PreparedStatement {
 	return db
 		.prepare(
 			`UPDATE jobs SET status = 'failed', error_code = ?2, error_message = ?3, completed_at = ?4,
 				updated_at = ?4, total_ms = ?4 - created_at, lease_token = NULL, lease_expires_at = NULL
-			WHERE id = ?1 AND status IN ('queued', 'processing')
+			WHERE id = ?1 AND ${FAILABLE[failable]}
 			RETURNING *`,
 		)
 		.bind(id, code, message, now);

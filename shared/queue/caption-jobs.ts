@@ -48,6 +48,8 @@ export type CaptionTarget =
 	| { kind: "object-version"; version: ObjectVersion; eventTime: number }
 	/** An event that makes no job (a delete). */
 	| { kind: "ignored"; action: string }
+	/** A notification about another bucket than the service's (a misrouted notification rule). */
+	| { kind: "foreign"; bucket: string }
 	| { kind: "invalid"; reason: string };
 
 const isCreateAction = (action: R2Notification["action"]) => (CREATE_ACTIONS as readonly string[]).includes(action);
@@ -59,14 +61,20 @@ function notificationTarget(n: R2Notification): CaptionTarget {
 	return { kind: "object-version", version, eventTime: Date.parse(n.eventTime) };
 }
 
-const Target = z.union([
-	CaptionRequest.transform((request): CaptionTarget => ({ kind: "job", jobId: request.job_id })),
-	R2Notification.transform(notificationTarget),
-]);
+const targetIn = (bucket: string) =>
+	z.union([
+		CaptionRequest.transform((request): CaptionTarget => ({ kind: "job", jobId: request.job_id })),
+		R2Notification.transform(
+			(n): CaptionTarget => (n.bucket === bucket ? notificationTarget(n) : { kind: "foreign", bucket: n.bucket }),
+		),
+	]);
 
-/** Reads a message body of `caption-jobs` (or of its dead-letter queue). */
-export function readCaptionMessage(body: unknown): CaptionTarget {
-	const parsed = Target.safeParse(body);
+/**
+ * Reads a message body of `caption-jobs` (or of its dead-letter queue) for the service's bucket
+ * `bucket`: a notification about any other bucket is `foreign`, never a job.
+ */
+export function readCaptionMessage(body: unknown, bucket: string): CaptionTarget {
+	const parsed = targetIn(bucket).safeParse(body);
 	return parsed.success ? parsed.data : { kind: "invalid", reason: parsed.error.issues[0]?.message ?? "invalid" };
 }
 

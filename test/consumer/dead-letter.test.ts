@@ -5,6 +5,7 @@ import { sqlText, whileD1Refuses } from "../support/d1-faults";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
 import { insertJob } from "../support/jobs";
 import { resetModels, warmUp } from "../support/models";
+import { until } from "../support/poll";
 import { jobsForKey, onlyJob, runConsumer, runScheduled, waitForTerminal } from "../support/queue";
 
 // The first model has answered once, so a capacity error retries the message (a first call's
@@ -79,6 +80,45 @@ describe("dead letters and stalled jobs", () => {
 		await runConsumer([notification]);
 		await runConsumer([notification], { queue: "caption-jobs-dlq" });
 		expect(await onlyJob(key)).toMatchObject({ status: "succeeded", error_code: null });
+	});
+
+	it("a duplicate dead-lettered while another consumer holds the job's lease leaves the job to that consumer", async () => {
+		// The first copy is still captioning (slow model) when a duplicate finds the job leased
+		// ("busy"), waits out its retries and reaches the dead-letter queue.
+		emulator.overrides.latencyMs = 1500;
+		const key = uniqueKey("dlq-race.jpg");
+		const notification = await upload(key, await fixture("small.jpg"));
+		const first = runConsumer([notification]);
+		await until("the first copy claimed the job", async () => {
+			const [job] = await jobsForKey(key);
+			return job?.status === "processing" ? job : undefined;
+		});
+		const duplicate = await runConsumer([notification], { attempts: 6 });
+		expect(duplicate.result.retryMessages).toEqual([{ msgId: duplicate.ids[0] }]);
+		const dead = await runConsumer([notification], { queue: "caption-jobs-dlq" });
+		expect(dead.result.explicitAcks).toEqual(dead.ids);
+		expect(await onlyJob(key)).toMatchObject({ status: "processing", error_code: null });
+
+		const { ids, result } = await first;
+		expect(result.explicitAcks).toEqual(ids);
+		const job = await onlyJob(key);
+		expect(job).toMatchObject({ status: "succeeded", error_code: null, attempts: 1 });
+		const events = await env.DB.prepare("SELECT type FROM webhook_events WHERE job_id = ?").bind(job.id).all();
+		expect(events.results).toEqual([{ type: "job.succeeded" }]);
+	});
+
+	it("a dead letter for a job whose lease expired (its consumer died) still fails it", async () => {
+		const key = uniqueKey("dlq-expired.jpg");
+		const old = Date.now() - 60_000;
+		const held = await insertJob({
+			key,
+			status: "processing",
+			lease_token: "dead",
+			lease_expires_at: old,
+			attempts: 1,
+		});
+		await runConsumer([{ kind: "caption-job", job_id: held.id }], { queue: "caption-jobs-dlq" });
+		expect(await onlyJob(key)).toMatchObject({ status: "failed", error_code: "dead_lettered", lease_token: null });
 	});
 
 	it("the cron sweeper re-queues a job whose lease expired, and the real queue captions it", async () => {

@@ -1,13 +1,13 @@
 /**
  * Listing by prefix takes one of two query shapes (workers/status/jobs/list.ts): a sparse prefix sorts its
- * own jobs, a dense one (≥ DENSE_PREFIX_ROWS jobs) walks the newest-first index. Both must page
- * exactly like the plain definition: newest first by (created_at, id), no gaps, no duplicates.
+ * own jobs, a dense one (≥ SPARSE_PREFIX_ROWS jobs) walks the newest-first index with a cap. Both must
+ * page exactly like the plain definition: newest first by (created_at, id), no gaps, no duplicates.
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { parseRows } from "../../shared/d1-rows";
 import { JobRow } from "../../shared/jobs/schema";
-import { DENSE_PREFIX_ROWS, listJobs } from "../../workers/status/jobs/list";
+import { jobCursor, listJobs, SPARSE_PREFIX_ROWS } from "../../workers/status/jobs/list";
 import { uniqueKey } from "../support/fixtures";
 import { insertJobs } from "../support/jobs";
 
@@ -24,7 +24,7 @@ async function seedPrefix(prefix: string, count: number, base: number): Promise<
 	);
 }
 
-/** Every page of a listing, following cursors (bounded). */
+/** Every page of a listing, following its cursors (bounded). */
 async function allPages(prefix: string, limit: number, status?: "failed") {
 	const ids: string[] = [];
 	let after = null;
@@ -32,8 +32,7 @@ async function allPages(prefix: string, limit: number, status?: "failed") {
 		const page = await listJobs(env.DB, { prefixes: [prefix], ...(status ? { status } : {}) }, limit, after);
 		ids.push(...page.rows.map((r) => r.id));
 		if (page.nextCursor === null) return ids;
-		const last = page.rows.at(-1);
-		after = last ? { t: last.created_at, i: last.id } : null;
+		after = jobCursor.decode(page.nextCursor);
 	}
 	throw new Error("too many pages");
 }
@@ -50,14 +49,14 @@ async function expectedIds(prefix: string, status?: string): Promise<string[]> {
 }
 
 describe("listing by prefix pages the same way whichever query shape serves it", () => {
-	it("a dense prefix (more than DENSE_PREFIX_ROWS jobs) pages newest first without gaps or duplicates", async () => {
+	it("a dense prefix (at least SPARSE_PREFIX_ROWS jobs) pages newest first without gaps or duplicates", async () => {
 		const prefix = uniqueKey("dense/");
-		await seedPrefix(prefix, DENSE_PREFIX_ROWS + 150, Date.now() - 86_400_000);
+		await seedPrefix(prefix, SPARSE_PREFIX_ROWS + 150, Date.now() - 86_400_000);
 		// Jobs just outside the prefix, on both sides of its key range, must never appear.
 		await seedPrefix(`${prefix.slice(0, -1)}.`, 5, Date.now());
 		await seedPrefix(`${prefix}`.replace(/\/$/, "0"), 5, Date.now());
 		const expected = await expectedIds(prefix);
-		expect(expected).toHaveLength(DENSE_PREFIX_ROWS + 150);
+		expect(expected).toHaveLength(SPARSE_PREFIX_ROWS + 150);
 		expect(await allPages(prefix, 100)).toEqual(expected);
 		expect(await allPages(prefix, 100, "failed")).toEqual(await expectedIds(prefix, "failed"));
 	});

@@ -57,10 +57,13 @@ type Claim =
 	/** Running under another message's lease: look again once it ends. */
 	| { kind: "busy"; retryAfterSeconds: number }
 	/** Nothing to do, only to count. */
-	| { kind: "skipped"; counter: "invalid_messages" | "ignored_events" | "duplicate_messages" };
+	| {
+			kind: "skipped";
+			counter: "invalid_messages" | "ignored_events" | "duplicate_messages" | "foreign_bucket_notifications";
+	  };
 
 async function claimJob(message: Message<unknown>, ctx: BatchContext): Promise<Claim> {
-	const target = readCaptionMessage(message.body);
+	const target = readCaptionMessage(message.body, ctx.settings.BUCKET_NAME);
 	const lease = newLease(ctx.settings);
 	switch (target.kind) {
 		case "invalid":
@@ -68,6 +71,9 @@ async function claimJob(message: Message<unknown>, ctx: BatchContext): Promise<C
 			return { kind: "skipped", counter: "invalid_messages" };
 		case "ignored":
 			return { kind: "skipped", counter: "ignored_events" };
+		case "foreign":
+			log("warn", "foreign_bucket_notification", { message_id: message.id, bucket: target.bucket });
+			return { kind: "skipped", counter: "foreign_bucket_notifications" };
 		case "job":
 			return claimed(message, await claimJobById(ctx.env.DB, target.jobId, lease));
 		case "object-version": {

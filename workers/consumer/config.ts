@@ -11,6 +11,9 @@ import { modelPacer, type PacingSettings } from "./model-rate-limiter";
 const Settings = z.object({
 	// "local": a callback-url in custom metadata may be http on loopback (shared/webhooks/ssrf.ts).
 	DEPLOY_MODE: z.enum(["local", "production"]).default("production"),
+	// The bucket whose notifications make jobs; a notification about another bucket is counted
+	// (`foreign_bucket_notifications`) and acknowledged.
+	BUCKET_NAME: z.string().min(1),
 	// Comma-separated model ids, tried in order; empty: the default chain.
 	MODEL_CHAIN: ModelChainSetting,
 	DEFAULT_PROMPT: z.string().min(1).default("Generate a caption for this image"),

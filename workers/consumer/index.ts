@@ -33,7 +33,7 @@ export default {
 				const batchContext = { env, settings, chain: modelChainFor(env, settings) };
 				return (message, counters) => handleCaptionMessage(message, { ...batchContext, counters });
 			},
-			deadLetter: () => (message) => handleDeadLetter(message, env),
+			deadLetter: () => (message) => handleDeadLetter(message, env, settings),
 		});
 	},
 

@@ -6,10 +6,12 @@
  */
 import { BatchRow, type BatchStatus } from "../../../shared/batches/schema";
 import { type SettledBatch, settleBatchStatements, settledBatch } from "../../../shared/batches/settle";
-import { batchRows, parseRow, parseRows } from "../../../shared/d1-rows";
+import { batchRows, parseRow } from "../../../shared/d1-rows";
 import { ulid } from "../../../shared/ids";
 import { newEventId } from "../../../shared/webhooks/outbox";
-import { keysetCursor, keysetPage, type Position } from "../keyset-cursor";
+import { type CappedPage, cappedScan } from "../capped-scan";
+import { prefixCondition } from "../jobs/key-range";
+import { keysetCursor, type Position } from "../keyset-cursor";
 
 export const newBatchId = (now?: number) => `bat_${ulid(now)}`;
 export const batchCursor = keysetCursor("bat_");
@@ -109,23 +111,27 @@ export async function getBatchRow(db: D1Database, id: string, scope: string | nu
 		.then(parseRow(BatchRow));
 }
 
-/** Newest first, optionally of one status, within the caller's scope. */
+/**
+ * Newest first, optionally of one status, within the caller's scope: a walk of the status's (or
+ * every) batch index capped at SCAN_ROWS rows a page (../capped-scan.ts), so a scope that matches
+ * few batches reads a bounded number of rows and pages on with a cursor.
+ */
 export async function listBatches(
 	db: D1Database,
 	filter: { status?: BatchStatus; scope: string | null },
 	limit: number,
 	after: Position | null,
-): Promise<{ rows: BatchRow[]; nextCursor: string | null }> {
-	const results = await db
-		.prepare(
-			`SELECT * FROM batches WHERE (?1 IS NULL OR status = ?1) AND ${inScope("?2")}
-			AND (?3 IS NULL OR created_at < ?3 OR (created_at = ?3 AND id < ?4))
-			ORDER BY created_at DESC, id DESC LIMIT ?5`,
-		)
-		.bind(filter.status ?? null, filter.scope, after?.t ?? null, after?.i ?? "", limit + 1)
-		.all()
-		.then(parseRows(BatchRow));
-	return keysetPage(results, limit, batchCursor.encode);
+): Promise<CappedPage<BatchRow>> {
+	return cappedScan(db, {
+		table: "batches",
+		index: filter.status === undefined ? "batches_created" : "batches_status_created",
+		served: filter.status === undefined ? [] : [{ sql: "status = ?", params: [filter.status] }],
+		residual: filter.scope === null ? [] : [prefixCondition("key_prefix", filter.scope)],
+		after,
+		limit,
+		schema: BatchRow,
+		encode: batchCursor.encode,
+	});
 }
 
 export type CancelResult =

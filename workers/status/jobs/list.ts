@@ -1,11 +1,20 @@
 /**
  * Listing jobs newest first with an opaque keyset cursor over (created_at DESC, id DESC)
- * (../keyset-cursor.ts). Served by the jobs_created / jobs_status_created / jobs_key_created /
- * jobs_batch_created indexes.
+ * (../keyset-cursor.ts), reading a bounded number of rows whatever the filters and the size of
+ * the table. The most selective filter the indexes serve leads the walk: an exact `key`
+ * (jobs_key_created), a `batch_id` (jobs_batch_created), a `status` (jobs_status_created), or none
+ * (jobs_created); `created_after`/`created_before` are ranges of the same index. The other filters
+ * are checked on at most SCAN_ROWS walked rows a page (../capped-scan.ts): such a page may hold
+ * fewer jobs than `limit`, and still a `next_cursor`.
+ *
+ * A prefix with few jobs is better served by its own key range: when the prefixes hold fewer
+ * than SPARSE_PREFIX_ROWS jobs (counted on the key index, stopping there), their jobs are
+ * sorted whole, which reads fewer than that many index entries.
  */
 import { z } from "zod";
 import { parseRow, parseRows } from "../../../shared/d1-rows";
 import { JobRow, type JobStatus } from "../../../shared/jobs/schema";
+import { type Condition, cappedScan, SCAN_ROWS } from "../capped-scan";
 import { keysetCursor, keysetPage, type Position } from "../keyset-cursor";
 import { prefixCondition } from "./key-range";
 
@@ -26,31 +35,80 @@ export type Cursor = Position;
 export interface JobPage {
 	rows: JobRow[];
 	nextCursor: string | null;
+	/** D1's count of the rows the page examined (meta.rows_read), at most MAX_LIST_ROWS_READ. */
+	rowsRead: number;
 }
 
+/** Below this many jobs under the prefixes, a prefix page sorts the prefix's own jobs. */
+export const SPARSE_PREFIX_ROWS = 1000;
+
 /**
- * A key range cannot serve both the prefix and the newest-first order, so a prefix page either
- * sorts the prefix's jobs (cheap while they are few) or walks jobs newest first until the page is
- * full (cheap when the prefix holds many of them). Beyond this many jobs under the prefixes the
- * second way is used: each way then costs at most about this many index entries, whatever the
- * size of the table (up to a walk of limit × table / DENSE_PREFIX_ROWS for a large prefix whose
- * jobs are all old).
+ * The most rows a page reads: the sparse-prefix count, then either the sorted prefix (its index
+ * entries and the page's rows) or a capped walk (SCAN_ROWS, the page's rows, and the walk's end).
  */
-export const DENSE_PREFIX_ROWS = 2000;
+export const MAX_LIST_ROWS_READ = SPARSE_PREFIX_ROWS + 2 * SCAN_ROWS + 2 * 101;
 
 const CountRow = z.object({ n: z.number().int() });
 
-/** Whether the requested prefixes hold at least DENSE_PREFIX_ROWS jobs (counted on the covering key index, stopping there). */
-async function isDensePrefix(db: D1Database, filter: JobFilter): Promise<boolean> {
-	if (filter.key !== undefined) return false;
-	const ranges = filter.prefixes.map((prefix) => prefixCondition("key", prefix)).filter((r) => r.params.length > 0);
-	if (ranges.length === 0) return false;
-	const row = await db
+function prefixRanges(filter: JobFilter, column: string): Condition[] {
+	return filter.prefixes.map((prefix) => prefixCondition(column, prefix)).filter((r) => r.params.length > 0);
+}
+
+/** How many jobs the prefixes hold, counted on the covering key index up to SPARSE_PREFIX_ROWS. */
+async function countPrefix(db: D1Database, ranges: Condition[]): Promise<{ n: number; rowsRead: number }> {
+	const result = await db
 		.prepare(`SELECT count(*) AS n FROM (SELECT 1 FROM jobs WHERE ${ranges.map((r) => r.sql).join(" AND ")} LIMIT ?)`)
-		.bind(...ranges.flatMap((r) => r.params), DENSE_PREFIX_ROWS)
-		.first()
-		.then(parseRow(CountRow));
-	return (row?.n ?? 0) >= DENSE_PREFIX_ROWS;
+		.bind(...ranges.flatMap((r) => r.params), SPARSE_PREFIX_ROWS)
+		.all();
+	const row = parseRow(CountRow)(result.results[0] ?? null);
+	return { n: row?.n ?? 0, rowsRead: result.meta.rows_read ?? 0 };
+}
+
+function timeConditions(filter: JobFilter): Condition[] {
+	const conditions: Condition[] = [];
+	if (filter.createdAfter !== undefined) conditions.push({ sql: "created_at > ?", params: [filter.createdAfter] });
+	if (filter.createdBefore !== undefined) conditions.push({ sql: "created_at < ?", params: [filter.createdBefore] });
+	return conditions;
+}
+
+type Equality = Condition & { index: string };
+
+/** The equality filters, the one the walk's index serves first, each with its index. */
+function equalities(filter: JobFilter): Equality[] {
+	const conditions: Equality[] = [];
+	if (filter.key !== undefined) conditions.push({ sql: "key = ?", params: [filter.key], index: "jobs_key_created" });
+	if (filter.batchId !== undefined) {
+		conditions.push({ sql: "batch_id = ?", params: [filter.batchId], index: "jobs_batch_created" });
+	}
+	if (filter.status !== undefined) {
+		conditions.push({ sql: "status = ?", params: [filter.status], index: "jobs_status_created" });
+	}
+	return conditions;
+}
+
+/** A sparse prefix: sort its (created_at, id) index entries, then read only the page's rows. */
+async function sortedPrefixPage(
+	db: D1Database,
+	filter: JobFilter,
+	ranges: Condition[],
+	limit: number,
+	after: Cursor | null,
+): Promise<JobPage> {
+	const conditions = [...ranges, ...equalities(filter), ...timeConditions(filter)];
+	if (after !== null) {
+		conditions.push({ sql: "created_at <= ? AND (created_at < ? OR id < ?)", params: [after.t, after.t, after.i] });
+	}
+	const result = await db
+		.prepare(
+			`SELECT * FROM jobs WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_key_created
+				WHERE ${conditions.map((c) => c.sql).join(" AND ")}
+				ORDER BY created_at DESC, id DESC LIMIT ?)
+			ORDER BY created_at DESC, id DESC`,
+		)
+		.bind(...conditions.flatMap((c) => c.params), limit + 1)
+		.all();
+	const page = keysetPage(parseRows(JobRow)(result), limit, jobCursor.encode);
+	return { ...page, rowsRead: result.meta.rows_read ?? 0 };
 }
 
 export async function listJobs(
@@ -59,52 +117,30 @@ export async function listJobs(
 	limit: number,
 	after: Cursor | null,
 ): Promise<JobPage> {
-	const where: string[] = [];
-	const params: (string | number)[] = [];
-	if (filter.status !== undefined) {
-		where.push("status = ?");
-		params.push(filter.status);
+	let counted = 0;
+	if (filter.key === undefined) {
+		const ranges = prefixRanges(filter, "key");
+		if (ranges.length > 0) {
+			const { n, rowsRead } = await countPrefix(db, ranges);
+			if (n < SPARSE_PREFIX_ROWS) {
+				const page = await sortedPrefixPage(db, filter, ranges, limit, after);
+				return { ...page, rowsRead: page.rowsRead + rowsRead };
+			}
+			counted = rowsRead;
+		}
 	}
-	if (filter.key !== undefined) {
-		where.push("key = ?");
-		params.push(filter.key);
-	}
-	if (filter.batchId !== undefined) {
-		where.push("batch_id = ?");
-		params.push(filter.batchId);
-	}
-	const dense = await isDensePrefix(db, filter);
-	for (const prefix of filter.prefixes) {
-		// `+key` keeps SQLite off the key index, so it walks a newest-first index and stops early.
-		const range = prefixCondition(dense ? "+key" : "key", prefix);
-		where.push(range.sql);
-		params.push(...range.params);
-	}
-	if (filter.createdAfter !== undefined) {
-		where.push("created_at > ?");
-		params.push(filter.createdAfter);
-	}
-	if (filter.createdBefore !== undefined) {
-		where.push("created_at < ?");
-		params.push(filter.createdBefore);
-	}
-	if (after !== null) {
-		where.push("(created_at < ? OR (created_at = ? AND id < ?))");
-		params.push(after.t, after.t, after.i);
-	}
-	const conditions = where.length ? `WHERE ${where.join(" AND ")}` : "";
-	const sortIdsFirst = filter.prefixes.length > 0 && !dense && filter.key === undefined;
-	const sql = sortIdsFirst
-		? // A sparse prefix: sort the matching (created_at, id) entries of the covering key index, then
-			// read only the page's rows (sorting whole rows cost ~8× more at 1,000 matches).
-			`SELECT * FROM jobs WHERE id IN (SELECT id FROM jobs ${conditions} ORDER BY created_at DESC, id DESC LIMIT ?)
-			ORDER BY created_at DESC, id DESC`
-		: `SELECT * FROM jobs ${conditions} ORDER BY created_at DESC, id DESC LIMIT ?`;
-	// One extra row tells whether there is a next page without a COUNT.
-	const results = await db
-		.prepare(sql)
-		.bind(...params, limit + 1)
-		.all()
-		.then(parseRows(JobRow));
-	return keysetPage(results, limit, jobCursor.encode);
+	const [lead, ...others] = equalities(filter);
+	// `+key` keeps SQLite off the key index, so that it walks a newest-first one.
+	const residual = [...others, ...prefixRanges(filter, "+key")];
+	const page = await cappedScan(db, {
+		table: "jobs",
+		index: lead?.index ?? "jobs_created",
+		served: [...(lead ? [{ sql: lead.sql, params: lead.params }] : []), ...timeConditions(filter)],
+		residual,
+		after,
+		limit,
+		schema: JobRow,
+		encode: jobCursor.encode,
+	});
+	return { ...page, rowsRead: page.rowsRead + counted };
 }

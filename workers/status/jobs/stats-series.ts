@@ -1,19 +1,31 @@
 /**
  * Statistics over time for `GET /v1/stats/series` (the dashboard's charts): the recent past cut
- * into equal buckets, each with the jobs that finished in it and their inference-time
- * percentiles (nearest rank, computed in D1 per bucket with a window function, so no job row
- * leaves the database). Every bucket is present, empty ones with zeros and null percentiles.
- * Optionally restricted to an object-key prefix (scoped API keys).
+ * into equal buckets, each with the jobs that finished in it (from the completion counters, so no
+ * job is counted here) and their inference-time percentiles (nearest rank over a capped sample of
+ * the latest completions, computed in D1). Every bucket is present, empty ones with zeros and
+ * null percentiles. Optionally restricted to an object-key prefix (scoped API keys).
  */
 import { z } from "zod";
-import { prefixCondition } from "./key-range";
-import { StatsWindow, WindowRow } from "./stats";
+import { batchRows } from "../../../shared/d1-rows";
+import {
+	COARSE_BUCKET_SECONDS,
+	CompletionRow,
+	completionsStatement,
+	FINE_BUCKET_SECONDS,
+	percentiles,
+	type RowsMeter,
+	readSample,
+	readScoped,
+	sampleStatement,
+	scopeOf,
+} from "./stat-counters";
+import { StatsWindow } from "./stats";
 
-/** The windows a series covers, and the bucket each is cut into. */
+/** The windows a series covers, the bucket each is cut into, and the counters' buckets it sums. */
 export const SERIES_WINDOWS = {
-	"15m": { seconds: 15 * 60, bucketSeconds: 30 },
-	"1h": { seconds: 60 * 60, bucketSeconds: 60 },
-	"24h": { seconds: 24 * 60 * 60, bucketSeconds: 15 * 60 },
+	"15m": { seconds: 15 * 60, bucketSeconds: 30, counterSeconds: FINE_BUCKET_SECONDS },
+	"1h": { seconds: 60 * 60, bucketSeconds: 60, counterSeconds: FINE_BUCKET_SECONDS },
+	"24h": { seconds: 24 * 60 * 60, bucketSeconds: 15 * 60, counterSeconds: COARSE_BUCKET_SECONDS },
 } as const;
 export type SeriesWindow = keyof typeof SERIES_WINDOWS;
 export const SeriesWindow = z.enum(Object.keys(SERIES_WINDOWS) as [SeriesWindow, ...SeriesWindow[]]);
@@ -33,55 +45,49 @@ export const StatsSeries = z
 		window: SeriesWindow,
 		bucket_seconds: z.number().int(),
 		generated_at: z.iso.datetime(),
-		points: z.array(StatsPoint).meta({ description: "Oldest first; the last bucket is the current one." }),
+		points: z.array(StatsPoint).meta({
+			description:
+				"Oldest first; the last bucket is the current one. Percentiles are over the series' 2,000 most recent completions: older buckets of a busy window report null.",
+		}),
 	})
 	.meta({ id: "StatsSeries" });
 export type StatsSeries = z.infer<typeof StatsSeries>;
-
-/** A bucket's row: a window's row, with the bucket's index. */
-const BucketRow = WindowRow.extend({ b: z.number().int() });
 
 export async function readStatsSeries(
 	db: D1Database,
 	window: SeriesWindow,
 	prefix: string | null,
 	now = Date.now(),
+	meter?: RowsMeter,
 ): Promise<StatsSeries> {
-	const { seconds, bucketSeconds } = SERIES_WINDOWS[window];
+	const { seconds, bucketSeconds, counterSeconds } = SERIES_WINDOWS[window];
 	const bucketMs = bucketSeconds * 1000;
 	const count = seconds / bucketSeconds;
 	// Buckets aligned on their size, the last one holding `now`.
 	const since = (Math.floor(now / bucketMs) - count + 1) * bucketMs;
-	const range = prefix === null ? { sql: "1", params: [] } : prefixCondition("key", prefix);
-	const { results } = await db
-		.prepare(
-			`WITH done AS (SELECT CAST((completed_at - ?1) / ?2 AS INTEGER) AS b, status, inference_ms FROM jobs
-				WHERE completed_at >= ?1 AND ${range.sql}),
-			ranked AS (SELECT b, inference_ms, ROW_NUMBER() OVER (PARTITION BY b ORDER BY inference_ms) AS rn,
-				COUNT(*) OVER (PARTITION BY b) AS n FROM done WHERE inference_ms IS NOT NULL),
-			pct AS (SELECT b, MIN(CASE WHEN rn * 100 >= n * 50 THEN inference_ms END) AS p50,
-				MIN(CASE WHEN rn * 100 >= n * 95 THEN inference_ms END) AS p95,
-				MIN(CASE WHEN rn * 100 >= n * 99 THEN inference_ms END) AS p99 FROM ranked GROUP BY b)
-			SELECT done.b AS b, COUNT(*) AS completed, SUM(status = 'succeeded') AS succeeded,
-				SUM(status = 'failed') AS failed, pct.p50 AS p50, pct.p95 AS p95, pct.p99 AS p99
-			FROM done LEFT JOIN pct ON pct.b = done.b GROUP BY done.b`,
-		)
-		.bind(since, bucketMs, ...range.params)
-		.all();
-	const byBucket = new Map(
-		z
-			.array(BucketRow)
-			.parse(results)
-			.map((row) => [row.b, row]),
+	const { results } = await readScoped(
+		db,
+		prefix,
+		[completionsStatement(db, scopeOf(prefix), counterSeconds, since, bucketMs), sampleStatement(db, prefix, since)],
+		now,
+		meter,
 	);
+	const completions = new Map(batchRows(results[0], CompletionRow).map((row) => [row.b, row]));
+	const times = new Map<number, number[]>();
+	for (const row of readSample(results[1])) {
+		const b = Math.floor((row.completed_at - since) / bucketMs);
+		const bucket = times.get(b) ?? [];
+		bucket.push(row.inference_ms);
+		times.set(b, bucket);
+	}
 	const points = Array.from({ length: count }, (_, b): StatsPoint => {
-		const row = byBucket.get(b);
+		const row = completions.get(b);
 		return {
 			start: new Date(since + b * bucketMs).toISOString(),
 			completed: row?.completed ?? 0,
 			succeeded: row?.succeeded ?? 0,
 			failed: row?.failed ?? 0,
-			inference_ms: { p50: row?.p50 ?? null, p95: row?.p95 ?? null, p99: row?.p99 ?? null },
+			inference_ms: percentiles(times.get(b) ?? []),
 		};
 	});
 	return { prefix, window, bucket_seconds: bucketSeconds, generated_at: new Date(now).toISOString(), points };

@@ -54,7 +54,10 @@ const CreateBatchBody = z
 const BatchList = z
 	.object({
 		data: z.array(Batch),
-		next_cursor: z.string().nullable().meta({ description: "Pass as `cursor` for the next page; null on the last." }),
+		next_cursor: z.string().nullable().meta({
+			description:
+				"Pass as `cursor` for the next page; null on the last. A page may hold fewer items than `limit`, even none, and still have a cursor: a page reads at most a bounded number of rows, so keep paging until this is null.",
+		}),
 	})
 	.meta({ id: "BatchList" });
 
@@ -77,6 +80,8 @@ const listBatchesRoute = createRoute({
 	path: "/v1/batches",
 	operationId: "listBatches",
 	summary: "List batches, newest first",
+	description:
+		"Every page walks at most 1,000 batches of the status (or all) newest first and keeps those in the caller's scope: a page may be short, even empty, with a `next_cursor`.",
 	security: authenticated,
 	request: {
 		query: z.object({

@@ -22,7 +22,10 @@ import { ObjectKey, requireSafeWebhookUrl, validationHook } from "../validation"
 const JobList = z
 	.object({
 		data: z.array(Job),
-		next_cursor: z.string().nullable().meta({ description: "Pass as `cursor` for the next page; null on the last." }),
+		next_cursor: z.string().nullable().meta({
+			description:
+				"Pass as `cursor` for the next page; null on the last. A page may hold fewer items than `limit`, even none, and still have a cursor: a page reads at most a bounded number of rows, so keep paging until this is null.",
+		}),
 	})
 	.meta({ id: "JobList" });
 
@@ -70,6 +73,8 @@ const listJobsRoute = createRoute({
 	path: "/v1/jobs",
 	operationId: "listJobs",
 	summary: "List jobs, newest first",
+	description:
+		"Every page reads a bounded number of rows whatever the filters: the filter an index serves (key, batch_id, status or none, with the time range) leads a walk of at most 1,000 jobs and the others are checked on those; a page that stops early is short (even empty) with a `next_cursor`.",
 	security: authenticated,
 	request: { query: ListJobsQuery },
 	responses: { 200: json(JobList, "A page of jobs"), ...errors(400, 401) },

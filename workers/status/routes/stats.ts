@@ -21,7 +21,9 @@ const statsRoute = createRoute({
 	operationId: "getStats",
 	summary: "Service statistics",
 	description:
-		"Counts by status; over the last 5 minutes, hour and day: completions, throughput, inference p50/p95/p99.",
+		"Counts by status; over the last 5 minutes, hour and day: completions, throughput, inference p50/p95/p99. " +
+		"Read from counters kept as jobs change (a bounded number of rows per request); percentiles over the 2,000 most recent completions. " +
+		"The object may gain fields: clients ignore unknown ones.",
 	security: authenticated,
 	responses: { 200: json(StatsWithOutbox, "Statistics"), ...errors(401) },
 });

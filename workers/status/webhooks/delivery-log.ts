@@ -79,18 +79,23 @@ export async function listDeliveries(
 	subscriptionId: string,
 	limit: number,
 	after: Position | null,
-): Promise<{ data: WebhookDelivery[]; nextCursor: string | null }> {
-	const results = await db
+): Promise<{ data: WebhookDelivery[]; nextCursor: string | null; rowsRead: number }> {
+	// `created_at <= t` bounds the index range (an `IS NULL OR` would walk from the newest delivery
+	// on every page); before the first page t is past every delivery.
+	const result = await db
 		.prepare(
 			`${SELECT_LOG} WHERE d.subscription_id = ?1
-			AND (?2 IS NULL OR d.created_at < ?2 OR (d.created_at = ?2 AND d.id < ?3))
+			AND d.created_at <= ?2 AND (d.created_at < ?2 OR d.id < ?3)
 			ORDER BY d.created_at DESC, d.id DESC LIMIT ?4`,
 		)
-		.bind(subscriptionId, after?.t ?? null, after?.i ?? "", limit + 1)
-		.all()
-		.then(parseRows(LogRow));
-	const page = keysetPage(results, limit, deliveryCursor.encode);
-	return { data: await withAttempts(db, page.rows), nextCursor: page.nextCursor };
+		.bind(subscriptionId, after?.t ?? Number.MAX_SAFE_INTEGER, after?.i ?? "", limit + 1)
+		.all();
+	const page = keysetPage(parseRows(LogRow)(result), limit, deliveryCursor.encode);
+	return {
+		data: await withAttempts(db, page.rows),
+		nextCursor: page.nextCursor,
+		rowsRead: result.meta.rows_read ?? 0,
+	};
 }
 
 export async function getDelivery(db: D1Database, subscriptionId: string, id: string): Promise<WebhookDelivery | null> {
