@@ -9,10 +9,12 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { Batch } from "../../shared/batches/schema";
 import { parseRows } from "../../shared/d1-rows";
 import { Job, JobRow } from "../../shared/jobs/schema";
+import { WebhookSubscription } from "../../shared/webhooks/schema";
 import { batchCursor, listBatches } from "../../workers/status/batches/store";
 import { SCAN_ROWS } from "../../workers/status/capped-scan";
 import { type JobFilter, jobCursor, listJobs, MAX_LIST_ROWS_READ } from "../../workers/status/jobs/list";
 import { deliveryCursor, listDeliveries } from "../../workers/status/webhooks/delivery-log";
+import { listSubscriptions, MAX_SUBSCRIPTIONS_LISTED } from "../../workers/status/webhooks/subscriptions";
 import { uniqueKey } from "../support/fixtures";
 import { insertJobs } from "../support/jobs";
 import { call, createKey, pageOf, parsed } from "./support";
@@ -215,5 +217,39 @@ describe("lists read a bounded number of rows", () => {
 		}
 		expect(ids.size).toBe(3000);
 		expect(pages).toBe(29);
+	});
+	it("GET /v1/webhooks for a scoped key among 2,000 other tenants' subscriptions reads only its own", async () => {
+		const tag = uniqueKey("subs").replace(/\W/g, "");
+		const scope = `${tag}/mine/`;
+		const now = Date.now();
+		await env.DB.prepare(
+			`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 1999)
+			INSERT INTO webhook_subscriptions (id, url, events, prefix, secret, status, created_at, updated_at)
+			SELECT 'wh_' || ?1 || printf('%05d', i), 'https://example.com/hook', '["job.succeeded"]',
+				CASE WHEN i % 2 = 0 THEN ?1 || '/others-' || i || '/' ELSE NULL END, 'sealed', 'active', ?2 + i, ?2 + i FROM n`,
+		)
+			.bind(tag, now)
+			.run();
+		const key = await createKey(scope);
+		const mine: string[] = [];
+		for (const sub of ["a/", "b/", ""]) {
+			const res = await call("POST", "/v1/webhooks", {
+				token: key.token,
+				json: { url: "https://example.com/mine", events: ["job.succeeded"], prefix: `${scope}${sub}` },
+			});
+			expect(res.status).toBe(201);
+			mine.push((await res.json<{ id: string }>()).id);
+		}
+
+		const scoped = await listSubscriptions(env.DB, scope);
+		expect(scoped.data.map((s) => s.id).sort()).toEqual([...mine].sort());
+		expect(scoped.rowsRead).toBeLessThanOrEqual(2 * mine.length + 2);
+		const admin = await listSubscriptions(env.DB, null);
+		expect(admin.data.length).toBe(MAX_SUBSCRIPTIONS_LISTED);
+		expect(admin.rowsRead).toBeLessThanOrEqual(MAX_SUBSCRIPTIONS_LISTED + 1);
+
+		const res = await call("GET", "/v1/webhooks", { token: key.token });
+		const listed = await parsed(res, pageOf(WebhookSubscription));
+		expect(listed.data.map((s) => s.id).sort()).toEqual([...mine].sort());
 	});
 });

@@ -199,7 +199,7 @@ export const webhookRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
 		return c.json(result.subscription, 201);
 	})
 	.openapi(listWebhooksRoute, async (c) => {
-		const data = await listSubscriptions(c.env.DB, scopePrefix(c.get("principal")));
+		const { data } = await listSubscriptions(c.env.DB, scopePrefix(c.get("principal")));
 		return c.json({ data, next_cursor: null }, 200);
 	})
 	.openapi(getWebhookRoute, async (c) => {

@@ -16,6 +16,7 @@ import {
 } from "../../../shared/webhooks/schema";
 import { sealSecret, subscriptionSecretId } from "../../../shared/webhooks/secret-box";
 import { newWebhookSecret } from "../../../shared/webhooks/sign";
+import { prefixCondition } from "../jobs/key-range";
 
 /** How long a rotated-out secret keeps signing deliveries next to the new one. */
 export const ROTATION_OVERLAP_MS = 24 * 3_600_000;
@@ -81,15 +82,39 @@ export async function createSubscription(
 }
 
 /** Newest first; subscriptions are few, so one page. */
-export async function listSubscriptions(db: D1Database, scope: string | null): Promise<WebhookSubscription[]> {
-	const results = await db
+/** The most subscriptions a list returns, and (through the indexes) the most rows it reads. */
+export const MAX_SUBSCRIPTIONS_LISTED = 1000;
+
+/**
+ * The subscriptions inside a scope, newest first, reading at most MAX_SUBSCRIPTIONS_LISTED rows
+ * whatever the table holds: the admin walks the newest-first index; a scoped key reads its prefix
+ * as a range of the prefix index (never the other tenants' rows), then sorts what it read.
+ */
+export async function listSubscriptions(
+	db: D1Database,
+	scope: string | null,
+): Promise<{ data: WebhookSubscription[]; rowsRead: number }> {
+	const statement =
+		scope === null
+			? db
+					.prepare("SELECT * FROM webhook_subscriptions ORDER BY created_at DESC, id DESC LIMIT ?1")
+					.bind(MAX_SUBSCRIPTIONS_LISTED)
+			: scopedList(db, scope);
+	const result = await statement.all();
+	const rows = parseRows(SubscriptionRow)(result);
+	return { data: rows.map((row) => toSubscription(row)), rowsRead: result.meta.rows_read ?? 0 };
+}
+
+function scopedList(db: D1Database, scope: string): D1PreparedStatement {
+	const range = prefixCondition("prefix", scope);
+	return db
 		.prepare(
-			`SELECT * FROM webhook_subscriptions s WHERE ${inScope("?1")} ORDER BY created_at DESC, id DESC LIMIT 1000`,
+			`SELECT * FROM (
+				SELECT * FROM webhook_subscriptions INDEXED BY webhook_subscriptions_prefix
+				WHERE prefix IS NOT NULL AND ${range.sql} LIMIT ?
+			) ORDER BY created_at DESC, id DESC`,
 		)
-		.bind(scope)
-		.all()
-		.then(parseRows(SubscriptionRow));
-	return results.map((row) => toSubscription(row));
+		.bind(...range.params, MAX_SUBSCRIPTIONS_LISTED);
 }
 
 export async function getSubscriptionRow(
