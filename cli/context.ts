@@ -51,7 +51,11 @@ export function context(command: Command): Context {
 	if (!token) {
 		throw new CliError(`no API token: set R2C_TOKEN or pass --token (the ADMIN_TOKEN secret or an API key)`);
 	}
-	return { apiUrl, token, json: options.json === true, api: createR2cClient({ baseUrl: apiUrl, token }) };
+	// An API key's quota answers 429 with Retry-After: wait it out (said on stderr, so --json stays clean).
+	const onRateLimited = (seconds: number, request: Request) =>
+		process.stderr.write(`rate limited: ${request.method} ${new URL(request.url).pathname} again in ${seconds} s\n`);
+	const api = createR2cClient({ baseUrl: apiUrl, token, onRateLimited });
+	return { apiUrl, token, json: options.json === true, api };
 }
 
 /** Prints `value` as JSON on stdout (one document; pretty, since people read it too). */

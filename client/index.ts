@@ -51,11 +51,53 @@ export interface ClientOptions {
 	/** The admin token or an API key; sent as `Authorization: Bearer …`. */
 	token?: string;
 	fetch?: typeof globalThis.fetch;
+	/**
+	 * How many times a call the API refused with `429` (an API key's quota) is sent again, each
+	 * after the `Retry-After` it was given (default 5; 0 returns the 429 at once).
+	 */
+	retries429?: number;
+	/** Told before each such wait (the CLI prints it). */
+	onRateLimited?: (waitSeconds: number, request: Request) => void;
 }
 
-/** A client for `paths` (the generated ones by default) that sends the bearer token on every call. */
+/** Longest wait honoured from one `Retry-After`, in seconds. */
+const MAX_RETRY_AFTER_SECONDS = 60;
+
+/** `fetch` that sends a request again after the `Retry-After` of each `429`, at most `retries` times. */
+export function retryingOn429(
+	inner: typeof globalThis.fetch,
+	retries: number,
+	onRateLimited?: ClientOptions["onRateLimited"],
+): typeof globalThis.fetch {
+	return async (input, init) => {
+		const request = new Request(input, init);
+		if (retries <= 0) return inner(request);
+		// Each attempt gets a fresh Request over the same Blob: a cloned streamed body would lose its
+		// length, and uploads must declare one (411 otherwise).
+		const body = request.body === null ? null : await request.blob();
+		const attemptOf = () =>
+			new Request(request.url, { method: request.method, headers: request.headers, body, signal: request.signal });
+		for (let attempt = 0; ; attempt++) {
+			const last = attempt >= retries;
+			const response = await inner(attemptOf());
+			if (response.status !== 429 || last) return response;
+			const given = Number(response.headers.get("Retry-After"));
+			const wait = Number.isFinite(given) && given >= 0 ? Math.min(given, MAX_RETRY_AFTER_SECONDS) : 1;
+			await response.body?.cancel();
+			onRateLimited?.(wait, request);
+			await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+		}
+	};
+}
+
+/**
+ * A client for `paths` (the generated ones by default) that sends the bearer token on every call and
+ * waits out an API key's `429`s (`retries429`).
+ */
 export function createR2cClient<P extends {} = paths>(options: ClientOptions): Client<P> {
-	const client = createClient<P>({ baseUrl: options.baseUrl, ...(options.fetch ? { fetch: options.fetch } : {}) });
+	const inner = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+	const fetch = retryingOn429(inner, options.retries429 ?? 5, options.onRateLimited);
+	const client = createClient<P>({ baseUrl: options.baseUrl, fetch });
 	const { token } = options;
 	if (token) {
 		client.use({

@@ -7,6 +7,7 @@
 import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { createR2cClient, uploadImage } from "../../client/index";
 import { Job } from "../../shared/jobs/schema";
 import { putObjectNotification } from "../../shared/queue/caption-jobs";
 import status from "../../workers/status/index";
@@ -196,5 +197,52 @@ describe("JSON bodies", () => {
 			headers: { "content-type": "application/json", "content-length": String(body.length) },
 		});
 		expect(fits.status).toBe(202);
+	});
+});
+
+describe("the typed client (r2c, the dashboard) under an API key's rate limit", () => {
+	it("waits out each 429's Retry-After and sends the call again, so every upload gets its job", async () => {
+		const limits: Limits = { RATE_LIMIT_PER_MINUTE: "60", RATE_LIMIT_BURST: "2" };
+		const key = await createKey();
+		const answered: number[] = [];
+		const waits: number[] = [];
+		const api = createR2cClient({
+			baseUrl: "https://status.test",
+			token: key.token,
+			fetch: async (input, init) => {
+				// What an HTTP client puts on the wire: the body with its Content-Length.
+				const request = new Request(input, init);
+				const body = request.body === null ? null : await request.arrayBuffer();
+				const headers = new Headers(request.headers);
+				if (body !== null) headers.set("content-length", String(body.byteLength));
+				const sent = new Request(request.url, { method: request.method, headers, body });
+				const response = await Promise.resolve(status.fetch(sent, { ...env, ...limits }, createExecutionContext()));
+				answered.push(response.status);
+				return response;
+			},
+			onRateLimited: (seconds) => waits.push(seconds),
+		});
+		const bytes = new Blob([await fixture("small.png")]);
+		const keys = Array.from({ length: 4 }, (_, i) => uniqueKey(`client-retry-${i}-`));
+		const jobs = [];
+		for (const k of keys) jobs.push(await uploadImage(api, `${k}.png`, bytes));
+
+		expect(jobs.map((j) => j.key)).toEqual(keys.map((k) => `${k}.png`));
+		expect(jobs.every((j) => j.status === "queued")).toBe(true);
+		expect(answered.filter((s) => s === 429).length).toBeGreaterThanOrEqual(1);
+		expect(answered.filter((s) => s === 202).length).toBe(4);
+		expect(waits.every((s) => s === 1)).toBe(true);
+
+		const once = createR2cClient({
+			baseUrl: "https://status.test",
+			token: key.token,
+			retries429: 0,
+			fetch: async (input, init) =>
+				status.fetch(new Request(input, init), { ...env, ...limits }, createExecutionContext()),
+		});
+		const refused = await once.GET("/v1/jobs");
+		const again = await once.GET("/v1/jobs");
+		const third = await once.GET("/v1/jobs");
+		expect([refused.response.status, again.response.status, third.response.status]).toContain(429);
 	});
 });
