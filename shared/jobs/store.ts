@@ -148,17 +148,20 @@ export async function releaseJob(db: D1Database, job: JobRow, now: number): Prom
 		.run();
 }
 
-/** Which unfinished jobs a fail may take: any, or only those no live lease holds (queued, or lease expired). */
-export type FailableJobs = "unfinished" | "unheld";
+/**
+ * Which unfinished jobs a fail may take: any, only those no live lease holds (queued, or lease
+ * expired), or those matching a caller's condition (on `?4`, now, and its own parameters from `?5`).
+ */
+export type FailableJobs = "unfinished" | "unheld" | { sql: string; params: unknown[] };
 
-const FAILABLE: Record<FailableJobs, string> = {
+const FAILABLE: Record<"unfinished" | "unheld", string> = {
 	unfinished: "status IN ('queued', 'processing')",
 	unheld: "(status = 'queued' OR (status = 'processing' AND (lease_expires_at IS NULL OR lease_expires_at < ?4)))",
 };
 
 /**
- * Fails a job that is not terminal yet (exhausted sweeps), or with `"unheld"` only one that no
- * consumer holds under a live lease (dead letters). The condition is in the UPDATE itself, so a
+ * Fails a job that is not terminal yet, or with `"unheld"` only one that no consumer holds under a
+ * live lease (dead letters), or only one matching the caller's condition (the stalled-job sweeper). The condition is in the UPDATE itself, so a
  * claim made between a read and this write is never overridden. RETURNING gives the failed row,
  * or none if the job was left alone.
  */
@@ -170,14 +173,15 @@ export function failUnfinishedStatement(
 	message: string,
 	failable: FailableJobs = "unfinished",
 ): D1PreparedStatement {
+	const condition = typeof failable === "string" ? { sql: FAILABLE[failable], params: [] } : failable;
 	return db
 		.prepare(
 			`UPDATE jobs SET status = 'failed', error_code = ?2, error_message = ?3, completed_at = ?4,
 				updated_at = ?4, total_ms = ?4 - created_at, lease_token = NULL, lease_expires_at = NULL
-			WHERE id = ?1 AND ${FAILABLE[failable]}
+			WHERE id = ?1 AND ${condition.sql}
 			RETURNING *`,
 		)
-		.bind(id, code, message, now);
+		.bind(id, code, message, now, ...condition.params);
 }
 
 /** Records a notification job that failed before it could be claimed (dead letters). */

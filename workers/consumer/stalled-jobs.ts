@@ -8,6 +8,7 @@ import { z } from "zod";
 import { parseRows } from "../../shared/d1-rows";
 import type { JobErrorCode } from "../../shared/jobs/schema";
 import { JobRow } from "../../shared/jobs/schema";
+import { failUnfinishedStatement } from "../../shared/jobs/store";
 
 /** What counts as stalled at `now` (Unix ms). */
 export interface StallCutoffs {
@@ -71,12 +72,6 @@ export function failStalledJobStatement(
 	code: JobErrorCode,
 	message: string,
 ): D1PreparedStatement {
-	return db
-		.prepare(
-			`UPDATE jobs SET status = 'failed', error_code = ?5, error_message = ?6, completed_at = ?1,
-				updated_at = ?1, total_ms = ?1 - created_at, lease_token = NULL, lease_expires_at = NULL
-			WHERE id = ?4 AND ${stalled(1, 2, 3)}
-			RETURNING *`,
-		)
-		.bind(cutoffs.now, cutoffs.queuedBefore, cutoffs.claimedBefore, id, code, message);
+	const stillStalled = { sql: stalled(4, 5, 6), params: [cutoffs.queuedBefore, cutoffs.claimedBefore] };
+	return failUnfinishedStatement(db, id, cutoffs.now, code, message, stillStalled);
 }

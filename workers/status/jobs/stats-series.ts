@@ -2,7 +2,7 @@
  * Statistics over time for `GET /v1/stats/series` (the dashboard's charts): the recent past cut
  * into equal buckets, each with the jobs that finished in it (from the completion counters, so no
  * job is counted here) and their inference-time percentiles (nearest rank over a capped sample of
- * the latest completions, computed in D1). Every bucket is present, empty ones with zeros and
+ * the latest completions, read from D1 and ranked in the Worker). Every bucket is present, empty ones with zeros and
  * null percentiles. Optionally restricted to an object-key prefix (scoped API keys).
  */
 import { z } from "zod";
