@@ -13,7 +13,7 @@ import { batchPage } from "../../../shared/queue/batch-listing";
 import { sendOrLeaveToSweeper } from "../../../shared/queue/send";
 import { ApiError, invalidParam, invalidParams, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
-import { scopePrefix } from "../auth/authorisation";
+import { principalKeyId, scopePrefix } from "../auth/authorisation";
 import { EXPORT_FORMATS, exportHeaders, exportStream } from "../batches/export";
 import { batchCursor, cancelBatch, createBatch, getBatchRow, listBatches } from "../batches/store";
 import { authenticated, errors, json } from "../responses";
@@ -175,7 +175,7 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 			callbackUrl: body.callback_url ?? null,
 			metadata: body.metadata ?? {},
 			skipCaptioned: body.skip_captioned,
-			keyId: principal.kind === "key" ? principal.id : null,
+			keyId: principalKeyId(principal),
 		});
 		await sendOrLeaveToSweeper(
 			c.env.BATCH_LISTING,
