@@ -1,7 +1,9 @@
 /**
- * Per-object caption options (SPEC §3). They come from the object's R2 custom metadata
- * (`prompt`, `max-tokens`, `callback-url`), so bucket uploads and API uploads behave the same;
- * options given to `POST /v1/jobs` take precedence. Invalid values fail the job, never vanish.
+ * Per-object caption options, in one place: how each is checked, where it comes from and in what
+ * order (options given to `POST /v1/jobs` or a batch, then the object's R2 custom metadata
+ * `prompt`, `max-tokens`, `callback-url`, so bucket uploads and API uploads behave the same, then
+ * the defaults), and the key that tells uploads with different options apart. Invalid values fail
+ * the job, never vanish.
  */
 import { z } from "zod";
 import { toHex } from "../ids";
@@ -17,8 +19,15 @@ export const CallbackUrl = z.url({ protocol: /^https?$/ });
 /** Custom metadata keys, shared with the upload endpoint's headers. */
 export const METADATA_KEYS = { prompt: "prompt", maxTokens: "max-tokens", callbackUrl: "callback-url" } as const;
 
+/** A job's options once resolved: what the consumer sends to the model chain and records. */
 export interface CaptionOptions {
 	prompt: string;
+	/**
+	 * The job brings its own prompt (explicit or from metadata), a question or an instruction,
+	 * rather than the service's default caption prompt: models with a dedicated captioning skill
+	 * (moondream) use that skill only for the default.
+	 */
+	question: boolean;
 	maxTokens: number;
 	callbackUrl: string | null;
 }
@@ -28,48 +37,90 @@ export interface OptionDefaults {
 	maxTokens: number;
 }
 
-function pick<T>(schema: z.ZodType<T>, value: string | number | null | undefined, name: string): T | undefined {
+/** A job's explicit options, as its row stores them (null: not given). */
+export interface ExplicitOptions {
+	prompt: string | null;
+	max_tokens: number | null;
+	callback_url: string | null;
+}
+
+/** Each option: how it is checked, its column in the job row and its custom metadata key. */
+const FIELDS = {
+	prompt: { schema: Prompt, column: "prompt", metadata: METADATA_KEYS.prompt },
+	maxTokens: { schema: MaxTokens, column: "max_tokens", metadata: METADATA_KEYS.maxTokens },
+	callbackUrl: { schema: CallbackUrl, column: "callback_url", metadata: METADATA_KEYS.callbackUrl },
+} as const;
+
+type Field = keyof typeof FIELDS;
+type Value<F extends Field> = z.output<(typeof FIELDS)[F]["schema"]>;
+
+/** What an invalid value does: fail the job (resolving a job) or count as absent (a preview). */
+type OnInvalid = "fail" | "ignore";
+
+function checked<F extends Field>(
+	field: F,
+	value: string | number | null | undefined,
+	where: string,
+	onInvalid: OnInvalid,
+): Value<F> | undefined {
 	if (value === null || value === undefined) return undefined;
-	const parsed = schema.safeParse(value);
-	if (!parsed.success) {
-		throw new JobFailure(
-			"invalid_options",
-			`Invalid ${name} ${JSON.stringify(value)}: ${parsed.error.issues[0]?.message}`,
-		);
-	}
-	return parsed.data;
+	const parsed = FIELDS[field].schema.safeParse(value);
+	if (parsed.success) return parsed.data as Value<F>;
+	if (onInvalid === "ignore") return undefined;
+	throw new JobFailure(
+		"invalid_options",
+		`Invalid ${where} ${JSON.stringify(value)}: ${parsed.error.issues[0]?.message}`,
+	);
+}
+
+/** The one precedence of every option: explicit, then custom metadata; undefined when neither gives it. */
+function given<F extends Field>(
+	field: F,
+	job: ExplicitOptions,
+	metadata: Record<string, string>,
+	onInvalid: OnInvalid,
+): Value<F> | undefined {
+	const { column, metadata: key } = FIELDS[field];
+	return checked(field, job[column], column, onInvalid) ?? checked(field, metadata[key], `${key} metadata`, onInvalid);
 }
 
 /** Resolves a job's options: explicit job options, then custom metadata, then defaults. */
 export function resolveOptions(
-	job: { prompt: string | null; max_tokens: number | null; callback_url: string | null },
+	job: ExplicitOptions,
 	metadata: Record<string, string>,
 	defaults: OptionDefaults,
 ): CaptionOptions {
-	const prompt = pick(Prompt, job.prompt, "prompt") ?? pick(Prompt, metadata[METADATA_KEYS.prompt], "prompt metadata");
-	const maxTokens =
-		pick(MaxTokens, job.max_tokens, "max_tokens") ??
-		pick(MaxTokens, metadata[METADATA_KEYS.maxTokens], "max-tokens metadata");
-	const callbackUrl =
-		pick(CallbackUrl, job.callback_url, "callback_url") ??
-		pick(CallbackUrl, metadata[METADATA_KEYS.callbackUrl], "callback-url metadata");
+	const prompt = given("prompt", job, metadata, "fail");
 	return {
 		prompt: prompt ?? defaults.prompt,
-		maxTokens: maxTokens ?? defaults.maxTokens,
-		callbackUrl: callbackUrl ?? null,
+		question: prompt !== undefined,
+		maxTokens: given("maxTokens", job, metadata, "fail") ?? defaults.maxTokens,
+		callbackUrl: given("callbackUrl", job, metadata, "fail") ?? null,
 	};
+}
+
+/**
+ * The prompt a job would run with, by the same precedence, before the job exists (a batch that
+ * skips what is already captioned compares prompts): an invalid value counts as absent here; the
+ * job itself fails on it.
+ */
+export function effectivePrompt(
+	job: Pick<ExplicitOptions, "prompt">,
+	metadata: Record<string, string>,
+	defaultPrompt: string,
+): string {
+	const explicit = { prompt: job.prompt, max_tokens: null, callback_url: null };
+	return given("prompt", explicit, metadata, "ignore") ?? defaultPrompt;
 }
 
 /**
  * What tells apart two uploads of the same bytes (one etag) with different caption metadata: a
  * SHA-256 of the three option values as stored ('' when the object has none of them). The upload
- * endpoint and the consumer compute it from the same custom metadata, so a notification lands on
- * the job of the upload that made it (migrations/0007_limits.sql).
+ * endpoint and the consumer compute it here from the same custom metadata, so a notification lands
+ * on the job of the upload that made it (migrations/0007_limits.sql).
  */
 export async function optionsKey(metadata: Record<string, string>): Promise<string> {
-	const values = [METADATA_KEYS.prompt, METADATA_KEYS.maxTokens, METADATA_KEYS.callbackUrl].map(
-		(name) => metadata[name] ?? null,
-	);
+	const values = Object.values(FIELDS).map((field) => metadata[field.metadata] ?? null);
 	if (values.every((v) => v === null)) return "";
 	const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(JSON.stringify(values)));
 	return toHex(new Uint8Array(digest));

@@ -13,7 +13,7 @@
  */
 import type { BatchRow } from "../../shared/batches/schema";
 import { batchEventMessage, type SettledBatch } from "../../shared/batches/settle";
-import { Prompt } from "../../shared/jobs/options";
+import { effectivePrompt } from "../../shared/jobs/options";
 import { errorMessage, log } from "../../shared/log";
 import { BatchPageMessage, batchPage } from "../../shared/queue/batch-listing";
 import type { CaptionRequest } from "../../shared/queue/caption-jobs";
@@ -37,13 +37,6 @@ import type { ConsumerSettings } from "./config";
 /** HEADs of a keys page in flight at once. */
 const HEAD_CONCURRENCY = 25;
 
-/** The prompt an object's job would run with: the batch's, else its `prompt` metadata, else the default. */
-function effectivePrompt(batch: BatchRow, metadata: Record<string, string> | undefined, fallback: string): string {
-	if (batch.prompt !== null) return batch.prompt;
-	const own = Prompt.safeParse(metadata?.prompt);
-	return own.success ? own.data : fallback;
-}
-
 /** The objects of the page that starts at the checkpoint, and where the next page starts. */
 async function listPage(
 	env: ConsumerEnv,
@@ -52,7 +45,7 @@ async function listPage(
 ): Promise<{ objects: ListedObject[]; missing: string[]; nextCursor: string | null }> {
 	const prompts = batch.skip_captioned === 1;
 	const promptOf = (metadata: Record<string, string> | undefined) =>
-		prompts ? { prompt: effectivePrompt(batch, metadata, settings.DEFAULT_PROMPT) } : {};
+		prompts ? { prompt: effectivePrompt(batch, metadata ?? {}, settings.DEFAULT_PROMPT) } : {};
 	if (batch.prefix !== null) {
 		const listed = await env.BUCKET.list({
 			prefix: batch.prefix,
