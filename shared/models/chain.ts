@@ -1,22 +1,21 @@
 /**
- * The fallback chain (SPEC §4): tries the configured models in order. Before each call it asks the
- * shared model-health registry whether the model may be called (a gone model or an open circuit is
+ * The fallback chain: tries the configured models in order. Before each call it asks the shared
+ * model-health registry whether the model may be called (a gone model or an open circuit is
  * skipped by every batch) and waits for a slot of the model's rate limit; after it, it tells the
- * registry what the call showed. What an error does to the job follows its kind (./errors.ts):
- * the next model, a retry of the message (`TransientError`), or a failed job (`JobFailure`).
+ * registry what the call showed. What follows each model's turn (the caption, the next model, or
+ * the end of the chain) is decided by ./chain-policy.ts; the chain answers a `ChainOutcome`.
  */
-import { JobFailure, TransientError } from "../jobs/errors";
 import { log } from "../log";
-import { classifyModelError } from "./errors";
+import { type ChainOutcome, nextTurn, type PassedOver, type TurnOutcome, whenExhausted } from "./chain-policy";
+import { type ClassifiedError, classifyModelError } from "./errors";
 import type { CallOutcome } from "./health";
 import type { Admission, AfterCall, CallRecord } from "./health-registry";
 import type { AiRunner, ImageLimits, ModelAdapter, ModelImage, ModelRequest } from "./types";
 
-export interface Caption {
-	model: string;
-	caption: string;
-	inferenceMs: number;
-}
+export type { ChainOutcome } from "./chain-policy";
+
+/** The chain's answer with the time its models spent on the request. */
+export type Captioning = ChainOutcome & { inferenceMs: number };
 
 /** The consumer's side of the model-health registry. */
 export interface ModelHealthGate {
@@ -25,30 +24,26 @@ export interface ModelHealthGate {
 	abandon(model: string): Promise<void>;
 }
 
-/** Awaited before every model call (rate pacing); may throw a TransientError to retry later. */
-export type Pacer = (adapter: ModelAdapter) => Promise<void>;
+/** Whether a model call may go now (after any wait the pacer did), or only later. */
+export type Pace = { kind: "go" } | { kind: "later"; message: string; retryAfterSeconds: number };
 
-/** Why the chain ended without a caption, gathered model by model. */
-class Unavailable {
-	readonly reasons: string[] = [];
-	allGone = true;
-	tooLarge: string | null = null;
-	retryAt = Number.POSITIVE_INFINITY;
+/** Awaited before every model call (rate pacing). */
+export type Pacer = (adapter: ModelAdapter) => Promise<Pace>;
 
-	skip(model: string, why: string, gone: boolean, retryAt: number): void {
-		this.reasons.push(`${model}: ${why}`);
-		if (!gone) this.allGone = false;
-		this.retryAt = Math.min(this.retryAt, retryAt);
-	}
+/** Prepares the image for a model's limits; its errors are the caller's and pass through. */
+export type Prepare = (limits: ImageLimits) => Promise<ModelImage>;
 
-	failure(): JobFailure | TransientError {
-		const reasons = this.reasons.join("; ");
-		if (this.tooLarge !== null) {
-			return new JobFailure("image_too_large", `The request is too large for the models of the chain: ${reasons}.`);
-		}
-		if (this.allGone) return new JobFailure("model_unavailable", `No model in the chain is available: ${reasons}.`);
-		const wait = Math.max(0, Math.ceil((this.retryAt - Date.now()) / 1000));
-		return new TransientError(`No model in the chain can caption now: ${reasons}`, Number.isFinite(wait) ? wait : 0);
+/** What a failed call tells the model's health: an answer about the request says the model works. */
+function healthOutcome(error: ClassifiedError): CallOutcome {
+	switch (error.kind) {
+		case "gone":
+			return { kind: "gone", error: error.message };
+		case "input":
+		case "too_large":
+			return { kind: "answered" };
+		case "transient":
+		case "failure":
+			return { kind: "failed", error: error.message };
 	}
 }
 
@@ -68,105 +63,97 @@ export class ModelChain {
 		private readonly ai: AiRunner,
 		private readonly adapters: readonly ModelAdapter[],
 		private readonly health: ModelHealthGate,
-		private readonly pace: Pacer = async () => {},
+		private readonly pace: Pacer = async () => ({ kind: "go" }),
 	) {}
 
 	/**
 	 * Captions an image. `prepare` brings the image within a model's limits; it is called once per
 	 * distinct set of limits.
 	 */
-	async caption(prepare: (limits: ImageLimits) => Promise<ModelImage>, request: ModelRequest): Promise<Caption> {
-		const prepared = new Map<string, Promise<ModelImage>>();
-		const unavailable = new Unavailable();
+	async caption(prepare: Prepare, request: ModelRequest): Promise<Captioning> {
+		const images = new PreparedImages(prepare);
+		const passedOver: PassedOver[] = [];
 		let inferenceMs = 0;
 		for (const adapter of this.adapters) {
-			const model = adapter.id;
-			const admission = await this.admit(model);
-			if (!admission.call) {
-				const until = new Date(admission.retryAt).toISOString();
-				unavailable.skip(
-					model,
-					admission.gone ? `gone until ${until}` : `skipped until ${until}`,
-					admission.gone,
-					admission.retryAt,
-				);
-				continue;
-			}
-			let input: Record<string, unknown>;
-			try {
-				const limitsKey = `${adapter.limits.maxBytes}/${adapter.limits.maxSide}`;
-				let image = prepared.get(limitsKey);
-				if (!image) {
-					image = prepare(adapter.limits);
-					prepared.set(limitsKey, image);
-				}
-				input = adapter.buildInput(await image, request);
-				// The wait for a slot is not inference time: inference_ms stays the model's own latency.
-				await this.pace(adapter);
-			} catch (err) {
-				// No call will be made: let another caller probe the model.
-				if (admission.probe) await this.health.abandon(model);
-				throw err;
-			}
-			const started = Date.now();
-			let output: unknown;
-			try {
-				output = await this.ai.run(model, input);
-			} catch (err) {
-				const latencyMs = Date.now() - started;
-				inferenceMs += latencyMs;
-				const error = classifyModelError(err);
-				const outcome: CallOutcome =
-					error.kind === "gone"
-						? { kind: "gone", error: error.message }
-						: error.kind === "input" || error.kind === "too_large"
-							? { kind: "answered" }
-							: { kind: "failed", error: error.message };
-				const after = await this.record(model, { outcome, ok: false, latencyMs, probe: admission.probe });
-				log("warn", "model_call_failed", {
-					model,
-					code: error.code,
-					kind: error.kind,
-					probe: admission.probe,
-					callable: after.callable,
-					error: error.message,
-				});
-				switch (error.kind) {
-					case "input":
-						throw new JobFailure("model_error", `${model} refused the request: ${error.message}`);
-					case "too_large":
-						unavailable.tooLarge = error.message;
-						unavailable.skip(model, error.message, false, Date.now());
-						continue;
-					case "gone":
-						unavailable.skip(model, error.message, true, after.retryAt);
-						continue;
-					case "transient":
-						// The model still takes calls: this one is worth repeating later, on the same model.
-						if (after.callable) {
-							throw new TransientError(`${model}: ${error.message}`, error.code === 3021 ? 10 : 0);
-						}
-						unavailable.skip(model, error.message, false, after.retryAt);
-						continue;
-					case "failure":
-						// Not about the input, not a known passing trouble: the next model may do better.
-						unavailable.skip(model, error.message, false, after.callable ? Date.now() : after.retryAt);
-						continue;
-				}
-			}
-			const latencyMs = Date.now() - started;
-			inferenceMs += latencyMs;
-			await this.record(model, { outcome: { kind: "answered" }, ok: true, latencyMs, probe: admission.probe });
-			let caption: string;
-			try {
-				caption = adapter.readCaption(output).trim();
-			} catch {
-				throw new JobFailure("model_error", `${model} answered in an unexpected shape.`);
-			}
-			if (!caption) throw new JobFailure("model_error", `${model} returned an empty caption.`);
-			return { model, caption, inferenceMs };
+			const turn = await this.turn(adapter, images, request);
+			inferenceMs += turn.latencyMs;
+			const next = nextTurn(turn.outcome, Date.now());
+			if (next.kind === "done") return { ...next.outcome, inferenceMs };
+			passedOver.push(next.passedOver);
 		}
-		throw unavailable.failure();
+		return { ...whenExhausted(passedOver, Date.now()), inferenceMs };
+	}
+
+	/** One model's turn: admission, input, pacing, the call, and what the registry learns of it. */
+	private async turn(
+		adapter: ModelAdapter,
+		images: PreparedImages,
+		request: ModelRequest,
+	): Promise<{ outcome: TurnOutcome; latencyMs: number }> {
+		const model = adapter.id;
+		const admission = await this.admit(model);
+		if (!admission.call) {
+			return { outcome: { kind: "skipped", model, gone: admission.gone, retryAt: admission.retryAt }, latencyMs: 0 };
+		}
+		const ready = await this.ready(adapter, images, request, admission.probe);
+		if (ready.kind === "later") {
+			return {
+				outcome: { kind: "paced", message: ready.message, retryAfterSeconds: ready.retryAfterSeconds },
+				latencyMs: 0,
+			};
+		}
+		const started = Date.now();
+		let output: unknown;
+		try {
+			output = await this.ai.run(model, ready.input);
+		} catch (err) {
+			const latencyMs = Date.now() - started;
+			return { outcome: await this.failed(model, classifyModelError(err), latencyMs, admission.probe), latencyMs };
+		}
+		const latencyMs = Date.now() - started;
+		await this.record(model, { outcome: { kind: "answered" }, ok: true, latencyMs, probe: admission.probe });
+		try {
+			return { outcome: { kind: "answered", model, caption: adapter.readCaption(output) }, latencyMs };
+		} catch {
+			return { outcome: { kind: "malformed", model }, latencyMs };
+		}
+	}
+
+	/** The model's input, once the rate limiter gives a slot; a probe no call follows is handed back. */
+	private async ready(
+		adapter: ModelAdapter,
+		images: PreparedImages,
+		request: ModelRequest,
+		probe: boolean,
+	): Promise<{ kind: "go"; input: Record<string, unknown> } | Extract<Pace, { kind: "later" }>> {
+		try {
+			const input = adapter.buildInput(await images.for(adapter.limits), request);
+			// The wait for a slot is not inference time: inference_ms stays the model's own latency.
+			const pace = await this.pace(adapter);
+			if (pace.kind === "later") {
+				if (probe) await this.health.abandon(adapter.id);
+				return pace;
+			}
+			return { kind: "go", input };
+		} catch (err) {
+			// No call will be made: let another caller probe the model.
+			if (probe) await this.health.abandon(adapter.id);
+			throw err;
+		}
+	}
+
+	/** Records a failed call with the registry and logs it; the turn's outcome carries the registry's answer. */
+	private async failed(model: string, error: ClassifiedError, latencyMs: number, probe: boolean): Promise<TurnOutcome> {
+		const after = await this.record(model, { outcome: healthOutcome(error), ok: false, latencyMs, probe });
+		log("warn", "model_call_failed", {
+			model,
+			code: error.code,
+			kind: error.kind,
+			probe,
+			callable: after.callable,
+			error: error.message,
+		});
+		return { kind: "error", model, error, callable: after.callable, retryAt: after.retryAt };
 	}
 
 	/** The registry's answer for `model`, from this batch's memory when it still holds. */
@@ -203,5 +190,21 @@ export class ModelChain {
 			this.admissions.set(model, { admission: { call: true, probe: false }, until: Date.now() + CALL_ADMISSION_MS });
 		}
 		return after;
+	}
+}
+
+/** The image prepared once per distinct set of model limits, shared by the models that have them. */
+class PreparedImages {
+	private readonly byLimits = new Map<string, Promise<ModelImage>>();
+	constructor(private readonly prepare: Prepare) {}
+
+	for(limits: ImageLimits): Promise<ModelImage> {
+		const key = `${limits.maxBytes}/${limits.maxSide}`;
+		let image = this.byLimits.get(key);
+		if (!image) {
+			image = this.prepare(limits);
+			this.byLimits.set(key, image);
+		}
+		return image;
 	}
 }

@@ -20,7 +20,7 @@ import {
 	releaseJob,
 } from "../../shared/jobs/store";
 import { errorMessage, log } from "../../shared/log";
-import type { ModelChain } from "../../shared/models/chain";
+import type { Captioning, ModelChain } from "../../shared/models/chain";
 import { backoffSeconds } from "../../shared/queue/backoff";
 import { readCaptionMessage } from "../../shared/queue/caption-jobs";
 import { ACK, type BatchCounters, type Outcome, retryAfter } from "../../shared/queue/runner";
@@ -141,13 +141,32 @@ async function captionJob(job: JobRow, ctx: BatchContext): Promise<Attempt> {
 		ctx.chain.caption((limits) => prepareImage(images, source, limits), {
 			prompt: options.prompt,
 			maxTokens: options.maxTokens,
-			// A prompt other than the default is a question (moondream's `query` task).
-			question: options.prompt !== ctx.settings.DEFAULT_PROMPT,
+			question: options.question,
 		}),
 	);
 	if (captioned.kind === "end") return captioned.attempt;
-	const { caption, model, inferenceMs } = captioned.value;
-	return { kind: "captioned", caption, fields: { ...fields, model, inferenceMs } };
+	return attemptOf(captioned.value, fields);
+}
+
+/** The job's side of the chain's answer. */
+function attemptOf(captioning: Captioning, fields: JobResultFields): Attempt {
+	const { inferenceMs } = captioning;
+	switch (captioning.kind) {
+		case "captioned":
+			return {
+				kind: "captioned",
+				caption: captioning.caption,
+				fields: { ...fields, model: captioning.model, inferenceMs },
+			};
+		case "refused":
+			return { kind: "failed", failure: new JobFailure("model_error", captioning.message), fields };
+		case "too_large":
+			return { kind: "failed", failure: new JobFailure("image_too_large", captioning.message), fields };
+		case "unavailable":
+			return { kind: "failed", failure: new JobFailure("model_unavailable", captioning.message), fields };
+		case "retry":
+			return { kind: "transient", error: new TransientError(captioning.message, captioning.minDelaySeconds), fields };
+	}
 }
 
 interface Loaded {

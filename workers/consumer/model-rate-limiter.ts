@@ -10,8 +10,7 @@
  * is the limit less the burst and a 2 % margin for timer and network jitter (`pacingRate`).
  */
 import { type RatePolicy, type Reservation, reserveSlot, SlotLimiter } from "../../shared/gcra";
-import { TransientError } from "../../shared/jobs/errors";
-import type { Pacer } from "../../shared/models/chain";
+import type { Pace, Pacer } from "../../shared/models/chain";
 import { type RateLimits, rateLimitFor } from "../../shared/models/rate-limits";
 
 export { type RatePolicy, type Reservation, reserveSlot };
@@ -37,13 +36,15 @@ export interface PacingEnv {
 
 /**
  * What the model chain awaits before each call: a slot from the limiter of the model's rate limit
- * (none when no limit applies). A slot too far away becomes a TransientError, so the message is
+ * (none when no limit applies). A slot too far away is a "later", so the message is
  * retried later with its job back in the queue instead of holding the invocation.
  */
+const GO: Pace = { kind: "go" };
+
 export function modelPacer(env: PacingEnv, pacing: PacingSettings): Pacer {
 	return async (adapter) => {
 		const limit = rateLimitFor(adapter, pacing.limits);
-		if (!limit) return;
+		if (!limit) return GO;
 		const policy: RatePolicy = {
 			requestsPerMinute: pacingRate(limit.perMinute, pacing.burst),
 			burst: pacing.burst,
@@ -51,11 +52,13 @@ export function modelPacer(env: PacingEnv, pacing: PacingSettings): Pacer {
 		};
 		const reservation = await env.MODEL_RATE_LIMITER.getByName(limit.name).reserve(policy);
 		if ("retryAfterMs" in reservation) {
-			throw new TransientError(
-				`Pacing ${limit.name} below ${limit.perMinute} requests per minute: next slot in ${reservation.retryAfterMs} ms`,
-				Math.ceil(reservation.retryAfterMs / 1000),
-			);
+			return {
+				kind: "later",
+				message: `Pacing ${limit.name} below ${limit.perMinute} requests per minute: next slot in ${reservation.retryAfterMs} ms`,
+				retryAfterSeconds: Math.ceil(reservation.retryAfterMs / 1000),
+			};
 		}
 		if (reservation.waitMs > 0) await new Promise((resolve) => setTimeout(resolve, reservation.waitMs));
+		return GO;
 	};
 }
