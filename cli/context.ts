@@ -1,6 +1,6 @@
 /**
- * What every `r2c` command starts from: the API URL and token (flags, then `R2C_API_URL` /
- * `R2C_TOKEN`; for a loopback URL, the clone's `.dev.vars` as a last resort, so `npx r2c` works
+ * What every `r2c` command starts from: the API URL and token (flags, then `R2C_API_URL` (or
+ * `API_URL`) / `R2C_TOKEN`; for a loopback URL, the clone's `.dev.vars` as a last resort, so `npx r2c` works
  * against `npm run dev` with nothing set), the typed client, and where output goes (`--json`).
  */
 import { existsSync, readFileSync } from "node:fs";
@@ -11,6 +11,14 @@ import { devVarsPath } from "../scripts/lib/dev-vars.ts";
 import { CliError } from "./errors.ts";
 
 export const DEFAULT_API_URL = "http://localhost:8787";
+
+/**
+ * The API URL the environment names: `R2C_API_URL`, else `API_URL` (what `npm run demo` and the
+ * other scripts read), else the local `npm run dev`. `r2c` and the demo both take it from here.
+ */
+export function defaultApiUrl(env: NodeJS.ProcessEnv = process.env): string {
+	return env.R2C_API_URL || env.API_URL || DEFAULT_API_URL;
+}
 
 export interface GlobalOptions {
 	apiUrl: string;

@@ -1,13 +1,13 @@
 /**
  * The `r2c` command: argument parsing (commander), global options, and one action per
- * subcommand. Every command takes `--json`, `--api-url` (R2C_API_URL) and `--token` (R2C_TOKEN);
+ * subcommand. Every command takes `--json`, `--api-url` (R2C_API_URL or API_URL) and `--token` (R2C_TOKEN);
  * docs/cli.md is the reference.
  */
 import { readFileSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { type BatchStatus, type ExportFormat, JOB_STATUSES, type WebhookEventType } from "../client/index.ts";
 import { cancelBatch, createBatch, exportBatch, getBatch, listBatches } from "./batches.ts";
-import { type Context, context, DEFAULT_API_URL, type GlobalOptions } from "./context.ts";
+import { type Context, context, defaultApiUrl, type GlobalOptions } from "./context.ts";
 import { report } from "./errors.ts";
 import { getJob, listJobs } from "./jobs.ts";
 import { listen } from "./listen.ts";
@@ -44,7 +44,12 @@ function run<A extends unknown[]>(action: (ctx: Context, ...args: A) => Promise<
 const program = new Command("r2c")
 	.description("Caption images with r2-captions: upload a folder, wait for the captions, get them as a file.")
 	.version(version)
-	.addOption(new Option("--api-url <url>", "status API base URL").env("R2C_API_URL").default(DEFAULT_API_URL))
+	.addOption(
+		new Option("--api-url <url>", "status API base URL").default(
+			defaultApiUrl(),
+			"$R2C_API_URL, else $API_URL, else http://localhost:8787",
+		),
+	)
 	.addOption(
 		new Option("--token <token>", "ADMIN_TOKEN or an API key (default for a localhost URL: .dev.vars)").env(
 			"R2C_TOKEN",

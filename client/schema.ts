@@ -1203,6 +1203,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                "image/jpeg": Blob;
+                "image/png": Blob;
+                "image/webp": Blob;
+                "image/gif": Blob;
+                "image/bmp": Blob;
                 "application/octet-stream": Blob;
             };
         };

@@ -10,13 +10,15 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { defaultApiUrl } from "../cli/context.ts";
 import { createR2cClient, isTerminal, type Job, ok, uploadImage } from "../client/index.ts";
 import { useOrStartDevServer } from "./lib/dev-server.ts";
 import { adminToken, readDevVars } from "./lib/dev-vars.ts";
 import { type Delivery, startReceiver } from "./lib/webhook-receiver.ts";
 import { root } from "./lib/wrangler.ts";
 
-const base = (process.env.API_URL ?? "http://localhost:8787").replace(/\/$/, "");
+// API_URL or R2C_API_URL, read as `r2c` reads them.
+const base = defaultApiUrl().replace(/\/$/, "");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const IMAGE_EXTENSIONS = new Set([".jpg", ".png", ".webp"]);
 

@@ -3,9 +3,10 @@
  * the errors met before (or instead of) talking to the API.
  */
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { root } from "../../scripts/lib/wrangler.ts";
 import { r2c } from "./support/cli.ts";
 import { freePort } from "./support/dev-stack.ts";
@@ -39,6 +40,47 @@ describe("r2c without a server", () => {
 			child.on("close", (code) => resolve({ code, stdout }));
 		});
 		expect(output).toEqual({ code: 0, stdout: `${version}\n` });
+	});
+
+	it("`npx r2c` under the machine's own Node prints no npm warning (the Node it needs comes with the clone)", async () => {
+		// npm runs under the first `node` on PATH: leave out the clone's, as a shell outside npm would.
+		const outside = (process.env.PATH ?? "")
+			.split(path.delimiter)
+			.filter((dir) => !dir.includes("node_modules"))
+			.join(path.delimiter);
+		// The first `npx r2c` of a clone installs the clone into npm's exec cache, and that install
+		// checks the package's engines against npm's own Node: an empty cache makes every run the first.
+		const cache = mkdtempSync(path.join(tmpdir(), "r2c-npx-cache-"));
+		onTestFinished(() => rmSync(cache, { recursive: true, force: true }));
+		const output = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+			const child = spawn("npx", ["r2c", "--version"], {
+				cwd: root,
+				env: { ...process.env, PATH: outside, npm_config_cache: cache, npm_config_offline: "true" },
+				stdio: ["ignore", "pipe", "pipe"],
+			});
+			let stdout = "";
+			let stderr = "";
+			child.stdout.on("data", (c: Buffer) => {
+				stdout += c;
+			});
+			child.stderr.on("data", (c: Buffer) => {
+				stderr += c;
+			});
+			child.on("close", (code) => resolve({ code, stdout, stderr }));
+		});
+		expect(output).toEqual({ code: 0, stdout: `${version}\n`, stderr: "" });
+	});
+
+	it("takes the API URL from R2C_API_URL, else from API_URL as `npm run demo` does", async () => {
+		const [a, b] = [await freePort(), await freePort()];
+		const demo = await r2c(["jobs", "list"], { API_URL: `http://127.0.0.1:${a}`, R2C_TOKEN: "t" });
+		expect(demo.stderr).toContain(`cannot reach the API at http://127.0.0.1:${a} `);
+		const both = await r2c(["jobs", "list"], {
+			API_URL: `http://127.0.0.1:${a}`,
+			R2C_API_URL: `http://127.0.0.1:${b}`,
+			R2C_TOKEN: "t",
+		});
+		expect(both.stderr).toContain(`cannot reach the API at http://127.0.0.1:${b} `);
 	});
 
 	it.each(COMMANDS.map((c) => [c.join(" ") || "(top level)", c]))("--help on %s", async (_name, command) => {

@@ -164,6 +164,17 @@ describe("OpenAPI document for client generators", () => {
 		expect(doc.info.description).toContain("%2F");
 	});
 
+	it("lists the image content types an upload may declare, as well as application/octet-stream", () => {
+		const doc = status.openApiDocument() as unknown as {
+			paths: Record<string, { put?: { requestBody?: { content: Record<string, unknown> } } }>;
+		};
+		const content = doc.paths["/v1/images/{key}"]?.put?.requestBody?.content ?? {};
+		expect(Object.keys(content)).toEqual(
+			expect.arrayContaining(["image/jpeg", "image/png", "image/webp", "image/gif", "application/octet-stream"]),
+		);
+		expect(content["image/png"]).toEqual({ schema: { type: "string", format: "binary" } });
+	});
+
 	it("names every batch operation with its operationId", () => {
 		const doc = status.openApiDocument() as unknown as {
 			paths: Record<string, Record<string, { operationId?: string }>>;

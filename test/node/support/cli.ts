@@ -12,9 +12,11 @@ export interface Running {
 	exited: Promise<number | null>;
 }
 
-/** Starts `r2c args…` with `env` on top of a clean environment (no R2C_* of the caller's). */
+/** Starts `r2c args…` with `env` on top of a clean environment (no R2C_* or API_URL of the caller's). */
 export function startR2c(args: string[], env: Record<string, string> = {}, cwd = root): Running {
-	const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("R2C_")));
+	const inherited = Object.fromEntries(
+		Object.entries(process.env).filter(([name]) => !name.startsWith("R2C_") && name !== "API_URL"),
+	);
 	const child = spawn(process.execPath, [bin, ...args], {
 		cwd,
 		env: { ...inherited, NO_COLOR: "1", ...env },

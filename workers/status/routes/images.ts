@@ -67,6 +67,17 @@ function uploadMetadata(headers: z.infer<typeof UploadHeaders>): Record<string, 
 	return metadata;
 }
 
+/**
+ * The body's type is recognised from its bytes, so any of these Content-Types is accepted (and none
+ * is trusted): each image type the service reads, and `application/octet-stream`.
+ */
+const UPLOAD_CONTENT = Object.fromEntries(
+	[...Object.values(MIME), "application/octet-stream"].map((type) => [
+		type,
+		{ schema: z.string().meta({ format: "binary" }) },
+	]),
+);
+
 const uploadRoute = createRoute({
 	method: "put",
 	path: "/v1/images/{key}",
@@ -89,7 +100,7 @@ const uploadRoute = createRoute({
 		headers: UploadHeaders,
 		body: {
 			required: true,
-			content: { "application/octet-stream": { schema: z.string().meta({ format: "binary" }) } },
+			content: UPLOAD_CONTENT,
 		},
 	},
 	responses: {
