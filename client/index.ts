@@ -2,7 +2,8 @@
  * The typed client of the r2-captions status API: openapi-fetch over the types that
  * openapi-typescript generates from the API's own OpenAPI document (client/schema.ts, made by
  * `npm run client:generate` and checked by `npm test`). No Node imports: the CLI, the demo, the
- * bench and a browser dashboard all use this one module.
+ * bench and the dashboard (as workers/status/assets/dashboard/client.js, the bundle
+ * `npm run client:generate` makes of this module) all use this one module.
  *
  *   const api = createR2cClient({ baseUrl: "http://localhost:8787", token });
  *   const job = await ok(api.GET("/v1/jobs/{id}", { params: { path: { id } } }));
@@ -63,6 +64,12 @@ export interface ClientOptions {
 /** Longest wait honoured from one `Retry-After`, in seconds. */
 const MAX_RETRY_AFTER_SECONDS = 60;
 
+/** How long a `429` asks to wait: its `Retry-After` in seconds (at most a minute; one when unreadable). */
+export function retryAfterSeconds(header: string | null): number {
+	const given = Number(header);
+	return Number.isFinite(given) && given >= 0 ? Math.min(given, MAX_RETRY_AFTER_SECONDS) : 1;
+}
+
 /** `fetch` that sends a request again after the `Retry-After` of each `429`, at most `retries` times. */
 export function retryingOn429(
 	inner: typeof globalThis.fetch,
@@ -81,8 +88,7 @@ export function retryingOn429(
 			const last = attempt >= retries;
 			const response = await inner(attemptOf());
 			if (response.status !== 429 || last) return response;
-			const given = Number(response.headers.get("Retry-After"));
-			const wait = Number.isFinite(given) && given >= 0 ? Math.min(given, MAX_RETRY_AFTER_SECONDS) : 1;
+			const wait = retryAfterSeconds(response.headers.get("Retry-After"));
 			await response.body?.cancel();
 			onRateLimited?.(wait, request);
 			await new Promise((resolve) => setTimeout(resolve, wait * 1000));
@@ -137,7 +143,10 @@ export function apiError(response: Response, body: unknown): ApiError {
 	return new ApiError(response.status, `http_${response.status}`, text || `HTTP ${response.status}`);
 }
 
-type Result<D> = { data: D; error?: never; response: Response } | { data?: never; error: unknown; response: Response };
+/** What each call of an openapi-fetch client answers. */
+export type Result<D> =
+	| { data: D; error?: never; response: Response }
+	| { data?: never; error: unknown; response: Response };
 
 /** The data of a successful call; throws `ApiError` for an error answer (or a missing body). */
 export async function ok<D>(call: Promise<Result<D>>): Promise<NonNullable<D>> {

@@ -90,7 +90,7 @@ async function open(token) {
 	const api = createApi(token, (err) => {
 		if (session?.api === api) signOut(`The API no longer accepts this token (${err.message}). Sign in again.`);
 	});
-	const [stats, caps] = await Promise.all([/** @type {Promise<Stats>} */ (api.get("/v1/stats")), capabilities()]);
+	const [stats, caps] = await Promise.all([api.data(api.client.GET("/v1/stats")), capabilities()]);
 	return { api, scope: stats.prefix, caps };
 }
 

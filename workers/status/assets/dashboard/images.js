@@ -6,7 +6,6 @@
  * (a BMP, say) is shown from the original when that is small. Blob URLs are cached per object
  * version and width (the most recent few hundred), and at most a few downloads run at once.
  */
-import { imagePath } from "./api.js";
 import { h } from "./dom.js";
 
 /** @typedef {import("./api.js").Api} Api */
@@ -53,7 +52,10 @@ function revoke(entry) {
  */
 async function fetchImage(api, key, width, size) {
 	try {
-		const { blob } = await api.blob(imagePath(key), width ? { width } : {});
+		const query = width ? { width } : {};
+		const { blob } = await api.file(
+			api.client.GET("/v1/images/{key}", { params: { path: { key }, query }, parseAs: "blob" }),
+		);
 		return URL.createObjectURL(blob);
 	} catch (err) {
 		const unpreviewable = err instanceof Error && "code" in err && err.code === "unsupported_media_type";

@@ -2,55 +2,28 @@
 /**
  * Batches (`#/batches`): every batch the token sees with a progress bar and its counts, live; a
  * form that captions a whole prefix; cancel; and the exports (JSON Lines, CSV, and the Hugging
- * Face `metadata.jsonl`) downloaded with the token. Built on the batches API of issue 11; a
+ * Face `metadata.jsonl`) downloaded with the token. Built on the batches API (docs/batches.md); a
  * server whose OpenAPI document has no `/v1/batches` gets a note instead.
  */
 import { messageOf, saveBlob } from "../api.js";
+import { progressCell } from "../batch-progress.js";
 import { announce, errorBox, field, h, pager, redraw, showError, statusBadge, syncRows, timeEl } from "../dom.js";
 import { poll } from "../poll.js";
 
+/** @typedef {import("../client.js").BatchStatus} BatchStatus */
+
 /** @typedef {import("../app.js").ViewContext} ViewContext */
 
-/**
- * A batch as the API renders it (issue 11's Batch JSON).
- * @typedef {object} Batch
- * @property {string} id
- * @property {"listing" | "running" | "completed" | "cancelled"} status
- * @property {string | null} [prefix]
- * @property {number | null} [key_count]
- * @property {string | null} prompt
- * @property {{ total: number, queued: number, processing: number, succeeded: number, failed: number, cancelled: number, skipped: number }} counts
- * @property {string} created_at
- * @property {string | null} completed_at
- */
+/** @typedef {import("../batch-progress.js").Batch} Batch */
 /** @typedef {{ data: Batch[], next_cursor: string | null }} BatchList */
 
 const STATUSES = ["listing", "running", "completed", "cancelled"];
+/** @type {{ format: import("../client.js").ExportFormat, label: string, file: (id: string) => string }[]} */
 const EXPORTS = [
 	{ format: "jsonl", label: "JSONL", file: (/** @type {string} */ id) => `${id}.jsonl` },
 	{ format: "csv", label: "CSV", file: (/** @type {string} */ id) => `${id}.csv` },
 	{ format: "hf", label: "HF metadata", file: () => "metadata.jsonl" },
 ];
-
-/** Jobs that are finished one way or another, out of all the batch has made so far. @param {Batch} b */
-export function batchProgress(b) {
-	const c = b.counts;
-	const done = c.succeeded + c.failed + c.cancelled + c.skipped;
-	const percent = c.total > 0 ? Math.floor((done / c.total) * 100) : b.status === "completed" ? 100 : 0;
-	return { done, total: c.total, percent };
-}
-
-/** @param {Batch} b */
-export function progressCell(b) {
-	const { done, total, percent } = batchProgress(b);
-	return h(
-		"div",
-		{ class: "batch-progress" },
-		h("progress", { max: 100, value: percent, "aria-label": `Progress of ${b.id}` }),
-		h("span", { "data-field": "progress" }, `${percent} %`),
-		h("span", { class: "muted" }, ` ${done} of ${total}${b.status === "listing" ? " so far" : ""}`),
-	);
-}
 
 /** @param {Batch} b */
 const counts = (b) =>
@@ -101,12 +74,14 @@ function createForm(ctx, refresh) {
 			return;
 		}
 		try {
-			const batch = /** @type {Batch} */ (
-				await ctx.api.post("/v1/batches", {
-					prefix: prefix.value.trim(),
-					...(prompt.value.trim() ? { prompt: prompt.value.trim() } : {}),
-					skip_captioned: skip.checked,
-				})
+			const batch = await ctx.api.data(
+				ctx.api.client.POST("/v1/batches", {
+					body: {
+						prefix: prefix.value.trim(),
+						...(prompt.value.trim() ? { prompt: prompt.value.trim() } : {}),
+						skip_captioned: skip.checked,
+					},
+				}),
 			);
 			showError(problem, null);
 			announce(`Batch ${batch.id} created`);
@@ -127,9 +102,12 @@ function actions(ctx, b, refresh) {
 	/** @param {typeof EXPORTS[number]} x */
 	const download = async (x) => {
 		try {
-			const { blob, filename } = await ctx.api.blob(`/v1/batches/${encodeURIComponent(b.id)}/results`, {
-				format: x.format,
-			});
+			const { blob, filename } = await ctx.api.file(
+				ctx.api.client.GET("/v1/batches/{id}/results", {
+					params: { path: { id: b.id }, query: { format: x.format } },
+					parseAs: "blob",
+				}),
+			);
 			saveBlob(blob, filename ?? x.file(b.id));
 		} catch (err) {
 			ctx.onError(err);
@@ -138,7 +116,7 @@ function actions(ctx, b, refresh) {
 	const cancel = async () => {
 		if (!window.confirm(`Cancel ${b.id}? Its queued jobs will not be captioned.`)) return;
 		try {
-			await ctx.api.post(`/v1/batches/${encodeURIComponent(b.id)}/cancel`);
+			await ctx.api.data(ctx.api.client.POST("/v1/batches/{id}/cancel", { params: { path: { id: b.id } } }));
 			announce(`Batch ${b.id} cancelled`);
 		} catch (err) {
 			ctx.onError(err);
@@ -249,8 +227,12 @@ export function batchesView(ctx) {
 	}
 
 	async function load() {
-		const page = /** @type {BatchList} */ (
-			await ctx.api.get("/v1/batches", { status: filter.value, limit: 20, cursor: pages.cursor() }, ctx.signal)
+		const status = /** @type {BatchStatus | undefined} */ (filter.value || undefined);
+		const page = await ctx.api.data(
+			ctx.api.client.GET("/v1/batches", {
+				params: { query: { status, limit: 20, cursor: pages.cursor() ?? undefined } },
+				signal: ctx.signal,
+			}),
 		);
 		showError(problem, null);
 		pages.loaded(page.next_cursor);

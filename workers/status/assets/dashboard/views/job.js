@@ -4,7 +4,8 @@
  * webhook deliveries of its event with their attempts (a delivery to a subscription can be sent
  * again from here). Refreshed every few seconds, so a running job finishes before your eyes.
  */
-import { imagePath, messageOf, saveBlob } from "../api.js";
+import { messageOf, saveBlob } from "../api.js";
+import { deliveryTable } from "../deliveries.js";
 import {
 	announce,
 	byteSize,
@@ -19,7 +20,6 @@ import {
 } from "../dom.js";
 import { authImage } from "../images.js";
 import { poll } from "../poll.js";
-import { deliveryTable } from "./webhooks.js";
 
 /** @typedef {import("../api.js").Job} Job */
 /** @typedef {import("../api.js").JobWebhookDeliveryList} JobWebhookDeliveryList */
@@ -139,7 +139,9 @@ export function jobView(ctx, id) {
 	async function download() {
 		if (!shown) return;
 		try {
-			const { blob, filename } = await ctx.api.blob(imagePath(shown.key));
+			const { blob, filename } = await ctx.api.file(
+				ctx.api.client.GET("/v1/images/{key}", { params: { path: { key: shown.key } }, parseAs: "blob" }),
+			);
 			saveBlob(blob, filename ?? shown.key.split("/").pop() ?? "image");
 		} catch (err) {
 			showError(problem, `The image could not be downloaded: ${messageOf(err)}`);
@@ -148,10 +150,8 @@ export function jobView(ctx, id) {
 
 	async function load() {
 		const [job, list] = await Promise.all([
-			/** @type {Promise<Job>} */ (ctx.api.get(`/v1/jobs/${encodeURIComponent(id)}`, {}, ctx.signal)),
-			/** @type {Promise<JobWebhookDeliveryList>} */ (
-				ctx.api.get(`/v1/jobs/${encodeURIComponent(id)}/deliveries`, {}, ctx.signal)
-			),
+			ctx.api.data(ctx.api.client.GET("/v1/jobs/{id}", { params: { path: { id } }, signal: ctx.signal })),
+			ctx.api.data(ctx.api.client.GET("/v1/jobs/{id}/deliveries", { params: { path: { id } }, signal: ctx.signal })),
 		]);
 		showError(problem, null);
 		if (!shown || shown.etag !== job.etag) {

@@ -7,7 +7,10 @@
  */
 import { announce, duration, h, pager, redraw, shortModel, statusBadge, syncRows, timeEl } from "../dom.js";
 import { authImage } from "../images.js";
+import { outcome } from "../job-outcome.js";
 import { poll } from "../poll.js";
+
+/** @typedef {import("../client.js").JobStatus} JobStatus */
 
 /** @typedef {import("../api.js").Job} Job */
 /** @typedef {import("../api.js").JobList} JobList */
@@ -28,20 +31,6 @@ export function timings(job) {
 		{ class: "timings" },
 		`queue ${duration(m.queue_ms)} · inference ${duration(m.inference_ms)} · total ${duration(m.total_ms)}`,
 	);
-}
-
-/** @param {Job} job */
-export function outcome(job) {
-	if (job.caption) return h("span", { class: "caption", "data-field": "caption" }, job.caption);
-	if (job.error)
-		return h(
-			"span",
-			{ class: "job-error", "data-field": "error" },
-			h("code", null, job.error.code),
-			" ",
-			job.error.message,
-		);
-	return h("span", { class: "muted" }, job.status === "queued" ? "waiting for the model" : "captioning…");
 }
 
 /**
@@ -171,19 +160,14 @@ export function jobsView(ctx) {
 	}
 
 	async function load() {
-		const page = /** @type {JobList} */ (
-			await ctx.api.get(
-				"/v1/jobs",
-				{
-					status: filters.status,
-					prefix: filters.prefix,
-					batch_id: filters.batch,
-					limit: PAGE_SIZE,
-					cursor: pages.cursor(),
-				},
-				ctx.signal,
-			)
-		);
+		const query = {
+			status: /** @type {JobStatus | undefined} */ (filters.status || undefined),
+			prefix: filters.prefix || undefined,
+			batch_id: filters.batch || undefined,
+			limit: PAGE_SIZE,
+			cursor: pages.cursor() ?? undefined,
+		};
+		const page = await ctx.api.data(ctx.api.client.GET("/v1/jobs", { params: { query }, signal: ctx.signal }));
 		render(page.data);
 		firstLoad = false;
 		pages.loaded(page.next_cursor);

@@ -5,15 +5,17 @@
  * and, where the API reports them, the progress of running batches. Refreshed every few seconds.
  */
 
+import { progressCell } from "../batch-progress.js";
 import { lineChart, stackedBarChart } from "../charts.js";
 import { duration, h, replace } from "../dom.js";
 import { poll } from "../poll.js";
-import { progressCell } from "./batches.js";
+
+/** @typedef {NonNullable<import("../client.js").paths["/v1/stats/series"]["get"]["parameters"]["query"]>["window"]} StatsWindow */
 
 /** @typedef {import("../api.js").Stats} Stats */
 /** @typedef {import("../api.js").StatsSeries} StatsSeries */
 /** @typedef {import("../app.js").ViewContext} ViewContext */
-/** @typedef {import("./batches.js").Batch} Batch */
+/** @typedef {import("../batch-progress.js").Batch} Batch */
 
 const WINDOWS = [
 	{ value: "15m", label: "Last 15 minutes" },
@@ -129,7 +131,7 @@ function windowsTable(stats) {
 }
 
 /**
- * Running batches, when the stats carry them (issue 11 adds them to `GET /v1/stats`).
+ * Running batches, when the stats carry them (`batches` in `GET /v1/stats`).
  * @param {Stats} stats
  */
 function batches(stats) {
@@ -166,8 +168,13 @@ export function statsView(ctx) {
 
 	async function load() {
 		const [stats, series] = await Promise.all([
-			/** @type {Promise<Stats>} */ (ctx.api.get("/v1/stats", {}, ctx.signal)),
-			/** @type {Promise<StatsSeries>} */ (ctx.api.get("/v1/stats/series", { window: choice.value }, ctx.signal)),
+			ctx.api.data(ctx.api.client.GET("/v1/stats", { signal: ctx.signal })),
+			ctx.api.data(
+				ctx.api.client.GET("/v1/stats/series", {
+					params: { query: { window: /** @type {StatsWindow} */ (choice.value) } },
+					signal: ctx.signal,
+				}),
+			),
 		]);
 		// Keep an open "figures" table open across refreshes.
 		const open = Array.from(chartBox.querySelectorAll("details[open]"), (d) => d.parentElement?.id);

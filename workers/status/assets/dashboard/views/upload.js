@@ -8,7 +8,7 @@
  */
 import { messageOf } from "../api.js";
 import { announce, field, h, replace, statusBadge } from "../dom.js";
-import { outcome } from "./jobs.js";
+import { outcome } from "../job-outcome.js";
 
 /** @typedef {import("../api.js").Api} Api */
 /** @typedef {import("../api.js").Job} Job */
@@ -65,7 +65,8 @@ async function follow() {
 		for (const item of open.slice(0, 20)) {
 			if (signal.aborted || !store.api || !item.job) break;
 			try {
-				item.job = /** @type {Job} */ (await store.api.get(`/v1/jobs/${item.job.id}`, {}, signal));
+				const id = item.job.id;
+				item.job = await store.api.data(store.api.client.GET("/v1/jobs/{id}", { params: { path: { id } }, signal }));
 				changed(item);
 				if (terminal(item.job.status)) announce(`${item.file.name}: ${item.job.status}`);
 			} catch {

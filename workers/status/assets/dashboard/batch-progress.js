@@ -1,0 +1,38 @@
+// @ts-check
+/**
+ * How far a batch has come: the share of its jobs finished one way or another, as a progress bar
+ * with its counts (the batches view, and the running batches of the stats view).
+ */
+import { h } from "./dom.js";
+
+/**
+ * A batch as the API renders it (the Batch JSON).
+ * @typedef {object} Batch
+ * @property {string} id
+ * @property {"listing" | "running" | "completed" | "cancelled"} status
+ * @property {string | null} [prefix]
+ * @property {number | null} [key_count]
+ * @property {string | null} prompt
+ * @property {{ total: number, queued: number, processing: number, succeeded: number, failed: number, cancelled: number, skipped: number }} counts
+ * @property {string} created_at
+ * @property {string | null} completed_at
+ */
+/** Jobs that are finished one way or another, out of all the batch has made so far. @param {Batch} b */
+export function batchProgress(b) {
+	const c = b.counts;
+	const done = c.succeeded + c.failed + c.cancelled + c.skipped;
+	const percent = c.total > 0 ? Math.floor((done / c.total) * 100) : b.status === "completed" ? 100 : 0;
+	return { done, total: c.total, percent };
+}
+
+/** @param {Batch} b */
+export function progressCell(b) {
+	const { done, total, percent } = batchProgress(b);
+	return h(
+		"div",
+		{ class: "batch-progress" },
+		h("progress", { max: 100, value: percent, "aria-label": `Progress of ${b.id}` }),
+		h("span", { "data-field": "progress" }, `${percent} %`),
+		h("span", { class: "muted" }, ` ${done} of ${total}${b.status === "listing" ? " so far" : ""}`),
+	);
+}
