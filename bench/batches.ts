@@ -1,5 +1,5 @@
 /**
- * The batch scenarios of `npm run bench` (issue 11), on the local stack:
+ * The batch scenarios of `npm run bench`, on the local stack:
  *
  * - backfill: N objects put straight into the bucket (no notification, no job), then one prefix
  *   batch over them with a 0 ms model: objects listed and enqueued per second, time to `completed`;

@@ -1,5 +1,5 @@
 /**
- * The dashboard's first render on the local stack (issue 13: under a second), in headless
+ * The dashboard's first render on the local stack (target: under a second), in headless
  * Chromium (scripts/lib/browser.ts). With a page of captioned jobs in the stack, each run opens
  * the page in a fresh browser context (empty cache) and measures, from the start of navigation:
  *

@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: the benchmark of issue 6 on a real local stack (wrangler dev, local D1/R2/
+ * `npm run bench`: the benchmark on a real local stack (wrangler dev, local D1/R2/
  * Queues, the model emulator). Runs the pipeline with the real consumer and the naive baseline,
  * the status API at growing table sizes, the memory scenario and the rate-limit scenario, then
  * prints Markdown tables and writes a JSON report to bench/results/ (git-ignored).
@@ -64,15 +64,15 @@ const options = {
 	// Real time by default: on a loaded 2-core machine a shortened minute measures the machine's
 	// throughput more than the pacing.
 	rateScale: num(args["rate-scale"], 1),
-	// The dashboard's first render (issue 13): a page of jobs, opened in a fresh browser context each run.
+	// The dashboard's first render: a page of jobs, opened in a fresh browser context each run.
 	dashboardJobs: 25,
 	dashboardRuns: quick ? 3 : 7,
-	// Batches (issue 11): a backfill of 10,000 objects, exports of 10,000 and 100,000 jobs, and the cost
+	// Batches: a backfill of 10,000 objects, exports of 10,000 and 100,000 jobs, and the cost
 	// per 1,000 images (batch backfill, uploads with the real consumer and with the naive one).
 	backfillN: num(args["backfill-n"], quick ? 1000 : 10_000),
 	exportSizes: (args["export-sizes"] ?? (quick ? "2000,10000" : "10000,100000")).split(",").map(Number),
 	costN: num(args["cost-n"], quick ? 200 : 1000),
-	// Streamed uploads (issue 12): a 25 MiB upload, a few times.
+	// Streamed uploads: a 25 MiB upload, a few times.
 	uploadBytes: 25 * 2 ** 20,
 	uploadRuns: quick ? 2 : 5,
 	sections: new Set((args.only ?? "pipeline,status,memory,upload,rate,dashboard,backfill,export,cost").split(",")),

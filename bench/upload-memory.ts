@@ -1,5 +1,5 @@
 /**
- * The upload-memory scenario (issue 12): how much a 25 MiB `PUT /v1/images/{key}` adds to the
+ * The upload-memory scenario: how much a 25 MiB `PUT /v1/images/{key}` adds to the
  * status Worker. Locally the status Worker, the consumer, D1 and R2 all live in one workerd
  * process, so each run measures that process's peak resident memory during the upload above its
  * resident memory just before it (the peak counter, VmHWM, is reset first and VmRSS is also

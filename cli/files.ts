@@ -56,14 +56,17 @@ export async function collectFiles(inputs: string[], prefix: string): Promise<Lo
 }
 
 /** The image format of the file's first bytes, or the reason it is not uploaded. */
-export async function sniffFile(file: LocalFile): Promise<{ format: ImageFormat } | { skip: string }> {
-	if (file.size === 0) return { skip: "empty file" };
+export async function sniffFile(
+	file: LocalFile,
+): Promise<{ kind: "image"; format: ImageFormat } | { kind: "skip"; reason: string }> {
+	if (file.size === 0) return { kind: "skip", reason: "empty file" };
 	const handle = await open(file.path, "r");
 	try {
 		const head = new Uint8Array(SNIFF_BYTES);
 		const { bytesRead } = await handle.read(head, 0, SNIFF_BYTES, 0);
 		const format = sniffFormat(head.subarray(0, bytesRead));
-		return format ? { format } : { skip: "not an image (its bytes are not JPEG, PNG, WebP, GIF or BMP)" };
+		if (format) return { kind: "image", format };
+		return { kind: "skip", reason: "not an image (its bytes are not JPEG, PNG, WebP, GIF or BMP)" };
 	} finally {
 		await handle.close();
 	}

@@ -72,9 +72,9 @@ export async function upload(ctx: Context, inputs: string[], options: UploadOpti
 	const report = reporter(ctx.json);
 	for (const entry of entries) {
 		const sniffed = await sniffFile(entry.file);
-		if ("skip" in sniffed) {
-			Object.assign(entry, { action: "skipped", reason: sniffed.skip });
-			report.line(eventLine("skipped", entry.file.path, sniffed.skip));
+		if (sniffed.kind === "skip") {
+			Object.assign(entry, { action: "skipped", reason: sniffed.reason });
+			report.line(eventLine("skipped", entry.file.path, sniffed.reason));
 		}
 	}
 	const images = entries.filter((e) => e.action === undefined);

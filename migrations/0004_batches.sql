@@ -1,4 +1,4 @@
--- Batches (issue 11): a prefix or a list of keys captioned as one resource, with counts kept up to
+-- Batches: a prefix or a list of keys captioned as one resource, with counts kept up to
 -- date as its jobs move, a durable listing checkpoint, and one final webhook event.
 --
 -- SQLite cannot change a CHECK constraint in place, so `jobs` and `webhook_events` are rebuilt: jobs

@@ -1,4 +1,4 @@
--- Tenancy and secrets (issue 12): subscriptions belong to the key that created them, are disabled
+-- Tenancy and secrets: subscriptions belong to the key that created them, are disabled
 -- with it and after a day of failing; secrets are sealed (AES-GCM, shared/webhooks/secret-box.ts)
 -- instead of stored in clear, and can be rotated with an overlap; a key has its own callback secret.
 --

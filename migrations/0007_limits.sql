@@ -1,4 +1,4 @@
--- Limits (issue 12): who made a job, and the options it was uploaded with (described in docs/data.md).
+-- Limits: who made a job, and the options it was uploaded with (described in docs/data.md).
 --
 -- `key_id` (added by 0006_tenancy.sql): the API key whose upload or POST /v1/jobs made the job (NULL:
 -- the admin token, a direct bucket upload, a batch). The partial index holds only that key's jobs in flight, so the per-key

@@ -1,4 +1,4 @@
--- Bounded statistics and lists (issue 12, described in docs/data.md): GET /v1/stats and
+-- Bounded statistics and lists (described in docs/data.md): GET /v1/stats and
 -- /v1/stats/series read counters instead of scanning jobs. Triggers on `jobs` keep the counters in
 -- the statement (and so the transaction) that changes a job, whichever code path makes the change
 -- (claim, release, finish, cancel, sweeper, dead letters), as `jobs_batch_counts` does for batches.

@@ -1,5 +1,5 @@
 /**
- * `npm run soak` (issue 12, point 9; not part of `npm test`): 10,000 images through `npm run dev`
+ * `npm run soak` (not part of `npm test`): 10,000 images through `npm run dev`
  * with 10 % transient model faults (EMULATOR_FAULT_RATE), a webhook receiver that answers 500 to
  * 10 % of deliveries, and one SIGKILL of the whole dev stack (npm, the launcher, wrangler, workerd)
  * in the middle of the uploads. The stack is started again on the same local state, the uploads

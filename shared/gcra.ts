@@ -14,7 +14,8 @@ export interface RatePolicy {
 	maxWaitMs: number;
 }
 
-export type Reservation = { waitMs: number } | { retryAfterMs: number };
+/** A slot `waitMs` from now, or none reserved: come back in `retryAfterMs`. */
+export type Reservation = { kind: "slot"; waitMs: number } | { kind: "refused"; retryAfterMs: number };
 
 /**
  * Reserves the next slot at `now` given the theoretical arrival time `tat` (0 when unused).
@@ -26,8 +27,8 @@ export function reserveSlot(tat: number, now: number, policy: RatePolicy): { res
 	const arrival = Math.max(tat, now);
 	const start = Math.max(now, arrival - tolerance);
 	const waitMs = Math.ceil(start - now);
-	if (waitMs > policy.maxWaitMs) return { reservation: { retryAfterMs: waitMs }, tat };
-	return { reservation: { waitMs }, tat: arrival + interval };
+	if (waitMs > policy.maxWaitMs) return { reservation: { kind: "refused", retryAfterMs: waitMs }, tat };
+	return { reservation: { kind: "slot", waitMs }, tat: arrival + interval };
 }
 
 /** A policy's identity: a limiter whose policy changed (new configuration) starts a fresh schedule. */

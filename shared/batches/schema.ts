@@ -1,5 +1,5 @@
 /**
- * The Batch resource (issue 11): a prefix listed in the background, or a list of keys, captioned as
+ * The Batch resource (docs/batches.md): a prefix listed in the background, or a list of keys, captioned as
  * one. The zod schema is the source of truth for the API's Batch JSON, the `batch.*` webhook
  * payloads and the mapping from D1 rows.
  */

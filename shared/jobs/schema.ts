@@ -1,6 +1,6 @@
 /**
  * The Job resource: the zod schema is the single source of truth for the API's Job JSON,
- * webhook payloads and the mapping from D1 rows (SPEC §3).
+ * webhook payloads and the mapping from D1 rows (docs/data.md).
  */
 import { z } from "zod";
 

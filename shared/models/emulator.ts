@@ -1,5 +1,5 @@
 /**
- * Workers AI emulator for local development and tests (SPEC §4). It validates each request
+ * Workers AI emulator for local development and tests (docs/models.md). It validates each request
  * against the model's published input schema, answers deterministically with a caption that says
  * it is emulated and describes the image it was given (format, width × height), and plays the
  * platform as it is: retired models, gone models, per-task-type rate limits, latency and any

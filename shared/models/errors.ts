@@ -1,5 +1,5 @@
 /**
- * Classification of Workers AI errors (SPEC §4, reviewed against the published error table,
+ * Classification of Workers AI errors (docs/models.md, reviewed against the published error table,
  * developers.cloudflare.com/workers-ai/platform/errors). Workers AI throws an Error whose message
  * starts with a numeric code, e.g. "3040: Capacity temporarily exceeded".
  *

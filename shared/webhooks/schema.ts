@@ -1,5 +1,5 @@
 /**
- * Webhook shapes that cross a boundary (SPEC §6): the event payload receivers get, the public JSON
+ * Webhook shapes that cross a boundary (docs/data.md): the event payload receivers get, the public JSON
  * of subscriptions and deliveries, and the rows of the webhook tables as D1 returns them. (The
  * messages of the `webhook-deliveries` queue are in shared/queue/webhook-deliveries.ts.)
  */

@@ -1,5 +1,5 @@
 /**
- * Which URLs webhooks may be sent to (SSRF guard, SPEC §6). In production: only `https` to public
+ * Which URLs webhooks may be sent to (SSRF guard, docs/api.md). In production: only `https` to public
  * hosts; loopback, private, link-local, CGNAT, metadata, multicast and reserved addresses (IPv4
  * and IPv6, including IPv4-mapped IPv6, NAT64, 6to4 and Teredo, which reach IPv4 through a relay),
  * local names, host names ending in a dot, and URLs carrying credentials (`user:pass@`) are

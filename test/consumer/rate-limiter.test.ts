@@ -19,21 +19,21 @@ describe("the model rate limiter (GCRA)", () => {
 			const next = reserveSlot(tat, 0, POLICY);
 			tat = next.tat;
 			const r = next.reservation;
-			waits.push("waitMs" in r ? r.waitMs : `retry ${r.retryAfterMs}`);
+			waits.push(r.kind === "slot" ? r.waitMs : `retry ${r.retryAfterMs}`);
 		}
 		expect(waits).toEqual([0, 0, 0, 1000, 2000, 3000, 4000, 5000, "retry 6000"]);
 	});
 
 	it("a refused slot is not reserved, and an idle limiter starts again at once", () => {
 		const full = reserveSlot(10_000, 0, POLICY);
-		expect(full).toEqual({ reservation: { retryAfterMs: 8000 }, tat: 10_000 });
-		expect(reserveSlot(10_000, 60_000, POLICY)).toEqual({ reservation: { waitMs: 0 }, tat: 61_000 });
+		expect(full).toEqual({ reservation: { kind: "refused", retryAfterMs: 8000 }, tat: 10_000 });
+		expect(reserveSlot(10_000, 60_000, POLICY)).toEqual({ reservation: { kind: "slot", waitMs: 0 }, tat: 61_000 });
 	});
 
 	it("the Durable Object hands out consecutive slots to concurrent callers", async () => {
 		const limiter = env.MODEL_RATE_LIMITER.getByName(uniqueKey("limiter"));
 		const reservations = await Promise.all(Array.from({ length: 5 }, () => limiter.reserve(POLICY)));
-		const waits = reservations.map((r) => ("waitMs" in r ? r.waitMs : -1)).sort((a, b) => a - b);
+		const waits = reservations.map((r) => (r.kind === "slot" ? r.waitMs : -1)).sort((a, b) => a - b);
 		// Each caller got its own slot: three of the burst, then one and two seconds ahead (give or take the clock).
 		expect(waits.slice(0, 3)).toEqual([0, 0, 0]);
 		expect(waits[3]).toBeGreaterThan(900);

@@ -2,6 +2,7 @@
  * The README is the operating manual: its configuration table must name every variable and secret
  * a Worker reads, and every `npm run …` it tells a user to type must exist.
  */
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -38,5 +39,17 @@ describe("README", () => {
 		const mentioned = [...readme.matchAll(/npm run ([a-z][\w:-]*)/g)].map((m) => m[1]);
 		expect(mentioned.length).toBeGreaterThan(0);
 		expect(mentioned.filter((name) => !scripts.includes(name ?? ""))).toEqual([]);
+	});
+
+	it("the path map names every top-level folder of the repository, and the dashboard", () => {
+		const map = section("Where things are");
+		// The repository's own folders: those git tracks (not node_modules, not test output).
+		const tracked = execFileSync("git", ["ls-files"], { cwd: root, encoding: "utf8" }).split("\n");
+		const folders = [...new Set(tracked.filter((f) => f.includes("/")).map((f) => `${f.split("/")[0]}/`))].filter(
+			(folder) => !folder.startsWith("."),
+		);
+		expect(folders.length).toBeGreaterThan(5);
+		expect(folders.filter((folder) => !map.includes(`\`${folder}`))).toEqual([]);
+		expect(map).toContain("`workers/status/dashboard/page.ts`, `assets/dashboard/`");
 	});
 });

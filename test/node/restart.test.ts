@@ -1,5 +1,5 @@
 /**
- * Restarts lose nothing (issue 12, point 1): `npm run dev` with a subscribed webhook receiver and
+ * Restarts lose nothing (docs/recovery.md): `npm run dev` with a subscribed webhook receiver and
  * per-object callback URLs, 200 uploads, the whole dev stack SIGKILLed in the middle (npm, the
  * launcher, wrangler and workerd), started again on the same local state; the client re-sends the
  * uploads whose requests failed (identical bytes), and nothing else is done. Every job ends

@@ -1,5 +1,5 @@
 /**
- * Lists read a bounded number of rows whatever their filters and the size of the table (issue 12):
+ * Lists read a bounded number of rows whatever their filters and the size of the table:
  * thousands of jobs, filters that match none of them or only a few at the far end of the table,
  * every filter combination of GET /v1/jobs; each page's rows examined (D1's meta.rows_read) stay
  * under MAX_LIST_ROWS_READ, and following the cursors still finds exactly the matching jobs.

@@ -1,5 +1,5 @@
 /**
- * Webhook secrets (issue 12): stored sealed, never in clear; rotation with a 24 h overlap during
+ * Webhook secrets: stored sealed, never in clear; rotation with a 24 h overlap during
  * which every delivery carries both signatures; callbacks of a scoped key's jobs signed with that
  * key's own secret. Every received delivery is checked with the `standardwebhooks` package.
  */

@@ -1,5 +1,5 @@
 /**
- * Subscriptions belong to the key that made them (issue 12): revoking the key disables them and the
+ * Subscriptions belong to the key that made them: revoking the key disables them and the
  * fan-out skips them; only their creator or the admin may delete, rotate or redeliver; a key may
  * have MAX_SUBSCRIPTIONS_PER_KEY of them; and an endpoint that fails every attempt for 24 h is
  * disabled (timestamps set in D1, not waited for).

@@ -51,7 +51,7 @@ export function modelPacer(env: PacingEnv, pacing: PacingSettings): Pacer {
 			maxWaitMs: pacing.maxWaitMs,
 		};
 		const reservation = await env.MODEL_RATE_LIMITER.getByName(limit.name).reserve(policy);
-		if ("retryAfterMs" in reservation) {
+		if (reservation.kind === "refused") {
 			return {
 				kind: "later",
 				message: `Pacing ${limit.name} below ${limit.perMinute} requests per minute: next slot in ${reservation.retryAfterMs} ms`,

@@ -1,5 +1,5 @@
 /**
- * Brings an image within a model's limits (SPEC §3 "Large images"). Small images pass through;
+ * Brings an image within a model's limits (docs/jobs.md). Small images pass through;
  * larger ones are streamed from R2 into the Images binding and downscaled, so a multi-megabyte
  * upload is never held, let alone expanded, in the Worker's 128 MB.
  */

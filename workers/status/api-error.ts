@@ -1,5 +1,5 @@
 /**
- * The HTTP API's one error type and its JSON envelope (SPEC §5):
+ * The HTTP API's one error type and its JSON envelope (docs/errors.md):
  * `{"error": {"code", "message", "details"}}`. Route code throws `ApiError`; the status Worker's
  * single `onError` renders it. Codes are stable strings that clients may switch on.
  */

@@ -1,5 +1,5 @@
 /**
- * The status Worker's HTTP API (SPEC §5): one OpenAPIHono app whose routes are declared with
+ * The status Worker's HTTP API (docs/api.md): one OpenAPIHono app whose routes are declared with
  * zod schemas, so `/openapi.json` is generated from the same schemas the handlers validate with.
  * Free of `cloudflare:*` imports so that Node can build the document too (test/node/openapi.test.ts).
  */

@@ -1,10 +1,12 @@
 /**
- * Quotas of API keys (SPEC §5 429): a request rate per key (RATE_LIMIT_PER_MINUTE with a burst of
+ * Quotas of API keys (docs/api.md, "Quotas and limits"): a request rate per key (RATE_LIMIT_PER_MINUTE with a burst of
  * RATE_LIMIT_BURST, kept by the key's ApiKeyRateLimiter) and a cap on the key's jobs in flight
  * (MAX_JOBS_IN_FLIGHT queued or processing jobs made by its uploads and `POST /v1/jobs`). Both
  * answer 429 with `Retry-After`. The admin token is the operator's and has neither.
  */
 import type { MiddlewareHandler } from "hono";
+import { z } from "zod";
+import { parseRow } from "../../shared/d1-rows";
 import { ApiError } from "./api-error";
 import type { AppEnv } from "./app-env";
 import type { Principal } from "./auth/authorisation";
@@ -34,7 +36,7 @@ export const rateLimit: MiddlewareHandler<AppEnv> = async (c, next) => {
 			burst: settings.RATE_LIMIT_BURST,
 			maxWaitMs: 0,
 		});
-		if ("retryAfterMs" in reservation) {
+		if (reservation.kind === "refused") {
 			const seconds = Math.max(1, Math.ceil(reservation.retryAfterMs / 1000));
 			throw tooMany("rate_limited", `This API key is limited to ${perMinute} requests per minute`, seconds, {
 				limit_per_minute: perMinute,
@@ -64,14 +66,17 @@ export async function requireJobCapacity(env: StatusEnv, principal: Principal): 
 	}
 }
 
+const CountRow = z.object({ n: z.number().int() });
+
 /** The key's queued or processing jobs, counted up to `cap`. */
 export async function countJobsInFlight(db: D1Database, keyId: string, cap: number): Promise<number> {
-	const n = await db
+	const row = await db
 		.prepare(
 			`SELECT count(*) AS n FROM (SELECT 1 FROM jobs
 				WHERE key_id = ?1 AND status IN ('queued', 'processing') LIMIT ?2)`,
 		)
 		.bind(keyId, cap)
-		.first<number>("n");
-	return n ?? 0;
+		.first()
+		.then(parseRow(CountRow));
+	return row?.n ?? 0;
 }

@@ -1,5 +1,5 @@
 /**
- * One HTTP attempt of a delivery and what its answer means (SPEC §6): 2xx delivered; 410 the
+ * One HTTP attempt of a delivery and what its answer means (docs/api.md): 2xx delivered; 410 the
  * endpoint is gone (disable it); 429, 5xx, timeouts and network errors are retryable (429/503 may
  * say when, in `Retry-After`); any other answer, a redirect included, is a permanent refusal. A URL
  * that fails the SSRF check is refused without making a request.

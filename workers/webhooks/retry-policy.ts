@@ -1,5 +1,5 @@
 /**
- * What follows one attempt of a delivery (SPEC §6), decided from the attempt's outcome and the
+ * What follows one attempt of a delivery (docs/api.md), decided from the attempt's outcome and the
  * message's delivery count alone: done; retried after a delay (exponential backoff with jitter, or
  * longer when the endpoint's Retry-After asks for it); or failed for good (a refusal, a 410, which
  * also disables the subscription, or a retryable failure on the last delivery the queue allows).

@@ -135,10 +135,10 @@ export async function listBatches(
 }
 
 export type CancelResult =
-	| { cancelled: BatchRow; settled: SettledBatch | null }
-	| { alreadyCancelled: BatchRow }
-	| { completed: BatchRow }
-	| { missing: true };
+	| { kind: "cancelled"; batch: BatchRow; settled: SettledBatch | null }
+	| { kind: "already-cancelled"; batch: BatchRow }
+	| { kind: "completed"; batch: BatchRow }
+	| { kind: "missing" };
 
 /**
  * Cancels a batch still listing or running, in one transaction: listing stops (its pages are
@@ -153,9 +153,9 @@ export async function cancelBatch(
 	now = Date.now(),
 ): Promise<CancelResult> {
 	const current = await getBatchRow(db, id, scope);
-	if (!current) return { missing: true };
-	if (current.status === "completed") return { completed: current };
-	if (current.status === "cancelled") return { alreadyCancelled: current };
+	if (!current) return { kind: "missing" };
+	if (current.status === "completed") return { kind: "completed", batch: current };
+	if (current.status === "cancelled") return { kind: "already-cancelled", batch: current };
 	const eventId = newEventId(now);
 	const results = await db.batch([
 		// The counts move first: queued equals the batch's queued jobs at this point of the transaction.
@@ -176,10 +176,10 @@ export async function cancelBatch(
 		db.prepare("SELECT * FROM batches WHERE id = ?1").bind(id),
 	]);
 	const [after] = batchRows(results[4], BatchRow);
-	if (!after) return { missing: true };
+	if (!after) return { kind: "missing" };
 	// Another request may have finished or cancelled it in between: report what it is now.
-	if (after.status === "completed") return { completed: after };
+	if (after.status === "completed") return { kind: "completed", batch: after };
 	const changed = (results[0]?.meta.changes ?? 0) > 0;
-	if (!changed) return { alreadyCancelled: after };
-	return { cancelled: after, settled: settledBatch(results[2], eventId) };
+	if (!changed) return { kind: "already-cancelled", batch: after };
+	return { kind: "cancelled", batch: after, settled: settledBatch(results[2], eventId) };
 }

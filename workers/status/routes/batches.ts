@@ -1,5 +1,5 @@
 /**
- * Batch endpoints (issue 11): create a batch over a prefix or a list of keys (202; the listing goes
+ * Batch endpoints (docs/batches.md): create a batch over a prefix or a list of keys (202; the listing goes
  * on in the background), list and get batches, cancel one, and stream its results as JSON Lines,
  * CSV or a Hugging Face `metadata.jsonl`. A key limited to prefix `p` creates and sees only batches
  * whose objects all start with `p`; anything else answers 404.
@@ -207,17 +207,23 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 	.openapi(cancelBatchRoute, async (c) => {
 		const { id } = c.req.valid("param");
 		const result = await cancelBatch(c.env.DB, id, scopePrefix(c.get("principal")));
-		if ("missing" in result) throw notFound(`Batch ${id}`);
-		if ("completed" in result) throw new ApiError(409, "batch_completed", `Batch ${id} has completed`);
-		if ("alreadyCancelled" in result) return c.json(toBatch(result.alreadyCancelled), 200);
-		if (result.settled) {
-			await sendOrLeaveToSweeper(
-				c.env.WEBHOOK_DELIVERIES,
-				{ body: batchEventMessage(result.settled), contentType: "json" },
-				{ queue: "webhook-deliveries", event_id: result.settled.eventId },
-			);
+		switch (result.kind) {
+			case "missing":
+				throw notFound(`Batch ${id}`);
+			case "completed":
+				throw new ApiError(409, "batch_completed", `Batch ${id} has completed`);
+			case "already-cancelled":
+				return c.json(toBatch(result.batch), 200);
+			case "cancelled":
+				if (result.settled) {
+					await sendOrLeaveToSweeper(
+						c.env.WEBHOOK_DELIVERIES,
+						{ body: batchEventMessage(result.settled), contentType: "json" },
+						{ queue: "webhook-deliveries", event_id: result.settled.eventId },
+					);
+				}
+				return c.json(toBatch(result.batch), 200);
 		}
-		return c.json(toBatch(result.cancelled), 200);
 	})
 	.openapi(getBatchResultsRoute, async (c) => {
 		const { id } = c.req.valid("param");

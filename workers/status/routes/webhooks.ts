@@ -1,5 +1,5 @@
 /**
- * Webhook subscription endpoints (SPEC §5/§6): create (the `whsec_` secret is in this response
+ * Webhook subscription endpoints (docs/api.md): create (the `whsec_` secret is in this response
  * only), list, get, delete, secret rotation, the delivery log and manual redelivery. A key limited
  * to prefix `p` sees only subscriptions under `p` and creates only those; anything else answers
  * 404. Delete, rotate and redeliver are for the key that created the subscription (or the admin):
