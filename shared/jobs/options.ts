@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import { toHex } from "../ids";
+import type { ModelRequest } from "../models/types";
 import { JobFailure } from "./errors";
 
 export const MAX_PROMPT_LENGTH = 2000;
@@ -19,16 +20,12 @@ export const CallbackUrl = z.url({ protocol: /^https?$/ });
 /** Custom metadata keys, shared with the upload endpoint's headers. */
 export const METADATA_KEYS = { prompt: "prompt", maxTokens: "max-tokens", callbackUrl: "callback-url" } as const;
 
-/** A job's options once resolved: what the consumer sends to the model chain and records. */
-export interface CaptionOptions {
-	prompt: string;
-	/**
-	 * The job brings its own prompt (explicit or from metadata), a question or an instruction,
-	 * rather than the service's default caption prompt: models with a dedicated captioning skill
-	 * (moondream) use that skill only for the default.
-	 */
-	question: boolean;
-	maxTokens: number;
+/**
+ * A job's options once resolved: what the model chain is asked (`prompt`, `maxTokens`, and
+ * `question`: the prompt came with the job, explicit or from metadata, rather than from the
+ * defaults) and where the result is sent.
+ */
+export interface CaptionOptions extends ModelRequest {
 	callbackUrl: string | null;
 }
 

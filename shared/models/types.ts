@@ -30,8 +30,10 @@ export interface ModelRequest {
 	prompt: string;
 	maxTokens: number;
 	/**
-	 * The job brings its own prompt (a question or an instruction) rather than the service's default
-	 * caption prompt. Models with a dedicated captioning skill use it only for the default.
+	 * The job brings its own prompt (a question or an instruction, explicit or from metadata) rather
+	 * than the service's default caption prompt; set where options are resolved
+	 * (shared/jobs/options.ts), never inferred from the text. Models with a dedicated captioning
+	 * skill (moondream) use that skill only for the default.
 	 */
 	question: boolean;
 }

@@ -138,11 +138,7 @@ async function captionJob(job: JobRow, ctx: BatchContext): Promise<Attempt> {
 	const { options, source, fields } = loaded.value;
 	const images = ctx.env.IMAGES;
 	const captioned = await step(fields, () =>
-		ctx.chain.caption((limits) => prepareImage(images, source, limits), {
-			prompt: options.prompt,
-			maxTokens: options.maxTokens,
-			question: options.question,
-		}),
+		ctx.chain.caption((limits) => prepareImage(images, source, limits), options),
 	);
 	if (captioned.kind === "end") return captioned.attempt;
 	return attemptOf(captioned.value, fields);
