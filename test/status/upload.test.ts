@@ -5,6 +5,7 @@
 import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { z } from "zod";
 import { Job } from "../../shared/jobs/schema";
 import status from "../../workers/status/index";
 import { fixture, uniqueKey } from "../support/fixtures";
@@ -75,6 +76,27 @@ describe("PUT /v1/images/{key}", () => {
 		});
 		const rows = await jobsForKey(key);
 		expect(rows.map((r) => [r.id, r.source])).toEqual([[job.id, "notification"]]);
+	});
+
+	it("accepts the body under every Content-Type the OpenAPI document lists for it", async () => {
+		const doc = z
+			.object({
+				paths: z.object({
+					"/v1/images/{key}": z.object({
+						put: z.object({ requestBody: z.object({ content: z.record(z.string(), z.unknown()) }) }),
+					}),
+				}),
+			})
+			.parse(await (await call("GET", "/openapi.json")).json());
+		const types = Object.keys(doc.paths["/v1/images/{key}"].put.requestBody.content);
+		expect(types).toContain("image/jpeg");
+		const png = await fixture("small.png");
+		for (const type of types) {
+			const key = uniqueKey(`typed/${type.replace("/", "-")}.png`);
+			const res = await call("PUT", `/v1/images/${key}`, { body: png, headers: { "content-type": type } });
+			expect(res.status, type).toBe(202);
+			expect((await env.BUCKET.head(key))?.httpMetadata?.contentType, type).toBe("image/png");
+		}
 	});
 
 	it("in local mode enqueues the R2 notification: the consumer captions the same job, once", async () => {
