@@ -61,12 +61,12 @@ export async function* rowsInKeyOrder(db: D1Database, batchId: string, pageRows 
 	for (;;) {
 		const out: JobRow[] = [];
 		while (out.length < pageRows) {
-			const [a, b] = buffers as [JobRow[], JobRow[]];
-			if (a.length === 0 && b.length === 0) break;
-			const from =
-				b.length === 0 || (a.length > 0 && byCodePoint((a[0] as JobRow).key, (b[0] as JobRow).key) < 0) ? 0 : 1;
-			const buffer = buffers[from] as JobRow[];
-			out.push(buffer.shift() as JobRow);
+			const [a, b] = [buffers[0]?.[0], buffers[1]?.[0]];
+			if (!a && !b) break;
+			const from = !b || (a && byCodePoint(a.key, b.key) < 0) ? 0 : 1;
+			const buffer = buffers[from] ?? [];
+			const row = buffer.shift();
+			if (row) out.push(row);
 			const read = sources[from];
 			if (buffer.length === 0 && read) buffers[from] = await read();
 		}
