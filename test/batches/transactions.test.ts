@@ -250,6 +250,7 @@ describe("cancel", () => {
 		expect(cancelled.counts).toEqual(counts({ cancelled: 3 }));
 		expect(cancelled.counts).toEqual(await countedFromRows(batch.id));
 		expect((await batchEvents(batch.id)).map((e) => e.type)).toEqual(["batch.cancelled"]);
-		expect(jobIds).toHaveLength(3);
+		const ended = await jobsOfBatch(batch.id);
+		expect(ended.map((j) => [j.id, j.status]).sort()).toEqual(jobIds.map((id) => [id, "cancelled"]).sort());
 	});
 });
