@@ -174,3 +174,21 @@ describe("rowsInKeyOrder", () => {
 		expect([...keys].sort()).not.toEqual([...keys].sort(byCodePoint));
 	});
 });
+
+describe("hf file names", () => {
+	it("are relative to the folder when the prefix does not end in `/`, and for a keys batch", async () => {
+		const folder = uniqueKey("export-folder/");
+		const keys = [`${folder}cat-1.jpg`, `${folder}cat-2.jpg`];
+		await putObjects(keys);
+		const byPrefix = await waitForBatch((await createBatch({ prefix: `${folder}cat-` })).id, settled);
+		const byKeys = await waitForBatch((await createBatch({ keys, skip_captioned: false })).id, settled);
+		for (const done of [byPrefix, byKeys]) {
+			expect(done.counts.succeeded).toBe(2);
+			const lines = (await bodyText(await results("hf", done.id)))
+				.trim()
+				.split("\n")
+				.map((line) => HfLine.parse(JSON.parse(line)).file_name);
+			expect(lines).toEqual(["cat-1.jpg", "cat-2.jpg"]);
+		}
+	});
+});

@@ -201,6 +201,24 @@ describe("large images", () => {
 		expect(emulator.callsTo()).toBe(0);
 	});
 
+	it("a probe admitted for an image that could not be prepared is handed back: the next batch probes at once", async () => {
+		// After the reset every model is half-open: the damaged image's job is admitted as the probe
+		// of the first model, then its preparation throws before any call.
+		const damaged = (await fixture("large-6000x4000.jpg")).slice();
+		damaged.fill(7, 4096);
+		const damagedKey = uniqueKey("damaged-probe.jpg");
+		await runConsumer([await upload(damagedKey, damaged)]);
+		expect(await onlyJob(damagedKey)).toMatchObject({ status: "failed", error_code: "invalid_image" });
+		expect(emulator.callsTo()).toBe(0);
+
+		// Another batch: the probe is free again, so it calls the first model now instead of waiting
+		// for the abandoned probe's outcome and moving on to the next model.
+		const { key, notification } = await smallJpeg();
+		await runConsumer([notification]);
+		expect(await onlyJob(key)).toMatchObject({ status: "succeeded", model: MOONDREAM });
+		expect(emulator.calls.map((c) => c.model)).toEqual([MOONDREAM]);
+	});
+
 	it("an image over 100 megapixels fails with image_too_large without being decoded", async () => {
 		// A PNG header declaring 20000×20000 pixels: refused from the header alone.
 		const png = new Uint8Array(await fixture("small.png"));

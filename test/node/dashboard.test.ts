@@ -288,6 +288,37 @@ describe("the dashboard", () => {
 		await screenshot(page, "dashboard-05-job");
 	});
 
+	it("shows a caption containing markup as literal text, in the job list and on the job page", async () => {
+		// The emulator's caption repeats the prompt, so the markup reaches the caption as a model's answer could.
+		const markup = '<marquee id="injected">bold</marquee><img src="x" id="injected-img">';
+		const key = `dashboard-${run}-markup/shapes.png`;
+		const queued = await uploadImage(api, key, new Blob([await readFile(sample("shapes-on-white.png"))]), {
+			prompt: markup,
+		});
+		const job = await until("the markup job to be captioned", 60_000, async () => {
+			const current = await ok(api.GET("/v1/jobs/{id}", { params: { path: { id: queued.id } } }));
+			return current.status === "succeeded" ? current : undefined;
+		});
+		expect(job.caption).toContain(markup);
+		const injected = () => document.querySelector("#injected, #injected-img, marquee") !== null;
+
+		await open("jobs");
+		const cell = `tr[data-job-id="${job.id}"] [data-field=caption]`;
+		await page.waitForSelector(cell, { timeout: 60_000 });
+		expect(await textOf(cell)).toBe(job.caption);
+		expect(await page.$eval(cell, (el) => el.childElementCount)).toBe(0);
+		expect(await page.evaluate(injected)).toBe(false);
+
+		await page.evaluate((id) => {
+			location.hash = `#/jobs/${id}`;
+		}, job.id);
+		await page.waitForSelector(".job-view .caption-full");
+		expect(await textOf(".caption-full")).toBe(job.caption);
+		expect(await page.$eval(".caption-full", (el) => el.childElementCount)).toBe(0);
+		expect(await page.evaluate(injected)).toBe(false);
+		await screenshot(page, "dashboard-05b-markup-caption");
+	});
+
 	it("redelivers a failed webhook delivery from the subscription's delivery log", async () => {
 		await open("webhooks");
 		await page.waitForSelector("tr[data-webhook-id] a.button");

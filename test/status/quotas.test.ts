@@ -59,6 +59,18 @@ describe("the request rate of an API key", () => {
 		expect((await callWith(limits, key.token, "GET", "/v1/jobs")).status).toBe(200);
 	});
 
+	it("Retry-After is the wait rounded up to whole seconds: 10 when the next slot is 9.9 s away", async () => {
+		// One request every 10 s, no burst: the second request, a moment after the first, waits just under 10 s.
+		const slow: Limits = { RATE_LIMIT_PER_MINUTE: "6", RATE_LIMIT_BURST: "1" };
+		const key = await createKey();
+		expect((await callWith(slow, key.token, "GET", "/v1/jobs")).status).toBe(200);
+		await new Promise((resolve) => setTimeout(resolve, 100));
+		const refused = await callWith(slow, key.token, "GET", "/v1/jobs");
+		expect(refused.status).toBe(429);
+		expect(refused.headers.get("retry-after")).toBe("10");
+		expect((await errorOf(refused)).details).toMatchObject({ retry_after_seconds: 10 });
+	});
+
 	it("each key has its own limit, and the admin token has none", async () => {
 		const [busy, other] = await Promise.all([createKey(), createKey()]);
 		for (let i = 0; i < 3; i++) await callWith(limits, busy.token, "GET", "/v1/jobs");

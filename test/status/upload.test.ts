@@ -309,4 +309,22 @@ describe("PUT /v1/images/{key}", () => {
 		expect(atLimit.status).toBe(202);
 		expect((await env.BUCKET.head(key))?.customMetadata?.["callback-url"]).toHaveLength(8192 - 12 - 11);
 	});
+
+	it("counts the metadata in UTF-8 bytes: headers under 8 KiB in characters but over it in bytes are a 400", async () => {
+		const key = uniqueKey("metadata-bytes.png");
+		// "prompt" + 1,000 × "é" (2 bytes each) + "callback-url" + a 7,000-character URL: 8,018
+		// characters, 9,018 bytes. Local R2 would store it; production R2 refuses it (a 500 otherwise).
+		const res = await call("PUT", `/v1/images/${key}`, {
+			body: await fixture("small.png"),
+			headers: {
+				"X-Caption-Prompt": "é".repeat(1000),
+				"X-Callback-Url": `https://example.com/${"a".repeat(7000 - 20)}`,
+			},
+		});
+		expect(res.status).toBe(400);
+		const error = await errorOf(res);
+		expect(error.code).toBe("metadata_too_large");
+		expect(error.message).toContain("9018 bytes");
+		expect(await env.BUCKET.head(key)).toBeNull();
+	});
 });

@@ -113,6 +113,27 @@ describe("the outbox sweep", () => {
 	});
 });
 
+describe("the delivery sweep", () => {
+	it("sends a pending delivery overdue by three days (the webhooks Worker was down): there is no horizon", async () => {
+		const receiver = hook("overdue-three-days");
+		const prefix = uniqueKey("overdue/");
+		const sub = await subscribe({ url: receiver.url, prefix });
+		const longAgo = Date.now() - 3 * DAY;
+		const { jobId, eventId } = await finishedJob(`${prefix}a.png`, "succeeded", { now: longAgo });
+		const deliveryId = await dispatchOne(eventId);
+		// Its message was lost when the outage began; nothing has touched it since.
+		await env.DB.prepare("UPDATE webhook_deliveries SET next_attempt_at = ?2, updated_at = ?2 WHERE id = ?1")
+			.bind(deliveryId, longAgo)
+			.run();
+
+		const swept = await sweepWebhooks(env, Date.now());
+		expect(swept.deliveries).toBeGreaterThanOrEqual(1);
+		const [request] = await receiver.waitFor(1);
+		expect(request?.headers["webhook-id"]).toBe(deliveryId);
+		expect(verified(sub.secret, request!).data.id).toBe(jobId);
+	});
+});
+
 describe("GET /v1/stats shows the outbox backlog", () => {
 	it("its size and the age of its oldest event, to the admin and unscoped keys only", async () => {
 		const prefix = uniqueKey("stats-backlog/");

@@ -135,7 +135,9 @@ describe.concurrent("subscriptions and the keys that own them", () => {
 	it("a key may have 20 subscriptions; the 21st answers 409 subscription_limit_reached", async () => {
 		const prefix = uniqueKey("limit/");
 		const key = await createKey(prefix);
-		for (let i = 0; i < 20; i++) await subscribe({ url: `http://127.0.0.1:9/limit-${i}` }, key.token);
+		const created: string[] = [];
+		for (let i = 0; i < 20; i++)
+			created.push((await subscribe({ url: `http://127.0.0.1:9/limit-${i}` }, key.token)).id);
 		const res = await call("POST", "/v1/webhooks", {
 			token: key.token,
 			json: { url: "http://127.0.0.1:9/limit-20", events: ["job.succeeded"] },
@@ -149,6 +151,16 @@ describe.concurrent("subscriptions and the keys that own them", () => {
 		expect(count).toBe(20);
 		// The admin is not a key: no limit; and a deleted subscription frees its place.
 		expect((await subscribe({ url: "http://127.0.0.1:9/limit-admin", prefix })).key_id).toBeNull();
+		expect((await call("DELETE", `/v1/webhooks/${created[0]}`, { token: key.token })).status).toBe(200);
+		const freed = await call("POST", "/v1/webhooks", {
+			token: key.token,
+			json: { url: "http://127.0.0.1:9/limit-freed", events: ["job.succeeded"] },
+		});
+		expect(freed.status).toBe(201);
+		const after = await env.DB.prepare("SELECT count(*) AS n FROM webhook_subscriptions WHERE key_id = ?")
+			.bind(key.id)
+			.first("n");
+		expect(after).toBe(20);
 	});
 
 	it("MAX_SUBSCRIPTIONS_PER_KEY sets the limit, counted per key", async () => {

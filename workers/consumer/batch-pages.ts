@@ -3,7 +3,7 @@
  * checkpoint (`status = 'listing' AND pages_listed = page`): its jobs (unique per batch and key), its
  * skips, the events of jobs that failed at once, the counts and the advanced checkpoint either all
  * commit or none does, so a page that is retried, or listed twice by duplicate messages, never makes
- * a second job nor counts an object twice.
+ * a second job nor counts an object twice. The counts come from the rows the page wrote.
  */
 import { z } from "zod";
 import { BatchRow } from "../../shared/batches/schema";
@@ -92,6 +92,8 @@ const MISSING: { code: JobErrorCode; message: (key: string) => string } = {
 	message: (key) => `The object ${key} is not in the bucket.`,
 };
 
+const WrittenJob = z.object({ id: z.string(), status: z.enum(["queued", "failed"]) });
+
 /** Commits page `page` of `batch`; null when the checkpoint had moved (the page was already done, or the batch cancelled). */
 export async function commitPage(
 	db: D1Database,
@@ -119,16 +121,10 @@ export async function commitPage(
 					json_extract(value, '$[6]'), 0, ?6, ?6, json_extract(value, '$[7]'),
 					CASE WHEN json_extract(value, '$[7]') IS NULL THEN NULL ELSE 0 END
 				FROM json_each(?7) WHERE ${guard}
-				ON CONFLICT (batch_id, key) WHERE batch_id IS NOT NULL DO NOTHING`,
+				ON CONFLICT (batch_id, key) WHERE batch_id IS NOT NULL DO NOTHING
+				RETURNING id, status`,
 			)
 			.bind(batch.id, page, batch.bucket, batch.prompt, batch.max_tokens, now, JSON.stringify(rows)),
-		db
-			.prepare(
-				`INSERT INTO batch_skips (batch_id, key, job_id)
-				SELECT ?1, json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?3) WHERE ${guard}
-				ON CONFLICT DO NOTHING`,
-			)
-			.bind(batch.id, page, JSON.stringify(plan.skip.map((s) => [s.key, s.jobId]))),
 		// Only rows this transaction inserted are still failed jobs with these fresh ids.
 		db
 			.prepare(
@@ -140,10 +136,24 @@ export async function commitPage(
 			.bind(JSON.stringify(failed.map((f) => [f.id, f.eventId])), now),
 		db
 			.prepare(
-				`UPDATE batches SET pages_listed = ?2 + 1, list_cursor = ?3, unsent_page = ?2, unsent = ?4,
-					total = total + ?5, queued = queued + ?6, failed = failed + ?7, skipped = skipped + ?8,
-					status = CASE WHEN ?9 THEN 'running' ELSE status END,
-					listed_at = CASE WHEN ?9 THEN ?10 ELSE listed_at END, updated_at = ?10
+				`INSERT INTO batch_skips (batch_id, key, job_id)
+				SELECT ?1, json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?3) WHERE ${guard}
+				ON CONFLICT DO NOTHING`,
+			)
+			.bind(batch.id, page, JSON.stringify(plan.skip.map((s) => [s.key, s.jobId]))),
+		// The counts add what the inserts above wrote, not what the plan held: a page that repeats keys
+		// the batch already has (a checkpoint off by one) adds nothing for them, so the batch still
+		// settles. `written` is this page's fresh job ids that exist now; changes() is the number of
+		// skips the statement just before inserted.
+		db
+			.prepare(
+				`WITH written AS (SELECT status FROM jobs WHERE id IN (SELECT value FROM json_each(?5)))
+				UPDATE batches SET pages_listed = ?2 + 1, list_cursor = ?3, unsent_page = ?2, unsent = ?4,
+					total = total + (SELECT count(*) FROM written) + changes(),
+					queued = queued + (SELECT count(*) FROM written WHERE status = 'queued'),
+					failed = failed + (SELECT count(*) FROM written WHERE status = 'failed'), skipped = skipped + changes(),
+					status = CASE WHEN ?6 THEN 'running' ELSE status END,
+					listed_at = CASE WHEN ?6 THEN ?7 ELSE listed_at END, updated_at = ?7
 				WHERE id = ?1 AND status = 'listing' AND pages_listed = ?2
 				RETURNING *`,
 			)
@@ -152,10 +162,7 @@ export async function commitPage(
 				page,
 				plan.nextCursor,
 				JSON.stringify(queued.map((o) => o.id)),
-				queued.length + failed.length + plan.skip.length,
-				queued.length,
-				failed.length,
-				plan.skip.length,
+				JSON.stringify(rows.map((r) => r[0])),
 				done ? 1 : 0,
 				now,
 			),
@@ -164,9 +171,11 @@ export async function commitPage(
 	const results = await db.batch(statements);
 	const [advanced] = batchRows(results[3], BatchRow);
 	if (!advanced) return null;
+	const written = batchRows(results[0], WrittenJob);
+	const writtenIds = new Set(written.map((j) => j.id));
 	return {
-		queued: queued.map((o) => o.id),
-		failedEvents: failed.map((f) => ({ eventId: f.eventId, jobId: f.id })),
+		queued: written.filter((j) => j.status === "queued").map((j) => j.id),
+		failedEvents: failed.filter((f) => writtenIds.has(f.id)).map((f) => ({ eventId: f.eventId, jobId: f.id })),
 		settled: done ? settledBatch(results[4], settleEventId) : null,
 		batch: advanced,
 	};
