@@ -31,7 +31,7 @@ async function models(): Promise<Map<string, ModelList["data"][number]>> {
 	return new Map((await parsed(res, ModelList)).data.map((m) => [m.id, m]));
 }
 
-describe("a retired model answering an undocumented code", () => {
+describe("a retired model (5028: This model was deprecated)", () => {
 	const chain = `${UFORM},${LLAVA}`;
 
 	it("every job of a 50-image run succeeds on the next model; the retired one is called once across concurrent batches", async () => {
@@ -42,14 +42,27 @@ describe("a retired model answering an undocumented code", () => {
 			for (const key of run.keys) expect(await onlyJob(key)).toMatchObject({ status: "succeeded", model: LLAVA });
 		}
 		expect(emulator.callsTo(UFORM)).toBe(1);
-		expect(emulator.calls.find((c) => c.model === UFORM)?.code).toBe(5031);
+		expect(emulator.calls.find((c) => c.model === UFORM)?.code).toBe(5028);
 		expect(emulator.callsTo(LLAVA)).toBe(50);
 		// Later batches within the cool-down do not call it either.
 		await Promise.all([batch(5, { MODEL_CHAIN: chain }), batch(5, { MODEL_CHAIN: chain })]);
 		expect(emulator.callsTo(UFORM)).toBe(1);
 	});
 
+	it("is skipped as gone for the long cool-down, not probed again after the short one", async () => {
+		const env = { MODEL_CHAIN: chain, MODEL_COOLDOWN_SECONDS: "1" };
+		await batch(2, env);
+		await sleep(1100);
+		await batch(2, env);
+		expect(emulator.callsTo(UFORM)).toBe(1);
+	});
+});
+
+describe("a model answering only a code no document lists", () => {
+	const chain = `${UFORM},${LLAVA}`;
+
 	it("after each cool-down one call probes it again, whatever the number of batches; a failed probe doubles the cool-down", async () => {
+		emulator.overrides.retiredError = "5999: an answer no document lists";
 		const env = { MODEL_CHAIN: chain, MODEL_COOLDOWN_SECONDS: "2" };
 		await batch(5, env);
 		expect(emulator.callsTo(UFORM)).toBe(1);

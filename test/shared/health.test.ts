@@ -10,7 +10,7 @@ import {
 } from "../../shared/models/health";
 
 const POLICY: HealthPolicy = { failureThreshold: 3, cooldownMs: 1000, maxCooldownMs: 5000 };
-const failed: CallOutcome = { kind: "failed", error: "5031: model has been deprecated" };
+const failed: CallOutcome = { kind: "failed", error: "5999: an answer no document lists" };
 const answered: CallOutcome = { kind: "answered" };
 
 describe("model health", () => {

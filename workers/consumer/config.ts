@@ -6,6 +6,7 @@ import type { HealthPolicy } from "../../shared/models/health";
 import { HEALTH_REGISTRY_NAME } from "../../shared/models/model-list";
 import { PLATFORM_RATE_LIMITS, RateLimitsSetting } from "../../shared/models/rate-limits";
 import { ModelChainSetting } from "../../shared/models/registry";
+import { MAX_DELAY_SECONDS } from "../../shared/queue/runner";
 import { modelPacer, type PacingSettings } from "./model-rate-limiter";
 
 const Settings = z.object({
@@ -27,7 +28,8 @@ const Settings = z.object({
 	CAPTION_MAX_RETRIES: z.coerce.number().int().min(0).max(100).default(5),
 	LEASE_SECONDS: z.coerce.number().int().min(10).default(120),
 	RETRY_BASE_SECONDS: z.coerce.number().min(0).default(2),
-	RETRY_MAX_SECONDS: z.coerce.number().min(0).default(300),
+	// A queue delay may not exceed MAX_DELAY_SECONDS (shared/queue/runner.ts says why).
+	RETRY_MAX_SECONDS: z.coerce.number().min(0).max(MAX_DELAY_SECONDS).default(300),
 	// Workers AI's per-minute limits by task type or model id, paced across every consumer
 	// invocation (a Durable Object per limit); "off" turns pacing off.
 	MODEL_RATE_LIMITS: RateLimitsSetting.default(RateLimitsSetting.parse(PLATFORM_RATE_LIMITS)),
