@@ -121,7 +121,7 @@ export class ModelChain {
 						? { kind: "gone", error: error.message }
 						: error.kind === "input" || error.kind === "too_large"
 							? { kind: "answered" }
-							: { kind: "failed", error: error.message };
+							: { kind: "failed", error: error.message, key: request.keyId };
 				const after = await this.record(model, { outcome, ok: false, latencyMs, probe: admission.probe });
 				log("warn", "model_call_failed", {
 					model,

@@ -34,6 +34,11 @@ export interface ModelRequest {
 	 * caption prompt. Models with a dedicated captioning skill use it only for the default.
 	 */
 	question: boolean;
+	/**
+	 * The API key whose request this is (null for the admin's and bucket uploads): a failure on one
+	 * key's requests alone does not open the model's shared circuit (./health.ts).
+	 */
+	keyId: string | null;
 }
 
 export interface ModelAdapter {

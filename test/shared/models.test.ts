@@ -18,7 +18,12 @@ async function image() {
 	return { bytes, info: validateImage(bytes) };
 }
 
-const ask = (prompt: string, maxTokens = 128, question = true): ModelRequest => ({ prompt, maxTokens, question });
+const ask = (prompt: string, maxTokens = 128, question = true): ModelRequest => ({
+	prompt,
+	maxTokens,
+	question,
+	keyId: null,
+});
 
 /** An emulator with every model alive and no rate limit: these tests are about schemas. */
 const alive = () => {

@@ -143,6 +143,7 @@ async function captionJob(job: JobRow, ctx: BatchContext): Promise<Attempt> {
 			maxTokens: options.maxTokens,
 			// A prompt other than the default is a question (moondream's `query` task).
 			question: options.prompt !== ctx.settings.DEFAULT_PROMPT,
+			keyId: job.key_id,
 		}),
 	);
 	if (captioned.kind === "end") return captioned.attempt;
