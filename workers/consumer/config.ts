@@ -1,5 +1,6 @@
 /** The consumer's settings, read once per batch from its environment and validated with zod. */
 import { z } from "zod";
+import { IMAGES_MAX_INPUT_BYTES } from "../../shared/image/images-errors";
 import { modelBackend } from "../../shared/models/backend";
 import { ModelChain, type ModelHealthGate } from "../../shared/models/chain";
 import type { HealthPolicy } from "../../shared/models/health";
@@ -19,11 +20,9 @@ const Settings = z.object({
 	MODEL_CHAIN: ModelChainSetting,
 	DEFAULT_PROMPT: z.string().min(1).default("Generate a caption for this image"),
 	DEFAULT_MAX_TOKENS: z.coerce.number().int().min(1).max(2048).default(512),
-	MAX_OBJECT_BYTES: z.coerce
-		.number()
-		.int()
-		.positive()
-		.default(50 * 1024 * 1024),
+	// Larger objects cannot be captioned: they would need downscaling, and the Images binding takes
+	// at most IMAGES_MAX_INPUT_BYTES (shared/image/images-errors.ts); a larger value is still held to it.
+	MAX_OBJECT_BYTES: z.coerce.number().int().positive().default(IMAGES_MAX_INPUT_BYTES),
 	CAPTION_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(10),
 	CAPTION_MAX_RETRIES: z.coerce.number().int().min(0).max(100).default(5),
 	LEASE_SECONDS: z.coerce.number().int().min(10).default(120),
