@@ -566,7 +566,7 @@ export interface components {
             message: string;
         } | null;
         /** @enum {string} */
-        JobErrorCode: "object_not_found" | "empty_object" | "unsupported_media_type" | "invalid_image" | "image_too_large" | "invalid_options" | "model_unavailable" | "model_error" | "retries_exhausted" | "dead_lettered";
+        JobErrorCode: "object_not_found" | "empty_object" | "unsupported_media_type" | "invalid_image" | "image_too_large" | "images_account_limit" | "invalid_options" | "model_unavailable" | "model_error" | "retries_exhausted" | "dead_lettered";
         Batch: {
             /** @example bat_01JD2X6B8J3W4Q5R6S7T8V9W0X */
             id: string;
@@ -1176,6 +1176,15 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporarily unavailable */
+            503: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {

@@ -40,7 +40,7 @@ export const EMULATOR_VARS = {
 	EMULATOR_LATENCY_MS: "0",
 	EMULATOR_GONE_MODELS: "",
 	EMULATOR_RETIRED_MODELS: "@cf/unum/uform-gen2-qwen-500m,@cf/google/gemma-3-12b-it",
-	EMULATOR_RETIRED_ERROR: "5031: model has been deprecated",
+	EMULATOR_RETIRED_ERROR: "5028: This model was deprecated",
 	EMULATOR_RATE_LIMITS: "Image-to-Text=720, Text Generation=300",
 	EMULATOR_TIME_SCALE: "1",
 	EMULATOR_FAULT_RATE: "0",

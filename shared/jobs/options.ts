@@ -25,7 +25,7 @@ export const METADATA_KEYS = { prompt: "prompt", maxTokens: "max-tokens", callba
  * `question`: the prompt came with the job, explicit or from metadata, rather than from the
  * defaults) and where the result is sent.
  */
-export interface CaptionOptions extends ModelRequest {
+export interface CaptionOptions extends Omit<ModelRequest, "keyId"> {
 	callbackUrl: string | null;
 }
 

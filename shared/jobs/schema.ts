@@ -16,6 +16,7 @@ export const JOB_ERROR_CODES = [
 	"unsupported_media_type",
 	"invalid_image",
 	"image_too_large",
+	"images_account_limit",
 	"invalid_options",
 	"model_unavailable",
 	"model_error",
@@ -88,6 +89,8 @@ export const JobRow = z.object({
 	queue_ms: z.number().nullable(),
 	inference_ms: z.number().nullable(),
 	total_ms: z.number().nullable(),
+	/** The API key that asked for the job (upload, POST /v1/jobs, batch); null for the admin and bucket uploads. */
+	key_id: z.string().nullable(),
 });
 export type JobRow = z.infer<typeof JobRow>;
 

@@ -33,8 +33,11 @@ export type Pacer = (adapter: ModelAdapter) => Promise<Pace>;
 /** Prepares the image for a model's limits; its errors are the caller's and pass through. */
 export type Prepare = (limits: ImageLimits) => Promise<ModelImage>;
 
-/** What a failed call tells the model's health: an answer about the request says the model works. */
-function healthOutcome(error: ClassifiedError): CallOutcome {
+/**
+ * What a failed call tells the model's health: an answer about the request says the model works; a
+ * failure names the API key whose request it was (`keyId`), so one key alone cannot open the circuit.
+ */
+function healthOutcome(error: ClassifiedError, keyId: string | null): CallOutcome {
 	switch (error.kind) {
 		case "gone":
 			return { kind: "gone", error: error.message };
@@ -43,7 +46,7 @@ function healthOutcome(error: ClassifiedError): CallOutcome {
 			return { kind: "answered" };
 		case "transient":
 		case "failure":
-			return { kind: "failed", error: error.message };
+			return { kind: "failed", error: error.message, key: keyId };
 	}
 }
 
@@ -108,7 +111,8 @@ export class ModelChain {
 			output = await this.ai.run(model, ready.input);
 		} catch (err) {
 			const latencyMs = Date.now() - started;
-			return { outcome: await this.failed(model, classifyModelError(err), latencyMs, admission.probe), latencyMs };
+			const failure = await this.failed(model, classifyModelError(err), latencyMs, admission.probe, request.keyId);
+			return { outcome: failure, latencyMs };
 		}
 		const latencyMs = Date.now() - started;
 		await this.record(model, { outcome: { kind: "answered" }, ok: true, latencyMs, probe: admission.probe });
@@ -143,8 +147,14 @@ export class ModelChain {
 	}
 
 	/** Records a failed call with the registry and logs it; the turn's outcome carries the registry's answer. */
-	private async failed(model: string, error: ClassifiedError, latencyMs: number, probe: boolean): Promise<TurnOutcome> {
-		const after = await this.record(model, { outcome: healthOutcome(error), ok: false, latencyMs, probe });
+	private async failed(
+		model: string,
+		error: ClassifiedError,
+		latencyMs: number,
+		probe: boolean,
+		keyId: string | null,
+	): Promise<TurnOutcome> {
+		const after = await this.record(model, { outcome: healthOutcome(error, keyId), ok: false, latencyMs, probe });
 		log("warn", "model_call_failed", {
 			model,
 			code: error.code,

@@ -1,7 +1,7 @@
 /**
  * The model emulator's settings, read from a Worker's environment and validated with zod like the
  * Workers' own settings. By default the emulator plays Workers AI as it is today (late 2026):
- * uform-gen2 and gemma-3-12b are retired and answer an error no document lists, and every task
+ * uform-gen2 and gemma-3-12b are retired and answer `5028: This model was deprecated`, and every task
  * type has its per-minute rate limit.
  */
 import { z } from "zod";
@@ -14,7 +14,7 @@ export interface EmulatorSettings {
 	goneModels: ReadonlySet<string>;
 	/** Retired models: they answer `retiredError`. */
 	retiredModels: ReadonlySet<string>;
-	/** What a retired model answers, e.g. `5031: model has been deprecated`. */
+	/** What a retired model answers, `5028: This model was deprecated` by default. */
 	retiredError: string;
 	/** Requests per minute by task type or model id (3021 beyond them); empty for none. */
 	rateLimits: RateLimits;
@@ -27,10 +27,10 @@ export interface EmulatorSettings {
 /** The models Workers AI has retired, as of late 2026. */
 export const RETIRED_MODELS = ["@cf/unum/uform-gen2-qwen-500m", "@cf/google/gemma-3-12b-it"];
 /**
- * No document says which code a retired model answers; this one is made up on purpose (it is in no
- * published table), so that nothing here can depend on a retired model answering 5007 or 3042.
+ * What Workers AI answers for a retired model, as reported in
+ * github.com/cloudflare/cloudflare-docs/issues/32501 (the published error table does not list it).
  */
-export const RETIRED_ERROR = "5031: model has been deprecated";
+export const RETIRED_ERROR = "5028: This model was deprecated";
 
 const modelList = z.string().transform((s) => new Set(s.split(",").flatMap((x) => (x.trim() ? [x.trim()] : []))));
 

@@ -20,6 +20,8 @@ export interface InjectedFault {
 	code: number | "network" | "empty";
 	/** How many calls fail before the fault is used up. */
 	times: number;
+	/** Only calls whose prompt contains this text fail (a request that the model cannot take). */
+	prompt?: string;
 }
 
 export interface EmulatorCall {
@@ -203,7 +205,13 @@ export class ModelEmulator implements AiRunner {
 		if (!published || s.goneModels.has(model)) throw modelError(5007, model);
 		this.takeRateLimitSlot({ id: model, task: published.task }, s, at);
 		if (s.retiredModels.has(model)) throw new Error(s.retiredError);
-		const fault = this.faults.find((f) => f.times > 0 && (f.model === undefined || f.model === model));
+		const prompt = promptOf(inputs);
+		const fault = this.faults.find(
+			(f) =>
+				f.times > 0 &&
+				(f.model === undefined || f.model === model) &&
+				(f.prompt === undefined || (prompt ?? "").includes(f.prompt)),
+		);
 		if (s.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, s.latencyMs));
 		if (fault) fault.times--;
 		if (!fault && s.faultRate > 0 && Math.random() < s.faultRate) throw modelError(3040);
@@ -219,7 +227,6 @@ export class ModelEmulator implements AiRunner {
 			// Workers AI reports schema violations as 5006 with the JSON path of the offending field.
 			throw modelError(5006, `'/${issue?.path.join("/") ?? ""}' ${issue?.message ?? "does not match the schema"}`);
 		}
-		const prompt = promptOf(inputs);
 		const text =
 			fault?.code === "empty"
 				? "  "

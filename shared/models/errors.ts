@@ -9,8 +9,8 @@
  * - `too_large`: the request is too large for this model → the next model; the model is healthy.
  * - `input`: the request itself is invalid → the job fails (`model_error`); the model is healthy.
  * - `transient`: worth retrying → the message is retried with backoff; counts toward the circuit.
- * - `failure`: anything else, including codes no document lists (a retired model's answer is one) →
- *   the next model; counts toward the circuit.
+ * - `failure`: anything else, including codes no document lists → the next model; counts toward
+ *   the circuit.
  */
 
 export type ModelErrorKind = "gone" | "too_large" | "input" | "transient" | "failure";
@@ -24,9 +24,12 @@ export interface ClassifiedError {
 /**
  * No such model (5007), invalid model id (3042), model agreement not accepted (5016), paid plan
  * only (5035), private model (5018, 3041), deprecated SDK (5019): nothing this service sends would
- * change the answer until someone changes the account or the chain.
+ * change the answer until someone changes the account or the chain. A retired model answers
+ * `5028: This model was deprecated` (reported in github.com/cloudflare/cloudflare-docs/issues/32501;
+ * the published error table does not list it yet); `5031: model has been deprecated` is the
+ * wording this service's emulator used before that report, kept so either retires the model.
  */
-const GONE = new Set([5007, 3042, 5016, 5035, 5018, 3041, 5019]);
+const GONE = new Set([5007, 3042, 5016, 5035, 5018, 3041, 5019, 5028, 5031]);
 /** Request too large (3006, HTTP 413): another model may take a smaller request, or the image. */
 const TOO_LARGE = new Set([3006]);
 /** Invalid data (5004), schema violation (5006), incomplete request (3003), no LoRA support (5005). */

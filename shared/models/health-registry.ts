@@ -51,6 +51,7 @@ interface StateRow extends Record<string, SqlStorageValue> {
 	failures: number;
 	failed_probes: number;
 	last_error: string | null;
+	failing_key: string | null;
 }
 
 export class ModelHealthRegistry extends DurableObject<unknown> {
@@ -62,7 +63,12 @@ export class ModelHealthRegistry extends DurableObject<unknown> {
 		super(ctx, env);
 		ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS model_state (
 			model TEXT PRIMARY KEY, status TEXT NOT NULL, since INTEGER, until INTEGER NOT NULL,
-			failures INTEGER NOT NULL, failed_probes INTEGER NOT NULL, last_error TEXT)`);
+			failures INTEGER NOT NULL, failed_probes INTEGER NOT NULL, last_error TEXT, failing_key TEXT)`);
+		// Objects created before failing_key existed get the column (a failure streak of one key).
+		const columns = ctx.storage.sql.exec<{ name: string }>("PRAGMA table_info(model_state)").toArray();
+		if (!columns.some((c) => c.name === "failing_key")) {
+			ctx.storage.sql.exec("ALTER TABLE model_state ADD COLUMN failing_key TEXT");
+		}
 		ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS model_calls (
 			model TEXT NOT NULL, at INTEGER NOT NULL, ok INTEGER NOT NULL, latency_ms INTEGER NOT NULL)`);
 		ctx.storage.sql.exec("CREATE INDEX IF NOT EXISTS model_calls_by_model ON model_calls (model, at)");
@@ -72,6 +78,7 @@ export class ModelHealthRegistry extends DurableObject<unknown> {
 				since: row.since,
 				until: row.until,
 				failures: row.failures,
+				failingKey: row.failing_key,
 				failedProbes: row.failed_probes,
 				lastError: row.last_error,
 			});
@@ -177,7 +184,7 @@ export class ModelHealthRegistry extends DurableObject<unknown> {
 	private save(model: string, state: ModelState): void {
 		this.states.set(model, state);
 		this.ctx.storage.sql.exec(
-			"INSERT OR REPLACE INTO model_state (model, status, since, until, failures, failed_probes, last_error) VALUES (?, ?, ?, ?, ?, ?, ?)",
+			"INSERT OR REPLACE INTO model_state (model, status, since, until, failures, failed_probes, last_error, failing_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 			model,
 			state.status,
 			state.since,
@@ -185,6 +192,7 @@ export class ModelHealthRegistry extends DurableObject<unknown> {
 			state.failures,
 			state.failedProbes,
 			state.lastError,
+			state.failingKey,
 		);
 	}
 

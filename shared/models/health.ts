@@ -6,7 +6,9 @@
  * - `unknown` (never called) and a cool-down that has run out are half-open: one call, the probe,
  *   goes to the model while every other caller waits for its outcome or moves on;
  * - `ok`: every call goes through; `failureThreshold` consecutive failures that are not about the
- *   input, with any code, open the circuit;
+ *   input, with any code, open the circuit — unless every one of them came from the requests of one
+ *   API key: the model is one tenant's trouble until a call of anyone else fails too (a tenant's own
+ *   images or prompts must not take a shared model away from the others);
  * - `circuit_open`: skipped for a cool-down that doubles after each failed probe (up to the maximum);
  * - `gone` (an answer that says this account cannot use the model: 5007, 3042, 5016, 5035, …):
  *   skipped for the maximum cool-down.
@@ -34,19 +36,28 @@ export interface ModelState {
 	until: number;
 	/** Consecutive failures while ok. */
 	failures: number;
+	/** The API key whose requests made every one of those failures, or null (none yet, or not one key's). */
+	failingKey: string | null;
 	/** Consecutive failed probes since the circuit opened. */
 	failedProbes: number;
 	lastError: string | null;
 }
 
-/** What a call told about the model: it answered (well, or about the request), it is gone, or it failed. */
-export type CallOutcome = { kind: "answered" } | { kind: "gone"; error: string } | { kind: "failed"; error: string };
+/**
+ * What a call told about the model: it answered (well, or about the request), it is gone, or it
+ * failed. `key` is the API key whose request failed (null for the admin's and bucket uploads).
+ */
+export type CallOutcome =
+	| { kind: "answered" }
+	| { kind: "gone"; error: string }
+	| { kind: "failed"; error: string; key?: string | null };
 
 export const UNKNOWN: ModelState = {
 	status: "unknown",
 	since: null,
 	until: 0,
 	failures: 0,
+	failingKey: null,
 	failedProbes: 0,
 	lastError: null,
 };
@@ -70,7 +81,7 @@ export function afterCall(
 	if (!probe && state.status !== "ok") return state;
 	switch (outcome.kind) {
 		case "answered":
-			if (state.status === "ok") return { ...state, failures: 0 };
+			if (state.status === "ok") return { ...state, failures: 0, failingKey: null };
 			return { ...UNKNOWN, status: "ok", since: now };
 		case "gone":
 			return {
@@ -78,10 +89,14 @@ export function afterCall(
 				since: state.status === "gone" ? state.since : now,
 				until: now + policy.maxCooldownMs,
 				failures: 0,
+				failingKey: null,
 				failedProbes: 0,
 				lastError: outcome.error,
 			};
 		case "failed": {
+			const key = outcome.key ?? null;
+			// A probe that failed on one tenant's request proves nothing: the next caller probes again.
+			if (probe && key !== null) return state;
 			if (probe) {
 				// The probe failed: (re)open the circuit, for longer each time.
 				const failedProbes = state.status === "circuit_open" ? state.failedProbes + 1 : 0;
@@ -90,17 +105,25 @@ export function afterCall(
 					since: state.status === "circuit_open" ? state.since : now,
 					until: now + Math.min(policy.cooldownMs * 2 ** failedProbes, policy.maxCooldownMs),
 					failures: 0,
+					failingKey: null,
 					failedProbes,
 					lastError: outcome.error,
 				};
 			}
 			const failures = state.failures + 1;
-			if (failures < policy.failureThreshold) return { ...state, failures, lastError: outcome.error };
+			const fresh = state.failures === 0 && state.failingKey === null;
+			const failingKey = fresh || state.failingKey === key ? key : null;
+			if (failures < policy.failureThreshold) return { ...state, failures, failingKey, lastError: outcome.error };
+			// One key's requests alone: held one short of the threshold, so the next failure of
+			// another caller's request opens the circuit, and a success closes the streak.
+			if (failingKey !== null)
+				return { ...state, failures: policy.failureThreshold - 1, failingKey, lastError: outcome.error };
 			return {
 				status: "circuit_open",
 				since: now,
 				until: now + policy.cooldownMs,
 				failures: 0,
+				failingKey: null,
 				failedProbes: 0,
 				lastError: outcome.error,
 			};

@@ -36,6 +36,11 @@ export interface ModelRequest {
 	 * skill (moondream) use that skill only for the default.
 	 */
 	question: boolean;
+	/**
+	 * The API key whose request this is (null for the admin's and bucket uploads): a failure on one
+	 * key's requests alone does not open the model's shared circuit (./health.ts).
+	 */
+	keyId: string | null;
 }
 
 export interface ModelAdapter {

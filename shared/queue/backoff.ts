@@ -1,6 +1,6 @@
 /**
- * Retry delays for queue messages: exponential backoff with full jitter, capped. Queues allow
- * delays of up to 12 hours; we stay far below that.
+ * Retry delays for queue messages: exponential backoff with equal jitter, capped by the policy (and
+ * always by MAX_DELAY_SECONDS in ./runner.ts, where the platform's limit is explained).
  */
 export interface BackoffPolicy {
 	baseSeconds: number;

@@ -15,8 +15,22 @@ import { mapConcurrent } from "./concurrency";
  */
 export type Outcome = { kind: "ack" } | { kind: "retry"; delaySeconds: number };
 
+/**
+ * The longest delay a message is given. Cloudflare's documents disagree: the Queues limits page
+ * (developers.cloudflare.com/queues/platform/limits/) says a message may be delayed up to 24 hours,
+ * while the JavaScript API page (developers.cloudflare.com/queues/configuration/javascript-apis/,
+ * `delaySeconds`) says 0 to 43,200 seconds (12 hours). A delay above what the platform takes would
+ * make `retry()` throw and the message be retried at once, so every delay here stays within the
+ * smaller of the two.
+ */
+export const MAX_DELAY_SECONDS = 43_200;
+
 export const ACK: Outcome = { kind: "ack" };
-export const retryAfter = (delaySeconds: number): Outcome => ({ kind: "retry", delaySeconds });
+/** A retry after `delaySeconds`, in whole seconds from 0 to MAX_DELAY_SECONDS. */
+export const retryAfter = (delaySeconds: number): Outcome => ({
+	kind: "retry",
+	delaySeconds: Math.min(MAX_DELAY_SECONDS, Math.max(0, Math.ceil(delaySeconds))),
+});
 
 /** Counts of messages that left nothing in D1 (invalid, ignored, duplicate), by counter name. */
 export class BatchCounters {

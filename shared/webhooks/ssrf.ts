@@ -1,15 +1,18 @@
 /**
  * Which URLs webhooks may be sent to (SSRF guard, docs/api.md). In production: only `https` to public
  * hosts; loopback, private, link-local, CGNAT, metadata, multicast and reserved addresses (IPv4
- * and IPv6, including IPv4-mapped IPv6, NAT64, 6to4 and Teredo, which reach IPv4 through a relay),
- * local names, host names ending in a dot, and URLs carrying credentials (`user:pass@`) are
+ * and IPv6, including IPv4-mapped and IPv4-translated IPv6, NAT64, 6to4 and its relay anycast
+ * range, and Teredo, which reach IPv4 through a relay), local names (localhost, *.localdomain, …), host names ending in a dot, and URLs carrying credentials (`user:pass@`) are
  * refused. In local development
  * (DEPLOY_MODE "local") `http` is allowed and so are loopback hosts (127.0.0.1, localhost, [::1]).
  *
  * The check is on the URL as the WHATWG parser normalises it, which is also what fetch() uses: a
  * decimal, hex, octal or short IPv4 host (2130706433, 0x7f000001, 0177.0.0.1, 127.1) is already
  * the dotted 127.0.0.1 there, so it cannot slip past. Host names are not resolved (Workers has no
- * resolver); names that are local by definition are refused.
+ * resolver); names that are local by definition are refused. A public name whose DNS answer is a
+ * private address still passes this check: what stops it is the platform, whose fetch() leaves from
+ * Cloudflare's network to the public Internet and reaches a private network only through a Workers
+ * VPC binding (developers.cloudflare.com/workers-vpc/), which this service does not have.
  */
 import { redactUrls } from "../log";
 
@@ -27,6 +30,7 @@ const BLOCKED_V4: [string, number, string][] = [
 	["172.16.0.0", 12, "a private address"],
 	["192.0.0.0", 24, "an IETF protocol address"],
 	["192.0.2.0", 24, "a documentation address"],
+	["192.88.99.0", 24, "a 6to4 relay anycast address"],
 	["192.168.0.0", 16, "a private address"],
 	["198.18.0.0", 15, "a benchmarking address"],
 	["198.51.100.0", 24, "a documentation address"],
@@ -35,7 +39,7 @@ const BLOCKED_V4: [string, number, string][] = [
 	["240.0.0.0", 4, "a reserved address"],
 ];
 
-const LOCAL_NAME_SUFFIXES = [".localhost", ".local", ".internal", ".home.arpa", ".lan"];
+const LOCAL_NAME_SUFFIXES = [".localhost", ".localdomain", ".local", ".internal", ".home.arpa", ".lan"];
 
 function v4ToNumber(host: string): number | null {
 	const parts = host.split(".");
@@ -80,6 +84,10 @@ function v6Problem(groups: number[]): string | null {
 	// IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d) reach IPv4.
 	if (g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0 && g4 === 0 && (g5 === 0xffff || g5 === 0)) {
 		return `an IPv4-mapped address (${v4Problem(embedded) ?? "IPv4 must be written as IPv4"})`;
+	}
+	// IPv4-translated (::ffff:0:a.b.c.d, ::ffff:0:0/96, SIIT, RFC 7915) reaches IPv4 through a translator.
+	if (g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0 && g4 === 0xffff && g5 === 0) {
+		return `an IPv4-translated (SIIT) address (embeds ${v4Text(embedded)})`;
 	}
 	// Translation and tunnelling prefixes reach an IPv4 address chosen by whoever wrote the URL,
 	// through a gateway or relay on the way: refused whatever they embed (a webhook never needs them).

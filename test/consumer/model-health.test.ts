@@ -9,6 +9,7 @@ import { emulator } from "../../shared/models/emulator";
 import { ModelList } from "../../shared/models/model-list";
 import { call, parsed } from "../status/support";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
+import { insertJob } from "../support/jobs";
 import { LLAMA32, LLAVA, MISTRAL, MOONDREAM, resetModels, UFORM, warmUp } from "../support/models";
 import { onlyJob, type RunOptions, runConsumer } from "../support/queue";
 
@@ -31,7 +32,7 @@ async function models(): Promise<Map<string, ModelList["data"][number]>> {
 	return new Map((await parsed(res, ModelList)).data.map((m) => [m.id, m]));
 }
 
-describe("a retired model answering an undocumented code", () => {
+describe("a retired model (5028: This model was deprecated)", () => {
 	const chain = `${UFORM},${LLAVA}`;
 
 	it("every job of a 50-image run succeeds on the next model; the retired one is called once across concurrent batches", async () => {
@@ -42,14 +43,27 @@ describe("a retired model answering an undocumented code", () => {
 			for (const key of run.keys) expect(await onlyJob(key)).toMatchObject({ status: "succeeded", model: LLAVA });
 		}
 		expect(emulator.callsTo(UFORM)).toBe(1);
-		expect(emulator.calls.find((c) => c.model === UFORM)?.code).toBe(5031);
+		expect(emulator.calls.find((c) => c.model === UFORM)?.code).toBe(5028);
 		expect(emulator.callsTo(LLAVA)).toBe(50);
 		// Later batches within the cool-down do not call it either.
 		await Promise.all([batch(5, { MODEL_CHAIN: chain }), batch(5, { MODEL_CHAIN: chain })]);
 		expect(emulator.callsTo(UFORM)).toBe(1);
 	});
 
+	it("is skipped as gone for the long cool-down, not probed again after the short one", async () => {
+		const env = { MODEL_CHAIN: chain, MODEL_COOLDOWN_SECONDS: "1" };
+		await batch(2, env);
+		await sleep(1100);
+		await batch(2, env);
+		expect(emulator.callsTo(UFORM)).toBe(1);
+	});
+});
+
+describe("a model answering only a code no document lists", () => {
+	const chain = `${UFORM},${LLAVA}`;
+
 	it("after each cool-down one call probes it again, whatever the number of batches; a failed probe doubles the cool-down", async () => {
+		emulator.overrides.retiredError = "5999: an answer no document lists";
 		const env = { MODEL_CHAIN: chain, MODEL_COOLDOWN_SECONDS: "2" };
 		await batch(5, env);
 		expect(emulator.callsTo(UFORM)).toBe(1);
@@ -101,6 +115,49 @@ describe("the circuit of a model that was working", () => {
 		expect(jobs.map((j) => j.status)).toEqual(["queued", "succeeded", "succeeded"]);
 		expect(jobs[1]?.model).toBe(LLAVA);
 		expect(emulator.callsTo(MOONDREAM)).toBe(2);
+		expect((await models()).get(MOONDREAM)?.status).toBe("circuit_open");
+	});
+});
+
+describe("one tenant's inputs cannot trip the shared circuit", () => {
+	/** `n` API jobs of `keyId`, with `prompt`, run through the consumer as one batch; their rows after. */
+	async function keyJobs(n: number, keyId: string, prompt: string, env: RunOptions["env"]) {
+		const jpeg = await fixture("small.jpg");
+		const jobs = await Promise.all(
+			Array.from({ length: n }, async () => {
+				const key = uniqueKey("tenant.jpg");
+				const put = await upload(key, jpeg);
+				return insertJob({ key, etag: put.object.eTag ?? "", size: put.object.size ?? null, prompt, key_id: keyId });
+			}),
+		);
+		await runConsumer(
+			jobs.map((job) => ({ kind: "caption-job", job_id: job.id })),
+			{ env },
+		);
+		return Promise.all(jobs.map((job) => onlyJob(job.key)));
+	}
+
+	it("a key whose prompts make the model fail, again and again, leaves it working for another key", async () => {
+		await warmUp();
+		const env = { MODEL_CIRCUIT_FAILURES: "3", CAPTION_CONCURRENCY: "1" };
+		const poison = `poison-${Date.now()}`;
+		emulator.inject({ model: MOONDREAM, code: 5999, times: 100, prompt: poison });
+		const bad = await keyJobs(6, "key_tenant_a", `Describe ${poison}.`, env);
+		// Each of the key's jobs moved on to the next model; the model was asked every time.
+		for (const job of bad) expect(job).toMatchObject({ status: "succeeded", model: LLAVA });
+		expect(emulator.callsTo(MOONDREAM)).toBe(6);
+		expect((await models()).get(MOONDREAM)?.status).toBe("ok");
+		const good = await keyJobs(3, "key_tenant_b", "What is in this picture?", env);
+		for (const job of good) expect(job).toMatchObject({ status: "succeeded", model: MOONDREAM });
+	});
+
+	it("the same failures on two keys' requests open it, as a broken model should", async () => {
+		await warmUp();
+		const env = { MODEL_CIRCUIT_FAILURES: "3", CAPTION_CONCURRENCY: "1" };
+		const poison = `poison-${Date.now()}`;
+		emulator.inject({ model: MOONDREAM, code: 5999, times: 100, prompt: poison });
+		await keyJobs(3, "key_tenant_a", `Describe ${poison}.`, env);
+		await keyJobs(1, "key_tenant_b", `Describe ${poison}.`, env);
 		expect((await models()).get(MOONDREAM)?.status).toBe("circuit_open");
 	});
 });

@@ -61,7 +61,7 @@ const emulatorVars = [
 	'vars.EMULATOR_GONE_MODELS: – → ""',
 	'vars.EMULATOR_LATENCY_MS: – → "0"',
 	'vars.EMULATOR_RATE_LIMITS: – → "Image-to-Text=720, Text Generation=300"',
-	'vars.EMULATOR_RETIRED_ERROR: – → "5031: model has been deprecated"',
+	'vars.EMULATOR_RETIRED_ERROR: – → "5028: This model was deprecated"',
 	'vars.EMULATOR_RETIRED_MODELS: – → "@cf/unum/uform-gen2-qwen-500m,@cf/google/gemma-3-12b-it"',
 	'vars.EMULATOR_TIME_SCALE: – → "1"',
 	'vars.EMULATOR_FAULT_RATE: – → "0"',

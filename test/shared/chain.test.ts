@@ -42,7 +42,12 @@ describe("the model chain", () => {
 		const { registry, gate, calls, ai, adapter } = chainParts();
 		const later = async () => ({ kind: "later" as const, message: "no slot for 7 s", retryAfterSeconds: 7 });
 		const chain = new ModelChain(ai, [adapter], gate, later);
-		const answer = await chain.caption(async () => IMAGE, { prompt: "Describe it", maxTokens: 32, question: false });
+		const answer = await chain.caption(async () => IMAGE, {
+			prompt: "Describe it",
+			maxTokens: 32,
+			question: false,
+			keyId: null,
+		});
 		expect(answer).toMatchObject({ kind: "retry", message: "no slot for 7 s", minDelaySeconds: 7 });
 		expect(calls).toEqual([]);
 		// The model was never called, so its probe is free at once for the next caller.
@@ -52,7 +57,12 @@ describe("the model chain", () => {
 	it("with a slot it captions with the model and records the answer, so the model is ok for every caller", async () => {
 		const { registry, gate, calls, ai, adapter } = chainParts();
 		const chain = new ModelChain(ai, [adapter], gate);
-		const answer = await chain.caption(async () => IMAGE, { prompt: "Describe it", maxTokens: 32, question: false });
+		const answer = await chain.caption(async () => IMAGE, {
+			prompt: "Describe it",
+			maxTokens: 32,
+			question: false,
+			keyId: null,
+		});
 		expect(answer).toMatchObject({ kind: "captioned", model: LLAVA });
 		expect(answer.kind === "captioned" && answer.caption.length > 0).toBe(true);
 		expect(calls).toEqual([LLAVA]);

@@ -10,7 +10,7 @@ import {
 } from "../../shared/models/health";
 
 const POLICY: HealthPolicy = { failureThreshold: 3, cooldownMs: 1000, maxCooldownMs: 5000 };
-const failed: CallOutcome = { kind: "failed", error: "5031: model has been deprecated" };
+const failed: CallOutcome = { kind: "failed", error: "5999: an answer no document lists" };
 const answered: CallOutcome = { kind: "answered" };
 
 describe("model health", () => {
@@ -66,5 +66,54 @@ describe("model health", () => {
 		const open = afterCall(UNKNOWN, failed, true, 0, POLICY);
 		expect(afterCall(open, answered, false, 10, POLICY)).toBe(open);
 		expect(afterCall(open, failed, false, 10, POLICY)).toBe(open);
+	});
+
+	describe("failures of one API key's requests alone do not take the model away from the others", () => {
+		const byKey = (key: string | null): CallOutcome => ({ ...failed, key });
+		const working = () => afterCall(UNKNOWN, answered, true, 0, POLICY);
+
+		it("any number of one key's failures in a row leave the model callable", () => {
+			let state = working();
+			for (let now = 1; now <= 10; now++) state = afterCall(state, byKey("key_a"), false, now, POLICY);
+			expect(state).toMatchObject({ status: "ok", failures: 2, failingKey: "key_a" });
+			expect(admission(state, 11)).toBe("call");
+		});
+
+		it("then one failure of another key's request, or of the admin's, opens the circuit", () => {
+			let state = working();
+			for (let now = 1; now <= 5; now++) state = afterCall(state, byKey("key_a"), false, now, POLICY);
+			expect(afterCall(state, byKey("key_b"), false, 6, POLICY)).toMatchObject({ status: "circuit_open", until: 1006 });
+			expect(afterCall(state, byKey(null), false, 6, POLICY)).toMatchObject({ status: "circuit_open" });
+		});
+
+		it("an answer to anyone ends the key's streak", () => {
+			let state = working();
+			for (let now = 1; now <= 5; now++) state = afterCall(state, byKey("key_a"), false, now, POLICY);
+			state = afterCall(state, answered, false, 6, POLICY);
+			expect(state).toMatchObject({ status: "ok", failures: 0, failingKey: null });
+		});
+
+		it("a streak that mixes keys counts as today: the threshold opens it", () => {
+			let state = working();
+			state = afterCall(state, byKey("key_a"), false, 1, POLICY);
+			state = afterCall(state, byKey("key_b"), false, 2, POLICY);
+			state = afterCall(state, byKey("key_a"), false, 3, POLICY);
+			expect(state).toMatchObject({ status: "circuit_open" });
+		});
+
+		it("a probe that failed on one key's request leaves the model to be probed again; the admin's opens it", () => {
+			expect(afterCall(UNKNOWN, byKey("key_a"), true, 0, POLICY)).toBe(UNKNOWN);
+			expect(admission(afterCall(UNKNOWN, byKey("key_a"), true, 0, POLICY), 1)).toBe("probe");
+			expect(afterCall(UNKNOWN, byKey(null), true, 0, POLICY)).toMatchObject({ status: "circuit_open" });
+		});
+
+		it("with a threshold of one, a second key's failure still opens it", () => {
+			const one = { ...POLICY, failureThreshold: 1 };
+			let state = afterCall(UNKNOWN, answered, true, 0, one);
+			state = afterCall(state, byKey("key_a"), false, 1, one);
+			state = afterCall(state, byKey("key_a"), false, 2, one);
+			expect(state.status).toBe("ok");
+			expect(afterCall(state, byKey("key_b"), false, 3, one).status).toBe("circuit_open");
+		});
 	});
 });

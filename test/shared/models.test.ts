@@ -18,7 +18,12 @@ async function image() {
 	return { bytes, info: validateImage(bytes) };
 }
 
-const ask = (prompt: string, maxTokens = 128, question = true): ModelRequest => ({ prompt, maxTokens, question });
+const ask = (prompt: string, maxTokens = 128, question = true): ModelRequest => ({
+	prompt,
+	maxTokens,
+	question,
+	keyId: null,
+});
 
 /** An emulator with every model alive and no rate limit: these tests are about schemas. */
 const alive = () => {
@@ -188,14 +193,14 @@ describe("the emulator enforces the published input schemas", () => {
 });
 
 describe("the emulator plays Workers AI as it is today", () => {
-	it("by default uform-gen2 and gemma-3-12b are retired and answer an undocumented code, not 5007 or 3042", async () => {
+	it("by default uform-gen2 and gemma-3-12b are retired and answer 5028: This model was deprecated, classified gone", async () => {
 		const emulator = new ModelEmulator();
 		const img = await image();
 		await expect(emulator.run(uformGen2.id, uformGen2.buildInput(img, ask("p")))).rejects.toThrow(RETIRED_ERROR);
 		await expect(emulator.run("@cf/google/gemma-3-12b-it", llama4Scout.buildInput(img, ask("p")))).rejects.toThrow(
-			/^5031: /,
+			/^5028: This model was deprecated/,
 		);
-		expect(classifyModelError(new Error(RETIRED_ERROR)).kind).toBe("failure");
+		expect(classifyModelError(new Error(RETIRED_ERROR)).kind).toBe("gone");
 		await expect(emulator.run(llava15.id, llava15.buildInput(img, ask("p")))).resolves.toBeDefined();
 	});
 
@@ -285,7 +290,8 @@ describe("error classification and backoff", () => {
 		["Network connection lost.", "transient"],
 		["5004: Invalid data", "input"],
 		["5006: Error: required properties at '/' are 'image'", "input"],
-		["5031: model has been deprecated", "failure"],
+		["5028: This model was deprecated", "gone"],
+		["5031: model has been deprecated", "gone"],
 		["9999: something nobody documented", "failure"],
 	])("%s is %s", (message, kind) => {
 		expect(classifyModelError(new Error(message)).kind).toBe(kind);

@@ -1,8 +1,11 @@
 /** GET /v1/images/{key}: the stored object, its preview through the Images binding, ETags and scope. */
+import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { inspectImage } from "../../shared/image/sniff";
+import status from "../../workers/status/index";
 import { fixture, uniqueKey } from "../support/fixtures";
+import { imagesFailing } from "../support/images";
 import { call, createKey, errorOf, invalidFields, uploadViaApi } from "./support";
 
 const bytesOf = async (res: Response) => new Uint8Array(await res.arrayBuffer());
@@ -90,6 +93,24 @@ describe("GET /v1/images/{key}", () => {
 		const preview = await call("GET", `/v1/images/${encodeURIComponent(key)}?width=100`);
 		expect(preview.status).toBe(415);
 		expect(await errorOf(preview)).toMatchObject({ code: "unsupported_media_type" });
+	});
+
+	it("a preview the Images service fails to make (not the image's fault) is a 503 with Retry-After, not a 415", async () => {
+		const key = uniqueKey("read/service-down.jpg");
+		await env.BUCKET.put(key, await fixture("small.jpg"), { httpMetadata: { contentType: "image/jpeg" } });
+		const request = (width: number) =>
+			new Request(`https://status.test/v1/images/${encodeURIComponent(key)}?width=${width}`, {
+				headers: { authorization: `Bearer ${env.ADMIN_TOKEN}` },
+			});
+		for (const code of [9522, 9422, 9432]) {
+			const failing = { ...env, IMAGES: imagesFailing(env.IMAGES, code, 1) };
+			const res = await status.fetch(request(40), failing, createExecutionContext());
+			expect(res.status).toBe(503);
+			expect(res.headers.get("retry-after")).toBe("30");
+			expect(await errorOf(res)).toMatchObject({ code: "unavailable" });
+		}
+		const bad = { ...env, IMAGES: imagesFailing(env.IMAGES, 9412, 1) };
+		expect((await status.fetch(request(40), bad, createExecutionContext())).status).toBe(415);
 	});
 
 	it("needs a token, answers 404 for a missing object and validates width", async () => {

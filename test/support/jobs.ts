@@ -39,6 +39,7 @@ export function jobRow(input: JobRowInput): JobRow {
 		queue_ms: null,
 		inference_ms: null,
 		total_ms: null,
+		key_id: null,
 		...input,
 	} satisfies JobRow);
 }

@@ -35,6 +35,15 @@ const REFUSED_EVERYWHERE = [
 	"https://[2002:808:808::1]/",
 	"https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",
 	"https://[2001::5ef5:79fd:0:59d:a0e5:ba1]/",
+	// IPv4-translated (SIIT, ::ffff:0:0/96), whatever it embeds, and the 6to4 relay anycast range.
+	"https://[::ffff:0:a00:1]/",
+	"https://[::ffff:0:808:808]/",
+	"https://[::ffff:0:7f00:1]/",
+	"https://192.88.99.1/hook",
+	"https://192.88.99.255/hook",
+	// localhost.localdomain (the /etc/hosts name of loopback on many systems) and its domain.
+	"https://localhost.localdomain/hook",
+	"https://printer.localdomain/hook",
 	// Trailing dots: one or several, on names and on addresses.
 	"https://localhost../",
 	"https://localhost.../hook",
@@ -120,6 +129,10 @@ describe("the SSRF check in production", () => {
 		expect(checkWebhookUrl("https://[64:ff9b::7f00:1]/", "production")).toMatchObject({
 			ok: false,
 			reason: expect.stringContaining("a NAT64 address (embeds 127.0.0.1)"),
+		});
+		expect(checkWebhookUrl("https://[::ffff:0:a9fe:a9fe]/", "production")).toMatchObject({
+			ok: false,
+			reason: expect.stringContaining("an IPv4-translated (SIIT) address (embeds 169.254.169.254)"),
 		});
 	});
 

@@ -138,7 +138,7 @@ async function captionJob(job: JobRow, ctx: BatchContext): Promise<Attempt> {
 	const { options, source, fields } = loaded.value;
 	const images = ctx.env.IMAGES;
 	const captioned = await step(fields, () =>
-		ctx.chain.caption((limits) => prepareImage(images, source, limits), options),
+		ctx.chain.caption((limits) => prepareImage(images, source, limits), { ...options, keyId: job.key_id }),
 	);
 	if (captioned.kind === "end") return captioned.attempt;
 	return attemptOf(captioned.value, fields);

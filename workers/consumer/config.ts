@@ -1,11 +1,13 @@
 /** The consumer's settings, read once per batch from its environment and validated with zod. */
 import { z } from "zod";
+import { IMAGES_MAX_INPUT_BYTES } from "../../shared/image/images-errors";
 import { modelBackend } from "../../shared/models/backend";
 import { ModelChain, type ModelHealthGate } from "../../shared/models/chain";
 import type { HealthPolicy } from "../../shared/models/health";
 import { HEALTH_REGISTRY_NAME } from "../../shared/models/model-list";
 import { PLATFORM_RATE_LIMITS, RateLimitsSetting } from "../../shared/models/rate-limits";
 import { ModelChainSetting } from "../../shared/models/registry";
+import { MAX_DELAY_SECONDS } from "../../shared/queue/runner";
 import { modelPacer, type PacingSettings } from "./model-rate-limiter";
 
 const Settings = z.object({
@@ -18,16 +20,15 @@ const Settings = z.object({
 	MODEL_CHAIN: ModelChainSetting,
 	DEFAULT_PROMPT: z.string().min(1).default("Generate a caption for this image"),
 	DEFAULT_MAX_TOKENS: z.coerce.number().int().min(1).max(2048).default(512),
-	MAX_OBJECT_BYTES: z.coerce
-		.number()
-		.int()
-		.positive()
-		.default(50 * 1024 * 1024),
+	// Larger objects cannot be captioned: they would need downscaling, and the Images binding takes
+	// at most IMAGES_MAX_INPUT_BYTES (shared/image/images-errors.ts); a larger value is still held to it.
+	MAX_OBJECT_BYTES: z.coerce.number().int().positive().default(IMAGES_MAX_INPUT_BYTES),
 	CAPTION_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(10),
 	CAPTION_MAX_RETRIES: z.coerce.number().int().min(0).max(100).default(5),
 	LEASE_SECONDS: z.coerce.number().int().min(10).default(120),
 	RETRY_BASE_SECONDS: z.coerce.number().min(0).default(2),
-	RETRY_MAX_SECONDS: z.coerce.number().min(0).default(300),
+	// A queue delay may not exceed MAX_DELAY_SECONDS (shared/queue/runner.ts says why).
+	RETRY_MAX_SECONDS: z.coerce.number().min(0).max(MAX_DELAY_SECONDS).default(300),
 	// Workers AI's per-minute limits by task type or model id, paced across every consumer
 	// invocation (a Durable Object per limit); "off" turns pacing off.
 	MODEL_RATE_LIMITS: RateLimitsSetting.default(RateLimitsSetting.parse(PLATFORM_RATE_LIMITS)),

@@ -4,6 +4,7 @@
  * upload is never held, let alone expanded, in the Worker's 128 MB.
  */
 
+import { classifyImagesError, IMAGES_MAX_INPUT_BYTES } from "../../shared/image/images-errors";
 import { type ImageInfo, inspectImage } from "../../shared/image/sniff";
 import { JobFailure, TransientError } from "../../shared/jobs/errors";
 import type { ImageLimits, ModelImage } from "../../shared/models/types";
@@ -13,6 +14,10 @@ export const MAX_PIXELS = 100_000_000;
 
 export interface SourceImage {
 	info: ImageInfo;
+	/** The object's size in bytes. */
+	size: number;
+	/** This is the job's second delivery or later: an ambiguous Images error now blames the image. */
+	retried: boolean;
 	/** The whole object, when it was small enough to read into memory. */
 	bytes: Uint8Array | null;
 	/** A fresh stream of the whole object. */
@@ -35,6 +40,7 @@ async function transform(
 	stream: ReadableStream<Uint8Array>,
 	side: number,
 	quality: number,
+	retried: boolean,
 ): Promise<Uint8Array> {
 	try {
 		const result = await images
@@ -43,29 +49,39 @@ async function transform(
 			.output({ format: "image/jpeg", quality });
 		return new Uint8Array(await new Response(result.image()).arrayBuffer());
 	} catch (err) {
-		throw imagesFailure(err);
+		throw imagesFailure(err, retried);
 	}
 }
 
-/**
- * Images binding errors carry a numeric `code` (developers.cloudflare.com/images/reference/troubleshooting).
- * Decode errors are the image's fault and permanent: 9412 (not an image), 9520 (unsupported
- * format), 9523 (could not be resized, "invalid format"; the binding also reports an unexpected
- * error response under it, which is how local mode reports a damaged image). 9413 is the 100
- * megapixel limit. Anything else (9422 usage limit, 9432 plan, 9424/9516-9518/9522 internal,
- * no code at all) is the service's trouble: retried.
- */
-const DECODE_ERRORS = new Set([9412, 9520, 9523]);
-const AREA_LIMIT = 9413;
+/** How long an account refusal (plan, usage limit) holds the job before the one retry that may fail it. */
+export const ACCOUNT_HOLD_SECONDS = 60;
 
-export function imagesFailure(err: unknown): JobFailure | TransientError {
-	const detail = err instanceof Error ? err.message : String(err);
-	const code = err instanceof Error && "code" in err && typeof err.code === "number" ? err.code : null;
-	if (code !== null && DECODE_ERRORS.has(code)) {
-		return new JobFailure("invalid_image", `The image could not be decoded: ${detail}`);
+/**
+ * What an Images binding error does to the job (shared/image/images-errors.ts): a bad image fails
+ * it; a 9523 is retried once, then blamed on the image; an account refusal is held for a minute
+ * once, then fails the job with images_account_limit; anything else is retried.
+ */
+export function imagesFailure(err: unknown, retried: boolean): JobFailure | TransientError {
+	const { kind, code, detail } = classifyImagesError(err);
+	switch (kind) {
+		case "undecodable":
+			return new JobFailure("invalid_image", `The image could not be decoded: ${detail}`);
+		case "undecodable_or_internal":
+			if (retried) return new JobFailure("invalid_image", `The image could not be decoded, twice: ${detail}`);
+			return new TransientError(`The Images binding could not resize the image (${code}): ${detail}`);
+		case "too_large":
+			return new JobFailure("image_too_large", `The Images binding refused the image: ${detail}`);
+		case "account":
+			if (retried) {
+				return new JobFailure(
+					"images_account_limit",
+					`The Images binding refused this account (${code}: plan or usage limit); check Images in the Cloudflare dashboard: ${detail}`,
+				);
+			}
+			return new TransientError(`The Images binding refused this account (${code}): ${detail}`, ACCOUNT_HOLD_SECONDS);
+		case "internal":
+			return new TransientError(`The Images binding failed${code === null ? "" : ` (${code})`}: ${detail}`);
 	}
-	if (code === AREA_LIMIT) return new JobFailure("image_too_large", `The Images binding refused the image: ${detail}`);
-	return new TransientError(`The Images binding failed${code === null ? "" : ` (${code})`}: ${detail}`);
 }
 
 export async function prepareImage(
@@ -75,6 +91,12 @@ export async function prepareImage(
 ): Promise<ModelImage> {
 	const { info } = source;
 	if (source.bytes && fits(info, source.bytes.length, limits)) return { bytes: source.bytes, info };
+	if (source.size > IMAGES_MAX_INPUT_BYTES) {
+		throw new JobFailure(
+			"image_too_large",
+			`The object is ${source.size} bytes: it must be downscaled, and the Images binding takes at most ${IMAGES_MAX_INPUT_BYTES} bytes.`,
+		);
+	}
 	if (info.width * info.height > MAX_PIXELS) {
 		throw new JobFailure(
 			"image_too_large",
@@ -86,7 +108,7 @@ export async function prepareImage(
 	for (const step of STEPS) {
 		const side = Math.max(64, Math.floor(limits.maxSide * step.scale));
 		const input: ReadableStream<Uint8Array> = current ? new Blob([current]).stream() : await source.open();
-		current = await transform(images, input, side, step.quality);
+		current = await transform(images, input, side, step.quality, source.retried);
 		if (current.length <= limits.maxBytes) return { bytes: current, info: inspectImage(current) };
 	}
 	throw new JobFailure(

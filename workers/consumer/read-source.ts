@@ -82,11 +82,14 @@ export async function readSource(
 		if (!again || !("body" in again)) throw new JobFailure("object_not_found", `The object ${job.key} is gone.`);
 		return again.body;
 	};
+	// The claim counted this attempt: more than one means an earlier delivery of the job ran.
+	const retried = job.attempts > 1;
 	if (object.size <= READ_WHOLE_LIMIT) {
 		const bytes = new Uint8Array(await new Response(object.body).arrayBuffer());
-		return { info: validateImage(bytes), bytes, open };
+		return { info: validateImage(bytes), bytes, open, size: object.size, retried };
 	}
-	return { info: inspectImage(await readPrefix(object.body, HEADER_BYTES)), bytes: null, open };
+	const info = inspectImage(await readPrefix(object.body, HEADER_BYTES));
+	return { info, bytes: null, open, size: object.size, retried };
 }
 
 /** Lets go of whatever of the object's body was not read. */

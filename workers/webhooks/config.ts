@@ -1,5 +1,6 @@
 /** The webhooks Worker's settings, read from its environment and validated with zod. */
 import { z } from "zod";
+import { MAX_DELAY_SECONDS } from "../../shared/queue/runner";
 import { isWebhookSecret } from "../../shared/webhooks/sign";
 
 const Settings = z.object({
@@ -11,11 +12,18 @@ const Settings = z.object({
 	/** An endpoint that fails every attempt for this long has its subscription disabled. */
 	WEBHOOK_DISABLE_FAILING_HOURS: z.coerce.number().positive().default(24),
 	WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
-	WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(10),
+	/**
+	 * Deliveries of one batch sent at once. A Worker invocation keeps at most six connections open at
+	 * a time (developers.cloudflare.com/workers/platform/limits/#simultaneous-open-connections); a
+	 * seventh fetch waits for one of them to close, and that wait would count against its
+	 * WEBHOOK_TIMEOUT_MS. So six is both the default and the most.
+	 */
+	WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(6).default(6),
 	// Must equal max_retries of the webhook-deliveries consumer: the last attempt fails the delivery.
 	WEBHOOK_MAX_RETRIES: z.coerce.number().int().min(0).max(100).default(8),
 	WEBHOOK_RETRY_BASE_SECONDS: z.coerce.number().min(0).default(5),
-	WEBHOOK_RETRY_MAX_SECONDS: z.coerce.number().min(0).default(3600),
+	// A queue delay may not exceed MAX_DELAY_SECONDS (shared/queue/runner.ts says why).
+	WEBHOOK_RETRY_MAX_SECONDS: z.coerce.number().min(0).max(MAX_DELAY_SECONDS).default(3600),
 });
 
 export type WebhookSettings = z.infer<typeof Settings>;

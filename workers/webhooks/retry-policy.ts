@@ -5,6 +5,7 @@
  * also disables the subscription, or a retryable failure on the last delivery the queue allows).
  */
 import { type BackoffPolicy, backoffSeconds } from "../../shared/queue/backoff";
+import { MAX_DELAY_SECONDS } from "../../shared/queue/runner";
 import type { AttemptOutcome } from "./attempt";
 
 export interface RetryPolicy extends BackoffPolicy {
@@ -12,8 +13,7 @@ export interface RetryPolicy extends BackoffPolicy {
 	maxRetries: number;
 }
 
-/** Queues cap a message's delay at 12 hours. */
-export const MAX_DELAY_SECONDS = 12 * 60 * 60;
+export { MAX_DELAY_SECONDS };
 
 export type NextStep =
 	| { kind: "delivered" }

@@ -7,6 +7,7 @@
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
+import { classifyImagesError } from "../../../shared/image/images-errors";
 import { MIME } from "../../../shared/image/sniff";
 import { errorMessage, log } from "../../../shared/log";
 import { ApiError, notFound } from "../api-error";
@@ -57,7 +58,7 @@ const getImageRoute = createRoute({
 			content: { "image/*": binary, "application/octet-stream": binary },
 		},
 		304: { description: "The client's copy (`If-None-Match`) is current" },
-		...errors(400, 401, 404, 415),
+		...errors(400, 401, 404, 415, 503),
 	},
 });
 
@@ -118,8 +119,23 @@ imageReadRoutes.openapi({ ...getImageRoute, path: "/v1/images/{key{.+}}", hide: 
 			.output({ format: "image/webp", quality: 80 });
 		return c.body(preview.image(), 200, { ...headers, "Content-Type": preview.contentType() });
 	} catch (err) {
-		log("info", "preview_failed", { key, width, error: errorMessage(err) });
-		throw new ApiError(415, "unsupported_media_type", `No preview can be made of ${key}: it is not a decodable image`);
+		const { kind, code } = classifyImagesError(err);
+		log("info", "preview_failed", { key, width, code, error: errorMessage(err) });
+		// Only the image's own fault is a 415; the service's or the account's trouble is not the caller's.
+		if (kind === "undecodable" || kind === "undecodable_or_internal" || kind === "too_large") {
+			throw new ApiError(
+				415,
+				"unsupported_media_type",
+				`No preview can be made of ${key}: it is not a decodable image`,
+			);
+		}
+		throw new ApiError(
+			503,
+			"unavailable",
+			`No preview can be made of ${key} now: the Images service failed (${code ?? "no code"})`,
+			null,
+			{ "Retry-After": "30" },
+		);
 	}
 });
 imageReadRoutes.openAPIRegistry.registerPath(getImageRoute);
