@@ -206,12 +206,12 @@ describe("large images", () => {
 	});
 
 	it("a probe admitted for an image that could not be prepared is handed back: the next batch probes at once", async () => {
-		// After the reset every model is half-open: the damaged image's job is admitted as the probe
-		// of the first model, then its preparation throws before any call.
-		const damaged = (await fixture("large-6000x4000.jpg")).slice();
-		damaged.fill(7, 4096);
+		// After the reset every model is half-open: the large image's job is admitted as the probe of
+		// the first model, then its preparation fails (9412: not decodable) before any call.
 		const damagedKey = uniqueKey("damaged-probe.jpg");
-		await runConsumer([await upload(damagedKey, damaged)]);
+		await runConsumer([await upload(damagedKey, await fixture("large-6000x4000.jpg"))], {
+			env: { IMAGES: imagesFailing(env.IMAGES, 9412, 1) },
+		});
 		expect(await onlyJob(damagedKey)).toMatchObject({ status: "failed", error_code: "invalid_image" });
 		expect(emulator.callsTo()).toBe(0);
 
