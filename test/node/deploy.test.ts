@@ -43,10 +43,14 @@ beforeAll(async () => {
 });
 afterAll(() => new Promise<void>((r) => api.close(() => r())));
 
-async function deploy(env: Record<string, string>): Promise<{ code: number; out: string; calls: Call[] }> {
+/** Runs one of the repository's scripts against the stand-in wrangler; what it printed and wrangler's calls. */
+async function runScript(
+	script: string,
+	env: Record<string, string>,
+): Promise<{ code: number; out: string; calls: Call[] }> {
 	const log = path.join(mkdtempSync(path.join(tmpdir(), "r2c-deploy-")), "calls.jsonl");
 	writeFileSync(log, "");
-	const child = spawn(process.execPath, [path.join(root, "scripts/deploy.ts")], {
+	const child = spawn(process.execPath, [path.join(root, "scripts", script)], {
 		cwd: root,
 		env: {
 			PATH: process.env.PATH ?? "",
@@ -69,6 +73,8 @@ async function deploy(env: Record<string, string>): Promise<{ code: number; out:
 		.map((line) => JSON.parse(line) as Call);
 	return { code, out, calls };
 }
+
+const deploy = (env: Record<string, string>) => runScript("deploy.ts", env);
 
 const deploys = (calls: Call[]) => calls.filter((c) => c.args[0] === "deploy");
 /** The WEBHOOK_SECRETS_KEY each deployment of a Worker that needs it (status, webhooks) was given. */
@@ -130,9 +136,36 @@ describe("npm run deploy", () => {
 		expect(deploys(refused.calls)).toEqual([]);
 		const given = await deploy({ FAKE_WRANGLER_SECRETS: existing, WEBHOOK_SECRETS_KEY: "a-given-sealing-key-value" });
 		expect(given.code, given.out).toBe(0);
-		expect(sealingKeys(given.calls)).toEqual([
-			"a-given-sealing-key-value",
-			"a-given-sealing-key-value",
-		]);
+		expect(sealingKeys(given.calls)).toEqual(["a-given-sealing-key-value", "a-given-sealing-key-value"]);
+	});
+});
+
+describe("npm run secrets:rotate", () => {
+	const rotate = (env: Record<string, string>) => runScript("rotate-secrets-key.ts", env);
+
+	it("sets the new key and the old one as previous on both the status and the webhooks Worker", async () => {
+		const { code, out, calls } = await rotate({
+			WEBHOOK_SECRETS_KEY_OLD: "the-old-sealing-key-value",
+			WEBHOOK_SECRETS_KEY_NEW: "the-new-sealing-key-value",
+		});
+		expect(code, out).toBe(0);
+		const set = calls.filter((c) => c.args[0] === "secret" && c.args[1] === "bulk");
+		expect(set.map((c) => c.args[c.args.indexOf("-c") + 1]).sort()).toEqual(
+			[workerConfigFiles.status, workerConfigFiles.webhooks].sort(),
+		);
+		for (const call of set) {
+			expect(call.secrets).toEqual({
+				WEBHOOK_SECRETS_KEY: "the-new-sealing-key-value",
+				WEBHOOK_SECRETS_KEY_PREVIOUS: "the-old-sealing-key-value",
+			});
+		}
+		expect(out).toContain("secret delete WEBHOOK_SECRETS_KEY_PREVIOUS");
+	});
+
+	it("needs the key in use, since a secret cannot be read back", async () => {
+		const { code, out, calls } = await rotate({});
+		expect(code).toBe(1);
+		expect(out).toContain("WEBHOOK_SECRETS_KEY_OLD");
+		expect(calls).toEqual([]);
 	});
 });

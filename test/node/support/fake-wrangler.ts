@@ -8,7 +8,12 @@ import { appendFileSync, readFileSync } from "node:fs";
 
 const args = process.argv.slice(2);
 const config = args[args.indexOf("-c") + 1] ?? "";
-const secretsFile = args.includes("--secrets-file") ? args[args.indexOf("--secrets-file") + 1] : undefined;
+// `deploy --secrets-file F` and `secret bulk F` both set the secrets a JSON file holds.
+const secretsFile = args.includes("--secrets-file")
+	? args[args.indexOf("--secrets-file") + 1]
+	: args[0] === "secret" && args[1] === "bulk"
+		? args[2]
+		: undefined;
 const secrets = secretsFile ? (JSON.parse(readFileSync(secretsFile, "utf8")) as Record<string, string>) : null;
 appendFileSync(process.env.FAKE_WRANGLER_LOG ?? "/dev/null", `${JSON.stringify({ args, secrets })}\n`);
 
