@@ -305,6 +305,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/keys/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Give an API key a new callback secret (admin)
+         * @description Returns the key's new `whsec_` secret, shown this once. Callbacks of its jobs and batches sent from now on are signed with it; the old one stops at once (a key's callbacks have no overlap period). A revoked key answers 409.
+         */
+        post: operations["rotateApiKeySecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/keys/{id}": {
         parameters: {
             query?: never;
@@ -856,6 +876,24 @@ export interface components {
             /** @description Limit the key to object keys starting with this, e.g. `customers/42/`. */
             prefix?: string;
         };
+        RotatedApiKeySecret: {
+            /** @example key_01JD2X6B8J3W4Q5R6S7T8V9W0X */
+            id: string;
+            name: string | null;
+            /** @description Object-key prefix this key is limited to; null for every key. */
+            prefix: string | null;
+            /** @example rck_3f9a1c… */
+            token_hint: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            revoked_at: string | null;
+            /**
+             * @description The `whsec_` secret that signs callbacks (`callback_url`, `X-Callback-Url`) of jobs and batches made with this key. Shown once.
+             * @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+             */
+            webhook_secret: string;
+        };
         ApiKeyList: {
             data: components["schemas"]["ApiKey"][];
             /** @description Always null: keys come in a single page. */
@@ -1017,7 +1055,7 @@ export interface components {
                 events_resent: number;
                 deliveries_resent: number;
                 truncated: boolean;
-                /** @description Subscription secrets found in clear and sealed */
+                /** @description Secrets sealed: found in clear, or moved from WEBHOOK_SECRETS_KEY_PREVIOUS to the current key */
                 secrets_sealed: number;
             };
         };
@@ -2092,6 +2130,84 @@ export interface operations {
             };
             /** @description Body is not a supported image */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporarily unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    rotateApiKeySecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The key, with its new webhook secret shown this once */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RotatedApiKeySecret"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or outside the key's prefix) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the resource's state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

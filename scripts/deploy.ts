@@ -9,13 +9,29 @@
  *   npm run deploy -- --print       print the commands only (no login needed)
  *
  * Secrets: a value in the environment (ADMIN_TOKEN=… npm run deploy) is set; a secret the Worker
- * already has is kept; a missing one is generated and printed once at the end.
+ * already has is kept; a missing one is generated and printed once at the end. A secret that two
+ * Workers must share (WEBHOOK_SECRETS_KEY) is generated once for both, and a deployment that would
+ * leave one Worker with a value the other does not have stops before deploying anything.
+ *
+ * The account: it says first what plan the service needs; with CLOUDFLARE_API_TOKEN and
+ * CLOUDFLARE_ACCOUNT_ID it also checks that the account has a workers.dev subdomain (the status
+ * Worker's URL) and accepts the llama-3.2-11b-vision licence once (scripts/lib/cloudflare-account.ts);
+ * without them it says how to do both by hand.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import {
+	acceptModelLicence,
+	accountApi,
+	agreeCommand,
+	LICENCE_URL,
+	LICENSED_MODEL,
+	PLAN_REQUIREMENTS,
+	workersDevSubdomain,
+} from "./lib/cloudflare-account.ts";
 import { productionConfigs, setDatabaseId, workerConfigFiles } from "./lib/configs.ts";
 import { queueNames, readWorkerConfig } from "./lib/worker-config.ts";
 import { databaseName, runWrangler } from "./lib/wrangler.ts";
@@ -31,12 +47,28 @@ async function step(title: string, wranglerArgs: string[], options: { idempotent
 	const result = await runWrangler(wranglerArgs, { echo: false });
 	const output = result.stdout + result.stderr;
 	if (result.code === 0) return result.stdout;
+	if (/workers\.dev subdomain/i.test(output)) {
+		process.stderr.write(output);
+		throw new Error(NO_SUBDOMAIN);
+	}
 	if (options.idempotent && /already exists|already taken|already in use|conflict|duplicate/i.test(output)) {
 		console.log("  (already there)");
 		return result.stdout;
 	}
 	process.stderr.write(output);
 	throw new Error(`${title} failed (wrangler exited ${result.code})`);
+}
+
+const NO_SUBDOMAIN =
+	"the account has no workers.dev subdomain, which the status Worker's URL needs: register one in the Cloudflare dashboard (Workers & Pages → your subdomain), then run npm run deploy again";
+
+/** Secrets more than one Worker needs with the same value. */
+function sharedSecretNames(configs: { config: { secrets?: { required?: string[] } } }[]): Set<string> {
+	const seen = new Map<string, number>();
+	for (const { config } of configs) {
+		for (const name of config.secrets?.required ?? []) seen.set(name, (seen.get(name) ?? 0) + 1);
+	}
+	return new Set([...seen].filter(([, n]) => n > 1).map(([name]) => name));
 }
 
 function databaseId(listJson: string): string {
@@ -69,10 +101,40 @@ async function main() {
 	const configs = productionConfigs;
 	const resolved = configs.map((file) => ({ file, config: readWorkerConfig(file) }));
 
+	console.log(PLAN_REQUIREMENTS);
+	const api = accountApi();
 	if (!args.print) {
 		const who = await runWrangler(["whoami"]);
 		if (who.code !== 0 || /not authenticated/i.test(who.stdout)) {
 			throw new Error("wrangler is not logged in: run `npm run wrangler -- login` (or set CLOUDFLARE_API_TOKEN)");
+		}
+		if (api) {
+			const subdomain = await workersDevSubdomain(api);
+			if (subdomain === null) throw new Error(NO_SUBDOMAIN);
+			console.log(`\n▸ workers.dev subdomain: ${subdomain}.workers.dev`);
+		} else {
+			console.log("\n▸ workers.dev subdomain: not checked (no CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID)");
+		}
+	}
+
+	// Every Worker's secrets are read first: a shared one must end up with one value everywhere.
+	const have = new Map<string, Set<string>>();
+	for (const { file } of resolved) have.set(file, await existingSecrets(file));
+	for (const name of sharedSecretNames(resolved)) {
+		if (process.env[name]) continue;
+		const holders = resolved.filter(
+			({ file, config }) => config.secrets?.required?.includes(name) && have.get(file)?.has(name),
+		);
+		const needers = resolved.filter(({ config }) => config.secrets?.required?.includes(name));
+		if (holders.length > 0 && holders.length < needers.length) {
+			throw new Error(
+				`${name} is set on ${holders.map((h) => h.config.name).join(", ")} but not on ${needers
+					.filter((n) => !holders.includes(n))
+					.map((n) => n.config.name)
+					.join(
+						", ",
+					)}; a secret cannot be read back, so give the value: ${name}=… npm run deploy (or rotate it: docs/security.md)`,
+			);
 		}
 	}
 
@@ -123,13 +185,13 @@ async function main() {
 	const secretsDir = mkdtempSync(path.join(tmpdir(), "r2-captions-secrets-"));
 	try {
 		for (const { file, config } of order) {
-			const have = await existingSecrets(file);
+			const existing = have.get(file) ?? new Set<string>();
 			const toSet: Record<string, string> = {};
 			for (const name of config.secrets?.required ?? []) {
 				const given = process.env[name];
 				if (given) toSet[name] = given;
 				else if (args.print) toSet[name] = "<from the environment, kept, or generated>";
-				else if (!have.has(name)) toSet[name] = generated[name] ??= generateSecret(name);
+				else if (!existing.has(name)) toSet[name] = generated[name] ??= generateSecret(name);
 			}
 			const deployArgs = ["deploy", "-c", file];
 			if (Object.keys(toSet).length > 0) {
@@ -150,6 +212,14 @@ async function main() {
 	if (args.print) {
 		console.log("\n(--print: nothing was run.)");
 		return;
+	}
+	if (api) {
+		console.log(`\n▸ Accepting the licence of ${LICENSED_MODEL} for this account (${LICENCE_URL})`);
+		await acceptModelLicence(api);
+	} else {
+		console.log(
+			`\n${LICENSED_MODEL}, last in the default chain, needs its licence (${LICENCE_URL}) accepted once per account; until then it answers 5016 and is skipped. To accept it:\n  ${agreeCommand()}`,
+		);
 	}
 	console.log("\nDeployed.");
 	for (const url of urls) console.log(`  ${url}`);

@@ -38,7 +38,9 @@ export const WebhooksSweepReport = z.object({
 	events_resent: z.number().int(),
 	deliveries_resent: z.number().int(),
 	truncated: z.boolean(),
-	secrets_sealed: z.number().int().meta({ description: "Subscription secrets found in clear and sealed" }),
+	secrets_sealed: z.number().int().meta({
+		description: "Secrets sealed: found in clear, or moved from WEBHOOK_SECRETS_KEY_PREVIOUS to the current key",
+	}),
 });
 export type WebhooksSweepReport = z.infer<typeof WebhooksSweepReport>;
 

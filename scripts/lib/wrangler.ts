@@ -7,7 +7,8 @@ import path from "node:path";
 
 export const root = path.join(import.meta.dirname, "../..");
 
-const wranglerBin = path.join(root, "node_modules/wrangler/bin/wrangler.js");
+/** The repository's wrangler; R2C_WRANGLER_BIN names a stand-in script (the deploy tests' fake wrangler). */
+const wranglerBin = process.env.R2C_WRANGLER_BIN ?? path.join(root, "node_modules/wrangler/bin/wrangler.js");
 
 /** Default local state, the same directory a plain `wrangler dev` or `wrangler d1 … --local` uses. */
 export const defaultPersistDir = path.join(root, ".wrangler/state");

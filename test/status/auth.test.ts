@@ -53,6 +53,7 @@ describe("without a valid token every /v1 route answers 401", () => {
 				"POST /v1/keys",
 				"GET /v1/keys",
 				"DELETE /v1/keys/:id",
+				"POST /v1/keys/:id/rotate-secret",
 				"POST /v1/webhooks",
 				"GET /v1/webhooks/:id",
 				"DELETE /v1/webhooks/:id",
@@ -151,6 +152,7 @@ describe("a key scoped to a prefix", () => {
 			["POST", "/v1/keys", {}],
 			["GET", "/v1/keys", undefined],
 			["DELETE", `/v1/keys/${scoped.id}`, undefined],
+			["POST", `/v1/keys/${scoped.id}/rotate-secret`, undefined],
 			["POST", "/v1/admin/sweep", {}],
 		] as const) {
 			const res = await call(method, path, { token: scoped.token, json });

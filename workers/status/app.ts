@@ -29,6 +29,7 @@ import { recoveryRoutes } from "./routes/recovery";
 import { statsRoutes } from "./routes/stats";
 import { statsSeriesRoutes } from "./routes/stats-series";
 import { webhookRoutes } from "./routes/webhooks";
+import { secretsKeyCheck } from "./settings";
 import { validationHook } from "./validation";
 
 export const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
@@ -119,7 +120,7 @@ app.route("/", dashboardRoutes);
 
 // Everything under /v1 needs a token, then is within its key's request rate and the JSON body
 // limit; registered before the routes so they run first.
-app.use("/v1/*", authenticate, rateLimit, jsonBodyLimit);
+app.use("/v1/*", secretsKeyCheck, authenticate, rateLimit, jsonBodyLimit);
 app.route("/", imageRoutes);
 app.route("/", imageReadRoutes);
 app.route("/", jobRoutes);

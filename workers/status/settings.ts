@@ -1,8 +1,11 @@
 /** The status Worker's settings, read from its environment and validated with zod. */
+import type { MiddlewareHandler } from "hono";
 import { z } from "zod";
 import { log } from "../../shared/log";
 import { ModelChainSetting } from "../../shared/models/registry";
+import { SecretsKeyMismatch, verifySecretsKey } from "../../shared/webhooks/secrets-key";
 import { ApiError } from "./api-error";
+import type { AppEnv } from "./app-env";
 
 const count = z.coerce.number().int().positive();
 
@@ -12,6 +15,8 @@ const Settings = z.object({
 	DEPLOY_MODE: z.enum(["local", "production"]).default("production"),
 	/** Seals the webhook secrets of subscriptions and API keys (a secret; shared/webhooks/secret-box.ts). */
 	WEBHOOK_SECRETS_KEY: z.string().optional(),
+	/** The key before a rotation (npm run secrets:rotate), while values sealed with it remain. */
+	WEBHOOK_SECRETS_KEY_PREVIOUS: z.string().optional(),
 	/** Subscriptions one API key may have (the admin has no limit). */
 	MAX_SUBSCRIPTIONS_PER_KEY: z.coerce.number().int().min(0).default(20),
 	BUCKET_NAME: z.string().min(1),
@@ -42,3 +47,23 @@ export function sealingKey(env: StatusEnv): string {
 	}
 	return key;
 }
+
+/**
+ * Refuses every API request while WEBHOOK_SECRETS_KEY is not the key the stored secrets were sealed
+ * with (shared/webhooks/secrets-key.ts): a 503 that says so, rather than sealing secrets that the
+ * webhooks Worker cannot open. One D1 read per isolate.
+ */
+export const secretsKeyCheck: MiddlewareHandler<AppEnv> = async (c, next) => {
+	const settings = readSettings(c.env);
+	try {
+		await verifySecretsKey(c.env.DB, {
+			current: settings.WEBHOOK_SECRETS_KEY,
+			previous: settings.WEBHOOK_SECRETS_KEY_PREVIOUS,
+		});
+	} catch (err) {
+		if (!(err instanceof SecretsKeyMismatch)) throw err;
+		log("error", "webhook_secrets_key_mismatch", { error: err.message });
+		throw new ApiError(503, "secrets_key_mismatch", err.message);
+	}
+	await next();
+};

@@ -9,6 +9,8 @@ const Settings = z.object({
 	WEBHOOK_SECRET: z.string().refine(isWebhookSecret, "WEBHOOK_SECRET must be a whsec_ secret").optional(),
 	/** Opens the sealed secrets of subscriptions and API keys (shared/webhooks/secret-box.ts). */
 	WEBHOOK_SECRETS_KEY: z.string().optional(),
+	/** The key before a rotation (npm run secrets:rotate): still opens what it sealed until the sweep re-seals it. */
+	WEBHOOK_SECRETS_KEY_PREVIOUS: z.string().optional(),
 	/** An endpoint that fails every attempt for this long has its subscription disabled. */
 	WEBHOOK_DISABLE_FAILING_HOURS: z.coerce.number().positive().default(24),
 	WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),

@@ -7,7 +7,8 @@ import { log } from "../../shared/log";
 import { ACK, type Outcome, retryAfter } from "../../shared/queue/runner";
 import type { DeliveryMessage } from "../../shared/queue/webhook-deliveries";
 import type { DeliveryRow } from "../../shared/webhooks/schema";
-import { keySecretId, openSecret, SecretBoxError, subscriptionSecretId } from "../../shared/webhooks/secret-box";
+import { keySecretId, SecretBoxError, subscriptionSecretId } from "../../shared/webhooks/secret-box";
+import { openWithKeys } from "../../shared/webhooks/secrets-key";
 import { type AttemptReport, attemptDelivery } from "./attempt";
 import type { WebhookSettings } from "./config";
 import { type AttemptRecord, type ClaimedDelivery, claimDelivery, recordAttempt } from "./deliveries";
@@ -58,15 +59,15 @@ async function signingSecrets(
 	settings: WebhookSettings,
 	now: number,
 ): Promise<string[] | null> {
-	const key = settings.WEBHOOK_SECRETS_KEY;
+	const keys = { current: settings.WEBHOOK_SECRETS_KEY, previous: settings.WEBHOOK_SECRETS_KEY_PREVIOUS };
 	if (subscription) {
 		const rowId = subscriptionSecretId(subscription.id);
-		const current = await openSecret(key, rowId, subscription.secret);
+		const current = await openWithKeys(keys, rowId, subscription.secret);
 		const previous = subscription.previousSecret;
 		const inOverlap = previous !== null && (subscription.previousSecretExpiresAt ?? 0) > now;
-		return inOverlap ? [current, await openSecret(key, rowId, previous)] : [current];
+		return inOverlap ? [current, await openWithKeys(keys, rowId, previous)] : [current];
 	}
-	if (keySecret) return [await openSecret(key, keySecretId(keySecret.keyId), keySecret.secret)];
+	if (keySecret) return [await openWithKeys(keys, keySecretId(keySecret.keyId), keySecret.secret)];
 	return settings.WEBHOOK_SECRET ? [settings.WEBHOOK_SECRET] : null;
 }
 

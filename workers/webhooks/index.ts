@@ -4,9 +4,10 @@
  * under `npm run dev`, through its `WebhooksRecovery` entrypoint: recovery.ts); the sweep also seals
  * subscription secrets still stored in clear from before sealing.
  */
-import { log } from "../../shared/log";
+import { errorMessage, log } from "../../shared/log";
 import { ACK, type Outcome, runBatch } from "../../shared/queue/runner";
 import { WebhookMessage } from "../../shared/queue/webhook-deliveries";
+import { SecretsKeyMismatch, verifySecretsKey } from "../../shared/webhooks/secrets-key";
 import { readSettings, type WebhookSettings } from "./config";
 import { handleDeadLetter } from "./dead-letter";
 import { handleDelivery } from "./delivery";
@@ -32,9 +33,24 @@ async function handle(message: Message<unknown>, env: WebhooksEnv, settings: Web
 	}
 }
 
+/** How long a batch waits in its queue while this Worker's WEBHOOK_SECRETS_KEY is the wrong one. */
+const KEY_MISMATCH_RETRY_SECONDS = 300;
+
 export default {
 	async queue(batch, env, _ctx) {
 		const settings = readSettings(env);
+		try {
+			await verifySecretsKey(env.DB, {
+				current: settings.WEBHOOK_SECRETS_KEY,
+				previous: settings.WEBHOOK_SECRETS_KEY_PREVIOUS,
+			});
+		} catch (err) {
+			if (!(err instanceof SecretsKeyMismatch)) throw err;
+			// Nothing is sent with a key that cannot open the stored secrets: the batch waits in its queue.
+			log("error", "webhook_secrets_key_mismatch", { error: errorMessage(err), messages: batch.messages.length });
+			batch.retryAll({ delaySeconds: KEY_MISMATCH_RETRY_SECONDS });
+			return;
+		}
 		await runBatch(batch, {
 			concurrency: settings.WEBHOOK_CONCURRENCY,
 			db: env.DB,

@@ -7,6 +7,7 @@
  */
 import { WorkerEntrypoint } from "cloudflare:workers";
 import { type RecoveryCutoffs, staleBefore, type WebhooksSweepReport } from "../../shared/recovery";
+import { resealSecrets, verifySecretsKey } from "../../shared/webhooks/secrets-key";
 import { readSettings } from "./config";
 import { sealLegacySecrets } from "./seal-legacy";
 import { SWEEP_GRACE_MS, sweepWebhooks } from "./sweeper";
@@ -16,18 +17,23 @@ export async function recoverWebhooks(
 	cutoffs: RecoveryCutoffs = {},
 	now = Date.now(),
 ): Promise<WebhooksSweepReport> {
-	const [swept, sealed] = await Promise.all([
+	const settings = readSettings(env);
+	const keys = { current: settings.WEBHOOK_SECRETS_KEY, previous: settings.WEBHOOK_SECRETS_KEY_PREVIOUS };
+	// A wrong key refuses here as in the queue handler (SecretsKeyMismatch): nothing is sealed with it.
+	await verifySecretsKey(env.DB, keys, now);
+	const [swept, sealed, resealed] = await Promise.all([
 		sweepWebhooks(env, now, {
 			before: staleBefore(cutoffs, now, SWEEP_GRACE_MS),
 			touchedBefore: cutoffs.restarted_at ?? 0,
 		}),
-		sealLegacySecrets(env.DB, readSettings(env).WEBHOOK_SECRETS_KEY),
+		sealLegacySecrets(env.DB, keys.current),
+		resealSecrets(env.DB, keys),
 	]);
 	return {
 		events_resent: swept.events,
 		deliveries_resent: swept.deliveries,
 		truncated: swept.truncated,
-		secrets_sealed: sealed,
+		secrets_sealed: sealed + resealed,
 	};
 }
 

@@ -79,6 +79,38 @@ export async function createApiKey(
 	return { ...toApiKey(row), token, webhook_secret: webhookSecret };
 }
 
+/** The key with a new callback secret, shown this once. */
+export const RotatedApiKeySecret = ApiKey.extend({
+	webhook_secret: CreatedApiKey.shape.webhook_secret,
+}).meta({ id: "RotatedApiKeySecret" });
+export type RotatedApiKeySecret = z.infer<typeof RotatedApiKeySecret>;
+
+export type RotateKeySecretResult =
+	| { kind: "missing" }
+	| { kind: "revoked"; key: ApiKey }
+	| { kind: "rotated"; key: RotatedApiKeySecret };
+
+/**
+ * Gives a live key a new callback secret (sealed like the first). Callbacks sent from then on are
+ * signed with it; one already signed keeps its signature.
+ */
+export async function rotateApiKeySecret(
+	db: D1Database,
+	id: string,
+	sealingKey: string,
+): Promise<RotateKeySecretResult> {
+	const webhookSecret = newWebhookSecret();
+	const sealed = await sealSecret(sealingKey, keySecretId(id), webhookSecret);
+	const row = await db
+		.prepare("UPDATE api_keys SET webhook_secret = ?2 WHERE id = ?1 AND revoked_at IS NULL RETURNING *")
+		.bind(id, sealed)
+		.first()
+		.then(parseRow(ApiKeyRow));
+	if (row) return { kind: "rotated", key: { ...toApiKey(row), webhook_secret: webhookSecret } };
+	const existing = await db.prepare("SELECT * FROM api_keys WHERE id = ?").bind(id).first().then(parseRow(ApiKeyRow));
+	return existing ? { kind: "revoked", key: toApiKey(existing) } : { kind: "missing" };
+}
+
 export async function listApiKeys(db: D1Database): Promise<ApiKey[]> {
 	const results = await db
 		.prepare("SELECT * FROM api_keys ORDER BY created_at DESC, id DESC")

@@ -7,7 +7,15 @@ import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
 import { ApiError, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
-import { ApiKey, CreatedApiKey, createApiKey, listApiKeys, revokeApiKey } from "../auth/api-keys";
+import {
+	ApiKey,
+	CreatedApiKey,
+	createApiKey,
+	listApiKeys,
+	RotatedApiKeySecret,
+	revokeApiKey,
+	rotateApiKeySecret,
+} from "../auth/api-keys";
 import { requireAdmin } from "../auth/authorisation";
 import { authenticated, errors, json } from "../responses";
 import { sealingKey } from "../settings";
@@ -67,6 +75,22 @@ const revokeKeyRoute = createRoute({
 	responses: { 200: json(ApiKey, "The revoked key"), ...errors(401, 403, 404, 409) },
 });
 
+const rotateKeySecretRoute = createRoute({
+	method: "post",
+	path: "/v1/keys/{id}/rotate-secret",
+	operationId: "rotateApiKeySecret",
+	summary: "Give an API key a new callback secret (admin)",
+	description:
+		"Returns the key's new `whsec_` secret, shown this once. Callbacks of its jobs and batches sent from now on are signed with it; the old one stops at once (a key's callbacks have no overlap period). A revoked key answers 409.",
+	security: authenticated,
+	middleware: requireAdmin,
+	request: { params: z.object({ id: z.string().min(1) }) },
+	responses: {
+		200: json(RotatedApiKeySecret, "The key, with its new webhook secret shown this once"),
+		...errors(401, 403, 404, 409, 503),
+	},
+});
+
 export const keyRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
 	.openapi(createKeyRoute, async (c) => {
 		const body = c.req.valid("json");
@@ -76,6 +100,18 @@ export const keyRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }
 			sealingKey(c.env),
 		);
 		return c.json(key, 201);
+	})
+	.openapi(rotateKeySecretRoute, async (c) => {
+		const { id } = c.req.valid("param");
+		const result = await rotateApiKeySecret(c.env.DB, id, sealingKey(c.env));
+		switch (result.kind) {
+			case "missing":
+				throw notFound(`API key ${id}`);
+			case "revoked":
+				throw new ApiError(409, "already_revoked", `API key ${id} is revoked`, { revoked_at: result.key.revoked_at });
+			case "rotated":
+				return c.json(result.key, 200);
+		}
 	})
 	.openapi(listKeysRoute, async (c) => c.json({ data: await listApiKeys(c.env.DB), next_cursor: null }, 200))
 	.openapi(revokeKeyRoute, async (c) => {

@@ -1,0 +1,171 @@
+/**
+ * `npm run deploy` against a stand-in wrangler (test/node/support/fake-wrangler.ts) and a stand-in
+ * Cloudflare API on loopback: what it says the plan needs, the workers.dev subdomain check, the
+ * one-time licence prompt of llama-3.2-11b-vision, and one WEBHOOK_SECRETS_KEY for every Worker.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { workerConfigFiles } from "../../scripts/lib/configs.ts";
+
+const root = path.join(import.meta.dirname, "../..");
+
+interface Call {
+	args: string[];
+	secrets: Record<string, string> | null;
+}
+
+let api: Server;
+let apiBase = "";
+let subdomain: string | null = "team";
+const received: { method: string; url: string; body: string }[] = [];
+
+beforeAll(async () => {
+	api = createServer((req, res) => {
+		let body = "";
+		req.on("data", (c: Buffer) => {
+			body += c;
+		});
+		req.on("end", () => {
+			received.push({ method: req.method ?? "", url: req.url ?? "", body });
+			if (req.url?.endsWith("/workers/subdomain")) {
+				if (subdomain === null) res.writeHead(404).end(JSON.stringify({ success: false }));
+				else res.writeHead(200).end(JSON.stringify({ success: true, result: { subdomain } }));
+			} else res.writeHead(200).end(JSON.stringify({ success: true, result: { response: "Thank you for agreeing" } }));
+		});
+	});
+	await new Promise<void>((r) => api.listen(0, "127.0.0.1", r));
+	apiBase = `http://127.0.0.1:${(api.address() as AddressInfo).port}/client/v4`;
+});
+afterAll(() => new Promise<void>((r) => api.close(() => r())));
+
+/** Runs one of the repository's scripts against the stand-in wrangler; what it printed and wrangler's calls. */
+async function runScript(
+	script: string,
+	env: Record<string, string>,
+): Promise<{ code: number; out: string; calls: Call[] }> {
+	const log = path.join(mkdtempSync(path.join(tmpdir(), "r2c-deploy-")), "calls.jsonl");
+	writeFileSync(log, "");
+	const child = spawn(process.execPath, [path.join(root, "scripts", script)], {
+		cwd: root,
+		env: {
+			PATH: process.env.PATH ?? "",
+			R2C_WRANGLER_BIN: path.join(root, "test/node/support/fake-wrangler.ts"),
+			FAKE_WRANGLER_LOG: log,
+			...env,
+		},
+	});
+	let out = "";
+	child.stdout.on("data", (c: Buffer) => {
+		out += c;
+	});
+	child.stderr.on("data", (c: Buffer) => {
+		out += c;
+	});
+	const code = await new Promise<number>((r) => child.on("close", (c) => r(c ?? 1)));
+	const calls = readFileSync(log, "utf8")
+		.split("\n")
+		.filter(Boolean)
+		.map((line) => JSON.parse(line) as Call);
+	return { code, out, calls };
+}
+
+const deploy = (env: Record<string, string>) => runScript("deploy.ts", env);
+
+const deploys = (calls: Call[]) => calls.filter((c) => c.args[0] === "deploy");
+/** The WEBHOOK_SECRETS_KEY each deployment of a Worker that needs it (status, webhooks) was given. */
+const sealingKeys = (calls: Call[]) =>
+	deploys(calls)
+		.filter((c) => !c.args.includes(workerConfigFiles.consumer))
+		.map((c) => c.secrets?.WEBHOOK_SECRETS_KEY);
+const withToken = () => ({
+	CLOUDFLARE_API_TOKEN: "token",
+	CLOUDFLARE_ACCOUNT_ID: "acc",
+	CLOUDFLARE_API_BASE_URL: apiBase,
+});
+
+describe("npm run deploy", () => {
+	it("says the plan it needs, checks the subdomain, accepts the llama-3.2 licence once and gives every Worker one WEBHOOK_SECRETS_KEY", async () => {
+		subdomain = "team";
+		received.length = 0;
+		const { code, out, calls } = await deploy(withToken());
+		expect(code, out).toBe(0);
+		expect(out).toContain("needs the Workers Paid plan");
+		expect(out).toContain("workers.dev subdomain: team.workers.dev");
+		const agree = received.filter((r) => r.method === "POST");
+		expect(agree).toEqual([
+			{
+				method: "POST",
+				url: "/client/v4/accounts/acc/ai/run/@cf/meta/llama-3.2-11b-vision-instruct",
+				body: '{"prompt":"agree"}',
+			},
+		]);
+		const sealing = sealingKeys(calls);
+		expect(sealing).toHaveLength(2);
+		expect(new Set(sealing).size).toBe(1);
+		expect(sealing[0]).toEqual(expect.any(String));
+	});
+
+	it("fails clearly, before deploying anything, when the account has no workers.dev subdomain", async () => {
+		subdomain = null;
+		const { code, out, calls } = await deploy(withToken());
+		expect(code).toBe(1);
+		expect(out).toContain("the account has no workers.dev subdomain");
+		expect(deploys(calls)).toEqual([]);
+	});
+
+	it("without an API token, says how to accept the licence; a wrangler refusal for want of a subdomain reads the same", async () => {
+		const { code, out } = await deploy({ FAKE_WRANGLER_NO_SUBDOMAIN: "1" });
+		expect(code).toBe(1);
+		expect(out).toContain("not checked (no CLOUDFLARE_API_TOKEN");
+		expect(out).toContain("the account has no workers.dev subdomain");
+		const ok = await deploy({});
+		expect(ok.code, ok.out).toBe(0);
+		expect(ok.out).toContain(`'{"prompt":"agree"}'`);
+	});
+
+	it("refuses to leave one Worker with a WEBHOOK_SECRETS_KEY the other lacks, unless the value is given", async () => {
+		const existing = JSON.stringify({ [workerConfigFiles.status]: ["ADMIN_TOKEN", "WEBHOOK_SECRETS_KEY"] });
+		const refused = await deploy({ FAKE_WRANGLER_SECRETS: existing });
+		expect(refused.code).toBe(1);
+		expect(refused.out).toContain("WEBHOOK_SECRETS_KEY is set on");
+		expect(deploys(refused.calls)).toEqual([]);
+		const given = await deploy({ FAKE_WRANGLER_SECRETS: existing, WEBHOOK_SECRETS_KEY: "a-given-sealing-key-value" });
+		expect(given.code, given.out).toBe(0);
+		expect(sealingKeys(given.calls)).toEqual(["a-given-sealing-key-value", "a-given-sealing-key-value"]);
+	});
+});
+
+describe("npm run secrets:rotate", () => {
+	const rotate = (env: Record<string, string>) => runScript("rotate-secrets-key.ts", env);
+
+	it("sets the new key and the old one as previous on both the status and the webhooks Worker", async () => {
+		const { code, out, calls } = await rotate({
+			WEBHOOK_SECRETS_KEY_OLD: "the-old-sealing-key-value",
+			WEBHOOK_SECRETS_KEY_NEW: "the-new-sealing-key-value",
+		});
+		expect(code, out).toBe(0);
+		const set = calls.filter((c) => c.args[0] === "secret" && c.args[1] === "bulk");
+		expect(set.map((c) => c.args[c.args.indexOf("-c") + 1]).sort()).toEqual(
+			[workerConfigFiles.status, workerConfigFiles.webhooks].sort(),
+		);
+		for (const call of set) {
+			expect(call.secrets).toEqual({
+				WEBHOOK_SECRETS_KEY: "the-new-sealing-key-value",
+				WEBHOOK_SECRETS_KEY_PREVIOUS: "the-old-sealing-key-value",
+			});
+		}
+		expect(out).toContain("secret delete WEBHOOK_SECRETS_KEY_PREVIOUS");
+	});
+
+	it("needs the key in use, since a secret cannot be read back", async () => {
+		const { code, out, calls } = await rotate({});
+		expect(code).toBe(1);
+		expect(out).toContain("WEBHOOK_SECRETS_KEY_OLD");
+		expect(calls).toEqual([]);
+	});
+});
