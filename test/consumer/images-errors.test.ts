@@ -10,7 +10,7 @@ import { TransientError } from "../../shared/jobs/errors";
 import { emulator } from "../../shared/models/emulator";
 import { ACCOUNT_HOLD_SECONDS, imagesFailure } from "../../workers/consumer/prepare-image";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
-import { imagesFailing } from "../support/images";
+import { imagesFailing, imagesWithInputLimit } from "../support/images";
 import { resetModels } from "../support/models";
 import { onlyJob, runConsumer } from "../support/queue";
 
@@ -23,8 +23,8 @@ describe("the Images binding's 20 MB input limit", () => {
 		const bytes = new Uint8Array(IMAGES_MAX_INPUT_BYTES + 1);
 		bytes.set(large);
 		const key = uniqueKey("over-20mb.jpg");
-		// Every Images call would fail as a service error: a call would show as a retry.
-		const images = imagesFailing(env.IMAGES, 9522, 100);
+		// The binding as the service takes it, counting what it is given.
+		const images = imagesWithInputLimit(env.IMAGES);
 		const { ids, result } = await runConsumer([await upload(key, bytes)], {
 			env: { IMAGES: images, MAX_OBJECT_BYTES: String(50 * 1024 * 1024) },
 		});
@@ -33,6 +33,7 @@ describe("the Images binding's 20 MB input limit", () => {
 		const job = await onlyJob(key);
 		expect(job).toMatchObject({ status: "failed", error_code: "image_too_large" });
 		expect(job.error_message).toContain(`at most ${IMAGES_MAX_INPUT_BYTES} bytes`);
+		expect(images.inputs).toBe(0);
 		expect(emulator.callsTo()).toBe(0);
 	});
 

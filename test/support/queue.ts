@@ -11,6 +11,7 @@ import { z } from "zod";
 import { parseRows } from "../../shared/d1-rows";
 import { JobRow } from "../../shared/jobs/schema";
 import consumer from "../../workers/consumer/index";
+import { imagesWithInputLimit } from "./images";
 import { observeOutcomes } from "./outcomes";
 import { until } from "./poll";
 
@@ -48,7 +49,8 @@ export async function runQueueHandler(
 	const batch = createMessageBatch(queue, messages);
 	const { observed, retryDelays } = observeRetries(batch);
 	const ctx = createExecutionContext();
-	await handler(observed, { ...env, ...options.env }, ctx);
+	// The Images binding as the service takes it: no input over its documented limit.
+	await handler(observed, { ...env, IMAGES: imagesWithInputLimit(env.IMAGES), ...options.env }, ctx);
 	const result = await getQueueResult(batch, ctx);
 	return { ids: messages.map((m) => m.id), result, retryDelays };
 }
