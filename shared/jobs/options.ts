@@ -15,7 +15,9 @@ export const MAX_TOKENS_LIMIT = 2048;
 
 export const Prompt = z.string().trim().min(1).max(MAX_PROMPT_LENGTH);
 export const MaxTokens = z.coerce.number().int().min(1).max(MAX_TOKENS_LIMIT);
-export const CallbackUrl = z.url({ protocol: /^https?$/ });
+/** Longer URLs are refused everywhere (bodies, headers, metadata): no receiver needs one. */
+export const MAX_CALLBACK_URL_LENGTH = 2048;
+export const CallbackUrl = z.url({ protocol: /^https?$/ }).max(MAX_CALLBACK_URL_LENGTH);
 
 /** Custom metadata keys, shared with the upload endpoint's headers. */
 export const METADATA_KEYS = { prompt: "prompt", maxTokens: "max-tokens", callbackUrl: "callback-url" } as const;

@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { Job } from "../../shared/jobs/schema";
 import status from "../../workers/status/index";
+import { uploadMetadata } from "../../workers/status/routes/images";
 import { fixture, uniqueKey } from "../support/fixtures";
 import { jobsForKey } from "../support/queue";
 import { ADMIN, call, errorOf, invalidFields, parsed, pollJob, uploadViaApi } from "./support";
@@ -266,6 +267,12 @@ describe("PUT /v1/images/{key}", () => {
 		["a NUL byte", "albums/cat\u0000.png"],
 		["DEL", "albums/cat\u007f.png"],
 		["over 1,024 UTF-8 bytes in fewer characters", longKey],
+		["a backslash", "albums\\..\\secret.png"],
+		["an empty segment", "albums//cat.png"],
+		["a right-to-left override", "albums/cat\u202Egnp.exe"],
+		["a bidi isolate", "albums/\u2066cat\u2069.png"],
+		["a percent-encoded .. segment", "albums/%2e%2e/secret.png"],
+		["a half-encoded .. segment", "albums/.%2E/secret.png"],
 	] as const) {
 		it(`400 naming key for ${label}, and nothing is stored`, async () => {
 			const res = await call("PUT", `/v1/images/${encodeURIComponent(key)}`, { body: await fixture("small.png") });
@@ -286,45 +293,45 @@ describe("PUT /v1/images/{key}", () => {
 		expect(await env.BUCKET.head(key)).not.toBeNull();
 	});
 
-	it("400 metadata_too_large naming the headers when they make over R2's 8 KiB of metadata; up to it is stored", async () => {
-		const png = await fixture("small.png");
-		const key = uniqueKey("metadata.png");
-		// "callback-url" (12 bytes) + the URL; with the prompt ("prompt" + 5) the total is 8,193 bytes.
-		const url = (length: number) => `https://example.com/${"a".repeat(length - 20)}`;
-		const over = await call("PUT", `/v1/images/${key}`, {
-			body: png,
-			headers: { "X-Caption-Prompt": "hello", "X-Callback-Url": url(8193 - 12 - 11) },
-		});
-		expect(over.status).toBe(400);
-		const error = await errorOf(over.clone());
-		expect(error.code).toBe("metadata_too_large");
-		expect(error.message).toContain("8193 bytes");
-		expect(await invalidFields(over)).toEqual(["X-Caption-Prompt", "X-Callback-Url"]);
-		expect(await env.BUCKET.head(key)).toBeNull();
-
-		const atLimit = await call("PUT", `/v1/images/${key}`, {
-			body: png,
-			headers: { "X-Caption-Prompt": "hello", "X-Callback-Url": url(8192 - 12 - 11) },
-		});
-		expect(atLimit.status).toBe(202);
-		expect((await env.BUCKET.head(key))?.customMetadata?.["callback-url"]).toHaveLength(8192 - 12 - 11);
-	});
-
-	it("counts the metadata in UTF-8 bytes: headers under 8 KiB in characters but over it in bytes are a 400", async () => {
-		const key = uniqueKey("metadata-bytes.png");
-		// "prompt" + 1,000 × "é" (2 bytes each) + "callback-url" + a 7,000-character URL: 8,018
-		// characters, 9,018 bytes. Local R2 would store it; production R2 refuses it (a 500 otherwise).
+	it("the caption headers at their largest (2,000 three-byte characters, a 2,048-character URL) fit R2's 8 KiB and are stored", async () => {
+		const key = uniqueKey("metadata-max.png");
+		const url = `https://example.com/${"a".repeat(2048 - 20)}`;
 		const res = await call("PUT", `/v1/images/${key}`, {
 			body: await fixture("small.png"),
-			headers: {
+			headers: { "X-Caption-Prompt": "€".repeat(2000), "X-Callback-Url": url, "X-Caption-Max-Tokens": "2048" },
+		});
+		expect(res.status).toBe(202);
+		expect((await env.BUCKET.head(key))?.customMetadata?.["callback-url"]).toBe(url);
+	});
+
+	it("400 metadata_too_large naming the headers when they would make over R2's 8 KiB; up to it passes", () => {
+		// Past the headers' own bounds, as a future header could: "callback-url" (12) + the URL, and "prompt" + 5.
+		const url = (length: number) => `https://example.com/${"a".repeat(length - 20)}`;
+		const over = () => uploadMetadata({ "X-Caption-Prompt": "hello", "X-Callback-Url": url(8193 - 12 - 11) });
+		expect(over).toThrow(
+			expect.objectContaining({ code: "metadata_too_large", message: expect.stringContaining("8193 bytes") }),
+		);
+		expect(over).toThrow(
+			expect.objectContaining({
+				details: [
+					expect.objectContaining({ field: "X-Caption-Prompt" }),
+					expect.objectContaining({ field: "X-Callback-Url" }),
+				],
+			}),
+		);
+		expect(
+			uploadMetadata({ "X-Caption-Prompt": "hello", "X-Callback-Url": url(8192 - 12 - 11) })["callback-url"],
+		).toHaveLength(8192 - 12 - 11);
+	});
+
+	it("counts the metadata in UTF-8 bytes: under 8 KiB in characters but over it in bytes is refused", () => {
+		// "prompt" + 1,000 × "é" (2 bytes each) + "callback-url" + a 7,000-character URL: 8,018
+		// characters, 9,018 bytes. Local R2 would store it; production R2 refuses it.
+		expect(() =>
+			uploadMetadata({
 				"X-Caption-Prompt": "é".repeat(1000),
 				"X-Callback-Url": `https://example.com/${"a".repeat(7000 - 20)}`,
-			},
-		});
-		expect(res.status).toBe(400);
-		const error = await errorOf(res);
-		expect(error.code).toBe("metadata_too_large");
-		expect(error.message).toContain("9018 bytes");
-		expect(await env.BUCKET.head(key)).toBeNull();
+			}),
+		).toThrow(expect.objectContaining({ code: "metadata_too_large" }));
 	});
 });

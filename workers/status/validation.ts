@@ -15,10 +15,23 @@ export const MAX_KEY_BYTES = 1024;
 
 const utf8Length = (s: string) => new TextEncoder().encode(s).byteLength;
 
+/** A segment that is `.` or `..` once percent-decoded (`%2e%2e`, `.%2E`): a path step to some tool. */
+function isDotSegment(segment: string): boolean {
+	let decoded = segment;
+	try {
+		decoded = decodeURIComponent(segment);
+	} catch {
+		// Not valid percent-encoding: the segment is what it says.
+	}
+	return decoded === "." || decoded === "..";
+}
+
 /**
  * An object key the API accepts: 1 to 1,024 UTF-8 bytes (R2's limit), no control characters, no
- * leading `/`, and no `.` or `..` segment: keys that tools and file systems would read as another
- * path (a sync to disk of `a/../b` writes outside its folder).
+ * bidirectional-text controls (they make a key read differently than it is, e.g. `cat\u202Egnp.js`),
+ * no `\` (a path separator on Windows), no leading `/`, no empty segment (`a//b`), and no `.` or `..`
+ * segment, plain or percent-encoded: keys that tools and file systems would read as another path
+ * (a sync to disk of `a/../b` writes outside its folder).
  */
 export const ObjectKey = z
 	.string()
@@ -27,8 +40,11 @@ export const ObjectKey = z
 	.refine((key) => utf8Length(key) <= MAX_KEY_BYTES, `Longer than ${MAX_KEY_BYTES} UTF-8 bytes`)
 	// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses.
 	.refine((key) => !/[\u0000-\u001f\u007f-\u009f]/.test(key), "Contains a control character")
+	.refine((key) => !/[\u200e\u200f\u202a-\u202e\u2066-\u2069]/.test(key), "Contains a bidirectional-text control")
+	.refine((key) => !key.includes("\\"), "Contains a backslash")
 	.refine((key) => !key.startsWith("/"), "Starts with /")
-	.refine((key) => !key.split("/").some((segment) => segment === "." || segment === ".."), "Has a . or .. segment")
+	.refine((key) => !key.includes("//"), "Has an empty segment (//)")
+	.refine((key) => !key.split("/").some(isDotSegment), "Has a . or .. segment (perhaps percent-encoded)")
 	.meta({ example: "photos/cat.jpg" });
 
 /**

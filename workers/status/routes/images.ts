@@ -42,8 +42,12 @@ const HEADER_OF_METADATA: Record<string, string> = {
 	[METADATA_KEYS.callbackUrl]: "X-Callback-Url",
 };
 
-/** The caption headers as the object's custom metadata; 400 naming them when R2 would refuse its size. */
-function uploadMetadata(headers: z.infer<typeof UploadHeaders>): Record<string, string> {
+/**
+ * The caption headers as the object's custom metadata; 400 naming them when R2 would refuse its
+ * size. The headers' own bounds (prompt, callback URL) keep today's three under it; the check keeps
+ * any future one honest, counted in UTF-8 bytes as R2 counts.
+ */
+export function uploadMetadata(headers: z.infer<typeof UploadHeaders>): Record<string, string> {
 	const metadata: Record<string, string> = {};
 	if (headers["X-Caption-Prompt"] !== undefined) metadata[METADATA_KEYS.prompt] = headers["X-Caption-Prompt"];
 	if (headers["X-Caption-Max-Tokens"] !== undefined) {

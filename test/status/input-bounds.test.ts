@@ -1,0 +1,64 @@
+/**
+ * Bounded inputs: a callback URL is at most 2,048 characters wherever it comes from (POST /v1/jobs,
+ * POST /v1/batches, the upload's X-Callback-Url header, an object's `callback-url` metadata), and a
+ * keys batch's body stays under MAX_JSON_BYTES however many keys it names.
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { MAX_CALLBACK_URL_LENGTH } from "../../shared/jobs/options";
+import { fixture, uniqueKey, upload } from "../support/fixtures";
+import { jobsForKey, onlyJob, runConsumer } from "../support/queue";
+import { call, invalidFields } from "./support";
+
+const urlOf = (length: number) => {
+	const base = "https://hooks.example.com/";
+	return base + "a".repeat(length - base.length);
+};
+
+describe("callback_url is at most 2,048 characters everywhere", () => {
+	it("POST /v1/jobs: 400 naming callback_url one character over; exactly 2,048 is taken", async () => {
+		const key = uniqueKey("bounds-job.jpg");
+		await env.BUCKET.put(key, await fixture("small.jpg"));
+		const over = await call("POST", "/v1/jobs", { json: { key, callback_url: urlOf(MAX_CALLBACK_URL_LENGTH + 1) } });
+		expect(over.status).toBe(400);
+		expect(await invalidFields(over)).toEqual(["callback_url"]);
+		expect(await jobsForKey(key)).toHaveLength(0);
+		const exact = await call("POST", "/v1/jobs", { json: { key, callback_url: urlOf(MAX_CALLBACK_URL_LENGTH) } });
+		expect(exact.status).toBe(202);
+	});
+
+	it("POST /v1/batches and the upload's X-Callback-Url: 400 naming the field", async () => {
+		const batch = await call("POST", "/v1/batches", {
+			json: { prefix: uniqueKey(""), callback_url: urlOf(MAX_CALLBACK_URL_LENGTH + 1) },
+		});
+		expect(batch.status).toBe(400);
+		expect(await invalidFields(batch)).toEqual(["callback_url"]);
+		const key = uniqueKey("bounds-upload.jpg");
+		const uploaded = await call("PUT", `/v1/images/${encodeURIComponent(key)}`, {
+			body: await fixture("small.jpg"),
+			headers: { "X-Callback-Url": urlOf(MAX_CALLBACK_URL_LENGTH + 1) },
+		});
+		expect(uploaded.status).toBe(400);
+		expect(await invalidFields(uploaded)).toEqual(["X-Callback-Url"]);
+		expect(await env.BUCKET.head(key)).toBeNull();
+	});
+
+	it("an object written straight into the bucket with a longer callback-url fails its job with invalid_options", async () => {
+		const key = uniqueKey("bounds-metadata.jpg");
+		await runConsumer([
+			await upload(key, await fixture("small.jpg"), { "callback-url": urlOf(MAX_CALLBACK_URL_LENGTH + 1) }),
+		]);
+		expect(await onlyJob(key)).toMatchObject({ status: "failed", error_code: "invalid_options" });
+	});
+});
+
+describe("a keys batch stays under MAX_JSON_BYTES", () => {
+	it("a body naming more keys than fit is a 413, and makes no batch", async () => {
+		const prefix = uniqueKey("");
+		const keys = Array.from({ length: 80_000 }, (_, i) => `${prefix}object-${i}.jpg`);
+		const body = JSON.stringify({ keys });
+		expect(body.length).toBeGreaterThan(2 * 1024 * 1024);
+		const res = await call("POST", "/v1/batches", { body, headers: { "content-type": "application/json" } });
+		expect(res.status).toBe(413);
+	});
+});
