@@ -6,7 +6,7 @@ import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { stringify } from "csv-stringify/sync";
 import type { Job } from "../client/index.ts";
-import { CSV_COLUMNS } from "../shared/jobs/csv-columns.ts";
+import { CSV_COLUMNS, spreadsheetSafe } from "../shared/jobs/csv-columns.ts";
 import { CliError } from "./errors.ts";
 
 export type ResultsFormat = "jsonl" | "csv";
@@ -36,6 +36,6 @@ export async function writeResults(file: string, jobs: Job[]): Promise<void> {
 	const text =
 		resultsFormat(file) === "jsonl"
 			? jobs.map((job) => `${JSON.stringify(job)}\n`).join("")
-			: stringify(jobs.map(csvRow), { header: true, columns: [...CSV_COLUMNS] });
+			: stringify(jobs.map(csvRow), { header: true, columns: [...CSV_COLUMNS], cast: { string: spreadsheetSafe } });
 	await writeFile(file, text);
 }

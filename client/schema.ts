@@ -873,7 +873,7 @@ export interface components {
         CreateApiKey: {
             /** @description A label for people. */
             name?: string;
-            /** @description Limit the key to object keys starting with this, e.g. `customers/42/`. */
+            /** @description Limit the key to object keys under this folder, e.g. `customers/42/`. Must end with `/`, so that `customers/4/` never reaches `customers/42/…`. */
             prefix?: string;
         };
         RotatedApiKeySecret: {

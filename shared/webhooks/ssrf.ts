@@ -85,7 +85,7 @@ function v6Problem(groups: number[]): string | null {
 	if (g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0 && g4 === 0 && (g5 === 0xffff || g5 === 0)) {
 		return `an IPv4-mapped address (${v4Problem(embedded) ?? "IPv4 must be written as IPv4"})`;
 	}
-	// IPv4-translated (::ffff:0:a.b.c.d, ::ffff:0:0/96, SIIT, RFC 7915) reaches IPv4 through a translator.
+	// IPv4-translated (::ffff:0:a.b.c.d, ::ffff:0:0:0/96, SIIT, RFC 7915) reaches IPv4 through a translator.
 	if (g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0 && g4 === 0xffff && g5 === 0) {
 		return `an IPv4-translated (SIIT) address (embeds ${v4Text(embedded)})`;
 	}

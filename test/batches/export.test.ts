@@ -8,6 +8,7 @@ import { parse } from "csv-parse/sync";
 import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import type { Batch } from "../../shared/batches/schema";
+import { spreadsheetSafe } from "../../shared/jobs/csv-columns";
 import { Job } from "../../shared/jobs/schema";
 import { emulator } from "../../shared/models/emulator";
 import { byCodePoint, rowsInKeyOrder } from "../../workers/status/batches/export";
@@ -83,7 +84,8 @@ describe("GET /v1/batches/{id}/results", () => {
 				caption: j.caption ?? "",
 				error_code: j.error?.code ?? "",
 				error_message: j.error?.message ?? "",
-				model: j.model ?? "",
+				// Model ids begin with @, which a spreadsheet reads as a formula.
+				model: spreadsheetSafe(j.model ?? ""),
 				prompt: j.prompt ?? "",
 				completed_at: j.completed_at ?? "",
 			})),
@@ -191,4 +193,25 @@ describe("hf file names", () => {
 			expect(lines).toEqual(["cat-1.jpg", "cat-2.jpg"]);
 		}
 	});
+});
+
+describe("CSV exports are safe to open in a spreadsheet", () => {
+	it("a cell that a spreadsheet would run as a formula gets a leading ' ; JSON Lines keep the value as it is", async () => {
+		const formula = `=HYPERLINK("https://example.com","click")`;
+		const csvPrefix = uniqueKey("export-formula/");
+		await putObjects([`${csvPrefix}a.jpg`]);
+		const made = await waitForBatch((await createBatch({ prefix: csvPrefix, prompt: formula })).id, settled);
+		const [row] = parse(await bodyText(await results("csv", made.id)), { columns: true }) as Record<string, string>[];
+		expect(row?.prompt).toBe(`'${formula}`);
+		const [line] = (await bodyText(await results("jsonl", made.id))).trimEnd().split("\n");
+		expect(Job.parse(JSON.parse(line ?? "")).prompt).toBe(formula);
+	});
+
+	it.each(["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"])(
+		"%j is prefixed; text that only contains them is not",
+		(value) => {
+			expect(spreadsheetSafe(value)).toBe(`'${value}`);
+			expect(spreadsheetSafe(`a${value}`)).toBe(`a${value}`);
+		},
+	);
 });

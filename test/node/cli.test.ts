@@ -287,7 +287,8 @@ describe("r2c batch and export", () => {
 		]);
 		for (const row of rows) {
 			expect(row.caption).toMatch(/^Emulated caption/);
-			expect(row.model).toMatch(/^@cf\//);
+			// Model ids begin with @, which a spreadsheet reads as a formula: the cell opens as text.
+			expect(row.model).toMatch(/^'@cf\//);
 			expect(Number.isNaN(Date.parse(row.completed_at ?? ""))).toBe(false);
 		}
 		expect(rows[2]?.caption).toContain("WEBP");

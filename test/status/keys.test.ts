@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ApiKey, CreatedApiKey } from "../../workers/status/auth/api-keys";
 import { sha256Hex } from "../../workers/status/auth/tokens";
+import { fixture, uniqueKey } from "../support/fixtures";
 import { call, createKey, errorOf, invalidFields, pageOf, parsed } from "./support";
 
 describe("API keys", () => {
@@ -50,4 +51,21 @@ describe("API keys", () => {
 			expect(await invalidFields(res)).toEqual([field]);
 		});
 	}
+});
+
+describe("a key's scope is a whole folder", () => {
+	it("a prefix that does not end with / is refused (400 naming prefix): customers/4 would reach customers/42/", async () => {
+		const res = await call("POST", "/v1/keys", { json: { prefix: "customers/4" } });
+		expect(res.status).toBe(400);
+		expect(await invalidFields(res)).toEqual(["prefix"]);
+	});
+
+	it("a key for customers/4/ cannot read customers/42/…", async () => {
+		const base = uniqueKey("");
+		const key = await createKey(`${base}customers/4/`);
+		const neighbour = `${base}customers/42/cat.jpg`;
+		await env.BUCKET.put(neighbour, await fixture("small.jpg"));
+		const res = await call("GET", `/v1/images/${encodeURIComponent(neighbour)}`, { token: key.token });
+		expect(res.status).toBe(404);
+	});
 });

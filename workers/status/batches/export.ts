@@ -12,7 +12,7 @@
 import { stringify } from "csv-stringify/sync";
 import type { BatchRow } from "../../../shared/batches/schema";
 import { parseRows } from "../../../shared/d1-rows";
-import { CSV_COLUMNS } from "../../../shared/jobs/csv-columns";
+import { CSV_COLUMNS, spreadsheetSafe } from "../../../shared/jobs/csv-columns";
 import { JobRow, toJob } from "../../../shared/jobs/schema";
 
 export const EXPORT_FORMATS = ["jsonl", "csv", "hf"] as const;
@@ -97,7 +97,12 @@ function renderer(format: ExportFormat, batch: BatchRow): (rows: JobRow[], first
 						r.prompt,
 						iso(r.completed_at),
 					]),
-					{ header: first, columns: [...CSV_COLUMNS], record_delimiter: "windows" },
+					{
+						header: first,
+						columns: [...CSV_COLUMNS],
+						record_delimiter: "windows",
+						cast: { string: spreadsheetSafe },
+					},
 				);
 		case "hf": {
 			const folder = datasetFolder(batch);

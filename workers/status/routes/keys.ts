@@ -26,10 +26,17 @@ const CreateApiKeyBody = z
 		name: z.string().trim().min(1).max(200).optional().meta({ description: "A label for people." }),
 		prefix: z
 			.string()
-			.min(1)
 			.max(1024)
+			// A scope is a folder: "customers/4" would also reach "customers/42/…".
+			.refine(
+				(prefix) => prefix.endsWith("/"),
+				"Must be a folder, ending with / (customers/4 would also reach customers/42/)",
+			)
 			.optional()
-			.meta({ description: "Limit the key to object keys starting with this, e.g. `customers/42/`." }),
+			.meta({
+				description:
+					"Limit the key to object keys under this folder, e.g. `customers/42/`. Must end with `/`, so that `customers/4/` never reaches `customers/42/…`.",
+			}),
 	})
 	.meta({ id: "CreateApiKey" });
 
