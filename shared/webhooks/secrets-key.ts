@@ -98,51 +98,45 @@ export async function resealSecrets(db: D1Database, keys: SealingKeys, pageSize 
 		if (statements.length > 0) await db.batch(statements);
 		changed += statements.length;
 	};
-	for (let after = ""; ; ) {
-		const rows = await db
-			.prepare("SELECT id, secret, previous_secret FROM webhook_subscriptions WHERE id > ? ORDER BY id LIMIT ?")
-			.bind(after, pageSize)
-			.all()
-			.then(parseRows(SubscriptionSecrets));
-		const statements: D1PreparedStatement[] = [];
-		for (const row of rows) {
+	/** Walks `sql` (a `WHERE id > ?1 … ORDER BY id LIMIT ?2` select) page by page; `update` says what to write of each row. */
+	const walk = async <Row extends { id: string }>(
+		sql: string,
+		schema: z.ZodType<Row>,
+		update: (row: Row) => Promise<D1PreparedStatement | null>,
+	) => {
+		for (let after = ""; ; ) {
+			const rows = await db.prepare(sql).bind(after, pageSize).all().then(parseRows(schema));
+			const statements = (await Promise.all(rows.map(update))).filter((s) => s !== null);
+			await run(statements);
+			if (rows.length < pageSize) return;
+			after = rows[rows.length - 1]?.id ?? after;
+		}
+	};
+	await walk(
+		"SELECT id, secret, previous_secret FROM webhook_subscriptions WHERE id > ?1 ORDER BY id LIMIT ?2",
+		SubscriptionSecrets,
+		async (row) => {
 			const rowId = subscriptionSecretId(row.id);
 			const [secret, older] = await Promise.all([stale(rowId, row.secret), stale(rowId, row.previous_secret)]);
-			if (secret === null && older === null) continue;
-			statements.push(
-				db
-					.prepare(
-						"UPDATE webhook_subscriptions SET secret = ?4, previous_secret = ?5 WHERE id = ?1 AND secret = ?2 AND previous_secret IS ?3",
-					)
-					.bind(row.id, row.secret, row.previous_secret, secret ?? row.secret, older ?? row.previous_secret),
-			);
-		}
-		await run(statements);
-		if (rows.length < pageSize) break;
-		after = rows[rows.length - 1]?.id ?? after;
-	}
-	for (let after = ""; ; ) {
-		const rows = await db
-			.prepare(
-				"SELECT id, webhook_secret FROM api_keys WHERE webhook_secret IS NOT NULL AND id > ? ORDER BY id LIMIT ?",
-			)
-			.bind(after, pageSize)
-			.all()
-			.then(parseRows(KeySecret));
-		const statements: D1PreparedStatement[] = [];
-		for (const row of rows) {
+			if (secret === null && older === null) return null;
+			return db
+				.prepare(
+					"UPDATE webhook_subscriptions SET secret = ?4, previous_secret = ?5 WHERE id = ?1 AND secret = ?2 AND previous_secret IS ?3",
+				)
+				.bind(row.id, row.secret, row.previous_secret, secret ?? row.secret, older ?? row.previous_secret);
+		},
+	);
+	await walk(
+		"SELECT id, webhook_secret FROM api_keys WHERE webhook_secret IS NOT NULL AND id > ?1 ORDER BY id LIMIT ?2",
+		KeySecret,
+		async (row) => {
 			const resealed = await stale(keySecretId(row.id), row.webhook_secret);
-			if (resealed === null) continue;
-			statements.push(
-				db
-					.prepare("UPDATE api_keys SET webhook_secret = ?3 WHERE id = ?1 AND webhook_secret = ?2")
-					.bind(row.id, row.webhook_secret, resealed),
-			);
-		}
-		await run(statements);
-		if (rows.length < pageSize) break;
-		after = rows[rows.length - 1]?.id ?? after;
-	}
+			if (resealed === null) return null;
+			return db
+				.prepare("UPDATE api_keys SET webhook_secret = ?3 WHERE id = ?1 AND webhook_secret = ?2")
+				.bind(row.id, row.webhook_secret, resealed);
+		},
+	);
 	const canary = await db.prepare("SELECT sealed FROM secrets_canary WHERE id = 1").first().then(parseRow(CanaryRow));
 	const resealed = canary ? await stale(CANARY_ROW, canary.sealed) : null;
 	if (canary && resealed !== null) {
