@@ -6,9 +6,9 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { freePort } from "../../scripts/lib/dev-stack.ts";
 import { root } from "../../scripts/lib/wrangler.ts";
 import { r2c } from "./support/cli.ts";
-import { freePort } from "./support/dev-stack.ts";
 
 const { version } = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as { version: string };
 
