@@ -13,6 +13,10 @@ export default defineConfig(async () => {
 			// The Workers log a JSON line per job; show them only for tests that fail.
 			silent: "passed-only" as const,
 			testTimeout: 30_000,
+			// Most of a test's time is spent waiting (workerd, queues, the dev stack), not computing:
+			// vitest's default (one file at a time on a 2-core machine) left the CPU idle. Each workerd
+			// file still gets its own runtime and storage, so files do not share data.
+			maxWorkers: 4,
 			projects: [
 				{
 					// Inside workerd, against local D1, R2, Queues and the Images binding.

@@ -11,9 +11,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createWriteStream, existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import path from "node:path";
 import { localConfig, type RawConfig, readConfig, workerConfigFiles, writeConfig } from "../scripts/lib/configs.ts";
+import { freePort } from "../scripts/lib/dev-stack.ts";
 
 export const ROOT = path.resolve(import.meta.dirname, "..");
 const WRANGLER = path.join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
@@ -50,18 +50,6 @@ export interface Stack {
 	/** wrangler's output: Worker logs and one `QUEUE caption-jobs n/m (ms)` line per batch. */
 	logPath: string;
 	stop(): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-	return new Promise((resolve, reject) => {
-		const server = createServer();
-		server.once("error", reject);
-		server.listen(0, "127.0.0.1", () => {
-			const address = server.address();
-			const port = typeof address === "object" && address ? address.port : 0;
-			server.close(() => resolve(port));
-		});
-	});
 }
 
 /** Runs wrangler to completion (migrations, d1 execute); throws with its output on failure. */

@@ -12,14 +12,13 @@
  *   npm run soak
  *   npm run soak -- --images 2000 --kill-at 0.3 --no-callbacks
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { z } from "zod";
 import { reporter } from "../cli/progress.ts";
+import { type DevStack, spawnDevStack } from "./lib/dev-stack.ts";
 import { readDevVars } from "./lib/dev-vars.ts";
 import { type Delivery, startReceiver } from "./lib/webhook-receiver.ts";
 import { root } from "./lib/wrangler.ts";
@@ -54,81 +53,29 @@ const options = new Command("soak")
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const elapsed = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
 
-function freePort(): Promise<number> {
-	return new Promise((resolve, reject) => {
-		const probe = createServer();
-		probe.once("error", reject);
-		probe.listen(0, () => {
-			const address = probe.address();
-			const port = typeof address === "object" && address ? address.port : 0;
-			probe.close(() => resolve(port));
-		});
-	});
-}
-
-function groupAlive(pid: number): boolean {
-	try {
-		process.kill(-pid, 0);
-		return true;
-	} catch {
-		return false;
-	}
-}
-
-interface Stack {
-	url: string;
-	child: ChildProcess;
-}
-
 const persistTo = mkdtempSync(path.join(tmpdir(), "r2-captions-soak-"));
 const logFile = path.join(root, ".wrangler/soak-dev-server.log");
-const log = createWriteStream(logFile);
+writeFileSync(logFile, "");
 const token = readDevVars().ADMIN_TOKEN ?? "";
-const stacks: Stack[] = [];
+const stacks: DevStack[] = [];
 
 /** `npm run dev` in its own process group (as a terminal's foreground job), on the soak's state. */
-async function startStack(): Promise<Stack> {
-	const port = await freePort();
+async function startStack(): Promise<DevStack> {
 	const vars = {
 		EMULATOR_FAULT_RATE: String(options.faultRate),
 		// What is soaked is recovery, not pacing (bench/rate-limit.ts measures that).
 		EMULATOR_RATE_LIMITS: "off",
 		MODEL_RATE_LIMITS: "off",
 	};
-	const args = ["run", "dev", "--", "--port", String(port), "--persist-to", persistTo];
-	for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}=${v}`);
-	const child = spawn("npm", args, {
-		cwd: root,
-		detached: true,
-		stdio: ["ignore", "pipe", "pipe"],
-		env: { ...process.env, NO_COLOR: "1", WRANGLER_REGISTRY_PATH: path.join(persistTo, "registry") },
-	});
-	child.stdout?.pipe(log, { end: false });
-	child.stderr?.pipe(log, { end: false });
-	const stack = { url: `http://localhost:${port}`, child };
+	const args = Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}=${v}`]);
+	const stack = await spawnDevStack("soak", { persistTo, args, logFile });
 	stacks.push(stack);
-	const deadline = Date.now() + 180_000;
-	for (;;) {
-		const ok = await fetch(`${stack.url}/healthz`).then(
-			(r) => r.ok,
-			() => false,
-		);
-		if (ok) return stack;
-		if (child.exitCode !== null || Date.now() > deadline) throw new Error(`npm run dev did not start; see ${logFile}`);
-		await sleep(500);
-	}
-}
-
-async function killStack(stack: Stack): Promise<void> {
-	const pid = stack.child.pid;
-	if (pid === undefined) return;
-	if (groupAlive(pid)) process.kill(-pid, "SIGKILL");
-	while (groupAlive(pid)) await sleep(100);
+	await stack.ready(180_000);
+	return stack;
 }
 
 function cleanUp() {
-	for (const s of stacks)
-		if (s.child.pid !== undefined && groupAlive(s.child.pid)) process.kill(-s.child.pid, "SIGKILL");
+	for (const s of stacks) s.dispose();
 	rmSync(persistTo, { recursive: true, force: true });
 }
 process.on("SIGINT", () => {
@@ -136,7 +83,7 @@ process.on("SIGINT", () => {
 	process.exit(130);
 });
 
-async function api(stack: Stack, method: string, route: string, body?: unknown): Promise<Response> {
+async function api(stack: DevStack, method: string, route: string, body?: unknown): Promise<Response> {
 	return fetch(`${stack.url}${route}`, {
 		method,
 		headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
@@ -149,7 +96,7 @@ const Job = z.object({ id: z.string(), key: z.string(), status: z.string() });
 const JobPage = z.object({ data: z.array(Job), next_cursor: z.string().nullable() });
 const TERMINAL = new Set(["succeeded", "failed"]);
 
-async function listJobs(stack: Stack, prefix: string) {
+async function listJobs(stack: DevStack, prefix: string) {
 	const jobs: z.infer<typeof Job>[] = [];
 	let cursor: string | null = null;
 	do {
@@ -233,7 +180,7 @@ async function main(): Promise<boolean> {
 				killing = (async () => {
 					killedAt = Date.now();
 					const victim = stack;
-					await killStack(victim);
+					await victim.kill();
 					progress.line(`SIGKILL of the whole dev stack after ${answered} uploads answered (${elapsed(uploadStart)})`);
 					stack = await startStack();
 					restartedAfterMs = Date.now() - killedAt;

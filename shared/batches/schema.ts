@@ -4,6 +4,7 @@
  * payloads and the mapping from D1 rows.
  */
 import { z } from "zod";
+import { iso } from "../iso";
 
 export const BATCH_STATUSES = ["listing", "running", "completed", "cancelled"] as const;
 export const BatchStatus = z.enum(BATCH_STATUSES).meta({
@@ -93,8 +94,6 @@ export const BatchRow = z.object({
 	completed_at: z.number().nullable(),
 });
 export type BatchRow = z.infer<typeof BatchRow>;
-
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 /** Renders a D1 row as the public Batch JSON. */
 export function toBatch(row: BatchRow): Batch {

@@ -3,6 +3,7 @@
  * webhook payloads and the mapping from D1 rows (docs/data.md).
  */
 import { z } from "zod";
+import { iso } from "../iso";
 
 /** `cancelled` is terminal too: a queued job of a cancelled batch (docs/jobs.md). */
 export const JOB_STATUSES = ["queued", "processing", "succeeded", "failed", "cancelled"] as const;
@@ -93,8 +94,6 @@ export const JobRow = z.object({
 	key_id: z.string().nullable(),
 });
 export type JobRow = z.infer<typeof JobRow>;
-
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 /** Renders a D1 row as the public Job JSON. */
 export function toJob(row: JobRow): Job {

@@ -6,10 +6,11 @@
  */
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
+import { getBatchRow } from "../../shared/batches/read";
 import { Job } from "../../shared/jobs/schema";
 import { emulator } from "../../shared/models/emulator";
 import { planPage } from "../../workers/consumer/batch-lister";
-import { commitPage, getBatchRow } from "../../workers/consumer/batch-pages";
+import { commitPage } from "../../workers/consumer/batch-pages";
 import { readSettings } from "../../workers/consumer/config";
 import { call, pageOf, parsed } from "../status/support";
 import { uniqueKey } from "../support/fixtures";

@@ -7,9 +7,9 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
+import { freePort } from "../../scripts/lib/dev-stack.ts";
 import { root } from "../../scripts/lib/wrangler.ts";
 import { r2c } from "./support/cli.ts";
-import { freePort } from "./support/dev-stack.ts";
 
 const { version } = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as { version: string };
 

@@ -22,9 +22,9 @@ import {
 	type R2cClient,
 	uploadImage,
 } from "../../client/index.ts";
+import { type DevStack, spawnDevStack, until } from "../../scripts/lib/dev-stack.ts";
 import { root } from "../../scripts/lib/wrangler.ts";
 import { r2c, startR2c } from "./support/cli.ts";
-import { type DevStack, spawnDevStack, until } from "./support/dev-stack.ts";
 
 let stack: DevStack;
 let api: R2cClient;

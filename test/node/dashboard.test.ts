@@ -16,9 +16,9 @@ import type { Page } from "puppeteer-core";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createR2cClient, type Job, listAllJobs, ok, type R2cClient, uploadImage } from "../../client/index.ts";
+import { type DevStack, spawnDevStack, until } from "../../scripts/lib/dev-stack.ts";
 import { root } from "../../scripts/lib/wrangler.ts";
 import { collectErrors, launchBrowser, screenshot, type TestBrowser } from "./support/browser.ts";
-import { type DevStack, spawnDevStack, until } from "./support/dev-stack.ts";
 
 const sample = (name: string) => path.join(root, "samples", name);
 const run = Date.now().toString(36);

@@ -10,10 +10,10 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { z } from "zod";
+import { type DevStack, spawnDevStack, until } from "../../scripts/lib/dev-stack.ts";
 import { readDevVars } from "../../scripts/lib/dev-vars.ts";
 import { type Delivery, startReceiver } from "../../scripts/lib/webhook-receiver.ts";
 import { root } from "../../scripts/lib/wrangler.ts";
-import { type DevStack, spawnDevStack, until } from "./support/dev-stack.ts";
 
 const IMAGES = 200;
 /** Uploads answered before the kill (the rest fail, or are cut off mid-request). */

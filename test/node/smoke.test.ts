@@ -7,8 +7,8 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type DevStack, groupAlive, portIsFree, sleep, spawnDevStack, until } from "../../scripts/lib/dev-stack.ts";
 import { root } from "../../scripts/lib/wrangler.ts";
-import { type DevStack, groupAlive, portIsFree, sleep, spawnDevStack, until } from "./support/dev-stack.ts";
 
 let stack: DevStack;
 

@@ -11,6 +11,7 @@
  *
  * Why a queue and not Workflows: see docs/batches.md ("How listing works").
  */
+import { getBatchRow } from "../../shared/batches/read";
 import type { BatchRow } from "../../shared/batches/schema";
 import { batchEventMessage, type SettledBatch } from "../../shared/batches/settle";
 import { effectivePrompt } from "../../shared/jobs/options";
@@ -26,7 +27,6 @@ import {
 	batchKeys,
 	clearUnsent,
 	commitPage,
-	getBatchRow,
 	type ListedObject,
 	type PagePlan,
 	stillQueued,

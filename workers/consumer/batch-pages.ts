@@ -8,14 +8,10 @@
 import { z } from "zod";
 import { BatchRow } from "../../shared/batches/schema";
 import { type SettledBatch, settleBatchStatements, settledBatch } from "../../shared/batches/settle";
-import { batchRows, parseRow, parseRows } from "../../shared/d1-rows";
+import { batchRows, parseRows } from "../../shared/d1-rows";
 import { newJobId } from "../../shared/ids";
 import type { JobErrorCode } from "../../shared/jobs/schema";
 import { newEventId } from "../../shared/webhooks/outbox";
-
-export async function getBatchRow(db: D1Database, id: string): Promise<BatchRow | null> {
-	return db.prepare("SELECT * FROM batches WHERE id = ?").bind(id).first().then(parseRow(BatchRow));
-}
 
 /** One object of a page: what the listing (or a HEAD of a given key) said about it. */
 export interface ListedObject {

@@ -12,6 +12,7 @@
 import { stringify } from "csv-stringify/sync";
 import type { BatchRow } from "../../../shared/batches/schema";
 import { parseRows } from "../../../shared/d1-rows";
+import { iso } from "../../../shared/iso";
 import { CSV_COLUMNS, spreadsheetSafe } from "../../../shared/jobs/csv-columns";
 import { JobRow, toJob } from "../../../shared/jobs/schema";
 
@@ -78,7 +79,8 @@ export async function* rowsInKeyOrder(db: D1Database, batchId: string, pageRows 
 /** The folder `metadata.jsonl` describes: the batch's key prefix up to its last `/`. */
 export const datasetFolder = (batch: BatchRow) => batch.key_prefix.slice(0, batch.key_prefix.lastIndexOf("/") + 1);
 
-const iso = (ms: number | null) => (ms === null ? "" : new Date(ms).toISOString());
+/** A CSV cell: an empty one for no time. */
+const isoCell = (ms: number | null) => iso(ms) ?? "";
 
 function renderer(format: ExportFormat, batch: BatchRow): (rows: JobRow[], first: boolean) => string {
 	switch (format) {
@@ -95,7 +97,7 @@ function renderer(format: ExportFormat, batch: BatchRow): (rows: JobRow[], first
 						r.error_message,
 						r.model,
 						r.prompt,
-						iso(r.completed_at),
+						isoCell(r.completed_at),
 					]),
 					{
 						header: first,

@@ -4,9 +4,10 @@
  * Scope: a caller limited to prefix `p` sees only batches whose objects all start with `p`, that is
  * whose `key_prefix` starts with `p`.
  */
+import { getBatchRow } from "../../../shared/batches/read";
 import { BatchRow, type BatchStatus } from "../../../shared/batches/schema";
 import { type SettledBatch, settleBatchStatements, settledBatch } from "../../../shared/batches/settle";
-import { batchRows, parseRow } from "../../../shared/d1-rows";
+import { batchRows } from "../../../shared/d1-rows";
 import { ulid } from "../../../shared/ids";
 import { newEventId } from "../../../shared/webhooks/outbox";
 import { type CappedPage, cappedScan } from "../capped-scan";
@@ -17,7 +18,6 @@ export const newBatchId = (now?: number) => `bat_${ulid(now)}`;
 export const batchCursor = keysetCursor("bat_");
 
 /** SQL condition for batches inside the scope bound to `param` (NULL: every batch). */
-const inScope = (param: string) => `(${param} IS NULL OR substr(key_prefix, 1, length(${param})) = ${param})`;
 
 export interface NewBatch {
 	bucket: string;
@@ -101,14 +101,6 @@ export async function createBatch(db: D1Database, input: NewBatch, now = Date.no
 	const [row] = batchRows(inserted, BatchRow);
 	if (!row) throw new Error("The batch insert returned no row");
 	return row;
-}
-
-export async function getBatchRow(db: D1Database, id: string, scope: string | null): Promise<BatchRow | null> {
-	return db
-		.prepare(`SELECT * FROM batches WHERE id = ?1 AND ${inScope("?2")}`)
-		.bind(id, scope)
-		.first()
-		.then(parseRow(BatchRow));
 }
 
 /**

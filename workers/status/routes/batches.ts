@@ -6,6 +6,7 @@
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
+import { getBatchRow } from "../../../shared/batches/read";
 import { Batch, BatchMetadata, BatchStatus, toBatch } from "../../../shared/batches/schema";
 import { batchEventMessage } from "../../../shared/batches/settle";
 import { CallbackUrl, MaxTokens, Prompt } from "../../../shared/jobs/options";
@@ -15,7 +16,7 @@ import { ApiError, invalidParam, invalidParams, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
 import { principalKeyId, scopePrefix } from "../auth/authorisation";
 import { EXPORT_FORMATS, exportHeaders, exportStream } from "../batches/export";
-import { batchCursor, cancelBatch, createBatch, getBatchRow, listBatches } from "../batches/store";
+import { batchCursor, cancelBatch, createBatch, listBatches } from "../batches/store";
 import { authenticated, errors, json } from "../responses";
 import { readSettings } from "../settings";
 import { ObjectKey, requireSafeWebhookUrl, validationHook } from "../validation";

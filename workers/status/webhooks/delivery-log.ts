@@ -5,6 +5,7 @@
  */
 import type { z } from "zod";
 import { parseRow, parseRows } from "../../../shared/d1-rows";
+import { iso } from "../../../shared/iso";
 import {
 	AttemptRow,
 	DeliveryRow,
@@ -24,8 +25,6 @@ const LogRow = DeliveryRow.extend({
 	batch_id: EventRow.shape.batch_id,
 });
 type LogRow = z.infer<typeof LogRow>;
-
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 function toDelivery(row: LogRow, attempts: AttemptRow[]): WebhookDelivery {
 	return {

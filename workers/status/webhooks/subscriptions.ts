@@ -8,6 +8,7 @@
 import { z } from "zod";
 import { batchRows, parseRow, parseRows } from "../../../shared/d1-rows";
 import { ulid } from "../../../shared/ids";
+import { iso } from "../../../shared/iso";
 import {
 	type CreatedWebhookSubscription,
 	SubscriptionRow,
@@ -20,8 +21,6 @@ import { prefixCondition } from "../jobs/key-range";
 
 /** How long a rotated-out secret keeps signing deliveries next to the new one. */
 export const ROTATION_OVERLAP_MS = 24 * 3_600_000;
-
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 export function toSubscription(row: SubscriptionRow, now = Date.now()): WebhookSubscription {
 	const overlapUntil = row.previous_secret !== null ? row.previous_secret_expires_at : null;

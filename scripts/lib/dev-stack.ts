@@ -1,18 +1,21 @@
 /**
- * `npm run dev` for the Node tests, as a user starts it: every Worker in one `wrangler dev`, on a
- * free port, with a temporary state directory and a dev registry of its own, so a developer's
- * running server, its local data and other test files' servers are left alone. One per test file.
+ * The one way the repository starts a local stack outside `npm run dev` itself: the Node tests, the
+ * soak and the demo run `npm run dev` as a user starts it (every Worker in one `wrangler dev`), on a
+ * free port, with a state directory and a dev registry of its own, so a developer's running server,
+ * its local data and other stacks are left alone. The benchmark runs prebuilt bundles
+ * (bench/stack.ts) but takes its ports from here.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { adminToken } from "../../../scripts/lib/dev-vars.ts";
-import { root } from "../../../scripts/lib/wrangler.ts";
+import { adminToken } from "./dev-vars.ts";
+import { root } from "./wrangler.ts";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A port nothing listens on now (the OS picks it). */
 export function freePort(): Promise<number> {
 	return new Promise((resolve, reject) => {
 		const probe = createServer();
@@ -71,23 +74,31 @@ export interface DevStack {
 	output(): string;
 	/** Waits until `/healthz` answers. */
 	ready(deadlineMs?: number): Promise<void>;
+	/** Ctrl-C, as a user stops it (SIGINT to the process group), and waits until `npm run dev` exits. */
+	interrupt(): Promise<number | null>;
 	/** SIGKILLs the whole process group (npm, the launcher, wrangler, workerd) and waits until none is left. */
 	kill(): Promise<void>;
-	/** Kills whatever is left of the process group and removes the state directory. */
+	/** Kills whatever is left of the process group and removes the state directory (unless `keepState`). */
 	dispose(): void;
 }
 
 export interface DevStackOptions {
 	/** Local state to start on (a previous stack's `persistTo`); a fresh temporary directory otherwise. */
 	persistTo?: string;
+	/** Leave the state directory in place on dispose() (e.g. the developer's own `.wrangler/state`). */
+	keepState?: boolean;
 	/** More `npm run dev` arguments, e.g. `--var EMULATOR_LATENCY_MS=200`. */
 	args?: string[];
+	/** The port to serve on; a free one otherwise. */
+	port?: number;
+	/** Write what `npm run dev` prints to this file instead of keeping it in memory (long runs). */
+	logFile?: string;
 }
 
 /** Starts `npm run dev` in its own process group (as a terminal's foreground job) and returns at once. */
 export async function spawnDevStack(name: string, options: DevStackOptions = {}): Promise<DevStack> {
 	const persistTo = options.persistTo ?? mkdtempSync(path.join(tmpdir(), `r2-captions-${name}-`));
-	const port = await freePort();
+	const port = options.port ?? (await freePort());
 	const args = ["run", "dev", "--", "--port", String(port), "--persist-to", persistTo, ...(options.args ?? [])];
 	const server = spawn("npm", args, {
 		cwd: root,
@@ -98,12 +109,20 @@ export async function spawnDevStack(name: string, options: DevStackOptions = {})
 		env: { ...process.env, NO_COLOR: "1", WRANGLER_REGISTRY_PATH: path.join(persistTo, "registry") },
 	});
 	let output = "";
-	server.stdout?.on("data", (c: Buffer) => {
-		output += c;
-	});
-	server.stderr?.on("data", (c: Buffer) => {
-		output += c;
-	});
+	if (options.logFile) {
+		mkdirSync(path.dirname(options.logFile), { recursive: true });
+		const log = createWriteStream(options.logFile, { flags: "a" });
+		server.stdout?.pipe(log, { end: false });
+		server.stderr?.pipe(log, { end: false });
+		output = `(see ${options.logFile})`;
+	} else {
+		server.stdout?.on("data", (c: Buffer) => {
+			output += c;
+		});
+		server.stderr?.on("data", (c: Buffer) => {
+			output += c;
+		});
+	}
 	const exited = new Promise<number | null>((resolve) => server.on("exit", (code) => resolve(code)));
 	const url = `http://localhost:${port}`;
 	return {
@@ -122,6 +141,10 @@ export async function spawnDevStack(name: string, options: DevStackOptions = {})
 				() => `--- npm run dev output ---\n${output.slice(-4000)}`,
 			);
 		},
+		async interrupt() {
+			if (server.pid !== undefined && groupAlive(server.pid)) process.kill(-server.pid, "SIGINT");
+			return exited;
+		},
 		async kill() {
 			const pid = server.pid;
 			if (pid === undefined) return;
@@ -130,7 +153,7 @@ export async function spawnDevStack(name: string, options: DevStackOptions = {})
 		},
 		dispose() {
 			if (server.pid && groupAlive(server.pid)) process.kill(-server.pid, "SIGKILL");
-			rmSync(persistTo, { recursive: true, force: true });
+			if (!options.keepState) rmSync(persistTo, { recursive: true, force: true });
 		},
 	};
 }

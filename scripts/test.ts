@@ -1,0 +1,69 @@
+/**
+ * `npm test`: the static checks (generated files, types, lint) and the vitest suite, then one line
+ * per stage with its duration. The checks run one after another while vitest runs beside them:
+ * vitest spends most of its time waiting on workerd, the queues and the dev stack, so the CPU the
+ * checks take is mostly idle otherwise. Exits non-zero when any stage fails.
+ */
+import { spawn } from "node:child_process";
+import { root } from "./lib/wrangler.ts";
+
+interface Stage {
+	name: string;
+	command: string[];
+}
+
+interface StageResult {
+	name: string;
+	code: number;
+	seconds: number;
+	output: string;
+}
+
+/** The checks, in order; each is an npm script a developer can run alone. */
+const CHECKS: Stage[] = ["types:check", "client:check", "typecheck", "lint"].map((script) => ({
+	name: script,
+	command: ["npm", "run", "--silent", script],
+}));
+
+const VITEST: Stage = { name: "vitest", command: ["npx", "vitest", "run", ...process.argv.slice(2)] };
+
+/** Runs a stage; `stream` prints its output as it comes, otherwise it is kept for the summary. */
+function run(stage: Stage, stream: boolean): Promise<StageResult> {
+	const started = performance.now();
+	return new Promise((resolve) => {
+		const [command = "", ...args] = stage.command;
+		const child = spawn(command, args, { cwd: root, stdio: stream ? "inherit" : ["ignore", "pipe", "pipe"] });
+		let output = "";
+		child.stdout?.on("data", (c: Buffer) => {
+			output += c;
+		});
+		child.stderr?.on("data", (c: Buffer) => {
+			output += c;
+		});
+		child.on("close", (code) =>
+			resolve({ name: stage.name, code: code ?? 1, seconds: (performance.now() - started) / 1000, output }),
+		);
+	});
+}
+
+async function checks(): Promise<StageResult[]> {
+	const results: StageResult[] = [];
+	for (const stage of CHECKS) results.push(await run(stage, false));
+	return results;
+}
+
+const started = performance.now();
+const [checkResults, vitest] = await Promise.all([checks(), run(VITEST, true)]);
+const total = (performance.now() - started) / 1000;
+
+for (const failed of checkResults.filter((r) => r.code !== 0)) {
+	console.error(`\n--- ${failed.name} failed (exit ${failed.code}) ---\n${failed.output}`);
+}
+const rows = [...checkResults, vitest];
+console.log("\nstage          result  seconds");
+for (const r of rows) {
+	console.log(`${r.name.padEnd(14)} ${(r.code === 0 ? "ok" : "FAILED").padEnd(7)} ${r.seconds.toFixed(1).padStart(7)}`);
+}
+console.log(`${"total (wall)".padEnd(14)} ${"".padEnd(7)} ${total.toFixed(1).padStart(7)}`);
+console.log("(the checks run one after another, beside vitest)");
+process.exit(rows.every((r) => r.code === 0) ? 0 : 1);
