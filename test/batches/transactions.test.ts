@@ -7,10 +7,11 @@
  */
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
+import { getBatchRow } from "../../shared/batches/read";
 import { Batch } from "../../shared/batches/schema";
 import { getJobRow } from "../../shared/jobs/store";
 import { emulator } from "../../shared/models/emulator";
-import { commitPage, getBatchRow } from "../../workers/consumer/batch-pages";
+import { commitPage } from "../../workers/consumer/batch-pages";
 import { call, parsed } from "../status/support";
 import { sqlText, whileD1Refuses } from "../support/d1-faults";
 import { uniqueKey } from "../support/fixtures";
