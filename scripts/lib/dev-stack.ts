@@ -6,7 +6,7 @@
  * (bench/stack.ts) but takes its ports from here.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -62,14 +62,15 @@ export async function until<T>(
 }
 
 export interface DevStack {
-	url: string;
+	/** Where it serves; read it after `ready()`, which may have started it again on another port. */
+	readonly url: string;
 	/** The local state directory (pass it to another spawnDevStack to restart on the same state). */
 	persistTo: string;
 	/** The admin token the server accepts (ADMIN_TOKEN of .dev.vars). */
 	token: string;
-	port: number;
-	server: ChildProcess;
-	exited: Promise<number | null>;
+	readonly port: number;
+	readonly server: ChildProcess;
+	readonly exited: Promise<number | null>;
 	/** Everything `npm run dev` printed so far (wrangler logs every request). */
 	output(): string;
 	/** Waits until `/healthz` answers. */
@@ -95,65 +96,100 @@ export interface DevStackOptions {
 	logFile?: string;
 }
 
-/** Starts `npm run dev` in its own process group (as a terminal's foreground job) and returns at once. */
+/**
+ * Starts `npm run dev` in its own process group (as a terminal's foreground job) and returns at once.
+ * When the port it was given (or one wrangler picks for a Worker's internal socket) is taken by the
+ * time workerd binds it, another process having been quicker, `ready()` starts it again on a fresh
+ * port: a free port can only be asked for, not held.
+ */
 export async function spawnDevStack(name: string, options: DevStackOptions = {}): Promise<DevStack> {
 	const persistTo = options.persistTo ?? mkdtempSync(path.join(tmpdir(), `r2-captions-${name}-`));
-	const port = options.port ?? (await freePort());
-	const args = ["run", "dev", "--", "--port", String(port), "--persist-to", persistTo, ...(options.args ?? [])];
-	const server = spawn("npm", args, {
-		cwd: root,
-		detached: true,
-		stdio: ["ignore", "pipe", "pipe"],
-		// A registry of its own: wrangler's shared dev registry routes queue messages that have no
-		// consumer in one `wrangler dev` session to another session's consumer.
-		env: { ...process.env, NO_COLOR: "1", WRANGLER_REGISTRY_PATH: path.join(persistTo, "registry") },
-	});
 	let output = "";
-	if (options.logFile) {
-		mkdirSync(path.dirname(options.logFile), { recursive: true });
-		const log = createWriteStream(options.logFile, { flags: "a" });
-		server.stdout?.pipe(log, { end: false });
-		server.stderr?.pipe(log, { end: false });
-		output = `(see ${options.logFile})`;
-	} else {
-		server.stdout?.on("data", (c: Buffer) => {
-			output += c;
+	const log = options.logFile ? openLog(options.logFile) : undefined;
+	const start = (port: number) => {
+		const args = ["run", "dev", "--", "--port", String(port), "--persist-to", persistTo, ...(options.args ?? [])];
+		const server = spawn("npm", args, {
+			cwd: root,
+			detached: true,
+			stdio: ["ignore", "pipe", "pipe"],
+			// A registry of its own: wrangler's shared dev registry routes queue messages that have no
+			// consumer in one `wrangler dev` session to another session's consumer.
+			env: { ...process.env, NO_COLOR: "1", WRANGLER_REGISTRY_PATH: path.join(persistTo, "registry") },
 		});
-		server.stderr?.on("data", (c: Buffer) => {
-			output += c;
+		for (const stream of [server.stdout, server.stderr]) {
+			if (log) stream?.pipe(log, { end: false });
+			else
+				stream?.on("data", (c: Buffer) => {
+					output += c;
+				});
+		}
+		if (log) output = `(see ${options.logFile})`;
+		const exited = new Promise<number | null>((resolve) => server.on("exit", (code) => resolve(code)));
+		let done = false;
+		void exited.then(() => {
+			done = true;
 		});
-	}
-	const exited = new Promise<number | null>((resolve) => server.on("exit", (code) => resolve(code)));
-	const url = `http://localhost:${port}`;
+		return { port, url: `http://localhost:${port}`, server, exited, hasExited: () => done };
+	};
+	let run = start(options.port ?? (await freePort()));
+	const portTaken = () => /Address already in use/.test(log ? readLog(options.logFile) : output);
 	return {
-		url,
+		get url() {
+			return run.url;
+		},
+		get port() {
+			return run.port;
+		},
+		get server() {
+			return run.server;
+		},
+		get exited() {
+			return run.exited;
+		},
 		persistTo,
 		token: adminToken(),
-		port,
-		server,
-		exited,
 		output: () => output,
 		async ready(deadlineMs = 120_000) {
-			await until(
-				"GET /healthz",
-				deadlineMs,
-				async () => ((await fetch(`${url}/healthz`)).ok ? true : undefined),
-				() => `--- npm run dev output ---\n${output.slice(-4000)}`,
-			);
+			const deadline = Date.now() + deadlineMs;
+			for (let restarts = 0; ; restarts++) {
+				await until(
+					"GET /healthz",
+					deadline - Date.now(),
+					async () => {
+						if (run.hasExited()) return "exited" as const;
+						return (await fetch(`${run.url}/healthz`)).ok ? ("up" as const) : undefined;
+					},
+					() => `--- npm run dev output ---\n${output.slice(-4000)}`,
+				).then((state) => {
+					if (state === "up") return;
+					if (restarts < 3 && options.port === undefined && portTaken()) return;
+					throw new Error(`npm run dev exited before serving\n--- npm run dev output ---\n${output.slice(-4000)}`);
+				});
+				if (!run.hasExited()) return;
+				if (!log) output += "\n--- a port was taken: npm run dev started again on another ---\n";
+				run = start(await freePort());
+			}
 		},
 		async interrupt() {
-			if (server.pid !== undefined && groupAlive(server.pid)) process.kill(-server.pid, "SIGINT");
-			return exited;
+			if (run.server.pid !== undefined && groupAlive(run.server.pid)) process.kill(-run.server.pid, "SIGINT");
+			return run.exited;
 		},
 		async kill() {
-			const pid = server.pid;
+			const pid = run.server.pid;
 			if (pid === undefined) return;
 			if (groupAlive(pid)) process.kill(-pid, "SIGKILL");
 			await until("every process of npm run dev to die", 15_000, async () => (groupAlive(pid) ? undefined : true));
 		},
 		dispose() {
-			if (server.pid && groupAlive(server.pid)) process.kill(-server.pid, "SIGKILL");
+			if (run.server.pid && groupAlive(run.server.pid)) process.kill(-run.server.pid, "SIGKILL");
 			if (!options.keepState) rmSync(persistTo, { recursive: true, force: true });
 		},
 	};
 }
+
+function openLog(file: string) {
+	mkdirSync(path.dirname(file), { recursive: true });
+	return createWriteStream(file, { flags: "a" });
+}
+
+const readLog = (file: string | undefined) => (file ? readFileSync(file, "utf8") : "");
