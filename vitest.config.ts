@@ -1,6 +1,7 @@
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { BaseSequencer, type TestSpecification } from "vitest/node";
 import { writeTestConfig } from "./scripts/lib/configs.ts";
 
 /**
@@ -27,6 +28,30 @@ export const OWN_RUNTIME = [
 	"test/webhooks/sweeper.test.ts",
 ];
 
+/**
+ * The files that take longest (each boots local stacks, a browser, or runs wrangler again and
+ * again): they start first, so that none of them is left running alone at the end.
+ */
+const LONGEST = [
+	"test/node/restart.test.ts",
+	"test/node/deploy.test.ts",
+	"test/node/cli.test.ts",
+	"test/node/dashboard.test.ts",
+	"test/node/cli-offline.test.ts",
+	"test/node/smoke.test.ts",
+];
+
+class LongestFirst extends BaseSequencer {
+	override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+		const rank = (file: TestSpecification) => {
+			const at = LONGEST.indexOf(path.relative(import.meta.dirname, file.moduleId));
+			return at === -1 ? LONGEST.length : at;
+		};
+		// A stable sort: the rest keeps vitest's order (slowest of the last run first).
+		return (await super.sort(files)).sort((a, b) => rank(a) - rank(b));
+	}
+}
+
 export default defineConfig(async () => {
 	const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
 	// Every Worker's production config, merged and with the test overrides (scripts/lib/configs.ts).
@@ -51,7 +76,8 @@ export default defineConfig(async () => {
 			silent: "passed-only" as const,
 			testTimeout: 30_000,
 			// Most of a test's time is spent waiting (workerd, queues, the dev stack), not computing.
-			maxWorkers: 4,
+			maxWorkers: 5,
+			sequence: { sequencer: LongestFirst },
 			onUnhandledError(error: { name?: string; message: string }) {
 				// A queue consumer a finished file left running may still log when vitest closes that
 				// file's channel: the line is dropped, which is no failure of any test.
