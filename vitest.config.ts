@@ -6,26 +6,44 @@ import { writeTestConfig } from "./scripts/lib/configs.ts";
 
 /**
  * The workerd files that need a runtime (and so a D1, R2 bucket and queues) of their own: they read
- * service-wide figures (GET /v1/stats, every model call) or bound the rows a read examines, which
- * other files' rows would change, or change what every other file's data does. Every other workerd
- * file shares a runtime with some of the others.
+ * service-wide figures (GET /v1/stats) or bound the rows a read examines, which other files' rows
+ * would change; or they change what other files' data does; or they count the model calls of the
+ * whole runtime while their jobs go through the real queues (work another file would find running).
  */
 export const OWN_RUNTIME = [
 	"test/status/list-bounded.test.ts",
 	"test/status/stats-bounded.test.ts",
 	"test/status/stats.test.ts",
+	// Parses the admin's GET /v1/stats, which lists every batch in progress, whoever made it.
 	"test/consumer/foreign-bucket.test.ts",
 	// Subscribe as the admin without a prefix (every job's events reach them) or re-seal every
 	// subscription's secret: other files' deliveries would change.
 	"test/webhooks/job-deliveries.test.ts",
 	"test/webhooks/secrets-key.test.ts",
-	// Counts every model call the emulator saw, whichever file's job made it.
-	"test/consumer/caption-job.test.ts",
 	// The recovery sweeps after a restart re-send whatever every file left in flight: other files'
 	// batch listings, jobs and deliveries would flood the queues the sweep's own work waits on.
 	"test/consumer/sweeper.test.ts",
 	"test/status/recovery.test.ts",
 	"test/webhooks/sweeper.test.ts",
+	"test/e2e/queue.test.ts",
+	"test/batches/cancel.test.ts",
+	"test/batches/listing.test.ts",
+];
+
+/**
+ * The files that count every call the model emulator saw (or the registry's calls per model) and
+ * run the consumer directly, leaving nothing behind in the queues: they share a runtime with each
+ * other, never with the files whose uploads go through the real queues (and call models later).
+ */
+export const MODEL_CALLS = [
+	"test/consumer/caption-job.test.ts",
+	"test/consumer/dead-letter.test.ts",
+	"test/consumer/images-errors.test.ts",
+	"test/consumer/model-health.test.ts",
+	"test/consumer/models.test.ts",
+	"test/consumer/object-options.test.ts",
+	"test/consumer/rate-limiter.test.ts",
+	"test/status/models.test.ts",
 ];
 
 /**
@@ -68,6 +86,7 @@ export default defineConfig(async () => {
 		test: { name, setupFiles: ["./test/setup.ts"], testTimeout: 30_000 },
 	});
 	const shared = workerd("workers");
+	const models = workerd("workers-model-calls");
 	const own = workerd("workers-own-runtime");
 	return {
 		test: {
@@ -89,13 +108,14 @@ export default defineConfig(async () => {
 					test: {
 						...shared.test,
 						include: ["test/**/*.test.ts"],
-						exclude: ["test/node/**", ...OWN_RUNTIME],
+						exclude: ["test/node/**", ...OWN_RUNTIME, ...MODEL_CALLS],
 						// Starting workerd costs seconds: these files run one after another in a few
 						// runtimes (one per vitest worker) and share its storage, so each test uses keys,
 						// prefixes and ids of its own and counts only its own rows (docs/testing.md).
 						isolate: false,
 					},
 				},
+				{ ...models, test: { ...models.test, include: MODEL_CALLS, isolate: false } },
 				{ ...own, test: { ...own.test, include: OWN_RUNTIME } },
 				{
 					// In Node: what has to run outside workerd (OpenAPI validation, wrangler, the dev server).
