@@ -216,7 +216,7 @@ export interface paths {
         };
         /**
          * Download a batch's results
-         * @description Streamed in key order. `jsonl`: one Job JSON per line. `csv`: RFC 4180 with a header row (key, status, caption, error_code, error_message, model, prompt, completed_at). `hf`: a Hugging Face `imagefolder` `metadata.jsonl` (`file_name` relative to the folder of the prefix, `text`) of the succeeded jobs. Skipped objects appear as the earlier job that holds their caption.
+         * @description Streamed in key order. `jsonl`: one Job JSON per line. `csv`: RFC 4180 with a header row (key, status, caption, error_code, error_message, model, prompt, completed_at). `hf`: a Hugging Face `imagefolder` `metadata.jsonl` (`file_name` relative to the folder of the prefix, `text`) of the succeeded jobs. Skipped objects appear as the earlier job that holds their caption. A given key that was not in the bucket (no job) appears as `{"key", "status": "missing", "error": {"code": "object_not_found", "message"}}` in `jsonl`, and with status `missing` and error_code `object_not_found` in `csv`.
          */
         get: operations["getBatchResults"];
         put?: never;
@@ -630,6 +630,8 @@ export interface components {
             cancelled: number;
             /** @description Objects whose current version already had a succeeded job with the same prompt. */
             skipped: number;
+            /** @description Given keys that were not in the bucket: no job, no event, no webhook; listed in the results with `error_code` `object_not_found`. */
+            missing: number;
         };
         Health: {
             /** @enum {string} */

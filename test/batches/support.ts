@@ -92,25 +92,29 @@ export async function jobsOfBatch(batchId: string): Promise<JobRow[]> {
 
 /** Batch counts with every count not given at 0, and `total` their sum. */
 export function counts(given: Partial<Omit<BatchCounts, "total">>): BatchCounts {
-	const c = { queued: 0, processing: 0, succeeded: 0, failed: 0, cancelled: 0, skipped: 0, ...given };
+	const c = { queued: 0, processing: 0, succeeded: 0, failed: 0, cancelled: 0, skipped: 0, missing: 0, ...given };
 	return { total: Object.values(c).reduce((a, b) => a + b, 0), ...c };
 }
 
-/** The counts a batch's job rows and skips add up to, computed the expensive way (COUNT over rows). */
+/** The counts a batch's job rows, skips and missing keys add up to, computed the expensive way (COUNT over rows). */
 export async function countedFromRows(batchId: string): Promise<BatchCounts> {
 	const jobs = await jobsOfBatch(batchId);
 	const skipped = await env.DB.prepare("SELECT count(*) AS n FROM batch_skips WHERE batch_id = ?")
 		.bind(batchId)
 		.first<number>("n");
+	const missing = await env.DB.prepare("SELECT count(*) AS n FROM batch_missing WHERE batch_id = ?")
+		.bind(batchId)
+		.first<number>("n");
 	const by = (status: string) => jobs.filter((j) => j.status === status).length;
 	return {
-		total: jobs.length + (skipped ?? 0),
+		total: jobs.length + (skipped ?? 0) + (missing ?? 0),
 		queued: by("queued"),
 		processing: by("processing"),
 		succeeded: by("succeeded"),
 		failed: by("failed"),
 		cancelled: by("cancelled"),
 		skipped: skipped ?? 0,
+		missing: missing ?? 0,
 	};
 }
 

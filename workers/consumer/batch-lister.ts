@@ -21,7 +21,6 @@ import type { CaptionRequest } from "../../shared/queue/caption-jobs";
 import { mapConcurrent } from "../../shared/queue/concurrency";
 import { ACK, type Outcome } from "../../shared/queue/runner";
 import { sendAll } from "../../shared/queue/send";
-import type { EventMessage } from "../../shared/queue/webhook-deliveries";
 import {
 	alreadyCaptioned,
 	batchKeys,
@@ -95,7 +94,6 @@ async function followUp(
 	batch: BatchRow,
 	page: number,
 	queued: string[],
-	events: EventMessage[],
 	settled: SettledBatch | null,
 ) {
 	await sendAll(
@@ -104,9 +102,11 @@ async function followUp(
 	);
 	if (batch.status === "listing") await env.BATCH_LISTING.send(batchPage(batch.id, page + 1), { contentType: "json" });
 	// The events are in the outbox: if this send fails the webhooks Worker's cron sends them.
-	await sendAll(env.WEBHOOK_DELIVERIES, settled ? [...events, batchEventMessage(settled)] : events).catch((err) =>
-		log("warn", "queue_send_failed", { queue: "webhook-deliveries", batch_id: batch.id, error: errorMessage(err) }),
-	);
+	if (settled) {
+		await sendAll(env.WEBHOOK_DELIVERIES, [batchEventMessage(settled)]).catch((err) =>
+			log("warn", "queue_send_failed", { queue: "webhook-deliveries", batch_id: batch.id, error: errorMessage(err) }),
+		);
+	}
 	await clearUnsent(env.DB, batch.id, page);
 }
 
@@ -130,7 +130,7 @@ export async function handleBatchPage(
 		// Committed before, follow-up unfinished: send again (duplicates of caption messages are harmless).
 		const ids = await stillQueued(env.DB, JSON.parse(batch.unsent) as string[]);
 		log("warn", "batch_page_resumed", { batch_id: batchId, page, resent: ids.length });
-		await followUp(env, batch, page, ids, [], null);
+		await followUp(env, batch, page, ids, null);
 		return ACK;
 	}
 	if (page !== batch.pages_listed || batch.status !== "listing") return ACK;
@@ -146,10 +146,7 @@ export async function handleBatchPage(
 		missing: plan.missing.length,
 		last: plan.nextCursor === null,
 	});
-	const events = committed.failedEvents.map(
-		(f): EventMessage => ({ kind: "job-event", event_id: f.eventId, job_id: f.jobId }),
-	);
-	await followUp(env, committed.batch, page, committed.queued, events, committed.settled);
+	await followUp(env, committed.batch, page, committed.queued, committed.settled);
 	return ACK;
 }
 

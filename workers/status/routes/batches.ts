@@ -128,7 +128,9 @@ const getBatchResultsRoute = createRoute({
 		"Streamed in key order. `jsonl`: one Job JSON per line. `csv`: RFC 4180 with a header row " +
 		"(key, status, caption, error_code, error_message, model, prompt, completed_at). `hf`: a Hugging Face " +
 		"`imagefolder` `metadata.jsonl` (`file_name` relative to the folder of the prefix, `text`) of the succeeded jobs. " +
-		"Skipped objects appear as the earlier job that holds their caption.",
+		"Skipped objects appear as the earlier job that holds their caption. A given key that was not in the bucket " +
+		'(no job) appears as `{"key", "status": "missing", "error": {"code": "object_not_found", "message"}}` in `jsonl`, ' +
+		"and with status `missing` and error_code `object_not_found` in `csv`.",
 	security: authenticated,
 	request: { params: BatchIdParams, query: z.object({ format: z.enum(EXPORT_FORMATS).default("jsonl") }) },
 	responses: {
