@@ -161,7 +161,7 @@ export interface paths {
         put?: never;
         /**
          * Caption a prefix or a list of objects as one batch
-         * @description Answers at once with the batch (`listing`); its objects are listed in the background, 1,000 a page, and each gets a job.
+         * @description Answers at once with the batch (`listing`); its objects are listed in the background, 1,000 a page, and each gets a job. A batch made with an API key counts against it: its jobs take the key's places in flight (`MAX_JOBS_IN_FLIGHT`; at the cap the listing waits and goes on as jobs finish), and the key may have `MAX_OPEN_BATCHES_PER_KEY` batches listing or running (`429 too_many_batches` beyond).
          */
         post: operations["createBatch"];
         delete?: never;
@@ -722,7 +722,7 @@ export interface components {
             max_tokens?: number;
             /**
              * Format: uri
-             * @description Receives `batch.completed` or `batch.cancelled` (signed with WEBHOOK_SECRET).
+             * @description Receives `batch.completed` or `batch.cancelled`, signed with the API key's `webhook_secret` (the admin's: WEBHOOK_SECRET).
              */
             callback_url?: string;
             metadata?: components["schemas"]["BatchMetadata"];
@@ -1211,7 +1211,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1324,7 +1324,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1375,7 +1375,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1439,7 +1439,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1519,7 +1519,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1570,7 +1570,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1625,7 +1625,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1705,7 +1705,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1756,7 +1756,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1816,7 +1816,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1879,7 +1879,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1919,7 +1919,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1959,7 +1959,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2010,7 +2010,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2059,7 +2059,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2139,7 +2139,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2217,7 +2217,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2295,7 +2295,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2335,7 +2335,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2424,7 +2424,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2484,7 +2484,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2535,7 +2535,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2586,7 +2586,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2659,7 +2659,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2720,7 +2720,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2809,7 +2809,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */

@@ -50,21 +50,27 @@ export const settled = (b: Batch) => b.completed_at !== null;
 
 /**
  * A prefix batch inserted with the status Worker's own store function but without its first page
- * message, so that the test delivers the pages itself (deliverPage) or leaves them lost.
+ * message, so that the test delivers the pages itself (deliverPage) or leaves them lost. No limit of
+ * open batches per key applies.
  */
 export async function unsentBatch(prefix: string, options: Partial<NewBatch> = {}): Promise<Batch> {
-	const row = await insertBatch(env.DB, {
-		bucket: "images",
-		source: { prefix },
-		prompt: null,
-		maxTokens: null,
-		callbackUrl: null,
-		metadata: {},
-		skipCaptioned: true,
-		keyId: null,
-		...options,
-	});
-	return getBatch(row.id);
+	const created = await insertBatch(
+		env.DB,
+		{
+			bucket: "images",
+			source: { prefix },
+			prompt: null,
+			maxTokens: null,
+			callbackUrl: null,
+			metadata: {},
+			skipCaptioned: true,
+			keyId: null,
+			...options,
+		},
+		Number.MAX_SAFE_INTEGER,
+	);
+	if (created.kind !== "created") throw new Error("the batch was not inserted");
+	return getBatch(created.batch.id);
 }
 
 /**

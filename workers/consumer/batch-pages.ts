@@ -82,11 +82,34 @@ export interface CommittedPage {
 
 const WrittenJob = z.object({ id: z.string() });
 
+export type CommitResult =
+	| ({ kind: "committed" } & CommittedPage)
+	/** The checkpoint had moved: the page was done already, or the batch cancelled. */
+	| { kind: "stale" }
+	/** The page's jobs would put the batch's API key over its in-flight cap: nothing was written. */
+	| { kind: "held" };
+
 /**
- * Commits page `page` of `batch`; null when the checkpoint had moved (the page was already done, or
- * the batch cancelled). A missing key gets no job (so no event, no webhook, no model call): it is
- * recorded in `batch_missing` and counted in `missing`. An object the batch already holds in one
- * of its three tables (job, skip, missing) is not written again.
+ * SQL condition, true when the key's jobs in flight before this commit, plus the page's new
+ * queued jobs, stay within the cap. Parameters from `?{first}`: key id, cap (NULL: none), the
+ * page's queued count, the page's fresh job ids (JSON). Jobs this commit already wrote are taken
+ * back out of the count, so every statement of the commit sees the same answer.
+ */
+function underCap(first: number): string {
+	const [key, cap, n, ids] = [first, first + 1, first + 2, first + 3].map((i) => `?${i}`);
+	return `(${key} IS NULL OR ${cap} IS NULL OR
+		(SELECT count(*) FROM (SELECT 1 FROM jobs WHERE key_id = ${key} AND status IN ('queued', 'processing')
+			LIMIT ${cap} + ${n} + 1))
+		- (SELECT count(*) FROM jobs WHERE id IN (SELECT value FROM json_each(${ids})))
+		+ ${n} <= ${cap})`;
+}
+
+/**
+ * Commits page `page` of `batch`. A missing key gets no job (so no event, no webhook, no model
+ * call): it is recorded in `batch_missing` and counted in `missing`. An object the batch already
+ * holds in one of its three tables (job, skip, missing) is not written again. With `inFlightCap`,
+ * the page commits only if its queued jobs keep the batch's API key within it (checked inside the
+ * transaction, so two listers of one key cannot both take the last places).
  */
 export async function commitPage(
 	db: D1Database,
@@ -94,19 +117,23 @@ export async function commitPage(
 	page: number,
 	plan: PagePlan,
 	now: number,
-): Promise<CommittedPage | null> {
+	inFlightCap: number | null = null,
+): Promise<CommitResult> {
 	const queued = plan.queue.map((o) => ({ ...o, id: newJobId(now) }));
-	const guard = "EXISTS (SELECT 1 FROM batches WHERE id = ?1 AND status = 'listing' AND pages_listed = ?2)";
+	const freshIds = JSON.stringify(queued.map((o) => o.id));
+	const cap = [batch.key_id, inFlightCap, queued.length, freshIds];
+	const guard = (first: number) =>
+		`EXISTS (SELECT 1 FROM batches WHERE id = ?1 AND status = 'listing' AND pages_listed = ?2) AND ${underCap(first)}`;
 	const done = plan.nextCursor === null;
 	const settleEventId = newEventId(now);
 	const statements = [
 		db
 			.prepare(
 				`INSERT INTO jobs (id, source, batch_id, bucket, key, etag, size, prompt, max_tokens, status, attempts,
-					created_at, updated_at)
+					created_at, updated_at, key_id)
 				SELECT json_extract(value, '$[0]'), 'batch', ?1, ?3, json_extract(value, '$[1]'), json_extract(value, '$[2]'),
-					json_extract(value, '$[3]'), ?4, ?5, 'queued', 0, ?6, ?6
-				FROM json_each(?7) WHERE ${guard}
+					json_extract(value, '$[3]'), ?4, ?5, 'queued', 0, ?6, ?6, ?8
+				FROM json_each(?7) WHERE ${guard(8)}
 					AND NOT EXISTS (SELECT 1 FROM batch_missing m WHERE m.batch_id = ?1 AND m.key = json_extract(value, '$[1]'))
 				ON CONFLICT (batch_id, key) WHERE batch_id IS NOT NULL DO NOTHING
 				RETURNING id`,
@@ -119,28 +146,30 @@ export async function commitPage(
 				batch.max_tokens,
 				now,
 				JSON.stringify(queued.map((o) => [o.id, o.key, o.etag, o.size])),
+				...cap,
 			),
 		// Tagged with the page, so that the UPDATE below counts exactly the rows this commit wrote.
 		db
 			.prepare(
 				`INSERT INTO batch_missing (batch_id, key, page)
-				SELECT ?1, value, ?2 FROM json_each(?3) WHERE ${guard}
+				SELECT ?1, value, ?2 FROM json_each(?3) WHERE ${guard(4)}
 					AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = ?1 AND j.key = value)
 					AND NOT EXISTS (SELECT 1 FROM batch_skips s WHERE s.batch_id = ?1 AND s.key = value)
 				ON CONFLICT DO NOTHING`,
 			)
-			.bind(batch.id, page, JSON.stringify(plan.missing)),
+			.bind(batch.id, page, JSON.stringify(plan.missing), ...cap),
 		db
 			.prepare(
 				`INSERT INTO batch_skips (batch_id, key, job_id)
-				SELECT ?1, json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?3) WHERE ${guard}
+				SELECT ?1, json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?3) WHERE ${guard(4)}
 				ON CONFLICT DO NOTHING`,
 			)
-			.bind(batch.id, page, JSON.stringify(plan.skip.map((s) => [s.key, s.jobId]))),
+			.bind(batch.id, page, JSON.stringify(plan.skip.map((s) => [s.key, s.jobId])), ...cap),
 		// The counts add what the inserts above wrote, not what the plan held: a page that repeats keys
 		// the batch already has (a checkpoint off by one) adds nothing for them, so the batch still
 		// settles. `written` is this page's fresh job ids that exist now; `missed` the missing keys
-		// recorded by this page; changes() is the number of skips the statement just before inserted.
+		// recorded by this page; changes() is the number of skips the statement just before inserted
+		// (the subqueries of this statement do not change it).
 		db
 			.prepare(
 				`WITH written AS (SELECT 1 FROM jobs WHERE id IN (SELECT value FROM json_each(?4))),
@@ -151,16 +180,19 @@ export async function commitPage(
 					skipped = skipped + changes(),
 					status = CASE WHEN ?5 THEN 'running' ELSE status END,
 					listed_at = CASE WHEN ?5 THEN ?6 ELSE listed_at END, updated_at = ?6
-				WHERE id = ?1 AND status = 'listing' AND pages_listed = ?2
+				WHERE id = ?1 AND status = 'listing' AND pages_listed = ?2 AND ${underCap(7)}
 				RETURNING *`,
 			)
-			.bind(batch.id, page, plan.nextCursor, JSON.stringify(queued.map((o) => o.id)), done ? 1 : 0, now),
+			.bind(batch.id, page, plan.nextCursor, freshIds, done ? 1 : 0, now, ...cap),
 		...(done ? settleBatchStatements(db, { batchId: batch.id }, settleEventId, now) : []),
+		// After a refusal: still listing at this page means the cap held it back.
+		db.prepare("SELECT * FROM batches WHERE id = ?1 AND status = 'listing' AND pages_listed = ?2").bind(batch.id, page),
 	];
 	const results = await db.batch(statements);
 	const [advanced] = batchRows(results[3], BatchRow);
-	if (!advanced) return null;
+	if (!advanced) return batchRows(results.at(-1), BatchRow).length > 0 ? { kind: "held" } : { kind: "stale" };
 	return {
+		kind: "committed",
 		queued: batchRows(results[0], WrittenJob).map((j) => j.id),
 		settled: done ? settledBatch(results[4], settleEventId) : null,
 		batch: advanced,
@@ -186,6 +218,14 @@ export async function stillQueued(db: D1Database, ids: string[]): Promise<string
 		.all()
 		.then(parseRows(JobId));
 	return rows.map((r) => r.id);
+}
+
+/** A held page's checkpoint is alive: its `updated_at` moves, so the stall sweeper leaves it to its message. */
+export async function touchListing(db: D1Database, batchId: string, page: number, now: number): Promise<void> {
+	await db
+		.prepare("UPDATE batches SET updated_at = ?3 WHERE id = ?1 AND status = 'listing' AND pages_listed = ?2")
+		.bind(batchId, page, now)
+		.run();
 }
 
 const Stalled = BatchRow.pick({ id: true, pages_listed: true, unsent_page: true });

@@ -17,6 +17,7 @@ import type { AppEnv } from "../app-env";
 import { principalKeyId, scopePrefix } from "../auth/authorisation";
 import { EXPORT_FORMATS, exportHeaders, exportStream } from "../batches/export";
 import { batchCursor, cancelBatch, createBatch, listBatches } from "../batches/store";
+import { tooManyBatches } from "../quotas";
 import { authenticated, errors, json } from "../responses";
 import { readSettings } from "../settings";
 import { ObjectKey, requireSafeWebhookUrl, validationHook } from "../validation";
@@ -42,7 +43,8 @@ const CreateBatchBody = z
 		}),
 		max_tokens: MaxTokens.optional(),
 		callback_url: CallbackUrl.optional().meta({
-			description: "Receives `batch.completed` or `batch.cancelled` (signed with WEBHOOK_SECRET).",
+			description:
+				"Receives `batch.completed` or `batch.cancelled`, signed with the API key's `webhook_secret` (the admin's: WEBHOOK_SECRET).",
 		}),
 		metadata: BatchMetadata.optional(),
 		skip_captioned: z.boolean().default(true).meta({
@@ -70,7 +72,10 @@ const createBatchRoute = createRoute({
 	operationId: "createBatch",
 	summary: "Caption a prefix or a list of objects as one batch",
 	description:
-		"Answers at once with the batch (`listing`); its objects are listed in the background, 1,000 a page, and each gets a job.",
+		"Answers at once with the batch (`listing`); its objects are listed in the background, 1,000 a page, and each gets a job. " +
+		"A batch made with an API key counts against it: its jobs take the key's places in flight (`MAX_JOBS_IN_FLIGHT`; at the cap " +
+		"the listing waits and goes on as jobs finish), and the key may have `MAX_OPEN_BATCHES_PER_KEY` batches listing or running " +
+		"(`429 too_many_batches` beyond).",
 	security: authenticated,
 	request: { body: { required: true, content: { "application/json": { schema: CreateBatchBody } } } },
 	responses: { 202: json(Batch, "The batch, listing"), ...errors(400, 401, 404, 415) },
@@ -170,16 +175,22 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 		if (body.callback_url !== undefined) {
 			requireSafeWebhookUrl(settings.DEPLOY_MODE, body.callback_url, "callback_url", "body");
 		}
-		const row = await createBatch(c.env.DB, {
-			bucket: settings.BUCKET_NAME,
-			source: keys === undefined ? { prefix: body.prefix ?? "" } : { keys },
-			prompt: body.prompt ?? null,
-			maxTokens: body.max_tokens ?? null,
-			callbackUrl: body.callback_url ?? null,
-			metadata: body.metadata ?? {},
-			skipCaptioned: body.skip_captioned,
-			keyId: principalKeyId(principal),
-		});
+		const created = await createBatch(
+			c.env.DB,
+			{
+				bucket: settings.BUCKET_NAME,
+				source: keys === undefined ? { prefix: body.prefix ?? "" } : { keys },
+				prompt: body.prompt ?? null,
+				maxTokens: body.max_tokens ?? null,
+				callbackUrl: body.callback_url ?? null,
+				metadata: body.metadata ?? {},
+				skipCaptioned: body.skip_captioned,
+				keyId: principalKeyId(principal),
+			},
+			settings.MAX_OPEN_BATCHES_PER_KEY,
+		);
+		if (created.kind === "too-many-open") throw tooManyBatches(settings.MAX_OPEN_BATCHES_PER_KEY);
+		const row = created.batch;
 		await sendOrLeaveToSweeper(
 			c.env.BATCH_LISTING,
 			{ body: batchPage(row.id, 0), contentType: "json" },
