@@ -1453,7 +1453,10 @@ export interface operations {
     createJob: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1-255 printable ASCII characters, unique per create (a UUID). A retry with the same key and the same body within 24 hours answers the first answer again (`Idempotent-Replayed: true`) and creates nothing. */
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1466,6 +1469,8 @@ export interface operations {
             /** @description The queued job */
             202: {
                 headers: {
+                    /** @description `true` when this is the first answer to an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1499,6 +1504,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description `idempotency_key_in_use`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds */
+            409: {
+                headers: {
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description JSON body larger than MAX_JSON_BYTES */
             413: {
                 headers: {
@@ -1510,6 +1525,15 @@ export interface operations {
             };
             /** @description Body is not a supported image */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was sent with another request */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1639,7 +1663,10 @@ export interface operations {
     createBatch: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1-255 printable ASCII characters, unique per create (a UUID). A retry with the same key and the same body within 24 hours answers the first answer again (`Idempotent-Replayed: true`) and creates nothing. */
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1652,6 +1679,8 @@ export interface operations {
             /** @description The batch, listing */
             202: {
                 headers: {
+                    /** @description `true` when this is the first answer to an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1685,6 +1714,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description `idempotency_key_in_use`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds */
+            409: {
+                headers: {
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description JSON body larger than MAX_JSON_BYTES */
             413: {
                 headers: {
@@ -1696,6 +1735,15 @@ export interface operations {
             };
             /** @description Body is not a supported image */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was sent with another request */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2073,7 +2121,10 @@ export interface operations {
     createApiKey: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1-255 printable ASCII characters, unique per create (a UUID). A retry with the same key and the same body within 24 hours answers the first answer again (`Idempotent-Replayed: true`) and creates nothing. */
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2086,6 +2137,8 @@ export interface operations {
             /** @description The key, with its token and webhook secret shown this once */
             201: {
                 headers: {
+                    /** @description `true` when this is the first answer to an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2119,6 +2172,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description `idempotency_key_in_use`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds */
+            409: {
+                headers: {
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description JSON body larger than MAX_JSON_BYTES */
             413: {
                 headers: {
@@ -2130,6 +2193,15 @@ export interface operations {
             };
             /** @description Body is not a supported image */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was sent with another request */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2349,7 +2421,10 @@ export interface operations {
     createWebhook: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1-255 printable ASCII characters, unique per create (a UUID). A retry with the same key and the same body within 24 hours answers the first answer again (`Idempotent-Replayed: true`) and creates nothing. */
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2362,6 +2437,8 @@ export interface operations {
             /** @description The subscription, with its signing secret shown this once */
             201: {
                 headers: {
+                    /** @description `true` when this is the first answer to an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2395,7 +2472,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `subscription_limit_reached`: the key already has MAX_SUBSCRIPTIONS_PER_KEY subscriptions (20 by default; `details.limit`). The admin token has no limit. */
+            /** @description `subscription_limit_reached`: the key already has MAX_SUBSCRIPTIONS_PER_KEY subscriptions (20 by default; `details.limit`). The admin token has no limit.; or `idempotency_key_in_use`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2415,6 +2492,15 @@ export interface operations {
             };
             /** @description Body is not a supported image */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was sent with another request */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -17,6 +17,7 @@ import type { AppEnv } from "../app-env";
 import { principalKeyId, scopePrefix } from "../auth/authorisation";
 import { EXPORT_FORMATS, exportHeaders, exportStream } from "../batches/export";
 import { batchCursor, cancelBatch, createBatch, listBatches } from "../batches/store";
+import { IdempotencyHeaders, idempotent } from "../idempotency";
 import { authenticated, errors, json } from "../responses";
 import { readSettings } from "../settings";
 import { ObjectKey, requireSafeWebhookUrl, validationHook } from "../validation";
@@ -72,7 +73,11 @@ const createBatchRoute = createRoute({
 	description:
 		"Answers at once with the batch (`listing`); its objects are listed in the background, 1,000 a page, and each gets a job.",
 	security: authenticated,
-	request: { body: { required: true, content: { "application/json": { schema: CreateBatchBody } } } },
+	middleware: idempotent,
+	request: {
+		headers: IdempotencyHeaders,
+		body: { required: true, content: { "application/json": { schema: CreateBatchBody } } },
+	},
 	responses: { 202: json(Batch, "The batch, listing"), ...errors(400, 401, 404, 415) },
 });
 

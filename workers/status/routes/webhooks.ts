@@ -22,6 +22,7 @@ import {
 import { ApiError, ErrorBody, invalidParam, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
 import { type Principal, principalKeyId, scopePrefix } from "../auth/authorisation";
+import { IdempotencyHeaders, idempotent } from "../idempotency";
 import { authenticated, errors, json } from "../responses";
 import { readSettings, sealingKey } from "../settings";
 import { requireSafeWebhookUrl, validationHook } from "../validation";
@@ -80,7 +81,11 @@ const createWebhookRoute = createRoute({
 	operationId: "createWebhook",
 	summary: "Subscribe a URL to job events",
 	security: authenticated,
-	request: { body: { required: true, content: { "application/json": { schema: CreateWebhookBody } } } },
+	middleware: idempotent,
+	request: {
+		headers: IdempotencyHeaders,
+		body: { required: true, content: { "application/json": { schema: CreateWebhookBody } } },
+	},
 	responses: {
 		201: json(CreatedWebhookSubscription, "The subscription, with its signing secret shown this once"),
 		...errors(400, 401, 404, 415, 503),
