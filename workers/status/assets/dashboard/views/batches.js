@@ -7,7 +7,19 @@
  */
 import { messageOf, saveBlob } from "../api.js";
 import { progressCell } from "../batch-progress.js";
-import { announce, breakAtSlashes, errorBox, field, h, pager, redraw, showError, statusBadge, syncRows, timeEl } from "../dom.js";
+import {
+	announce,
+	breakAtSlashes,
+	errorBox,
+	field,
+	h,
+	pager,
+	redraw,
+	showError,
+	statusBadge,
+	syncRows,
+	timeEl,
+} from "../dom.js";
 import { poll } from "../poll.js";
 
 /** @typedef {import("../client.js").BatchStatus} BatchStatus */

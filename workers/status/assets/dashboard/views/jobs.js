@@ -5,7 +5,18 @@
  * rows are kept by job id and only changed ones are redrawn. Filters (status, prefix, batch) live
  * in the address (`#/jobs?status=failed`), pages in the view (a stack of cursors).
  */
-import { announce, breakAtSlashes, duration, h, pager, redraw, shortModel, statusBadge, syncRows, timeEl } from "../dom.js";
+import {
+	announce,
+	breakAtSlashes,
+	duration,
+	h,
+	pager,
+	redraw,
+	shortModel,
+	statusBadge,
+	syncRows,
+	timeEl,
+} from "../dom.js";
 import { authImage } from "../images.js";
 import { outcome } from "../job-outcome.js";
 import { poll } from "../poll.js";

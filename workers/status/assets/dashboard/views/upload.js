@@ -174,7 +174,13 @@ function itemView(item) {
 	return h(
 		"li",
 		{ class: "upload", "data-key": item.key, "data-state": item.state, "data-job-status": job?.status ?? null },
-		h("div", { class: "upload-head" }, h("strong", null, item.file.name), " → ", h("code", null, breakAtSlashes(item.key))),
+		h(
+			"div",
+			{ class: "upload-head" },
+			h("strong", null, item.file.name),
+			" → ",
+			h("code", null, breakAtSlashes(item.key)),
+		),
 		progress,
 		h(
 			"div",

@@ -7,7 +7,18 @@
  */
 import { messageOf } from "../api.js";
 import { deliveryTable } from "../deliveries.js";
-import { announce, breakAtSlashes, errorBox, field, h, pager, replace, showError, statusBadge, timeEl } from "../dom.js";
+import {
+	announce,
+	breakAtSlashes,
+	errorBox,
+	field,
+	h,
+	pager,
+	replace,
+	showError,
+	statusBadge,
+	timeEl,
+} from "../dom.js";
 import { poll } from "../poll.js";
 
 /** @typedef {import("../client.js").WebhookEventType} WebhookEventType */
