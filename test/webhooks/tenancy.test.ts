@@ -90,7 +90,7 @@ describe.concurrent("subscriptions and the keys that own them", () => {
 		const delivery = await env.DB.prepare("SELECT status, last_error FROM webhook_deliveries WHERE id = ?")
 			.bind(deliveryId)
 			.first();
-		expect(delivery).toEqual({ status: "failed", last_error: "The subscription is disabled" });
+		expect(delivery).toEqual({ status: "failed", last_error: "The API key that owns this delivery was revoked" });
 		expect((await subscriptionRow(sub.id)).disabled_reason).toBe("key_revoked");
 	});
 

@@ -21,6 +21,7 @@ import {
 } from "../../../shared/webhooks/schema";
 import { ApiError, ErrorBody, invalidParam, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
+import { INVALID_TOKEN, unauthorized } from "../auth/authenticate";
 import { type Principal, principalKeyId, scopePrefix } from "../auth/authorisation";
 import { IdempotencyHeaders, idempotent } from "../idempotency";
 import { authenticated, errors, json } from "../responses";
@@ -193,6 +194,7 @@ export const webhookRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
 			{ url, events: body.events, prefix, keyId },
 			{ sealingKey: sealingKey(c.env), maxPerKey: limit },
 		);
+		if (result.kind === "key-revoked") throw unauthorized(INVALID_TOKEN);
 		if (result.kind === "limit-reached") {
 			throw new ApiError(
 				409,

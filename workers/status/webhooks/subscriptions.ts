@@ -51,11 +51,17 @@ export interface Caller {
 	keyId: string | null;
 }
 
-export type CreateResult = { kind: "created"; subscription: CreatedWebhookSubscription } | { kind: "limit-reached" };
+export type CreateResult =
+	| { kind: "created"; subscription: CreatedWebhookSubscription }
+	| { kind: "limit-reached" }
+	/** The key was revoked after the request was authenticated. */
+	| { kind: "key-revoked" };
 
 /**
- * Creates a subscription, unless the key already has `maxPerKey` (the admin has no limit). The
- * count and the insert are one statement, so concurrent requests cannot pass the limit together.
+ * Creates a subscription, unless the key already has `maxPerKey` (the admin has no limit) or is no
+ * longer live. The count, the key's liveness and the insert are one statement: concurrent requests
+ * cannot pass the limit together, and a create racing the key's revocation either lands before it
+ * (and is disabled by it) or inserts nothing.
  */
 export async function createSubscription(
 	db: D1Database,
@@ -70,17 +76,31 @@ export async function createSubscription(
 		.prepare(
 			`INSERT INTO webhook_subscriptions (id, url, events, prefix, secret, key_id, status, created_at, updated_at)
 			SELECT ?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, ?7
-			WHERE ?6 IS NULL OR (SELECT count(*) FROM webhook_subscriptions WHERE key_id = ?6) < ?8
+			WHERE ?6 IS NULL OR (
+				EXISTS (SELECT 1 FROM api_keys WHERE id = ?6 AND revoked_at IS NULL)
+				AND (SELECT count(*) FROM webhook_subscriptions WHERE key_id = ?6) < ?8
+			)
 			RETURNING *`,
 		)
 		.bind(id, input.url, JSON.stringify(input.events), input.prefix, sealed, input.keyId, now, secrets.maxPerKey)
 		.first()
 		.then(parseRow(SubscriptionRow));
-	if (!row) return { kind: "limit-reached" };
-	return { kind: "created", subscription: { ...toSubscription(row, now), secret } };
+	if (row) return { kind: "created", subscription: { ...toSubscription(row, now), secret } };
+	if (input.keyId === null || (await isLiveKey(db, input.keyId))) return { kind: "limit-reached" };
+	return { kind: "key-revoked" };
 }
 
-/** Newest first; subscriptions are few, so one page. */
+const LiveKeyId = z.object({ id: z.string() });
+
+async function isLiveKey(db: D1Database, keyId: string): Promise<boolean> {
+	const row = await db
+		.prepare("SELECT id FROM api_keys WHERE id = ? AND revoked_at IS NULL")
+		.bind(keyId)
+		.first()
+		.then(parseRow(LiveKeyId));
+	return row !== null;
+}
+
 /** The most subscriptions a list returns, and (through the indexes) the most rows it reads. */
 export const MAX_SUBSCRIPTIONS_LISTED = 1000;
 
