@@ -152,15 +152,21 @@ describe("after a revoke nothing signed with the key's secrets leaves", () => {
 });
 
 describe("a revoked key's work still finishes", () => {
-	it("its queued job and its open batch end, and the admin reads their results", async () => {
+	it("its queued job and its open batch end, and the admin reads their results; their callbacks are not sent", async () => {
 		const prefix = uniqueKey("revoke-work/");
 		const key = await createKey(prefix);
+		const callback = hook("revoke-work-callback");
+		const admins = hook("revoke-work-admin");
+		await subscribe({ url: admins.url, prefix, events: ["job.succeeded", "batch.completed"] });
 		const objects = [`${prefix}b/1.jpg`, `${prefix}b/2.jpg`, `${prefix}job.jpg`];
 		await putObjects(objects);
-		const jobRes = await call("POST", "/v1/jobs", { token: key.token, json: { key: `${prefix}job.jpg` } });
+		const jobRes = await call("POST", "/v1/jobs", {
+			token: key.token,
+			json: { key: `${prefix}job.jpg`, callback_url: callback.url },
+		});
 		expect(jobRes.status).toBe(202);
 		const job = await parsed(jobRes, Job);
-		const batch = await createBatch({ prefix: `${prefix}b/` }, key.token);
+		const batch = await createBatch({ prefix: `${prefix}b/`, callback_url: callback.url }, key.token);
 
 		await revokeKey(key.id);
 		expect((await call("GET", `/v1/jobs/${job.id}`, { token: key.token })).status).toBe(401);
@@ -179,5 +185,17 @@ describe("a revoked key's work still finishes", () => {
 			[`${prefix}b/1.jpg`, "succeeded"],
 			[`${prefix}b/2.jpg`, "succeeded"],
 		]);
+
+		// Their events reach the admin's subscription (three jobs, the batch), never the key's callback URL.
+		const types = (await admins.waitFor(4)).map((r) => z.object({ type: z.string() }).parse(JSON.parse(r.body)).type);
+		expect(types.sort()).toEqual(["batch.completed", "job.succeeded", "job.succeeded", "job.succeeded"]);
+		expect(await callback.received()).toHaveLength(0);
+		const callbacks = await env.DB.prepare(
+			`SELECT count(*) AS n FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
+			WHERE d.target = 'callback' AND (e.job_id = ?1 OR e.batch_id = ?2)`,
+		)
+			.bind(job.id, batch.id)
+			.first("n");
+		expect(callbacks).toBe(0);
 	});
 });
