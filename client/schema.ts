@@ -135,7 +135,7 @@ export interface paths {
         };
         /**
          * A job's webhook deliveries and their attempts
-         * @description Empty until the job is finished (its event is made when it reaches a terminal state).
+         * @description Empty until the job is finished (its event is made when it reaches a terminal state). An API key sees the job's callback delivery and those of the subscriptions it created; the admin sees every one.
          */
         get: operations["listJobDeliveries"];
         put?: never;
@@ -197,8 +197,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Cancel a batch
-         * @description Listing stops and every queued job ends `cancelled` (no model call, no job webhook); running jobs finish. `batch.cancelled` is sent once none is left running. Cancelling a cancelled batch answers it again; a completed one is 409.
+         * Cancel a batch (its creator or the admin)
+         * @description Listing stops and every queued job ends `cancelled` (no model call, no job webhook); running jobs finish. `batch.cancelled` is sent once none is left running. Cancelling a cancelled batch answers it again; a completed one is 409. Only the key that created the batch and the admin may cancel it: for any other key it does not exist (404), even one that can read it.
          */
         post: operations["cancelBatch"];
         delete?: never;
@@ -349,7 +349,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List webhook subscriptions */
+        /** List webhook subscriptions (a key: the ones it created; the admin: all) */
         get: operations["listWebhooks"];
         put?: never;
         /** Subscribe a URL to job events */
@@ -367,7 +367,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a webhook subscription */
+        /** Get a webhook subscription (its creator or the admin) */
         get: operations["getWebhook"];
         put?: never;
         post?: never;
@@ -405,7 +405,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A subscription's deliveries and their attempts, newest first */
+        /** A subscription's deliveries and their attempts, newest first (its creator or the admin) */
         get: operations["listWebhookDeliveries"];
         put?: never;
         post?: never;
@@ -1844,7 +1844,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not found (or outside the key's prefix) */
+            /** @description Not found, outside the key's prefix, or created by another key (or by the admin) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2387,7 +2387,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Subscriptions visible to the caller, newest first */
+            /** @description The caller's subscriptions (the admin: every one), newest first */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2454,7 +2454,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Missing, wrong or revoked bearer token */
+            /** @description `unauthorized`: missing, wrong or revoked token, also when the key is revoked while this request runs (nothing is created) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2559,7 +2559,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not found (or outside the key's prefix) */
+            /** @description Not found, or created by another key: a key reaches only the subscriptions it created, the admin every one */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2610,7 +2610,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not found, outside the key's prefix, or created by another key (only the creating key and the admin may change a subscription) */
+            /** @description Not found, or created by another key: a key reaches only the subscriptions it created, the admin every one */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2661,7 +2661,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not found, outside the key's prefix, or created by another key (only the creating key and the admin may change a subscription) */
+            /** @description Not found, or created by another key: a key reaches only the subscriptions it created, the admin every one */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2734,7 +2734,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not found (or outside the key's prefix) */
+            /** @description Not found, or created by another key: a key reaches only the subscriptions it created, the admin every one */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2786,7 +2786,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not found, outside the key's prefix, or created by another key (only the creating key and the admin may change a subscription) */
+            /** @description Not found, or created by another key: a key reaches only the subscriptions it created, the admin every one */
             404: {
                 headers: {
                     [name: string]: unknown;
