@@ -135,7 +135,7 @@ export interface paths {
         };
         /**
          * A job's webhook deliveries and their attempts
-         * @description Empty until the job is finished (its event is made when it reaches a terminal state).
+         * @description Empty until the job is finished (its event is made when it reaches a terminal state). An API key sees the job's callback delivery and those of the subscriptions it created; the admin sees every one.
          */
         get: operations["listJobDeliveries"];
         put?: never;
@@ -197,8 +197,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Cancel a batch
-         * @description Listing stops and every queued job ends `cancelled` (no model call, no job webhook); running jobs finish. `batch.cancelled` is sent once none is left running. Cancelling a cancelled batch answers it again; a completed one is 409.
+         * Cancel a batch (its creator or the admin)
+         * @description Listing stops and every queued job ends `cancelled` (no model call, no job webhook); running jobs finish. `batch.cancelled` is sent once none is left running. Cancelling a cancelled batch answers it again; a completed one is 409. Only the key that created the batch and the admin may cancel it: for any other key it does not exist (404), even one that can read it.
          */
         post: operations["cancelBatch"];
         delete?: never;
@@ -349,7 +349,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List webhook subscriptions */
+        /** List webhook subscriptions (a key: the ones it created; the admin: all) */
         get: operations["listWebhooks"];
         put?: never;
         /** Subscribe a URL to job events */
@@ -367,7 +367,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a webhook subscription */
+        /** Get a webhook subscription (its creator or the admin) */
         get: operations["getWebhook"];
         put?: never;
         post?: never;
@@ -405,7 +405,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A subscription's deliveries and their attempts, newest first */
+        /** A subscription's deliveries and their attempts, newest first (its creator or the admin) */
         get: operations["listWebhookDeliveries"];
         put?: never;
         post?: never;
@@ -1455,7 +1455,10 @@ export interface operations {
     createJob: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1-255 printable ASCII characters, unique per create (a UUID). A retry with the same key and the same body within 24 hours answers the first answer again (`Idempotent-Replayed: true`) and creates nothing. */
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1468,6 +1471,8 @@ export interface operations {
             /** @description The queued job */
             202: {
                 headers: {
+                    /** @description `true` when this is the first answer to an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1501,6 +1506,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description `idempotency_key_in_use`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds */
+            409: {
+                headers: {
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description JSON body larger than MAX_JSON_BYTES */
             413: {
                 headers: {
@@ -1512,6 +1527,15 @@ export interface operations {
             };
             /** @description Body is not a supported image */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was sent with another request */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1641,7 +1665,10 @@ export interface operations {
     createBatch: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1-255 printable ASCII characters, unique per create (a UUID). A retry with the same key and the same body within 24 hours answers the first answer again (`Idempotent-Replayed: true`) and creates nothing. */
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1654,6 +1681,8 @@ export interface operations {
             /** @description The batch, listing */
             202: {
                 headers: {
+                    /** @description `true` when this is the first answer to an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1687,6 +1716,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description `idempotency_key_in_use`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds */
+            409: {
+                headers: {
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description JSON body larger than MAX_JSON_BYTES */
             413: {
                 headers: {
@@ -1698,6 +1737,15 @@ export interface operations {
             };
             /** @description Body is not a supported image */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was sent with another request */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1798,7 +1846,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not found (or outside the key's prefix) */
+            /** @description Not found, outside the key's prefix, or created by another key (or by the admin) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2075,7 +2123,10 @@ export interface operations {
     createApiKey: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1-255 printable ASCII characters, unique per create (a UUID). A retry with the same key and the same body within 24 hours answers the first answer again (`Idempotent-Replayed: true`) and creates nothing. */
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2088,6 +2139,8 @@ export interface operations {
             /** @description The key, with its token and webhook secret shown this once */
             201: {
                 headers: {
+                    /** @description `true` when this is the first answer to an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2121,6 +2174,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description `idempotency_key_in_use`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds */
+            409: {
+                headers: {
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description JSON body larger than MAX_JSON_BYTES */
             413: {
                 headers: {
@@ -2132,6 +2195,15 @@ export interface operations {
             };
             /** @description Body is not a supported image */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was sent with another request */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2317,7 +2389,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Subscriptions visible to the caller, newest first */
+            /** @description The caller's subscriptions (the admin: every one), newest first */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2351,7 +2423,10 @@ export interface operations {
     createWebhook: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1-255 printable ASCII characters, unique per create (a UUID). A retry with the same key and the same body within 24 hours answers the first answer again (`Idempotent-Replayed: true`) and creates nothing. */
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2364,6 +2439,8 @@ export interface operations {
             /** @description The subscription, with its signing secret shown this once */
             201: {
                 headers: {
+                    /** @description `true` when this is the first answer to an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2379,7 +2456,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Missing, wrong or revoked bearer token */
+            /** @description `unauthorized`: missing, wrong or revoked token, also when the key is revoked while this request runs (nothing is created) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2397,7 +2474,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `subscription_limit_reached`: the key already has MAX_SUBSCRIPTIONS_PER_KEY subscriptions (20 by default; `details.limit`). The admin token has no limit. */
+            /** @description `subscription_limit_reached`: the key already has MAX_SUBSCRIPTIONS_PER_KEY subscriptions (20 by default; `details.limit`). The admin token has no limit.; or `idempotency_key_in_use`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2417,6 +2494,15 @@ export interface operations {
             };
             /** @description Body is not a supported image */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `idempotency_key_reused`: this Idempotency-Key was sent with another request */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2475,7 +2561,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not found (or outside the key's prefix) */
+            /** @description Not found, or created by another key: a key reaches only the subscriptions it created, the admin every one */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2526,7 +2612,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not found, outside the key's prefix, or created by another key (only the creating key and the admin may change a subscription) */
+            /** @description Not found, or created by another key: a key reaches only the subscriptions it created, the admin every one */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2577,7 +2663,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not found, outside the key's prefix, or created by another key (only the creating key and the admin may change a subscription) */
+            /** @description Not found, or created by another key: a key reaches only the subscriptions it created, the admin every one */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2650,7 +2736,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not found (or outside the key's prefix) */
+            /** @description Not found, or created by another key: a key reaches only the subscriptions it created, the admin every one */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2702,7 +2788,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not found, outside the key's prefix, or created by another key (only the creating key and the admin may change a subscription) */
+            /** @description Not found, or created by another key: a key reaches only the subscriptions it created, the admin every one */
             404: {
                 headers: {
                     [name: string]: unknown;

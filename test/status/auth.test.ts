@@ -10,6 +10,7 @@ import { Job } from "../../shared/jobs/schema";
 import { app } from "../../workers/status/app";
 import { CreatedApiKey } from "../../workers/status/auth/api-keys";
 import { Stats } from "../../workers/status/jobs/stats";
+import { unsentBatch } from "../batches/support";
 import { fixture, uniqueKey } from "../support/fixtures";
 import { jobsForKey } from "../support/queue";
 import { ADMIN, call, createKey, errorOf, pageOf, parsed, revokeKey, uploadViaApi } from "./support";
@@ -55,10 +56,14 @@ describe("without a valid token every /v1 route answers 401", () => {
 				"DELETE /v1/keys/:id",
 				"POST /v1/keys/:id/rotate-secret",
 				"POST /v1/webhooks",
+				"GET /v1/webhooks",
 				"GET /v1/webhooks/:id",
+				"GET /v1/webhooks/:id/deliveries",
 				"DELETE /v1/webhooks/:id",
 				"POST /v1/webhooks/:id/rotate-secret",
 				"POST /v1/webhooks/:id/deliveries/:delivery_id/redeliver",
+				"GET /v1/jobs/:id/deliveries",
+				"POST /v1/batches/:id/cancel",
 				"POST /v1/admin/sweep",
 			]),
 		);
@@ -165,7 +170,7 @@ describe("a key scoped to a prefix", () => {
 });
 
 describe("webhook subscriptions: the creating key, another key, a key outside the prefix, the admin", () => {
-	/** Status of each changing route of a fresh subscription made by `scoped`, for `token`. */
+	/** Status of each route of a fresh subscription made by `scoped`, for `token` (and whether it lists it). */
 	async function changes(token: string) {
 		const res = await call("POST", "/v1/webhooks", {
 			token: scoped.token,
@@ -174,7 +179,14 @@ describe("webhook subscriptions: the creating key, another key, a key outside th
 		expect(res.status).toBe(201);
 		const { id } = z.object({ id: z.string() }).parse(await res.json());
 		return {
+			listed: await call("GET", "/v1/webhooks", { token }).then(async (r) =>
+				z
+					.object({ data: z.array(z.object({ id: z.string() })) })
+					.parse(await r.json())
+					.data.some((s) => s.id === id),
+			),
 			get: (await call("GET", `/v1/webhooks/${id}`, { token })).status,
+			deliveries: (await call("GET", `/v1/webhooks/${id}/deliveries`, { token })).status,
 			rotate: (await call("POST", `/v1/webhooks/${id}/rotate-secret`, { token })).status,
 			// No delivery msg_x exists: the owner and the admin get past the subscription to a 404 on it.
 			redeliver: await call("POST", `/v1/webhooks/${id}/deliveries/msg_x/redeliver`, { token }).then(
@@ -185,19 +197,51 @@ describe("webhook subscriptions: the creating key, another key, a key outside th
 	}
 
 	it("the creating key and the admin may rotate, redeliver and delete", async () => {
-		const owner = { get: 200, rotate: 200, redeliver: "404 Delivery", delete: 200 };
+		const owner = { listed: true, get: 200, deliveries: 200, rotate: 200, redeliver: "404 Delivery", delete: 200 };
 		expect(await changes(scoped.token)).toEqual(owner);
 		expect(await changes(ADMIN)).toEqual(owner);
 	});
 
-	it("another key with the same prefix sees it but may change nothing (404, as if it did not exist)", async () => {
-		const neighbour = await createKey(scopePrefix);
-		expect(await changes(neighbour.token)).toEqual({ get: 200, rotate: 404, redeliver: "404 Webhook", delete: 404 });
+	const nothing = {
+		listed: false,
+		get: 404,
+		deliveries: 404,
+		rotate: 404,
+		redeliver: "404 Webhook",
+		delete: 404,
+	};
+
+	it("another key with the same prefix, or an unscoped key, neither sees nor changes it (404, as if it did not exist)", async () => {
+		expect(await changes((await createKey(scopePrefix)).token)).toEqual(nothing);
+		expect(await changes((await createKey()).token)).toEqual(nothing);
 	});
 
 	it("a key outside the prefix does not see it", async () => {
 		const outsider = await createKey(uniqueKey("elsewhere/"));
-		expect(await changes(outsider.token)).toEqual({ get: 404, rotate: 404, redeliver: "404 Webhook", delete: 404 });
+		expect(await changes(outsider.token)).toEqual(nothing);
+	});
+});
+
+describe("POST /v1/batches/{id}/cancel: the creating key and the admin; any other key gets 404", () => {
+	/** The answer to cancelling a fresh batch of `scoped`'s prefix, made by `creator` (null: the admin), for `token`. */
+	async function cancel(creator: string | null, token: string): Promise<number> {
+		// Left listing (its first page is not sent), so that only the caller decides its fate.
+		const batch = await unsentBatch(scopePrefix, { keyId: creator });
+		return (await call("POST", `/v1/batches/${batch.id}/cancel`, { token })).status;
+	}
+
+	it("answers each caller", async () => {
+		const neighbour = await createKey(scopePrefix);
+		const unscoped = await createKey();
+		const outsider = await createKey(uniqueKey("elsewhere/"));
+		expect({
+			creator: await cancel(scoped.id, scoped.token),
+			admin: await cancel(scoped.id, ADMIN),
+			neighbour: await cancel(scoped.id, neighbour.token),
+			unscoped: await cancel(scoped.id, unscoped.token),
+			outsider: await cancel(scoped.id, outsider.token),
+			keyOnAdminsBatch: await cancel(null, scoped.token),
+		}).toEqual({ creator: 200, admin: 200, neighbour: 404, unscoped: 404, outsider: 404, keyOnAdminsBatch: 404 });
 	});
 });
 

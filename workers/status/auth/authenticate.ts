@@ -12,8 +12,11 @@ import { findLiveKeyByHash } from "./api-keys";
 import type { Principal } from "./authorisation";
 import { API_KEY_PREFIX, bearerToken, secretsEqual, sha256Hex } from "./tokens";
 
-const unauthorized = (message: string) =>
+export const unauthorized = (message: string) =>
 	new ApiError(401, "unauthorized", message, null, { "WWW-Authenticate": 'Bearer realm="r2-captions"' });
+
+/** The answer to a token that is wrong, or whose key is (or, mid-request, became) revoked. */
+export const INVALID_TOKEN = "Invalid or revoked token";
 
 async function resolvePrincipal(env: StatusEnv, token: string): Promise<Principal | null> {
 	const { ADMIN_TOKEN } = readSettings(env);
@@ -32,7 +35,7 @@ export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
 	const token = bearerToken(c.req.header("authorization"));
 	if (token === null) throw unauthorized("Missing bearer token: send `Authorization: Bearer <token>`");
 	const principal = await resolvePrincipal(c.env, token);
-	if (principal === null) throw unauthorized("Invalid or revoked token");
+	if (principal === null) throw unauthorized(INVALID_TOKEN);
 	c.set("principal", principal);
 	await next();
 };

@@ -150,7 +150,8 @@ export type CancelResult =
 	| { kind: "missing" };
 
 /**
- * Cancels a batch still listing or running, in one transaction: listing stops (its pages are
+ * Cancels a batch still listing or running, for its creator or the admin (for any other key it is
+ * `missing`, as another key's subscription is), in one transaction: listing stops (its pages are
  * guarded by `status = 'listing'`), every queued job ends `cancelled` (no model call, no webhook)
  * and the queued count moves to cancelled. Jobs already processing finish; the batch settles
  * (its `batch.cancelled` event) when the last of them does, or at once if none is running.
@@ -158,11 +159,12 @@ export type CancelResult =
 export async function cancelBatch(
 	db: D1Database,
 	id: string,
-	scope: string | null,
+	caller: { scope: string | null; keyId: string | null },
 	now = Date.now(),
 ): Promise<CancelResult> {
-	const current = await getBatchRow(db, id, scope);
-	if (!current) return { kind: "missing" };
+	const current = await getBatchRow(db, id, caller.scope);
+	// A batch's key never changes, so this check holds for the transaction below.
+	if (!current || (caller.keyId !== null && current.key_id !== caller.keyId)) return { kind: "missing" };
 	if (current.status === "completed") return { kind: "completed", batch: current };
 	if (current.status === "cancelled") return { kind: "already-cancelled", batch: current };
 	const eventId = newEventId(now);
