@@ -161,7 +161,7 @@ export interface paths {
         put?: never;
         /**
          * Caption a prefix or a list of objects as one batch
-         * @description Answers at once with the batch (`listing`); its objects are listed in the background, 1,000 a page, and each gets a job.
+         * @description Answers at once with the batch (`listing`); its objects are listed in the background, 1,000 a page, and each gets a job. A batch made with an API key counts against it: its jobs take the key's places in flight (`MAX_JOBS_IN_FLIGHT`; at the cap the listing waits and goes on as jobs finish), and the key may have `MAX_OPEN_BATCHES_PER_KEY` batches listing or running (`429 too_many_batches` beyond).
          */
         post: operations["createBatch"];
         delete?: never;
@@ -216,7 +216,7 @@ export interface paths {
         };
         /**
          * Download a batch's results
-         * @description Streamed in key order. `jsonl`: one Job JSON per line. `csv`: RFC 4180 with a header row (key, status, caption, error_code, error_message, model, prompt, completed_at). `hf`: a Hugging Face `imagefolder` `metadata.jsonl` (`file_name` relative to the folder of the prefix, `text`) of the succeeded jobs. Skipped objects appear as the earlier job that holds their caption.
+         * @description Streamed in key order. `jsonl`: one Job JSON per line. `csv`: RFC 4180 with a header row (key, status, caption, error_code, error_message, model, prompt, completed_at). `hf`: a Hugging Face `imagefolder` `metadata.jsonl` (`file_name` relative to the folder of the prefix, `text`) of the succeeded jobs. Skipped objects appear as the earlier job that holds their caption. A given key that was not in the bucket (no job) appears as `{"key", "status": "missing", "error": {"code": "object_not_found", "message"}}` in `jsonl`, and with status `missing` and error_code `object_not_found` in `csv`.
          */
         get: operations["getBatchResults"];
         put?: never;
@@ -630,6 +630,8 @@ export interface components {
             cancelled: number;
             /** @description Objects whose current version already had a succeeded job with the same prompt. */
             skipped: number;
+            /** @description Given keys that were not in the bucket: no job, no event, no webhook; listed in the results with `error_code` `object_not_found`. */
+            missing: number;
         };
         Health: {
             /** @enum {string} */
@@ -720,7 +722,7 @@ export interface components {
             max_tokens?: number;
             /**
              * Format: uri
-             * @description Receives `batch.completed` or `batch.cancelled` (signed with WEBHOOK_SECRET).
+             * @description Receives `batch.completed` or `batch.cancelled`, signed with the API key's `webhook_secret` (the admin's: WEBHOOK_SECRET).
              */
             callback_url?: string;
             metadata?: components["schemas"]["BatchMetadata"];
@@ -1209,7 +1211,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1322,7 +1324,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1373,7 +1375,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1437,7 +1439,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1541,7 +1543,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1592,7 +1594,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1647,7 +1649,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1751,7 +1753,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1802,7 +1804,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1862,7 +1864,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1925,7 +1927,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1965,7 +1967,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2005,7 +2007,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2056,7 +2058,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2105,7 +2107,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2209,7 +2211,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2287,7 +2289,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2365,7 +2367,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2405,7 +2407,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2508,7 +2510,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2568,7 +2570,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2619,7 +2621,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2670,7 +2672,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2743,7 +2745,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2804,7 +2806,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2893,7 +2895,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches; retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */

@@ -53,16 +53,30 @@ interface EventSubject {
 	/** Subscriptions match when this starts with their prefix: the job's key, or the batch's key prefix. */
 	matchKey: string;
 	callbackUrl: string | null;
-	/** The API key that made the job or batch (its secret signs the callback); null: the admin or R2. */
+	/** The key whose secret signs the callback (JOB_SIGNING_KEY; a batch's: its maker); null: WEBHOOK_SECRET. */
 	keyId: string | null;
 	/** That key was revoked: its callback is not sent. */
 	keyRevoked: boolean;
 }
 
+/**
+ * The key whose secret signs a job's callback: the key that made the job (an upload, `POST /v1/jobs`
+ * or a batch of that key); for the admin's job (or a bucket upload's) with a callback URL, the
+ * key whose scope holds the object (the most specific one not revoked, the oldest of equals), so
+ * that a tenant's endpoint can verify callbacks of objects in its folder with its own secret and
+ * never needs WEBHOOK_SECRET. NULL (WEBHOOK_SECRET signs) for objects outside every scoped key.
+ */
+const JOB_SIGNING_KEY = `CASE WHEN j.key_id IS NULL AND j.callback_url IS NOT NULL THEN (
+		SELECT k.id FROM api_keys k
+		WHERE k.prefix IS NOT NULL AND k.revoked_at IS NULL AND k.webhook_secret IS NOT NULL
+			AND substr(j.key, 1, length(k.prefix)) = k.prefix
+		ORDER BY length(k.prefix) DESC, k.created_at, k.id LIMIT 1)
+	ELSE j.key_id END`;
+
 async function loadSubject(db: D1Database, eventId: string): Promise<EventSubject | null> {
 	const job = await db
 		.prepare(
-			`SELECT j.*, j.key_id AS owner_key_id, ${ownerRevokedAt("j")}, ${EVENT_COLUMNS}
+			`SELECT j.*, ${JOB_SIGNING_KEY} AS owner_key_id, ${ownerRevokedAt("j")}, ${EVENT_COLUMNS}
 			FROM webhook_events e JOIN jobs j ON j.id = e.job_id WHERE e.id = ?`,
 		)
 		.bind(eventId)

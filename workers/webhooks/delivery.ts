@@ -56,8 +56,9 @@ export async function handleDelivery(
 
 /**
  * The secrets that sign a delivery: a subscription's own (and, during a rotation's overlap, the
- * previous one after it); for a callback URL, the secret of the API key that made the job or batch,
- * or WEBHOOK_SECRET for the admin's (and for keys made before keys had secrets).
+ * previous one after it); for a callback URL, the secret of the delivery's key (the API key that
+ * made the job or batch, or for the admin's job the key whose scope holds the object:
+ * deliveries.ts), else WEBHOOK_SECRET (and for keys made before keys had secrets).
  */
 async function signingSecrets(
 	{ subscription, keySecret }: ClaimedDelivery,

@@ -19,6 +19,7 @@ import { principalKeyId, scopePrefix } from "../auth/authorisation";
 import { EXPORT_FORMATS, exportHeaders, exportStream } from "../batches/export";
 import { batchCursor, cancelBatch, createBatch, listBatches } from "../batches/store";
 import { IdempotencyHeaders, idempotent } from "../idempotency";
+import { tooManyBatches } from "../quotas";
 import { authenticated, errors, json } from "../responses";
 import { readSettings } from "../settings";
 import { ObjectKey, requireSafeWebhookUrl, validationHook } from "../validation";
@@ -44,7 +45,8 @@ const CreateBatchBody = z
 		}),
 		max_tokens: MaxTokens.optional(),
 		callback_url: CallbackUrl.optional().meta({
-			description: "Receives `batch.completed` or `batch.cancelled` (signed with WEBHOOK_SECRET).",
+			description:
+				"Receives `batch.completed` or `batch.cancelled`, signed with the API key's `webhook_secret` (the admin's: WEBHOOK_SECRET).",
 		}),
 		metadata: BatchMetadata.optional(),
 		skip_captioned: z.boolean().default(true).meta({
@@ -72,7 +74,10 @@ const createBatchRoute = createRoute({
 	operationId: "createBatch",
 	summary: "Caption a prefix or a list of objects as one batch",
 	description:
-		"Answers at once with the batch (`listing`); its objects are listed in the background, 1,000 a page, and each gets a job.",
+		"Answers at once with the batch (`listing`); its objects are listed in the background, 1,000 a page, and each gets a job. " +
+		"A batch made with an API key counts against it: its jobs take the key's places in flight (`MAX_JOBS_IN_FLIGHT`; at the cap " +
+		"the listing waits and goes on as jobs finish), and the key may have `MAX_OPEN_BATCHES_PER_KEY` batches listing or running " +
+		"(`429 too_many_batches` beyond).",
 	security: authenticated,
 	middleware: idempotent,
 	request: {
@@ -139,7 +144,9 @@ const getBatchResultsRoute = createRoute({
 		"Streamed in key order. `jsonl`: one Job JSON per line. `csv`: RFC 4180 with a header row " +
 		"(key, status, caption, error_code, error_message, model, prompt, completed_at). `hf`: a Hugging Face " +
 		"`imagefolder` `metadata.jsonl` (`file_name` relative to the folder of the prefix, `text`) of the succeeded jobs. " +
-		"Skipped objects appear as the earlier job that holds their caption.",
+		"Skipped objects appear as the earlier job that holds their caption. A given key that was not in the bucket " +
+		'(no job) appears as `{"key", "status": "missing", "error": {"code": "object_not_found", "message"}}` in `jsonl`, ' +
+		"and with status `missing` and error_code `object_not_found` in `csv`.",
 	security: authenticated,
 	request: { params: BatchIdParams, query: z.object({ format: z.enum(EXPORT_FORMATS).default("jsonl") }) },
 	responses: {
@@ -179,16 +186,22 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 		if (body.callback_url !== undefined) {
 			requireSafeWebhookUrl(settings.DEPLOY_MODE, body.callback_url, "callback_url", "body");
 		}
-		const row = await createBatch(c.env.DB, {
-			bucket: settings.BUCKET_NAME,
-			source: keys === undefined ? { prefix: body.prefix ?? "" } : { keys },
-			prompt: body.prompt ?? null,
-			maxTokens: body.max_tokens ?? null,
-			callbackUrl: body.callback_url ?? null,
-			metadata: body.metadata ?? {},
-			skipCaptioned: body.skip_captioned,
-			keyId: principalKeyId(principal),
-		});
+		const created = await createBatch(
+			c.env.DB,
+			{
+				bucket: settings.BUCKET_NAME,
+				source: keys === undefined ? { prefix: body.prefix ?? "" } : { keys },
+				prompt: body.prompt ?? null,
+				maxTokens: body.max_tokens ?? null,
+				callbackUrl: body.callback_url ?? null,
+				metadata: body.metadata ?? {},
+				skipCaptioned: body.skip_captioned,
+				keyId: principalKeyId(principal),
+			},
+			settings.MAX_OPEN_BATCHES_PER_KEY,
+		);
+		if (created.kind === "too-many-open") throw tooManyBatches(settings.MAX_OPEN_BATCHES_PER_KEY);
+		const row = created.batch;
 		await sendOrLeaveToSweeper(
 			c.env.BATCH_LISTING,
 			{ body: batchPage(row.id, 0), contentType: "json" },
