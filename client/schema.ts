@@ -1209,7 +1209,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate or jobs in flight, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1322,7 +1322,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate or jobs in flight, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1373,7 +1373,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate or jobs in flight, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1437,7 +1437,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate or jobs in flight, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1517,7 +1517,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate or jobs in flight, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1568,7 +1568,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate or jobs in flight, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1623,7 +1623,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate or jobs in flight, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1703,7 +1703,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate or jobs in flight, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1754,7 +1754,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate or jobs in flight, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1814,7 +1814,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate or jobs in flight, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1877,7 +1877,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate or jobs in flight, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1917,7 +1917,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate or jobs in flight, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1957,7 +1957,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate or jobs in flight, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2008,7 +2008,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate or jobs in flight, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2057,7 +2057,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate or jobs in flight, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2137,7 +2137,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate or jobs in flight, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2215,7 +2215,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate or jobs in flight, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2293,7 +2293,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate or jobs in flight, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2333,7 +2333,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate or jobs in flight, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2422,7 +2422,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate or jobs in flight, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2482,7 +2482,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate or jobs in flight, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2533,7 +2533,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate or jobs in flight, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2584,7 +2584,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate or jobs in flight, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2657,7 +2657,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate or jobs in flight, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2718,7 +2718,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate or jobs in flight, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2807,7 +2807,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate or jobs in flight, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */

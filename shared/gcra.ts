@@ -43,13 +43,23 @@ export class SlotLimiter extends DurableObject {
 	private policy = "";
 
 	reserve(policy: RatePolicy): Reservation {
+		this.follow(policy);
+		const { reservation, tat } = reserveSlot(this.tat, Date.now(), policy);
+		this.tat = tat;
+		return reservation;
+	}
+
+	/** What `reserve` would answer now, without taking the slot. */
+	peek(policy: RatePolicy): Reservation {
+		this.follow(policy);
+		return reserveSlot(this.tat, Date.now(), policy).reservation;
+	}
+
+	private follow(policy: RatePolicy): void {
 		const key = policyKey(policy);
 		if (key !== this.policy) {
 			this.policy = key;
 			this.tat = 0;
 		}
-		const { reservation, tat } = reserveSlot(this.tat, Date.now(), policy);
-		this.tat = tat;
-		return reservation;
 	}
 }
