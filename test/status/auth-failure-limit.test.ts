@@ -10,6 +10,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { randomToken } from "../../shared/ids";
 import { clientAddress } from "../../workers/status/auth/client-address";
+import { sha256Hex } from "../../workers/status/auth/tokens";
 import status from "../../workers/status/index";
 import { ADMIN, createKey, errorOf } from "./support";
 
@@ -102,7 +103,12 @@ describe("failed authentication is limited per client address", () => {
 			createExecutionContext(),
 		);
 		expect(revoke.status).toBe(200);
-		expect(await statusesFrom(address, [key.token, key.token, key.token, key.token])).toEqual([401, 401, 401, 429]);
+		expect(await statusesFrom(address, [key.token])).toEqual([401]);
+		// Its first failure made the address forget it: from now on it is not looked up once the failures are spent.
+		const limiter = env.AUTH_FAILURE_LIMITER.getByName(address);
+		const policy = { requestsPerMinute: 60, burst: 3, maxWaitMs: 0 };
+		expect(await limiter.admit(policy, await sha256Hex(key.token))).toEqual({ kind: "admitted", trusted: false });
+		expect(await statusesFrom(address, [key.token, key.token, key.token])).toEqual([401, 401, 429]);
 	});
 
 	it("requests with no token or a malformed header count as failures", async () => {
