@@ -162,6 +162,7 @@ describe("the client address a failure counts against", () => {
 		expect(of("2001:DB8:a:b::1")).toBe("2001:db8:a:b::/64");
 		expect(of("2001:db8::1")).toBe("2001:db8:0:0::/64");
 		expect(of("::1")).toBe("0:0:0:0::/64");
+		expect(of("::ffff:198.51.100.7")).toBe("198.51.100.7");
 		expect(of()).toBe("unknown");
 		expect(of("")).toBe("unknown");
 	});

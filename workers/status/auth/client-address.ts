@@ -13,7 +13,10 @@ export const UNKNOWN_ADDRESS = "unknown";
 export function clientAddress(headers: Headers): string {
 	const address = headers.get("cf-connecting-ip")?.trim().toLowerCase();
 	if (!address) return UNKNOWN_ADDRESS;
-	return address.includes(":") ? ipv6Network(address) : address;
+	if (!address.includes(":")) return address;
+	// An IPv4-mapped address (`::ffff:192.0.2.1`) is its IPv4 client, not one /64 shared by all of them.
+	const mapped = address.match(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/);
+	return mapped?.[1] ?? ipv6Network(address);
 }
 
 /** The /64 an IPv6 address is in, written as its first four groups (leading zeros dropped). */
