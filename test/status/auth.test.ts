@@ -1,7 +1,8 @@
 /**
  * The auth matrix: every route × (no token, wrong token, revoked key, key scoped inside and outside
  * the resource's prefix, admin). Unauthenticated cases are generated from the router's own route
- * table, so a route added later (webhooks included) is covered without editing this file.
+ * table; the route table at the end has one row per route with each caller's status, and fails
+ * for a route served without a row.
  */
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
