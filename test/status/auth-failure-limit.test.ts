@@ -50,7 +50,7 @@ describe("failed authentication is limited per client address", () => {
 		expect(await errorOf(refused)).toEqual({
 			code: "too_many_auth_failures",
 			message: "Too many requests without a valid token from this address: at most 60 a minute",
-			details: { limit_per_minute: 60, burst: 3, retry_after_seconds: 1 },
+			details: { address, limit_per_minute: 60, burst: 3, retry_after_seconds: 1 },
 		});
 
 		// After Retry-After the address may try again.
@@ -149,7 +149,9 @@ describe("failed authentication is limited per client address", () => {
 		const net = `2001:db8:${hex()}:${hex()}`;
 		await statusesFrom(`${net}::1`, [null, null]);
 		expect((await callFrom(`${net}:ffff::9`, null)).status).toBe(401);
-		expect((await callFrom(`${net}:0:0:0:2`, null)).status).toBe(429);
+		const refused = await callFrom(`${net}:0:0:0:2`, null);
+		expect(refused.status).toBe(429);
+		expect((await errorOf(refused)).details).toMatchObject({ address: `${net}::/64` });
 		expect((await callFrom(`${net.replace("2001:db8:", "2001:db9:")}::1`, null)).status).toBe(401);
 	});
 });

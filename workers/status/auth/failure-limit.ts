@@ -14,13 +14,13 @@ import { clientAddress } from "./client-address";
 
 export const AUTH_FAILURE_CODE = "too_many_auth_failures";
 
-function refused(policy: RatePolicy, retryAfterMs: number): ApiError {
+function refused(policy: RatePolicy, address: string, retryAfterMs: number): ApiError {
 	const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
 	return new ApiError(
 		429,
 		AUTH_FAILURE_CODE,
 		`Too many requests without a valid token from this address: at most ${policy.requestsPerMinute} a minute`,
-		{ limit_per_minute: policy.requestsPerMinute, burst: policy.burst, retry_after_seconds: seconds },
+		{ address, limit_per_minute: policy.requestsPerMinute, burst: policy.burst, retry_after_seconds: seconds },
 		{ "Retry-After": String(seconds) },
 	);
 }
@@ -33,18 +33,19 @@ export function failureLimit(env: StatusEnv, headers: Headers) {
 		burst: settings.AUTH_FAILURE_BURST,
 		maxWaitMs: 0,
 	};
-	const limiter = env.AUTH_FAILURE_LIMITER.getByName(clientAddress(headers));
+	const address = clientAddress(headers);
+	const limiter = env.AUTH_FAILURE_LIMITER.getByName(address);
 	return {
 		/** Before a token is checked; throws the 429 when the address has no failures left. Resolves to whether the token worked here before. */
 		async admit(digest: string): Promise<boolean> {
 			const admission = await limiter.admit(policy, digest);
-			if (admission.kind === "refused") throw refused(policy, admission.retryAfterMs);
+			if (admission.kind === "refused") throw refused(policy, address, admission.retryAfterMs);
 			return admission.trusted;
 		},
 		/** Counts a request without a valid token; throws the 429 when that was one too many. */
 		async failed(digest: string | null): Promise<void> {
 			const reservation = await limiter.fail(policy, digest);
-			if (reservation.kind === "refused") throw refused(policy, reservation.retryAfterMs);
+			if (reservation.kind === "refused") throw refused(policy, address, reservation.retryAfterMs);
 		},
 		trust: (digest: string): Promise<void> => limiter.trust(digest),
 	};
