@@ -50,10 +50,10 @@ export class SlotLimiter extends DurableObject {
 		return reservation;
 	}
 
-	/** What `reserve` would answer now, without taking the slot. */
-	peek(policy: RatePolicy): Reservation {
+	/** Gives back a slot taken with `reserve` under the same policy (the work it stood for did not count). */
+	release(policy: RatePolicy): void {
 		this.follow(policy);
-		return reserveSlot(this.tat, Date.now(), policy).reservation;
+		this.tat = Math.max(0, this.tat - 60_000 / policy.requestsPerMinute);
 	}
 
 	private follow(policy: RatePolicy): void {

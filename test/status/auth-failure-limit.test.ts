@@ -58,6 +58,13 @@ describe("failed authentication is limited per client address", () => {
 		expect((await callFrom(address, randomKeyToken())).status).toBe(401);
 	});
 
+	it("sent at once, no more random tokens are checked than the address has failures left", async () => {
+		const address = newAddress();
+		const answers = await Promise.all(Array.from({ length: 12 }, () => callFrom(address, randomKeyToken())));
+		const statuses = answers.map((r) => r.status).sort();
+		expect(statuses).toEqual([...Array(3).fill(401), ...Array(9).fill(429)]);
+	});
+
 	it("the limit runs before the token is looked up: a key new to a refused address waits too", async () => {
 		const address = newAddress();
 		await statusesFrom(address, [randomKeyToken(), randomKeyToken(), randomKeyToken()]);
@@ -104,11 +111,12 @@ describe("failed authentication is limited per client address", () => {
 		);
 		expect(revoke.status).toBe(200);
 		expect(await statusesFrom(address, [key.token])).toEqual([401]);
-		// Its first failure made the address forget it: from now on it is not looked up once the failures are spent.
+		// Its first failure made the address forget it: the limiter now counts it like any unknown token
+		// (asking takes the second failure slot).
 		const limiter = env.AUTH_FAILURE_LIMITER.getByName(address);
 		const policy = { requestsPerMinute: 60, burst: 3, maxWaitMs: 0 };
 		expect(await limiter.admit(policy, await sha256Hex(key.token))).toEqual({ kind: "admitted", trusted: false });
-		expect(await statusesFrom(address, [key.token, key.token, key.token])).toEqual([401, 401, 429]);
+		expect(await statusesFrom(address, [key.token, key.token, key.token])).toEqual([401, 429, 429]);
 	});
 
 	it("requests with no token or a malformed header count as failures", async () => {

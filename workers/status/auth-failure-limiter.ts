@@ -16,24 +16,38 @@ export class AuthFailureLimiter extends SlotLimiter {
 	/** Digests of tokens that authenticated from this address, least recent first. In memory, like the schedule. */
 	private readonly trusted = new Set<string>();
 
-	/** Before a token is checked: a token that worked here always may; any other while failures are left. */
+	/**
+	 * Before a token is checked. A token that worked here always may, free. Any other takes a failure
+	 * slot now, in the same step as the check, so concurrent guesses cannot all pass one free slot;
+	 * `trust` gives it back if the token authenticates.
+	 */
 	admit(policy: RatePolicy, digest: string): Admission {
 		if (this.trusted.has(digest)) {
-			this.trust(digest);
+			this.remember(digest);
 			return { kind: "admitted", trusted: true };
 		}
-		const next = this.peek(policy);
-		return next.kind === "refused" ? next : { kind: "admitted", trusted: false };
+		const slot = this.reserve(policy);
+		return slot.kind === "refused" ? slot : { kind: "admitted", trusted: false };
 	}
 
-	/** A request without a valid token: takes a failure slot, and forgets the token if it had worked. */
-	fail(policy: RatePolicy, digest: string | null): Reservation {
-		if (digest !== null) this.trusted.delete(digest);
+	/** A token admitted untrusted authenticated: its slot is given back and it is trusted from now on. */
+	trust(policy: RatePolicy, digest: string): void {
+		this.release(policy);
+		this.remember(digest);
+	}
+
+	/** A trusted token failed (its key was revoked): forgotten, and counted as the failure it is. */
+	distrust(policy: RatePolicy, digest: string): Reservation {
+		this.trusted.delete(digest);
 		return this.reserve(policy);
 	}
 
-	/** A token that authenticated from this address. */
-	trust(digest: string): void {
+	/** A request with no token, or a malformed `Authorization` header. */
+	fail(policy: RatePolicy): Reservation {
+		return this.reserve(policy);
+	}
+
+	private remember(digest: string): void {
 		this.trusted.delete(digest);
 		this.trusted.add(digest);
 		for (const oldest of this.trusted) {

@@ -34,14 +34,14 @@ export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
 	const limit = failureLimit(c.env, c.req.raw.headers);
 	const token = bearerToken(c.req.header("authorization"));
 	if (token === null) {
-		await limit.failed(null);
+		await limit.missing();
 		throw unauthorized("Missing bearer token: send `Authorization: Bearer <token>`");
 	}
 	const digest = await sha256Hex(token);
 	const trusted = await limit.admit(digest);
 	const principal = await resolvePrincipal(c.env, token, digest);
 	if (principal === null) {
-		await limit.failed(digest);
+		if (trusted) await limit.distrust(digest);
 		throw unauthorized("Invalid or revoked token");
 	}
 	if (!trusted) await limit.trust(digest);

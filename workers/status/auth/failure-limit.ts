@@ -1,13 +1,14 @@
 /**
  * The limit on requests without a valid token, per client address (auth/client-address.ts):
  * AUTH_FAILURE_LIMIT_PER_MINUTE with a burst of AUTH_FAILURE_BURST, kept by the address's
- * AuthFailureLimiter. Failures are what is counted, not attempts, so an address's valid requests
- * never use it up; and the address is asked before a token is looked up, so once its failures are
- * spent a flood of random tokens costs a Durable Object call each, not a D1 query. A token that
- * authenticated from the address before is let through to its lookup all the same: a key in use
- * is not refused because of the random tokens sent beside it.
+ * AuthFailureLimiter. The address is asked before a token is looked up, and an unknown token takes
+ * a failure slot there and then, so D1 sees at most the limit's worth of unknown tokens from one
+ * address, however many are sent at once; the slot is given back when the token authenticates, so
+ * an address's valid requests never use the limit up. A token that authenticated from the address
+ * before is let through to its lookup all the same: a key in use is not refused because of the
+ * random tokens sent beside it.
  */
-import type { RatePolicy } from "../../../shared/gcra";
+import type { RatePolicy, Reservation } from "../../../shared/gcra";
 import { ApiError } from "../api-error";
 import { readSettings } from "../settings";
 import { clientAddress } from "./client-address";
@@ -35,18 +36,24 @@ export function failureLimit(env: StatusEnv, headers: Headers) {
 	};
 	const address = clientAddress(headers);
 	const limiter = env.AUTH_FAILURE_LIMITER.getByName(address);
+	const check = (slot: Reservation) => {
+		if (slot.kind === "refused") throw refused(policy, address, slot.retryAfterMs);
+	};
 	return {
-		/** Before a token is checked; throws the 429 when the address has no failures left. Resolves to whether the token worked here before. */
+		/**
+		 * Before a token is checked: throws the 429 when the address has no failures left (a token that
+		 * authenticated from it before excepted). Resolves to whether the token is such a one.
+		 */
 		async admit(digest: string): Promise<boolean> {
 			const admission = await limiter.admit(policy, digest);
 			if (admission.kind === "refused") throw refused(policy, address, admission.retryAfterMs);
 			return admission.trusted;
 		},
-		/** Counts a request without a valid token; throws the 429 when that was one too many. */
-		async failed(digest: string | null): Promise<void> {
-			const reservation = await limiter.fail(policy, digest);
-			if (reservation.kind === "refused") throw refused(policy, address, reservation.retryAfterMs);
-		},
-		trust: (digest: string): Promise<void> => limiter.trust(digest),
+		/** A request without a token; throws the 429 when it was one too many. */
+		missing: async (): Promise<void> => check(await limiter.fail(policy)),
+		/** A token admitted as trusted did not authenticate (an untrusted one was counted when admitted). */
+		distrust: async (digest: string): Promise<void> => check(await limiter.distrust(policy, digest)),
+		/** An untrusted token authenticated: its failure slot is given back. */
+		trust: (digest: string): Promise<void> => limiter.trust(policy, digest),
 	};
 }
