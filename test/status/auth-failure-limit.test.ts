@@ -63,6 +63,18 @@ describe("failed authentication is limited per client address", () => {
 		const answers = await Promise.all(Array.from({ length: 12 }, () => callFrom(address, randomKeyToken())));
 		const statuses = answers.map((r) => r.status).sort();
 		expect(statuses).toEqual([...Array(3).fill(401), ...Array(9).fill(429)]);
+
+		// What makes it hold under any interleaving: a token is counted when it is admitted, before its
+		// lookup answers, so a fourth admitted while three lookups are still out is refused.
+		const limiter = env.AUTH_FAILURE_LIMITER.getByName(newAddress());
+		const policy = { requestsPerMinute: 60, burst: 3, maxWaitMs: 0 };
+		const digests = await Promise.all(Array.from({ length: 4 }, () => sha256Hex(randomKeyToken())));
+		const admitted = [];
+		for (const digest of digests) admitted.push((await limiter.admit(policy, digest)).kind);
+		expect(admitted).toEqual(["admitted", "admitted", "admitted", "refused"]);
+		// One of the three authenticated: its slot is given back, and the next unknown token may be checked.
+		await limiter.trust(policy, digests[0] ?? "");
+		expect((await limiter.admit(policy, await sha256Hex(randomKeyToken()))).kind).toBe("admitted");
 	});
 
 	it("the limit runs before the token is looked up: a key new to a refused address waits too", async () => {
