@@ -135,7 +135,7 @@ export interface paths {
         };
         /**
          * A job's webhook deliveries and their attempts
-         * @description Empty until the job is finished (its event is made when it reaches a terminal state).
+         * @description Empty until the job is finished (its event is made when it reaches a terminal state). An API key sees the job's callback delivery and those of the subscriptions it created; the admin sees every one.
          */
         get: operations["listJobDeliveries"];
         put?: never;
@@ -161,7 +161,7 @@ export interface paths {
         put?: never;
         /**
          * Caption a prefix or a list of objects as one batch
-         * @description Answers at once with the batch (`listing`); its objects are listed in the background, 1,000 a page, and each gets a job.
+         * @description Answers at once with the batch (`listing`); its objects are listed in the background, 1,000 a page, and each gets a job. A batch made with an API key counts against it: its jobs take the key's places in flight (`MAX_JOBS_IN_FLIGHT`; at the cap the listing waits and goes on as jobs finish), and the key may have `MAX_OPEN_BATCHES_PER_KEY` batches listing or running (`429 too_many_batches` beyond).
          */
         post: operations["createBatch"];
         delete?: never;
@@ -197,8 +197,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Cancel a batch
-         * @description Listing stops and every queued job ends `cancelled` (no model call, no job webhook); running jobs finish. `batch.cancelled` is sent once none is left running. Cancelling a cancelled batch answers it again; a completed one is 409.
+         * Cancel a batch (its creator or the admin)
+         * @description Listing stops and every queued job ends `cancelled` (no model call, no job webhook); running jobs finish. `batch.cancelled` is sent once none is left running. Cancelling a cancelled batch answers it again; a completed one is 409. Only the key that created the batch and the admin may cancel it: for any other key it does not exist (404), even one that can read it.
          */
         post: operations["cancelBatch"];
         delete?: never;
@@ -216,7 +216,7 @@ export interface paths {
         };
         /**
          * Download a batch's results
-         * @description Streamed in key order. `jsonl`: one Job JSON per line. `csv`: RFC 4180 with a header row (key, status, caption, error_code, error_message, model, prompt, completed_at). `hf`: a Hugging Face `imagefolder` `metadata.jsonl` (`file_name` relative to the folder of the prefix, `text`) of the succeeded jobs. Skipped objects appear as the earlier job that holds their caption.
+         * @description Streamed in key order. `jsonl`: one Job JSON per line. `csv`: RFC 4180 with a header row (key, status, caption, error_code, error_message, model, prompt, completed_at). `hf`: a Hugging Face `imagefolder` `metadata.jsonl` (`file_name` relative to the folder of the prefix, `text`) of the succeeded jobs. Skipped objects appear as the earlier job that holds their caption. A given key that was not in the bucket (no job) appears as `{"key", "status": "missing", "error": {"code": "object_not_found", "message"}}` in `jsonl`, and with status `missing` and error_code `object_not_found` in `csv`.
          */
         get: operations["getBatchResults"];
         put?: never;
@@ -349,7 +349,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List webhook subscriptions */
+        /** List webhook subscriptions (a key: the ones it created; the admin: all) */
         get: operations["listWebhooks"];
         put?: never;
         /** Subscribe a URL to job events */
@@ -367,7 +367,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a webhook subscription */
+        /** Get a webhook subscription (its creator or the admin) */
         get: operations["getWebhook"];
         put?: never;
         post?: never;
@@ -405,7 +405,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A subscription's deliveries and their attempts, newest first */
+        /** A subscription's deliveries and their attempts, newest first (its creator or the admin) */
         get: operations["listWebhookDeliveries"];
         put?: never;
         post?: never;
@@ -630,6 +630,8 @@ export interface components {
             cancelled: number;
             /** @description Objects whose current version already had a succeeded job with the same prompt. */
             skipped: number;
+            /** @description Given keys that were not in the bucket: no job, no event, no webhook; listed in the results with `error_code` `object_not_found`. */
+            missing: number;
         };
         Health: {
             /** @enum {string} */
@@ -720,7 +722,7 @@ export interface components {
             max_tokens?: number;
             /**
              * Format: uri
-             * @description Receives `batch.completed` or `batch.cancelled` (signed with WEBHOOK_SECRET).
+             * @description Receives `batch.completed` or `batch.cancelled`, signed with the API key's `webhook_secret` (the admin's: WEBHOOK_SECRET).
              */
             callback_url?: string;
             metadata?: components["schemas"]["BatchMetadata"];
@@ -1209,7 +1211,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1322,7 +1324,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1373,7 +1375,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1437,7 +1439,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1453,7 +1455,10 @@ export interface operations {
     createJob: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1-255 printable ASCII characters, unique per create (a UUID). A retry with the same key and the same body within 24 hours answers the first answer again (`Idempotent-Replayed: true`) and creates nothing. */
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1466,6 +1471,8 @@ export interface operations {
             /** @description The queued job */
             202: {
                 headers: {
+                    /** @description `true` when this is the first answer to an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1499,6 +1506,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description `idempotency_key_in_use`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds */
+            409: {
+                headers: {
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description JSON body larger than MAX_JSON_BYTES */
             413: {
                 headers: {
@@ -1517,7 +1534,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description `idempotency_key_reused`: this Idempotency-Key was sent with another request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1568,7 +1594,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1623,7 +1649,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1639,7 +1665,10 @@ export interface operations {
     createBatch: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1-255 printable ASCII characters, unique per create (a UUID). A retry with the same key and the same body within 24 hours answers the first answer again (`Idempotent-Replayed: true`) and creates nothing. */
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1652,6 +1681,8 @@ export interface operations {
             /** @description The batch, listing */
             202: {
                 headers: {
+                    /** @description `true` when this is the first answer to an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1685,6 +1716,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description `idempotency_key_in_use`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds */
+            409: {
+                headers: {
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description JSON body larger than MAX_JSON_BYTES */
             413: {
                 headers: {
@@ -1703,7 +1744,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description `idempotency_key_reused`: this Idempotency-Key was sent with another request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1754,7 +1804,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1796,7 +1846,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not found (or outside the key's prefix) */
+            /** @description Not found, outside the key's prefix, or created by another key (or by the admin) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1814,7 +1864,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1877,7 +1927,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1917,7 +1967,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1957,7 +2007,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2008,7 +2058,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2057,7 +2107,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2073,7 +2123,10 @@ export interface operations {
     createApiKey: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1-255 printable ASCII characters, unique per create (a UUID). A retry with the same key and the same body within 24 hours answers the first answer again (`Idempotent-Replayed: true`) and creates nothing. */
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2086,6 +2139,8 @@ export interface operations {
             /** @description The key, with its token and webhook secret shown this once */
             201: {
                 headers: {
+                    /** @description `true` when this is the first answer to an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2119,6 +2174,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description `idempotency_key_in_use`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds */
+            409: {
+                headers: {
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description JSON body larger than MAX_JSON_BYTES */
             413: {
                 headers: {
@@ -2137,7 +2202,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description `idempotency_key_reused`: this Idempotency-Key was sent with another request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2215,7 +2289,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2293,7 +2367,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2315,7 +2389,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Subscriptions visible to the caller, newest first */
+            /** @description The caller's subscriptions (the admin: every one), newest first */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2333,7 +2407,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2349,7 +2423,10 @@ export interface operations {
     createWebhook: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1-255 printable ASCII characters, unique per create (a UUID). A retry with the same key and the same body within 24 hours answers the first answer again (`Idempotent-Replayed: true`) and creates nothing. */
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2362,6 +2439,8 @@ export interface operations {
             /** @description The subscription, with its signing secret shown this once */
             201: {
                 headers: {
+                    /** @description `true` when this is the first answer to an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2377,7 +2456,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Missing, wrong or revoked bearer token */
+            /** @description `unauthorized`: missing, wrong or revoked token, also when the key is revoked while this request runs (nothing is created) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2395,7 +2474,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `subscription_limit_reached`: the key already has MAX_SUBSCRIPTIONS_PER_KEY subscriptions (20 by default; `details.limit`). The admin token has no limit. */
+            /** @description `subscription_limit_reached`: the key already has MAX_SUBSCRIPTIONS_PER_KEY subscriptions (20 by default; `details.limit`). The admin token has no limit.; or `idempotency_key_in_use`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2422,7 +2501,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description `idempotency_key_reused`: this Idempotency-Key was sent with another request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2473,7 +2561,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not found (or outside the key's prefix) */
+            /** @description Not found, or created by another key: a key reaches only the subscriptions it created, the admin every one */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2482,7 +2570,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2524,7 +2612,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not found, outside the key's prefix, or created by another key (only the creating key and the admin may change a subscription) */
+            /** @description Not found, or created by another key: a key reaches only the subscriptions it created, the admin every one */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2533,7 +2621,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2575,7 +2663,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not found, outside the key's prefix, or created by another key (only the creating key and the admin may change a subscription) */
+            /** @description Not found, or created by another key: a key reaches only the subscriptions it created, the admin every one */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2584,7 +2672,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2648,7 +2736,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not found (or outside the key's prefix) */
+            /** @description Not found, or created by another key: a key reaches only the subscriptions it created, the admin every one */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2657,7 +2745,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2700,7 +2788,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not found, outside the key's prefix, or created by another key (only the creating key and the admin may change a subscription) */
+            /** @description Not found, or created by another key: a key reaches only the subscriptions it created, the admin every one */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2718,7 +2806,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2807,7 +2895,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
