@@ -56,6 +56,7 @@ const LONGEST = [
 	"test/node/deploy.test.ts",
 	"test/node/cli.test.ts",
 	"test/node/dashboard.test.ts",
+	"test/node/batch-cap.test.ts",
 	"test/node/cli-offline.test.ts",
 	"test/node/smoke.test.ts",
 ];
