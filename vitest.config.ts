@@ -33,8 +33,8 @@ export const OWN_RUNTIME = [
 /**
  * The files that count every call the model emulator saw (or the registry's calls per model): the
  * uploads of other files are captioned in the background, whenever the queue gets to them, so these
- * run alone too. (Sharing one runtime among just these hangs vitest at the end of the run: two
- * projects with `isolate: false` do not stop cleanly together.)
+ * run alone too. (A project of their own with `isolate: false` would let them share a runtime, but
+ * with two such projects vitest does not end after the last file.)
  */
 export const MODEL_CALLS = [
 	"test/consumer/caption-job.test.ts",
