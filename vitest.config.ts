@@ -1,40 +1,122 @@
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { BaseSequencer, type TestSpecification } from "vitest/node";
 import { writeTestConfig } from "./scripts/lib/configs.ts";
+
+/**
+ * The workerd files that need a runtime (and so a D1, R2 bucket and queues) of their own: they read
+ * service-wide figures (GET /v1/stats) or bound the rows a read examines, which other files' rows
+ * would change; or they change what other files' data does; or they count the model calls of the
+ * whole runtime while their jobs go through the real queues (work another file would find running).
+ */
+export const OWN_RUNTIME = [
+	"test/status/list-bounded.test.ts",
+	"test/status/stats-bounded.test.ts",
+	"test/status/stats.test.ts",
+	// Parses the admin's GET /v1/stats, which lists every batch in progress, whoever made it.
+	"test/consumer/foreign-bucket.test.ts",
+	// Subscribe as the admin without a prefix (every job's events reach them) or re-seal every
+	// subscription's secret: other files' deliveries would change.
+	"test/webhooks/job-deliveries.test.ts",
+	"test/webhooks/secrets-key.test.ts",
+	// The recovery sweeps after a restart re-send whatever every file left in flight: other files'
+	// batch listings, jobs and deliveries would flood the queues the sweep's own work waits on.
+	"test/consumer/sweeper.test.ts",
+	"test/status/recovery.test.ts",
+	"test/webhooks/sweeper.test.ts",
+	"test/e2e/queue.test.ts",
+	"test/batches/cancel.test.ts",
+	"test/batches/listing.test.ts",
+];
+
+/**
+ * The files that count every call the model emulator saw (or the registry's calls per model): the
+ * uploads of other files are captioned in the background, whenever the queue gets to them, so these
+ * run alone too. (A project of their own with `isolate: false` would let them share a runtime, but
+ * with two such projects vitest does not end after the last file.)
+ */
+export const MODEL_CALLS = [
+	"test/consumer/caption-job.test.ts",
+	"test/consumer/dead-letter.test.ts",
+	"test/consumer/images-errors.test.ts",
+	"test/consumer/model-health.test.ts",
+	"test/consumer/models.test.ts",
+	"test/consumer/object-options.test.ts",
+	"test/consumer/rate-limiter.test.ts",
+	"test/status/models.test.ts",
+];
+
+/**
+ * The files that take longest (each boots local stacks, a browser, or runs wrangler again and
+ * again): they start first, so that none of them is left running alone at the end.
+ */
+const LONGEST = [
+	"test/node/restart.test.ts",
+	"test/node/deploy.test.ts",
+	"test/node/cli.test.ts",
+	"test/node/dashboard.test.ts",
+	"test/node/batch-cap.test.ts",
+	"test/node/cli-offline.test.ts",
+	"test/node/smoke.test.ts",
+];
+
+class LongestFirst extends BaseSequencer {
+	override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+		const rank = (file: TestSpecification) => {
+			const at = LONGEST.indexOf(path.relative(import.meta.dirname, file.moduleId));
+			return at === -1 ? LONGEST.length : at;
+		};
+		// A stable sort: the rest keeps vitest's order (slowest of the last run first).
+		return (await super.sort(files)).sort((a, b) => rank(a) - rank(b));
+	}
+}
 
 export default defineConfig(async () => {
 	const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
 	// Every Worker's production config, merged and with the test overrides (scripts/lib/configs.ts).
 	const configPath = writeTestConfig();
+	// Inside workerd, against local D1, R2, Queues and the Images binding.
+	const workerd = (name: string) => ({
+		plugins: [
+			cloudflareTest({
+				remoteBindings: false,
+				wrangler: { configPath },
+				miniflare: { bindings: { TEST_MIGRATIONS: migrations } },
+			}),
+		],
+		test: { name, setupFiles: ["./test/setup.ts"], testTimeout: 30_000 },
+	});
+	const shared = workerd("workers");
+	const own = workerd("workers-own-runtime");
 	return {
 		test: {
 			globalSetup: ["./test/support/global-setup.ts"],
 			// The Workers log a JSON line per job; show them only for tests that fail.
 			silent: "passed-only" as const,
 			testTimeout: 30_000,
-			// Most of a test's time is spent waiting (workerd, queues, the dev stack), not computing:
-			// vitest's default (one file at a time on a 2-core machine) left the CPU idle. Each workerd
-			// file still gets its own runtime and storage, so files do not share data.
-			maxWorkers: 4,
+			// Most of a test's time is spent waiting (workerd, queues, the dev stack), not computing.
+			maxWorkers: 5,
+			sequence: { sequencer: LongestFirst },
+			onUnhandledError(error: { name?: string; message: string }) {
+				// A queue consumer a finished file left running may still log when vitest closes that
+				// file's channel: the line is dropped, which is no failure of any test.
+				return !(error.name === "EnvironmentTeardownError" && error.message.includes('"onUserConsoleLog"'));
+			},
 			projects: [
 				{
-					// Inside workerd, against local D1, R2, Queues and the Images binding.
-					plugins: [
-						cloudflareTest({
-							remoteBindings: false,
-							wrangler: { configPath },
-							miniflare: { bindings: { TEST_MIGRATIONS: migrations } },
-						}),
-					],
+					...shared,
 					test: {
-						name: "workers",
+						...shared.test,
 						include: ["test/**/*.test.ts"],
-						exclude: ["test/node/**"],
-						setupFiles: ["./test/setup.ts"],
-						testTimeout: 30_000,
+						exclude: ["test/node/**", ...OWN_RUNTIME, ...MODEL_CALLS],
+						// Starting workerd costs seconds: these files run one after another in a few
+						// runtimes (one per vitest worker) and share its storage, so each test uses keys,
+						// prefixes and ids of its own and counts only its own rows (docs/testing.md).
+						isolate: false,
 					},
 				},
+				{ ...own, test: { ...own.test, include: [...OWN_RUNTIME, ...MODEL_CALLS] } },
 				{
 					// In Node: what has to run outside workerd (OpenAPI validation, wrangler, the dev server).
 					test: {

@@ -7,13 +7,13 @@
  * at a prebuilt bundle, with the scenario's vars (emulator latency, rate limits) set in it, since
  * auxiliary Workers of a multi-config `wrangler dev` do not receive `--var`.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createWriteStream, existsSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { localConfig, type RawConfig, readConfig, workerConfigFiles, writeConfig } from "../scripts/lib/configs.ts";
-import { freePort } from "../scripts/lib/dev-stack.ts";
+import { freePort, startStack as startLocalStack } from "../scripts/lib/dev-stack.ts";
 
 export const ROOT = path.resolve(import.meta.dirname, "..");
 const WRANGLER = path.join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
@@ -183,21 +183,6 @@ async function findWorkerd(root: number): Promise<{ workerd: number; parent: num
 	return { workerd: chosen.workerd, parent: chosen.parent };
 }
 
-async function waitForHealth(url: string, child: ChildProcess, timeoutMs: number): Promise<void> {
-	const deadline = Date.now() + timeoutMs;
-	while (Date.now() < deadline) {
-		if (child.exitCode !== null) throw new Error(`wrangler dev exited with ${child.exitCode}`);
-		try {
-			const res = await fetch(`${url}/healthz`);
-			if (res.ok) return;
-		} catch {
-			// Not listening yet.
-		}
-		await new Promise((r) => setTimeout(r, 250));
-	}
-	throw new Error(`the stack did not answer ${url}/healthz within ${timeoutMs} ms`);
-}
-
 export async function startStack(options: StackOptions): Promise<Stack> {
 	await mkdir(options.workDir, { recursive: true });
 	const persistTo = options.persistTo ?? (await migratedState(path.join(options.workDir, "state")));
@@ -221,60 +206,52 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 				bundleConfig(webhooksConfig(), options.webhooksBundle, path.join(options.workDir, "webhooks.wrangler.jsonc")),
 			]
 		: [];
-	const [port, inspectorPort] = [await freePort(), await freePort()];
 	const token = `bench-${randomBytes(12).toString("hex")}`;
-	const args = [
-		WRANGLER,
-		"dev",
-		"-c",
-		statusConfig,
-		"-c",
-		consumerConfig,
-		...webhooks,
-		"--ip",
-		"127.0.0.1",
-		"--port",
-		String(port),
-		"--inspector-port",
-		String(inspectorPort),
-		"--persist-to",
-		persistTo,
-		"--var",
-		`ADMIN_TOKEN:${token}`,
-		"--var",
-		`WEBHOOK_SECRETS_KEY:${BENCH_SEALING_KEY}`,
-		"--show-interactive-dev-session=false",
-	];
 	const logPath = path.join(options.workDir, `wrangler-${options.consumer}-${Date.now()}.log`);
-	const log = createWriteStream(logPath);
-	const child = spawn(process.execPath, args, {
-		cwd: ROOT,
-		// A dev registry of its own: otherwise another `wrangler dev` on the machine could hand this
-		// stack its queue messages, or receive this stack's (webhook-deliveries has no consumer here).
-		env: {
-			...process.env,
-			CI: "1",
-			WRANGLER_SEND_METRICS: "false",
-			WRANGLER_REGISTRY_PATH: path.join(options.workDir, "registry"),
+	let inspectorPort = 0;
+	const stack = await startLocalStack({
+		persistTo,
+		// The state is the caller's (a scenario may start again on it).
+		keepState: true,
+		logFile: logPath,
+		host: "127.0.0.1",
+		token,
+		env: { CI: "1", WRANGLER_SEND_METRICS: "false" },
+		command: async (port) => {
+			inspectorPort = await freePort();
+			return [
+				process.execPath,
+				[
+					WRANGLER,
+					"dev",
+					"-c",
+					statusConfig,
+					"-c",
+					consumerConfig,
+					...webhooks,
+					"--ip",
+					"127.0.0.1",
+					"--port",
+					String(port),
+					"--inspector-port",
+					String(inspectorPort),
+					"--persist-to",
+					persistTo,
+					"--var",
+					`ADMIN_TOKEN:${token}`,
+					"--var",
+					`WEBHOOK_SECRETS_KEY:${BENCH_SEALING_KEY}`,
+					"--show-interactive-dev-session=false",
+				],
+			];
 		},
-		stdio: ["ignore", "pipe", "pipe"],
 	});
-	child.stdout?.pipe(log);
-	child.stderr?.pipe(log);
-	const url = `http://127.0.0.1:${port}`;
-	const stop = async () => {
-		if (child.exitCode !== null) return;
-		const exited = new Promise((r) => child.once("exit", r));
-		child.kill("SIGTERM");
-		const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-		await exited;
-		clearTimeout(timer);
-	};
+	const stop = () => stack.stop(10_000);
 	try {
-		await waitForHealth(url, child, 120_000);
-		const found = await findWorkerd(child.pid ?? 0);
+		await stack.ready(120_000);
+		const found = await findWorkerd(stack.server.pid ?? 0);
 		return {
-			url,
+			url: stack.url,
 			token,
 			persistTo,
 			wranglerPid: found.parent,

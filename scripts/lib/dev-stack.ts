@@ -2,11 +2,11 @@
  * The one way the repository starts a local stack outside `npm run dev` itself: the Node tests, the
  * soak and the demo run `npm run dev` as a user starts it (every Worker in one `wrangler dev`), on a
  * free port, with a state directory and a dev registry of its own, so a developer's running server,
- * its local data and other stacks are left alone. The benchmark runs prebuilt bundles
- * (bench/stack.ts) but takes its ports from here.
+ * its local data and other stacks are left alone. The benchmark runs `wrangler dev` on prebuilt
+ * bundles (bench/stack.ts) through the same starter, startStack().
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -62,20 +62,23 @@ export async function until<T>(
 }
 
 export interface DevStack {
-	url: string;
+	/** Where it serves; read it after `ready()`, which may have started it again on another port. */
+	readonly url: string;
 	/** The local state directory (pass it to another spawnDevStack to restart on the same state). */
 	persistTo: string;
 	/** The admin token the server accepts (ADMIN_TOKEN of .dev.vars). */
 	token: string;
-	port: number;
-	server: ChildProcess;
-	exited: Promise<number | null>;
+	readonly port: number;
+	readonly server: ChildProcess;
+	readonly exited: Promise<number | null>;
 	/** Everything `npm run dev` printed so far (wrangler logs every request). */
 	output(): string;
 	/** Waits until `/healthz` answers. */
 	ready(deadlineMs?: number): Promise<void>;
 	/** Ctrl-C, as a user stops it (SIGINT to the process group), and waits until `npm run dev` exits. */
 	interrupt(): Promise<number | null>;
+	/** Ctrl-C, then SIGKILL to whatever of the process group is left after `graceMs`. */
+	stop(graceMs?: number): Promise<void>;
 	/** SIGKILLs the whole process group (npm, the launcher, wrangler, workerd) and waits until none is left. */
 	kill(): Promise<void>;
 	/** Kills whatever is left of the process group and removes the state directory (unless `keepState`). */
@@ -95,65 +98,141 @@ export interface DevStackOptions {
 	logFile?: string;
 }
 
-/** Starts `npm run dev` in its own process group (as a terminal's foreground job) and returns at once. */
+/** Starts `npm run dev` (see startStack) on its own port, state directory and dev registry. */
 export async function spawnDevStack(name: string, options: DevStackOptions = {}): Promise<DevStack> {
 	const persistTo = options.persistTo ?? mkdtempSync(path.join(tmpdir(), `r2-captions-${name}-`));
-	const port = options.port ?? (await freePort());
-	const args = ["run", "dev", "--", "--port", String(port), "--persist-to", persistTo, ...(options.args ?? [])];
-	const server = spawn("npm", args, {
-		cwd: root,
-		detached: true,
-		stdio: ["ignore", "pipe", "pipe"],
-		// A registry of its own: wrangler's shared dev registry routes queue messages that have no
-		// consumer in one `wrangler dev` session to another session's consumer.
-		env: { ...process.env, NO_COLOR: "1", WRANGLER_REGISTRY_PATH: path.join(persistTo, "registry") },
-	});
-	let output = "";
-	if (options.logFile) {
-		mkdirSync(path.dirname(options.logFile), { recursive: true });
-		const log = createWriteStream(options.logFile, { flags: "a" });
-		server.stdout?.pipe(log, { end: false });
-		server.stderr?.pipe(log, { end: false });
-		output = `(see ${options.logFile})`;
-	} else {
-		server.stdout?.on("data", (c: Buffer) => {
-			output += c;
-		});
-		server.stderr?.on("data", (c: Buffer) => {
-			output += c;
-		});
-	}
-	const exited = new Promise<number | null>((resolve) => server.on("exit", (code) => resolve(code)));
-	const url = `http://localhost:${port}`;
-	return {
-		url,
+	return startStack({
+		...options,
 		persistTo,
-		token: adminToken(),
-		port,
-		server,
-		exited,
+		command: (port) => [
+			"npm",
+			["run", "dev", "--", "--port", String(port), "--persist-to", persistTo, ...(options.args ?? [])],
+		],
+	});
+}
+
+export interface StackOptions {
+	/** The program and arguments that serve the status API on `port` (`npm run dev`, or `wrangler dev` itself). */
+	command: (port: number) => Promise<[string, string[]]> | [string, string[]];
+	/** The local state directory it serves from. */
+	persistTo: string;
+	keepState?: boolean | undefined;
+	port?: number | undefined;
+	logFile?: string | undefined;
+	/** The host in its URL (`localhost` unless it listens on one address only). */
+	host?: string;
+	/** The admin token it accepts (ADMIN_TOKEN of .dev.vars unless the command sets another). */
+	token?: string;
+	/** More environment for the command. */
+	env?: Record<string, string>;
+}
+
+/**
+ * The one way the repository starts a local stack: `command` in its own process group (as a
+ * terminal's foreground job), with a dev registry of its own; returns at once. When the port it was
+ * given (or one wrangler picks for a Worker's internal socket) is taken by the time workerd binds
+ * it, another process having been quicker, `ready()` starts it again on a fresh port: a free port
+ * can only be asked for, not held.
+ */
+export async function startStack(options: StackOptions): Promise<DevStack> {
+	const { persistTo } = options;
+	const host = options.host ?? "localhost";
+	let output = "";
+	const log = options.logFile ? openLog(options.logFile) : undefined;
+	const start = async (port: number) => {
+		const [command, args] = await options.command(port);
+		const server = spawn(command, args, {
+			cwd: root,
+			detached: true,
+			stdio: ["ignore", "pipe", "pipe"],
+			// A registry of its own: wrangler's shared dev registry routes queue messages that have no
+			// consumer in one `wrangler dev` session to another session's consumer.
+			env: {
+				...process.env,
+				NO_COLOR: "1",
+				...options.env,
+				WRANGLER_REGISTRY_PATH: path.join(persistTo, "registry"),
+			},
+		});
+		for (const stream of [server.stdout, server.stderr]) {
+			if (log) stream?.pipe(log, { end: false });
+			else
+				stream?.on("data", (c: Buffer) => {
+					output += c;
+				});
+		}
+		if (log) output = `(see ${options.logFile})`;
+		const exited = new Promise<number | null>((resolve) => server.on("exit", (code) => resolve(code)));
+		let done = false;
+		void exited.then(() => {
+			done = true;
+		});
+		return { port, url: `http://${host}:${port}`, server, exited, hasExited: () => done };
+	};
+	let run = await start(options.port ?? (await freePort()));
+	const portTaken = () => /Address already in use/.test(log ? readLog(options.logFile) : output);
+	const stack: DevStack = {
+		get url() {
+			return run.url;
+		},
+		get port() {
+			return run.port;
+		},
+		get server() {
+			return run.server;
+		},
+		get exited() {
+			return run.exited;
+		},
+		persistTo,
+		token: options.token ?? adminToken(),
 		output: () => output,
 		async ready(deadlineMs = 120_000) {
-			await until(
-				"GET /healthz",
-				deadlineMs,
-				async () => ((await fetch(`${url}/healthz`)).ok ? true : undefined),
-				() => `--- npm run dev output ---\n${output.slice(-4000)}`,
-			);
+			const deadline = Date.now() + deadlineMs;
+			for (let restarts = 0; ; restarts++) {
+				const state = await until(
+					"GET /healthz",
+					deadline - Date.now(),
+					async () => {
+						if (run.hasExited()) return "exited" as const;
+						return (await fetch(`${run.url}/healthz`)).ok ? ("up" as const) : undefined;
+					},
+					() => `--- output ---\n${output.slice(-4000)}`,
+				);
+				if (state === "up") return;
+				if (restarts >= 3 || options.port !== undefined || !portTaken()) {
+					throw new Error(`the stack exited before serving\n--- output ---\n${output.slice(-4000)}`);
+				}
+				if (!log) output += "\n--- a port was taken: started again on another ---\n";
+				run = await start(await freePort());
+			}
 		},
 		async interrupt() {
-			if (server.pid !== undefined && groupAlive(server.pid)) process.kill(-server.pid, "SIGINT");
-			return exited;
+			if (run.server.pid !== undefined && groupAlive(run.server.pid)) process.kill(-run.server.pid, "SIGINT");
+			return run.exited;
+		},
+		async stop(graceMs = 10_000) {
+			if (run.hasExited() && (run.server.pid === undefined || !groupAlive(run.server.pid))) return;
+			const stopped = await Promise.race([stack.interrupt().then(() => true), sleep(graceMs).then(() => false)]);
+			if (!stopped || (run.server.pid !== undefined && groupAlive(run.server.pid))) await stack.kill();
 		},
 		async kill() {
-			const pid = server.pid;
+			const pid = run.server.pid;
 			if (pid === undefined) return;
 			if (groupAlive(pid)) process.kill(-pid, "SIGKILL");
-			await until("every process of npm run dev to die", 15_000, async () => (groupAlive(pid) ? undefined : true));
+			await until("every process of the stack to die", 15_000, async () => (groupAlive(pid) ? undefined : true));
 		},
 		dispose() {
-			if (server.pid && groupAlive(server.pid)) process.kill(-server.pid, "SIGKILL");
+			if (run.server.pid && groupAlive(run.server.pid)) process.kill(-run.server.pid, "SIGKILL");
 			if (!options.keepState) rmSync(persistTo, { recursive: true, force: true });
 		},
 	};
+	return stack;
 }
+
+function openLog(file: string) {
+	mkdirSync(path.dirname(file), { recursive: true });
+	return createWriteStream(file, { flags: "a" });
+}
+
+const readLog = (file: string | undefined) => (file ? readFileSync(file, "utf8") : "");

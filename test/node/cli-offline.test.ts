@@ -29,7 +29,8 @@ const COMMANDS = [
 	["webhooks", "listen"],
 ];
 
-describe("r2c without a server", () => {
+// Every test waits on processes of its own (r2c, npx): they run at the same time.
+describe.concurrent("r2c without a server", () => {
 	it("runs as `npx r2c` from the clone, under the repository's Node 22", async () => {
 		const output = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
 			const child = spawn("npx", ["r2c", "--version"], { cwd: root, stdio: ["ignore", "pipe", "ignore"] });

@@ -20,9 +20,24 @@ interface Call {
 }
 
 let api: Server;
-let apiBase = "";
-let subdomain: string | null = "team";
-const received: { method: string; url: string; body: string }[] = [];
+let apiOrigin = "";
+
+/**
+ * What the stand-in Cloudflare API answers one test, and what it received for it. Each test has
+ * its own base URL (/<n>/client/v4), so that the tests can run at the same time.
+ */
+interface Account {
+	subdomain: string | null;
+	received: { method: string; url: string; body: string }[];
+}
+const accounts: Account[] = [];
+
+/** A stand-in account and the API base URL that reaches it. */
+function account(subdomain: string | null): Account & { base: string } {
+	const created: Account = { subdomain, received: [] };
+	accounts.push(created);
+	return Object.assign(created, { base: `${apiOrigin}/${accounts.length - 1}/client/v4` });
+}
 
 beforeAll(async () => {
 	api = createServer((req, res) => {
@@ -31,15 +46,19 @@ beforeAll(async () => {
 			body += c;
 		});
 		req.on("end", () => {
-			received.push({ method: req.method ?? "", url: req.url ?? "", body });
-			if (req.url?.endsWith("/workers/subdomain")) {
-				if (subdomain === null) res.writeHead(404).end(JSON.stringify({ success: false }));
-				else res.writeHead(200).end(JSON.stringify({ success: true, result: { subdomain } }));
+			const [, n = "", ...rest] = (req.url ?? "").split("/");
+			const url = `/${rest.join("/")}`;
+			const to = accounts[Number(n)];
+			if (!to) return res.writeHead(404).end();
+			to.received.push({ method: req.method ?? "", url, body });
+			if (url.endsWith("/workers/subdomain")) {
+				if (to.subdomain === null) res.writeHead(404).end(JSON.stringify({ success: false }));
+				else res.writeHead(200).end(JSON.stringify({ success: true, result: { subdomain: to.subdomain } }));
 			} else res.writeHead(200).end(JSON.stringify({ success: true, result: { response: "Thank you for agreeing" } }));
 		});
 	});
 	await new Promise<void>((r) => api.listen(0, "127.0.0.1", r));
-	apiBase = `http://127.0.0.1:${(api.address() as AddressInfo).port}/client/v4`;
+	apiOrigin = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
 });
 afterAll(() => new Promise<void>((r) => api.close(() => r())));
 
@@ -82,21 +101,21 @@ const sealingKeys = (calls: Call[]) =>
 	deploys(calls)
 		.filter((c) => !c.args.includes(workerConfigFiles.consumer))
 		.map((c) => c.secrets?.WEBHOOK_SECRETS_KEY);
-const withToken = () => ({
+const withToken = (to: { base: string }) => ({
 	CLOUDFLARE_API_TOKEN: "token",
 	CLOUDFLARE_ACCOUNT_ID: "acc",
-	CLOUDFLARE_API_BASE_URL: apiBase,
+	CLOUDFLARE_API_BASE_URL: to.base,
 });
 
-describe("npm run deploy", () => {
+// Each test runs `npm run deploy` (wrangler's start-up, a dozen wrangler calls) against an account of its own.
+describe.concurrent("npm run deploy", () => {
 	it("says the plan it needs, checks the subdomain, accepts the llama-3.2 licence once and gives every Worker one WEBHOOK_SECRETS_KEY", async () => {
-		subdomain = "team";
-		received.length = 0;
-		const { code, out, calls } = await deploy(withToken());
+		const team = account("team");
+		const { code, out, calls } = await deploy(withToken(team));
 		expect(code, out).toBe(0);
 		expect(out).toContain("needs the Workers Paid plan");
 		expect(out).toContain("workers.dev subdomain: team.workers.dev");
-		const agree = received.filter((r) => r.method === "POST");
+		const agree = team.received.filter((r) => r.method === "POST");
 		expect(agree).toEqual([
 			{
 				method: "POST",
@@ -111,36 +130,36 @@ describe("npm run deploy", () => {
 	});
 
 	it("fails clearly, before deploying anything, when the account has no workers.dev subdomain", async () => {
-		subdomain = null;
-		const { code, out, calls } = await deploy(withToken());
+		const { code, out, calls } = await deploy(withToken(account(null)));
 		expect(code).toBe(1);
 		expect(out).toContain("the account has no workers.dev subdomain");
 		expect(deploys(calls)).toEqual([]);
 	});
 
 	it("without an API token, says how to accept the licence; a wrangler refusal for want of a subdomain reads the same", async () => {
-		const { code, out } = await deploy({ FAKE_WRANGLER_NO_SUBDOMAIN: "1" });
+		const [{ code, out }, ok] = await Promise.all([deploy({ FAKE_WRANGLER_NO_SUBDOMAIN: "1" }), deploy({})]);
 		expect(code).toBe(1);
 		expect(out).toContain("not checked (no CLOUDFLARE_API_TOKEN");
 		expect(out).toContain("the account has no workers.dev subdomain");
-		const ok = await deploy({});
 		expect(ok.code, ok.out).toBe(0);
 		expect(ok.out).toContain(`'{"prompt":"agree"}'`);
 	});
 
 	it("refuses to leave one Worker with a WEBHOOK_SECRETS_KEY the other lacks, unless the value is given", async () => {
 		const existing = JSON.stringify({ [workerConfigFiles.status]: ["ADMIN_TOKEN", "WEBHOOK_SECRETS_KEY"] });
-		const refused = await deploy({ FAKE_WRANGLER_SECRETS: existing });
+		const [refused, given] = await Promise.all([
+			deploy({ FAKE_WRANGLER_SECRETS: existing }),
+			deploy({ FAKE_WRANGLER_SECRETS: existing, WEBHOOK_SECRETS_KEY: "a-given-sealing-key-value" }),
+		]);
 		expect(refused.code).toBe(1);
 		expect(refused.out).toContain("WEBHOOK_SECRETS_KEY is set on");
 		expect(deploys(refused.calls)).toEqual([]);
-		const given = await deploy({ FAKE_WRANGLER_SECRETS: existing, WEBHOOK_SECRETS_KEY: "a-given-sealing-key-value" });
 		expect(given.code, given.out).toBe(0);
 		expect(sealingKeys(given.calls)).toEqual(["a-given-sealing-key-value", "a-given-sealing-key-value"]);
 	});
 });
 
-describe("npm run secrets:rotate", () => {
+describe.concurrent("npm run secrets:rotate", () => {
 	const rotate = (env: Record<string, string>) => runScript("rotate-secrets-key.ts", env);
 
 	it("sets the new key and the old one as previous on both the status and the webhooks Worker", async () => {

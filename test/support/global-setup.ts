@@ -109,5 +109,10 @@ export default async function setup(project: TestProject) {
 	const { port } = server.address() as AddressInfo;
 	project.provide("fixturesUrl", `http://127.0.0.1:${port}/fixtures`);
 	project.provide("hooksUrl", `http://127.0.0.1:${port}/hooks`);
-	return () => new Promise<void>((resolve) => server.close(() => resolve()));
+	return () =>
+		new Promise<void>((resolve) => {
+			server.close(() => resolve());
+			// A runtime still holding a keep-alive connection would otherwise keep the run from ending.
+			server.closeAllConnections();
+		});
 }
