@@ -170,7 +170,10 @@ async function main() {
 		workerConfigFiles.status,
 	]);
 
-	const bucket = buckets[0] ?? "images";
+	// The images bucket (the `BUCKET` binding) only: the consumer's retention archive is another
+	// bucket, and a notification there would caption the archive's own files.
+	const bucket =
+		resolved.flatMap(({ config }) => config.r2_buckets).find((b) => b.binding === "BUCKET")?.bucket_name ?? "images";
 	await step(
 		`R2 notification: object-create on ${bucket} → ${NOTIFIED_QUEUE}`,
 		["r2", "bucket", "notification", "create", bucket, "--event-type", "object-create", "--queue", NOTIFIED_QUEUE],
