@@ -18,6 +18,7 @@ import { sweepRetention } from "../../workers/consumer/retention";
 import { sqlText, whileD1Refuses } from "../support/d1-faults";
 import { uniqueKey } from "../support/fixtures";
 import { insertJobs, type JobRowInput } from "../support/jobs";
+import { runConsumer } from "../support/queue";
 
 const DAY = 86_400_000;
 const StatusCount = z.object({ status: z.string(), n: z.number() });
@@ -192,6 +193,43 @@ describe("retention", () => {
 		const { counters, rows } = await countersAndRows(prefix);
 		expect(counters).toEqual(rows);
 		expect(rows).toMatchObject({ succeeded: 5, queued: 1, failed: 0 });
+	});
+
+	it("the jobs of an object deleted from the bucket, its latest too, go the same delay after the deletion", async () => {
+		const now = Date.now();
+		const old = now - 60 * DAY;
+		const prefix = uniqueKey("retention-deleted/");
+		const [gone, reuploadedOld, reuploadedNew, recentlyDeleted] = await insertJobs([
+			{ key: `${prefix}gone.png`, ...finished(old) },
+			{ key: `${prefix}again.png`, ...finished(old + 1) },
+			{ key: `${prefix}again.png`, ...finished(now - 39 * DAY) },
+			{ key: `${prefix}recent.png`, ...finished(old + 2) },
+		]);
+		if (!gone || !reuploadedOld || !reuploadedNew || !recentlyDeleted) throw new Error("jobs not inserted");
+		const deletion = (key: string, at: number) => ({
+			account: "local",
+			action: "DeleteObject",
+			bucket: "images",
+			object: { key },
+			eventTime: new Date(at).toISOString(),
+		});
+		const { result } = await runConsumer([
+			deletion(gone.key, now - 40 * DAY),
+			// Deleted, then uploaded again (its newer job): the object exists.
+			deletion(reuploadedOld.key, now - 40 * DAY),
+			// Deleted 10 days ago: inside RETENTION_JOBS_DAYS.
+			deletion(recentlyDeleted.key, now - 10 * DAY),
+		]);
+		expect(result.explicitAcks).toHaveLength(3);
+
+		await sweepAll(settings, now);
+		expect(await remainingJobs(prefix)).toEqual([reuploadedNew.id, recentlyDeleted.id].sort());
+		expect(idsIn(await archived("jobs", old), [gone.id, reuploadedOld.id]).sort()).toEqual(
+			[gone.id, reuploadedOld.id].sort(),
+		);
+		// The record went with the key's last job.
+		expect(await exists("deleted_objects", "key", gone.key)).toBe(false);
+		expect(await exists("deleted_objects", "key", recentlyDeleted.key)).toBe(true);
 	});
 
 	it("a run stopped between the archive write and the delete is finished by the next, each row archived once", async () => {

@@ -57,8 +57,9 @@ function scanner(prefix: string, table: string, eligible: string) {
 
 /**
  * Finished jobs that a newer succeeded job of the same object supersedes (so an object's latest
- * job, and the job holding its current caption, stay), whose event is dispatched (the outbox
- * builds a payload from the job) and whose batch is gone (a batch's export reads its jobs).
+ * job, and the job holding its current caption, stay), or whose object was deleted from the bucket
+ * before the cut-off and not uploaded again since (deleted-objects.ts); whose event is dispatched
+ * (the outbox builds a payload from the job) and whose batch is gone (a batch's export reads its jobs).
  */
 const jobs: RetentionKind = {
 	name: "jobs",
@@ -69,8 +70,10 @@ const jobs: RetentionKind = {
 		"job_",
 		"jobs",
 		`t.status IN ('succeeded', 'failed', 'cancelled') AND t.completed_at < ?3
-		AND EXISTS (SELECT 1 FROM jobs n WHERE n.key = t.key AND n.bucket = t.bucket AND n.status = 'succeeded'
-			AND (n.created_at > t.created_at OR (n.created_at = t.created_at AND n.id > t.id)))
+		AND (EXISTS (SELECT 1 FROM jobs n WHERE n.key = t.key AND n.bucket = t.bucket AND n.status = 'succeeded'
+				AND (n.created_at > t.created_at OR (n.created_at = t.created_at AND n.id > t.id)))
+			OR EXISTS (SELECT 1 FROM deleted_objects d WHERE d.bucket = t.bucket AND d.key = t.key AND d.deleted_at < ?3
+				AND d.deleted_at >= (SELECT max(n.created_at) FROM jobs n WHERE n.key = t.key AND n.bucket = t.bucket)))
 		AND NOT EXISTS (SELECT 1 FROM webhook_events e WHERE e.job_id = t.id AND e.dispatched_at IS NULL)
 		AND (t.batch_id IS NULL OR NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = t.batch_id))`,
 	),
