@@ -1059,6 +1059,8 @@ export interface components {
                     batches_deleted: number;
                     /** @description Archive files written to R2 before the deletes */
                     parts_archived: number;
+                    /** @description D1 rows written by the deletes (each row and each of its index entries), as D1 bills them */
+                    rows_written: number;
                     truncated: boolean;
                     /** @description Another retention run held the lease: this one did nothing */
                     skipped: boolean;

@@ -35,6 +35,9 @@ export const RetentionReport = z
 			.meta({ description: "Events deleted, each with its deliveries and attempts" }),
 		batches_deleted: z.number().int().meta({ description: "Batches deleted, each with its key list" }),
 		parts_archived: z.number().int().meta({ description: "Archive files written to R2 before the deletes" }),
+		rows_written: z.number().int().meta({
+			description: "D1 rows written by the deletes (each row and each of its index entries), as D1 bills them",
+		}),
 		truncated: z.boolean(),
 		skipped: z.boolean().meta({ description: "Another retention run held the lease: this one did nothing" }),
 	})

@@ -35,6 +35,8 @@ interface Run {
 	archive: boolean;
 	now: number;
 	options: RetentionOptions;
+	/** D1 rows written so far (deleted rows and their index entries count; D1 bills them). */
+	rowsWritten: number;
 }
 
 const Pending = z.object({ name: z.string(), ids: z.string() });
@@ -69,8 +71,9 @@ async function commit(
 	after: string | null,
 ): Promise<number> {
 	const clear = part === null ? [] : [run.db.prepare("DELETE FROM retention_parts WHERE name = ?1").bind(part)];
-	const [deleted] = await run.db.batch([...kind.deletes(run.db, ids), ...clear, saveCursor(run, kind, after)]);
-	return deleted?.meta.changes ?? 0;
+	const results = await run.db.batch([...kind.deletes(run.db, ids), ...clear, saveCursor(run, kind, after)]);
+	for (const result of results) run.rowsWritten += result.meta.rows_written;
+	return results[0]?.meta.changes ?? 0;
 }
 
 /** Archives (unless ARCHIVE=off) and deletes one part's rows. */
@@ -84,10 +87,11 @@ async function removeRows(
 	const first = rows[0];
 	if (!run.archive || !first) return commit(run, kind, ids, null, after);
 	const name = partName(kind.name, first.created_at, first.id, ids.at(-1) ?? first.id);
-	await run.db
+	const recorded = await run.db
 		.prepare("INSERT INTO retention_parts (name, kind, ids, created_at) VALUES (?1, ?2, ?3, ?4)")
 		.bind(name, kind.name, JSON.stringify(ids), run.now)
 		.run();
+	run.rowsWritten += recorded.meta.rows_written;
 	await archivePart(run, kind, name, ids);
 	return commit(run, kind, ids, name, after);
 }
@@ -177,12 +181,14 @@ export async function sweepRetention(
 		webhook_events_deleted: 0,
 		batches_deleted: 0,
 		parts_archived: 0,
+		rows_written: 0,
 		truncated: false,
 		skipped: false,
 	};
 	// The lease outlives the budget by a minute: a run cut off mid-page still ends before another starts.
 	if (!(await takeLease(env.DB, token, started + budget + 60_000, started))) return { ...report, skipped: true };
-	const run: Run = { db: env.DB, bucket: env.ARCHIVE_BUCKET, archive: settings.ARCHIVE === "on", now, options };
+	const archive = settings.ARCHIVE === "on";
+	const run: Run = { db: env.DB, bucket: env.ARCHIVE_BUCKET, archive, now, options, rowsWritten: 0 };
 	try {
 		for (const [i, name] of RETENTION_KINDS.entries()) {
 			const kind = retentionKinds[name];
@@ -194,6 +200,7 @@ export async function sweepRetention(
 		}
 	} finally {
 		await env.DB.prepare("DELETE FROM sweep_cursors WHERE name = ?1 AND id = ?2").bind(LEASE, token).run();
+		report.rows_written = run.rowsWritten;
 	}
 	const deleted = report.jobs_deleted + report.webhook_events_deleted + report.batches_deleted;
 	if (deleted > 0) log("info", "retention_swept", { ...report });
