@@ -131,7 +131,7 @@ describe("retention", () => {
 		const prefix = uniqueKey("retention/");
 		// A scope of this test's own: its counters count only these rows.
 		await env.DB.prepare("INSERT INTO stat_scopes (prefix, created_at) VALUES (?1, ?2)").bind(prefix, now).run();
-		const [a1, a2, a3, b1, b2, b3, b4, c1, c2] = await insertJobs([
+		const [a1, a2, a3, b1, b2, b3, b4, c1, c2, d1, d2] = await insertJobs([
 			{ key: `${prefix}a.png`, ...finished(old) },
 			{ key: `${prefix}a.png`, ...finished(old + 1, "failed") },
 			{ key: `${prefix}a.png`, ...finished(old + 2) },
@@ -143,11 +143,15 @@ describe("retention", () => {
 			// The newer job is still queued: c1 holds the object's current caption.
 			{ key: `${prefix}c.png`, ...finished(old + 4) },
 			{ key: `${prefix}c.png`, created_at: old + 5, updated_at: old + 5 },
+			// Superseded, but its event still has a delivery pending (its body is rebuilt from the job).
+			{ key: `${prefix}d.png`, ...finished(old + 6) },
+			{ key: `${prefix}d.png`, ...finished(old + 7) },
 		]);
-		if (!a1 || !a2 || !a3 || !b1 || !b2 || !b3 || !b4 || !c1 || !c2) throw new Error("jobs not inserted");
+		if (!a1 || !a2 || !a3 || !b1 || !b2 || !b3 || !b4 || !c1 || !c2 || !d1 || !d2) throw new Error("jobs not inserted");
 		const ended = await insertEvent(a1.id, old, "succeeded");
 		const redelivering = await insertEvent(a3.id, old + 2, "pending");
 		const recent = await insertEvent(b4.id, now - 5 * DAY, "succeeded");
+		await insertEvent(d1.id, old + 6, "pending");
 		// Past RETENTION_BATCHES_DAYS (90).
 		const older = now - 100 * DAY;
 		const doneBatch = await insertBatch("completed", older, [`${prefix}a.png`, `${prefix}b.png`]);
@@ -158,7 +162,7 @@ describe("retention", () => {
 		expect(report.skipped).toBe(false);
 
 		const gone = [a1.id, a2.id, b1.id];
-		expect(await remainingJobs(prefix)).toEqual([a3.id, b2.id, b3.id, b4.id, c1.id, c2.id].sort());
+		expect(await remainingJobs(prefix)).toEqual([a3.id, b2.id, b3.id, b4.id, c1.id, c2.id, d1.id, d2.id].sort());
 		const jobLines = await archived("jobs", old);
 		expect(idsIn(jobLines, [...gone, a3.id, c1.id, c2.id]).sort()).toEqual([...gone].sort());
 		expect(jobLines.find((l) => l.id === a2.id)).toMatchObject({
@@ -192,7 +196,7 @@ describe("retention", () => {
 
 		const { counters, rows } = await countersAndRows(prefix);
 		expect(counters).toEqual(rows);
-		expect(rows).toMatchObject({ succeeded: 5, queued: 1, failed: 0 });
+		expect(rows).toMatchObject({ succeeded: 7, queued: 1, failed: 0 });
 	});
 
 	it("the jobs of an object deleted from the bucket, its latest too, go the same delay after the deletion", async () => {

@@ -59,7 +59,8 @@ function scanner(prefix: string, table: string, eligible: string) {
  * Finished jobs that a newer succeeded job of the same object supersedes (so an object's latest
  * job, and the job holding its current caption, stay), or whose object was deleted from the bucket
  * before the cut-off and not uploaded again since (deleted-objects.ts); whose event is dispatched
- * (the outbox builds a payload from the job) and whose batch is gone (a batch's export reads its jobs).
+ * and has no delivery pending (every attempt rebuilds its payload from the job) and whose batch is
+ * gone (a batch's export reads its jobs).
  */
 const jobs: RetentionKind = {
 	name: "jobs",
@@ -74,7 +75,8 @@ const jobs: RetentionKind = {
 				AND (n.created_at > t.created_at OR (n.created_at = t.created_at AND n.id > t.id)))
 			OR EXISTS (SELECT 1 FROM deleted_objects d WHERE d.bucket = t.bucket AND d.key = t.key AND d.deleted_at < ?3
 				AND d.deleted_at >= (SELECT max(n.created_at) FROM jobs n WHERE n.key = t.key AND n.bucket = t.bucket)))
-		AND NOT EXISTS (SELECT 1 FROM webhook_events e WHERE e.job_id = t.id AND e.dispatched_at IS NULL)
+		AND NOT EXISTS (SELECT 1 FROM webhook_events e WHERE e.job_id = t.id AND (e.dispatched_at IS NULL
+			OR EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id AND d.status = 'pending')))
 		AND (t.batch_id IS NULL OR NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = t.batch_id))`,
 	),
 	read: (db, ids) =>
@@ -142,7 +144,7 @@ const BatchSkipRow = z.object({ batch_id: z.string(), key: z.string(), job_id: z
 
 const batchGone = (table: string) => `NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = ${table}.batch_id)`;
 
-/** Completed or cancelled batches whose final event is dispatched, with their key lists and skips. */
+/** Completed or cancelled batches whose final event is delivered, with their key lists and skips. */
 const batches: RetentionKind = {
 	name: "batches",
 	days: (s) => s.RETENTION_BATCHES_DAYS,
@@ -152,7 +154,8 @@ const batches: RetentionKind = {
 		"bat_",
 		"batches",
 		`t.status IN ('completed', 'cancelled') AND t.completed_at IS NOT NULL AND t.completed_at < ?3
-		AND NOT EXISTS (SELECT 1 FROM webhook_events e WHERE e.batch_id = t.id AND e.dispatched_at IS NULL)`,
+		AND NOT EXISTS (SELECT 1 FROM webhook_events e WHERE e.batch_id = t.id AND (e.dispatched_at IS NULL
+			OR EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id AND d.status = 'pending')))`,
 	),
 	async read(db, ids) {
 		const [rows, keys, skips] = await db.batch([
