@@ -14,7 +14,9 @@
  * - the sweep's D1 rows written per image: the rest of an image's lifetime cost in rows written.
  *
  * Sizes are deltas from the empty migrated database, in whole pages (what the file holds), so
- * small runs carry some page rounding; freed pages go to SQLite's freelist and are reused.
+ * small runs carry some page rounding; freed pages go to SQLite's freelist and are reused. They
+ * are read through SQLite (dbstat walks the current snapshot, WAL frames included), not from the
+ * file's length, so no checkpoint is needed.
  */
 import { readdir } from "node:fs/promises";
 import path from "node:path";
