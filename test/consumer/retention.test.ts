@@ -15,6 +15,7 @@ import { newEventId } from "../../shared/webhooks/outbox";
 import { archiveDay, gunzipJsonLines } from "../../workers/consumer/archive";
 import { type ConsumerSettings, readSettings } from "../../workers/consumer/config";
 import { sweepRetention } from "../../workers/consumer/retention";
+import { RETENTION_KINDS, retentionKinds } from "../../workers/consumer/retention-kinds";
 import { sqlText, whileD1Refuses } from "../support/d1-faults";
 import { uniqueKey } from "../support/fixtures";
 import { insertJobs, type JobRowInput } from "../support/jobs";
@@ -299,5 +300,44 @@ describe("retention", () => {
 		await sweepAll({ ...settings, ARCHIVE: "off", RETENTION_JOBS_DAYS: 0 }, now);
 		expect(await remainingJobs(prefix)).toEqual([newer.id]);
 		expect(idsIn(await archived("jobs", now - 60_000), [older.id])).toEqual([]);
+	});
+});
+
+describe("the retention walks' query plans", () => {
+	const Plan = z.object({ detail: z.string() });
+	// Each walk reads its page of rows by id, and each check of a row is a lookup by its own key:
+	// no lookup grows with the table (a search by status alone would read every succeeded job).
+	const expected = {
+		jobs: [
+			"SEARCH jobs USING INDEX sqlite_autoindex_jobs_1 (id>? AND id<?)",
+			"SEARCH n USING INDEX jobs_key_created (key=? AND created_at>?)",
+			"SEARCH n USING INDEX jobs_key_created (key=? AND created_at=? AND id>?)",
+			"SEARCH d USING PRIMARY KEY (bucket=? AND key=?)",
+			"SEARCH n USING INDEX jobs_key_created (key=?)",
+			"SEARCH e USING INDEX sqlite_autoindex_webhook_events_2 (job_id=?)",
+			"SEARCH d USING INDEX sqlite_autoindex_webhook_deliveries_2 (event_id=?)",
+			"SEARCH b USING COVERING INDEX sqlite_autoindex_batches_1 (id=?)",
+		],
+		webhook_events: [
+			"SEARCH webhook_events USING INDEX sqlite_autoindex_webhook_events_1 (id>? AND id<?)",
+			"SEARCH d USING INDEX sqlite_autoindex_webhook_deliveries_2 (event_id=?)",
+		],
+		batches: [
+			"SEARCH batches USING INDEX sqlite_autoindex_batches_1 (id>? AND id<?)",
+			"SEARCH e USING INDEX sqlite_autoindex_webhook_events_3 (batch_id=?)",
+			"SEARCH d USING INDEX sqlite_autoindex_webhook_deliveries_2 (event_id=?)",
+		],
+	};
+	it.each(RETENTION_KINDS)("%s: a page by id, then lookups by key only", async (name) => {
+		const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${retentionKinds[name].scanSql}`)
+			.bind("", "~", Date.now(), 200)
+			.all()
+			.then((r) => r.results.map((row) => Plan.parse(row).detail));
+		// "SCAN t" walks the page of at most 200 rows the subquery took.
+		expect(
+			plan.filter((d) => d.startsWith("SCAN ")),
+			plan.join("\n"),
+		).toEqual(["SCAN t"]);
+		expect(plan.filter((d) => d.startsWith("SEARCH ")).sort()).toEqual([...expected[name]].sort());
 	});
 });

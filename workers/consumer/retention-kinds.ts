@@ -29,6 +29,8 @@ export interface RetentionKind {
 	pageSize: number;
 	/** Rows per archive part (a batch carries up to 10,000 keys: one a part). */
 	partRows: number;
+	/** The walk's query (its plan is checked: every lookup goes through an index). */
+	scanSql: string;
 	/** The next `limit` rows after id `after` created before `cutoff`, each with its eligibility. */
 	scan(db: D1Database, after: string, cutoff: number, limit: number): Promise<ScannedRow[]>;
 	/** The rows with these ids, as archive lines, in id order. */
@@ -43,16 +45,17 @@ const idBefore = (prefix: string, cutoff: number) => `${prefix}${ulid(Math.max(0
 const IDS = "(SELECT value FROM json_each(?1))";
 const json = (ids: string[]) => JSON.stringify(ids);
 
-function scanner(prefix: string, table: string, eligible: string) {
-	return (db: D1Database, after: string, cutoff: number, limit: number) =>
-		db
-			.prepare(
-				`SELECT t.id, t.created_at, (${eligible}) AS eligible
-				FROM (SELECT * FROM ${table} WHERE id > ?1 AND id < ?2 ORDER BY id LIMIT ?4) t ORDER BY t.id`,
-			)
-			.bind(after, idBefore(prefix, cutoff), cutoff, limit)
-			.all()
-			.then(parseRows(ScannedRow));
+/** A walk's query: ?1 the last id seen, ?2 the first id created after the cut-off, ?3 the cut-off, ?4 the page. */
+const scanSql = (table: string, eligible: string) =>
+	`SELECT t.id, t.created_at, (${eligible}) AS eligible
+	FROM (SELECT * FROM ${table} WHERE id > ?1 AND id < ?2 ORDER BY id LIMIT ?4) t ORDER BY t.id`;
+
+function scanner(prefix: string, sql: string): Pick<RetentionKind, "scanSql" | "scan"> {
+	return {
+		scanSql: sql,
+		scan: (db, after, cutoff, limit) =>
+			db.prepare(sql).bind(after, idBefore(prefix, cutoff), cutoff, limit).all().then(parseRows(ScannedRow)),
+	};
 }
 
 /**
@@ -67,10 +70,11 @@ const jobs: RetentionKind = {
 	days: (s) => s.RETENTION_JOBS_DAYS,
 	pageSize: 200,
 	partRows: 200,
-	scan: scanner(
+	...scanner(
 		"job_",
-		"jobs",
-		`t.status IN ('succeeded', 'failed', 'cancelled') AND t.completed_at < ?3
+		scanSql(
+			"jobs",
+			`t.status IN ('succeeded', 'failed', 'cancelled') AND t.completed_at < ?3
 		AND (EXISTS (SELECT 1 FROM jobs n WHERE n.key = t.key AND n.bucket = t.bucket AND n.status = 'succeeded'
 				AND (n.created_at > t.created_at OR (n.created_at = t.created_at AND n.id > t.id)))
 			OR EXISTS (SELECT 1 FROM deleted_objects d WHERE d.bucket = t.bucket AND d.key = t.key AND d.deleted_at < ?3
@@ -78,6 +82,7 @@ const jobs: RetentionKind = {
 		AND NOT EXISTS (SELECT 1 FROM webhook_events e WHERE e.job_id = t.id AND (e.dispatched_at IS NULL
 			OR EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id AND d.status = 'pending')))
 		AND (t.batch_id IS NULL OR NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = t.batch_id))`,
+		),
 	),
 	read: (db, ids) =>
 		db.prepare(`SELECT * FROM jobs WHERE id IN ${IDS} ORDER BY id`).bind(json(ids)).all().then(parseRows(JobRow)),
@@ -94,12 +99,14 @@ const webhookEvents: RetentionKind = {
 	days: (s) => s.RETENTION_WEBHOOKS_DAYS,
 	pageSize: 200,
 	partRows: 200,
-	scan: scanner(
+	...scanner(
 		"evt_",
-		"webhook_events",
-		`t.dispatched_at IS NOT NULL AND t.dispatched_at < ?3
+		scanSql(
+			"webhook_events",
+			`t.dispatched_at IS NOT NULL AND t.dispatched_at < ?3
 		AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = t.id
 			AND (d.status = 'pending' OR d.completed_at IS NULL OR d.completed_at >= ?3))`,
+		),
 	),
 	async read(db, ids) {
 		const [events, deliveries, attempts] = await db.batch([
@@ -150,12 +157,14 @@ const batches: RetentionKind = {
 	days: (s) => s.RETENTION_BATCHES_DAYS,
 	pageSize: 50,
 	partRows: 1,
-	scan: scanner(
+	...scanner(
 		"bat_",
-		"batches",
-		`t.status IN ('completed', 'cancelled') AND t.completed_at IS NOT NULL AND t.completed_at < ?3
+		scanSql(
+			"batches",
+			`t.status IN ('completed', 'cancelled') AND t.completed_at IS NOT NULL AND t.completed_at < ?3
 		AND NOT EXISTS (SELECT 1 FROM webhook_events e WHERE e.batch_id = t.id AND (e.dispatched_at IS NULL
 			OR EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id AND d.status = 'pending')))`,
+		),
 	),
 	async read(db, ids) {
 		const [rows, keys, skips] = await db.batch([
