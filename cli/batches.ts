@@ -20,7 +20,7 @@ function describeBatch(b: Batch): string {
 	const scope = b.prefix !== null ? `prefix ${b.prefix}` : `${b.key_count ?? 0} keys`;
 	return (
 		`${b.id}  ${b.status}  ${scope}  total ${c.total}: ${c.succeeded} succeeded, ${c.failed} failed, ` +
-		`${c.skipped} skipped, ${c.cancelled} cancelled, ${c.queued + c.processing} to go`
+		`${c.skipped} skipped, ${c.missing} missing, ${c.cancelled} cancelled, ${c.queued + c.processing} to go`
 	);
 }
 
@@ -32,7 +32,7 @@ async function waitForBatch(ctx: Context, first: Batch): Promise<Batch> {
 			const c = batch.counts;
 			report.update({
 				total: c.total,
-				done: c.succeeded + c.failed + c.skipped + c.cancelled,
+				done: c.succeeded + c.failed + c.skipped + c.missing + c.cancelled,
 				counts: { captioned: c.succeeded, failed: c.failed, skipped: c.skipped },
 			});
 			await sleep(POLL_MS);

@@ -51,7 +51,7 @@ function eventLine(event: WebhookPayload): string {
 	if ("key" in data)
 		return `${event.timestamp}  ${event.type.padEnd(15)}  ${data.id}  ${data.key}  ${jobSummary(data, 100)}`;
 	const { counts } = data;
-	const done = `${counts.succeeded} succeeded, ${counts.failed} failed, ${counts.skipped} skipped, ${counts.cancelled} cancelled`;
+	const done = `${counts.succeeded} succeeded, ${counts.failed} failed, ${counts.skipped} skipped, ${counts.missing} missing, ${counts.cancelled} cancelled`;
 	return `${event.timestamp}  ${event.type.padEnd(15)}  ${data.id}  ${data.prefix ?? `${data.key_count} keys`}  ${done}`;
 }
 

@@ -54,7 +54,8 @@ export interface ClientOptions {
 	fetch?: typeof globalThis.fetch;
 	/**
 	 * How many times a call the API refused with `429` (an API key's quota) is sent again, each
-	 * after the `Retry-After` it was given (default 5; 0 returns the 429 at once).
+	 * after the `Retry-After` it was given (default 5; 0 returns the 429 at once). Creates, which
+	 * carry an `Idempotency-Key`, are also sent again after a network error or a 502-504.
 	 */
 	retries429?: number;
 	/** Told before each such wait (the CLI prints it). */
@@ -70,8 +71,19 @@ export function retryAfterSeconds(header: string | null): number {
 	return Number.isFinite(given) && given >= 0 ? Math.min(given, MAX_RETRY_AFTER_SECONDS) : 1;
 }
 
-/** `fetch` that sends a request again after the `Retry-After` of each `429`, at most `retries` times. */
-export function retryingOn429(
+/** The creates that take an `Idempotency-Key`: the client gives each call one of its own. */
+export const IDEMPOTENT_CREATES: ReadonlySet<string> = new Set(["/v1/jobs", "/v1/batches", "/v1/webhooks", "/v1/keys"]);
+
+/** Answers a create with an `Idempotency-Key` may be retried after: the first request still running, or a gateway's. */
+const RETRYABLE_WITH_KEY = new Set([409, 502, 503, 504]);
+
+/**
+ * `fetch` that sends a request again, at most `retries` times: after the `Retry-After` of each
+ * `429`; and, for a request with an `Idempotency-Key` (a create, which the API then makes once),
+ * also after a network error, a `409` with `Retry-After` (its first try still running) or a 502,
+ * 503 or 504, so a create whose answer was lost is not lost and not made twice.
+ */
+export function retrying(
 	inner: typeof globalThis.fetch,
 	retries: number,
 	onRateLimited?: ClientOptions["onRateLimited"],
@@ -79,6 +91,7 @@ export function retryingOn429(
 	return async (input, init) => {
 		const request = new Request(input, init);
 		if (retries <= 0) return inner(request);
+		const idempotent = request.headers.has("Idempotency-Key");
 		// Each attempt gets a fresh Request over the same Blob: a cloned streamed body would lose its
 		// length, and uploads must declare one (411 otherwise).
 		const body = request.body === null ? null : await request.blob();
@@ -86,33 +99,50 @@ export function retryingOn429(
 			new Request(request.url, { method: request.method, headers: request.headers, body, signal: request.signal });
 		for (let attempt = 0; ; attempt++) {
 			const last = attempt >= retries;
-			const response = await inner(attemptOf());
-			if (response.status !== 429 || last) return response;
+			let response: Response;
+			try {
+				response = await inner(attemptOf());
+			} catch (error) {
+				// A network error: the create may or may not have been made; its key makes the retry safe.
+				if (!idempotent || last || request.signal.aborted) throw error;
+				await sleep(Math.min(0.5 * 2 ** attempt, 8));
+				continue;
+			}
+			const retryable =
+				response.status === 429 ||
+				(idempotent &&
+					RETRYABLE_WITH_KEY.has(response.status) &&
+					(response.status !== 409 || response.headers.has("Retry-After")));
+			if (!retryable || last) return response;
 			const wait = retryAfterSeconds(response.headers.get("Retry-After"));
 			await response.body?.cancel();
-			onRateLimited?.(wait, request);
-			await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+			if (response.status === 429) onRateLimited?.(wait, request);
+			await sleep(wait);
 		}
 	};
 }
 
+const sleep = (seconds: number) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+
 /**
- * A client for `paths` (the generated ones by default) that sends the bearer token on every call and
- * waits out an API key's `429`s (`retries429`).
+ * A client for `paths` (the generated ones by default) that sends the bearer token on every call,
+ * an `Idempotency-Key` of its own on every create (kept across its retries), and waits out an API
+ * key's `429`s (`retries429`).
  */
 export function createR2cClient<P extends {} = paths>(options: ClientOptions): Client<P> {
 	const inner = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
-	const fetch = retryingOn429(inner, options.retries429 ?? 5, options.onRateLimited);
+	const fetch = retrying(inner, options.retries429 ?? 5, options.onRateLimited);
 	const client = createClient<P>({ baseUrl: options.baseUrl, fetch });
 	const { token } = options;
-	if (token) {
-		client.use({
-			onRequest({ request }) {
-				request.headers.set("Authorization", `Bearer ${token}`);
-				return request;
-			},
-		});
-	}
+	client.use({
+		onRequest({ request, schemaPath }) {
+			if (token) request.headers.set("Authorization", `Bearer ${token}`);
+			if (request.method === "POST" && IDEMPOTENT_CREATES.has(schemaPath) && !request.headers.has("Idempotency-Key")) {
+				request.headers.set("Idempotency-Key", crypto.randomUUID());
+			}
+			return request;
+		},
+	});
 	return client;
 }
 

@@ -135,7 +135,7 @@ export interface paths {
         };
         /**
          * A job's webhook deliveries and their attempts
-         * @description Empty until the job is finished (its event is made when it reaches a terminal state).
+         * @description Empty until the job is finished (its event is made when it reaches a terminal state). An API key sees the job's callback delivery and those of the subscriptions it created; the admin sees every one.
          */
         get: operations["listJobDeliveries"];
         put?: never;
@@ -161,7 +161,7 @@ export interface paths {
         put?: never;
         /**
          * Caption a prefix or a list of objects as one batch
-         * @description Answers at once with the batch (`listing`); its objects are listed in the background, 1,000 a page, and each gets a job.
+         * @description Answers at once with the batch (`listing`); its objects are listed in the background, 1,000 a page, and each gets a job. A batch made with an API key counts against it: its jobs take the key's places in flight (`MAX_JOBS_IN_FLIGHT`; at the cap the listing waits and goes on as jobs finish), and the key may have `MAX_OPEN_BATCHES_PER_KEY` batches listing or running (`429 too_many_batches` beyond).
          */
         post: operations["createBatch"];
         delete?: never;
@@ -197,8 +197,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Cancel a batch
-         * @description Listing stops and every queued job ends `cancelled` (no model call, no job webhook); running jobs finish. `batch.cancelled` is sent once none is left running. Cancelling a cancelled batch answers it again; a completed one is 409.
+         * Cancel a batch (its creator or the admin)
+         * @description Listing stops and every queued job ends `cancelled` (no model call, no job webhook); running jobs finish. `batch.cancelled` is sent once none is left running. Cancelling a cancelled batch answers it again; a completed one is 409. Only the key that created the batch and the admin may cancel it: for any other key it does not exist (404), even one that can read it.
          */
         post: operations["cancelBatch"];
         delete?: never;
@@ -216,7 +216,7 @@ export interface paths {
         };
         /**
          * Download a batch's results
-         * @description Streamed in key order. `jsonl`: one Job JSON per line. `csv`: RFC 4180 with a header row (key, status, caption, error_code, error_message, model, prompt, completed_at). `hf`: a Hugging Face `imagefolder` `metadata.jsonl` (`file_name` relative to the folder of the prefix, `text`) of the succeeded jobs. Skipped objects appear as the earlier job that holds their caption.
+         * @description Streamed in key order. `jsonl`: one Job JSON per line. `csv`: RFC 4180 with a header row (key, status, caption, error_code, error_message, model, prompt, completed_at). `hf`: a Hugging Face `imagefolder` `metadata.jsonl` (`file_name` relative to the folder of the prefix, `text`) of the succeeded jobs. Skipped objects appear as the earlier job that holds their caption. A given key that was not in the bucket (no job) appears as `{"key", "status": "missing", "error": {"code": "object_not_found", "message"}}` in `jsonl`, and with status `missing` and error_code `object_not_found` in `csv`.
          */
         get: operations["getBatchResults"];
         put?: never;
@@ -349,7 +349,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List webhook subscriptions */
+        /** List webhook subscriptions (a key: the ones it created; the admin: all) */
         get: operations["listWebhooks"];
         put?: never;
         /** Subscribe a URL to job events */
@@ -367,7 +367,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a webhook subscription */
+        /** Get a webhook subscription (its creator or the admin) */
         get: operations["getWebhook"];
         put?: never;
         post?: never;
@@ -405,7 +405,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A subscription's deliveries and their attempts, newest first */
+        /** A subscription's deliveries and their attempts, newest first (its creator or the admin) */
         get: operations["listWebhookDeliveries"];
         put?: never;
         post?: never;
@@ -630,6 +630,8 @@ export interface components {
             cancelled: number;
             /** @description Objects whose current version already had a succeeded job with the same prompt. */
             skipped: number;
+            /** @description Given keys that were not in the bucket: no job, no event, no webhook; listed in the results with `error_code` `object_not_found`. */
+            missing: number;
         };
         Health: {
             /** @enum {string} */
@@ -720,7 +722,7 @@ export interface components {
             max_tokens?: number;
             /**
              * Format: uri
-             * @description Receives `batch.completed` or `batch.cancelled` (signed with WEBHOOK_SECRET).
+             * @description Receives `batch.completed` or `batch.cancelled`, signed with the API key's `webhook_secret` (the admin's: WEBHOOK_SECRET).
              */
             callback_url?: string;
             metadata?: components["schemas"]["BatchMetadata"];
@@ -1224,7 +1226,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1337,7 +1339,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1388,7 +1390,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1452,7 +1454,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1468,7 +1470,10 @@ export interface operations {
     createJob: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1-255 printable ASCII characters, unique per create (a UUID). A retry with the same key and the same body within 24 hours answers the first answer again (`Idempotent-Replayed: true`) and creates nothing. */
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1481,6 +1486,8 @@ export interface operations {
             /** @description The queued job */
             202: {
                 headers: {
+                    /** @description `true` when this is the first answer to an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1514,6 +1521,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description `idempotency_key_in_use`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds */
+            409: {
+                headers: {
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description JSON body larger than MAX_JSON_BYTES */
             413: {
                 headers: {
@@ -1532,7 +1549,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description `idempotency_key_reused`: this Idempotency-Key was sent with another request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1583,7 +1609,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1638,7 +1664,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1654,7 +1680,10 @@ export interface operations {
     createBatch: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1-255 printable ASCII characters, unique per create (a UUID). A retry with the same key and the same body within 24 hours answers the first answer again (`Idempotent-Replayed: true`) and creates nothing. */
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1667,6 +1696,8 @@ export interface operations {
             /** @description The batch, listing */
             202: {
                 headers: {
+                    /** @description `true` when this is the first answer to an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1700,6 +1731,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description `idempotency_key_in_use`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds */
+            409: {
+                headers: {
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description JSON body larger than MAX_JSON_BYTES */
             413: {
                 headers: {
@@ -1718,7 +1759,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description `idempotency_key_reused`: this Idempotency-Key was sent with another request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1769,7 +1819,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1811,7 +1861,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not found (or outside the key's prefix) */
+            /** @description Not found, outside the key's prefix, or created by another key (or by the admin) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1829,7 +1879,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1892,7 +1942,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1932,7 +1982,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -1972,7 +2022,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2023,7 +2073,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2072,7 +2122,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2088,7 +2138,10 @@ export interface operations {
     createApiKey: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1-255 printable ASCII characters, unique per create (a UUID). A retry with the same key and the same body within 24 hours answers the first answer again (`Idempotent-Replayed: true`) and creates nothing. */
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2101,6 +2154,8 @@ export interface operations {
             /** @description The key, with its token and webhook secret shown this once */
             201: {
                 headers: {
+                    /** @description `true` when this is the first answer to an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2134,6 +2189,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description `idempotency_key_in_use`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds */
+            409: {
+                headers: {
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description JSON body larger than MAX_JSON_BYTES */
             413: {
                 headers: {
@@ -2152,7 +2217,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description `idempotency_key_reused`: this Idempotency-Key was sent with another request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2230,7 +2304,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2308,7 +2382,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2330,7 +2404,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Subscriptions visible to the caller, newest first */
+            /** @description The caller's subscriptions (the admin: every one), newest first */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2348,7 +2422,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2364,7 +2438,10 @@ export interface operations {
     createWebhook: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1-255 printable ASCII characters, unique per create (a UUID). A retry with the same key and the same body within 24 hours answers the first answer again (`Idempotent-Replayed: true`) and creates nothing. */
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2377,6 +2454,8 @@ export interface operations {
             /** @description The subscription, with its signing secret shown this once */
             201: {
                 headers: {
+                    /** @description `true` when this is the first answer to an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2392,7 +2471,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Missing, wrong or revoked bearer token */
+            /** @description `unauthorized`: missing, wrong or revoked token, also when the key is revoked while this request runs (nothing is created) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2410,7 +2489,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `subscription_limit_reached`: the key already has MAX_SUBSCRIPTIONS_PER_KEY subscriptions (20 by default; `details.limit`). The admin token has no limit. */
+            /** @description `subscription_limit_reached`: the key already has MAX_SUBSCRIPTIONS_PER_KEY subscriptions (20 by default; `details.limit`). The admin token has no limit.; or `idempotency_key_in_use`: the first request with this Idempotency-Key is still running; retry after `Retry-After` seconds */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2437,7 +2516,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description `idempotency_key_reused`: this Idempotency-Key was sent with another request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2488,7 +2576,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not found (or outside the key's prefix) */
+            /** @description Not found, or created by another key: a key reaches only the subscriptions it created, the admin every one */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2497,7 +2585,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2539,7 +2627,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not found, outside the key's prefix, or created by another key (only the creating key and the admin may change a subscription) */
+            /** @description Not found, or created by another key: a key reaches only the subscriptions it created, the admin every one */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2548,7 +2636,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2590,7 +2678,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not found, outside the key's prefix, or created by another key (only the creating key and the admin may change a subscription) */
+            /** @description Not found, or created by another key: a key reaches only the subscriptions it created, the admin every one */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2599,7 +2687,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2663,7 +2751,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not found (or outside the key's prefix) */
+            /** @description Not found, or created by another key: a key reaches only the subscriptions it created, the admin every one */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2672,7 +2760,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2715,7 +2803,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not found, outside the key's prefix, or created by another key (only the creating key and the admin may change a subscription) */
+            /** @description Not found, or created by another key: a key reaches only the subscriptions it created, the admin every one */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2733,7 +2821,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */
@@ -2822,7 +2910,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds */
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
                     /** @description Seconds to wait before trying again. */

@@ -1,7 +1,8 @@
 /**
  * GCRA (a token bucket kept as one "theoretical arrival time"), shared by the consumer's pacing of
- * model calls (workers/consumer/model-rate-limiter.ts) and the status API's per-key request limit
- * (workers/status/quotas.ts), and the Durable Object both keep their schedule in. Slots are spaced 60 000 / rpm ms apart and up to `burst` may be
+ * model calls (workers/consumer/model-rate-limiter.ts), the status API's per-key request limit
+ * (workers/status/quotas.ts) and its per-address limit of failed authentication
+ * (workers/status/auth/failure-limit.ts), and the Durable Object they keep their schedule in. Slots are spaced 60 000 / rpm ms apart and up to `burst` may be
  * taken at once after an idle spell; any minute then holds at most rpm + burst slots.
  */
 import { DurableObject } from "cloudflare:workers";
@@ -43,13 +44,23 @@ export class SlotLimiter extends DurableObject {
 	private policy = "";
 
 	reserve(policy: RatePolicy): Reservation {
+		this.follow(policy);
+		const { reservation, tat } = reserveSlot(this.tat, Date.now(), policy);
+		this.tat = tat;
+		return reservation;
+	}
+
+	/** Gives back a slot taken with `reserve` under the same policy (the work it stood for did not count). */
+	release(policy: RatePolicy): void {
+		this.follow(policy);
+		this.tat = Math.max(0, this.tat - 60_000 / policy.requestsPerMinute);
+	}
+
+	private follow(policy: RatePolicy): void {
 		const key = policyKey(policy);
 		if (key !== this.policy) {
 			this.policy = key;
 			this.tat = 0;
 		}
-		const { reservation, tat } = reserveSlot(this.tat, Date.now(), policy);
-		this.tat = tat;
-		return reservation;
 	}
 }

@@ -9,7 +9,7 @@ import { handledMessages, observeOutcomes } from "./support/outcomes";
 
 // Durable Object classes of the Workers, exported by the test entry point as they are by theirs.
 export { ConsumerRecovery, ModelHealthRegistry, ModelRateLimiter } from "../workers/consumer/index";
-export { ApiKeyRateLimiter } from "../workers/status/index";
+export { ApiKeyRateLimiter, AuthFailureLimiter } from "../workers/status/index";
 export { WebhooksRecovery } from "../workers/webhooks/index";
 
 export default {

@@ -3,7 +3,7 @@ import status from "../../workers/status/index";
 import { metered } from "./meter";
 
 // The status Worker's own Durable Object class, exported by this entry point as it is by the Worker's.
-export { ApiKeyRateLimiter } from "../../workers/status/index";
+export { ApiKeyRateLimiter, AuthFailureLimiter } from "../../workers/status/index";
 
 export default {
 	fetch(request, env, ctx) {

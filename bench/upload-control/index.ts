@@ -4,7 +4,7 @@
  * measures what local R2 and workerd's HTTP layer take for the same body, so that what the status
  * Worker itself adds can be told apart. Nothing here is deployed.
  */
-export { ApiKeyRateLimiter } from "../../workers/status/index";
+export { ApiKeyRateLimiter, AuthFailureLimiter } from "../../workers/status/index";
 
 export default {
 	async fetch(request, env) {

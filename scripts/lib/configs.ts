@@ -86,6 +86,10 @@ const TEST_VARS = {
 	RATE_LIMIT_PER_MINUTE: "1000000",
 	RATE_LIMIT_BURST: "100000",
 	MAX_JOBS_IN_FLIGHT: "100000",
+	// Every pool request comes without CF-Connecting-IP, so all count as one address; the limit's
+	// own test sets a low one per request (test/status/auth-failure-limit.test.ts).
+	AUTH_FAILURE_LIMIT_PER_MINUTE: "1000000",
+	AUTH_FAILURE_BURST: "100000",
 } as const;
 /** Every queue consumer: partial batches after 1 s, one batch at a time, retries at once. */
 const TEST_QUEUE_CONSUMER = { max_batch_timeout: 1, max_concurrency: 1, retry_delay: 0 } as const;

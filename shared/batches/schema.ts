@@ -36,6 +36,10 @@ export const BatchCounts = z
 		skipped: count.meta({
 			description: "Objects whose current version already had a succeeded job with the same prompt.",
 		}),
+		missing: count.meta({
+			description:
+				"Given keys that were not in the bucket: no job, no event, no webhook; listed in the results with `error_code` `object_not_found`.",
+		}),
 	})
 	.meta({ id: "BatchCounts" });
 export type BatchCounts = z.infer<typeof BatchCounts>;
@@ -88,6 +92,7 @@ export const BatchRow = z.object({
 	failed: z.number(),
 	cancelled: z.number(),
 	skipped: z.number(),
+	missing: z.number(),
 	created_at: z.number(),
 	updated_at: z.number(),
 	listed_at: z.number().nullable(),
@@ -113,6 +118,7 @@ export function toBatch(row: BatchRow): Batch {
 			failed: row.failed,
 			cancelled: row.cancelled,
 			skipped: row.skipped,
+			missing: row.missing,
 		},
 		created_at: new Date(row.created_at).toISOString(),
 		listed_at: iso(row.listed_at),

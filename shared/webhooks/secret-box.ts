@@ -1,5 +1,6 @@
 /**
- * Webhook secrets at rest (subscriptions' and API keys' `whsec_` secrets): sealed with AES-256-GCM
+ * Webhook secrets at rest (subscriptions' and API keys' `whsec_` secrets, and the kept answers of
+ * idempotent creates, which hold new keys' tokens): sealed with AES-256-GCM
  * under a key derived (HKDF-SHA-256) from the Worker secret WEBHOOK_SECRETS_KEY, and bound to the
  * row they belong to (the additional data), so a sealed value copied to another row does not open.
  * The status Worker seals when it creates or rotates a secret; the webhooks Worker opens it to sign.
@@ -70,3 +71,5 @@ export async function openSecret(keyMaterial: string | undefined, rowId: string,
 export const subscriptionSecretId = (id: string) => `webhook_subscriptions:${id}`;
 /** The additional data of an API key's callback secret. */
 export const keySecretId = (id: string) => `api_keys:${id}`;
+/** The additional data of a kept answer to an idempotent create (its id is `<principal>:<key>`). */
+export const idempotencySecretId = (id: string) => `idempotency_keys:${id}`;

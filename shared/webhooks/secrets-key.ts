@@ -12,7 +12,14 @@
  */
 import { z } from "zod";
 import { parseRow, parseRows } from "../d1-rows";
-import { keySecretId, openSecret, SecretBoxError, sealSecret, subscriptionSecretId } from "./secret-box";
+import {
+	idempotencySecretId,
+	keySecretId,
+	openSecret,
+	SecretBoxError,
+	sealSecret,
+	subscriptionSecretId,
+} from "./secret-box";
 
 export interface SealingKeys {
 	current: string | undefined;
@@ -73,11 +80,12 @@ export async function verifySecretsKey(db: D1Database, keys: SealingKeys, now = 
 
 const SubscriptionSecrets = z.object({ id: z.string(), secret: z.string(), previous_secret: z.string().nullable() });
 const KeySecret = z.object({ id: z.string(), webhook_secret: z.string() });
+const KeptAnswer = z.object({ id: z.string(), response: z.string() });
 
 /**
  * Seals again with the current key every value that only the previous key opens: subscription
- * secrets, API keys' callback secrets, then the canary. Each update only replaces the value it
- * read, so a rotation in between is never overwritten. Walks both tables in pages of `pageSize`.
+ * secrets, API keys' callback secrets, the kept answers of idempotent creates, then the canary. Each update only replaces the value it
+ * read, so a rotation in between is never overwritten. Walks each table in pages of `pageSize`.
  * Returns how many rows it changed.
  */
 export async function resealSecrets(db: D1Database, keys: SealingKeys, pageSize = 500): Promise<number> {
@@ -135,6 +143,17 @@ export async function resealSecrets(db: D1Database, keys: SealingKeys, pageSize 
 			return db
 				.prepare("UPDATE api_keys SET webhook_secret = ?3 WHERE id = ?1 AND webhook_secret = ?2")
 				.bind(row.id, row.webhook_secret, resealed);
+		},
+	);
+	await walk(
+		"SELECT id, response FROM idempotency_keys WHERE response IS NOT NULL AND id > ?1 ORDER BY id LIMIT ?2",
+		KeptAnswer,
+		async (row) => {
+			const resealed = await stale(idempotencySecretId(row.id), row.response);
+			if (resealed === null) return null;
+			return db
+				.prepare("UPDATE idempotency_keys SET response = ?3 WHERE id = ?1 AND response = ?2")
+				.bind(row.id, row.response, resealed);
 		},
 	);
 	const canary = await db.prepare("SELECT sealed FROM secrets_canary WHERE id = 1").first().then(parseRow(CanaryRow));

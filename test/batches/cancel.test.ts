@@ -9,7 +9,7 @@ import { Batch } from "../../shared/batches/schema";
 import { getJobRow } from "../../shared/jobs/store";
 import { emulator } from "../../shared/models/emulator";
 import { sweepWebhooks } from "../../workers/webhooks/sweeper";
-import { call, errorOf, parsed } from "../status/support";
+import { call, createKey, errorOf, parsed } from "../status/support";
 import { uniqueKey } from "../support/fixtures";
 import { until } from "../support/poll";
 import { runConsumer } from "../support/queue";
@@ -147,6 +147,35 @@ describe("POST /v1/batches/{id}/cancel", () => {
 		expect(res.status).toBe(409);
 		expect((await errorOf(res)).code).toBe("batch_completed");
 		expect((await call("POST", "/v1/batches/bat_nope/cancel")).status).toBe(404);
+	});
+
+	it("only the batch's creator or the admin may cancel it; another key gets 404 and the batch goes on", async () => {
+		const prefix = uniqueKey("cancel-owner/");
+		const creator = await createKey(prefix);
+		const neighbour = await createKey(prefix);
+		const unscoped = await createKey();
+		const byKey = await unsentBatch(prefix, { keyId: creator.id });
+		const byAdmin = await unsentBatch(prefix);
+
+		for (const [batch, token] of [
+			[byKey, neighbour.token],
+			[byKey, unscoped.token],
+			[byAdmin, creator.token],
+		] as const) {
+			const res = await call("POST", `/v1/batches/${batch.id}/cancel`, { token });
+			expect(res.status).toBe(404);
+			expect((await errorOf(res)).code).toBe("not_found");
+			expect((await getBatch(batch.id)).status).toBe("listing");
+		}
+		// Reading it is a matter of scope: the neighbour still sees the batch it may not cancel.
+		expect((await call("GET", `/v1/batches/${byKey.id}`, { token: neighbour.token })).status).toBe(200);
+
+		const byCreator = await call("POST", `/v1/batches/${byKey.id}/cancel`, { token: creator.token });
+		expect(byCreator.status).toBe(200);
+		expect((await parsed(byCreator, Batch)).status).toBe("cancelled");
+		const byTheAdmin = await call("POST", `/v1/batches/${byAdmin.id}/cancel`);
+		expect(byTheAdmin.status).toBe(200);
+		expect((await getBatch(byAdmin.id)).status).toBe("cancelled");
 	});
 });
 

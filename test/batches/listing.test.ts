@@ -5,6 +5,7 @@
  * The test config lists 3 objects a page (BATCH_PAGE_SIZE).
  */
 import { env } from "cloudflare:workers";
+import { parse } from "csv-parse/sync";
 import { beforeEach, describe, expect, it } from "vitest";
 import { getBatchRow } from "../../shared/batches/read";
 import { Job } from "../../shared/jobs/schema";
@@ -15,7 +16,9 @@ import { readSettings } from "../../workers/consumer/config";
 import { call, pageOf, parsed } from "../status/support";
 import { uniqueKey } from "../support/fixtures";
 import { runScheduled } from "../support/queue";
+import { hook, subscribe } from "../webhooks/support";
 import {
+	batchEventDeliveries,
 	countedFromRows,
 	counts,
 	createBatch,
@@ -107,7 +110,7 @@ describe("a prefix batch", () => {
 });
 
 describe("a keys batch", () => {
-	it("captions the given keys once each, and fails a key that is not in the bucket with object_not_found", async () => {
+	it("captions the given keys once each; a key that is not in the bucket is counted missing and costs no job", async () => {
 		const prefix = uniqueKey("keys/");
 		const [a, b, c] = keysUnder(prefix, 3) as [string, string, string];
 		await putObjects([a, b, c]);
@@ -123,18 +126,69 @@ describe("a keys batch", () => {
 
 		const done = await waitForBatch(created.id, settled);
 		expect(done).toMatchObject({ status: "completed" });
-		expect(done.counts).toEqual(counts({ succeeded: 3, failed: 1 }));
+		expect(done.counts).toEqual(counts({ succeeded: 3, missing: 1 }));
 		expect(done.counts).toEqual(await countedFromRows(created.id));
 		const jobs = await jobsOfBatch(created.id);
 		expect(jobs.map((j) => [j.key, j.status, j.error_code])).toEqual([
 			[a, "succeeded", null],
 			[b, "succeeded", null],
 			[c, "succeeded", null],
-			[missing, "failed", "object_not_found"],
 		]);
 		expect(
 			jobs.filter((j) => j.status === "succeeded").every((j) => j.prompt === "Describe it" && j.max_tokens === 64),
 		).toBe(true);
+	});
+
+	it("missing keys cost nothing downstream: no job row, no event, no webhook; counted and exported as object_not_found", async () => {
+		const prefix = uniqueKey("keys-missing/");
+		const [present] = keysUnder(prefix, 1) as [string];
+		await putObjects([present]);
+		const absent = [`${prefix}gone-1.jpg`, `${prefix}gone-2.jpg`, `${prefix}gone-3.jpg`, `${prefix}gone-4.jpg`];
+		const receiver = hook("missing-keys");
+		const subscription = await subscribe({ url: receiver.url, prefix, events: ["job.failed", "batch.completed"] });
+
+		const created = await createBatch({ keys: [absent[0], present, ...absent.slice(1)] });
+		const done = await waitForBatch(created.id, settled);
+		expect(done.counts).toEqual(counts({ succeeded: 1, missing: 4 }));
+		expect(done.counts).toEqual(await countedFromRows(created.id));
+
+		// No job row and so no event for any missing key.
+		const { results: rows } = await env.DB.prepare(
+			"SELECT key FROM jobs WHERE key IN (SELECT value FROM json_each(?1))",
+		)
+			.bind(JSON.stringify(absent))
+			.all();
+		expect(rows).toEqual([]);
+		const events = await env.DB.prepare(
+			`SELECT e.type FROM webhook_events e LEFT JOIN jobs j ON j.id = e.job_id
+			WHERE j.batch_id = ?1 OR e.batch_id = ?1 ORDER BY e.type`,
+		)
+			.bind(created.id)
+			.all<{ type: string }>();
+		expect(events.results.map((e) => e.type)).toEqual(["batch.completed", "job.succeeded"]);
+		// The subscription (job.failed and batch.completed under the prefix) hears the batch only.
+		await batchEventDeliveries(created.id);
+		const deliveries = await env.DB.prepare("SELECT event_id FROM webhook_deliveries WHERE subscription_id = ?")
+			.bind(subscription.id)
+			.all();
+		expect(deliveries.results).toHaveLength(1);
+
+		// The export lists them in key order, each with error_code object_not_found.
+		const csv = await call("GET", `/v1/batches/${created.id}/results?format=csv`);
+		const table = parse(await csv.text(), { columns: true }) as Record<string, string>[];
+		expect(table.map((r) => [r.key, r.status, r.error_code])).toEqual([
+			...absent.map((key) => [key, "missing", "object_not_found"]),
+			[present, "succeeded", ""],
+		]);
+		const jsonl = await call("GET", `/v1/batches/${created.id}/results?format=jsonl`);
+		const lines = (await jsonl.text())
+			.trimEnd()
+			.split("\n")
+			.map((l) => JSON.parse(l) as { key: string; status: string; error: { code: string } | null });
+		expect(lines.map((l) => [l.key, l.status, l.error?.code ?? null])).toEqual([
+			...absent.map((key) => [key, "missing", "object_not_found"]),
+			[present, "succeeded", null],
+		]);
 	});
 });
 
@@ -154,7 +208,7 @@ describe("a listing that stops mid-way", () => {
 		const row = await getBatchRow(env.DB, batch.id);
 		if (!row) throw new Error("no batch row");
 		const plan = await planPage(env, row, readSettings(env));
-		expect(await commitPage(env.DB, row, 1, plan, Date.now())).not.toBeNull();
+		expect(await commitPage(env.DB, row, 1, plan, Date.now())).toMatchObject({ kind: "committed" });
 		expect(await getBatchRow(env.DB, batch.id)).toMatchObject({ pages_listed: 2, unsent_page: 1 });
 
 		// Its message is delivered again: the lister sends what the dead one did not, then forgets it.

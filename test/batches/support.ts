@@ -50,21 +50,27 @@ export const settled = (b: Batch) => b.completed_at !== null;
 
 /**
  * A prefix batch inserted with the status Worker's own store function but without its first page
- * message, so that the test delivers the pages itself (deliverPage) or leaves them lost.
+ * message, so that the test delivers the pages itself (deliverPage) or leaves them lost. No limit of
+ * open batches per key applies.
  */
 export async function unsentBatch(prefix: string, options: Partial<NewBatch> = {}): Promise<Batch> {
-	const row = await insertBatch(env.DB, {
-		bucket: "images",
-		source: { prefix },
-		prompt: null,
-		maxTokens: null,
-		callbackUrl: null,
-		metadata: {},
-		skipCaptioned: true,
-		keyId: null,
-		...options,
-	});
-	return getBatch(row.id);
+	const created = await insertBatch(
+		env.DB,
+		{
+			bucket: "images",
+			source: { prefix },
+			prompt: null,
+			maxTokens: null,
+			callbackUrl: null,
+			metadata: {},
+			skipCaptioned: true,
+			keyId: null,
+			...options,
+		},
+		Number.MAX_SAFE_INTEGER,
+	);
+	if (created.kind !== "created") throw new Error("the batch was not inserted");
+	return getBatch(created.batch.id);
 }
 
 /**
@@ -92,25 +98,29 @@ export async function jobsOfBatch(batchId: string): Promise<JobRow[]> {
 
 /** Batch counts with every count not given at 0, and `total` their sum. */
 export function counts(given: Partial<Omit<BatchCounts, "total">>): BatchCounts {
-	const c = { queued: 0, processing: 0, succeeded: 0, failed: 0, cancelled: 0, skipped: 0, ...given };
+	const c = { queued: 0, processing: 0, succeeded: 0, failed: 0, cancelled: 0, skipped: 0, missing: 0, ...given };
 	return { total: Object.values(c).reduce((a, b) => a + b, 0), ...c };
 }
 
-/** The counts a batch's job rows and skips add up to, computed the expensive way (COUNT over rows). */
+/** The counts a batch's job rows, skips and missing keys add up to, computed the expensive way (COUNT over rows). */
 export async function countedFromRows(batchId: string): Promise<BatchCounts> {
 	const jobs = await jobsOfBatch(batchId);
 	const skipped = await env.DB.prepare("SELECT count(*) AS n FROM batch_skips WHERE batch_id = ?")
 		.bind(batchId)
 		.first<number>("n");
+	const missing = await env.DB.prepare("SELECT count(*) AS n FROM batch_missing WHERE batch_id = ?")
+		.bind(batchId)
+		.first<number>("n");
 	const by = (status: string) => jobs.filter((j) => j.status === status).length;
 	return {
-		total: jobs.length + (skipped ?? 0),
+		total: jobs.length + (skipped ?? 0) + (missing ?? 0),
 		queued: by("queued"),
 		processing: by("processing"),
 		succeeded: by("succeeded"),
 		failed: by("failed"),
 		cancelled: by("cancelled"),
 		skipped: skipped ?? 0,
+		missing: missing ?? 0,
 	};
 }
 

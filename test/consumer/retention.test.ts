@@ -158,6 +158,9 @@ describe("retention", () => {
 		const doneBatch = await insertBatch("completed", older, [`${prefix}a.png`, `${prefix}b.png`]);
 		const runningBatch = await insertBatch("running", older + 1, [`${prefix}c.png`]);
 		const recentBatch = await insertBatch("completed", old, [`${prefix}a.png`]);
+		await env.DB.prepare("INSERT INTO batch_missing (batch_id, key, page) VALUES (?1, ?2, 0)")
+			.bind(doneBatch, `${prefix}gone.png`)
+			.run();
 
 		const report = await sweepAll(settings, now);
 		expect(report.skipped).toBe(false);
@@ -187,12 +190,18 @@ describe("retention", () => {
 
 		expect(await exists("batches", "id", doneBatch)).toBe(false);
 		expect(await exists("batch_keys", "batch_id", doneBatch)).toBe(false);
+		expect(await exists("batch_missing", "batch_id", doneBatch)).toBe(false);
 		expect(await exists("batches", "id", runningBatch)).toBe(true);
 		expect(await exists("batch_keys", "batch_id", runningBatch)).toBe(true);
 		expect(await exists("batches", "id", recentBatch)).toBe(true);
 		const batchLines = await archived("batches", older);
 		expect(batchLines.filter((l) => l.id === doneBatch || l.id === runningBatch)).toEqual([
-			expect.objectContaining({ id: doneBatch, status: "completed", keys: [`${prefix}a.png`, `${prefix}b.png`] }),
+			expect.objectContaining({
+				id: doneBatch,
+				status: "completed",
+				keys: [`${prefix}a.png`, `${prefix}b.png`],
+				missing: [`${prefix}gone.png`],
+			}),
 		]);
 
 		const { counters, rows } = await countersAndRows(prefix);

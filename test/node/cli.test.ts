@@ -265,6 +265,7 @@ describe("r2c batch and export", () => {
 			failed: 0,
 			cancelled: 0,
 			skipped: 1,
+			missing: 0,
 		});
 
 		const list = await r2c(["batch", "list", "--json"], env());

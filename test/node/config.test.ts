@@ -81,6 +81,12 @@ describe("model chain", () => {
 		expect(readWorkerConfig(workerConfigFiles.status).vars.MODEL_CHAIN).toBe(consumer);
 	});
 
+	it("the consumer's MAX_JOBS_IN_FLIGHT (its batch listing's cap) is the status Worker's", () => {
+		const consumer = readWorkerConfig(workerConfigFiles.consumer).vars.MAX_JOBS_IN_FLIGHT;
+		expect(consumer).toMatch(/^\d+$/);
+		expect(readWorkerConfig(workerConfigFiles.status).vars.MAX_JOBS_IN_FLIGHT).toBe(consumer);
+	});
+
 	it("the status Worker binds the consumer's model-health registry", () => {
 		const consumer = readWorkerConfig(workerConfigFiles.consumer);
 		const status = readWorkerConfig(workerConfigFiles.status);

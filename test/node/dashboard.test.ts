@@ -405,6 +405,79 @@ describe("the dashboard", () => {
 		rmSync(downloads, { recursive: true, force: true });
 	});
 
+	it("fits a phone (390 px) and 800 px: no sideways scroll outside tables, object keys wrap at /", async () => {
+		const key = `${prefix}customers/acme-corporation-international/catalogue/2026/spring-collection/product-photography-very-long-file-name.jpg`;
+		const queued = await uploadImage(api, key, new Blob([await readFile(sample("night-sky.webp"))]));
+		await until("the long key's job to be captioned", 60_000, async () => {
+			const current = await ok(api.GET("/v1/jobs/{id}", { params: { path: { id: queued.id } } }));
+			return current.status === "succeeded" ? current : undefined;
+		});
+		const views: [string, string][] = [
+			["jobs", `tr[data-job-id="${queued.id}"]`],
+			[`jobs/${queued.id}`, ".job-info .details dd code"],
+			["upload", ".upload-view .drop-zone"],
+			["batches", ".batches-view table"],
+			["webhooks", ".webhooks-view table"],
+			["stats", ".stats-view .chart"],
+		];
+		for (const width of [390, 800]) {
+			await page.setViewport({ width, height: 844 });
+			for (const [view, ready] of views) {
+				await page.evaluate((hash) => {
+					location.hash = hash;
+				}, `#/${view}`);
+				await page.waitForSelector(ready);
+				const layout = await page.evaluate(() => {
+					const limit = document.documentElement.clientWidth;
+					// Anything reaching past the window's right edge, except inside a table that scrolls on its own.
+					const overflowing = Array.from(document.querySelectorAll("body *"))
+						.filter((el) => el.getBoundingClientRect().right > limit + 1 && !el.closest(".table-wrap"))
+						.map((el) => `${el.tagName.toLowerCase()}.${el.className}`);
+					// The lines each shown object key is laid out in, read character by character.
+					const keyLines = Array.from(
+						document.querySelectorAll("[data-field=key], .job-info .details dd code, .job-image figcaption code"),
+					)
+						.filter((el) => (el.textContent ?? "").includes("spring-collection"))
+						.map((el) => {
+							const lines: { text: string; top: number; right: number }[] = [];
+							const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+							for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+								for (let i = 0; i < (node.textContent ?? "").length; i++) {
+									const range = document.createRange();
+									range.setStart(node, i);
+									range.setEnd(node, i + 1);
+									const box = range.getBoundingClientRect();
+									const last = lines.at(-1);
+									if (last && Math.abs(box.top - last.top) < 2) {
+										last.text += node.textContent?.[i] ?? "";
+										last.right = box.right;
+									} else lines.push({ text: node.textContent?.[i] ?? "", top: box.top, right: box.right });
+								}
+							}
+							const box = el.getBoundingClientRect();
+							return { width: box.width, left: box.left, lines };
+						});
+					return { scrollWidth: document.documentElement.scrollWidth, limit, overflowing, keyLines };
+				});
+				await screenshot(page, `dashboard-fit-${width}-${view.split("/")[0]}`);
+				const where = `${view} at ${width} px`;
+				expect(layout.scrollWidth, where).toBeLessThanOrEqual(layout.limit);
+				expect(layout.overflowing, where).toEqual([]);
+				if (view.startsWith("jobs")) expect(layout.keyLines.length, where).toBeGreaterThan(0);
+				for (const shown of layout.keyLines) {
+					const segments = key.split("/").length;
+					// Readable: a line ends at a "/" (or a word's "-"), or where a segment alone fills it.
+					expect(shown.lines.length, where).toBeLessThanOrEqual(2 * segments);
+					for (const line of shown.lines.slice(0, -1)) {
+						const full = line.right - shown.left >= 0.75 * shown.width;
+						expect(/[/-]$/.test(line.text) || full, `${where}: "${line.text}"`).toBe(true);
+					}
+				}
+			}
+		}
+		await page.setViewport({ width: 1280, height: 900 });
+	});
+
 	it("signed in with a key scoped to a prefix, shows only the jobs under it", async () => {
 		const scope = `${prefix}team/`;
 		const key = await ok(api.POST("/v1/keys", { body: { prefix: scope, name: "dashboard test" } }));

@@ -19,6 +19,30 @@ beforeAll(async () => {
 afterAll(() => stack.dispose());
 
 describe("npm run dev", () => {
+	it("limits wrong tokens by the client's socket address (wrangler dev sets CF-Connecting-IP), not the admin's requests", async () => {
+		await stack.ready(90_000);
+		const get = (token: string) => fetch(`${stack.url}/v1/stats`, { headers: { Authorization: `Bearer ${token}` } });
+		expect((await get(stack.token)).status).toBe(200);
+		// The production limit: AUTH_FAILURE_BURST (10) failures at once, then 429 until a slot frees.
+		const statuses: number[] = [];
+		for (let i = 0; i < 11; i++) statuses.push((await get(`rck_wrong${crypto.randomUUID()}`)).status);
+		expect(statuses).toEqual([...Array(10).fill(401), 429]);
+		const refused = await get(`rck_wrong${crypto.randomUUID()}`);
+		expect(refused.status).toBe(429);
+		expect(Number(refused.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+		// Counted against the socket's address, not the shared `unknown` of a request without the header.
+		const { error } = (await refused.json()) as { error: { code: string; details: { address: string } } };
+		expect(error.code).toBe("too_many_auth_failures");
+		expect(["127.0.0.1", "0:0:0:0::/64"]).toContain(error.details.address);
+		// Another address (wrangler dev keeps a CF-Connecting-IP the client sent) has its own limit.
+		const elsewhere = await fetch(`${stack.url}/v1/stats`, {
+			headers: { Authorization: "Bearer rck_wrong", "CF-Connecting-IP": "192.0.2.77" },
+		});
+		expect(elsewhere.status).toBe(401);
+		// The admin token authenticated from this address before: not refused with the guesses beside it.
+		expect((await get(stack.token)).status).toBe(200);
+	});
+
 	it("serves /healthz, captions an uploaded image end to end, and stops cleanly on Ctrl-C", async () => {
 		await stack.ready(90_000);
 		const api = stack.url;

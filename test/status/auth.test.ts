@@ -1,15 +1,18 @@
 /**
  * The auth matrix: every route × (no token, wrong token, revoked key, key scoped inside and outside
  * the resource's prefix, admin). Unauthenticated cases are generated from the router's own route
- * table, so a route added later (webhooks included) is covered without editing this file.
+ * table; the route table at the end has one row per route with each caller's status, and fails
+ * for a route served without a row.
  */
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
+import { randomToken } from "../../shared/ids";
 import { Job } from "../../shared/jobs/schema";
-import { app } from "../../workers/status/app";
+import { app, openApiDocument } from "../../workers/status/app";
 import { CreatedApiKey } from "../../workers/status/auth/api-keys";
 import { Stats } from "../../workers/status/jobs/stats";
+import { unsentBatch } from "../batches/support";
 import { fixture, uniqueKey } from "../support/fixtures";
 import { jobsForKey } from "../support/queue";
 import { ADMIN, call, createKey, errorOf, pageOf, parsed, revokeKey, uploadViaApi } from "./support";
@@ -55,10 +58,14 @@ describe("without a valid token every /v1 route answers 401", () => {
 				"DELETE /v1/keys/:id",
 				"POST /v1/keys/:id/rotate-secret",
 				"POST /v1/webhooks",
+				"GET /v1/webhooks",
 				"GET /v1/webhooks/:id",
+				"GET /v1/webhooks/:id/deliveries",
 				"DELETE /v1/webhooks/:id",
 				"POST /v1/webhooks/:id/rotate-secret",
 				"POST /v1/webhooks/:id/deliveries/:delivery_id/redeliver",
+				"GET /v1/jobs/:id/deliveries",
+				"POST /v1/batches/:id/cancel",
 				"POST /v1/admin/sweep",
 			]),
 		);
@@ -165,7 +172,7 @@ describe("a key scoped to a prefix", () => {
 });
 
 describe("webhook subscriptions: the creating key, another key, a key outside the prefix, the admin", () => {
-	/** Status of each changing route of a fresh subscription made by `scoped`, for `token`. */
+	/** Status of each route of a fresh subscription made by `scoped`, for `token` (and whether it lists it). */
 	async function changes(token: string) {
 		const res = await call("POST", "/v1/webhooks", {
 			token: scoped.token,
@@ -174,7 +181,14 @@ describe("webhook subscriptions: the creating key, another key, a key outside th
 		expect(res.status).toBe(201);
 		const { id } = z.object({ id: z.string() }).parse(await res.json());
 		return {
+			listed: await call("GET", "/v1/webhooks", { token }).then(async (r) =>
+				z
+					.object({ data: z.array(z.object({ id: z.string() })) })
+					.parse(await r.json())
+					.data.some((s) => s.id === id),
+			),
 			get: (await call("GET", `/v1/webhooks/${id}`, { token })).status,
+			deliveries: (await call("GET", `/v1/webhooks/${id}/deliveries`, { token })).status,
 			rotate: (await call("POST", `/v1/webhooks/${id}/rotate-secret`, { token })).status,
 			// No delivery msg_x exists: the owner and the admin get past the subscription to a 404 on it.
 			redeliver: await call("POST", `/v1/webhooks/${id}/deliveries/msg_x/redeliver`, { token }).then(
@@ -185,19 +199,51 @@ describe("webhook subscriptions: the creating key, another key, a key outside th
 	}
 
 	it("the creating key and the admin may rotate, redeliver and delete", async () => {
-		const owner = { get: 200, rotate: 200, redeliver: "404 Delivery", delete: 200 };
+		const owner = { listed: true, get: 200, deliveries: 200, rotate: 200, redeliver: "404 Delivery", delete: 200 };
 		expect(await changes(scoped.token)).toEqual(owner);
 		expect(await changes(ADMIN)).toEqual(owner);
 	});
 
-	it("another key with the same prefix sees it but may change nothing (404, as if it did not exist)", async () => {
-		const neighbour = await createKey(scopePrefix);
-		expect(await changes(neighbour.token)).toEqual({ get: 200, rotate: 404, redeliver: "404 Webhook", delete: 404 });
+	const nothing = {
+		listed: false,
+		get: 404,
+		deliveries: 404,
+		rotate: 404,
+		redeliver: "404 Webhook",
+		delete: 404,
+	};
+
+	it("another key with the same prefix, or an unscoped key, neither sees nor changes it (404, as if it did not exist)", async () => {
+		expect(await changes((await createKey(scopePrefix)).token)).toEqual(nothing);
+		expect(await changes((await createKey()).token)).toEqual(nothing);
 	});
 
 	it("a key outside the prefix does not see it", async () => {
 		const outsider = await createKey(uniqueKey("elsewhere/"));
-		expect(await changes(outsider.token)).toEqual({ get: 404, rotate: 404, redeliver: "404 Webhook", delete: 404 });
+		expect(await changes(outsider.token)).toEqual(nothing);
+	});
+});
+
+describe("POST /v1/batches/{id}/cancel: the creating key and the admin; any other key gets 404", () => {
+	/** The answer to cancelling a fresh batch of `scoped`'s prefix, made by `creator` (null: the admin), for `token`. */
+	async function cancel(creator: string | null, token: string): Promise<number> {
+		// Left listing (its first page is not sent), so that only the caller decides its fate.
+		const batch = await unsentBatch(scopePrefix, { keyId: creator });
+		return (await call("POST", `/v1/batches/${batch.id}/cancel`, { token })).status;
+	}
+
+	it("answers each caller", async () => {
+		const neighbour = await createKey(scopePrefix);
+		const unscoped = await createKey();
+		const outsider = await createKey(uniqueKey("elsewhere/"));
+		expect({
+			creator: await cancel(scoped.id, scoped.token),
+			admin: await cancel(scoped.id, ADMIN),
+			neighbour: await cancel(scoped.id, neighbour.token),
+			unscoped: await cancel(scoped.id, unscoped.token),
+			outsider: await cancel(scoped.id, outsider.token),
+			keyOnAdminsBatch: await cancel(null, scoped.token),
+		}).toEqual({ creator: 200, admin: 200, neighbour: 404, unscoped: 404, outsider: 404, keyOnAdminsBatch: 404 });
 	});
 });
 
@@ -225,4 +271,185 @@ describe("an unscoped key and the admin token", () => {
 		expect((await call("GET", "/v1/keys")).status).toBe(200);
 		expect((await call("DELETE", `/v1/keys/${id}`)).status).toBe(200);
 	});
+});
+
+/**
+ * Every route the status Worker serves, one row each: the path to call (resources made by the
+ * in-scope key, fresh where the call changes them) and the status for each caller. A route served
+ * (in the router or in /openapi.json) without a row here fails the first test, so a new route must
+ * say who may call it.
+ */
+describe("the route table: every route × no token, a wrong token, an out-of-scope key, an in-scope key, the admin", () => {
+	const CALLERS = ["none", "wrong", "outside", "inside", "admin"] as const;
+	type Caller = (typeof CALLERS)[number];
+	/** The status each caller gets, in the order of CALLERS. */
+	type Expected = readonly [number, number, number, number, number];
+
+	let prefix: string;
+	let owner: CreatedApiKey;
+	let outsider: CreatedApiKey;
+	let objectKey: string;
+	let job: Job;
+	let batchId: string;
+	let subscriptionId: string;
+
+	const Created = z.object({ id: z.string() });
+	async function made(res: Response, status: number): Promise<string> {
+		if (res.status !== status) throw new Error(`set-up failed: ${res.status} ${await res.text()}`);
+		return Created.parse(await res.json()).id;
+	}
+	const newBatch = async () =>
+		made(await call("POST", "/v1/batches", { token: owner.token, json: { keys: [objectKey] } }), 202);
+	const newSubscription = async () =>
+		made(
+			await call("POST", "/v1/webhooks", {
+				token: owner.token,
+				json: { url: "http://127.0.0.1:9/matrix", events: ["job.failed"], prefix },
+			}),
+			201,
+		);
+	/** A finished delivery of a fresh subscription of the in-scope key: `{subscription}/deliveries/{delivery}`. */
+	async function newDelivery(): Promise<string> {
+		const subscription = await newSubscription();
+		const [event, delivery, now] = [`evt_${randomToken(8)}`, `msg_${randomToken(8)}`, Date.now()];
+		await env.DB.batch([
+			env.DB.prepare(
+				"INSERT INTO webhook_events (id, job_id, type, created_at) VALUES (?1, ?1, 'job.succeeded', ?2)",
+			).bind(event, now),
+			env.DB.prepare(
+				`INSERT INTO webhook_deliveries (id, event_id, subscription_id, target, url, status, created_at, updated_at)
+				VALUES (?1, ?2, ?3, ?3, 'http://127.0.0.1:9/matrix', 'failed', ?4, ?4)`,
+			).bind(delivery, event, subscription, now),
+		]);
+		return `${subscription}/deliveries/${delivery}`;
+	}
+	const newKeyId = async () => (await createKey()).id;
+
+	interface Row {
+		path: () => string | Promise<string>;
+		json?: () => unknown;
+		body?: () => BodyInit;
+		expected: Expected;
+	}
+	const PUBLIC: Expected = [200, 200, 200, 200, 200];
+	const EVERY_KEY: Expected = [401, 401, 200, 200, 200];
+	const IN_SCOPE: Expected = [401, 401, 404, 200, 200];
+	const ADMIN_ONLY: Expected = [401, 401, 403, 403, 200];
+
+	// One row per route (method and OpenAPI path), in the order of the OpenAPI document.
+	const ROUTES: Record<string, Row> = {
+		"GET /openapi.json": { path: () => "/openapi.json", expected: PUBLIC },
+		"GET /healthz": { path: () => "/healthz", expected: PUBLIC },
+		"GET /": { path: () => "/", expected: PUBLIC },
+		"PUT /v1/images/{key}": {
+			path: () => `/v1/images/${prefix}put-${randomToken(4)}.png`,
+			body: () => png,
+			expected: [401, 401, 404, 202, 202],
+		},
+		"GET /v1/images/{key}": { path: () => `/v1/images/${objectKey}`, expected: IN_SCOPE },
+		"GET /v1/jobs/{id}": { path: () => `/v1/jobs/${job.id}`, expected: IN_SCOPE },
+		"GET /v1/jobs": { path: () => "/v1/jobs", expected: EVERY_KEY },
+		"POST /v1/jobs": { path: () => "/v1/jobs", json: () => ({ key: objectKey }), expected: [401, 401, 404, 202, 202] },
+		"GET /v1/jobs/{id}/deliveries": { path: () => `/v1/jobs/${job.id}/deliveries`, expected: IN_SCOPE },
+		"POST /v1/batches": {
+			path: () => "/v1/batches",
+			json: () => ({ keys: [objectKey] }),
+			expected: [401, 401, 404, 202, 202],
+		},
+		"GET /v1/batches": { path: () => "/v1/batches", expected: EVERY_KEY },
+		"GET /v1/batches/{id}": { path: () => `/v1/batches/${batchId}`, expected: IN_SCOPE },
+		// A batch of the in-scope key whose listing is never sent: it stays cancellable.
+		"POST /v1/batches/{id}/cancel": {
+			path: async () => `/v1/batches/${(await unsentBatch(prefix, { keyId: owner.id })).id}/cancel`,
+			expected: IN_SCOPE,
+		},
+		"GET /v1/batches/{id}/results": { path: () => `/v1/batches/${batchId}/results`, expected: IN_SCOPE },
+		"GET /v1/stats": { path: () => "/v1/stats", expected: EVERY_KEY },
+		"GET /v1/models": { path: () => "/v1/models", expected: EVERY_KEY },
+		"GET /v1/stats/series": { path: () => "/v1/stats/series?window=1h", expected: EVERY_KEY },
+		"POST /v1/keys": { path: () => "/v1/keys", json: () => ({ name: "matrix" }), expected: [401, 401, 403, 403, 201] },
+		"GET /v1/keys": { path: () => "/v1/keys", expected: ADMIN_ONLY },
+		"POST /v1/keys/{id}/rotate-secret": {
+			path: async () => `/v1/keys/${await newKeyId()}/rotate-secret`,
+			expected: ADMIN_ONLY,
+		},
+		"DELETE /v1/keys/{id}": { path: async () => `/v1/keys/${await newKeyId()}`, expected: ADMIN_ONLY },
+		"POST /v1/webhooks": {
+			path: () => "/v1/webhooks",
+			json: () => ({ url: "http://127.0.0.1:9/matrix", events: ["job.failed"], prefix }),
+			expected: [401, 401, 404, 201, 201],
+		},
+		"GET /v1/webhooks": { path: () => "/v1/webhooks", expected: EVERY_KEY },
+		"GET /v1/webhooks/{id}": { path: () => `/v1/webhooks/${subscriptionId}`, expected: IN_SCOPE },
+		"DELETE /v1/webhooks/{id}": { path: async () => `/v1/webhooks/${await newSubscription()}`, expected: IN_SCOPE },
+		"POST /v1/webhooks/{id}/rotate-secret": {
+			path: async () => `/v1/webhooks/${await newSubscription()}/rotate-secret`,
+			expected: IN_SCOPE,
+		},
+		"GET /v1/webhooks/{id}/deliveries": { path: () => `/v1/webhooks/${subscriptionId}/deliveries`, expected: IN_SCOPE },
+		"POST /v1/webhooks/{id}/deliveries/{delivery_id}/redeliver": {
+			path: async () => `/v1/webhooks/${await newDelivery()}/redeliver`,
+			expected: [401, 401, 404, 202, 202],
+		},
+		// Nothing in the test pool is older than stale_after_ms = now: the sweep changes nothing of other tests.
+		"POST /v1/admin/sweep": {
+			path: () => "/v1/admin/sweep",
+			json: () => ({ stale_after_ms: Date.now() }),
+			expected: ADMIN_ONLY,
+		},
+	};
+
+	beforeAll(async () => {
+		prefix = uniqueKey("matrix/");
+		[owner, outsider] = await Promise.all([createKey(prefix), createKey(uniqueKey("matrix-elsewhere/"))]);
+		objectKey = `${prefix}photo.png`;
+		job = await uploadViaApi(objectKey, png, {}, owner.token);
+		[batchId, subscriptionId] = await Promise.all([newBatch(), newSubscription()]);
+	});
+
+	it("has a row for every route the router and /openapi.json serve, and no other", () => {
+		// `/v1/jobs/:id` and `/v1/images/:key{[\s\S]+}` are `/v1/jobs/{id}` and `/v1/images/{key}` in the document.
+		const routed = app.routes
+			.filter((r) => r.method !== "ALL")
+			.map((r) => `${r.method} ${r.path.replace(/:(\w+)(\{[^}]*\})?/g, "{$1}")}`);
+		const documented = Object.entries(openApiDocument().paths ?? {}).flatMap(([path, item]) =>
+			Object.keys(item ?? {})
+				.filter((m) => ["get", "put", "post", "patch", "delete"].includes(m))
+				.map((m) => `${m.toUpperCase()} ${path}`),
+		);
+		expect([...new Set([...routed, ...documented])].sort()).toEqual(Object.keys(ROUTES).sort());
+	});
+
+	const tokenOf = (caller: Caller): string | null => {
+		switch (caller) {
+			case "none":
+				return null;
+			case "wrong":
+				return `rck_${randomToken(32)}`;
+			case "outside":
+				return outsider.token;
+			case "inside":
+				return owner.token;
+			case "admin":
+				return ADMIN;
+		}
+	};
+
+	for (const [route, row] of Object.entries(ROUTES)) {
+		it(route, async () => {
+			const method = route.split(" ")[0] ?? "GET";
+			const answers: number[] = [];
+			for (const caller of CALLERS) {
+				const res = await call(method, await row.path(), {
+					token: tokenOf(caller),
+					json: row.json?.(),
+					body: row.body?.(),
+				});
+				answers.push(res.status);
+				if (res.status === 401) expect((await errorOf(res)).code, `${route} as ${caller}`).toBe("unauthorized");
+				else await res.body?.cancel();
+			}
+			expect(answers).toEqual([...row.expected]);
+		});
+	}
 });

@@ -218,7 +218,7 @@ describe("lists read a bounded number of rows", () => {
 		expect(ids.size).toBe(3000);
 		expect(pages).toBe(29);
 	});
-	it("GET /v1/webhooks for a scoped key among 2,000 other tenants' subscriptions reads only its own", async () => {
+	it("GET /v1/webhooks for a key among 2,000 other tenants' subscriptions reads only its own", async () => {
 		const tag = uniqueKey("subs").replace(/\W/g, "");
 		const scope = `${tag}/mine/`;
 		const now = Date.now();
@@ -241,10 +241,10 @@ describe("lists read a bounded number of rows", () => {
 			mine.push((await res.json<{ id: string }>()).id);
 		}
 
-		const scoped = await listSubscriptions(env.DB, scope);
+		const scoped = await listSubscriptions(env.DB, { scope, keyId: key.id });
 		expect(scoped.data.map((s) => s.id).sort()).toEqual([...mine].sort());
 		expect(scoped.rowsRead).toBeLessThanOrEqual(2 * mine.length + 2);
-		const admin = await listSubscriptions(env.DB, null);
+		const admin = await listSubscriptions(env.DB, { scope: null, keyId: null });
 		expect(admin.data.length).toBe(MAX_SUBSCRIPTIONS_LISTED);
 		expect(admin.rowsRead).toBeLessThanOrEqual(MAX_SUBSCRIPTIONS_LISTED + 1);
 

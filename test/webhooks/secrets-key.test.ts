@@ -1,7 +1,7 @@
 /**
  * WEBHOOK_SECRETS_KEY as one value (shared/webhooks/secrets-key.ts): a Worker given another key
  * refuses to run (the status API answers 503, the webhooks Worker keeps its batch in the queue),
- * a rotation re-seals every stored secret with the new key, and an API key's callback secret can
+ * a rotation re-seals every stored secret (and the kept answers of idempotent creates) with the new key, and an API key's callback secret can
  * be rotated.
  */
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
@@ -9,7 +9,13 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { parseRow } from "../../shared/d1-rows";
-import { keySecretId, openSecret, SecretBoxError, subscriptionSecretId } from "../../shared/webhooks/secret-box";
+import {
+	idempotencySecretId,
+	keySecretId,
+	openSecret,
+	SecretBoxError,
+	subscriptionSecretId,
+} from "../../shared/webhooks/secret-box";
 import { resealSecrets, verifySecretsKey } from "../../shared/webhooks/secrets-key";
 import status from "../../workers/status/index";
 import webhooks from "../../workers/webhooks/index";
@@ -53,17 +59,25 @@ describe("a Worker given another WEBHOOK_SECRETS_KEY refuses to run", () => {
 
 const Sealed = z.object({ secret: z.string() });
 const KeySealed = z.object({ webhook_secret: z.string() });
+const KeptSealed = z.object({ response: z.string() });
 
 describe("rotating WEBHOOK_SECRETS_KEY", () => {
 	it("with the old key as previous, the sweep re-seals every secret so that the new key alone opens them", async () => {
 		const endpoint = hook("rotate-key");
 		const subscription = await subscribe({ url: endpoint.url });
 		const apiKey = await createKey(`rotate-${Date.now()}/`);
+		// A create's kept answer (it holds the new key's token) is sealed too.
+		const idempotencyKey = crypto.randomUUID();
+		const created = await call("POST", "/v1/keys", {
+			json: { prefix: `rotate-kept-${Date.now()}/` },
+			headers: { "Idempotency-Key": idempotencyKey },
+		});
+		const createdBody = await created.text();
 		const NEW = `new-sealing-key-${Date.now()}`;
 		try {
 			// During the rotation both keys are accepted, the new one first.
 			await verifySecretsKey(env.DB, { current: NEW, previous: KEY });
-			expect(await resealSecrets(env.DB, { current: NEW, previous: KEY })).toBeGreaterThanOrEqual(3);
+			expect(await resealSecrets(env.DB, { current: NEW, previous: KEY })).toBeGreaterThanOrEqual(4);
 			const sub = await env.DB.prepare("SELECT secret FROM webhook_subscriptions WHERE id = ?")
 				.bind(subscription.id)
 				.first()
@@ -77,6 +91,13 @@ describe("rotating WEBHOOK_SECRETS_KEY", () => {
 				.first()
 				.then(parseRow(KeySealed));
 			expect(await openSecret(NEW, keySecretId(apiKey.id), key?.webhook_secret ?? "")).toBe(apiKey.webhook_secret);
+			const kept = await env.DB.prepare("SELECT response FROM idempotency_keys WHERE id = ?")
+				.bind(`admin:${idempotencyKey}`)
+				.first()
+				.then(parseRow(KeptSealed));
+			expect(await openSecret(NEW, idempotencySecretId(`admin:${idempotencyKey}`), kept?.response ?? "")).toBe(
+				createdBody,
+			);
 			// The rotation is over: the new key alone passes the canary, the old one no longer does.
 			await expect(verifySecretsKey(env.DB, { current: NEW })).resolves.toBeUndefined();
 			await expect(verifySecretsKey(env.DB, { current: `${KEY}-not-cached` })).rejects.toThrow(

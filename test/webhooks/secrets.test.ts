@@ -214,14 +214,14 @@ describe.concurrent("callbacks of a scoped key's jobs", () => {
 		expect(listed).not.toContain(key.webhook_secret);
 	});
 
-	it("an upload's callback is signed with the key's own secret, not WEBHOOK_SECRET; the admin's with WEBHOOK_SECRET", async () => {
+	it("an upload's callback is signed with the key's own secret, not WEBHOOK_SECRET; the admin's outside every scope with WEBHOOK_SECRET", async () => {
 		const prefix = uniqueKey("keycb/");
 		const key = await createKey(prefix);
 		const keyReceiver = hook("key-callback");
 		const adminReceiver = hook("admin-callback");
 		const image = await fixture("small.png");
 		const byKey = await uploadViaApi(`${prefix}k.png`, image, { "X-Callback-Url": keyReceiver.url }, key.token);
-		const byAdmin = await uploadViaApi(`${prefix}a.png`, image, { "X-Callback-Url": adminReceiver.url });
+		const byAdmin = await uploadViaApi(uniqueKey("unscoped/a.png"), image, { "X-Callback-Url": adminReceiver.url });
 		const keyId = await env.DB.prepare("SELECT * FROM jobs WHERE id = ?").bind(byKey.id).first();
 		expect(z.object({ key_id: z.string() }).parse(keyId).key_id).toBe(key.id);
 		expect(JobRow.safeParse(keyId).success).toBe(true);
@@ -250,6 +250,39 @@ describe.concurrent("callbacks of a scoped key's jobs", () => {
 			env.DB.prepare("SELECT key_id FROM webhook_deliveries WHERE url = ?").bind(receiver.url).first("key_id"),
 		);
 		expect(row).toBe(key.id);
+	});
+
+	it("the admin's job on a tenant's object: its callback-url gets the secret of the key whose scope holds the object", async () => {
+		const prefix = uniqueKey("tenantobj/");
+		const outer = await createKey(prefix);
+		const inner = await createKey(`${prefix}inner/`);
+		const toOuter = hook("tenant-outer");
+		const toInner = hook("tenant-inner");
+		const image = await fixture("small.png");
+		const inOuter = await uploadViaApi(`${prefix}a.png`, image, { "X-Callback-Url": toOuter.url });
+		const inInner = await uploadViaApi(`${prefix}inner/b.png`, image, { "X-Callback-Url": toInner.url });
+
+		const [outerRequest] = await toOuter.waitFor(1);
+		expect(verified(outer.webhook_secret, outerRequest!).data.id).toBe(inOuter.id);
+		expect(accepts(env.WEBHOOK_SECRET, outerRequest!)).toBe(false);
+		// The most specific scope holding the object signs.
+		const [innerRequest] = await toInner.waitFor(1);
+		expect(verified(inner.webhook_secret, innerRequest!).data.id).toBe(inInner.id);
+		expect([outer.webhook_secret, env.WEBHOOK_SECRET].map((s) => accepts(s, innerRequest!))).toEqual([false, false]);
+	});
+
+	it("a batch made with a key: the callback-url of an object's job gets the key's signature", async () => {
+		const prefix = uniqueKey("keybatchjob/");
+		// A key of the whole bucket: no scoped key holds the object, so only the job's key_id can pick the secret.
+		const key = await createKey();
+		const receiver = hook("key-batch-job");
+		await env.BUCKET.put(`${prefix}one.png`, await fixture("small.png"), {
+			customMetadata: { "callback-url": receiver.url },
+		});
+		const batch = await createBatch({ keys: [`${prefix}one.png`] }, key.token);
+		const [request] = await receiver.waitFor(1, 25_000);
+		expect(verified(key.webhook_secret, request!).data).toMatchObject({ key: `${prefix}one.png`, batch_id: batch.id });
+		expect(accepts(env.WEBHOOK_SECRET, request!)).toBe(false);
 	});
 
 	it("a batch made with a key: its batch.completed callback gets the key's signature", async () => {

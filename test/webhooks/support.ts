@@ -144,7 +144,7 @@ export function runWebhooks(bodies: unknown[], options: RunOptions = {}) {
 export async function finishedJob(
 	key: string,
 	outcome: "succeeded" | "failed",
-	options: { callbackUrl?: string; now?: number } = {},
+	options: { callbackUrl?: string; now?: number; keyId?: string } = {},
 ): Promise<{ jobId: string; eventId: string }> {
 	const now = options.now ?? Date.now();
 	const job = await insertJob({
@@ -157,6 +157,7 @@ export async function finishedJob(
 		created_at: now,
 		started_at: now,
 		callback_url: options.callbackUrl ?? null,
+		key_id: options.keyId ?? null,
 	});
 	const result =
 		outcome === "succeeded"

@@ -8,7 +8,7 @@ import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { WebhookSubscription } from "../../shared/webhooks/schema";
+import { WebhookDelivery, WebhookSubscription } from "../../shared/webhooks/schema";
 import status from "../../workers/status/index";
 import { dispatchEvent } from "../../workers/webhooks/deliveries";
 import { call, createKey, errorOf, pageOf, parsed, revokeKey } from "../status/support";
@@ -36,11 +36,52 @@ describe.concurrent("subscriptions and the keys that own them", () => {
 		expect(byKey.key_id).toBe(key.id);
 		expect(byAdmin.key_id).toBeNull();
 		expect((await subscriptionRow(byKey.id)).key_id).toBe(key.id);
-		const list = await parsed(await call("GET", "/v1/webhooks", { token: key.token }), pageOf(WebhookSubscription));
-		expect(Object.fromEntries(list.data.map((s) => [s.id, s.key_id]))).toEqual({
-			[byKey.id]: key.id,
-			[byAdmin.id]: null,
-		});
+		const list = await parsed(await call("GET", "/v1/webhooks"), pageOf(WebhookSubscription));
+		const owners = Object.fromEntries(list.data.map((s) => [s.id, s.key_id]));
+		expect(owners[byKey.id]).toBe(key.id);
+		expect(owners[byAdmin.id]).toBeNull();
+	});
+
+	it("a key lists and reads only its own subscriptions and their delivery logs (404 for the others')", async () => {
+		const prefix = uniqueKey("who-sees/");
+		const key = await createKey(prefix);
+		const neighbour = await createKey(prefix);
+		const unscoped = await createKey();
+		const own = await subscribe({ url: `${hook("who-own").url}?token=own-secret` }, key.token);
+		const neighbours = await subscribe({ url: `${hook("who-neighbour").url}?token=neighbour-secret` }, neighbour.token);
+		const admins = await subscribe({ url: `${hook("who-admin").url}?token=admin-secret`, prefix });
+		const { jobId, eventId } = await finishedJob(`${prefix}a.png`, "succeeded", { callbackUrl: hook("who-cb").url });
+		await dispatchEvent(env.DB, eventId);
+
+		const listed = async (token: string) =>
+			(await parsed(await call("GET", "/v1/webhooks", { token }), pageOf(WebhookSubscription))).data.map((s) => s.id);
+		expect(await listed(key.token)).toEqual([own.id]);
+		expect(await listed(neighbour.token)).toEqual([neighbours.id]);
+		expect(await listed(unscoped.token)).toEqual([]);
+		expect(await listed(env.ADMIN_TOKEN)).toEqual(expect.arrayContaining([own.id, neighbours.id, admins.id]));
+
+		for (const other of [neighbours.id, admins.id]) {
+			for (const path of [`/v1/webhooks/${other}`, `/v1/webhooks/${other}/deliveries`]) {
+				for (const token of [key.token, unscoped.token]) {
+					const res = await call("GET", path, { token });
+					expect(res.status, path).toBe(404);
+					expect((await errorOf(res)).code).toBe("not_found");
+				}
+			}
+		}
+		expect((await call("GET", `/v1/webhooks/${own.id}`, { token: key.token })).status).toBe(200);
+		const log = await call("GET", `/v1/webhooks/${own.id}/deliveries`, { token: key.token });
+		expect((await parsed(log, pageOf(WebhookDelivery))).data.map((d) => d.job_id)).toEqual([jobId]);
+
+		// A job's deliveries show the key its callback and its own subscription's, no other receiver.
+		const ofJob = await call("GET", `/v1/jobs/${jobId}/deliveries`, { token: key.token });
+		const seen = (await parsed(ofJob, pageOf(WebhookDelivery.extend({ subscription_id: z.string().nullable() })))).data;
+		expect(seen.map((d) => d.subscription_id).sort()).toEqual([own.id, null].sort());
+		expect(JSON.stringify(seen)).not.toMatch(/neighbour-secret|admin-secret/);
+		const ofJobAdmin = await call("GET", `/v1/jobs/${jobId}/deliveries`);
+		const adminSees = await ofJobAdmin.text();
+		expect(adminSees).toContain("neighbour-secret");
+		expect(adminSees).toContain("admin-secret");
 	});
 
 	it("revoking a key disables the subscriptions it made (kept, key_revoked) and the fan-out skips them", async () => {
@@ -90,7 +131,7 @@ describe.concurrent("subscriptions and the keys that own them", () => {
 		const delivery = await env.DB.prepare("SELECT status, last_error FROM webhook_deliveries WHERE id = ?")
 			.bind(deliveryId)
 			.first();
-		expect(delivery).toEqual({ status: "failed", last_error: "The subscription is disabled" });
+		expect(delivery).toEqual({ status: "failed", last_error: "The API key that owns this delivery was revoked" });
 		expect((await subscriptionRow(sub.id)).disabled_reason).toBe("key_revoked");
 	});
 
@@ -105,9 +146,9 @@ describe.concurrent("subscriptions and the keys that own them", () => {
 		const deliveryId = await dispatchOne(eventId);
 		await runWebhooks([{ kind: "delivery", delivery_id: deliveryId }]);
 
-		// The neighbour sees it (same prefix) but may not change it.
-		expect((await call("GET", `/v1/webhooks/${sub.id}`, { token: neighbour.token })).status).toBe(200);
+		// The neighbour (same prefix) may neither see nor change it.
 		for (const [method, path] of [
+			["GET", `/v1/webhooks/${sub.id}`],
 			["DELETE", `/v1/webhooks/${sub.id}`],
 			["POST", `/v1/webhooks/${sub.id}/rotate-secret`],
 			["POST", `/v1/webhooks/${sub.id}/deliveries/${deliveryId}/redeliver`],

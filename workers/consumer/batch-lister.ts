@@ -9,11 +9,16 @@
  *   its follow-up may not have finished (the Worker died): send what it should have sent;
  * - anything else (an older page, a batch no longer listing): a duplicate, acknowledged.
  *
+ * A batch made with an API key counts against it: a page lists at most the key's room under
+ * MAX_JOBS_IN_FLIGHT, and with no room (or when the commit finds the room taken) the page is held:
+ * its message comes back after HOLD_SECONDS, until jobs of the key have finished.
+ *
  * Why a queue and not Workflows: see docs/batches.md ("How listing works").
  */
 import { getBatchRow } from "../../shared/batches/read";
 import type { BatchRow } from "../../shared/batches/schema";
 import { batchEventMessage, type SettledBatch } from "../../shared/batches/settle";
+import { countJobsInFlight } from "../../shared/jobs/in-flight";
 import { effectivePrompt } from "../../shared/jobs/options";
 import { errorMessage, log } from "../../shared/log";
 import { BatchPageMessage, batchPage } from "../../shared/queue/batch-listing";
@@ -21,7 +26,6 @@ import type { CaptionRequest } from "../../shared/queue/caption-jobs";
 import { mapConcurrent } from "../../shared/queue/concurrency";
 import { ACK, type Outcome } from "../../shared/queue/runner";
 import { sendAll } from "../../shared/queue/send";
-import type { EventMessage } from "../../shared/queue/webhook-deliveries";
 import {
 	alreadyCaptioned,
 	batchKeys,
@@ -31,17 +35,19 @@ import {
 	type PagePlan,
 	stillQueued,
 	takeStalledListings,
+	touchListing,
 } from "./batch-pages";
 import type { ConsumerSettings } from "./config";
 
 /** HEADs of a keys page in flight at once. */
 const HEAD_CONCURRENCY = 25;
 
-/** The objects of the page that starts at the checkpoint, and where the next page starts. */
+/** The objects of the page (at most `limit`) that starts at the checkpoint, and where the next page starts. */
 async function listPage(
 	env: ConsumerEnv,
 	batch: BatchRow,
 	settings: ConsumerSettings,
+	limit: number,
 ): Promise<{ objects: ListedObject[]; missing: string[]; nextCursor: string | null }> {
 	const prompts = batch.skip_captioned === 1;
 	const promptOf = (metadata: Record<string, string> | undefined) =>
@@ -50,7 +56,7 @@ async function listPage(
 		const listed = await env.BUCKET.list({
 			prefix: batch.prefix,
 			cursor: batch.list_cursor ?? undefined,
-			limit: settings.BATCH_PAGE_SIZE,
+			limit,
 			// Object metadata is only needed for the prompt an object's job would use.
 			...(prompts && batch.prompt === null ? { include: ["customMetadata" as const] } : {}),
 		});
@@ -61,7 +67,7 @@ async function listPage(
 		};
 	}
 	const afterSeq = batch.list_cursor === null ? -1 : Number(batch.list_cursor);
-	const keys = await batchKeys(env.DB, batch.id, afterSeq, settings.BATCH_PAGE_SIZE);
+	const keys = await batchKeys(env.DB, batch.id, afterSeq, limit);
 	const heads = await mapConcurrent(keys, HEAD_CONCURRENCY, (k) => env.BUCKET.head(k.key));
 	const objects: ListedObject[] = [];
 	const missing: string[] = [];
@@ -75,9 +81,17 @@ async function listPage(
 	return { objects, missing, nextCursor: more && last ? String(last.seq) : null };
 }
 
-/** What page `batch.pages_listed` holds: objects to queue, keys that are missing, objects to skip. */
-export async function planPage(env: ConsumerEnv, batch: BatchRow, settings: ConsumerSettings): Promise<PagePlan> {
-	const { objects, missing, nextCursor } = await listPage(env, batch, settings);
+/**
+ * What page `batch.pages_listed` holds (at most `limit` objects or keys): objects to queue, keys
+ * that are missing, objects to skip.
+ */
+export async function planPage(
+	env: ConsumerEnv,
+	batch: BatchRow,
+	settings: ConsumerSettings,
+	limit = settings.BATCH_PAGE_SIZE,
+): Promise<PagePlan> {
+	const { objects, missing, nextCursor } = await listPage(env, batch, settings, limit);
 	const captioned = batch.skip_captioned === 1 ? await alreadyCaptioned(env.DB, batch.bucket, objects) : new Map();
 	const skip: PagePlan["skip"] = [];
 	const queue: ListedObject[] = [];
@@ -95,7 +109,6 @@ async function followUp(
 	batch: BatchRow,
 	page: number,
 	queued: string[],
-	events: EventMessage[],
 	settled: SettledBatch | null,
 ) {
 	await sendAll(
@@ -104,9 +117,11 @@ async function followUp(
 	);
 	if (batch.status === "listing") await env.BATCH_LISTING.send(batchPage(batch.id, page + 1), { contentType: "json" });
 	// The events are in the outbox: if this send fails the webhooks Worker's cron sends them.
-	await sendAll(env.WEBHOOK_DELIVERIES, settled ? [...events, batchEventMessage(settled)] : events).catch((err) =>
-		log("warn", "queue_send_failed", { queue: "webhook-deliveries", batch_id: batch.id, error: errorMessage(err) }),
-	);
+	if (settled) {
+		await sendAll(env.WEBHOOK_DELIVERIES, [batchEventMessage(settled)]).catch((err) =>
+			log("warn", "queue_send_failed", { queue: "webhook-deliveries", batch_id: batch.id, error: errorMessage(err) }),
+		);
+	}
 	await clearUnsent(env.DB, batch.id, page);
 }
 
@@ -130,14 +145,20 @@ export async function handleBatchPage(
 		// Committed before, follow-up unfinished: send again (duplicates of caption messages are harmless).
 		const ids = await stillQueued(env.DB, JSON.parse(batch.unsent) as string[]);
 		log("warn", "batch_page_resumed", { batch_id: batchId, page, resent: ids.length });
-		await followUp(env, batch, page, ids, [], null);
+		await followUp(env, batch, page, ids, null);
 		return ACK;
 	}
 	if (page !== batch.pages_listed || batch.status !== "listing") return ACK;
 
-	const plan = await planPage(env, batch, settings);
-	const committed = await commitPage(env.DB, batch, page, plan, Date.now());
-	if (!committed) return ACK;
+	// A key's batch lists no more objects than the key has places in flight (the admin's: a full page).
+	const keyId = batch.key_id;
+	const cap = settings.MAX_JOBS_IN_FLIGHT;
+	const room = keyId === null ? Number.POSITIVE_INFINITY : cap - (await countJobsInFlight(env.DB, keyId, cap));
+	if (room <= 0) return holdPage(env, batch, page);
+	const plan = await planPage(env, batch, settings, Math.min(settings.BATCH_PAGE_SIZE, room));
+	const committed = await commitPage(env.DB, batch, page, plan, Date.now(), keyId === null ? null : cap);
+	if (committed.kind === "stale") return ACK;
+	if (committed.kind === "held") return holdPage(env, batch, page);
 	log("info", "batch_page_listed", {
 		batch_id: batchId,
 		page,
@@ -146,10 +167,22 @@ export async function handleBatchPage(
 		missing: plan.missing.length,
 		last: plan.nextCursor === null,
 	});
-	const events = committed.failedEvents.map(
-		(f): EventMessage => ({ kind: "job-event", event_id: f.eventId, job_id: f.jobId }),
-	);
-	await followUp(env, committed.batch, page, committed.queued, events, committed.settled);
+	await followUp(env, committed.batch, page, committed.queued, committed.settled);
+	return ACK;
+}
+
+/** How long a page held at its key's in-flight cap waits before it looks again: jobs finish in seconds. */
+export const HOLD_SECONDS = 5;
+
+/**
+ * The batch's key has no place in flight for the page: the page's message is sent again, delayed,
+ * and this one acknowledged, so a batch waits at the cap as long as it takes (a retry would use up
+ * the message's retries). The checkpoint is touched so that the stall sweeper leaves it alone.
+ */
+async function holdPage(env: ConsumerEnv, batch: BatchRow, page: number): Promise<Outcome> {
+	await touchListing(env.DB, batch.id, page, Date.now());
+	await env.BATCH_LISTING.send(batchPage(batch.id, page), { contentType: "json", delaySeconds: HOLD_SECONDS });
+	log("info", "batch_page_held", { batch_id: batch.id, key_id: batch.key_id, page, retry_in_seconds: HOLD_SECONDS });
 	return ACK;
 }
 

@@ -1,7 +1,7 @@
 /**
  * A batch's listing checkpoint in D1. One page commits in one transaction, guarded by the
  * checkpoint (`status = 'listing' AND pages_listed = page`): its jobs (unique per batch and key), its
- * skips, the events of jobs that failed at once, the counts and the advanced checkpoint either all
+ * skips, its missing keys, the counts and the advanced checkpoint either all
  * commit or none does, so a page that is retried, or listed twice by duplicate messages, never makes
  * a second job nor counts an object twice. The counts come from the rows the page wrote.
  */
@@ -10,7 +10,6 @@ import { BatchRow } from "../../shared/batches/schema";
 import { type SettledBatch, settleBatchStatements, settledBatch } from "../../shared/batches/settle";
 import { batchRows, parseRows } from "../../shared/d1-rows";
 import { newJobId } from "../../shared/ids";
-import type { JobErrorCode } from "../../shared/jobs/schema";
 import { newEventId } from "../../shared/webhooks/outbox";
 
 /** One object of a page: what the listing (or a HEAD of a given key) said about it. */
@@ -65,7 +64,7 @@ export async function alreadyCaptioned(
 export interface PagePlan {
 	/** Objects that get a queued job. */
 	queue: ListedObject[];
-	/** Keys given that are not in the bucket: their jobs fail at once with object_not_found. */
+	/** Keys given that are not in the bucket: recorded and counted `missing`, no job. */
 	missing: string[];
 	/** Skipped objects and the job that already holds their caption. */
 	skip: { key: string; jobId: string }[];
@@ -76,102 +75,125 @@ export interface PagePlan {
 export interface CommittedPage {
 	/** Ids of the queued jobs the page created: they need caption messages. */
 	queued: string[];
-	/** Event ids of the jobs that failed at once (their `job.failed` events are in the outbox). */
-	failedEvents: { eventId: string; jobId: string }[];
 	/** Set when the page was the last and nothing of the batch was left to run. */
 	settled: SettledBatch | null;
 	batch: BatchRow;
 }
 
-const MISSING: { code: JobErrorCode; message: (key: string) => string } = {
-	code: "object_not_found",
-	message: (key) => `The object ${key} is not in the bucket.`,
-};
+const WrittenJob = z.object({ id: z.string() });
 
-const WrittenJob = z.object({ id: z.string(), status: z.enum(["queued", "failed"]) });
+export type CommitResult =
+	| ({ kind: "committed" } & CommittedPage)
+	/** The checkpoint had moved: the page was done already, or the batch cancelled. */
+	| { kind: "stale" }
+	/** The page's jobs would put the batch's API key over its in-flight cap: nothing was written. */
+	| { kind: "held" };
 
-/** Commits page `page` of `batch`; null when the checkpoint had moved (the page was already done, or the batch cancelled). */
+/**
+ * SQL condition, true when the key's jobs in flight before this commit, plus the page's new
+ * queued jobs, stay within the cap. Parameters from `?{first}`: key id, cap (NULL: none), the
+ * page's queued count, the page's fresh job ids (JSON). Jobs this commit already wrote are taken
+ * back out of the count, so every statement of the commit sees the same answer.
+ */
+function underCap(first: number): string {
+	const [key, cap, n, ids] = [first, first + 1, first + 2, first + 3].map((i) => `?${i}`);
+	return `(${key} IS NULL OR ${cap} IS NULL OR
+		(SELECT count(*) FROM (SELECT 1 FROM jobs WHERE key_id = ${key} AND status IN ('queued', 'processing')
+			LIMIT ${cap} + ${n} + 1))
+		- (SELECT count(*) FROM jobs WHERE id IN (SELECT value FROM json_each(${ids})))
+		+ ${n} <= ${cap})`;
+}
+
+/**
+ * Commits page `page` of `batch`. A missing key gets no job (so no event, no webhook, no model
+ * call): it is recorded in `batch_missing` and counted in `missing`. An object the batch already
+ * holds in one of its three tables (job, skip, missing) is not written again. With `inFlightCap`,
+ * the page commits only if its queued jobs keep the batch's API key within it (checked inside the
+ * transaction, so two listers of one key cannot both take the last places).
+ */
 export async function commitPage(
 	db: D1Database,
 	batch: BatchRow,
 	page: number,
 	plan: PagePlan,
 	now: number,
-): Promise<CommittedPage | null> {
+	inFlightCap: number | null = null,
+): Promise<CommitResult> {
 	const queued = plan.queue.map((o) => ({ ...o, id: newJobId(now) }));
-	const failed = plan.missing.map((key) => ({ key, id: newJobId(now), eventId: newEventId(now) }));
-	const rows = [
-		...queued.map((o) => [o.id, o.key, o.etag, o.size, "queued", null, null, null]),
-		...failed.map((f) => [f.id, f.key, "", null, "failed", MISSING.code, MISSING.message(f.key), now]),
-	];
-	const guard = "EXISTS (SELECT 1 FROM batches WHERE id = ?1 AND status = 'listing' AND pages_listed = ?2)";
+	const freshIds = JSON.stringify(queued.map((o) => o.id));
+	const cap = [batch.key_id, inFlightCap, queued.length, freshIds];
+	const guard = (first: number) =>
+		`EXISTS (SELECT 1 FROM batches WHERE id = ?1 AND status = 'listing' AND pages_listed = ?2) AND ${underCap(first)}`;
 	const done = plan.nextCursor === null;
 	const settleEventId = newEventId(now);
 	const statements = [
 		db
 			.prepare(
-				`INSERT INTO jobs (id, source, batch_id, bucket, key, etag, size, prompt, max_tokens, status, error_code,
-					error_message, attempts, created_at, updated_at, completed_at, total_ms)
+				`INSERT INTO jobs (id, source, batch_id, bucket, key, etag, size, prompt, max_tokens, status, attempts,
+					created_at, updated_at, key_id)
 				SELECT json_extract(value, '$[0]'), 'batch', ?1, ?3, json_extract(value, '$[1]'), json_extract(value, '$[2]'),
-					json_extract(value, '$[3]'), ?4, ?5, json_extract(value, '$[4]'), json_extract(value, '$[5]'),
-					json_extract(value, '$[6]'), 0, ?6, ?6, json_extract(value, '$[7]'),
-					CASE WHEN json_extract(value, '$[7]') IS NULL THEN NULL ELSE 0 END
-				FROM json_each(?7) WHERE ${guard}
+					json_extract(value, '$[3]'), ?4, ?5, 'queued', 0, ?6, ?6, ?8
+				FROM json_each(?7) WHERE ${guard(8)}
+					AND NOT EXISTS (SELECT 1 FROM batch_missing m WHERE m.batch_id = ?1 AND m.key = json_extract(value, '$[1]'))
 				ON CONFLICT (batch_id, key) WHERE batch_id IS NOT NULL DO NOTHING
-				RETURNING id, status`,
-			)
-			.bind(batch.id, page, batch.bucket, batch.prompt, batch.max_tokens, now, JSON.stringify(rows)),
-		// Only rows this transaction inserted are still failed jobs with these fresh ids.
-		db
-			.prepare(
-				`INSERT INTO webhook_events (id, job_id, type, created_at)
-				SELECT json_extract(p.value, '$[1]'), j.id, 'job.failed', ?2
-				FROM json_each(?1) p JOIN jobs j ON j.id = json_extract(p.value, '$[0]') AND j.status = 'failed'
-				ON CONFLICT (job_id) DO NOTHING`,
-			)
-			.bind(JSON.stringify(failed.map((f) => [f.id, f.eventId])), now),
-		db
-			.prepare(
-				`INSERT INTO batch_skips (batch_id, key, job_id)
-				SELECT ?1, json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?3) WHERE ${guard}
-				ON CONFLICT DO NOTHING`,
-			)
-			.bind(batch.id, page, JSON.stringify(plan.skip.map((s) => [s.key, s.jobId]))),
-		// The counts add what the inserts above wrote, not what the plan held: a page that repeats keys
-		// the batch already has (a checkpoint off by one) adds nothing for them, so the batch still
-		// settles. `written` is this page's fresh job ids that exist now; changes() is the number of
-		// skips the statement just before inserted.
-		db
-			.prepare(
-				`WITH written AS (SELECT status FROM jobs WHERE id IN (SELECT value FROM json_each(?5)))
-				UPDATE batches SET pages_listed = ?2 + 1, list_cursor = ?3, unsent_page = ?2, unsent = ?4,
-					total = total + (SELECT count(*) FROM written) + changes(),
-					queued = queued + (SELECT count(*) FROM written WHERE status = 'queued'),
-					failed = failed + (SELECT count(*) FROM written WHERE status = 'failed'), skipped = skipped + changes(),
-					status = CASE WHEN ?6 THEN 'running' ELSE status END,
-					listed_at = CASE WHEN ?6 THEN ?7 ELSE listed_at END, updated_at = ?7
-				WHERE id = ?1 AND status = 'listing' AND pages_listed = ?2
-				RETURNING *`,
+				RETURNING id`,
 			)
 			.bind(
 				batch.id,
 				page,
-				plan.nextCursor,
-				JSON.stringify(queued.map((o) => o.id)),
-				JSON.stringify(rows.map((r) => r[0])),
-				done ? 1 : 0,
+				batch.bucket,
+				batch.prompt,
+				batch.max_tokens,
 				now,
+				JSON.stringify(queued.map((o) => [o.id, o.key, o.etag, o.size])),
+				...cap,
 			),
+		// Tagged with the page, so that the UPDATE below counts exactly the rows this commit wrote.
+		db
+			.prepare(
+				`INSERT INTO batch_missing (batch_id, key, page)
+				SELECT ?1, value, ?2 FROM json_each(?3) WHERE ${guard(4)}
+					AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = ?1 AND j.key = value)
+					AND NOT EXISTS (SELECT 1 FROM batch_skips s WHERE s.batch_id = ?1 AND s.key = value)
+				ON CONFLICT DO NOTHING`,
+			)
+			.bind(batch.id, page, JSON.stringify(plan.missing), ...cap),
+		db
+			.prepare(
+				`INSERT INTO batch_skips (batch_id, key, job_id)
+				SELECT ?1, json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?3) WHERE ${guard(4)}
+				ON CONFLICT DO NOTHING`,
+			)
+			.bind(batch.id, page, JSON.stringify(plan.skip.map((s) => [s.key, s.jobId])), ...cap),
+		// The counts add what the inserts above wrote, not what the plan held: a page that repeats keys
+		// the batch already has (a checkpoint off by one) adds nothing for them, so the batch still
+		// settles. `written` is this page's fresh job ids that exist now; `missed` the missing keys
+		// recorded by this page; changes() is the number of skips the statement just before inserted
+		// (the subqueries of this statement do not change it).
+		db
+			.prepare(
+				`WITH written AS (SELECT 1 FROM jobs WHERE id IN (SELECT value FROM json_each(?4))),
+					missed AS (SELECT 1 FROM batch_missing WHERE batch_id = ?1 AND page = ?2)
+				UPDATE batches SET pages_listed = ?2 + 1, list_cursor = ?3, unsent_page = ?2, unsent = ?4,
+					total = total + (SELECT count(*) FROM written) + (SELECT count(*) FROM missed) + changes(),
+					queued = queued + (SELECT count(*) FROM written), missing = missing + (SELECT count(*) FROM missed),
+					skipped = skipped + changes(),
+					status = CASE WHEN ?5 THEN 'running' ELSE status END,
+					listed_at = CASE WHEN ?5 THEN ?6 ELSE listed_at END, updated_at = ?6
+				WHERE id = ?1 AND status = 'listing' AND pages_listed = ?2 AND ${underCap(7)}
+				RETURNING *`,
+			)
+			.bind(batch.id, page, plan.nextCursor, freshIds, done ? 1 : 0, now, ...cap),
 		...(done ? settleBatchStatements(db, { batchId: batch.id }, settleEventId, now) : []),
+		// After a refusal: still listing at this page means the cap held it back.
+		db.prepare("SELECT * FROM batches WHERE id = ?1 AND status = 'listing' AND pages_listed = ?2").bind(batch.id, page),
 	];
 	const results = await db.batch(statements);
 	const [advanced] = batchRows(results[3], BatchRow);
-	if (!advanced) return null;
-	const written = batchRows(results[0], WrittenJob);
-	const writtenIds = new Set(written.map((j) => j.id));
+	if (!advanced) return batchRows(results.at(-1), BatchRow).length > 0 ? { kind: "held" } : { kind: "stale" };
 	return {
-		queued: written.filter((j) => j.status === "queued").map((j) => j.id),
-		failedEvents: failed.filter((f) => writtenIds.has(f.id)).map((f) => ({ eventId: f.eventId, jobId: f.id })),
+		kind: "committed",
+		queued: batchRows(results[0], WrittenJob).map((j) => j.id),
 		settled: done ? settledBatch(results[4], settleEventId) : null,
 		batch: advanced,
 	};
@@ -196,6 +218,14 @@ export async function stillQueued(db: D1Database, ids: string[]): Promise<string
 		.all()
 		.then(parseRows(JobId));
 	return rows.map((r) => r.id);
+}
+
+/** A held page's checkpoint is alive: its `updated_at` moves, so the stall sweeper leaves it to its message. */
+export async function touchListing(db: D1Database, batchId: string, page: number, now: number): Promise<void> {
+	await db
+		.prepare("UPDATE batches SET updated_at = ?3 WHERE id = ?1 AND status = 'listing' AND pages_listed = ?2")
+		.bind(batchId, page, now)
+		.run();
 }
 
 const Stalled = BatchRow.pick({ id: true, pages_listed: true, unsent_page: true });

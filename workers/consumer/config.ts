@@ -40,6 +40,9 @@ const Settings = z.object({
 	MODEL_MAX_COOLDOWN_SECONDS: z.coerce.number().positive().default(3600),
 	// Objects (or given keys) per listing page of a batch; R2 lists at most 1,000 at a time.
 	BATCH_PAGE_SIZE: z.coerce.number().int().min(1).max(1000).default(1000),
+	// Jobs of one API key queued or processing at once: the status Worker's setting of the same name
+	// (a config test keeps the two equal). A key's batch lists no more than its room under it.
+	MAX_JOBS_IN_FLIGHT: z.coerce.number().int().positive().default(1000),
 	// Retention (retention.ts): days after they end that rows are archived and deleted; 0 deletes at the next sweep.
 	RETENTION_WEBHOOKS_DAYS: z.coerce.number().min(0).default(7),
 	RETENTION_JOBS_DAYS: z.coerce.number().min(0).default(30),

@@ -148,10 +148,11 @@ const webhookEvents: RetentionKind = {
 
 const BatchKeyRow = z.object({ batch_id: z.string(), seq: z.number(), key: z.string() });
 const BatchSkipRow = z.object({ batch_id: z.string(), key: z.string(), job_id: z.string() });
+const BatchMissingRow = z.object({ batch_id: z.string(), key: z.string(), page: z.number() });
 
 const batchGone = (table: string) => `NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = ${table}.batch_id)`;
 
-/** Completed or cancelled batches whose final event is delivered, with their key lists and skips. */
+/** Completed or cancelled batches whose final event is delivered, with their key lists, skips and missing keys. */
 const batches: RetentionKind = {
 	name: "batches",
 	days: (s) => s.RETENTION_BATCHES_DAYS,
@@ -167,17 +168,20 @@ const batches: RetentionKind = {
 		),
 	),
 	async read(db, ids) {
-		const [rows, keys, skips] = await db.batch([
+		const [rows, keys, skips, missing] = await db.batch([
 			db.prepare(`SELECT * FROM batches WHERE id IN ${IDS} ORDER BY id`).bind(json(ids)),
 			db.prepare(`SELECT * FROM batch_keys WHERE batch_id IN ${IDS} ORDER BY batch_id, seq`).bind(json(ids)),
 			db.prepare(`SELECT * FROM batch_skips WHERE batch_id IN ${IDS} ORDER BY batch_id, key`).bind(json(ids)),
+			db.prepare(`SELECT * FROM batch_missing WHERE batch_id IN ${IDS} ORDER BY batch_id, key`).bind(json(ids)),
 		]);
+		const missingRows = batchRows(missing, BatchMissingRow);
 		const keyRows = batchRows(keys, BatchKeyRow);
 		const skipRows = batchRows(skips, BatchSkipRow);
 		return batchRows(rows, BatchRow).map((b) => ({
 			...b,
 			keys: keyRows.filter((k) => k.batch_id === b.id).map((k) => k.key),
 			skips: skipRows.filter((s) => s.batch_id === b.id).map(({ key, job_id }) => ({ key, job_id })),
+			missing: missingRows.filter((m) => m.batch_id === b.id).map((m) => m.key),
 		}));
 	},
 	deletes: (db, ids) => {
@@ -186,6 +190,9 @@ const batches: RetentionKind = {
 			db.prepare(`DELETE FROM batches WHERE id IN (${gone})`).bind(json(ids)),
 			db.prepare(`DELETE FROM batch_keys WHERE batch_id IN ${IDS} AND ${batchGone("batch_keys")}`).bind(json(ids)),
 			db.prepare(`DELETE FROM batch_skips WHERE batch_id IN ${IDS} AND ${batchGone("batch_skips")}`).bind(json(ids)),
+			db
+				.prepare(`DELETE FROM batch_missing WHERE batch_id IN ${IDS} AND ${batchGone("batch_missing")}`)
+				.bind(json(ids)),
 		];
 	},
 };

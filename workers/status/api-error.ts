@@ -16,6 +16,7 @@ export const ERROR_CODES = {
 	411: "length_required",
 	413: "payload_too_large",
 	415: "unsupported_media_type",
+	422: "unprocessable_content",
 	429: "rate_limited",
 	500: "internal_error",
 	503: "unavailable",

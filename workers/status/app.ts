@@ -13,6 +13,7 @@ import { ApiError, ERROR_CODES, type ErrorStatus } from "./api-error";
 import type { AppEnv } from "./app-env";
 import { authenticate } from "./auth/authenticate";
 import { jsonBodyLimit } from "./capped-body";
+import { withIdempotencyResponses } from "./idempotency";
 import { allowedMethodsIndex } from "./method-not-allowed";
 import { rateLimit } from "./quotas";
 import { BEARER, json, withLimitResponses } from "./responses";
@@ -96,7 +97,7 @@ export function openApiDocument() {
 		},
 		servers: SERVERS,
 	});
-	return withLimitResponses(doc);
+	return withIdempotencyResponses(withLimitResponses(doc));
 }
 
 const openApiRoute = createRoute({

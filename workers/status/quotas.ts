@@ -1,12 +1,12 @@
 /**
  * Quotas of API keys (docs/api.md, "Quotas and limits"): a request rate per key (RATE_LIMIT_PER_MINUTE with a burst of
  * RATE_LIMIT_BURST, kept by the key's ApiKeyRateLimiter) and a cap on the key's jobs in flight
- * (MAX_JOBS_IN_FLIGHT queued or processing jobs made by its uploads and `POST /v1/jobs`). Both
- * answer 429 with `Retry-After`. The admin token is the operator's and has neither.
+ * (MAX_JOBS_IN_FLIGHT queued or processing jobs made by its uploads, `POST /v1/jobs` and its
+ * batches), and at most MAX_OPEN_BATCHES_PER_KEY batches listing or running (../batches/store.ts).
+ * All answer 429 with `Retry-After`. The admin token is the operator's and has none of them.
  */
 import type { MiddlewareHandler } from "hono";
-import { z } from "zod";
-import { parseRow } from "../../shared/d1-rows";
+import { countJobsInFlight } from "../../shared/jobs/in-flight";
 import { ApiError } from "./api-error";
 import type { AppEnv } from "./app-env";
 import type { Principal } from "./auth/authorisation";
@@ -47,10 +47,12 @@ export const rateLimit: MiddlewareHandler<AppEnv> = async (c, next) => {
 	await next();
 };
 
+export { countJobsInFlight };
+
 /**
- * Refuses a new job when the key already has MAX_JOBS_IN_FLIGHT queued or processing. The count
- * reads the key's entries of the partial index `jobs_key_in_flight`, at most the cap's worth.
- * Checked before the object is written, so concurrent requests of one key may pass it together.
+ * Refuses a new job when the key already has MAX_JOBS_IN_FLIGHT queued or processing (its batches'
+ * jobs included). Checked before the object is written, so concurrent requests of one key may pass
+ * it together; a batch never does (workers/consumer/batch-pages.ts checks in its commit).
  */
 export async function requireJobCapacity(env: StatusEnv, principal: Principal): Promise<void> {
 	if (principal.kind !== "key") return;
@@ -66,17 +68,14 @@ export async function requireJobCapacity(env: StatusEnv, principal: Principal): 
 	}
 }
 
-const CountRow = z.object({ n: z.number().int() });
+/** What a client at the open-batch limit is told to wait: batches run for minutes. */
+export const OPEN_BATCHES_RETRY_AFTER_SECONDS = 30;
 
-/** The key's queued or processing jobs, counted up to `cap`. */
-export async function countJobsInFlight(db: D1Database, keyId: string, cap: number): Promise<number> {
-	const row = await db
-		.prepare(
-			`SELECT count(*) AS n FROM (SELECT 1 FROM jobs
-				WHERE key_id = ?1 AND status IN ('queued', 'processing') LIMIT ?2)`,
-		)
-		.bind(keyId, cap)
-		.first()
-		.then(parseRow(CountRow));
-	return row?.n ?? 0;
-}
+/** The answer to a key that already has MAX_OPEN_BATCHES_PER_KEY batches listing or running. */
+export const tooManyBatches = (limit: number) =>
+	tooMany(
+		"too_many_batches",
+		`This API key already has ${limit} batches listing or running; the limit is ${limit}`,
+		OPEN_BATCHES_RETRY_AFTER_SECONDS,
+		{ limit },
+	);

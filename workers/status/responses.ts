@@ -21,7 +21,8 @@ const ERROR_DESCRIPTIONS: Record<ErrorStatus, string> = {
 	411: "Content-Length missing: uploads are streamed and need it",
 	413: "Body larger than the upload (or JSON body) limit",
 	415: "Body is not a supported image",
-	429: "Too many requests: the API key's request rate or jobs in flight; retry after `Retry-After` seconds",
+	422: "The request cannot be processed as sent",
+	429: "Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds",
 	500: "Internal error",
 	503: "Temporarily unavailable",
 };

@@ -26,8 +26,16 @@ const Settings = z.object({
 	/** Requests per minute of one API key, and how many may come at once after an idle spell (429 above). */
 	RATE_LIMIT_PER_MINUTE: count.default(600),
 	RATE_LIMIT_BURST: count.default(60),
-	/** Jobs of one API key that may be queued or processing at once (429 above). */
+	/**
+	 * Requests without a valid token per minute from one client address, and how many may come at
+	 * once (429 above, before the token is looked up; auth/failure-limit.ts).
+	 */
+	AUTH_FAILURE_LIMIT_PER_MINUTE: count.default(30),
+	AUTH_FAILURE_BURST: count.default(10),
+	/** Jobs of one API key that may be queued or processing at once, its batches' included (429 above). */
 	MAX_JOBS_IN_FLIGHT: count.default(1000),
+	/** Batches of one API key that may be listing or running at once (429 too_many_batches above). */
+	MAX_OPEN_BATCHES_PER_KEY: count.default(5),
 	/** The consumer's chain, listed by `GET /v1/models` (a config test keeps the two equal). */
 	MODEL_CHAIN: ModelChainSetting,
 });

@@ -28,8 +28,12 @@ const eventColumns = {
 	event_at: EventRow.shape.created_at,
 	dispatched_at: EventRow.shape.dispatched_at,
 	owner_key_id: z.string().nullable(),
+	owner_revoked_at: z.number().nullable(),
 };
 const EVENT_COLUMNS = "e.id AS event_id, e.type AS event_type, e.created_at AS event_at, e.dispatched_at";
+/** When the key that owns a job (`j`) or batch (`b`) was revoked (NULL: live, or no key). */
+const ownerRevokedAt = (alias: string) =>
+	`(SELECT k.revoked_at FROM api_keys k WHERE k.id = ${alias}.key_id) AS owner_revoked_at`;
 const EventWithJob = JobRow.extend(eventColumns);
 const EventWithBatch = BatchRow.extend(eventColumns);
 
@@ -49,14 +53,31 @@ interface EventSubject {
 	/** Subscriptions match when this starts with their prefix: the job's key, or the batch's key prefix. */
 	matchKey: string;
 	callbackUrl: string | null;
-	/** The API key that made the job or batch (its secret signs the callback); null: the admin or R2. */
+	/** The key whose secret signs the callback (JOB_SIGNING_KEY; a batch's: its maker); null: WEBHOOK_SECRET. */
 	keyId: string | null;
+	/** That key was revoked: its callback is not sent. */
+	keyRevoked: boolean;
 }
+
+/**
+ * The key whose secret signs a job's callback: the key that made the job (an upload, `POST /v1/jobs`
+ * or a batch of that key); for the admin's job (or a bucket upload's) with a callback URL, the
+ * key whose scope holds the object (the most specific one not revoked, the oldest of equals), so
+ * that a tenant's endpoint can verify callbacks of objects in its folder with its own secret and
+ * never needs WEBHOOK_SECRET. NULL (WEBHOOK_SECRET signs) for objects outside every scoped key.
+ */
+const JOB_SIGNING_KEY = `CASE WHEN j.key_id IS NULL AND j.callback_url IS NOT NULL THEN (
+		SELECT k.id FROM api_keys k
+		WHERE k.prefix IS NOT NULL AND k.revoked_at IS NULL AND k.webhook_secret IS NOT NULL
+			AND substr(j.key, 1, length(k.prefix)) = k.prefix
+		ORDER BY length(k.prefix) DESC, k.created_at, k.id LIMIT 1)
+	ELSE j.key_id END`;
 
 async function loadSubject(db: D1Database, eventId: string): Promise<EventSubject | null> {
 	const job = await db
 		.prepare(
-			`SELECT j.*, j.key_id AS owner_key_id, ${EVENT_COLUMNS} FROM webhook_events e JOIN jobs j ON j.id = e.job_id WHERE e.id = ?`,
+			`SELECT j.*, ${JOB_SIGNING_KEY} AS owner_key_id, ${ownerRevokedAt("j")}, ${EVENT_COLUMNS}
+			FROM webhook_events e JOIN jobs j ON j.id = e.job_id WHERE e.id = ?`,
 		)
 		.bind(eventId)
 		.first()
@@ -69,11 +90,13 @@ async function loadSubject(db: D1Database, eventId: string): Promise<EventSubjec
 			matchKey: job.key,
 			callbackUrl: job.callback_url,
 			keyId: job.owner_key_id,
+			keyRevoked: job.owner_revoked_at !== null,
 		};
 	}
 	const batch = await db
 		.prepare(
-			`SELECT b.*, b.key_id AS owner_key_id, ${EVENT_COLUMNS} FROM webhook_events e JOIN batches b ON b.id = e.batch_id WHERE e.id = ?`,
+			`SELECT b.*, b.key_id AS owner_key_id, ${ownerRevokedAt("b")}, ${EVENT_COLUMNS}
+			FROM webhook_events e JOIN batches b ON b.id = e.batch_id WHERE e.id = ?`,
 		)
 		.bind(eventId)
 		.first()
@@ -85,12 +108,15 @@ async function loadSubject(db: D1Database, eventId: string): Promise<EventSubjec
 		matchKey: batch.key_prefix,
 		callbackUrl: batch.callback_url,
 		keyId: batch.owner_key_id,
+		keyRevoked: batch.owner_revoked_at !== null,
 	};
 }
 
 /**
  * Creates the deliveries of an event: every active subscription whose events and prefix match the
- * job (or batch), plus its callback URL. Returns the ids of the deliveries this call created.
+ * job (or batch), plus its callback URL. Nothing for a revoked key: neither its subscriptions
+ * (even one still active) nor the callback of its job or batch, which its secret would sign.
+ * Returns the ids of the deliveries this call created.
  */
 export async function dispatchEvent(db: D1Database, eventId: string, now = Date.now()): Promise<DispatchResult> {
 	const subject = await loadSubject(db, eventId);
@@ -99,16 +125,17 @@ export async function dispatchEvent(db: D1Database, eventId: string, now = Date.
 
 	const subscriptions = await db
 		.prepare(
-			`SELECT id, url FROM webhook_subscriptions
+			`SELECT id, url FROM webhook_subscriptions s
 			WHERE status = 'active' AND EXISTS (SELECT 1 FROM json_each(events) WHERE value = ?1)
-			AND (prefix IS NULL OR substr(?2, 1, length(prefix)) = prefix)`,
+			AND (prefix IS NULL OR substr(?2, 1, length(prefix)) = prefix)
+			AND NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.id = s.key_id AND k.revoked_at IS NOT NULL)`,
 		)
 		.bind(subject.payload.type, subject.matchKey)
 		.all()
 		.then(parseRows(Target));
 	const targets: { subscriptionId: string | null; target: string; url: string; keyId: string | null }[] =
 		subscriptions.map((s) => ({ subscriptionId: s.id, target: s.id, url: s.url, keyId: null }));
-	if (subject.callbackUrl) {
+	if (subject.callbackUrl && !subject.keyRevoked) {
 		targets.push({ subscriptionId: null, target: CALLBACK_TARGET, url: subject.callbackUrl, keyId: subject.keyId });
 	}
 
@@ -158,7 +185,9 @@ export type ClaimResult =
 	/** Another sender holds it until then. */
 	| { kind: "leased"; until: number }
 	/** Its subscription was deleted since the fan-out (the delivery is leased, to be recorded failed). */
-	| { kind: "subscription-gone"; delivery: DeliveryRow };
+	| { kind: "subscription-gone"; delivery: DeliveryRow }
+	/** The key that owns it (the subscription's, or the callback's) was revoked: leased, to be recorded failed. */
+	| { kind: "key-revoked"; delivery: DeliveryRow };
 
 /** The event's payload and, for a subscription's delivery, the subscription (null once deleted). */
 const AttemptContext = z.object({
@@ -168,6 +197,7 @@ const AttemptContext = z.object({
 	previous_secret_expires_at: SubscriptionRow.shape.previous_secret_expires_at,
 	status: SubscriptionRow.shape.status.nullable(),
 	key_secret: z.string().nullable(),
+	key_revoked: z.union([z.literal(0), z.literal(1)]),
 });
 
 /** Takes the lease of a pending delivery (counting the attempt), unless another sender holds it. */
@@ -200,9 +230,11 @@ export async function claimDelivery(
 	const context = await db
 		.prepare(
 			`SELECT e.payload, s.secret, s.previous_secret, s.previous_secret_expires_at, s.status,
-				k.webhook_secret AS key_secret
+				k.webhook_secret AS key_secret,
+				(sk.revoked_at IS NOT NULL OR k.revoked_at IS NOT NULL) AS key_revoked
 			FROM webhook_events e
 			LEFT JOIN webhook_subscriptions s ON s.id = ?2
+			LEFT JOIN api_keys sk ON sk.id = s.key_id
 			LEFT JOIN api_keys k ON k.id = ?3
 			WHERE e.id = ?1`,
 		)
@@ -216,6 +248,8 @@ export async function claimDelivery(
 	if (delivery.subscription_id !== null && (context.secret === null || context.status === null)) {
 		return { kind: "subscription-gone", delivery };
 	}
+	// Read after the lease was taken: a revoke committed before this point stops the attempt.
+	if (context.key_revoked === 1) return { kind: "key-revoked", delivery };
 	const subscription =
 		delivery.subscription_id !== null && context.secret !== null && context.status !== null
 			? {

@@ -1,6 +1,6 @@
 /**
  * One `delivery` message as a pipeline: take the delivery's lease, send one signed attempt (or
- * refuse to, for a disabled subscription or a callback URL without a secret), decide what follows
+ * refuse to, for a disabled subscription, a revoked key or a callback URL without a secret), decide what follows
  * (retry-policy.ts), and record the attempt with the delivery's new state.
  */
 import { log } from "../../shared/log";
@@ -13,6 +13,9 @@ import { type AttemptReport, attemptDelivery } from "./attempt";
 import type { WebhookSettings } from "./config";
 import { type AttemptRecord, type ClaimedDelivery, claimDelivery, recordAttempt } from "./deliveries";
 import { type NextStep, nextStep } from "./retry-policy";
+
+/** Why a delivery of a revoked key (its subscription's, or its job's or batch's callback) was not sent. */
+export const KEY_REVOKED_ERROR = "The API key that owns this delivery was revoked";
 
 /** Beyond the attempt's own timeout, time to record the outcome before another sender may take over. */
 const LEASE_SLACK_MS = 30_000;
@@ -42,6 +45,8 @@ export async function handleDelivery(
 				message.attempts,
 				settings,
 			);
+		case "key-revoked":
+			return settleAttempt(env, claim.delivery, refusal(KEY_REVOKED_ERROR, now), message.attempts, settings);
 		case "claimed": {
 			const report = await attempt(claim.claimed, settings, now);
 			return settleAttempt(env, claim.claimed.delivery, report, message.attempts, settings);
@@ -51,8 +56,9 @@ export async function handleDelivery(
 
 /**
  * The secrets that sign a delivery: a subscription's own (and, during a rotation's overlap, the
- * previous one after it); for a callback URL, the secret of the API key that made the job or batch,
- * or WEBHOOK_SECRET for the admin's (and for keys made before keys had secrets).
+ * previous one after it); for a callback URL, the secret of the delivery's key (the API key that
+ * made the job or batch, or for the admin's job the key whose scope holds the object:
+ * deliveries.ts), else WEBHOOK_SECRET (and for keys made before keys had secrets).
  */
 async function signingSecrets(
 	{ subscription, keySecret }: ClaimedDelivery,

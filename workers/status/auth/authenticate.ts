@@ -1,7 +1,8 @@
 /**
  * Authentication of /v1/*: `Authorization: Bearer <token>` is the ADMIN_TOKEN
  * secret or a live API key (looked up by its SHA-256 digest). The resolved `Principal` is set on
- * the context for the route handlers (auth/authorisation.ts says what it may do).
+ * the context for the route handlers (auth/authorisation.ts says what it may do). Requests without
+ * a valid token are limited per client address, checked before the token is (auth/failure-limit.ts).
  */
 import type { MiddlewareHandler } from "hono";
 import { log } from "../../../shared/log";
@@ -10,12 +11,16 @@ import type { AppEnv } from "../app-env";
 import { readSettings } from "../settings";
 import { findLiveKeyByHash } from "./api-keys";
 import type { Principal } from "./authorisation";
+import { failureLimit } from "./failure-limit";
 import { API_KEY_PREFIX, bearerToken, secretsEqual, sha256Hex } from "./tokens";
 
-const unauthorized = (message: string) =>
+export const unauthorized = (message: string) =>
 	new ApiError(401, "unauthorized", message, null, { "WWW-Authenticate": 'Bearer realm="r2-captions"' });
 
-async function resolvePrincipal(env: StatusEnv, token: string): Promise<Principal | null> {
+/** The answer to a token that is wrong, or whose key is (or, mid-request, became) revoked. */
+export const INVALID_TOKEN = "Invalid or revoked token";
+
+async function resolvePrincipal(env: StatusEnv, token: string, digest: string): Promise<Principal | null> {
 	const { ADMIN_TOKEN } = readSettings(env);
 	if (!ADMIN_TOKEN) {
 		log("warn", "admin_token_missing", { hint: "set the ADMIN_TOKEN secret" });
@@ -24,15 +29,25 @@ async function resolvePrincipal(env: StatusEnv, token: string): Promise<Principa
 	}
 	if (!token.startsWith(API_KEY_PREFIX)) return null;
 	// The lookup compares digests, not tokens: timing can reveal nothing about a valid token.
-	const key = await findLiveKeyByHash(env.DB, await sha256Hex(token));
+	const key = await findLiveKeyByHash(env.DB, digest);
 	return key ? { kind: "key", id: key.id, prefix: key.prefix } : null;
 }
 
 export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
+	const limit = failureLimit(c.env, c.req.raw.headers);
 	const token = bearerToken(c.req.header("authorization"));
-	if (token === null) throw unauthorized("Missing bearer token: send `Authorization: Bearer <token>`");
-	const principal = await resolvePrincipal(c.env, token);
-	if (principal === null) throw unauthorized("Invalid or revoked token");
+	if (token === null) {
+		await limit.missing();
+		throw unauthorized("Missing bearer token: send `Authorization: Bearer <token>`");
+	}
+	const digest = await sha256Hex(token);
+	const trusted = await limit.admit(digest);
+	const principal = await resolvePrincipal(c.env, token, digest);
+	if (principal === null) {
+		if (trusted) await limit.distrust(digest);
+		throw unauthorized(INVALID_TOKEN);
+	}
+	if (!trusted) await limit.trust(digest);
 	c.set("principal", principal);
 	await next();
 };

@@ -64,8 +64,20 @@ function keyChunks(keys: string[]): { offset: number; json: string }[] {
 	return chunks;
 }
 
-/** Inserts the batch (status `listing`) and, for a keys batch, its keys, in one transaction. */
-export async function createBatch(db: D1Database, input: NewBatch, now = Date.now()): Promise<BatchRow> {
+export type CreateBatchResult = { kind: "created"; batch: BatchRow } | { kind: "too-many-open" };
+
+/**
+ * Inserts the batch (status `listing`) and, for a keys batch, its keys, in one transaction; unless
+ * its API key already has `maxOpenPerKey` batches listing or running (counted in the insert, through
+ * the index `batches_key_open`, so two requests at once cannot both take the last place). The
+ * admin's batches (no key) have no limit.
+ */
+export async function createBatch(
+	db: D1Database,
+	input: NewBatch,
+	maxOpenPerKey: number,
+	now = Date.now(),
+): Promise<CreateBatchResult> {
 	const id = newBatchId(now);
 	const { source } = input;
 	const prefix = "prefix" in source ? source.prefix : null;
@@ -75,7 +87,9 @@ export async function createBatch(db: D1Database, input: NewBatch, now = Date.no
 			.prepare(
 				`INSERT INTO batches (id, status, bucket, prefix, key_count, key_prefix, prompt, max_tokens, callback_url,
 					metadata, skip_captioned, key_id, created_at, updated_at)
-				VALUES (?1, 'listing', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)
+				SELECT ?1, 'listing', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12
+				WHERE ?11 IS NULL OR (SELECT count(*) FROM (SELECT 1 FROM batches
+					WHERE key_id = ?11 AND status IN ('listing', 'running') LIMIT ?13)) < ?13
 				RETURNING *`,
 			)
 			.bind(
@@ -91,16 +105,19 @@ export async function createBatch(db: D1Database, input: NewBatch, now = Date.no
 				input.skipCaptioned ? 1 : 0,
 				input.keyId,
 				now,
+				maxOpenPerKey,
 			),
 		...keyChunks(keys).map((chunk) =>
 			db
-				.prepare("INSERT INTO batch_keys (batch_id, seq, key) SELECT ?1, ?2 + key, value FROM json_each(?3)")
+				.prepare(
+					`INSERT INTO batch_keys (batch_id, seq, key) SELECT ?1, ?2 + key, value FROM json_each(?3)
+					WHERE EXISTS (SELECT 1 FROM batches WHERE id = ?1)`,
+				)
 				.bind(id, chunk.offset, chunk.json),
 		),
 	]);
 	const [row] = batchRows(inserted, BatchRow);
-	if (!row) throw new Error("The batch insert returned no row");
-	return row;
+	return row ? { kind: "created", batch: row } : { kind: "too-many-open" };
 }
 
 /**
@@ -133,7 +150,8 @@ export type CancelResult =
 	| { kind: "missing" };
 
 /**
- * Cancels a batch still listing or running, in one transaction: listing stops (its pages are
+ * Cancels a batch still listing or running, for its creator or the admin (for any other key it is
+ * `missing`, as another key's subscription is), in one transaction: listing stops (its pages are
  * guarded by `status = 'listing'`), every queued job ends `cancelled` (no model call, no webhook)
  * and the queued count moves to cancelled. Jobs already processing finish; the batch settles
  * (its `batch.cancelled` event) when the last of them does, or at once if none is running.
@@ -141,11 +159,12 @@ export type CancelResult =
 export async function cancelBatch(
 	db: D1Database,
 	id: string,
-	scope: string | null,
+	caller: { scope: string | null; keyId: string | null },
 	now = Date.now(),
 ): Promise<CancelResult> {
-	const current = await getBatchRow(db, id, scope);
-	if (!current) return { kind: "missing" };
+	const current = await getBatchRow(db, id, caller.scope);
+	// A batch's key never changes, so this check holds for the transaction below.
+	if (!current || (caller.keyId !== null && current.key_id !== caller.keyId)) return { kind: "missing" };
 	if (current.status === "completed") return { kind: "completed", batch: current };
 	if (current.status === "cancelled") return { kind: "already-cancelled", batch: current };
 	const eventId = newEventId(now);

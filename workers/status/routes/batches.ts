@@ -2,7 +2,8 @@
  * Batch endpoints (docs/batches.md): create a batch over a prefix or a list of keys (202; the listing goes
  * on in the background), list and get batches, cancel one, and stream its results as JSON Lines,
  * CSV or a Hugging Face `metadata.jsonl`. A key limited to prefix `p` creates and sees only batches
- * whose objects all start with `p`; anything else answers 404.
+ * whose objects all start with `p`; anything else answers 404. Only a batch's creator (or the admin)
+ * may cancel it.
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
@@ -12,11 +13,13 @@ import { batchEventMessage } from "../../../shared/batches/settle";
 import { CallbackUrl, MaxTokens, Prompt } from "../../../shared/jobs/options";
 import { batchPage } from "../../../shared/queue/batch-listing";
 import { sendOrLeaveToSweeper } from "../../../shared/queue/send";
-import { ApiError, invalidParam, invalidParams, notFound } from "../api-error";
+import { ApiError, ErrorBody, invalidParam, invalidParams, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
 import { principalKeyId, scopePrefix } from "../auth/authorisation";
 import { EXPORT_FORMATS, exportHeaders, exportStream } from "../batches/export";
 import { batchCursor, cancelBatch, createBatch, listBatches } from "../batches/store";
+import { IdempotencyHeaders, idempotent } from "../idempotency";
+import { tooManyBatches } from "../quotas";
 import { authenticated, errors, json } from "../responses";
 import { readSettings } from "../settings";
 import { ObjectKey, requireSafeWebhookUrl, validationHook } from "../validation";
@@ -42,7 +45,8 @@ const CreateBatchBody = z
 		}),
 		max_tokens: MaxTokens.optional(),
 		callback_url: CallbackUrl.optional().meta({
-			description: "Receives `batch.completed` or `batch.cancelled` (signed with WEBHOOK_SECRET).",
+			description:
+				"Receives `batch.completed` or `batch.cancelled`, signed with the API key's `webhook_secret` (the admin's: WEBHOOK_SECRET).",
 		}),
 		metadata: BatchMetadata.optional(),
 		skip_captioned: z.boolean().default(true).meta({
@@ -70,9 +74,16 @@ const createBatchRoute = createRoute({
 	operationId: "createBatch",
 	summary: "Caption a prefix or a list of objects as one batch",
 	description:
-		"Answers at once with the batch (`listing`); its objects are listed in the background, 1,000 a page, and each gets a job.",
+		"Answers at once with the batch (`listing`); its objects are listed in the background, 1,000 a page, and each gets a job. " +
+		"A batch made with an API key counts against it: its jobs take the key's places in flight (`MAX_JOBS_IN_FLIGHT`; at the cap " +
+		"the listing waits and goes on as jobs finish), and the key may have `MAX_OPEN_BATCHES_PER_KEY` batches listing or running " +
+		"(`429 too_many_batches` beyond).",
 	security: authenticated,
-	request: { body: { required: true, content: { "application/json": { schema: CreateBatchBody } } } },
+	middleware: idempotent,
+	request: {
+		headers: IdempotencyHeaders,
+		body: { required: true, content: { "application/json": { schema: CreateBatchBody } } },
+	},
 	responses: { 202: json(Batch, "The batch, listing"), ...errors(400, 401, 404, 415) },
 });
 
@@ -108,13 +119,18 @@ const cancelBatchRoute = createRoute({
 	method: "post",
 	path: "/v1/batches/{id}/cancel",
 	operationId: "cancelBatch",
-	summary: "Cancel a batch",
+	summary: "Cancel a batch (its creator or the admin)",
 	description:
 		"Listing stops and every queued job ends `cancelled` (no model call, no job webhook); running jobs finish. " +
-		"`batch.cancelled` is sent once none is left running. Cancelling a cancelled batch answers it again; a completed one is 409.",
+		"`batch.cancelled` is sent once none is left running. Cancelling a cancelled batch answers it again; a completed one is 409. " +
+		"Only the key that created the batch and the admin may cancel it: for any other key it does not exist (404), even one that can read it.",
 	security: authenticated,
 	request: { params: BatchIdParams },
-	responses: { 200: json(Batch, "The cancelled batch"), ...errors(401, 404, 409) },
+	responses: {
+		200: json(Batch, "The cancelled batch"),
+		...errors(401, 409),
+		404: json(ErrorBody, "Not found, outside the key's prefix, or created by another key (or by the admin)"),
+	},
 });
 
 const stream = (description: string) => ({ schema: z.string().meta({ description }) });
@@ -128,7 +144,9 @@ const getBatchResultsRoute = createRoute({
 		"Streamed in key order. `jsonl`: one Job JSON per line. `csv`: RFC 4180 with a header row " +
 		"(key, status, caption, error_code, error_message, model, prompt, completed_at). `hf`: a Hugging Face " +
 		"`imagefolder` `metadata.jsonl` (`file_name` relative to the folder of the prefix, `text`) of the succeeded jobs. " +
-		"Skipped objects appear as the earlier job that holds their caption.",
+		"Skipped objects appear as the earlier job that holds their caption. A given key that was not in the bucket " +
+		'(no job) appears as `{"key", "status": "missing", "error": {"code": "object_not_found", "message"}}` in `jsonl`, ' +
+		"and with status `missing` and error_code `object_not_found` in `csv`.",
 	security: authenticated,
 	request: { params: BatchIdParams, query: z.object({ format: z.enum(EXPORT_FORMATS).default("jsonl") }) },
 	responses: {
@@ -168,16 +186,22 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 		if (body.callback_url !== undefined) {
 			requireSafeWebhookUrl(settings.DEPLOY_MODE, body.callback_url, "callback_url", "body");
 		}
-		const row = await createBatch(c.env.DB, {
-			bucket: settings.BUCKET_NAME,
-			source: keys === undefined ? { prefix: body.prefix ?? "" } : { keys },
-			prompt: body.prompt ?? null,
-			maxTokens: body.max_tokens ?? null,
-			callbackUrl: body.callback_url ?? null,
-			metadata: body.metadata ?? {},
-			skipCaptioned: body.skip_captioned,
-			keyId: principalKeyId(principal),
-		});
+		const created = await createBatch(
+			c.env.DB,
+			{
+				bucket: settings.BUCKET_NAME,
+				source: keys === undefined ? { prefix: body.prefix ?? "" } : { keys },
+				prompt: body.prompt ?? null,
+				maxTokens: body.max_tokens ?? null,
+				callbackUrl: body.callback_url ?? null,
+				metadata: body.metadata ?? {},
+				skipCaptioned: body.skip_captioned,
+				keyId: principalKeyId(principal),
+			},
+			settings.MAX_OPEN_BATCHES_PER_KEY,
+		);
+		if (created.kind === "too-many-open") throw tooManyBatches(settings.MAX_OPEN_BATCHES_PER_KEY);
+		const row = created.batch;
 		await sendOrLeaveToSweeper(
 			c.env.BATCH_LISTING,
 			{ body: batchPage(row.id, 0), contentType: "json" },
@@ -207,7 +231,11 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 	})
 	.openapi(cancelBatchRoute, async (c) => {
 		const { id } = c.req.valid("param");
-		const result = await cancelBatch(c.env.DB, id, scopePrefix(c.get("principal")));
+		const principal = c.get("principal");
+		const result = await cancelBatch(c.env.DB, id, {
+			scope: scopePrefix(principal),
+			keyId: principalKeyId(principal),
+		});
 		switch (result.kind) {
 			case "missing":
 				throw notFound(`Batch ${id}`);

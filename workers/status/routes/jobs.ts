@@ -12,6 +12,7 @@ import { sendOrLeaveToSweeper } from "../../../shared/queue/send";
 import { invalidParam, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
 import { inScope, principalKeyId, scopePrefix } from "../auth/authorisation";
+import { IdempotencyHeaders, idempotent } from "../idempotency";
 import { insertApiJob } from "../jobs/create";
 import { jobCursor, listJobs } from "../jobs/list";
 import { requireJobCapacity } from "../quotas";
@@ -87,7 +88,11 @@ const createJobRoute = createRoute({
 	summary: "Caption (again) an object already in the bucket",
 	description: "Makes a new job every time, distinct from the object version's upload job.",
 	security: authenticated,
-	request: { body: { required: true, content: { "application/json": { schema: CreateJobBody } } } },
+	middleware: idempotent,
+	request: {
+		headers: IdempotencyHeaders,
+		body: { required: true, content: { "application/json": { schema: CreateJobBody } } },
+	},
 	responses: { 202: json(Job, "The queued job"), ...errors(400, 401, 404, 415) },
 });
 

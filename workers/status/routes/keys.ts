@@ -17,6 +17,7 @@ import {
 	rotateApiKeySecret,
 } from "../auth/api-keys";
 import { requireAdmin } from "../auth/authorisation";
+import { IdempotencyHeaders, idempotent } from "../idempotency";
 import { authenticated, errors, json } from "../responses";
 import { sealingKey } from "../settings";
 import { validationHook } from "../validation";
@@ -53,8 +54,11 @@ const createKeyRoute = createRoute({
 	operationId: "createApiKey",
 	summary: "Create an API key (admin)",
 	security: authenticated,
-	middleware: requireAdmin,
-	request: { body: { required: true, content: { "application/json": { schema: CreateApiKeyBody } } } },
+	middleware: [requireAdmin, idempotent] as const,
+	request: {
+		headers: IdempotencyHeaders,
+		body: { required: true, content: { "application/json": { schema: CreateApiKeyBody } } },
+	},
 	responses: {
 		201: json(CreatedApiKey, "The key, with its token and webhook secret shown this once"),
 		...errors(400, 401, 403, 415, 503),

@@ -1,10 +1,11 @@
 /**
  * Webhook subscription endpoints (docs/api.md): create (the `whsec_` secret is in this response
  * only), list, get, delete, secret rotation, the delivery log and manual redelivery. A key limited
- * to prefix `p` sees only subscriptions under `p` and creates only those; anything else answers
- * 404. Delete, rotate and redeliver are for the key that created the subscription (or the admin):
- * for another key the subscription does not exist (404). A key may have MAX_SUBSCRIPTIONS_PER_KEY
- * subscriptions (409 `subscription_limit_reached` beyond). Every URL
+ * to prefix `p` creates subscriptions only under `p` (404 otherwise). A key lists, reads and changes
+ * only the subscriptions it created (their URLs may carry the receiver's tokens); the admin every
+ * one. For another key a subscription does not exist (404). A key may have MAX_SUBSCRIPTIONS_PER_KEY
+ * subscriptions (409 `subscription_limit_reached` beyond), and one whose key is revoked while it
+ * creates one gets 401, with nothing created. Every URL
  * that will receive webhooks passes the SSRF check first (`requireSafeWebhookUrl` in
  * ../validation.ts).
  */
@@ -21,16 +22,18 @@ import {
 } from "../../../shared/webhooks/schema";
 import { ApiError, ErrorBody, invalidParam, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
-import { type Principal, principalKeyId, scopePrefix } from "../auth/authorisation";
+import { INVALID_TOKEN, unauthorized } from "../auth/authenticate";
+import { scopePrefix } from "../auth/authorisation";
+import { IdempotencyHeaders, idempotent } from "../idempotency";
 import { authenticated, errors, json } from "../responses";
 import { readSettings, sealingKey } from "../settings";
 import { requireSafeWebhookUrl, validationHook } from "../validation";
 import { deliveryCursor, listDeliveries, reopenDelivery } from "../webhooks/delivery-log";
 import {
+	callerOf,
 	createSubscription,
 	deleteSubscription,
 	getOwnedSubscriptionRow,
-	getSubscriptionRow,
 	listSubscriptions,
 	rotateSecret,
 	toSubscription,
@@ -68,10 +71,10 @@ const DeliveryList = z
 
 const IdParams = z.object({ id: z.string().min(1).meta({ example: "wh_01JD2X6B8J3W4Q5R6S7T8V9W0X" }) });
 
-/** Delete, rotate and redeliver: another key's subscription does not exist for the caller. */
+/** Every route of one subscription: another key's subscription does not exist for the caller. */
 const notOwned = json(
 	ErrorBody,
-	"Not found, outside the key's prefix, or created by another key (only the creating key and the admin may change a subscription)",
+	"Not found, or created by another key: a key reaches only the subscriptions it created, the admin every one",
 );
 
 const createWebhookRoute = createRoute({
@@ -80,10 +83,18 @@ const createWebhookRoute = createRoute({
 	operationId: "createWebhook",
 	summary: "Subscribe a URL to job events",
 	security: authenticated,
-	request: { body: { required: true, content: { "application/json": { schema: CreateWebhookBody } } } },
+	middleware: idempotent,
+	request: {
+		headers: IdempotencyHeaders,
+		body: { required: true, content: { "application/json": { schema: CreateWebhookBody } } },
+	},
 	responses: {
 		201: json(CreatedWebhookSubscription, "The subscription, with its signing secret shown this once"),
-		...errors(400, 401, 404, 415, 503),
+		...errors(400, 404, 415, 503),
+		401: json(
+			ErrorBody,
+			"`unauthorized`: missing, wrong or revoked token, also when the key is revoked while this request runs (nothing is created)",
+		),
 		409: json(
 			ErrorBody,
 			"`subscription_limit_reached`: the key already has MAX_SUBSCRIPTIONS_PER_KEY subscriptions (20 by default; `details.limit`). The admin token has no limit.",
@@ -95,19 +106,22 @@ const listWebhooksRoute = createRoute({
 	method: "get",
 	path: "/v1/webhooks",
 	operationId: "listWebhooks",
-	summary: "List webhook subscriptions",
+	summary: "List webhook subscriptions (a key: the ones it created; the admin: all)",
 	security: authenticated,
-	responses: { 200: json(WebhookList, "Subscriptions visible to the caller, newest first"), ...errors(401) },
+	responses: {
+		200: json(WebhookList, "The caller's subscriptions (the admin: every one), newest first"),
+		...errors(401),
+	},
 });
 
 const getWebhookRoute = createRoute({
 	method: "get",
 	path: "/v1/webhooks/{id}",
 	operationId: "getWebhook",
-	summary: "Get a webhook subscription",
+	summary: "Get a webhook subscription (its creator or the admin)",
 	security: authenticated,
 	request: { params: IdParams },
-	responses: { 200: json(WebhookSubscription, "The subscription"), ...errors(401, 404) },
+	responses: { 200: json(WebhookSubscription, "The subscription"), ...errors(401), 404: notOwned },
 });
 
 const deleteWebhookRoute = createRoute({
@@ -124,7 +138,7 @@ const listDeliveriesRoute = createRoute({
 	method: "get",
 	path: "/v1/webhooks/{id}/deliveries",
 	operationId: "listWebhookDeliveries",
-	summary: "A subscription's deliveries and their attempts, newest first",
+	summary: "A subscription's deliveries and their attempts, newest first (its creator or the admin)",
 	security: authenticated,
 	request: {
 		params: IdParams,
@@ -133,7 +147,7 @@ const listDeliveriesRoute = createRoute({
 			cursor: z.string().optional().meta({ description: "`next_cursor` of the previous page." }),
 		}),
 	},
-	responses: { 200: json(DeliveryList, "A page of deliveries"), ...errors(400, 401, 404) },
+	responses: { 200: json(DeliveryList, "A page of deliveries"), ...errors(400, 401), 404: notOwned },
 });
 
 const redeliverRoute = createRoute({
@@ -166,9 +180,6 @@ const rotateSecretRoute = createRoute({
 	},
 });
 
-/** Who is asking, as the subscription store checks scope and ownership. */
-const callerOf = (principal: Principal) => ({ scope: scopePrefix(principal), keyId: principalKeyId(principal) });
-
 export const webhookRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
 	.openapi(createWebhookRoute, async (c) => {
 		const body = c.req.valid("json");
@@ -188,6 +199,7 @@ export const webhookRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
 			{ url, events: body.events, prefix, keyId },
 			{ sealingKey: sealingKey(c.env), maxPerKey: limit },
 		);
+		if (result.kind === "key-revoked") throw unauthorized(INVALID_TOKEN);
 		if (result.kind === "limit-reached") {
 			throw new ApiError(
 				409,
@@ -199,12 +211,12 @@ export const webhookRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
 		return c.json(result.subscription, 201);
 	})
 	.openapi(listWebhooksRoute, async (c) => {
-		const { data } = await listSubscriptions(c.env.DB, scopePrefix(c.get("principal")));
+		const { data } = await listSubscriptions(c.env.DB, callerOf(c.get("principal")));
 		return c.json({ data, next_cursor: null }, 200);
 	})
 	.openapi(getWebhookRoute, async (c) => {
 		const { id } = c.req.valid("param");
-		const row = await getSubscriptionRow(c.env.DB, id, scopePrefix(c.get("principal")));
+		const row = await getOwnedSubscriptionRow(c.env.DB, id, callerOf(c.get("principal")));
 		if (!row) throw notFound(`Webhook ${id}`);
 		return c.json(toSubscription(row), 200);
 	})
@@ -227,7 +239,7 @@ export const webhookRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
 		if (after === null && q.cursor !== undefined) {
 			throw invalidParam("cursor", "query", "Not a cursor returned by this API");
 		}
-		const row = await getSubscriptionRow(c.env.DB, id, scopePrefix(c.get("principal")));
+		const row = await getOwnedSubscriptionRow(c.env.DB, id, callerOf(c.get("principal")));
 		if (!row) throw notFound(`Webhook ${id}`);
 		const page = await listDeliveries(c.env.DB, id, q.limit, after);
 		return c.json({ data: page.data, next_cursor: page.nextCursor }, 200);

@@ -14,7 +14,7 @@ import {
 	type WebhookDelivery,
 } from "../../../shared/webhooks/schema";
 import { keysetCursor, keysetPage, type Position } from "../keyset-cursor";
-import { inScope } from "./subscriptions";
+import { type Caller, inScope, owned } from "./subscriptions";
 
 export const deliveryCursor = keysetCursor("msg_");
 
@@ -138,21 +138,22 @@ export async function reopenDelivery(
 
 /**
  * A job's deliveries, oldest first, each with the subscription it went to (null: the job's own
- * callback URL). A caller limited to prefix `scope` sees the callback deliveries (its job is in
- * its scope) and those of subscriptions inside its scope, never another caller's receiver.
+ * callback URL). A key sees the callback deliveries (its job is in its scope, and the job shows
+ * its callback URL anyway) and those of the subscriptions it created, never another caller's
+ * receiver; the admin sees every one.
  */
 export async function listJobDeliveries(
 	db: D1Database,
 	jobId: string,
-	scope: string | null,
+	caller: Caller,
 ): Promise<(WebhookDelivery & { subscription_id: string | null })[]> {
 	const results = await db
 		.prepare(
 			`${SELECT_LOG} LEFT JOIN webhook_subscriptions s ON s.id = d.subscription_id
-			WHERE e.job_id = ?1 AND (d.subscription_id IS NULL OR ${inScope("?2")})
+			WHERE e.job_id = ?1 AND (d.subscription_id IS NULL OR (${inScope("?2")} AND ${owned("?3")}))
 			ORDER BY d.created_at, d.id`,
 		)
-		.bind(jobId, scope)
+		.bind(jobId, caller.scope, caller.keyId)
 		.all()
 		.then(parseRows(LogRow));
 	const deliveries = await withAttempts(db, results);

@@ -1,9 +1,8 @@
 /**
  * Webhook subscriptions in D1 (migrations/0003_webhooks.sql, 0006_tenancy.sql): create (the secret
- * is returned this once and stored sealed), list and get within a caller's scope, delete (with its
- * delivery log) and rotate the secret, the last two for the creator or the admin only.
- * Scope: a caller limited to prefix `p` sees only subscriptions whose own prefix starts with `p`.
- * Ownership: a subscription belongs to the key that created it (`key_id`; NULL: the admin token).
+ * is returned this once and stored sealed), list, get, delete (with its delivery log) and rotate the
+ * secret. Ownership: a subscription belongs to the key that created it (`key_id`; NULL: the admin
+ * token); a key lists, reads and changes only its own (inside its prefix), the admin every one.
  */
 import { z } from "zod";
 import { batchRows, parseRow, parseRows } from "../../../shared/d1-rows";
@@ -17,7 +16,7 @@ import {
 } from "../../../shared/webhooks/schema";
 import { sealSecret, subscriptionSecretId } from "../../../shared/webhooks/secret-box";
 import { newWebhookSecret } from "../../../shared/webhooks/sign";
-import { prefixCondition } from "../jobs/key-range";
+import { type Principal, principalKeyId, scopePrefix } from "../auth/authorisation";
 
 /** How long a rotated-out secret keeps signing deliveries next to the new one. */
 export const ROTATION_OVERLAP_MS = 24 * 3_600_000;
@@ -43,7 +42,7 @@ export const inScope = (param: string) =>
 	`(${param} IS NULL OR (s.prefix IS NOT NULL AND substr(s.prefix, 1, length(${param})) = ${param}))`;
 
 /** SQL condition (on alias `s`) for subscriptions the caller bound to `param` owns (NULL: the admin, all). */
-const owned = (param: string) => `(${param} IS NULL OR s.key_id = ${param})`;
+export const owned = (param: string) => `(${param} IS NULL OR s.key_id = ${param})`;
 
 /** Who asks: their scope (NULL: everything) and their key (NULL: the admin). */
 export interface Caller {
@@ -51,11 +50,23 @@ export interface Caller {
 	keyId: string | null;
 }
 
-export type CreateResult = { kind: "created"; subscription: CreatedWebhookSubscription } | { kind: "limit-reached" };
+/** The caller a request's principal is, as this store checks scope and ownership. */
+export const callerOf = (principal: Principal): Caller => ({
+	scope: scopePrefix(principal),
+	keyId: principalKeyId(principal),
+});
+
+export type CreateResult =
+	| { kind: "created"; subscription: CreatedWebhookSubscription }
+	| { kind: "limit-reached" }
+	/** The key was revoked after the request was authenticated. */
+	| { kind: "key-revoked" };
 
 /**
- * Creates a subscription, unless the key already has `maxPerKey` (the admin has no limit). The
- * count and the insert are one statement, so concurrent requests cannot pass the limit together.
+ * Creates a subscription, unless the key already has `maxPerKey` (the admin has no limit) or is no
+ * longer live. The count, the key's liveness and the insert are one statement: concurrent requests
+ * cannot pass the limit together, and a create racing the key's revocation either lands before it
+ * (and is disabled by it) or inserts nothing.
  */
 export async function createSubscription(
 	db: D1Database,
@@ -70,65 +81,64 @@ export async function createSubscription(
 		.prepare(
 			`INSERT INTO webhook_subscriptions (id, url, events, prefix, secret, key_id, status, created_at, updated_at)
 			SELECT ?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, ?7
-			WHERE ?6 IS NULL OR (SELECT count(*) FROM webhook_subscriptions WHERE key_id = ?6) < ?8
+			WHERE ?6 IS NULL OR (
+				EXISTS (SELECT 1 FROM api_keys WHERE id = ?6 AND revoked_at IS NULL)
+				AND (SELECT count(*) FROM webhook_subscriptions WHERE key_id = ?6) < ?8
+			)
 			RETURNING *`,
 		)
 		.bind(id, input.url, JSON.stringify(input.events), input.prefix, sealed, input.keyId, now, secrets.maxPerKey)
 		.first()
 		.then(parseRow(SubscriptionRow));
-	if (!row) return { kind: "limit-reached" };
-	return { kind: "created", subscription: { ...toSubscription(row, now), secret } };
+	if (row) return { kind: "created", subscription: { ...toSubscription(row, now), secret } };
+	if (input.keyId === null || (await isLiveKey(db, input.keyId))) return { kind: "limit-reached" };
+	return { kind: "key-revoked" };
 }
 
-/** Newest first; subscriptions are few, so one page. */
+const LiveKeyId = z.object({ id: z.string() });
+
+async function isLiveKey(db: D1Database, keyId: string): Promise<boolean> {
+	const row = await db
+		.prepare("SELECT id FROM api_keys WHERE id = ? AND revoked_at IS NULL")
+		.bind(keyId)
+		.first()
+		.then(parseRow(LiveKeyId));
+	return row !== null;
+}
+
 /** The most subscriptions a list returns, and (through the indexes) the most rows it reads. */
 export const MAX_SUBSCRIPTIONS_LISTED = 1000;
 
 /**
- * The subscriptions inside a scope, newest first, reading at most MAX_SUBSCRIPTIONS_LISTED rows
- * whatever the table holds: the admin walks the newest-first index; a scoped key reads its prefix
- * as a range of the prefix index (never the other tenants' rows), then sorts what it read.
+ * The subscriptions a caller may see, newest first, reading at most MAX_SUBSCRIPTIONS_LISTED rows
+ * whatever the table holds: the admin walks the newest-first index and sees every subscription; a
+ * key reads only its own, through the owner index (a key has at most MAX_SUBSCRIPTIONS_PER_KEY),
+ * never another tenant's row: their URLs may carry tokens.
  */
 export async function listSubscriptions(
 	db: D1Database,
-	scope: string | null,
+	caller: Caller,
 ): Promise<{ data: WebhookSubscription[]; rowsRead: number }> {
 	const statement =
-		scope === null
+		caller.keyId === null
 			? db
 					.prepare("SELECT * FROM webhook_subscriptions ORDER BY created_at DESC, id DESC LIMIT ?1")
 					.bind(MAX_SUBSCRIPTIONS_LISTED)
-			: scopedList(db, scope);
+			: db
+					.prepare(
+						`SELECT * FROM webhook_subscriptions AS s INDEXED BY webhook_subscriptions_key
+						WHERE s.key_id = ?1 AND ${inScope("?2")} ORDER BY s.created_at DESC, s.id DESC LIMIT ?3`,
+					)
+					.bind(caller.keyId, caller.scope, MAX_SUBSCRIPTIONS_LISTED);
 	const result = await statement.all();
 	const rows = parseRows(SubscriptionRow)(result);
 	return { data: rows.map((row) => toSubscription(row)), rowsRead: result.meta.rows_read ?? 0 };
 }
 
-function scopedList(db: D1Database, scope: string): D1PreparedStatement {
-	const range = prefixCondition("prefix", scope);
-	return db
-		.prepare(
-			`SELECT * FROM (
-				SELECT * FROM webhook_subscriptions INDEXED BY webhook_subscriptions_prefix
-				WHERE prefix IS NOT NULL AND ${range.sql} LIMIT ?
-			) ORDER BY created_at DESC, id DESC`,
-		)
-		.bind(...range.params, MAX_SUBSCRIPTIONS_LISTED);
-}
-
-export async function getSubscriptionRow(
-	db: D1Database,
-	id: string,
-	scope: string | null,
-): Promise<SubscriptionRow | null> {
-	return db
-		.prepare(`SELECT * FROM webhook_subscriptions s WHERE s.id = ?1 AND ${inScope("?2")}`)
-		.bind(id, scope)
-		.first()
-		.then(parseRow(SubscriptionRow));
-}
-
-/** A subscription the caller may change (delete, rotate, redeliver): in scope and theirs. */
+/**
+ * A subscription the caller may read or change (get, its delivery log, rotate, redeliver): in
+ * scope and theirs. The admin reaches every one.
+ */
 export async function getOwnedSubscriptionRow(db: D1Database, id: string, caller: Caller) {
 	return db
 		.prepare(`SELECT * FROM webhook_subscriptions s WHERE s.id = ?1 AND ${inScope("?2")} AND ${owned("?3")}`)

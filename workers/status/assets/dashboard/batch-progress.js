@@ -13,14 +13,14 @@ import { h } from "./dom.js";
  * @property {string | null} [prefix]
  * @property {number | null} [key_count]
  * @property {string | null} prompt
- * @property {{ total: number, queued: number, processing: number, succeeded: number, failed: number, cancelled: number, skipped: number }} counts
+ * @property {{ total: number, queued: number, processing: number, succeeded: number, failed: number, cancelled: number, skipped: number, missing: number }} counts
  * @property {string} created_at
  * @property {string | null} completed_at
  */
 /** Jobs that are finished one way or another, out of all the batch has made so far. @param {Batch} b */
 export function batchProgress(b) {
 	const c = b.counts;
-	const done = c.succeeded + c.failed + c.cancelled + c.skipped;
+	const done = c.succeeded + c.failed + c.cancelled + c.skipped + c.missing;
 	const percent = c.total > 0 ? Math.floor((done / c.total) * 100) : b.status === "completed" ? 100 : 0;
 	return { done, total: c.total, percent };
 }

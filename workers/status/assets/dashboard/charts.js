@@ -120,7 +120,7 @@ function figure(input, drawing) {
 		h("figcaption", null, h("h2", { id: `${id}-title` }, input.title), h("p", { id: `${id}-summary` }, input.summary)),
 		drawing,
 		legend,
-		h("details", null, h("summary", null, `${input.title}: the figures`), table),
+		h("details", null, h("summary", null, `${input.title}: the figures`), h("div", { class: "table-wrap" }, table)),
 	);
 }
 

@@ -491,36 +491,49 @@ function retryAfterSeconds(header) {
   const given = Number(header);
   return Number.isFinite(given) && given >= 0 ? Math.min(given, MAX_RETRY_AFTER_SECONDS) : 1;
 }
-function retryingOn429(inner, retries, onRateLimited) {
+var IDEMPOTENT_CREATES = /* @__PURE__ */ new Set(["/v1/jobs", "/v1/batches", "/v1/webhooks", "/v1/keys"]);
+var RETRYABLE_WITH_KEY = /* @__PURE__ */ new Set([409, 502, 503, 504]);
+function retrying(inner, retries, onRateLimited) {
   return async (input, init) => {
     const request = new Request(input, init);
     if (retries <= 0) return inner(request);
+    const idempotent = request.headers.has("Idempotency-Key");
     const body = request.body === null ? null : await request.blob();
     const attemptOf = () => new Request(request.url, { method: request.method, headers: request.headers, body, signal: request.signal });
     for (let attempt = 0; ; attempt++) {
       const last = attempt >= retries;
-      const response = await inner(attemptOf());
-      if (response.status !== 429 || last) return response;
+      let response;
+      try {
+        response = await inner(attemptOf());
+      } catch (error) {
+        if (!idempotent || last || request.signal.aborted) throw error;
+        await sleep(Math.min(0.5 * 2 ** attempt, 8));
+        continue;
+      }
+      const retryable = response.status === 429 || idempotent && RETRYABLE_WITH_KEY.has(response.status) && (response.status !== 409 || response.headers.has("Retry-After"));
+      if (!retryable || last) return response;
       const wait = retryAfterSeconds(response.headers.get("Retry-After"));
       await response.body?.cancel();
-      onRateLimited?.(wait, request);
-      await new Promise((resolve) => setTimeout(resolve, wait * 1e3));
+      if (response.status === 429) onRateLimited?.(wait, request);
+      await sleep(wait);
     }
   };
 }
+var sleep = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1e3));
 function createR2cClient(options) {
   const inner = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
-  const fetch = retryingOn429(inner, options.retries429 ?? 5, options.onRateLimited);
+  const fetch = retrying(inner, options.retries429 ?? 5, options.onRateLimited);
   const client = createClient({ baseUrl: options.baseUrl, fetch });
   const { token } = options;
-  if (token) {
-    client.use({
-      onRequest({ request }) {
-        request.headers.set("Authorization", `Bearer ${token}`);
-        return request;
+  client.use({
+    onRequest({ request, schemaPath }) {
+      if (token) request.headers.set("Authorization", `Bearer ${token}`);
+      if (request.method === "POST" && IDEMPOTENT_CREATES.has(schemaPath) && !request.headers.has("Idempotency-Key")) {
+        request.headers.set("Idempotency-Key", crypto.randomUUID());
       }
-    });
-  }
+      return request;
+    }
+  });
   return client;
 }
 var ApiError = class extends Error {
@@ -577,6 +590,7 @@ async function listAllJobs(client, query, max = Number.POSITIVE_INFINITY) {
 }
 export {
   ApiError,
+  IDEMPOTENT_CREATES,
   JOB_STATUSES,
   apiError,
   createR2cClient,
@@ -584,6 +598,6 @@ export {
   listAllJobs,
   ok,
   retryAfterSeconds,
-  retryingOn429,
+  retrying,
   uploadImage
 };

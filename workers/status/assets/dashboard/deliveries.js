@@ -4,7 +4,7 @@
  * `webhook-id` is sent again): a subscription's delivery log (views/webhooks.js) and a job's
  * deliveries (views/job.js) both draw it.
  */
-import { announce, h, redraw, statusBadge, syncRows, timeEl } from "./dom.js";
+import { announce, breakAtSlashes, h, redraw, statusBadge, syncRows, timeEl } from "./dom.js";
 
 /** @typedef {import("./api.js").WebhookDelivery} WebhookDelivery */
 /** @typedef {import("./app.js").ViewContext} ViewContext */
@@ -150,8 +150,8 @@ export function deliveryTable(ctx, options) {
 			options.context === "job"
 				? subject
 				: sub
-					? h("a", { href: `#/webhooks/${sub}` }, d.url)
-					: [h("span", { class: "tag" }, "callback"), " ", d.url];
+					? h("a", { href: `#/webhooks/${sub}` }, breakAtSlashes(d.url))
+					: [h("span", { class: "tag" }, "callback"), " ", breakAtSlashes(d.url)];
 		const tr = h(
 			"tr",
 			{ "data-delivery-id": d.id },

@@ -52,6 +52,18 @@ export function h(tag, props, ...children) {
 	return el;
 }
 
+/**
+ * An object key (or a URL) that wraps after a `/` rather than between any two letters: its text with
+ * a `<wbr>` after every slash. With `overflow-wrap: break-word` (style.css) a segment wider than the
+ * space left still breaks, but only then.
+ * @param {string} text
+ * @returns {Leaf[]}
+ */
+export function breakAtSlashes(text) {
+	const parts = text.split("/");
+	return parts.flatMap((part, i) => (i < parts.length - 1 ? [`${part}/`, h("wbr", null)] : [part]));
+}
+
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 /**

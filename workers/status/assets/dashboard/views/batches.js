@@ -7,7 +7,19 @@
  */
 import { messageOf, saveBlob } from "../api.js";
 import { progressCell } from "../batch-progress.js";
-import { announce, errorBox, field, h, pager, redraw, showError, statusBadge, syncRows, timeEl } from "../dom.js";
+import {
+	announce,
+	breakAtSlashes,
+	errorBox,
+	field,
+	h,
+	pager,
+	redraw,
+	showError,
+	statusBadge,
+	syncRows,
+	timeEl,
+} from "../dom.js";
 import { poll } from "../poll.js";
 
 /** @typedef {import("../client.js").BatchStatus} BatchStatus */
@@ -201,7 +213,7 @@ export function batchesView(ctx) {
 		tr.dataset.status = b.status;
 		redraw(state, b.status, () => statusBadge(b.status));
 		redraw(objects, `${b.prefix} ${b.key_count}`, () =>
-			b.prefix ? h("code", null, b.prefix) : `${b.key_count ?? 0} keys`,
+			b.prefix ? h("code", null, breakAtSlashes(b.prefix)) : `${b.key_count ?? 0} keys`,
 		);
 		redraw(progress, JSON.stringify([b.status, b.counts]), () => progressCell(b));
 		redraw(tally, JSON.stringify(b.counts), () => counts(b));

@@ -8,6 +8,7 @@ import { messageOf, saveBlob } from "../api.js";
 import { deliveryTable } from "../deliveries.js";
 import {
 	announce,
+	breakAtSlashes,
 	byteSize,
 	duration,
 	errorBox,
@@ -104,7 +105,7 @@ function summary(job) {
 		]),
 		h("h2", null, "Details"),
 		details([
-			["Key", h("code", null, job.key)],
+			["Key", h("code", null, breakAtSlashes(job.key))],
 			["Model", shortModel(job.model)],
 			["Prompt", job.prompt],
 			["Max tokens", job.max_tokens === null ? null : String(job.max_tokens)],
@@ -161,7 +162,7 @@ export function jobView(ctx, id) {
 				h(
 					"figcaption",
 					null,
-					h("code", null, job.key),
+					h("code", null, breakAtSlashes(job.key)),
 					" ",
 					h("button", { type: "button", class: "secondary small", onclick: download }, "Download original"),
 				),

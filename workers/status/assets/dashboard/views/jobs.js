@@ -5,7 +5,18 @@
  * rows are kept by job id and only changed ones are redrawn. Filters (status, prefix, batch) live
  * in the address (`#/jobs?status=failed`), pages in the view (a stack of cursors).
  */
-import { announce, duration, h, pager, redraw, shortModel, statusBadge, syncRows, timeEl } from "../dom.js";
+import {
+	announce,
+	breakAtSlashes,
+	duration,
+	h,
+	pager,
+	redraw,
+	shortModel,
+	statusBadge,
+	syncRows,
+	timeEl,
+} from "../dom.js";
 import { authImage } from "../images.js";
 import { outcome } from "../job-outcome.js";
 import { poll } from "../poll.js";
@@ -60,7 +71,7 @@ function row(ctx, job) {
 		"tr",
 		{ "data-job-id": job.id },
 		h("td", { class: "thumb-cell" }),
-		h("td", { class: "key-cell" }, h("a", { href: `#/jobs/${job.id}`, "data-field": "key" }, job.key)),
+		h("td", { class: "key-cell" }, h("a", { href: `#/jobs/${job.id}`, "data-field": "key" }, breakAtSlashes(job.key))),
 		h("td"),
 		h("td", { class: "outcome-cell" }),
 		h("td"),

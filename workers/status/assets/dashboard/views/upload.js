@@ -7,7 +7,7 @@
  * shows them where they are.
  */
 import { messageOf } from "../api.js";
-import { announce, field, h, replace, statusBadge } from "../dom.js";
+import { announce, breakAtSlashes, field, h, replace, statusBadge } from "../dom.js";
 import { outcome } from "../job-outcome.js";
 
 /** @typedef {import("../api.js").Api} Api */
@@ -174,7 +174,13 @@ function itemView(item) {
 	return h(
 		"li",
 		{ class: "upload", "data-key": item.key, "data-state": item.state, "data-job-status": job?.status ?? null },
-		h("div", { class: "upload-head" }, h("strong", null, item.file.name), " → ", h("code", null, item.key)),
+		h(
+			"div",
+			{ class: "upload-head" },
+			h("strong", null, item.file.name),
+			" → ",
+			h("code", null, breakAtSlashes(item.key)),
+		),
 		progress,
 		h(
 			"div",

@@ -7,7 +7,18 @@
  */
 import { messageOf } from "../api.js";
 import { deliveryTable } from "../deliveries.js";
-import { announce, errorBox, field, h, pager, replace, showError, statusBadge, timeEl } from "../dom.js";
+import {
+	announce,
+	breakAtSlashes,
+	errorBox,
+	field,
+	h,
+	pager,
+	replace,
+	showError,
+	statusBadge,
+	timeEl,
+} from "../dom.js";
 import { poll } from "../poll.js";
 
 /** @typedef {import("../client.js").WebhookEventType} WebhookEventType */
@@ -175,9 +186,13 @@ export function webhooksView(ctx, selectedId) {
 								h(
 									"tr",
 									{ "data-webhook-id": sub.id, class: sub.id === selectedId ? "selected" : null },
-									h("td", { class: "url-cell" }, h("code", null, sub.url)),
+									h("td", { class: "url-cell" }, h("code", null, breakAtSlashes(sub.url))),
 									h("td", null, sub.events.join(", ")),
-									h("td", null, sub.prefix ?? h("span", { class: "muted" }, "all")),
+									h(
+										"td",
+										{ class: "key-cell" },
+										sub.prefix === null ? h("span", { class: "muted" }, "all") : breakAtSlashes(sub.prefix),
+									),
 									h("td", null, sub.key_id ? h("code", null, sub.key_id) : h("span", { class: "muted" }, "admin")),
 									h("td", null, statusBadge(sub.status), sub.disabled_reason ? ` ${sub.disabled_reason}` : ""),
 									h("td", null, timeEl(sub.created_at)),
