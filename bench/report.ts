@@ -7,6 +7,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { type BatchesReport, batchesMarkdown } from "./batches-report.ts";
+import { type CapacityResult, capacityMarkdown } from "./capacity.ts";
 import type { DashboardResult } from "./dashboard.ts";
 import type { MemoryResult } from "./memory.ts";
 import type { PipelineResult } from "./pipeline.ts";
@@ -32,6 +33,7 @@ export interface Report {
 	rateLimit: RateLimitResult[];
 	dashboard: DashboardResult | null;
 	batches: BatchesReport;
+	capacity: CapacityResult | null;
 	notes: string[];
 }
 
@@ -213,6 +215,7 @@ export function renderMarkdown(report: Report): string {
 		out.push("#### Rate limits per task type (emulated)", "", ...rateTable(report.rateLimit), "");
 	if (report.dashboard) out.push("#### Dashboard: first render", "", ...dashboardTable(report.dashboard), "");
 	out.push(...batchesMarkdown(report.batches));
+	out.push(...capacityMarkdown(report.capacity));
 	return out.join("\n");
 }
 

@@ -7,7 +7,8 @@
  *   npm run bench                      N = 1000 (about 12 minutes on 2 cores)
  *   npm run bench -- --n 200           a smaller N
  *   npm run bench:quick                N = 60, small tables, short loads (a couple of minutes)
- *   npm run bench -- --only pipeline,status,memory,upload,rate,dashboard,backfill,export,cost
+ *   npm run bench -- --only pipeline,status,memory,upload,rate,dashboard,backfill,export,cost,capacity
+ *   npm run bench -- --only capacity    D1 bytes per image before and after retention (N = 1000; quick: 50)
  *   npm run bench -- --only upload      what a 25 MiB upload adds to the status Worker (under a minute)
  *   npm run bench -- --only rate        the rate-limit scenarios alone (about 7 minutes; --rate-scale 2 halves the minute)
  */
@@ -16,6 +17,7 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { meteredBundles, runBackfill, runExport, runUploadCost } from "./batches.ts";
+import { runCapacity } from "./capacity.ts";
 import { runDashboard } from "./dashboard.ts";
 import { runMemory } from "./memory.ts";
 import { runPipeline } from "./pipeline.ts";
@@ -44,6 +46,7 @@ const { values: args } = parseArgs({
 		"backfill-n": { type: "string" },
 		"export-sizes": { type: "string" },
 		"cost-n": { type: "string" },
+		"capacity-n": { type: "string" },
 	},
 });
 
@@ -75,7 +78,11 @@ const options = {
 	// Streamed uploads: a 25 MiB upload, a few times.
 	uploadBytes: 25 * 2 ** 20,
 	uploadRuns: quick ? 2 : 5,
-	sections: new Set((args.only ?? "pipeline,status,memory,upload,rate,dashboard,backfill,export,cost").split(",")),
+	// Capacity: N images captioned with a webhook subscription, D1 measured before and after retention.
+	capacityN: num(args["capacity-n"], quick ? 50 : n),
+	sections: new Set(
+		(args.only ?? "pipeline,status,memory,upload,rate,dashboard,backfill,export,cost,capacity").split(","),
+	),
 };
 
 const workDir = path.join(ROOT, "bench", "results", "work");
@@ -94,6 +101,7 @@ const report: Report = {
 	rateLimit: [],
 	dashboard: null,
 	batches: { backfill: null, exports: [], costs: [] },
+	capacity: null,
 	notes: [
 		"Local stack: wrangler dev (Miniflare) runs one queue batch at a time per consumer (max_concurrency is not emulated), so local throughput at 1 s model latency is bounded near max_batch_size per second.",
 		"Pipeline and memory runs use MODEL_RATE_LIMITS=off (no pacing) and an emulator without rate limits; the rate-limit scenarios measure pacing separately.",
@@ -290,6 +298,20 @@ async function main() {
 		}
 	}
 	await batchesSection(bundles);
+	if (options.sections.has("capacity")) {
+		report.capacity = await runCapacity({
+			bundles,
+			webhooksBundle: await bundle(WORKER_CONFIGS.webhooks, path.join(workDir, "bundles", "webhooks")),
+			workDir: path.join(workDir, "capacity"),
+			images: await pipelineImages(),
+			n: options.capacityN,
+			log,
+		});
+		const c = report.capacity;
+		log(
+			`  ${c.d1_bytes_per_image} bytes per image retained, ${c.steady_bytes_per_object} per object after retention, ${c.images_per_10gb} objects per 10 GB`,
+		);
+	}
 
 	const files = await writeReport(report, path.join(ROOT, "bench", "results"));
 	console.log(`\n${renderMarkdown(report)}`);

@@ -443,7 +443,7 @@ export interface paths {
         put?: never;
         /**
          * Run the recovery sweeps now (admin, local development only)
-         * @description What the crons do in production: re-queue stalled jobs, resend stalled batch listings, undispatched webhook events and stalled deliveries. `npm run dev` calls it at start and periodically (crons do not fire locally). Answers 404 on a deployment.
+         * @description What the crons do in production: re-queue stalled jobs, resend stalled batch listings, undispatched webhook events and stalled deliveries, and archive and delete rows past their retention (RETENTION_*_DAYS). `npm run dev` calls it at start and periodically (crons do not fire locally). Answers 404 on a deployment.
          */
         post: operations["runRecoverySweep"];
         delete?: never;
@@ -1052,6 +1052,21 @@ export interface components {
                 jobs_failed: number;
                 listings_resent: number;
                 truncated: boolean;
+                /** @description The retention sweep: rows past RETENTION_*_DAYS archived to R2 and deleted (docs/data.md) */
+                retention: {
+                    jobs_deleted: number;
+                    /** @description Events deleted, each with its deliveries and attempts */
+                    webhook_events_deleted: number;
+                    /** @description Batches deleted, each with its key list */
+                    batches_deleted: number;
+                    /** @description Archive files written to R2 before the deletes */
+                    parts_archived: number;
+                    /** @description D1 rows written by the deletes (each row and each of its index entries), as D1 bills them */
+                    rows_written: number;
+                    truncated: boolean;
+                    /** @description Another retention run held the lease: this one did nothing */
+                    skipped: boolean;
+                };
             };
             webhooks: {
                 events_resent: number;

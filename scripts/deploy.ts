@@ -2,7 +2,7 @@
  * `npm run deploy`: puts the service on a Cloudflare account (`npm run wrangler -- login` first).
  * Creates what the Workers bind to (R2 bucket, queues and their dead-letter queues, D1 database),
  * writes the database id into every Worker's wrangler.jsonc (the production configs), applies the
- * migrations, adds the bucket's object-create notification rule to `caption-jobs`, and deploys
+ * migrations, adds the bucket's object-create and object-delete notification rules to `caption-jobs`, and deploys
  * every Worker, setting its secrets. Safe to run again: what exists is kept.
  *
  *   npm run deploy                  deploy
@@ -170,12 +170,18 @@ async function main() {
 		workerConfigFiles.status,
 	]);
 
-	const bucket = buckets[0] ?? "images";
-	await step(
-		`R2 notification: object-create on ${bucket} → ${NOTIFIED_QUEUE}`,
-		["r2", "bucket", "notification", "create", bucket, "--event-type", "object-create", "--queue", NOTIFIED_QUEUE],
-		{ idempotent: true },
-	);
+	// The images bucket (the `BUCKET` binding) only: the consumer's retention archive is another
+	// bucket, and a notification there would caption the archive's own files.
+	const bucket =
+		resolved.flatMap(({ config }) => config.r2_buckets).find((b) => b.binding === "BUCKET")?.bucket_name ?? "images";
+	// Creates make jobs; deletes let retention delete a gone object's jobs (docs/data.md#retention).
+	for (const eventType of ["object-create", "object-delete"]) {
+		await step(
+			`R2 notification: ${eventType} on ${bucket} → ${NOTIFIED_QUEUE}`,
+			["r2", "bucket", "notification", "create", bucket, "--event-type", eventType, "--queue", NOTIFIED_QUEUE],
+			{ idempotent: true },
+		);
+	}
 
 	// Consumers first, the public API last: nothing is accepted before it can be processed.
 	const isStatus = (file: string) => Number(file === workerConfigFiles.status);

@@ -1,7 +1,7 @@
 /**
  * `npm run dev`'s stand-in for the production crons, which do not fire under `wrangler dev`: it
  * runs the same recovery sweeps (stalled jobs and listings in the consumer, the webhook outbox and
- * stalled deliveries in the webhooks Worker) through `POST /v1/admin/sweep`, which calls the two
+ * stalled deliveries in the webhooks Worker) and the consumer's retention sweep through `POST /v1/admin/sweep`, which calls the two
  * Workers' recovery entrypoints (docs/recovery.md).
  *
  * - At start, with `restarted_at`: whatever the previous run left in flight (a queued job whose
@@ -15,7 +15,12 @@
 import { z } from "zod";
 
 const SweepReport = z.object({
-	consumer: z.object({ jobs_requeued: z.number(), jobs_failed: z.number(), listings_resent: z.number() }),
+	consumer: z.object({
+		jobs_requeued: z.number(),
+		jobs_failed: z.number(),
+		listings_resent: z.number(),
+		retention: z.object({ jobs_deleted: z.number(), webhook_events_deleted: z.number(), batches_deleted: z.number() }),
+	}),
 	webhooks: z.object({ events_resent: z.number(), deliveries_resent: z.number() }),
 });
 type SweepReport = z.infer<typeof SweepReport>;
@@ -49,6 +54,9 @@ function describe(r: SweepReport): string | null {
 		[r.consumer.listings_resent, "batch listings resumed"],
 		[r.webhooks.events_resent, "webhook events re-sent"],
 		[r.webhooks.deliveries_resent, "deliveries re-sent"],
+		[r.consumer.retention.jobs_deleted, "jobs past retention deleted"],
+		[r.consumer.retention.webhook_events_deleted, "webhook events past retention deleted"],
+		[r.consumer.retention.batches_deleted, "batches past retention deleted"],
 	] as const;
 	const done = parts.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`);
 	return done.length > 0 ? done.join(", ") : null;

@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 
-/** Actions that make a job; the others (deletes) are acknowledged and ignored. */
+/** Actions that make a job; deletes are recorded for retention (docs/data.md#retention), never a job. */
 export const CREATE_ACTIONS = ["PutObject", "CopyObject", "CompleteMultipartUpload"] as const;
 export const DELETE_ACTIONS = ["DeleteObject", "LifecycleDeletion"] as const;
 
@@ -46,8 +46,8 @@ export type CaptionTarget =
 	| { kind: "job"; jobId: string }
 	/** The job of an object version that was created, copied or uploaded. */
 	| { kind: "object-version"; version: ObjectVersion; eventTime: number }
-	/** An event that makes no job (a delete). */
-	| { kind: "ignored"; action: string }
+	/** An object deleted from the bucket: no job, but retention lets its jobs go after a while. */
+	| { kind: "deleted"; bucket: string; key: string; deletedAt: number }
 	/** A notification about another bucket than the service's (a misrouted notification rule). */
 	| { kind: "foreign"; bucket: string }
 	| { kind: "invalid"; reason: string };
@@ -55,7 +55,9 @@ export type CaptionTarget =
 const isCreateAction = (action: R2Notification["action"]) => (CREATE_ACTIONS as readonly string[]).includes(action);
 
 function notificationTarget(n: R2Notification): CaptionTarget {
-	if (!isCreateAction(n.action)) return { kind: "ignored", action: n.action };
+	if (!isCreateAction(n.action)) {
+		return { kind: "deleted", bucket: n.bucket, key: n.object.key, deletedAt: Date.parse(n.eventTime) };
+	}
 	if (!n.object.eTag) return { kind: "invalid", reason: `${n.action} without object.eTag` };
 	const version = { bucket: n.bucket, key: n.object.key, etag: n.object.eTag, size: n.object.size ?? null };
 	return { kind: "object-version", version, eventTime: Date.parse(n.eventTime) };

@@ -8,7 +8,8 @@ import { env } from "cloudflare:workers";
 let triggers = 0;
 
 export async function whileD1Refuses<T>(
-	refusal: { table: string; write: "INSERT" | "UPDATE"; when: string },
+	// `when` may name the row as `new.` (INSERT, UPDATE) or `old.` (UPDATE, DELETE).
+	refusal: { table: string; write: "INSERT" | "UPDATE" | "DELETE"; when: string },
 	run: () => Promise<T>,
 ): Promise<T> {
 	const name = `test_refuse_${Date.now()}_${triggers++}`;

@@ -25,6 +25,7 @@ import { backoffSeconds } from "../../shared/queue/backoff";
 import { readCaptionMessage } from "../../shared/queue/caption-jobs";
 import { ACK, type BatchCounters, type Outcome, retryAfter } from "../../shared/queue/runner";
 import type { ConsumerSettings } from "./config";
+import { recordObjectDeletion } from "./deleted-objects";
 import { finishJob } from "./finish";
 import { prepareImage, type SourceImage } from "./prepare-image";
 import { discardBody, notifiedOptionsKey, objectOptions, openObject, readSource } from "./read-source";
@@ -69,7 +70,8 @@ async function claimJob(message: Message<unknown>, ctx: BatchContext): Promise<C
 		case "invalid":
 			log("warn", "invalid_message", { message_id: message.id, reason: target.reason });
 			return { kind: "skipped", counter: "invalid_messages" };
-		case "ignored":
+		case "deleted":
+			await recordObjectDeletion(ctx.env.DB, target);
 			return { kind: "skipped", counter: "ignored_events" };
 		case "foreign":
 			log("warn", "foreign_bucket_notification", { message_id: message.id, bucket: target.bucket });

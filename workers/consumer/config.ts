@@ -43,6 +43,12 @@ const Settings = z.object({
 	// Jobs of one API key queued or processing at once: the status Worker's setting of the same name
 	// (a config test keeps the two equal). A key's batch lists no more than its room under it.
 	MAX_JOBS_IN_FLIGHT: z.coerce.number().int().positive().default(1000),
+	// Retention (retention.ts): days after they end that rows are archived and deleted; 0 deletes at the next sweep.
+	RETENTION_WEBHOOKS_DAYS: z.coerce.number().min(0).default(7),
+	RETENTION_JOBS_DAYS: z.coerce.number().min(0).default(30),
+	RETENTION_BATCHES_DAYS: z.coerce.number().min(0).default(90),
+	// "off": retention deletes without writing the rows to ARCHIVE_BUCKET first.
+	ARCHIVE: z.enum(["on", "off"]).default("on"),
 });
 
 export type ConsumerSettings = z.infer<typeof Settings>;

@@ -32,7 +32,7 @@ export async function handleDeadLetter(
 		case "invalid":
 			log("warn", "invalid_dead_letter", { message_id: message.id, reason: target.reason });
 			return ACK;
-		case "ignored":
+		case "deleted":
 		case "foreign":
 			return ACK;
 		case "job":

@@ -147,12 +147,12 @@ export async function dispatchEvent(db: D1Database, eventId: string, now = Date.
 	);
 	const results = await db.batch([
 		...targets.map((t) => insert.bind(newDeliveryId(now), eventId, t.subscriptionId, t.target, t.url, now, t.keyId)),
+		// The payload is not stored: every attempt rebuilds it, the same bytes, from the job or batch
+		// row (terminal: it no longer changes) and the event's time. A second copy of the job per
+		// event was the largest part of an image's D1 bytes (docs/data.md#retention).
 		db
-			.prepare(
-				`UPDATE webhook_events SET payload = coalesce(payload, ?2), dispatched_at = ?3
-				WHERE id = ?1 AND dispatched_at IS NULL`,
-			)
-			.bind(eventId, JSON.stringify(subject.payload), now),
+			.prepare("UPDATE webhook_events SET dispatched_at = ?2 WHERE id = ?1 AND dispatched_at IS NULL")
+			.bind(eventId, now),
 	]);
 	const created = results.slice(0, targets.length).flatMap((result) => batchRows(result, DeliveryId));
 	return { kind: "dispatched", deliveryIds: created.map((row) => row.id) };
@@ -241,7 +241,10 @@ export async function claimDelivery(
 		.bind(delivery.event_id, delivery.subscription_id, delivery.key_id)
 		.first()
 		.then(parseRow(AttemptContext));
-	if (!context?.payload) throw new Error(`The event ${delivery.event_id} of delivery ${id} has no payload`);
+	if (!context) throw new Error(`The event ${delivery.event_id} of delivery ${id} does not exist`);
+	// Events dispatched before payloads were rebuilt carry theirs.
+	const payload = context.payload ?? (await loadSubject(db, delivery.event_id))?.payload;
+	if (!payload) throw new Error(`The job or batch of event ${delivery.event_id} (delivery ${id}) is gone`);
 	if (delivery.subscription_id !== null && (context.secret === null || context.status === null)) {
 		return { kind: "subscription-gone", delivery };
 	}
@@ -261,7 +264,8 @@ export async function claimDelivery(
 		delivery.key_id !== null && context.key_secret !== null
 			? { keyId: delivery.key_id, secret: context.key_secret }
 			: null;
-	return { kind: "claimed", claimed: { delivery, payload: context.payload, subscription, keySecret } };
+	const body = typeof payload === "string" ? payload : JSON.stringify(payload);
+	return { kind: "claimed", claimed: { delivery, payload: body, subscription, keySecret } };
 }
 
 /** The outcome of one attempt, as the attempt log and the delivery record it. */

@@ -1,6 +1,6 @@
 /**
  * `POST /v1/admin/sweep` (admin, local development only): runs the production crons' recovery
- * sweeps now, through the consumer's and the webhooks Worker's recovery entrypoints. Crons do not
+ * and retention sweeps now, through the consumer's and the webhooks Worker's recovery entrypoints. Crons do not
  * fire under `wrangler dev`, so `npm run dev` calls this at start (with `restarted_at`: whatever
  * the previous run left in flight is sent again at once) and periodically. The entrypoints are
  * bound only in the local config (scripts/lib/configs.ts): a deployment answers 404.
@@ -19,7 +19,7 @@ const sweepRoute = createRoute({
 	operationId: "runRecoverySweep",
 	summary: "Run the recovery sweeps now (admin, local development only)",
 	description:
-		"What the crons do in production: re-queue stalled jobs, resend stalled batch listings, undispatched webhook events and stalled deliveries. `npm run dev` calls it at start and periodically (crons do not fire locally). Answers 404 on a deployment.",
+		"What the crons do in production: re-queue stalled jobs, resend stalled batch listings, undispatched webhook events and stalled deliveries, and archive and delete rows past their retention (RETENTION_*_DAYS). `npm run dev` calls it at start and periodically (crons do not fire locally). Answers 404 on a deployment.",
 	security: authenticated,
 	middleware: requireAdmin,
 	request: { body: { required: false, content: { "application/json": { schema: RecoveryCutoffs } } } },

@@ -1,0 +1,51 @@
+/**
+ * The capacity bench in its quick mode (N = 50), so that the code behind the figures in
+ * docs/performance.md cannot rot: a real local stack, 50 images with a webhook subscription, D1
+ * measured with dbstat before and after the retention sweep. The figures themselves come from a
+ * full run (`npm run bench -- --only capacity`); this checks their shape and what must hold
+ * whatever the machine: every webhook row leaves, the jobs stay, and retention makes the database
+ * hold more objects.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { runCapacity } from "../../bench/capacity.ts";
+import { bundle, WORKER_CONFIGS } from "../../bench/stack.ts";
+import { pipelineImages } from "../../bench/workload.ts";
+
+const N = 50;
+let workDir = "";
+
+afterAll(async () => {
+	if (workDir) await rm(workDir, { recursive: true, force: true });
+});
+
+describe("npm run bench -- --only capacity (quick: N = 50)", () => {
+	it("measures D1 per table before and after retention", async () => {
+		workDir = await mkdtemp(path.join(tmpdir(), "r2-captions-capacity-"));
+		const dir = (name: string) => path.join(workDir, "bundles", name);
+		const real = await bundle(WORKER_CONFIGS.consumer, dir("consumer"));
+		const result = await runCapacity({
+			// The real consumer runs: the naive baseline's bundle is not used.
+			bundles: { status: await bundle(WORKER_CONFIGS.status, dir("status")), real, naive: real },
+			webhooksBundle: await bundle(WORKER_CONFIGS.webhooks, dir("webhooks")),
+			workDir: path.join(workDir, "run"),
+			images: await pipelineImages(),
+			n: N,
+			log: () => {},
+		});
+		expect(result.succeeded).toBe(N);
+		expect(result.rows_deleted).toEqual({ jobs: 0, webhook_events: N, batches: 0 });
+		const tables = (list: typeof result.retained) => list.map((t) => t.table);
+		expect(tables(result.retained)).toEqual(expect.arrayContaining(["jobs", "webhook_events", "webhook_deliveries"]));
+		// After the sweep the webhook tables are back to their empty size; the latest jobs stay.
+		expect(tables(result.steady)).not.toContain("webhook_events");
+		expect(tables(result.steady)).not.toContain("webhook_deliveries");
+		expect(result.steady.find((t) => t.table === "jobs")?.bytesPerImage).toBeGreaterThan(0);
+		expect(result.d1_bytes_per_image).toBeGreaterThan(result.steady_bytes_per_object);
+		expect(result.images_per_10gb).toBeGreaterThan(result.images_per_10gb_without_retention);
+		expect(result.days_to_fill_at_limit).not.toBeNull();
+		expect(result.sweep_rows_written_per_image).toBeGreaterThan(0);
+	}, 600_000);
+});
