@@ -71,8 +71,29 @@ export function retryAfterSeconds(header: string | null): number {
 	return Number.isFinite(given) && given >= 0 ? Math.min(given, MAX_RETRY_AFTER_SECONDS) : 1;
 }
 
-/** The creates that take an `Idempotency-Key`: the client gives each call one of its own. */
-export const IDEMPOTENT_CREATES: ReadonlySet<string> = new Set(["/v1/jobs", "/v1/batches", "/v1/webhooks", "/v1/keys"]);
+/** The paths whose `POST` takes an `Idempotency-Key` header, as the API's OpenAPI document says. */
+type IdempotentCreate = {
+	[P in keyof paths]: paths[P] extends { post: { parameters: { header?: infer H } } }
+		? [NonNullable<H>] extends [never]
+			? never
+			: "idempotency-key" extends keyof NonNullable<H>
+				? P
+				: never
+		: never;
+}[keyof paths];
+
+/**
+ * The creates that take an `Idempotency-Key`: the client gives each call one of its own. A record
+ * over the generated type, so a create that gains or loses the header fails to compile until this
+ * list follows.
+ */
+const IDEMPOTENT: Record<IdempotentCreate, true> = {
+	"/v1/jobs": true,
+	"/v1/batches": true,
+	"/v1/webhooks": true,
+	"/v1/keys": true,
+};
+export const IDEMPOTENT_CREATES: ReadonlySet<string> = new Set(Object.keys(IDEMPOTENT));
 
 /** Answers a create with an `Idempotency-Key` may be retried after: the first request still running, or a gateway's. */
 const RETRYABLE_WITH_KEY = new Set([409, 502, 503, 504]);

@@ -491,7 +491,13 @@ function retryAfterSeconds(header) {
   const given = Number(header);
   return Number.isFinite(given) && given >= 0 ? Math.min(given, MAX_RETRY_AFTER_SECONDS) : 1;
 }
-var IDEMPOTENT_CREATES = /* @__PURE__ */ new Set(["/v1/jobs", "/v1/batches", "/v1/webhooks", "/v1/keys"]);
+var IDEMPOTENT = {
+  "/v1/jobs": true,
+  "/v1/batches": true,
+  "/v1/webhooks": true,
+  "/v1/keys": true
+};
+var IDEMPOTENT_CREATES = new Set(Object.keys(IDEMPOTENT));
 var RETRYABLE_WITH_KEY = /* @__PURE__ */ new Set([409, 502, 503, 504]);
 function retrying(inner, retries, onRateLimited) {
   return async (input, init) => {
