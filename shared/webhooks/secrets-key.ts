@@ -79,13 +79,13 @@ export async function verifySecretsKey(db: D1Database, keys: SealingKeys, now = 
 }
 
 const SubscriptionSecrets = z.object({ id: z.string(), secret: z.string(), previous_secret: z.string().nullable() });
-const KeySecret = z.object({ id: z.string(), webhook_secret: z.string() });
-const KeptAnswer = z.object({ id: z.string(), response: z.string() });
+const SealedColumn = z.object({ id: z.string(), sealed: z.string() });
 
 /**
  * Seals again with the current key every value that only the previous key opens: subscription
- * secrets, API keys' callback secrets, the kept answers of idempotent creates, then the canary. Each update only replaces the value it
- * read, so a rotation in between is never overwritten. Walks each table in pages of `pageSize`.
+ * secrets, API keys' callback secrets, the kept answers of idempotent creates, then the canary.
+ * Each update only replaces the value it read, so a rotation in between is never overwritten.
+ * Walks each table in pages of `pageSize`.
  * Returns how many rows it changed.
  */
 export async function resealSecrets(db: D1Database, keys: SealingKeys, pageSize = 500): Promise<number> {
@@ -134,28 +134,21 @@ export async function resealSecrets(db: D1Database, keys: SealingKeys, pageSize 
 				.bind(row.id, row.secret, row.previous_secret, secret ?? row.secret, older ?? row.previous_secret);
 		},
 	);
-	await walk(
-		"SELECT id, webhook_secret FROM api_keys WHERE webhook_secret IS NOT NULL AND id > ?1 ORDER BY id LIMIT ?2",
-		KeySecret,
-		async (row) => {
-			const resealed = await stale(keySecretId(row.id), row.webhook_secret);
-			if (resealed === null) return null;
-			return db
-				.prepare("UPDATE api_keys SET webhook_secret = ?3 WHERE id = ?1 AND webhook_secret = ?2")
-				.bind(row.id, row.webhook_secret, resealed);
-		},
-	);
-	await walk(
-		"SELECT id, response FROM idempotency_keys WHERE response IS NOT NULL AND id > ?1 ORDER BY id LIMIT ?2",
-		KeptAnswer,
-		async (row) => {
-			const resealed = await stale(idempotencySecretId(row.id), row.response);
-			if (resealed === null) return null;
-			return db
-				.prepare("UPDATE idempotency_keys SET response = ?3 WHERE id = ?1 AND response = ?2")
-				.bind(row.id, row.response, resealed);
-		},
-	);
+	/** A table whose one sealed column is bound to its row by `rowIdOf(id)`. */
+	const walkColumn = (table: string, column: string, rowIdOf: (id: string) => string) =>
+		walk(
+			`SELECT id, ${column} AS sealed FROM ${table} WHERE ${column} IS NOT NULL AND id > ?1 ORDER BY id LIMIT ?2`,
+			SealedColumn,
+			async (row) => {
+				const resealed = await stale(rowIdOf(row.id), row.sealed);
+				if (resealed === null) return null;
+				return db
+					.prepare(`UPDATE ${table} SET ${column} = ?3 WHERE id = ?1 AND ${column} = ?2`)
+					.bind(row.id, row.sealed, resealed);
+			},
+		);
+	await walkColumn("api_keys", "webhook_secret", keySecretId);
+	await walkColumn("idempotency_keys", "response", idempotencySecretId);
 	const canary = await db.prepare("SELECT sealed FROM secrets_canary WHERE id = 1").first().then(parseRow(CanaryRow));
 	const resealed = canary ? await stale(CANARY_ROW, canary.sealed) : null;
 	if (canary && resealed !== null) {
