@@ -112,6 +112,37 @@ async function loadSubject(db: D1Database, eventId: string): Promise<EventSubjec
 	};
 }
 
+export type Target = z.infer<typeof Target>;
+
+/**
+ * The active subscriptions that want events of `type` about `matchKey` (a job's key, a batch's key
+ * prefix), leaving out those of a revoked key.
+ */
+export function subscriptionsFor(db: D1Database, type: string, matchKey: string): Promise<Target[]> {
+	return db
+		.prepare(
+			`SELECT id, url FROM webhook_subscriptions s
+			WHERE status = 'active' AND EXISTS (SELECT 1 FROM json_each(events) WHERE value = ?1)
+			AND (prefix IS NULL OR substr(?2, 1, length(prefix)) = prefix)
+			AND NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.id = s.key_id AND k.revoked_at IS NOT NULL)`,
+		)
+		.bind(type, matchKey)
+		.all()
+		.then(parseRows(Target));
+}
+
+/**
+ * The insert of one delivery: ?1 id, ?2 event, ?3 subscription, ?4 target, ?5 url, ?6 now, ?7 the
+ * signing key of a callback. Returns its id, or nothing when the event has one for that target.
+ */
+export const insertDelivery = (db: D1Database) =>
+	db.prepare(
+		`INSERT INTO webhook_deliveries (id, event_id, subscription_id, target, url, key_id, status, next_attempt_at,
+			created_at, updated_at)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?7, 'pending', ?6, ?6, ?6)
+		ON CONFLICT (event_id, target) DO NOTHING RETURNING id`,
+	);
+
 /**
  * Creates the deliveries of an event: every active subscription whose events and prefix match the
  * job (or batch), plus its callback URL. Nothing for a revoked key: neither its subscriptions
@@ -123,28 +154,14 @@ export async function dispatchEvent(db: D1Database, eventId: string, now = Date.
 	if (!subject) return { kind: "missing" };
 	if (subject.dispatchedAt !== null) return { kind: "already-dispatched" };
 
-	const subscriptions = await db
-		.prepare(
-			`SELECT id, url FROM webhook_subscriptions s
-			WHERE status = 'active' AND EXISTS (SELECT 1 FROM json_each(events) WHERE value = ?1)
-			AND (prefix IS NULL OR substr(?2, 1, length(prefix)) = prefix)
-			AND NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.id = s.key_id AND k.revoked_at IS NOT NULL)`,
-		)
-		.bind(subject.payload.type, subject.matchKey)
-		.all()
-		.then(parseRows(Target));
+	const subscriptions = await subscriptionsFor(db, subject.payload.type, subject.matchKey);
 	const targets: { subscriptionId: string | null; target: string; url: string; keyId: string | null }[] =
 		subscriptions.map((s) => ({ subscriptionId: s.id, target: s.id, url: s.url, keyId: null }));
 	if (subject.callbackUrl && !subject.keyRevoked) {
 		targets.push({ subscriptionId: null, target: CALLBACK_TARGET, url: subject.callbackUrl, keyId: subject.keyId });
 	}
 
-	const insert = db.prepare(
-		`INSERT INTO webhook_deliveries (id, event_id, subscription_id, target, url, key_id, status, next_attempt_at,
-			created_at, updated_at)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?7, 'pending', ?6, ?6, ?6)
-		ON CONFLICT (event_id, target) DO NOTHING RETURNING id`,
-	);
+	const insert = insertDelivery(db);
 	const results = await db.batch([
 		...targets.map((t) => insert.bind(newDeliveryId(now), eventId, t.subscriptionId, t.target, t.url, now, t.keyId)),
 		// The payload is not stored: every attempt rebuilds it, the same bytes, from the job or batch
