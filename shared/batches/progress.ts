@@ -14,7 +14,7 @@ import type { BatchRow } from "./schema";
 /** The window `rate_per_minute` is measured over. */
 export const RATE_WINDOW_MS = 60_000;
 /** A batch younger than this is measured over this much, so its first job does not read as a huge rate. */
-const MIN_WINDOW_MS = 5_000;
+const MIN_WINDOW_MS = 1_000;
 
 export interface BatchPace {
 	rate_per_minute: number | null;

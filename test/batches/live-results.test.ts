@@ -14,17 +14,7 @@ import { emulator } from "../../shared/models/emulator";
 import { finishWithEvent } from "../../shared/webhooks/outbox";
 import { call, invalidFields, parsed } from "../status/support";
 import { uniqueKey } from "../support/fixtures";
-import { runConsumer } from "../support/queue";
-import {
-	createBatch,
-	deliverPage,
-	getBatch,
-	jobsOfBatch,
-	putObjects,
-	settled,
-	unsentBatch,
-	waitForBatch,
-} from "./support";
+import { captionJob, createBatch, getBatch, putObjects, queuedBatch, settled, waitForBatch } from "./support";
 
 beforeEach(() => emulator.reset());
 
@@ -43,25 +33,6 @@ async function poll(batchId: string, since: string): Promise<{ lines: z.infer<ty
 		.filter(Boolean)
 		.map((line) => Line.parse(JSON.parse(line)));
 	return { lines, next: next ?? "" };
-}
-
-/** A caption message for one job, through the real consumer (the page's own messages are held back). */
-const captionJob = (jobId: string) =>
-	runConsumer([{ kind: "caption-job", job_id: jobId }], { env: { CAPTION_JOBS: env.HELD_MESSAGES } });
-
-/** A batch of `n` images (plus one file that is not an image when `withText`) whose jobs are all queued, none run. */
-async function queuedBatch(n: number, withText = false) {
-	const prefix = uniqueKey("live/");
-	const keys = Array.from({ length: n }, (_, i) => `${prefix}${String(i).padStart(2, "0")}.jpg`);
-	await putObjects(keys);
-	if (withText) await env.BUCKET.put(`${prefix}notes.txt`, "plain text, not an image");
-	const batch = await unsentBatch(prefix);
-	const pages = Math.ceil((n + (withText ? 1 : 0)) / 3);
-	for (let page = 0; page < pages; page++) await deliverPage(batch.id, page, { holdCaptions: true });
-	const jobs = await jobsOfBatch(batch.id);
-	expect(jobs.every((j) => j.status === "queued")).toBe(true);
-	expect((await getBatch(batch.id)).status).toBe("running");
-	return { batch, jobs };
 }
 
 describe("GET /v1/batches/{id}/results?since=", () => {
