@@ -93,3 +93,24 @@ export async function progressBody(
 		data: toBatch(batch, measured),
 	});
 }
+
+/**
+ * For the event stream: the `batch.progress` body of batch `batchId` if one is due on the stream
+ * (none in the last STREAM_PROGRESS_INTERVAL_MS; this call records it as sent), else null. Null
+ * too for a batch that has ended or does not exist. Call it when a job of the batch finishes.
+ */
+export async function streamProgress(
+	db: D1Database,
+	batchId: string,
+	pace: PaceLimits,
+	now = Date.now(),
+): Promise<string | null> {
+	const batch = await db
+		.prepare("SELECT * FROM batches WHERE id = ?1 AND completed_at IS NULL")
+		.bind(batchId)
+		.first()
+		.then(parseRow(BatchRow));
+	if (!batch) return null;
+	const [due] = await claimProgress(db, batchId, [STREAM_CHANNEL], STREAM_PROGRESS_INTERVAL_MS, now);
+	return due === undefined ? null : progressBody(db, batch, pace, now);
+}

@@ -4,7 +4,7 @@
  * `eta_seconds`, what is left divided by that rate, but never less than the model's rate limit
  * allows (a batch cannot finish faster than the limit lets its jobs be captioned). Both are null
  * until known: no job has finished yet, nothing finished in the last minute, or a prefix is still
- * being listed (its size is not known).
+ * being listed (its size is not known). Once a batch has ended: no rate, 0 s left.
  */
 import { z } from "zod";
 import { batchRows } from "../d1-rows";
@@ -48,9 +48,9 @@ function remaining(row: BatchRow): number | null {
 
 /** The pace of a batch of which `finishedInWindow` jobs succeeded or failed since `now - RATE_WINDOW_MS`. */
 export function paceOf(row: BatchRow, finishedInWindow: number, ceiling: number | null, now: number): BatchPace {
+	if (row.completed_at !== null) return unmeasuredPace(row);
 	const window = Math.min(RATE_WINDOW_MS, Math.max(MIN_WINDOW_MS, now - row.created_at));
 	const rate = row.succeeded + row.failed === 0 ? null : Math.round((finishedInWindow * 600_000) / window) / 10;
-	if (row.completed_at !== null) return { rate_per_minute: rate, eta_seconds: 0 };
 	const left = remaining(row);
 	if (left === 0) return { rate_per_minute: rate, eta_seconds: 0 };
 	if (left === null || rate === null || rate === 0) return { rate_per_minute: rate, eta_seconds: null };
@@ -62,8 +62,7 @@ export function paceOf(row: BatchRow, finishedInWindow: number, ceiling: number 
 const Finished = z.object({ n: z.number().int() });
 
 /**
- * The pace of each batch, in one D1 round trip: for each batch still running (or ended within the
- * window), a count over the index `jobs_batch_completed` of its last minute of results, at most a
+ * The pace of each batch, in one D1 round trip: for each batch not ended, a count over the index `jobs_batch_completed` of its last minute of results, at most a
  * minute's worth of model calls.
  */
 export async function batchPaces(
@@ -73,7 +72,8 @@ export async function batchPaces(
 	now = Date.now(),
 ): Promise<BatchPace[]> {
 	const since = now - RATE_WINDOW_MS;
-	const measured = rows.filter((row) => row.completed_at === null || row.completed_at > since);
+	// An ended batch says so the same way everywhere (its final webhook's body is rebuilt on every attempt).
+	const measured = rows.filter((row) => row.completed_at === null);
 	const results =
 		measured.length === 0
 			? []

@@ -64,7 +64,7 @@ export const Batch = z
 		}),
 		rate_per_minute: z.number().nonnegative().nullable().meta({
 			description:
-				"Jobs that succeeded or failed in the last minute (or since the batch was created, if it is younger), per minute; null until one has.",
+				"Jobs that succeeded or failed in the last minute (or since the batch was created, if it is younger), per minute; null until one has, and once the batch has ended.",
 			example: 412.5,
 		}),
 		eta_seconds: z.number().int().nonnegative().nullable().meta({

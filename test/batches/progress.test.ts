@@ -8,6 +8,7 @@ import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { beforeEach, describe, expect, it } from "vitest";
+import { streamProgress } from "../../shared/batches/progress-events";
 import { Batch } from "../../shared/batches/schema";
 import { emulator } from "../../shared/models/emulator";
 import { RateLimitsSetting } from "../../shared/models/rate-limits";
@@ -16,6 +17,7 @@ import { BatchProgressWebhookPayload } from "../../shared/webhooks/schema";
 import status from "../../workers/status/index";
 import { recordBatchProgress } from "../../workers/webhooks/batch-progress";
 import { ADMIN, call } from "../status/support";
+import { uniqueKey } from "../support/fixtures";
 import { until } from "../support/poll";
 import { runConsumer } from "../support/queue";
 import { hook, subscribe } from "../webhooks/support";
@@ -62,8 +64,7 @@ describe("rate_per_minute and eta_seconds", () => {
 		expect(eta).toBeGreaterThanOrEqual(Math.ceil(left / 2));
 
 		const done = await waitForBatch(batch.id, settled);
-		expect(done).toMatchObject({ status: "completed", eta_seconds: 0 });
-		expect(done.rate_per_minute).toBeGreaterThan(0);
+		expect(done).toMatchObject({ status: "completed", rate_per_minute: null, eta_seconds: 0 });
 	});
 
 	it("the ETA is never shorter than the model rate limit allows, however fast the batch has gone", async () => {
@@ -107,11 +108,22 @@ describe("batch.progress webhooks", () => {
 	}
 
 	it("go at most once a minute per batch and subscription, only to subscriptions that ask for them", async () => {
-		const one = await queuedBatch(4);
-		const two = await queuedBatch(2);
-		const first = await subscribe({ url: hook("progress-a").url, events: ["batch.progress"] });
-		const second = await subscribe({ url: hook("progress-b").url, events: ["batch.progress", "batch.completed"] });
-		const jobsOnly = await subscribe({ url: hook("jobs-only").url, events: ["job.succeeded"] });
+		// Both batches lie under one folder, the subscriptions' prefix.
+		const folder = uniqueKey("progress/");
+		const one = await queuedBatch(4, false, `${folder}one/`);
+		const two = await queuedBatch(2, false, `${folder}two/`);
+		const first = await subscribe({ url: hook("progress-a").url, events: ["batch.progress"], prefix: folder });
+		const second = await subscribe({
+			url: hook("progress-b").url,
+			events: ["batch.progress", "batch.completed"],
+			prefix: folder,
+		});
+		const elsewhere = await subscribe({
+			url: hook("progress-elsewhere").url,
+			events: ["batch.progress"],
+			prefix: `${folder}two/`,
+		});
+		const jobsOnly = await subscribe({ url: hook("jobs-only").url, events: ["job.succeeded"], prefix: folder });
 		const wanted = [first.id, second.id].sort();
 
 		await captionJob(one.jobs[0]?.id ?? "");
@@ -120,17 +132,17 @@ describe("batch.progress webhooks", () => {
 		const at = (batch: typeof one, offsetMs: number) =>
 			recordBatchProgress(env.DB, batch.jobs[0]?.id ?? "", pace, t + offsetMs);
 
-		// Other tests' subscriptions (without a prefix) may want every batch's progress too: count only ours.
+		// Other tests' subscriptions without a prefix may want every batch's progress too: count only ours.
 		const ours = async (ids: string[]) =>
-			(await deliveryTargets(ids)).filter((id) => [...wanted, jobsOnly.id].includes(id));
+			(await deliveryTargets(ids)).filter((id) => [...wanted, jobsOnly.id, elsewhere.id].includes(id));
 		expect(await ours(await at(one, 0))).toEqual(wanted);
 		expect(await ours(await at(one, 30_000))).toEqual([]);
 		expect(await ours(await at(one, 59_999))).toEqual([]);
-		// Another batch has its own minute.
-		expect(await ours(await at(two, 30_000))).toEqual(wanted);
+		// Another batch has its own minute (and is inside the narrower subscription's prefix).
+		expect(await ours(await at(two, 30_000))).toEqual([...wanted, elsewhere.id].sort());
 		expect(await ours(await at(one, 60_000))).toEqual(wanted);
 		// A subscription made later has its own minute too.
-		const late = await subscribe({ url: hook("progress-late").url, events: ["batch.progress"] });
+		const late = await subscribe({ url: hook("progress-late").url, events: ["batch.progress"], prefix: folder });
 		const withLate = async (ids: string[]) => (await deliveryTargets(ids)).filter((id) => id === late.id);
 		expect(await withLate(await at(one, 70_000))).toEqual([late.id]);
 		expect(await withLate(await at(one, 80_000))).toEqual([]);
@@ -147,6 +159,30 @@ describe("batch.progress webhooks", () => {
 		for (const job of one.jobs.slice(1)) await captionJob(job.id);
 		await waitForBatch(one.batch.id, settled);
 		expect(await at(one, 600_000)).toEqual([]);
+	});
+
+	it("the event stream's progress is due at most every 5 s per batch, apart from the webhooks' minute", async () => {
+		const { batch, jobs } = await queuedBatch(2);
+		await captionJob(jobs[0]?.id ?? "");
+		const t = Date.now() + 7_200_000;
+		const body = await streamProgress(env.DB, batch.id, pace, t);
+		expect(BatchProgressWebhookPayload.parse(JSON.parse(body ?? "null")).data).toMatchObject({
+			id: batch.id,
+			counts: { succeeded: 1, queued: 1 },
+		});
+		expect(await streamProgress(env.DB, batch.id, pace, t + 4_999)).toBeNull();
+		expect(await streamProgress(env.DB, batch.id, pace, t + 5_000)).not.toBeNull();
+		// A subscription's minute is its own: the stream's sends took none of it.
+		const sub = await subscribe({
+			url: hook("progress-beside-stream").url,
+			events: ["batch.progress"],
+			prefix: batch.prefix ?? "",
+		});
+		const sent = await deliveryTargets(await recordBatchProgress(env.DB, jobs[0]?.id ?? "", pace, t + 5_001));
+		expect(sent.filter((id) => id === sub.id)).toEqual([sub.id]);
+		await captionJob(jobs[1]?.id ?? "");
+		await waitForBatch(batch.id, settled);
+		expect(await streamProgress(env.DB, batch.id, pace, t + 60_000)).toBeNull();
 	});
 
 	it("a subscriber receives batch.progress signed, with the batch's counts, rate and ETA", async () => {

@@ -163,9 +163,8 @@ export async function duplicateKeys(batchId: string): Promise<string[]> {
 export const captionJob = (jobId: string) =>
 	runConsumer([{ kind: "caption-job", job_id: jobId }], { env: { CAPTION_JOBS: env.HELD_MESSAGES } });
 
-/** A batch of `n` images (plus one file that is not an image when `withText`) whose jobs are all queued, none run. */
-export async function queuedBatch(n: number, withText = false) {
-	const prefix = uniqueKey("live/");
+/** A batch of `n` images under `prefix` (plus one file that is not an image when `withText`) whose jobs are all queued, none run. */
+export async function queuedBatch(n: number, withText = false, prefix = uniqueKey("live/")) {
 	const keys = Array.from({ length: n }, (_, i) => `${prefix}${String(i).padStart(2, "0")}.jpg`);
 	await putObjects(keys);
 	if (withText) await env.BUCKET.put(`${prefix}notes.txt`, "plain text, not an image");
