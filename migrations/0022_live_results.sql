@@ -89,12 +89,15 @@ WHERE type IN ('batch.completed', 'batch.cancelled');
 CREATE INDEX webhook_events_batch ON webhook_events (batch_id, created_at) WHERE batch_id IS NOT NULL;
 CREATE INDEX webhook_events_undispatched ON webhook_events (created_at) WHERE dispatched_at IS NULL;
 
--- When a batch's progress last went to each of its channels: a subscription (its id) at most once a
--- minute, the event stream ('stream') at most once every five seconds. The claim of a slot is one
--- conditional upsert, so concurrent finishes cannot both send.
+-- When a batch's progress last went to each of its channels: the event stream ('stream': a
+-- `batch.progress` row in webhook_events, at most once every five seconds per batch) and each
+-- subscription (its id: a delivery of the latest such row, at most once a minute per batch). A
+-- claim is one conditional upsert that writes its own `token`; the insert it allows checks that
+-- token in the same transaction, so of two finishes at once only one sends.
 CREATE TABLE batch_progress_marks (
 	batch_id TEXT NOT NULL,
 	channel TEXT NOT NULL,
 	sent_at INTEGER NOT NULL,
+	token TEXT NOT NULL,
 	PRIMARY KEY (batch_id, channel)
 ) WITHOUT ROWID;

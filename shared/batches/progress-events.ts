@@ -1,58 +1,27 @@
 /**
- * `batch.progress`: the Batch JSON of a running batch (with its rate and ETA), sent as a batch's
- * jobs finish, at most once per interval per batch and channel. A channel is a webhook
- * subscription (its id: at most once a minute per endpoint) or the event stream (`stream`: at most
- * once every five seconds). `claimProgress` is the one place that decides a progress event is due:
- * a conditional upsert of the channel's last send time, so two finishes at once cannot both send.
+ * `batch.progress`: the Batch JSON of a running batch (with its rate and ETA), recorded as a
+ * batch's jobs finish. One `webhook_events` row of type `batch.progress`, its body fixed, at most
+ * once every five seconds per batch: the event stream (`GET /v1/events`, which reads the outbox)
+ * carries exactly these rows. A subscription that lists the type gets a delivery of the latest
+ * such row at most once a minute per batch. Each channel (`stream`, or a subscription's id) claims
+ * its slot with a conditional upsert that writes its own token, and what the claim allows (the
+ * event row, the delivery) is written in the same transaction only where that token stands, so
+ * two finishes at once cannot both send.
  */
 import { z } from "zod";
 import { batchRows, parseRow } from "../d1-rows";
 import type { RateLimitedModel, RateLimits } from "../models/rate-limits";
+import { newEventId } from "../webhooks/outbox";
 import { BATCH_PROGRESS_EVENT } from "../webhooks/schema";
 import { batchPaces, ceilingPerMinute } from "./progress";
 import { BatchRow, toBatch } from "./schema";
 
-/** A subscription's endpoint gets a batch's progress at most this often. */
-export const WEBHOOK_PROGRESS_INTERVAL_MS = 60_000;
 /** The event stream carries a batch's progress at most this often. */
 export const STREAM_PROGRESS_INTERVAL_MS = 5_000;
+/** A subscription's endpoint gets a batch's progress at most this often. */
+export const WEBHOOK_PROGRESS_INTERVAL_MS = 60_000;
 /** The event stream's channel name (subscriptions use their id). */
 export const STREAM_CHANNEL = "stream";
-
-const Claimed = z.object({ channel: z.string() });
-
-/** The statement that claims `channel`'s slot for `batchId` at `now` (returns the channel when due). */
-export function claimProgressStatement(
-	db: D1Database,
-	batchId: string,
-	channel: string,
-	intervalMs: number,
-	now: number,
-): D1PreparedStatement {
-	return db
-		.prepare(
-			`INSERT INTO batch_progress_marks (batch_id, channel, sent_at) VALUES (?1, ?2, ?3)
-			ON CONFLICT (batch_id, channel) DO UPDATE SET sent_at = excluded.sent_at
-			WHERE excluded.sent_at >= batch_progress_marks.sent_at + ?4
-			RETURNING channel`,
-		)
-		.bind(batchId, channel, now, intervalMs);
-}
-
-/** The channels among `channels` whose progress of `batchId` is due at `now`; each is recorded as sent. */
-export async function claimProgress(
-	db: D1Database,
-	batchId: string,
-	channels: readonly string[],
-	intervalMs: number,
-	now = Date.now(),
-): Promise<string[]> {
-	if (channels.length === 0) return [];
-	const results = await db.batch(channels.map((c) => claimProgressStatement(db, batchId, c, intervalMs, now)));
-	return results.flatMap((result) => batchRows(result, Claimed).map((row) => row.channel));
-}
-
-export const BATCH_PROGRESS = BATCH_PROGRESS_EVENT;
 
 /** Settings that bound the ETA: the model chain and its rate limits. */
 export interface PaceLimits {
@@ -60,26 +29,37 @@ export interface PaceLimits {
 	limits: RateLimits;
 }
 
-/**
- * The body of a `batch.progress` event (webhook and stream alike) for the batch of job `jobId`, or
- * null when the job has no batch or its batch has ended (its final event says the rest).
- */
-export async function progressOfJobBatch(
-	db: D1Database,
-	jobId: string,
-	pace: PaceLimits,
-	now = Date.now(),
-): Promise<{ batch: BatchRow; body: string } | null> {
-	const batch = await db
+/** A subscription that wants the batch's progress: its id and URL. */
+export interface ProgressTarget {
+	id: string;
+	url: string;
+}
+
+/** The claim of `channel`'s slot for `batchId` at `now` under `token` (changes nothing when not due). */
+function claim(db: D1Database, batchId: string, channel: string, intervalMs: number, now: number, token: string) {
+	return db
+		.prepare(
+			`INSERT INTO batch_progress_marks (batch_id, channel, sent_at, token) VALUES (?1, ?2, ?3, ?5)
+			ON CONFLICT (batch_id, channel) DO UPDATE SET sent_at = excluded.sent_at, token = excluded.token
+			WHERE excluded.sent_at >= batch_progress_marks.sent_at + ?4`,
+		)
+		.bind(batchId, channel, now, intervalMs, token);
+}
+
+/** SQL true when the claim of channel `?c` for batch `?b` is the one made with token `?t`. */
+const claimed = (b: string, c: string, t: string) =>
+	`EXISTS (SELECT 1 FROM batch_progress_marks WHERE batch_id = ${b} AND channel = ${c} AND token = ${t})`;
+
+/** The running batch of job `jobId`, or null (no batch, or it has ended: its final event says the rest). */
+export function runningBatchOfJob(db: D1Database, jobId: string): Promise<BatchRow | null> {
+	return db
 		.prepare("SELECT b.* FROM jobs j JOIN batches b ON b.id = j.batch_id WHERE j.id = ?1 AND b.completed_at IS NULL")
 		.bind(jobId)
 		.first()
 		.then(parseRow(BatchRow));
-	if (!batch) return null;
-	return { batch, body: await progressBody(db, batch, pace, now) };
 }
 
-/** The `batch.progress` JSON of a batch at `now`: `{type, timestamp, data: Batch}`, as the webhook sends it. */
+/** The `batch.progress` JSON of a batch at `now`: `{type, timestamp, data: Batch}`, as stream and webhook carry it. */
 export async function progressBody(
 	db: D1Database,
 	batch: BatchRow,
@@ -88,29 +68,53 @@ export async function progressBody(
 ): Promise<string> {
 	const [measured] = await batchPaces(db, [batch], ceilingPerMinute(pace.chain, pace.limits), now);
 	return JSON.stringify({
-		type: BATCH_PROGRESS,
+		type: BATCH_PROGRESS_EVENT,
 		timestamp: new Date(now).toISOString(),
 		data: toBatch(batch, measured),
 	});
 }
 
+const DeliveryId = z.object({ id: z.string() });
+
 /**
- * For the event stream: the `batch.progress` body of batch `batchId` if one is due on the stream
- * (none in the last STREAM_PROGRESS_INTERVAL_MS; this call records it as sent), else null. Null
- * too for a batch that has ended or does not exist. Call it when a job of the batch finishes.
+ * Records `batch`'s progress at `now`: its `batch.progress` event if the stream's five seconds have
+ * passed, and for each of `targets` whose minute has passed a delivery of the batch's latest
+ * progress event (this one, or one at most five seconds old), all in one transaction. Returns the
+ * ids of the deliveries made. `newDeliveryId` names each delivery.
  */
-export async function streamProgress(
+export async function recordProgress(
 	db: D1Database,
-	batchId: string,
+	batch: BatchRow,
+	targets: readonly ProgressTarget[],
 	pace: PaceLimits,
+	newDeliveryId: () => string,
 	now = Date.now(),
-): Promise<string | null> {
-	const batch = await db
-		.prepare("SELECT * FROM batches WHERE id = ?1 AND completed_at IS NULL")
-		.bind(batchId)
-		.first()
-		.then(parseRow(BatchRow));
-	if (!batch) return null;
-	const [due] = await claimProgress(db, batchId, [STREAM_CHANNEL], STREAM_PROGRESS_INTERVAL_MS, now);
-	return due === undefined ? null : progressBody(db, batch, pace, now);
+): Promise<string[]> {
+	const token = crypto.randomUUID();
+	const body = await progressBody(db, batch, pace, now);
+	const latest = `(SELECT id FROM webhook_events WHERE batch_id = ?2 AND type = '${BATCH_PROGRESS_EVENT}'
+		ORDER BY created_at DESC, id DESC LIMIT 1)`;
+	const results = await db.batch([
+		claim(db, batch.id, STREAM_CHANNEL, STREAM_PROGRESS_INTERVAL_MS, now, token),
+		// Already dispatched: its deliveries are made here, and the outbox's sweeper must not fan it out.
+		db
+			.prepare(
+				`INSERT INTO webhook_events (id, batch_id, type, payload, created_at, dispatched_at)
+				SELECT ?1, ?2, '${BATCH_PROGRESS_EVENT}', ?3, ?4, ?4 WHERE ${claimed("?2", `'${STREAM_CHANNEL}'`, "?5")}`,
+			)
+			.bind(newEventId(now), batch.id, body, now, token),
+		...targets.flatMap((target) => [
+			claim(db, batch.id, target.id, WEBHOOK_PROGRESS_INTERVAL_MS, now, token),
+			db
+				.prepare(
+					`INSERT INTO webhook_deliveries (id, event_id, subscription_id, target, url, key_id, status,
+						next_attempt_at, created_at, updated_at)
+					SELECT ?1, ${latest}, ?3, ?3, ?4, NULL, 'pending', ?5, ?5, ?5
+					WHERE ${claimed("?2", "?3", "?6")} AND ${latest} IS NOT NULL
+					ON CONFLICT (event_id, target) DO NOTHING RETURNING id`,
+				)
+				.bind(newDeliveryId(), batch.id, target.id, target.url, now, token),
+		]),
+	]);
+	return results.slice(2).flatMap((result) => batchRows(result, DeliveryId).map((row) => row.id));
 }

@@ -8,7 +8,6 @@ import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { beforeEach, describe, expect, it } from "vitest";
-import { streamProgress } from "../../shared/batches/progress-events";
 import { Batch } from "../../shared/batches/schema";
 import { emulator } from "../../shared/models/emulator";
 import { RateLimitsSetting } from "../../shared/models/rate-limits";
@@ -161,28 +160,46 @@ describe("batch.progress webhooks", () => {
 		expect(await at(one, 600_000)).toEqual([]);
 	});
 
-	it("the event stream's progress is due at most every 5 s per batch, apart from the webhooks' minute", async () => {
+	it("a batch's progress is recorded for the event stream at most every 5 s; a subscription due in between gets the latest", async () => {
 		const { batch, jobs } = await queuedBatch(2);
 		await captionJob(jobs[0]?.id ?? "");
-		const t = Date.now() + 7_200_000;
-		const body = await streamProgress(env.DB, batch.id, pace, t);
-		expect(BatchProgressWebhookPayload.parse(JSON.parse(body ?? "null")).data).toMatchObject({
-			id: batch.id,
-			counts: { succeeded: 1, queued: 1 },
-		});
-		expect(await streamProgress(env.DB, batch.id, pace, t + 4_999)).toBeNull();
-		expect(await streamProgress(env.DB, batch.id, pace, t + 5_000)).not.toBeNull();
-		// A subscription's minute is its own: the stream's sends took none of it.
 		const sub = await subscribe({
 			url: hook("progress-beside-stream").url,
 			events: ["batch.progress"],
 			prefix: batch.prefix ?? "",
 		});
-		const sent = await deliveryTargets(await recordBatchProgress(env.DB, jobs[0]?.id ?? "", pace, t + 5_001));
-		expect(sent.filter((id) => id === sub.id)).toEqual([sub.id]);
+		const t = Date.now() + 7_200_000;
+		const at = async (offsetMs: number, target: string) =>
+			(await deliveryTargets(await recordBatchProgress(env.DB, jobs[0]?.id ?? "", pace, t + offsetMs))).filter(
+				(id) => id === target,
+			);
+		expect(await at(0, sub.id)).toEqual([sub.id]);
+		expect(await progressEvents(batch.id)).toHaveLength(1);
+		expect(await at(4_999, sub.id)).toEqual([]);
+		expect(await progressEvents(batch.id)).toHaveLength(1);
+		expect(await at(5_000, sub.id)).toEqual([]);
+		const events = await progressEvents(batch.id);
+		expect(events).toHaveLength(2);
+		const body = BatchProgressWebhookPayload.parse(JSON.parse(events[1]?.payload ?? "null"));
+		expect(body).toMatchObject({ timestamp: new Date(t + 5_000).toISOString(), data: { id: batch.id } });
+		expect(body.data.counts).toMatchObject({ succeeded: 1, queued: 1 });
+		// A subscription whose minute comes while the stream's five seconds have not: the latest event, no new one.
+		const later = await subscribe({
+			url: hook("progress-later").url,
+			events: ["batch.progress"],
+			prefix: batch.prefix ?? "",
+		});
+		const [delivery] = await recordBatchProgress(env.DB, jobs[0]?.id ?? "", pace, t + 6_000);
+		expect(await progressEvents(batch.id)).toHaveLength(2);
+		const row = await env.DB.prepare("SELECT event_id, subscription_id FROM webhook_deliveries WHERE id = ?")
+			.bind(delivery ?? "")
+			.first<{ event_id: string; subscription_id: string }>();
+		expect(row).toEqual({ event_id: events[1]?.id, subscription_id: later.id });
+		// Once the batch has ended, nothing more.
 		await captionJob(jobs[1]?.id ?? "");
 		await waitForBatch(batch.id, settled);
-		expect(await streamProgress(env.DB, batch.id, pace, t + 60_000)).toBeNull();
+		expect(await recordBatchProgress(env.DB, jobs[0]?.id ?? "", pace, t + 600_000)).toEqual([]);
+		expect(await progressEvents(batch.id)).toHaveLength(2);
 	});
 
 	it("a subscriber receives batch.progress signed, with the batch's counts, rate and ETA", async () => {

@@ -135,7 +135,7 @@ export function subscriptionsFor(db: D1Database, type: string, matchKey: string)
  * The insert of one delivery: ?1 id, ?2 event, ?3 subscription, ?4 target, ?5 url, ?6 now, ?7 the
  * signing key of a callback. Returns its id, or nothing when the event has one for that target.
  */
-export const insertDelivery = (db: D1Database) =>
+const insertDelivery = (db: D1Database) =>
 	db.prepare(
 		`INSERT INTO webhook_deliveries (id, event_id, subscription_id, target, url, key_id, status, next_attempt_at,
 			created_at, updated_at)
