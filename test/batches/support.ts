@@ -137,7 +137,9 @@ const BatchDelivery = z.object({
  */
 export function batchEventDeliveries(batchId: string): Promise<z.infer<typeof BatchDelivery>[]> {
 	return until(`the event of batch ${batchId} was not delivered`, async () => {
-		const event = await env.DB.prepare("SELECT id, dispatched_at FROM webhook_events WHERE batch_id = ?")
+		const event = await env.DB.prepare(
+			"SELECT id, dispatched_at FROM webhook_events WHERE batch_id = ? AND type <> 'batch.progress'",
+		)
 			.bind(batchId)
 			.first<{ id: string; dispatched_at: number | null }>();
 		if (!event || event.dispatched_at === null) return undefined;
