@@ -7,8 +7,10 @@
 -- (about 80 bytes a job instead of 50). Appended at the end, pages fill.
 DROP INDEX jobs_created;
 CREATE INDEX jobs_created ON jobs (created_at, id);
+-- A key has few jobs: its rows of one millisecond are sorted by id when read, instead of each
+-- entry carrying the 30-character id (about 37 bytes a job).
 DROP INDEX jobs_key_created;
-CREATE INDEX jobs_key_created ON jobs (key, created_at, id);
+CREATE INDEX jobs_key_created ON jobs (key, created_at);
 DROP INDEX jobs_batch_created;
 CREATE INDEX jobs_batch_created ON jobs (batch_id, created_at, id) WHERE batch_id IS NOT NULL;
 -- By status, the jobs that are not succeeded: the succeeded ones are nearly every job, and a list
