@@ -29,10 +29,9 @@ export interface PaceLimits {
 	limits: RateLimits;
 }
 
-/** A subscription that wants the batch's progress: its id and URL. */
+/** A subscription that wants the batch's progress (its URL is read from it at each attempt). */
 export interface ProgressTarget {
 	id: string;
-	url: string;
 }
 
 /** The claim of `channel`'s slot for `batchId` at `now` under `token` (changes nothing when not due). */
@@ -107,13 +106,13 @@ export async function recordProgress(
 			claim(db, batch.id, target.id, WEBHOOK_PROGRESS_INTERVAL_MS, now, token),
 			db
 				.prepare(
-					`INSERT INTO webhook_deliveries (id, event_id, subscription_id, target, url, key_id, status,
+					`INSERT INTO webhook_deliveries (id, event_id, subscription_id, url, key_id, status,
 						next_attempt_at, created_at, updated_at)
-					SELECT ?1, ${latest}, ?3, ?3, ?4, NULL, 'pending', ?5, ?5, ?5
-					WHERE ${claimed("?2", "?3", "?6")} AND ${latest} IS NOT NULL
-					ON CONFLICT (event_id, target) DO NOTHING RETURNING id`,
+					SELECT ?1, ${latest}, ?3, NULL, NULL, 'pending', ?4, ?4, ?4
+					WHERE ${claimed("?2", "?3", "?5")} AND ${latest} IS NOT NULL
+					ON CONFLICT (event_id, coalesce(subscription_id, '')) DO NOTHING RETURNING id`,
 				)
-				.bind(newDeliveryId(), batch.id, target.id, target.url, now, token),
+				.bind(newDeliveryId(), batch.id, target.id, now, token),
 		]),
 	]);
 	return results.slice(2).flatMap((result) => batchRows(result, DeliveryId).map((row) => row.id));

@@ -142,9 +142,10 @@ export type SubscriptionRow = z.infer<typeof SubscriptionRow>;
 export const DeliveryRow = z.object({
 	id: z.string(),
 	event_id: z.string(),
+	/** The subscription it goes to; null: the job's or batch's callback URL. */
 	subscription_id: z.string().nullable(),
-	target: z.string(),
-	url: z.string(),
+	/** The callback URL; null for a subscription's delivery, which goes to the subscription's URL. */
+	url: z.string().nullable(),
 	/** A callback delivery's signing key (NULL: WEBHOOK_SECRET); NULL for subscriptions. */
 	key_id: z.string().nullable(),
 	status: z.enum(DELIVERY_STATUSES),

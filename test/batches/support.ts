@@ -144,7 +144,7 @@ export function batchEventDeliveries(batchId: string): Promise<z.infer<typeof Ba
 			.first<{ id: string; dispatched_at: number | null }>();
 		if (!event || event.dispatched_at === null) return undefined;
 		const { results } = await env.DB.prepare(
-			"SELECT subscription_id, target, status, attempts FROM webhook_deliveries WHERE event_id = ?",
+			"SELECT subscription_id, coalesce(subscription_id, 'callback') AS target, status, attempts FROM webhook_deliveries WHERE event_id = ?",
 		)
 			.bind(event.id)
 			.all();

@@ -36,7 +36,13 @@ describe("package-lock.json", () => {
 			dependencies: Record<string, string>;
 			devDependencies: Record<string, string>;
 		};
-		const declared = { ...pkg.dependencies, ...pkg.devDependencies };
+		// An alias (`"typescript-native": "npm:typescript@7.0.2"`) pins the version after its last `@`.
+		const declared = Object.fromEntries(
+			Object.entries({ ...pkg.dependencies, ...pkg.devDependencies }).map(([name, spec]) => [
+				name,
+				spec.startsWith("npm:") ? spec.slice(spec.lastIndexOf("@") + 1) : spec,
+			]),
+		);
 		const installed = Object.fromEntries(
 			Object.keys(declared).map((name) => [name, lock.packages[`node_modules/${name}`]?.version]),
 		);
