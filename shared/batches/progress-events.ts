@@ -9,7 +9,7 @@
  * two finishes at once cannot both send.
  */
 import { z } from "zod";
-import { batchRows, parseRow } from "../d1-rows";
+import { batchRows, parseRow, parseRows } from "../d1-rows";
 import type { RateLimitedModel, RateLimits } from "../models/rate-limits";
 import { newEventId } from "../webhooks/outbox";
 import { BATCH_PROGRESS_EVENT } from "../webhooks/schema";
@@ -74,6 +74,25 @@ export async function progressBody(
 }
 
 const DeliveryId = z.object({ id: z.string() });
+const Mark = z.object({ channel: z.string(), sent_at: z.number() });
+
+/**
+ * Whether any channel may be due at `now`, from the batch's marks (a few rows): most finishes fall
+ * inside every interval, and then the rate is not measured at all. The claims decide.
+ */
+async function anyDue(db: D1Database, batchId: string, targets: readonly ProgressTarget[], now: number) {
+	const marks = await db
+		.prepare("SELECT channel, sent_at FROM batch_progress_marks WHERE batch_id = ?1")
+		.bind(batchId)
+		.all()
+		.then(parseRows(Mark));
+	const last = new Map(marks.map((m) => [m.channel, m.sent_at]));
+	const due = (channel: string, intervalMs: number) =>
+		now >= (last.get(channel) ?? Number.NEGATIVE_INFINITY) + intervalMs;
+	return (
+		due(STREAM_CHANNEL, STREAM_PROGRESS_INTERVAL_MS) || targets.some((t) => due(t.id, WEBHOOK_PROGRESS_INTERVAL_MS))
+	);
+}
 
 /**
  * Records `batch`'s progress at `now`: its `batch.progress` event if the stream's five seconds have
@@ -89,6 +108,7 @@ export async function recordProgress(
 	newDeliveryId: () => string,
 	now = Date.now(),
 ): Promise<string[]> {
+	if (!(await anyDue(db, batch.id, targets, now))) return [];
 	const token = crypto.randomUUID();
 	const body = await progressBody(db, batch, pace, now);
 	const latest = `(SELECT id FROM webhook_events WHERE batch_id = ?2 AND type = '${BATCH_PROGRESS_EVENT}'
