@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { iso } from "../iso";
+import { type BatchPace, unmeasuredPace } from "./progress";
 
 export const BATCH_STATUSES = ["listing", "running", "completed", "cancelled"] as const;
 export const BatchStatus = z.enum(BATCH_STATUSES).meta({
@@ -61,6 +62,16 @@ export const Batch = z
 		completed_at: isoTime.nullable().meta({
 			description: "When the batch was completed or cancelled with none of its jobs still queued or running.",
 		}),
+		rate_per_minute: z.number().nonnegative().nullable().meta({
+			description:
+				"Jobs that succeeded or failed in the last minute (or since the batch was created, if it is younger), per minute; null until one has, and once the batch has ended.",
+			example: 412.5,
+		}),
+		eta_seconds: z.number().int().nonnegative().nullable().meta({
+			description:
+				"Seconds until the batch ends at `rate_per_minute`, never less than the model rate limit allows; 0 once it ended; null until known (no rate yet, nothing finished in the last minute, or a prefix still listing).",
+			example: 95,
+		}),
 	})
 	.meta({ id: "Batch" });
 export type Batch = z.infer<typeof Batch>;
@@ -93,6 +104,8 @@ export const BatchRow = z.object({
 	cancelled: z.number(),
 	skipped: z.number(),
 	missing: z.number(),
+	/** Results so far, numbered in the order they became results (migrations/0022_live_results.sql). */
+	finished_seq: z.number(),
 	created_at: z.number(),
 	updated_at: z.number(),
 	listed_at: z.number().nullable(),
@@ -100,8 +113,8 @@ export const BatchRow = z.object({
 });
 export type BatchRow = z.infer<typeof BatchRow>;
 
-/** Renders a D1 row as the public Batch JSON. */
-export function toBatch(row: BatchRow): Batch {
+/** Renders a D1 row as the public Batch JSON, with its measured pace (shared/batches/progress.ts) when there is one. */
+export function toBatch(row: BatchRow, pace: BatchPace = unmeasuredPace(row)): Batch {
 	return {
 		id: row.id,
 		status: row.status,
@@ -123,5 +136,7 @@ export function toBatch(row: BatchRow): Batch {
 		created_at: new Date(row.created_at).toISOString(),
 		listed_at: iso(row.listed_at),
 		completed_at: iso(row.completed_at),
+		rate_per_minute: pace.rate_per_minute,
+		eta_seconds: pace.eta_seconds,
 	};
 }

@@ -55,6 +55,8 @@ describe("POST /v1/batches", () => {
 				"metadata",
 				"prefix",
 				"prompt",
+				"rate_per_minute",
+				"eta_seconds",
 				"status",
 			].sort(),
 		);
@@ -70,6 +72,8 @@ describe("POST /v1/batches", () => {
 			created_at: expect.any(String),
 			listed_at: null,
 			completed_at: null,
+			rate_per_minute: null,
+			eta_seconds: null,
 		});
 		expect(await getBatch(batch.id)).toMatchObject({ id: batch.id, prefix });
 		expect((await call("GET", "/v1/batches/bat_doesnotexist")).status).toBe(404);

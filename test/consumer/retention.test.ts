@@ -334,7 +334,7 @@ describe("the retention walks' query plans", () => {
 		],
 		batches: [
 			"SEARCH batches USING INDEX sqlite_autoindex_batches_1 (id>? AND id<?)",
-			"SEARCH e USING INDEX sqlite_autoindex_webhook_events_3 (batch_id=?)",
+			"SEARCH e USING INDEX webhook_events_batch (batch_id=?)",
 			"SEARCH d USING INDEX webhook_deliveries_once (event_id=?)",
 		],
 	};

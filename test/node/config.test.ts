@@ -87,6 +87,16 @@ describe("model chain", () => {
 		expect(readWorkerConfig(workerConfigFiles.status).vars.MODEL_CHAIN).toBe(consumer);
 	});
 
+	it("the status and webhooks Workers bound batch ETAs with the consumer's chain and model rate limits", () => {
+		const consumer = readWorkerConfig(workerConfigFiles.consumer).vars;
+		expect(consumer.MODEL_RATE_LIMITS).toMatch(/=\d+/);
+		for (const worker of [workerConfigFiles.status, workerConfigFiles.webhooks]) {
+			const vars = readWorkerConfig(worker).vars;
+			expect(vars.MODEL_RATE_LIMITS).toBe(consumer.MODEL_RATE_LIMITS);
+			expect(vars.MODEL_CHAIN).toBe(consumer.MODEL_CHAIN);
+		}
+	});
+
 	it("the consumer's MAX_JOBS_IN_FLIGHT (its batch listing's cap) is the status Worker's", () => {
 		const consumer = readWorkerConfig(workerConfigFiles.consumer).vars.MAX_JOBS_IN_FLIGHT;
 		expect(consumer).toMatch(/^\d+$/);

@@ -54,6 +54,31 @@ const READERS: Record<string, { reader: string; sql: string }> = {
 		reader: "a key's jobs in flight, for its cap (workers/status/jobs/create.ts)",
 		sql: "SELECT 1 FROM jobs WHERE key_id = ?1 AND status IN ('queued', 'processing') LIMIT ?2",
 	},
+	jobs_batch_seq: {
+		reader: "a batch's results since a cursor, in completion order (workers/status/batches/export.ts)",
+		sql: "SELECT *, batch_seq AS seq FROM jobs WHERE batch_id = ?1 AND batch_seq > ?2 AND batch_seq <= ?4 ORDER BY batch_seq LIMIT ?3",
+	},
+	batch_skips_seq: {
+		reader: "a batch's skipped objects since a cursor (workers/status/batches/export.ts)",
+		sql: `SELECT j.*, s.seq AS seq FROM batch_skips s JOIN jobs j ON j.id = s.job_id
+			WHERE s.batch_id = ?1 AND s.seq > ?2 AND s.seq <= ?4 ORDER BY s.seq LIMIT ?3`,
+	},
+	batch_missing_seq: {
+		reader: "a batch's missing keys since a cursor (workers/status/batches/export.ts)",
+		sql: "SELECT key, seq FROM batch_missing WHERE batch_id = ?1 AND seq > ?2 AND seq <= ?4 ORDER BY seq LIMIT ?3",
+	},
+	jobs_batch_completed: {
+		reader: "a batch's rate_per_minute (shared/batches/progress.ts)",
+		sql: "SELECT count(*) AS n FROM jobs WHERE batch_id = ?1 AND completed_at > ?2 AND status IN ('succeeded', 'failed')",
+	},
+	webhook_events_batch: {
+		reader: "a batch's latest progress event (shared/batches/progress-events.ts), retention's events of a batch",
+		sql: "SELECT id FROM webhook_events WHERE batch_id = ?2 AND type = 'batch.progress' ORDER BY created_at DESC, id DESC LIMIT 1",
+	},
+	webhook_events_batch_final: {
+		reader: "a batch's one final event (shared/batches/settle.ts; its unique constraint)",
+		sql: "SELECT id FROM webhook_events WHERE batch_id = ?1 AND type IN ('batch.completed', 'batch.cancelled')",
+	},
 	webhook_events_undispatched: {
 		reader: "the outbox sweep (shared/webhooks/outbox.ts)",
 		sql: `SELECT id, job_id, batch_id, created_at FROM webhook_events

@@ -110,6 +110,23 @@ async function loadSubject(db: D1Database, eventId: string): Promise<EventSubjec
 }
 
 /**
+ * The active subscriptions that want events of `type` about `matchKey` (a job's key, a batch's key
+ * prefix), leaving out those of a revoked key.
+ */
+export function subscriptionsFor(db: D1Database, type: string, matchKey: string): Promise<{ id: string }[]> {
+	return db
+		.prepare(
+			`SELECT id FROM webhook_subscriptions s
+			WHERE status = 'active' AND EXISTS (SELECT 1 FROM json_each(events) WHERE value = ?1)
+			AND (prefix IS NULL OR substr(?2, 1, length(prefix)) = prefix)
+			AND NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.id = s.key_id AND k.revoked_at IS NOT NULL)`,
+		)
+		.bind(type, matchKey)
+		.all()
+		.then(parseRows(Target));
+}
+
+/**
  * Creates the deliveries of an event: every active subscription whose events and prefix match the
  * job (or batch), plus its callback URL. Nothing for a revoked key: neither its subscriptions
  * (even one still active) nor the callback of its job or batch, which its secret would sign.
@@ -120,16 +137,7 @@ export async function dispatchEvent(db: D1Database, eventId: string, now = Date.
 	if (!subject) return { kind: "missing" };
 	if (subject.dispatchedAt !== null) return { kind: "already-dispatched" };
 
-	const subscriptions = await db
-		.prepare(
-			`SELECT id FROM webhook_subscriptions s
-			WHERE status = 'active' AND EXISTS (SELECT 1 FROM json_each(events) WHERE value = ?1)
-			AND (prefix IS NULL OR substr(?2, 1, length(prefix)) = prefix)
-			AND NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.id = s.key_id AND k.revoked_at IS NOT NULL)`,
-		)
-		.bind(subject.payload.type, subject.matchKey)
-		.all()
-		.then(parseRows(Target));
+	const subscriptions = await subscriptionsFor(db, subject.payload.type, subject.matchKey);
 	// A subscription's delivery keeps only the subscription's id (its URL is read from it at each
 	// attempt); the callback, which has none, keeps its URL.
 	const targets: { subscriptionId: string | null; url: string | null; keyId: string | null }[] = subscriptions.map(
