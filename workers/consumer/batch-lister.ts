@@ -111,9 +111,11 @@ async function followUp(
 	queued: string[],
 	settled: SettledBatch | null,
 ) {
+	// The batch lane's queue: interactive work never waits behind a batch's messages.
+	const spillover = batch.spillover === 1 ? { spillover: true } : {};
 	await sendAll(
-		env.CAPTION_JOBS,
-		queued.map((job_id): CaptionRequest => ({ kind: "caption-job", job_id })),
+		env.CAPTION_BATCH_JOBS,
+		queued.map((job_id): CaptionRequest => ({ kind: "caption-job", job_id, ...spillover })),
 	);
 	if (batch.status === "listing") await env.BATCH_LISTING.send(batchPage(batch.id, page + 1), { contentType: "json" });
 	// The events are in the outbox: if this send fails the webhooks Worker's cron sends them.

@@ -34,6 +34,9 @@ const Settings = z.object({
 	MODEL_RATE_LIMITS: RateLimitsSetting.default(RateLimitsSetting.parse(PLATFORM_RATE_LIMITS)),
 	MODEL_BURST: z.coerce.number().int().min(1).default(5),
 	MODEL_MAX_WAIT_SECONDS: z.coerce.number().min(0).default(30),
+	// The share (percent) of each rate limit's slots the batch lane is owed while it has work
+	// waiting, however busy the interactive lane (shared/scheduling/policy.ts).
+	BATCH_MIN_SHARE_PERCENT: z.coerce.number().min(0).max(100).default(20),
 	// Model health (shared/models/health.ts), shared by every invocation through a Durable Object.
 	MODEL_CIRCUIT_FAILURES: z.coerce.number().int().min(1).default(5),
 	MODEL_COOLDOWN_SECONDS: z.coerce.number().positive().default(60),
