@@ -47,6 +47,9 @@ export class LaneScheduler extends DurableObject {
 	acquire(request: SlotRequest): Promise<Grant> {
 		for (const spec of request.limits) this.follow(spec, request.burst);
 		const now = Date.now();
+		// A slot that cannot come within the wait is refused at once, rather than after waiting for it.
+		const eta = Math.min(...request.limits.map((l) => this.eta(l.name, request.lane, now)));
+		if (eta > request.maxWaitMs) return Promise.resolve({ kind: "refused", retryAfterMs: Math.ceil(eta) });
 		const promise = new Promise<Grant>((resolve) => {
 			this.waiters.push({
 				seq: ++this.seq,
@@ -84,6 +87,17 @@ export class LaneScheduler extends DurableObject {
 			}
 		}
 		return figures;
+	}
+
+	/**
+	 * How long (ms) until a caller of `lane` would likely get a slot of `limit`: its next slot, plus
+	 * one interval per caller served before it (the interactive lane's, or everyone's for a batch).
+	 */
+	private eta(limit: string, lane: SlotRequest["lane"], now: number): number {
+		const schedule = this.schedules.get(limit);
+		if (!schedule) return 0;
+		const ahead = this.waiters.filter((w) => w.limits.includes(limit) && (lane === "batch" || w.lane === lane)).length;
+		return Math.max(0, nextSlotAt(schedule) - now) + ahead * interval(schedule);
 	}
 
 	/** A limit whose pace changed (new configuration) keeps its schedule at the new pace. */
@@ -133,9 +147,7 @@ export class LaneScheduler extends DurableObject {
 		if (late.length === 0) return;
 		this.waiters = this.waiters.filter((w) => w.deadline > now);
 		for (const w of late) {
-			const first = w.limits[0] ? this.schedules.get(w.limits[0]) : undefined;
-			const queued = this.waiters.filter((o) => o.limits[0] === w.limits[0]).length;
-			const eta = first ? nextSlotAt(first) - now + queued * interval(first) : 1000;
+			const eta = Math.min(...w.limits.map((name) => this.eta(name, w.lane, now)));
 			w.resolve({ kind: "refused", retryAfterMs: Math.max(1000, Math.ceil(eta)) });
 		}
 	}

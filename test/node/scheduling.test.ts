@@ -1,6 +1,6 @@
 /**
  * Scheduling through the real queues of `npm run dev`, with pacing at a low limit (Image-to-Text
- * 600 a minute, Text Generation 300, the emulator enforcing the same): interactive uploads go
+ * 240 a minute, Text Generation 120, the emulator enforcing the same): interactive uploads go
  * ahead of a batch's backlog, two keys' batches progress together within their in-flight cap, and
  * a spillover batch runs on both task types at once.
  */
@@ -11,8 +11,9 @@ import { type DevStack, spawnDevStack, until } from "../../scripts/lib/dev-stack
 import { root } from "../../scripts/lib/wrangler.ts";
 
 const CAP = 10;
-const IT_PER_MINUTE = 600;
-const LIMITS = `Image-to-Text=${IT_PER_MINUTE}, Text Generation=300`;
+// Low enough that the local stack (one queue batch at a time) is not what bounds the rates.
+const IT_PER_MINUTE = 240;
+const LIMITS = `Image-to-Text=${IT_PER_MINUTE}, Text Generation=120`;
 let stack: DevStack;
 let admin: Record<string, string>;
 const base = `sched-${crypto.randomUUID()}/`;

@@ -112,22 +112,25 @@ describe("the lane scheduler Durable Object", () => {
 		expect(30 / elapsed).toBeGreaterThan(IT.pacedPerMinute / 60);
 	});
 
-	it("a caller that cannot get a slot within its wait is told when to come back, and reported while it waits", async () => {
+	it("a caller waits for a slot within its wait and is reported while it waits; one that cannot is told when to come back", async () => {
 		const s = scheduler();
-		const slow: LimitSpec = { name: "slow", perMinute: 6, pacedPerMinute: 6 };
+		// One slot every 2 s.
+		const slow: LimitSpec = { name: "slow", perMinute: 30, pacedPerMinute: 30 };
 		const ask = (maxWaitMs: number): SlotRequest => ({ ...request("batch", "key_w", [slow]), maxWaitMs });
 		expect(await s.acquire(ask(100))).toEqual({ kind: "slot", limit: "slow" });
-		const waiting = s.acquire({ ...ask(1500), since: Date.now() - 5000 });
+		const waiting = s.acquire({ ...ask(5000), since: Date.now() - 5000 });
 		await new Promise((resolve) => setTimeout(resolve, 200));
 		const figures = await s.stats();
 		expect(figures.find((f) => f.lane === "batch" && f.task_type === "slow")).toMatchObject({
 			waiting: 1,
 			calls_last_minute: 1,
-			share_last_minute: Math.round((1 / 6) * 1000) / 1000,
+			share_last_minute: Math.round((1 / 30) * 1000) / 1000,
 		});
 		expect(figures.find((f) => f.lane === "batch")?.oldest_waiting_seconds).toBeGreaterThanOrEqual(5);
-		const refused = await waiting;
+		// The next slot is about 2 s away and one caller is before it: 4 s, beyond a wait of 1 s.
+		const refused = await s.acquire(ask(1000));
 		expect(refused.kind).toBe("refused");
-		if (refused.kind === "refused") expect(refused.retryAfterMs).toBeGreaterThan(5000);
+		if (refused.kind === "refused") expect(refused.retryAfterMs).toBeGreaterThan(3000);
+		expect(await waiting).toEqual({ kind: "slot", limit: "slow" });
 	});
 });

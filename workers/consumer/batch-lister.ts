@@ -152,9 +152,11 @@ export async function handleBatchPage(
 	}
 	if (page !== batch.pages_listed || batch.status !== "listing") return ACK;
 
-	// A key's batch lists no more objects than the key has places in flight (the admin's: a full page).
+	// A key's batch lists no more objects than the key has places in flight (the admin's: a full page),
+	// and keeps no more than BATCH_KEY_WINDOW of them in its lane's queue: keys' backfills then share
+	// the queue in turn however large each is (docs/models.md, "Lanes").
 	const keyId = batch.key_id;
-	const cap = settings.MAX_JOBS_IN_FLIGHT;
+	const cap = Math.min(settings.MAX_JOBS_IN_FLIGHT, settings.BATCH_KEY_WINDOW);
 	const room = keyId === null ? Number.POSITIVE_INFINITY : cap - (await countJobsInFlight(env.DB, keyId, cap));
 	if (room <= 0) return holdPage(env, batch, page);
 	const plan = await planPage(env, batch, settings, Math.min(settings.BATCH_PAGE_SIZE, room));

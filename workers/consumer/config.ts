@@ -46,6 +46,10 @@ const Settings = z.object({
 	// Jobs of one API key queued or processing at once: the status Worker's setting of the same name
 	// (a config test keeps the two equal). A key's batch lists no more than its room under it.
 	MAX_JOBS_IN_FLIGHT: z.coerce.number().int().positive().default(1000),
+	// Jobs of one API key's batches the lister keeps queued or processing at once (with the key's
+	// other jobs, never over MAX_JOBS_IN_FLIGHT): each key's backfill holds about this many in the
+	// batch lane's queue, so keys progress at equal rates.
+	BATCH_KEY_WINDOW: z.coerce.number().int().positive().default(200),
 	// Retention (retention.ts): days after they end that rows are archived and deleted; 0 deletes at the next sweep.
 	RETENTION_WEBHOOKS_DAYS: z.coerce.number().min(0).default(7),
 	RETENTION_JOBS_DAYS: z.coerce.number().min(0).default(30),
