@@ -159,7 +159,10 @@ export async function handleBatchPage(
 	const cap = Math.min(settings.MAX_JOBS_IN_FLIGHT, settings.BATCH_KEY_WINDOW);
 	const room = keyId === null ? Number.POSITIVE_INFINITY : cap - (await countJobsInFlight(env.DB, keyId, cap));
 	if (room <= 0) return holdPage(env, batch, page);
-	const plan = await planPage(env, batch, settings, Math.min(settings.BATCH_PAGE_SIZE, room));
+	// A key's page is at most a quarter of its window: pages of concurrent keys' batches then
+	// alternate in the batch lane's queue in small chunks, so no key keeps a head start of a whole window.
+	const chunk = keyId === null ? Number.POSITIVE_INFINITY : Math.ceil(settings.BATCH_KEY_WINDOW / 4);
+	const plan = await planPage(env, batch, settings, Math.min(settings.BATCH_PAGE_SIZE, room, chunk));
 	const committed = await commitPage(env.DB, batch, page, plan, Date.now(), keyId === null ? null : cap);
 	if (committed.kind === "stale") return ACK;
 	if (committed.kind === "held") return holdPage(env, batch, page);
