@@ -64,6 +64,7 @@ export async function unsentBatch(prefix: string, options: Partial<NewBatch> = {
 			callbackUrl: null,
 			metadata: {},
 			skipCaptioned: true,
+			spillover: false,
 			keyId: null,
 			...options,
 		},
@@ -81,7 +82,7 @@ export async function unsentBatch(prefix: string, options: Partial<NewBatch> = {
 export function deliverPage(batchId: string, page: number, options: RunOptions & { holdCaptions?: boolean } = {}) {
 	const held = {
 		BATCH_LISTING: env.HELD_MESSAGES,
-		...(options.holdCaptions ? { CAPTION_JOBS: env.HELD_MESSAGES } : {}),
+		...(options.holdCaptions ? { CAPTION_JOBS: env.HELD_MESSAGES, CAPTION_BATCH_JOBS: env.HELD_MESSAGES } : {}),
 	};
 	return runQueueHandler(consumer.queue, "batch-listing", [batchPage(batchId, page)], {
 		...options,

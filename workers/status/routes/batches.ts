@@ -54,6 +54,10 @@ const CreateBatchBody = z
 			description:
 				"Skip (count as `skipped`, no model call) an object whose current version already has a succeeded job with the same prompt.",
 		}),
+		spillover: z.boolean().optional().meta({
+			description:
+				"When the first model's task type has no rate-limit slot free, caption with the chain's first model of another task type (Image-to-Text and Text Generation at once). Each job records its `model`; the batch counts them in `models`.",
+		}),
 	})
 	.meta({ id: "CreateBatch" });
 
@@ -226,6 +230,7 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 				callbackUrl: body.callback_url ?? null,
 				metadata: body.metadata ?? {},
 				skipCaptioned: body.skip_captioned,
+				spillover: body.spillover === true,
 				keyId: principalKeyId(principal),
 			},
 			settings.MAX_OPEN_BATCHES_PER_KEY,
