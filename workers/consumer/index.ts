@@ -10,6 +10,7 @@ import { modelChainFor, readSettings } from "./config";
 import { handleDeadLetter } from "./dead-letter";
 import { recoverConsumer } from "./recovery";
 
+export { EventHub } from "../../shared/events/hub";
 export { ModelHealthRegistry } from "../../shared/models/health-registry";
 export { ModelRateLimiter } from "./model-rate-limiter";
 export { ConsumerRecovery } from "./recovery";
