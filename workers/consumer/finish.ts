@@ -6,9 +6,9 @@
  * the webhooks Worker's cron sends it.
  */
 import { batchEventMessage } from "../../shared/batches/settle";
-import type { JobRow } from "../../shared/jobs/schema";
 import type { EventHub } from "../../shared/events/hub";
 import { notifyEventHub } from "../../shared/events/notify";
+import type { JobRow } from "../../shared/jobs/schema";
 import { sendOrLeaveToSweeper } from "../../shared/queue/send";
 import type { JobEventMessage } from "../../shared/queue/webhook-deliveries";
 import { finishWithEvent } from "../../shared/webhooks/outbox";
