@@ -232,6 +232,8 @@ export class EventHub extends DurableObject<{ DB: D1Database }> {
 		this.timer = setInterval(() => {
 			this.stats.heartbeats++;
 			for (const stream of this.streams) this.write(stream, sseComment("keep-alive"));
+			// What the open streams cost so far (docs/events.md; the benchmark reads these lines).
+			log("info", "event_hub_stats", { ...this.stats, streams: this.streams.size });
 			this.ctx.waitUntil(this.pump());
 		}, HEARTBEAT_MS);
 	}
