@@ -101,7 +101,10 @@ export class EventHub extends DurableObject<{ DB: D1Database }> {
 		});
 	}
 
-	/** Something was recorded: `eventIds` (when known) lets a repeated notification read nothing. */
+	/**
+	 * Something was recorded: `eventIds` (when known) lets a repeated notification read nothing.
+	 * Returns at once: the producer (a consumer finishing a job) never waits for the hub's read.
+	 */
 	async notify(eventIds: string[] = []): Promise<void> {
 		this.stats.notifications++;
 		if (this.streams.size === 0) return;
@@ -109,7 +112,7 @@ export class EventHub extends DurableObject<{ DB: D1Database }> {
 			this.stats.notificationsSkipped++;
 			return;
 		}
-		await this.pump();
+		this.ctx.waitUntil(this.pump());
 	}
 
 	async hubStats(): Promise<HubStats> {
