@@ -1,8 +1,8 @@
 /**
  * GET /v1/events: order, filters, scope, resuming with Last-Event-ID or ?after=, stream tokens.
  * Jobs finish through the consumer's own finishJob (the row, its outbox event, the hub told), and
- * one through the real queue and model emulator; a batch's cancellation reaches the stream through
- * the webhooks fan-out.
+ * one through the real queue and model emulator; a batch's cancellation through the status route
+ * that records it.
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
@@ -89,7 +89,7 @@ describe.concurrent("GET /v1/events", () => {
 		await Promise.all([failedOnly.close(), inBatch.close(), underSub.close()]);
 	});
 
-	it("carries events no producer announced: a batch's cancellation arrives through the webhooks fan-out", async () => {
+	it("carries a batch's event: its cancellation, with the Batch JSON its webhook carries", async () => {
 		const prefix = uniqueKey("cancel/");
 		const batch = await unsentBatch(prefix);
 		const stream = await open(`?batch_id=${batch.id}&types=batch.cancelled`);
