@@ -48,9 +48,12 @@ async function waitForBatch(ctx: Context, first: Batch): Promise<Batch> {
 	const id = first.id;
 	let batch = first;
 	let pushed: Batch | null = null;
+	// Set by every event, so that one arriving while the batch is being read is not slept through.
+	let changed = false;
 	let wake: () => void = () => {};
 	const events = openEvents(ctx, { batch_id: id }, (event) => {
 		pushed = batchOfEvent(event) ?? pushed;
+		changed = true;
 		wake();
 	});
 	const live = await events.opened;
@@ -68,8 +71,10 @@ async function waitForBatch(ctx: Context, first: Batch): Promise<Batch> {
 			const streaming = live && events.state.error === null;
 			const woken = new Promise<void>((resolve) => {
 				wake = resolve;
+				if (changed) resolve();
 			});
 			await (streaming ? Promise.race([woken, sleep(SAFETY_POLL_MS)]).then(() => sleep(MIN_READ_MS)) : sleep(POLL_MS));
+			changed = false;
 			const next: Batch | null = pushed;
 			pushed = null;
 			batch = next ?? (await ok(ctx.api.GET("/v1/batches/{id}", { params: { path: { id } } })));
