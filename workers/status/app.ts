@@ -19,6 +19,7 @@ import { rateLimit } from "./quotas";
 import { BEARER, json, withLimitResponses } from "./responses";
 import { batchRoutes } from "./routes/batches";
 import { dashboardRoutes } from "./routes/dashboard";
+import { eventRoutes } from "./routes/events";
 import { imageReadRoutes } from "./routes/image-read";
 import { imageRoutes } from "./routes/images";
 import { jobDeliveryRoutes } from "./routes/job-deliveries";
@@ -136,6 +137,7 @@ app.route("/", statsSeriesRoutes);
 app.route("/", keyRoutes);
 app.route("/", webhookRoutes);
 app.route("/", recoveryRoutes);
+app.route("/", eventRoutes);
 
 function render(c: Context<AppEnv>, err: ApiError): Response {
 	return c.json(err.toBody(), err.status, err.headers);

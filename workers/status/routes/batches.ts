@@ -11,6 +11,7 @@ import { batchPaces, ceilingPerMinute } from "../../../shared/batches/progress";
 import { getBatchRow } from "../../../shared/batches/read";
 import { Batch, BatchMetadata, type BatchRow, BatchStatus, toBatch } from "../../../shared/batches/schema";
 import { batchEventMessage } from "../../../shared/batches/settle";
+import { notifyEventHub } from "../../../shared/events/notify";
 import { CallbackUrl, MaxTokens, Prompt } from "../../../shared/jobs/options";
 import { batchPage } from "../../../shared/queue/batch-listing";
 import { sendOrLeaveToSweeper } from "../../../shared/queue/send";
@@ -280,6 +281,7 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 				return c.json(await onePaced(c.env, result.batch), 200);
 			case "cancelled":
 				if (result.settled) {
+					await notifyEventHub(c.env.EVENT_HUB, [result.settled.eventId]);
 					await sendOrLeaveToSweeper(
 						c.env.WEBHOOK_DELIVERIES,
 						{ body: batchEventMessage(result.settled), contentType: "json" },
