@@ -364,6 +364,13 @@ describe("the route table: every route × no token, a wrong token, an out-of-sco
 			expected: IN_SCOPE,
 		},
 		"GET /v1/batches/{id}/results": { path: () => `/v1/batches/${batchId}/results`, expected: IN_SCOPE },
+		// A stream: its answer's status is all the row reads (the body is cancelled).
+		"GET /v1/events": { path: () => `/v1/events?batch_id=${batchId}`, expected: IN_SCOPE },
+		"POST /v1/events/tokens": {
+			path: () => "/v1/events/tokens",
+			json: () => ({}),
+			expected: [401, 401, 201, 201, 201],
+		},
 		"GET /v1/stats": { path: () => "/v1/stats", expected: EVERY_KEY },
 		"GET /v1/models": { path: () => "/v1/models", expected: EVERY_KEY },
 		"GET /v1/stats/series": { path: () => "/v1/stats/series?window=1h", expected: EVERY_KEY },
