@@ -83,7 +83,21 @@ describe.concurrent("GET /v1/events", () => {
 		const batched = await finish(`${prefix}batch/y.png`, "failed", { batchId: batch.id });
 		const failed = await failedOnly.drain(1500);
 		expect(failed.map((e) => jobEvent(e.data).data.id)).toEqual([bad.id, batched.id]);
-		expect((await inBatch.drain(500)).map((e) => jobEvent(e.data).data.id)).toEqual([batched.id]);
+		// The batch's stream carries its jobs' events, and its progress (a running batch's, sent as
+		// its jobs finish): nothing of another batch or of no batch.
+		const ofBatch = await inBatch.drain(500);
+		const [jobs, others] = [
+			ofBatch.filter((e) => e.event?.startsWith("job.")),
+			ofBatch.filter((e) => !e.event?.startsWith("job.")),
+		];
+		expect(jobs.map((e) => jobEvent(e.data).data.id)).toEqual([batched.id]);
+		// Recorded by the webhooks Worker as it fans the job's event out, and sent at once (the hub is
+		// told), not at the hub's next 15-second read.
+		expect(others.length).toBeGreaterThan(0);
+		for (const e of others) {
+			expect(e.event).toBe("batch.progress");
+			expect(JSON.parse(e.data)).toMatchObject({ type: "batch.progress", data: { id: batch.id } });
+		}
 		expect((await underSub.drain(500)).map((e) => jobEvent(e.data).data.id)).toEqual([sub.id]);
 		expect(ok.id).not.toBe(sub.id);
 		await Promise.all([failedOnly.close(), inBatch.close(), underSub.close()]);

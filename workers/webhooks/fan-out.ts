@@ -5,6 +5,7 @@
  * creates nothing twice (deliveries are unique per event and target, and a dispatched event is not
  * dispatched again).
  */
+import { notifyEventHub } from "../../shared/events/notify";
 import { log } from "../../shared/log";
 import { sendAll } from "../../shared/queue/send";
 import type { DeliveryMessage, EventMessage } from "../../shared/queue/webhook-deliveries";
@@ -30,11 +31,13 @@ export function eventMessage(event: UndispatchedEvent): EventMessage {
 /** A job of a batch finished: its batch's progress goes to the subscriptions it is due to. */
 async function sendBatchProgress(env: WebhooksEnv, jobId: string): Promise<void> {
 	const settings = readSettings(env);
-	const ids = await recordBatchProgress(env.DB, jobId, {
+	const { deliveries, event } = await recordBatchProgress(env.DB, jobId, {
 		chain: settings.MODEL_CHAIN,
 		limits: settings.MODEL_RATE_LIMITS,
 	});
-	if (ids.length > 0) await sendDeliveries(env.WEBHOOK_DELIVERIES, ids);
+	// The stream's progress event goes out now, not at the event hub's next 15-second read.
+	if (event !== null) await notifyEventHub(env.EVENT_HUB, [event]);
+	if (deliveries.length > 0) await sendDeliveries(env.WEBHOOK_DELIVERIES, deliveries);
 }
 
 export async function handleEvent(body: EventMessage, env: WebhooksEnv): Promise<void> {
