@@ -227,6 +227,67 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/captions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List objects' current captions, in key order
+         * @description Only objects that have a caption. A page reads `limit + 1` captions whatever the prefix. A scoped key sees its prefix only (a prefix outside it lists nothing).
+         */
+        get: operations["listCaptions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/captions/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get an object's current caption and every version of it */
+        get: operations["getCaption"];
+        /**
+         * Write an object's caption (a human version)
+         * @description Adds a version with `source: human`, `job_id` and `model` null, and makes it current: it stays current until a re-caption batch with `overwrite_human` captions the object. Sends `caption.updated` to subscriptions that list it. 404 when the object is not in the bucket.
+         */
+        put: operations["putCaption"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/exports/captions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download the current captions of a prefix
+         * @description Streamed in key order, read 500 captions at a time. `jsonl`: one Caption JSON per line. `csv`: RFC 4180 with a header row (key, etag, text, source, job_id, model, prompt, versions, updated_at). `hf`: a Hugging Face `imagefolder` `metadata.jsonl` (`file_name` relative to the folder of the prefix, `text`). A scoped key's export covers its prefix; a prefix outside it is 404.
+         */
+        get: operations["exportCaptions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/stats": {
         parameters: {
             query?: never;
@@ -534,6 +595,26 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "caption.updated": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `caption.updated`: a person wrote an object's caption (sent only to subscriptions that list it)
+         * @description Signed per Standard Webhooks with the subscription's `whsec_` secret (or `WEBHOOK_SECRET`).
+         */
+        post: operations["captionUpdatedEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export interface components {
     schemas: {
@@ -549,6 +630,12 @@ export interface components {
             /** Format: date-time */
             timestamp: string;
             data: components["schemas"]["Batch"];
+        } | {
+            /** @enum {string} */
+            type: "caption.updated";
+            /** Format: date-time */
+            timestamp: string;
+            data: components["schemas"]["Caption"];
         };
         Job: {
             /** @example job_01JD2X6B8J3W4Q5R6S7T8V9W0X */
@@ -633,6 +720,30 @@ export interface components {
             /** @description Given keys that were not in the bucket: no job, no event, no webhook; listed in the results with `error_code` `object_not_found`. */
             missing: number;
         };
+        Caption: {
+            /** @example photos/cat.jpg */
+            key: string;
+            /** @description The object version the current caption describes. */
+            etag: string;
+            text: string;
+            /**
+             * @description `ai`: a job's caption; `human`: written with `PUT /v1/captions/{key}`.
+             * @enum {string}
+             */
+            source: "ai" | "human";
+            /** @description The job that made it; null for a human version. */
+            job_id: string | null;
+            /** @description The model that made it; null for a human version. */
+            model: string | null;
+            prompt: string | null;
+            /** @description How many versions the object's caption has. */
+            versions: number;
+            /**
+             * Format: date-time
+             * @description When this caption became current.
+             */
+            updated_at: string;
+        };
         Health: {
             /** @enum {string} */
             status: "ok";
@@ -681,9 +792,9 @@ export interface components {
             id: string;
             event_id: string;
             event_type: components["schemas"]["WebhookEventType"];
-            /** @description The job of a `job.*` event; null for a batch event. */
+            /** @description The job of a `job.*` event; null otherwise. */
             job_id: string | null;
-            /** @description The batch of a `batch.*` event; null for a job event. */
+            /** @description The batch of a `batch.*` event; null otherwise. */
             batch_id: string | null;
             url: string;
             /** @enum {string} */
@@ -700,7 +811,7 @@ export interface components {
             subscription_id: string | null;
         };
         /** @enum {string} */
-        WebhookEventType: "job.succeeded" | "job.failed" | "batch.completed" | "batch.cancelled";
+        WebhookEventType: "job.succeeded" | "job.failed" | "batch.completed" | "batch.cancelled" | "caption.updated";
         WebhookAttempt: {
             attempt: number;
             /** Format: date-time */
@@ -745,6 +856,53 @@ export interface components {
             data: components["schemas"]["Batch"][];
             /** @description Pass as `cursor` for the next page; null on the last. A page may hold fewer items than `limit`, even none, and still have a cursor: a page reads at most a bounded number of rows, so keep paging until this is null. */
             next_cursor: string | null;
+        };
+        CaptionList: {
+            data: components["schemas"]["Caption"][];
+            /** @description Pass as `cursor` for the next page; null on the last. */
+            next_cursor: string | null;
+        };
+        CaptionWithHistory: {
+            /** @example photos/cat.jpg */
+            key: string;
+            /** @description The object version the current caption describes. */
+            etag: string;
+            text: string;
+            /**
+             * @description `ai`: a job's caption; `human`: written with `PUT /v1/captions/{key}`.
+             * @enum {string}
+             */
+            source: "ai" | "human";
+            /** @description The job that made it; null for a human version. */
+            job_id: string | null;
+            /** @description The model that made it; null for a human version. */
+            model: string | null;
+            prompt: string | null;
+            /** @description How many versions the object's caption has. */
+            versions: number;
+            /**
+             * Format: date-time
+             * @description When this caption became current.
+             */
+            updated_at: string;
+            /** @description Every version, newest first. */
+            history: components["schemas"]["CaptionVersion"][];
+        };
+        CaptionVersion: {
+            /** @description 1 for the first caption of the object, then 2, 3, … */
+            version: number;
+            text: string;
+            /** @enum {string} */
+            source: "ai" | "human";
+            job_id: string | null;
+            model: string | null;
+            prompt: string | null;
+            /** Format: date-time */
+            created_at: string;
+        };
+        PutCaption: {
+            /** @example A cat asleep on a sofa. */
+            text: string;
         };
         Stats: {
             /** @description Object-key prefix the figures are limited to. */
@@ -1030,9 +1188,9 @@ export interface components {
             id: string;
             event_id: string;
             event_type: components["schemas"]["WebhookEventType"];
-            /** @description The job of a `job.*` event; null for a batch event. */
+            /** @description The job of a `job.*` event; null otherwise. */
             job_id: string | null;
-            /** @description The batch of a `batch.*` event; null for a job event. */
+            /** @description The batch of a `batch.*` event; null otherwise. */
             batch_id: string | null;
             url: string;
             /** @enum {string} */
@@ -1901,6 +2059,259 @@ export interface operations {
             path: {
                 id: string;
             };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file (Content-Disposition: attachment) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": string;
+                    "text/csv": string;
+                };
+            };
+            /** @description Invalid parameters; `details` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or outside the key's prefix) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listCaptions: {
+        parameters: {
+            query?: {
+                /** @description Object-key prefix, e.g. `photos/`. */
+                prefix?: string;
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of captions */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CaptionList"];
+                };
+            };
+            /** @description Invalid parameters; `details` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getCaption: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object key; a `/` in it is sent as `%2F`. */
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caption, with `history` newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CaptionWithHistory"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or outside the key's prefix) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    putCaption: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object key; a `/` in it is sent as `%2F`. */
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PutCaption"];
+            };
+        };
+        responses: {
+            /** @description The object's caption, now this one */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Caption"];
+                };
+            };
+            /** @description Invalid parameters; `details` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or outside the key's prefix) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description JSON body larger than MAX_JSON_BYTES */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not a supported image */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    exportCaptions: {
+        parameters: {
+            query?: {
+                /** @description Object-key prefix, e.g. `photos/`. */
+                prefix?: string;
+                format?: "jsonl" | "csv" | "hf";
+            };
+            header?: never;
+            path?: never;
             cookie?: never;
         };
         requestBody?: never;
@@ -3011,6 +3422,35 @@ export interface operations {
         };
     };
     batchCancelledEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description Stable across retries of one event: deduplicate on it. */
+                "webhook-id": string;
+                /** @description Unix seconds of this attempt. */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64 HMAC-SHA256 of id.timestamp.body>`; verify with the `standardwebhooks` library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookPayload"];
+            };
+        };
+        responses: {
+            /** @description Any 2xx acknowledges the delivery; 5xx, 429 and timeouts are retried; 410 disables. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    captionUpdatedEvent: {
         parameters: {
             query?: never;
             header: {

@@ -16,6 +16,7 @@ import { parseRows } from "../../../shared/d1-rows";
 import { iso } from "../../../shared/iso";
 import { CSV_COLUMNS, spreadsheetSafe } from "../../../shared/jobs/csv-columns";
 import { JobRow, toJob } from "../../../shared/jobs/schema";
+import { pagedStream } from "../paged-stream";
 
 export const EXPORT_FORMATS = ["jsonl", "csv", "hf"] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -191,33 +192,6 @@ export function exportHeaders(format: ExportFormat, batch: BatchRow): Record<str
 
 /** The export as a byte stream; D1 is read only as fast as the client takes the bytes. */
 export function exportStream(db: D1Database, batch: BatchRow, format: ExportFormat): ReadableStream<Uint8Array> {
-	const pages = rowsInKeyOrder(db, batch.id);
 	const render = renderer(format, batch);
-	const encoder = new TextEncoder();
-	let first = true;
-	return new ReadableStream<Uint8Array>(
-		{
-			async pull(controller) {
-				// A page may render to nothing (hf skips what did not succeed): read on until there is text.
-				for (;;) {
-					const next = await pages.next();
-					if (next.done) {
-						if (first && format === "csv") controller.enqueue(encoder.encode(render([], true)));
-						controller.close();
-						return;
-					}
-					const text = render(next.value, first);
-					first = false;
-					if (text.length > 0) {
-						controller.enqueue(encoder.encode(text));
-						return;
-					}
-				}
-			},
-			async cancel() {
-				await pages.return(undefined);
-			},
-		},
-		{ highWaterMark: 0 },
-	);
+	return pagedStream(rowsInKeyOrder(db, batch.id), render, format === "csv" ? render([], true) : "");
 }

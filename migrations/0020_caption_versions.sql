@@ -1,0 +1,90 @@
+-- Captions as a managed asset (described in docs/data.md#captions): every succeeded job adds a
+-- version of its object's caption, a person may add one (source 'human'), and `captions` points at
+-- each object's current version. Versions stay while the object does: retention archives and
+-- deletes jobs, never these rows (a version whose job was archived keeps its job_id).
+
+CREATE TABLE caption_versions (
+	bucket TEXT NOT NULL,
+	key TEXT NOT NULL,
+	-- 1, 2, … per object, in the order the versions were made.
+	version INTEGER NOT NULL,
+	text TEXT NOT NULL,
+	source TEXT NOT NULL CHECK (source IN ('ai', 'human')),
+	-- The job that made it (NULL for a human version); the model and prompt it ran with.
+	job_id TEXT,
+	model TEXT,
+	prompt TEXT,
+	-- The object version it describes (a human version: the object's ETag when it was written).
+	etag TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	PRIMARY KEY (bucket, key, version)
+) WITHOUT ROWID;
+
+-- One row per object that has a caption: which version is current, and how many there are. Key
+-- order is the primary key's, so `GET /v1/captions` and the captions export walk it a page at a time.
+CREATE TABLE captions (
+	bucket TEXT NOT NULL,
+	key TEXT NOT NULL,
+	current INTEGER NOT NULL,
+	versions INTEGER NOT NULL,
+	-- When the current version became current.
+	updated_at INTEGER NOT NULL,
+	PRIMARY KEY (bucket, key)
+) WITHOUT ROWID;
+
+-- A job's caption becomes a version in the statement that makes the job succeed, whichever code
+-- path finishes it. The new version is current unless the current one is human and the job's
+-- batch was not asked to overwrite human captions.
+CREATE TRIGGER jobs_caption_version AFTER UPDATE OF status ON jobs
+WHEN new.status = 'succeeded' AND old.status <> 'succeeded' AND new.caption IS NOT NULL
+BEGIN
+	INSERT INTO captions (bucket, key, current, versions, updated_at)
+	VALUES (new.bucket, new.key, 1, 1, coalesce(new.completed_at, new.updated_at))
+	ON CONFLICT (bucket, key) DO UPDATE SET
+		versions = captions.versions + 1,
+		current = CASE WHEN (SELECT v.source = 'human' FROM caption_versions v
+			WHERE v.bucket = captions.bucket AND v.key = captions.key AND v.version = captions.current)
+			AND NOT coalesce((SELECT b.overwrite_human FROM batches b WHERE b.id = new.batch_id), 0) THEN captions.current ELSE captions.versions + 1 END,
+		updated_at = CASE WHEN (SELECT v.source = 'human' FROM caption_versions v
+			WHERE v.bucket = captions.bucket AND v.key = captions.key AND v.version = captions.current)
+			AND NOT coalesce((SELECT b.overwrite_human FROM batches b WHERE b.id = new.batch_id), 0) THEN captions.updated_at ELSE excluded.updated_at END;
+	INSERT INTO caption_versions (bucket, key, version, text, source, job_id, model, prompt, etag, created_at)
+	SELECT new.bucket, new.key, c.versions, new.caption, 'ai', new.id, new.model, new.prompt, new.etag,
+		coalesce(new.completed_at, new.updated_at)
+	FROM captions c WHERE c.bucket = new.bucket AND c.key = new.key;
+END;
+
+-- Captions of the jobs that succeeded before versions existed: one version per succeeded job, in
+-- the order they finished, the newest current.
+INSERT INTO caption_versions (bucket, key, version, text, source, job_id, model, prompt, etag, created_at)
+SELECT bucket, key,
+	row_number() OVER (PARTITION BY bucket, key ORDER BY coalesce(completed_at, updated_at), id),
+	caption, 'ai', id, model, prompt, etag, coalesce(completed_at, updated_at)
+FROM jobs WHERE status = 'succeeded' AND caption IS NOT NULL;
+INSERT INTO captions (bucket, key, current, versions, updated_at)
+SELECT bucket, key, max(version), max(version), max(created_at) FROM caption_versions GROUP BY bucket, key;
+
+-- Batches that re-caption: which current captions they leave alone (JSON: unless_model,
+-- older_than, overwrite_human), and whether their jobs may replace a human caption.
+ALTER TABLE batches ADD COLUMN recaption TEXT;
+ALTER TABLE batches ADD COLUMN overwrite_human INTEGER NOT NULL DEFAULT 0;
+
+-- `caption.updated` events (a human version was written) carry their payload: the caption at that
+-- moment, which later versions must not change. SQLite cannot change a CHECK in place: rebuilt.
+CREATE TABLE webhook_events_new (
+	id TEXT PRIMARY KEY,
+	job_id TEXT UNIQUE,
+	batch_id TEXT UNIQUE,
+	type TEXT NOT NULL CHECK (type IN ('job.succeeded', 'job.failed', 'batch.completed', 'batch.cancelled',
+		'caption.updated')),
+	payload TEXT,
+	created_at INTEGER NOT NULL,
+	dispatched_at INTEGER,
+	CHECK (CASE WHEN type = 'caption.updated' THEN job_id IS NULL AND batch_id IS NULL AND payload IS NOT NULL
+		ELSE (job_id IS NULL) <> (batch_id IS NULL) END)
+);
+INSERT INTO webhook_events_new (id, job_id, batch_id, type, payload, created_at, dispatched_at)
+SELECT id, job_id, batch_id, type, payload, created_at, dispatched_at FROM webhook_events;
+DROP TABLE webhook_events;
+ALTER TABLE webhook_events_new RENAME TO webhook_events;
+CREATE INDEX webhook_events_undispatched ON webhook_events (created_at) WHERE dispatched_at IS NULL;
