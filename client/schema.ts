@@ -688,6 +688,27 @@ export interface components {
             metadata: {
                 [key: string]: string;
             };
+            /** @description The re-caption rules it was made with; null: none. */
+            recaption: {
+                /**
+                 * @description Skip objects whose current caption one of these models made.
+                 * @default []
+                 * @example [
+                 *       "@cf/llava-hf/llava-1.5-7b-hf"
+                 *     ]
+                 */
+                unless_model: string[];
+                /**
+                 * Format: date-time
+                 * @description Skip objects whose current caption was made after this time.
+                 */
+                older_than?: string;
+                /**
+                 * @description Re-caption objects whose current caption a person wrote too (by default they are skipped), and make the new caption current.
+                 * @default false
+                 */
+                overwrite_human: boolean;
+            } | null;
             counts: components["schemas"]["BatchCounts"];
             /** Format: date-time */
             created_at: string;
@@ -715,7 +736,7 @@ export interface components {
             succeeded: number;
             failed: number;
             cancelled: number;
-            /** @description Objects whose current version already had a succeeded job with the same prompt. */
+            /** @description Objects left alone: with `skip_captioned`, those whose current version already had a succeeded job with the same prompt; with `recaption`, those whose current caption its rules keep. */
             skipped: number;
             /** @description Given keys that were not in the bucket: no job, no event, no webhook; listed in the results with `error_code` `object_not_found`. */
             missing: number;
@@ -838,10 +859,37 @@ export interface components {
             callback_url?: string;
             metadata?: components["schemas"]["BatchMetadata"];
             /**
-             * @description Skip (count as `skipped`, no model call) an object whose current version already has a succeeded job with the same prompt.
+             * @description Skip (count as `skipped`, no model call) an object whose current version already has a succeeded job with the same prompt. Does not apply with `recaption`.
              * @default true
              */
             skip_captioned: boolean;
+            /** @description Re-caption: skip (count as `skipped`) objects whose current caption one of `unless_model` made, that is newer than `older_than`, or that a person wrote (unless `overwrite_human`); the others get a job. */
+            recaption?: {
+                /**
+                 * @description Skip objects whose current caption one of these models made.
+                 * @default []
+                 * @example [
+                 *       "@cf/llava-hf/llava-1.5-7b-hf"
+                 *     ]
+                 */
+                unless_model: string[];
+                /**
+                 * Format: date-time
+                 * @description Skip objects whose current caption was made after this time.
+                 */
+                older_than?: string;
+                /**
+                 * @description Re-caption objects whose current caption a person wrote too (by default they are skipped), and make the new caption current.
+                 * @default false
+                 */
+                overwrite_human: boolean;
+            };
+            /**
+             * @description Make a keys batch of this batch's objects whose job ended as `only` says (a bulk retry). Give this, `prefix` or `keys`.
+             * @example bat_01JD2X6B8J3W4Q5R6S7T8V9W0X
+             */
+            from_batch?: string;
+            only?: components["schemas"]["FromBatchFilter"];
         };
         /**
          * @example {
@@ -851,6 +899,23 @@ export interface components {
          */
         BatchMetadata: {
             [key: string]: string;
+        };
+        /** @description With `from_batch`: which of its objects to take, by how their job ended. */
+        FromBatchFilter: {
+            /**
+             * @description Job statuses to take (default: failed).
+             * @default [
+             *       "failed"
+             *     ]
+             */
+            status: components["schemas"]["JobStatus"][];
+            /**
+             * @description Only jobs that ended with one of these error codes.
+             * @example [
+             *       "model_unavailable"
+             *     ]
+             */
+            error_code?: string[];
         };
         BatchList: {
             data: components["schemas"]["Batch"][];

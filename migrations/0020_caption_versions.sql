@@ -88,3 +88,15 @@ SELECT id, job_id, batch_id, type, payload, created_at, dispatched_at FROM webho
 DROP TABLE webhook_events;
 ALTER TABLE webhook_events_new RENAME TO webhook_events;
 CREATE INDEX webhook_events_undispatched ON webhook_events (created_at) WHERE dispatched_at IS NULL;
+
+-- A re-caption batch skips objects whose current caption it leaves alone: a human one has no job,
+-- so a skip's job is optional (NULL: the caption is a person's). Rebuilt: SQLite cannot drop NOT NULL.
+CREATE TABLE batch_skips_new (
+	batch_id TEXT NOT NULL,
+	key TEXT NOT NULL,
+	job_id TEXT,
+	PRIMARY KEY (batch_id, key)
+) WITHOUT ROWID;
+INSERT INTO batch_skips_new (batch_id, key, job_id) SELECT batch_id, key, job_id FROM batch_skips;
+DROP TABLE batch_skips;
+ALTER TABLE batch_skips_new RENAME TO batch_skips;

@@ -4,6 +4,7 @@
  * payloads and the mapping from D1 rows.
  */
 import { z } from "zod";
+import { Recaption } from "../captions/recaption";
 import { iso } from "../iso";
 
 export const BATCH_STATUSES = ["listing", "running", "completed", "cancelled"] as const;
@@ -34,7 +35,8 @@ export const BatchCounts = z
 		failed: count,
 		cancelled: count,
 		skipped: count.meta({
-			description: "Objects whose current version already had a succeeded job with the same prompt.",
+			description:
+				"Objects left alone: with `skip_captioned`, those whose current version already had a succeeded job with the same prompt; with `recaption`, those whose current caption its rules keep.",
 		}),
 		missing: count.meta({
 			description:
@@ -55,6 +57,7 @@ export const Batch = z
 		prompt: z.string().nullable().meta({ description: "null: each object's `prompt` metadata, else the default." }),
 		max_tokens: z.number().int().nullable(),
 		metadata: z.record(z.string(), z.string()),
+		recaption: Recaption.nullable().meta({ description: "The re-caption rules it was made with; null: none." }),
 		counts: BatchCounts,
 		created_at: isoTime,
 		listed_at: isoTime.nullable().meta({ description: "When the last object got its job (status `running`)." }),
@@ -79,6 +82,9 @@ export const BatchRow = z.object({
 	/** JSON object of string pairs. */
 	metadata: z.string(),
 	skip_captioned: z.union([z.literal(0), z.literal(1)]),
+	/** JSON of the Recaption rules, or NULL. */
+	recaption: z.string().nullable(),
+	overwrite_human: z.union([z.literal(0), z.literal(1)]),
 	key_id: z.string().nullable(),
 	pages_listed: z.number(),
 	list_cursor: z.string().nullable(),
@@ -100,6 +106,10 @@ export const BatchRow = z.object({
 });
 export type BatchRow = z.infer<typeof BatchRow>;
 
+/** A batch's re-caption rules, or null. */
+export const recaptionOf = (row: BatchRow): Recaption | null =>
+	row.recaption === null ? null : Recaption.parse(JSON.parse(row.recaption));
+
 /** Renders a D1 row as the public Batch JSON. */
 export function toBatch(row: BatchRow): Batch {
 	return {
@@ -110,6 +120,7 @@ export function toBatch(row: BatchRow): Batch {
 		prompt: row.prompt,
 		max_tokens: row.max_tokens,
 		metadata: z.record(z.string(), z.string()).parse(JSON.parse(row.metadata)),
+		recaption: recaptionOf(row),
 		counts: {
 			total: row.total,
 			queued: row.queued,

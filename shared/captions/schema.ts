@@ -45,7 +45,9 @@ export const Caption = z
 		key: z.string().meta({ example: "photos/cat.jpg" }),
 		etag: z.string().meta({ description: "The object version the current caption describes." }),
 		text: z.string(),
-		source: CaptionSource.meta({ description: "`ai`: a job's caption; `human`: written with `PUT /v1/captions/{key}`." }),
+		source: CaptionSource.meta({
+			description: "`ai`: a job's caption; `human`: written with `PUT /v1/captions/{key}`.",
+		}),
 		job_id: z.string().nullable().meta({ description: "The job that made it; null for a human version." }),
 		model: z.string().nullable().meta({ description: "The model that made it; null for a human version." }),
 		prompt: z.string().nullable(),

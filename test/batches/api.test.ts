@@ -13,8 +13,8 @@ import { counts, createBatch, deliverPage, getBatch, putObjects, settled, unsent
 
 describe("POST /v1/batches", () => {
 	it.each([
-		[{}, ["prefix", "keys"]],
-		[{ prefix: "a/", keys: ["a/1.jpg"] }, ["prefix", "keys"]],
+		[{}, ["prefix", "keys", "from_batch"]],
+		[{ prefix: "a/", keys: ["a/1.jpg"] }, ["prefix", "keys", "from_batch"]],
 		[{ keys: [] }, ["keys"]],
 		[{ keys: Array.from({ length: 10_001 }, (_, i) => `k/${i}`) }, ["keys"]],
 		[{ prefix: "a/", max_tokens: 0 }, ["max_tokens"]],
@@ -55,6 +55,7 @@ describe("POST /v1/batches", () => {
 				"metadata",
 				"prefix",
 				"prompt",
+				"recaption",
 				"status",
 			].sort(),
 		);
@@ -66,6 +67,7 @@ describe("POST /v1/batches", () => {
 			prompt: "Describe",
 			max_tokens: 100,
 			metadata: { a: "1", b: "two" },
+			recaption: null,
 			counts: counts({}),
 			created_at: expect.any(String),
 			listed_at: null,

@@ -64,6 +64,7 @@ export async function unsentBatch(prefix: string, options: Partial<NewBatch> = {
 			callbackUrl: null,
 			metadata: {},
 			skipCaptioned: true,
+			recaption: null,
 			keyId: null,
 			...options,
 		},

@@ -16,8 +16,9 @@
  * Why a queue and not Workflows: see docs/batches.md ("How listing works").
  */
 import { getBatchRow } from "../../shared/batches/read";
-import type { BatchRow } from "../../shared/batches/schema";
+import { type BatchRow, recaptionOf } from "../../shared/batches/schema";
 import { batchEventMessage, type SettledBatch } from "../../shared/batches/settle";
+import { recaptionSkips } from "../../shared/captions/recaption";
 import { countJobsInFlight } from "../../shared/jobs/in-flight";
 import { effectivePrompt } from "../../shared/jobs/options";
 import { errorMessage, log } from "../../shared/log";
@@ -82,6 +83,22 @@ async function listPage(
 }
 
 /**
+ * The page's objects the batch leaves alone, each with the job that holds its caption (null: a
+ * person's): a re-caption batch's rules, else `skip_captioned`.
+ */
+function skipsOf(db: D1Database, batch: BatchRow, objects: ListedObject[]): Promise<Map<string, string | null>> {
+	const rules = recaptionOf(batch);
+	if (rules !== null)
+		return recaptionSkips(
+			db,
+			batch.bucket,
+			rules,
+			objects.map((o) => o.key),
+		);
+	return batch.skip_captioned === 1 ? alreadyCaptioned(db, batch.bucket, objects) : Promise.resolve(new Map());
+}
+
+/**
  * What page `batch.pages_listed` holds (at most `limit` objects or keys): objects to queue, keys
  * that are missing, objects to skip.
  */
@@ -92,13 +109,12 @@ export async function planPage(
 	limit = settings.BATCH_PAGE_SIZE,
 ): Promise<PagePlan> {
 	const { objects, missing, nextCursor } = await listPage(env, batch, settings, limit);
-	const captioned = batch.skip_captioned === 1 ? await alreadyCaptioned(env.DB, batch.bucket, objects) : new Map();
+	const captioned = await skipsOf(env.DB, batch, objects);
 	const skip: PagePlan["skip"] = [];
 	const queue: ListedObject[] = [];
 	for (const object of objects) {
-		const jobId = captioned.get(object.key);
-		if (jobId === undefined) queue.push(object);
-		else skip.push({ key: object.key, jobId });
+		if (!captioned.has(object.key)) queue.push(object);
+		else skip.push({ key: object.key, jobId: captioned.get(object.key) ?? null });
 	}
 	return { queue, missing, skip, nextCursor };
 }

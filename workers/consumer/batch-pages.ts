@@ -42,7 +42,7 @@ export async function alreadyCaptioned(
 	db: D1Database,
 	bucket: string,
 	objects: ListedObject[],
-): Promise<Map<string, string>> {
+): Promise<Map<string, string | null>> {
 	if (objects.length === 0) return new Map();
 	// CROSS JOIN and `+status` pin the plan: for each listed object, the jobs of its key
 	// (jobs_key_created), never a walk over every succeeded job (jobs_status_created).
@@ -66,8 +66,8 @@ export interface PagePlan {
 	queue: ListedObject[];
 	/** Keys given that are not in the bucket: recorded and counted `missing`, no job. */
 	missing: string[];
-	/** Skipped objects and the job that already holds their caption. */
-	skip: { key: string; jobId: string }[];
+	/** Skipped objects and the job that already holds their caption (null: a person's caption). */
+	skip: { key: string; jobId: string | null }[];
 	/** Where the next page starts (an R2 cursor, or the last key position), or null after the last page. */
 	nextCursor: string | null;
 }

@@ -4,15 +4,21 @@
  * Scope: a caller limited to prefix `p` sees only batches whose objects all start with `p`, that is
  * whose `key_prefix` starts with `p`.
  */
+import { z } from "zod";
 import { getBatchRow } from "../../../shared/batches/read";
 import { BatchRow, type BatchStatus } from "../../../shared/batches/schema";
 import { type SettledBatch, settleBatchStatements, settledBatch } from "../../../shared/batches/settle";
-import { batchRows } from "../../../shared/d1-rows";
+import type { Recaption } from "../../../shared/captions/recaption";
+import { batchRows, parseRows } from "../../../shared/d1-rows";
 import { ulid } from "../../../shared/ids";
+import type { JobStatus } from "../../../shared/jobs/schema";
 import { newEventId } from "../../../shared/webhooks/outbox";
 import { type CappedPage, cappedScan } from "../capped-scan";
 import { prefixCondition } from "../jobs/key-range";
 import { keysetCursor, type Position } from "../keyset-cursor";
+
+/** A keys batch holds at most this many keys (`POST /v1/batches`). */
+export const MAX_FROM_BATCH_KEYS = 10_000;
 
 export const newBatchId = (now?: number) => `bat_${ulid(now)}`;
 export const batchCursor = keysetCursor("bat_");
@@ -28,6 +34,8 @@ export interface NewBatch {
 	callbackUrl: string | null;
 	metadata: Record<string, string>;
 	skipCaptioned: boolean;
+	/** Re-caption rules (then `skipCaptioned` does not apply), or null. */
+	recaption: Recaption | null;
 	keyId: string | null;
 }
 
@@ -86,8 +94,8 @@ export async function createBatch(
 		db
 			.prepare(
 				`INSERT INTO batches (id, status, bucket, prefix, key_count, key_prefix, prompt, max_tokens, callback_url,
-					metadata, skip_captioned, key_id, created_at, updated_at)
-				SELECT ?1, 'listing', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12
+					metadata, skip_captioned, key_id, created_at, updated_at, recaption, overwrite_human)
+				SELECT ?1, 'listing', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?14, ?15
 				WHERE ?11 IS NULL OR (SELECT count(*) FROM (SELECT 1 FROM batches
 					WHERE key_id = ?11 AND status IN ('listing', 'running') LIMIT ?13)) < ?13
 				RETURNING *`,
@@ -102,10 +110,12 @@ export async function createBatch(
 				input.maxTokens,
 				input.callbackUrl,
 				JSON.stringify(input.metadata),
-				input.skipCaptioned ? 1 : 0,
+				input.skipCaptioned && input.recaption === null ? 1 : 0,
 				input.keyId,
 				now,
 				maxOpenPerKey,
+				input.recaption === null ? null : JSON.stringify(input.recaption),
+				input.recaption?.overwrite_human ? 1 : 0,
 			),
 		...keyChunks(keys).map((chunk) =>
 			db
@@ -193,4 +203,29 @@ export async function cancelBatch(
 	const changed = (results[0]?.meta.changes ?? 0) > 0;
 	if (!changed) return { kind: "already-cancelled", batch: after };
 	return { kind: "cancelled", batch: after, settled: settledBatch(results[2], eventId) };
+}
+
+const KeyOnly = z.object({ key: z.string() });
+
+/**
+ * The keys of a batch's objects whose job ended in one of `filter.status` (and, if given, with one
+ * of `filter.error_code`), in key order: at most `limit` of them (the caller asks for one more than
+ * it accepts, to know there were too many). Reads the batch's jobs through jobs_batch_key.
+ */
+export async function batchKeysThatEnded(
+	db: D1Database,
+	batchId: string,
+	filter: { status: JobStatus[]; error_code?: string[] | undefined },
+	limit = MAX_FROM_BATCH_KEYS + 1,
+): Promise<string[]> {
+	const rows = await db
+		.prepare(
+			`SELECT key FROM jobs WHERE batch_id = ?1 AND status IN (SELECT value FROM json_each(?2))
+				AND (?3 IS NULL OR error_code IN (SELECT value FROM json_each(?3)))
+			ORDER BY key LIMIT ?4`,
+		)
+		.bind(batchId, JSON.stringify(filter.status), filter.error_code ? JSON.stringify(filter.error_code) : null, limit)
+		.all()
+		.then(parseRows(KeyOnly));
+	return rows.map((r) => r.key);
 }

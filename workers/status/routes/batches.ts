@@ -10,21 +10,48 @@ import { z } from "zod";
 import { getBatchRow } from "../../../shared/batches/read";
 import { Batch, BatchMetadata, BatchStatus, toBatch } from "../../../shared/batches/schema";
 import { batchEventMessage } from "../../../shared/batches/settle";
+import { Recaption } from "../../../shared/captions/recaption";
 import { CallbackUrl, MaxTokens, Prompt } from "../../../shared/jobs/options";
+import { JobStatus } from "../../../shared/jobs/schema";
 import { batchPage } from "../../../shared/queue/batch-listing";
 import { sendOrLeaveToSweeper } from "../../../shared/queue/send";
 import { ApiError, ErrorBody, invalidParam, invalidParams, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
 import { principalKeyId, scopePrefix } from "../auth/authorisation";
 import { EXPORT_FORMATS, exportHeaders, exportStream } from "../batches/export";
-import { batchCursor, cancelBatch, createBatch, listBatches } from "../batches/store";
+import {
+	batchCursor,
+	batchKeysThatEnded,
+	cancelBatch,
+	createBatch,
+	listBatches,
+	MAX_FROM_BATCH_KEYS,
+} from "../batches/store";
 import { IdempotencyHeaders, idempotent } from "../idempotency";
 import { tooManyBatches } from "../quotas";
 import { authenticated, errors, json } from "../responses";
 import { readSettings } from "../settings";
 import { ObjectKey, requireSafeWebhookUrl, validationHook } from "../validation";
 
-export const MAX_BATCH_KEYS = 10_000;
+export const MAX_BATCH_KEYS = MAX_FROM_BATCH_KEYS;
+
+const FromBatchFilter = z
+	.strictObject({
+		status: z
+			.array(JobStatus)
+			.min(1)
+			.default(["failed"])
+			.meta({ description: "Job statuses to take (default: failed)." }),
+		error_code: z
+			.array(z.string().min(1).max(64))
+			.min(1)
+			.optional()
+			.meta({ description: "Only jobs that ended with one of these error codes.", example: ["model_unavailable"] }),
+	})
+	.meta({
+		id: "FromBatchFilter",
+		description: "With `from_batch`: which of its objects to take, by how their job ended.",
+	});
 
 const CreateBatchBody = z
 	.strictObject({
@@ -51,8 +78,18 @@ const CreateBatchBody = z
 		metadata: BatchMetadata.optional(),
 		skip_captioned: z.boolean().default(true).meta({
 			description:
-				"Skip (count as `skipped`, no model call) an object whose current version already has a succeeded job with the same prompt.",
+				"Skip (count as `skipped`, no model call) an object whose current version already has a succeeded job with the same prompt. Does not apply with `recaption`.",
 		}),
+		recaption: Recaption.optional().meta({
+			description:
+				"Re-caption: skip (count as `skipped`) objects whose current caption one of `unless_model` made, that is newer than `older_than`, or that a person wrote (unless `overwrite_human`); the others get a job.",
+		}),
+		from_batch: z.string().startsWith("bat_").optional().meta({
+			description:
+				"Make a keys batch of this batch's objects whose job ended as `only` says (a bulk retry). Give this, `prefix` or `keys`.",
+			example: "bat_01JD2X6B8J3W4Q5R6S7T8V9W0X",
+		}),
+		only: FromBatchFilter.optional(),
 	})
 	.meta({ id: "CreateBatch" });
 
@@ -84,7 +121,7 @@ const createBatchRoute = createRoute({
 		headers: IdempotencyHeaders,
 		body: { required: true, content: { "application/json": { schema: CreateBatchBody } } },
 	},
-	responses: { 202: json(Batch, "The batch, listing"), ...errors(400, 401, 404, 415) },
+	responses: { 202: json(Batch, "The batch, listing"), ...errors(400, 401, 404, 415, 422) },
 });
 
 const listBatchesRoute = createRoute({
@@ -166,14 +203,28 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 		const body = c.req.valid("json");
 		const principal = c.get("principal");
 		const scope = scopePrefix(principal);
-		if ((body.prefix === undefined) === (body.keys === undefined)) {
-			const message = "Give exactly one of prefix and keys";
-			throw invalidParams([
-				{ field: "prefix", in: "body", message },
-				{ field: "keys", in: "body", message },
-			]);
+		const given = (["prefix", "keys", "from_batch"] as const).filter((field) => body[field] !== undefined);
+		if (given.length !== 1) {
+			const message = "Give exactly one of prefix, keys and from_batch";
+			throw invalidParams(["prefix", "keys", "from_batch"].map((field) => ({ field, in: "body" as const, message })));
 		}
-		const keys = body.keys === undefined ? undefined : [...new Set(body.keys)];
+		if (body.only !== undefined && body.from_batch === undefined) {
+			throw invalidParam("only", "body", "Only with from_batch");
+		}
+		const source = body.from_batch === undefined ? null : await getBatchRow(c.env.DB, body.from_batch, scope);
+		if (body.from_batch !== undefined && source === null) throw notFound(`Batch ${body.from_batch}`);
+		const keys =
+			source !== null
+				? await batchKeysThatEnded(c.env.DB, source.id, body.only ?? { status: ["failed"] })
+				: body.keys === undefined
+					? undefined
+					: [...new Set(body.keys)];
+		if (keys !== undefined && keys.length > MAX_BATCH_KEYS) {
+			throw invalidParam("from_batch", "body", `More than ${MAX_BATCH_KEYS} objects match: narrow \`only\``);
+		}
+		if (keys !== undefined && keys.length === 0) {
+			throw new ApiError(422, "no_objects", "No object of that batch ended so");
+		}
 		// A scoped key may only caption objects it can see; anything else does not exist for it.
 		if (scope !== null) {
 			if (body.prefix !== undefined && !body.prefix.startsWith(scope)) {
@@ -191,11 +242,13 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 			{
 				bucket: settings.BUCKET_NAME,
 				source: keys === undefined ? { prefix: body.prefix ?? "" } : { keys },
-				prompt: body.prompt ?? null,
-				maxTokens: body.max_tokens ?? null,
+				// A retry runs as its batch did, unless told otherwise.
+				prompt: body.prompt ?? source?.prompt ?? null,
+				maxTokens: body.max_tokens ?? source?.max_tokens ?? null,
 				callbackUrl: body.callback_url ?? null,
 				metadata: body.metadata ?? {},
-				skipCaptioned: body.skip_captioned,
+				skipCaptioned: body.skip_captioned && source === null,
+				recaption: body.recaption ?? null,
 				keyId: principalKeyId(principal),
 			},
 			settings.MAX_OPEN_BATCHES_PER_KEY,
