@@ -207,6 +207,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/batches/{id}/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run a planned batch (its creator or the admin)
+         * @description A dry run's batch (status `planned`) is listed again from its first page, the skip rules checked again, and its objects get jobs: its counts start from zero and move as any batch's. A batch that is not planned is 409 `batch_not_planned`. A started batch counts among its key's open batches (`429 too_many_batches` beyond `MAX_OPEN_BATCHES_PER_KEY`).
+         */
+        post: operations["startBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/batches/{id}/results": {
         parameters: {
             query?: never;
@@ -709,6 +729,17 @@ export interface components {
                  */
                 overwrite_human: boolean;
             } | null;
+            /** @description A dry run's plan (while `planned`, or listing as a dry run): what its jobs would take; null otherwise. */
+            estimate: {
+                /** @description The model jobs start with: the first of MODEL_CHAIN. */
+                model: string;
+                /** @description Objects that would get a job: one model call each. */
+                model_calls: number;
+                /** @description model_calls divided by the model's rate limit (requests per minute), to a tenth of a minute. */
+                minutes_at_rate_limit: number;
+                /** @description At the published price per token and the assumed tokens per caption; null when the model has no published price. */
+                usd: number | null;
+            } | null;
             counts: components["schemas"]["BatchCounts"];
             /** Format: date-time */
             created_at: string;
@@ -724,10 +755,10 @@ export interface components {
             completed_at: string | null;
         };
         /**
-         * @description `listing`: objects are still being listed (counts grow); `running`: every object has its job; `completed` and `cancelled` are final.
+         * @description `planned`: a dry run, listed and counted with no job made, until `POST /v1/batches/{id}/start`; `listing`: objects are still being listed (counts grow); `running`: every object has its job; `completed` and `cancelled` are final.
          * @enum {string}
          */
-        BatchStatus: "listing" | "running" | "completed" | "cancelled";
+        BatchStatus: "planned" | "listing" | "running" | "completed" | "cancelled";
         BatchCounts: {
             /** @description Objects in the batch so far: every other count added up. */
             total: number;
@@ -890,6 +921,11 @@ export interface components {
              */
             from_batch?: string;
             only?: components["schemas"]["FromBatchFilter"];
+            /**
+             * @description Plan only: list and count (`total`, `skipped`) with no job and no model call, end in status `planned` with an `estimate`; `POST /v1/batches/{id}/start` runs it.
+             * @default false
+             */
+            dry_run: boolean;
         };
         /**
          * @example {
@@ -1848,7 +1884,7 @@ export interface operations {
     listBatches: {
         parameters: {
             query?: {
-                /** @description `listing`: objects are still being listed (counts grow); `running`: every object has its job; `completed` and `cancelled` are final. */
+                /** @description `planned`: a dry run, listed and counted with no job made, until `POST /v1/batches/{id}/start`; `listing`: objects are still being listed (counts grow); `running`: every object has its job; `completed` and `cancelled` are final. */
                 status?: components["schemas"]["BatchStatus"];
                 limit?: number;
                 /** @description `next_cursor` of the previous page. */
@@ -2068,6 +2104,66 @@ export interface operations {
         responses: {
             /** @description The cancelled batch */
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Batch"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found, outside the key's prefix, or created by another key (or by the admin) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the resource's state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    startBatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The batch, listing */
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -6,11 +6,14 @@
 import { z } from "zod";
 import { Recaption } from "../captions/recaption";
 import { iso } from "../iso";
+import type { ModelAdapter } from "../models/types";
+import { Estimate, estimate } from "./estimate";
 
-export const BATCH_STATUSES = ["listing", "running", "completed", "cancelled"] as const;
+export const BATCH_STATUSES = ["planned", "listing", "running", "completed", "cancelled"] as const;
 export const BatchStatus = z.enum(BATCH_STATUSES).meta({
 	id: "BatchStatus",
 	description:
+		"`planned`: a dry run, listed and counted with no job made, until `POST /v1/batches/{id}/start`; " +
 		"`listing`: objects are still being listed (counts grow); `running`: every object has its job; " +
 		"`completed` and `cancelled` are final.",
 });
@@ -58,6 +61,10 @@ export const Batch = z
 		max_tokens: z.number().int().nullable(),
 		metadata: z.record(z.string(), z.string()),
 		recaption: Recaption.nullable().meta({ description: "The re-caption rules it was made with; null: none." }),
+		estimate: Estimate.nullable().meta({
+			description:
+				"A dry run's plan (while `planned`, or listing as a dry run): what its jobs would take; null otherwise.",
+		}),
 		counts: BatchCounts,
 		created_at: isoTime,
 		listed_at: isoTime.nullable().meta({ description: "When the last object got its job (status `running`)." }),
@@ -85,6 +92,10 @@ export const BatchRow = z.object({
 	/** JSON of the Recaption rules, or NULL. */
 	recaption: z.string().nullable(),
 	overwrite_human: z.union([z.literal(0), z.literal(1)]),
+	/** 1 while a dry run lists and plans (no job is made). */
+	dry_run: z.union([z.literal(0), z.literal(1)]),
+	/** A dry run's objects that would get a job. */
+	planned: z.number(),
 	key_id: z.string().nullable(),
 	pages_listed: z.number(),
 	list_cursor: z.string().nullable(),
@@ -110,8 +121,11 @@ export type BatchRow = z.infer<typeof BatchRow>;
 export const recaptionOf = (row: BatchRow): Recaption | null =>
 	row.recaption === null ? null : Recaption.parse(JSON.parse(row.recaption));
 
-/** Renders a D1 row as the public Batch JSON. */
-export function toBatch(row: BatchRow): Batch {
+/**
+ * Renders a D1 row as the public Batch JSON; `model` (the chain's first) prices a dry run's plan,
+ * whose estimate is null without it.
+ */
+export function toBatch(row: BatchRow, model?: Pick<ModelAdapter, "id" | "task">): Batch {
 	return {
 		id: row.id,
 		status: row.status,
@@ -121,6 +135,7 @@ export function toBatch(row: BatchRow): Batch {
 		max_tokens: row.max_tokens,
 		metadata: z.record(z.string(), z.string()).parse(JSON.parse(row.metadata)),
 		recaption: recaptionOf(row),
+		estimate: row.dry_run === 1 && model !== undefined ? estimate(model, row.planned) : null,
 		counts: {
 			total: row.total,
 			queued: row.queued,

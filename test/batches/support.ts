@@ -65,6 +65,7 @@ export async function unsentBatch(prefix: string, options: Partial<NewBatch> = {
 			metadata: {},
 			skipCaptioned: true,
 			recaption: null,
+			dryRun: false,
 			keyId: null,
 			...options,
 		},

@@ -363,6 +363,15 @@ describe("the route table: every route × no token, a wrong token, an out-of-sco
 			path: async () => `/v1/batches/${(await unsentBatch(prefix, { keyId: owner.id })).id}/cancel`,
 			expected: IN_SCOPE,
 		},
+		// A dry run of the in-scope key, left planned by hand (its listing is never sent).
+		"POST /v1/batches/{id}/start": {
+			path: async () => {
+				const batch = await unsentBatch(prefix, { keyId: owner.id, dryRun: true });
+				await env.DB.prepare("UPDATE batches SET status = 'planned' WHERE id = ?").bind(batch.id).run();
+				return `/v1/batches/${batch.id}/start`;
+			},
+			expected: [401, 401, 404, 202, 202],
+		},
 		"GET /v1/batches/{id}/results": { path: () => `/v1/batches/${batchId}/results`, expected: IN_SCOPE },
 		"GET /v1/captions": { path: () => "/v1/captions", expected: EVERY_KEY },
 		"GET /v1/captions/{key}": { path: () => `/v1/captions/${encodeURIComponent(objectKey)}`, expected: IN_SCOPE },

@@ -32,6 +32,7 @@ import {
 	batchKeys,
 	clearUnsent,
 	commitPage,
+	commitPlannedPage,
 	type ListedObject,
 	type PagePlan,
 	stillQueued,
@@ -165,6 +166,7 @@ export async function handleBatchPage(
 		return ACK;
 	}
 	if (page !== batch.pages_listed || batch.status !== "listing") return ACK;
+	if (batch.dry_run === 1) return planDryRunPage(env, batch, page, settings);
 
 	// A key's batch lists no more objects than the key has places in flight (the admin's: a full page).
 	const keyId = batch.key_id;
@@ -184,6 +186,22 @@ export async function handleBatchPage(
 		last: plan.nextCursor === null,
 	});
 	await followUp(env, committed.batch, page, committed.queued, committed.settled);
+	return ACK;
+}
+
+/** A dry run's page: counted, no job made, no model called; the next page follows until the batch is planned. */
+async function planDryRunPage(env: ConsumerEnv, batch: BatchRow, page: number, settings: ConsumerSettings) {
+	const plan = await planPage(env, batch, settings);
+	const planned = await commitPlannedPage(env.DB, batch, page, plan, Date.now());
+	if (planned?.status === "listing") {
+		await env.BATCH_LISTING.send(batchPage(batch.id, page + 1), { contentType: "json" });
+	}
+	log("info", "batch_page_planned", {
+		batch_id: batch.id,
+		page,
+		would_queue: plan.queue.length,
+		last: plan.nextCursor === null,
+	});
 	return ACK;
 }
 

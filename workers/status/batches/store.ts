@@ -9,7 +9,7 @@ import { getBatchRow } from "../../../shared/batches/read";
 import { BatchRow, type BatchStatus } from "../../../shared/batches/schema";
 import { type SettledBatch, settleBatchStatements, settledBatch } from "../../../shared/batches/settle";
 import type { Recaption } from "../../../shared/captions/recaption";
-import { batchRows, parseRows } from "../../../shared/d1-rows";
+import { batchRows, parseRow, parseRows } from "../../../shared/d1-rows";
 import { ulid } from "../../../shared/ids";
 import type { JobStatus } from "../../../shared/jobs/schema";
 import { newEventId } from "../../../shared/webhooks/outbox";
@@ -36,6 +36,8 @@ export interface NewBatch {
 	skipCaptioned: boolean;
 	/** Re-caption rules (then `skipCaptioned` does not apply), or null. */
 	recaption: Recaption | null;
+	/** List and count only (status `planned` at the end): no job until started. */
+	dryRun: boolean;
 	keyId: string | null;
 }
 
@@ -94,8 +96,8 @@ export async function createBatch(
 		db
 			.prepare(
 				`INSERT INTO batches (id, status, bucket, prefix, key_count, key_prefix, prompt, max_tokens, callback_url,
-					metadata, skip_captioned, key_id, created_at, updated_at, recaption, overwrite_human)
-				SELECT ?1, 'listing', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?14, ?15
+					metadata, skip_captioned, key_id, created_at, updated_at, recaption, overwrite_human, dry_run)
+				SELECT ?1, 'listing', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?14, ?15, ?16
 				WHERE ?11 IS NULL OR (SELECT count(*) FROM (SELECT 1 FROM batches
 					WHERE key_id = ?11 AND status IN ('listing', 'running') LIMIT ?13)) < ?13
 				RETURNING *`,
@@ -116,6 +118,7 @@ export async function createBatch(
 				maxOpenPerKey,
 				input.recaption === null ? null : JSON.stringify(input.recaption),
 				input.recaption?.overwrite_human ? 1 : 0,
+				input.dryRun ? 1 : 0,
 			),
 		...keyChunks(keys).map((chunk) =>
 			db
@@ -184,7 +187,7 @@ export async function cancelBatch(
 			.prepare(
 				`UPDATE batches SET status = 'cancelled', cancelled = cancelled + queued, queued = 0, unsent = NULL,
 					unsent_page = NULL, updated_at = ?2
-				WHERE id = ?1 AND status IN ('listing', 'running')`,
+				WHERE id = ?1 AND status IN ('planned', 'listing', 'running')`,
 			)
 			.bind(id, now),
 		db
@@ -203,6 +206,44 @@ export async function cancelBatch(
 	const changed = (results[0]?.meta.changes ?? 0) > 0;
 	if (!changed) return { kind: "already-cancelled", batch: after };
 	return { kind: "cancelled", batch: after, settled: settledBatch(results[2], eventId) };
+}
+
+export type StartResult =
+	| { kind: "started"; batch: BatchRow }
+	| { kind: "missing" }
+	| { kind: "not-planned"; batch: BatchRow }
+	| { kind: "too-many-open" };
+
+/**
+ * Starts a planned batch: its listing begins again from the first page (so the skip rules are
+ * checked again, and its counts start from zero and move as any batch's). Only its creator and
+ * the admin may; a key's started batch counts among its open batches (`maxOpenPerKey`).
+ */
+export async function startBatch(
+	db: D1Database,
+	id: string,
+	caller: { scope: string | null; keyId: string | null },
+	maxOpenPerKey: number,
+	now = Date.now(),
+): Promise<StartResult> {
+	const current = await getBatchRow(db, id, caller.scope);
+	if (!current || (caller.keyId !== null && current.key_id !== caller.keyId)) return { kind: "missing" };
+	if (current.status !== "planned") return { kind: "not-planned", batch: current };
+	const started = await db
+		.prepare(
+			`UPDATE batches SET status = 'listing', dry_run = 0, pages_listed = 0, list_cursor = NULL, total = 0,
+				skipped = 0, missing = 0, listed_at = NULL, updated_at = ?2
+			WHERE id = ?1 AND status = 'planned' AND (key_id IS NULL OR (SELECT count(*) FROM (SELECT 1 FROM batches
+				WHERE key_id = ?3 AND status IN ('listing', 'running') LIMIT ?4)) < ?4)
+			RETURNING *`,
+		)
+		.bind(id, now, current.key_id, maxOpenPerKey)
+		.first()
+		.then(parseRow(BatchRow));
+	if (started) return { kind: "started", batch: started };
+	const after = await getBatchRow(db, id, caller.scope);
+	if (after?.status === "planned") return { kind: "too-many-open" };
+	return after ? { kind: "not-planned", batch: after } : { kind: "missing" };
 }
 
 const KeyOnly = z.object({ key: z.string() });

@@ -8,7 +8,7 @@
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
 import { getBatchRow } from "../../../shared/batches/read";
-import { Batch, BatchMetadata, BatchStatus, toBatch } from "../../../shared/batches/schema";
+import { Batch, BatchMetadata, type BatchRow, BatchStatus, toBatch } from "../../../shared/batches/schema";
 import { batchEventMessage } from "../../../shared/batches/settle";
 import { Recaption } from "../../../shared/captions/recaption";
 import { CallbackUrl, MaxTokens, Prompt } from "../../../shared/jobs/options";
@@ -26,6 +26,7 @@ import {
 	createBatch,
 	listBatches,
 	MAX_FROM_BATCH_KEYS,
+	startBatch,
 } from "../batches/store";
 import { IdempotencyHeaders, idempotent } from "../idempotency";
 import { tooManyBatches } from "../quotas";
@@ -90,6 +91,10 @@ const CreateBatchBody = z
 			example: "bat_01JD2X6B8J3W4Q5R6S7T8V9W0X",
 		}),
 		only: FromBatchFilter.optional(),
+		dry_run: z.boolean().default(false).meta({
+			description:
+				"Plan only: list and count (`total`, `skipped`) with no job and no model call, end in status `planned` with an `estimate`; `POST /v1/batches/{id}/start` runs it.",
+		}),
 	})
 	.meta({ id: "CreateBatch" });
 
@@ -170,6 +175,27 @@ const cancelBatchRoute = createRoute({
 	},
 });
 
+const startBatchRoute = createRoute({
+	method: "post",
+	path: "/v1/batches/{id}/start",
+	operationId: "startBatch",
+	summary: "Run a planned batch (its creator or the admin)",
+	description:
+		"A dry run's batch (status `planned`) is listed again from its first page, the skip rules checked again, and its objects get jobs: " +
+		"its counts start from zero and move as any batch's. A batch that is not planned is 409 `batch_not_planned`. " +
+		"A started batch counts among its key's open batches (`429 too_many_batches` beyond `MAX_OPEN_BATCHES_PER_KEY`).",
+	security: authenticated,
+	request: { params: BatchIdParams },
+	responses: {
+		202: json(Batch, "The batch, listing"),
+		...errors(401, 409, 429),
+		404: json(ErrorBody, "Not found, outside the key's prefix, or created by another key (or by the admin)"),
+	},
+});
+
+/** The Batch JSON, a dry run's estimate priced for the model jobs start with. */
+const view = (env: StatusEnv, row: BatchRow) => toBatch(row, readSettings(env).MODEL_CHAIN[0]);
+
 const stream = (description: string) => ({ schema: z.string().meta({ description }) });
 
 const getBatchResultsRoute = createRoute({
@@ -249,6 +275,7 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 				metadata: body.metadata ?? {},
 				skipCaptioned: body.skip_captioned && source === null,
 				recaption: body.recaption ?? null,
+				dryRun: body.dry_run,
 				keyId: principalKeyId(principal),
 			},
 			settings.MAX_OPEN_BATCHES_PER_KEY,
@@ -260,7 +287,7 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 			{ body: batchPage(row.id, 0), contentType: "json" },
 			{ queue: "batch-listing", batch_id: row.id },
 		);
-		return c.json(toBatch(row), 202);
+		return c.json(view(c.env, row), 202);
 	})
 	.openapi(listBatchesRoute, async (c) => {
 		const q = c.req.valid("query");
@@ -274,13 +301,13 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 			q.limit,
 			after,
 		);
-		return c.json({ data: page.rows.map(toBatch), next_cursor: page.nextCursor }, 200);
+		return c.json({ data: page.rows.map((row) => view(c.env, row)), next_cursor: page.nextCursor }, 200);
 	})
 	.openapi(getBatchRoute, async (c) => {
 		const { id } = c.req.valid("param");
 		const row = await getBatchRow(c.env.DB, id, scopePrefix(c.get("principal")));
 		if (!row) throw notFound(`Batch ${id}`);
-		return c.json(toBatch(row), 200);
+		return c.json(view(c.env, row), 200);
 	})
 	.openapi(cancelBatchRoute, async (c) => {
 		const { id } = c.req.valid("param");
@@ -295,7 +322,7 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 			case "completed":
 				throw new ApiError(409, "batch_completed", `Batch ${id} has completed`);
 			case "already-cancelled":
-				return c.json(toBatch(result.batch), 200);
+				return c.json(view(c.env, result.batch), 200);
 			case "cancelled":
 				if (result.settled) {
 					await sendOrLeaveToSweeper(
@@ -304,8 +331,33 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 						{ queue: "webhook-deliveries", event_id: result.settled.eventId },
 					);
 				}
-				return c.json(toBatch(result.batch), 200);
+				return c.json(view(c.env, result.batch), 200);
 		}
+	})
+	.openapi(startBatchRoute, async (c) => {
+		const { id } = c.req.valid("param");
+		const principal = c.get("principal");
+		const settings = readSettings(c.env);
+		const result = await startBatch(
+			c.env.DB,
+			id,
+			{ scope: scopePrefix(principal), keyId: principalKeyId(principal) },
+			settings.MAX_OPEN_BATCHES_PER_KEY,
+		);
+		switch (result.kind) {
+			case "missing":
+				throw notFound(`Batch ${id}`);
+			case "not-planned":
+				throw new ApiError(409, "batch_not_planned", `Batch ${id} is ${result.batch.status}, not planned`);
+			case "too-many-open":
+				throw tooManyBatches(settings.MAX_OPEN_BATCHES_PER_KEY);
+		}
+		await sendOrLeaveToSweeper(
+			c.env.BATCH_LISTING,
+			{ body: batchPage(id, 0), contentType: "json" },
+			{ queue: "batch-listing", batch_id: id },
+		);
+		return c.json(view(c.env, result.batch), 202);
 	})
 	.openapi(getBatchResultsRoute, async (c) => {
 		const { id } = c.req.valid("param");
