@@ -309,7 +309,7 @@ async function main() {
 		});
 		const c = report.capacity;
 		log(
-			`  ${c.d1_bytes_per_image} bytes per image retained, ${c.steady_bytes_per_object} per object after retention, ${c.images_per_10gb} objects per 10 GB`,
+			`  ${c.d1_bytes_per_image} bytes per image retained, ${c.steady_bytes_per_object} per object after retention besides its caption, ${c.images_per_10gb} objects per 10 GB`,
 		);
 	}
 

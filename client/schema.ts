@@ -236,7 +236,7 @@ export interface paths {
         };
         /**
          * Download a batch's results
-         * @description Streamed in key order. `jsonl`: one Job JSON per line. `csv`: RFC 4180 with a header row (key, status, caption, error_code, error_message, model, prompt, completed_at). `hf`: a Hugging Face `imagefolder` `metadata.jsonl` (`file_name` relative to the folder of the prefix, `text`) of the succeeded jobs. Skipped objects appear as the earlier job that holds their caption. A given key that was not in the bucket (no job) appears as `{"key", "status": "missing", "error": {"code": "object_not_found", "message"}}` in `jsonl`, and with status `missing` and error_code `object_not_found` in `csv`.
+         * @description Streamed in key order. `jsonl`: one Job JSON per line. `csv`: RFC 4180 with a header row (key, status, caption, error_code, error_message, model, prompt, completed_at). `hf`: a Hugging Face `imagefolder` `metadata.jsonl` (`file_name` relative to the folder of the prefix, `text`) of the succeeded jobs. Skipped objects appear as the earlier job that holds their caption. A given key that was not in the bucket (no job) appears as `{"key", "status": "missing", "error": {"code": "object_not_found", "message"}}` in `jsonl`, and with status `missing` and error_code `object_not_found` in `csv`. With `since`: only the rows that became results (succeeded, failed, cancelled, skipped, missing) after that cursor, in the order they did, while the batch runs or after it ended; every response's `Next-Cursor` header is the cursor for the next call.
          */
         get: operations["getBatchResults"];
         put?: never;
@@ -615,6 +615,26 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "batch.progress": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `batch.progress` (opt-in): a running batch's counts, rate and ETA, at most once a minute per batch
+         * @description Signed per Standard Webhooks with the subscription's `whsec_` secret (or `WEBHOOK_SECRET`).
+         */
+        post: operations["batchProgressEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "caption.updated": {
         parameters: {
             query?: never;
@@ -647,6 +667,12 @@ export interface components {
         } | {
             /** @enum {string} */
             type: "batch.completed" | "batch.cancelled";
+            /** Format: date-time */
+            timestamp: string;
+            data: components["schemas"]["Batch"];
+        } | {
+            /** @enum {string} */
+            type: "batch.progress";
             /** Format: date-time */
             timestamp: string;
             data: components["schemas"]["Batch"];
@@ -753,6 +779,16 @@ export interface components {
              * @description When the batch was completed or cancelled with none of its jobs still queued or running.
              */
             completed_at: string | null;
+            /**
+             * @description Jobs that succeeded or failed in the last minute (or since the batch was created, if it is younger), per minute; null until one has, and once the batch has ended.
+             * @example 412.5
+             */
+            rate_per_minute: number | null;
+            /**
+             * @description Seconds until the batch ends at `rate_per_minute`, never less than the model rate limit allows; 0 once it ended; null until known (no rate yet, nothing finished in the last minute, or a prefix still listing).
+             * @example 95
+             */
+            eta_seconds: number | null;
         };
         /**
          * @description `planned`: a dry run, listed and counted with no job made, until `POST /v1/batches/{id}/start`; `listing`: objects are still being listed (counts grow); `running`: every object has its job; `completed` and `cancelled` are final.
@@ -863,7 +899,7 @@ export interface components {
             subscription_id: string | null;
         };
         /** @enum {string} */
-        WebhookEventType: "job.succeeded" | "job.failed" | "batch.completed" | "batch.cancelled" | "caption.updated";
+        WebhookEventType: "job.succeeded" | "job.failed" | "batch.completed" | "batch.cancelled" | "batch.progress" | "caption.updated";
         WebhookAttempt: {
             attempt: number;
             /** Format: date-time */
@@ -2215,6 +2251,8 @@ export interface operations {
         parameters: {
             query?: {
                 format?: "jsonl" | "csv" | "hf";
+                /** @description Only the rows that became results after this cursor, in completion order: the `Next-Cursor` header of an earlier response (`0`: from the first result). */
+                since?: string;
             };
             header?: never;
             path: {
@@ -2227,6 +2265,8 @@ export interface operations {
             /** @description The file (Content-Disposition: attachment) */
             200: {
                 headers: {
+                    /** @description Pass as `since` to get only the rows that become results after this response: re-polling with it never repeats or misses a row. */
+                    "Next-Cursor": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3583,6 +3623,35 @@ export interface operations {
         };
     };
     batchCancelledEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description Stable across retries of one event: deduplicate on it. */
+                "webhook-id": string;
+                /** @description Unix seconds of this attempt. */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64 HMAC-SHA256 of id.timestamp.body>`; verify with the `standardwebhooks` library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookPayload"];
+            };
+        };
+        responses: {
+            /** @description Any 2xx acknowledges the delivery; 5xx, 429 and timeouts are retried; 410 disables. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    batchProgressEvent: {
         parameters: {
             query?: never;
             header: {

@@ -8,6 +8,7 @@ import { Recaption } from "../captions/recaption";
 import { iso } from "../iso";
 import type { ModelAdapter } from "../models/types";
 import { Estimate, estimate } from "./estimate";
+import { type BatchPace, unmeasuredPace } from "./progress";
 
 export const BATCH_STATUSES = ["planned", "listing", "running", "completed", "cancelled"] as const;
 export const BatchStatus = z.enum(BATCH_STATUSES).meta({
@@ -71,6 +72,16 @@ export const Batch = z
 		completed_at: isoTime.nullable().meta({
 			description: "When the batch was completed or cancelled with none of its jobs still queued or running.",
 		}),
+		rate_per_minute: z.number().nonnegative().nullable().meta({
+			description:
+				"Jobs that succeeded or failed in the last minute (or since the batch was created, if it is younger), per minute; null until one has, and once the batch has ended.",
+			example: 412.5,
+		}),
+		eta_seconds: z.number().int().nonnegative().nullable().meta({
+			description:
+				"Seconds until the batch ends at `rate_per_minute`, never less than the model rate limit allows; 0 once it ended; null until known (no rate yet, nothing finished in the last minute, or a prefix still listing).",
+			example: 95,
+		}),
 	})
 	.meta({ id: "Batch" });
 export type Batch = z.infer<typeof Batch>;
@@ -110,6 +121,8 @@ export const BatchRow = z.object({
 	cancelled: z.number(),
 	skipped: z.number(),
 	missing: z.number(),
+	/** Results so far, numbered in the order they became results (migrations/0022_live_results.sql). */
+	finished_seq: z.number(),
 	created_at: z.number(),
 	updated_at: z.number(),
 	listed_at: z.number().nullable(),
@@ -122,10 +135,15 @@ export const recaptionOf = (row: BatchRow): Recaption | null =>
 	row.recaption === null ? null : Recaption.parse(JSON.parse(row.recaption));
 
 /**
- * Renders a D1 row as the public Batch JSON; `model` (the chain's first) prices a dry run's plan,
- * whose estimate is null without it.
+ * Renders a D1 row as the public Batch JSON, with its measured pace (shared/batches/progress.ts)
+ * when there is one; `model` (the chain's first) prices a dry run's plan, whose estimate is null
+ * without it.
  */
-export function toBatch(row: BatchRow, model?: Pick<ModelAdapter, "id" | "task">): Batch {
+export function toBatch(
+	row: BatchRow,
+	pace: BatchPace = unmeasuredPace(row),
+	model?: Pick<ModelAdapter, "id" | "task">,
+): Batch {
 	return {
 		id: row.id,
 		status: row.status,
@@ -149,5 +167,7 @@ export function toBatch(row: BatchRow, model?: Pick<ModelAdapter, "id" | "task">
 		created_at: new Date(row.created_at).toISOString(),
 		listed_at: iso(row.listed_at),
 		completed_at: iso(row.completed_at),
+		rate_per_minute: pace.rate_per_minute,
+		eta_seconds: pace.eta_seconds,
 	};
 }

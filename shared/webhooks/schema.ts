@@ -10,9 +10,16 @@ import { Job } from "../jobs/schema";
 
 export const JOB_EVENT_TYPES = ["job.succeeded", "job.failed"] as const;
 export const BATCH_EVENT_TYPES = ["batch.completed", "batch.cancelled"] as const;
+/** Opt-in: a running batch's Batch JSON, at most once a minute per batch and subscription. */
+export const BATCH_PROGRESS_EVENT = "batch.progress";
 /** Sent only to subscriptions that list it: a person wrote a caption (`PUT /v1/captions/{key}`). */
 export const CAPTION_EVENT_TYPES = ["caption.updated"] as const;
-export const WEBHOOK_EVENT_TYPES = [...JOB_EVENT_TYPES, ...BATCH_EVENT_TYPES, ...CAPTION_EVENT_TYPES] as const;
+export const WEBHOOK_EVENT_TYPES = [
+	...JOB_EVENT_TYPES,
+	...BATCH_EVENT_TYPES,
+	BATCH_PROGRESS_EVENT,
+	...CAPTION_EVENT_TYPES,
+] as const;
 export const WebhookEventType = z.enum(WEBHOOK_EVENT_TYPES).meta({ id: "WebhookEventType" });
 export type WebhookEventType = z.infer<typeof WebhookEventType>;
 
@@ -20,12 +27,20 @@ export const DELIVERY_STATUSES = ["pending", "succeeded", "failed"] as const;
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 
 /**
- * The body of every delivery: a job's event with the Job JSON, a batch's final event with the
- * Batch JSON, or a caption's with the Caption JSON. `timestamp` is when the job finished or the batch settled, the same on every attempt.
+ * The body of every delivery: a job's event with the Job JSON, a batch's final event (or
+ * progress) with the Batch JSON, or a caption's with the Caption JSON. `timestamp` is when the job
+ * finished, the batch settled, the progress was taken or the caption was written, the same on
+ * every attempt.
  */
 export const JobWebhookPayload = z.object({ type: z.enum(JOB_EVENT_TYPES), timestamp: z.iso.datetime(), data: Job });
 export const BatchWebhookPayload = z.object({
 	type: z.enum(BATCH_EVENT_TYPES),
+	timestamp: z.iso.datetime(),
+	data: Batch,
+});
+/** A running batch's progress: the Batch JSON with its rate and ETA at `timestamp`. */
+export const BatchProgressWebhookPayload = z.object({
+	type: z.literal(BATCH_PROGRESS_EVENT),
 	timestamp: z.iso.datetime(),
 	data: Batch,
 });
@@ -36,7 +51,12 @@ export const CaptionWebhookPayload = z.object({
 	data: Caption,
 });
 export const WebhookPayload = z
-	.discriminatedUnion("type", [JobWebhookPayload, BatchWebhookPayload, CaptionWebhookPayload])
+	.discriminatedUnion("type", [
+		JobWebhookPayload,
+		BatchWebhookPayload,
+		BatchProgressWebhookPayload,
+		CaptionWebhookPayload,
+	])
 	.meta({ id: "WebhookPayload" });
 export type WebhookPayload = z.infer<typeof WebhookPayload>;
 
@@ -142,9 +162,10 @@ export type SubscriptionRow = z.infer<typeof SubscriptionRow>;
 export const DeliveryRow = z.object({
 	id: z.string(),
 	event_id: z.string(),
+	/** The subscription it goes to; null: the job's or batch's callback URL. */
 	subscription_id: z.string().nullable(),
-	target: z.string(),
-	url: z.string(),
+	/** The callback URL; null for a subscription's delivery, which goes to the subscription's URL. */
+	url: z.string().nullable(),
 	/** A callback delivery's signing key (NULL: WEBHOOK_SECRET); NULL for subscriptions. */
 	key_id: z.string().nullable(),
 	status: z.enum(DELIVERY_STATUSES),

@@ -57,6 +57,8 @@ describe("POST /v1/batches", () => {
 				"prefix",
 				"prompt",
 				"recaption",
+				"rate_per_minute",
+				"eta_seconds",
 				"status",
 			].sort(),
 		);
@@ -74,6 +76,8 @@ describe("POST /v1/batches", () => {
 			created_at: expect.any(String),
 			listed_at: null,
 			completed_at: null,
+			rate_per_minute: null,
+			eta_seconds: null,
 		});
 		expect(await getBatch(batch.id)).toMatchObject({ id: batch.id, prefix });
 		expect((await call("GET", "/v1/batches/bat_doesnotexist")).status).toBe(404);

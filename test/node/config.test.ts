@@ -36,7 +36,13 @@ describe("package-lock.json", () => {
 			dependencies: Record<string, string>;
 			devDependencies: Record<string, string>;
 		};
-		const declared = { ...pkg.dependencies, ...pkg.devDependencies };
+		// An alias (`"typescript-native": "npm:typescript@7.0.2"`) pins the version after its last `@`.
+		const declared = Object.fromEntries(
+			Object.entries({ ...pkg.dependencies, ...pkg.devDependencies }).map(([name, spec]) => [
+				name,
+				spec.startsWith("npm:") ? spec.slice(spec.lastIndexOf("@") + 1) : spec,
+			]),
+		);
 		const installed = Object.fromEntries(
 			Object.keys(declared).map((name) => [name, lock.packages[`node_modules/${name}`]?.version]),
 		);
@@ -79,6 +85,16 @@ describe("model chain", () => {
 		const consumer = readWorkerConfig(workerConfigFiles.consumer).vars.MODEL_CHAIN;
 		expect(consumer).toMatch(/^@cf\/moondream\/moondream3\.1-9B-A2B,/);
 		expect(readWorkerConfig(workerConfigFiles.status).vars.MODEL_CHAIN).toBe(consumer);
+	});
+
+	it("the status and webhooks Workers bound batch ETAs with the consumer's chain and model rate limits", () => {
+		const consumer = readWorkerConfig(workerConfigFiles.consumer).vars;
+		expect(consumer.MODEL_RATE_LIMITS).toMatch(/=\d+/);
+		for (const worker of [workerConfigFiles.status, workerConfigFiles.webhooks]) {
+			const vars = readWorkerConfig(worker).vars;
+			expect(vars.MODEL_RATE_LIMITS).toBe(consumer.MODEL_RATE_LIMITS);
+			expect(vars.MODEL_CHAIN).toBe(consumer.MODEL_CHAIN);
+		}
 	});
 
 	it("the consumer's MAX_JOBS_IN_FLIGHT (its batch listing's cap) is the status Worker's", () => {

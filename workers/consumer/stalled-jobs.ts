@@ -23,8 +23,11 @@ export interface StallCutoffs {
 }
 
 /** The predicate, on the parameters `?{now}`, `?{queued}`, `?{claimed}` of the statement it goes into. */
+// The first term is jobs_lease's own condition, written out: SQLite then walks that partial index
+// (the unfinished jobs only) instead of every job in id order.
 const stalled = (now: number, queued: number, claimed: number) =>
-	`((status = 'processing' AND (lease_expires_at < ?${now} OR updated_at < ?${claimed}))
+	`status IN ('queued', 'processing')
+	AND ((status = 'processing' AND (lease_expires_at < ?${now} OR updated_at < ?${claimed}))
 	OR (status = 'queued' AND updated_at < ?${queued}))`;
 
 const StalledJob = JobRow.pick({ id: true, attempts: true, status: true });

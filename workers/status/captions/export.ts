@@ -50,7 +50,17 @@ function renderer(format: ExportFormat, prefix: string): (rows: CurrentCaptionRo
 		case "csv":
 			return (rows, first) =>
 				stringify(
-					rows.map((r) => [r.key, r.etag, r.text, r.source, r.job_id, r.model, r.prompt, r.versions, iso(r.updated_at)]),
+					rows.map((r) => [
+						r.key,
+						r.etag,
+						r.text,
+						r.source,
+						r.job_id,
+						r.model,
+						r.prompt,
+						r.versions,
+						iso(r.updated_at),
+					]),
 					{
 						header: first,
 						columns: [...CAPTION_CSV_COLUMNS],

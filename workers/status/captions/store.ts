@@ -96,7 +96,11 @@ const EventId = z.object({ id: z.string() });
  * Adds a human version and makes it current; in the same transaction, records its
  * `caption.updated` event (with the payload as of now) if any active subscription lists that type.
  */
-export async function writeHumanCaption(db: D1Database, input: HumanCaption, now = Date.now()): Promise<WrittenCaption> {
+export async function writeHumanCaption(
+	db: D1Database,
+	input: HumanCaption,
+	now = Date.now(),
+): Promise<WrittenCaption> {
 	const where = "WHERE c.bucket = ?1 AND c.key = ?2";
 	const eventId = newEventId(now);
 	// Everything of the payload is known but the version count, which the event's insert sets.
@@ -129,9 +133,7 @@ export async function writeHumanCaption(db: D1Database, input: HumanCaption, now
 				SELECT c.bucket, c.key, c.versions, ?3, 'human', NULL, NULL, NULL, ?4, ?5 FROM captions c ${where}`,
 			)
 			.bind(input.bucket, input.key, input.text, input.etag, now),
-		db
-			.prepare(`SELECT ${CURRENT_CAPTION_COLUMNS} FROM ${CURRENT_CAPTION_JOIN} ${where}`)
-			.bind(input.bucket, input.key),
+		db.prepare(`SELECT ${CURRENT_CAPTION_COLUMNS} FROM ${CURRENT_CAPTION_JOIN} ${where}`).bind(input.bucket, input.key),
 		db
 			.prepare(
 				`INSERT INTO webhook_events (id, type, payload, created_at)
