@@ -767,6 +767,18 @@ export interface components {
                 usd: number | null;
             } | null;
             counts: components["schemas"]["BatchCounts"];
+            /** @description When its first model's task type has no slot free, a caption of the batch goes to the chain's first model of another task type. */
+            spillover: boolean;
+            /**
+             * @description Succeeded jobs of the batch by the model that captioned them.
+             * @example {
+             *       "@cf/moondream/moondream3.1-9B-A2B": 700,
+             *       "@cf/meta/llama-4-scout-17b-16e-instruct": 300
+             *     }
+             */
+            models: {
+                [key: string]: number;
+            };
             /** Format: date-time */
             created_at: string;
             /**
@@ -962,6 +974,8 @@ export interface components {
              * @default false
              */
             dry_run: boolean;
+            /** @description When the first model's task type has no rate-limit slot free, caption with the chain's first model of another task type (Image-to-Text and Text Generation at once). Each job records its `model`; the batch counts them in `models`. */
+            spillover?: boolean;
         };
         /**
          * @example {
@@ -1070,6 +1084,8 @@ export interface components {
                 /** @description Age of the oldest undispatched event; null when there is none. */
                 oldest_age_seconds: number | null;
             } | null;
+            /** @description Per lane (interactive: uploads, notifications, POST /v1/jobs; batch: batches' jobs) and rate limit: jobs waiting for a model slot, the oldest one's age, and the share of the limit used in the last minute (service-wide; null for scoped keys). */
+            lanes: components["schemas"]["LaneFigures"][] | null;
         };
         StatsWindow: {
             /** @enum {string} */
@@ -1087,6 +1103,20 @@ export interface components {
                 p95: number | null;
                 p99: number | null;
             };
+        };
+        LaneFigures: {
+            /** @enum {string} */
+            lane: "interactive" | "batch";
+            /** @description The rate limit: a task type, or a model id with a limit of its own. */
+            task_type: string;
+            /** @description Jobs of this lane delivered to the consumer and waiting for a slot of this limit now (jobs still in the queue are in `counts.queued`). */
+            waiting: number;
+            /** @description Age (since the job was created) of the oldest of them; null when none waits. */
+            oldest_waiting_seconds: number | null;
+            /** @description Slots this lane took from the limit in the last 60 s. */
+            calls_last_minute: number;
+            /** @description Those slots as a fraction of the limit's requests per minute (0-1; both lanes add up to at most 1). */
+            share_last_minute: number;
         };
         ModelList: {
             data: components["schemas"]["Model"][];

@@ -67,6 +67,14 @@ export const Batch = z
 				"A dry run's plan (while `planned`, or listing as a dry run): what its jobs would take; null otherwise.",
 		}),
 		counts: BatchCounts,
+		spillover: z.boolean().meta({
+			description:
+				"When its first model's task type has no slot free, a caption of the batch goes to the chain's first model of another task type.",
+		}),
+		models: z.record(z.string(), z.number().int().nonnegative()).meta({
+			description: "Succeeded jobs of the batch by the model that captioned them.",
+			example: { "@cf/moondream/moondream3.1-9B-A2B": 700, "@cf/meta/llama-4-scout-17b-16e-instruct": 300 },
+		}),
 		created_at: isoTime,
 		listed_at: isoTime.nullable().meta({ description: "When the last object got its job (status `running`)." }),
 		completed_at: isoTime.nullable().meta({
@@ -123,6 +131,9 @@ export const BatchRow = z.object({
 	missing: z.number(),
 	/** Results so far, numbered in the order they became results (migrations/0022_live_results.sql). */
 	finished_seq: z.number(),
+	spillover: z.union([z.literal(0), z.literal(1)]),
+	/** JSON object: model id -> succeeded jobs. */
+	models: z.string(),
 	created_at: z.number(),
 	updated_at: z.number(),
 	listed_at: z.number().nullable(),
@@ -164,6 +175,8 @@ export function toBatch(
 			skipped: row.skipped,
 			missing: row.missing,
 		},
+		spillover: row.spillover === 1,
+		models: z.record(z.string(), z.number()).parse(JSON.parse(row.models)),
 		created_at: new Date(row.created_at).toISOString(),
 		listed_at: iso(row.listed_at),
 		completed_at: iso(row.completed_at),

@@ -54,11 +54,13 @@ describe("POST /v1/batches", () => {
 				"listed_at",
 				"max_tokens",
 				"metadata",
+				"models",
 				"prefix",
 				"prompt",
 				"recaption",
 				"rate_per_minute",
 				"eta_seconds",
+				"spillover",
 				"status",
 			].sort(),
 		);
@@ -73,6 +75,8 @@ describe("POST /v1/batches", () => {
 			recaption: null,
 			estimate: null,
 			counts: counts({}),
+			spillover: false,
+			models: {},
 			created_at: expect.any(String),
 			listed_at: null,
 			completed_at: null,
@@ -80,6 +84,8 @@ describe("POST /v1/batches", () => {
 			eta_seconds: null,
 		});
 		expect(await getBatch(batch.id)).toMatchObject({ id: batch.id, prefix });
+		const spilling = await createBatch({ prefix: uniqueKey("spill/"), spillover: true });
+		expect(await getBatch(spilling.id)).toMatchObject({ spillover: true, models: {} });
 		expect((await call("GET", "/v1/batches/bat_doesnotexist")).status).toBe(404);
 		// The empty prefix is listed in the background: let that finish within this test.
 		expect(await waitForBatch(batch.id, settled)).toMatchObject({ status: "completed", counts: counts({}) });

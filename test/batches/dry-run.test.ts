@@ -34,6 +34,8 @@ describe("dry_run", () => {
 		const created = await createBatch({ prefix, recaption: { unless_model: [MOONDREAM] }, dry_run: true });
 		const planned = await waitForBatch(created.id, (b) => b.status === "planned");
 		expect(planned.counts).toMatchObject({ total: 5, skipped: 2, queued: 0, succeeded: 0 });
+		// Nothing is under way: no rate, and no time left to tell (not 0 s, which says it is done).
+		expect({ rate: planned.rate_per_minute, eta: planned.eta_seconds }).toEqual({ rate: null, eta: null });
 		// The chain starts with moondream (wrangler.jsonc): 3 calls × (750 × $0.30 + 100 × $1.00) / 1e6;
 		// 3 / 720 per minute (Image-to-Text), to the tenth above.
 		expect(planned.estimate).toEqual({ model: MOONDREAM, model_calls: 3, minutes_at_rate_limit: 0.1, usd: 0.000975 });

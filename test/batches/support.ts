@@ -66,6 +66,7 @@ export async function unsentBatch(prefix: string, options: Partial<NewBatch> = {
 			skipCaptioned: true,
 			recaption: null,
 			dryRun: false,
+			spillover: false,
 			keyId: null,
 			...options,
 		},
@@ -83,7 +84,7 @@ export async function unsentBatch(prefix: string, options: Partial<NewBatch> = {
 export function deliverPage(batchId: string, page: number, options: RunOptions & { holdCaptions?: boolean } = {}) {
 	const held = {
 		BATCH_LISTING: env.HELD_MESSAGES,
-		...(options.holdCaptions ? { CAPTION_JOBS: env.HELD_MESSAGES } : {}),
+		...(options.holdCaptions ? { CAPTION_JOBS: env.HELD_MESSAGES, CAPTION_BATCH_JOBS: env.HELD_MESSAGES } : {}),
 	};
 	return runQueueHandler(consumer.queue, "batch-listing", [batchPage(batchId, page)], {
 		...options,

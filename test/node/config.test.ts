@@ -54,6 +54,17 @@ describe("package-lock.json", () => {
 
 describe("consumer settings", () => {
 	writeTestConfig();
+	// The batch lane is the same work as caption-jobs on another queue: the same settings, the same
+	// dead-letter queue, so a batch's job gives up and dead-letters exactly as an upload's does.
+	it.each([workerConfigFiles.consumer, testConfigPath])(
+		"%s: caption-batch-jobs has caption-jobs's settings and dead-letter queue",
+		(file) => {
+			const consumers = readWorkerConfig(file).queues.consumers ?? [];
+			const interactive = consumers.find((c) => c.queue === "caption-jobs");
+			const batch = consumers.find((c) => c.queue === "caption-batch-jobs");
+			expect(batch).toEqual({ ...interactive, queue: "caption-batch-jobs" });
+		},
+	);
 	// The code gives up on the delivery after the queue's last retry; the two numbers must agree.
 	it.each([
 		[workerConfigFiles.consumer, "caption-jobs", "CAPTION_MAX_RETRIES"],

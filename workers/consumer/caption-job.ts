@@ -24,9 +24,11 @@ import type { Captioning, ModelChain } from "../../shared/models/chain";
 import { backoffSeconds } from "../../shared/queue/backoff";
 import { readCaptionMessage } from "../../shared/queue/caption-jobs";
 import { ACK, type BatchCounters, type Outcome, retryAfter } from "../../shared/queue/runner";
+import type { Lane } from "../../shared/scheduling/lanes";
 import type { ConsumerSettings } from "./config";
 import { recordObjectDeletion } from "./deleted-objects";
 import { finishJob } from "./finish";
+import { captionRoute } from "./lane-route";
 import { prepareImage, type SourceImage } from "./prepare-image";
 import { discardBody, notifiedOptionsKey, objectOptions, openObject, readSource } from "./read-source";
 
@@ -34,6 +36,8 @@ export interface BatchContext {
 	env: ConsumerEnv;
 	settings: ConsumerSettings;
 	chain: ModelChain;
+	/** The lane of the queue the batch came from: how its model calls are scheduled. */
+	lane: Lane;
 	/** Counts of messages that made no job (written once per batch). */
 	counters: BatchCounters;
 }
@@ -47,14 +51,14 @@ export async function handleCaptionMessage(message: Message<unknown>, ctx: Batch
 		case "busy":
 			return retryAfter(claim.retryAfterSeconds);
 		case "claimed": {
-			const attempt = await captionJob(claim.job, ctx);
+			const attempt = await captionJob(claim.job, claim.spillover, ctx);
 			return settle(claim.job, attempt, message.attempts, ctx);
 		}
 	}
 }
 
 type Claim =
-	| { kind: "claimed"; job: JobRow }
+	| { kind: "claimed"; job: JobRow; spillover: boolean }
 	/** Running under another message's lease: look again once it ends. */
 	| { kind: "busy"; retryAfterSeconds: number }
 	/** Nothing to do, only to count. */
@@ -77,7 +81,7 @@ async function claimJob(message: Message<unknown>, ctx: BatchContext): Promise<C
 			log("warn", "foreign_bucket_notification", { message_id: message.id, bucket: target.bucket });
 			return { kind: "skipped", counter: "foreign_bucket_notifications" };
 		case "job":
-			return claimed(message, await claimJobById(ctx.env.DB, target.jobId, lease));
+			return claimed(message, await claimJobById(ctx.env.DB, target.jobId, lease), target.spillover);
 		case "object-version": {
 			const options = await notifiedOptionsKey(ctx.env.BUCKET, target.version);
 			const result = await claimNotificationJob(ctx.env.DB, target.version, target.eventTime, lease, options);
@@ -91,10 +95,10 @@ function newLease(settings: ConsumerSettings): Lease {
 	return { token: randomToken(), now, expiresAt: now + settings.LEASE_SECONDS * 1000 };
 }
 
-function claimed(message: Message<unknown>, result: ClaimResult): Claim {
+function claimed(message: Message<unknown>, result: ClaimResult, spillover = false): Claim {
 	switch (result.kind) {
 		case "claimed":
-			return { kind: "claimed", job: result.job };
+			return { kind: "claimed", job: result.job, spillover };
 		case "missing":
 			log("warn", "invalid_message", { message_id: message.id, reason: "no such job" });
 			return { kind: "skipped", counter: "invalid_messages" };
@@ -132,15 +136,20 @@ async function step<T>(fields: JobResultFields, run: () => T | Promise<T>): Prom
 	}
 }
 
-async function captionJob(job: JobRow, ctx: BatchContext): Promise<Attempt> {
+async function captionJob(job: JobRow, spillover: boolean, ctx: BatchContext): Promise<Attempt> {
 	const opened = await step({}, () => openObject(ctx.env.BUCKET, job));
 	if (opened.kind === "end") return opened.attempt;
 	const loaded = await loadSource(job, opened.value, ctx);
 	if (loaded.kind === "end") return loaded.attempt;
 	const { options, source, fields } = loaded.value;
 	const images = ctx.env.IMAGES;
-	const captioned = await step(fields, () =>
-		ctx.chain.caption((limits) => prepareImage(images, source, limits), { ...options, keyId: job.key_id }),
+	const turn = { lane: ctx.lane, keyId: job.key_id, spillover, createdAt: job.created_at };
+	const captioned = await step(fields, async () =>
+		ctx.chain.caption(
+			(limits) => prepareImage(images, source, limits),
+			{ ...options, keyId: job.key_id },
+			await captionRoute(ctx.env, ctx.settings, turn),
+		),
 	);
 	if (captioned.kind === "end") return captioned.attempt;
 	return attemptOf(captioned.value, fields);

@@ -38,6 +38,8 @@ export interface NewBatch {
 	recaption: Recaption | null;
 	/** List and count only (status `planned` at the end): no job until started. */
 	dryRun: boolean;
+	/** Its captions may take another task type's slots when the first model's are taken. */
+	spillover: boolean;
 	keyId: string | null;
 }
 
@@ -96,8 +98,8 @@ export async function createBatch(
 		db
 			.prepare(
 				`INSERT INTO batches (id, status, bucket, prefix, key_count, key_prefix, prompt, max_tokens, callback_url,
-					metadata, skip_captioned, key_id, created_at, updated_at, recaption, overwrite_human, dry_run)
-				SELECT ?1, 'listing', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?14, ?15, ?16
+					metadata, skip_captioned, key_id, created_at, updated_at, recaption, overwrite_human, dry_run, spillover)
+				SELECT ?1, 'listing', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?14, ?15, ?16, ?17
 				WHERE ?11 IS NULL OR (SELECT count(*) FROM (SELECT 1 FROM batches
 					WHERE key_id = ?11 AND status IN ('listing', 'running') LIMIT ?13)) < ?13
 				RETURNING *`,
@@ -119,6 +121,7 @@ export async function createBatch(
 				input.recaption === null ? null : JSON.stringify(input.recaption),
 				input.recaption?.overwrite_human ? 1 : 0,
 				input.dryRun ? 1 : 0,
+				input.spillover ? 1 : 0,
 			),
 		...keyChunks(keys).map((chunk) =>
 			db

@@ -96,6 +96,10 @@ const CreateBatchBody = z
 			description:
 				"Plan only: list and count (`total`, `skipped`) with no job and no model call, end in status `planned` with an `estimate`; `POST /v1/batches/{id}/start` runs it.",
 		}),
+		spillover: z.boolean().optional().meta({
+			description:
+				"When the first model's task type has no rate-limit slot free, caption with the chain's first model of another task type (Image-to-Text and Text Generation at once). Each job records its `model`; the batch counts them in `models`.",
+		}),
 	})
 	.meta({ id: "CreateBatch" });
 
@@ -306,6 +310,7 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 				skipCaptioned: body.skip_captioned && source === null,
 				recaption: body.recaption ?? null,
 				dryRun: body.dry_run,
+				spillover: body.spillover === true,
 				keyId: principalKeyId(principal),
 			},
 			settings.MAX_OPEN_BATCHES_PER_KEY,
