@@ -10,6 +10,7 @@ import { cancelBatch, createBatch, exportBatch, getBatch, listBatches, startBatc
 import { exportCaptions, getCaption, setCaption } from "./captions.ts";
 import { type Context, context, defaultApiUrl, type GlobalOptions } from "./context.ts";
 import { report } from "./errors.ts";
+import { type EventsOptions, printEvents } from "./events.ts";
 import { getJob, listJobs } from "./jobs.ts";
 import { listen } from "./listen.ts";
 import { upload } from "./upload.ts";
@@ -168,6 +169,15 @@ program
 	.addOption(new Option("--format <format>", "jsonl, csv or hf").choices(FORMATS).makeOptionMandatory())
 	.option("--out <file>", "write to this file instead of stdout")
 	.action(run((ctx, id: string, options: { format: ExportFormat; out?: string }) => exportBatch(ctx, id, options)));
+
+program
+	.command("events")
+	.description("print the events of your scope as they happen (JSON lines), until Ctrl-C")
+	.option("--batch <id>", "only this batch's events and its jobs' (bat_…)")
+	.option("--prefix <prefix>", "only jobs whose key starts with this")
+	.option("--types <types>", "comma-separated event types, e.g. job.failed,batch.completed")
+	.option("--after <id>", "first replay every retained event after this event id")
+	.action(run((ctx, options: EventsOptions) => printEvents(ctx, options)));
 
 const WEBHOOK_EVENTS: WebhookEventType[] = ["job.succeeded", "job.failed"];
 const webhooks = program.command("webhooks").description("webhook tools");

@@ -533,6 +533,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Follow the caller's events as they happen (Server-Sent Events)
+         * @description A `text/event-stream` of the events in the caller's scope: each has `id:` (opaque, ordered), `event:` (the type) and `data:` (the JSON body the webhook of that type carries). A comment line comes every 15 s. Events are retained as long as webhook events (RETENTION_WEBHOOKS_DAYS, at least a day).
+         */
+        get: operations["streamEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/events/tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A short-lived token that opens GET /v1/events (for EventSource)
+         * @description The token stands for the caller (the same scope) and opens the event stream only; it expires after `ttl_seconds` and stops working when its key is revoked.
+         */
+        post: operations["createStreamToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export interface webhooks {
     "job.succeeded": {
@@ -1406,6 +1446,24 @@ export interface components {
             restarted_at?: number;
             /** @description Work untouched for this long counts as stalled (default: the production crons' own periods, 5 to 10 minutes). */
             stale_after_ms?: number;
+        };
+        StreamToken: {
+            /**
+             * @description Pass as `?token=` to GET /v1/events.
+             * @example rcs_7b226b22…
+             */
+            token: string;
+            /** Format: date-time */
+            expires_at: string;
+            /** @description The scope of its streams: the key's prefix (null: everything the caller sees). */
+            prefix: string | null;
+        };
+        CreateStreamToken: {
+            /**
+             * @description How long the token opens streams (a stream already open stays open).
+             * @default 300
+             */
+            ttl_seconds: number;
         };
     };
     responses: never;
@@ -3557,6 +3615,158 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    streamEvents: {
+        parameters: {
+            query?: {
+                /** @description Only this batch's events and its jobs'. */
+                batch_id?: string;
+                /** @description Only jobs whose object key starts with this, and batches whose key prefix does. */
+                prefix?: string;
+                /** @description Comma-separated event types (job.succeeded, job.failed, batch.completed, batch.cancelled, batch.progress, caption.updated); default: all. */
+                types?: string;
+                /** @description Replay every retained event after this event id, then go live (for clients that cannot send `Last-Event-ID`; the header wins when both are sent). */
+                after?: string;
+                /** @description A stream token (`rcs_…`, from POST /v1/events/tokens) instead of the Authorization header, for EventSource. API keys are never accepted here. */
+                token?: string;
+            };
+            header?: {
+                /** @description The `id:` of the last event received: the stream replays every retained event after it, then goes live. */
+                "last-event-id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The stream; it stays open until the client closes it */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Invalid parameters; `details` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or outside the key's prefix) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createStreamToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["CreateStreamToken"];
+            };
+        };
+        responses: {
+            /** @description The token */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamToken"];
+                };
+            };
+            /** @description Invalid parameters; `details` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description JSON body larger than MAX_JSON_BYTES */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not a supported image */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporarily unavailable */
+            503: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {

@@ -19,6 +19,7 @@ import { getBatchRow } from "../../shared/batches/read";
 import { type BatchRow, recaptionOf } from "../../shared/batches/schema";
 import { batchEventMessage, type SettledBatch } from "../../shared/batches/settle";
 import { recaptionSkips } from "../../shared/captions/recaption";
+import { notifyEventHub } from "../../shared/events/notify";
 import { countJobsInFlight } from "../../shared/jobs/in-flight";
 import { effectivePrompt } from "../../shared/jobs/options";
 import { errorMessage, log } from "../../shared/log";
@@ -137,6 +138,7 @@ async function followUp(
 	if (batch.status === "listing") await env.BATCH_LISTING.send(batchPage(batch.id, page + 1), { contentType: "json" });
 	// The events are in the outbox: if this send fails the webhooks Worker's cron sends them.
 	if (settled) {
+		await notifyEventHub(env.EVENT_HUB, [settled.eventId]);
 		await sendAll(env.WEBHOOK_DELIVERIES, [batchEventMessage(settled)]).catch((err) =>
 			log("warn", "queue_send_failed", { queue: "webhook-deliveries", batch_id: batch.id, error: errorMessage(err) }),
 		);

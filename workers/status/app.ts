@@ -20,6 +20,7 @@ import { BEARER, json, withLimitResponses } from "./responses";
 import { batchRoutes } from "./routes/batches";
 import { captionRoutes } from "./routes/captions";
 import { dashboardRoutes } from "./routes/dashboard";
+import { eventRoutes } from "./routes/events";
 import { imageReadRoutes } from "./routes/image-read";
 import { imageRoutes } from "./routes/images";
 import { jobDeliveryRoutes } from "./routes/job-deliveries";
@@ -138,6 +139,7 @@ app.route("/", statsSeriesRoutes);
 app.route("/", keyRoutes);
 app.route("/", webhookRoutes);
 app.route("/", recoveryRoutes);
+app.route("/", eventRoutes);
 
 function render(c: Context<AppEnv>, err: ApiError): Response {
 	return c.json(err.toBody(), err.status, err.headers);

@@ -12,6 +12,7 @@ import { getBatchRow } from "../../../shared/batches/read";
 import { Batch, BatchMetadata, type BatchRow, BatchStatus, toBatch } from "../../../shared/batches/schema";
 import { batchEventMessage } from "../../../shared/batches/settle";
 import { Recaption } from "../../../shared/captions/recaption";
+import { notifyEventHub } from "../../../shared/events/notify";
 import { CallbackUrl, MaxTokens, Prompt } from "../../../shared/jobs/options";
 import { JobStatus } from "../../../shared/jobs/schema";
 import { batchPage } from "../../../shared/queue/batch-listing";
@@ -360,6 +361,7 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 				return c.json(await onePaced(c.env, result.batch), 200);
 			case "cancelled":
 				if (result.settled) {
+					await notifyEventHub(c.env.EVENT_HUB, [result.settled.eventId]);
 					await sendOrLeaveToSweeper(
 						c.env.WEBHOOK_DELIVERIES,
 						{ body: batchEventMessage(result.settled), contentType: "json" },

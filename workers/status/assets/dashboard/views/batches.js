@@ -20,7 +20,7 @@ import {
 	syncRows,
 	timeEl,
 } from "../dom.js";
-import { poll } from "../poll.js";
+import { follow, throttle } from "../live.js";
 
 /** @typedef {import("../client.js").BatchStatus} BatchStatus */
 
@@ -274,7 +274,14 @@ export function batchesView(ctx) {
 		empty.textContent = filter.value ? `No ${filter.value} batches.` : "No batches yet.";
 	}
 
-	const live = poll(ctx.signal, 2000, load, (err) => showError(problem, messageOf(err)));
+	const streamNote = h("p", { class: "live-note muted" });
+	// A batch's event, or one of its jobs': the list is read again, at most once a second.
+	const again = throttle(() => live.refresh(), 1000);
+	/** @param {import("../live.js").LiveEvent} event */
+	const onEvent = (event) => {
+		if (event.type.startsWith("batch.") || event.data?.data?.batch_id) again();
+	};
+	const live = follow(ctx, 2000, load, onEvent, (err) => showError(problem, messageOf(err)), streamNote);
 	filter.addEventListener("change", () => {
 		pages.reset();
 		live.refresh();
@@ -284,6 +291,7 @@ export function batchesView(ctx) {
 		"section",
 		{ class: "view batches-view", "aria-labelledby": "view-title" },
 		title,
+		streamNote,
 		createForm(ctx, () => live.refresh()),
 		h(
 			"section",

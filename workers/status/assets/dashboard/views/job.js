@@ -21,7 +21,7 @@ import {
 	statusBadge,
 } from "../dom.js";
 import { authImage } from "../images.js";
-import { poll } from "../poll.js";
+import { follow } from "../live.js";
 
 /** @typedef {import("../api.js").Job} Job */
 /** @typedef {import("../api.js").JobWebhookDeliveryList} JobWebhookDeliveryList */
@@ -184,16 +184,29 @@ export function jobView(ctx, id) {
 		noDeliveries.hidden = list.data.length > 0;
 	}
 
-	const live = poll(ctx.signal, 2000, load, (err) => {
-		const gone = err instanceof Error && "status" in err && err.status === 404;
-		showError(problem, gone ? `There is no job ${id} (or it is outside your key's prefix).` : messageOf(err));
-	});
+	const streamNote = h("p", { class: "live-note muted" });
+	/** @param {import("../live.js").LiveEvent} event  this job's event: read it (and its deliveries) again */
+	const onEvent = (event) => {
+		if (event.type.startsWith("job.") && event.data?.data?.id === id) live.refresh();
+	};
+	const live = follow(
+		ctx,
+		2000,
+		load,
+		onEvent,
+		(err) => {
+			const gone = err instanceof Error && "status" in err && err.status === 404;
+			showError(problem, gone ? `There is no job ${id} (or it is outside your key's prefix).` : messageOf(err));
+		},
+		streamNote,
+	);
 
 	return h(
 		"section",
 		{ class: "view job-view", "aria-labelledby": "view-title" },
 		h("p", null, h("a", { href: "#/jobs" }, "← All jobs")),
 		title,
+		streamNote,
 		problem,
 		h("div", { class: "job-layout" }, figure, info),
 		captions,
