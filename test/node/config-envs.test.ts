@@ -181,6 +181,8 @@ describe("the test pool's config (every Worker in test/harness.ts)", () => {
 		"durable_objects.bindings[MODEL_HEALTH].script_name": undefined,
 		// … and so is its binding to the consumer's event hub.
 		"durable_objects.bindings[EVENT_HUB].script_name": undefined,
+		// … and to the consumer's lane scheduler.
+		"durable_objects.bindings[MODEL_SCHEDULER].script_name": undefined,
 		// … and so are the recovery entrypoints (test/harness.ts exports them).
 		"services[CONSUMER_RECOVERY].service": "r2-captions-test",
 		"services[WEBHOOKS_RECOVERY].service": "r2-captions-test",

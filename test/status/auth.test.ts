@@ -373,6 +373,13 @@ describe("the route table: every route × no token, a wrong token, an out-of-sco
 			expected: [401, 401, 404, 202, 202],
 		},
 		"GET /v1/batches/{id}/results": { path: () => `/v1/batches/${batchId}/results`, expected: IN_SCOPE },
+		// A stream: its answer's status is all the row reads (the body is cancelled).
+		"GET /v1/events": { path: () => `/v1/events?batch_id=${batchId}`, expected: IN_SCOPE },
+		"POST /v1/events/tokens": {
+			path: () => "/v1/events/tokens",
+			json: () => ({}),
+			expected: [401, 401, 201, 201, 201],
+		},
 		"GET /v1/captions": { path: () => "/v1/captions", expected: EVERY_KEY },
 		"GET /v1/captions/{key}": { path: () => `/v1/captions/${encodeURIComponent(objectKey)}`, expected: IN_SCOPE },
 		"PUT /v1/captions/{key}": {
