@@ -1,5 +1,5 @@
 /**
- * `r2c batch create|list|get|cancel` and `r2c export`, over the batches API (`/v1/batches`,
+ * `r2c batch create|list|get|cancel|start` and `r2c export`, over the batches API (`/v1/batches`,
  * docs/batches.md) through the generated client. Error answers (401, 404, 409 …) become the
  * CLI's usual messages (cli/errors.ts).
  */
@@ -18,11 +18,20 @@ const POLL_MS = 2000;
 const MIN_READ_MS = 1000;
 const SAFETY_POLL_MS = 60_000;
 
-const isFinished = (status: BatchStatus) => status === "completed" || status === "cancelled";
+/** Where `--wait` stops: a dry run's plan, or a final status. */
+const isFinished = (status: BatchStatus) => status === "planned" || status === "completed" || status === "cancelled";
 
 function describeBatch(b: Batch): string {
 	const c = b.counts;
 	const scope = b.prefix !== null ? `prefix ${b.prefix}` : `${b.key_count ?? 0} keys`;
+	const e = b.estimate;
+	if (b.status === "planned" && e !== null) {
+		const usd = e.usd === null ? "no published price" : `$${e.usd.toFixed(4)}`;
+		return (
+			`${b.id}  planned  ${scope}  total ${c.total}: ${c.skipped} skipped, ${c.missing} missing; ` +
+			`${e.model_calls} calls to ${e.model}, ${e.minutes_at_rate_limit} min at its rate limit, ${usd} (start with: r2c batch start ${b.id})`
+		);
+	}
 	return (
 		`${b.id}  ${b.status}  ${scope}  total ${c.total}: ${c.succeeded} succeeded, ${c.failed} failed, ` +
 		`${c.skipped} skipped, ${c.missing} missing, ${c.cancelled} cancelled, ${c.queued + c.processing} to go`
@@ -93,11 +102,12 @@ function show(ctx: Context, batch: Batch): void {
 
 export async function createBatch(
 	ctx: Context,
-	options: { prefix: string; prompt?: string; wait: boolean },
+	options: { prefix: string; prompt?: string; wait: boolean; dryRun: boolean },
 ): Promise<number> {
 	const body = {
 		prefix: options.prefix,
 		skip_captioned: true,
+		dry_run: options.dryRun,
 		...(options.prompt !== undefined ? { prompt: options.prompt } : {}),
 	};
 	let batch = await ok(ctx.api.POST("/v1/batches", { body }));
@@ -119,6 +129,14 @@ export async function getBatch(ctx: Context, id: string): Promise<void> {
 
 export async function cancelBatch(ctx: Context, id: string): Promise<void> {
 	show(ctx, await ok(ctx.api.POST("/v1/batches/{id}/cancel", { params: { path: { id } } })));
+}
+
+/** `POST /v1/batches/{id}/start`: runs a dry run's planned batch. */
+export async function startBatch(ctx: Context, id: string, options: { wait: boolean }): Promise<number> {
+	let batch = await ok(ctx.api.POST("/v1/batches/{id}/start", { params: { path: { id } } }));
+	if (options.wait) batch = await waitForBatch(ctx, batch);
+	show(ctx, batch);
+	return options.wait && batch.counts.failed > 0 ? 1 : 0;
 }
 
 /** `GET /v1/batches/{id}/results`, streamed to `out` (or stdout) as the server sends it. */

@@ -6,7 +6,8 @@
 import { readFileSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { type BatchStatus, type ExportFormat, JOB_STATUSES, type WebhookEventType } from "../client/index.ts";
-import { cancelBatch, createBatch, exportBatch, getBatch, listBatches } from "./batches.ts";
+import { cancelBatch, createBatch, exportBatch, getBatch, listBatches, startBatch } from "./batches.ts";
+import { exportCaptions, getCaption, setCaption } from "./captions.ts";
 import { type Context, context, defaultApiUrl, type GlobalOptions } from "./context.ts";
 import { report } from "./errors.ts";
 import { type EventsOptions, printEvents } from "./events.ts";
@@ -104,19 +105,26 @@ jobs
 	.argument("<id>", "job id (job_…)")
 	.action(run((ctx, id: string) => getJob(ctx, id)));
 
-const BATCH_STATUSES: BatchStatus[] = ["listing", "running", "completed", "cancelled"];
+const BATCH_STATUSES: BatchStatus[] = ["planned", "listing", "running", "completed", "cancelled"];
 const batch = program.command("batch").description("caption every object under a prefix (the batches API)");
 batch
 	.command("create")
 	.description("caption the objects already in the bucket under a prefix")
 	.requiredOption("--prefix <prefix>", "object-key prefix, e.g. photos/")
 	.option("--prompt <text>", "caption instruction or visual question")
-	.option("--wait", "wait until the batch completes (exit code 1 if any job failed)")
+	.option("--wait", "wait until the batch completes, or is planned (exit code 1 if any job failed)")
+	.option("--dry-run", "plan only: count what it would caption and estimate calls, time and cost; no job")
 	.action(
-		run((ctx, options: { prefix: string; prompt?: string; wait?: boolean }) =>
-			createBatch(ctx, { ...options, wait: options.wait === true }),
+		run((ctx, options: { prefix: string; prompt?: string; wait?: boolean; dryRun?: boolean }) =>
+			createBatch(ctx, { ...options, wait: options.wait === true, dryRun: options.dryRun === true }),
 		),
 	);
+batch
+	.command("start")
+	.description("run a planned batch (made with --dry-run)")
+	.argument("<id>", "batch id (bat_…)")
+	.option("--wait", "wait until the batch completes (exit code 1 if any job failed)")
+	.action(run((ctx, id: string, options: { wait?: boolean }) => startBatch(ctx, id, { wait: options.wait === true })));
 batch
 	.command("list")
 	.description("list batches, newest first")
@@ -135,6 +143,25 @@ batch
 	.action(run((ctx, id: string) => cancelBatch(ctx, id)));
 
 const FORMATS: ExportFormat[] = ["jsonl", "csv", "hf"];
+const captions = program.command("captions").description("objects' current captions and their history");
+captions
+	.command("get")
+	.description("show an object's current caption and every version of it")
+	.argument("<key>", "object key")
+	.action(run((ctx, key: string) => getCaption(ctx, key)));
+captions
+	.command("set")
+	.description("write an object's caption by hand (it stays current until a re-caption with overwrite_human)")
+	.argument("<key>", "object key")
+	.argument("<text>", "the caption")
+	.action(run((ctx, key: string, text: string) => setCaption(ctx, key, text)));
+captions
+	.command("export")
+	.description("download the current captions of a prefix: JSON Lines, CSV, or a Hugging Face metadata.jsonl")
+	.option("--prefix <prefix>", "object-key prefix (default: everything the token sees)")
+	.addOption(new Option("--format <format>", "jsonl, csv or hf").choices(FORMATS).makeOptionMandatory())
+	.option("--out <file>", "write to this file instead of stdout")
+	.action(run((ctx, options: { prefix?: string; format: ExportFormat; out?: string }) => exportCaptions(ctx, options)));
 program
 	.command("export")
 	.description("download a batch's results: JSON Lines, CSV, or a Hugging Face imagefolder metadata.jsonl")

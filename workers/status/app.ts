@@ -18,6 +18,7 @@ import { allowedMethodsIndex } from "./method-not-allowed";
 import { rateLimit } from "./quotas";
 import { BEARER, json, withLimitResponses } from "./responses";
 import { batchRoutes } from "./routes/batches";
+import { captionRoutes } from "./routes/captions";
 import { dashboardRoutes } from "./routes/dashboard";
 import { eventRoutes } from "./routes/events";
 import { imageReadRoutes } from "./routes/image-read";
@@ -59,9 +60,9 @@ for (const type of WEBHOOK_EVENT_TYPES) {
 		summary:
 			type === BATCH_PROGRESS_EVENT
 				? `\`${type}\` (opt-in): a running batch's counts, rate and ETA, at most once a minute per batch`
-				: type.startsWith("batch.")
-					? `\`${type}\`: a batch reached this terminal state`
-					: `\`${type}\`: a job reached this terminal state`,
+				: type.startsWith("caption.")
+					? `\`${type}\`: a person wrote an object's caption (sent only to subscriptions that list it)`
+					: `\`${type}\`: a ${type.startsWith("batch.") ? "batch" : "job"} reached this terminal state`,
 		description: "Signed per Standard Webhooks with the subscription's `whsec_` secret (or `WEBHOOK_SECRET`).",
 		security: [],
 		request: {
@@ -131,6 +132,7 @@ app.route("/", imageReadRoutes);
 app.route("/", jobRoutes);
 app.route("/", jobDeliveryRoutes);
 app.route("/", batchRoutes);
+app.route("/", captionRoutes);
 app.route("/", statsRoutes);
 app.route("/", modelRoutes);
 app.route("/", statsSeriesRoutes);

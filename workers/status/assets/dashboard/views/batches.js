@@ -29,7 +29,7 @@ import { follow, throttle } from "../live.js";
 /** @typedef {import("../batch-progress.js").Batch} Batch */
 /** @typedef {{ data: Batch[], next_cursor: string | null }} BatchList */
 
-const STATUSES = ["listing", "running", "completed", "cancelled"];
+const STATUSES = ["planned", "listing", "running", "completed", "cancelled"];
 /** @type {{ format: import("../client.js").ExportFormat, label: string, file: (id: string) => string }[]} */
 const EXPORTS = [
 	{ format: "jsonl", label: "JSONL", file: (/** @type {string} */ id) => `${id}.jsonl` },
@@ -62,6 +62,7 @@ function createForm(ctx, refresh) {
 	});
 	const prompt = h("input", { id: "batch-prompt", name: "prompt", maxlength: 2000 });
 	const skip = h("input", { id: "batch-skip", name: "skip_captioned", type: "checkbox", checked: true });
+	const dryRun = h("input", { id: "batch-dry-run", name: "dry_run", type: "checkbox" });
 	const problem = errorBox("batch-error");
 	const form = h(
 		"form",
@@ -74,6 +75,12 @@ function createForm(ctx, refresh) {
 			{ class: "field check" },
 			skip,
 			h("label", { for: "batch-skip" }, "Skip objects already captioned with this prompt"),
+		),
+		h(
+			"div",
+			{ class: "field check" },
+			dryRun,
+			h("label", { for: "batch-dry-run" }, "Plan only (dry run): count and estimate, then Start"),
 		),
 		problem,
 		h("button", { type: "submit" }, "Create batch"),
@@ -92,11 +99,12 @@ function createForm(ctx, refresh) {
 						prefix: prefix.value.trim(),
 						...(prompt.value.trim() ? { prompt: prompt.value.trim() } : {}),
 						skip_captioned: skip.checked,
+						dry_run: dryRun.checked,
 					},
 				}),
 			);
 			showError(problem, null);
-			announce(`Batch ${batch.id} created`);
+			announce(dryRun.checked ? `Batch ${batch.id} is being planned` : `Batch ${batch.id} created`);
 			refresh();
 		} catch (err) {
 			showError(problem, messageOf(err));
@@ -135,11 +143,23 @@ function actions(ctx, b, refresh) {
 		}
 		refresh();
 	};
-	const open = b.status === "listing" || b.status === "running";
+	const start = async () => {
+		try {
+			await ctx.api.data(ctx.api.client.POST("/v1/batches/{id}/start", { params: { path: { id: b.id } } }));
+			announce(`Batch ${b.id} started`);
+		} catch (err) {
+			ctx.onError(err);
+		}
+		refresh();
+	};
+	const open = b.status === "planned" || b.status === "listing" || b.status === "running";
 	return h(
 		"div",
 		{ class: "actions" },
 		h("a", { href: `#/jobs?batch=${encodeURIComponent(b.id)}`, class: "button secondary small" }, "Jobs"),
+		b.status === "planned"
+			? h("button", { type: "button", class: "small", onclick: start, "aria-label": `Start ${b.id}` }, "Start")
+			: null,
 		open ? h("button", { type: "button", class: "danger small", onclick: cancel }, "Cancel") : null,
 		h(
 			"span",
@@ -215,7 +235,7 @@ export function batchesView(ctx) {
 		redraw(objects, `${b.prefix} ${b.key_count}`, () =>
 			b.prefix ? h("code", null, breakAtSlashes(b.prefix)) : `${b.key_count ?? 0} keys`,
 		);
-		redraw(progress, JSON.stringify([b.status, b.counts]), () => progressCell(b));
+		redraw(progress, JSON.stringify([b.status, b.counts, b.estimate]), () => progressCell(b));
 		redraw(tally, JSON.stringify(b.counts), () => counts(b));
 		redraw(created, `${b.created_at} ${Math.floor(Date.now() / 30_000)}`, () => timeEl(b.created_at));
 		redraw(buttons, b.status, () => actions(ctx, b, () => live.refresh()));

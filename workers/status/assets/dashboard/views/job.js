@@ -5,6 +5,7 @@
  * again from here). Refreshed every few seconds, so a running job finishes before your eyes.
  */
 import { messageOf, saveBlob } from "../api.js";
+import { captionHistory } from "../caption-history.js";
 import { deliveryTable } from "../deliveries.js";
 import {
 	announce,
@@ -134,6 +135,7 @@ export function jobView(ctx, id) {
 		refresh: () => live.refresh(),
 	});
 	const problem = errorBox("job-problem");
+	const captions = h("div");
 	/** @type {Job | null} */
 	let shown = null;
 
@@ -168,6 +170,12 @@ export function jobView(ctx, id) {
 				),
 			);
 		}
+		// The object's caption history: once the job is shown, and again when it has just finished.
+		if (!shown || (shown.status !== job.status && job.status === "succeeded")) {
+			const panel = captionHistory(ctx, job.key);
+			replace(captions, panel.element);
+			await panel.load();
+		}
 		if (shown && shown.status !== job.status) announce(`Job ${job.status}`);
 		if (!shown || JSON.stringify(shown) !== JSON.stringify(job)) replace(info, summary(job));
 		shown = job;
@@ -201,6 +209,7 @@ export function jobView(ctx, id) {
 		streamNote,
 		problem,
 		h("div", { class: "job-layout" }, figure, info),
+		captions,
 		h("h2", null, "Webhook deliveries"),
 		noDeliveries,
 		deliveries.element,
