@@ -14,6 +14,9 @@ export const OWN_RUNTIME = [
 	"test/status/list-bounded.test.ts",
 	"test/status/stats-bounded.test.ts",
 	"test/status/stats.test.ts",
+	// Compares the unscoped counters with all the rows: another file's rows deleted without the
+	// sweep (a test that removes a job directly) would show as a mismatch here.
+	"test/status/stat-counters.test.ts",
 	// Parses the admin's GET /v1/stats, which lists every batch in progress, whoever made it.
 	"test/consumer/foreign-bucket.test.ts",
 	// Subscribe as the admin without a prefix (every job's events reach them) or re-seal every

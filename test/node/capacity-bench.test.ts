@@ -19,10 +19,12 @@ const N = 50;
  * What this schema holds (docs/performance.md#capacity-d1-bytes-per-image: 1,278 and 583 at
  * N = 1,000), with room for N = 50's page rounding (a page is 4,096 bytes, 82 an image here, per
  * table or index that grows by one). The goals, 1,000 bytes retained and 500 per object besides
- * its caption, are not reached yet: these ceilings keep what was won from coming back.
+ * its caption, are not reached yet: these ceilings keep what was won from coming back. Caption
+ * versions (an object's `captions` row and its current version, which repeats the caption's text
+ * and key) then added about 70 bytes an object in steady state: 817 at N = 50 on 2026-12-05.
  */
 const RETAINED_CEILING = 1450;
-const STEADY_CEILING = 750;
+const STEADY_CEILING = 850;
 let workDir = "";
 
 afterAll(async () => {

@@ -16,6 +16,7 @@ export const DASHBOARD_MODULES = [
 	"charts.js",
 	"images.js",
 	"poll.js",
+	"live.js",
 	"deliveries.js",
 	"batch-progress.js",
 	"caption-history.js",
