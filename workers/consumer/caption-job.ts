@@ -20,7 +20,7 @@ import {
 	releaseJob,
 } from "../../shared/jobs/store";
 import { errorMessage, log } from "../../shared/log";
-import type { Captioning, ModelChain } from "../../shared/models/chain";
+import type { ModelChain } from "../../shared/models/chain";
 import { backoffSeconds } from "../../shared/queue/backoff";
 import { readCaptionMessage } from "../../shared/queue/caption-jobs";
 import { ACK, type BatchCounters, type Outcome, retryAfter } from "../../shared/queue/runner";
@@ -28,6 +28,8 @@ import type { ConsumerSettings } from "./config";
 import { recordObjectDeletion } from "./deleted-objects";
 import { finishJob } from "./finish";
 import { prepareImage, type SourceImage } from "./prepare-image";
+import { batchPresets } from "./presets";
+import { outputFields, type Produced, produceOutput } from "./produce-output";
 import { discardBody, notifiedOptionsKey, objectOptions, openObject, readSource } from "./read-source";
 
 export interface BatchContext {
@@ -111,7 +113,7 @@ function claimed(message: Message<unknown>, result: ClaimResult): Claim {
 
 /** How the attempt at a claimed job ended, with what it learned about the job (`fields`) by then. */
 type Attempt =
-	| { kind: "captioned"; caption: string; fields: JobResultFields }
+	| { kind: "captioned"; caption: string; result: string; fields: JobResultFields }
 	| { kind: "failed"; failure: JobFailure; fields: JobResultFields }
 	| { kind: "transient"; error: unknown; fields: JobResultFields };
 
@@ -140,20 +142,27 @@ async function captionJob(job: JobRow, ctx: BatchContext): Promise<Attempt> {
 	const { options, source, fields } = loaded.value;
 	const images = ctx.env.IMAGES;
 	const captioned = await step(fields, () =>
-		ctx.chain.caption((limits) => prepareImage(images, source, limits), { ...options, keyId: job.key_id }),
+		produceOutput(ctx.chain, (limits) => prepareImage(images, source, limits), options, job.key_id),
 	);
 	if (captioned.kind === "end") return captioned.attempt;
 	return attemptOf(captioned.value, fields);
 }
 
 /** The job's side of the chain's answer. */
-function attemptOf(captioning: Captioning, fields: JobResultFields): Attempt {
+function attemptOf(captioning: Produced, fields: JobResultFields): Attempt {
 	const { inferenceMs } = captioning;
 	switch (captioning.kind) {
-		case "captioned":
+		case "produced":
 			return {
 				kind: "captioned",
-				caption: captioning.caption,
+				caption: captioning.text,
+				result: JSON.stringify(captioning.result),
+				fields: { ...fields, model: captioning.model, inferenceMs },
+			};
+		case "invalid":
+			return {
+				kind: "failed",
+				failure: new JobFailure("invalid_output", captioning.message),
 				fields: { ...fields, model: captioning.model, inferenceMs },
 			};
 		case "refused":
@@ -177,13 +186,15 @@ interface Loaded {
 async function loadSource(job: JobRow, object: R2ObjectBody, ctx: BatchContext): Promise<Step<Loaded>> {
 	try {
 		const defaults = { prompt: ctx.settings.DEFAULT_PROMPT, maxTokens: ctx.settings.DEFAULT_MAX_TOKENS };
-		const resolved = await step({}, () => objectOptions(job, object, defaults, ctx.settings.DEPLOY_MODE));
+		const preset = await batchPresets(ctx.chain, ctx.env.DB).forKey(job.key);
+		const resolved = await step({}, () => objectOptions(job, object, defaults, ctx.settings.DEPLOY_MODE, preset));
 		if (resolved.kind === "end") return resolved;
 		const options = resolved.value;
 		const known: JobResultFields = {
 			prompt: options.prompt,
 			maxTokens: options.maxTokens,
 			callbackUrl: options.callbackUrl,
+			...outputFields(options),
 		};
 		const read = await step(known, () => readSource(ctx.env.BUCKET, job, object, ctx.settings.MAX_OBJECT_BYTES));
 		if (read.kind === "end") return read;
@@ -197,7 +208,12 @@ async function loadSource(job: JobRow, object: R2ObjectBody, ctx: BatchContext):
 async function settle(job: JobRow, attempt: Attempt, attempts: number, ctx: BatchContext): Promise<Outcome> {
 	switch (attempt.kind) {
 		case "captioned":
-			return finish(job, { status: "succeeded", caption: attempt.caption }, attempt.fields, ctx);
+			return finish(
+				job,
+				{ status: "succeeded", caption: attempt.caption, result: attempt.result },
+				attempt.fields,
+				ctx,
+			);
 		case "failed": {
 			const { code, message } = attempt.failure;
 			return finish(job, { status: "failed", code, message }, attempt.fields, ctx);

@@ -7,7 +7,13 @@
  */
 import { inspectImage, validateImage } from "../../shared/image/sniff";
 import { JobFailure } from "../../shared/jobs/errors";
-import { type CaptionOptions, type OptionDefaults, optionsKey, resolveOptions } from "../../shared/jobs/options";
+import {
+	type CaptionOptions,
+	type OptionDefaults,
+	optionsKey,
+	type PresetOptions,
+	resolveOptions,
+} from "../../shared/jobs/options";
 import type { JobRow } from "../../shared/jobs/schema";
 import type { ObjectVersion } from "../../shared/queue/caption-jobs";
 import { checkWebhookUrl, type DeployMode, refusalMessage } from "../../shared/webhooks/ssrf";
@@ -40,7 +46,7 @@ export async function notifiedOptionsKey(bucket: R2Bucket, version: ObjectVersio
 }
 
 /**
- * The job's options: explicit, then the object's custom metadata, then the defaults. An invalid
+ * The job's options: explicit, then the object's custom metadata, then the preset of its key, then the defaults. An invalid
  * value, or a `callback-url` the API would refuse (an object written straight into the bucket with
  * a private or non-https address), fails the job with invalid_options.
  */
@@ -49,8 +55,9 @@ export function objectOptions(
 	object: R2Object,
 	defaults: OptionDefaults,
 	mode: DeployMode,
+	preset: PresetOptions | null = null,
 ): CaptionOptions {
-	const options = resolveOptions(job, object.customMetadata ?? {}, defaults);
+	const options = resolveOptions(job, object.customMetadata ?? {}, defaults, preset);
 	if (options.callbackUrl !== null) {
 		const verdict = checkWebhookUrl(options.callbackUrl, mode);
 		if (!verdict.ok) {
