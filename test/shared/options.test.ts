@@ -61,12 +61,13 @@ describe("caption options", () => {
 	});
 
 	it("the output options' text forms are checked like the others", () => {
-		for (const metadata of [
+		const invalid: Record<string, string>[] = [
 			{ output: "haiku" },
 			{ output: "{not json" },
 			{ language: "?" },
 			{ "write-back": "disk" },
-		]) {
+		];
+		for (const metadata of invalid) {
 			expect(() => resolveOptions(NONE, metadata, DEFAULTS)).toThrow(JobFailure);
 		}
 		expect(resolveOptions(NONE, { "write-back": "metadata" }, DEFAULTS).writeBack).toEqual({

@@ -26,11 +26,13 @@ import { readCaptionMessage } from "../../shared/queue/caption-jobs";
 import { ACK, type BatchCounters, type Outcome, retryAfter } from "../../shared/queue/runner";
 import type { ConsumerSettings } from "./config";
 import { recordObjectDeletion } from "./deleted-objects";
+import { type Echo, echoOf } from "./echoes";
 import { finishJob } from "./finish";
 import { prepareImage, type SourceImage } from "./prepare-image";
 import { batchPresets } from "./presets";
 import { outputFields, type Produced, produceOutput } from "./produce-output";
 import { discardBody, notifiedOptionsKey, objectOptions, openObject, readSource } from "./read-source";
+import { writeBackJob } from "./write-back";
 
 export interface BatchContext {
 	env: ConsumerEnv;
@@ -52,17 +54,21 @@ export async function handleCaptionMessage(message: Message<unknown>, ctx: Batch
 			const attempt = await captionJob(claim.job, ctx);
 			return settle(claim.job, attempt, message.attempts, ctx);
 		}
+		case "write-back":
+			return writeBackJob(ctx.env, ctx.settings, claim.job, message.attempts);
 	}
 }
 
 type Claim =
 	| { kind: "claimed"; job: JobRow }
+	/** Finished, with its write-back still to do (an earlier delivery ended before it). */
+	| { kind: "write-back"; job: JobRow }
 	/** Running under another message's lease: look again once it ends. */
 	| { kind: "busy"; retryAfterSeconds: number }
 	/** Nothing to do, only to count. */
 	| {
 			kind: "skipped";
-			counter: "invalid_messages" | "ignored_events" | "duplicate_messages" | "foreign_bucket_notifications";
+			counter: "invalid_messages" | "ignored_events" | "duplicate_messages" | "foreign_bucket_notifications" | Echo;
 	  };
 
 async function claimJob(message: Message<unknown>, ctx: BatchContext): Promise<Claim> {
@@ -81,7 +87,10 @@ async function claimJob(message: Message<unknown>, ctx: BatchContext): Promise<C
 		case "job":
 			return claimed(message, await claimJobById(ctx.env.DB, target.jobId, lease));
 		case "object-version": {
-			const options = await notifiedOptionsKey(ctx.env.BUCKET, target.version);
+			const head = await ctx.env.BUCKET.head(target.version.key);
+			const echo = echoOf(target.version, head);
+			if (echo !== null) return { kind: "skipped", counter: echo };
+			const options = await notifiedOptionsKey(target.version, head);
 			const result = await claimNotificationJob(ctx.env.DB, target.version, target.eventTime, lease, options);
 			return claimed(message, result);
 		}
@@ -103,6 +112,9 @@ function claimed(message: Message<unknown>, result: ClaimResult): Claim {
 		case "existing": {
 			// A duplicate: finished, or running elsewhere under a lease.
 			const { status, lease_expires_at: leaseEnd } = result.job;
+			if (status === "succeeded" && result.job.write_back_status === "pending") {
+				return { kind: "write-back", job: result.job };
+			}
 			if (status === "processing" && leaseEnd !== null) {
 				return { kind: "busy", retryAfterSeconds: Math.max(1, Math.ceil((leaseEnd - Date.now()) / 1000) + 1) };
 			}
@@ -213,10 +225,11 @@ async function settle(job: JobRow, attempt: Attempt, attempts: number, ctx: Batc
 				{ status: "succeeded", caption: attempt.caption, result: attempt.result },
 				attempt.fields,
 				ctx,
+				attempts,
 			);
 		case "failed": {
 			const { code, message } = attempt.failure;
-			return finish(job, { status: "failed", code, message }, attempt.fields, ctx);
+			return finish(job, { status: "failed", code, message }, attempt.fields, ctx, attempts);
 		}
 		case "transient": {
 			const next = afterTransientError(attempt.error, attempts, ctx.settings);
@@ -227,6 +240,7 @@ async function settle(job: JobRow, attempt: Attempt, attempts: number, ctx: Batc
 						{ status: "failed", code: "retries_exhausted", message: next.message },
 						attempt.fields,
 						ctx,
+						attempts,
 					);
 				case "retry":
 					await releaseJob(ctx.env.DB, job, Date.now());
@@ -260,6 +274,7 @@ async function finish(
 	outcome: FinishOutcome,
 	fields: JobResultFields,
 	ctx: BatchContext,
+	attempts: number,
 ): Promise<Outcome> {
 	const now = Date.now();
 	const finished = await finishJob(ctx.env, finishStatement(ctx.env.DB, job, now, outcome, fields), job.id, now);
@@ -271,6 +286,8 @@ async function finish(
 			model: finished.model,
 			total_ms: finished.total_ms,
 		});
+		// Pending only when the job succeeded with a write-back asked for.
+		if (finished.write_back_status === "pending") return writeBackJob(ctx.env, ctx.settings, finished, attempts);
 	} else {
 		log("warn", "lease_lost", { job_id: job.id });
 	}

@@ -36,11 +36,10 @@ export async function openObject(bucket: R2Bucket, job: JobRow): Promise<R2Objec
 
 /**
  * The options key (shared/jobs/options.ts) of the object version a notification names, from its
- * custom metadata: what the notification's job is unique on besides the version. A version that is
+ * custom metadata (its HEAD, null when gone): what the notification's job is unique on besides the version. A version that is
  * gone or replaced has none (''); its job then fails with object_not_found when it opens it.
  */
-export async function notifiedOptionsKey(bucket: R2Bucket, version: ObjectVersion): Promise<string> {
-	const head = await bucket.head(version.key);
+export async function notifiedOptionsKey(version: ObjectVersion, head: R2Object | null): Promise<string> {
 	if (!head || head.etag !== version.etag) return "";
 	return optionsKey(head.customMetadata ?? {});
 }

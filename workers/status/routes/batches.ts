@@ -19,6 +19,7 @@ import { principalKeyId, scopePrefix } from "../auth/authorisation";
 import { EXPORT_FORMATS, exportHeaders, exportStream } from "../batches/export";
 import { batchCursor, cancelBatch, createBatch, listBatches } from "../batches/store";
 import { IdempotencyHeaders, idempotent } from "../idempotency";
+import { outputBodyFields, outputColumns } from "../output-options";
 import { tooManyBatches } from "../quotas";
 import { authenticated, errors, json } from "../responses";
 import { readSettings } from "../settings";
@@ -44,6 +45,7 @@ const CreateBatchBody = z
 			description: "For every job; default: each object's `prompt` metadata, else the default prompt.",
 		}),
 		max_tokens: MaxTokens.optional(),
+		...outputBodyFields,
 		callback_url: CallbackUrl.optional().meta({
 			description:
 				"Receives `batch.completed` or `batch.cancelled`, signed with the API key's `webhook_secret` (the admin's: WEBHOOK_SECRET).",
@@ -186,6 +188,7 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 		if (body.callback_url !== undefined) {
 			requireSafeWebhookUrl(settings.DEPLOY_MODE, body.callback_url, "callback_url", "body");
 		}
+		const outputs = outputColumns(body, { output: "output", in: "body" });
 		const created = await createBatch(
 			c.env.DB,
 			{
@@ -193,6 +196,7 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 				source: keys === undefined ? { prefix: body.prefix ?? "" } : { keys },
 				prompt: body.prompt ?? null,
 				maxTokens: body.max_tokens ?? null,
+				outputs,
 				callbackUrl: body.callback_url ?? null,
 				metadata: body.metadata ?? {},
 				skipCaptioned: body.skip_captioned,
