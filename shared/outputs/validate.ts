@@ -103,8 +103,61 @@ export function checkOutput(output: Output, answer: string): Checked {
 	}
 }
 
-/** A JSON Schema the validator cannot use is refused when the job is asked for, not when it runs. */
+const JSON_TYPES = new Set(["object", "array", "string", "number", "integer", "boolean", "null"]);
+const SUBSCHEMA_MAPS = ["properties", "patternProperties", "$defs", "definitions"] as const;
+const SUBSCHEMA_LISTS = ["allOf", "anyOf", "oneOf", "prefixItems"] as const;
+const SUBSCHEMAS = ["items", "additionalProperties", "not", "if", "then", "else", "contains"] as const;
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** What is wrong with the structural keywords of a schema (the validator itself checks no schema), or null. */
+function structureProblem(schema: unknown, at: string): string | null {
+	if (typeof schema === "boolean") return null;
+	if (!isObject(schema)) return `${at || "/"} is not a schema (an object or a boolean)`;
+	const types = Array.isArray(schema.type) ? schema.type : schema.type === undefined ? [] : [schema.type];
+	const badType = types.find((t) => typeof t !== "string" || !JSON_TYPES.has(t));
+	if (badType !== undefined) return `${at}/type: ${JSON.stringify(badType)} is not a JSON type`;
+	if (
+		schema.required !== undefined &&
+		!(Array.isArray(schema.required) && schema.required.every((r) => typeof r === "string"))
+	) {
+		return `${at}/required must be an array of property names`;
+	}
+	if (schema.enum !== undefined && !Array.isArray(schema.enum)) return `${at}/enum must be an array`;
+	for (const key of SUBSCHEMA_MAPS) {
+		const map = schema[key];
+		if (map === undefined) continue;
+		if (!isObject(map)) return `${at}/${key} must be an object of schemas`;
+		for (const [name, sub] of Object.entries(map)) {
+			const problem = structureProblem(sub, `${at}/${key}/${name}`);
+			if (problem) return problem;
+		}
+	}
+	for (const key of SUBSCHEMA_LISTS) {
+		const list = schema[key];
+		if (list === undefined) continue;
+		if (!Array.isArray(list)) return `${at}/${key} must be an array of schemas`;
+		for (const [i, sub] of list.entries()) {
+			const problem = structureProblem(sub, `${at}/${key}/${i}`);
+			if (problem) return problem;
+		}
+	}
+	for (const key of SUBSCHEMAS) {
+		if (schema[key] === undefined) continue;
+		const problem = structureProblem(schema[key], `${at}/${key}`);
+		if (problem) return problem;
+	}
+	return null;
+}
+
+/**
+ * A JSON Schema that cannot be used is refused when the job or preset is asked for, not when it
+ * runs: its structural keywords are checked, and the validator must be able to run it (a `$ref`
+ * it cannot resolve throws).
+ */
 export function schemaProblem(schema: Record<string, unknown>): string | null {
+	const problem = structureProblem(schema, "");
+	if (problem !== null) return problem;
 	try {
 		new Validator(schema, "2020-12", false).validate(null);
 		return null;

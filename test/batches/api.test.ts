@@ -56,6 +56,9 @@ describe("POST /v1/batches", () => {
 				"prefix",
 				"prompt",
 				"status",
+				"output",
+				"language",
+				"write_back",
 			].sort(),
 		);
 		expect(batch).toEqual({
@@ -65,6 +68,9 @@ describe("POST /v1/batches", () => {
 			key_count: null,
 			prompt: "Describe",
 			max_tokens: 100,
+			output: null,
+			language: null,
+			write_back: null,
 			metadata: { a: "1", b: "two" },
 			counts: counts({}),
 			created_at: expect.any(String),

@@ -292,6 +292,7 @@ describe("the route table: every route × no token, a wrong token, an out-of-sco
 	let job: Job;
 	let batchId: string;
 	let subscriptionId: string;
+	let presetOfScope: string;
 
 	const Created = z.object({ id: z.string() });
 	async function made(res: Response, status: number): Promise<string> {
@@ -324,6 +325,14 @@ describe("the route table: every route × no token, a wrong token, an out-of-sco
 		return `${subscription}/deliveries/${delivery}`;
 	}
 	const newKeyId = async () => (await createKey()).id;
+	const presetName = () => `m${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+	/** A preset inside the in-scope key's prefix, made by the admin. */
+	const newPreset = async () => {
+		const name = presetName();
+		const res = await call("POST", "/v1/presets", { json: { name, prefix: `${prefix}${name}/`, output: "tags" } });
+		if (res.status !== 201) throw new Error(`preset: ${res.status} ${await res.text()}`);
+		return name;
+	};
 
 	interface Row {
 		path: () => string | Promise<string>;
@@ -364,6 +373,17 @@ describe("the route table: every route × no token, a wrong token, an out-of-sco
 			expected: IN_SCOPE,
 		},
 		"GET /v1/batches/{id}/results": { path: () => `/v1/batches/${batchId}/results`, expected: IN_SCOPE },
+		"POST /v1/presets": {
+			path: () => "/v1/presets",
+			json: () => {
+				const name = presetName();
+				return { name, prefix: `${prefix}${name}/`, output: "alt_text" };
+			},
+			expected: [401, 401, 404, 201, 201],
+		},
+		"GET /v1/presets": { path: () => "/v1/presets", expected: EVERY_KEY },
+		"GET /v1/presets/{name}": { path: () => `/v1/presets/${presetOfScope}`, expected: IN_SCOPE },
+		"DELETE /v1/presets/{name}": { path: async () => `/v1/presets/${await newPreset()}`, expected: IN_SCOPE },
 		"GET /v1/stats": { path: () => "/v1/stats", expected: EVERY_KEY },
 		"GET /v1/models": { path: () => "/v1/models", expected: EVERY_KEY },
 		"GET /v1/stats/series": { path: () => "/v1/stats/series?window=1h", expected: EVERY_KEY },
@@ -404,7 +424,7 @@ describe("the route table: every route × no token, a wrong token, an out-of-sco
 		[owner, outsider] = await Promise.all([createKey(prefix), createKey(uniqueKey("matrix-elsewhere/"))]);
 		objectKey = `${prefix}photo.png`;
 		job = await uploadViaApi(objectKey, png, {}, owner.token);
-		[batchId, subscriptionId] = await Promise.all([newBatch(), newSubscription()]);
+		[batchId, subscriptionId, presetOfScope] = await Promise.all([newBatch(), newSubscription(), newPreset()]);
 	});
 
 	it("has a row for every route the router and /openapi.json serve, and no other", () => {
