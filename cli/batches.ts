@@ -3,11 +3,13 @@
  * docs/batches.md) through the generated client. Error answers (401, 404, 409 …) become the
  * CLI's usual messages (cli/errors.ts).
  */
+
 import { createWriteStream } from "node:fs";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { type Batch, type BatchStatus, type ExportFormat, ok } from "../client/index.ts";
 import { type Context, printJson } from "./context.ts";
+import { type OutputFlags, outputBody, outputRequest } from "./output-options.ts";
 import { sleep } from "./pool.ts";
 import { reporter } from "./progress.ts";
 
@@ -52,12 +54,13 @@ function show(ctx: Context, batch: Batch): void {
 
 export async function createBatch(
 	ctx: Context,
-	options: { prefix: string; prompt?: string; wait: boolean },
+	options: { prefix: string; prompt?: string; wait: boolean } & OutputFlags,
 ): Promise<number> {
 	const body = {
 		prefix: options.prefix,
 		skip_captioned: true,
 		...(options.prompt !== undefined ? { prompt: options.prompt } : {}),
+		...outputBody(await outputRequest(options)),
 	};
 	let batch = await ok(ctx.api.POST("/v1/batches", { body }));
 	if (options.wait) batch = await waitForBatch(ctx, batch);
