@@ -5,6 +5,7 @@
  * Face `metadata.jsonl`) downloaded with the token. Built on the batches API (docs/batches.md); a
  * server whose OpenAPI document has no `/v1/batches` gets a note instead.
  */
+
 import { messageOf, saveBlob } from "../api.js";
 import { progressCell } from "../batch-progress.js";
 import {
@@ -20,6 +21,7 @@ import {
 	syncRows,
 	timeEl,
 } from "../dom.js";
+import { outputFields } from "../output-fields.js";
 import { poll } from "../poll.js";
 
 /** @typedef {import("../client.js").BatchStatus} BatchStatus */
@@ -61,6 +63,7 @@ function createForm(ctx, refresh) {
 		autocomplete: "off",
 	});
 	const prompt = h("input", { id: "batch-prompt", name: "prompt", maxlength: 2000 });
+	const outputs = outputFields("batch");
 	const skip = h("input", { id: "batch-skip", name: "skip_captioned", type: "checkbox", checked: true });
 	const problem = errorBox("batch-error");
 	const form = h(
@@ -69,6 +72,7 @@ function createForm(ctx, refresh) {
 		h("h2", { id: "new-batch-title" }, "Caption a prefix"),
 		field("Key prefix", prefix, "Every object under this prefix gets a job, including those already in the bucket."),
 		field("Prompt (optional)", prompt),
+		...outputs.elements,
 		h(
 			"div",
 			{ class: "field check" },
@@ -92,6 +96,7 @@ function createForm(ctx, refresh) {
 						prefix: prefix.value.trim(),
 						...(prompt.value.trim() ? { prompt: prompt.value.trim() } : {}),
 						skip_captioned: skip.checked,
+						...outputs.body(),
 					},
 				}),
 			);

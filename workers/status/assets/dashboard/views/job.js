@@ -4,6 +4,7 @@
  * webhook deliveries of its event with their attempts (a delivery to a subscription can be sent
  * again from here). Refreshed every few seconds, so a running job finishes before your eyes.
  */
+
 import { messageOf, saveBlob } from "../api.js";
 import { deliveryTable } from "../deliveries.js";
 import {
@@ -20,6 +21,7 @@ import {
 	statusBadge,
 } from "../dom.js";
 import { authImage } from "../images.js";
+import { resultBlock } from "../output-fields.js";
 import { poll } from "../poll.js";
 
 /** @typedef {import("../api.js").Job} Job */
@@ -91,6 +93,7 @@ function summary(job) {
 				];
 	const batchId = /** @type {{ batch_id?: string | null }} */ (job).batch_id;
 	return [
+		resultBlock(job),
 		h("p", { class: "job-status" }, statusBadge(job.status), job.attempts > 1 ? ` after ${job.attempts} attempts` : ""),
 		outcomeBlock,
 		h("h2", null, "Timings"),
