@@ -45,7 +45,7 @@ const tinyJpeg = () =>
 		.toBuffer();
 
 /** Puts `n` objects under `prefix` into the local bucket of `persistTo`, as a backfill finds them. */
-async function seedObjects(persistTo: string, prefix: string, n: number): Promise<void> {
+export async function seedObjects(persistTo: string, prefix: string, n: number): Promise<void> {
 	const proxy = await getPlatformProxy<{ BUCKET: { put(key: string, value: Uint8Array): Promise<unknown> } }>({
 		configPath: WORKER_CONFIGS.status,
 		persist: { path: path.join(persistTo, "v3") },

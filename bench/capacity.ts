@@ -6,8 +6,10 @@
  * stays is what stays for good) and the size is read again.
  *
  * - `d1_bytes_per_image`: bytes per image while everything is retained (before the sweep);
- * - `steady_bytes_per_object`: bytes per object after retention;
- * - `images_per_10gb`: objects one 10 GB database holds in that steady state;
+ * - `steady_bytes_per_object`: bytes per object after retention besides its caption's text (the
+ *   caption's UTF-8 bytes are taken off: its length is the model's, not the schema's);
+ *   `steady_bytes_per_object_with_caption` with them;
+ * - `images_per_10gb`: objects one 10 GB database holds in that steady state (captions included);
  * - `days_to_fill_at_limit`: days a backfill of new objects at the account's model limits takes to
  *   fill 10 GB with retention on (the retained window of webhook rows included); `null` when what
  *   stays per object is nothing (storage stays bounded);
@@ -49,8 +51,11 @@ export interface CapacityResult {
 	n: number;
 	succeeded: number;
 	meanCaptionChars: number;
+	/** UTF-8 bytes of the mean caption: what `steady_bytes_per_object` leaves out. */
+	meanCaptionBytes: number;
 	d1_bytes_per_image: number;
 	steady_bytes_per_object: number;
+	steady_bytes_per_object_with_caption: number;
 	images_per_10gb: number;
 	images_per_10gb_without_retention: number;
 	days_to_fill_at_limit: number | null;
@@ -211,13 +216,16 @@ export async function runCapacity(options: {
 
 		const perImage = total(retained) / options.n;
 		const perObject = total(steady) / options.n;
-		const captions = jobs.map((j) => j.caption?.length ?? 0);
+		const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
+		const captionBytes = mean(jobs.map((j) => Buffer.byteLength(j.caption ?? "", "utf8")));
 		return {
 			n: options.n,
 			succeeded: summary.succeeded,
-			meanCaptionChars: round(captions.reduce((a, b) => a + b, 0) / Math.max(1, captions.length), 1),
+			meanCaptionChars: round(mean(jobs.map((j) => j.caption?.length ?? 0)), 1),
+			meanCaptionBytes: round(captionBytes, 1),
 			d1_bytes_per_image: round(perImage, 0),
-			steady_bytes_per_object: round(perObject, 0),
+			steady_bytes_per_object: round(perObject - captionBytes, 0),
+			steady_bytes_per_object_with_caption: round(perObject, 0),
 			images_per_10gb: perObject > 0 ? Math.floor(D1_LIMIT_BYTES / perObject) : Number.POSITIVE_INFINITY,
 			images_per_10gb_without_retention: Math.floor(D1_LIMIT_BYTES / perImage),
 			days_to_fill_at_limit: daysToFill(perImage, perObject),
@@ -243,7 +251,7 @@ export function capacityMarkdown(c: CapacityResult | null): string[] {
 		"| measure | value |",
 		"| --- | --- |",
 		`| D1 bytes per image, everything retained | ${c.d1_bytes_per_image} |`,
-		`| D1 bytes per object after retention (steady state) | ${c.steady_bytes_per_object} |`,
+		`| D1 bytes per object after retention (steady state), besides the caption's ${c.meanCaptionBytes} bytes / with it | ${c.steady_bytes_per_object} / ${c.steady_bytes_per_object_with_caption} |`,
 		`| images per 10 GB database: without retention / steady state | ${c.images_per_10gb_without_retention} / ${c.images_per_10gb} |`,
 		`| days to fill 10 GB at 1,020 images/min: without retention / with it | ${c.days_to_fill_without_retention} / ${c.days_to_fill_at_limit ?? "never (bounded)"} |`,
 		`| retention sweep: D1 rows written per image | ${c.sweep_rows_written_per_image} |`,

@@ -83,7 +83,7 @@ interface FailedCall {
 }
 
 /** The consumer's `model_call_failed` events in wrangler's output since `fromLine`. */
-function failedCalls(log: string[]): FailedCall[] {
+export function failedCalls(log: string[]): FailedCall[] {
 	const calls: FailedCall[] = [];
 	for (const raw of log) {
 		const line = stripVTControlCharacters(raw);

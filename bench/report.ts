@@ -9,6 +9,7 @@ import path from "node:path";
 import { type BatchesReport, batchesMarkdown } from "./batches-report.ts";
 import { type CapacityResult, capacityMarkdown } from "./capacity.ts";
 import type { DashboardResult } from "./dashboard.ts";
+import type { LanesResult } from "./lanes.ts";
 import type { MemoryResult } from "./memory.ts";
 import type { PipelineResult } from "./pipeline.ts";
 import type { RateLimitResult } from "./rate-limit.ts";
@@ -22,6 +23,40 @@ export interface PipelineRun {
 	result: PipelineResult;
 }
 
+function lanesTable(l: LanesResult): string[] {
+	return [
+		...header(["measure", "N", "time scale", "value", "goal"]),
+		row([
+			"interactive time-to-caption idle, p50 / p95",
+			l.interactive / 2,
+			l.timeScale,
+			`${l.idle.p50Ms} / ${l.idle.p95Ms} ms`,
+			"",
+		]),
+		row([
+			"same during a backfill at the limit, p50 / p95",
+			`${l.interactive / 2} (backfill ${l.n})`,
+			l.timeScale,
+			`${l.duringBackfill.p50Ms} / ${l.duringBackfill.p95Ms} ms (${l.p95Ratio}× idle p95)`,
+			"p95 ≤ 2× idle",
+		]),
+		row([
+			"two keys' backfills, captions/s each and ratio",
+			`${Math.floor(l.n / 2)} each`,
+			l.timeScale,
+			`${l.twoKeys.perSecondA} / ${l.twoKeys.perSecondB} (${l.twoKeys.ratio})`,
+			"within 10 %",
+		]),
+		row([
+			"spillover backfill, sustained of 1,020/min",
+			l.n,
+			l.timeScale,
+			`${l.spillover.sustainedPerSecond}/s of ${l.spillover.limitPerSecond}/s (${(l.spillover.fraction * 100).toFixed(1)} %), ${l.spillover.rateLimitedCalls} × 3021, ${l.spillover.failed} failed`,
+			"≥ 95 %, 0 × 3021",
+		]),
+	];
+}
+
 export interface Report {
 	date: string;
 	machine: Record<string, string | number>;
@@ -31,6 +66,7 @@ export interface Report {
 	memory: MemoryResult[];
 	uploadMemory: UploadMemoryResult[];
 	rateLimit: RateLimitResult[];
+	lanes: LanesResult | null;
 	dashboard: DashboardResult | null;
 	batches: BatchesReport;
 	capacity: CapacityResult | null;
@@ -211,6 +247,7 @@ export function renderMarkdown(report: Report): string {
 	if (report.memory.length)
 		out.push("#### Memory while captioning large images", "", ...memoryTable(report.memory), "");
 	out.push(...uploadMemoryMarkdown(report.uploadMemory));
+	if (report.lanes) out.push("#### Lanes (emulated limits)", "", ...lanesTable(report.lanes), "");
 	if (report.rateLimit.length)
 		out.push("#### Rate limits per task type (emulated)", "", ...rateTable(report.rateLimit), "");
 	if (report.dashboard) out.push("#### Dashboard: first render", "", ...dashboardTable(report.dashboard), "");

@@ -19,6 +19,7 @@ import { parseArgs } from "node:util";
 import { meteredBundles, runBackfill, runExport, runUploadCost } from "./batches.ts";
 import { runCapacity } from "./capacity.ts";
 import { runDashboard } from "./dashboard.ts";
+import { runLanes } from "./lanes.ts";
 import { runMemory } from "./memory.ts";
 import { runPipeline } from "./pipeline.ts";
 import { runRateLimit } from "./rate-limit.ts";
@@ -47,6 +48,8 @@ const { values: args } = parseArgs({
 		"export-sizes": { type: "string" },
 		"cost-n": { type: "string" },
 		"capacity-n": { type: "string" },
+		"lanes-n": { type: "string" },
+		"lanes-scale": { type: "string" },
 	},
 });
 
@@ -80,8 +83,12 @@ const options = {
 	uploadRuns: quick ? 2 : 5,
 	// Capacity: N images captioned with a webhook subscription, D1 measured before and after retention.
 	capacityN: num(args["capacity-n"], quick ? 50 : n),
+	// Lanes: a backfill of this many objects (and two keys' of half as many each, and a spillover one)
+	// with interactive jobs measured beside it; the minute shortened by --lanes-scale.
+	lanesN: num(args["lanes-n"], quick ? 600 : 10_000),
+	lanesScale: num(args["lanes-scale"], quick ? 2 : 1),
 	sections: new Set(
-		(args.only ?? "pipeline,status,memory,upload,rate,dashboard,backfill,export,cost,capacity").split(","),
+		(args.only ?? "pipeline,status,memory,upload,rate,dashboard,backfill,export,cost,capacity,lanes").split(","),
 	),
 };
 
@@ -99,6 +106,7 @@ const report: Report = {
 	memory: [],
 	uploadMemory: [],
 	rateLimit: [],
+	lanes: null,
 	dashboard: null,
 	batches: { backfill: null, exports: [], costs: [] },
 	capacity: null,
@@ -297,6 +305,22 @@ async function main() {
 		}
 	}
 
+	if (options.sections.has("lanes")) {
+		log(`lanes: N = ${options.lanesN}, time scale ${options.lanesScale}`);
+		const result = await runLanes({
+			bundles,
+			workDir: path.join(workDir, "lanes"),
+			n: options.lanesN,
+			interactive: 60,
+			timeScale: options.lanesScale,
+			log,
+		});
+		log(
+			`  interactive p95 ${result.duringBackfill.p95Ms} ms during the backfill against ${result.idle.p95Ms} ms idle (${result.p95Ratio}×); two keys ${result.twoKeys.ratio}; spillover ${(result.spillover.fraction * 100).toFixed(1)} %, ${result.spillover.rateLimitedCalls} × 3021`,
+		);
+		report.lanes = result;
+	}
+
 	if (options.sections.has("dashboard")) {
 		log(`dashboard: first render with ${options.dashboardJobs} jobs, ${options.dashboardRuns} runs`);
 		const stack = await startStack({ consumer: "real", bundles, workDir: path.join(workDir, "dashboard") });
@@ -322,7 +346,7 @@ async function main() {
 		});
 		const c = report.capacity;
 		log(
-			`  ${c.d1_bytes_per_image} bytes per image retained, ${c.steady_bytes_per_object} per object after retention, ${c.images_per_10gb} objects per 10 GB`,
+			`  ${c.d1_bytes_per_image} bytes per image retained, ${c.steady_bytes_per_object} per object after retention besides its caption, ${c.images_per_10gb} objects per 10 GB`,
 		);
 	}
 

@@ -128,7 +128,8 @@ async function load(stack: Stack, endpoint: string, urlPath: string, seconds: nu
 async function queryPlans(persistTo: string): Promise<Record<string, string>> {
 	const queries: Record<string, string> = {
 		"list newest": "SELECT * FROM jobs ORDER BY created_at DESC, id DESC LIMIT 21",
-		"list status=failed": "SELECT * FROM jobs WHERE status = 'failed' ORDER BY created_at DESC, id DESC LIMIT 21",
+		"list status=failed":
+			"SELECT * FROM jobs WHERE status = 'failed' AND status <> 'succeeded' ORDER BY created_at DESC, id DESC LIMIT 21",
 		"list prefix, sparse (< 2,000 jobs)": `SELECT * FROM jobs WHERE id IN (SELECT id FROM jobs WHERE key >= 'seed/p07/' AND key < 'seed/p070'
 			ORDER BY created_at DESC, id DESC LIMIT 21) ORDER BY created_at DESC, id DESC`,
 		"list prefix, dense":

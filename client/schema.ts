@@ -216,7 +216,7 @@ export interface paths {
         };
         /**
          * Download a batch's results
-         * @description Streamed in key order. `jsonl`: one Job JSON per line. `csv`: RFC 4180 with a header row (key, status, caption, error_code, error_message, model, prompt, completed_at). `hf`: a Hugging Face `imagefolder` `metadata.jsonl` (`file_name` relative to the folder of the prefix, `text`) of the succeeded jobs. Skipped objects appear as the earlier job that holds their caption. A given key that was not in the bucket (no job) appears as `{"key", "status": "missing", "error": {"code": "object_not_found", "message"}}` in `jsonl`, and with status `missing` and error_code `object_not_found` in `csv`.
+         * @description Streamed in key order. `jsonl`: one Job JSON per line. `csv`: RFC 4180 with a header row (key, status, caption, error_code, error_message, model, prompt, completed_at). `hf`: a Hugging Face `imagefolder` `metadata.jsonl` (`file_name` relative to the folder of the prefix, `text`) of the succeeded jobs. Skipped objects appear as the earlier job that holds their caption. A given key that was not in the bucket (no job) appears as `{"key", "status": "missing", "error": {"code": "object_not_found", "message"}}` in `jsonl`, and with status `missing` and error_code `object_not_found` in `csv`. With `since`: only the rows that became results (succeeded, failed, cancelled, skipped, missing) after that cursor, in the order they did, while the batch runs or after it ended; every response's `Next-Cursor` header is the cursor for the next call.
          */
         get: operations["getBatchResults"];
         put?: never;
@@ -573,6 +573,26 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "batch.progress": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `batch.progress` (opt-in): a running batch's counts, rate and ETA, at most once a minute per batch
+         * @description Signed per Standard Webhooks with the subscription's `whsec_` secret (or `WEBHOOK_SECRET`).
+         */
+        post: operations["batchProgressEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export interface components {
     schemas: {
@@ -585,6 +605,12 @@ export interface components {
         } | {
             /** @enum {string} */
             type: "batch.completed" | "batch.cancelled";
+            /** Format: date-time */
+            timestamp: string;
+            data: components["schemas"]["Batch"];
+        } | {
+            /** @enum {string} */
+            type: "batch.progress";
             /** Format: date-time */
             timestamp: string;
             data: components["schemas"]["Batch"];
@@ -671,6 +697,18 @@ export interface components {
                 [key: string]: string;
             };
             counts: components["schemas"]["BatchCounts"];
+            /** @description When its first model's task type has no slot free, a caption of the batch goes to the chain's first model of another task type. */
+            spillover: boolean;
+            /**
+             * @description Succeeded jobs of the batch by the model that captioned them.
+             * @example {
+             *       "@cf/moondream/moondream3.1-9B-A2B": 700,
+             *       "@cf/meta/llama-4-scout-17b-16e-instruct": 300
+             *     }
+             */
+            models: {
+                [key: string]: number;
+            };
             /** Format: date-time */
             created_at: string;
             /**
@@ -683,6 +721,16 @@ export interface components {
              * @description When the batch was completed or cancelled with none of its jobs still queued or running.
              */
             completed_at: string | null;
+            /**
+             * @description Jobs that succeeded or failed in the last minute (or since the batch was created, if it is younger), per minute; null until one has, and once the batch has ended.
+             * @example 412.5
+             */
+            rate_per_minute: number | null;
+            /**
+             * @description Seconds until the batch ends at `rate_per_minute`, never less than the model rate limit allows; 0 once it ended; null until known (no rate yet, nothing finished in the last minute, or a prefix still listing).
+             * @example 95
+             */
+            eta_seconds: number | null;
         };
         /**
          * @description `listing`: objects are still being listed (counts grow); `running`: every object has its job; `completed` and `cancelled` are final.
@@ -793,7 +841,7 @@ export interface components {
             subscription_id: string | null;
         };
         /** @enum {string} */
-        WebhookEventType: "job.succeeded" | "job.failed" | "batch.completed" | "batch.cancelled";
+        WebhookEventType: "job.succeeded" | "job.failed" | "batch.completed" | "batch.cancelled" | "batch.progress";
         WebhookAttempt: {
             attempt: number;
             /** Format: date-time */
@@ -831,6 +879,8 @@ export interface components {
              * @default true
              */
             skip_captioned: boolean;
+            /** @description When the first model's task type has no rate-limit slot free, caption with the chain's first model of another task type (Image-to-Text and Text Generation at once). Each job records its `model`; the batch counts them in `models`. */
+            spillover?: boolean;
         };
         /**
          * @example {
@@ -914,6 +964,8 @@ export interface components {
                 /** @description Age of the oldest undispatched event; null when there is none. */
                 oldest_age_seconds: number | null;
             } | null;
+            /** @description Per lane (interactive: uploads, notifications, POST /v1/jobs; batch: batches' jobs) and rate limit: jobs waiting for a model slot, the oldest one's age, and the share of the limit used in the last minute (service-wide; null for scoped keys). */
+            lanes: components["schemas"]["LaneFigures"][] | null;
         };
         StatsWindow: {
             /** @enum {string} */
@@ -931,6 +983,20 @@ export interface components {
                 p95: number | null;
                 p99: number | null;
             };
+        };
+        LaneFigures: {
+            /** @enum {string} */
+            lane: "interactive" | "batch";
+            /** @description The rate limit: a task type, or a model id with a limit of its own. */
+            task_type: string;
+            /** @description Jobs of this lane delivered to the consumer and waiting for a slot of this limit now (jobs still in the queue are in `counts.queued`). */
+            waiting: number;
+            /** @description Age (since the job was created) of the oldest of them; null when none waits. */
+            oldest_waiting_seconds: number | null;
+            /** @description Slots this lane took from the limit in the last 60 s. */
+            calls_last_minute: number;
+            /** @description Those slots as a fraction of the limit's requests per minute (0-1; both lanes add up to at most 1). */
+            share_last_minute: number;
         };
         ModelList: {
             data: components["schemas"]["Model"][];
@@ -2041,6 +2107,8 @@ export interface operations {
         parameters: {
             query?: {
                 format?: "jsonl" | "csv" | "hf";
+                /** @description Only the rows that became results after this cursor, in completion order: the `Next-Cursor` header of an earlier response (`0`: from the first result). */
+                since?: string;
             };
             header?: never;
             path: {
@@ -2053,6 +2121,8 @@ export interface operations {
             /** @description The file (Content-Disposition: attachment) */
             200: {
                 headers: {
+                    /** @description Pass as `since` to get only the rows that become results after this response: re-polling with it never repeats or misses a row. */
+                    "Next-Cursor": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3378,6 +3448,35 @@ export interface operations {
         };
     };
     batchCancelledEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description Stable across retries of one event: deduplicate on it. */
+                "webhook-id": string;
+                /** @description Unix seconds of this attempt. */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64 HMAC-SHA256 of id.timestamp.body>`; verify with the `standardwebhooks` library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookPayload"];
+            };
+        };
+        responses: {
+            /** @description Any 2xx acknowledges the delivery; 5xx, 429 and timeouts are retried; 410 disables. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    batchProgressEvent: {
         parameters: {
             query?: never;
             header: {

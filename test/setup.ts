@@ -1,6 +1,7 @@
 import { applyD1Migrations } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll } from "vitest";
+import { holdLogsUntilFailure } from "./support/held-logs";
 import { resetModels } from "./support/models";
 
 await applyD1Migrations(env.DB, env.TEST_MIGRATIONS);
@@ -9,3 +10,5 @@ await applyD1Migrations(env.DB, env.TEST_MIGRATIONS);
 // emulator and the model-health registry as a fresh runtime has them, whatever the file before
 // it injected or opened.
 beforeAll(resetModels);
+
+holdLogsUntilFailure();

@@ -96,6 +96,7 @@ const TEST_QUEUE_CONSUMER = { max_batch_timeout: 1, max_concurrency: 1, retry_de
 /** max_retries per queue, equal to the *_MAX_RETRIES vars above. */
 const TEST_MAX_RETRIES: Record<string, number> = {
 	"caption-jobs": 2,
+	"caption-batch-jobs": 2,
 	"caption-jobs-dlq": 2,
 	"webhook-deliveries": 3,
 	"webhook-deliveries-dlq": 2,

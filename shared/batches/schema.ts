@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { iso } from "../iso";
 import { OutputKind, OutputText, outputKind, WRITE_BACK_TARGETS, WriteBackText } from "../outputs/spec";
+import { type BatchPace, unmeasuredPace } from "./progress";
 
 export const BATCH_STATUSES = ["listing", "running", "completed", "cancelled"] as const;
 export const BatchStatus = z.enum(BATCH_STATUSES).meta({
@@ -62,10 +63,28 @@ export const Batch = z
 		write_back: z.enum(WRITE_BACK_TARGETS).nullable(),
 		metadata: z.record(z.string(), z.string()),
 		counts: BatchCounts,
+		spillover: z.boolean().meta({
+			description:
+				"When its first model's task type has no slot free, a caption of the batch goes to the chain's first model of another task type.",
+		}),
+		models: z.record(z.string(), z.number().int().nonnegative()).meta({
+			description: "Succeeded jobs of the batch by the model that captioned them.",
+			example: { "@cf/moondream/moondream3.1-9B-A2B": 700, "@cf/meta/llama-4-scout-17b-16e-instruct": 300 },
+		}),
 		created_at: isoTime,
 		listed_at: isoTime.nullable().meta({ description: "When the last object got its job (status `running`)." }),
 		completed_at: isoTime.nullable().meta({
 			description: "When the batch was completed or cancelled with none of its jobs still queued or running.",
+		}),
+		rate_per_minute: z.number().nonnegative().nullable().meta({
+			description:
+				"Jobs that succeeded or failed in the last minute (or since the batch was created, if it is younger), per minute; null until one has, and once the batch has ended.",
+			example: 412.5,
+		}),
+		eta_seconds: z.number().int().nonnegative().nullable().meta({
+			description:
+				"Seconds until the batch ends at `rate_per_minute`, never less than the model rate limit allows; 0 once it ended; null until known (no rate yet, nothing finished in the last minute, or a prefix still listing).",
+			example: 95,
 		}),
 	})
 	.meta({ id: "Batch" });
@@ -102,6 +121,11 @@ export const BatchRow = z.object({
 	cancelled: z.number(),
 	skipped: z.number(),
 	missing: z.number(),
+	/** Results so far, numbered in the order they became results (migrations/0022_live_results.sql). */
+	finished_seq: z.number(),
+	spillover: z.union([z.literal(0), z.literal(1)]),
+	/** JSON object: model id -> succeeded jobs. */
+	models: z.string(),
 	created_at: z.number(),
 	updated_at: z.number(),
 	listed_at: z.number().nullable(),
@@ -109,8 +133,8 @@ export const BatchRow = z.object({
 });
 export type BatchRow = z.infer<typeof BatchRow>;
 
-/** Renders a D1 row as the public Batch JSON. */
-export function toBatch(row: BatchRow): Batch {
+/** Renders a D1 row as the public Batch JSON, with its measured pace (shared/batches/progress.ts) when there is one. */
+export function toBatch(row: BatchRow, pace: BatchPace = unmeasuredPace(row)): Batch {
 	return {
 		id: row.id,
 		status: row.status,
@@ -132,8 +156,12 @@ export function toBatch(row: BatchRow): Batch {
 			skipped: row.skipped,
 			missing: row.missing,
 		},
+		spillover: row.spillover === 1,
+		models: z.record(z.string(), z.number()).parse(JSON.parse(row.models)),
 		created_at: new Date(row.created_at).toISOString(),
 		listed_at: iso(row.listed_at),
 		completed_at: iso(row.completed_at),
+		rate_per_minute: pace.rate_per_minute,
+		eta_seconds: pace.eta_seconds,
 	};
 }

@@ -2,7 +2,7 @@
  * A batch's end, exactly once. A batch is settled when it is `running` (every object has its job)
  * or `cancelled`, and none of its jobs is queued or processing: a conditional UPDATE then marks it
  * (`completed_at`, and `completed` unless cancelled) and returns the row, and its final event
- * (`batch.completed` or `batch.cancelled`, unique per batch) enters the webhook outbox in the same
+ * (`batch.completed` or `batch.cancelled`, one per batch: a partial unique index) enters the webhook outbox in the same
  * transaction. These statements ride along with every change that can be a batch's last one: a job
  * finishing (shared/webhooks/outbox.ts), the last listing page, a cancel. Whichever commits the
  * last change settles the batch; the others match no row.
@@ -41,7 +41,7 @@ export function settleBatchStatements(
 			.prepare(
 				`INSERT INTO webhook_events (id, batch_id, type, created_at)
 				SELECT ?3, id, 'batch.' || status, ?2 FROM batches WHERE id = ${sql} AND completed_at IS NOT NULL
-				ON CONFLICT (batch_id) DO NOTHING`,
+				ON CONFLICT (batch_id) WHERE type IN ('batch.completed', 'batch.cancelled') DO NOTHING`,
 			)
 			.bind(param, now, eventId),
 	];

@@ -31,6 +31,15 @@ export type Pace = { kind: "go" } | { kind: "later"; message: string; retryAfter
 /** Awaited before every model call (rate pacing). */
 export type Pacer = (adapter: ModelAdapter) => Promise<Pace>;
 
+/**
+ * How one caption goes through the chain when its caller decides (the lane scheduler's hook): the
+ * models in the order to try them, and the pacer that gets their slots.
+ */
+export interface Route {
+	adapters: readonly ModelAdapter[];
+	pace: Pacer;
+}
+
 /** Prepares the image for a model's limits; its errors are the caller's and pass through. */
 export type Prepare = (limits: ImageLimits) => Promise<ModelImage>;
 
@@ -74,12 +83,15 @@ export class ModelChain {
 	 * Captions an image. `prepare` brings the image within a model's limits; it is called once per
 	 * distinct set of limits.
 	 */
-	async caption(prepare: Prepare, request: ModelRequest): Promise<Captioning> {
+	async caption(prepare: Prepare, request: ModelRequest, route?: Route): Promise<Captioning> {
 		const images = new PreparedImages(prepare);
 		const passedOver: PassedOver[] = [];
+		const pace = route?.pace ?? this.pace;
 		let inferenceMs = 0;
 		// A model that cannot write the job's language is not asked at all (docs/models.md).
-		const able = this.adapters.filter((a) => a.languages === "any" || isEnglish(request.language ?? null));
+		const able = (route?.adapters ?? this.adapters).filter(
+			(a) => a.languages === "any" || isEnglish(request.language ?? null),
+		);
 		if (able.length === 0) {
 			return {
 				kind: "unavailable",
@@ -88,7 +100,7 @@ export class ModelChain {
 			};
 		}
 		for (const adapter of able) {
-			const turn = await this.turn(adapter, images, request);
+			const turn = await this.turn(adapter, images, request, pace);
 			inferenceMs += turn.latencyMs;
 			const next = nextTurn(turn.outcome, Date.now());
 			if (next.kind === "done") return { ...next.outcome, inferenceMs };
@@ -102,13 +114,14 @@ export class ModelChain {
 		adapter: ModelAdapter,
 		images: PreparedImages,
 		request: ModelRequest,
+		pace: Pacer,
 	): Promise<{ outcome: TurnOutcome; latencyMs: number }> {
 		const model = adapter.id;
 		const admission = await this.admit(model);
 		if (!admission.call) {
 			return { outcome: { kind: "skipped", model, gone: admission.gone, retryAt: admission.retryAt }, latencyMs: 0 };
 		}
-		const ready = await this.ready(adapter, images, request, admission.probe);
+		const ready = await this.ready(adapter, images, request, admission.probe, pace);
 		if (ready.kind === "later") {
 			return {
 				outcome: { kind: "paced", message: ready.message, retryAfterSeconds: ready.retryAfterSeconds },
@@ -139,11 +152,12 @@ export class ModelChain {
 		images: PreparedImages,
 		request: ModelRequest,
 		probe: boolean,
+		pacer: Pacer,
 	): Promise<{ kind: "go"; input: Record<string, unknown> } | Extract<Pace, { kind: "later" }>> {
 		try {
 			const input = adapter.buildInput(await images.for(adapter.limits), request);
 			// The wait for a slot is not inference time: inference_ms stays the model's own latency.
-			const pace = await this.pace(adapter);
+			const pace = await pacer(adapter);
 			if (pace.kind === "later") {
 				if (probe) await this.health.abandon(adapter.id);
 				return pace;

@@ -26,6 +26,8 @@ export type R2Notification = z.infer<typeof R2Notification>;
 export const CaptionRequest = z.object({
 	kind: z.literal("caption-job"),
 	job_id: z.string().startsWith("job_"),
+	/** The job's batch asked for spillover (its captions may use another task type's budget). */
+	spillover: z.boolean().optional(),
 });
 export type CaptionRequest = z.infer<typeof CaptionRequest>;
 
@@ -43,7 +45,7 @@ export interface ObjectVersion {
 /** What a `caption-jobs` message asks for, whichever form it came in. */
 export type CaptionTarget =
 	/** A job row that exists already (API-made, or re-queued by the sweeper). */
-	| { kind: "job"; jobId: string }
+	| { kind: "job"; jobId: string; spillover: boolean }
 	/** The job of an object version that was created, copied or uploaded. */
 	| { kind: "object-version"; version: ObjectVersion; eventTime: number }
 	/** An object deleted from the bucket: no job, but retention lets its jobs go after a while. */
@@ -65,7 +67,9 @@ function notificationTarget(n: R2Notification): CaptionTarget {
 
 const targetIn = (bucket: string) =>
 	z.union([
-		CaptionRequest.transform((request): CaptionTarget => ({ kind: "job", jobId: request.job_id })),
+		CaptionRequest.transform(
+			(request): CaptionTarget => ({ kind: "job", jobId: request.job_id, spillover: request.spillover === true }),
+		),
 		R2Notification.transform(
 			(n): CaptionTarget => (n.bucket === bucket ? notificationTarget(n) : { kind: "foreign", bucket: n.bucket }),
 		),

@@ -9,7 +9,9 @@ import { Job } from "../jobs/schema";
 
 export const JOB_EVENT_TYPES = ["job.succeeded", "job.failed"] as const;
 export const BATCH_EVENT_TYPES = ["batch.completed", "batch.cancelled"] as const;
-export const WEBHOOK_EVENT_TYPES = [...JOB_EVENT_TYPES, ...BATCH_EVENT_TYPES] as const;
+/** Opt-in: a running batch's Batch JSON, at most once a minute per batch and subscription. */
+export const BATCH_PROGRESS_EVENT = "batch.progress";
+export const WEBHOOK_EVENT_TYPES = [...JOB_EVENT_TYPES, ...BATCH_EVENT_TYPES, BATCH_PROGRESS_EVENT] as const;
 export const WebhookEventType = z.enum(WEBHOOK_EVENT_TYPES).meta({ id: "WebhookEventType" });
 export type WebhookEventType = z.infer<typeof WebhookEventType>;
 
@@ -17,8 +19,9 @@ export const DELIVERY_STATUSES = ["pending", "succeeded", "failed"] as const;
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 
 /**
- * The body of every delivery: a job's event with the Job JSON, or a batch's final event with the
- * Batch JSON. `timestamp` is when the job finished or the batch settled, the same on every attempt.
+ * The body of every delivery: a job's event with the Job JSON, or a batch's final event (or
+ * progress) with the Batch JSON. `timestamp` is when the job finished, the batch settled or the
+ * progress was taken, the same on every attempt.
  */
 export const JobWebhookPayload = z.object({ type: z.enum(JOB_EVENT_TYPES), timestamp: z.iso.datetime(), data: Job });
 export const BatchWebhookPayload = z.object({
@@ -26,8 +29,14 @@ export const BatchWebhookPayload = z.object({
 	timestamp: z.iso.datetime(),
 	data: Batch,
 });
+/** A running batch's progress: the Batch JSON with its rate and ETA at `timestamp`. */
+export const BatchProgressWebhookPayload = z.object({
+	type: z.literal(BATCH_PROGRESS_EVENT),
+	timestamp: z.iso.datetime(),
+	data: Batch,
+});
 export const WebhookPayload = z
-	.discriminatedUnion("type", [JobWebhookPayload, BatchWebhookPayload])
+	.discriminatedUnion("type", [JobWebhookPayload, BatchWebhookPayload, BatchProgressWebhookPayload])
 	.meta({ id: "WebhookPayload" });
 export type WebhookPayload = z.infer<typeof WebhookPayload>;
 
@@ -133,9 +142,10 @@ export type SubscriptionRow = z.infer<typeof SubscriptionRow>;
 export const DeliveryRow = z.object({
 	id: z.string(),
 	event_id: z.string(),
+	/** The subscription it goes to; null: the job's or batch's callback URL. */
 	subscription_id: z.string().nullable(),
-	target: z.string(),
-	url: z.string(),
+	/** The callback URL; null for a subscription's delivery, which goes to the subscription's URL. */
+	url: z.string().nullable(),
 	/** A callback delivery's signing key (NULL: WEBHOOK_SECRET); NULL for subscriptions. */
 	key_id: z.string().nullable(),
 	status: z.enum(DELIVERY_STATUSES),

@@ -53,8 +53,12 @@ describe("POST /v1/batches", () => {
 				"listed_at",
 				"max_tokens",
 				"metadata",
+				"models",
 				"prefix",
 				"prompt",
+				"rate_per_minute",
+				"eta_seconds",
+				"spillover",
 				"status",
 				"output",
 				"language",
@@ -73,11 +77,17 @@ describe("POST /v1/batches", () => {
 			write_back: null,
 			metadata: { a: "1", b: "two" },
 			counts: counts({}),
+			spillover: false,
+			models: {},
 			created_at: expect.any(String),
 			listed_at: null,
 			completed_at: null,
+			rate_per_minute: null,
+			eta_seconds: null,
 		});
 		expect(await getBatch(batch.id)).toMatchObject({ id: batch.id, prefix });
+		const spilling = await createBatch({ prefix: uniqueKey("spill/"), spillover: true });
+		expect(await getBatch(spilling.id)).toMatchObject({ spillover: true, models: {} });
 		expect((await call("GET", "/v1/batches/bat_doesnotexist")).status).toBe(404);
 		// The empty prefix is listed in the background: let that finish within this test.
 		expect(await waitForBatch(batch.id, settled)).toMatchObject({ status: "completed", counts: counts({}) });

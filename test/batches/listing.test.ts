@@ -161,7 +161,7 @@ describe("a keys batch", () => {
 		expect(rows).toEqual([]);
 		const events = await env.DB.prepare(
 			`SELECT e.type FROM webhook_events e LEFT JOIN jobs j ON j.id = e.job_id
-			WHERE j.batch_id = ?1 OR e.batch_id = ?1 ORDER BY e.type`,
+			WHERE (j.batch_id = ?1 OR e.batch_id = ?1) AND e.type <> 'batch.progress' ORDER BY e.type`,
 		)
 			.bind(created.id)
 			.all<{ type: string }>();

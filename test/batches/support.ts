@@ -11,9 +11,9 @@ import { batchPage } from "../../shared/queue/batch-listing";
 import consumer from "../../workers/consumer/index";
 import { createBatch as insertBatch, type NewBatch } from "../../workers/status/batches/store";
 import { call, parsed } from "../status/support";
-import { fixture } from "../support/fixtures";
+import { fixture, uniqueKey } from "../support/fixtures";
 import { until } from "../support/poll";
-import { type RunOptions, runQueueHandler } from "../support/queue";
+import { type RunOptions, runConsumer, runQueueHandler } from "../support/queue";
 
 /** Puts objects into the bucket directly (no notification, no job): what a backfill starts from. */
 export async function putObjects(keys: string[], name = "small.jpg"): Promise<void> {
@@ -64,6 +64,7 @@ export async function unsentBatch(prefix: string, options: Partial<NewBatch> = {
 			callbackUrl: null,
 			metadata: {},
 			skipCaptioned: true,
+			spillover: false,
 			keyId: null,
 			...options,
 		},
@@ -81,7 +82,7 @@ export async function unsentBatch(prefix: string, options: Partial<NewBatch> = {
 export function deliverPage(batchId: string, page: number, options: RunOptions & { holdCaptions?: boolean } = {}) {
 	const held = {
 		BATCH_LISTING: env.HELD_MESSAGES,
-		...(options.holdCaptions ? { CAPTION_JOBS: env.HELD_MESSAGES } : {}),
+		...(options.holdCaptions ? { CAPTION_JOBS: env.HELD_MESSAGES, CAPTION_BATCH_JOBS: env.HELD_MESSAGES } : {}),
 	};
 	return runQueueHandler(consumer.queue, "batch-listing", [batchPage(batchId, page)], {
 		...options,
@@ -137,12 +138,14 @@ const BatchDelivery = z.object({
  */
 export function batchEventDeliveries(batchId: string): Promise<z.infer<typeof BatchDelivery>[]> {
 	return until(`the event of batch ${batchId} was not delivered`, async () => {
-		const event = await env.DB.prepare("SELECT id, dispatched_at FROM webhook_events WHERE batch_id = ?")
+		const event = await env.DB.prepare(
+			"SELECT id, dispatched_at FROM webhook_events WHERE batch_id = ? AND type <> 'batch.progress'",
+		)
 			.bind(batchId)
 			.first<{ id: string; dispatched_at: number | null }>();
 		if (!event || event.dispatched_at === null) return undefined;
 		const { results } = await env.DB.prepare(
-			"SELECT subscription_id, target, status, attempts FROM webhook_deliveries WHERE event_id = ?",
+			"SELECT subscription_id, coalesce(subscription_id, 'callback') AS target, status, attempts FROM webhook_deliveries WHERE event_id = ?",
 		)
 			.bind(event.id)
 			.all();
@@ -157,4 +160,22 @@ export async function duplicateKeys(batchId: string): Promise<string[]> {
 		.bind(batchId)
 		.all<{ key: string }>();
 	return results.map((r) => r.key);
+}
+
+/** A caption message for one job, through the real consumer (the page's own messages are held back). */
+export const captionJob = (jobId: string) =>
+	runConsumer([{ kind: "caption-job", job_id: jobId }], { env: { CAPTION_JOBS: env.HELD_MESSAGES } });
+
+/** A batch of `n` images under `prefix` (plus one file that is not an image when `withText`) whose jobs are all queued, none run. */
+export async function queuedBatch(n: number, withText = false, prefix = uniqueKey("live/")) {
+	const keys = Array.from({ length: n }, (_, i) => `${prefix}${String(i).padStart(2, "0")}.jpg`);
+	await putObjects(keys);
+	if (withText) await env.BUCKET.put(`${prefix}notes.txt`, "plain text, not an image");
+	const batch = await unsentBatch(prefix);
+	const pages = Math.ceil((n + (withText ? 1 : 0)) / 3);
+	for (let page = 0; page < pages; page++) await deliverPage(batch.id, page, { holdCaptions: true });
+	const jobs = await jobsOfBatch(batch.id);
+	expect(jobs.every((j) => j.status === "queued")).toBe(true);
+	expect((await getBatch(batch.id)).status).toBe("running");
+	return { batch, jobs };
 }

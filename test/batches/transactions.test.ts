@@ -32,7 +32,9 @@ interface EventRow {
 }
 
 async function batchEvents(batchId: string): Promise<EventRow[]> {
-	const { results } = await env.DB.prepare("SELECT id, type, created_at FROM webhook_events WHERE batch_id = ?")
+	const { results } = await env.DB.prepare(
+		"SELECT id, type, created_at FROM webhook_events WHERE batch_id = ? AND type <> 'batch.progress'",
+	)
 		.bind(batchId)
 		.all<EventRow>();
 	return results;

@@ -38,7 +38,7 @@ describe("an unsafe callback-url in an object's metadata", () => {
 		);
 		expect(await parsed(res, Job)).toMatchObject({ status: "failed", error: { code: "invalid_options" } });
 		const deliveries = await env.DB.prepare(
-			"SELECT count(*) AS n FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id WHERE e.job_id = ? AND d.target = 'callback'",
+			"SELECT count(*) AS n FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id WHERE e.job_id = ? AND d.subscription_id IS NULL",
 		)
 			.bind(job.id)
 			.first("n");

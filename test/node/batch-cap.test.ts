@@ -61,15 +61,16 @@ describe("a batch at its key's in-flight cap", () => {
 			"the batch to complete",
 			100_000,
 			async () => {
-				const jobs = await fetch(`${api}/v1/jobs?batch_id=${id}&limit=100`, { headers: auth });
-				const page = (await jobs.json()) as { data: JobJson[] };
-				const inFlight = page.data.filter((j) => j.status === "queued" || j.status === "processing").length;
-				peak = Math.max(peak, inFlight);
+				// The batch first: once it is complete, the jobs read after it must all have ended.
 				const batch = (await (await fetch(`${api}/v1/batches/${id}`, { headers: auth })).json()) as {
 					status: string;
 					completed_at: string | null;
 					counts: { succeeded: number; total: number };
 				};
+				const jobs = await fetch(`${api}/v1/jobs?batch_id=${id}&limit=100`, { headers: auth });
+				const page = (await jobs.json()) as { data: JobJson[] };
+				const inFlight = page.data.filter((j) => j.status === "queued" || j.status === "processing").length;
+				peak = Math.max(peak, inFlight);
 				return batch.completed_at === null ? undefined : { batch, jobs: page.data };
 			},
 			() => stack.output().slice(-4000),

@@ -3,8 +3,8 @@
  * docs/performance.md cannot rot: a real local stack, 50 images with a webhook subscription, D1
  * measured with dbstat before and after the retention sweep. The figures themselves come from a
  * full run (`npm run bench -- --only capacity`); this checks their shape and what must hold
- * whatever the machine: every webhook row leaves, the jobs stay, and retention makes the database
- * hold more objects.
+ * whatever the machine: every webhook row leaves, the jobs stay, retention makes the database
+ * hold more objects, and an image costs no more than the smaller rows made it.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -15,6 +15,14 @@ import { bundle, WORKER_CONFIGS } from "../../bench/stack.ts";
 import { pipelineImages } from "../../bench/workload.ts";
 
 const N = 50;
+/**
+ * What this schema holds (docs/performance.md#capacity-d1-bytes-per-image: 1,278 and 583 at
+ * N = 1,000), with room for N = 50's page rounding (a page is 4,096 bytes, 82 an image here, per
+ * table or index that grows by one). The goals, 1,000 bytes retained and 500 per object besides
+ * its caption, are not reached yet: these ceilings keep what was won from coming back.
+ */
+const RETAINED_CEILING = 1450;
+const STEADY_CEILING = 750;
 let workDir = "";
 
 afterAll(async () => {
@@ -47,5 +55,13 @@ describe("npm run bench -- --only capacity (quick: N = 50)", () => {
 		expect(result.images_per_10gb).toBeGreaterThan(result.images_per_10gb_without_retention);
 		expect(result.days_to_fill_at_limit).not.toBeNull();
 		expect(result.sweep_rows_written_per_image).toBeGreaterThan(0);
+		// Per object besides the caption's text, whose bytes are the model's, not the schema's.
+		expect(result.steady_bytes_per_object_with_caption - result.steady_bytes_per_object).toBeCloseTo(
+			result.meanCaptionBytes,
+			-1,
+		);
+		expect(result.meanCaptionBytes).toBeGreaterThan(0);
+		expect(result.d1_bytes_per_image).toBeLessThanOrEqual(RETAINED_CEILING);
+		expect(result.steady_bytes_per_object).toBeLessThanOrEqual(STEADY_CEILING);
 	}, 600_000);
 });

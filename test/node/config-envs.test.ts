@@ -197,6 +197,7 @@ describe("the test pool's config (every Worker in test/harness.ts)", () => {
 	};
 	for (const [queue, retries] of Object.entries({
 		"caption-jobs": 2,
+		"caption-batch-jobs": 2,
 		"caption-jobs-dlq": 2,
 		"webhook-deliveries": 3,
 		"webhook-deliveries-dlq": 2,

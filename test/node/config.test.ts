@@ -36,7 +36,13 @@ describe("package-lock.json", () => {
 			dependencies: Record<string, string>;
 			devDependencies: Record<string, string>;
 		};
-		const declared = { ...pkg.dependencies, ...pkg.devDependencies };
+		// An alias (`"typescript-native": "npm:typescript@7.0.2"`) pins the version after its last `@`.
+		const declared = Object.fromEntries(
+			Object.entries({ ...pkg.dependencies, ...pkg.devDependencies }).map(([name, spec]) => [
+				name,
+				spec.startsWith("npm:") ? spec.slice(spec.lastIndexOf("@") + 1) : spec,
+			]),
+		);
 		const installed = Object.fromEntries(
 			Object.keys(declared).map((name) => [name, lock.packages[`node_modules/${name}`]?.version]),
 		);
@@ -48,6 +54,17 @@ describe("package-lock.json", () => {
 
 describe("consumer settings", () => {
 	writeTestConfig();
+	// The batch lane is the same work as caption-jobs on another queue: the same settings, the same
+	// dead-letter queue, so a batch's job gives up and dead-letters exactly as an upload's does.
+	it.each([workerConfigFiles.consumer, testConfigPath])(
+		"%s: caption-batch-jobs has caption-jobs's settings and dead-letter queue",
+		(file) => {
+			const consumers = readWorkerConfig(file).queues.consumers ?? [];
+			const interactive = consumers.find((c) => c.queue === "caption-jobs");
+			const batch = consumers.find((c) => c.queue === "caption-batch-jobs");
+			expect(batch).toEqual({ ...interactive, queue: "caption-batch-jobs" });
+		},
+	);
 	// The code gives up on the delivery after the queue's last retry; the two numbers must agree.
 	it.each([
 		[workerConfigFiles.consumer, "caption-jobs", "CAPTION_MAX_RETRIES"],
@@ -79,6 +96,16 @@ describe("model chain", () => {
 		const consumer = readWorkerConfig(workerConfigFiles.consumer).vars.MODEL_CHAIN;
 		expect(consumer).toMatch(/^@cf\/moondream\/moondream3\.1-9B-A2B,/);
 		expect(readWorkerConfig(workerConfigFiles.status).vars.MODEL_CHAIN).toBe(consumer);
+	});
+
+	it("the status and webhooks Workers bound batch ETAs with the consumer's chain and model rate limits", () => {
+		const consumer = readWorkerConfig(workerConfigFiles.consumer).vars;
+		expect(consumer.MODEL_RATE_LIMITS).toMatch(/=\d+/);
+		for (const worker of [workerConfigFiles.status, workerConfigFiles.webhooks]) {
+			const vars = readWorkerConfig(worker).vars;
+			expect(vars.MODEL_RATE_LIMITS).toBe(consumer.MODEL_RATE_LIMITS);
+			expect(vars.MODEL_CHAIN).toBe(consumer.MODEL_CHAIN);
+		}
 	});
 
 	it("the consumer's MAX_JOBS_IN_FLIGHT (its batch listing's cap) is the status Worker's", () => {

@@ -352,6 +352,13 @@ describe("the dashboard", () => {
 		expect(await textOf("#chart-throughput figcaption p")).toContain(`${completed} jobs finished over the last hour`);
 		const stats = await ok(api.GET("/v1/stats"));
 		expect(await textOf('[data-count="succeeded"]')).toBe(String(stats.counts.succeeded));
+		// The lanes: one row per lane and rate limit the scheduler has paced, as the API reports them.
+		const lanes = stats.lanes ?? [];
+		expect(lanes.find((l) => l.lane === "interactive" && l.task_type === "Image-to-Text")).toBeDefined();
+		await page.waitForSelector('.lanes-table tr[data-lane="interactive/Image-to-Text"]');
+		const rows = await page.$$eval(".lanes-table tbody tr", (trs) => trs.map((tr) => tr.getAttribute("data-lane")));
+		expect(rows.sort()).toEqual(lanes.map((l) => `${l.lane}/${l.task_type}`).sort());
+		expect(await textOf('tr[data-lane="interactive/Image-to-Text"] [data-field="share"]')).toMatch(/^\s*\d+ %$/);
 		await screenshot(page, "dashboard-07-stats");
 	});
 

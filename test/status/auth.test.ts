@@ -318,8 +318,8 @@ describe("the route table: every route × no token, a wrong token, an out-of-sco
 				"INSERT INTO webhook_events (id, job_id, type, created_at) VALUES (?1, ?1, 'job.succeeded', ?2)",
 			).bind(event, now),
 			env.DB.prepare(
-				`INSERT INTO webhook_deliveries (id, event_id, subscription_id, target, url, status, created_at, updated_at)
-				VALUES (?1, ?2, ?3, ?3, 'http://127.0.0.1:9/matrix', 'failed', ?4, ?4)`,
+				`INSERT INTO webhook_deliveries (id, event_id, subscription_id, status, created_at, updated_at)
+				VALUES (?1, ?2, ?3, 'failed', ?4, ?4)`,
 			).bind(delivery, event, subscription, now),
 		]);
 		return `${subscription}/deliveries/${delivery}`;

@@ -194,14 +194,17 @@ describe("lists read a bounded number of rows", () => {
 	it("a subscription's deliveries: every page an index range, however deep", async () => {
 		const sub = `wh_${uniqueKey("bounded").replace(/\W/g, "")}`;
 		const now = Date.now();
+		// One event each: a subscription gets one delivery of an event.
 		await env.DB.batch([
 			env.DB.prepare(
-				"INSERT INTO webhook_events (id, job_id, type, created_at) VALUES (?1, ?1, 'job.succeeded', ?2)",
-			).bind(`evt_${sub}`, now),
+				`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 2999)
+				INSERT INTO webhook_events (id, job_id, type, created_at)
+				SELECT 'evt_' || ?1 || printf('%05d', i), 'evt_' || ?1 || printf('%05d', i), 'job.succeeded', ?2 FROM n`,
+			).bind(sub, now),
 			env.DB.prepare(
 				`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 2999)
-				INSERT INTO webhook_deliveries (id, event_id, subscription_id, target, url, status, created_at, updated_at)
-				SELECT 'msg_' || ?1 || printf('%05d', i), 'evt_' || ?1, ?1, ?1 || i, 'https://example.com', 'succeeded',
+				INSERT INTO webhook_deliveries (id, event_id, subscription_id, status, created_at, updated_at)
+				SELECT 'msg_' || ?1 || printf('%05d', i), 'evt_' || ?1 || printf('%05d', i), ?1, 'succeeded',
 					?2 - i, ?2 FROM n`,
 			).bind(sub, now),
 		]);

@@ -119,7 +119,7 @@ describe.concurrent("webhook delivery", () => {
 		});
 		const deliveries = await env.DB.prepare(
 			`SELECT count(*) AS n FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
-			WHERE e.job_id = ? AND d.target = 'callback'`,
+			WHERE e.job_id = ? AND d.subscription_id IS NULL`,
 		)
 			.bind(job.id)
 			.first("n");

@@ -191,7 +191,7 @@ describe("a revoked key's work still finishes", () => {
 		expect(await callback.received()).toHaveLength(0);
 		const callbacks = await env.DB.prepare(
 			`SELECT count(*) AS n FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
-			WHERE d.target = 'callback' AND (e.job_id = ?1 OR e.batch_id = ?2)`,
+			WHERE d.subscription_id IS NULL AND (e.job_id = ?1 OR e.batch_id = ?2)`,
 		)
 			.bind(job.id, batch.id)
 			.first("n");

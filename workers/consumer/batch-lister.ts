@@ -111,9 +111,11 @@ async function followUp(
 	queued: string[],
 	settled: SettledBatch | null,
 ) {
+	// The batch lane's queue: interactive work never waits behind a batch's messages.
+	const spillover = batch.spillover === 1 ? { spillover: true } : {};
 	await sendAll(
-		env.CAPTION_JOBS,
-		queued.map((job_id): CaptionRequest => ({ kind: "caption-job", job_id })),
+		env.CAPTION_BATCH_JOBS,
+		queued.map((job_id): CaptionRequest => ({ kind: "caption-job", job_id, ...spillover })),
 	);
 	if (batch.status === "listing") await env.BATCH_LISTING.send(batchPage(batch.id, page + 1), { contentType: "json" });
 	// The events are in the outbox: if this send fails the webhooks Worker's cron sends them.
@@ -150,12 +152,17 @@ export async function handleBatchPage(
 	}
 	if (page !== batch.pages_listed || batch.status !== "listing") return ACK;
 
-	// A key's batch lists no more objects than the key has places in flight (the admin's: a full page).
+	// A key's batch lists no more objects than the key has places in flight (the admin's: a full page),
+	// and keeps no more than BATCH_KEY_WINDOW of them in its lane's queue: keys' backfills then share
+	// the queue in turn however large each is (docs/models.md, "Lanes").
 	const keyId = batch.key_id;
-	const cap = settings.MAX_JOBS_IN_FLIGHT;
+	const cap = Math.min(settings.MAX_JOBS_IN_FLIGHT, settings.BATCH_KEY_WINDOW);
 	const room = keyId === null ? Number.POSITIVE_INFINITY : cap - (await countJobsInFlight(env.DB, keyId, cap));
 	if (room <= 0) return holdPage(env, batch, page);
-	const plan = await planPage(env, batch, settings, Math.min(settings.BATCH_PAGE_SIZE, room));
+	// A key's page is at most a quarter of its window: pages of concurrent keys' batches then
+	// alternate in the batch lane's queue in small chunks, so no key keeps a head start of a whole window.
+	const chunk = keyId === null ? Number.POSITIVE_INFINITY : Math.ceil(settings.BATCH_KEY_WINDOW / 4);
+	const plan = await planPage(env, batch, settings, Math.min(settings.BATCH_PAGE_SIZE, room, chunk));
 	const committed = await commitPage(env.DB, batch, page, plan, Date.now(), keyId === null ? null : cap);
 	if (committed.kind === "stale") return ACK;
 	if (committed.kind === "held") return holdPage(env, batch, page);

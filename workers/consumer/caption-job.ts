@@ -24,10 +24,12 @@ import type { ModelChain } from "../../shared/models/chain";
 import { backoffSeconds } from "../../shared/queue/backoff";
 import { readCaptionMessage } from "../../shared/queue/caption-jobs";
 import { ACK, type BatchCounters, type Outcome, retryAfter } from "../../shared/queue/runner";
+import type { Lane } from "../../shared/scheduling/lanes";
 import type { ConsumerSettings } from "./config";
 import { recordObjectDeletion } from "./deleted-objects";
 import { type Echo, echoOf } from "./echoes";
 import { finishJob } from "./finish";
+import { captionRoute } from "./lane-route";
 import { prepareImage, type SourceImage } from "./prepare-image";
 import { batchPresets } from "./presets";
 import { outputFields, type Produced, produceOutput } from "./produce-output";
@@ -38,6 +40,8 @@ export interface BatchContext {
 	env: ConsumerEnv;
 	settings: ConsumerSettings;
 	chain: ModelChain;
+	/** The lane of the queue the batch came from: how its model calls are scheduled. */
+	lane: Lane;
 	/** Counts of messages that made no job (written once per batch). */
 	counters: BatchCounters;
 }
@@ -51,7 +55,7 @@ export async function handleCaptionMessage(message: Message<unknown>, ctx: Batch
 		case "busy":
 			return retryAfter(claim.retryAfterSeconds);
 		case "claimed": {
-			const attempt = await captionJob(claim.job, ctx);
+			const attempt = await captionJob(claim.job, claim.spillover, ctx);
 			return settle(claim.job, attempt, message.attempts, ctx);
 		}
 		case "write-back":
@@ -60,7 +64,7 @@ export async function handleCaptionMessage(message: Message<unknown>, ctx: Batch
 }
 
 type Claim =
-	| { kind: "claimed"; job: JobRow }
+	| { kind: "claimed"; job: JobRow; spillover: boolean }
 	/** Finished, with its write-back still to do (an earlier delivery ended before it). */
 	| { kind: "write-back"; job: JobRow }
 	/** Running under another message's lease: look again once it ends. */
@@ -85,7 +89,7 @@ async function claimJob(message: Message<unknown>, ctx: BatchContext): Promise<C
 			log("warn", "foreign_bucket_notification", { message_id: message.id, bucket: target.bucket });
 			return { kind: "skipped", counter: "foreign_bucket_notifications" };
 		case "job":
-			return claimed(message, await claimJobById(ctx.env.DB, target.jobId, lease));
+			return claimed(message, await claimJobById(ctx.env.DB, target.jobId, lease), target.spillover);
 		case "object-version": {
 			const head = await ctx.env.BUCKET.head(target.version.key);
 			const echo = echoOf(target.version, head);
@@ -102,10 +106,10 @@ function newLease(settings: ConsumerSettings): Lease {
 	return { token: randomToken(), now, expiresAt: now + settings.LEASE_SECONDS * 1000 };
 }
 
-function claimed(message: Message<unknown>, result: ClaimResult): Claim {
+function claimed(message: Message<unknown>, result: ClaimResult, spillover = false): Claim {
 	switch (result.kind) {
 		case "claimed":
-			return { kind: "claimed", job: result.job };
+			return { kind: "claimed", job: result.job, spillover };
 		case "missing":
 			log("warn", "invalid_message", { message_id: message.id, reason: "no such job" });
 			return { kind: "skipped", counter: "invalid_messages" };
@@ -146,15 +150,22 @@ async function step<T>(fields: JobResultFields, run: () => T | Promise<T>): Prom
 	}
 }
 
-async function captionJob(job: JobRow, ctx: BatchContext): Promise<Attempt> {
+async function captionJob(job: JobRow, spillover: boolean, ctx: BatchContext): Promise<Attempt> {
 	const opened = await step({}, () => openObject(ctx.env.BUCKET, job));
 	if (opened.kind === "end") return opened.attempt;
 	const loaded = await loadSource(job, opened.value, ctx);
 	if (loaded.kind === "end") return loaded.attempt;
 	const { options, source, fields } = loaded.value;
 	const images = ctx.env.IMAGES;
-	const captioned = await step(fields, () =>
-		produceOutput(ctx.chain, (limits) => prepareImage(images, source, limits), options, job.key_id),
+	const turn = { lane: ctx.lane, keyId: job.key_id, spillover, createdAt: job.created_at };
+	const captioned = await step(fields, async () =>
+		produceOutput(
+			ctx.chain,
+			(limits) => prepareImage(images, source, limits),
+			options,
+			job.key_id,
+			await captionRoute(ctx.env, ctx.settings, turn),
+		),
 	);
 	if (captioned.kind === "end") return captioned.attempt;
 	return attemptOf(captioned.value, fields);

@@ -34,6 +34,9 @@ const Settings = z.object({
 	MODEL_RATE_LIMITS: RateLimitsSetting.default(RateLimitsSetting.parse(PLATFORM_RATE_LIMITS)),
 	MODEL_BURST: z.coerce.number().int().min(1).default(5),
 	MODEL_MAX_WAIT_SECONDS: z.coerce.number().min(0).default(30),
+	// The share (percent) of each rate limit's slots the batch lane is owed while it has work
+	// waiting, however busy the interactive lane (shared/scheduling/policy.ts).
+	BATCH_MIN_SHARE_PERCENT: z.coerce.number().min(0).max(100).default(20),
 	// Model health (shared/models/health.ts), shared by every invocation through a Durable Object.
 	MODEL_CIRCUIT_FAILURES: z.coerce.number().int().min(1).default(5),
 	MODEL_COOLDOWN_SECONDS: z.coerce.number().positive().default(60),
@@ -43,6 +46,10 @@ const Settings = z.object({
 	// Jobs of one API key queued or processing at once: the status Worker's setting of the same name
 	// (a config test keeps the two equal). A key's batch lists no more than its room under it.
 	MAX_JOBS_IN_FLIGHT: z.coerce.number().int().positive().default(1000),
+	// Jobs of one API key's batches the lister keeps queued or processing at once (with the key's
+	// other jobs, never over MAX_JOBS_IN_FLIGHT): each key's backfill holds about this many in the
+	// batch lane's queue, so keys progress at equal rates.
+	BATCH_KEY_WINDOW: z.coerce.number().int().positive().default(200),
 	// Retention (retention.ts): days after they end that rows are archived and deleted; 0 deletes at the next sweep.
 	RETENTION_WEBHOOKS_DAYS: z.coerce.number().min(0).default(7),
 	RETENTION_JOBS_DAYS: z.coerce.number().min(0).default(30),

@@ -1,9 +1,11 @@
 /**
- * Consumer Worker: captions images from `caption-jobs`, fails dead letters from
+ * Consumer Worker: captions images from `caption-jobs` (interactive) and `caption-batch-jobs` (the
+ * jobs of batches), each a lane of the scheduler (shared/scheduling/), fails dead letters from
  * `caption-jobs-dlq`, lists batches page by page from `batch-listing`, and sweeps stalled jobs and
  * listings on a cron (and, under `npm run dev`, through its `ConsumerRecovery` entrypoint: recovery.ts).
  */
 import { runBatch } from "../../shared/queue/runner";
+import { laneOfQueue } from "../../shared/scheduling/lanes";
 import { handleBatchPage } from "./batch-lister";
 import { handleCaptionMessage } from "./caption-job";
 import { modelChainFor, readSettings } from "./config";
@@ -11,6 +13,7 @@ import { handleDeadLetter } from "./dead-letter";
 import { recoverConsumer } from "./recovery";
 
 export { ModelHealthRegistry } from "../../shared/models/health-registry";
+export { LaneScheduler } from "../../shared/scheduling/scheduler";
 export { ModelRateLimiter } from "./model-rate-limiter";
 export { ConsumerRecovery } from "./recovery";
 
@@ -30,7 +33,8 @@ export default {
 			concurrency: settings.CAPTION_CONCURRENCY,
 			db: env.DB,
 			live: () => {
-				const batchContext = { env, settings, chain: modelChainFor(env, settings) };
+				// `caption-jobs` (interactive) and `caption-batch-jobs` (batches): one handler, two lanes.
+				const batchContext = { env, settings, chain: modelChainFor(env, settings), lane: laneOfQueue(batch.queue) };
 				return (message, counters) => handleCaptionMessage(message, { ...batchContext, counters });
 			},
 			deadLetter: () => (message) => handleDeadLetter(message, env, settings),

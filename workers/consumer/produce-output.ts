@@ -2,11 +2,12 @@
  * A job's output from the model chain: the request made for the job's output kind and language
  * (shared/outputs/instructions.ts), the answer checked (shared/outputs/validate.ts), and one repair
  * request telling the model what was wrong when it does not pass. A second rejection is the end:
- * the job fails `invalid_output` with the reason.
+ * the job fails `invalid_output` with the reason. The repair goes the same route as the first
+ * request (the caption's lane, key and models), taking a rate-limit slot of its own.
  */
 import type { CaptionOptions } from "../../shared/jobs/options";
 import type { JobResultFields } from "../../shared/jobs/store";
-import type { Captioning, ModelChain, Prepare } from "../../shared/models/chain";
+import type { Captioning, ModelChain, Prepare, Route } from "../../shared/models/chain";
 import type { ModelRequest } from "../../shared/models/types";
 import { instructionFor, repairPrompt } from "../../shared/outputs/instructions";
 import { outputText, writeBackText } from "../../shared/outputs/spec";
@@ -23,6 +24,7 @@ export async function produceOutput(
 	prepare: Prepare,
 	options: CaptionOptions,
 	keyId: string | null,
+	route?: Route,
 ): Promise<Produced> {
 	const { output, language } = options;
 	const instruction = instructionFor(output, language, options.prompt, options.question);
@@ -33,7 +35,7 @@ export async function produceOutput(
 		jsonSchema: typeof output === "string" ? null : output.json_schema,
 		language,
 	};
-	const first = await chain.caption(prepare, request);
+	const first = await chain.caption(prepare, request, route);
 	if (first.kind !== "captioned") return first;
 	const checked = checkOutput(output, first.caption);
 	if (checked.ok)
@@ -46,7 +48,7 @@ export async function produceOutput(
 		};
 
 	const repair = { ...request, prompt: repairPrompt(request.prompt, first.caption, checked.reason), question: true };
-	const second = await chain.caption(prepare, repair);
+	const second = await chain.caption(prepare, repair, route);
 	const inferenceMs = first.inferenceMs + second.inferenceMs;
 	if (second.kind !== "captioned") return { ...second, inferenceMs };
 	const again = checkOutput(output, second.caption);

@@ -193,6 +193,10 @@ const batches: RetentionKind = {
 			db
 				.prepare(`DELETE FROM batch_missing WHERE batch_id IN ${IDS} AND ${batchGone("batch_missing")}`)
 				.bind(json(ids)),
+			// When its progress last went out: worth nothing once the batch is gone.
+			db
+				.prepare(`DELETE FROM batch_progress_marks WHERE batch_id IN ${IDS} AND ${batchGone("batch_progress_marks")}`)
+				.bind(json(ids)),
 		];
 	},
 };

@@ -5,7 +5,7 @@
  * stalled, and is neither re-queued nor failed.
  */
 import { z } from "zod";
-import { parseRows } from "../../shared/d1-rows";
+import { batchRows, parseRows } from "../../shared/d1-rows";
 import type { JobErrorCode } from "../../shared/jobs/schema";
 import { JobRow } from "../../shared/jobs/schema";
 import { failUnfinishedStatement } from "../../shared/jobs/store";
@@ -23,8 +23,11 @@ export interface StallCutoffs {
 }
 
 /** The predicate, on the parameters `?{now}`, `?{queued}`, `?{claimed}` of the statement it goes into. */
+// The first term is jobs_lease's own condition, written out: SQLite then walks that partial index
+// (the unfinished jobs only) instead of every job in id order.
 const stalled = (now: number, queued: number, claimed: number) =>
-	`((status = 'processing' AND (lease_expires_at < ?${now} OR updated_at < ?${claimed}))
+	`status IN ('queued', 'processing')
+	AND ((status = 'processing' AND (lease_expires_at < ?${now} OR updated_at < ?${claimed}))
 	OR (status = 'queued' AND updated_at < ?${queued}))`;
 
 const StalledJob = JobRow.pick({ id: true, attempts: true, status: true });
@@ -44,24 +47,33 @@ export async function findStalledJobs(
 		.then(parseRows(StalledJob));
 }
 
-const Id = z.object({ id: z.string() });
+const Requeued = z.object({ id: z.string(), batch_id: z.string().nullable(), spillover: z.number() });
+export type RequeuedJob = z.infer<typeof Requeued>;
 
 /**
  * Re-queues those of `ids` that are still stalled (lease cleared, touched so that the next sweep
- * leaves them to the message about to be sent); returns the ids it re-queued.
+ * leaves them to the message about to be sent); returns the jobs it re-queued, with their batch
+ * and whether it spills over (their messages go back to their lane's queue).
  */
-export async function requeueStalledJobs(db: D1Database, ids: string[], cutoffs: StallCutoffs): Promise<string[]> {
+export async function requeueStalledJobs(db: D1Database, ids: string[], cutoffs: StallCutoffs): Promise<RequeuedJob[]> {
 	if (ids.length === 0) return [];
-	const rows = await db
-		.prepare(
-			`UPDATE jobs SET updated_at = ?1, status = 'queued', lease_token = NULL, lease_expires_at = NULL
-			WHERE id IN (SELECT value FROM json_each(?4)) AND ${stalled(1, 2, 3)}
-			RETURNING id`,
-		)
-		.bind(cutoffs.now, cutoffs.queuedBefore, cutoffs.claimedBefore, JSON.stringify(ids))
-		.all()
-		.then(parseRows(Id));
-	return rows.map((r) => r.id);
+	const [, requeued] = await db.batch([
+		db
+			.prepare(
+				`UPDATE jobs SET updated_at = ?1, status = 'queued', lease_token = NULL, lease_expires_at = NULL
+				WHERE id IN (SELECT value FROM json_each(?4)) AND ${stalled(1, 2, 3)}`,
+			)
+			.bind(cutoffs.now, cutoffs.queuedBefore, cutoffs.claimedBefore, JSON.stringify(ids)),
+		// The rows the UPDATE just touched: re-queued now, at this sweep's time.
+		db
+			.prepare(
+				`SELECT j.id, j.batch_id, coalesce(b.spillover, 0) AS spillover
+				FROM jobs j LEFT JOIN batches b ON b.id = j.batch_id
+				WHERE j.id IN (SELECT value FROM json_each(?2)) AND j.status = 'queued' AND j.updated_at = ?1`,
+			)
+			.bind(cutoffs.now, JSON.stringify(ids)),
+	]);
+	return batchRows(requeued, Requeued);
 }
 
 /** Fails job `id` if it is still stalled (RETURNING * gives the row, or none), for finishJob. */

@@ -10,7 +10,13 @@ import type { CaptionRequest } from "../../shared/queue/caption-jobs";
 import { sendAll } from "../../shared/queue/send";
 import type { ConsumerSettings } from "./config";
 import { finishJob } from "./finish";
-import { failStalledJobStatement, findStalledJobs, requeueStalledJobs, type StallCutoffs } from "./stalled-jobs";
+import {
+	failStalledJobStatement,
+	findStalledJobs,
+	type RequeuedJob,
+	requeueStalledJobs,
+	type StallCutoffs,
+} from "./stalled-jobs";
 
 /** A queued job untouched for this long has lost its message. */
 export const QUEUED_STALL_MS = 10 * 60 * 1000;
@@ -60,12 +66,15 @@ export async function sweepStalledJobs(
 				candidates.push(job.id);
 			}
 		}
-		const ids = await requeueStalledJobs(env.DB, candidates, cutoffs);
-		await sendAll(
-			env.CAPTION_JOBS,
-			ids.map((job_id): CaptionRequest => ({ kind: "caption-job", job_id })),
-		);
-		requeued += ids.length;
+		const jobs = await requeueStalledJobs(env.DB, candidates, cutoffs);
+		// Each back in its own lane: a batch's jobs never jump ahead of interactive work.
+		const message = (j: RequeuedJob): CaptionRequest =>
+			j.spillover === 1
+				? { kind: "caption-job", job_id: j.id, spillover: true }
+				: { kind: "caption-job", job_id: j.id };
+		await sendAll(env.CAPTION_JOBS, jobs.filter((j) => j.batch_id === null).map(message));
+		await sendAll(env.CAPTION_BATCH_JOBS, jobs.filter((j) => j.batch_id !== null).map(message));
+		requeued += jobs.length;
 		const last = page.at(-1);
 		if (page.length < PAGE_SIZE || !last) break;
 		afterId = last.id;

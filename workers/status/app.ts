@@ -8,7 +8,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
 import { errorMessage, log } from "../../shared/log";
-import { WEBHOOK_EVENT_TYPES, WebhookPayload } from "../../shared/webhooks/schema";
+import { BATCH_PROGRESS_EVENT, WEBHOOK_EVENT_TYPES, WebhookPayload } from "../../shared/webhooks/schema";
 import { ApiError, ERROR_CODES, type ErrorStatus } from "./api-error";
 import type { AppEnv } from "./app-env";
 import { authenticate } from "./auth/authenticate";
@@ -56,9 +56,12 @@ for (const type of WEBHOOK_EVENT_TYPES) {
 		path: type,
 		// job.succeeded -> jobSucceededEvent, batch.completed -> batchCompletedEvent
 		operationId: `${type.replace(/\.(\w)/, (_, c: string) => c.toUpperCase())}Event`,
-		summary: type.startsWith("batch.")
-			? `\`${type}\`: a batch reached this terminal state`
-			: `\`${type}\`: a job reached this terminal state`,
+		summary:
+			type === BATCH_PROGRESS_EVENT
+				? `\`${type}\` (opt-in): a running batch's counts, rate and ETA, at most once a minute per batch`
+				: type.startsWith("batch.")
+					? `\`${type}\`: a batch reached this terminal state`
+					: `\`${type}\`: a job reached this terminal state`,
 		description: "Signed per Standard Webhooks with the subscription's `whsec_` secret (or `WEBHOOK_SECRET`).",
 		security: [],
 		request: {

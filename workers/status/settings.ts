@@ -2,6 +2,7 @@
 import type { MiddlewareHandler } from "hono";
 import { z } from "zod";
 import { log } from "../../shared/log";
+import { PLATFORM_RATE_LIMITS, RateLimitsSetting } from "../../shared/models/rate-limits";
 import { ModelChainSetting } from "../../shared/models/registry";
 import { SecretsKeyMismatch, verifySecretsKey } from "../../shared/webhooks/secrets-key";
 import { ApiError } from "./api-error";
@@ -38,6 +39,8 @@ const Settings = z.object({
 	MAX_OPEN_BATCHES_PER_KEY: count.default(5),
 	/** The consumer's chain, listed by `GET /v1/models` (a config test keeps the two equal). */
 	MODEL_CHAIN: ModelChainSetting,
+	/** The consumer's model rate limits (a config test keeps the two equal): a batch's ETA is never shorter than they allow. */
+	MODEL_RATE_LIMITS: RateLimitsSetting.default(RateLimitsSetting.parse(PLATFORM_RATE_LIMITS)),
 });
 export type StatusSettings = z.infer<typeof Settings>;
 

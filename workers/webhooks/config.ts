@@ -1,5 +1,7 @@
 /** The webhooks Worker's settings, read from its environment and validated with zod. */
 import { z } from "zod";
+import { PLATFORM_RATE_LIMITS, RateLimitsSetting } from "../../shared/models/rate-limits";
+import { ModelChainSetting } from "../../shared/models/registry";
 import { MAX_DELAY_SECONDS } from "../../shared/queue/runner";
 import { isWebhookSecret } from "../../shared/webhooks/sign";
 
@@ -26,6 +28,10 @@ const Settings = z.object({
 	WEBHOOK_RETRY_BASE_SECONDS: z.coerce.number().min(0).default(5),
 	// A queue delay may not exceed MAX_DELAY_SECONDS (shared/queue/runner.ts says why).
 	WEBHOOK_RETRY_MAX_SECONDS: z.coerce.number().min(0).max(MAX_DELAY_SECONDS).default(3600),
+	// The consumer's chain and rate limits (a config test keeps them equal): the ETA of a
+	// `batch.progress` event is never shorter than they allow.
+	MODEL_CHAIN: ModelChainSetting,
+	MODEL_RATE_LIMITS: RateLimitsSetting.default(RateLimitsSetting.parse(PLATFORM_RATE_LIMITS)),
 });
 
 export type WebhookSettings = z.infer<typeof Settings>;

@@ -16,9 +16,6 @@ import {
 	type WebhookPayload,
 } from "../../shared/webhooks/schema";
 
-/** The per-object callback-url's target name (subscriptions use their id). */
-export const CALLBACK_TARGET = "callback";
-
 export const newDeliveryId = (now?: number) => `msg_${ulid(now)}`;
 
 /** The columns of an event that travel with the row of its job or batch. */
@@ -37,7 +34,7 @@ const ownerRevokedAt = (alias: string) =>
 const EventWithJob = JobRow.extend(eventColumns);
 const EventWithBatch = BatchRow.extend(eventColumns);
 
-const Target = SubscriptionRow.pick({ id: true, url: true });
+const Target = SubscriptionRow.pick({ id: true });
 const DeliveryId = DeliveryRow.pick({ id: true });
 
 export type DispatchResult =
@@ -113,6 +110,23 @@ async function loadSubject(db: D1Database, eventId: string): Promise<EventSubjec
 }
 
 /**
+ * The active subscriptions that want events of `type` about `matchKey` (a job's key, a batch's key
+ * prefix), leaving out those of a revoked key.
+ */
+export function subscriptionsFor(db: D1Database, type: string, matchKey: string): Promise<{ id: string }[]> {
+	return db
+		.prepare(
+			`SELECT id FROM webhook_subscriptions s
+			WHERE status = 'active' AND EXISTS (SELECT 1 FROM json_each(events) WHERE value = ?1)
+			AND (prefix IS NULL OR substr(?2, 1, length(prefix)) = prefix)
+			AND NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.id = s.key_id AND k.revoked_at IS NOT NULL)`,
+		)
+		.bind(type, matchKey)
+		.all()
+		.then(parseRows(Target));
+}
+
+/**
  * Creates the deliveries of an event: every active subscription whose events and prefix match the
  * job (or batch), plus its callback URL. Nothing for a revoked key: neither its subscriptions
  * (even one still active) nor the callback of its job or batch, which its secret would sign.
@@ -123,30 +137,24 @@ export async function dispatchEvent(db: D1Database, eventId: string, now = Date.
 	if (!subject) return { kind: "missing" };
 	if (subject.dispatchedAt !== null) return { kind: "already-dispatched" };
 
-	const subscriptions = await db
-		.prepare(
-			`SELECT id, url FROM webhook_subscriptions s
-			WHERE status = 'active' AND EXISTS (SELECT 1 FROM json_each(events) WHERE value = ?1)
-			AND (prefix IS NULL OR substr(?2, 1, length(prefix)) = prefix)
-			AND NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.id = s.key_id AND k.revoked_at IS NOT NULL)`,
-		)
-		.bind(subject.payload.type, subject.matchKey)
-		.all()
-		.then(parseRows(Target));
-	const targets: { subscriptionId: string | null; target: string; url: string; keyId: string | null }[] =
-		subscriptions.map((s) => ({ subscriptionId: s.id, target: s.id, url: s.url, keyId: null }));
+	const subscriptions = await subscriptionsFor(db, subject.payload.type, subject.matchKey);
+	// A subscription's delivery keeps only the subscription's id (its URL is read from it at each
+	// attempt); the callback, which has none, keeps its URL.
+	const targets: { subscriptionId: string | null; url: string | null; keyId: string | null }[] = subscriptions.map(
+		(s) => ({ subscriptionId: s.id, url: null, keyId: null }),
+	);
 	if (subject.callbackUrl && !subject.keyRevoked) {
-		targets.push({ subscriptionId: null, target: CALLBACK_TARGET, url: subject.callbackUrl, keyId: subject.keyId });
+		targets.push({ subscriptionId: null, url: subject.callbackUrl, keyId: subject.keyId });
 	}
 
 	const insert = db.prepare(
-		`INSERT INTO webhook_deliveries (id, event_id, subscription_id, target, url, key_id, status, next_attempt_at,
+		`INSERT INTO webhook_deliveries (id, event_id, subscription_id, url, key_id, status, next_attempt_at,
 			created_at, updated_at)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?7, 'pending', ?6, ?6, ?6)
-		ON CONFLICT (event_id, target) DO NOTHING RETURNING id`,
+		VALUES (?1, ?2, ?3, ?4, ?6, 'pending', ?5, ?5, ?5)
+		ON CONFLICT (event_id, coalesce(subscription_id, '')) DO NOTHING RETURNING id`,
 	);
 	const results = await db.batch([
-		...targets.map((t) => insert.bind(newDeliveryId(now), eventId, t.subscriptionId, t.target, t.url, now, t.keyId)),
+		...targets.map((t) => insert.bind(newDeliveryId(now), eventId, t.subscriptionId, t.url, now, t.keyId)),
 		// The payload is not stored: every attempt rebuilds it, the same bytes, from the job or batch
 		// row (terminal: it no longer changes) and the event's time. A second copy of the job per
 		// event was the largest part of an image's D1 bytes (docs/data.md#retention).
@@ -170,6 +178,8 @@ export interface SubscriptionSecrets {
 /** What a sender needs for one attempt of a claimed delivery. */
 export interface ClaimedDelivery {
 	delivery: DeliveryRow;
+	/** Where to send it: the callback URL, or the subscription's URL. */
+	url: string;
 	payload: string;
 	/** The subscription's stored secrets and status; null for the callback-url target. */
 	subscription: SubscriptionSecrets | null;
@@ -192,6 +202,7 @@ export type ClaimResult =
 /** The event's payload and, for a subscription's delivery, the subscription (null once deleted). */
 const AttemptContext = z.object({
 	payload: EventRow.shape.payload,
+	url: SubscriptionRow.shape.url.nullable(),
 	secret: SubscriptionRow.shape.secret.nullable(),
 	previous_secret: SubscriptionRow.shape.previous_secret,
 	previous_secret_expires_at: SubscriptionRow.shape.previous_secret_expires_at,
@@ -229,7 +240,7 @@ export async function claimDelivery(
 	}
 	const context = await db
 		.prepare(
-			`SELECT e.payload, s.secret, s.previous_secret, s.previous_secret_expires_at, s.status,
+			`SELECT e.payload, s.url, s.secret, s.previous_secret, s.previous_secret_expires_at, s.status,
 				k.webhook_secret AS key_secret,
 				(sk.revoked_at IS NOT NULL OR k.revoked_at IS NOT NULL) AS key_revoked
 			FROM webhook_events e
@@ -264,8 +275,10 @@ export async function claimDelivery(
 		delivery.key_id !== null && context.key_secret !== null
 			? { keyId: delivery.key_id, secret: context.key_secret }
 			: null;
+	const url = delivery.url ?? context.url;
+	if (url === null) throw new Error(`Delivery ${id} has neither a callback URL nor a subscription`);
 	const body = typeof payload === "string" ? payload : JSON.stringify(payload);
-	return { kind: "claimed", claimed: { delivery, payload: body, subscription, keySecret } };
+	return { kind: "claimed", claimed: { delivery, url, payload: body, subscription, keySecret } };
 }
 
 /** The outcome of one attempt, as the attempt log and the delivery record it. */

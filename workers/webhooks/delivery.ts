@@ -96,7 +96,7 @@ async function attempt(claimed: ClaimedDelivery, settings: WebhookSettings, now:
 	}
 	if (!secrets) return refusal("WEBHOOK_SECRET is not set, so callback URLs cannot be signed", now);
 	return attemptDelivery({
-		url: delivery.url,
+		url: claimed.url,
 		secrets,
 		id: delivery.id,
 		body: payload,
@@ -130,8 +130,10 @@ async function settleAttempt(
 	});
 	log(record.status === "failed" ? "warn" : "info", "webhook_attempt", {
 		delivery_id: delivery.id,
-		// shared/log.ts drops the URL's query string and credentials.
+		// shared/log.ts drops the URL's query string and credentials. A subscription's delivery is
+		// named by its subscription (its URL is the subscription's).
 		url: delivery.url,
+		subscription_id: delivery.subscription_id,
 		attempt: delivery.attempts,
 		status: record.status,
 		status_code: record.statusCode,

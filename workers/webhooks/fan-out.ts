@@ -9,6 +9,8 @@ import { log } from "../../shared/log";
 import { sendAll } from "../../shared/queue/send";
 import type { DeliveryMessage, EventMessage } from "../../shared/queue/webhook-deliveries";
 import type { UndispatchedEvent } from "../../shared/webhooks/outbox";
+import { recordBatchProgress } from "./batch-progress";
+import { readSettings } from "./config";
 import { dispatchEvent } from "./deliveries";
 
 export async function sendDeliveries(queue: Queue, ids: string[]): Promise<void> {
@@ -25,6 +27,16 @@ export function eventMessage(event: UndispatchedEvent): EventMessage {
 		: { kind: "batch-event", event_id: event.id, batch_id: event.batch_id };
 }
 
+/** A job of a batch finished: its batch's progress goes to the subscriptions it is due to. */
+async function sendBatchProgress(env: WebhooksEnv, jobId: string): Promise<void> {
+	const settings = readSettings(env);
+	const ids = await recordBatchProgress(env.DB, jobId, {
+		chain: settings.MODEL_CHAIN,
+		limits: settings.MODEL_RATE_LIMITS,
+	});
+	if (ids.length > 0) await sendDeliveries(env.WEBHOOK_DELIVERIES, ids);
+}
+
 export async function handleEvent(body: EventMessage, env: WebhooksEnv): Promise<void> {
 	const result = await dispatchEvent(env.DB, body.event_id);
 	switch (result.kind) {
@@ -38,6 +50,7 @@ export async function handleEvent(body: EventMessage, env: WebhooksEnv): Promise
 			// finds them overdue and sends them.
 			await sendDeliveries(env.WEBHOOK_DELIVERIES, result.deliveryIds);
 			log("info", "webhook_event_dispatched", { event_id: body.event_id, deliveries: result.deliveryIds.length });
+			if (body.kind === "job-event") await sendBatchProgress(env, body.job_id);
 			return;
 	}
 }

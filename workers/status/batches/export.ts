@@ -1,5 +1,7 @@
 /**
  * A batch's results as a file, streamed: rows come from D1 a keyset page at a time in key order
+ * (or, with `since`, in completion order: every result of a batch has a number of the batch's own
+ * counter, given in the transaction that made it a result; migrations/0022_live_results.sql)
  * (the jobs_batch_key index; batch_skips for skipped objects, whose rows are the earlier jobs
  * that hold their captions; batch_missing for given keys that were not in the bucket) and leave as soon as they are rendered, so memory stays the size of a
  * page whatever the batch's size.
@@ -20,6 +22,15 @@ import { JobRow, toJob } from "../../../shared/jobs/schema";
 export const EXPORT_FORMATS = ["jsonl", "csv", "hf"] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
+/**
+ * The cursor of a completion-order export: the batch's completion counter as the `Next-Cursor`
+ * header gave it (`0`: before the first result).
+ */
+export const ResultsCursor = z
+	.string()
+	.regex(/^\d{1,15}$/, "Not a cursor: pass the Next-Cursor header of an earlier response, or 0")
+	.transform(Number);
+
 /** Rows read from D1 per query. */
 export const EXPORT_PAGE_ROWS = 500;
 
@@ -34,87 +45,156 @@ export function byCodePoint(a: string, b: string): number {
 	return x.length - y.length;
 }
 
-/** One row of the export: a job (the batch's own, or the earlier one a skipped object points to), or a missing key. */
-export type ResultRow = { kind: "job"; key: string; job: JobRow } | { kind: "missing"; key: string };
+/**
+ * One row of the export: a job (the batch's own, or the earlier one a skipped object points to), or
+ * a missing key; `seq` is its place in the batch's completion order (null for a job not finished yet).
+ */
+export type ResultRow =
+	| { kind: "job"; key: string; seq: number | null; job: JobRow }
+	| { kind: "missing"; key: string; seq: number | null };
 
-const MissingRow = z.object({ key: z.string() });
+const Seq = z.number().int().nullable();
+const JobResult = JobRow.extend({ seq: Seq });
+const MissingResult = z.object({ key: z.string(), seq: Seq });
+const jobRow = (job: z.infer<typeof JobResult>): ResultRow => ({ kind: "job", key: job.key, seq: job.seq, job });
+const missingRow = (row: z.infer<typeof MissingResult>): ResultRow => ({ kind: "missing", key: row.key, seq: row.seq });
 
-/** Reads one source of rows (parsed with `schema`) in key order, a page at a time. */
+/** How the sources are read and merged: by key, or by completion number within (since, upto]. */
+type Order = { by: "key" } | { by: "seq"; since: number; upto: number };
+
+/**
+ * Reads one source of rows (parsed with `schema`) in `order`, a page at a time: `?2` is the last
+ * position read, `?3` the page size, `?4` the upper bound of a completion-order read.
+ */
 function pager<T>(
 	db: D1Database,
 	sql: string,
 	batchId: string,
+	order: Order,
 	pageRows: number,
 	schema: z.ZodType<T>,
 	toRow: (row: T) => ResultRow,
 ) {
-	let after = "";
+	let after: string | number = order.by === "key" ? "" : order.since;
 	let exhausted = false;
+	const bounds = order.by === "key" ? [] : [order.upto];
 	return async (): Promise<ResultRow[]> => {
 		if (exhausted) return [];
-		const rows = (await db.prepare(sql).bind(batchId, after, pageRows).all().then(parseRows(schema))).map(toRow);
+		const rows = (
+			await db
+				.prepare(sql)
+				.bind(batchId, after, pageRows, ...bounds)
+				.all()
+				.then(parseRows(schema))
+		).map(toRow);
 		exhausted = rows.length < pageRows;
-		after = rows.at(-1)?.key ?? after;
+		const last = rows.at(-1);
+		if (last) after = order.by === "key" ? last.key : (last.seq ?? after);
 		return rows;
 	};
 }
 
-const jobRow = (job: JobRow): ResultRow => ({ kind: "job", key: job.key, job });
-
-/**
- * The batch's jobs, the jobs of its skipped objects and its missing keys, merged in key order, a
- * page at a time.
- */
-export async function* rowsInKeyOrder(db: D1Database, batchId: string, pageRows = EXPORT_PAGE_ROWS) {
-	const sources: (() => Promise<ResultRow[]>)[] = [
+/** The three sources of a batch's rows, each read through its index in `order`. */
+function sources(db: D1Database, batchId: string, order: Order, pageRows: number) {
+	const range =
+		order.by === "key"
+			? {
+					jobs: "key > ?2",
+					skips: "s.key > ?2",
+					missing: "key > ?2",
+					jobOrder: "key",
+					skipOrder: "s.key",
+					missingOrder: "key",
+				}
+			: {
+					jobs: "batch_seq > ?2 AND batch_seq <= ?4",
+					skips: "s.seq > ?2 AND s.seq <= ?4",
+					missing: "seq > ?2 AND seq <= ?4",
+					jobOrder: "batch_seq",
+					skipOrder: "s.seq",
+					missingOrder: "seq",
+				};
+	return [
 		pager(
 			db,
-			"SELECT * FROM jobs WHERE batch_id = ?1 AND key > ?2 ORDER BY key LIMIT ?3",
+			`SELECT *, batch_seq AS seq FROM jobs WHERE batch_id = ?1 AND ${range.jobs} ORDER BY ${range.jobOrder} LIMIT ?3`,
 			batchId,
+			order,
 			pageRows,
-			JobRow,
+			JobResult,
 			jobRow,
 		),
 		pager(
 			db,
-			`SELECT j.* FROM batch_skips s JOIN jobs j ON j.id = s.job_id
-			WHERE s.batch_id = ?1 AND s.key > ?2 ORDER BY s.key LIMIT ?3`,
+			`SELECT j.*, s.seq AS seq FROM batch_skips s JOIN jobs j ON j.id = s.job_id
+			WHERE s.batch_id = ?1 AND ${range.skips} ORDER BY ${range.skipOrder} LIMIT ?3`,
 			batchId,
+			order,
 			pageRows,
-			JobRow,
+			JobResult,
 			jobRow,
 		),
 		pager(
 			db,
-			"SELECT key FROM batch_missing WHERE batch_id = ?1 AND key > ?2 ORDER BY key LIMIT ?3",
+			`SELECT key, seq FROM batch_missing WHERE batch_id = ?1 AND ${range.missing} ORDER BY ${range.missingOrder} LIMIT ?3`,
 			batchId,
+			order,
 			pageRows,
-			MissingRow,
-			(row) => ({ kind: "missing", key: row.key }),
+			MissingResult,
+			missingRow,
 		),
 	];
-	const buffers = await Promise.all(sources.map((read) => read()));
+}
+
+/** Whether row `a` comes before row `b` in `order`. */
+const before = (order: Order) =>
+	order.by === "key"
+		? (a: ResultRow, b: ResultRow) => byCodePoint(a.key, b.key) < 0
+		: (a: ResultRow, b: ResultRow) => (a.seq ?? 0) < (b.seq ?? 0);
+
+/** The batch's jobs, the jobs of its skipped objects and its missing keys, merged in `order`, a page at a time. */
+async function* mergedRows(db: D1Database, batchId: string, order: Order, pageRows: number) {
+	const reads = sources(db, batchId, order, pageRows);
+	const precedes = before(order);
+	const buffers = await Promise.all(reads.map((read) => read()));
 	for (;;) {
 		const out: ResultRow[] = [];
 		while (out.length < pageRows) {
-			// The source whose next row has the smallest key.
+			// The source whose next row comes first.
 			let from = -1;
 			buffers.forEach((buffer, i) => {
 				const head = buffer[0];
 				const best = from < 0 ? undefined : buffers[from]?.[0];
-				if (head && (!best || byCodePoint(head.key, best.key) < 0)) from = i;
+				if (head && (!best || precedes(head, best))) from = i;
 			});
 			if (from < 0) break;
 			const buffer = buffers[from] ?? [];
 			const row = buffer.shift();
 			if (row) out.push(row);
-			const read = sources[from];
+			const read = reads[from];
 			if (buffer.length === 0 && read) buffers[from] = await read();
 		}
 		if (out.length === 0) return;
 		yield out;
 	}
 }
+
+/** Every row of the batch in key order, a page at a time. */
+export const rowsInKeyOrder = (db: D1Database, batchId: string, pageRows = EXPORT_PAGE_ROWS) =>
+	mergedRows(db, batchId, { by: "key" }, pageRows);
+
+/**
+ * The rows that became results after completion number `since`, up to `upto` (the batch's counter
+ * when the request read it), in completion order, a page at a time. Every number up to `upto` was
+ * committed before the counter reached it (D1 writes one transaction at a time), so the next call
+ * from `upto` neither repeats nor misses a row.
+ */
+export const rowsInCompletionOrder = (
+	db: D1Database,
+	batchId: string,
+	range: { since: number; upto: number },
+	pageRows = EXPORT_PAGE_ROWS,
+) => mergedRows(db, batchId, { by: "seq", ...range }, pageRows);
 
 /** A missing key's line in JSON Lines: what a failed job of it would say, without a job. */
 export const MissingObjectLine = z.object({
@@ -189,9 +269,18 @@ export function exportHeaders(format: ExportFormat, batch: BatchRow): Record<str
 	return { "Content-Type": type, "Content-Disposition": `attachment; filename="${file}"` };
 }
 
-/** The export as a byte stream; D1 is read only as fast as the client takes the bytes. */
-export function exportStream(db: D1Database, batch: BatchRow, format: ExportFormat): ReadableStream<Uint8Array> {
-	const pages = rowsInKeyOrder(db, batch.id);
+/**
+ * The export as a byte stream; D1 is read only as fast as the client takes the bytes. Without
+ * `since`: every row in key order; with it: the rows that became results in (since, upto], in
+ * completion order.
+ */
+export function exportStream(
+	db: D1Database,
+	batch: BatchRow,
+	format: ExportFormat,
+	range: { since: number; upto: number } | null = null,
+): ReadableStream<Uint8Array> {
+	const pages = range === null ? rowsInKeyOrder(db, batch.id) : rowsInCompletionOrder(db, batch.id, range);
 	const render = renderer(format, batch);
 	const encoder = new TextEncoder();
 	let first = true;

@@ -31,6 +31,8 @@ export interface NewBatch {
 	callbackUrl: string | null;
 	metadata: Record<string, string>;
 	skipCaptioned: boolean;
+	/** Its captions may take another task type's slots when the first model's are taken. */
+	spillover: boolean;
 	keyId: string | null;
 }
 
@@ -89,8 +91,8 @@ export async function createBatch(
 		db
 			.prepare(
 				`INSERT INTO batches (id, status, bucket, prefix, key_count, key_prefix, prompt, max_tokens, callback_url,
-					metadata, skip_captioned, key_id, created_at, updated_at, output, language, write_back)
-				SELECT ?1, 'listing', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?14, ?15, ?16
+					metadata, skip_captioned, key_id, created_at, updated_at, spillover, output, language, write_back)
+				SELECT ?1, 'listing', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?14, ?15, ?16, ?17
 				WHERE ?11 IS NULL OR (SELECT count(*) FROM (SELECT 1 FROM batches
 					WHERE key_id = ?11 AND status IN ('listing', 'running') LIMIT ?13)) < ?13
 				RETURNING *`,
@@ -109,6 +111,7 @@ export async function createBatch(
 				input.keyId,
 				now,
 				maxOpenPerKey,
+				input.spillover ? 1 : 0,
 				input.outputs?.output ?? null,
 				input.outputs?.language ?? null,
 				input.outputs?.writeBack ?? null,

@@ -2,8 +2,10 @@
  * Listing jobs newest first with an opaque keyset cursor over (created_at DESC, id DESC)
  * (../keyset-cursor.ts), reading a bounded number of rows whatever the filters and the size of
  * the table. The most selective filter the indexes serve leads the walk: an exact `key`
- * (jobs_key_created), a `batch_id` (jobs_batch_created), a `status` (jobs_status_created), or none
- * (jobs_created); `created_after`/`created_before` are ranges of the same index. The other filters
+ * (jobs_key_created), a `batch_id` (jobs_batch_created), a `status` other than `succeeded`
+ * (jobs_status_created, which holds only those: nearly every job is succeeded, and a list of them
+ * walks jobs_created, where nearly every row matches), or none (jobs_created);
+ * `created_after`/`created_before` are ranges of the same index. The other filters
  * are checked on at most SCAN_ROWS walked rows a page (../capped-scan.ts): such a page may hold
  * fewer jobs than `limit`, and still a `next_cursor`.
  *
@@ -71,7 +73,8 @@ function timeConditions(filter: JobFilter): Condition[] {
 	return conditions;
 }
 
-type Equality = Condition & { index: string };
+/** A filter on a column, with the index that can lead the walk on it (null: checked on the walk). */
+type Equality = Condition & { index: string | null };
 
 /** The equality filters, the one the walk's index serves first, each with its index. */
 function equalities(filter: JobFilter): Equality[] {
@@ -80,8 +83,14 @@ function equalities(filter: JobFilter): Equality[] {
 	if (filter.batchId !== undefined) {
 		conditions.push({ sql: "batch_id = ?", params: [filter.batchId], index: "jobs_batch_created" });
 	}
-	if (filter.status !== undefined) {
-		conditions.push({ sql: "status = ?", params: [filter.status], index: "jobs_status_created" });
+	if (filter.status === "succeeded") conditions.push({ sql: "status = ?", params: [filter.status], index: null });
+	else if (filter.status !== undefined) {
+		// The partial index's own condition, written out, lets SQLite take it for a bound status.
+		conditions.push({
+			sql: "status = ? AND status <> 'succeeded'",
+			params: [filter.status],
+			index: "jobs_status_created",
+		});
 	}
 	return conditions;
 }
@@ -129,7 +138,9 @@ export async function listJobs(
 			counted = rowsRead;
 		}
 	}
-	const [lead, ...others] = equalities(filter);
+	const [first, ...rest] = equalities(filter);
+	const lead = first?.index ? first : undefined;
+	const others = lead || !first ? rest : [first, ...rest];
 	// `+key` keeps SQLite off the key index, so that it walks a newest-first one.
 	const residual = [...others, ...prefixRanges(filter, "+key")];
 	const page = await cappedScan(db, {

@@ -137,6 +137,6 @@ export async function readStats(
 		// Counters are service-wide, so a key limited to a prefix does not see them.
 		counters:
 			prefix === null ? Object.fromEntries(batchRows(counterRes, CounterRow).map((r) => [r.name, r.value])) : {},
-		batches: batchRows(batchRes, BatchRow).map(toBatch),
+		batches: batchRows(batchRes, BatchRow).map((row) => toBatch(row)),
 	};
 }

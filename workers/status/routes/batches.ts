@@ -7,8 +7,9 @@
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
+import { batchPaces, ceilingPerMinute } from "../../../shared/batches/progress";
 import { getBatchRow } from "../../../shared/batches/read";
-import { Batch, BatchMetadata, BatchStatus, toBatch } from "../../../shared/batches/schema";
+import { Batch, BatchMetadata, type BatchRow, BatchStatus, toBatch } from "../../../shared/batches/schema";
 import { batchEventMessage } from "../../../shared/batches/settle";
 import { CallbackUrl, MaxTokens, Prompt } from "../../../shared/jobs/options";
 import { batchPage } from "../../../shared/queue/batch-listing";
@@ -16,7 +17,7 @@ import { sendOrLeaveToSweeper } from "../../../shared/queue/send";
 import { ApiError, ErrorBody, invalidParam, invalidParams, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
 import { principalKeyId, scopePrefix } from "../auth/authorisation";
-import { EXPORT_FORMATS, exportHeaders, exportStream } from "../batches/export";
+import { EXPORT_FORMATS, exportHeaders, exportStream, ResultsCursor } from "../batches/export";
 import { batchCursor, cancelBatch, createBatch, listBatches } from "../batches/store";
 import { IdempotencyHeaders, idempotent } from "../idempotency";
 import { outputBodyFields, outputColumns } from "../output-options";
@@ -54,6 +55,10 @@ const CreateBatchBody = z
 		skip_captioned: z.boolean().default(true).meta({
 			description:
 				"Skip (count as `skipped`, no model call) an object whose current version already has a succeeded job with the same prompt.",
+		}),
+		spillover: z.boolean().optional().meta({
+			description:
+				"When the first model's task type has no rate-limit slot free, caption with the chain's first model of another task type (Image-to-Text and Text Generation at once). Each job records its `model`; the batch counts them in `models`.",
 		}),
 	})
 	.meta({ id: "CreateBatch" });
@@ -148,12 +153,31 @@ const getBatchResultsRoute = createRoute({
 		"`imagefolder` `metadata.jsonl` (`file_name` relative to the folder of the prefix, `text`) of the succeeded jobs. " +
 		"Skipped objects appear as the earlier job that holds their caption. A given key that was not in the bucket " +
 		'(no job) appears as `{"key", "status": "missing", "error": {"code": "object_not_found", "message"}}` in `jsonl`, ' +
-		"and with status `missing` and error_code `object_not_found` in `csv`.",
+		"and with status `missing` and error_code `object_not_found` in `csv`. " +
+		"With `since`: only the rows that became results (succeeded, failed, cancelled, skipped, missing) after that cursor, " +
+		"in the order they did, while the batch runs or after it ended; every response's `Next-Cursor` header is the cursor for the next call.",
 	security: authenticated,
-	request: { params: BatchIdParams, query: z.object({ format: z.enum(EXPORT_FORMATS).default("jsonl") }) },
+	request: {
+		params: BatchIdParams,
+		query: z.object({
+			format: z.enum(EXPORT_FORMATS).default("jsonl"),
+			since: ResultsCursor.optional().meta({
+				description:
+					"Only the rows that became results after this cursor, in completion order: the `Next-Cursor` header of an earlier response (`0`: from the first result).",
+				example: "0",
+			}),
+		}),
+	},
 	responses: {
 		200: {
 			description: "The file (Content-Disposition: attachment)",
+			headers: z.object({
+				"Next-Cursor": z.string().meta({
+					description:
+						"Pass as `since` to get only the rows that become results after this response: re-polling with it never repeats or misses a row.",
+					example: "1042",
+				}),
+			}),
 			content: {
 				"application/x-ndjson": stream("`jsonl`: Job JSON lines; `hf`: metadata.jsonl lines"),
 				"text/csv": stream("`csv`"),
@@ -162,6 +186,16 @@ const getBatchResultsRoute = createRoute({
 		...errors(400, 401, 404),
 	},
 });
+
+/** Batch JSON with each batch's measured rate and ETA (shared/batches/progress.ts). */
+async function withPace(env: StatusEnv, rows: BatchRow[]): Promise<Batch[]> {
+	const settings = readSettings(env);
+	const ceiling = ceilingPerMinute(settings.MODEL_CHAIN, settings.MODEL_RATE_LIMITS);
+	const paces = await batchPaces(env.DB, rows, ceiling);
+	return rows.map((row, i) => toBatch(row, paces[i]));
+}
+
+const onePaced = async (env: StatusEnv, row: BatchRow) => (await withPace(env, [row]))[0] ?? toBatch(row);
 
 export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
 	.openapi(createBatchRoute, async (c) => {
@@ -200,6 +234,7 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 				callbackUrl: body.callback_url ?? null,
 				metadata: body.metadata ?? {},
 				skipCaptioned: body.skip_captioned,
+				spillover: body.spillover === true,
 				keyId: principalKeyId(principal),
 			},
 			settings.MAX_OPEN_BATCHES_PER_KEY,
@@ -225,13 +260,13 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 			q.limit,
 			after,
 		);
-		return c.json({ data: page.rows.map(toBatch), next_cursor: page.nextCursor }, 200);
+		return c.json({ data: await withPace(c.env, page.rows), next_cursor: page.nextCursor }, 200);
 	})
 	.openapi(getBatchRoute, async (c) => {
 		const { id } = c.req.valid("param");
 		const row = await getBatchRow(c.env.DB, id, scopePrefix(c.get("principal")));
 		if (!row) throw notFound(`Batch ${id}`);
-		return c.json(toBatch(row), 200);
+		return c.json(await onePaced(c.env, row), 200);
 	})
 	.openapi(cancelBatchRoute, async (c) => {
 		const { id } = c.req.valid("param");
@@ -246,7 +281,7 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 			case "completed":
 				throw new ApiError(409, "batch_completed", `Batch ${id} has completed`);
 			case "already-cancelled":
-				return c.json(toBatch(result.batch), 200);
+				return c.json(await onePaced(c.env, result.batch), 200);
 			case "cancelled":
 				if (result.settled) {
 					await sendOrLeaveToSweeper(
@@ -255,13 +290,24 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 						{ queue: "webhook-deliveries", event_id: result.settled.eventId },
 					);
 				}
-				return c.json(toBatch(result.batch), 200);
+				return c.json(await onePaced(c.env, result.batch), 200);
 		}
 	})
 	.openapi(getBatchResultsRoute, async (c) => {
 		const { id } = c.req.valid("param");
-		const { format } = c.req.valid("query");
+		const { format, since } = c.req.valid("query");
 		const row = await getBatchRow(c.env.DB, id, scopePrefix(c.get("principal")));
 		if (!row) throw notFound(`Batch ${id}`);
-		return new Response(exportStream(c.env.DB, row, format), { status: 200, headers: exportHeaders(format, row) });
+		if (since !== undefined && since > row.finished_seq) {
+			throw invalidParam(
+				"since",
+				"query",
+				"Not a cursor of this batch: pass the Next-Cursor header of an earlier response",
+			);
+		}
+		const range = since === undefined ? null : { since, upto: row.finished_seq };
+		return new Response(exportStream(c.env.DB, row, format, range), {
+			status: 200,
+			headers: { ...exportHeaders(format, row), "Next-Cursor": String(row.finished_seq) },
+		});
 	});

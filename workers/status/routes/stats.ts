@@ -1,5 +1,8 @@
 /** `GET /v1/stats`: job counts, throughput and inference percentiles (limited to a scoped key's prefix). */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
+import { z } from "zod";
+import { LaneFigures, SCHEDULER_NAME } from "../../../shared/scheduling/lanes";
+import type { LaneScheduler } from "../../../shared/scheduling/scheduler";
 import { OutboxBacklog, readOutboxBacklog } from "../../../shared/webhooks/outbox";
 import type { AppEnv } from "../app-env";
 import { scopePrefix } from "../auth/authorisation";
@@ -12,6 +15,10 @@ const StatsWithOutbox = Stats.extend({
 	webhook_outbox: OutboxBacklog.nullable().meta({
 		description:
 			"Webhook events waiting to be dispatched (service-wide; null for scoped keys). A growing age means dispatch is failing.",
+	}),
+	lanes: z.array(LaneFigures).nullable().meta({
+		description:
+			"Per lane (interactive: uploads, notifications, POST /v1/jobs; batch: batches' jobs) and rate limit: jobs waiting for a model slot, the oldest one's age, and the share of the limit used in the last minute (service-wide; null for scoped keys).",
 	}),
 }).meta({ id: "Stats" });
 
@@ -30,9 +37,12 @@ const statsRoute = createRoute({
 
 export const statsRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }).openapi(statsRoute, async (c) => {
 	const prefix = scopePrefix(c.get("principal"));
-	const [stats, outbox] = await Promise.all([
+	// The scheduler is the consumer's class (bound with script_name): `wrangler types` cannot type it here.
+	const scheduler = c.env.MODEL_SCHEDULER as unknown as DurableObjectNamespace<LaneScheduler>;
+	const [stats, outbox, lanes] = await Promise.all([
 		readStats(c.env.DB, prefix),
 		prefix === null ? readOutboxBacklog(c.env.DB) : null,
+		prefix === null ? scheduler.getByName(SCHEDULER_NAME).stats() : null,
 	]);
-	return c.json({ ...stats, webhook_outbox: outbox }, 200);
+	return c.json({ ...stats, webhook_outbox: outbox, lanes }, 200);
 });

@@ -3,7 +3,7 @@
  * over created_at, id) with every attempt, and manual redelivery, which puts a finished delivery
  * back to pending under the same id, so the receiver sees the same `webhook-id` again.
  */
-import type { z } from "zod";
+import { z } from "zod";
 import { parseRow, parseRows } from "../../../shared/d1-rows";
 import { iso } from "../../../shared/iso";
 import {
@@ -20,6 +20,8 @@ export const deliveryCursor = keysetCursor("msg_");
 
 /** A delivery with the type and the job or batch of its event. */
 const LogRow = DeliveryRow.extend({
+	/** Where it goes: the callback URL, or its subscription's URL (a delivery does not repeat it). */
+	target_url: z.string(),
 	event_type: EventRow.shape.type,
 	job_id: EventRow.shape.job_id,
 	batch_id: EventRow.shape.batch_id,
@@ -33,7 +35,7 @@ function toDelivery(row: LogRow, attempts: AttemptRow[]): WebhookDelivery {
 		event_type: row.event_type,
 		job_id: row.job_id,
 		batch_id: row.batch_id,
-		url: row.url,
+		url: row.target_url,
 		status: row.status,
 		attempts: row.attempts,
 		last_status_code: row.last_status_code,
@@ -52,8 +54,10 @@ function toDelivery(row: LogRow, attempts: AttemptRow[]): WebhookDelivery {
 	};
 }
 
-const SELECT_LOG = `SELECT d.*, e.type AS event_type, e.job_id, e.batch_id FROM webhook_deliveries d
-	JOIN webhook_events e ON e.id = d.event_id`;
+const SELECT_LOG = `SELECT d.*,
+		coalesce(d.url, (SELECT ts.url FROM webhook_subscriptions ts WHERE ts.id = d.subscription_id), '') AS target_url,
+		e.type AS event_type, e.job_id, e.batch_id
+	FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id`;
 
 async function withAttempts(db: D1Database, rows: LogRow[]): Promise<WebhookDelivery[]> {
 	if (rows.length === 0) return [];

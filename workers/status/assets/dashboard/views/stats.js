@@ -2,7 +2,7 @@
 /**
  * Stats (`#/stats`): jobs by status, throughput over time and inference-time percentiles over
  * time (from `GET /v1/stats/series`), the 5-minute / 1-hour / 1-day windows of `GET /v1/stats`,
- * and, where the API reports them, the progress of running batches. Refreshed every few seconds.
+ * the scheduler's lanes per rate limit, and, where the API reports them, the progress of running batches. Refreshed every few seconds.
  */
 
 import { progressCell } from "../batch-progress.js";
@@ -130,6 +130,66 @@ function windowsTable(stats) {
 	);
 }
 
+/** 0.237 → "24 %". @param {number} share */
+const percent = (share) => `${Math.round(share * 100)} %`;
+
+/**
+ * The scheduler's lanes per rate limit (`lanes` in `GET /v1/stats`; null for scoped keys): jobs
+ * waiting for a model slot, the oldest one's age, and the share of the limit used in the last minute.
+ * @param {Stats} stats
+ */
+function lanesTable(stats) {
+	const lanes = stats.lanes;
+	if (!Array.isArray(lanes)) return null;
+	return h(
+		"div",
+		{ class: "table-wrap" },
+		h(
+			"table",
+			{ class: "lanes-table" },
+			h("caption", null, "Lanes: interactive work first, batches at least their share"),
+			h(
+				"thead",
+				null,
+				h(
+					"tr",
+					null,
+					["Lane", "Rate limit", "Waiting", "Oldest waiting", "Calls last minute", "Share of the limit"].map((t) =>
+						h("th", { scope: "col" }, t),
+					),
+				),
+			),
+			h(
+				"tbody",
+				null,
+				lanes.length === 0
+					? h("tr", null, h("td", { colspan: "6", class: "empty" }, "No model call paced yet."))
+					: lanes.map((l) =>
+							h(
+								"tr",
+								{ "data-lane": `${l.lane}/${l.task_type}` },
+								h("th", { scope: "row" }, l.lane),
+								h("td", null, l.task_type),
+								h("td", { "data-field": "waiting" }, String(l.waiting)),
+								h(
+									"td",
+									{ "data-field": "oldest" },
+									l.oldest_waiting_seconds === null ? "—" : duration(l.oldest_waiting_seconds * 1000),
+								),
+								h("td", { "data-field": "calls" }, String(l.calls_last_minute)),
+								h(
+									"td",
+									{ "data-field": "share" },
+									h("meter", { min: "0", max: "1", value: String(l.share_last_minute) }),
+									` ${percent(l.share_last_minute)}`,
+								),
+							),
+						),
+			),
+		),
+	);
+}
+
 /**
  * Running batches, when the stats carry them (`batches` in `GET /v1/stats`).
  * @param {Stats} stats
@@ -164,6 +224,7 @@ export function statsView(ctx) {
 	const cards = h("div", null, h("p", { class: "muted" }, "Loading…"));
 	const chartBox = h("div", { class: "charts" });
 	const tables = h("div");
+	const lanes = h("div");
 	const running = h("div");
 
 	async function load() {
@@ -182,6 +243,7 @@ export function statsView(ctx) {
 		replace(chartBox, charts(series));
 		for (const id of open) chartBox.querySelector(`#${id} details`)?.setAttribute("open", "");
 		replace(tables, windowsTable(stats));
+		replace(lanes, lanesTable(stats));
 		replace(running, batches(stats));
 	}
 
@@ -201,6 +263,7 @@ export function statsView(ctx) {
 		),
 		chartBox,
 		tables,
+		lanes,
 		running,
 	);
 }

@@ -1,0 +1,161 @@
+/**
+ * The lane scheduler: one Durable Object (`MODEL_SCHEDULER`, instance "global") that every consumer
+ * invocation asks for a slot before each model call. It paces each rate limit (a task type, or a
+ * model with a limit of its own) by GCRA like the per-limit pacers before it (shared/gcra.ts), and
+ * decides who gets each slot (./policy.ts): interactive work first, the batch lane's minimum share,
+ * batch slots round the API keys. A caller waits inside its call until it is handed a slot, or
+ * until `maxWaitMs` passes (then it is told when to come back): no caller books a slot ahead, so
+ * interactive work that arrives later is served before batch work that waits.
+ *
+ * A spillover batch's caption lists two limits (its first model's task type, then another task
+ * type's): it takes whichever has a slot first, so a backfill runs on both budgets at once.
+ *
+ * State is in memory: the waiters are calls in progress (a restart fails them and their messages
+ * are delivered again from the queues, which hold the work durably); the last minute's grants
+ * only steer shares, and a restart forgets them.
+ */
+import { DurableObject } from "cloudflare:workers";
+import type { Grant, LaneFigures, LimitSpec, SlotRequest } from "./lanes";
+import { LANES } from "./lanes";
+import { chooseWaiter, type RecentGrant, SHARE_WINDOW_MS, type Waiter } from "./policy";
+
+interface Schedule {
+	spec: LimitSpec;
+	burst: number;
+	/** GCRA's theoretical arrival time (ms). */
+	tat: number;
+}
+
+interface Pending extends Waiter {
+	since: number;
+	deadline: number;
+	minBatchShare: number;
+	resolve: (grant: Grant) => void;
+}
+
+const interval = (s: Schedule) => 60_000 / s.spec.pacedPerMinute;
+/** When the schedule's next slot may be taken (ms). */
+const nextSlotAt = (s: Schedule) => s.tat - (Math.max(1, s.burst) - 1) * interval(s);
+
+export class LaneScheduler extends DurableObject {
+	private readonly schedules = new Map<string, Schedule>();
+	private waiters: Pending[] = [];
+	private recent: RecentGrant[] = [];
+	private seq = 0;
+	private timer: ReturnType<typeof setTimeout> | undefined;
+
+	acquire(request: SlotRequest): Promise<Grant> {
+		for (const spec of request.limits) this.follow(spec, request.burst);
+		const now = Date.now();
+		// A slot that cannot come within the wait is refused at once, rather than after waiting for it.
+		const eta = Math.min(...request.limits.map((l) => this.eta(l.name, request.lane, now)));
+		if (eta > request.maxWaitMs) return Promise.resolve({ kind: "refused", retryAfterMs: Math.ceil(eta) });
+		const promise = new Promise<Grant>((resolve) => {
+			this.waiters.push({
+				seq: ++this.seq,
+				lane: request.lane,
+				key: request.key,
+				limits: request.limits.map((l) => l.name),
+				since: request.since,
+				deadline: now + request.maxWaitMs,
+				minBatchShare: request.minBatchShare,
+				resolve,
+			});
+		});
+		this.pump();
+		return promise;
+	}
+
+	/** Per lane and limit: jobs waiting, the oldest one's age, and the last minute's slots. */
+	stats(): LaneFigures[] {
+		const now = Date.now();
+		this.forget(now);
+		const figures: LaneFigures[] = [];
+		for (const [name, schedule] of this.schedules) {
+			for (const lane of LANES) {
+				const waiting = this.waiters.filter((w) => w.lane === lane && w.limits[0] === name);
+				const calls = this.recent.filter((g) => g.lane === lane && g.limit === name).length;
+				const oldest = waiting.length > 0 ? Math.min(...waiting.map((w) => w.since)) : null;
+				figures.push({
+					lane,
+					task_type: name,
+					waiting: waiting.length,
+					oldest_waiting_seconds: oldest === null ? null : Math.max(0, Math.round((now - oldest) / 100) / 10),
+					calls_last_minute: calls,
+					share_last_minute: Math.round((calls / schedule.spec.perMinute) * 1000) / 1000,
+				});
+			}
+		}
+		return figures;
+	}
+
+	/**
+	 * How long (ms) until a caller of `lane` would likely get a slot of `limit`: its next slot, plus
+	 * one interval per caller served before it (the interactive lane's, or everyone's for a batch).
+	 */
+	private eta(limit: string, lane: SlotRequest["lane"], now: number): number {
+		const schedule = this.schedules.get(limit);
+		if (!schedule) return 0;
+		const ahead = this.waiters.filter((w) => w.limits.includes(limit) && (lane === "batch" || w.lane === lane)).length;
+		return Math.max(0, nextSlotAt(schedule) - now) + ahead * interval(schedule);
+	}
+
+	/** A limit whose pace changed (new configuration) keeps its schedule at the new pace. */
+	private follow(spec: LimitSpec, burst: number): void {
+		const known = this.schedules.get(spec.name);
+		if (known) {
+			known.spec = spec;
+			known.burst = burst;
+		} else {
+			this.schedules.set(spec.name, { spec, burst, tat: 0 });
+		}
+	}
+
+	/** Hands out every slot due now, refuses callers past their wait, and sets the timer for what is next. */
+	private pump(): void {
+		if (this.timer !== undefined) clearTimeout(this.timer);
+		this.timer = undefined;
+		const now = Date.now();
+		this.forget(now);
+		this.expire(now);
+		let granted = true;
+		while (granted && this.waiters.length > 0) {
+			granted = false;
+			for (const [name, schedule] of this.schedules) {
+				if (nextSlotAt(schedule) > now) continue;
+				const share = this.waiters.find((w) => w.limits.includes(name))?.minBatchShare ?? 0;
+				const waiter = chooseWaiter(this.waiters, name, this.recent, share);
+				if (!waiter) continue;
+				schedule.tat = Math.max(schedule.tat, now) + interval(schedule);
+				this.waiters = this.waiters.filter((w) => w !== waiter);
+				this.recent.push({ at: now, lane: waiter.lane, limit: name, key: waiter.key });
+				waiter.resolve({ kind: "slot", limit: name });
+				granted = true;
+			}
+		}
+		if (this.waiters.length === 0) return;
+		const due = this.waiters.flatMap((w) => w.limits.map((name) => this.schedules.get(name)));
+		const nextSlot = Math.min(...due.map((s) => (s ? nextSlotAt(s) : Number.POSITIVE_INFINITY)));
+		const nextDeadline = Math.min(...this.waiters.map((w) => w.deadline));
+		const at = Math.min(nextSlot, nextDeadline);
+		this.timer = setTimeout(() => this.pump(), Math.max(1, Math.ceil(at - now)));
+	}
+
+	/** Callers whose wait is over are told when a slot of their first limit is likely (at least 1 s). */
+	private expire(now: number): void {
+		const late = this.waiters.filter((w) => w.deadline <= now);
+		if (late.length === 0) return;
+		this.waiters = this.waiters.filter((w) => w.deadline > now);
+		for (const w of late) {
+			const eta = Math.min(...w.limits.map((name) => this.eta(name, w.lane, now)));
+			w.resolve({ kind: "refused", retryAfterMs: Math.max(1000, Math.ceil(eta)) });
+		}
+	}
+
+	private forget(now: number): void {
+		const since = now - SHARE_WINDOW_MS;
+		if (this.recent.length > 0 && (this.recent[0]?.at ?? now) < since) {
+			this.recent = this.recent.filter((g) => g.at >= since);
+		}
+	}
+}

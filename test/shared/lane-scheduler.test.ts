@@ -1,0 +1,136 @@
+/**
+ * The lane scheduler (shared/scheduling/): who gets each rate limit's next slot. The policy is
+ * pure and tested on its own; the Durable Object is tested through its RPC with a fresh instance
+ * per test and a low pace (10 slots a second), recording the order in which callers get slots.
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { Grant, Lane, LimitSpec, SlotRequest } from "../../shared/scheduling/lanes";
+import { chooseWaiter, type RecentGrant } from "../../shared/scheduling/policy";
+import { uniqueKey } from "../support/fixtures";
+
+const IT: LimitSpec = { name: "Image-to-Text", perMinute: 610, pacedPerMinute: 600 };
+const TG: LimitSpec = { name: "Text Generation", perMinute: 310, pacedPerMinute: 300 };
+
+const scheduler = () => env.MODEL_SCHEDULER.getByName(uniqueKey("scheduler"));
+
+function request(lane: Lane, key: string | null, limits: LimitSpec[] = [IT]): SlotRequest {
+	return { lane, key, limits, burst: 1, maxWaitMs: 20_000, minBatchShare: 0.2, since: Date.now() };
+}
+
+/** Asks for every request at once; returns the labels in the order their slots came, with the grants. */
+async function grantOrder(s: ReturnType<typeof scheduler>, asks: { label: string; request: SlotRequest }[]) {
+	const order: { label: string; grant: Grant; at: number }[] = [];
+	await Promise.all(
+		asks.map(async ({ label, request: r }) => {
+			const grant = await s.acquire(r);
+			order.push({ label, grant, at: Date.now() });
+		}),
+	);
+	return order;
+}
+
+const recent = (lane: Lane, n: number, key: string | null = null): RecentGrant[] =>
+	Array.from({ length: n }, () => ({ at: Date.now(), lane, limit: IT.name, key }));
+
+describe("the lane policy", () => {
+	const waiter = (seq: number, lane: Lane, key: string | null = null) => ({ seq, lane, key, limits: [IT.name] });
+
+	it("serves the interactive lane first while the batch lane has had its minimum share", () => {
+		const waiters = [waiter(1, "batch"), waiter(2, "batch"), waiter(3, "interactive")];
+		expect(chooseWaiter(waiters, IT.name, [...recent("batch", 2), ...recent("interactive", 8)], 0.2)?.seq).toBe(3);
+	});
+
+	it("gives the batch lane the slot when it took less than its minimum share of the last minute", () => {
+		const waiters = [waiter(1, "batch"), waiter(2, "interactive")];
+		expect(chooseWaiter(waiters, IT.name, [...recent("batch", 1), ...recent("interactive", 9)], 0.2)?.seq).toBe(1);
+	});
+
+	it("gives batch slots to the key that took the fewest, whatever the arrival order", () => {
+		const waiters = [waiter(1, "batch", "key_a"), waiter(2, "batch", "key_a"), waiter(3, "batch", "key_b")];
+		expect(chooseWaiter(waiters, IT.name, recent("batch", 3, "key_a"), 0.2)?.seq).toBe(3);
+		expect(chooseWaiter(waiters, IT.name, recent("batch", 3, "key_b"), 0.2)?.seq).toBe(1);
+	});
+
+	it("offers a slot only to waiters that accept its limit", () => {
+		expect(chooseWaiter([waiter(1, "interactive")], TG.name, [], 0.2)).toBeUndefined();
+	});
+});
+
+describe("the lane scheduler Durable Object", () => {
+	it("a caption of the interactive lane that arrives while twenty batch captions wait gets the next slot", async () => {
+		const s = scheduler();
+		const batch = Array.from({ length: 20 }, (_, i) => ({ label: `batch-${i}`, request: request("batch", null) }));
+		const pending = grantOrder(s, batch);
+		await new Promise((resolve) => setTimeout(resolve, 250));
+		const interactive = await s.acquire(request("interactive", null));
+		const afterInteractive = Date.now();
+		const order = await pending;
+		expect(interactive).toEqual({ kind: "slot", limit: IT.name });
+		const batchBefore = order.filter((o) => o.at <= afterInteractive).length;
+		// At 10 slots a second, about three batch slots went before it; without priority it would be last.
+		expect(batchBefore).toBeLessThanOrEqual(5);
+		expect(order.every((o) => o.grant.kind === "slot")).toBe(true);
+	});
+
+	it("keeps the batch lane's minimum share while interactive captions keep coming", async () => {
+		const s = scheduler();
+		const asks = [
+			...Array.from({ length: 10 }, (_, i) => ({ label: `batch-${i}`, request: request("batch", null) })),
+			...Array.from({ length: 30 }, (_, i) => ({ label: `interactive-${i}`, request: request("interactive", null) })),
+		];
+		const order = await grantOrder(s, asks);
+		const firstTwenty = order.slice(0, 20).map((o) => o.label);
+		const batchInFirstTwenty = firstTwenty.filter((l) => l.startsWith("batch")).length;
+		// 20 % of the slots: about four of the first twenty, never none.
+		expect(batchInFirstTwenty).toBeGreaterThanOrEqual(3);
+		expect(batchInFirstTwenty).toBeLessThanOrEqual(6);
+	});
+
+	it("hands batch slots round the keys: a key whose captions arrived last is not served last", async () => {
+		const s = scheduler();
+		const asks = [
+			...Array.from({ length: 10 }, (_, i) => ({ label: `a-${i}`, request: request("batch", "key_a") })),
+			...Array.from({ length: 10 }, (_, i) => ({ label: `b-${i}`, request: request("batch", "key_b") })),
+		];
+		const order = await grantOrder(s, asks);
+		const firstTen = order.slice(0, 10).map((o) => o.label[0]);
+		expect(firstTen.filter((k) => k === "a")).toHaveLength(5);
+		expect(firstTen.filter((k) => k === "b")).toHaveLength(5);
+	});
+
+	it("a spillover caption takes a slot of either limit, so both limits' paces add up", async () => {
+		const s = scheduler();
+		const started = Date.now();
+		const asks = Array.from({ length: 30 }, (_, i) => ({ label: `s-${i}`, request: request("batch", null, [IT, TG]) }));
+		const order = await grantOrder(s, asks);
+		const elapsed = (Math.max(...order.map((o) => o.at)) - started) / 1000;
+		const byLimit = (name: string) => order.filter((o) => o.grant.kind === "slot" && o.grant.limit === name).length;
+		expect(byLimit(IT.name)).toBeGreaterThan(byLimit(TG.name));
+		expect(byLimit(TG.name)).toBeGreaterThan(5);
+		// 30 slots at 10 + 5 a second: about 2 s, where Image-to-Text alone needs 3.
+		expect(30 / elapsed).toBeGreaterThan(IT.pacedPerMinute / 60);
+	});
+
+	it("a caller waits for a slot within its wait and is reported while it waits; one that cannot is told when to come back", async () => {
+		const s = scheduler();
+		// One slot every 2 s.
+		const slow: LimitSpec = { name: "slow", perMinute: 30, pacedPerMinute: 30 };
+		const ask = (maxWaitMs: number): SlotRequest => ({ ...request("batch", "key_w", [slow]), maxWaitMs });
+		expect(await s.acquire(ask(100))).toEqual({ kind: "slot", limit: "slow" });
+		const waiting = s.acquire({ ...ask(5000), since: Date.now() - 5000 });
+		await new Promise((resolve) => setTimeout(resolve, 200));
+		const figures = await s.stats();
+		expect(figures.find((f) => f.lane === "batch" && f.task_type === "slow")).toMatchObject({
+			waiting: 1,
+			calls_last_minute: 1,
+			share_last_minute: Math.round((1 / 30) * 1000) / 1000,
+		});
+		expect(figures.find((f) => f.lane === "batch")?.oldest_waiting_seconds).toBeGreaterThanOrEqual(5);
+		// The next slot is about 2 s away and one caller is before it: 4 s, beyond a wait of 1 s.
+		const refused = await s.acquire(ask(1000));
+		expect(refused.kind).toBe("refused");
+		if (refused.kind === "refused") expect(refused.retryAfterMs).toBeGreaterThan(3000);
+		expect(await waiting).toEqual({ kind: "slot", limit: "slow" });
+	});
+});
