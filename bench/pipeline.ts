@@ -46,7 +46,7 @@ export interface PipelineResult {
 /** The typed client of the stack's status API. */
 export const api = (stack: Stack) => createR2cClient({ baseUrl: stack.url, token: stack.token });
 
-async function uploadAll(stack: Stack, prefix: string, images: WorkloadImage[], n: number, concurrency: number) {
+export async function uploadAll(stack: Stack, prefix: string, images: WorkloadImage[], n: number, concurrency: number) {
 	const client = api(stack);
 	let next = 0;
 	const worker = async () => {

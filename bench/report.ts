@@ -9,6 +9,7 @@ import path from "node:path";
 import { type BatchesReport, batchesMarkdown } from "./batches-report.ts";
 import { type CapacityResult, capacityMarkdown } from "./capacity.ts";
 import type { DashboardResult } from "./dashboard.ts";
+import { type EventsResult, eventsMarkdown } from "./events.ts";
 import type { LanesResult } from "./lanes.ts";
 import type { MemoryResult } from "./memory.ts";
 import type { PipelineResult } from "./pipeline.ts";
@@ -70,6 +71,7 @@ export interface Report {
 	dashboard: DashboardResult | null;
 	batches: BatchesReport;
 	capacity: CapacityResult | null;
+	events: EventsResult | null;
 	notes: string[];
 }
 
@@ -253,6 +255,7 @@ export function renderMarkdown(report: Report): string {
 	if (report.dashboard) out.push("#### Dashboard: first render", "", ...dashboardTable(report.dashboard), "");
 	out.push(...batchesMarkdown(report.batches));
 	out.push(...capacityMarkdown(report.capacity));
+	out.push(...eventsMarkdown(report.events));
 	return out.join("\n");
 }
 

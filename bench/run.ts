@@ -8,6 +8,7 @@
  *   npm run bench -- --n 200           a smaller N
  *   npm run bench:quick                N = 60, small tables, short loads (a couple of minutes)
  *   npm run bench -- --only pipeline,status,memory,upload,rate,dashboard,backfill,export,cost,capacity
+ *   npm run bench -- --only events      GET /v1/events: 1 and 100 streams, idle and busy (about 4 minutes)
  *   npm run bench -- --only capacity    D1 bytes per image before and after retention (N = 1000; quick: 50)
  *   npm run bench -- --only upload      what a 25 MiB upload adds to the status Worker (under a minute)
  *   npm run bench -- --only rate        the rate-limit scenarios alone (about 7 minutes; --rate-scale 2 halves the minute)
@@ -19,6 +20,7 @@ import { parseArgs } from "node:util";
 import { meteredBundles, runBackfill, runExport, runUploadCost } from "./batches.ts";
 import { runCapacity } from "./capacity.ts";
 import { runDashboard } from "./dashboard.ts";
+import { runEvents } from "./events.ts";
 import { runLanes } from "./lanes.ts";
 import { runMemory } from "./memory.ts";
 import { runPipeline } from "./pipeline.ts";
@@ -50,6 +52,7 @@ const { values: args } = parseArgs({
 		"capacity-n": { type: "string" },
 		"lanes-n": { type: "string" },
 		"lanes-scale": { type: "string" },
+		"events-n": { type: "string" },
 	},
 });
 
@@ -87,8 +90,11 @@ const options = {
 	// with interactive jobs measured beside it; the minute shortened by --lanes-scale.
 	lanesN: num(args["lanes-n"], quick ? 600 : 10_000),
 	lanesScale: num(args["lanes-scale"], quick ? 2 : 1),
+	// Events: images captioned while 1 and 100 streams follow them; how long streams sit idle.
+	eventsN: num(args["events-n"], quick ? 50 : 200),
+	eventsIdleSeconds: quick ? 30 : 60,
 	sections: new Set(
-		(args.only ?? "pipeline,status,memory,upload,rate,dashboard,backfill,export,cost,capacity,lanes").split(","),
+		(args.only ?? "pipeline,status,memory,upload,rate,dashboard,backfill,export,cost,capacity,lanes,events").split(","),
 	),
 };
 
@@ -110,6 +116,7 @@ const report: Report = {
 	dashboard: null,
 	batches: { backfill: null, exports: [], costs: [] },
 	capacity: null,
+	events: null,
 	notes: [
 		"Local stack: wrangler dev (Miniflare) runs one queue batch at a time per consumer (max_concurrency is not emulated), so local throughput at 1 s model latency is bounded near max_batch_size per second.",
 		"Pipeline and memory runs use MODEL_RATE_LIMITS=off (no pacing) and an emulator without rate limits; the rate-limit scenarios measure pacing separately.",
@@ -348,6 +355,25 @@ async function main() {
 		log(
 			`  ${c.d1_bytes_per_image} bytes per image retained, ${c.steady_bytes_per_object} per object after retention besides its caption, ${c.images_per_10gb} objects per 10 GB`,
 		);
+	}
+
+	if (options.sections.has("events")) {
+		const stack = await startStack({
+			consumer: "real",
+			bundles,
+			workDir: path.join(workDir, "events"),
+			vars: { EMULATOR_LATENCY_MS: "0", ...UNLIMITED },
+		});
+		try {
+			report.events = await runEvents(stack, {
+				images: await pipelineImages(),
+				n: options.eventsN,
+				idleSeconds: options.eventsIdleSeconds,
+				log,
+			});
+		} finally {
+			await stack.stop();
+		}
 	}
 
 	const files = await writeReport(report, path.join(ROOT, "bench", "results"));

@@ -1,5 +1,5 @@
 /**
- * `r2c batch create|list|get|cancel` and `r2c export`, over the batches API (`/v1/batches`,
+ * `r2c batch create|list|get|cancel|start` and `r2c export`, over the batches API (`/v1/batches`,
  * docs/batches.md) through the generated client. Error answers (401, 404, 409 …) become the
  * CLI's usual messages (cli/errors.ts).
  */
@@ -7,42 +7,92 @@
 import { createWriteStream } from "node:fs";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import type { StreamEvent } from "../client/events.ts";
 import { type Batch, type BatchStatus, type ExportFormat, ok } from "../client/index.ts";
 import { type Context, printJson } from "./context.ts";
+import { openEvents } from "./events.ts";
 import { type OutputFlags, outputBody, outputRequest } from "./output-options.ts";
 import { sleep } from "./pool.ts";
 import { reporter } from "./progress.ts";
 
 const POLL_MS = 2000;
+/** With a stream: at most one read a second, and one a minute if nothing happens (in case it stalls). */
+const MIN_READ_MS = 1000;
+const SAFETY_POLL_MS = 60_000;
 
-const isFinished = (status: BatchStatus) => status === "completed" || status === "cancelled";
+/** Where `--wait` stops: a dry run's plan, or a final status. */
+const isFinished = (status: BatchStatus) => status === "planned" || status === "completed" || status === "cancelled";
 
 function describeBatch(b: Batch): string {
 	const c = b.counts;
 	const scope = b.prefix !== null ? `prefix ${b.prefix}` : `${b.key_count ?? 0} keys`;
+	const e = b.estimate;
+	if (b.status === "planned" && e !== null) {
+		const usd = e.usd === null ? "no published price" : `$${e.usd.toFixed(4)}`;
+		return (
+			`${b.id}  planned  ${scope}  total ${c.total}: ${c.skipped} skipped, ${c.missing} missing; ` +
+			`${e.model_calls} calls to ${e.model}, ${e.minutes_at_rate_limit} min at its rate limit, ${usd} (start with: r2c batch start ${b.id})`
+		);
+	}
 	return (
 		`${b.id}  ${b.status}  ${scope}  total ${c.total}: ${c.succeeded} succeeded, ${c.failed} failed, ` +
 		`${c.skipped} skipped, ${c.missing} missing, ${c.cancelled} cancelled, ${c.queued + c.processing} to go`
 	);
 }
 
+/** The Batch JSON's ETA, once the API gives one (`eta_seconds`, null until known). */
+const etaOf = (batch: Batch): number | null | undefined =>
+	(batch as Batch & { eta_seconds?: number | null }).eta_seconds;
+
+/** A batch event's body: its Batch JSON is the newest state, no request needed. */
+const batchOfEvent = (event: StreamEvent): Batch | null =>
+	event.type.startsWith("batch.") && typeof event.data === "object" && event.data !== null && "data" in event.data
+		? (event.data.data as Batch)
+		: null;
+
+/**
+ * Follows the batch on the event stream: a batch event carries the batch, a job's event has it read
+ * again (at most once a second). Without a stream (it could not be opened) it polls every 2 s.
+ */
 async function waitForBatch(ctx: Context, first: Batch): Promise<Batch> {
 	const report = reporter(ctx.json);
+	const id = first.id;
 	let batch = first;
+	let pushed: Batch | null = null;
+	// Set by every event, so that one arriving while the batch is being read is not slept through.
+	let changed = false;
+	let wake: () => void = () => {};
+	const events = openEvents(ctx, { batch_id: id }, (event) => {
+		pushed = batchOfEvent(event) ?? pushed;
+		changed = true;
+		wake();
+	});
+	const live = await events.opened;
 	try {
+		// Read once the stream is open: what happened before is in this answer, what follows comes as events.
+		batch = await ok(ctx.api.GET("/v1/batches/{id}", { params: { path: { id } } }));
 		while (!isFinished(batch.status)) {
 			const c = batch.counts;
 			report.update({
 				total: c.total,
 				done: c.succeeded + c.failed + c.skipped + c.missing + c.cancelled,
 				counts: { captioned: c.succeeded, failed: c.failed, skipped: c.skipped },
+				etaSeconds: etaOf(batch),
 			});
-			await sleep(POLL_MS);
-			const id = batch.id;
-			batch = await ok(ctx.api.GET("/v1/batches/{id}", { params: { path: { id } } }));
+			const streaming = live && events.state.error === null;
+			const woken = new Promise<void>((resolve) => {
+				wake = resolve;
+				if (changed) resolve();
+			});
+			await (streaming ? Promise.race([woken, sleep(SAFETY_POLL_MS)]).then(() => sleep(MIN_READ_MS)) : sleep(POLL_MS));
+			changed = false;
+			const next: Batch | null = pushed;
+			pushed = null;
+			batch = next ?? (await ok(ctx.api.GET("/v1/batches/{id}", { params: { path: { id } } })));
 		}
 	} finally {
 		report.stop();
+		await events.stop();
 	}
 	return batch;
 }
@@ -54,11 +104,12 @@ function show(ctx: Context, batch: Batch): void {
 
 export async function createBatch(
 	ctx: Context,
-	options: { prefix: string; prompt?: string; wait: boolean } & OutputFlags,
+	options: { prefix: string; prompt?: string; wait: boolean; dryRun: boolean } & OutputFlags,
 ): Promise<number> {
 	const body = {
 		prefix: options.prefix,
 		skip_captioned: true,
+		dry_run: options.dryRun,
 		...(options.prompt !== undefined ? { prompt: options.prompt } : {}),
 		...outputBody(await outputRequest(options)),
 	};
@@ -81,6 +132,14 @@ export async function getBatch(ctx: Context, id: string): Promise<void> {
 
 export async function cancelBatch(ctx: Context, id: string): Promise<void> {
 	show(ctx, await ok(ctx.api.POST("/v1/batches/{id}/cancel", { params: { path: { id } } })));
+}
+
+/** `POST /v1/batches/{id}/start`: runs a dry run's planned batch. */
+export async function startBatch(ctx: Context, id: string, options: { wait: boolean }): Promise<number> {
+	let batch = await ok(ctx.api.POST("/v1/batches/{id}/start", { params: { path: { id } } }));
+	if (options.wait) batch = await waitForBatch(ctx, batch);
+	show(ctx, batch);
+	return options.wait && batch.counts.failed > 0 ? 1 : 0;
 }
 
 /** `GET /v1/batches/{id}/results`, streamed to `out` (or stdout) as the server sends it. */

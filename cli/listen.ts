@@ -47,6 +47,10 @@ async function forward(url: string, body: string, headers: Record<string, string
 }
 
 function eventLine(event: WebhookPayload): string {
+	if (event.type === "caption.updated") {
+		const { data } = event;
+		return `${event.timestamp}  ${event.type.padEnd(15)}  ${data.key}  ${data.source}  ${data.text.slice(0, 100)}`;
+	}
 	const data = event.data;
 	if ("key" in data)
 		return `${event.timestamp}  ${event.type.padEnd(15)}  ${data.id}  ${data.key}  ${jobSummary(data, 100)}`;

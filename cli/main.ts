@@ -7,9 +7,11 @@
 import { readFileSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { type BatchStatus, type ExportFormat, JOB_STATUSES, type WebhookEventType } from "../client/index.ts";
-import { cancelBatch, createBatch, exportBatch, getBatch, listBatches } from "./batches.ts";
+import { cancelBatch, createBatch, exportBatch, getBatch, listBatches, startBatch } from "./batches.ts";
+import { exportCaptions, getCaption, setCaption } from "./captions.ts";
 import { type Context, context, defaultApiUrl, type GlobalOptions } from "./context.ts";
 import { report } from "./errors.ts";
+import { type EventsOptions, printEvents } from "./events.ts";
 import { getJob, listJobs } from "./jobs.ts";
 import { listen } from "./listen.ts";
 import { type OutputFlags, TEXT_OUTPUTS, WRITE_BACKS } from "./output-options.ts";
@@ -109,7 +111,7 @@ jobs
 	.argument("<id>", "job id (job_…)")
 	.action(run((ctx, id: string) => getJob(ctx, id)));
 
-const BATCH_STATUSES: BatchStatus[] = ["listing", "running", "completed", "cancelled"];
+const BATCH_STATUSES: BatchStatus[] = ["planned", "listing", "running", "completed", "cancelled"];
 const batch = program.command("batch").description("caption every object under a prefix (the batches API)");
 batch
 	.command("create")
@@ -120,12 +122,19 @@ batch
 	.option("--output-schema <file>", "produce JSON satisfying this JSON Schema file")
 	.option("--language <tag>", "BCP 47 language of the results, e.g. de or pt-BR")
 	.addOption(new Option("--write-back <target>", "also put each result next to its image").choices(WRITE_BACKS))
-	.option("--wait", "wait until the batch completes (exit code 1 if any job failed)")
+	.option("--wait", "wait until the batch completes, or is planned (exit code 1 if any job failed)")
+	.option("--dry-run", "plan only: count what it would caption and estimate calls, time and cost; no job")
 	.action(
-		run((ctx, options: OutputFlags & { prefix: string; prompt?: string; wait?: boolean }) =>
-			createBatch(ctx, { ...options, wait: options.wait === true }),
+		run((ctx, options: OutputFlags & { prefix: string; prompt?: string; wait?: boolean; dryRun?: boolean }) =>
+			createBatch(ctx, { ...options, wait: options.wait === true, dryRun: options.dryRun === true }),
 		),
 	);
+batch
+	.command("start")
+	.description("run a planned batch (made with --dry-run)")
+	.argument("<id>", "batch id (bat_…)")
+	.option("--wait", "wait until the batch completes (exit code 1 if any job failed)")
+	.action(run((ctx, id: string, options: { wait?: boolean }) => startBatch(ctx, id, { wait: options.wait === true })));
 batch
 	.command("list")
 	.description("list batches, newest first")
@@ -144,6 +153,25 @@ batch
 	.action(run((ctx, id: string) => cancelBatch(ctx, id)));
 
 const FORMATS: ExportFormat[] = ["jsonl", "csv", "hf"];
+const captions = program.command("captions").description("objects' current captions and their history");
+captions
+	.command("get")
+	.description("show an object's current caption and every version of it")
+	.argument("<key>", "object key")
+	.action(run((ctx, key: string) => getCaption(ctx, key)));
+captions
+	.command("set")
+	.description("write an object's caption by hand (it stays current until a re-caption with overwrite_human)")
+	.argument("<key>", "object key")
+	.argument("<text>", "the caption")
+	.action(run((ctx, key: string, text: string) => setCaption(ctx, key, text)));
+captions
+	.command("export")
+	.description("download the current captions of a prefix: JSON Lines, CSV, or a Hugging Face metadata.jsonl")
+	.option("--prefix <prefix>", "object-key prefix (default: everything the token sees)")
+	.addOption(new Option("--format <format>", "jsonl, csv or hf").choices(FORMATS).makeOptionMandatory())
+	.option("--out <file>", "write to this file instead of stdout")
+	.action(run((ctx, options: { prefix?: string; format: ExportFormat; out?: string }) => exportCaptions(ctx, options)));
 program
 	.command("export")
 	.description("download a batch's results: JSON Lines, CSV, or a Hugging Face imagefolder metadata.jsonl")
@@ -151,6 +179,15 @@ program
 	.addOption(new Option("--format <format>", "jsonl, csv or hf").choices(FORMATS).makeOptionMandatory())
 	.option("--out <file>", "write to this file instead of stdout")
 	.action(run((ctx, id: string, options: { format: ExportFormat; out?: string }) => exportBatch(ctx, id, options)));
+
+program
+	.command("events")
+	.description("print the events of your scope as they happen (JSON lines), until Ctrl-C")
+	.option("--batch <id>", "only this batch's events and its jobs' (bat_…)")
+	.option("--prefix <prefix>", "only jobs whose key starts with this")
+	.option("--types <types>", "comma-separated event types, e.g. job.failed,batch.completed")
+	.option("--after <id>", "first replay every retained event after this event id")
+	.action(run((ctx, options: EventsOptions) => printEvents(ctx, options)));
 
 const WEBHOOK_EVENTS: WebhookEventType[] = ["job.succeeded", "job.failed"];
 const webhooks = program.command("webhooks").description("webhook tools");

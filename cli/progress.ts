@@ -12,6 +12,8 @@ export interface Progress {
 	done: number;
 	/** What the bar names, in order: `uploaded 3 | captioned 2 | failed 0`. */
 	counts: Record<string, number>;
+	/** The API's estimate (a batch's `eta_seconds`; null: not known yet); absent: estimated here from the rate. */
+	etaSeconds?: number | null;
 }
 
 export interface Reporter {
@@ -30,8 +32,9 @@ function rate(done: number, startedAt: number): number {
 
 function eta(p: Progress, perSecond: number): string {
 	if (p.done >= p.total) return "0s";
-	if (perSecond <= 0) return "?";
-	const seconds = Math.ceil((p.total - p.done) / perSecond);
+	if (p.etaSeconds === null) return "?";
+	if (p.etaSeconds === undefined && perSecond <= 0) return "?";
+	const seconds = p.etaSeconds ?? Math.ceil((p.total - p.done) / perSecond);
 	return seconds >= 60 ? `${Math.floor(seconds / 60)}m${String(seconds % 60).padStart(2, "0")}s` : `${seconds}s`;
 }
 

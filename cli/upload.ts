@@ -1,15 +1,18 @@
 /**
  * `r2c upload <files or folders…>`: every image under the arguments goes to `PUT /v1/images/{key}`
  * (at most `--concurrency` at a time), non-images are skipped with the reason, and with `--wait`
- * the jobs are followed until each is captioned or failed. Resumable: a file whose identical
+ * the jobs are followed on the event stream (GET /v1/events; polled when it cannot be opened) until
+ * each is captioned or failed. Resumable: a file whose identical
  * bytes (its MD5, which is the object's ETag) already have a job for its key is not uploaded
  * again. With a new `--prompt`, or `--retry-failed` for a failed job, that object is captioned
  * again through `POST /v1/jobs` (uploading the same bytes again would only return the old job).
  */
 import { openAsBlob } from "node:fs";
+import type { StreamEvent } from "../client/events.ts";
 import { ApiError, isTerminal, type Job, ok, uploadImage } from "../client/index.ts";
 import type { Context } from "./context.ts";
 import { CliError, type Described, describe, isFatal } from "./errors.ts";
+import { openEvents } from "./events.ts";
 import { collectFiles, type LocalFile, md5File, sniffFile } from "./files.ts";
 import { type OutputFlags, outputBody, outputHeaders, outputRequest } from "./output-options.ts";
 import { forEachLimit, sleep } from "./pool.ts";
@@ -37,6 +40,12 @@ interface Entry {
 }
 
 const POLL_MS = 1000;
+
+/** A job event's Job JSON. */
+const jobOfEvent = (event: StreamEvent): Job | null =>
+	event.type.startsWith("job.") && typeof event.data === "object" && event.data !== null && "data" in event.data
+		? (event.data.data as Job)
+		: null;
 
 /** What `--json` prints for one file. */
 function fileJson(e: Entry) {
@@ -129,13 +138,50 @@ export async function upload(ctx: Context, inputs: string[], options: UploadOpti
 			tally.uploaded++;
 		}
 		const job = e.job as Job;
-		if (isTerminal(job.status)) settle(e);
+		const finished = early.get(job.id);
+		if (finished) e.job = finished;
+		if (isTerminal((e.job as Job).status)) settle(e);
 		else if (options.wait) pending.set(job.id, e);
 		else {
 			progress.done++;
 			report.line(outcomeLine(e, false));
 			report.update(progress);
 		}
+	};
+
+	/** Jobs whose event came before their upload's answer was handled. */
+	const early = new Map<string, Job>();
+	const onEvent = (event: StreamEvent) => {
+		const job = jobOfEvent(event);
+		if (!job || !isTerminal(job.status)) return;
+		const e = pending.get(job.id);
+		if (!e) {
+			early.set(job.id, job);
+			return;
+		}
+		pending.delete(job.id);
+		e.job = job;
+		settle(e);
+		wake();
+	};
+	let wake: () => void = () => {};
+	// Opened before the first upload, so that no job's event can pass unseen.
+	const events = options.wait
+		? openEvents(ctx, { prefix: options.prefix || undefined, types: "job.succeeded,job.failed" }, onEvent)
+		: null;
+	const streaming = events !== null && (await events.opened);
+
+	/** With the stream: wait until every job has had its event (no request); else poll. */
+	const follow = async () => {
+		while (!fatal && (placing || pending.size > 0) && events?.state.error === null) {
+			await Promise.race([
+				new Promise<void>((resolve) => {
+					wake = resolve;
+				}),
+				sleep(POLL_MS),
+			]);
+		}
+		if (!fatal && (placing || pending.size > 0)) await poll();
 	};
 
 	const poll = async () => {
@@ -171,7 +217,7 @@ export async function upload(ctx: Context, inputs: string[], options: UploadOpti
 	process.once("SIGINT", interrupted);
 	report.update(progress);
 	try {
-		const polling = options.wait ? poll() : Promise.resolve();
+		const polling = options.wait ? (streaming ? follow() : poll()) : Promise.resolve();
 		await forEachLimit(
 			images,
 			options.concurrency,
@@ -194,6 +240,7 @@ export async function upload(ctx: Context, inputs: string[], options: UploadOpti
 	} finally {
 		process.off("SIGINT", interrupted);
 		report.stop();
+		await events?.stop();
 	}
 	if (fatal) throw fatal;
 

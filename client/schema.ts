@@ -207,6 +207,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/batches/{id}/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run a planned batch (its creator or the admin)
+         * @description A dry run's batch (status `planned`) is listed again from its first page, the skip rules checked again, and its objects get jobs: its counts start from zero and move as any batch's. A batch that is not planned is 409 `batch_not_planned`. A started batch counts among its key's open batches (`429 too_many_batches` beyond `MAX_OPEN_BATCHES_PER_KEY`).
+         */
+        post: operations["startBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/batches/{id}/results": {
         parameters: {
             query?: never;
@@ -261,6 +281,67 @@ export interface paths {
         post?: never;
         /** Delete a preset (jobs already made keep their options) */
         delete: operations["deletePreset"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/captions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List objects' current captions, in key order
+         * @description Only objects that have a caption. A page reads `limit + 1` captions whatever the prefix. A scoped key sees its prefix only (a prefix outside it lists nothing).
+         */
+        get: operations["listCaptions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/captions/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get an object's current caption and every version of it */
+        get: operations["getCaption"];
+        /**
+         * Write an object's caption (a human version)
+         * @description Adds a version with `source: human`, `job_id` and `model` null, and makes it current: it stays current until a re-caption batch with `overwrite_human` captions the object. Sends `caption.updated` to subscriptions that list it. 404 when the object is not in the bucket.
+         */
+        put: operations["putCaption"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/exports/captions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download the current captions of a prefix
+         * @description Streamed in key order, read 500 captions at a time. `jsonl`: one Caption JSON per line. `csv`: RFC 4180 with a header row (key, etag, text, source, job_id, model, prompt, versions, updated_at). `hf`: a Hugging Face `imagefolder` `metadata.jsonl` (`file_name` relative to the folder of the prefix, `text`). A scoped key's export covers its prefix; a prefix outside it is 404.
+         */
+        get: operations["exportCaptions"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -491,6 +572,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Follow the caller's events as they happen (Server-Sent Events)
+         * @description A `text/event-stream` of the events in the caller's scope: each has `id:` (opaque, ordered), `event:` (the type) and `data:` (the JSON body the webhook of that type carries). A comment line comes every 15 s. Events are retained as long as webhook events (RETENTION_WEBHOOKS_DAYS, at least a day).
+         */
+        get: operations["streamEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/events/tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A short-lived token that opens GET /v1/events (for EventSource)
+         * @description The token stands for the caller (the same scope) and opens the event stream only; it expires after `ttl_seconds` and stops working when its key is revoked.
+         */
+        post: operations["createStreamToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export interface webhooks {
     "job.succeeded": {
@@ -593,6 +714,26 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "caption.updated": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `caption.updated`: a person wrote an object's caption (sent only to subscriptions that list it)
+         * @description Signed per Standard Webhooks with the subscription's `whsec_` secret (or `WEBHOOK_SECRET`).
+         */
+        post: operations["captionUpdatedEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export interface components {
     schemas: {
@@ -614,6 +755,12 @@ export interface components {
             /** Format: date-time */
             timestamp: string;
             data: components["schemas"]["Batch"];
+        } | {
+            /** @enum {string} */
+            type: "caption.updated";
+            /** Format: date-time */
+            timestamp: string;
+            data: components["schemas"]["Caption"];
         };
         Job: {
             /** @example job_01JD2X6B8J3W4Q5R6S7T8V9W0X */
@@ -696,6 +843,38 @@ export interface components {
             metadata: {
                 [key: string]: string;
             };
+            /** @description The re-caption rules it was made with; null: none. */
+            recaption: {
+                /**
+                 * @description Skip objects whose current caption one of these models made.
+                 * @default []
+                 * @example [
+                 *       "@cf/llava-hf/llava-1.5-7b-hf"
+                 *     ]
+                 */
+                unless_model: string[];
+                /**
+                 * Format: date-time
+                 * @description Skip objects whose current caption was made after this time.
+                 */
+                older_than?: string;
+                /**
+                 * @description Re-caption objects whose current caption a person wrote too (by default they are skipped), and make the new caption current.
+                 * @default false
+                 */
+                overwrite_human: boolean;
+            } | null;
+            /** @description A dry run's plan (while `planned`, or listing as a dry run): what its jobs would take; null otherwise. */
+            estimate: {
+                /** @description The model jobs start with: the first of MODEL_CHAIN. */
+                model: string;
+                /** @description Objects that would get a job: one model call each. */
+                model_calls: number;
+                /** @description model_calls divided by the model's rate limit (requests per minute), to a tenth of a minute. */
+                minutes_at_rate_limit: number;
+                /** @description At the published price per token and the assumed tokens per caption; null when the model has no published price. */
+                usd: number | null;
+            } | null;
             counts: components["schemas"]["BatchCounts"];
             /** @description When its first model's task type has no slot free, a caption of the batch goes to the chain's first model of another task type. */
             spillover: boolean;
@@ -733,10 +912,10 @@ export interface components {
             eta_seconds: number | null;
         };
         /**
-         * @description `listing`: objects are still being listed (counts grow); `running`: every object has its job; `completed` and `cancelled` are final.
+         * @description `planned`: a dry run, listed and counted with no job made, until `POST /v1/batches/{id}/start`; `listing`: objects are still being listed (counts grow); `running`: every object has its job; `completed` and `cancelled` are final.
          * @enum {string}
          */
-        BatchStatus: "listing" | "running" | "completed" | "cancelled";
+        BatchStatus: "planned" | "listing" | "running" | "completed" | "cancelled";
         BatchCounts: {
             /** @description Objects in the batch so far: every other count added up. */
             total: number;
@@ -745,10 +924,34 @@ export interface components {
             succeeded: number;
             failed: number;
             cancelled: number;
-            /** @description Objects whose current version already had a succeeded job with the same prompt. */
+            /** @description Objects left alone: with `skip_captioned`, those whose current version already had a succeeded job with the same prompt; with `recaption`, those whose current caption its rules keep. */
             skipped: number;
             /** @description Given keys that were not in the bucket: no job, no event, no webhook; listed in the results with `error_code` `object_not_found`. */
             missing: number;
+        };
+        Caption: {
+            /** @example photos/cat.jpg */
+            key: string;
+            /** @description The object version the current caption describes. */
+            etag: string;
+            text: string;
+            /**
+             * @description `ai`: a job's caption; `human`: written with `PUT /v1/captions/{key}`.
+             * @enum {string}
+             */
+            source: "ai" | "human";
+            /** @description The job that made it; null for a human version. */
+            job_id: string | null;
+            /** @description The model that made it; null for a human version. */
+            model: string | null;
+            prompt: string | null;
+            /** @description How many versions the object's caption has. */
+            versions: number;
+            /**
+             * Format: date-time
+             * @description When this caption became current.
+             */
+            updated_at: string;
         };
         Health: {
             /** @enum {string} */
@@ -822,9 +1025,9 @@ export interface components {
             id: string;
             event_id: string;
             event_type: components["schemas"]["WebhookEventType"];
-            /** @description The job of a `job.*` event; null for a batch event. */
+            /** @description The job of a `job.*` event; null otherwise. */
             job_id: string | null;
-            /** @description The batch of a `batch.*` event; null for a job event. */
+            /** @description The batch of a `batch.*` event; null otherwise. */
             batch_id: string | null;
             url: string;
             /** @enum {string} */
@@ -841,7 +1044,7 @@ export interface components {
             subscription_id: string | null;
         };
         /** @enum {string} */
-        WebhookEventType: "job.succeeded" | "job.failed" | "batch.completed" | "batch.cancelled" | "batch.progress";
+        WebhookEventType: "job.succeeded" | "job.failed" | "batch.completed" | "batch.cancelled" | "batch.progress" | "caption.updated";
         WebhookAttempt: {
             attempt: number;
             /** Format: date-time */
@@ -875,10 +1078,42 @@ export interface components {
             callback_url?: string;
             metadata?: components["schemas"]["BatchMetadata"];
             /**
-             * @description Skip (count as `skipped`, no model call) an object whose current version already has a succeeded job with the same prompt.
+             * @description Skip (count as `skipped`, no model call) an object whose current version already has a succeeded job with the same prompt. Does not apply with `recaption`.
              * @default true
              */
             skip_captioned: boolean;
+            /** @description Re-caption: skip (count as `skipped`) objects whose current caption one of `unless_model` made, that is newer than `older_than`, or that a person wrote (unless `overwrite_human`); the others get a job. */
+            recaption?: {
+                /**
+                 * @description Skip objects whose current caption one of these models made.
+                 * @default []
+                 * @example [
+                 *       "@cf/llava-hf/llava-1.5-7b-hf"
+                 *     ]
+                 */
+                unless_model: string[];
+                /**
+                 * Format: date-time
+                 * @description Skip objects whose current caption was made after this time.
+                 */
+                older_than?: string;
+                /**
+                 * @description Re-caption objects whose current caption a person wrote too (by default they are skipped), and make the new caption current.
+                 * @default false
+                 */
+                overwrite_human: boolean;
+            };
+            /**
+             * @description Make a keys batch of this batch's objects whose job ended as `only` says (a bulk retry). Give this, `prefix` or `keys`.
+             * @example bat_01JD2X6B8J3W4Q5R6S7T8V9W0X
+             */
+            from_batch?: string;
+            only?: components["schemas"]["FromBatchFilter"];
+            /**
+             * @description Plan only: list and count (`total`, `skipped`) with no job and no model call, end in status `planned` with an `estimate`; `POST /v1/batches/{id}/start` runs it.
+             * @default false
+             */
+            dry_run: boolean;
             /** @description When the first model's task type has no rate-limit slot free, caption with the chain's first model of another task type (Image-to-Text and Text Generation at once). Each job records its `model`; the batch counts them in `models`. */
             spillover?: boolean;
         };
@@ -890,6 +1125,23 @@ export interface components {
          */
         BatchMetadata: {
             [key: string]: string;
+        };
+        /** @description With `from_batch`: which of its objects to take, by how their job ended. */
+        FromBatchFilter: {
+            /**
+             * @description Job statuses to take (default: failed).
+             * @default [
+             *       "failed"
+             *     ]
+             */
+            status: components["schemas"]["JobStatus"][];
+            /**
+             * @description Only jobs that ended with one of these error codes.
+             * @example [
+             *       "model_unavailable"
+             *     ]
+             */
+            error_code?: string[];
         };
         BatchList: {
             data: components["schemas"]["Batch"][];
@@ -934,6 +1186,53 @@ export interface components {
         };
         PresetList: {
             data: components["schemas"]["Preset"][];
+        };
+        CaptionList: {
+            data: components["schemas"]["Caption"][];
+            /** @description Pass as `cursor` for the next page; null on the last. */
+            next_cursor: string | null;
+        };
+        CaptionWithHistory: {
+            /** @example photos/cat.jpg */
+            key: string;
+            /** @description The object version the current caption describes. */
+            etag: string;
+            text: string;
+            /**
+             * @description `ai`: a job's caption; `human`: written with `PUT /v1/captions/{key}`.
+             * @enum {string}
+             */
+            source: "ai" | "human";
+            /** @description The job that made it; null for a human version. */
+            job_id: string | null;
+            /** @description The model that made it; null for a human version. */
+            model: string | null;
+            prompt: string | null;
+            /** @description How many versions the object's caption has. */
+            versions: number;
+            /**
+             * Format: date-time
+             * @description When this caption became current.
+             */
+            updated_at: string;
+            /** @description Every version, newest first. */
+            history: components["schemas"]["CaptionVersion"][];
+        };
+        CaptionVersion: {
+            /** @description 1 for the first caption of the object, then 2, 3, … */
+            version: number;
+            text: string;
+            /** @enum {string} */
+            source: "ai" | "human";
+            job_id: string | null;
+            model: string | null;
+            prompt: string | null;
+            /** Format: date-time */
+            created_at: string;
+        };
+        PutCaption: {
+            /** @example A cat asleep on a sofa. */
+            text: string;
         };
         Stats: {
             /** @description Object-key prefix the figures are limited to. */
@@ -1235,9 +1534,9 @@ export interface components {
             id: string;
             event_id: string;
             event_type: components["schemas"]["WebhookEventType"];
-            /** @description The job of a `job.*` event; null for a batch event. */
+            /** @description The job of a `job.*` event; null otherwise. */
             job_id: string | null;
-            /** @description The batch of a `batch.*` event; null for a job event. */
+            /** @description The batch of a `batch.*` event; null otherwise. */
             batch_id: string | null;
             url: string;
             /** @enum {string} */
@@ -1286,6 +1585,24 @@ export interface components {
             restarted_at?: number;
             /** @description Work untouched for this long counts as stalled (default: the production crons' own periods, 5 to 10 minutes). */
             stale_after_ms?: number;
+        };
+        StreamToken: {
+            /**
+             * @description Pass as `?token=` to GET /v1/events.
+             * @example rcs_7b226b22…
+             */
+            token: string;
+            /** Format: date-time */
+            expires_at: string;
+            /** @description The scope of its streams: the key's prefix (null: everything the caller sees). */
+            prefix: string | null;
+        };
+        CreateStreamToken: {
+            /**
+             * @description How long the token opens streams (a stream already open stays open).
+             * @default 300
+             */
+            ttl_seconds: number;
         };
     };
     responses: never;
@@ -1836,7 +2153,7 @@ export interface operations {
     listBatches: {
         parameters: {
             query?: {
-                /** @description `listing`: objects are still being listed (counts grow); `running`: every object has its job; `completed` and `cancelled` are final. */
+                /** @description `planned`: a dry run, listed and counted with no job made, until `POST /v1/batches/{id}/start`; `listing`: objects are still being listed (counts grow); `running`: every object has its job; `completed` and `cancelled` are final. */
                 status?: components["schemas"]["BatchStatus"];
                 limit?: number;
                 /** @description `next_cursor` of the previous page. */
@@ -2056,6 +2373,66 @@ export interface operations {
         responses: {
             /** @description The cancelled batch */
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Batch"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found, outside the key's prefix, or created by another key (or by the admin) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the resource's state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    startBatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The batch, listing */
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2359,6 +2736,259 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Preset"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or outside the key's prefix) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listCaptions: {
+        parameters: {
+            query?: {
+                /** @description Object-key prefix, e.g. `photos/`. */
+                prefix?: string;
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of captions */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CaptionList"];
+                };
+            };
+            /** @description Invalid parameters; `details` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getCaption: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object key; a `/` in it is sent as `%2F`. */
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caption, with `history` newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CaptionWithHistory"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or outside the key's prefix) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    putCaption: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The object key; a `/` in it is sent as `%2F`. */
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PutCaption"];
+            };
+        };
+        responses: {
+            /** @description The object's caption, now this one */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Caption"];
+                };
+            };
+            /** @description Invalid parameters; `details` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or outside the key's prefix) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description JSON body larger than MAX_JSON_BYTES */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not a supported image */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    exportCaptions: {
+        parameters: {
+            query?: {
+                /** @description Object-key prefix, e.g. `photos/`. */
+                prefix?: string;
+                format?: "jsonl" | "csv" | "hf";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file (Content-Disposition: attachment) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": string;
+                    "text/csv": string;
+                };
+            };
+            /** @description Invalid parameters; `details` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description Missing, wrong or revoked bearer token */
@@ -3360,6 +3990,158 @@ export interface operations {
             };
         };
     };
+    streamEvents: {
+        parameters: {
+            query?: {
+                /** @description Only this batch's events and its jobs'. */
+                batch_id?: string;
+                /** @description Only jobs whose object key starts with this, and batches whose key prefix does. */
+                prefix?: string;
+                /** @description Comma-separated event types (job.succeeded, job.failed, batch.completed, batch.cancelled, batch.progress, caption.updated); default: all. */
+                types?: string;
+                /** @description Replay every retained event after this event id, then go live (for clients that cannot send `Last-Event-ID`; the header wins when both are sent). */
+                after?: string;
+                /** @description A stream token (`rcs_…`, from POST /v1/events/tokens) instead of the Authorization header, for EventSource. API keys are never accepted here. */
+                token?: string;
+            };
+            header?: {
+                /** @description The `id:` of the last event received: the stream replays every retained event after it, then goes live. */
+                "last-event-id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The stream; it stays open until the client closes it */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Invalid parameters; `details` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or outside the key's prefix) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createStreamToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["CreateStreamToken"];
+            };
+        };
+        responses: {
+            /** @description The token */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamToken"];
+                };
+            };
+            /** @description Invalid parameters; `details` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description JSON body larger than MAX_JSON_BYTES */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not a supported image */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporarily unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     jobSucceededEvent: {
         parameters: {
             query?: never;
@@ -3477,6 +4259,35 @@ export interface operations {
         };
     };
     batchProgressEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description Stable across retries of one event: deduplicate on it. */
+                "webhook-id": string;
+                /** @description Unix seconds of this attempt. */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64 HMAC-SHA256 of id.timestamp.body>`; verify with the `standardwebhooks` library. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookPayload"];
+            };
+        };
+        responses: {
+            /** @description Any 2xx acknowledges the delivery; 5xx, 429 and timeouts are retried; 410 disables. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    captionUpdatedEvent: {
         parameters: {
             query?: never;
             header: {

@@ -74,11 +74,15 @@ CREATE TABLE webhook_events_new (
 	id TEXT PRIMARY KEY,
 	job_id TEXT UNIQUE,
 	batch_id TEXT,
-	type TEXT NOT NULL CHECK (type IN ('job.succeeded', 'job.failed', 'batch.completed', 'batch.cancelled', 'batch.progress')),
+	type TEXT NOT NULL CHECK (type IN ('job.succeeded', 'job.failed', 'batch.completed', 'batch.cancelled', 'batch.progress',
+		'caption.updated')),
 	payload TEXT,
 	created_at INTEGER NOT NULL,
 	dispatched_at INTEGER,
-	CHECK ((job_id IS NULL) <> (batch_id IS NULL))
+	-- A `caption.updated` event (0020_caption_versions.sql) is about an object: no job, no batch, its
+	-- payload stored. Every other event is a job's or a batch's.
+	CHECK (CASE WHEN type = 'caption.updated' THEN job_id IS NULL AND batch_id IS NULL AND payload IS NOT NULL
+		ELSE (job_id IS NULL) <> (batch_id IS NULL) END)
 );
 INSERT INTO webhook_events_new (rowid, id, job_id, batch_id, type, payload, created_at, dispatched_at)
 SELECT rowid, id, job_id, batch_id, type, payload, created_at, dispatched_at FROM webhook_events;

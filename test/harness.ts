@@ -8,7 +8,13 @@ import webhooks from "../workers/webhooks/index";
 import { handledMessages, observeOutcomes } from "./support/outcomes";
 
 // Durable Object classes of the Workers, exported by the test entry point as they are by theirs.
-export { ConsumerRecovery, LaneScheduler, ModelHealthRegistry, ModelRateLimiter } from "../workers/consumer/index";
+export {
+	ConsumerRecovery,
+	EventHub,
+	LaneScheduler,
+	ModelHealthRegistry,
+	ModelRateLimiter,
+} from "../workers/consumer/index";
 export { ApiKeyRateLimiter, AuthFailureLimiter } from "../workers/status/index";
 export { WebhooksRecovery } from "../workers/webhooks/index";
 

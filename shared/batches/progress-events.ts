@@ -94,11 +94,18 @@ async function anyDue(db: D1Database, batchId: string, targets: readonly Progres
 	);
 }
 
+/** What a call of `recordProgress` wrote: deliveries, and the stream's event if it was due. */
+export interface RecordedProgress {
+	deliveries: string[];
+	event: string | null;
+}
+
 /**
  * Records `batch`'s progress at `now`: its `batch.progress` event if the stream's five seconds have
  * passed, and for each of `targets` whose minute has passed a delivery of the batch's latest
  * progress event (this one, or one at most five seconds old), all in one transaction. Returns the
- * ids of the deliveries made. `newDeliveryId` names each delivery.
+ * ids of the deliveries made, and the new event's id if one was recorded (the event hub is told of
+ * it). `newDeliveryId` names each delivery.
  */
 export async function recordProgress(
 	db: D1Database,
@@ -107,8 +114,9 @@ export async function recordProgress(
 	pace: PaceLimits,
 	newDeliveryId: () => string,
 	now = Date.now(),
-): Promise<string[]> {
-	if (!(await anyDue(db, batch.id, targets, now))) return [];
+): Promise<RecordedProgress> {
+	if (!(await anyDue(db, batch.id, targets, now))) return { deliveries: [], event: null };
+	const eventId = newEventId(now);
 	const token = crypto.randomUUID();
 	const body = await progressBody(db, batch, pace, now);
 	const latest = `(SELECT id FROM webhook_events WHERE batch_id = ?2 AND type = '${BATCH_PROGRESS_EVENT}'
@@ -121,7 +129,7 @@ export async function recordProgress(
 				`INSERT INTO webhook_events (id, batch_id, type, payload, created_at, dispatched_at)
 				SELECT ?1, ?2, '${BATCH_PROGRESS_EVENT}', ?3, ?4, ?4 WHERE ${claimed("?2", `'${STREAM_CHANNEL}'`, "?5")}`,
 			)
-			.bind(newEventId(now), batch.id, body, now, token),
+			.bind(eventId, batch.id, body, now, token),
 		...targets.flatMap((target) => [
 			claim(db, batch.id, target.id, WEBHOOK_PROGRESS_INTERVAL_MS, now, token),
 			db
@@ -135,5 +143,8 @@ export async function recordProgress(
 				.bind(newDeliveryId(), batch.id, target.id, now, token),
 		]),
 	]);
-	return results.slice(2).flatMap((result) => batchRows(result, DeliveryId).map((row) => row.id));
+	return {
+		deliveries: results.slice(2).flatMap((result) => batchRows(result, DeliveryId).map((row) => row.id)),
+		event: (results[1]?.meta.changes ?? 0) > 0 ? eventId : null,
+	};
 }

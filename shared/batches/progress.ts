@@ -38,6 +38,8 @@ export function ceilingPerMinute(chain: readonly RateLimitedModel[], limits: Rat
 
 /** Objects of the batch not yet a result, or null while a prefix is still being listed. */
 function remaining(row: BatchRow): number | null {
+	// A planned batch (a dry run) has made no job: nothing is under way, so no time is left to tell.
+	if (row.status === "planned") return null;
 	if (row.status === "listing") {
 		if (row.key_count === null) return null;
 		const done = row.succeeded + row.failed + row.cancelled + row.skipped + row.missing;

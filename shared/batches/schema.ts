@@ -4,14 +4,18 @@
  * payloads and the mapping from D1 rows.
  */
 import { z } from "zod";
+import { Recaption } from "../captions/recaption";
 import { iso } from "../iso";
+import type { ModelAdapter } from "../models/types";
 import { OutputKind, OutputText, outputKind, WRITE_BACK_TARGETS, WriteBackText } from "../outputs/spec";
+import { Estimate, estimate } from "./estimate";
 import { type BatchPace, unmeasuredPace } from "./progress";
 
-export const BATCH_STATUSES = ["listing", "running", "completed", "cancelled"] as const;
+export const BATCH_STATUSES = ["planned", "listing", "running", "completed", "cancelled"] as const;
 export const BatchStatus = z.enum(BATCH_STATUSES).meta({
 	id: "BatchStatus",
 	description:
+		"`planned`: a dry run, listed and counted with no job made, until `POST /v1/batches/{id}/start`; " +
 		"`listing`: objects are still being listed (counts grow); `running`: every object has its job; " +
 		"`completed` and `cancelled` are final.",
 });
@@ -36,7 +40,8 @@ export const BatchCounts = z
 		failed: count,
 		cancelled: count,
 		skipped: count.meta({
-			description: "Objects whose current version already had a succeeded job with the same prompt.",
+			description:
+				"Objects left alone: with `skip_captioned`, those whose current version already had a succeeded job with the same prompt; with `recaption`, those whose current caption its rules keep.",
 		}),
 		missing: count.meta({
 			description:
@@ -62,6 +67,11 @@ export const Batch = z
 		language: z.string().nullable(),
 		write_back: z.enum(WRITE_BACK_TARGETS).nullable(),
 		metadata: z.record(z.string(), z.string()),
+		recaption: Recaption.nullable().meta({ description: "The re-caption rules it was made with; null: none." }),
+		estimate: Estimate.nullable().meta({
+			description:
+				"A dry run's plan (while `planned`, or listing as a dry run): what its jobs would take; null otherwise.",
+		}),
 		counts: BatchCounts,
 		spillover: z.boolean().meta({
 			description:
@@ -107,6 +117,13 @@ export const BatchRow = z.object({
 	/** JSON object of string pairs. */
 	metadata: z.string(),
 	skip_captioned: z.union([z.literal(0), z.literal(1)]),
+	/** JSON of the Recaption rules, or NULL. */
+	recaption: z.string().nullable(),
+	overwrite_human: z.union([z.literal(0), z.literal(1)]),
+	/** 1 while a dry run lists and plans (no job is made). */
+	dry_run: z.union([z.literal(0), z.literal(1)]),
+	/** A dry run's objects that would get a job. */
+	planned: z.number(),
 	key_id: z.string().nullable(),
 	pages_listed: z.number(),
 	list_cursor: z.string().nullable(),
@@ -133,8 +150,20 @@ export const BatchRow = z.object({
 });
 export type BatchRow = z.infer<typeof BatchRow>;
 
-/** Renders a D1 row as the public Batch JSON, with its measured pace (shared/batches/progress.ts) when there is one. */
-export function toBatch(row: BatchRow, pace: BatchPace = unmeasuredPace(row)): Batch {
+/** A batch's re-caption rules, or null. */
+export const recaptionOf = (row: BatchRow): Recaption | null =>
+	row.recaption === null ? null : Recaption.parse(JSON.parse(row.recaption));
+
+/**
+ * Renders a D1 row as the public Batch JSON, with its measured pace (shared/batches/progress.ts)
+ * when there is one; `model` (the chain's first) prices a dry run's plan, whose estimate is null
+ * without it.
+ */
+export function toBatch(
+	row: BatchRow,
+	pace: BatchPace = unmeasuredPace(row),
+	model?: Pick<ModelAdapter, "id" | "task">,
+): Batch {
 	return {
 		id: row.id,
 		status: row.status,
@@ -146,6 +175,8 @@ export function toBatch(row: BatchRow, pace: BatchPace = unmeasuredPace(row)): B
 		language: row.language,
 		write_back: row.write_back === null ? null : WriteBackText.parse(row.write_back).target,
 		metadata: z.record(z.string(), z.string()).parse(JSON.parse(row.metadata)),
+		recaption: recaptionOf(row),
+		estimate: row.dry_run === 1 && model !== undefined ? estimate(model, row.planned) : null,
 		counts: {
 			total: row.total,
 			queued: row.queued,

@@ -1,6 +1,6 @@
 /**
  * Queue message bodies of the `webhook-deliveries` queue: the event of a finished job or of a
- * settled batch, to fan out into deliveries, and one delivery to send (or send again).
+ * settled batch or of a written caption, to fan out into deliveries, and one delivery to send (or send again).
  */
 import { z } from "zod";
 
@@ -20,7 +20,14 @@ export const BatchEventMessage = z.object({
 });
 export type BatchEventMessage = z.infer<typeof BatchEventMessage>;
 
-export type EventMessage = JobEventMessage | BatchEventMessage;
+/** A person wrote a caption: make the deliveries of its `caption.updated` event (its payload is stored). */
+export const CaptionEventMessage = z.object({
+	kind: z.literal("caption-event"),
+	event_id: z.string().startsWith("evt_"),
+});
+export type CaptionEventMessage = z.infer<typeof CaptionEventMessage>;
+
+export type EventMessage = JobEventMessage | BatchEventMessage | CaptionEventMessage;
 
 /** Send (or retry) one delivery. */
 export const DeliveryMessage = z.object({
@@ -29,5 +36,10 @@ export const DeliveryMessage = z.object({
 });
 export type DeliveryMessage = z.infer<typeof DeliveryMessage>;
 
-export const WebhookMessage = z.discriminatedUnion("kind", [JobEventMessage, BatchEventMessage, DeliveryMessage]);
+export const WebhookMessage = z.discriminatedUnion("kind", [
+	JobEventMessage,
+	BatchEventMessage,
+	CaptionEventMessage,
+	DeliveryMessage,
+]);
 export type WebhookMessage = z.infer<typeof WebhookMessage>;

@@ -53,10 +53,11 @@ export async function finishWithEvent(
 	return job ? { job, eventId, batch: settledBatch(settled, batchEventId) } : null;
 }
 
-/** An event of a job or of a batch (the table's CHECK: exactly one of the two). */
+/** An event of a job, of a batch, or of a caption (the table's CHECK: at most one of the two ids). */
 const UndispatchedEvent = z.union([
 	z.object({ id: EventRow.shape.id, job_id: z.string(), batch_id: z.null() }),
 	z.object({ id: EventRow.shape.id, job_id: z.null(), batch_id: z.string() }),
+	z.object({ id: EventRow.shape.id, job_id: z.null(), batch_id: z.null() }),
 ]);
 export type UndispatchedEvent = z.infer<typeof UndispatchedEvent>;
 const UndispatchedEventAt = z.intersection(UndispatchedEvent, z.object({ created_at: z.number().int() }));

@@ -5,13 +5,21 @@
  */
 import { z } from "zod";
 import { Batch } from "../batches/schema";
+import { Caption } from "../captions/schema";
 import { Job } from "../jobs/schema";
 
 export const JOB_EVENT_TYPES = ["job.succeeded", "job.failed"] as const;
 export const BATCH_EVENT_TYPES = ["batch.completed", "batch.cancelled"] as const;
 /** Opt-in: a running batch's Batch JSON, at most once a minute per batch and subscription. */
 export const BATCH_PROGRESS_EVENT = "batch.progress";
-export const WEBHOOK_EVENT_TYPES = [...JOB_EVENT_TYPES, ...BATCH_EVENT_TYPES, BATCH_PROGRESS_EVENT] as const;
+/** Sent only to subscriptions that list it: a person wrote a caption (`PUT /v1/captions/{key}`). */
+export const CAPTION_EVENT_TYPES = ["caption.updated"] as const;
+export const WEBHOOK_EVENT_TYPES = [
+	...JOB_EVENT_TYPES,
+	...BATCH_EVENT_TYPES,
+	BATCH_PROGRESS_EVENT,
+	...CAPTION_EVENT_TYPES,
+] as const;
 export const WebhookEventType = z.enum(WEBHOOK_EVENT_TYPES).meta({ id: "WebhookEventType" });
 export type WebhookEventType = z.infer<typeof WebhookEventType>;
 
@@ -19,9 +27,10 @@ export const DELIVERY_STATUSES = ["pending", "succeeded", "failed"] as const;
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 
 /**
- * The body of every delivery: a job's event with the Job JSON, or a batch's final event (or
- * progress) with the Batch JSON. `timestamp` is when the job finished, the batch settled or the
- * progress was taken, the same on every attempt.
+ * The body of every delivery: a job's event with the Job JSON, a batch's final event (or
+ * progress) with the Batch JSON, or a caption's with the Caption JSON. `timestamp` is when the job
+ * finished, the batch settled, the progress was taken or the caption was written, the same on
+ * every attempt.
  */
 export const JobWebhookPayload = z.object({ type: z.enum(JOB_EVENT_TYPES), timestamp: z.iso.datetime(), data: Job });
 export const BatchWebhookPayload = z.object({
@@ -35,8 +44,19 @@ export const BatchProgressWebhookPayload = z.object({
 	timestamp: z.iso.datetime(),
 	data: Batch,
 });
+/** `data` is the object's caption as it was when the event was made (stored with the event). */
+export const CaptionWebhookPayload = z.object({
+	type: z.enum(CAPTION_EVENT_TYPES),
+	timestamp: z.iso.datetime(),
+	data: Caption,
+});
 export const WebhookPayload = z
-	.discriminatedUnion("type", [JobWebhookPayload, BatchWebhookPayload, BatchProgressWebhookPayload])
+	.discriminatedUnion("type", [
+		JobWebhookPayload,
+		BatchWebhookPayload,
+		BatchProgressWebhookPayload,
+		CaptionWebhookPayload,
+	])
 	.meta({ id: "WebhookPayload" });
 export type WebhookPayload = z.infer<typeof WebhookPayload>;
 
@@ -105,8 +125,8 @@ export const WebhookDelivery = z
 		id: z.string().meta({ description: "The `webhook-id` header of every attempt.", example: "msg_01JD2X6B8J3W4Q5R" }),
 		event_id: z.string(),
 		event_type: WebhookEventType,
-		job_id: z.string().nullable().meta({ description: "The job of a `job.*` event; null for a batch event." }),
-		batch_id: z.string().nullable().meta({ description: "The batch of a `batch.*` event; null for a job event." }),
+		job_id: z.string().nullable().meta({ description: "The job of a `job.*` event; null otherwise." }),
+		batch_id: z.string().nullable().meta({ description: "The batch of a `batch.*` event; null otherwise." }),
 		url: z.string(),
 		status: z.enum(DELIVERY_STATUSES),
 		attempts: z.number().int(),

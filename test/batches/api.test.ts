@@ -13,8 +13,8 @@ import { counts, createBatch, deliverPage, getBatch, putObjects, settled, unsent
 
 describe("POST /v1/batches", () => {
 	it.each([
-		[{}, ["prefix", "keys"]],
-		[{ prefix: "a/", keys: ["a/1.jpg"] }, ["prefix", "keys"]],
+		[{}, ["prefix", "keys", "from_batch"]],
+		[{ prefix: "a/", keys: ["a/1.jpg"] }, ["prefix", "keys", "from_batch"]],
 		[{ keys: [] }, ["keys"]],
 		[{ keys: Array.from({ length: 10_001 }, (_, i) => `k/${i}`) }, ["keys"]],
 		[{ prefix: "a/", max_tokens: 0 }, ["max_tokens"]],
@@ -48,6 +48,7 @@ describe("POST /v1/batches", () => {
 				"completed_at",
 				"counts",
 				"created_at",
+				"estimate",
 				"id",
 				"key_count",
 				"listed_at",
@@ -56,6 +57,7 @@ describe("POST /v1/batches", () => {
 				"models",
 				"prefix",
 				"prompt",
+				"recaption",
 				"rate_per_minute",
 				"eta_seconds",
 				"spillover",
@@ -76,6 +78,8 @@ describe("POST /v1/batches", () => {
 			language: null,
 			write_back: null,
 			metadata: { a: "1", b: "two" },
+			recaption: null,
+			estimate: null,
 			counts: counts({}),
 			spillover: false,
 			models: {},

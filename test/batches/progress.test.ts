@@ -129,7 +129,7 @@ describe("batch.progress webhooks", () => {
 		await captionJob(two.jobs[0]?.id ?? "");
 		const t = Date.now() + 3_600_000;
 		const at = (batch: typeof one, offsetMs: number) =>
-			recordBatchProgress(env.DB, batch.jobs[0]?.id ?? "", pace, t + offsetMs);
+			recordBatchProgress(env.DB, batch.jobs[0]?.id ?? "", pace, t + offsetMs).then((r) => r.deliveries);
 
 		// Other tests' subscriptions without a prefix may want every batch's progress too: count only ours.
 		const ours = async (ids: string[]) =>
@@ -170,9 +170,9 @@ describe("batch.progress webhooks", () => {
 		});
 		const t = Date.now() + 7_200_000;
 		const at = async (offsetMs: number, target: string) =>
-			(await deliveryTargets(await recordBatchProgress(env.DB, jobs[0]?.id ?? "", pace, t + offsetMs))).filter(
-				(id) => id === target,
-			);
+			(
+				await deliveryTargets((await recordBatchProgress(env.DB, jobs[0]?.id ?? "", pace, t + offsetMs)).deliveries)
+			).filter((id) => id === target);
 		expect(await at(0, sub.id)).toEqual([sub.id]);
 		expect(await progressEvents(batch.id)).toHaveLength(1);
 		expect(await at(4_999, sub.id)).toEqual([]);
@@ -189,7 +189,7 @@ describe("batch.progress webhooks", () => {
 			events: ["batch.progress"],
 			prefix: batch.prefix ?? "",
 		});
-		const [delivery] = await recordBatchProgress(env.DB, jobs[0]?.id ?? "", pace, t + 6_000);
+		const [delivery] = (await recordBatchProgress(env.DB, jobs[0]?.id ?? "", pace, t + 6_000)).deliveries;
 		expect(await progressEvents(batch.id)).toHaveLength(2);
 		const row = await env.DB.prepare("SELECT event_id, subscription_id FROM webhook_deliveries WHERE id = ?")
 			.bind(delivery ?? "")
@@ -198,7 +198,7 @@ describe("batch.progress webhooks", () => {
 		// Once the batch has ended, nothing more.
 		await captionJob(jobs[1]?.id ?? "");
 		await waitForBatch(batch.id, settled);
-		expect(await recordBatchProgress(env.DB, jobs[0]?.id ?? "", pace, t + 600_000)).toEqual([]);
+		expect((await recordBatchProgress(env.DB, jobs[0]?.id ?? "", pace, t + 600_000)).deliveries).toEqual([]);
 		expect(await progressEvents(batch.id)).toHaveLength(2);
 	});
 

@@ -110,7 +110,12 @@ describe("a batch counts against the key that made it", () => {
 		const batch = await unsentBatch(prefix, { keyId: key.id, skipCaptioned: false });
 		const pages = recordingQueue();
 		const captions = recordingQueue();
-		const vars = { MAX_JOBS_IN_FLIGHT: String(cap), BATCH_LISTING: pages.queue, CAPTION_JOBS: captions.queue };
+		const vars = {
+			MAX_JOBS_IN_FLIGHT: String(cap),
+			BATCH_LISTING: pages.queue,
+			// A batch's captions go to the batch lane.
+			CAPTION_BATCH_JOBS: captions.queue,
+		};
 
 		// The test plays the queues: each round delivers the page messages sent so far, then the ones
 		// those sent, then one caption message (one job finishes). Nothing else wakes the batch.

@@ -64,6 +64,8 @@ export async function unsentBatch(prefix: string, options: Partial<NewBatch> = {
 			callbackUrl: null,
 			metadata: {},
 			skipCaptioned: true,
+			recaption: null,
+			dryRun: false,
 			spillover: false,
 			keyId: null,
 			...options,

@@ -342,6 +342,59 @@ describe("r2c batch and export", () => {
 	}, 120_000);
 });
 
+describe("r2c captions and planned batches", () => {
+	it("sets and gets a caption by hand, exports the prefix, plans a batch with --dry-run and starts it", async () => {
+		const uploads = [
+			uploadImage(api, "capset/a.png", new Blob([readFileSync(sample("shapes-on-white.png"))])),
+			uploadImage(api, "capset/b.jpg", new Blob([readFileSync(sample("striped-sailboat.jpg"))])),
+		];
+		const ids = new Set((await Promise.all(uploads)).map((j) => j.id));
+		await until("the uploads' jobs to succeed", 60_000, async () => {
+			const jobs = (await listAllJobs(api, { prefix: "capset/" })).filter((j) => ids.has(j.id));
+			return jobs.length === 2 && jobs.every((j) => j.status === "succeeded") ? true : undefined;
+		});
+
+		const set = await r2c(["captions", "set", "capset/a.png", "Shapes on white, by hand.", "--json"], env());
+		expect(set.code, set.stderr).toBe(0);
+		expect(JSON.parse(set.stdout)).toMatchObject({ key: "capset/a.png", source: "human", versions: 2 });
+		const get = await r2c(["captions", "get", "capset/a.png", "--json"], env());
+		expect(get.code, get.stderr).toBe(0);
+		const caption = JSON.parse(get.stdout) as { text: string; history: { version: number; source: string }[] };
+		expect(caption.text).toBe("Shapes on white, by hand.");
+		expect(caption.history.map((v) => [v.version, v.source])).toEqual([
+			[2, "human"],
+			[1, "ai"],
+		]);
+
+		const out = path.join(work, "captions.jsonl");
+		const exported = await r2c(["captions", "export", "--prefix", "capset/", "--format", "jsonl", "--out", out], env());
+		expect(exported.code, exported.stderr).toBe(0);
+		const lines = readFileSync(out, "utf8")
+			.trim()
+			.split("\n")
+			.map((line) => JSON.parse(line) as { key: string; source: string });
+		expect(lines.map((l) => [l.key, l.source])).toEqual([
+			["capset/a.png", "human"],
+			["capset/b.jpg", "ai"],
+		]);
+
+		// A plan over both: each already has a succeeded job with the default prompt, so both are skipped.
+		const plan = await r2c(["batch", "create", "--prefix", "capset/", "--dry-run", "--wait", "--json"], env());
+		expect(plan.code, plan.stderr).toBe(0);
+		const planned = JSON.parse(plan.stdout) as Batch;
+		expect(planned.status).toBe("planned");
+		expect(planned.estimate).toMatchObject({ model_calls: 0 });
+		expect(planned.counts).toMatchObject({ total: 2, skipped: 2 });
+		const start = await r2c(["batch", "start", planned.id, "--wait", "--json"], env());
+		expect(start.code, start.stderr).toBe(0);
+		expect(JSON.parse(start.stdout)).toMatchObject({
+			id: planned.id,
+			status: "completed",
+			counts: { total: 2, skipped: 2 },
+		});
+	}, 120_000);
+});
+
 describe("r2c errors", () => {
 	it("says what is wrong for a refused token (401), a missing job (404) and a missing batch (404)", async () => {
 		const refused = await r2c(["jobs", "list"], { ...env(), R2C_TOKEN: "not-a-token" });

@@ -179,6 +179,10 @@ describe("the test pool's config (every Worker in test/harness.ts)", () => {
 		"vars.MODEL_RATE_LIMITS": "off",
 		// The status Worker's binding to the consumer's registry is the harness's own class.
 		"durable_objects.bindings[MODEL_HEALTH].script_name": undefined,
+		// … and so is its binding to the consumer's event hub.
+		"durable_objects.bindings[EVENT_HUB].script_name": undefined,
+		// … and to the consumer's lane scheduler.
+		"durable_objects.bindings[MODEL_SCHEDULER].script_name": undefined,
 		// … and so are the recovery entrypoints (test/harness.ts exports them).
 		"services[CONSUMER_RECOVERY].service": "r2-captions-test",
 		"services[WEBHOOKS_RECOVERY].service": "r2-captions-test",

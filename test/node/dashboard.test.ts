@@ -336,6 +336,35 @@ describe("the dashboard", () => {
 		expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
 	});
 
+	it("gets a finished job from the event stream within 2 s of its success, without fetching the list", async () => {
+		await open("jobs");
+		await waitInPage("the event stream", () => document.querySelector("[data-live=live]") !== null, 30_000);
+		// Wait for the load that follows the stream's opening, then count the list requests.
+		await page.waitForSelector("tr[data-job-id]");
+		let listRequests = 0;
+		const count = (request: { url: () => string; method: () => string }) => {
+			const url = new URL(request.url());
+			if (request.method() === "GET" && url.pathname === "/v1/jobs") listRequests++;
+		};
+		await new Promise((resolve) => setTimeout(resolve, 1000));
+		page.on("request", count);
+		// Outside the prefix the batch test lists.
+		const key = `dashboard-live-${run}/striped-sailboat.jpg`;
+		const job = await uploadImage(api, key, new Blob([await readFile(sample("striped-sailboat.jpg"))]));
+		await page.waitForFunction(
+			(id) => document.querySelector(`tr[data-job-id="${id}"]`)?.getAttribute("data-status") === "succeeded",
+			{ timeout: 60_000, polling: 50 },
+			job.id,
+		);
+		const shownAt = Date.now();
+		page.off("request", count);
+		const finished = await ok(api.GET("/v1/jobs/{id}", { params: { path: { id: job.id } } }));
+		expect(finished.status).toBe("succeeded");
+		expect(shownAt - Date.parse(finished.completed_at ?? "")).toBeLessThan(2000);
+		expect(listRequests).toBe(0);
+		expect(await textOf(`tr[data-job-id="${job.id}"] [data-field=key]`)).toBe(key);
+	});
+
 	it("opens a job page with the image, the caption, the timings and the job's webhook deliveries", async () => {
 		const [job] = (await listAllJobs(api, { key: `${prefix}striped-sailboat.jpg` })) as [Job];
 		await page.click(`tr[data-job-id="${job.id}"] [data-field=key]`);

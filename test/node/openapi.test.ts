@@ -187,6 +187,7 @@ describe("OpenAPI document for client generators", () => {
 			"get /v1/batches": "listBatches",
 			"get /v1/batches/{id}": "getBatch",
 			"post /v1/batches/{id}/cancel": "cancelBatch",
+			"post /v1/batches/{id}/start": "startBatch",
 			"get /v1/batches/{id}/results": "getBatchResults",
 		});
 	});

@@ -372,6 +372,15 @@ describe("the route table: every route × no token, a wrong token, an out-of-sco
 			path: async () => `/v1/batches/${(await unsentBatch(prefix, { keyId: owner.id })).id}/cancel`,
 			expected: IN_SCOPE,
 		},
+		// A dry run of the in-scope key, left planned by hand (its listing is never sent).
+		"POST /v1/batches/{id}/start": {
+			path: async () => {
+				const batch = await unsentBatch(prefix, { keyId: owner.id, dryRun: true });
+				await env.DB.prepare("UPDATE batches SET status = 'planned' WHERE id = ?").bind(batch.id).run();
+				return `/v1/batches/${batch.id}/start`;
+			},
+			expected: [401, 401, 404, 202, 202],
+		},
 		"GET /v1/batches/{id}/results": { path: () => `/v1/batches/${batchId}/results`, expected: IN_SCOPE },
 		"POST /v1/presets": {
 			path: () => "/v1/presets",
@@ -384,6 +393,22 @@ describe("the route table: every route × no token, a wrong token, an out-of-sco
 		"GET /v1/presets": { path: () => "/v1/presets", expected: EVERY_KEY },
 		"GET /v1/presets/{name}": { path: () => `/v1/presets/${presetOfScope}`, expected: IN_SCOPE },
 		"DELETE /v1/presets/{name}": { path: async () => `/v1/presets/${await newPreset()}`, expected: IN_SCOPE },
+		// A stream: its answer's status is all the row reads (the body is cancelled).
+		"GET /v1/events": { path: () => `/v1/events?batch_id=${batchId}`, expected: IN_SCOPE },
+		"POST /v1/events/tokens": {
+			path: () => "/v1/events/tokens",
+			json: () => ({}),
+			expected: [401, 401, 201, 201, 201],
+		},
+		"GET /v1/captions": { path: () => "/v1/captions", expected: EVERY_KEY },
+		"GET /v1/captions/{key}": { path: () => `/v1/captions/${encodeURIComponent(objectKey)}`, expected: IN_SCOPE },
+		"PUT /v1/captions/{key}": {
+			path: () => `/v1/captions/${encodeURIComponent(objectKey)}`,
+			json: () => ({ text: "A caption written by hand." }),
+			expected: IN_SCOPE,
+		},
+		// Every key exports its own scope; a prefix outside it is 404 (test/status/captions.test.ts).
+		"GET /v1/exports/captions": { path: () => "/v1/exports/captions", expected: EVERY_KEY },
 		"GET /v1/stats": { path: () => "/v1/stats", expected: EVERY_KEY },
 		"GET /v1/models": { path: () => "/v1/models", expected: EVERY_KEY },
 		"GET /v1/stats/series": { path: () => "/v1/stats/series?window=1h", expected: EVERY_KEY },
@@ -425,6 +450,9 @@ describe("the route table: every route × no token, a wrong token, an out-of-sco
 		objectKey = `${prefix}photo.png`;
 		job = await uploadViaApi(objectKey, png, {}, owner.token);
 		[batchId, subscriptionId, presetOfScope] = await Promise.all([newBatch(), newSubscription(), newPreset()]);
+		// The object has a caption, so that reading it is a 200 for those who may.
+		const captioned = await call("PUT", `/v1/captions/${encodeURIComponent(objectKey)}`, { json: { text: "set-up" } });
+		if (captioned.status !== 200) throw new Error(`set-up failed: ${captioned.status} ${await captioned.text()}`);
 	});
 
 	it("has a row for every route the router and /openapi.json serve, and no other", () => {

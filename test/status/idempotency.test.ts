@@ -217,7 +217,7 @@ describe("the typed client (and so r2c) on a create", () => {
 				return response;
 			},
 		});
-		const batch = await ok(api.POST("/v1/batches", { body: { prefix: name, skip_captioned: true } }));
+		const batch = await ok(api.POST("/v1/batches", { body: { prefix: name, skip_captioned: true, dry_run: false } }));
 		expect(batch.prefix).toBe(name);
 		expect(sentKeys).toHaveLength(2);
 		expect(sentKeys[0]).toMatch(/^[0-9a-f-]{36}$/);

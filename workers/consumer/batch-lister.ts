@@ -16,8 +16,10 @@
  * Why a queue and not Workflows: see docs/batches.md ("How listing works").
  */
 import { getBatchRow } from "../../shared/batches/read";
-import type { BatchRow } from "../../shared/batches/schema";
+import { type BatchRow, recaptionOf } from "../../shared/batches/schema";
 import { batchEventMessage, type SettledBatch } from "../../shared/batches/settle";
+import { recaptionSkips } from "../../shared/captions/recaption";
+import { notifyEventHub } from "../../shared/events/notify";
 import { countJobsInFlight } from "../../shared/jobs/in-flight";
 import { effectivePrompt } from "../../shared/jobs/options";
 import { errorMessage, log } from "../../shared/log";
@@ -31,6 +33,7 @@ import {
 	batchKeys,
 	clearUnsent,
 	commitPage,
+	commitPlannedPage,
 	type ListedObject,
 	type PagePlan,
 	stillQueued,
@@ -82,6 +85,22 @@ async function listPage(
 }
 
 /**
+ * The page's objects the batch leaves alone, each with the job that holds its caption (null: a
+ * person's): a re-caption batch's rules, else `skip_captioned`.
+ */
+function skipsOf(db: D1Database, batch: BatchRow, objects: ListedObject[]): Promise<Map<string, string | null>> {
+	const rules = recaptionOf(batch);
+	if (rules !== null)
+		return recaptionSkips(
+			db,
+			batch.bucket,
+			rules,
+			objects.map((o) => o.key),
+		);
+	return batch.skip_captioned === 1 ? alreadyCaptioned(db, batch.bucket, objects) : Promise.resolve(new Map());
+}
+
+/**
  * What page `batch.pages_listed` holds (at most `limit` objects or keys): objects to queue, keys
  * that are missing, objects to skip.
  */
@@ -92,13 +111,12 @@ export async function planPage(
 	limit = settings.BATCH_PAGE_SIZE,
 ): Promise<PagePlan> {
 	const { objects, missing, nextCursor } = await listPage(env, batch, settings, limit);
-	const captioned = batch.skip_captioned === 1 ? await alreadyCaptioned(env.DB, batch.bucket, objects) : new Map();
+	const captioned = await skipsOf(env.DB, batch, objects);
 	const skip: PagePlan["skip"] = [];
 	const queue: ListedObject[] = [];
 	for (const object of objects) {
-		const jobId = captioned.get(object.key);
-		if (jobId === undefined) queue.push(object);
-		else skip.push({ key: object.key, jobId });
+		if (!captioned.has(object.key)) queue.push(object);
+		else skip.push({ key: object.key, jobId: captioned.get(object.key) ?? null });
 	}
 	return { queue, missing, skip, nextCursor };
 }
@@ -120,6 +138,7 @@ async function followUp(
 	if (batch.status === "listing") await env.BATCH_LISTING.send(batchPage(batch.id, page + 1), { contentType: "json" });
 	// The events are in the outbox: if this send fails the webhooks Worker's cron sends them.
 	if (settled) {
+		await notifyEventHub(env.EVENT_HUB, [settled.eventId]);
 		await sendAll(env.WEBHOOK_DELIVERIES, [batchEventMessage(settled)]).catch((err) =>
 			log("warn", "queue_send_failed", { queue: "webhook-deliveries", batch_id: batch.id, error: errorMessage(err) }),
 		);
@@ -151,6 +170,7 @@ export async function handleBatchPage(
 		return ACK;
 	}
 	if (page !== batch.pages_listed || batch.status !== "listing") return ACK;
+	if (batch.dry_run === 1) return planDryRunPage(env, batch, page, settings);
 
 	// A key's batch lists no more objects than the key has places in flight (the admin's: a full page),
 	// and keeps no more than BATCH_KEY_WINDOW of them in its lane's queue: keys' backfills then share
@@ -175,6 +195,22 @@ export async function handleBatchPage(
 		last: plan.nextCursor === null,
 	});
 	await followUp(env, committed.batch, page, committed.queued, committed.settled);
+	return ACK;
+}
+
+/** A dry run's page: counted, no job made, no model called; the next page follows until the batch is planned. */
+async function planDryRunPage(env: ConsumerEnv, batch: BatchRow, page: number, settings: ConsumerSettings) {
+	const plan = await planPage(env, batch, settings);
+	const planned = await commitPlannedPage(env.DB, batch, page, plan, Date.now());
+	if (planned?.status === "listing") {
+		await env.BATCH_LISTING.send(batchPage(batch.id, page + 1), { contentType: "json" });
+	}
+	log("info", "batch_page_planned", {
+		batch_id: batch.id,
+		page,
+		would_queue: plan.queue.length,
+		last: plan.nextCursor === null,
+	});
 	return ACK;
 }
 

@@ -8,7 +8,7 @@
 import { z } from "zod";
 import { BatchRow } from "../../shared/batches/schema";
 import { type SettledBatch, settleBatchStatements, settledBatch } from "../../shared/batches/settle";
-import { batchRows, parseRows } from "../../shared/d1-rows";
+import { batchRows, parseRow, parseRows } from "../../shared/d1-rows";
 import { newJobId } from "../../shared/ids";
 import { newEventId } from "../../shared/webhooks/outbox";
 
@@ -42,7 +42,7 @@ export async function alreadyCaptioned(
 	db: D1Database,
 	bucket: string,
 	objects: ListedObject[],
-): Promise<Map<string, string>> {
+): Promise<Map<string, string | null>> {
 	if (objects.length === 0) return new Map();
 	// CROSS JOIN and `+status` pin the plan: for each listed object, the jobs of its key
 	// (jobs_key_created), never a walk over every succeeded job (jobs_status_created).
@@ -66,8 +66,8 @@ export interface PagePlan {
 	queue: ListedObject[];
 	/** Keys given that are not in the bucket: recorded and counted `missing`, no job. */
 	missing: string[];
-	/** Skipped objects and the job that already holds their caption. */
-	skip: { key: string; jobId: string }[];
+	/** Skipped objects and the job that already holds their caption (null: a person's caption). */
+	skip: { key: string; jobId: string | null }[];
 	/** Where the next page starts (an R2 cursor, or the last key position), or null after the last page. */
 	nextCursor: string | null;
 }
@@ -199,6 +199,33 @@ export async function commitPage(
 		settled: done ? settledBatch(results[4], settleEventId) : null,
 		batch: advanced,
 	};
+}
+
+/**
+ * Commits page `page` of a dry run: only the counts (what would be queued, skipped, missing) and the
+ * advanced checkpoint, guarded as any page; no job, skip or missing row. The last page leaves the
+ * batch `planned`. Returns the batch, or null when the checkpoint had moved (a duplicate).
+ */
+export async function commitPlannedPage(
+	db: D1Database,
+	batch: BatchRow,
+	page: number,
+	plan: PagePlan,
+	now: number,
+): Promise<BatchRow | null> {
+	const done = plan.nextCursor === null;
+	return db
+		.prepare(
+			`UPDATE batches SET pages_listed = ?2 + 1, list_cursor = ?3, planned = planned + ?4,
+				total = total + ?4 + ?5 + ?6, skipped = skipped + ?5, missing = missing + ?6,
+				status = CASE WHEN ?7 THEN 'planned' ELSE status END,
+				listed_at = CASE WHEN ?7 THEN ?8 ELSE listed_at END, updated_at = ?8
+			WHERE id = ?1 AND status = 'listing' AND dry_run = 1 AND pages_listed = ?2
+			RETURNING *`,
+		)
+		.bind(batch.id, page, plan.nextCursor, plan.queue.length, plan.skip.length, plan.missing.length, done ? 1 : 0, now)
+		.first()
+		.then(parseRow(BatchRow));
 }
 
 /** The page's caption messages are sent: forget its job ids (unless a later page has replaced them). */

@@ -12,6 +12,7 @@ import { modelChainFor, readSettings } from "./config";
 import { handleDeadLetter } from "./dead-letter";
 import { recoverConsumer } from "./recovery";
 
+export { EventHub } from "../../shared/events/hub";
 export { ModelHealthRegistry } from "../../shared/models/health-registry";
 export { LaneScheduler } from "../../shared/scheduling/scheduler";
 export { ModelRateLimiter } from "./model-rate-limiter";

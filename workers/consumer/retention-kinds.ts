@@ -147,7 +147,7 @@ const webhookEvents: RetentionKind = {
 };
 
 const BatchKeyRow = z.object({ batch_id: z.string(), seq: z.number(), key: z.string() });
-const BatchSkipRow = z.object({ batch_id: z.string(), key: z.string(), job_id: z.string() });
+const BatchSkipRow = z.object({ batch_id: z.string(), key: z.string(), job_id: z.string().nullable() });
 const BatchMissingRow = z.object({ batch_id: z.string(), key: z.string(), page: z.number() });
 
 const batchGone = (table: string) => `NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = ${table}.batch_id)`;

@@ -18,7 +18,9 @@ import { allowedMethodsIndex } from "./method-not-allowed";
 import { rateLimit } from "./quotas";
 import { BEARER, json, withLimitResponses } from "./responses";
 import { batchRoutes } from "./routes/batches";
+import { captionRoutes } from "./routes/captions";
 import { dashboardRoutes } from "./routes/dashboard";
+import { eventRoutes } from "./routes/events";
 import { imageReadRoutes } from "./routes/image-read";
 import { imageRoutes } from "./routes/images";
 import { jobDeliveryRoutes } from "./routes/job-deliveries";
@@ -59,9 +61,9 @@ for (const type of WEBHOOK_EVENT_TYPES) {
 		summary:
 			type === BATCH_PROGRESS_EVENT
 				? `\`${type}\` (opt-in): a running batch's counts, rate and ETA, at most once a minute per batch`
-				: type.startsWith("batch.")
-					? `\`${type}\`: a batch reached this terminal state`
-					: `\`${type}\`: a job reached this terminal state`,
+				: type.startsWith("caption.")
+					? `\`${type}\`: a person wrote an object's caption (sent only to subscriptions that list it)`
+					: `\`${type}\`: a ${type.startsWith("batch.") ? "batch" : "job"} reached this terminal state`,
 		description: "Signed per Standard Webhooks with the subscription's `whsec_` secret (or `WEBHOOK_SECRET`).",
 		security: [],
 		request: {
@@ -132,12 +134,14 @@ app.route("/", jobRoutes);
 app.route("/", jobDeliveryRoutes);
 app.route("/", batchRoutes);
 app.route("/", presetRoutes);
+app.route("/", captionRoutes);
 app.route("/", statsRoutes);
 app.route("/", modelRoutes);
 app.route("/", statsSeriesRoutes);
 app.route("/", keyRoutes);
 app.route("/", webhookRoutes);
 app.route("/", recoveryRoutes);
+app.route("/", eventRoutes);
 
 function render(c: Context<AppEnv>, err: ApiError): Response {
 	return c.json(err.toBody(), err.status, err.headers);

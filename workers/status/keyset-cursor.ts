@@ -18,6 +18,21 @@ function base64url(text: string): string {
 		.replace(/=+$/, "");
 }
 
+/** The JSON a cursor of this API carries, if `cursor` is one that `schema` accepts. */
+function decodeJson<T>(cursor: string, schema: z.ZodType<T>): T | null {
+	if (!/^[A-Za-z0-9_-]+$/.test(cursor)) return null;
+	try {
+		const binary = atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
+		const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(
+			Uint8Array.from(binary, (c) => c.charCodeAt(0)),
+		);
+		const parsed = schema.safeParse(JSON.parse(text));
+		return parsed.success ? parsed.data : null;
+	} catch {
+		return null;
+	}
+}
+
 /** Cursors over rows whose ids start with `idPrefix` (`job_`, `bat_`, `msg_`). */
 export function keysetCursor(idPrefix: string) {
 	const Cursor = z.object({ t: z.number().int().nonnegative(), i: z.string().startsWith(idPrefix) });
@@ -25,21 +40,16 @@ export function keysetCursor(idPrefix: string) {
 		encode: (row: { created_at: number; id: string }): string =>
 			base64url(JSON.stringify({ t: row.created_at, i: row.id })),
 		/** The position a cursor stands for, or null when it is not one this API issued. */
-		decode(cursor: string): Position | null {
-			if (!/^[A-Za-z0-9_-]+$/.test(cursor)) return null;
-			try {
-				const binary = atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
-				const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(
-					Uint8Array.from(binary, (c) => c.charCodeAt(0)),
-				);
-				const parsed = Cursor.safeParse(JSON.parse(text));
-				return parsed.success ? parsed.data : null;
-			} catch {
-				return null;
-			}
-		},
+		decode: (cursor: string): Position | null => decodeJson(cursor, Cursor),
 	};
 }
+
+/** Cursors of lists in object-key order (`GET /v1/captions`): the last key of the page. */
+export const keyOrderCursor = {
+	encode: (key: string): string => base64url(JSON.stringify({ k: key })),
+	/** The key a cursor stands after, or null when it is not one this API issued. */
+	decode: (cursor: string): string | null => decodeJson(cursor, z.object({ k: z.string() }))?.k ?? null,
+};
 
 /** A page of `limit` rows from a query that asked for `limit + 1` (the extra one says whether there is more). */
 export function keysetPage<T extends { created_at: number; id: string }>(

@@ -9,6 +9,7 @@ import { batchRows, parseRow, parseRows } from "../../shared/d1-rows";
 import { ulid } from "../../shared/ids";
 import { JobRow, toJob } from "../../shared/jobs/schema";
 import {
+	CaptionWebhookPayload,
 	DeliveryRow,
 	type DeliveryStatus,
 	EventRow,
@@ -90,6 +91,12 @@ async function loadSubject(db: D1Database, eventId: string): Promise<EventSubjec
 			keyRevoked: job.owner_revoked_at !== null,
 		};
 	}
+	const caption = await db
+		.prepare("SELECT * FROM webhook_events WHERE id = ? AND type = 'caption.updated'")
+		.bind(eventId)
+		.first()
+		.then(parseRow(EventRow));
+	if (caption) return captionSubject(caption);
 	const batch = await db
 		.prepare(
 			`SELECT b.*, b.key_id AS owner_key_id, ${ownerRevokedAt("b")}, ${EVENT_COLUMNS}
@@ -106,6 +113,23 @@ async function loadSubject(db: D1Database, eventId: string): Promise<EventSubjec
 		callbackUrl: batch.callback_url,
 		keyId: batch.owner_key_id,
 		keyRevoked: batch.owner_revoked_at !== null,
+	};
+}
+
+/**
+ * A `caption.updated` event carries its payload (the caption when it was written: later versions
+ * must not change what it says). It goes to subscriptions only: there is no callback URL.
+ */
+function captionSubject(event: EventRow): EventSubject | null {
+	const payload = CaptionWebhookPayload.safeParse(JSON.parse(event.payload ?? "null"));
+	if (!payload.success) return null;
+	return {
+		dispatchedAt: event.dispatched_at,
+		payload: payload.data,
+		matchKey: payload.data.data.key,
+		callbackUrl: null,
+		keyId: null,
+		keyRevoked: false,
 	};
 }
 

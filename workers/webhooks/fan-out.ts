@@ -1,10 +1,11 @@
 /**
- * One `job-event` or `batch-event` message: the event of a finished job (or settled batch) becomes
+ * One `job-event`, `batch-event` or `caption-event` message: the event of a finished job (or settled batch, or written caption) becomes
  * one delivery per matching target (subscriptions and the job's or batch's callback URL), and each
  * new delivery gets its own message, so every target is retried on its own. Dispatching twice
  * creates nothing twice (deliveries are unique per event and target, and a dispatched event is not
  * dispatched again).
  */
+import { notifyEventHub } from "../../shared/events/notify";
 import { log } from "../../shared/log";
 import { sendAll } from "../../shared/queue/send";
 import type { DeliveryMessage, EventMessage } from "../../shared/queue/webhook-deliveries";
@@ -22,19 +23,21 @@ export async function sendDeliveries(queue: Queue, ids: string[]): Promise<void>
 
 /** The message that dispatches an event of the outbox. */
 export function eventMessage(event: UndispatchedEvent): EventMessage {
-	return event.batch_id === null
-		? { kind: "job-event", event_id: event.id, job_id: event.job_id }
-		: { kind: "batch-event", event_id: event.id, batch_id: event.batch_id };
+	if (event.job_id !== null) return { kind: "job-event", event_id: event.id, job_id: event.job_id };
+	if (event.batch_id !== null) return { kind: "batch-event", event_id: event.id, batch_id: event.batch_id };
+	return { kind: "caption-event", event_id: event.id };
 }
 
 /** A job of a batch finished: its batch's progress goes to the subscriptions it is due to. */
 async function sendBatchProgress(env: WebhooksEnv, jobId: string): Promise<void> {
 	const settings = readSettings(env);
-	const ids = await recordBatchProgress(env.DB, jobId, {
+	const { deliveries, event } = await recordBatchProgress(env.DB, jobId, {
 		chain: settings.MODEL_CHAIN,
 		limits: settings.MODEL_RATE_LIMITS,
 	});
-	if (ids.length > 0) await sendDeliveries(env.WEBHOOK_DELIVERIES, ids);
+	// The stream's progress event goes out now, not at the event hub's next 15-second read.
+	if (event !== null) await notifyEventHub(env.EVENT_HUB, [event]);
+	if (deliveries.length > 0) await sendDeliveries(env.WEBHOOK_DELIVERIES, deliveries);
 }
 
 export async function handleEvent(body: EventMessage, env: WebhooksEnv): Promise<void> {

@@ -26,6 +26,7 @@ async function handle(message: Message<unknown>, env: WebhooksEnv, settings: Web
 	switch (body.kind) {
 		case "job-event":
 		case "batch-event":
+		case "caption-event":
 			await handleEvent(body, env);
 			return ACK;
 		case "delivery":

@@ -12,6 +12,7 @@ import { readSettings } from "../settings";
 import { findLiveKeyByHash } from "./api-keys";
 import type { Principal } from "./authorisation";
 import { failureLimit } from "./failure-limit";
+import { STREAM_TOKEN_PREFIX, verifyStreamToken } from "./stream-tokens";
 import { API_KEY_PREFIX, bearerToken, secretsEqual, sha256Hex } from "./tokens";
 
 export const unauthorized = (message: string) =>
@@ -33,9 +34,29 @@ async function resolvePrincipal(env: StatusEnv, token: string, digest: string): 
 	return key ? { kind: "key", id: key.id, prefix: key.prefix } : null;
 }
 
+/**
+ * A stream token in the URL (`?token=rcs_…`), accepted on `GET /v1/events` only: a browser's
+ * EventSource cannot send headers. An API key in a URL is never accepted (URLs end up in logs).
+ */
+function streamTokenOf(method: string, path: string, token: string | undefined): string | null {
+	if (method !== "GET" || path !== "/v1/events" || token === undefined) return null;
+	return token.startsWith(STREAM_TOKEN_PREFIX) ? token : null;
+}
+
 export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
 	const limit = failureLimit(c.env, c.req.raw.headers);
 	const token = bearerToken(c.req.header("authorization"));
+	const streamToken = token === null ? streamTokenOf(c.req.method, c.req.path, c.req.query("token")) : null;
+	if (streamToken !== null) {
+		const { WEBHOOK_SECRETS_KEY } = readSettings(c.env);
+		const principal = WEBHOOK_SECRETS_KEY ? await verifyStreamToken(c.env.DB, WEBHOOK_SECRETS_KEY, streamToken) : null;
+		if (principal === null) {
+			await limit.missing();
+			throw unauthorized("Invalid or expired stream token: make a new one with POST /v1/events/tokens");
+		}
+		c.set("principal", principal);
+		return next();
+	}
 	if (token === null) {
 		await limit.missing();
 		throw unauthorized("Missing bearer token: send `Authorization: Bearer <token>`");

@@ -18,6 +18,7 @@ import { parseRows } from "../../../shared/d1-rows";
 import { iso } from "../../../shared/iso";
 import { CSV_COLUMNS, spreadsheetSafe } from "../../../shared/jobs/csv-columns";
 import { JobRow, toJob } from "../../../shared/jobs/schema";
+import { pagedStream } from "../paged-stream";
 
 export const EXPORT_FORMATS = ["jsonl", "csv", "hf"] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -282,31 +283,5 @@ export function exportStream(
 ): ReadableStream<Uint8Array> {
 	const pages = range === null ? rowsInKeyOrder(db, batch.id) : rowsInCompletionOrder(db, batch.id, range);
 	const render = renderer(format, batch);
-	const encoder = new TextEncoder();
-	let first = true;
-	return new ReadableStream<Uint8Array>(
-		{
-			async pull(controller) {
-				// A page may render to nothing (hf skips what did not succeed): read on until there is text.
-				for (;;) {
-					const next = await pages.next();
-					if (next.done) {
-						if (first && format === "csv") controller.enqueue(encoder.encode(render([], true)));
-						controller.close();
-						return;
-					}
-					const text = render(next.value, first);
-					first = false;
-					if (text.length > 0) {
-						controller.enqueue(encoder.encode(text));
-						return;
-					}
-				}
-			},
-			async cancel() {
-				await pages.return(undefined);
-			},
-		},
-		{ highWaterMark: 0 },
-	);
+	return pagedStream(pages, render, format === "csv" ? render([], true) : "");
 }

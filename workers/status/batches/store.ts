@@ -4,16 +4,22 @@
  * Scope: a caller limited to prefix `p` sees only batches whose objects all start with `p`, that is
  * whose `key_prefix` starts with `p`.
  */
+import { z } from "zod";
 import { getBatchRow } from "../../../shared/batches/read";
 import { BatchRow, type BatchStatus } from "../../../shared/batches/schema";
 import { type SettledBatch, settleBatchStatements, settledBatch } from "../../../shared/batches/settle";
-import { batchRows } from "../../../shared/d1-rows";
+import type { Recaption } from "../../../shared/captions/recaption";
+import { batchRows, parseRow, parseRows } from "../../../shared/d1-rows";
 import { ulid } from "../../../shared/ids";
+import type { JobStatus } from "../../../shared/jobs/schema";
 import { newEventId } from "../../../shared/webhooks/outbox";
 import { type CappedPage, cappedScan } from "../capped-scan";
 import { prefixCondition } from "../jobs/key-range";
 import { keysetCursor, type Position } from "../keyset-cursor";
 import type { OutputColumns } from "../output-options";
+
+/** A keys batch holds at most this many keys (`POST /v1/batches`). */
+export const MAX_FROM_BATCH_KEYS = 10_000;
 
 export const newBatchId = (now?: number) => `bat_${ulid(now)}`;
 export const batchCursor = keysetCursor("bat_");
@@ -31,6 +37,10 @@ export interface NewBatch {
 	callbackUrl: string | null;
 	metadata: Record<string, string>;
 	skipCaptioned: boolean;
+	/** Re-caption rules (then `skipCaptioned` does not apply), or null. */
+	recaption: Recaption | null;
+	/** List and count only (status `planned` at the end): no job until started. */
+	dryRun: boolean;
 	/** Its captions may take another task type's slots when the first model's are taken. */
 	spillover: boolean;
 	keyId: string | null;
@@ -91,8 +101,9 @@ export async function createBatch(
 		db
 			.prepare(
 				`INSERT INTO batches (id, status, bucket, prefix, key_count, key_prefix, prompt, max_tokens, callback_url,
-					metadata, skip_captioned, key_id, created_at, updated_at, spillover, output, language, write_back)
-				SELECT ?1, 'listing', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?14, ?15, ?16, ?17
+					metadata, skip_captioned, key_id, created_at, updated_at, recaption, overwrite_human, dry_run, spillover,
+					output, language, write_back)
+				SELECT ?1, 'listing', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?14, ?15, ?16, ?17, ?18, ?19, ?20
 				WHERE ?11 IS NULL OR (SELECT count(*) FROM (SELECT 1 FROM batches
 					WHERE key_id = ?11 AND status IN ('listing', 'running') LIMIT ?13)) < ?13
 				RETURNING *`,
@@ -107,10 +118,13 @@ export async function createBatch(
 				input.maxTokens,
 				input.callbackUrl,
 				JSON.stringify(input.metadata),
-				input.skipCaptioned ? 1 : 0,
+				input.skipCaptioned && input.recaption === null ? 1 : 0,
 				input.keyId,
 				now,
 				maxOpenPerKey,
+				input.recaption === null ? null : JSON.stringify(input.recaption),
+				input.recaption?.overwrite_human ? 1 : 0,
+				input.dryRun ? 1 : 0,
 				input.spillover ? 1 : 0,
 				input.outputs?.output ?? null,
 				input.outputs?.language ?? null,
@@ -183,7 +197,7 @@ export async function cancelBatch(
 			.prepare(
 				`UPDATE batches SET status = 'cancelled', cancelled = cancelled + queued, queued = 0, unsent = NULL,
 					unsent_page = NULL, updated_at = ?2
-				WHERE id = ?1 AND status IN ('listing', 'running')`,
+				WHERE id = ?1 AND status IN ('planned', 'listing', 'running')`,
 			)
 			.bind(id, now),
 		db
@@ -202,4 +216,67 @@ export async function cancelBatch(
 	const changed = (results[0]?.meta.changes ?? 0) > 0;
 	if (!changed) return { kind: "already-cancelled", batch: after };
 	return { kind: "cancelled", batch: after, settled: settledBatch(results[2], eventId) };
+}
+
+export type StartResult =
+	| { kind: "started"; batch: BatchRow }
+	| { kind: "missing" }
+	| { kind: "not-planned"; batch: BatchRow }
+	| { kind: "too-many-open" };
+
+/**
+ * Starts a planned batch: its listing begins again from the first page (so the skip rules are
+ * checked again, and its counts start from zero and move as any batch's). Only its creator and
+ * the admin may; a key's started batch counts among its open batches (`maxOpenPerKey`).
+ */
+export async function startBatch(
+	db: D1Database,
+	id: string,
+	caller: { scope: string | null; keyId: string | null },
+	maxOpenPerKey: number,
+	now = Date.now(),
+): Promise<StartResult> {
+	const current = await getBatchRow(db, id, caller.scope);
+	if (!current || (caller.keyId !== null && current.key_id !== caller.keyId)) return { kind: "missing" };
+	if (current.status !== "planned") return { kind: "not-planned", batch: current };
+	const started = await db
+		.prepare(
+			`UPDATE batches SET status = 'listing', dry_run = 0, pages_listed = 0, list_cursor = NULL, total = 0,
+				skipped = 0, missing = 0, listed_at = NULL, updated_at = ?2
+			WHERE id = ?1 AND status = 'planned' AND (key_id IS NULL OR (SELECT count(*) FROM (SELECT 1 FROM batches
+				WHERE key_id = ?3 AND status IN ('listing', 'running') LIMIT ?4)) < ?4)
+			RETURNING *`,
+		)
+		.bind(id, now, current.key_id, maxOpenPerKey)
+		.first()
+		.then(parseRow(BatchRow));
+	if (started) return { kind: "started", batch: started };
+	const after = await getBatchRow(db, id, caller.scope);
+	if (after?.status === "planned") return { kind: "too-many-open" };
+	return after ? { kind: "not-planned", batch: after } : { kind: "missing" };
+}
+
+const KeyOnly = z.object({ key: z.string() });
+
+/**
+ * The keys of a batch's objects whose job ended in one of `filter.status` (and, if given, with one
+ * of `filter.error_code`), in key order: at most `limit` of them (the caller asks for one more than
+ * it accepts, to know there were too many). Reads the batch's jobs through jobs_batch_key.
+ */
+export async function batchKeysThatEnded(
+	db: D1Database,
+	batchId: string,
+	filter: { status: JobStatus[]; error_code?: string[] | undefined },
+	limit = MAX_FROM_BATCH_KEYS + 1,
+): Promise<string[]> {
+	const rows = await db
+		.prepare(
+			`SELECT key FROM jobs WHERE batch_id = ?1 AND status IN (SELECT value FROM json_each(?2))
+				AND (?3 IS NULL OR error_code IN (SELECT value FROM json_each(?3)))
+			ORDER BY key LIMIT ?4`,
+		)
+		.bind(batchId, JSON.stringify(filter.status), filter.error_code ? JSON.stringify(filter.error_code) : null, limit)
+		.all()
+		.then(parseRows(KeyOnly));
+	return rows.map((r) => r.key);
 }

@@ -18,6 +18,7 @@ export const DASHBOARD_MODULES = [
 	"poll.js",
 	"deliveries.js",
 	"batch-progress.js",
+	"caption-history.js",
 	"job-outcome.js",
 	"views/jobs.js",
 	"views/job.js",

@@ -7,18 +7,29 @@
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
-import { batchPaces, ceilingPerMinute } from "../../../shared/batches/progress";
+import { batchPaces, ceilingPerMinute, unmeasuredPace } from "../../../shared/batches/progress";
 import { getBatchRow } from "../../../shared/batches/read";
 import { Batch, BatchMetadata, type BatchRow, BatchStatus, toBatch } from "../../../shared/batches/schema";
 import { batchEventMessage } from "../../../shared/batches/settle";
+import { Recaption } from "../../../shared/captions/recaption";
+import { notifyEventHub } from "../../../shared/events/notify";
 import { CallbackUrl, MaxTokens, Prompt } from "../../../shared/jobs/options";
+import { JobStatus } from "../../../shared/jobs/schema";
 import { batchPage } from "../../../shared/queue/batch-listing";
 import { sendOrLeaveToSweeper } from "../../../shared/queue/send";
 import { ApiError, ErrorBody, invalidParam, invalidParams, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
 import { principalKeyId, scopePrefix } from "../auth/authorisation";
 import { EXPORT_FORMATS, exportHeaders, exportStream, ResultsCursor } from "../batches/export";
-import { batchCursor, cancelBatch, createBatch, listBatches } from "../batches/store";
+import {
+	batchCursor,
+	batchKeysThatEnded,
+	cancelBatch,
+	createBatch,
+	listBatches,
+	MAX_FROM_BATCH_KEYS,
+	startBatch,
+} from "../batches/store";
 import { IdempotencyHeaders, idempotent } from "../idempotency";
 import { outputBodyFields, outputColumns } from "../output-options";
 import { tooManyBatches } from "../quotas";
@@ -26,7 +37,25 @@ import { authenticated, errors, json } from "../responses";
 import { readSettings } from "../settings";
 import { ObjectKey, requireSafeWebhookUrl, validationHook } from "../validation";
 
-export const MAX_BATCH_KEYS = 10_000;
+export const MAX_BATCH_KEYS = MAX_FROM_BATCH_KEYS;
+
+const FromBatchFilter = z
+	.strictObject({
+		status: z
+			.array(JobStatus)
+			.min(1)
+			.default(["failed"])
+			.meta({ description: "Job statuses to take (default: failed)." }),
+		error_code: z
+			.array(z.string().min(1).max(64))
+			.min(1)
+			.optional()
+			.meta({ description: "Only jobs that ended with one of these error codes.", example: ["model_unavailable"] }),
+	})
+	.meta({
+		id: "FromBatchFilter",
+		description: "With `from_batch`: which of its objects to take, by how their job ended.",
+	});
 
 const CreateBatchBody = z
 	.strictObject({
@@ -54,7 +83,21 @@ const CreateBatchBody = z
 		metadata: BatchMetadata.optional(),
 		skip_captioned: z.boolean().default(true).meta({
 			description:
-				"Skip (count as `skipped`, no model call) an object whose current version already has a succeeded job with the same prompt.",
+				"Skip (count as `skipped`, no model call) an object whose current version already has a succeeded job with the same prompt. Does not apply with `recaption`.",
+		}),
+		recaption: Recaption.optional().meta({
+			description:
+				"Re-caption: skip (count as `skipped`) objects whose current caption one of `unless_model` made, that is newer than `older_than`, or that a person wrote (unless `overwrite_human`); the others get a job.",
+		}),
+		from_batch: z.string().startsWith("bat_").optional().meta({
+			description:
+				"Make a keys batch of this batch's objects whose job ended as `only` says (a bulk retry). Give this, `prefix` or `keys`.",
+			example: "bat_01JD2X6B8J3W4Q5R6S7T8V9W0X",
+		}),
+		only: FromBatchFilter.optional(),
+		dry_run: z.boolean().default(false).meta({
+			description:
+				"Plan only: list and count (`total`, `skipped`) with no job and no model call, end in status `planned` with an `estimate`; `POST /v1/batches/{id}/start` runs it.",
 		}),
 		spillover: z.boolean().optional().meta({
 			description:
@@ -91,7 +134,7 @@ const createBatchRoute = createRoute({
 		headers: IdempotencyHeaders,
 		body: { required: true, content: { "application/json": { schema: CreateBatchBody } } },
 	},
-	responses: { 202: json(Batch, "The batch, listing"), ...errors(400, 401, 404, 415) },
+	responses: { 202: json(Batch, "The batch, listing"), ...errors(400, 401, 404, 415, 422) },
 });
 
 const listBatchesRoute = createRoute({
@@ -139,6 +182,27 @@ const cancelBatchRoute = createRoute({
 		404: json(ErrorBody, "Not found, outside the key's prefix, or created by another key (or by the admin)"),
 	},
 });
+
+const startBatchRoute = createRoute({
+	method: "post",
+	path: "/v1/batches/{id}/start",
+	operationId: "startBatch",
+	summary: "Run a planned batch (its creator or the admin)",
+	description:
+		"A dry run's batch (status `planned`) is listed again from its first page, the skip rules checked again, and its objects get jobs: " +
+		"its counts start from zero and move as any batch's. A batch that is not planned is 409 `batch_not_planned`. " +
+		"A started batch counts among its key's open batches (`429 too_many_batches` beyond `MAX_OPEN_BATCHES_PER_KEY`).",
+	security: authenticated,
+	request: { params: BatchIdParams },
+	responses: {
+		202: json(Batch, "The batch, listing"),
+		...errors(401, 409, 429),
+		404: json(ErrorBody, "Not found, outside the key's prefix, or created by another key (or by the admin)"),
+	},
+});
+
+/** The Batch JSON of a batch not yet measured, a dry run's estimate priced for the model jobs start with. */
+const view = (env: StatusEnv, row: BatchRow) => toBatch(row, unmeasuredPace(row), readSettings(env).MODEL_CHAIN[0]);
 
 const stream = (description: string) => ({ schema: z.string().meta({ description }) });
 
@@ -192,24 +256,38 @@ async function withPace(env: StatusEnv, rows: BatchRow[]): Promise<Batch[]> {
 	const settings = readSettings(env);
 	const ceiling = ceilingPerMinute(settings.MODEL_CHAIN, settings.MODEL_RATE_LIMITS);
 	const paces = await batchPaces(env.DB, rows, ceiling);
-	return rows.map((row, i) => toBatch(row, paces[i]));
+	return rows.map((row, i) => toBatch(row, paces[i], settings.MODEL_CHAIN[0]));
 }
 
-const onePaced = async (env: StatusEnv, row: BatchRow) => (await withPace(env, [row]))[0] ?? toBatch(row);
+const onePaced = async (env: StatusEnv, row: BatchRow) => (await withPace(env, [row]))[0] ?? view(env, row);
 
 export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
 	.openapi(createBatchRoute, async (c) => {
 		const body = c.req.valid("json");
 		const principal = c.get("principal");
 		const scope = scopePrefix(principal);
-		if ((body.prefix === undefined) === (body.keys === undefined)) {
-			const message = "Give exactly one of prefix and keys";
-			throw invalidParams([
-				{ field: "prefix", in: "body", message },
-				{ field: "keys", in: "body", message },
-			]);
+		const given = (["prefix", "keys", "from_batch"] as const).filter((field) => body[field] !== undefined);
+		if (given.length !== 1) {
+			const message = "Give exactly one of prefix, keys and from_batch";
+			throw invalidParams(["prefix", "keys", "from_batch"].map((field) => ({ field, in: "body" as const, message })));
 		}
-		const keys = body.keys === undefined ? undefined : [...new Set(body.keys)];
+		if (body.only !== undefined && body.from_batch === undefined) {
+			throw invalidParam("only", "body", "Only with from_batch");
+		}
+		const source = body.from_batch === undefined ? null : await getBatchRow(c.env.DB, body.from_batch, scope);
+		if (body.from_batch !== undefined && source === null) throw notFound(`Batch ${body.from_batch}`);
+		const keys =
+			source !== null
+				? await batchKeysThatEnded(c.env.DB, source.id, body.only ?? { status: ["failed"] })
+				: body.keys === undefined
+					? undefined
+					: [...new Set(body.keys)];
+		if (keys !== undefined && keys.length > MAX_BATCH_KEYS) {
+			throw invalidParam("from_batch", "body", `More than ${MAX_BATCH_KEYS} objects match: narrow \`only\``);
+		}
+		if (keys !== undefined && keys.length === 0) {
+			throw new ApiError(422, "no_objects", "No object of that batch ended so");
+		}
 		// A scoped key may only caption objects it can see; anything else does not exist for it.
 		if (scope !== null) {
 			if (body.prefix !== undefined && !body.prefix.startsWith(scope)) {
@@ -228,12 +306,19 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 			{
 				bucket: settings.BUCKET_NAME,
 				source: keys === undefined ? { prefix: body.prefix ?? "" } : { keys },
-				prompt: body.prompt ?? null,
-				maxTokens: body.max_tokens ?? null,
-				outputs,
+				// A retry runs as its batch did, unless told otherwise.
+				prompt: body.prompt ?? source?.prompt ?? null,
+				maxTokens: body.max_tokens ?? source?.max_tokens ?? null,
+				outputs: {
+					output: outputs.output ?? source?.output ?? null,
+					language: outputs.language ?? source?.language ?? null,
+					writeBack: outputs.writeBack ?? source?.write_back ?? null,
+				},
 				callbackUrl: body.callback_url ?? null,
 				metadata: body.metadata ?? {},
-				skipCaptioned: body.skip_captioned,
+				skipCaptioned: body.skip_captioned && source === null,
+				recaption: body.recaption ?? null,
+				dryRun: body.dry_run,
 				spillover: body.spillover === true,
 				keyId: principalKeyId(principal),
 			},
@@ -246,7 +331,7 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 			{ body: batchPage(row.id, 0), contentType: "json" },
 			{ queue: "batch-listing", batch_id: row.id },
 		);
-		return c.json(toBatch(row), 202);
+		return c.json(view(c.env, row), 202);
 	})
 	.openapi(listBatchesRoute, async (c) => {
 		const q = c.req.valid("query");
@@ -284,6 +369,7 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 				return c.json(await onePaced(c.env, result.batch), 200);
 			case "cancelled":
 				if (result.settled) {
+					await notifyEventHub(c.env.EVENT_HUB, [result.settled.eventId]);
 					await sendOrLeaveToSweeper(
 						c.env.WEBHOOK_DELIVERIES,
 						{ body: batchEventMessage(result.settled), contentType: "json" },
@@ -292,6 +378,31 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 				}
 				return c.json(await onePaced(c.env, result.batch), 200);
 		}
+	})
+	.openapi(startBatchRoute, async (c) => {
+		const { id } = c.req.valid("param");
+		const principal = c.get("principal");
+		const settings = readSettings(c.env);
+		const result = await startBatch(
+			c.env.DB,
+			id,
+			{ scope: scopePrefix(principal), keyId: principalKeyId(principal) },
+			settings.MAX_OPEN_BATCHES_PER_KEY,
+		);
+		switch (result.kind) {
+			case "missing":
+				throw notFound(`Batch ${id}`);
+			case "not-planned":
+				throw new ApiError(409, "batch_not_planned", `Batch ${id} is ${result.batch.status}, not planned`);
+			case "too-many-open":
+				throw tooManyBatches(settings.MAX_OPEN_BATCHES_PER_KEY);
+		}
+		await sendOrLeaveToSweeper(
+			c.env.BATCH_LISTING,
+			{ body: batchPage(id, 0), contentType: "json" },
+			{ queue: "batch-listing", batch_id: id },
+		);
+		return c.json(view(c.env, result.batch), 202);
 	})
 	.openapi(getBatchResultsRoute, async (c) => {
 		const { id } = c.req.valid("param");

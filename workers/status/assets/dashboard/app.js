@@ -3,11 +3,13 @@
  * The dashboard's entry point: signing in and out, and the hash router (`#/jobs`, `#/jobs/{id}`,
  * `#/upload`, `#/batches`, `#/webhooks[/{id}]`, `#/stats`). The token is checked against the API
  * (`GET /v1/stats`, which also says which prefix a scoped key is limited to) and then kept in this
- * tab's sessionStorage only. Each view gets an AbortSignal that ends its polling when it is left.
+ * tab's sessionStorage only. The views follow the event stream (live.js); each gets an AbortSignal
+ * that ends its following (or polling) when it is left.
  */
 import { ApiError, createApi, messageOf } from "./api.js";
 import { announce, byId, h, replace } from "./dom.js";
 import { clearImages } from "./images.js";
+import { liveEvents } from "./live.js";
 import { batchesView } from "./views/batches.js";
 import { jobView } from "./views/job.js";
 import { jobsView } from "./views/jobs.js";
@@ -32,6 +34,7 @@ import { webhooksView } from "./views/webhooks.js";
  * @property {string | null} scope  the object-key prefix the token is limited to; null: everything
  * @property {Capabilities} caps
  * @property {URLSearchParams} params  the query of the hash (`#/jobs?status=failed`)
+ * @property {import("./live.js").Live} live  the event stream (views follow it; polling when it is down)
  * @property {AbortSignal} signal  aborted when the view is left
  * @property {(hash: string) => void} navigate
  * @property {(error: unknown) => void} onError  shows an error of a background refresh
@@ -52,7 +55,7 @@ const ui = {
 	main: byId("main", HTMLElement),
 };
 
-/** @type {{ api: Api, scope: string | null, caps: Capabilities } | null} */
+/** @type {{ api: Api, scope: string | null, caps: Capabilities, live: import("./live.js").Live } | null} */
 let session = null;
 /** @type {AbortController | null} */
 let current = null;
@@ -105,6 +108,7 @@ function showSignInError(message) {
 /** @param {string} [message] */
 function signOut(message) {
 	sessionStorage.removeItem(TOKEN_KEY);
+	session?.live.close();
 	session = null;
 	current?.abort();
 	current = null;
@@ -122,7 +126,7 @@ function signOut(message) {
 
 /** @param {{ api: Api, scope: string | null, caps: Capabilities }} opened */
 function signedIn(opened) {
-	session = opened;
+	session = { ...opened, live: liveEvents(opened.api, opened.caps.eventTypes) };
 	ui.signIn.hidden = true;
 	showSignInError(null);
 	ui.token.value = "";

@@ -9,13 +9,14 @@ import { h } from "./dom.js";
  * A batch as the API renders it (the Batch JSON).
  * @typedef {object} Batch
  * @property {string} id
- * @property {"listing" | "running" | "completed" | "cancelled"} status
+ * @property {"planned" | "listing" | "running" | "completed" | "cancelled"} status
  * @property {string | null} [prefix]
  * @property {number | null} [key_count]
  * @property {string | null} prompt
  * @property {{ total: number, queued: number, processing: number, succeeded: number, failed: number, cancelled: number, skipped: number, missing: number }} counts
  * @property {string} created_at
  * @property {string | null} completed_at
+ * @property {{ model: string, model_calls: number, minutes_at_rate_limit: number, usd: number | null } | null} [estimate]
  */
 /** Jobs that are finished one way or another, out of all the batch has made so far. @param {Batch} b */
 export function batchProgress(b) {
@@ -27,6 +28,17 @@ export function batchProgress(b) {
 
 /** @param {Batch} b */
 export function progressCell(b) {
+	const e = b.estimate;
+	if (b.status === "planned" && e) {
+		// A dry run's plan: what starting it would take, instead of progress.
+		const usd = e.usd === null ? "no published price" : `$${e.usd.toFixed(4)}`;
+		return h(
+			"div",
+			{ class: "batch-plan", "data-field": "estimate" },
+			`${e.model_calls} model calls, ${e.minutes_at_rate_limit} min at the rate limit, ${usd}`,
+			h("div", { class: "muted" }, e.model),
+		);
+	}
 	const { done, total, percent } = batchProgress(b);
 	return h(
 		"div",

@@ -21,8 +21,8 @@ import {
 	syncRows,
 	timeEl,
 } from "../dom.js";
+import { follow, throttle } from "../live.js";
 import { outputFields } from "../output-fields.js";
-import { poll } from "../poll.js";
 
 /** @typedef {import("../client.js").BatchStatus} BatchStatus */
 
@@ -31,7 +31,7 @@ import { poll } from "../poll.js";
 /** @typedef {import("../batch-progress.js").Batch} Batch */
 /** @typedef {{ data: Batch[], next_cursor: string | null }} BatchList */
 
-const STATUSES = ["listing", "running", "completed", "cancelled"];
+const STATUSES = ["planned", "listing", "running", "completed", "cancelled"];
 /** @type {{ format: import("../client.js").ExportFormat, label: string, file: (id: string) => string }[]} */
 const EXPORTS = [
 	{ format: "jsonl", label: "JSONL", file: (/** @type {string} */ id) => `${id}.jsonl` },
@@ -65,6 +65,7 @@ function createForm(ctx, refresh) {
 	const prompt = h("input", { id: "batch-prompt", name: "prompt", maxlength: 2000 });
 	const outputs = outputFields("batch");
 	const skip = h("input", { id: "batch-skip", name: "skip_captioned", type: "checkbox", checked: true });
+	const dryRun = h("input", { id: "batch-dry-run", name: "dry_run", type: "checkbox" });
 	const problem = errorBox("batch-error");
 	const form = h(
 		"form",
@@ -78,6 +79,12 @@ function createForm(ctx, refresh) {
 			{ class: "field check" },
 			skip,
 			h("label", { for: "batch-skip" }, "Skip objects already captioned with this prompt"),
+		),
+		h(
+			"div",
+			{ class: "field check" },
+			dryRun,
+			h("label", { for: "batch-dry-run" }, "Plan only (dry run): count and estimate, then Start"),
 		),
 		problem,
 		h("button", { type: "submit" }, "Create batch"),
@@ -97,11 +104,12 @@ function createForm(ctx, refresh) {
 						...(prompt.value.trim() ? { prompt: prompt.value.trim() } : {}),
 						skip_captioned: skip.checked,
 						...outputs.body(),
+						dry_run: dryRun.checked,
 					},
 				}),
 			);
 			showError(problem, null);
-			announce(`Batch ${batch.id} created`);
+			announce(dryRun.checked ? `Batch ${batch.id} is being planned` : `Batch ${batch.id} created`);
 			refresh();
 		} catch (err) {
 			showError(problem, messageOf(err));
@@ -140,11 +148,23 @@ function actions(ctx, b, refresh) {
 		}
 		refresh();
 	};
-	const open = b.status === "listing" || b.status === "running";
+	const start = async () => {
+		try {
+			await ctx.api.data(ctx.api.client.POST("/v1/batches/{id}/start", { params: { path: { id: b.id } } }));
+			announce(`Batch ${b.id} started`);
+		} catch (err) {
+			ctx.onError(err);
+		}
+		refresh();
+	};
+	const open = b.status === "planned" || b.status === "listing" || b.status === "running";
 	return h(
 		"div",
 		{ class: "actions" },
 		h("a", { href: `#/jobs?batch=${encodeURIComponent(b.id)}`, class: "button secondary small" }, "Jobs"),
+		b.status === "planned"
+			? h("button", { type: "button", class: "small", onclick: start, "aria-label": `Start ${b.id}` }, "Start")
+			: null,
 		open ? h("button", { type: "button", class: "danger small", onclick: cancel }, "Cancel") : null,
 		h(
 			"span",
@@ -220,7 +240,7 @@ export function batchesView(ctx) {
 		redraw(objects, `${b.prefix} ${b.key_count}`, () =>
 			b.prefix ? h("code", null, breakAtSlashes(b.prefix)) : `${b.key_count ?? 0} keys`,
 		);
-		redraw(progress, JSON.stringify([b.status, b.counts]), () => progressCell(b));
+		redraw(progress, JSON.stringify([b.status, b.counts, b.estimate]), () => progressCell(b));
 		redraw(tally, JSON.stringify(b.counts), () => counts(b));
 		redraw(created, `${b.created_at} ${Math.floor(Date.now() / 30_000)}`, () => timeEl(b.created_at));
 		redraw(buttons, b.status, () => actions(ctx, b, () => live.refresh()));
@@ -259,7 +279,14 @@ export function batchesView(ctx) {
 		empty.textContent = filter.value ? `No ${filter.value} batches.` : "No batches yet.";
 	}
 
-	const live = poll(ctx.signal, 2000, load, (err) => showError(problem, messageOf(err)));
+	const streamNote = h("p", { class: "live-note muted" });
+	// A batch's event, or one of its jobs': the list is read again, at most once a second.
+	const again = throttle(() => live.refresh(), 1000);
+	/** @param {import("../live.js").LiveEvent} event */
+	const onEvent = (event) => {
+		if (event.type.startsWith("batch.") || event.data?.data?.batch_id) again();
+	};
+	const live = follow(ctx, 2000, load, onEvent, (err) => showError(problem, messageOf(err)), streamNote);
 	filter.addEventListener("change", () => {
 		pages.reset();
 		live.refresh();
@@ -269,6 +296,7 @@ export function batchesView(ctx) {
 		"section",
 		{ class: "view batches-view", "aria-labelledby": "view-title" },
 		title,
+		streamNote,
 		createForm(ctx, () => live.refresh()),
 		h(
 			"section",

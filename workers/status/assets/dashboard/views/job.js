@@ -6,6 +6,7 @@
  */
 
 import { messageOf, saveBlob } from "../api.js";
+import { captionHistory } from "../caption-history.js";
 import { deliveryTable } from "../deliveries.js";
 import {
 	announce,
@@ -21,8 +22,8 @@ import {
 	statusBadge,
 } from "../dom.js";
 import { authImage } from "../images.js";
+import { follow } from "../live.js";
 import { resultBlock } from "../output-fields.js";
-import { poll } from "../poll.js";
 
 /** @typedef {import("../api.js").Job} Job */
 /** @typedef {import("../api.js").JobWebhookDeliveryList} JobWebhookDeliveryList */
@@ -137,6 +138,7 @@ export function jobView(ctx, id) {
 		refresh: () => live.refresh(),
 	});
 	const problem = errorBox("job-problem");
+	const captions = h("div");
 	/** @type {Job | null} */
 	let shown = null;
 
@@ -171,6 +173,12 @@ export function jobView(ctx, id) {
 				),
 			);
 		}
+		// The object's caption history: once the job is shown, and again when it has just finished.
+		if (!shown || (shown.status !== job.status && job.status === "succeeded")) {
+			const panel = captionHistory(ctx, job.key);
+			replace(captions, panel.element);
+			await panel.load();
+		}
 		if (shown && shown.status !== job.status) announce(`Job ${job.status}`);
 		if (!shown || JSON.stringify(shown) !== JSON.stringify(job)) replace(info, summary(job));
 		shown = job;
@@ -179,18 +187,32 @@ export function jobView(ctx, id) {
 		noDeliveries.hidden = list.data.length > 0;
 	}
 
-	const live = poll(ctx.signal, 2000, load, (err) => {
-		const gone = err instanceof Error && "status" in err && err.status === 404;
-		showError(problem, gone ? `There is no job ${id} (or it is outside your key's prefix).` : messageOf(err));
-	});
+	const streamNote = h("p", { class: "live-note muted" });
+	/** @param {import("../live.js").LiveEvent} event  this job's event: read it (and its deliveries) again */
+	const onEvent = (event) => {
+		if (event.type.startsWith("job.") && event.data?.data?.id === id) live.refresh();
+	};
+	const live = follow(
+		ctx,
+		2000,
+		load,
+		onEvent,
+		(err) => {
+			const gone = err instanceof Error && "status" in err && err.status === 404;
+			showError(problem, gone ? `There is no job ${id} (or it is outside your key's prefix).` : messageOf(err));
+		},
+		streamNote,
+	);
 
 	return h(
 		"section",
 		{ class: "view job-view", "aria-labelledby": "view-title" },
 		h("p", null, h("a", { href: "#/jobs" }, "← All jobs")),
 		title,
+		streamNote,
 		problem,
 		h("div", { class: "job-layout" }, figure, info),
+		captions,
 		h("h2", null, "Webhook deliveries"),
 		noDeliveries,
 		deliveries.element,

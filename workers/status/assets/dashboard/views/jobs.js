@@ -1,8 +1,9 @@
 // @ts-check
 /**
- * Jobs: the live list, newest first. The current page is fetched again every few seconds (with
- * its cursor), so new jobs appear at the top and running ones change status without a reload;
- * rows are kept by job id and only changed ones are redrawn. Filters (status, prefix, batch) live
+ * Jobs: the live list, newest first. A job's event (the stream, live.js) puts the finished job in
+ * its row, or at the top of the first page, without fetching the list again; while the stream is
+ * down the current page is fetched every few seconds instead. Rows are kept by job id and only
+ * changed ones are redrawn. Filters (status, prefix, batch) live
  * in the address (`#/jobs?status=failed`), pages in the view (a stack of cursors).
  */
 import {
@@ -19,7 +20,7 @@ import {
 } from "../dom.js";
 import { authImage } from "../images.js";
 import { outcome } from "../job-outcome.js";
-import { poll } from "../poll.js";
+import { follow } from "../live.js";
 
 /** @typedef {import("../client.js").JobStatus} JobStatus */
 
@@ -147,10 +148,16 @@ export function jobsView(ctx) {
 
 	const tbody = h("tbody");
 	const empty = h("p", { class: "empty", hidden: true });
-	const updated = h("p", { class: "live-note muted" }, "Loading…");
+	const updated = h("span", null, "Loading…");
+	const streamNote = h("span", { class: "stream-note" });
+	const note = h("p", { class: "live-note muted" }, streamNote, " ", updated);
+
+	/** @type {Job[]} */
+	let shown = [];
 
 	/** @param {Job[]} jobs */
 	function render(jobs) {
+		shown = jobs;
 		const added = syncRows(
 			tbody,
 			jobs,
@@ -182,17 +189,41 @@ export function jobsView(ctx) {
 		render(page.data);
 		firstLoad = false;
 		pages.loaded(page.next_cursor);
-		updated.textContent = `Live: updated at ${new Date().toLocaleTimeString()}`;
+		updated.textContent = `Updated at ${new Date().toLocaleTimeString()}.`;
 	}
 
-	const live = poll(ctx.signal, 2000, load, ctx.onError);
+	/**
+	 * A job's event: its row is updated, or (on the first page, matching the filters) it is added
+	 * at its place by creation time.
+	 * @param {import("../live.js").LiveEvent} event
+	 */
+	function onEvent(event) {
+		if (!event.type.startsWith("job.")) return;
+		/** @type {Job} */
+		const job = event.data.data;
+		const at = shown.findIndex((j) => j.id === job.id);
+		if (at >= 0) {
+			render(shown.map((j) => (j.id === job.id ? job : j)));
+			return;
+		}
+		const matches =
+			(!filters.status || job.status === filters.status) &&
+			(!filters.prefix || job.key.startsWith(filters.prefix)) &&
+			(!filters.batch || job.batch_id === filters.batch);
+		if (!matches || !pages.first()) return;
+		const jobs = [...shown, job].sort((a, b) => b.created_at.localeCompare(a.created_at) || b.id.localeCompare(a.id));
+		render(jobs.slice(0, PAGE_SIZE));
+		updated.textContent = `Updated at ${new Date().toLocaleTimeString()}.`;
+	}
+
+	const live = follow(ctx, 2000, load, onEvent, ctx.onError, streamNote);
 
 	return h(
 		"section",
 		{ class: "view jobs-view", "aria-labelledby": "view-title" },
 		h("h1", { id: "view-title", tabindex: "-1" }, "Jobs"),
 		form,
-		updated,
+		note,
 		h(
 			"div",
 			{ class: "table-wrap" },

@@ -8,7 +8,7 @@
 import { progressCell } from "../batch-progress.js";
 import { lineChart, stackedBarChart } from "../charts.js";
 import { duration, h, replace } from "../dom.js";
-import { poll } from "../poll.js";
+import { follow, throttle } from "../live.js";
 
 /** @typedef {NonNullable<import("../client.js").paths["/v1/stats/series"]["get"]["parameters"]["query"]>["window"]} StatsWindow */
 
@@ -247,13 +247,17 @@ export function statsView(ctx) {
 		replace(running, batches(stats));
 	}
 
-	const live = poll(ctx.signal, 5000, load, ctx.onError);
+	const streamNote = h("p", { class: "live-note muted" });
+	// Any event changes the figures: read again, at most every 5 s.
+	const again = throttle(() => live.refresh(), 5000);
+	const live = follow(ctx, 5000, load, again, ctx.onError, streamNote);
 	choice.addEventListener("change", () => live.refresh());
 
 	return h(
 		"section",
 		{ class: "view stats-view", "aria-labelledby": "view-title" },
 		h("h1", { id: "view-title", tabindex: "-1" }, "Stats"),
+		streamNote,
 		ctx.scope ? h("p", { class: "muted" }, "Limited to the objects under ", h("code", null, ctx.scope), ".") : null,
 		cards,
 		h(

@@ -1,0 +1,88 @@
+/**
+ * Plan before run: a dry run lists and counts like any batch but makes no job (so calls no model),
+ * ends `planned` with an estimate, and `start` makes exactly `total - skipped` jobs.
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { Batch } from "../../shared/batches/schema";
+import { call, createKey, errorOf, parsed } from "../status/support";
+import { uniqueKey } from "../support/fixtures";
+import { insertJob } from "../support/jobs";
+import { MOONDREAM } from "../support/models";
+import { jobsForKey, runConsumer } from "../support/queue";
+import { createBatch, getBatch, jobsOfBatch, putObjects, settled, waitForBatch } from "./support";
+
+async function captionAll(keys: string[], model: string): Promise<void> {
+	const jobs = [];
+	for (const key of keys) {
+		const head = await env.BUCKET.head(key);
+		jobs.push(await insertJob({ key, etag: head?.etag ?? "", size: head?.size ?? null }));
+	}
+	await runConsumer(
+		jobs.map((j) => ({ kind: "caption-job", job_id: j.id })),
+		{ env: { MODEL_CHAIN: model } },
+	);
+}
+
+describe("dry_run", () => {
+	it("plans with no job, estimates, and start makes exactly total - skipped jobs", async () => {
+		const prefix = uniqueKey("dry-run/");
+		const keys = ["a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg"].map((k) => `${prefix}${k}`);
+		await putObjects(keys);
+		await captionAll(keys.slice(0, 2), MOONDREAM);
+
+		const created = await createBatch({ prefix, recaption: { unless_model: [MOONDREAM] }, dry_run: true });
+		const planned = await waitForBatch(created.id, (b) => b.status === "planned");
+		expect(planned.counts).toMatchObject({ total: 5, skipped: 2, queued: 0, succeeded: 0 });
+		// Nothing is under way: no rate, and no time left to tell (not 0 s, which says it is done).
+		expect({ rate: planned.rate_per_minute, eta: planned.eta_seconds }).toEqual({ rate: null, eta: null });
+		// The chain starts with moondream (wrangler.jsonc): 3 calls × (750 × $0.30 + 100 × $1.00) / 1e6;
+		// 3 / 720 per minute (Image-to-Text), to the tenth above.
+		expect(planned.estimate).toEqual({ model: MOONDREAM, model_calls: 3, minutes_at_rate_limit: 0.1, usd: 0.000975 });
+		// No job for the batch, and none more for its objects than the two captions made above.
+		expect(await jobsOfBatch(created.id)).toEqual([]);
+		const jobsPerKey = await Promise.all(keys.map(async (k) => (await jobsForKey(k)).length));
+		expect(jobsPerKey).toEqual([1, 1, 0, 0, 0]);
+		// Still planned a while later: nothing runs it but start.
+		expect((await getBatch(created.id)).status).toBe("planned");
+
+		const start = await call("POST", `/v1/batches/${created.id}/start`);
+		expect(start.status).toBe(202);
+		expect(await parsed(start, Batch)).toMatchObject({ status: "listing", estimate: null });
+		const done = await waitForBatch(created.id, settled);
+		expect(done.counts).toMatchObject({ total: 5, skipped: 2, succeeded: 3, failed: 0 });
+		expect((await jobsOfBatch(created.id)).map((j) => j.key)).toEqual(keys.slice(2));
+
+		const again = await call("POST", `/v1/batches/${created.id}/start`);
+		expect(again.status).toBe(409);
+		expect((await errorOf(again)).code).toBe("batch_not_planned");
+	});
+
+	it("start re-checks the skip rules: an object captioned meanwhile is skipped", async () => {
+		const prefix = uniqueKey("dry-run-recheck/");
+		const keys = ["a.jpg", "b.jpg"].map((k) => `${prefix}${k}`);
+		await putObjects(keys);
+		const created = await createBatch({ prefix, recaption: { unless_model: [MOONDREAM] }, dry_run: true });
+		expect((await waitForBatch(created.id, (b) => b.status === "planned")).counts).toMatchObject({
+			total: 2,
+			skipped: 0,
+		});
+		await captionAll([keys[0] ?? ""], MOONDREAM);
+		expect((await call("POST", `/v1/batches/${created.id}/start`)).status).toBe(202);
+		const done = await waitForBatch(created.id, settled);
+		expect(done.counts).toMatchObject({ total: 2, skipped: 1, succeeded: 1 });
+	});
+
+	it("only the creating key (or the admin) starts it; another key gets 404", async () => {
+		const prefix = uniqueKey("dry-run-scope/");
+		await putObjects([`${prefix}a.jpg`]);
+		const owner = await createKey(prefix);
+		const other = await createKey(prefix);
+		const res = await call("POST", "/v1/batches", { token: owner.token, json: { prefix, dry_run: true } });
+		const created = await parsed(res, Batch);
+		await waitForBatch(created.id, (b) => b.status === "planned");
+		expect((await call("POST", `/v1/batches/${created.id}/start`, { token: other.token })).status).toBe(404);
+		expect((await call("POST", `/v1/batches/${created.id}/start`, { token: owner.token })).status).toBe(202);
+		await waitForBatch(created.id, settled);
+	});
+});
