@@ -240,25 +240,24 @@ describe("the dashboard", () => {
 			key,
 		);
 
-		// The API ran what the form chose.
+		// The job page, opened as soon as the job succeeded, shows the write-back once it ends (no event says so).
 		const [queued] = (await listAllJobs(api, { prefix: tagsPrefix })) as [Job];
-		expect(queued).toMatchObject({ key, status: "succeeded", output: "tags", language: "de" });
-		const done = await until("the sidecar write-back", 30_000, async () => {
-			const current = await ok(api.GET("/v1/jobs/{id}", { params: { path: { id: queued.id } } }));
-			return current.write_back?.status === "written" ? current : undefined;
-		});
+		await page.click(`li.upload[data-key="${key}"] a[href="#/jobs/${queued.id}"]`);
+		await page.waitForSelector(".job-view");
+		await waitInPage("the written sidecar on the job page", () =>
+			(document.querySelector(".job-view [data-field=write-back]")?.textContent ?? "").endsWith(": written"),
+		);
+
+		// The API ran what the form chose.
+		const done = await ok(api.GET("/v1/jobs/{id}", { params: { path: { id: queued.id } } }));
+		expect(done).toMatchObject({ key, status: "succeeded", output: "tags", language: "de" });
 		expect(done.write_back).toEqual({ target: "sidecar", status: "written", error: null });
 		const tags = done.result;
 		if (!Array.isArray(tags)) throw new Error(`tags expected, got ${JSON.stringify(tags)}`);
 		expect(tags.length).toBeGreaterThanOrEqual(1);
 		expect(tags.length).toBeLessThanOrEqual(20);
 
-		// The job page shows the result as a list of those tags, in the job's language, and the write-back.
-		await page.click(`li.upload[data-key="${key}"] a[href="#/jobs/${queued.id}"]`);
-		await page.waitForSelector(".job-view");
-		await waitInPage("the written sidecar on the job page", () =>
-			(document.querySelector(".job-view [data-field=write-back]")?.textContent ?? "").endsWith(": written"),
-		);
+		// The job page lists those tags, in the job's language.
 		const shown = await page.$$eval(".job-view ul.tags[data-field=result] li", (items) =>
 			items.map((li) => li.textContent),
 		);

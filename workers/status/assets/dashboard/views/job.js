@@ -185,7 +185,15 @@ export function jobView(ctx, id) {
 		deliveries.update(list.data);
 		noDeliveries.textContent = "No deliveries: the job is not finished, or no webhook matches it.";
 		noDeliveries.hidden = list.data.length > 0;
+		// A write-back ends after the job's last event, so no event says it ended: look again until it has.
+		clearTimeout(writeBackCheck);
+		if (job.write_back?.status === "pending" && !ctx.signal.aborted) {
+			writeBackCheck = setTimeout(() => live.refresh(), 2000);
+		}
 	}
+	/** @type {ReturnType<typeof setTimeout> | undefined} */
+	let writeBackCheck;
+	ctx.signal.addEventListener("abort", () => clearTimeout(writeBackCheck));
 
 	const streamNote = h("p", { class: "live-note muted" });
 	/** @param {import("../live.js").LiveEvent} event  this job's event: read it (and its deliveries) again */
