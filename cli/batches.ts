@@ -40,10 +40,6 @@ function describeBatch(b: Batch): string {
 	);
 }
 
-/** The Batch JSON's ETA, once the API gives one (`eta_seconds`, null until known). */
-const etaOf = (batch: Batch): number | null | undefined =>
-	(batch as Batch & { eta_seconds?: number | null }).eta_seconds;
-
 /** A batch event's body: its Batch JSON is the newest state, no request needed. */
 const batchOfEvent = (event: StreamEvent): Batch | null =>
 	event.type.startsWith("batch.") && typeof event.data === "object" && event.data !== null && "data" in event.data
@@ -77,7 +73,7 @@ async function waitForBatch(ctx: Context, first: Batch): Promise<Batch> {
 				total: c.total,
 				done: c.succeeded + c.failed + c.skipped + c.missing + c.cancelled,
 				counts: { captioned: c.succeeded, failed: c.failed, skipped: c.skipped },
-				etaSeconds: etaOf(batch),
+				etaSeconds: batch.eta_seconds,
 			});
 			const streaming = live && events.state.error === null;
 			const woken = new Promise<void>((resolve) => {

@@ -39,7 +39,7 @@ function eta(p: Progress, perSecond: number): string {
 }
 
 // Rate and ETA first: on a narrow terminal the end of the bar's line is what gets cut.
-const summary = (p: Progress, perSecond: number) =>
+export const summary = (p: Progress, perSecond: number) =>
 	[
 		`${p.done}/${p.total}`,
 		`${perSecond.toFixed(1)}/s`,

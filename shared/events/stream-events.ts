@@ -94,6 +94,20 @@ export interface StreamPage {
 	full: boolean;
 }
 
+/** What scopes and prefixes match: a job's object key, a batch's key prefix, a caption's key. */
+const MATCH_KEY = "coalesce(j.key, b.key_prefix, json_extract(e.payload, '$.data.key'))";
+
+/** An event about an object's caption (`caption.updated`): its body is stored, and names the key. */
+const CaptionEventBody = z.object({ data: z.object({ key: z.string() }) });
+
+/** What an event whose body is its stored payload, with no job or batch row, is about. */
+function payloadSubject(payload: string | null): { matchKey: string; batchId: null; data: null } | null {
+	if (payload === null) return null;
+	const body = CaptionEventBody.safeParse(JSON.parse(payload));
+	// Its body is the stored payload: there is no row to build one from.
+	return body.success ? { matchKey: body.data.data.key, batchId: null, data: null } : null;
+}
+
 /**
  * Events in (after, upTo], oldest first, with their webhook bodies. Three statements in one batch:
  * the page of events (filtered in SQL), then the jobs and batches they are about. An event whose
@@ -104,7 +118,7 @@ export async function readStreamEvents(db: D1Database, read: StreamRead): Promis
 	const page = `SELECT e.rowid AS seq, e.id, e.type, e.payload, e.created_at, e.job_id, e.batch_id
 		FROM webhook_events e LEFT JOIN jobs j ON j.id = e.job_id LEFT JOIN batches b ON b.id = e.batch_id
 		WHERE e.rowid > ?1 AND (?2 IS NULL OR e.rowid <= ?2)
-			AND ${startsWith("coalesce(j.key, b.key_prefix)", "?3")} AND ${startsWith("coalesce(j.key, b.key_prefix)", "?4")}
+			AND ${startsWith(MATCH_KEY, "?3")} AND ${startsWith(MATCH_KEY, "?4")}
 			AND (?5 IS NULL OR coalesce(j.batch_id, b.id) = ?5)
 			AND (?6 IS NULL OR e.type IN (SELECT value FROM json_each(?6)))
 		ORDER BY e.rowid LIMIT ?7`;
@@ -133,7 +147,9 @@ export async function readStreamEvents(db: D1Database, read: StreamRead): Promis
 			? { matchKey: job.key, batchId: job.batch_id, data: toJob(job) }
 			: batch
 				? { matchKey: batch.key_prefix, batchId: batch.id, data: toBatch(batch) }
-				: null;
+				: row.job_id === null && row.batch_id === null
+					? payloadSubject(row.payload)
+					: null;
 		if (subject === null) continue;
 		// An event recorded with its body (older events, or a type whose body is not its row) keeps it.
 		const data =

@@ -145,6 +145,27 @@ describe.concurrent("GET /v1/events", () => {
 		await Promise.all([stream.close(), asking.close()]);
 	});
 
+	it("carries a person's caption (caption.updated) with the body its webhook carries, in the key's scope only", async () => {
+		const mine = uniqueKey("caption-mine/");
+		const other = uniqueKey("caption-other/");
+		const key = await createKey(mine);
+		const png = await fixture("small.png");
+		await Promise.all([env.BUCKET.put(`${mine}a.png`, png), env.BUCKET.put(`${other}b.png`, png)]);
+		const scoped = await open("?types=caption.updated", { token: key.token });
+		const put = (objectKey: string, text: string) =>
+			call("PUT", `/v1/captions/${encodeURIComponent(objectKey)}`, { json: { text } });
+		expect((await put(`${other}b.png`, "not yours")).status).toBe(200);
+		expect((await put(`${mine}a.png`, "a red square")).status).toBe(200);
+		const event = await scoped.nextEvent(5_000);
+		expect(event.event).toBe("caption.updated");
+		expect(JSON.parse(event.data)).toMatchObject({
+			type: "caption.updated",
+			data: { key: `${mine}a.png`, text: "a red square", source: "human", job_id: null, versions: 1 },
+		});
+		expect(await scoped.drain(300)).toEqual([]);
+		await scoped.close();
+	});
+
 	it("resumes after Last-Event-ID (or ?after=) with every missed event, then live, none twice", async () => {
 		const prefix = uniqueKey("resume/");
 		const query = `?prefix=${encodeURIComponent(prefix)}`;

@@ -4,9 +4,11 @@
  * `caption.updated`), and the current captions of a prefix as a file. A scoped key sees only
  * objects under its prefix; any other answers 404.
  */
+
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
 import { Caption, CaptionWithHistory, toCaption, toCaptionVersion } from "../../../shared/captions/schema";
+import { notifyEventHub } from "../../../shared/events/notify";
 import { sendOrLeaveToSweeper } from "../../../shared/queue/send";
 import type { CaptionEventMessage } from "../../../shared/queue/webhook-deliveries";
 import { ApiError, invalidParam, notFound } from "../api-error";
@@ -145,14 +147,15 @@ export const captionRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
 			etag: object.etag,
 			text,
 		});
-		if (written.eventId !== null) {
-			const message: CaptionEventMessage = { kind: "caption-event", event_id: written.eventId };
-			await sendOrLeaveToSweeper(
+		const message: CaptionEventMessage = { kind: "caption-event", event_id: written.eventId };
+		await Promise.all([
+			sendOrLeaveToSweeper(
 				c.env.WEBHOOK_DELIVERIES,
 				{ body: message, contentType: "json" },
 				{ queue: "webhook-deliveries", event_id: written.eventId },
-			);
-		}
+			),
+			notifyEventHub(c.env.EVENT_HUB, [written.eventId]),
+		]);
 		return c.json(written.caption, 200);
 	})
 	.openapi(exportCaptionsRoute, async (c) => {
