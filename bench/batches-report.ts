@@ -4,6 +4,8 @@ import { header, row } from "./stats.ts";
 
 export interface BatchesReport {
 	backfill: BackfillResult | null;
+	/** The same batch with `output: tags` and `write_back: sidecar`. */
+	writeBack?: BackfillResult;
 	exports: ExportResult[];
 	/** Cost per 1,000 images by pipeline: "batch backfill", "uploads, workers/consumer", "uploads, naive baseline". */
 	costs: { pipeline: string; cost: Cost }[];
@@ -87,6 +89,15 @@ export function batchesMarkdown(b: BatchesReport): string[] {
 			"#### Backfill: one prefix batch over objects already in the bucket",
 			"",
 			...backfillTable(b.backfill),
+			"",
+		);
+	if (b.writeBack)
+		out.push(
+			"#### Write-back: the same batch with `output: tags`, `write_back: sidecar`",
+			"",
+			...backfillTable(b.writeBack),
+			"",
+			`Jobs made: ${b.writeBack.jobsMade} for ${b.writeBack.n} objects; sidecar echoes ignored: ${b.writeBack.echoesIgnored}.`,
 			"",
 		);
 	if (b.exports.length) out.push("#### Results export (streamed)", "", ...exportTable(b.exports), "");

@@ -166,6 +166,10 @@ export interface BackfillResult {
 	secondsToCompleted: number;
 	captionsPerSecond: number;
 	cost: Cost;
+	/** With write-back: the sidecars' notifications the consumer recognised and ignored. */
+	echoesIgnored?: number;
+	/** With write-back: jobs (and so model calls) the batch made, echoes included. */
+	jobsMade?: number;
 }
 
 /** A 0 ms model without rate limits or pacing: the runs measure the pipeline's own work. */
@@ -176,9 +180,12 @@ export async function runBackfill(options: {
 	workDir: string;
 	n: number;
 	log: (line: string) => void;
+	/** Tags written back as a sidecar next to each image (each sidecar's notification is an echo). */
+	writeBack?: boolean;
 }): Promise<BackfillResult> {
 	const persistTo = await migratedState(path.join(options.workDir, "state"));
 	const prefix = "backfill/";
+	const outputs = options.writeBack ? { output: "tags", write_back: "sidecar" } : {};
 	options.log(`  seeding ${options.n} objects straight into the bucket`);
 	await seedObjects(persistTo, prefix, options.n);
 	const stack = await startStack({
@@ -194,7 +201,7 @@ export async function runBackfill(options: {
 		const res = await fetch(`${stack.url}/v1/batches`, {
 			method: "POST",
 			headers: { authorization: `Bearer ${stack.token}`, "content-type": "application/json" },
-			body: JSON.stringify({ prefix }),
+			body: JSON.stringify({ prefix, ...outputs }),
 		});
 		if (res.status !== 202) throw new Error(`POST /v1/batches: ${res.status} ${await res.text()}`);
 		const created = (await res.json()) as BatchJson;
@@ -205,7 +212,13 @@ export async function runBackfill(options: {
 			await new Promise((r) => setTimeout(r, 500));
 			batch = (await ok(client.GET("/v1/batches/{id}", { params: { path: { id: created.id } } }))) as BatchJson;
 		}
+		const echoes = async () => (await ok(client.GET("/v1/stats"))).counters.write_back_echoes ?? 0;
+		// The last write-backs' echoes arrive after the batch completes.
+		while (options.writeBack && (await echoes()) < options.n && Date.now() < deadline) {
+			await new Promise((r) => setTimeout(r, 500));
+		}
 		await settleLog(stack.logPath);
+		const jobs = (await ok(client.GET("/v1/stats"))).counts.total;
 		const createdAt = Date.parse(batch.created_at);
 		const listingSeconds = (Date.parse(batch.listed_at ?? "") - createdAt) / 1000;
 		const secondsToCompleted = (Date.parse(batch.completed_at ?? "") - createdAt) / 1000;
@@ -218,6 +231,7 @@ export async function runBackfill(options: {
 			secondsToCompleted: round(secondsToCompleted, 2),
 			captionsPerSecond: round((batch.counts.succeeded ?? 0) / secondsToCompleted, 1),
 			cost: cost(await meterLines(stack.logPath, from), options.n),
+			...(options.writeBack ? { echoesIgnored: await echoes(), jobsMade: jobs } : {}),
 		};
 	} finally {
 		await stack.stop();

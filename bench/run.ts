@@ -159,7 +159,7 @@ async function pipelineSection(bundles: Awaited<ReturnType<typeof bundleWorkers>
 
 async function batchesSection(bundles: Awaited<ReturnType<typeof bundleWorkers>>) {
 	const wants = (name: string) => options.sections.has(name);
-	if (!wants("backfill") && !wants("export") && !wants("cost")) return;
+	if (!wants("backfill") && !wants("export") && !wants("cost") && !wants("writeback")) return;
 	if (wants("export")) {
 		log(`export: batches of ${options.exportSizes.join(" and ")} jobs`);
 		report.batches.exports = await runExport({
@@ -169,7 +169,7 @@ async function batchesSection(bundles: Awaited<ReturnType<typeof bundleWorkers>>
 			log,
 		});
 	}
-	if (!wants("backfill") && !wants("cost")) return;
+	if (!wants("backfill") && !wants("cost") && !wants("writeback")) return;
 	log("bundling the metered entry points (bench/metered/)");
 	const metered = await meteredBundles(workDir);
 	if (wants("backfill")) {
@@ -183,6 +183,19 @@ async function batchesSection(bundles: Awaited<ReturnType<typeof bundleWorkers>>
 		log(`  ${backfill.listedPerSecond} objects listed/s, completed after ${backfill.secondsToCompleted} s`);
 		report.batches.backfill = backfill;
 		report.batches.costs.push({ pipeline: "batch backfill (status, lister, consumer, webhooks)", cost: backfill.cost });
+	}
+	if (wants("writeback")) {
+		log(`writeback: a batch of ${options.backfillN} objects, tags written back as sidecars`);
+		const run = await runBackfill({
+			bundles: metered,
+			workDir: path.join(workDir, "writeback"),
+			n: options.backfillN,
+			log,
+			writeBack: true,
+		});
+		log(`  ${run.jobsMade} jobs, ${run.echoesIgnored} echoes ignored, completed after ${run.secondsToCompleted} s`);
+		report.batches.writeBack = run;
+		report.batches.costs.push({ pipeline: "batch with sidecar write-back (echoes included)", cost: run.cost });
 	}
 	if (wants("cost")) {
 		for (const consumer of ["real", "naive"] as const) {

@@ -3,6 +3,7 @@
  * docs/batches.md) through the generated client. Error answers (401, 404, 409 …) become the
  * CLI's usual messages (cli/errors.ts).
  */
+
 import { createWriteStream } from "node:fs";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -10,6 +11,7 @@ import type { StreamEvent } from "../client/events.ts";
 import { type Batch, type BatchStatus, type ExportFormat, ok } from "../client/index.ts";
 import { type Context, printJson } from "./context.ts";
 import { openEvents } from "./events.ts";
+import { type OutputFlags, outputBody, outputRequest } from "./output-options.ts";
 import { sleep } from "./pool.ts";
 import { reporter } from "./progress.ts";
 
@@ -98,13 +100,14 @@ function show(ctx: Context, batch: Batch): void {
 
 export async function createBatch(
 	ctx: Context,
-	options: { prefix: string; prompt?: string; wait: boolean; dryRun: boolean },
+	options: { prefix: string; prompt?: string; wait: boolean; dryRun: boolean } & OutputFlags,
 ): Promise<number> {
 	const body = {
 		prefix: options.prefix,
 		skip_captioned: true,
 		dry_run: options.dryRun,
 		...(options.prompt !== undefined ? { prompt: options.prompt } : {}),
+		...outputBody(await outputRequest(options)),
 	};
 	let batch = await ok(ctx.api.POST("/v1/batches", { body }));
 	if (options.wait) batch = await waitForBatch(ctx, batch);

@@ -3,6 +3,7 @@
  * subcommand. Every command takes `--json`, `--api-url` (R2C_API_URL or API_URL) and `--token` (R2C_TOKEN);
  * docs/cli.md is the reference.
  */
+
 import { readFileSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { type BatchStatus, type ExportFormat, JOB_STATUSES, type WebhookEventType } from "../client/index.ts";
@@ -13,6 +14,7 @@ import { report } from "./errors.ts";
 import { type EventsOptions, printEvents } from "./events.ts";
 import { getJob, listJobs } from "./jobs.ts";
 import { listen } from "./listen.ts";
+import { type OutputFlags, TEXT_OUTPUTS, WRITE_BACKS } from "./output-options.ts";
 import { upload } from "./upload.ts";
 
 const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
@@ -67,6 +69,10 @@ program
 	.argument("<paths...>", "image files and folders")
 	.option("--prefix <prefix>", "object-key prefix, e.g. photos/", "")
 	.option("--prompt <text>", "caption instruction or visual question for these images")
+	.addOption(new Option("--output <kind>", "what to produce (default caption)").choices(TEXT_OUTPUTS))
+	.option("--output-schema <file>", "produce JSON satisfying this JSON Schema file")
+	.option("--language <tag>", "BCP 47 language of the result, e.g. de or pt-BR")
+	.addOption(new Option("--write-back <target>", "also put the result next to the image").choices(WRITE_BACKS))
 	.option("--concurrency <n>", "uploads (and polls) at a time", integer(1, 64), 8)
 	.option("--wait", "wait until every job is captioned or failed")
 	.option("--retry-failed", "caption again files whose identical bytes already have a failed job")
@@ -77,7 +83,7 @@ program
 			(
 				ctx,
 				paths: string[],
-				options: {
+				options: OutputFlags & {
 					prefix: string;
 					prompt?: string;
 					concurrency: number;
@@ -112,10 +118,14 @@ batch
 	.description("caption the objects already in the bucket under a prefix")
 	.requiredOption("--prefix <prefix>", "object-key prefix, e.g. photos/")
 	.option("--prompt <text>", "caption instruction or visual question")
+	.addOption(new Option("--output <kind>", "what to produce (default caption)").choices(TEXT_OUTPUTS))
+	.option("--output-schema <file>", "produce JSON satisfying this JSON Schema file")
+	.option("--language <tag>", "BCP 47 language of the results, e.g. de or pt-BR")
+	.addOption(new Option("--write-back <target>", "also put each result next to its image").choices(WRITE_BACKS))
 	.option("--wait", "wait until the batch completes, or is planned (exit code 1 if any job failed)")
 	.option("--dry-run", "plan only: count what it would caption and estimate calls, time and cost; no job")
 	.action(
-		run((ctx, options: { prefix: string; prompt?: string; wait?: boolean; dryRun?: boolean }) =>
+		run((ctx, options: OutputFlags & { prefix: string; prompt?: string; wait?: boolean; dryRun?: boolean }) =>
 			createBatch(ctx, { ...options, wait: options.wait === true, dryRun: options.dryRun === true }),
 		),
 	);

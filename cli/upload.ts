@@ -14,11 +14,12 @@ import type { Context } from "./context.ts";
 import { CliError, type Described, describe, isFatal } from "./errors.ts";
 import { openEvents } from "./events.ts";
 import { collectFiles, type LocalFile, md5File, sniffFile } from "./files.ts";
+import { type OutputFlags, outputBody, outputHeaders, outputRequest } from "./output-options.ts";
 import { forEachLimit, sleep } from "./pool.ts";
 import { eventLine, type Progress, reporter } from "./progress.ts";
 import { resultsFormat, writeResults } from "./results.ts";
 
-export interface UploadOptions {
+export interface UploadOptions extends OutputFlags {
 	prefix: string;
 	prompt?: string;
 	concurrency: number;
@@ -74,6 +75,7 @@ export async function upload(ctx: Context, inputs: string[], options: UploadOpti
 	if (!Number.isInteger(options.concurrency) || options.concurrency < 1 || options.concurrency > 64) {
 		throw new CliError("--concurrency must be a whole number from 1 to 64");
 	}
+	const outputs = await outputRequest(options);
 	const started = Date.now();
 	const entries: Entry[] = (await collectFiles(inputs, options.prefix)).map((file) => ({ file }));
 	if (entries.length === 0) throw new CliError(`no files in ${inputs.join(", ")}`);
@@ -110,6 +112,8 @@ export async function upload(ctx: Context, inputs: string[], options: UploadOpti
 		const done = sameBytes.find(
 			(j) =>
 				(options.prompt === undefined || j.prompt === options.prompt) &&
+				(outputs.kind === undefined || j.output === outputs.kind) &&
+				(outputs.language === undefined || j.language?.toLowerCase() === outputs.language.toLowerCase()) &&
 				!(options.retryFailed && j.status === "failed"),
 		);
 		if (done) {
@@ -117,12 +121,19 @@ export async function upload(ctx: Context, inputs: string[], options: UploadOpti
 			tally.resumed++;
 		} else if (sameBytes.length > 0) {
 			// The bucket already holds these bytes: a new job for them, with this run's prompt.
-			const body = { key: e.file.key, ...(options.prompt !== undefined ? { prompt: options.prompt } : {}) };
+			const body = {
+				key: e.file.key,
+				...(options.prompt !== undefined ? { prompt: options.prompt } : {}),
+				...outputBody(outputs),
+			};
 			Object.assign(e, { action: "recaptioned", job: await ok(ctx.api.POST("/v1/jobs", { body })) });
 			tally.uploaded++;
 		} else {
 			const bytes = await openAsBlob(e.file.path);
-			const job = await uploadImage(ctx.api, e.file.key, bytes, { prompt: options.prompt });
+			const job = await uploadImage(ctx.api, e.file.key, bytes, {
+				prompt: options.prompt,
+				outputHeaders: outputHeaders(outputs),
+			});
 			Object.assign(e, { action: "uploaded", job });
 			tally.uploaded++;
 		}

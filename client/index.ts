@@ -212,6 +212,8 @@ export interface UploadOptions {
 	prompt?: string;
 	maxTokens?: number;
 	callbackUrl?: string;
+	/** `X-Caption-Output`, `X-Caption-Language`, `X-Caption-Write-Back` as their header text. */
+	outputHeaders?: Record<string, string>;
 }
 
 /**
@@ -223,6 +225,7 @@ export function uploadImage(client: R2cClient, key: string, bytes: Blob, options
 	if (options.prompt !== undefined) header["X-Caption-Prompt"] = options.prompt;
 	if (options.maxTokens !== undefined) header["X-Caption-Max-Tokens"] = options.maxTokens;
 	if (options.callbackUrl !== undefined) header["X-Callback-Url"] = options.callbackUrl;
+	Object.assign(header, options.outputHeaders ?? {});
 	return ok(
 		client.PUT("/v1/images/{key}", {
 			params: { path: { key }, header },

@@ -247,6 +247,45 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/presets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the presets the caller may see, by name */
+        get: operations["listPresets"];
+        put?: never;
+        /**
+         * Create a preset for the objects under a prefix
+         * @description Objects uploaded or notified under `prefix` use the preset whose prefix is the longest that matches; explicit options and the object's metadata override it field by field. A key limited to a prefix may only create presets inside it. Names and prefixes are unique (`409 preset_exists`).
+         */
+        post: operations["createPreset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/presets/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a preset */
+        get: operations["getPreset"];
+        put?: never;
+        post?: never;
+        /** Delete a preset (jobs already made keep their options) */
+        delete: operations["deletePreset"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/captions": {
         parameters: {
             query?: never;
@@ -737,7 +776,13 @@ export interface components {
             prompt: string | null;
             max_tokens: number | null;
             model: string | null;
+            /** @description The result as text: tags joined with `, `, a JSON result as its JSON text. */
             caption: string | null;
+            output: components["schemas"]["OutputKind"];
+            /** @description BCP 47 tag the result is written in; null: the default (English). */
+            language: string | null;
+            result: components["schemas"]["JobResult"];
+            write_back: components["schemas"]["JobWriteBack"];
             error: components["schemas"]["JobError"];
             attempts: number;
             /** Format: date-time */
@@ -754,12 +799,28 @@ export interface components {
         };
         /** @enum {string} */
         JobStatus: "queued" | "processing" | "succeeded" | "failed" | "cancelled";
+        /** @enum {string} */
+        OutputKind: "caption" | "alt_text" | "tags" | "title" | "json_schema";
+        /** @description The validated result: a string (caption, alt_text, title), an array (tags) or a JSON value (json_schema); null until the job succeeds. */
+        JobResult: string | string[] | {
+            [key: string]: unknown;
+        } | unknown[] | number | boolean | null;
+        JobWriteBack: {
+            /** @enum {string} */
+            target: "sidecar" | "metadata";
+            /**
+             * @description `pending` until the job succeeds and the write is done; `written`; `skipped` (mode `skip` found a sidecar or caption already there); `failed` (see `error`); `not_attempted` (the job did not succeed).
+             * @enum {string}
+             */
+            status: "pending" | "written" | "skipped" | "failed" | "not_attempted";
+            error: string | null;
+        } | null;
         JobError: {
             code: components["schemas"]["JobErrorCode"];
             message: string;
         } | null;
         /** @enum {string} */
-        JobErrorCode: "object_not_found" | "empty_object" | "unsupported_media_type" | "invalid_image" | "image_too_large" | "images_account_limit" | "invalid_options" | "model_unavailable" | "model_error" | "retries_exhausted" | "dead_lettered";
+        JobErrorCode: "object_not_found" | "empty_object" | "unsupported_media_type" | "invalid_image" | "image_too_large" | "images_account_limit" | "invalid_options" | "model_unavailable" | "model_error" | "invalid_output" | "retries_exhausted" | "dead_lettered";
         Batch: {
             /** @example bat_01JD2X6B8J3W4Q5R6S7T8V9W0X */
             id: string;
@@ -771,6 +832,14 @@ export interface components {
             /** @description null: each object's `prompt` metadata, else the default. */
             prompt: string | null;
             max_tokens: number | null;
+            /**
+             * @description null: each object's `output` metadata, else its preset, else `caption`.
+             * @enum {string|null}
+             */
+            output: "caption" | "alt_text" | "tags" | "title" | "json_schema" | null;
+            language: string | null;
+            /** @enum {string|null} */
+            write_back: "sidecar" | "metadata" | null;
             metadata: {
                 [key: string]: string;
             };
@@ -917,6 +986,30 @@ export interface components {
             max_tokens?: number;
             /** Format: uri */
             callback_url?: string;
+            output?: components["schemas"]["Output"];
+            /**
+             * @description A BCP 47 language tag, e.g. `de` or `pt-BR`.
+             * @example de
+             */
+            language?: string;
+            write_back?: components["schemas"]["WriteBackSetting"];
+        };
+        /** @description `caption` (default), `alt_text`, `tags`, `title` or `{ json_schema }`. */
+        Output: ("caption" | "alt_text" | "tags" | "title") | {
+            /** @description A JSON Schema (draft 2020-12 unless its `$schema` says otherwise). */
+            json_schema: {
+                [key: string]: unknown;
+            };
+        };
+        /** @description `sidecar` (a `.txt`/`.json` object next to the image) or `metadata` (the image's custom metadata), or `{ target, mode }` with mode `overwrite` (default) or `skip`. */
+        WriteBackSetting: ("sidecar" | "metadata") | {
+            /** @enum {string} */
+            target: "sidecar" | "metadata";
+            /**
+             * @default overwrite
+             * @enum {string}
+             */
+            mode: "overwrite" | "skip";
         };
         JobWebhookDeliveryList: {
             /** @description Oldest first: one per target of the job's event. */
@@ -971,6 +1064,13 @@ export interface components {
             /** @description For every job; default: each object's `prompt` metadata, else the default prompt. */
             prompt?: string;
             max_tokens?: number;
+            output?: components["schemas"]["Output"];
+            /**
+             * @description A BCP 47 language tag, e.g. `de` or `pt-BR`.
+             * @example de
+             */
+            language?: string;
+            write_back?: components["schemas"]["WriteBackSetting"];
             /**
              * Format: uri
              * @description Receives `batch.completed` or `batch.cancelled`, signed with the API key's `webhook_secret` (the admin's: WEBHOOK_SECRET).
@@ -1047,6 +1147,45 @@ export interface components {
             data: components["schemas"]["Batch"][];
             /** @description Pass as `cursor` for the next page; null on the last. A page may hold fewer items than `limit`, even none, and still have a cursor: a page reads at most a bounded number of rows, so keep paging until this is null. */
             next_cursor: string | null;
+        };
+        Preset: {
+            /** @example shop-alt-text */
+            name: string;
+            /** @example shop/ */
+            prefix: string;
+            output: components["schemas"]["Output"];
+            prompt: string | null;
+            /**
+             * @description A BCP 47 language tag, e.g. `de` or `pt-BR`.
+             * @example de
+             */
+            language: string | null;
+            max_tokens: number | null;
+            write_back: {
+                /** @enum {string} */
+                target: "sidecar" | "metadata";
+                /** @enum {string} */
+                mode: "overwrite" | "skip";
+            } | null;
+            /** Format: date-time */
+            created_at: string;
+        };
+        CreatePreset: {
+            /** @example shop-alt-text */
+            name: string;
+            prefix: string;
+            output: components["schemas"]["Output"];
+            prompt?: string;
+            /**
+             * @description A BCP 47 language tag, e.g. `de` or `pt-BR`.
+             * @example de
+             */
+            language?: string;
+            max_tokens?: number;
+            write_back?: components["schemas"]["WriteBackSetting"];
+        };
+        PresetList: {
+            data: components["schemas"]["Preset"][];
         };
         CaptionList: {
             data: components["schemas"]["Caption"][];
@@ -1641,6 +1780,12 @@ export interface operations {
                 "X-Caption-Max-Tokens"?: number;
                 /** @description Stored as custom metadata `callback-url`. */
                 "X-Callback-Url"?: string;
+                /** @description Stored as custom metadata `output`: `caption`, `alt_text`, `tags`, `title` or `{"json_schema":{…}}`. */
+                "X-Caption-Output"?: string;
+                /** @description Stored as custom metadata `language` (BCP 47). */
+                "X-Caption-Language"?: string;
+                /** @description Stored as custom metadata `write-back`: `sidecar` or `metadata`, optionally `:overwrite` or `:skip`. */
+                "X-Caption-Write-Back"?: string;
             };
             path: {
                 /** @description The object key; a `/` in it is sent as `%2F` (both spellings are accepted). */
@@ -2369,6 +2514,228 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or outside the key's prefix) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listPresets: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The presets (at most 1000) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PresetList"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createPreset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreatePreset"];
+            };
+        };
+        responses: {
+            /** @description The preset */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Preset"];
+                };
+            };
+            /** @description Invalid parameters; `details` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or outside the key's prefix) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the resource's state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description JSON body larger than MAX_JSON_BYTES */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getPreset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The preset */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Preset"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or outside the key's prefix) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deletePreset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The deleted preset */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Preset"];
                 };
             };
             /** @description Missing, wrong or revoked bearer token */

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { Recaption } from "../captions/recaption";
 import { iso } from "../iso";
 import type { ModelAdapter } from "../models/types";
+import { OutputKind, OutputText, outputKind, WRITE_BACK_TARGETS, WriteBackText } from "../outputs/spec";
 import { Estimate, estimate } from "./estimate";
 import { type BatchPace, unmeasuredPace } from "./progress";
 
@@ -60,6 +61,11 @@ export const Batch = z
 		key_count: z.number().int().nullable().meta({ description: "Distinct keys given; null for a prefix batch." }),
 		prompt: z.string().nullable().meta({ description: "null: each object's `prompt` metadata, else the default." }),
 		max_tokens: z.number().int().nullable(),
+		output: OutputKind.nullable().meta({
+			description: "null: each object's `output` metadata, else its preset, else `caption`.",
+		}),
+		language: z.string().nullable(),
+		write_back: z.enum(WRITE_BACK_TARGETS).nullable(),
 		metadata: z.record(z.string(), z.string()),
 		recaption: Recaption.nullable().meta({ description: "The re-caption rules it was made with; null: none." }),
 		estimate: Estimate.nullable().meta({
@@ -105,6 +111,9 @@ export const BatchRow = z.object({
 	prompt: z.string().nullable(),
 	max_tokens: z.number().nullable(),
 	callback_url: z.string().nullable(),
+	output: z.string().nullable(),
+	language: z.string().nullable(),
+	write_back: z.string().nullable(),
 	/** JSON object of string pairs. */
 	metadata: z.string(),
 	skip_captioned: z.union([z.literal(0), z.literal(1)]),
@@ -162,6 +171,9 @@ export function toBatch(
 		key_count: row.key_count,
 		prompt: row.prompt,
 		max_tokens: row.max_tokens,
+		output: row.output === null ? null : outputKind(OutputText.parse(row.output)),
+		language: row.language,
+		write_back: row.write_back === null ? null : WriteBackText.parse(row.write_back).target,
 		metadata: z.record(z.string(), z.string()).parse(JSON.parse(row.metadata)),
 		recaption: recaptionOf(row),
 		estimate: row.dry_run === 1 && model !== undefined ? estimate(model, row.planned) : null,

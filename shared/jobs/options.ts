@@ -1,13 +1,14 @@
 /**
  * Per-object caption options, in one place: how each is checked, where it comes from and in what
  * order (options given to `POST /v1/jobs` or a batch, then the object's R2 custom metadata
- * `prompt`, `max-tokens`, `callback-url`, so bucket uploads and API uploads behave the same, then
- * the defaults), and the key that tells uploads with different options apart. Invalid values fail
- * the job, never vanish.
+ * `prompt`, `max-tokens`, `callback-url`, `output`, `language`, `write-back`, so bucket uploads and
+ * API uploads behave the same, then the longest matching preset, then the defaults), and the key
+ * that tells uploads with different options apart. Invalid values fail the job, never vanish.
  */
 import { z } from "zod";
 import { toHex } from "../ids";
 import type { ModelRequest } from "../models/types";
+import { Language, type Output, OutputText, type WriteBack, WriteBackText } from "../outputs/spec";
 import { JobFailure } from "./errors";
 
 export const MAX_PROMPT_LENGTH = 2000;
@@ -20,15 +21,25 @@ export const MAX_CALLBACK_URL_LENGTH = 2048;
 export const CallbackUrl = z.url({ protocol: /^https?$/ }).max(MAX_CALLBACK_URL_LENGTH);
 
 /** Custom metadata keys, shared with the upload endpoint's headers. */
-export const METADATA_KEYS = { prompt: "prompt", maxTokens: "max-tokens", callbackUrl: "callback-url" } as const;
+export const METADATA_KEYS = {
+	prompt: "prompt",
+	maxTokens: "max-tokens",
+	callbackUrl: "callback-url",
+	output: "output",
+	language: "language",
+	writeBack: "write-back",
+} as const;
 
 /**
  * A job's options once resolved: what the model chain is asked (`prompt`, `maxTokens`, and
  * `question`: the prompt came with the job, explicit or from metadata, rather than from the
  * defaults) and where the result is sent.
  */
-export interface CaptionOptions extends Omit<ModelRequest, "keyId"> {
+export interface CaptionOptions extends Omit<ModelRequest, "keyId" | "jsonSchema" | "language"> {
 	callbackUrl: string | null;
+	output: Output;
+	language: string | null;
+	writeBack: WriteBack | null;
 }
 
 export interface OptionDefaults {
@@ -36,19 +47,31 @@ export interface OptionDefaults {
 	maxTokens: number;
 }
 
-/** A job's explicit options, as its row stores them (null: not given). */
+/** A job's explicit options, as its row stores them (null: not given; text forms, see ../outputs/spec.ts). */
 export interface ExplicitOptions {
 	prompt: string | null;
 	max_tokens: number | null;
 	callback_url: string | null;
+	output?: string | null;
+	language?: string | null;
+	write_back?: string | null;
 }
+
+/** The options of the preset whose prefix is the longest that matches the object's key (stored like a job's). */
+export type PresetOptions = Omit<ExplicitOptions, "callback_url">;
 
 /** Each option: how it is checked, its column in the job row and its custom metadata key. */
 const FIELDS = {
 	prompt: { schema: Prompt, column: "prompt", metadata: METADATA_KEYS.prompt },
 	maxTokens: { schema: MaxTokens, column: "max_tokens", metadata: METADATA_KEYS.maxTokens },
 	callbackUrl: { schema: CallbackUrl, column: "callback_url", metadata: METADATA_KEYS.callbackUrl },
+	output: { schema: OutputText, column: "output", metadata: METADATA_KEYS.output },
+	language: { schema: Language, column: "language", metadata: METADATA_KEYS.language },
+	writeBack: { schema: WriteBackText, column: "write_back", metadata: METADATA_KEYS.writeBack },
 } as const;
+
+/** The fields that existed before outputs: an object with none of the others keeps its old options key. */
+const FIRST_FIELDS: readonly Field[] = ["prompt", "maxTokens", "callbackUrl"];
 
 type Field = keyof typeof FIELDS;
 type Value<F extends Field> = z.output<(typeof FIELDS)[F]["schema"]>;
@@ -72,29 +95,42 @@ function checked<F extends Field>(
 	);
 }
 
-/** The one precedence of every option: explicit, then custom metadata; undefined when neither gives it. */
+/**
+ * The one precedence of every option: explicit, then custom metadata, then the preset; undefined
+ * when none gives it.
+ */
 function given<F extends Field>(
 	field: F,
 	job: ExplicitOptions,
 	metadata: Record<string, string>,
 	onInvalid: OnInvalid,
+	preset: PresetOptions | null = null,
 ): Value<F> | undefined {
 	const { column, metadata: key } = FIELDS[field];
-	return checked(field, job[column], column, onInvalid) ?? checked(field, metadata[key], `${key} metadata`, onInvalid);
+	const fromPreset = preset !== null && column !== "callback_url" ? preset[column] : undefined;
+	return (
+		checked(field, job[column], column, onInvalid) ??
+		checked(field, metadata[key], `${key} metadata`, onInvalid) ??
+		checked(field, fromPreset, `preset ${column}`, onInvalid)
+	);
 }
 
-/** Resolves a job's options: explicit job options, then custom metadata, then defaults. */
+/** Resolves a job's options: explicit job options, then custom metadata, then the preset, then defaults. */
 export function resolveOptions(
 	job: ExplicitOptions,
 	metadata: Record<string, string>,
 	defaults: OptionDefaults,
+	preset: PresetOptions | null = null,
 ): CaptionOptions {
-	const prompt = given("prompt", job, metadata, "fail");
+	const prompt = given("prompt", job, metadata, "fail", preset);
 	return {
 		prompt: prompt ?? defaults.prompt,
 		question: prompt !== undefined,
-		maxTokens: given("maxTokens", job, metadata, "fail") ?? defaults.maxTokens,
+		maxTokens: given("maxTokens", job, metadata, "fail", preset) ?? defaults.maxTokens,
 		callbackUrl: given("callbackUrl", job, metadata, "fail") ?? null,
+		output: given("output", job, metadata, "fail", preset) ?? "caption",
+		language: given("language", job, metadata, "fail", preset) ?? null,
+		writeBack: given("writeBack", job, metadata, "fail", preset) ?? null,
 	};
 }
 
@@ -108,18 +144,24 @@ export function effectivePrompt(
 	metadata: Record<string, string>,
 	defaultPrompt: string,
 ): string {
-	const explicit = { prompt: job.prompt, max_tokens: null, callback_url: null };
+	const explicit: ExplicitOptions = { prompt: job.prompt, max_tokens: null, callback_url: null };
 	return given("prompt", explicit, metadata, "ignore") ?? defaultPrompt;
 }
 
 /**
  * What tells apart two uploads of the same bytes (one etag) with different caption metadata: a
- * SHA-256 of the three option values as stored ('' when the object has none of them). The upload
+ * SHA-256 of the option values as stored ('' when the object has none of them). The upload
  * endpoint and the consumer compute it here from the same custom metadata, so a notification lands
- * on the job of the upload that made it (migrations/0007_limits.sql).
+ * on the job of the upload that made it (migrations/0007_limits.sql). The output options join the
+ * hashed values only when an object has one, so objects stored before them keep their keys.
  */
 export async function optionsKey(metadata: Record<string, string>): Promise<string> {
-	const values = Object.values(FIELDS).map((field) => metadata[field.metadata] ?? null);
+	const values: unknown[] = FIRST_FIELDS.map((field) => metadata[FIELDS[field].metadata] ?? null);
+	const later = (Object.keys(FIELDS) as Field[]).filter((f) => !FIRST_FIELDS.includes(f));
+	for (const field of later) {
+		const key = FIELDS[field].metadata;
+		if (metadata[key] !== undefined) values.push([key, metadata[key]]);
+	}
 	if (values.every((v) => v === null)) return "";
 	const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(JSON.stringify(values)));
 	return toHex(new Uint8Array(digest));

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { iso } from "../iso";
+import { OutputKind, OutputText, outputKind, WRITE_BACK_TARGETS, WriteBackText } from "../outputs/spec";
 
 /** `cancelled` is terminal too: a queued job of a cancelled batch (docs/jobs.md). */
 export const JOB_STATUSES = ["queued", "processing", "succeeded", "failed", "cancelled"] as const;
@@ -21,6 +22,7 @@ export const JOB_ERROR_CODES = [
 	"invalid_options",
 	"model_unavailable",
 	"model_error",
+	"invalid_output",
 	"retries_exhausted",
 	"dead_lettered",
 ] as const;
@@ -30,6 +32,36 @@ export type JobErrorCode = z.infer<typeof JobErrorCode>;
 export const JobError = z.object({ code: JobErrorCode, message: z.string() }).meta({ id: "JobError" });
 
 const isoTime = z.iso.datetime();
+
+export const WRITE_BACK_STATUSES = ["pending", "written", "skipped", "failed", "not_attempted"] as const;
+
+export const JobWriteBack = z
+	.object({
+		target: z.enum(WRITE_BACK_TARGETS),
+		status: z.enum(WRITE_BACK_STATUSES).meta({
+			description:
+				"`pending` until the job succeeds and the write is done; `written`; `skipped` (mode `skip` found a sidecar or caption already there); `failed` (see `error`); `not_attempted` (the job did not succeed).",
+		}),
+		error: z.string().nullable(),
+	})
+	.meta({ id: "JobWriteBack" });
+
+/** A result: the text for text kinds, the array for `tags`, the JSON value for `json_schema`. */
+const JobResult = z
+	.union([
+		z.string(),
+		z.array(z.string()),
+		z.record(z.string(), z.unknown()),
+		z.array(z.unknown()),
+		z.number(),
+		z.boolean(),
+	])
+	.nullable()
+	.meta({
+		id: "JobResult",
+		description:
+			"The validated result: a string (caption, alt_text, title), an array (tags) or a JSON value (json_schema); null until the job succeeds.",
+	});
 
 export const Job = z
 	.object({
@@ -47,7 +79,17 @@ export const Job = z
 		prompt: z.string().nullable(),
 		max_tokens: z.number().int().nullable(),
 		model: z.string().nullable(),
-		caption: z.string().nullable(),
+		caption: z
+			.string()
+			.nullable()
+			.meta({ description: "The result as text: tags joined with `, `, a JSON result as its JSON text." }),
+		output: OutputKind,
+		language: z
+			.string()
+			.nullable()
+			.meta({ description: "BCP 47 tag the result is written in; null: the default (English)." }),
+		result: JobResult,
+		write_back: JobWriteBack.nullable(),
 		error: JobError.nullable(),
 		attempts: z.number().int(),
 		created_at: isoTime,
@@ -92,6 +134,13 @@ export const JobRow = z.object({
 	total_ms: z.number().nullable(),
 	/** The API key that asked for the job (upload, POST /v1/jobs, batch); null for the admin and bucket uploads. */
 	key_id: z.string().nullable(),
+	output: z.string().nullable(),
+	language: z.string().nullable(),
+	result: z.string().nullable(),
+	write_back: z.string().nullable(),
+	write_back_status: z.enum(WRITE_BACK_STATUSES).nullable(),
+	write_back_error: z.string().nullable(),
+	write_back_lease: z.number().nullable(),
 });
 export type JobRow = z.infer<typeof JobRow>;
 
@@ -110,6 +159,10 @@ export function toJob(row: JobRow): Job {
 		max_tokens: row.max_tokens,
 		model: row.model,
 		caption: row.caption,
+		output: row.output === null ? "caption" : outputKindOf(row.output),
+		language: row.language,
+		result: resultOf(row),
+		write_back: writeBackOf(row),
 		error: row.error_code === null ? null : { code: row.error_code, message: row.error_message ?? "" },
 		attempts: row.attempts,
 		created_at: new Date(row.created_at).toISOString(),
@@ -117,4 +170,24 @@ export function toJob(row: JobRow): Job {
 		completed_at: iso(row.completed_at),
 		metrics: { queue_ms: row.queue_ms, inference_ms: row.inference_ms, total_ms: row.total_ms },
 	};
+}
+
+function outputKindOf(text: string): OutputKind {
+	const parsed = OutputText.safeParse(text);
+	return parsed.success ? outputKind(parsed.data) : "caption";
+}
+
+/** Rows from before results were stored have the caption alone: that is their result. */
+function resultOf(row: JobRow): z.infer<typeof JobResult> {
+	if (row.result === null) return row.status === "succeeded" ? row.caption : null;
+	return JSON.parse(row.result);
+}
+
+function writeBackOf(row: JobRow): z.infer<typeof JobWriteBack> | null {
+	if (row.write_back === null) return null;
+	const parsed = WriteBackText.safeParse(row.write_back);
+	if (!parsed.success) return null;
+	const ended = row.status === "failed" || row.status === "cancelled";
+	const status = row.write_back_status ?? (ended ? "not_attempted" : "pending");
+	return { target: parsed.data.target, status, error: row.write_back_error };
 }

@@ -15,6 +15,10 @@ export interface JobResultFields {
 	readonly callbackUrl?: string | null;
 	readonly model?: string | null;
 	readonly inferenceMs?: number | null;
+	/** The output, language and write-back the job ran with, in their text forms (shared/outputs/spec.ts). */
+	readonly output?: string | null;
+	readonly language?: string | null;
+	readonly writeBack?: string | null;
 }
 
 export interface Lease {
@@ -92,8 +96,8 @@ export async function claimJobById(db: D1Database, id: string, lease: Lease): Pr
 
 /** How a claimed job ends. */
 export type FinishOutcome =
-	| { status: "succeeded"; caption: string }
-	| { status: "failed"; code: JobErrorCode; message: string };
+	/** `result` is the validated result as JSON text (absent: the caption is the result); `caption` its text form. */
+	{ status: "succeeded"; caption: string; result?: string } | { status: "failed"; code: JobErrorCode; message: string };
 
 /**
  * Settles a claimed job: RETURNING gives the finished row, or none when the lease was lost
@@ -108,6 +112,7 @@ export function finishStatement(
 	fields: JobResultFields,
 ): D1PreparedStatement {
 	const caption = outcome.status === "succeeded" ? outcome.caption : null;
+	const result = outcome.status === "succeeded" ? (outcome.result ?? null) : null;
 	const code = outcome.status === "failed" ? outcome.code : null;
 	const message = outcome.status === "failed" ? outcome.message : null;
 	return db
@@ -116,7 +121,11 @@ export function finishStatement(
 				content_type = coalesce(?7, content_type), prompt = coalesce(?8, prompt),
 				max_tokens = coalesce(?9, max_tokens), callback_url = coalesce(?10, callback_url),
 				model = coalesce(?11, model), inference_ms = ?12, completed_at = ?13, updated_at = ?13,
-				total_ms = ?13 - created_at, lease_token = NULL, lease_expires_at = NULL
+				total_ms = ?13 - created_at, lease_token = NULL, lease_expires_at = NULL,
+				result = ?14, output = coalesce(?15, output), language = coalesce(?16, language),
+				write_back = coalesce(?17, write_back),
+				write_back_status = CASE WHEN coalesce(?17, write_back) IS NULL THEN NULL
+					WHEN ?3 = 'succeeded' THEN 'pending' ELSE 'not_attempted' END
 			WHERE id = ?1 AND status = 'processing' AND lease_token = ?2
 			RETURNING *`,
 		)
@@ -134,6 +143,10 @@ export function finishStatement(
 			fields.model ?? null,
 			fields.inferenceMs ?? null,
 			now,
+			result,
+			fields.output ?? null,
+			fields.language ?? null,
+			fields.writeBack ?? null,
 		);
 }
 

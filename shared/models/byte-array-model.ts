@@ -21,6 +21,9 @@ export function byteArrayModel(id: string, task: ModelTask, answer: "description
 		id,
 		task,
 		limits: BYTE_ARRAY_LIMITS,
+		// llama-3.2-vision: "for image+text applications, English is the only language supported";
+		// uform-gen2 and llava document no other language.
+		languages: "english",
 		buildInput(image: ModelImage, request: ModelRequest) {
 			return { image: Array.from(image.bytes), prompt: request.prompt, max_tokens: request.maxTokens };
 		},

@@ -6,6 +6,7 @@
  * the end of the chain) is decided by ./chain-policy.ts; the chain answers a `ChainOutcome`.
  */
 import { log } from "../log";
+import { isEnglish } from "../outputs/spec";
 import { type ChainOutcome, nextTurn, type PassedOver, type TurnOutcome, whenExhausted } from "./chain-policy";
 import { type ClassifiedError, classifyModelError } from "./errors";
 import type { CallOutcome } from "./health";
@@ -87,7 +88,18 @@ export class ModelChain {
 		const passedOver: PassedOver[] = [];
 		const pace = route?.pace ?? this.pace;
 		let inferenceMs = 0;
-		for (const adapter of route?.adapters ?? this.adapters) {
+		// A model that cannot write the job's language is not asked at all (docs/models.md).
+		const able = (route?.adapters ?? this.adapters).filter(
+			(a) => a.languages === "any" || isEnglish(request.language ?? null),
+		);
+		if (able.length === 0) {
+			return {
+				kind: "unavailable",
+				message: `No model of the chain writes the language ${request.language}`,
+				inferenceMs,
+			};
+		}
+		for (const adapter of able) {
 			const turn = await this.turn(adapter, images, request, pace);
 			inferenceMs += turn.latencyMs;
 			const next = nextTurn(turn.outcome, Date.now());

@@ -4,7 +4,7 @@
  * @cf/meta/llama-4-scout-17b-16e-instruct and @cf/mistralai/mistral-small-3.1-24b-instruct (`response`).
  */
 import { z } from "zod";
-import type { ImageLimits, ModelAdapter, ModelImage, ModelRequest } from "./types";
+import type { ImageLimits, ModelAdapter, ModelImage, ModelLanguages, ModelRequest } from "./types";
 
 const Output = z.union([
 	z.object({ response: z.string() }),
@@ -23,12 +23,39 @@ export function toDataUrl(image: ModelImage): string {
 	return `data:${image.info.mime};base64,${btoa(binary)}`;
 }
 
+/**
+ * How a chat model takes a JSON Schema for its answer, as its Workers AI schema documents it:
+ * `response_format` of type `json_schema` with the schema itself (llama-4-scout), the OpenAI shape
+ * with a required `name` (gemma-4), `guided_json` (mistral-small-3.1), or not at all.
+ */
+export type StructuredOutput = "response_format" | "response_format_named" | "guided_json" | "none";
+
+function structured(style: StructuredOutput, schema: Record<string, unknown> | null): Record<string, unknown> {
+	if (schema === null) return {};
+	switch (style) {
+		case "response_format":
+			return { response_format: { type: "json_schema", json_schema: schema } };
+		case "response_format_named":
+			return { response_format: { type: "json_schema", json_schema: { name: "result", schema, strict: true } } };
+		case "guided_json":
+			return { guided_json: schema };
+		case "none":
+			return {};
+	}
+}
+
 /** `extra` goes into every request, e.g. gemma-4's switch that stops it spending tokens on thinking. */
-export function chatVisionModel(id: string, extra: Record<string, unknown> = {}): ModelAdapter {
+export function chatVisionModel(
+	id: string,
+	extra: Record<string, unknown> = {},
+	json: StructuredOutput = "none",
+	languages: ModelLanguages = "english",
+): ModelAdapter {
 	return {
 		id,
 		task: "Text Generation",
 		limits: CHAT_LIMITS,
+		languages,
 		buildInput(image: ModelImage, request: ModelRequest) {
 			return {
 				messages: [
@@ -42,6 +69,7 @@ export function chatVisionModel(id: string, extra: Record<string, unknown> = {})
 				],
 				max_tokens: request.maxTokens,
 				...extra,
+				...structured(json, request.jsonSchema ?? null),
 			};
 		},
 		readCaption(output: unknown) {
@@ -51,8 +79,12 @@ export function chatVisionModel(id: string, extra: Record<string, unknown> = {})
 	};
 }
 
-export const gemma4 = chatVisionModel("@cf/google/gemma-4-26b-a4b-it", {
-	chat_template_kwargs: { enable_thinking: false },
-});
-export const llama4Scout = chatVisionModel("@cf/meta/llama-4-scout-17b-16e-instruct");
-export const mistralSmall31 = chatVisionModel("@cf/mistralai/mistral-small-3.1-24b-instruct");
+export const gemma4 = chatVisionModel(
+	"@cf/google/gemma-4-26b-a4b-it",
+	{ chat_template_kwargs: { enable_thinking: false } },
+	"response_format_named",
+	"any",
+);
+// Meta's card: "Image understanding is limited to English".
+export const llama4Scout = chatVisionModel("@cf/meta/llama-4-scout-17b-16e-instruct", {}, "response_format");
+export const mistralSmall31 = chatVisionModel("@cf/mistralai/mistral-small-3.1-24b-instruct", {}, "guided_json", "any");

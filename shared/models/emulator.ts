@@ -6,6 +6,8 @@
  * Workers AI error code injected by a test.
  */
 import { inspectImage } from "../image/sniff";
+import { readInstruction } from "../outputs/instructions";
+import { emulatedAnswer } from "./emulated-outputs";
 import { DEFAULT_EMULATOR_SETTINGS, type EmulatorSettings } from "./emulator-settings";
 import { PUBLISHED_MODELS, type PublishedModel } from "./input-schemas";
 import { rateLimitFor } from "./rate-limits";
@@ -16,8 +18,11 @@ export type { EmulatorSettings } from "./emulator-settings";
 export interface InjectedFault {
 	/** Only calls to this model fail; every model when absent. */
 	model?: string;
-	/** Workers AI error code to throw, "network" for a connection failure, "empty" for a blank answer. */
-	code: number | "network" | "empty";
+	/**
+	 * Workers AI error code to throw, "network" for a connection failure, "empty" for a blank answer,
+	 * "invalid_output" for an answer to an output request that does not pass validation.
+	 */
+	code: number | "network" | "empty" | "invalid_output";
 	/** How many calls fail before the fault is used up. */
 	times: number;
 	/** Only calls whose prompt contains this text fail (a request that the model cannot take). */
@@ -30,7 +35,12 @@ export interface EmulatorCall {
 	ok: boolean;
 	/** The Workers AI code of a failed call (null for a network failure). */
 	code: number | null;
+	/** How the request asked for structured output: `response_format`, `guided_json`, or null. */
+	structured: "response_format" | "guided_json" | null;
 }
+
+const structuredOf = (inputs: Record<string, unknown>): EmulatorCall["structured"] =>
+	inputs.response_format !== undefined ? "response_format" : inputs.guided_json !== undefined ? "guided_json" : null;
 
 const ERROR_TEXT: Record<number, string> = {
 	5007: "No such model",
@@ -118,6 +128,21 @@ function describe(image: Uint8Array | string | null): string {
 	}
 }
 
+/** The answer to an output request (alt text, tags, title, JSON, a language), from the image's bytes. */
+function outputAnswer(
+	instruction: NonNullable<ReturnType<typeof readInstruction>>,
+	image: Uint8Array | string | null,
+	invalid: boolean,
+): string {
+	const bytes = image instanceof Uint8Array ? image : new Uint8Array();
+	let facts = { format: "unknown", width: 0, height: 0, bytes };
+	try {
+		const info = inspectImage(bytes.subarray(0, HEADER_BYTES));
+		facts = { format: info.format, width: info.width, height: info.height, bytes };
+	} catch {}
+	return emulatedAnswer(instruction.output, facts, instruction.language, invalid);
+}
+
 /** A streamed answer (Server-Sent Events), what Workers AI sends unless `stream: false`. */
 function eventStream(text: string): ReadableStream<Uint8Array> {
 	const body = `data: ${JSON.stringify({ response: text })}\n\ndata: [DONE]\n\n`;
@@ -189,11 +214,11 @@ export class ModelEmulator implements AiRunner {
 		this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
 		try {
 			const output = await this.answer(model, inputs, settings, at);
-			this.calls.push({ model, at, ok: true, code: null });
+			this.calls.push({ model, at, ok: true, code: null, structured: structuredOf(inputs) });
 			return output;
 		} catch (err) {
 			const code = /^(\d{4}):/.exec(err instanceof Error ? err.message : "")?.[1];
-			this.calls.push({ model, at, ok: false, code: code ? Number(code) : null });
+			this.calls.push({ model, at, ok: false, code: code ? Number(code) : null, structured: structuredOf(inputs) });
 			throw err;
 		} finally {
 			this.inFlight--;
@@ -227,10 +252,13 @@ export class ModelEmulator implements AiRunner {
 			// Workers AI reports schema violations as 5006 with the JSON path of the offending field.
 			throw modelError(5006, `'/${issue?.path.join("/") ?? ""}' ${issue?.message ?? "does not match the schema"}`);
 		}
+		const instruction = prompt === null ? null : readInstruction(prompt);
 		const text =
 			fault?.code === "empty"
 				? "  "
-				: `Emulated caption (${model}): ${describe(imageBytes(inputs))}${prompt ? `. Prompt: "${prompt}"` : ""}.`;
+				: instruction
+					? outputAnswer(instruction, imageBytes(inputs), fault?.code === "invalid_output")
+					: `Emulated caption (${model}): ${describe(imageBytes(inputs))}${prompt ? `. Prompt: "${prompt}"` : ""}.`;
 		return answerIn(published, inputs, text);
 	}
 

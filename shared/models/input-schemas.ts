@@ -58,6 +58,11 @@ const ChatVisionInput = z.object({
 	...chatOptions,
 	stream: z.literal(false).optional(),
 	chat_template_kwargs: z.object({ enable_thinking: z.boolean().optional() }).optional(),
+	// Structured output, where the model's page documents it (llama-4-scout, gemma-4; mistral: guided_json).
+	response_format: z
+		.object({ type: z.enum(["json_object", "json_schema"]), json_schema: z.record(z.string(), z.unknown()).optional() })
+		.optional(),
+	guided_json: z.record(z.string(), z.unknown()).optional(),
 });
 
 const ImageBytes = z.union([z.array(z.number().int().min(0).max(255)), z.string()]);

@@ -20,6 +20,8 @@ export const moondream31: ModelAdapter = {
 	id: "@cf/moondream/moondream3.1-9B-A2B",
 	task: "Image-to-Text",
 	limits: { maxBytes: 512 * 1024, maxSide: 1024 },
+	// The caption skill takes no language at all, and no other language is documented for queries.
+	languages: "english",
 	buildInput(image: ModelImage, request: ModelRequest) {
 		const common = { image: toDataUrl(image), max_tokens: request.maxTokens, stream: false };
 		if (!request.question) return { task: "caption", caption_length: captionLength(request.maxTokens), ...common };

@@ -41,13 +41,28 @@ export interface ModelRequest {
 	 * key's requests alone does not open the model's shared circuit (./health.ts).
 	 */
 	keyId: string | null;
+	/**
+	 * The JSON Schema a `json_schema` output must satisfy (null for the text kinds): models with
+	 * documented structured output get it as `response_format` or `guided_json` as well as in the prompt.
+	 */
+	jsonSchema?: Record<string, unknown> | null;
+	/** The BCP 47 tag the answer is to be written in (null: the model's default, English). */
+	language?: string | null;
 }
+
+/**
+ * Which languages a model writes from an image: `any` (its vendor documents many), or `english`
+ * only (its vendor says image understanding is English-only, or documents nothing). A job in
+ * another language skips an `english` model (docs/models.md).
+ */
+export type ModelLanguages = "any" | "english";
 
 export interface ModelAdapter {
 	readonly id: string;
 	/** The Workers AI task type: it decides which per-minute rate limit the model's calls count against. */
 	readonly task: ModelTask;
 	readonly limits: ImageLimits;
+	readonly languages: ModelLanguages;
 	buildInput(image: ModelImage, request: ModelRequest): Record<string, unknown>;
 	/** The caption in the model's output; throws if the output does not have the model's shape. */
 	readCaption(output: unknown): string;

@@ -62,6 +62,9 @@ describe("POST /v1/batches", () => {
 				"eta_seconds",
 				"spillover",
 				"status",
+				"output",
+				"language",
+				"write_back",
 			].sort(),
 		);
 		expect(batch).toEqual({
@@ -71,6 +74,9 @@ describe("POST /v1/batches", () => {
 			key_count: null,
 			prompt: "Describe",
 			max_tokens: 100,
+			output: null,
+			language: null,
+			write_back: null,
 			metadata: { a: "1", b: "two" },
 			recaption: null,
 			estimate: null,

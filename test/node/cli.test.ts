@@ -134,6 +134,36 @@ describe("r2c upload", () => {
 	});
 });
 
+describe("r2c upload with an output", () => {
+	it("--output tags --language de --write-back sidecar: German tags, a sidecar, and its echo makes no job", async () => {
+		const dir = path.join(work, "tagged");
+		mkdirSync(dir);
+		copyFileSync(sample("striped-sailboat.jpg"), path.join(dir, "boat.jpg"));
+		const args = ["upload", dir, "--prefix", "tagged/", "--output", "tags", "--language", "de"];
+		const run = await r2c([...args, "--write-back", "sidecar", "--wait", "--json"], env());
+
+		expect(run.code, run.stderr).toBe(0);
+		const [file] = (JSON.parse(run.stdout) as { files: { job: Job }[] }).files;
+		expect(file?.job).toMatchObject({ status: "succeeded", output: "tags", language: "de" });
+		expect(file?.job.model).toBe("@cf/mistralai/mistral-small-3.1-24b-instruct");
+		expect(Array.isArray(file?.job.result)).toBe(true);
+		const id = file?.job.id as string;
+		// The write-back ends after the job does; its echo goes through the real queue.
+		const done = await until("the write-back", 20_000, async () => {
+			const job = await api.GET("/v1/jobs/{id}", { params: { path: { id } } });
+			return job.data?.write_back?.status === "written" ? job.data : undefined;
+		});
+		expect(done.write_back).toEqual({ target: "sidecar", status: "written", error: null });
+		const echoes = await until("the echo counted", 20_000, async () => {
+			const stats = await api.GET("/v1/stats");
+			const n = stats.data?.counters.write_back_echoes ?? 0;
+			return n >= 1 ? n : undefined;
+		});
+		expect(echoes).toBeGreaterThanOrEqual(1);
+		expect((await listAllJobs(api, { prefix: "tagged/" })).map((j) => j.key)).toEqual(["tagged/boat.jpg"]);
+	});
+});
+
 describe("r2c jobs", () => {
 	it("--json prints the API's JSON: a page of jobs and one job", async () => {
 		const list = await r2c(["jobs", "list", "--prefix", "album/", "--limit", "2", "--json"], env());

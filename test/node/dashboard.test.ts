@@ -1,7 +1,8 @@
 /**
  * The dashboard in a real browser (headless Chromium) against the local stack (`npm run dev`, one
  * server for this file): sign-in (a wrong token refused), two images uploaded through the file
- * input and captioned before our eyes, the live job list, a job page, a webhook delivery sent
+ * input and captioned before our eyes, one uploaded for German tags written back as a sidecar (its
+ * job page lists the tags and the write-back), the live job list, a job page, a webhook delivery sent
  * again, the stats charts, a prefix batch followed to 100 %, and a scoped key that sees only its
  * prefix. Set-up and checks go through the typed client (client/); every page is saved as a
  * screenshot in test-results/screenshots/.
@@ -210,6 +211,73 @@ describe("the dashboard", () => {
 		const [job] = await listAllJobs(api, { prefix: dropPrefix });
 		expect(job).toMatchObject({ key: `${dropPrefix}dropped.jpg`, status: "succeeded" });
 		expect(job?.caption).toContain("JPEG image, 640×480 pixels");
+	});
+
+	it("uploads with output tags, a language and a sidecar write-back; the job page lists the tags and the write-back", async () => {
+		// Outside the prefix the later steps count.
+		const tagsPrefix = `dashboard-${run}-tags/`;
+		const key = `${tagsPrefix}striped-sailboat.jpg`;
+		// The upload form offers every output kind and both write-back targets.
+		const choices = (select: string) =>
+			page.$$eval(`${select} option`, (options) => options.map((o) => (o as HTMLOptionElement).value));
+		expect(await choices("#upload-output")).toEqual(["caption", "alt_text", "tags", "title"]);
+		expect(await choices("#upload-write-back")).toEqual(["", "sidecar", "metadata"]);
+		await page.$eval("#upload-prefix", (input) => {
+			(input as HTMLInputElement).value = "";
+		});
+		await page.type("#upload-prefix", tagsPrefix);
+		await page.$eval("#upload-prompt", (input) => {
+			(input as HTMLInputElement).value = "";
+		});
+		await page.select("#upload-output", "tags");
+		await page.type("#upload-language", "de");
+		await page.select("#upload-write-back", "sidecar");
+		const input = await page.$("input#upload-files");
+		await input?.uploadFile(sample("striped-sailboat.jpg"));
+		await page.waitForFunction(
+			(k) => document.querySelector(`li.upload[data-key="${k}"]`)?.getAttribute("data-job-status") === "succeeded",
+			{ timeout: 60_000, polling: 250 },
+			key,
+		);
+
+		// The job page, opened as soon as the job succeeded, shows the write-back once it ends (no event says so).
+		const [queued] = (await listAllJobs(api, { prefix: tagsPrefix })) as [Job];
+		await page.click(`li.upload[data-key="${key}"] a[href="#/jobs/${queued.id}"]`);
+		await page.waitForSelector(".job-view");
+		await waitInPage("the written sidecar on the job page", () =>
+			(document.querySelector(".job-view [data-field=write-back]")?.textContent ?? "").endsWith(": written"),
+		);
+
+		// The API ran what the form chose.
+		const done = await ok(api.GET("/v1/jobs/{id}", { params: { path: { id: queued.id } } }));
+		expect(done).toMatchObject({ key, status: "succeeded", output: "tags", language: "de" });
+		expect(done.write_back).toEqual({ target: "sidecar", status: "written", error: null });
+		const tags = done.result;
+		if (!Array.isArray(tags)) throw new Error(`tags expected, got ${JSON.stringify(tags)}`);
+		expect(tags.length).toBeGreaterThanOrEqual(1);
+		expect(tags.length).toBeLessThanOrEqual(20);
+
+		// The job page lists those tags, in the job's language.
+		const shown = await page.$$eval(".job-view ul.tags[data-field=result] li", (items) =>
+			items.map((li) => li.textContent),
+		);
+		expect(shown).toEqual(tags);
+		expect(await page.$$eval(".job-view h2", (headings) => headings.map((el) => el.textContent))).toContain(
+			"Result: tags (de)",
+		);
+		expect(await textOf(".job-view [data-field=write-back]")).toBe("Written back to sidecar: written");
+		// The text form stays beside it: the tags joined, as the API's caption.
+		expect(done.caption).toBe(tags.join(", "));
+		expect(await textOf(".job-view [data-field=caption]")).toBe(done.caption);
+		await screenshot(page, "dashboard-03b-tags-job");
+
+		// The later uploads go back to plain captions.
+		await open("upload");
+		await page.select("#upload-output", "caption");
+		await page.$eval("#upload-language", (el) => {
+			(el as HTMLInputElement).value = "";
+		});
+		await page.select("#upload-write-back", "");
 	});
 
 	it("lists jobs newest first with thumbnails, and a new job appears and finishes without a reload", async () => {

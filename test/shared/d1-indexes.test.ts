@@ -128,6 +128,10 @@ const READERS: Record<string, { reader: string; sql: string }> = {
 		reader: "each create's clean-up of expired Idempotency-Key answers (workers/status/idempotency.ts)",
 		sql: "SELECT id FROM idempotency_keys WHERE expires_at <= ?1 LIMIT ?2",
 	},
+	presets_prefix: {
+		reader: "POST /v1/presets: one preset per prefix (workers/status/routes/presets.ts; its unique constraint)",
+		sql: "SELECT name FROM presets WHERE prefix = ?1",
+	},
 };
 
 const Named = z.object({ name: z.string() });

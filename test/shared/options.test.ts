@@ -14,12 +14,65 @@ describe("caption options", () => {
 			question: true,
 			maxTokens: 16,
 			callbackUrl: "https://example.com/m",
+			output: "caption",
+			language: null,
+			writeBack: null,
 		});
 		expect(resolveOptions(NONE, {}, DEFAULTS)).toEqual({
 			prompt: "Describe the image",
 			question: false,
 			maxTokens: 64,
 			callbackUrl: null,
+			output: "caption",
+			language: null,
+			writeBack: null,
+		});
+	});
+
+	it("a preset gives way to metadata and explicit options field by field (preset < metadata < explicit)", () => {
+		const preset = {
+			prompt: "Preset prompt",
+			max_tokens: 100,
+			output: "tags",
+			language: "de",
+			write_back: "sidecar:skip",
+		};
+		const metadata = { language: "fr", "max-tokens": "50" };
+		const explicit = { ...NONE, max_tokens: 10 };
+		expect(resolveOptions(explicit, metadata, DEFAULTS, preset)).toEqual({
+			prompt: "Preset prompt",
+			question: true,
+			maxTokens: 10,
+			callbackUrl: null,
+			output: "tags",
+			language: "fr",
+			writeBack: { target: "sidecar", mode: "skip" },
+		});
+		const json = JSON.stringify({ json_schema: { type: "object" } });
+		expect(resolveOptions({ ...NONE, output: "title" }, { output: json }, DEFAULTS, preset).output).toBe("title");
+		expect(resolveOptions(NONE, { output: json }, DEFAULTS, preset).output).toEqual({
+			json_schema: { type: "object" },
+		});
+		expect(resolveOptions(NONE, {}, DEFAULTS, preset)).toMatchObject({
+			output: "tags",
+			language: "de",
+			maxTokens: 100,
+		});
+	});
+
+	it("the output options' text forms are checked like the others", () => {
+		const invalid: Record<string, string>[] = [
+			{ output: "haiku" },
+			{ output: "{not json" },
+			{ language: "?" },
+			{ "write-back": "disk" },
+		];
+		for (const metadata of invalid) {
+			expect(() => resolveOptions(NONE, metadata, DEFAULTS)).toThrow(JobFailure);
+		}
+		expect(resolveOptions(NONE, { "write-back": "metadata" }, DEFAULTS).writeBack).toEqual({
+			target: "metadata",
+			mode: "overwrite",
 		});
 	});
 
@@ -51,5 +104,20 @@ describe("caption options", () => {
 		expect(keys.every((key) => /^[0-9a-f]{64}$/.test(key))).toBe(true);
 		expect(new Set(keys).size).toBe(4);
 		expect(await optionsKey({ prompt: "a", unrelated: "x" })).toBe(keys[0]);
+	});
+
+	it("the output options join the key only when present, by name, so older objects keep theirs", async () => {
+		const keys = await Promise.all([
+			optionsKey({ output: "x" }),
+			optionsKey({ language: "x" }),
+			optionsKey({ "write-back": "x" }),
+			optionsKey({ prompt: "a", output: "tags" }),
+		]);
+		expect(new Set(keys).size).toBe(4);
+		expect(await optionsKey({ prompt: "a" })).not.toBe(keys[3]);
+		// The key of an object with only the first three options is what it was before outputs existed.
+		const before = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(JSON.stringify(["a", null, null])));
+		const hex = [...new Uint8Array(before)].map((b) => b.toString(16).padStart(2, "0")).join("");
+		expect(await optionsKey({ prompt: "a" })).toBe(hex);
 	});
 });

@@ -292,6 +292,7 @@ describe("the route table: every route × no token, a wrong token, an out-of-sco
 	let job: Job;
 	let batchId: string;
 	let subscriptionId: string;
+	let presetOfScope: string;
 
 	const Created = z.object({ id: z.string() });
 	async function made(res: Response, status: number): Promise<string> {
@@ -324,6 +325,14 @@ describe("the route table: every route × no token, a wrong token, an out-of-sco
 		return `${subscription}/deliveries/${delivery}`;
 	}
 	const newKeyId = async () => (await createKey()).id;
+	const presetName = () => `m${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+	/** A preset inside the in-scope key's prefix, made by the admin. */
+	const newPreset = async () => {
+		const name = presetName();
+		const res = await call("POST", "/v1/presets", { json: { name, prefix: `${prefix}${name}/`, output: "tags" } });
+		if (res.status !== 201) throw new Error(`preset: ${res.status} ${await res.text()}`);
+		return name;
+	};
 
 	interface Row {
 		path: () => string | Promise<string>;
@@ -373,6 +382,17 @@ describe("the route table: every route × no token, a wrong token, an out-of-sco
 			expected: [401, 401, 404, 202, 202],
 		},
 		"GET /v1/batches/{id}/results": { path: () => `/v1/batches/${batchId}/results`, expected: IN_SCOPE },
+		"POST /v1/presets": {
+			path: () => "/v1/presets",
+			json: () => {
+				const name = presetName();
+				return { name, prefix: `${prefix}${name}/`, output: "alt_text" };
+			},
+			expected: [401, 401, 404, 201, 201],
+		},
+		"GET /v1/presets": { path: () => "/v1/presets", expected: EVERY_KEY },
+		"GET /v1/presets/{name}": { path: () => `/v1/presets/${presetOfScope}`, expected: IN_SCOPE },
+		"DELETE /v1/presets/{name}": { path: async () => `/v1/presets/${await newPreset()}`, expected: IN_SCOPE },
 		// A stream: its answer's status is all the row reads (the body is cancelled).
 		"GET /v1/events": { path: () => `/v1/events?batch_id=${batchId}`, expected: IN_SCOPE },
 		"POST /v1/events/tokens": {
@@ -429,7 +449,7 @@ describe("the route table: every route × no token, a wrong token, an out-of-sco
 		[owner, outsider] = await Promise.all([createKey(prefix), createKey(uniqueKey("matrix-elsewhere/"))]);
 		objectKey = `${prefix}photo.png`;
 		job = await uploadViaApi(objectKey, png, {}, owner.token);
-		[batchId, subscriptionId] = await Promise.all([newBatch(), newSubscription()]);
+		[batchId, subscriptionId, presetOfScope] = await Promise.all([newBatch(), newSubscription(), newPreset()]);
 		// The object has a caption, so that reading it is a 200 for those who may.
 		const captioned = await call("PUT", `/v1/captions/${encodeURIComponent(objectKey)}`, { json: { text: "set-up" } });
 		if (captioned.status !== 200) throw new Error(`set-up failed: ${captioned.status} ${await captioned.text()}`);

@@ -40,6 +40,13 @@ export function jobRow(input: JobRowInput): JobRow {
 		inference_ms: null,
 		total_ms: null,
 		key_id: null,
+		output: null,
+		language: null,
+		result: null,
+		write_back: null,
+		write_back_status: null,
+		write_back_error: null,
+		write_back_lease: null,
 		...input,
 	} satisfies JobRow);
 }

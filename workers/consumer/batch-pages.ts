@@ -130,9 +130,11 @@ export async function commitPage(
 		db
 			.prepare(
 				`INSERT INTO jobs (id, source, batch_id, bucket, key, etag, size, prompt, max_tokens, status, attempts,
-					created_at, updated_at, key_id)
+					created_at, updated_at, key_id, output, language, write_back)
 				SELECT json_extract(value, '$[0]'), 'batch', ?1, ?3, json_extract(value, '$[1]'), json_extract(value, '$[2]'),
-					json_extract(value, '$[3]'), ?4, ?5, 'queued', 0, ?6, ?6, ?8
+					json_extract(value, '$[3]'), ?4, ?5, 'queued', 0, ?6, ?6, ?8,
+					(SELECT output FROM batches WHERE id = ?1), (SELECT language FROM batches WHERE id = ?1),
+					(SELECT write_back FROM batches WHERE id = ?1)
 				FROM json_each(?7) WHERE ${guard(8)}
 					AND NOT EXISTS (SELECT 1 FROM batch_missing m WHERE m.batch_id = ?1 AND m.key = json_extract(value, '$[1]'))
 				ON CONFLICT (batch_id, key) WHERE batch_id IS NOT NULL DO NOTHING

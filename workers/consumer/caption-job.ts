@@ -20,17 +20,21 @@ import {
 	releaseJob,
 } from "../../shared/jobs/store";
 import { errorMessage, log } from "../../shared/log";
-import type { Captioning, ModelChain } from "../../shared/models/chain";
+import type { ModelChain } from "../../shared/models/chain";
 import { backoffSeconds } from "../../shared/queue/backoff";
 import { readCaptionMessage } from "../../shared/queue/caption-jobs";
 import { ACK, type BatchCounters, type Outcome, retryAfter } from "../../shared/queue/runner";
 import type { Lane } from "../../shared/scheduling/lanes";
 import type { ConsumerSettings } from "./config";
 import { recordObjectDeletion } from "./deleted-objects";
+import { type Echo, echoOf } from "./echoes";
 import { finishJob } from "./finish";
 import { captionRoute } from "./lane-route";
 import { prepareImage, type SourceImage } from "./prepare-image";
+import { batchPresets } from "./presets";
+import { outputFields, type Produced, produceOutput } from "./produce-output";
 import { discardBody, notifiedOptionsKey, objectOptions, openObject, readSource } from "./read-source";
+import { writeBackJob } from "./write-back";
 
 export interface BatchContext {
 	env: ConsumerEnv;
@@ -54,17 +58,21 @@ export async function handleCaptionMessage(message: Message<unknown>, ctx: Batch
 			const attempt = await captionJob(claim.job, claim.spillover, ctx);
 			return settle(claim.job, attempt, message.attempts, ctx);
 		}
+		case "write-back":
+			return writeBackJob(ctx.env, ctx.settings, claim.job, message.attempts);
 	}
 }
 
 type Claim =
 	| { kind: "claimed"; job: JobRow; spillover: boolean }
+	/** Finished, with its write-back still to do (an earlier delivery ended before it). */
+	| { kind: "write-back"; job: JobRow }
 	/** Running under another message's lease: look again once it ends. */
 	| { kind: "busy"; retryAfterSeconds: number }
 	/** Nothing to do, only to count. */
 	| {
 			kind: "skipped";
-			counter: "invalid_messages" | "ignored_events" | "duplicate_messages" | "foreign_bucket_notifications";
+			counter: "invalid_messages" | "ignored_events" | "duplicate_messages" | "foreign_bucket_notifications" | Echo;
 	  };
 
 async function claimJob(message: Message<unknown>, ctx: BatchContext): Promise<Claim> {
@@ -83,7 +91,10 @@ async function claimJob(message: Message<unknown>, ctx: BatchContext): Promise<C
 		case "job":
 			return claimed(message, await claimJobById(ctx.env.DB, target.jobId, lease), target.spillover);
 		case "object-version": {
-			const options = await notifiedOptionsKey(ctx.env.BUCKET, target.version);
+			const head = await ctx.env.BUCKET.head(target.version.key);
+			const echo = echoOf(target.version, head);
+			if (echo !== null) return { kind: "skipped", counter: echo };
+			const options = await notifiedOptionsKey(target.version, head);
 			const result = await claimNotificationJob(ctx.env.DB, target.version, target.eventTime, lease, options);
 			return claimed(message, result);
 		}
@@ -105,6 +116,9 @@ function claimed(message: Message<unknown>, result: ClaimResult, spillover = fal
 		case "existing": {
 			// A duplicate: finished, or running elsewhere under a lease.
 			const { status, lease_expires_at: leaseEnd } = result.job;
+			if (status === "succeeded" && result.job.write_back_status === "pending") {
+				return { kind: "write-back", job: result.job };
+			}
 			if (status === "processing" && leaseEnd !== null) {
 				return { kind: "busy", retryAfterSeconds: Math.max(1, Math.ceil((leaseEnd - Date.now()) / 1000) + 1) };
 			}
@@ -115,7 +129,7 @@ function claimed(message: Message<unknown>, result: ClaimResult, spillover = fal
 
 /** How the attempt at a claimed job ended, with what it learned about the job (`fields`) by then. */
 type Attempt =
-	| { kind: "captioned"; caption: string; fields: JobResultFields }
+	| { kind: "captioned"; caption: string; result: string; fields: JobResultFields }
 	| { kind: "failed"; failure: JobFailure; fields: JobResultFields }
 	| { kind: "transient"; error: unknown; fields: JobResultFields };
 
@@ -145,9 +159,11 @@ async function captionJob(job: JobRow, spillover: boolean, ctx: BatchContext): P
 	const images = ctx.env.IMAGES;
 	const turn = { lane: ctx.lane, keyId: job.key_id, spillover, createdAt: job.created_at };
 	const captioned = await step(fields, async () =>
-		ctx.chain.caption(
+		produceOutput(
+			ctx.chain,
 			(limits) => prepareImage(images, source, limits),
-			{ ...options, keyId: job.key_id },
+			options,
+			job.key_id,
 			await captionRoute(ctx.env, ctx.settings, turn),
 		),
 	);
@@ -156,13 +172,20 @@ async function captionJob(job: JobRow, spillover: boolean, ctx: BatchContext): P
 }
 
 /** The job's side of the chain's answer. */
-function attemptOf(captioning: Captioning, fields: JobResultFields): Attempt {
+function attemptOf(captioning: Produced, fields: JobResultFields): Attempt {
 	const { inferenceMs } = captioning;
 	switch (captioning.kind) {
-		case "captioned":
+		case "produced":
 			return {
 				kind: "captioned",
-				caption: captioning.caption,
+				caption: captioning.text,
+				result: JSON.stringify(captioning.result),
+				fields: { ...fields, model: captioning.model, inferenceMs },
+			};
+		case "invalid":
+			return {
+				kind: "failed",
+				failure: new JobFailure("invalid_output", captioning.message),
 				fields: { ...fields, model: captioning.model, inferenceMs },
 			};
 		case "refused":
@@ -186,13 +209,15 @@ interface Loaded {
 async function loadSource(job: JobRow, object: R2ObjectBody, ctx: BatchContext): Promise<Step<Loaded>> {
 	try {
 		const defaults = { prompt: ctx.settings.DEFAULT_PROMPT, maxTokens: ctx.settings.DEFAULT_MAX_TOKENS };
-		const resolved = await step({}, () => objectOptions(job, object, defaults, ctx.settings.DEPLOY_MODE));
+		const preset = await batchPresets(ctx.chain, ctx.env.DB).forKey(job.key);
+		const resolved = await step({}, () => objectOptions(job, object, defaults, ctx.settings.DEPLOY_MODE, preset));
 		if (resolved.kind === "end") return resolved;
 		const options = resolved.value;
 		const known: JobResultFields = {
 			prompt: options.prompt,
 			maxTokens: options.maxTokens,
 			callbackUrl: options.callbackUrl,
+			...outputFields(options),
 		};
 		const read = await step(known, () => readSource(ctx.env.BUCKET, job, object, ctx.settings.MAX_OBJECT_BYTES));
 		if (read.kind === "end") return read;
@@ -206,10 +231,16 @@ async function loadSource(job: JobRow, object: R2ObjectBody, ctx: BatchContext):
 async function settle(job: JobRow, attempt: Attempt, attempts: number, ctx: BatchContext): Promise<Outcome> {
 	switch (attempt.kind) {
 		case "captioned":
-			return finish(job, { status: "succeeded", caption: attempt.caption }, attempt.fields, ctx);
+			return finish(
+				job,
+				{ status: "succeeded", caption: attempt.caption, result: attempt.result },
+				attempt.fields,
+				ctx,
+				attempts,
+			);
 		case "failed": {
 			const { code, message } = attempt.failure;
-			return finish(job, { status: "failed", code, message }, attempt.fields, ctx);
+			return finish(job, { status: "failed", code, message }, attempt.fields, ctx, attempts);
 		}
 		case "transient": {
 			const next = afterTransientError(attempt.error, attempts, ctx.settings);
@@ -220,6 +251,7 @@ async function settle(job: JobRow, attempt: Attempt, attempts: number, ctx: Batc
 						{ status: "failed", code: "retries_exhausted", message: next.message },
 						attempt.fields,
 						ctx,
+						attempts,
 					);
 				case "retry":
 					await releaseJob(ctx.env.DB, job, Date.now());
@@ -253,6 +285,7 @@ async function finish(
 	outcome: FinishOutcome,
 	fields: JobResultFields,
 	ctx: BatchContext,
+	attempts: number,
 ): Promise<Outcome> {
 	const now = Date.now();
 	const finished = await finishJob(ctx.env, finishStatement(ctx.env.DB, job, now, outcome, fields), job.id, now);
@@ -264,6 +297,8 @@ async function finish(
 			model: finished.model,
 			total_ms: finished.total_ms,
 		});
+		// Pending only when the job succeeded with a write-back asked for.
+		if (finished.write_back_status === "pending") return writeBackJob(ctx.env, ctx.settings, finished, attempts);
 	} else {
 		log("warn", "lease_lost", { job_id: job.id });
 	}

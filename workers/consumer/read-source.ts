@@ -7,7 +7,13 @@
  */
 import { inspectImage, validateImage } from "../../shared/image/sniff";
 import { JobFailure } from "../../shared/jobs/errors";
-import { type CaptionOptions, type OptionDefaults, optionsKey, resolveOptions } from "../../shared/jobs/options";
+import {
+	type CaptionOptions,
+	type OptionDefaults,
+	optionsKey,
+	type PresetOptions,
+	resolveOptions,
+} from "../../shared/jobs/options";
 import type { JobRow } from "../../shared/jobs/schema";
 import type { ObjectVersion } from "../../shared/queue/caption-jobs";
 import { checkWebhookUrl, type DeployMode, refusalMessage } from "../../shared/webhooks/ssrf";
@@ -30,17 +36,16 @@ export async function openObject(bucket: R2Bucket, job: JobRow): Promise<R2Objec
 
 /**
  * The options key (shared/jobs/options.ts) of the object version a notification names, from its
- * custom metadata: what the notification's job is unique on besides the version. A version that is
+ * custom metadata (its HEAD, null when gone): what the notification's job is unique on besides the version. A version that is
  * gone or replaced has none (''); its job then fails with object_not_found when it opens it.
  */
-export async function notifiedOptionsKey(bucket: R2Bucket, version: ObjectVersion): Promise<string> {
-	const head = await bucket.head(version.key);
+export async function notifiedOptionsKey(version: ObjectVersion, head: R2Object | null): Promise<string> {
 	if (!head || head.etag !== version.etag) return "";
 	return optionsKey(head.customMetadata ?? {});
 }
 
 /**
- * The job's options: explicit, then the object's custom metadata, then the defaults. An invalid
+ * The job's options: explicit, then the object's custom metadata, then the preset of its key, then the defaults. An invalid
  * value, or a `callback-url` the API would refuse (an object written straight into the bucket with
  * a private or non-https address), fails the job with invalid_options.
  */
@@ -49,8 +54,9 @@ export function objectOptions(
 	object: R2Object,
 	defaults: OptionDefaults,
 	mode: DeployMode,
+	preset: PresetOptions | null = null,
 ): CaptionOptions {
-	const options = resolveOptions(job, object.customMetadata ?? {}, defaults);
+	const options = resolveOptions(job, object.customMetadata ?? {}, defaults, preset);
 	if (options.callbackUrl !== null) {
 		const verdict = checkWebhookUrl(options.callbackUrl, mode);
 		if (!verdict.ok) {

@@ -16,6 +16,7 @@ import { newEventId } from "../../../shared/webhooks/outbox";
 import { type CappedPage, cappedScan } from "../capped-scan";
 import { prefixCondition } from "../jobs/key-range";
 import { keysetCursor, type Position } from "../keyset-cursor";
+import type { OutputColumns } from "../output-options";
 
 /** A keys batch holds at most this many keys (`POST /v1/batches`). */
 export const MAX_FROM_BATCH_KEYS = 10_000;
@@ -31,6 +32,8 @@ export interface NewBatch {
 	source: { prefix: string } | { keys: string[] };
 	prompt: string | null;
 	maxTokens: number | null;
+	/** The output options for every job (text forms). */
+	outputs?: OutputColumns;
 	callbackUrl: string | null;
 	metadata: Record<string, string>;
 	skipCaptioned: boolean;
@@ -98,8 +101,9 @@ export async function createBatch(
 		db
 			.prepare(
 				`INSERT INTO batches (id, status, bucket, prefix, key_count, key_prefix, prompt, max_tokens, callback_url,
-					metadata, skip_captioned, key_id, created_at, updated_at, recaption, overwrite_human, dry_run, spillover)
-				SELECT ?1, 'listing', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?14, ?15, ?16, ?17
+					metadata, skip_captioned, key_id, created_at, updated_at, recaption, overwrite_human, dry_run, spillover,
+					output, language, write_back)
+				SELECT ?1, 'listing', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?14, ?15, ?16, ?17, ?18, ?19, ?20
 				WHERE ?11 IS NULL OR (SELECT count(*) FROM (SELECT 1 FROM batches
 					WHERE key_id = ?11 AND status IN ('listing', 'running') LIMIT ?13)) < ?13
 				RETURNING *`,
@@ -122,6 +126,9 @@ export async function createBatch(
 				input.recaption?.overwrite_human ? 1 : 0,
 				input.dryRun ? 1 : 0,
 				input.spillover ? 1 : 0,
+				input.outputs?.output ?? null,
+				input.outputs?.language ?? null,
+				input.outputs?.writeBack ?? null,
 			),
 		...keyChunks(keys).map((chunk) =>
 			db

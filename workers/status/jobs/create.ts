@@ -8,6 +8,7 @@
 import { parseRow } from "../../../shared/d1-rows";
 import { newJobId } from "../../../shared/ids";
 import { JobRow } from "../../../shared/jobs/schema";
+import type { OutputColumns } from "../output-options";
 
 export interface QueuedJobInput {
 	bucket: string;
@@ -20,6 +21,8 @@ export interface QueuedJobInput {
 	callbackUrl: string | null;
 	/** The API key that asked; null for the admin token. */
 	keyId: string | null;
+	/** The explicit output options (text forms); absent: none given. */
+	outputs?: OutputColumns;
 }
 
 export interface UploadJobInput extends QueuedJobInput {
@@ -28,7 +31,7 @@ export interface UploadJobInput extends QueuedJobInput {
 }
 
 const INSERT_COLUMNS = `(id, source, bucket, key, etag, size, content_type, prompt, max_tokens, callback_url,
-	status, attempts, created_at, updated_at, key_id, options_key)`;
+	status, attempts, created_at, updated_at, key_id, output, language, write_back, options_key)`;
 
 const bindings = (id: string, job: QueuedJobInput, now: number) => [
 	id,
@@ -42,6 +45,9 @@ const bindings = (id: string, job: QueuedJobInput, now: number) => [
 	job.callbackUrl,
 	now,
 	job.keyId,
+	job.outputs?.output ?? null,
+	job.outputs?.language ?? null,
+	job.outputs?.writeBack ?? null,
 ];
 
 /**
@@ -54,7 +60,7 @@ export async function ensureNotificationJob(db: D1Database, job: UploadJobInput,
 	const inserted = await db
 		.prepare(
 			`INSERT INTO jobs ${INSERT_COLUMNS}
-			VALUES (?1, 'notification', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', 0, ?10, ?10, ?11, ?12)
+			VALUES (?1, 'notification', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', 0, ?10, ?10, ?11, ?12, ?13, ?14, ?15)
 			ON CONFLICT (bucket, key, etag, options_key) WHERE source = 'notification'
 			DO UPDATE SET key_id = coalesce(jobs.key_id, excluded.key_id)
 			RETURNING *`,
@@ -71,7 +77,7 @@ export async function insertApiJob(db: D1Database, job: QueuedJobInput, now = Da
 	const row = await db
 		.prepare(
 			`INSERT INTO jobs ${INSERT_COLUMNS}
-			VALUES (?1, 'api', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', 0, ?10, ?10, ?11, '')
+			VALUES (?1, 'api', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', 0, ?10, ?10, ?11, ?12, ?13, ?14, '')
 			RETURNING *`,
 		)
 		.bind(...bindings(newJobId(now), job, now))

@@ -31,6 +31,7 @@ import {
 	startBatch,
 } from "../batches/store";
 import { IdempotencyHeaders, idempotent } from "../idempotency";
+import { outputBodyFields, outputColumns } from "../output-options";
 import { tooManyBatches } from "../quotas";
 import { authenticated, errors, json } from "../responses";
 import { readSettings } from "../settings";
@@ -74,6 +75,7 @@ const CreateBatchBody = z
 			description: "For every job; default: each object's `prompt` metadata, else the default prompt.",
 		}),
 		max_tokens: MaxTokens.optional(),
+		...outputBodyFields,
 		callback_url: CallbackUrl.optional().meta({
 			description:
 				"Receives `batch.completed` or `batch.cancelled`, signed with the API key's `webhook_secret` (the admin's: WEBHOOK_SECRET).",
@@ -298,6 +300,7 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 		if (body.callback_url !== undefined) {
 			requireSafeWebhookUrl(settings.DEPLOY_MODE, body.callback_url, "callback_url", "body");
 		}
+		const outputs = outputColumns(body, { output: "output", in: "body" });
 		const created = await createBatch(
 			c.env.DB,
 			{
@@ -306,6 +309,11 @@ export const batchRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 				// A retry runs as its batch did, unless told otherwise.
 				prompt: body.prompt ?? source?.prompt ?? null,
 				maxTokens: body.max_tokens ?? source?.max_tokens ?? null,
+				outputs: {
+					output: outputs.output ?? source?.output ?? null,
+					language: outputs.language ?? source?.language ?? null,
+					writeBack: outputs.writeBack ?? source?.write_back ?? null,
+				},
 				callbackUrl: body.callback_url ?? null,
 				metadata: body.metadata ?? {},
 				skipCaptioned: body.skip_captioned && source === null,

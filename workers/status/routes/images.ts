@@ -19,6 +19,7 @@ import type { AppEnv } from "../app-env";
 import { inScope, principalKeyId } from "../auth/authorisation";
 import { declaredLength, peek, putStreamed } from "../capped-body";
 import { ensureNotificationJob } from "../jobs/create";
+import { type OutputColumns, outputColumns, outputHeaderFields } from "../output-options";
 import { requireJobCapacity } from "../quotas";
 import { authenticated, errors } from "../responses";
 import { readSettings } from "../settings";
@@ -28,6 +29,7 @@ const UploadHeaders = z.object({
 	"X-Caption-Prompt": Prompt.optional().meta({ description: "Stored as custom metadata `prompt`." }),
 	"X-Caption-Max-Tokens": MaxTokens.optional().meta({ description: "Stored as custom metadata `max-tokens`." }),
 	"X-Callback-Url": CallbackUrl.optional().meta({ description: "Stored as custom metadata `callback-url`." }),
+	...outputHeaderFields,
 });
 
 /** Enough of the body to recognise every supported format. */
@@ -40,6 +42,9 @@ const HEADER_OF_METADATA: Record<string, string> = {
 	[METADATA_KEYS.prompt]: "X-Caption-Prompt",
 	[METADATA_KEYS.maxTokens]: "X-Caption-Max-Tokens",
 	[METADATA_KEYS.callbackUrl]: "X-Callback-Url",
+	[METADATA_KEYS.output]: "X-Caption-Output",
+	[METADATA_KEYS.language]: "X-Caption-Language",
+	[METADATA_KEYS.writeBack]: "X-Caption-Write-Back",
 };
 
 /**
@@ -47,8 +52,14 @@ const HEADER_OF_METADATA: Record<string, string> = {
  * size. The headers' own bounds (prompt, callback URL) keep today's three under it; the check keeps
  * any future one honest, counted in UTF-8 bytes as R2 counts.
  */
-export function uploadMetadata(headers: z.infer<typeof UploadHeaders>): Record<string, string> {
+export function uploadMetadata(
+	headers: z.infer<typeof UploadHeaders>,
+	outputs: OutputColumns = { output: null, language: null, writeBack: null },
+): Record<string, string> {
 	const metadata: Record<string, string> = {};
+	if (outputs.output !== null) metadata[METADATA_KEYS.output] = outputs.output;
+	if (outputs.language !== null) metadata[METADATA_KEYS.language] = outputs.language;
+	if (outputs.writeBack !== null) metadata[METADATA_KEYS.writeBack] = outputs.writeBack;
 	if (headers["X-Caption-Prompt"] !== undefined) metadata[METADATA_KEYS.prompt] = headers["X-Caption-Prompt"];
 	if (headers["X-Caption-Max-Tokens"] !== undefined) {
 		metadata[METADATA_KEYS.maxTokens] = String(headers["X-Caption-Max-Tokens"]);
@@ -126,7 +137,15 @@ imageRoutes.openapi({ ...uploadRoute, path: "/v1/images/{key{[\\s\\S]+}}", hide:
 	if (!inScope(principal, key)) throw notFound(`Object ${key}`);
 	const callbackUrl = headers["X-Callback-Url"];
 	if (callbackUrl !== undefined) requireSafeWebhookUrl(settings.DEPLOY_MODE, callbackUrl, "X-Callback-Url", "header");
-	const customMetadata = uploadMetadata(headers);
+	const outputs = outputColumns(
+		{
+			output: headers["X-Caption-Output"],
+			language: headers["X-Caption-Language"],
+			write_back: headers["X-Caption-Write-Back"],
+		},
+		{ output: "X-Caption-Output", in: "header" },
+	);
+	const customMetadata = uploadMetadata(headers, outputs);
 	const length = declaredLength(c.req.raw, settings.MAX_UPLOAD_BYTES);
 	await requireJobCapacity(c.env, principal);
 
@@ -154,6 +173,7 @@ imageRoutes.openapi({ ...uploadRoute, path: "/v1/images/{key{[\\s\\S]+}}", hide:
 		maxTokens: headers["X-Caption-Max-Tokens"] ?? null,
 		callbackUrl: headers["X-Callback-Url"] ?? null,
 		keyId: principalKeyId(principal),
+		outputs,
 		optionsKey: await optionsKey(customMetadata),
 	});
 	if (settings.DEPLOY_MODE === "local") {

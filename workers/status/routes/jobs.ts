@@ -15,6 +15,7 @@ import { inScope, principalKeyId, scopePrefix } from "../auth/authorisation";
 import { IdempotencyHeaders, idempotent } from "../idempotency";
 import { insertApiJob } from "../jobs/create";
 import { jobCursor, listJobs } from "../jobs/list";
+import { outputBodyFields, outputColumns } from "../output-options";
 import { requireJobCapacity } from "../quotas";
 import { authenticated, errors, json } from "../responses";
 import { readSettings } from "../settings";
@@ -56,6 +57,7 @@ export const CreateJobBody = z
 		prompt: Prompt.optional(),
 		max_tokens: MaxTokens.optional(),
 		callback_url: CallbackUrl.optional(),
+		...outputBodyFields,
 	})
 	.meta({ id: "CreateJob" });
 
@@ -133,6 +135,7 @@ export const jobRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }
 		const settings = readSettings(c.env);
 		const principal = c.get("principal");
 		if (!inScope(principal, body.key)) throw notFound(`Object ${body.key}`);
+		const outputs = outputColumns(body, { output: "output", in: "body" });
 		if (body.callback_url !== undefined) {
 			requireSafeWebhookUrl(settings.DEPLOY_MODE, body.callback_url, "callback_url", "body");
 		}
@@ -149,6 +152,7 @@ export const jobRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }
 			maxTokens: body.max_tokens ?? null,
 			callbackUrl: body.callback_url ?? null,
 			keyId: principalKeyId(c.get("principal")),
+			outputs,
 		});
 		const request: CaptionRequest = { kind: "caption-job", job_id: row.id };
 		await sendOrLeaveToSweeper(c.env.CAPTION_JOBS, { body: request }, { queue: "caption-jobs", job_id: row.id });

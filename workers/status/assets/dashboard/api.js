@@ -31,6 +31,7 @@ const UPLOAD_RETRIES_429 = 5;
  * @typedef {object} UploadOptions
  * @property {string} [prompt]
  * @property {number} [maxTokens]
+ * @property {Record<string, string>} [headers] the output choices (`X-Caption-Output`, …)
  * @property {(loaded: number, total: number) => void} [onProgress]
  * @property {AbortSignal} [signal]
  */
@@ -96,6 +97,7 @@ export function createApi(token, onUnauthorized) {
 			xhr.setRequestHeader("Authorization", `Bearer ${token}`);
 			if (options.prompt) xhr.setRequestHeader("X-Caption-Prompt", options.prompt);
 			if (options.maxTokens) xhr.setRequestHeader("X-Caption-Max-Tokens", String(options.maxTokens));
+			for (const [name, value] of Object.entries(options.headers ?? {})) xhr.setRequestHeader(name, value);
 			xhr.upload.addEventListener("progress", (e) => {
 				if (e.lengthComputable) options.onProgress?.(e.loaded, e.total);
 			});

@@ -575,6 +575,7 @@ function uploadImage(client, key, bytes, options = {}) {
   if (options.prompt !== void 0) header["X-Caption-Prompt"] = options.prompt;
   if (options.maxTokens !== void 0) header["X-Caption-Max-Tokens"] = options.maxTokens;
   if (options.callbackUrl !== void 0) header["X-Callback-Url"] = options.callbackUrl;
+  Object.assign(header, options.outputHeaders ?? {});
   return ok(
     client.PUT("/v1/images/{key}", {
       params: { path: { key }, header },

@@ -5,6 +5,7 @@
  * Face `metadata.jsonl`) downloaded with the token. Built on the batches API (docs/batches.md); a
  * server whose OpenAPI document has no `/v1/batches` gets a note instead.
  */
+
 import { messageOf, saveBlob } from "../api.js";
 import { progressCell } from "../batch-progress.js";
 import {
@@ -21,6 +22,7 @@ import {
 	timeEl,
 } from "../dom.js";
 import { follow, throttle } from "../live.js";
+import { outputFields } from "../output-fields.js";
 
 /** @typedef {import("../client.js").BatchStatus} BatchStatus */
 
@@ -61,6 +63,7 @@ function createForm(ctx, refresh) {
 		autocomplete: "off",
 	});
 	const prompt = h("input", { id: "batch-prompt", name: "prompt", maxlength: 2000 });
+	const outputs = outputFields("batch");
 	const skip = h("input", { id: "batch-skip", name: "skip_captioned", type: "checkbox", checked: true });
 	const dryRun = h("input", { id: "batch-dry-run", name: "dry_run", type: "checkbox" });
 	const problem = errorBox("batch-error");
@@ -70,6 +73,7 @@ function createForm(ctx, refresh) {
 		h("h2", { id: "new-batch-title" }, "Caption a prefix"),
 		field("Key prefix", prefix, "Every object under this prefix gets a job, including those already in the bucket."),
 		field("Prompt (optional)", prompt),
+		...outputs.elements,
 		h(
 			"div",
 			{ class: "field check" },
@@ -99,6 +103,7 @@ function createForm(ctx, refresh) {
 						prefix: prefix.value.trim(),
 						...(prompt.value.trim() ? { prompt: prompt.value.trim() } : {}),
 						skip_captioned: skip.checked,
+						...outputs.body(),
 						dry_run: dryRun.checked,
 					},
 				}),

@@ -4,6 +4,7 @@
  * webhook deliveries of its event with their attempts (a delivery to a subscription can be sent
  * again from here). Refreshed every few seconds, so a running job finishes before your eyes.
  */
+
 import { messageOf, saveBlob } from "../api.js";
 import { captionHistory } from "../caption-history.js";
 import { deliveryTable } from "../deliveries.js";
@@ -22,6 +23,7 @@ import {
 } from "../dom.js";
 import { authImage } from "../images.js";
 import { follow } from "../live.js";
+import { resultBlock } from "../output-fields.js";
 
 /** @typedef {import("../api.js").Job} Job */
 /** @typedef {import("../api.js").JobWebhookDeliveryList} JobWebhookDeliveryList */
@@ -92,6 +94,7 @@ function summary(job) {
 				];
 	const batchId = /** @type {{ batch_id?: string | null }} */ (job).batch_id;
 	return [
+		resultBlock(job),
 		h("p", { class: "job-status" }, statusBadge(job.status), job.attempts > 1 ? ` after ${job.attempts} attempts` : ""),
 		outcomeBlock,
 		h("h2", null, "Timings"),
@@ -182,7 +185,15 @@ export function jobView(ctx, id) {
 		deliveries.update(list.data);
 		noDeliveries.textContent = "No deliveries: the job is not finished, or no webhook matches it.";
 		noDeliveries.hidden = list.data.length > 0;
+		// A write-back ends after the job's last event, so no event says it ended: look again until it has.
+		clearTimeout(writeBackCheck);
+		if (job.write_back?.status === "pending" && !ctx.signal.aborted) {
+			writeBackCheck = setTimeout(() => live.refresh(), 2000);
+		}
 	}
+	/** @type {ReturnType<typeof setTimeout> | undefined} */
+	let writeBackCheck;
+	ctx.signal.addEventListener("abort", () => clearTimeout(writeBackCheck));
 
 	const streamNote = h("p", { class: "live-note muted" });
 	/** @param {import("../live.js").LiveEvent} event  this job's event: read it (and its deliveries) again */

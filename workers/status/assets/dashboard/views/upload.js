@@ -6,9 +6,11 @@
  * has its caption. The uploads belong to the tab, not the view: leaving the page and coming back
  * shows them where they are.
  */
+
 import { messageOf } from "../api.js";
 import { announce, breakAtSlashes, field, h, replace, statusBadge } from "../dom.js";
 import { outcome } from "../job-outcome.js";
+import { outputFields } from "../output-fields.js";
 
 /** @typedef {import("../api.js").Api} Api */
 /** @typedef {import("../api.js").Job} Job */
@@ -20,6 +22,7 @@ import { outcome } from "../job-outcome.js";
  * @property {File} file
  * @property {string} key
  * @property {string} prompt
+ * @property {Record<string, string>} headers the output choices as upload headers
  * @property {number | null} maxTokens
  * @property {"waiting" | "uploading" | "uploaded" | "failed"} state
  * @property {number} loaded
@@ -90,6 +93,7 @@ function pump() {
 			.upload(item.key, item.file, {
 				prompt: item.prompt || undefined,
 				maxTokens: item.maxTokens ?? undefined,
+				headers: item.headers,
 				signal,
 				onProgress: (loaded) => {
 					item.loaded = loaded;
@@ -121,7 +125,7 @@ function pump() {
  * Adds files to the queue and starts uploading them.
  * @param {Api} api
  * @param {File[]} files
- * @param {{ prefix: string, prompt: string, maxTokens: number | null }} options
+ * @param {{ prefix: string, prompt: string, maxTokens: number | null, headers: Record<string, string> }} options
  */
 function enqueue(api, files, options) {
 	store.api = api;
@@ -133,6 +137,7 @@ function enqueue(api, files, options) {
 			key: `${options.prefix}${file.name}`,
 			prompt: options.prompt,
 			maxTokens: options.maxTokens,
+			headers: options.headers,
 			state: "waiting",
 			loaded: 0,
 			error: null,
@@ -206,6 +211,7 @@ export function uploadView(ctx) {
 	});
 	const prompt = h("textarea", { id: "upload-prompt", name: "prompt", rows: 2, maxlength: 2000 });
 	const maxTokens = h("input", { id: "upload-max-tokens", name: "max_tokens", type: "number", min: 1, max: 4096 });
+	const outputs = outputFields("upload");
 	const input = h("input", {
 		id: "upload-files",
 		type: "file",
@@ -224,6 +230,7 @@ export function uploadView(ctx) {
 			prefix: prefix.value.trim(),
 			prompt: prompt.value.trim(),
 			maxTokens: maxTokens.value && Number.isInteger(tokens) && tokens > 0 ? tokens : null,
+			headers: outputs.headers(),
 		});
 		input.value = "";
 	}
@@ -295,6 +302,7 @@ export function uploadView(ctx) {
 			field("Key prefix", prefix, "Each file is stored as this prefix followed by its name."),
 			field("Prompt (optional)", prompt, "A caption instruction or a question about the image."),
 			field("Max tokens (optional)", maxTokens),
+			...outputs.elements,
 			zone,
 		),
 		h("h2", null, "Uploads"),

@@ -1,0 +1,201 @@
+/**
+ * Write-back: the sidecar and the image's metadata with their exact contents, mode skip, exactly
+ * once under redelivery and transient R2 errors, and loop safety: the notifications write-back
+ * causes (enqueued locally as R2 would send them) make no job, no model call and no webhook, and
+ * are counted; a sidecar-like object a user puts is never captioned.
+ */
+import { env } from "cloudflare:workers";
+import { beforeEach, describe, expect, it } from "vitest";
+import { toJob } from "../../shared/jobs/schema";
+import { emulator } from "../../shared/models/emulator";
+import { fixture, uniqueKey, upload } from "../support/fixtures";
+import { resetModels } from "../support/models";
+import { counter, jobsForKey, onlyJob, runConsumer } from "../support/queue";
+import { countingBucket, recordingQueue } from "../support/recording";
+
+beforeEach(resetModels);
+
+async function eventsFor(jobIds: string[]): Promise<number> {
+	const n = await env.DB.prepare(
+		"SELECT count(*) AS n FROM webhook_events WHERE job_id IN (SELECT value FROM json_each(?))",
+	)
+		.bind(JSON.stringify(jobIds))
+		.first("n");
+	return Number(n);
+}
+
+/** Captions one upload with a recording caption queue; returns the job and the notifications write-back sent. */
+async function captionAndRecord(key: string, metadata: Record<string, string>, name = "small.png") {
+	const { queue, sent } = recordingQueue();
+	const { ids, result } = await runConsumer([await upload(key, await fixture(name), metadata)], {
+		env: { CAPTION_JOBS: queue },
+	});
+	expect(result.explicitAcks).toEqual(ids);
+	return { job: await onlyJob(key), sent };
+}
+
+describe("sidecar write-back", () => {
+	it("writes <key without extension>.txt with the tags comma-separated, marked with the job id", async () => {
+		const key = uniqueKey("photos/cat.photo.png");
+		const { job } = await captionAndRecord(key, { output: "tags", "write-back": "sidecar" });
+		expect(job.status).toBe("succeeded");
+		const sidecar = await env.BUCKET.get(key.replace(/\.png$/, ".txt"));
+		expect(sidecar).not.toBeNull();
+		expect(await sidecar?.text()).toBe((JSON.parse(job.result ?? "[]") as string[]).join(", "));
+		expect(sidecar?.customMetadata).toEqual({ "caption-job": job.id });
+		expect(sidecar?.httpMetadata?.contentType).toBe("text/plain; charset=utf-8");
+		expect(toJob(await onlyJob(key)).write_back).toEqual({ target: "sidecar", status: "written", error: null });
+	});
+
+	it("writes .json with the JSON result for a json_schema output", async () => {
+		const key = uniqueKey("record.jpg");
+		const schema = { type: "object", required: ["width"], properties: { width: { type: "integer" } } };
+		await captionAndRecord(
+			key,
+			{ output: JSON.stringify({ json_schema: schema }), "write-back": "sidecar" },
+			"small.jpg",
+		);
+		const job = await onlyJob(key);
+		const sidecar = await env.BUCKET.get(key.replace(/\.jpg$/, ".json"));
+		expect(await sidecar?.text()).toBe(JSON.stringify(JSON.parse(job.result ?? "null")));
+		expect(JSON.parse((await env.BUCKET.get(key.replace(/\.jpg$/, ".json")).then((o) => o?.text())) ?? "")).toEqual({
+			width: expect.any(Number),
+		});
+		expect(sidecar?.httpMetadata?.contentType).toBe("application/json");
+	});
+
+	it("mode skip leaves an existing sidecar alone and says so", async () => {
+		const key = uniqueKey("kept.png");
+		const sidecarKey = key.replace(/\.png$/, ".txt");
+		await env.BUCKET.put(sidecarKey, "hand-written caption");
+		const { sent } = await captionAndRecord(key, { output: "title", "write-back": "sidecar:skip" });
+		expect(await (await env.BUCKET.get(sidecarKey))?.text()).toBe("hand-written caption");
+		expect(toJob(await onlyJob(key)).write_back).toEqual({ target: "sidecar", status: "skipped", error: null });
+		expect(sent).toEqual([]);
+	});
+});
+
+describe("metadata write-back", () => {
+	it("rewrites the image with its bytes unchanged and caption + caption-job in its metadata", async () => {
+		const key = uniqueKey("meta.png");
+		const bytes = await fixture("small.png");
+		const before = await env.BUCKET.put(key, bytes, {
+			customMetadata: { output: "alt_text", "write-back": "metadata", owner: "me" },
+		});
+		await runConsumer(
+			[
+				{
+					account: "local",
+					action: "PutObject",
+					bucket: "images",
+					object: { key, size: before.size, eTag: before.etag },
+					eventTime: new Date().toISOString(),
+				},
+			],
+			{
+				env: { CAPTION_JOBS: recordingQueue().queue },
+			},
+		);
+		const job = await onlyJob(key);
+		const object = await env.BUCKET.get(key);
+		expect(new Uint8Array(await (object?.arrayBuffer() ?? new ArrayBuffer(0)))).toEqual(bytes);
+		expect(object?.etag).toBe(before.etag);
+		expect(object?.customMetadata).toEqual({
+			output: "alt_text",
+			"write-back": "metadata",
+			owner: "me",
+			caption: job.caption,
+			"caption-job": job.id,
+		});
+		expect(toJob(job).write_back).toEqual({ target: "metadata", status: "written", error: null });
+	});
+});
+
+describe("loop safety", () => {
+	it("the echoes of a sidecar and a metadata write-back make no job, model call or webhook, and are counted", async () => {
+		const sidecarImage = uniqueKey("echo-a.png");
+		const metaImage = uniqueKey("echo-b.png");
+		const a = await captionAndRecord(sidecarImage, { output: "tags", "write-back": "sidecar" });
+		const b = await captionAndRecord(metaImage, { output: "title", "write-back": "metadata" });
+		// Locally, each write enqueued the notification R2 would send.
+		expect(a.sent).toHaveLength(1);
+		expect(b.sent).toHaveLength(1);
+		const echoesBefore = await counter("write_back_echoes");
+		const callsBefore = emulator.callsTo();
+		const { ids, result } = await runConsumer([...a.sent, ...b.sent]);
+		expect(result.explicitAcks).toEqual(ids);
+		expect(await counter("write_back_echoes")).toBe(echoesBefore + 2);
+		expect(emulator.callsTo()).toBe(callsBefore);
+		expect(await jobsForKey(sidecarImage.replace(/\.png$/, ".txt"))).toEqual([]);
+		expect(await jobsForKey(metaImage)).toHaveLength(1);
+		expect(await eventsFor([a.job.id, b.job.id])).toBe(2);
+		const stats = await (await import("../status/support")).call("GET", "/v1/stats");
+		const body = (await stats.json()) as { counters: Record<string, number> };
+		expect(body.counters.write_back_echoes).toBeGreaterThanOrEqual(echoesBefore + 2);
+	});
+
+	it("a sidecar-like object a user puts in the bucket is not captioned as an image", async () => {
+		const key = uniqueKey("notes.txt");
+		const before = await counter("sidecar_objects");
+		const { ids, result } = await runConsumer([await upload(key, "my own notes")]);
+		expect(result.explicitAcks).toEqual(ids);
+		expect(await jobsForKey(key)).toEqual([]);
+		expect(await counter("sidecar_objects")).toBe(before + 1);
+		expect(emulator.callsTo()).toBe(0);
+	});
+});
+
+describe("exactly once", () => {
+	it("a transient R2 error is retried and the sidecar written once", async () => {
+		const key = uniqueKey("flaky.png");
+		const { bucket, puts } = countingBucket(env.BUCKET, 1);
+		await runConsumer([await upload(key, await fixture("small.png"), { output: "tags", "write-back": "sidecar" })], {
+			env: { BUCKET: bucket, CAPTION_JOBS: recordingQueue().queue },
+		});
+		const sidecarKey = key.replace(/\.png$/, ".txt");
+		expect(puts).toEqual([sidecarKey, sidecarKey]);
+		expect(toJob(await onlyJob(key)).write_back).toMatchObject({ status: "written" });
+		expect(await env.BUCKET.head(sidecarKey)).not.toBeNull();
+	});
+
+	it("a write-back that keeps failing is finished by a redelivery, which writes once; later redeliveries write nothing", async () => {
+		const key = uniqueKey("redelivered.png");
+		const notification = await upload(key, await fixture("small.png"), { output: "title", "write-back": "sidecar" });
+		const down = countingBucket(env.BUCKET, 100);
+		const first = await runConsumer([notification], {
+			env: { BUCKET: down.bucket, CAPTION_JOBS: recordingQueue().queue },
+		});
+		expect(first.result.retryMessages).toHaveLength(1);
+		const job = await onlyJob(key);
+		expect(job.status).toBe("succeeded");
+		expect(toJob(job).write_back).toEqual({ target: "sidecar", status: "pending", error: null });
+		expect(down.puts).toHaveLength(3);
+
+		const up = countingBucket(env.BUCKET);
+		for (const attempts of [2, 3, 4]) {
+			const again = await runConsumer([notification], {
+				attempts,
+				env: { BUCKET: up.bucket, CAPTION_JOBS: recordingQueue().queue },
+			});
+			expect(again.result.explicitAcks).toEqual(again.ids);
+		}
+		expect(up.puts).toEqual([key.replace(/\.png$/, ".txt")]);
+		expect(emulator.callsTo()).toBe(1);
+		expect(await jobsForKey(key)).toHaveLength(1);
+		expect(toJob(await onlyJob(key)).write_back).toEqual({ target: "sidecar", status: "written", error: null });
+		expect(await eventsFor([job.id])).toBe(1);
+	});
+
+	it("on the last delivery a write-back that still fails is recorded as failed with the error", async () => {
+		const key = uniqueKey("gave-up.png");
+		const { bucket } = countingBucket(env.BUCKET, 100);
+		await runConsumer([await upload(key, await fixture("small.png"), { "write-back": "sidecar" })], {
+			attempts: 99,
+			env: { BUCKET: bucket, CAPTION_JOBS: recordingQueue().queue },
+		});
+		const json = toJob(await onlyJob(key));
+		expect(json.status).toBe("succeeded");
+		expect(json.write_back).toMatchObject({ target: "sidecar", status: "failed" });
+		expect(json.write_back?.error).toContain("internal error");
+	});
+});

@@ -1,0 +1,138 @@
+/**
+ * The output options through the API: upload headers stored as metadata and on the job, the body
+ * of POST /v1/jobs, 400s for values the service cannot use, and a 100-object write-back batch that
+ * makes exactly 100 jobs, 100 model calls and 100 job events while its echoes make nothing.
+ */
+import { env } from "cloudflare:workers";
+import { beforeEach, describe, expect, it } from "vitest";
+import { Job } from "../../shared/jobs/schema";
+import { emulator } from "../../shared/models/emulator";
+import type { CaptionRequest } from "../../shared/queue/caption-jobs";
+import { deliverPage, getBatch, jobsOfBatch, putObjects, unsentBatch } from "../batches/support";
+import { fixture, uniqueKey } from "../support/fixtures";
+import { LLAVA, resetModels } from "../support/models";
+import { counter, runConsumer } from "../support/queue";
+import { recordingQueue } from "../support/recording";
+import { call, errorOf, invalidFields, parsed, uploadViaApi } from "./support";
+
+beforeEach(resetModels);
+
+describe("output options on the API", () => {
+	it("upload headers become the object's metadata and the job's options, and the job runs with them", async () => {
+		const key = uniqueKey("upload.png");
+		const job = await uploadViaApi(key, await fixture("small.png"), {
+			"X-Caption-Output": "tags",
+			"X-Caption-Language": "DE",
+			"X-Caption-Write-Back": "sidecar:skip",
+		});
+		expect(job).toMatchObject({
+			output: "tags",
+			language: "de",
+			result: null,
+			write_back: { target: "sidecar", status: "pending", error: null },
+		});
+		const head = await env.BUCKET.head(key);
+		expect(head?.customMetadata).toEqual({ output: "tags", language: "de", "write-back": "sidecar:skip" });
+	});
+
+	it("a JSON Schema output header is stored as its JSON text", async () => {
+		const key = uniqueKey("schema.png");
+		const output = JSON.stringify({ json_schema: { type: "object", properties: { a: { type: "string" } } } });
+		const job = await uploadViaApi(key, await fixture("small.png"), { "X-Caption-Output": output });
+		expect(job.output).toBe("json_schema");
+		expect((await env.BUCKET.head(key))?.customMetadata?.output).toBe(output);
+	});
+
+	it("unusable values are 400 invalid_request naming the field", async () => {
+		const key = uniqueKey("bad.png");
+		const bad = await call("PUT", `/v1/images/${key}`, {
+			body: await fixture("small.png"),
+			headers: { "X-Caption-Output": "sonnet", "X-Caption-Language": "??", "X-Caption-Write-Back": "floppy" },
+		});
+		expect(bad.status).toBe(400);
+		expect((await invalidFields(bad)).sort()).toEqual([
+			"X-Caption-Language",
+			"X-Caption-Output",
+			"X-Caption-Write-Back",
+		]);
+		await env.BUCKET.put(key, await fixture("small.png"));
+		const big = { json_schema: { type: "object", description: "x".repeat(17 * 1024) } };
+		const tooBig = await call("POST", "/v1/jobs", { json: { key, output: big } });
+		expect(tooBig.status).toBe(400);
+		expect(await invalidFields(tooBig)).toEqual(["output.json_schema"]);
+		const unusable = await call("POST", "/v1/jobs", { json: { key, output: { json_schema: { type: "thing" } } } });
+		expect(unusable.status).toBe(400);
+		expect((await errorOf(unusable)).message).toContain("not a JSON type");
+	});
+
+	it("POST /v1/jobs takes output, language and write_back", async () => {
+		const key = uniqueKey("again.png");
+		await env.BUCKET.put(key, await fixture("small.png"));
+		const res = await call("POST", "/v1/jobs", {
+			json: { key, output: "title", language: "pt-BR", write_back: { target: "metadata", mode: "skip" } },
+		});
+		expect(res.status).toBe(202);
+		const job = await parsed(res, Job);
+		expect(job).toMatchObject({
+			output: "title",
+			language: "pt-BR",
+			write_back: { target: "metadata", status: "pending" },
+		});
+		await runConsumer([{ kind: "caption-job", job_id: job.id }], { env: { CAPTION_JOBS: recordingQueue().queue } });
+		const done = await parsed(await call("GET", `/v1/jobs/${job.id}`), Job);
+		expect(done).toMatchObject({
+			status: "succeeded",
+			write_back: { target: "metadata", status: "written", error: null },
+		});
+		expect((await env.BUCKET.head(key))?.customMetadata).toEqual({ caption: done.caption, "caption-job": job.id });
+	});
+});
+
+describe("a 100-object write-back batch", () => {
+	it("makes exactly 100 jobs, 100 model calls and 100 job events; its 100 echoes make nothing more", async () => {
+		const prefix = uniqueKey("wb-batch/");
+		const keys = Array.from({ length: 100 }, (_, i) => `${prefix}${String(i).padStart(3, "0")}.png`);
+		await putObjects(keys, "small.png");
+		const batch = await unsentBatch(prefix, {
+			outputs: { output: "tags", language: null, writeBack: "sidecar:overwrite" },
+		});
+		expect(batch).toMatchObject({ output: "tags", write_back: "sidecar" });
+		// One listing page of all 100 (the test configuration lists 3 a page).
+		await deliverPage(batch.id, 0, { holdCaptions: true, env: { BATCH_PAGE_SIZE: "100" } });
+		const jobs = await jobsOfBatch(batch.id);
+		expect(jobs).toHaveLength(100);
+
+		const { queue, sent } = recordingQueue();
+		const messages: CaptionRequest[] = jobs.map((j) => ({ kind: "caption-job", job_id: j.id }));
+		for (let i = 0; i < messages.length; i += 25) {
+			await runConsumer(messages.slice(i, i + 25), { env: { CAPTION_JOBS: queue, MODEL_CHAIN: LLAVA } });
+		}
+		// Its own model (uploads of other tests may be captioned meanwhile through the real queue).
+		expect(emulator.callsTo(LLAVA)).toBe(100);
+		expect(sent).toHaveLength(100);
+		const echoes = await counter("write_back_echoes");
+		for (let i = 0; i < sent.length; i += 25) {
+			await runConsumer(sent.slice(i, i + 25), { env: { MODEL_CHAIN: LLAVA } });
+		}
+		expect(await counter("write_back_echoes")).toBe(echoes + 100);
+		expect(emulator.callsTo(LLAVA)).toBe(100);
+		const after = await jobsOfBatch(batch.id);
+		expect(after).toHaveLength(100);
+		expect(after.every((j) => j.status === "succeeded" && j.write_back_status === "written")).toBe(true);
+		const made = await env.DB.prepare("SELECT count(*) AS n FROM jobs WHERE key >= ?1 AND key < ?1 || x'ff'")
+			.bind(prefix)
+			.first("n");
+		expect(made).toBe(100);
+		const events = await env.DB.prepare(
+			"SELECT count(*) AS n FROM webhook_events WHERE job_id IN (SELECT id FROM jobs WHERE batch_id = ?)",
+		)
+			.bind(batch.id)
+			.first("n");
+		expect(events).toBe(100);
+		for (const key of keys.slice(0, 3)) {
+			const sidecar = await env.BUCKET.get(key.replace(/\.png$/, ".txt"));
+			expect(await sidecar?.text()).toMatch(/^png, (square|landscape|portrait), /);
+		}
+		expect((await getBatch(batch.id)).counts).toMatchObject({ succeeded: 100, total: 100 });
+	});
+});

@@ -1,0 +1,21 @@
+/**
+ * Notifications that must make no job: the echoes of write-back (a sidecar, or the image
+ * rewritten with its caption in metadata; both carry `caption-job`) and any sidecar-like object
+ * (`.txt`, `.json`) whoever put it there. Each is counted (`write_back_echoes`, `sidecar_objects`
+ * in `GET /v1/stats` counters) and acknowledged, with no model call and no webhook.
+ */
+import { isSidecarLike, WRITE_BACK_MARK } from "../../shared/outputs/sidecar";
+import type { ObjectVersion } from "../../shared/queue/caption-jobs";
+
+export type Echo = "write_back_echoes" | "sidecar_objects";
+
+/**
+ * Whether a notified version is an echo, from its HEAD (null: gone). A version replaced since
+ * the notification is judged by the notification alone; its job fails object_not_found as before.
+ */
+export function echoOf(version: ObjectVersion, head: R2Object | null): Echo | null {
+	const current = head !== null && head.etag === version.etag ? head : null;
+	if (current?.customMetadata?.[WRITE_BACK_MARK] !== undefined) return "write_back_echoes";
+	if (isSidecarLike(version.key)) return "sidecar_objects";
+	return null;
+}

@@ -1,0 +1,162 @@
+/**
+ * Write-back: a succeeded job's result put where it is used, once. `sidecar` writes the text (or
+ * the JSON) to an object next to the image; `metadata` rewrites the image with its bytes unchanged
+ * and the text in its custom metadata `caption` (with `caption-job`). Mode `skip` leaves an
+ * existing sidecar or caption alone.
+ *
+ * Exactly once: the finish that makes the job succeed marks its write-back `pending` in the same
+ * statement; whoever takes it writes under a short lease and records the outcome. A redelivered
+ * message finds the job finished and only finishes a write-back still pending. Transient R2 errors
+ * are retried here a few times, then by the message's own retries; a change of the image, or a
+ * result too large for metadata, fails the write-back for good (`write_back.status` `failed`).
+ *
+ * Locally R2 sends no notifications, so each write enqueues the one R2 would send: the consumer
+ * must recognise it as an echo (./echoes.ts) and make no job of it.
+ */
+import type { JobRow } from "../../shared/jobs/schema";
+import { log } from "../../shared/log";
+import { CAPTION_METADATA, sidecarKey, WRITE_BACK_MARK } from "../../shared/outputs/sidecar";
+import { OutputText, WriteBackText } from "../../shared/outputs/spec";
+import { putObjectNotification } from "../../shared/queue/caption-jobs";
+import { ACK, type Outcome, retryAfter } from "../../shared/queue/runner";
+import { sendOrLeaveToSweeper } from "../../shared/queue/send";
+import type { ConsumerSettings } from "./config";
+
+/** R2's limit on an object's custom metadata (keys and values, UTF-8 bytes). */
+const MAX_METADATA_BYTES = 8192;
+/** Tries of one write inside a delivery, with these pauses between them. */
+const PAUSES_MS = [100, 400];
+
+export interface WriteBackEnv {
+	DB: D1Database;
+	BUCKET: R2Bucket;
+	CAPTION_JOBS: Queue;
+}
+
+type Written = { status: "written" | "skipped"; echo: { key: string; size: number; etag: string } | null };
+
+/** A write-back that cannot succeed by trying again. */
+class PermanentWriteBackError extends Error {}
+
+/**
+ * Does the write-back of a finished job if it is pending and no one else holds it. `attempts` is
+ * the delivery's; its last delivery records a failure rather than asking for another.
+ */
+export async function writeBackJob(
+	env: WriteBackEnv,
+	settings: ConsumerSettings,
+	job: JobRow,
+	attempts: number,
+): Promise<Outcome> {
+	if (job.status !== "succeeded" || job.write_back_status !== "pending") return ACK;
+	const now = Date.now();
+	const lease = now + settings.LEASE_SECONDS * 1000;
+	const taken = await env.DB.prepare(
+		`UPDATE jobs SET write_back_lease = ?2 WHERE id = ?1 AND write_back_status = 'pending'
+			AND (write_back_lease IS NULL OR write_back_lease < ?3) RETURNING id`,
+	)
+		.bind(job.id, lease, now)
+		.first("id");
+	if (taken === null) {
+		// Held by another delivery: look again once its lease ends, in case that one dies.
+		const held = job.write_back_lease ?? now;
+		return held > now ? retryAfter((held - now) / 1000 + 1) : ACK;
+	}
+	try {
+		const written = await withRetries(() => write(env.BUCKET, job));
+		await settle(env.DB, job.id, lease, written.status, null);
+		if (written.echo && settings.DEPLOY_MODE === "local") {
+			await sendOrLeaveToSweeper(
+				env.CAPTION_JOBS,
+				{ body: putObjectNotification({ bucket: settings.BUCKET_NAME, ...written.echo }) },
+				{ queue: "caption-jobs", job_id: job.id, echo: written.echo.key },
+			);
+		}
+		return ACK;
+	} catch (error) {
+		const message = error instanceof Error ? error.message : String(error);
+		const lastTry = error instanceof PermanentWriteBackError || attempts > settings.CAPTION_MAX_RETRIES;
+		log("warn", "write_back_failed", { job_id: job.id, error: message, final: lastTry });
+		if (lastTry) {
+			await settle(env.DB, job.id, lease, "failed", message);
+			return ACK;
+		}
+		await env.DB.prepare("UPDATE jobs SET write_back_lease = NULL WHERE id = ?1 AND write_back_lease = ?2")
+			.bind(job.id, lease)
+			.run();
+		return retryAfter(settings.RETRY_BASE_SECONDS * 2 ** Math.min(attempts, 6));
+	}
+}
+
+async function settle(db: D1Database, id: string, lease: number, status: string, error: string | null) {
+	await db
+		.prepare(
+			`UPDATE jobs SET write_back_status = ?3, write_back_error = ?4, write_back_lease = NULL
+			WHERE id = ?1 AND write_back_lease = ?2`,
+		)
+		.bind(id, lease, status, error)
+		.run();
+}
+
+async function withRetries<T>(run: () => Promise<T>): Promise<T> {
+	for (const pause of PAUSES_MS) {
+		try {
+			return await run();
+		} catch (error) {
+			if (error instanceof PermanentWriteBackError) throw error;
+			await new Promise((resolve) => setTimeout(resolve, pause));
+		}
+	}
+	return run();
+}
+
+async function write(bucket: R2Bucket, job: JobRow): Promise<Written> {
+	const target = WriteBackText.parse(job.write_back);
+	const text = job.caption ?? "";
+	if (target.target === "sidecar") {
+		const json = job.output !== null && typeof OutputText.parse(job.output) !== "string";
+		const key = sidecarKey(job.key, json);
+		if (target.mode === "skip" && (await bucket.head(key)) !== null) return { status: "skipped", echo: null };
+		const put = await bucket.put(key, text, {
+			httpMetadata: { contentType: json ? "application/json" : "text/plain; charset=utf-8" },
+			customMetadata: { [WRITE_BACK_MARK]: job.id },
+		});
+		return { status: "written", echo: { key, size: put.size, etag: put.etag } };
+	}
+	const object = await bucket.get(job.key, { onlyIf: { etagMatches: job.etag } });
+	if (object === null || !("body" in object)) {
+		throw new PermanentWriteBackError(
+			`The object ${job.key} changed since it was captioned; its metadata was left alone`,
+		);
+	}
+	const existing = object.customMetadata ?? {};
+	if (target.mode === "skip" && existing[CAPTION_METADATA] !== undefined) {
+		await object.body.cancel();
+		return { status: "skipped", echo: null };
+	}
+	const customMetadata = { ...existing, [CAPTION_METADATA]: text, [WRITE_BACK_MARK]: job.id };
+	const encoder = new TextEncoder();
+	const bytes = Object.entries(customMetadata).reduce((n, [k, v]) => n + encoder.encode(k + v).byteLength, 0);
+	if (bytes > MAX_METADATA_BYTES) {
+		await object.body.cancel();
+		throw new PermanentWriteBackError(
+			`The result makes ${bytes} bytes of custom metadata; R2 allows ${MAX_METADATA_BYTES}. Use a sidecar.`,
+		);
+	}
+	// The same bytes, streamed through: R2 needs the length of a streamed body up front.
+	const body = new FixedLengthStream(object.size);
+	const [put] = await Promise.all([
+		bucket.put(job.key, body.readable, {
+			httpMetadata: object.httpMetadata,
+			customMetadata,
+			onlyIf: { etagMatches: job.etag },
+		}),
+		object.body.pipeTo(body.writable),
+	]);
+	if (put === null) {
+		throw new PermanentWriteBackError(
+			`The object ${job.key} changed while its metadata was written; it was left alone`,
+		);
+	}
+	return { status: "written", echo: { key: job.key, size: put.size, etag: put.etag } };
+}
