@@ -112,7 +112,11 @@ export function finishStatement(
 	fields: JobResultFields,
 ): D1PreparedStatement {
 	const caption = outcome.status === "succeeded" ? outcome.caption : null;
-	const result = outcome.status === "succeeded" ? (outcome.result ?? null) : null;
+	// A text result equal to the caption is not stored twice: a null result reads as the caption.
+	const result =
+		outcome.status === "succeeded" && outcome.result !== undefined && outcome.result !== JSON.stringify(outcome.caption)
+			? outcome.result
+			: null;
 	const code = outcome.status === "failed" ? outcome.code : null;
 	const message = outcome.status === "failed" ? outcome.message : null;
 	return db

@@ -21,10 +21,12 @@ const N = 50;
  * table or index that grows by one). The goals, 1,000 bytes retained and 500 per object besides
  * its caption, are not reached yet: these ceilings keep what was won from coming back. Caption
  * versions (an object's `captions` row and its current version, which repeats the caption's text
- * and key) then added about 70 bytes an object in steady state: 817 at N = 50 on 2026-12-05.
+ * and key) then added about 70 bytes an object in steady state (817 to 899 at N = 50 on 2026-12-05,
+ * as pages round), and
+ * a job's output columns about 25 bytes retained (1,475).
  */
-const RETAINED_CEILING = 1450;
-const STEADY_CEILING = 850;
+const RETAINED_CEILING = 1500;
+const STEADY_CEILING = 950;
 let workDir = "";
 
 afterAll(async () => {

@@ -17,6 +17,7 @@ export const DASHBOARD_MODULES = [
 	"images.js",
 	"poll.js",
 	"live.js",
+	"output-fields.js",
 	"deliveries.js",
 	"batch-progress.js",
 	"caption-history.js",
