@@ -86,6 +86,7 @@ const TEST_VARS = {
 	RATE_LIMIT_PER_MINUTE: "1000000",
 	RATE_LIMIT_BURST: "100000",
 	MAX_JOBS_IN_FLIGHT: "100000",
+	MAX_OPEN_BATCHES_PER_KEY: "100000",
 	// Every pool request comes without CF-Connecting-IP, so all count as one address; the limit's
 	// own test sets a low one per request (test/status/auth-failure-limit.test.ts).
 	AUTH_FAILURE_LIMIT_PER_MINUTE: "1000000",

@@ -194,6 +194,7 @@ describe("the test pool's config (every Worker in test/harness.ts)", () => {
 		"vars.RATE_LIMIT_PER_MINUTE": "1000000",
 		"vars.RATE_LIMIT_BURST": "100000",
 		"vars.MAX_JOBS_IN_FLIGHT": "100000",
+		"vars.MAX_OPEN_BATCHES_PER_KEY": "100000",
 		"vars.AUTH_FAILURE_LIMIT_PER_MINUTE": "1000000",
 		"vars.AUTH_FAILURE_BURST": "100000",
 		"queues.producers[HELD_MESSAGES].binding": "HELD_MESSAGES",
