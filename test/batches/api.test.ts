@@ -3,8 +3,10 @@
  * cursor and a status filter, scoped keys (create and see only batches inside their prefix, 404
  * otherwise), and the progress of running batches in /v1/stats.
  */
+
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { z } from "zod";
 import { Batch } from "../../shared/batches/schema";
 import { Stats } from "../../workers/status/jobs/stats";
 import { call, createKey, errorOf, invalidFields, pageOf, parsed } from "../status/support";
@@ -185,8 +187,11 @@ describe("GET /v1/stats", () => {
 		expect(stats.batches).toEqual([await getBatch(running.id)]);
 		expect(stats.batches[0]).toMatchObject({ status: "listing", counts: { total: 3, queued: 3 } });
 		expect(stats.batches.map((b) => b.id)).not.toContain(finished.id);
-		// Admin stats include it too (among any others still running).
-		const all = await parsed(await call("GET", "/v1/stats"), Stats);
+		// Admin stats include it too, among any others still running: other files' batches, some
+		// made row by row by their tests, are read for their ids only.
+		const all = z
+			.object({ batches: z.array(z.object({ id: z.string() })) })
+			.parse(await (await call("GET", "/v1/stats")).json());
 		expect(all.batches.map((b) => b.id)).toContain(running.id);
 		expect(env.BATCH_PAGE_SIZE).toBe("3");
 	});
