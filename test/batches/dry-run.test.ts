@@ -2,27 +2,13 @@
  * Plan before run: a dry run lists and counts like any batch but makes no job (so calls no model),
  * ends `planned` with an estimate, and `start` makes exactly `total - skipped` jobs.
  */
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { Batch } from "../../shared/batches/schema";
 import { call, createKey, errorOf, parsed } from "../status/support";
 import { uniqueKey } from "../support/fixtures";
-import { insertJob } from "../support/jobs";
 import { MOONDREAM } from "../support/models";
-import { jobsForKey, runConsumer } from "../support/queue";
-import { createBatch, getBatch, jobsOfBatch, putObjects, settled, waitForBatch } from "./support";
-
-async function captionAll(keys: string[], model: string): Promise<void> {
-	const jobs = [];
-	for (const key of keys) {
-		const head = await env.BUCKET.head(key);
-		jobs.push(await insertJob({ key, etag: head?.etag ?? "", size: head?.size ?? null }));
-	}
-	await runConsumer(
-		jobs.map((j) => ({ kind: "caption-job", job_id: j.id })),
-		{ env: { MODEL_CHAIN: model } },
-	);
-}
+import { jobsForKey } from "../support/queue";
+import { captionAll, createBatch, getBatch, jobsOfBatch, putObjects, settled, waitForBatch } from "./support";
 
 describe("dry_run", () => {
 	it("plans with no job, estimates, and start makes exactly total - skipped jobs", async () => {

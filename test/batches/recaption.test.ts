@@ -8,23 +8,8 @@ import { describe, expect, it } from "vitest";
 import { Caption } from "../../shared/captions/schema";
 import { call, createKey, errorOf, parsed } from "../status/support";
 import { uniqueKey } from "../support/fixtures";
-import { insertJob } from "../support/jobs";
 import { LLAVA, MOONDREAM } from "../support/models";
-import { runConsumer } from "../support/queue";
-import { createBatch, jobsOfBatch, putObjects, settled, waitForBatch } from "./support";
-
-/** Captions each object once with `model` as the whole chain (the real consumer, no queue). */
-async function captionAll(keys: string[], model: string): Promise<void> {
-	const jobs = [];
-	for (const key of keys) {
-		const head = await env.BUCKET.head(key);
-		jobs.push(await insertJob({ key, etag: head?.etag ?? "", size: head?.size ?? null }));
-	}
-	await runConsumer(
-		jobs.map((j) => ({ kind: "caption-job", job_id: j.id })),
-		{ env: { MODEL_CHAIN: model } },
-	);
-}
+import { captionAll, createBatch, jobsOfBatch, putObjects, settled, waitForBatch } from "./support";
 
 const captionOf = async (key: string) => parsed(await call("GET", `/v1/captions/${encodeURIComponent(key)}`), Caption);
 

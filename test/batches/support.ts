@@ -12,6 +12,7 @@ import consumer from "../../workers/consumer/index";
 import { createBatch as insertBatch, type NewBatch } from "../../workers/status/batches/store";
 import { call, parsed } from "../status/support";
 import { fixture, uniqueKey } from "../support/fixtures";
+import { insertJob } from "../support/jobs";
 import { until } from "../support/poll";
 import { type RunOptions, runConsumer, runQueueHandler } from "../support/queue";
 
@@ -180,4 +181,17 @@ export async function queuedBatch(n: number, withText = false, prefix = uniqueKe
 	expect(jobs.every((j) => j.status === "queued")).toBe(true);
 	expect((await getBatch(batch.id)).status).toBe("running");
 	return { batch, jobs };
+}
+
+/** Captions each object once with `model` as the whole chain (the real consumer, no queue). */
+export async function captionAll(keys: string[], model: string): Promise<void> {
+	const jobs = [];
+	for (const key of keys) {
+		const head = await env.BUCKET.head(key);
+		jobs.push(await insertJob({ key, etag: head?.etag ?? "", size: head?.size ?? null }));
+	}
+	await runConsumer(
+		jobs.map((j) => ({ kind: "caption-job", job_id: j.id })),
+		{ env: { MODEL_CHAIN: model } },
+	);
 }
