@@ -13,7 +13,7 @@ import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import type { Page } from "puppeteer-core";
+import type { HTTPRequest, Page } from "puppeteer-core";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createR2cClient, type Job, listAllJobs, ok, type R2cClient, uploadImage } from "../../client/index.ts";
@@ -623,5 +623,35 @@ describe("the dashboard", () => {
 		// The 401 of the wrong token and the 404 of the other prefix's job are the API's answers, not errors of the page.
 		const unexpected = errors.filter((e) => !/status of (401|404)/.test(e));
 		expect(unexpected).toEqual([]);
+	});
+
+	// Last: the refused stream is logged as a failed request, which the check above would count.
+	it("polls the list, and says so on the page, when the event stream cannot be opened", async () => {
+		await page.setRequestInterception(true);
+		const refuseStream = (request: HTTPRequest) => {
+			// An answer that is not a stream: EventSource gives up (a dropped connection it retries itself).
+			if (new URL(request.url()).pathname === "/v1/events") void request.respond({ status: 503, body: "" });
+			else void request.continue();
+		};
+		let listRequests = 0;
+		const count = (request: HTTPRequest) => {
+			if (request.method() === "GET" && new URL(request.url()).pathname === "/v1/jobs") listRequests++;
+		};
+		page.on("request", refuseStream);
+		try {
+			await page.reload({ waitUntil: "load" });
+			await page.waitForSelector("#nav:not([hidden])");
+			await open("jobs");
+			await waitInPage("the polling note", () => document.querySelector("[data-live=polling]") !== null, 30_000);
+			expect(await textOf("[data-live=polling]")).toMatch(
+				/^The event stream could not be opened: polling every \d+ s\.$/,
+			);
+			page.on("request", count);
+			await until("two list requests while polling", 30_000, async () => (listRequests >= 2 ? true : undefined));
+		} finally {
+			page.off("request", count);
+			page.off("request", refuseStream);
+			await page.setRequestInterception(false);
+		}
 	});
 });
