@@ -10,7 +10,8 @@
 import { poll } from "./poll.js";
 
 /** @typedef {import("./api.js").Api} Api */
-/** @typedef {{ id: string, type: string, data: any }} LiveEvent */
+/** @typedef {import("./api.js").Schemas["WebhookPayload"]} EventPayload  an event's data: its webhook payload */
+/** @typedef {{ id: string, type: string, data: EventPayload }} LiveEvent */
 /** @typedef {"connecting" | "live" | "polling"} LiveState */
 
 /** Stream tokens live this long; a stream open when it expires stays open. */
@@ -49,7 +50,7 @@ export function liveEvents(api, types) {
 	const dispatch = (m) => {
 		lastId = m.lastEventId || lastId;
 		/** @type {LiveEvent} */
-		const event = { id: m.lastEventId, type: m.type, data: JSON.parse(m.data) };
+		const event = { id: m.lastEventId, type: m.type, data: /** @type {EventPayload} */ (JSON.parse(m.data)) };
 		for (const l of listeners) l(event);
 	};
 

@@ -284,7 +284,9 @@ export function batchesView(ctx) {
 	const again = throttle(() => live.refresh(), 1000);
 	/** @param {import("../live.js").LiveEvent} event */
 	const onEvent = (event) => {
-		if (event.type.startsWith("batch.") || event.data?.data?.batch_id) again();
+		const payload = event.data;
+		if (payload.type.startsWith("batch.")) again();
+		else if ((payload.type === "job.succeeded" || payload.type === "job.failed") && payload.data.batch_id) again();
 	};
 	const live = follow(ctx, 2000, load, onEvent, (err) => showError(problem, messageOf(err)), streamNote);
 	filter.addEventListener("change", () => {

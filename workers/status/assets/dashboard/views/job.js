@@ -198,7 +198,8 @@ export function jobView(ctx, id) {
 	const streamNote = h("p", { class: "live-note muted" });
 	/** @param {import("../live.js").LiveEvent} event  this job's event: read it (and its deliveries) again */
 	const onEvent = (event) => {
-		if (event.type.startsWith("job.") && event.data?.data?.id === id) live.refresh();
+		const payload = event.data;
+		if ((payload.type === "job.succeeded" || payload.type === "job.failed") && payload.data.id === id) live.refresh();
 	};
 	const live = follow(
 		ctx,

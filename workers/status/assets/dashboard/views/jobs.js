@@ -198,9 +198,9 @@ export function jobsView(ctx) {
 	 * @param {import("../live.js").LiveEvent} event
 	 */
 	function onEvent(event) {
-		if (!event.type.startsWith("job.")) return;
-		/** @type {Job} */
-		const job = event.data.data;
+		const payload = event.data;
+		if (payload.type !== "job.succeeded" && payload.type !== "job.failed") return;
+		const job = payload.data;
 		const at = shown.findIndex((j) => j.id === job.id);
 		if (at >= 0) {
 			render(shown.map((j) => (j.id === job.id ? job : j)));
