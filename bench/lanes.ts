@@ -174,7 +174,10 @@ export async function runLanes(options: {
 			post<BatchJson>(stack, "/v1/batches", { prefix: "lanes/k1/" }, ka.token),
 			post<BatchJson>(stack, "/v1/batches", { prefix: "lanes/k2/" }, kb.token),
 		]);
-		const [da, db] = [await batchDone(stack, ba.id, 900_000), await batchDone(stack, bb.id, 900_000)];
+		// Three times what the Image-to-Text pace alone would take, so a slower run is measured, not cut short.
+		const paced = (jobs: number) =>
+			Math.max(300_000, ((3 * jobs) / ((WORKERS_AI_LIMITS["Image-to-Text"] * s) / 60)) * 1000);
+		const [da, db] = [await batchDone(stack, ba.id, paced(n)), await batchDone(stack, bb.id, paced(n))];
 		const [ja, jb] = [await jobsOf(stack, { batch_id: ba.id }), await jobsOf(stack, { batch_id: bb.id })];
 		const from = Math.max(Date.parse(da.created_at), Date.parse(db.created_at));
 		const to = Math.min(Date.parse(da.completed_at ?? ""), Date.parse(db.completed_at ?? ""));
@@ -186,7 +189,10 @@ export async function runLanes(options: {
 			spillover: true,
 			skip_captioned: false,
 		});
-		const spilled = await batchDone(stack, spill.id, 900_000);
+		const spilled = await batchDone(stack, spill.id, paced(n));
+		if (spilled.completed_at === null || da.completed_at === null || db.completed_at === null) {
+			throw new Error("lanes: a batch did not complete in time; its figures would be meaningless");
+		}
 		const spillJobs = await jobsOf(stack, { batch_id: spill.id });
 		const log = (await readFile(stack.logPath, "utf8")).split("\n").slice(fromLine);
 		const limitPerSecond = ((WORKERS_AI_LIMITS["Image-to-Text"] + WORKERS_AI_LIMITS["Text Generation"]) * s) / 60;
