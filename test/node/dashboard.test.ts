@@ -419,6 +419,12 @@ describe("the dashboard", () => {
 		]);
 		expect(before[0]?.text).toBe(second.caption);
 		expect(before[0]?.text).toContain("Name the shapes");
+		// The job's details: the tokens its model call reported.
+		const usage = second.usage;
+		if (!usage) throw new Error("moondream's job without usage");
+		expect(await page.$eval(".job-info", (el) => (el as HTMLElement).innerText)).toContain(
+			`${usage.input_tokens} input, ${usage.output_tokens} output`,
+		);
 		await screenshot(page, "dashboard-05c-caption-history");
 
 		const typed = `Three shapes on white, written by hand ${run}`;
