@@ -796,7 +796,7 @@ export interface components {
                 inference_ms: number | null;
                 total_ms: number | null;
             };
-            /** @description The tokens the job's model calls reported, summed over every call made for it (a fallback model's, a repair's, an earlier attempt's); null while none reported any, and always for models that report none (llava-1.5, llama-3.2-vision). */
+            /** @description The tokens the job's model calls reported, summed over every call made for it that answered (a repair's, an earlier attempt's; a failed call reports nothing); null while none reported any, and always for models that report none (llava-1.5, llama-3.2-vision). */
             usage: {
                 /** @description Input tokens (the prompt and the image) as the model reported them. */
                 input_tokens: number;

@@ -111,7 +111,7 @@ export const Job = z
 		}),
 		usage: JobUsage.nullable().meta({
 			description:
-				"The tokens the job's model calls reported, summed over every call made for it (a fallback model's, a repair's, an earlier attempt's); null while none reported any, and always for models that report none (llava-1.5, llama-3.2-vision).",
+				"The tokens the job's model calls reported, summed over every call made for it that answered (a repair's, an earlier attempt's; a failed call reports nothing); null while none reported any, and always for models that report none (llava-1.5, llama-3.2-vision).",
 		}),
 	})
 	.meta({ id: "Job" });
