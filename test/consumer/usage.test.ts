@@ -77,6 +77,18 @@ describe("a job's usage", () => {
 		expect(repair?.inputTokens ?? 0).toBeGreaterThan(first?.inputTokens ?? 0);
 	});
 
+	it("an answer the job fails on (empty) still counts: the failed job has its tokens", async () => {
+		emulator.inject({ code: "empty", times: 1 });
+		const { row } = await captionOn(SCOUT);
+		expect(row).toMatchObject({ status: "failed", error_code: "model_error" });
+		const [reported] = emulatedUsage();
+		expect(reported).not.toBeNull();
+		expect((await jobJson(row.id)).usage).toEqual({
+			input_tokens: reported?.inputTokens,
+			output_tokens: reported?.outputTokens,
+		});
+	});
+
 	it("a failed call adds nothing: after a fallback only the answering model's tokens count", async () => {
 		emulator.inject({ model: MOONDREAM, code: 3006, times: 1 });
 		const { row } = await captionOn(`${MOONDREAM},${SCOUT}`);
