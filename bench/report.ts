@@ -17,6 +17,7 @@ import type { RateLimitResult } from "./rate-limit.ts";
 import { header, row } from "./stats.ts";
 import type { SizeResult } from "./status-api.ts";
 import { type UploadMemoryResult, uploadMemoryMarkdown } from "./upload-memory.ts";
+import { type UsageResult, usageMarkdown } from "./usage.ts";
 
 export interface PipelineRun {
 	consumer: "real" | "naive";
@@ -72,6 +73,7 @@ export interface Report {
 	batches: BatchesReport;
 	capacity: CapacityResult | null;
 	events: EventsResult | null;
+	usage: UsageResult | null;
 	notes: string[];
 }
 
@@ -256,6 +258,7 @@ export function renderMarkdown(report: Report): string {
 	out.push(...batchesMarkdown(report.batches));
 	out.push(...capacityMarkdown(report.capacity));
 	out.push(...eventsMarkdown(report.events));
+	out.push(...usageMarkdown(report.usage));
 	return out.join("\n");
 }
 

@@ -12,6 +12,7 @@
  *   npm run bench -- --only capacity    D1 bytes per image before and after retention (N = 1000; quick: 50)
  *   npm run bench -- --only upload      what a 25 MiB upload adds to the status Worker (under a minute)
  *   npm run bench -- --only rate        the rate-limit scenarios alone (about 7 minutes; --rate-scale 2 halves the minute)
+ *   npm run bench -- --only usage       a dry run's estimate against the usage its jobs report (N = 200; --usage-n)
  */
 import { rm } from "node:fs/promises";
 import os from "node:os";
@@ -29,6 +30,7 @@ import { machine, type PipelineRun, type Report, renderMarkdown, writeReport } f
 import { bundle, bundleWorkers, type ConsumerKind, ROOT, startStack, WORKER_CONFIGS } from "./stack.ts";
 import { runStatusApi } from "./status-api.ts";
 import { runUploadMemory } from "./upload-memory.ts";
+import { runUsage } from "./usage.ts";
 import { largeImages, pipelineImages } from "./workload.ts";
 
 const UFORM = "@cf/unum/uform-gen2-qwen-500m";
@@ -53,6 +55,7 @@ const { values: args } = parseArgs({
 		"lanes-n": { type: "string" },
 		"lanes-scale": { type: "string" },
 		"events-n": { type: "string" },
+		"usage-n": { type: "string" },
 	},
 });
 
@@ -93,8 +96,12 @@ const options = {
 	// Events: images captioned while 1 and 100 streams follow them; how long streams sit idle.
 	eventsN: num(args["events-n"], quick ? 50 : 200),
 	eventsIdleSeconds: quick ? 30 : 60,
+	// Usage: a dry run of this many objects, started, its estimate against its jobs' usage.
+	usageN: num(args["usage-n"], quick ? 50 : 200),
 	sections: new Set(
-		(args.only ?? "pipeline,status,memory,upload,rate,dashboard,backfill,export,cost,capacity,lanes,events").split(","),
+		(
+			args.only ?? "pipeline,status,memory,upload,rate,dashboard,backfill,export,cost,capacity,lanes,events,usage"
+		).split(","),
 	),
 };
 
@@ -117,6 +124,7 @@ const report: Report = {
 	batches: { backfill: null, exports: [], costs: [] },
 	capacity: null,
 	events: null,
+	usage: null,
 	notes: [
 		"Local stack: wrangler dev (Miniflare) runs one queue batch at a time per consumer (max_concurrency is not emulated), so local throughput at 1 s model latency is bounded near max_batch_size per second.",
 		"Pipeline and memory runs use MODEL_RATE_LIMITS=off (no pacing) and an emulator without rate limits; the rate-limit scenarios measure pacing separately.",
@@ -374,6 +382,12 @@ async function main() {
 		} finally {
 			await stack.stop();
 		}
+	}
+	if (options.sections.has("usage")) {
+		log(`usage: a dry run of ${options.usageN} objects, started, its estimate against its jobs' usage`);
+		report.usage = await runUsage({ bundles, workDir: path.join(workDir, "usage"), n: options.usageN, log });
+		const { estimate, actual } = report.usage;
+		log(`  estimate ${estimate.modelCalls} calls $${estimate.usd}; ${actual.jobs} jobs, usage priced $${actual.usd}`);
 	}
 
 	const files = await writeReport(report, path.join(ROOT, "bench", "results"));

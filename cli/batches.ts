@@ -34,9 +34,14 @@ function describeBatch(b: Batch): string {
 			`${e.model_calls} calls to ${e.model}, ${e.minutes_at_rate_limit} min at its rate limit, ${usd} (start with: r2c batch start ${b.id})`
 		);
 	}
+	const u = b.usage;
+	const usage =
+		u.jobs_with_usage === 0
+			? ""
+			: `; ${u.input_tokens} input, ${u.output_tokens} output tokens reported by ${u.jobs_with_usage} jobs`;
 	return (
 		`${b.id}  ${b.status}  ${scope}  total ${c.total}: ${c.succeeded} succeeded, ${c.failed} failed, ` +
-		`${c.skipped} skipped, ${c.missing} missing, ${c.cancelled} cancelled, ${c.queued + c.processing} to go`
+		`${c.skipped} skipped, ${c.missing} missing, ${c.cancelled} cancelled, ${c.queued + c.processing} to go${usage}`
 	);
 }
 

@@ -72,6 +72,8 @@ export async function getJob(ctx: Context, id: string): Promise<void> {
 			"metrics",
 			`queue ${ms(job.metrics.queue_ms)}, inference ${ms(job.metrics.inference_ms)}, total ${ms(job.metrics.total_ms)}`,
 		],
+		// null: no call reported tokens (some models never do).
+		["usage", job.usage && `${job.usage.input_tokens} input, ${job.usage.output_tokens} output tokens`],
 	];
 	console.log(table(fields.map(([name, value]) => [name, value === null ? "–" : String(value)])));
 }

@@ -796,6 +796,13 @@ export interface components {
                 inference_ms: number | null;
                 total_ms: number | null;
             };
+            /** @description The tokens the job's model calls reported, summed over every call made for it that answered (a repair's, an earlier attempt's; a failed call reports nothing); null while none reported any, and always for models that report none (llava-1.5, llama-3.2-vision). */
+            usage: {
+                /** @description Input tokens (the prompt and the image) as the model reported them. */
+                input_tokens: number;
+                /** @description Output tokens as the model reported them. */
+                output_tokens: number;
+            } | null;
         };
         /** @enum {string} */
         JobStatus: "queued" | "processing" | "succeeded" | "failed" | "cancelled";
@@ -864,7 +871,7 @@ export interface components {
                  */
                 overwrite_human: boolean;
             } | null;
-            /** @description A dry run's plan (while `planned`, or listing as a dry run): what its jobs would take; null otherwise. */
+            /** @description A dry run's plan (while `planned` or listing as one, and after it was started, to compare with `usage`): what its jobs would take; null for a batch that was never a dry run. */
             estimate: {
                 /** @description The model jobs start with: the first of MODEL_CHAIN. */
                 model: string;
@@ -876,6 +883,7 @@ export interface components {
                 usd: number | null;
             } | null;
             counts: components["schemas"]["BatchCounts"];
+            usage: components["schemas"]["BatchUsage"];
             /** @description When its first model's task type has no slot free, a caption of the batch goes to the chain's first model of another task type. */
             spillover: boolean;
             /**
@@ -928,6 +936,15 @@ export interface components {
             skipped: number;
             /** @description Given keys that were not in the bucket: no job, no event, no webhook; listed in the results with `error_code` `object_not_found`. */
             missing: number;
+        };
+        /** @description What the batch's model calls reported so far, kept as its jobs finish: compare it with `estimate` (a started dry run keeps its plan's). */
+        BatchUsage: {
+            /** @description The input tokens of the batch's jobs, summed (each job's `usage`). */
+            input_tokens: number;
+            /** @description The output tokens of the batch's jobs, summed. */
+            output_tokens: number;
+            /** @description Jobs whose model calls reported tokens; the others (models that report none) are not in the sums. */
+            jobs_with_usage: number;
         };
         Caption: {
             /** @example photos/cat.jpg */

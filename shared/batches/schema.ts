@@ -53,6 +53,21 @@ export type BatchCounts = z.infer<typeof BatchCounts>;
 
 const isoTime = z.iso.datetime();
 
+export const BatchUsage = z
+	.object({
+		input_tokens: count.meta({ description: "The input tokens of the batch's jobs, summed (each job's `usage`)." }),
+		output_tokens: count.meta({ description: "The output tokens of the batch's jobs, summed." }),
+		jobs_with_usage: count.meta({
+			description: "Jobs whose model calls reported tokens; the others (models that report none) are not in the sums.",
+		}),
+	})
+	.meta({
+		id: "BatchUsage",
+		description:
+			"What the batch's model calls reported so far, kept as its jobs finish: compare it with `estimate` (a started dry run keeps its plan's).",
+	});
+export type BatchUsage = z.infer<typeof BatchUsage>;
+
 export const Batch = z
 	.object({
 		id: z.string().meta({ example: "bat_01JD2X6B8J3W4Q5R6S7T8V9W0X" }),
@@ -70,9 +85,10 @@ export const Batch = z
 		recaption: Recaption.nullable().meta({ description: "The re-caption rules it was made with; null: none." }),
 		estimate: Estimate.nullable().meta({
 			description:
-				"A dry run's plan (while `planned`, or listing as a dry run): what its jobs would take; null otherwise.",
+				"A dry run's plan (while `planned` or listing as one, and after it was started, to compare with `usage`): what its jobs would take; null for a batch that was never a dry run.",
 		}),
 		counts: BatchCounts,
+		usage: BatchUsage,
 		spillover: z.boolean().meta({
 			description:
 				"When its first model's task type has no slot free, a caption of the batch goes to the chain's first model of another task type.",
@@ -143,6 +159,12 @@ export const BatchRow = z.object({
 	spillover: z.union([z.literal(0), z.literal(1)]),
 	/** JSON object: model id -> succeeded jobs. */
 	models: z.string(),
+	/** Tokens its jobs reported, summed, and the jobs that reported any (migrations/0025_usage.sql). */
+	input_tokens: z.number(),
+	output_tokens: z.number(),
+	jobs_with_usage: z.number(),
+	/** When a dry run was started; NULL otherwise. */
+	started_at: z.number().nullable(),
 	created_at: z.number(),
 	updated_at: z.number(),
 	listed_at: z.number().nullable(),
@@ -176,7 +198,8 @@ export function toBatch(
 		write_back: row.write_back === null ? null : WriteBackText.parse(row.write_back).target,
 		metadata: z.record(z.string(), z.string()).parse(JSON.parse(row.metadata)),
 		recaption: recaptionOf(row),
-		estimate: row.dry_run === 1 && model !== undefined ? estimate(model, row.planned) : null,
+		estimate:
+			(row.dry_run === 1 || row.started_at !== null) && model !== undefined ? estimate(model, row.planned) : null,
 		counts: {
 			total: row.total,
 			queued: row.queued,
@@ -187,6 +210,7 @@ export function toBatch(
 			skipped: row.skipped,
 			missing: row.missing,
 		},
+		usage: { input_tokens: row.input_tokens, output_tokens: row.output_tokens, jobs_with_usage: row.jobs_with_usage },
 		spillover: row.spillover === 1,
 		models: z.record(z.string(), z.number()).parse(JSON.parse(row.models)),
 		created_at: new Date(row.created_at).toISOString(),

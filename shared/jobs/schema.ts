@@ -63,6 +63,15 @@ const JobResult = z
 			"The validated result: a string (caption, alt_text, title), an array (tags) or a JSON value (json_schema); null until the job succeeds.",
 	});
 
+const tokens = z.number().int().nonnegative();
+
+export const JobUsage = z
+	.object({
+		input_tokens: tokens.meta({ description: "Input tokens (the prompt and the image) as the model reported them." }),
+		output_tokens: tokens.meta({ description: "Output tokens as the model reported them." }),
+	})
+	.meta({ id: "JobUsage" });
+
 export const Job = z
 	.object({
 		id: z.string().meta({ example: "job_01JD2X6B8J3W4Q5R6S7T8V9W0X" }),
@@ -99,6 +108,10 @@ export const Job = z
 			queue_ms: z.number().int().nullable(),
 			inference_ms: z.number().int().nullable(),
 			total_ms: z.number().int().nullable(),
+		}),
+		usage: JobUsage.nullable().meta({
+			description:
+				"The tokens the job's model calls reported, summed over every call made for it that answered (a repair's, an earlier attempt's; a failed call reports nothing); null while none reported any, and always for models that report none (llava-1.5, llama-3.2-vision).",
 		}),
 	})
 	.meta({ id: "Job" });
@@ -141,6 +154,9 @@ export const JobRow = z.object({
 	write_back_status: z.enum(WRITE_BACK_STATUSES).nullable(),
 	write_back_error: z.string().nullable(),
 	write_back_lease: z.number().nullable(),
+	/** Tokens the job's model calls reported, summed (NULL: none reported any). */
+	input_tokens: z.number().nullable(),
+	output_tokens: z.number().nullable(),
 });
 export type JobRow = z.infer<typeof JobRow>;
 
@@ -169,6 +185,10 @@ export function toJob(row: JobRow): Job {
 		started_at: iso(row.started_at),
 		completed_at: iso(row.completed_at),
 		metrics: { queue_ms: row.queue_ms, inference_ms: row.inference_ms, total_ms: row.total_ms },
+		usage:
+			row.input_tokens === null && row.output_tokens === null
+				? null
+				: { input_tokens: row.input_tokens ?? 0, output_tokens: row.output_tokens ?? 0 },
 	};
 }
 

@@ -4,6 +4,7 @@
  */
 import { parseRow } from "../d1-rows";
 import { newJobId } from "../ids";
+import type { Usage } from "../models/usage";
 import type { ObjectVersion } from "../queue/caption-jobs";
 import { type JobErrorCode, JobRow } from "./schema";
 
@@ -15,6 +16,8 @@ export interface JobResultFields {
 	readonly callbackUrl?: string | null;
 	readonly model?: string | null;
 	readonly inferenceMs?: number | null;
+	/** The tokens this attempt's model calls reported; added to the job's (null: none reported). */
+	readonly usage?: Usage | null;
 	/** The output, language and write-back the job ran with, in their text forms (shared/outputs/spec.ts). */
 	readonly output?: string | null;
 	readonly language?: string | null;
@@ -94,6 +97,15 @@ export async function claimJobById(db: D1Database, id: string, lease: Lease): Pr
 	return existing ? { kind: "existing", job: existing } : { kind: "missing" };
 }
 
+/**
+ * A job's usage is the sum of the tokens of every call made for it: an attempt's are added to what
+ * earlier attempts recorded, in the statement that ends the attempt (a release or the finish), so
+ * the batch's sum moves with them (migrations/0025_usage.sql). NULL (no call reported any) adds nothing.
+ */
+const ADD_USAGE = (input: string, output: string) =>
+	`input_tokens = CASE WHEN ${input} IS NULL THEN input_tokens ELSE coalesce(input_tokens, 0) + ${input} END,
+	output_tokens = CASE WHEN ${output} IS NULL THEN output_tokens ELSE coalesce(output_tokens, 0) + ${output} END`;
+
 /** How a claimed job ends. */
 export type FinishOutcome =
 	/** `result` is the validated result as JSON text (absent: the caption is the result); `caption` its text form. */
@@ -129,7 +141,8 @@ export function finishStatement(
 				result = ?14, output = coalesce(?15, output), language = coalesce(?16, language),
 				write_back = coalesce(?17, write_back),
 				write_back_status = CASE WHEN coalesce(?17, write_back) IS NULL THEN NULL
-					WHEN ?3 = 'succeeded' THEN 'pending' ELSE 'not_attempted' END
+					WHEN ?3 = 'succeeded' THEN 'pending' ELSE 'not_attempted' END,
+				${ADD_USAGE("?18", "?19")}
 			WHERE id = ?1 AND status = 'processing' AND lease_token = ?2
 			RETURNING *`,
 		)
@@ -151,17 +164,23 @@ export function finishStatement(
 			fields.output ?? null,
 			fields.language ?? null,
 			fields.writeBack ?? null,
+			fields.usage?.inputTokens ?? null,
+			fields.usage?.outputTokens ?? null,
 		);
 }
 
-/** Gives a claimed job back to the queue after a transient failure, to be claimed again. */
-export async function releaseJob(db: D1Database, job: JobRow, now: number): Promise<void> {
+/**
+ * Gives a claimed job back to the queue after a transient failure, to be claimed again, with the
+ * tokens this attempt's calls reported (a repair that must wait follows an answer that cost some).
+ */
+export async function releaseJob(db: D1Database, job: JobRow, now: number, usage: Usage | null = null): Promise<void> {
 	await db
 		.prepare(
-			`UPDATE jobs SET status = 'queued', lease_token = NULL, lease_expires_at = NULL, updated_at = ?3
+			`UPDATE jobs SET status = 'queued', lease_token = NULL, lease_expires_at = NULL, updated_at = ?3,
+				${ADD_USAGE("?4", "?5")}
 			WHERE id = ?1 AND status = 'processing' AND lease_token = ?2`,
 		)
-		.bind(job.id, job.lease_token, now)
+		.bind(job.id, job.lease_token, now, usage?.inputTokens ?? null, usage?.outputTokens ?? null)
 		.run();
 }
 

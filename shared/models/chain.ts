@@ -12,11 +12,15 @@ import { type ClassifiedError, classifyModelError } from "./errors";
 import type { CallOutcome } from "./health";
 import type { Admission, AfterCall, CallRecord } from "./health-registry";
 import type { AiRunner, ImageLimits, ModelAdapter, ModelImage, ModelRequest } from "./types";
+import { addUsage, readUsage, type Usage } from "./usage";
 
 export type { ChainOutcome } from "./chain-policy";
 
-/** The chain's answer with the time its models spent on the request. */
-export type Captioning = ChainOutcome & { inferenceMs: number };
+/**
+ * The chain's answer with the time its models spent on the request and the tokens their answers
+ * reported (summed over the calls that answered; null when none reported any).
+ */
+export type Captioning = ChainOutcome & { inferenceMs: number; usage: Usage | null };
 
 /** The consumer's side of the model-health registry. */
 export interface ModelHealthGate {
@@ -88,6 +92,7 @@ export class ModelChain {
 		const passedOver: PassedOver[] = [];
 		const pace = route?.pace ?? this.pace;
 		let inferenceMs = 0;
+		let usage: Usage | null = null;
 		// A model that cannot write the job's language is not asked at all (docs/models.md).
 		const able = (route?.adapters ?? this.adapters).filter(
 			(a) => a.languages === "any" || isEnglish(request.language ?? null),
@@ -97,16 +102,18 @@ export class ModelChain {
 				kind: "unavailable",
 				message: `No model of the chain writes the language ${request.language}`,
 				inferenceMs,
+				usage,
 			};
 		}
 		for (const adapter of able) {
 			const turn = await this.turn(adapter, images, request, pace);
 			inferenceMs += turn.latencyMs;
+			usage = addUsage(usage, turn.usage);
 			const next = nextTurn(turn.outcome, Date.now());
-			if (next.kind === "done") return { ...next.outcome, inferenceMs };
+			if (next.kind === "done") return { ...next.outcome, inferenceMs, usage };
 			passedOver.push(next.passedOver);
 		}
-		return { ...whenExhausted(passedOver, Date.now()), inferenceMs };
+		return { ...whenExhausted(passedOver, Date.now()), inferenceMs, usage };
 	}
 
 	/** One model's turn: admission, input, pacing, the call, and what the registry learns of it. */
@@ -115,17 +122,19 @@ export class ModelChain {
 		images: PreparedImages,
 		request: ModelRequest,
 		pace: Pacer,
-	): Promise<{ outcome: TurnOutcome; latencyMs: number }> {
+	): Promise<{ outcome: TurnOutcome; latencyMs: number; usage: Usage | null }> {
 		const model = adapter.id;
 		const admission = await this.admit(model);
 		if (!admission.call) {
-			return { outcome: { kind: "skipped", model, gone: admission.gone, retryAt: admission.retryAt }, latencyMs: 0 };
+			const outcome: TurnOutcome = { kind: "skipped", model, gone: admission.gone, retryAt: admission.retryAt };
+			return { outcome, latencyMs: 0, usage: null };
 		}
 		const ready = await this.ready(adapter, images, request, admission.probe, pace);
 		if (ready.kind === "later") {
 			return {
 				outcome: { kind: "paced", message: ready.message, retryAfterSeconds: ready.retryAfterSeconds },
 				latencyMs: 0,
+				usage: null,
 			};
 		}
 		const started = Date.now();
@@ -135,14 +144,16 @@ export class ModelChain {
 		} catch (err) {
 			const latencyMs = Date.now() - started;
 			const failure = await this.failed(model, classifyModelError(err), latencyMs, admission.probe, request.keyId);
-			return { outcome: failure, latencyMs };
+			return { outcome: failure, latencyMs, usage: null };
 		}
 		const latencyMs = Date.now() - started;
 		await this.record(model, { outcome: { kind: "answered" }, ok: true, latencyMs, probe: admission.probe });
+		// An answer costs its tokens whether or not its caption is usable.
+		const usage = readUsage(output);
 		try {
-			return { outcome: { kind: "answered", model, caption: adapter.readCaption(output) }, latencyMs };
+			return { outcome: { kind: "answered", model, caption: adapter.readCaption(output) }, latencyMs, usage };
 		} catch {
-			return { outcome: { kind: "malformed", model }, latencyMs };
+			return { outcome: { kind: "malformed", model }, latencyMs, usage };
 		}
 	}
 

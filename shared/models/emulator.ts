@@ -12,6 +12,7 @@ import { DEFAULT_EMULATOR_SETTINGS, type EmulatorSettings } from "./emulator-set
 import { PUBLISHED_MODELS, type PublishedModel } from "./input-schemas";
 import { rateLimitFor } from "./rate-limits";
 import type { AiRunner } from "./types";
+import type { Usage } from "./usage";
 
 export type { EmulatorSettings } from "./emulator-settings";
 
@@ -37,6 +38,8 @@ export interface EmulatorCall {
 	code: number | null;
 	/** How the request asked for structured output: `response_format`, `guided_json`, or null. */
 	structured: "response_format" | "guided_json" | null;
+	/** The tokens the answer reported (null: a failed call, or a model whose answer reports none). */
+	usage: Usage | null;
 }
 
 const structuredOf = (inputs: Record<string, unknown>): EmulatorCall["structured"] =>
@@ -149,19 +152,40 @@ function eventStream(text: string): ReadableStream<Uint8Array> {
 	return new Blob([body]).stream();
 }
 
-function answerIn(model: PublishedModel, inputs: Record<string, unknown>, text: string): unknown {
+/**
+ * Emulated token counts, deterministic and of a plausible size: an image is 729 tokens for
+ * moondream (what it reports for one) and 576 for the other models (a 24 × 24 patch grid), text one
+ * token per four bytes of UTF-8 (at least one).
+ */
+export function emulatedUsage(model: PublishedModel, prompt: string | null, answer: string): Usage {
+	const textTokens = (text: string) => Math.max(1, Math.ceil(new TextEncoder().encode(text).length / 4));
+	const imageTokens = model.output === "moondream" ? 729 : 576;
+	return { inputTokens: imageTokens + (prompt === null ? 0 : textTokens(prompt)), outputTokens: textTokens(answer) };
+}
+
+/** The answer in the model's published output shape, with its tokens where that shape reports them. */
+function answerIn(model: PublishedModel, inputs: Record<string, unknown>, text: string, usage: Usage): unknown {
+	const tokens = { prompt_tokens: usage.inputTokens, completion_tokens: usage.outputTokens };
+	const openAiUsage =
+		model.usage === "usage" ? { usage: { ...tokens, total_tokens: usage.inputTokens + usage.outputTokens } } : {};
 	switch (model.output) {
 		case "moondream": {
 			// Streaming is moondream's default: only `stream: false` gets a JSON answer.
 			if (inputs.stream !== false) return eventStream(text);
-			const metrics = { input_tokens: 729, output_tokens: 16, prefill_time_ms: 12, decode_time_ms: 40, ttft_ms: 14 };
+			const metrics = {
+				input_tokens: usage.inputTokens,
+				output_tokens: usage.outputTokens,
+				prefill_time_ms: 12,
+				decode_time_ms: 40,
+				ttft_ms: 14,
+			};
 			const skill = inputs.task === "caption" ? { caption: text } : { answer: text };
 			return { ...skill, finish_reason: "stop", metrics };
 		}
 		case "choices":
-			return { choices: [{ index: 0, message: { role: "assistant", content: text } }] };
+			return { choices: [{ index: 0, message: { role: "assistant", content: text } }], ...openAiUsage };
 		case "response":
-			return inputs.stream === true ? eventStream(text) : { response: text };
+			return inputs.stream === true ? eventStream(text) : { response: text, ...openAiUsage };
 		case "description":
 			return { description: text };
 	}
@@ -213,19 +237,25 @@ export class ModelEmulator implements AiRunner {
 		this.inFlight++;
 		this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
 		try {
-			const output = await this.answer(model, inputs, settings, at);
-			this.calls.push({ model, at, ok: true, code: null, structured: structuredOf(inputs) });
+			const { output, usage } = await this.answer(model, inputs, settings, at);
+			this.calls.push({ model, at, ok: true, code: null, structured: structuredOf(inputs), usage });
 			return output;
 		} catch (err) {
 			const code = /^(\d{4}):/.exec(err instanceof Error ? err.message : "")?.[1];
-			this.calls.push({ model, at, ok: false, code: code ? Number(code) : null, structured: structuredOf(inputs) });
+			const failed = { model, at, ok: false, code: code ? Number(code) : null, structured: structuredOf(inputs) };
+			this.calls.push({ ...failed, usage: null });
 			throw err;
 		} finally {
 			this.inFlight--;
 		}
 	}
 
-	private async answer(model: string, inputs: Record<string, unknown>, s: EmulatorSettings, at: number) {
+	private async answer(
+		model: string,
+		inputs: Record<string, unknown>,
+		s: EmulatorSettings,
+		at: number,
+	): Promise<{ output: unknown; usage: Usage | null }> {
 		const published = PUBLISHED_MODELS.get(model);
 		if (!published || s.goneModels.has(model)) throw modelError(5007, model);
 		this.takeRateLimitSlot({ id: model, task: published.task }, s, at);
@@ -259,7 +289,10 @@ export class ModelEmulator implements AiRunner {
 				: instruction
 					? outputAnswer(instruction, imageBytes(inputs), fault?.code === "invalid_output")
 					: `Emulated caption (${model}): ${describe(imageBytes(inputs))}${prompt ? `. Prompt: "${prompt}"` : ""}.`;
-		return answerIn(published, inputs, text);
+		const usage = emulatedUsage(published, prompt, text);
+		const output = answerIn(published, inputs, text, usage);
+		// Logged as the answer carries it: a streamed answer or a model that reports none has none.
+		return { output, usage: output instanceof ReadableStream || published.usage === "none" ? null : usage };
 	}
 
 	private takeRateLimitSlot(model: { id: string; task: PublishedModel["task"] }, s: EmulatorSettings, at: number) {

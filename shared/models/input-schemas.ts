@@ -6,6 +6,7 @@
  * and notes are in `../shared/models/` beside the repository.
  */
 import { z } from "zod";
+import type { UsageReport } from "./usage";
 
 export const MODEL_TASKS = ["Image-to-Text", "Text Generation"] as const;
 export type ModelTask = (typeof MODEL_TASKS)[number];
@@ -120,22 +121,42 @@ export interface PublishedModel {
 	task: ModelTask;
 	input: z.ZodType;
 	output: OutputStyle;
+	/** Where its answer reports tokens: `usage`, moondream's `metrics`, or `none` (./usage.ts). */
+	usage: UsageReport;
 }
 
 export const PUBLISHED_MODELS: ReadonlyMap<string, PublishedModel> = new Map<string, PublishedModel>([
-	["@cf/unum/uform-gen2-qwen-500m", { task: "Image-to-Text", input: ByteArrayImageInput, output: "description" }],
-	["@cf/llava-hf/llava-1.5-7b-hf", { task: "Image-to-Text", input: ByteArrayImageInput, output: "description" }],
-	["@cf/moondream/moondream3.1-9B-A2B", { task: "Image-to-Text", input: MoondreamInput, output: "moondream" }],
-	["@cf/google/gemma-4-26b-a4b-it", { task: "Text Generation", input: ChatVisionInput, output: "choices" }],
-	["@cf/meta/llama-4-scout-17b-16e-instruct", { task: "Text Generation", input: ChatVisionInput, output: "response" }],
+	[
+		"@cf/unum/uform-gen2-qwen-500m",
+		{ task: "Image-to-Text", input: ByteArrayImageInput, output: "description", usage: "none" },
+	],
+	[
+		"@cf/llava-hf/llava-1.5-7b-hf",
+		{ task: "Image-to-Text", input: ByteArrayImageInput, output: "description", usage: "none" },
+	],
+	[
+		"@cf/moondream/moondream3.1-9B-A2B",
+		{ task: "Image-to-Text", input: MoondreamInput, output: "moondream", usage: "metrics" },
+	],
+	[
+		"@cf/google/gemma-4-26b-a4b-it",
+		{ task: "Text Generation", input: ChatVisionInput, output: "choices", usage: "usage" },
+	],
+	[
+		"@cf/meta/llama-4-scout-17b-16e-instruct",
+		{ task: "Text Generation", input: ChatVisionInput, output: "response", usage: "usage" },
+	],
 	[
 		"@cf/mistralai/mistral-small-3.1-24b-instruct",
-		{ task: "Text Generation", input: ChatVisionInput, output: "response" },
+		{ task: "Text Generation", input: ChatVisionInput, output: "response", usage: "usage" },
 	],
 	[
 		"@cf/meta/llama-3.2-11b-vision-instruct",
-		{ task: "Text Generation", input: Llama32VisionInput, output: "response" },
+		{ task: "Text Generation", input: Llama32VisionInput, output: "response", usage: "none" },
 	],
 	// Retired on Workers AI; known here so that the emulator can play it alive when asked to.
-	["@cf/google/gemma-3-12b-it", { task: "Text Generation", input: ChatVisionInput, output: "response" }],
+	[
+		"@cf/google/gemma-3-12b-it",
+		{ task: "Text Generation", input: ChatVisionInput, output: "response", usage: "usage" },
+	],
 ]);

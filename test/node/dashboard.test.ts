@@ -2,8 +2,9 @@
  * The dashboard in a real browser (headless Chromium) against the local stack (`npm run dev`, one
  * server for this file): sign-in (a wrong token refused), two images uploaded through the file
  * input and captioned before our eyes, one uploaded for German tags written back as a sidecar (its
- * job page lists the tags and the write-back), the live job list, a job page, a webhook delivery sent
- * again, the stats charts, a prefix batch followed to 100 %, and a scoped key that sees only its
+ * job page lists the tags and the write-back), the live job list, a job page, an object's caption
+ * history with a caption written by hand, a webhook delivery sent again, the stats charts, a prefix
+ * batch followed to 100 %, a dry-run batch planned and started, and a scoped key that sees only its
  * prefix. Set-up and checks go through the typed client (client/); every page is saved as a
  * screenshot in test-results/screenshots/.
  */
@@ -385,6 +386,75 @@ describe("the dashboard", () => {
 		await screenshot(page, "dashboard-05-job");
 	});
 
+	it("shows an object's caption versions newest first, and saves a caption typed into the edit box as the current human version", async () => {
+		// Outside the prefix the later steps count: one object captioned twice by the model.
+		const key = `dashboard-${run}-history/shapes-on-white.png`;
+		const first = await uploadImage(api, key, new Blob([await readFile(sample("shapes-on-white.png"))]));
+		const succeeded = (id: string) =>
+			until(`job ${id} to succeed`, 60_000, async () => {
+				const job = await ok(api.GET("/v1/jobs/{id}", { params: { path: { id } } }));
+				return job.status === "succeeded" ? job : undefined;
+			});
+		await succeeded(first.id);
+		const again = await ok(api.POST("/v1/jobs", { body: { key, prompt: "Name the shapes" } }));
+		const second = await succeeded(again.id);
+
+		await page.evaluate((id) => {
+			location.hash = `#/jobs/${id}`;
+		}, second.id);
+		await waitInPage("the two versions", () => document.querySelectorAll(".caption-history li").length === 2);
+		const versions = () =>
+			page.$$eval(".caption-history li", (items) =>
+				items.map((li) => ({
+					version: li.getAttribute("data-version"),
+					source: li.getAttribute("data-source"),
+					current: li.getAttribute("data-current") === "true",
+					text: li.querySelector(".caption-full")?.textContent ?? "",
+				})),
+			);
+		const before = await versions();
+		expect(before.map((v) => [v.version, v.source, v.current])).toEqual([
+			["2", "ai", true],
+			["1", "ai", false],
+		]);
+		expect(before[0]?.text).toBe(second.caption);
+		expect(before[0]?.text).toContain("Name the shapes");
+		// The job's details: the tokens its model call reported.
+		const usage = second.usage;
+		if (!usage) throw new Error("moondream's job without usage");
+		expect(await page.$eval(".job-info", (el) => (el as HTMLElement).innerText)).toContain(
+			`${usage.input_tokens} input, ${usage.output_tokens} output`,
+		);
+		await screenshot(page, "dashboard-05c-caption-history");
+
+		const typed = `Three shapes on white, written by hand ${run}`;
+		await page.$eval("#caption-edit", (el) => {
+			(el as HTMLTextAreaElement).value = "";
+		});
+		await page.type("#caption-edit", typed);
+		await page.click(".caption-edit button[type=submit]");
+		await waitInPage("the saved version", () => document.querySelectorAll(".caption-history li").length === 3);
+		const after = await versions();
+		expect(after.map((v) => [v.version, v.source, v.current])).toEqual([
+			["3", "human", true],
+			["2", "ai", false],
+			["1", "ai", false],
+		]);
+		expect(after[0]?.text).toBe(typed);
+		expect(await textOf(".caption-history li[data-current]")).toContain("by hand");
+		expect(await page.$eval("#caption-edit-error", (el) => (el as HTMLElement).hidden)).toBe(true);
+		await screenshot(page, "dashboard-05d-caption-saved");
+
+		// The API holds the version the page wrote, current and a person's.
+		const caption = await ok(api.GET("/v1/captions/{key}", { params: { path: { key } } }));
+		expect(caption).toMatchObject({ key, text: typed, source: "human", job_id: null, model: null, versions: 3 });
+		expect(caption.history.map((v) => [v.version, v.source])).toEqual([
+			[3, "human"],
+			[2, "ai"],
+			[1, "ai"],
+		]);
+	});
+
 	it("shows a caption containing markup as literal text, in the job list and on the job page", async () => {
 		// The emulator's caption repeats the prompt, so the markup reaches the caption as a model's answer could.
 		const markup = '<marquee id="injected">bold</marquee><img src="x" id="injected-img">';
@@ -507,6 +577,89 @@ describe("the dashboard", () => {
 			"striped-sailboat.jpg",
 		]);
 		rmSync(downloads, { recursive: true, force: true });
+	});
+
+	it("plans a dry-run batch from the form, shows its plan, and runs it to completion with Start", async () => {
+		// Three objects, one already captioned with the batch's prompt (skipped), two with another.
+		const planPrefix = `dashboard-${run}-plan/`;
+		const prompt = "Plan this caption";
+		const uploads = [
+			["sunset-over-hills.jpg", prompt],
+			["night-sky.webp", undefined],
+			["striped-sailboat.jpg", undefined],
+		] as const;
+		for (const [name, withPrompt] of uploads) {
+			const job = await uploadImage(api, `${planPrefix}${name}`, new Blob([await readFile(sample(name))]), {
+				...(withPrompt ? { prompt: withPrompt } : {}),
+			});
+			await until(`the upload of ${name} to be captioned`, 60_000, async () => {
+				const current = await ok(api.GET("/v1/jobs/{id}", { params: { path: { id: job.id } } }));
+				return current.status === "succeeded" ? current : undefined;
+			});
+		}
+
+		await open("batches");
+		await page.waitForSelector("#batch-prefix");
+		for (const input of ["#batch-prefix", "#batch-prompt"]) {
+			await page.$eval(input, (el) => {
+				(el as HTMLInputElement).value = "";
+			});
+		}
+		await page.type("#batch-prefix", planPrefix);
+		await page.type("#batch-prompt", prompt);
+		expect(await page.$eval("#batch-skip", (el) => (el as HTMLInputElement).checked)).toBe(true);
+		await page.click("#batch-dry-run");
+		await page.click(".batches-view form button[type=submit]");
+		await waitInPage(
+			"the planned batch",
+			() => document.querySelector('tr[data-batch-id][data-status="planned"] [data-field=estimate]') !== null,
+		);
+		const row = 'tr[data-batch-id][data-status="planned"]';
+		const id = await page.$eval(row, (tr) => tr.getAttribute("data-batch-id") ?? "");
+		const planned = await ok(api.GET("/v1/batches/{id}", { params: { path: { id } } }));
+		expect(planned).toMatchObject({ prefix: planPrefix, prompt, status: "planned" });
+		expect(planned.counts).toMatchObject({ total: 3, skipped: 1, missing: 0, queued: 0, succeeded: 0 });
+		const estimate = planned.estimate;
+		if (!estimate) throw new Error("a planned batch without an estimate");
+		expect(estimate.model_calls).toBe(2);
+		// The plan as the page shows it: the counts and the API's estimate.
+		expect(await textOf(`${row} [data-field=plan]`)).toBe("3 objects: 1 skipped, 0 missing, 2 to caption");
+		expect(await textOf(`${row} [data-field=estimate]`)).toBe(
+			`2 model calls, ${estimate.minutes_at_rate_limit} min at the rate limit, $${estimate.usd?.toFixed(4)}`,
+		);
+		await screenshot(page, "dashboard-08b-batch-plan");
+
+		await page.click(`button[aria-label="Start ${id}"]`);
+		await page.waitForFunction(
+			(batchId) => {
+				const tr = document.querySelector(`tr[data-batch-id="${batchId}"]`);
+				return (
+					tr?.getAttribute("data-status") === "completed" &&
+					tr.querySelector("[data-field=progress]")?.textContent === "100 %"
+				);
+			},
+			{ timeout: 90_000, polling: 250 },
+			id,
+		);
+		const done = await ok(api.GET("/v1/batches/{id}", { params: { path: { id } } }));
+		expect(done.status).toBe("completed");
+		expect(done.counts.total).toBe(3);
+		expect(done.counts.succeeded + done.counts.failed).toBe(done.counts.total - done.counts.skipped);
+		expect(done.counts).toMatchObject({ succeeded: 2, skipped: 1, failed: 0 });
+		// Its jobs are the two objects the plan counted, with the batch's prompt.
+		const jobs = await listAllJobs(api, { prefix: planPrefix });
+		const ofBatch = jobs.filter((j) => j.batch_id === id);
+		expect(ofBatch.map((j) => j.key).sort()).toEqual([
+			`${planPrefix}night-sky.webp`,
+			`${planPrefix}striped-sailboat.jpg`,
+		]);
+		expect(ofBatch.every((j) => j.prompt === prompt && j.status === "succeeded")).toBe(true);
+		// The tokens they reported, on the batch's row beside its counts.
+		expect(done.usage.jobs_with_usage).toBe(2);
+		expect(await textOf(`tr[data-batch-id="${id}"] [data-field=usage]`)).toBe(
+			`${done.usage.input_tokens} input, ${done.usage.output_tokens} output tokens`,
+		);
+		await screenshot(page, "dashboard-08c-batch-planned-done");
 	});
 
 	it("fits a phone (390 px) and 800 px: no sideways scroll outside tables, object keys wrap at /", async () => {

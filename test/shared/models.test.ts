@@ -10,6 +10,7 @@ import { captionLength, moondream31 } from "../../shared/models/moondream";
 import { RateLimitsSetting, rateLimitFor } from "../../shared/models/rate-limits";
 import { ADAPTERS, DEFAULT_MODEL_CHAIN, parseModelChain } from "../../shared/models/registry";
 import type { ModelRequest } from "../../shared/models/types";
+import { readUsage } from "../../shared/models/usage";
 import { backoffSeconds } from "../../shared/queue/backoff";
 import { fixture } from "../support/fixtures";
 
@@ -95,6 +96,38 @@ describe("model adapters", () => {
 		expect(DEFAULT_MODEL_CHAIN[0]).toBe(moondream31.id);
 		expect(PUBLISHED_MODELS.get(DEFAULT_MODEL_CHAIN[0] ?? "")?.task).toBe("Image-to-Text");
 		for (const retired of readEmulatorSettings({}).retiredModels) expect(DEFAULT_MODEL_CHAIN).not.toContain(retired);
+	});
+});
+
+describe("usage: tokens where the published output schema has them, as the emulator answers", () => {
+	const prompt = "Describe the image"; // 18 bytes: 5 tokens at one per four bytes
+	it.each([
+		[moondream31, "metrics"],
+		[llama4Scout, "usage"],
+		[mistralSmall31, "usage"],
+		[gemma4, "usage"],
+		[llava15, null],
+		[llama32Vision, null],
+	] as const)("%s reports them in %s", async (adapter, where) => {
+		const output = await alive().run(adapter.id, adapter.buildInput(await image(), ask(prompt)));
+		const answer = adapter.readCaption(output);
+		const outputTokens = Math.ceil(new TextEncoder().encode(answer).length / 4);
+		// moondream counts an image as 729 tokens, the chat models as 576; the prompt adds its own.
+		const inputTokens = (adapter === moondream31 ? 729 : 576) + 5;
+		if (where === "metrics")
+			expect(output).toMatchObject({ metrics: { input_tokens: inputTokens, output_tokens: outputTokens } });
+		if (where === "usage") {
+			expect(output).toMatchObject({
+				usage: {
+					prompt_tokens: inputTokens,
+					completion_tokens: outputTokens,
+					total_tokens: inputTokens + outputTokens,
+				},
+			});
+		}
+		if (where === null)
+			expect(Object.keys(output as object)).toEqual([adapter === llava15 ? "description" : "response"]);
+		expect(readUsage(output)).toEqual(where === null ? null : { inputTokens, outputTokens });
 	});
 });
 

@@ -47,6 +47,8 @@ export function jobRow(input: JobRowInput): JobRow {
 		write_back_status: null,
 		write_back_error: null,
 		write_back_lease: null,
+		input_tokens: null,
+		output_tokens: null,
 		...input,
 	} satisfies JobRow);
 }

@@ -171,8 +171,9 @@ async function captionJob(job: JobRow, spillover: boolean, ctx: BatchContext): P
 	return attemptOf(captioned.value, fields);
 }
 
-/** The job's side of the chain's answer. */
-function attemptOf(captioning: Produced, fields: JobResultFields): Attempt {
+/** The job's side of the chain's answer; the tokens its calls reported count whatever the outcome. */
+function attemptOf(captioning: Produced, known: JobResultFields): Attempt {
+	const fields: JobResultFields = { ...known, usage: captioning.usage };
 	const { inferenceMs } = captioning;
 	switch (captioning.kind) {
 		case "produced":
@@ -254,7 +255,7 @@ async function settle(job: JobRow, attempt: Attempt, attempts: number, ctx: Batc
 						attempts,
 					);
 				case "retry":
-					await releaseJob(ctx.env.DB, job, Date.now());
+					await releaseJob(ctx.env.DB, job, Date.now(), attempt.fields.usage ?? null);
 					log("warn", "job_retry", {
 						job_id: job.id,
 						attempts,

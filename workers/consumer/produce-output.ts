@@ -9,15 +9,22 @@ import type { CaptionOptions } from "../../shared/jobs/options";
 import type { JobResultFields } from "../../shared/jobs/store";
 import type { Captioning, ModelChain, Prepare, Route } from "../../shared/models/chain";
 import type { ModelRequest } from "../../shared/models/types";
+import { addUsage, type Usage } from "../../shared/models/usage";
 import { instructionFor, repairPrompt } from "../../shared/outputs/instructions";
 import { outputText, writeBackText } from "../../shared/outputs/spec";
 import { checkOutput, type Result } from "../../shared/outputs/validate";
 
+/** What the model calls of the job spent: their time, and the tokens they reported (null: none did). */
+interface Spent {
+	inferenceMs: number;
+	usage: Usage | null;
+}
+
 export type Produced =
-	| { kind: "produced"; model: string; text: string; result: Result; inferenceMs: number }
+	| ({ kind: "produced"; model: string; text: string; result: Result } & Spent)
 	/** The answer failed validation, and so did the repair. */
-	| { kind: "invalid"; model: string; message: string; inferenceMs: number }
-	| (Exclude<Captioning, { kind: "captioned" }> & { inferenceMs: number });
+	| ({ kind: "invalid"; model: string; message: string } & Spent)
+	| Exclude<Captioning, { kind: "captioned" }>;
 
 export async function produceOutput(
 	chain: ModelChain,
@@ -45,19 +52,23 @@ export async function produceOutput(
 			text: checked.text,
 			result: checked.result,
 			inferenceMs: first.inferenceMs,
+			usage: first.usage,
 		};
 
 	const repair = { ...request, prompt: repairPrompt(request.prompt, first.caption, checked.reason), question: true };
 	const second = await chain.caption(prepare, repair, route);
-	const inferenceMs = first.inferenceMs + second.inferenceMs;
-	if (second.kind !== "captioned") return { ...second, inferenceMs };
+	const spent: Spent = {
+		inferenceMs: first.inferenceMs + second.inferenceMs,
+		usage: addUsage(first.usage, second.usage),
+	};
+	if (second.kind !== "captioned") return { ...second, ...spent };
 	const again = checkOutput(output, second.caption);
-	if (again.ok) return { kind: "produced", model: second.model, text: again.text, result: again.result, inferenceMs };
+	if (again.ok) return { kind: "produced", model: second.model, text: again.text, result: again.result, ...spent };
 	return {
 		kind: "invalid",
 		model: second.model,
 		message: `The model's answer did not pass validation, twice: ${again.reason}.`,
-		inferenceMs,
+		...spent,
 	};
 }
 

@@ -242,7 +242,7 @@ export async function startBatch(
 	const started = await db
 		.prepare(
 			`UPDATE batches SET status = 'listing', dry_run = 0, pages_listed = 0, list_cursor = NULL, total = 0,
-				skipped = 0, missing = 0, listed_at = NULL, updated_at = ?2
+				skipped = 0, missing = 0, listed_at = NULL, updated_at = ?2, started_at = ?2
 			WHERE id = ?1 AND status = 'planned' AND (key_id IS NULL OR (SELECT count(*) FROM (SELECT 1 FROM batches
 				WHERE key_id = ?3 AND status IN ('listing', 'running') LIMIT ?4)) < ?4)
 			RETURNING *`,

@@ -17,6 +17,7 @@ import { h } from "./dom.js";
  * @property {string} created_at
  * @property {string | null} completed_at
  * @property {{ model: string, model_calls: number, minutes_at_rate_limit: number, usd: number | null } | null} [estimate]
+ * @property {{ input_tokens: number, output_tokens: number, jobs_with_usage: number }} [usage]
  */
 /** Jobs that are finished one way or another, out of all the batch has made so far. @param {Batch} b */
 export function batchProgress(b) {
@@ -30,12 +31,22 @@ export function batchProgress(b) {
 export function progressCell(b) {
 	const e = b.estimate;
 	if (b.status === "planned" && e) {
-		// A dry run's plan: what starting it would take, instead of progress.
+		// A dry run's plan: what it found and what starting it would take, instead of progress.
+		const c = b.counts;
 		const usd = e.usd === null ? "no published price" : `$${e.usd.toFixed(4)}`;
 		return h(
 			"div",
-			{ class: "batch-plan", "data-field": "estimate" },
-			`${e.model_calls} model calls, ${e.minutes_at_rate_limit} min at the rate limit, ${usd}`,
+			{ class: "batch-plan" },
+			h(
+				"div",
+				{ "data-field": "plan" },
+				`${c.total} objects: ${c.skipped} skipped, ${c.missing} missing, ${e.model_calls} to caption`,
+			),
+			h(
+				"div",
+				{ "data-field": "estimate" },
+				`${e.model_calls} model calls, ${e.minutes_at_rate_limit} min at the rate limit, ${usd}`,
+			),
 			h("div", { class: "muted" }, e.model),
 		);
 	}

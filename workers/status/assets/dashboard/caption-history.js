@@ -37,6 +37,11 @@ export function captionHistory(ctx, key) {
 				ctx.api.client.GET("/v1/captions/{key}", { params: { path: { key } }, signal: ctx.signal }),
 			);
 			if (!text.value) text.value = caption.text;
+			// The current caption is the newest version, unless a person's version is kept current
+			// behind later ones: the newest version that is the caption (text, source and job).
+			const current = caption.history.find(
+				(v) => v.text === caption.text && v.source === caption.source && v.job_id === caption.job_id,
+			);
 			replace(
 				list,
 				h(
@@ -45,13 +50,17 @@ export function captionHistory(ctx, key) {
 					caption.history.map((v) =>
 						h(
 							"li",
-							{ "data-version": String(v.version), "data-source": v.source },
+							{
+								"data-version": String(v.version),
+								"data-source": v.source,
+								...(v === current ? { "data-current": "true" } : {}),
+							},
 							h("strong", null, `v${v.version}`),
 							" ",
 							v.source === "human" ? "by hand" : shortModel(v.model),
 							" · ",
 							timeEl(v.created_at),
-							v.version === caption.versions && v.text === caption.text ? " (current)" : "",
+							v === current ? " (current)" : "",
 							h("p", { class: "caption-full" }, v.text),
 						),
 					),

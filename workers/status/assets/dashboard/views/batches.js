@@ -39,7 +39,7 @@ const EXPORTS = [
 	{ format: "hf", label: "HF metadata", file: () => "metadata.jsonl" },
 ];
 
-/** @param {Batch} b */
+/** @param {Batch} b  its counts, and the tokens its jobs reported (docs/batches.md#usage-and-the-estimate) */
 const counts = (b) =>
 	h(
 		"ul",
@@ -47,6 +47,13 @@ const counts = (b) =>
 		Object.entries(b.counts)
 			.filter(([name, n]) => name !== "total" && n > 0)
 			.map(([name, n]) => h("li", { class: `count count-${name}` }, `${n} ${name}`)),
+		b.usage && b.usage.jobs_with_usage > 0
+			? h(
+					"li",
+					{ class: "count count-usage", "data-field": "usage" },
+					`${b.usage.input_tokens} input, ${b.usage.output_tokens} output tokens`,
+				)
+			: null,
 	);
 
 /**
@@ -241,7 +248,7 @@ export function batchesView(ctx) {
 			b.prefix ? h("code", null, breakAtSlashes(b.prefix)) : `${b.key_count ?? 0} keys`,
 		);
 		redraw(progress, JSON.stringify([b.status, b.counts, b.estimate]), () => progressCell(b));
-		redraw(tally, JSON.stringify(b.counts), () => counts(b));
+		redraw(tally, JSON.stringify([b.counts, b.usage]), () => counts(b));
 		redraw(created, `${b.created_at} ${Math.floor(Date.now() / 30_000)}`, () => timeEl(b.created_at));
 		redraw(buttons, b.status, () => actions(ctx, b, () => live.refresh()));
 	}

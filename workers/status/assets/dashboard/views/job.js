@@ -114,6 +114,8 @@ function summary(job) {
 			["Prompt", job.prompt],
 			["Max tokens", job.max_tokens === null ? null : String(job.max_tokens)],
 			["Attempts", String(job.attempts)],
+			// Summed over every call made for the job; none when its models report no tokens.
+			["Tokens", job.usage ? `${job.usage.input_tokens} input, ${job.usage.output_tokens} output` : null],
 			["Size", byteSize(job.size)],
 			["Type", job.content_type],
 			["ETag", h("code", null, job.etag)],
