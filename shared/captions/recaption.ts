@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { parseRows } from "../d1-rows";
+import { VERSION_JOB_JOIN } from "./version-sql";
 
 export const Recaption = z
 	.strictObject({
@@ -55,9 +56,9 @@ export async function currentCaptionsOf(
 	if (keys.length === 0) return [];
 	return db
 		.prepare(
-			`SELECT v.key, v.job_id, v.model, v.source, v.created_at
+			`SELECT v.key, v.job_id, CASE WHEN v.text IS NULL THEN j.model ELSE v.model END AS model, v.source, v.created_at
 			FROM json_each(?1) p CROSS JOIN captions c ON c.bucket = ?2 AND c.key = p.value
-			JOIN caption_versions v ON v.bucket = c.bucket AND v.key = c.key AND v.version = c.current`,
+			JOIN caption_versions v ON v.bucket = c.bucket AND v.key = c.key AND v.version = c.current ${VERSION_JOB_JOIN}`,
 		)
 		.bind(JSON.stringify(keys), bucket)
 		.all()

@@ -252,4 +252,39 @@ describe("retention", () => {
 		expect(await jobsForKey(key)).toEqual([]);
 		expect(await getCaption(key)).toMatchObject({ job_id: jobId, source: "ai", versions: 1 });
 	});
+
+	it("an AI version keeps no copy of its job's caption while the job exists, and reads the same once the job is gone", async () => {
+		const key = uniqueKey("once/cat.jpg");
+		const etag = await put(key);
+		const first = await captionWith(key, etag, MOONDREAM);
+		const second = await captionWith(key, etag, LLAVA);
+		const before = await getCaption(key);
+		expect(before).toMatchObject({ job_id: second, model: LLAVA, etag, versions: 2 });
+		expect(before.history.map((v) => v.job_id)).toEqual([second, first]);
+		const stored = async () =>
+			z
+				.array(z.object({ version: z.number(), text: z.string().nullable(), etag: z.string().nullable() }))
+				.parse(
+					(
+						await env.DB.prepare("SELECT version, text, etag FROM caption_versions WHERE key = ? ORDER BY version")
+							.bind(key)
+							.all()
+					).results,
+				);
+		expect(await stored()).toEqual([
+			{ version: 1, text: null, etag: null },
+			{ version: 2, text: null, etag: null },
+		]);
+
+		// Retention deletes the superseded job; the object's deletion later takes the latest one too.
+		await env.DB.prepare("DELETE FROM jobs WHERE id = ?").bind(first).run();
+		expect(await getCaption(key)).toEqual(before);
+		await env.DB.prepare("DELETE FROM jobs WHERE id = ?").bind(second).run();
+		expect(await getCaption(key)).toEqual(before);
+		const [v2, v1] = before.history;
+		expect(await stored()).toEqual([
+			{ version: 1, text: v1?.text, etag },
+			{ version: 2, text: v2?.text, etag },
+		]);
+	});
 });

@@ -1,0 +1,143 @@
+/**
+ * Migration 0027 (a job's caption kept once, no jobs_notification_once index) on a database that
+ * already holds rows: SQLite in Node with every earlier migration applied, rows made the way the
+ * code made them before it (a succeeded job's version by 0020's trigger, a person's version, a
+ * version whose job retention deleted), then 0027. Every caption and every history reads the same
+ * after it through the queries the status Worker runs; the versions whose jobs still exist keep no
+ * copy; and one notification job per object version still holds.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { describe, expect, it } from "vitest";
+import {
+	CURRENT_CAPTION_COLUMNS,
+	CURRENT_CAPTION_JOIN,
+	VERSION_COLUMNS,
+	VERSION_JOB_JOIN,
+} from "../../shared/captions/version-sql.ts";
+import { notificationJobOf } from "../../shared/jobs/notification-once.ts";
+
+const DIR = path.join(import.meta.dirname, "../../migrations");
+const MIGRATION = "0027_caption_once.sql";
+
+function migrated(until: (name: string) => boolean): DatabaseSync {
+	const db = new DatabaseSync(":memory:");
+	for (const name of readdirSync(DIR).sort().filter(until)) db.exec(readFileSync(path.join(DIR, name), "utf8"));
+	return db;
+}
+
+let seq = 0;
+/** A notification job of `key` that succeeds with `caption` (the finish's UPDATE: the version trigger runs). */
+function succeed(db: DatabaseSync, key: string, etag: string, caption: string, model: string, prompt: string | null) {
+	const id = `job_${String(++seq).padStart(26, "0")}`;
+	const now = 1_795_773_600_000 + seq * 1000;
+	db.prepare(
+		`INSERT INTO jobs (id, source, bucket, key, etag, size, status, attempts, created_at, updated_at, options_key)
+		VALUES (?, 'notification', 'images', ?, ?, 10, 'processing', 1, ?, ?, ?)`,
+	).run(id, key, etag, now, now, String(seq));
+	db.prepare(
+		`UPDATE jobs SET status = 'succeeded', caption = ?, model = ?, prompt = ?, completed_at = ?, updated_at = ?
+		WHERE id = ?`,
+	).run(caption, model, prompt, now + 10, now + 10, id);
+	return id;
+}
+
+function human(db: DatabaseSync, key: string, etag: string, text: string) {
+	const now = 1_795_773_700_000 + ++seq;
+	db.prepare(
+		`INSERT INTO captions (bucket, key, current, versions, updated_at) VALUES ('images', ?1, 1, 1, ?2)
+		ON CONFLICT (bucket, key) DO UPDATE SET current = captions.versions + 1, versions = captions.versions + 1,
+			updated_at = excluded.updated_at`,
+	).run(key, now);
+	db.prepare(
+		`INSERT INTO caption_versions (bucket, key, version, text, source, job_id, model, prompt, etag, created_at)
+		SELECT c.bucket, c.key, c.versions, ?2, 'human', NULL, NULL, NULL, ?3, ?4 FROM captions c
+		WHERE c.bucket = 'images' AND c.key = ?1`,
+	).run(key, text, etag, now);
+}
+
+/** What the API reads: each object's current caption and its history. */
+function reads(db: DatabaseSync) {
+	const current = db
+		.prepare(`SELECT ${CURRENT_CAPTION_COLUMNS} FROM ${CURRENT_CAPTION_JOIN} WHERE c.bucket = 'images' ORDER BY c.key`)
+		.all();
+	const history = db
+		.prepare(`SELECT ${VERSION_COLUMNS} FROM caption_versions v ${VERSION_JOB_JOIN} ORDER BY v.key, v.version DESC`)
+		.all();
+	return { current, history };
+}
+
+const stored = (db: DatabaseSync) =>
+	db.prepare("SELECT key, version, text, model, etag FROM caption_versions ORDER BY key, version").all();
+
+describe(`migrations/${MIGRATION} on existing rows`, () => {
+	it("every caption and history reads the same; versions of existing jobs drop their copy; deleted jobs' stay", () => {
+		const db = migrated((name) => name < MIGRATION);
+		const prompt = "Generate a caption for this image";
+		const a1 = succeed(db, "a.jpg", "e1", "A cat.", "@cf/moondream/moondream3.1-9B-A2B", prompt);
+		succeed(db, "a.jpg", "e2", "A cat on a mat.", "@cf/llava-hf/llava-1.5-7b-hf", null);
+		human(db, "a.jpg", "e2", "Tom, our cat.");
+		const b1 = succeed(db, "b.jpg", "e3", "A dog.", "@cf/moondream/moondream3.1-9B-A2B", prompt);
+		succeed(db, "c.jpg", "e4", "A bird.", "@cf/moondream/moondream3.1-9B-A2B", prompt);
+		// Retention deleted these jobs before 0027: their versions hold the only copy.
+		db.prepare("DELETE FROM jobs WHERE id IN (?, ?)").run(a1, b1);
+		const before = reads(db);
+		expect(before.current).toHaveLength(3);
+		expect(before.history).toHaveLength(5);
+
+		db.exec(readFileSync(path.join(DIR, MIGRATION), "utf8"));
+
+		expect(reads(db)).toEqual(before);
+		expect(stored(db)).toEqual([
+			{ key: "a.jpg", version: 1, text: "A cat.", model: "@cf/moondream/moondream3.1-9B-A2B", etag: "e1" },
+			{ key: "a.jpg", version: 2, text: null, model: null, etag: null },
+			{ key: "a.jpg", version: 3, text: "Tom, our cat.", model: null, etag: "e2" },
+			{ key: "b.jpg", version: 1, text: "A dog.", model: "@cf/moondream/moondream3.1-9B-A2B", etag: "e3" },
+			{ key: "c.jpg", version: 1, text: null, model: null, etag: null },
+		]);
+
+		// New jobs after it: a version without a copy, filled in when its job is deleted.
+		const c2 = succeed(db, "c.jpg", "e5", "Two birds.", "@cf/llava-hf/llava-1.5-7b-hf", null);
+		const after = reads(db);
+		expect(after.current.at(-1)).toMatchObject({
+			key: "c.jpg",
+			version: 2,
+			text: "Two birds.",
+			job_id: c2,
+			etag: "e5",
+		});
+		db.exec("DELETE FROM jobs");
+		expect(reads(db)).toEqual(after);
+		expect(stored(db).filter((v) => v.text === null)).toEqual([]);
+	});
+
+	it("a second notification job of one object version and options is refused, as by the unique index", () => {
+		const db = migrated((name) => name <= MIGRATION);
+		const insert = (id: string, optionsKey: string, where = "") =>
+			db
+				.prepare(
+					`INSERT INTO jobs (id, source, bucket, key, etag, size, status, attempts, created_at, updated_at, options_key)
+					SELECT ?1, 'notification', 'images', 'k.jpg', 'e1', 10, 'queued', 0, 1, 1, ?2 ${where}`,
+				)
+				.run(id, optionsKey).changes;
+		expect(insert("job_1", "")).toBe(1);
+		// What the code runs: nothing inserted, no error.
+		expect(
+			insert(
+				"job_2",
+				"",
+				`WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE ${notificationJobOf("'images'", "'k.jpg'", "'e1'", "?2")})`,
+			),
+		).toBe(0);
+		// Any other insert of a duplicate fails, as it did on jobs_notification_once.
+		expect(() => insert("job_3", "")).toThrow(/jobs_notification_once/);
+		// Other caption options, or an API job of the same version, are other rows.
+		expect(insert("job_4", "opts")).toBe(1);
+		db.prepare(
+			`INSERT INTO jobs (id, source, bucket, key, etag, size, status, attempts, created_at, updated_at, options_key)
+			VALUES ('job_5', 'api', 'images', 'k.jpg', 'e1', 10, 'queued', 0, 1, 1, '')`,
+		).run();
+		expect(db.prepare("SELECT count(*) AS n FROM jobs").get()).toEqual({ n: 3 });
+	});
+});
