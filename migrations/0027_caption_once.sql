@@ -1,4 +1,4 @@
--- Fewer bytes per object (docs/data.md, docs/performance.md#capacity-d1-bytes-per-image).
+-- Fewer bytes per object and per image (docs/data.md, docs/performance.md#capacity-d1-bytes-per-image).
 --
 -- 1. A job's caption is kept once. An `ai` version whose job still exists stores no copy of what
 --    the job row holds (its text, model, prompt and ETag: NULL here, read from the job by its id);
@@ -81,3 +81,18 @@ WHEN new.source = 'notification' AND EXISTS (SELECT 1 FROM jobs j WHERE j.key = 
 BEGIN
 	SELECT RAISE(ABORT, 'UNIQUE constraint failed: jobs_notification_once');
 END;
+
+-- 3. A delivery's first attempt is kept in its row (shared/webhooks/attempts.ts): nearly every
+--    delivery succeeds at its first attempt, and its `webhook_attempts` row cost about 57 bytes an
+--    image. Later attempts stay rows of `webhook_attempts`. Existing first attempts move over.
+ALTER TABLE webhook_deliveries ADD COLUMN attempt1_started_at INTEGER;
+ALTER TABLE webhook_deliveries ADD COLUMN attempt1_status_code INTEGER;
+ALTER TABLE webhook_deliveries ADD COLUMN attempt1_duration_ms INTEGER;
+ALTER TABLE webhook_deliveries ADD COLUMN attempt1_error TEXT;
+UPDATE webhook_deliveries SET
+	attempt1_started_at = (SELECT a.started_at FROM webhook_attempts a WHERE a.delivery_id = webhook_deliveries.id AND a.attempt = 1),
+	attempt1_status_code = (SELECT a.status_code FROM webhook_attempts a WHERE a.delivery_id = webhook_deliveries.id AND a.attempt = 1),
+	attempt1_duration_ms = (SELECT a.duration_ms FROM webhook_attempts a WHERE a.delivery_id = webhook_deliveries.id AND a.attempt = 1),
+	attempt1_error = (SELECT a.error FROM webhook_attempts a WHERE a.delivery_id = webhook_deliveries.id AND a.attempt = 1)
+WHERE EXISTS (SELECT 1 FROM webhook_attempts a WHERE a.delivery_id = webhook_deliveries.id AND a.attempt = 1);
+DELETE FROM webhook_attempts WHERE attempt = 1 AND EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.id = delivery_id);

@@ -1,10 +1,12 @@
 /**
- * Migration 0027 (a job's caption kept once, no jobs_notification_once index) on a database that
+ * Migration 0027 (a job's caption kept once, no jobs_notification_once index, a delivery's first
+ * attempt in its row) on a database that
  * already holds rows: SQLite in Node with every earlier migration applied, rows made the way the
  * code made them before it (a succeeded job's version by 0020's trigger, a person's version, a
  * version whose job retention deleted), then 0027. Every caption and every history reads the same
  * after it through the queries the status Worker runs; the versions whose jobs still exist keep no
- * copy; and one notification job per object version still holds.
+ * copy; a delivery's attempt log reads the same with its first attempt in its row; and one
+ * notification job per object version still holds.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -17,6 +19,7 @@ import {
 	VERSION_JOB_JOIN,
 } from "../../shared/captions/version-sql.ts";
 import { notificationJobOf } from "../../shared/jobs/notification-once.ts";
+import { attemptsOf } from "../../shared/webhooks/attempts.ts";
 
 const DIR = path.join(import.meta.dirname, "../../migrations");
 const MIGRATION = "0027_caption_once.sql";
@@ -110,6 +113,27 @@ describe(`migrations/${MIGRATION} on existing rows`, () => {
 		db.exec("DELETE FROM jobs");
 		expect(reads(db)).toEqual(after);
 		expect(stored(db).filter((v) => v.text === null)).toEqual([]);
+	});
+
+	it("a delivery's first attempt moves into its row; its attempt log reads the same", () => {
+		const db = migrated((name) => name < MIGRATION);
+		db.exec(`INSERT INTO webhook_events (id, job_id, type, created_at, dispatched_at) VALUES ('evt_1', 'job_1', 'job.succeeded', 1, 2), ('evt_2', 'job_2', 'job.succeeded', 1, 2), ('evt_3', 'job_3', 'job.succeeded', 1, 2);
+			INSERT INTO webhook_deliveries (id, event_id, url, status, attempts, last_status_code, created_at, updated_at, completed_at)
+			VALUES ('msg_1', 'evt_1', 'https://example.com/a', 'succeeded', 2, 200, 2, 9, 9),
+				('msg_2', 'evt_2', 'https://example.com/b', 'succeeded', 1, 204, 2, 5, 5),
+				('msg_3', 'evt_3', 'https://example.com/c', 'pending', 0, NULL, 2, 2, NULL);
+			INSERT INTO webhook_attempts (delivery_id, attempt, started_at, status_code, duration_ms, error)
+			VALUES ('msg_1', 1, 3, 500, 40, 'The endpoint answered 500'), ('msg_1', 2, 8, 200, 12, NULL), ('msg_2', 1, 4, 204, 7, NULL);`);
+		const log = () => db.prepare(attemptsOf("SELECT id FROM webhook_deliveries")).all();
+		const before = db.prepare("SELECT * FROM webhook_attempts ORDER BY delivery_id, attempt").all();
+		expect(before).toHaveLength(3);
+
+		db.exec(readFileSync(path.join(DIR, MIGRATION), "utf8"));
+
+		expect(log()).toEqual(before);
+		expect(db.prepare("SELECT delivery_id, attempt FROM webhook_attempts").all()).toEqual([
+			{ delivery_id: "msg_1", attempt: 2 },
+		]);
 	});
 
 	it("a second notification job of one object version and options is refused, as by the unique index", () => {
