@@ -96,3 +96,16 @@ UPDATE webhook_deliveries SET
 	attempt1_error = (SELECT a.error FROM webhook_attempts a WHERE a.delivery_id = webhook_deliveries.id AND a.attempt = 1)
 WHERE EXISTS (SELECT 1 FROM webhook_attempts a WHERE a.delivery_id = webhook_deliveries.id AND a.attempt = 1);
 DELETE FROM webhook_attempts WHERE attempt = 1 AND EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.id = delivery_id);
+
+-- 4. One delivery per event and target without the subscription's id in every index entry:
+--    `webhook_deliveries_once` is on the event alone (an event has a handful of deliveries); the
+--    inserts check for the target's delivery in the same statement (shared/webhooks/delivery-once.ts)
+--    and this trigger refuses any other insert of a second one, as the unique index did.
+DROP INDEX webhook_deliveries_once;
+CREATE INDEX webhook_deliveries_once ON webhook_deliveries (event_id);
+CREATE TRIGGER webhook_deliveries_one_per_target BEFORE INSERT ON webhook_deliveries
+WHEN EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = new.event_id
+	AND coalesce(d.subscription_id, '') = coalesce(new.subscription_id, ''))
+BEGIN
+	SELECT RAISE(ABORT, 'UNIQUE constraint failed: webhook_deliveries_once');
+END;

@@ -6,7 +6,7 @@
  * version whose job retention deleted), then 0027. Every caption and every history reads the same
  * after it through the queries the status Worker runs; the versions whose jobs still exist keep no
  * copy; a delivery's attempt log reads the same with its first attempt in its row; and one
- * notification job per object version still holds.
+ * notification job per object version, one delivery per event and target, still hold.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -20,6 +20,7 @@ import {
 } from "../../shared/captions/version-sql.ts";
 import { notificationJobOf } from "../../shared/jobs/notification-once.ts";
 import { attemptsOf } from "../../shared/webhooks/attempts.ts";
+import { deliveryOf } from "../../shared/webhooks/delivery-once.ts";
 
 const DIR = path.join(import.meta.dirname, "../../migrations");
 const MIGRATION = "0027_caption_once.sql";
@@ -163,5 +164,24 @@ describe(`migrations/${MIGRATION} on existing rows`, () => {
 			VALUES ('job_5', 'api', 'images', 'k.jpg', 'e1', 10, 'queued', 0, 1, 1, '')`,
 		).run();
 		expect(db.prepare("SELECT count(*) AS n FROM jobs").get()).toEqual({ n: 3 });
+	});
+
+	it("a second delivery of one event to one target is refused, as by the unique index", () => {
+		const db = migrated((name) => name <= MIGRATION);
+		const insert = (id: string, subscription: string | null, where = "") =>
+			db
+				.prepare(
+					`INSERT INTO webhook_deliveries (id, event_id, subscription_id, url, status, created_at, updated_at)
+					SELECT ?1, 'evt_1', ?2, CASE WHEN ?2 IS NULL THEN 'https://example.com/cb' END, 'pending', 1, 1 ${where}`,
+				)
+				.run(id, subscription).changes;
+		expect(insert("msg_1", "wh_1")).toBe(1);
+		expect(insert("msg_2", null)).toBe(1);
+		// What the code runs: nothing inserted, no error.
+		expect(insert("msg_3", "wh_1", `WHERE NOT EXISTS (${deliveryOf("'evt_1'", "?2")})`)).toBe(0);
+		expect(insert("msg_4", null, `WHERE NOT EXISTS (${deliveryOf("'evt_1'", "?2")})`)).toBe(0);
+		expect(() => insert("msg_5", "wh_1")).toThrow(/webhook_deliveries_once/);
+		expect(() => insert("msg_6", null)).toThrow(/webhook_deliveries_once/);
+		expect(insert("msg_7", "wh_2")).toBe(1);
 	});
 });

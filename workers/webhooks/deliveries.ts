@@ -8,6 +8,7 @@ import { BatchRow, toBatch } from "../../shared/batches/schema";
 import { batchRows, parseRow, parseRows } from "../../shared/d1-rows";
 import { ulid } from "../../shared/ids";
 import { JobRow, toJob } from "../../shared/jobs/schema";
+import { deliveryOf } from "../../shared/webhooks/delivery-once";
 import {
 	CaptionWebhookPayload,
 	DeliveryRow,
@@ -174,8 +175,8 @@ export async function dispatchEvent(db: D1Database, eventId: string, now = Date.
 	const insert = db.prepare(
 		`INSERT INTO webhook_deliveries (id, event_id, subscription_id, url, key_id, status, next_attempt_at,
 			created_at, updated_at)
-		VALUES (?1, ?2, ?3, ?4, ?6, 'pending', ?5, ?5, ?5)
-		ON CONFLICT (event_id, coalesce(subscription_id, '')) DO NOTHING RETURNING id`,
+		SELECT ?1, ?2, ?3, ?4, ?6, 'pending', ?5, ?5, ?5 WHERE NOT EXISTS (${deliveryOf("?2", "?3")})
+		RETURNING id`,
 	);
 	const results = await db.batch([
 		...targets.map((t) => insert.bind(newDeliveryId(now), eventId, t.subscriptionId, t.url, now, t.keyId)),
