@@ -1,38 +1,26 @@
 -- Fewer bytes per object and per image (docs/data.md, docs/performance.md#capacity-d1-bytes-per-image).
 --
--- 1. A job's caption is kept once. An `ai` version whose job still exists stores no copy of what
---    the job row holds (its text, model, prompt and ETag: NULL here, read from the job by its id);
---    when the job is deleted (retention, a deleted object), the trigger `jobs_caption_version_keep`
---    copies them into the version in the same statement, so a version outlives its job as before.
---    A human version stores them as before. SQLite cannot drop NOT NULL: the table is rebuilt.
-DROP TRIGGER jobs_caption_version;
-CREATE TABLE caption_versions_new (
-	bucket TEXT NOT NULL,
-	key TEXT NOT NULL,
-	version INTEGER NOT NULL,
-	-- NULL (with model, prompt and etag) while the `ai` version's job exists: the job row holds them.
-	text TEXT,
-	source TEXT NOT NULL CHECK (source IN ('ai', 'human')),
-	job_id TEXT,
-	model TEXT,
-	prompt TEXT,
-	etag TEXT,
-	created_at INTEGER NOT NULL,
-	PRIMARY KEY (bucket, key, version),
-	CHECK ((text IS NULL) = (etag IS NULL) AND (text IS NOT NULL OR (source = 'ai' AND job_id IS NOT NULL)))
-) WITHOUT ROWID;
--- An existing `ai` version drops its copy only where its job holds exactly the same values.
-INSERT INTO caption_versions_new (bucket, key, version, text, source, job_id, model, prompt, etag, created_at)
-SELECT v.bucket, v.key, v.version,
-	CASE WHEN j.id IS NULL THEN v.text END, v.source, v.job_id,
-	CASE WHEN j.id IS NULL THEN v.model END, CASE WHEN j.id IS NULL THEN v.prompt END,
-	CASE WHEN j.id IS NULL THEN v.etag END, v.created_at
-FROM caption_versions v LEFT JOIN jobs j ON v.source = 'ai' AND j.id = v.job_id AND j.bucket = v.bucket
-	AND j.key = v.key AND j.caption IS v.text AND j.model IS v.model AND j.prompt IS v.prompt AND j.etag IS v.etag;
-DROP TABLE caption_versions;
-ALTER TABLE caption_versions_new RENAME TO caption_versions;
+-- 1. A job's caption is kept once. While its job exists, an `ai` version is held by the job row
+--    itself: `jobs.caption_version` is its version number, and its text, model, prompt, ETag and
+--    time are the job's `caption`, `model`, `prompt`, `etag` and `completed_at`
+--    (shared/captions/version-sql.ts reads both kinds). The `caption_versions` row (about 110 bytes
+--    an object besides the text) is written only when the job is deleted (retention, a deleted
+--    object) or its values change, by the triggers below in the same statement, so a version
+--    outlives its job as before. Human versions are rows of `caption_versions`, as before.
+ALTER TABLE jobs ADD COLUMN caption_version INTEGER;
 
--- As in 0020_caption_versions.sql, but the version holds no copy of the job's columns.
+-- An existing `ai` version becomes its job's where the job holds exactly its values.
+UPDATE jobs SET caption_version = (SELECT max(v.version) FROM caption_versions v
+	WHERE v.bucket = jobs.bucket AND v.key = jobs.key AND v.job_id = jobs.id AND v.source = 'ai'
+		AND v.text IS jobs.caption AND v.model IS jobs.model AND v.prompt IS jobs.prompt AND v.etag IS jobs.etag
+		AND v.created_at IS jobs.completed_at)
+WHERE caption IS NOT NULL AND completed_at IS NOT NULL;
+DELETE FROM caption_versions WHERE EXISTS (SELECT 1 FROM jobs j WHERE j.id = caption_versions.job_id
+	AND j.bucket = caption_versions.bucket AND j.key = caption_versions.key AND j.caption_version = caption_versions.version);
+
+-- As in 0020_caption_versions.sql, but the new version is the job's own (a row of
+-- caption_versions only for a job without a completion time, whose time could not be read back).
+DROP TRIGGER jobs_caption_version;
 CREATE TRIGGER jobs_caption_version AFTER UPDATE OF status ON jobs
 WHEN new.status = 'succeeded' AND old.status <> 'succeeded' AND new.caption IS NOT NULL
 BEGIN
@@ -46,26 +34,31 @@ BEGIN
 		updated_at = CASE WHEN (SELECT v.source = 'human' FROM caption_versions v
 			WHERE v.bucket = captions.bucket AND v.key = captions.key AND v.version = captions.current)
 			AND NOT coalesce((SELECT b.overwrite_human FROM batches b WHERE b.id = new.batch_id), 0) THEN captions.updated_at ELSE excluded.updated_at END;
-	INSERT INTO caption_versions (bucket, key, version, source, job_id, created_at)
-	SELECT new.bucket, new.key, c.versions, 'ai', new.id, coalesce(new.completed_at, new.updated_at)
-	FROM captions c WHERE c.bucket = new.bucket AND c.key = new.key;
+	UPDATE jobs SET caption_version = (SELECT c.versions FROM captions c WHERE c.bucket = new.bucket AND c.key = new.key)
+	WHERE id = new.id AND new.completed_at IS NOT NULL;
+	INSERT INTO caption_versions (bucket, key, version, text, source, job_id, model, prompt, etag, created_at)
+	SELECT new.bucket, new.key, c.versions, new.caption, 'ai', new.id, new.model, new.prompt, new.etag, new.updated_at
+	FROM captions c WHERE c.bucket = new.bucket AND c.key = new.key AND new.completed_at IS NULL;
 END;
 
--- A deleted job leaves its values in its versions (an object has few: a primary-key range), and so
--- does a job whose values change after it made a version (no code path changes a succeeded job's;
--- the version must not change if one ever does).
+-- A deleted job leaves its version as a row; so does a job whose values change while it holds
+-- one (no code path changes a succeeded job's; its version must not change if one ever does).
 CREATE TRIGGER jobs_caption_version_keep AFTER DELETE ON jobs
-WHEN old.caption IS NOT NULL
+WHEN old.caption_version IS NOT NULL
 BEGIN
-	UPDATE caption_versions SET text = old.caption, model = old.model, prompt = old.prompt, etag = old.etag
-	WHERE bucket = old.bucket AND key = old.key AND job_id = old.id AND text IS NULL;
+	INSERT INTO caption_versions (bucket, key, version, text, source, job_id, model, prompt, etag, created_at)
+	VALUES (old.bucket, old.key, old.caption_version, old.caption, 'ai', old.id, old.model, old.prompt, old.etag,
+		old.completed_at);
 END;
-CREATE TRIGGER jobs_caption_version_change AFTER UPDATE OF caption, model, prompt, etag, bucket, key ON jobs
-WHEN old.caption IS NOT NULL AND (new.caption IS NOT old.caption OR new.model IS NOT old.model
-	OR new.prompt IS NOT old.prompt OR new.etag IS NOT old.etag OR new.bucket IS NOT old.bucket OR new.key IS NOT old.key)
+CREATE TRIGGER jobs_caption_version_change AFTER UPDATE OF caption, model, prompt, etag, bucket, key, completed_at ON jobs
+WHEN old.caption_version IS NOT NULL AND (new.caption IS NOT old.caption OR new.model IS NOT old.model
+	OR new.prompt IS NOT old.prompt OR new.etag IS NOT old.etag OR new.bucket IS NOT old.bucket OR new.key IS NOT old.key
+	OR new.completed_at IS NOT old.completed_at)
 BEGIN
-	UPDATE caption_versions SET text = old.caption, model = old.model, prompt = old.prompt, etag = old.etag
-	WHERE bucket = old.bucket AND key = old.key AND job_id = old.id AND text IS NULL;
+	INSERT INTO caption_versions (bucket, key, version, text, source, job_id, model, prompt, etag, created_at)
+	VALUES (old.bucket, old.key, old.caption_version, old.caption, 'ai', old.id, old.model, old.prompt, old.etag,
+		old.completed_at);
+	UPDATE jobs SET caption_version = NULL WHERE id = new.id;
 END;
 
 -- 2. One notification job per object version and caption options, without the index

@@ -11,8 +11,8 @@ export const CAPTION_SOURCES = ["ai", "human"] as const;
 export const CaptionSource = z.enum(CAPTION_SOURCES);
 
 /**
- * A version as D1 returns it through VERSION_COLUMNS: an `ai` version whose job still exists keeps
- * no copy of the job's text, model, prompt and ETag (migrations/0027); they are read from the job.
+ * A version as D1 returns it: a row of `caption_versions`, or the version a job holds
+ * (shared/captions/version-sql.ts, migrations/0027) in the same columns.
  */
 export const CaptionVersionRow = z.object({
 	bucket: z.string(),

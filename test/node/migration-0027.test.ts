@@ -4,20 +4,15 @@
  * already holds rows: SQLite in Node with every earlier migration applied, rows made the way the
  * code made them before it (a succeeded job's version by 0020's trigger, a person's version, a
  * version whose job retention deleted), then 0027. Every caption and every history reads the same
- * after it through the queries the status Worker runs; the versions whose jobs still exist keep no
- * copy; a delivery's attempt log reads the same with its first attempt in its row; and one
+ * after it through the queries the status Worker runs; the versions whose jobs still exist become
+ * theirs (no row); a delivery's attempt log reads the same with its first attempt in its row; and one
  * notification job per object version, one delivery per event and target, still hold.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
-import {
-	CURRENT_CAPTION_COLUMNS,
-	CURRENT_CAPTION_JOIN,
-	VERSION_COLUMNS,
-	VERSION_JOB_JOIN,
-} from "../../shared/captions/version-sql.ts";
+import { CURRENT_CAPTION_COLUMNS, CURRENT_CAPTION_JOIN, objectVersions } from "../../shared/captions/version-sql.ts";
 import { notificationJobOf } from "../../shared/jobs/notification-once.ts";
 import { attemptsOf } from "../../shared/webhooks/attempts.ts";
 import { deliveryOf } from "../../shared/webhooks/delivery-once.ts";
@@ -61,22 +56,36 @@ function human(db: DatabaseSync, key: string, etag: string, text: string) {
 	).run(key, text, etag, now);
 }
 
-/** What the API reads: each object's current caption and its history. */
-function reads(db: DatabaseSync) {
-	const current = db
-		.prepare(`SELECT ${CURRENT_CAPTION_COLUMNS} FROM ${CURRENT_CAPTION_JOIN} WHERE c.bucket = 'images' ORDER BY c.key`)
-		.all();
-	const history = db
-		.prepare(`SELECT ${VERSION_COLUMNS} FROM caption_versions v ${VERSION_JOB_JOIN} ORDER BY v.key, v.version DESC`)
-		.all();
+/** What the status Worker read before 0027: the current version joined with its `captions` row, and the history. */
+const BEFORE = {
+	current: `SELECT v.bucket, v.key, v.version, v.text, v.source, v.job_id, v.model, v.prompt, v.etag, v.created_at,
+		c.versions, c.updated_at
+		FROM captions c JOIN caption_versions v ON v.bucket = c.bucket AND v.key = c.key AND v.version = c.current`,
+	history: "SELECT * FROM caption_versions WHERE bucket = ?1 AND key = ?2 ORDER BY version DESC",
+};
+/** What it reads since (shared/captions/version-sql.ts). */
+const AFTER = {
+	current: `SELECT ${CURRENT_CAPTION_COLUMNS} FROM ${CURRENT_CAPTION_JOIN}`,
+	history: objectVersions("?1", "?2"),
+};
+
+/** Each object's current caption and its history. */
+function reads(db: DatabaseSync, sql: { current: string; history: string }) {
+	const current = db.prepare(`${sql.current} WHERE c.bucket = 'images' ORDER BY c.key`).all();
+	const history = current.map((c) => db.prepare(sql.history).all(c.bucket as string, c.key as string));
 	return { current, history };
 }
 
-const stored = (db: DatabaseSync) =>
-	db.prepare("SELECT key, version, text, model, etag FROM caption_versions ORDER BY key, version").all();
+/** The rows of `caption_versions`, and the versions jobs hold. */
+const stored = (db: DatabaseSync) => ({
+	rows: db.prepare("SELECT key, version, text, model, etag FROM caption_versions ORDER BY key, version").all(),
+	held: db
+		.prepare("SELECT key, caption_version AS version FROM jobs WHERE caption_version IS NOT NULL ORDER BY key")
+		.all(),
+});
 
 describe(`migrations/${MIGRATION} on existing rows`, () => {
-	it("every caption and history reads the same; versions of existing jobs drop their copy; deleted jobs' stay", () => {
+	it("every caption and history reads the same; versions of existing jobs become theirs; deleted jobs' stay rows", () => {
 		const db = migrated((name) => name < MIGRATION);
 		const prompt = "Generate a caption for this image";
 		const a1 = succeed(db, "a.jpg", "e1", "A cat.", "@cf/moondream/moondream3.1-9B-A2B", prompt);
@@ -86,24 +95,28 @@ describe(`migrations/${MIGRATION} on existing rows`, () => {
 		succeed(db, "c.jpg", "e4", "A bird.", "@cf/moondream/moondream3.1-9B-A2B", prompt);
 		// Retention deleted these jobs before 0027: their versions hold the only copy.
 		db.prepare("DELETE FROM jobs WHERE id IN (?, ?)").run(a1, b1);
-		const before = reads(db);
+		const before = reads(db, BEFORE);
 		expect(before.current).toHaveLength(3);
-		expect(before.history).toHaveLength(5);
+		expect(before.history.flat()).toHaveLength(5);
 
 		db.exec(readFileSync(path.join(DIR, MIGRATION), "utf8"));
 
-		expect(reads(db)).toEqual(before);
-		expect(stored(db)).toEqual([
-			{ key: "a.jpg", version: 1, text: "A cat.", model: "@cf/moondream/moondream3.1-9B-A2B", etag: "e1" },
-			{ key: "a.jpg", version: 2, text: null, model: null, etag: null },
-			{ key: "a.jpg", version: 3, text: "Tom, our cat.", model: null, etag: "e2" },
-			{ key: "b.jpg", version: 1, text: "A dog.", model: "@cf/moondream/moondream3.1-9B-A2B", etag: "e3" },
-			{ key: "c.jpg", version: 1, text: null, model: null, etag: null },
-		]);
+		expect(reads(db, AFTER)).toEqual(before);
+		expect(stored(db)).toEqual({
+			rows: [
+				{ key: "a.jpg", version: 1, text: "A cat.", model: "@cf/moondream/moondream3.1-9B-A2B", etag: "e1" },
+				{ key: "a.jpg", version: 3, text: "Tom, our cat.", model: null, etag: "e2" },
+				{ key: "b.jpg", version: 1, text: "A dog.", model: "@cf/moondream/moondream3.1-9B-A2B", etag: "e3" },
+			],
+			held: [
+				{ key: "a.jpg", version: 2 },
+				{ key: "c.jpg", version: 1 },
+			],
+		});
 
-		// New jobs after it: a version without a copy, filled in when its job is deleted.
+		// New jobs after it: a version held by its job, a row once the job is deleted.
 		const c2 = succeed(db, "c.jpg", "e5", "Two birds.", "@cf/llava-hf/llava-1.5-7b-hf", null);
-		const after = reads(db);
+		const after = reads(db, AFTER);
 		expect(after.current.at(-1)).toMatchObject({
 			key: "c.jpg",
 			version: 2,
@@ -111,9 +124,14 @@ describe(`migrations/${MIGRATION} on existing rows`, () => {
 			job_id: c2,
 			etag: "e5",
 		});
+		expect(stored(db).held).toEqual([
+			{ key: "a.jpg", version: 2 },
+			{ key: "c.jpg", version: 1 },
+			{ key: "c.jpg", version: 2 },
+		]);
 		db.exec("DELETE FROM jobs");
-		expect(reads(db)).toEqual(after);
-		expect(stored(db).filter((v) => v.text === null)).toEqual([]);
+		expect(reads(db, AFTER)).toEqual(after);
+		expect(stored(db).rows).toHaveLength(6);
 	});
 
 	it("a delivery's first attempt moves into its row; its attempt log reads the same", () => {

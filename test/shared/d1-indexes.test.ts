@@ -8,6 +8,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
+import { CURRENT_CAPTION_COLUMNS, CURRENT_CAPTION_JOIN, objectVersions } from "../../shared/captions/version-sql";
 import { parseRows } from "../../shared/d1-rows";
 import { notificationJobOf } from "../../shared/jobs/notification-once";
 
@@ -177,6 +178,20 @@ describe("D1 indexes", () => {
 				details.some((d) => /USING INDEX jobs_key_created\b/.test(d)),
 				details.join("\n"),
 			).toBe(true);
+		}
+	});
+
+	it("a current caption or history held by a job is read by its key (jobs_key_created), not a table scan", async () => {
+		for (const sql of [
+			`SELECT ${CURRENT_CAPTION_COLUMNS} FROM ${CURRENT_CAPTION_JOIN} WHERE c.bucket = ?1 AND c.key > ?2 ORDER BY c.key LIMIT ?3`,
+			objectVersions("?1", "?2"),
+		]) {
+			const details = await plan(sql);
+			expect(
+				details.some((d) => /USING INDEX jobs_key_created\b/.test(d)),
+				details.join("\n"),
+			).toBe(true);
+			expect(details).not.toContainEqual(expect.stringMatching(/^SCAN (j|jobs)\b/));
 		}
 	});
 
