@@ -45,6 +45,8 @@ export interface TableSize {
 	/** Its indexes' pages (the primary key of a table with a text key included). */
 	indexBytes: number;
 	bytesPerImage: number;
+	/** Per image, the table's own pages and each index's (the primary key of a WITHOUT ROWID table is the table). */
+	parts: Record<string, number>;
 }
 
 export interface CapacityResult {
@@ -100,9 +102,16 @@ function growth(base: Sizes, now: Sizes, n: number): TableSize[] {
 	const tables = new Map<string, TableSize>();
 	for (const [name, size] of now) {
 		const delta = size.bytes - (base.get(name)?.bytes ?? 0);
-		const entry = tables.get(size.table) ?? { table: size.table, tableBytes: 0, indexBytes: 0, bytesPerImage: 0 };
+		const entry = tables.get(size.table) ?? {
+			table: size.table,
+			tableBytes: 0,
+			indexBytes: 0,
+			bytesPerImage: 0,
+			parts: {},
+		};
 		if (size.isIndex) entry.indexBytes += delta;
 		else entry.tableBytes += delta;
+		if (delta !== 0) entry.parts[name] = round(delta / n, 1);
 		tables.set(size.table, entry);
 	}
 	return [...tables.values()]
@@ -256,9 +265,16 @@ export function capacityMarkdown(c: CapacityResult | null): string[] {
 		`| days to fill 10 GB at 1,020 images/min: without retention / with it | ${c.days_to_fill_without_retention} / ${c.days_to_fill_at_limit ?? "never (bounded)"} |`,
 		`| retention sweep: D1 rows written per image | ${c.sweep_rows_written_per_image} |`,
 		"",
-		"| table (with its indexes) | bytes per image, retained | bytes per object, steady |",
-		"| --- | --- | --- |",
-		...tables.map((t) => `| \`${t}\` | ${per(c.retained, t)} | ${per(c.steady, t)} |`),
+		"| table (with its indexes) | bytes per image, retained | bytes per object, steady | retained, by table and index |",
+		"| --- | --- | --- | --- |",
+		...tables.map(
+			(t) =>
+				`| \`${t}\` | ${per(c.retained, t)} | ${per(c.steady, t)} | ${Object.entries(
+					c.retained.find((r) => r.table === t)?.parts ?? {},
+				)
+					.map(([name, bytes]) => `${name} ${bytes}`)
+					.join(", ")} |`,
+		),
 		"",
 	];
 }

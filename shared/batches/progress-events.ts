@@ -11,6 +11,7 @@
 import { z } from "zod";
 import { batchRows, parseRow, parseRows } from "../d1-rows";
 import type { RateLimitedModel, RateLimits } from "../models/rate-limits";
+import { deliveryOf } from "../webhooks/delivery-once";
 import { newEventId } from "../webhooks/outbox";
 import { BATCH_PROGRESS_EVENT } from "../webhooks/schema";
 import { batchPaces, ceilingPerMinute } from "./progress";
@@ -137,8 +138,8 @@ export async function recordProgress(
 					`INSERT INTO webhook_deliveries (id, event_id, subscription_id, url, key_id, status,
 						next_attempt_at, created_at, updated_at)
 					SELECT ?1, ${latest}, ?3, NULL, NULL, 'pending', ?4, ?4, ?4
-					WHERE ${claimed("?2", "?3", "?5")} AND ${latest} IS NOT NULL
-					ON CONFLICT (event_id, coalesce(subscription_id, '')) DO NOTHING RETURNING id`,
+					WHERE ${claimed("?2", "?3", "?5")} AND ${latest} IS NOT NULL AND NOT EXISTS (${deliveryOf(latest, "?3")})
+					RETURNING id`,
 				)
 				.bind(newDeliveryId(), batch.id, target.id, now, token),
 		]),

@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { parseRows } from "../d1-rows";
+import { CURRENT_VERSION, CURRENT_VERSION_JOINS } from "./version-sql";
 
 export const Recaption = z
 	.strictObject({
@@ -55,9 +56,9 @@ export async function currentCaptionsOf(
 	if (keys.length === 0) return [];
 	return db
 		.prepare(
-			`SELECT v.key, v.job_id, v.model, v.source, v.created_at
-			FROM json_each(?1) p CROSS JOIN captions c ON c.bucket = ?2 AND c.key = p.value
-			JOIN caption_versions v ON v.bucket = c.bucket AND v.key = c.key AND v.version = c.current`,
+			`SELECT c.key, ${CURRENT_VERSION.job_id} AS job_id, ${CURRENT_VERSION.model} AS model,
+				${CURRENT_VERSION.source} AS source, ${CURRENT_VERSION.created_at} AS created_at
+			FROM json_each(?1) p CROSS JOIN captions c ON c.bucket = ?2 AND c.key = p.value ${CURRENT_VERSION_JOINS}`,
 		)
 		.bind(JSON.stringify(keys), bucket)
 		.all()

@@ -10,7 +10,10 @@ import { iso } from "../iso";
 export const CAPTION_SOURCES = ["ai", "human"] as const;
 export const CaptionSource = z.enum(CAPTION_SOURCES);
 
-/** A row of `caption_versions`, as D1 returns it. */
+/**
+ * A version as D1 returns it: a row of `caption_versions`, or the version a job holds
+ * (shared/captions/version-sql.ts, migrations/0027) in the same columns.
+ */
 export const CaptionVersionRow = z.object({
 	bucket: z.string(),
 	key: z.string(),
@@ -25,18 +28,12 @@ export const CaptionVersionRow = z.object({
 });
 export type CaptionVersionRow = z.infer<typeof CaptionVersionRow>;
 
-/** An object's current version joined with its `captions` row (CURRENT_CAPTION_SQL). */
+/** An object's current version joined with its `captions` row. */
 export const CurrentCaptionRow = CaptionVersionRow.extend({
 	versions: z.number().int(),
 	updated_at: z.number().int(),
 });
 export type CurrentCaptionRow = z.infer<typeof CurrentCaptionRow>;
-
-/** The columns of CurrentCaptionRow, from `captions c` joined with its current version `v`. */
-export const CURRENT_CAPTION_COLUMNS =
-	"v.bucket, v.key, v.version, v.text, v.source, v.job_id, v.model, v.prompt, v.etag, v.created_at, c.versions, c.updated_at";
-export const CURRENT_CAPTION_JOIN =
-	"captions c JOIN caption_versions v ON v.bucket = c.bucket AND v.key = c.key AND v.version = c.current";
 
 const isoTime = z.iso.datetime();
 

@@ -2,10 +2,11 @@
  * D1 access for the jobs table: claiming under a lease, finishing, and reading jobs.
  * A caption costs two writes: the claim (which also creates a notification job) and the finish.
  */
-import { parseRow } from "../d1-rows";
+import { batchRows, parseRow } from "../d1-rows";
 import { newJobId } from "../ids";
 import type { Usage } from "../models/usage";
 import type { ObjectVersion } from "../queue/caption-jobs";
+import { notificationJobOf } from "./notification-once";
 import { type JobErrorCode, JobRow } from "./schema";
 
 /** The columns the consumer settles when a job finishes, whatever its outcome. */
@@ -47,33 +48,41 @@ export async function claimNotificationJob(
 	lease: Lease,
 	optionsKey: string,
 ): Promise<ClaimResult> {
-	const claimed = await db
-		.prepare(
-			`INSERT INTO jobs (id, source, bucket, key, etag, size, status, attempts, lease_token,
-				lease_expires_at, created_at, updated_at, started_at, queue_ms, options_key)
-			VALUES (?1, 'notification', ?2, ?3, ?4, ?5, 'processing', 1, ?6, ?7, ?8, ?8, ?8, ?9, ?10)
-			ON CONFLICT (bucket, key, etag, options_key) WHERE source = 'notification' DO UPDATE SET
-				status = 'processing', attempts = jobs.attempts + 1, lease_token = excluded.lease_token,
-				lease_expires_at = excluded.lease_expires_at, updated_at = excluded.updated_at,
-				started_at = coalesce(jobs.started_at, excluded.started_at),
-				queue_ms = coalesce(jobs.queue_ms, excluded.queue_ms)
-			WHERE ${CLAIMABLE.replace("?", "?8")}
-			RETURNING *`,
-		)
-		.bind(
-			newJobId(lease.now),
-			n.bucket,
-			n.key,
-			n.etag,
-			n.size,
-			lease.token,
-			lease.expiresAt,
-			lease.now,
-			Math.max(0, lease.now - eventTime),
-			optionsKey,
-		)
-		.first()
-		.then(parseRow(JobRow));
+	const version = notificationJobOf("?2", "?3", "?4", "?10");
+	const params = [
+		newJobId(lease.now),
+		n.bucket,
+		n.key,
+		n.etag,
+		n.size,
+		lease.token,
+		lease.expiresAt,
+		lease.now,
+		Math.max(0, lease.now - eventTime),
+		optionsKey,
+	];
+	// One transaction: the version's job claimed if it exists and may be claimed, else made claimed.
+	const [updated, inserted] = await db.batch([
+		db
+			.prepare(
+				`UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease_token = ?6,
+					lease_expires_at = ?7, updated_at = ?8, started_at = coalesce(started_at, ?8),
+					queue_ms = coalesce(queue_ms, ?9)
+				WHERE id = (SELECT id FROM jobs WHERE ${version}) AND ${CLAIMABLE.replace("?", "?8")}
+				RETURNING *`,
+			)
+			.bind(...params),
+		db
+			.prepare(
+				`INSERT INTO jobs (id, source, bucket, key, etag, size, status, attempts, lease_token,
+					lease_expires_at, created_at, updated_at, started_at, queue_ms, options_key)
+				SELECT ?1, 'notification', ?2, ?3, ?4, ?5, 'processing', 1, ?6, ?7, ?8, ?8, ?8, ?9, ?10
+				WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE ${version})
+				RETURNING *`,
+			)
+			.bind(...params),
+	]);
+	const [claimed] = [...batchRows(updated, JobRow), ...batchRows(inserted, JobRow)];
 	if (claimed) return { kind: "claimed", job: claimed };
 	const existing = await getNotificationJobRow(db, { ...n, optionsKey });
 	return existing ? { kind: "existing", job: existing } : { kind: "missing" };
@@ -233,8 +242,8 @@ export function insertFailedNotificationStatement(
 		.prepare(
 			`INSERT INTO jobs (id, source, bucket, key, etag, size, status, error_code, error_message,
 				attempts, created_at, updated_at, completed_at, total_ms)
-			VALUES (?1, 'notification', ?2, ?3, ?4, ?5, 'failed', ?6, ?7, 0, ?8, ?8, ?8, 0)
-			ON CONFLICT (bucket, key, etag, options_key) WHERE source = 'notification' DO NOTHING
+			SELECT ?1, 'notification', ?2, ?3, ?4, ?5, 'failed', ?6, ?7, 0, ?8, ?8, ?8, 0
+			WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE ${notificationJobOf("?2", "?3", "?4", "''")})
 			RETURNING *`,
 		)
 		.bind(id, n.bucket, n.key, n.etag, n.size, code, message, now);

@@ -8,7 +8,9 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
+import { CURRENT_CAPTION_COLUMNS, CURRENT_CAPTION_JOIN, objectVersions } from "../../shared/captions/version-sql";
 import { parseRows } from "../../shared/d1-rows";
+import { notificationJobOf } from "../../shared/jobs/notification-once";
 
 /** Newest first, from a keyset cursor: how workers/status/capped-scan.ts walks its index. */
 const NEWEST_FIRST = "created_at <= ?1 AND (created_at < ?1 OR id < ?2) ORDER BY created_at DESC, id DESC LIMIT 21";
@@ -26,6 +28,8 @@ const READERS: Record<string, { reader: string; sql: string }> = {
 		reader: "GET /v1/jobs?key=, retention's newer job of a key (workers/consumer/retention-kinds.ts)",
 		sql: `SELECT * FROM jobs WHERE key = ?3 AND ${NEWEST_FIRST}`,
 	},
+	// The notification job of an object version (shared/jobs/store.ts, workers/status/jobs/create.ts;
+	// the trigger jobs_notification_once) goes through the same index: see the test below.
 	jobs_batch_created: {
 		reader: "GET /v1/jobs?batch_id= (workers/status/jobs/list.ts)",
 		sql: `SELECT * FROM jobs INDEXED BY jobs_batch_created WHERE batch_id = ?3 AND ${NEWEST_FIRST}`,
@@ -33,10 +37,6 @@ const READERS: Record<string, { reader: string; sql: string }> = {
 	jobs_batch_key: {
 		reader: "a batch's results export in key order (workers/status/batches/export.ts)",
 		sql: "SELECT * FROM jobs WHERE batch_id = ?1 AND key > ?2 ORDER BY key LIMIT ?3",
-	},
-	jobs_notification_once: {
-		reader: "the notification job of an object version (shared/jobs/store.ts; its unique constraint)",
-		sql: "SELECT * FROM jobs WHERE bucket = ?1 AND key = ?2 AND etag = ?3 AND source = 'notification' AND options_key = ?4",
 	},
 	jobs_lease: {
 		reader: "the stalled-job sweep (workers/consumer/stalled-jobs.ts)",
@@ -166,6 +166,34 @@ describe("D1 indexes", () => {
 			).toBe(true);
 		},
 	);
+
+	it("the notification job of an object version is found by its key (jobs_key_created), not a table scan", async () => {
+		const version = notificationJobOf("?1", "?2", "?3", "?4");
+		for (const sql of [
+			`SELECT * FROM jobs WHERE ${version}`,
+			"SELECT * FROM jobs WHERE bucket = ?1 AND key = ?2 AND etag = ?3 AND source = 'notification' AND (?4 IS NULL OR options_key = ?4) ORDER BY created_at DESC LIMIT 1",
+		]) {
+			const details = await plan(sql);
+			expect(
+				details.some((d) => /USING INDEX jobs_key_created\b/.test(d)),
+				details.join("\n"),
+			).toBe(true);
+		}
+	});
+
+	it("a current caption or history held by a job is read by its key (jobs_key_created), not a table scan", async () => {
+		for (const sql of [
+			`SELECT ${CURRENT_CAPTION_COLUMNS} FROM ${CURRENT_CAPTION_JOIN} WHERE c.bucket = ?1 AND c.key > ?2 ORDER BY c.key LIMIT ?3`,
+			objectVersions("?1", "?2"),
+		]) {
+			const details = await plan(sql);
+			expect(
+				details.some((d) => /USING INDEX jobs_key_created\b/.test(d)),
+				details.join("\n"),
+			).toBe(true);
+			expect(details).not.toContainEqual(expect.stringMatching(/^SCAN (j|jobs)\b/));
+		}
+	});
 
 	it("a newest-first walk reads its index backwards, without sorting", async () => {
 		for (const index of ["jobs_created", "jobs_status_created", "jobs_batch_created", "batches_created"]) {

@@ -252,4 +252,40 @@ describe("retention", () => {
 		expect(await jobsForKey(key)).toEqual([]);
 		expect(await getCaption(key)).toMatchObject({ job_id: jobId, source: "ai", versions: 1 });
 	});
+
+	it("an AI version is held by its job while the job exists (no row of its own), and reads the same once the job is gone", async () => {
+		const key = uniqueKey("once/cat.jpg");
+		const etag = await put(key);
+		const first = await captionWith(key, etag, MOONDREAM);
+		const second = await captionWith(key, etag, LLAVA);
+		const before = await getCaption(key);
+		expect(before).toMatchObject({ job_id: second, model: LLAVA, etag, versions: 2 });
+		expect(before.history.map((v) => v.job_id)).toEqual([second, first]);
+		const rows = async () =>
+			z
+				.array(z.object({ version: z.number(), text: z.string(), job_id: z.string().nullable() }))
+				.parse(
+					(
+						await env.DB.prepare("SELECT version, text, job_id FROM caption_versions WHERE key = ? ORDER BY version")
+							.bind(key)
+							.all()
+					).results,
+				);
+		const held = async (id: string) =>
+			env.DB.prepare("SELECT caption_version FROM jobs WHERE id = ?").bind(id).first("caption_version");
+		expect(await rows()).toEqual([]);
+		expect([await held(first), await held(second)]).toEqual([1, 2]);
+
+		// Retention deletes the superseded job; the object's deletion later takes the latest one too.
+		const [v2, v1] = before.history;
+		await env.DB.prepare("DELETE FROM jobs WHERE id = ?").bind(first).run();
+		expect(await getCaption(key)).toEqual(before);
+		expect(await rows()).toEqual([{ version: 1, text: v1?.text, job_id: first }]);
+		await env.DB.prepare("DELETE FROM jobs WHERE id = ?").bind(second).run();
+		expect(await getCaption(key)).toEqual(before);
+		expect(await rows()).toEqual([
+			{ version: 1, text: v1?.text, job_id: first },
+			{ version: 2, text: v2?.text, job_id: second },
+		]);
+	});
 });

@@ -43,6 +43,15 @@ describe.concurrent("webhook delivery", () => {
 		expect(delivery.attempt_log.map((a) => a.status_code)).toEqual([500, 200]);
 		expect(delivery.attempt_log[0]?.error).toBe("The endpoint answered 500");
 		expect(delivery.attempt_log[0]?.duration_ms).toBeGreaterThanOrEqual(300);
+		// Attempt 1 is kept in the delivery's row, a later one in webhook_attempts (shared/webhooks/attempts.ts).
+		const log = await env.DB.prepare("SELECT attempt, status_code FROM webhook_attempts WHERE delivery_id = ?")
+			.bind(delivery.id)
+			.all();
+		expect(log.results).toEqual([{ attempt: 2, status_code: 200 }]);
+		const inRow = await env.DB.prepare("SELECT attempt1_status_code AS code FROM webhook_deliveries WHERE id = ?")
+			.bind(delivery.id)
+			.first("code");
+		expect(inRow).toBe(500);
 	});
 
 	it("a 400 is not retried: one request, the delivery failed and logged", async () => {

@@ -10,6 +10,7 @@ import { BatchRow } from "../../shared/batches/schema";
 import { batchRows, parseRows } from "../../shared/d1-rows";
 import { ulid } from "../../shared/ids";
 import { JobRow } from "../../shared/jobs/schema";
+import { attemptsOf } from "../../shared/webhooks/attempts";
 import { AttemptRow, DeliveryRow, EventRow } from "../../shared/webhooks/schema";
 import type { ArchiveLine } from "./archive";
 import type { ConsumerSettings } from "./config";
@@ -112,12 +113,7 @@ const webhookEvents: RetentionKind = {
 		const [events, deliveries, attempts] = await db.batch([
 			db.prepare(`SELECT * FROM webhook_events WHERE id IN ${IDS} ORDER BY id`).bind(json(ids)),
 			db.prepare(`SELECT * FROM webhook_deliveries WHERE event_id IN ${IDS} ORDER BY id`).bind(json(ids)),
-			db
-				.prepare(
-					`SELECT * FROM webhook_attempts WHERE delivery_id IN
-					(SELECT id FROM webhook_deliveries WHERE event_id IN ${IDS}) ORDER BY delivery_id, attempt`,
-				)
-				.bind(json(ids)),
+			db.prepare(attemptsOf(`SELECT id FROM webhook_deliveries WHERE event_id IN ${IDS}`)).bind(json(ids)),
 		]);
 		const attemptRows = batchRows(attempts, AttemptRow);
 		const deliveryLines = batchRows(deliveries, DeliveryRow).map((d) => ({

@@ -8,6 +8,7 @@ import { BatchRow, toBatch } from "../../shared/batches/schema";
 import { batchRows, parseRow, parseRows } from "../../shared/d1-rows";
 import { ulid } from "../../shared/ids";
 import { JobRow, toJob } from "../../shared/jobs/schema";
+import { deliveryOf } from "../../shared/webhooks/delivery-once";
 import {
 	CaptionWebhookPayload,
 	DeliveryRow,
@@ -174,8 +175,8 @@ export async function dispatchEvent(db: D1Database, eventId: string, now = Date.
 	const insert = db.prepare(
 		`INSERT INTO webhook_deliveries (id, event_id, subscription_id, url, key_id, status, next_attempt_at,
 			created_at, updated_at)
-		VALUES (?1, ?2, ?3, ?4, ?6, 'pending', ?5, ?5, ?5)
-		ON CONFLICT (event_id, coalesce(subscription_id, '')) DO NOTHING RETURNING id`,
+		SELECT ?1, ?2, ?3, ?4, ?6, 'pending', ?5, ?5, ?5 WHERE NOT EXISTS (${deliveryOf("?2", "?3")})
+		RETURNING id`,
 	);
 	const results = await db.batch([
 		...targets.map((t) => insert.bind(newDeliveryId(now), eventId, t.subscriptionId, t.url, now, t.keyId)),
@@ -339,12 +340,23 @@ export async function recordAttempt(
 	now = Date.now(),
 ) {
 	const statements = [
-		db
-			.prepare(
-				`INSERT INTO webhook_attempts (delivery_id, attempt, started_at, status_code, duration_ms, error)
-				VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING`,
-			)
-			.bind(delivery.id, delivery.attempts, record.startedAt, record.statusCode, record.durationMs, record.error),
+		// Attempt 1 goes into the delivery's row (shared/webhooks/attempts.ts), a later one into the
+		// attempt log; either is written once (the first record of an attempt number stays).
+		delivery.attempts === 1
+			? db
+					.prepare(
+						`UPDATE webhook_deliveries SET attempt1_started_at = ?3, attempt1_status_code = ?4,
+							attempt1_duration_ms = ?5, attempt1_error = ?6
+						WHERE id = ?1 AND ?2 = 1 AND attempt1_started_at IS NULL
+							AND NOT EXISTS (SELECT 1 FROM webhook_attempts WHERE delivery_id = ?1 AND attempt = 1)`,
+					)
+					.bind(delivery.id, delivery.attempts, record.startedAt, record.statusCode, record.durationMs, record.error)
+			: db
+					.prepare(
+						`INSERT INTO webhook_attempts (delivery_id, attempt, started_at, status_code, duration_ms, error)
+						VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING`,
+					)
+					.bind(delivery.id, delivery.attempts, record.startedAt, record.statusCode, record.durationMs, record.error),
 		db
 			.prepare(
 				`UPDATE webhook_deliveries SET status = ?3, last_status_code = ?4, last_error = ?5, next_attempt_at = ?6,

@@ -5,14 +5,8 @@
  * `captions`, each joined with its current version by primary key.
  */
 import { z } from "zod";
-import {
-	type Caption,
-	CaptionVersionRow,
-	CURRENT_CAPTION_COLUMNS,
-	CURRENT_CAPTION_JOIN,
-	CurrentCaptionRow,
-	toCaption,
-} from "../../../shared/captions/schema";
+import { type Caption, CaptionVersionRow, CurrentCaptionRow, toCaption } from "../../../shared/captions/schema";
+import { CURRENT_CAPTION_COLUMNS, CURRENT_CAPTION_JOIN, objectVersions } from "../../../shared/captions/version-sql";
 import { batchRows, parseRow, parseRows } from "../../../shared/d1-rows";
 import { newEventId } from "../../../shared/webhooks/outbox";
 import { prefixCondition } from "../jobs/key-range";
@@ -69,11 +63,7 @@ export async function getCurrentCaption(db: D1Database, bucket: string, key: str
 
 /** Every version of an object's caption, newest first. */
 export async function captionHistory(db: D1Database, bucket: string, key: string): Promise<CaptionVersionRow[]> {
-	return db
-		.prepare("SELECT * FROM caption_versions WHERE bucket = ? AND key = ? ORDER BY version DESC")
-		.bind(bucket, key)
-		.all()
-		.then(parseRows(CaptionVersionRow));
+	return db.prepare(objectVersions("?1", "?2")).bind(bucket, key).all().then(parseRows(CaptionVersionRow));
 }
 
 export interface HumanCaption {

@@ -5,8 +5,9 @@
  * makes a separate 'api' job every time. Both record the API key that asked (`key_id`, counted by
  * the in-flight cap).
  */
-import { parseRow } from "../../../shared/d1-rows";
+import { batchRows, parseRow } from "../../../shared/d1-rows";
 import { newJobId } from "../../../shared/ids";
+import { notificationJobOf } from "../../../shared/jobs/notification-once";
 import { JobRow } from "../../../shared/jobs/schema";
 import type { OutputColumns } from "../output-options";
 
@@ -57,19 +58,28 @@ const bindings = (id: string, job: QueuedJobInput, now: number) => [
  * with that key's secret, and it counts towards the key's in-flight cap).
  */
 export async function ensureNotificationJob(db: D1Database, job: UploadJobInput, now = Date.now()): Promise<JobRow> {
-	const inserted = await db
-		.prepare(
-			`INSERT INTO jobs ${INSERT_COLUMNS}
-			VALUES (?1, 'notification', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', 0, ?10, ?10, ?11, ?12, ?13, ?14, ?15)
-			ON CONFLICT (bucket, key, etag, options_key) WHERE source = 'notification'
-			DO UPDATE SET key_id = coalesce(jobs.key_id, excluded.key_id)
-			RETURNING *`,
-		)
-		.bind(...bindings(newJobId(now), job, now), job.optionsKey)
-		.first()
-		.then(parseRow(JobRow));
-	if (!inserted) throw new Error(`notification job for ${job.key} neither inserted nor found`);
-	return inserted;
+	const version = notificationJobOf("?2", "?3", "?4", "?15");
+	const params = [...bindings(newJobId(now), job, now), job.optionsKey];
+	// One transaction: the version's job (learning the key) if it exists, else a new one.
+	const [existing, inserted] = await db.batch([
+		db
+			.prepare(
+				`UPDATE jobs SET key_id = coalesce(key_id, ?11) WHERE id = (SELECT id FROM jobs WHERE ${version})
+				RETURNING *`,
+			)
+			.bind(...params),
+		db
+			.prepare(
+				`INSERT INTO jobs ${INSERT_COLUMNS}
+				SELECT ?1, 'notification', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', 0, ?10, ?10, ?11, ?12, ?13, ?14, ?15
+				WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE ${version})
+				RETURNING *`,
+			)
+			.bind(...params),
+	]);
+	const [row] = [...batchRows(existing, JobRow), ...batchRows(inserted, JobRow)];
+	if (!row) throw new Error(`notification job for ${job.key} neither inserted nor found`);
+	return row;
 }
 
 /** A new API-requested job for an object version, whatever jobs that version already has. */

@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { parseRow, parseRows } from "../../../shared/d1-rows";
 import { iso } from "../../../shared/iso";
+import { attemptsOf } from "../../../shared/webhooks/attempts";
 import {
 	AttemptRow,
 	DeliveryRow,
@@ -62,10 +63,7 @@ const SELECT_LOG = `SELECT d.*,
 async function withAttempts(db: D1Database, rows: LogRow[]): Promise<WebhookDelivery[]> {
 	if (rows.length === 0) return [];
 	const results = await db
-		.prepare(
-			`SELECT * FROM webhook_attempts WHERE delivery_id IN (SELECT value FROM json_each(?1))
-			ORDER BY delivery_id, attempt`,
-		)
+		.prepare(attemptsOf("SELECT value FROM json_each(?1)"))
 		.bind(JSON.stringify(rows.map((r) => r.id)))
 		.all()
 		.then(parseRows(AttemptRow));
