@@ -74,6 +74,7 @@ const MeterLine = z.object({
 	sent: z.record(z.string(), z.number()),
 	received: z.number(),
 	retried: z.number(),
+	r2: z.record(z.string(), z.number()),
 });
 export type MeterLine = z.infer<typeof MeterLine>;
 
@@ -95,9 +96,18 @@ export interface Cost {
 	/** Written + read + deleted (one each per message of up to 64 KB; a retry reads again). */
 	queueOperations: number;
 	invocations: number;
+	/** R2 operations as R2 bills them: Class A (put, list, multipart), Class B (head, get); deletes are free. */
+	r2ClassA: number;
+	r2ClassB: number;
+	/** R2 calls by method. */
+	r2: Record<string, number>;
 	/** The same per Worker, per 1,000 images. */
 	byWorker: Record<string, { invocations: number; d1RowsRead: number; d1RowsWritten: number; queueMessages: number }>;
 }
+
+/** R2Bucket methods by R2's operation classes (developers.cloudflare.com/r2/pricing/). */
+const CLASS_A = ["put", "list", "createMultipartUpload"];
+const CLASS_B = ["head", "get"];
 
 /** Adds up the pipeline's invocations (not the benchmark's own GET polling) per 1,000 images. */
 export function cost(lines: MeterLine[], images: number): Cost {
@@ -107,6 +117,8 @@ export function cost(lines: MeterLine[], images: number): Cost {
 	const sent = (l: MeterLine) => Object.values(l.sent).reduce((a, b) => a + b, 0);
 	const ops = (ls: MeterLine[]) => sum(ls, sent) + sum(ls, (l) => l.received) + sum(ls, (l) => l.received - l.retried);
 	const workers = [...new Set(work.map((l) => l.worker))];
+	const r2 = (method: string) => sum(work, (l) => l.r2[method] ?? 0);
+	const methods = [...new Set(work.flatMap((l) => Object.keys(l.r2)))];
 	return {
 		images,
 		d1Queries: per(sum(work, (l) => l.d1Queries)),
@@ -115,6 +127,9 @@ export function cost(lines: MeterLine[], images: number): Cost {
 		queueMessages: per(sum(work, sent)),
 		queueOperations: per(ops(work)),
 		invocations: per(work.length),
+		r2ClassA: per(CLASS_A.reduce((a, m) => a + r2(m), 0)),
+		r2ClassB: per(CLASS_B.reduce((a, m) => a + r2(m), 0)),
+		r2: Object.fromEntries(methods.map((m) => [m, per(r2(m))])),
 		byWorker: Object.fromEntries(
 			workers.map((w) => {
 				const ls = work.filter((l) => l.worker === w);

@@ -18,6 +18,10 @@ function recaptionTable(r: RecaptionResult): string[] {
 		row(["D1 rows per object listed, the listing alone", meter(r.listingPerObject)]),
 		row(["D1 rows per object listed, the whole batch (captions and events included)", meter(r.wholePerObject)]),
 		row(["D1 rows per job made, the whole batch", meter(r.wholePerJob)]),
+		row([
+			"R2 operations per object listed, the whole batch: Class A / Class B",
+			`${r.cost.r2ClassA / 1000} / ${r.cost.r2ClassB / 1000}`,
+		]),
 	];
 }
 

@@ -227,17 +227,22 @@ async function batchesSection(bundles: Awaited<ReturnType<typeof bundleWorkers>>
 async function captionsSection() {
 	log("bundling the metered entry points (bench/metered/)");
 	const metered = await meteredBundles(path.join(workDir, "captions"));
-	log(`captions: a re-caption batch over ${options.captionsN} objects, half on the target model`);
-	const recaption = await runRecaption({
-		bundles: metered,
-		workDir: path.join(workDir, "captions", "recaption"),
-		n: options.captionsN,
-		log,
-	});
-	log(
-		`  ${recaption.jobsMade} jobs made for ${recaption.onOther} objects on the other model, ${recaption.listedPerSecond} objects listed/s, ${recaption.listingPerObject.rowsWritten} D1 rows written per object listing, ${recaption.wholePerObject.rowsWritten} in all`,
-	);
-	report.captions = { recaption, list: null };
+	report.captions = { recaption: null, list: null };
+	// Either part is skipped with a size of 0.
+	if (options.captionsN > 0) {
+		log(`captions: a re-caption batch over ${options.captionsN} objects, half on the target model`);
+		const recaption = await runRecaption({
+			bundles: metered,
+			workDir: path.join(workDir, "captions", "recaption"),
+			n: options.captionsN,
+			log,
+		});
+		log(
+			`  ${recaption.jobsMade} jobs made for ${recaption.onOther} objects on the other model, ${recaption.listedPerSecond} objects listed/s, ${recaption.listingPerObject.rowsWritten} D1 rows written per object listing, ${recaption.wholePerObject.rowsWritten} in all`,
+		);
+		report.captions.recaption = recaption;
+	}
+	if (options.captionsListN === 0) return;
 	log(`captions: GET /v1/captions and the captions export over ${options.captionsListN} captions`);
 	report.captions.list = await runCaptionsList({
 		bundles: metered,
