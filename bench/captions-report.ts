@@ -31,7 +31,7 @@ export function captionsMarkdown(c: CaptionsReport | null): string[] {
 	if (c.recaption) out.push("#### Re-caption (metered)", "", ...recaptionTable(c.recaption), "");
 	if (c.list) {
 		out.push(
-			`#### Captions at ${c.list.captions.toLocaleString("en")} objects (metered)`,
+			`#### Captions at ${c.list.captions.toLocaleString("en")} objects (D1 metered; export time and memory not)`,
 			"",
 			...header([
 				"request",

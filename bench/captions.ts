@@ -12,8 +12,9 @@
  *   database file before the stack starts (no object, no job: what stays once retention has
  *   removed the jobs), then every page of `GET /v1/captions?limit=100`, pages of the default limit,
  *   a page of a narrow prefix (D1 rows read and time per page), and the captions export in each
- *   format (time, bytes, workerd's peak memory above its level at the start, D1 queries and rows
- *   read for the whole download).
+ *   format: D1 queries and rows read for the whole download (metered), then time, bytes and
+ *   workerd's peak memory above its level at the start on the same state with the Workers' own
+ *   bundles (not metered).
  */
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -244,38 +245,56 @@ async function walkPages(stack: Stack, prefix: string, limit: number, pages: num
 	};
 }
 
-export async function runCaptionsList(options: ScenarioOptions): Promise<CaptionsListResult> {
+/** The captions export of `prefix` in `format`. */
+const exportUrl = (prefix: string, format: string) =>
+	`/v1/exports/captions?prefix=${encodeURIComponent(prefix)}&format=${format}`;
+
+const FORMATS = ["jsonl", "csv", "hf"];
+
+export async function runCaptionsList(
+	options: ScenarioOptions & { plainBundles: Bundles },
+): Promise<CaptionsListResult> {
 	const persistTo = await migratedState(path.join(options.workDir, "state"));
 	const prefix = "captions/";
 	options.log(`  writing ${options.n} current captions into the local D1 file`);
 	seedCaptions(await databaseFile(persistTo), prefix, options.n);
-	const stack = await startStack({
-		consumer: "real",
-		bundles: options.bundles,
-		persistTo,
-		workDir: options.workDir,
-		vars: BENCH_VARS,
-	});
+	const start = (bundles: Bundles) =>
+		startStack({ consumer: "real", bundles, persistTo, workDir: options.workDir, vars: BENCH_VARS });
+	const metered = await start(options.bundles);
+	const reads = new Map<string, MeterLine | undefined>();
+	let pages: CaptionPagesResult[];
 	try {
-		const pages = [
-			await walkPages(stack, prefix, 100, Number.POSITIVE_INFINITY),
-			await walkPages(stack, prefix, 20, 200),
-			await walkPages(stack, `${prefix}p42/`, 100, 5),
+		pages = [
+			await walkPages(metered, prefix, 100, Number.POSITIVE_INFINITY),
+			await walkPages(metered, prefix, 20, 200),
+			await walkPages(metered, `${prefix}p42/`, 100, 5),
 		];
 		for (const p of pages) {
 			options.log(
 				`  GET /v1/captions?prefix=${p.prefix}&limit=${p.limit}: ${p.pages} pages, rows read ${p.rowsReadPerPage.min}-${p.rowsReadPerPage.max} a page, p50 ${p.msPerPage.p50} ms`,
 			);
 		}
-		const exports: CaptionExportResult[] = [];
-		for (const format of ["jsonl", "csv", "hf"]) {
-			const from = await logOffset(stack.logPath);
-			const url = `/v1/exports/captions?prefix=${encodeURIComponent(prefix)}&format=${format}`;
-			const result = await measureDownload(stack, url, options.n, format);
-			await settleLog(stack.logPath, 1000);
-			const [line] = (await meterLines(stack.logPath, from)).filter(
-				(l) => l.invocation === "fetch GET /v1/exports/captions",
+		// The export's D1 queries and rows read, metered (its line is logged when the body ends).
+		for (const format of FORMATS) {
+			const from = await logOffset(metered.logPath);
+			await measureDownload(metered, exportUrl(prefix, format), options.n, format);
+			await settleLog(metered.logPath, 1000);
+			const lines = await meterLines(metered.logPath, from);
+			reads.set(
+				format,
+				lines.find((l) => l.invocation === "fetch GET /v1/exports/captions"),
 			);
+		}
+	} finally {
+		await metered.stop();
+	}
+	// Time and memory from the Workers as deployed (the metered wrapper's proxies and stream left out).
+	const plain = await start(options.plainBundles);
+	try {
+		const exports: CaptionExportResult[] = [];
+		for (const format of FORMATS) {
+			const result = await measureDownload(plain, exportUrl(prefix, format), options.n, format);
+			const line = reads.get(format);
 			exports.push({ ...result, d1Queries: line?.d1Queries ?? 0, rowsRead: line?.rowsRead ?? 0 });
 			options.log(
 				`  export ${format}: ${result.seconds} s, ${result.megabytes} MB, +${result.workerdPeakAboveStartMb} MB, ${line?.d1Queries} queries, ${line?.rowsRead} rows read`,
@@ -283,6 +302,6 @@ export async function runCaptionsList(options: ScenarioOptions): Promise<Caption
 		}
 		return { captions: options.n, pages, exports };
 	} finally {
-		await stack.stop();
+		await plain.stop();
 	}
 }

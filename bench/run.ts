@@ -224,7 +224,7 @@ async function batchesSection(bundles: Awaited<ReturnType<typeof bundleWorkers>>
 	}
 }
 
-async function captionsSection() {
+async function captionsSection(bundles: Awaited<ReturnType<typeof bundleWorkers>>) {
 	log("bundling the metered entry points (bench/metered/)");
 	const metered = await meteredBundles(path.join(workDir, "captions"));
 	report.captions = { recaption: null, list: null };
@@ -246,6 +246,7 @@ async function captionsSection() {
 	log(`captions: GET /v1/captions and the captions export over ${options.captionsListN} captions`);
 	report.captions.list = await runCaptionsList({
 		bundles: metered,
+		plainBundles: bundles,
 		workDir: path.join(workDir, "captions", "list"),
 		n: options.captionsListN,
 		log,
@@ -397,7 +398,7 @@ async function main() {
 		);
 	}
 
-	if (options.sections.has("captions")) await captionsSection();
+	if (options.sections.has("captions")) await captionsSection(bundles);
 
 	if (options.sections.has("events")) {
 		const stack = await startStack({
