@@ -9,7 +9,7 @@
  *   status Worker needed);
  * - cost per 1,000 images without the model: every Worker runs from a metered entry point
  *   (bench/metered/) that logs, per invocation, D1 queries with the rows read and written (result
- *   `meta`), queue messages sent, received and retried. Measured for the backfill, for uploads
+ *   `meta`), queue messages sent, received and retried, R2 calls by method. Measured for the backfill, for uploads
  *   through `PUT /v1/images` with the real consumer, and for the same uploads with the naive
  *   baseline consumer.
  */
