@@ -64,6 +64,8 @@ function costTable(costs: BatchesReport["costs"]): string[] {
 		"queue messages",
 		"queue operations",
 		"Worker invocations",
+		"R2 Class A",
+		"R2 Class B",
 	]);
 	for (const { pipeline, cost: c } of costs) {
 		lines.push(
@@ -76,6 +78,8 @@ function costTable(costs: BatchesReport["costs"]): string[] {
 				c.queueMessages,
 				c.queueOperations,
 				c.invocations,
+				c.r2ClassA,
+				c.r2ClassB,
 			]),
 		);
 	}

@@ -9,7 +9,7 @@
  *   status Worker needed);
  * - cost per 1,000 images without the model: every Worker runs from a metered entry point
  *   (bench/metered/) that logs, per invocation, D1 queries with the rows read and written (result
- *   `meta`), queue messages sent, received and retried. Measured for the backfill, for uploads
+ *   `meta`), queue messages sent, received and retried, R2 calls by method. Measured for the backfill, for uploads
  *   through `PUT /v1/images` with the real consumer, and for the same uploads with the naive
  *   baseline consumer.
  */
@@ -74,13 +74,14 @@ const MeterLine = z.object({
 	sent: z.record(z.string(), z.number()),
 	received: z.number(),
 	retried: z.number(),
+	r2: z.record(z.string(), z.number()),
 });
-type MeterLine = z.infer<typeof MeterLine>;
+export type MeterLine = z.infer<typeof MeterLine>;
 
 /** Where the log ends now: meter lines after this offset belong to what runs next. */
-const logOffset = async (logPath: string) => (await stat(logPath)).size;
+export const logOffset = async (logPath: string) => (await stat(logPath)).size;
 
-async function meterLines(logPath: string, fromOffset: number): Promise<MeterLine[]> {
+export async function meterLines(logPath: string, fromOffset: number): Promise<MeterLine[]> {
 	const text = (await readFile(logPath)).subarray(fromOffset).toString("utf8");
 	return [...text.matchAll(/METER (\{.*\})/g)].map((m) => MeterLine.parse(JSON.parse(m[1] ?? "")));
 }
@@ -95,18 +96,29 @@ export interface Cost {
 	/** Written + read + deleted (one each per message of up to 64 KB; a retry reads again). */
 	queueOperations: number;
 	invocations: number;
+	/** R2 operations as R2 bills them: Class A (put, list, multipart), Class B (head, get); deletes are free. */
+	r2ClassA: number;
+	r2ClassB: number;
+	/** R2 calls by method. */
+	r2: Record<string, number>;
 	/** The same per Worker, per 1,000 images. */
 	byWorker: Record<string, { invocations: number; d1RowsRead: number; d1RowsWritten: number; queueMessages: number }>;
 }
 
+/** R2Bucket methods by R2's operation classes (developers.cloudflare.com/r2/pricing/). */
+const CLASS_A = ["put", "list", "createMultipartUpload"];
+const CLASS_B = ["head", "get"];
+
 /** Adds up the pipeline's invocations (not the benchmark's own GET polling) per 1,000 images. */
-function cost(lines: MeterLine[], images: number): Cost {
+export function cost(lines: MeterLine[], images: number): Cost {
 	const work = lines.filter((l) => !l.invocation.startsWith("fetch GET"));
 	const per = (v: number) => round((v * 1000) / images, 1);
 	const sum = (ls: MeterLine[], f: (l: MeterLine) => number) => ls.reduce((a, l) => a + f(l), 0);
 	const sent = (l: MeterLine) => Object.values(l.sent).reduce((a, b) => a + b, 0);
 	const ops = (ls: MeterLine[]) => sum(ls, sent) + sum(ls, (l) => l.received) + sum(ls, (l) => l.received - l.retried);
 	const workers = [...new Set(work.map((l) => l.worker))];
+	const r2 = (method: string) => sum(work, (l) => l.r2[method] ?? 0);
+	const methods = [...new Set(work.flatMap((l) => Object.keys(l.r2)))];
 	return {
 		images,
 		d1Queries: per(sum(work, (l) => l.d1Queries)),
@@ -115,6 +127,9 @@ function cost(lines: MeterLine[], images: number): Cost {
 		queueMessages: per(sum(work, sent)),
 		queueOperations: per(ops(work)),
 		invocations: per(work.length),
+		r2ClassA: per(CLASS_A.reduce((a, m) => a + r2(m), 0)),
+		r2ClassB: per(CLASS_B.reduce((a, m) => a + r2(m), 0)),
+		r2: Object.fromEntries(methods.map((m) => [m, per(r2(m))])),
 		byWorker: Object.fromEntries(
 			workers.map((w) => {
 				const ls = work.filter((l) => l.worker === w);
@@ -133,7 +148,7 @@ function cost(lines: MeterLine[], images: number): Cost {
 }
 
 /** Waits until the log has stopped growing for `quietMs` (the last deliveries and events have run). */
-async function settleLog(logPath: string, quietMs = 4000, timeoutMs = 120_000): Promise<void> {
+export async function settleLog(logPath: string, quietMs = 4000, timeoutMs = 120_000): Promise<void> {
 	const deadline = Date.now() + timeoutMs;
 	let last = -1;
 	let since = Date.now();
@@ -148,13 +163,31 @@ async function settleLog(logPath: string, quietMs = 4000, timeoutMs = 120_000): 
 }
 
 // ── Backfill ──────────────────────────────────────────────────────────────────────────────────
-interface BatchJson {
+export interface BatchJson {
 	id: string;
 	status: string;
 	counts: Record<string, number>;
 	created_at: string;
 	listed_at: string | null;
 	completed_at: string | null;
+}
+
+/** Creates a batch with `body` and polls it (every 500 ms) until it has completed or `deadline` passed. */
+export async function runBatch(stack: Stack, body: Record<string, unknown>, deadline: number): Promise<BatchJson> {
+	const res = await fetch(`${stack.url}/v1/batches`, {
+		method: "POST",
+		headers: { authorization: `Bearer ${stack.token}`, "content-type": "application/json" },
+		body: JSON.stringify(body),
+	});
+	if (res.status !== 202) throw new Error(`POST /v1/batches: ${res.status} ${await res.text()}`);
+	const created = (await res.json()) as BatchJson;
+	const client = api(stack);
+	let batch = created;
+	while (batch.completed_at === null && Date.now() < deadline) {
+		await new Promise((r) => setTimeout(r, 500));
+		batch = (await ok(client.GET("/v1/batches/{id}", { params: { path: { id: created.id } } }))) as BatchJson;
+	}
+	return batch;
 }
 
 export interface BackfillResult {
@@ -173,7 +206,7 @@ export interface BackfillResult {
 }
 
 /** A 0 ms model without rate limits or pacing: the runs measure the pipeline's own work. */
-const BENCH_VARS = { EMULATOR_LATENCY_MS: "0", MODEL_RATE_LIMITS: "off", EMULATOR_RATE_LIMITS: "off" };
+export const BENCH_VARS = { EMULATOR_LATENCY_MS: "0", MODEL_RATE_LIMITS: "off", EMULATOR_RATE_LIMITS: "off" };
 
 export async function runBackfill(options: {
 	bundles: Bundles & { webhooks: string };
@@ -198,20 +231,9 @@ export async function runBackfill(options: {
 	});
 	try {
 		const from = await logOffset(stack.logPath);
-		const res = await fetch(`${stack.url}/v1/batches`, {
-			method: "POST",
-			headers: { authorization: `Bearer ${stack.token}`, "content-type": "application/json" },
-			body: JSON.stringify({ prefix, ...outputs }),
-		});
-		if (res.status !== 202) throw new Error(`POST /v1/batches: ${res.status} ${await res.text()}`);
-		const created = (await res.json()) as BatchJson;
-		const client = api(stack);
-		let batch = created;
 		const deadline = Date.now() + 30 * 60_000;
-		while (batch.completed_at === null && Date.now() < deadline) {
-			await new Promise((r) => setTimeout(r, 500));
-			batch = (await ok(client.GET("/v1/batches/{id}", { params: { path: { id: created.id } } }))) as BatchJson;
-		}
+		const batch = await runBatch(stack, { prefix, ...outputs }, deadline);
+		const client = api(stack);
 		const echoes = async () => (await ok(client.GET("/v1/stats"))).counters.write_back_echoes ?? 0;
 		// The last write-backs' echoes arrive after the batch completes.
 		while (options.writeBack && (await echoes()) < options.n && Date.now() < deadline) {
@@ -318,7 +340,16 @@ export interface ExportResult {
 }
 
 /** Downloads one export, counting lines as they stream, while sampling workerd's memory. */
-async function measureExport(stack: Stack, id: string, jobs: number, format: string): Promise<ExportResult> {
+const measureExport = (stack: Stack, id: string, jobs: number, format: string) =>
+	measureDownload(stack, `/v1/batches/${id}/results?format=${format}`, jobs, format);
+
+/** Downloads `urlPath` (an export of `jobs` rows), counting lines as they stream, while sampling workerd's memory. */
+export async function measureDownload(
+	stack: Stack,
+	urlPath: string,
+	jobs: number,
+	format: string,
+): Promise<ExportResult> {
 	await new Promise((r) => setTimeout(r, 2000));
 	await resetPeak(stack.workerdPid);
 	const atStart = await statusField(stack.workerdPid, "VmRSS");
@@ -331,7 +362,7 @@ async function measureExport(stack: Stack, id: string, jobs: number, format: str
 		}
 	})();
 	const started = Date.now();
-	const res = await fetch(`${stack.url}/v1/batches/${id}/results?format=${format}`, {
+	const res = await fetch(`${stack.url}${urlPath}`, {
 		headers: { authorization: `Bearer ${stack.token}` },
 	});
 	if (res.status !== 200 || !res.body) throw new Error(`export ${format}: ${res.status}`);

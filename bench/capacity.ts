@@ -69,7 +69,7 @@ export interface CapacityResult {
 }
 
 /** The local D1 database file of a stack's state directory. */
-async function databaseFile(persistTo: string): Promise<string> {
+export async function databaseFile(persistTo: string): Promise<string> {
 	const dir = path.join(persistTo, "v3", "d1", "miniflare-D1DatabaseObject");
 	const file = (await readdir(dir)).find((f) => f.endsWith(".sqlite") && f !== "metadata.sqlite");
 	if (!file) throw new Error(`no D1 database file in ${dir}`);

@@ -8,6 +8,8 @@ import os from "node:os";
 import path from "node:path";
 import { type BatchesReport, batchesMarkdown } from "./batches-report.ts";
 import { type CapacityResult, capacityMarkdown } from "./capacity.ts";
+import type { CaptionsReport } from "./captions.ts";
+import { captionsMarkdown } from "./captions-report.ts";
 import type { DashboardResult } from "./dashboard.ts";
 import { type EventsResult, eventsMarkdown } from "./events.ts";
 import type { LanesResult } from "./lanes.ts";
@@ -72,6 +74,7 @@ export interface Report {
 	dashboard: DashboardResult | null;
 	batches: BatchesReport;
 	capacity: CapacityResult | null;
+	captions: CaptionsReport | null;
 	events: EventsResult | null;
 	usage: UsageResult | null;
 	notes: string[];
@@ -257,6 +260,7 @@ export function renderMarkdown(report: Report): string {
 	if (report.dashboard) out.push("#### Dashboard: first render", "", ...dashboardTable(report.dashboard), "");
 	out.push(...batchesMarkdown(report.batches));
 	out.push(...capacityMarkdown(report.capacity));
+	out.push(...captionsMarkdown(report.captions));
 	out.push(...eventsMarkdown(report.events));
 	out.push(...usageMarkdown(report.usage));
 	return out.join("\n");

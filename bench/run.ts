@@ -10,6 +10,8 @@
  *   npm run bench -- --only pipeline,status,memory,upload,rate,dashboard,backfill,export,cost,capacity
  *   npm run bench -- --only events      GET /v1/events: 1 and 100 streams, idle and busy (about 4 minutes)
  *   npm run bench -- --only capacity    D1 bytes per image before and after retention (N = 1000; quick: 50)
+ *   npm run bench -- --only captions    a re-caption of 10,000 objects, half on the target model; GET /v1/captions
+ *                                       and the captions export at 100,000 (quick: 200 and 2,000)
  *   npm run bench -- --only upload      what a 25 MiB upload adds to the status Worker (under a minute)
  *   npm run bench -- --only rate        the rate-limit scenarios alone (about 7 minutes; --rate-scale 2 halves the minute)
  *   npm run bench -- --only usage       a dry run's estimate against the usage its jobs report (N = 200; --usage-n)
@@ -20,6 +22,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { meteredBundles, runBackfill, runExport, runUploadCost } from "./batches.ts";
 import { runCapacity } from "./capacity.ts";
+import { runCaptionsList, runRecaption } from "./captions.ts";
 import { runDashboard } from "./dashboard.ts";
 import { runEvents } from "./events.ts";
 import { runLanes } from "./lanes.ts";
@@ -56,6 +59,8 @@ const { values: args } = parseArgs({
 		"lanes-scale": { type: "string" },
 		"events-n": { type: "string" },
 		"usage-n": { type: "string" },
+		"captions-n": { type: "string" },
+		"captions-list-n": { type: "string" },
 	},
 });
 
@@ -98,9 +103,13 @@ const options = {
 	eventsIdleSeconds: quick ? 30 : 60,
 	// Usage: a dry run of this many objects, started, its estimate against its jobs' usage.
 	usageN: num(args["usage-n"], quick ? 50 : 200),
+	// Captions: a re-caption batch over this many objects (half already on the target model), and
+	// GET /v1/captions and the captions export over this many current captions.
+	captionsN: num(args["captions-n"], quick ? 200 : 10_000),
+	captionsListN: num(args["captions-list-n"], quick ? 2000 : 100_000),
 	sections: new Set(
 		(
-			args.only ?? "pipeline,status,memory,upload,rate,dashboard,backfill,export,cost,capacity,lanes,events,usage"
+			args.only ?? "pipeline,status,memory,upload,rate,dashboard,backfill,export,cost,capacity,captions,lanes,events,usage"
 		).split(","),
 	),
 };
@@ -123,6 +132,7 @@ const report: Report = {
 	dashboard: null,
 	batches: { backfill: null, exports: [], costs: [] },
 	capacity: null,
+	captions: null,
 	events: null,
 	usage: null,
 	notes: [
@@ -218,6 +228,35 @@ async function batchesSection(bundles: Awaited<ReturnType<typeof bundleWorkers>>
 			report.batches.costs.push({ pipeline: label, cost });
 		}
 	}
+}
+
+async function captionsSection(bundles: Awaited<ReturnType<typeof bundleWorkers>>) {
+	log("bundling the metered entry points (bench/metered/)");
+	const metered = await meteredBundles(path.join(workDir, "captions"));
+	report.captions = { recaption: null, list: null };
+	// Either part is skipped with a size of 0.
+	if (options.captionsN > 0) {
+		log(`captions: a re-caption batch over ${options.captionsN} objects, half on the target model`);
+		const recaption = await runRecaption({
+			bundles: metered,
+			workDir: path.join(workDir, "captions", "recaption"),
+			n: options.captionsN,
+			log,
+		});
+		log(
+			`  ${recaption.jobsMade} jobs made for ${recaption.onOther} objects on the other model, ${recaption.listedPerSecond} objects listed/s, ${recaption.listingPerObject.rowsWritten} D1 rows written per object listing, ${recaption.wholePerObject.rowsWritten} in all`,
+		);
+		report.captions.recaption = recaption;
+	}
+	if (options.captionsListN === 0) return;
+	log(`captions: GET /v1/captions and the captions export over ${options.captionsListN} captions`);
+	report.captions.list = await runCaptionsList({
+		bundles: metered,
+		plainBundles: bundles,
+		workDir: path.join(workDir, "captions", "list"),
+		n: options.captionsListN,
+		log,
+	});
 }
 
 async function main() {
@@ -364,6 +403,8 @@ async function main() {
 			`  ${c.d1_bytes_per_image} bytes per image retained, ${c.steady_bytes_per_object} per object after retention besides its caption, ${c.images_per_10gb} objects per 10 GB`,
 		);
 	}
+
+	if (options.sections.has("captions")) await captionsSection(bundles);
 
 	if (options.sections.has("events")) {
 		const stack = await startStack({

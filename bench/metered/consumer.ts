@@ -2,8 +2,14 @@
 import consumer from "../../workers/consumer/index";
 import { metered, meteredBatch } from "./meter";
 
-// The status Worker binds these locally (its MODEL_HEALTH registry, npm run dev's recovery sweep).
-export { ConsumerRecovery, ModelHealthRegistry, ModelRateLimiter } from "../../workers/consumer/index";
+// The Durable Object classes the consumer's config binds, exported as the Worker's entry point does.
+export {
+	ConsumerRecovery,
+	EventHub,
+	LaneScheduler,
+	ModelHealthRegistry,
+	ModelRateLimiter,
+} from "../../workers/consumer/index";
 
 export default {
 	queue(batch, env, ctx) {

@@ -1,7 +1,8 @@
 /**
  * BENCHMARK ONLY — metering of what a Worker invocation costs on Cloudflare's bill, other than the
  * model: D1 queries and the rows they read and write (from each result's `meta`, which local D1
- * reports as D1 does), queue messages sent, received and retried, and the invocation itself.
+ * reports as D1 does), queue messages sent, received and retried, R2 operations by method, and the
+ * invocation itself.
  * The metered entry points beside this file wrap the real Workers' handlers with it; each
  * invocation logs one `METER {…}` line that bench/batches.ts adds up from wrangler's output.
  * Nothing here is deployed, and the Workers' own code is unchanged.
@@ -18,6 +19,8 @@ export interface MeterLine {
 	sent: Record<string, number>;
 	received: number;
 	retried: number;
+	/** R2 calls by method (`head`, `get`, `put`, `list`, `delete`, …), every bucket binding together. */
+	r2: Record<string, number>;
 }
 
 type Counts = Omit<MeterLine, "worker" | "invocation">;
@@ -103,14 +106,32 @@ function meteredQueue(queue: Queue, name: string, counts: Counts): Queue {
 	});
 }
 
-/** A copy of `env` whose D1 database and queue producers count into a fresh meter. */
+function meteredBucket(bucket: R2Bucket, counts: Counts): R2Bucket {
+	return new Proxy(bucket, {
+		get(target, prop) {
+			const value = Reflect.get(target, prop, target);
+			if (typeof value !== "function") return value;
+			return (...args: unknown[]) => {
+				const method = String(prop);
+				counts.r2[method] = (counts.r2[method] ?? 0) + 1;
+				return value.apply(target, args);
+			};
+		},
+	});
+}
+
+const isBucket = (value: unknown): value is R2Bucket =>
+	typeof value === "object" && value !== null && "head" in value && "list" in value && "put" in value;
+
+/** A copy of `env` whose D1 database, queue producers and R2 buckets count into a fresh meter. */
 export function meterInvocation<E extends object>(env: E): { env: E; counts: Counts } {
-	const counts: Counts = { d1Queries: 0, rowsRead: 0, rowsWritten: 0, sent: {}, received: 0, retried: 0 };
+	const counts: Counts = { d1Queries: 0, rowsRead: 0, rowsWritten: 0, sent: {}, received: 0, retried: 0, r2: {} };
 	const out: Record<string, unknown> = { ...(env as Record<string, unknown>) };
 	for (const [name, value] of Object.entries(out)) {
 		if (name === "DB") out[name] = meteredDatabase(value as D1Database, counts);
 		else if (value && typeof value === "object" && "sendBatch" in value)
 			out[name] = meteredQueue(value as Queue, name, counts);
+		else if (isBucket(value)) out[name] = meteredBucket(value, counts);
 	}
 	return { env: out as E, counts };
 }

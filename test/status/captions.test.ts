@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { Caption, CaptionWithHistory } from "../../shared/captions/schema";
 import { CAPTION_CSV_COLUMNS } from "../../workers/status/captions/export";
+import { listCaptions } from "../../workers/status/captions/store";
 import { fixture, uniqueKey } from "../support/fixtures";
 import { insertJob } from "../support/jobs";
 import { LLAVA, MOONDREAM } from "../support/models";
@@ -156,6 +157,36 @@ describe("GET /v1/captions", () => {
 		expect(pages).toBe(3);
 		expect(seen.map((c) => c.key)).toEqual([...keys].sort());
 		expect(seen.every((c) => c.text === `caption of ${c.key}` && c.source === "human")).toBe(true);
+	});
+
+	it("a prefix's pages read their own captions only, however many keys sort before the prefix", async () => {
+		const base = uniqueKey("bounded/");
+		// 500 captions sort before the prefix listed (as do every other test's keys), 25 are under it.
+		const before = Array.from({ length: 500 }, (_, i) => `${base}a/${String(i).padStart(3, "0")}.jpg`);
+		const under = Array.from({ length: 25 }, (_, i) => `${base}b/${String(i).padStart(2, "0")}.jpg`);
+		await env.DB.batch(
+			[...before, ...under].flatMap((key) => [
+				env.DB.prepare(
+					"INSERT INTO captions (bucket, key, current, versions, updated_at) VALUES ('images', ?, 1, 1, 0)",
+				).bind(key),
+				env.DB.prepare(
+					`INSERT INTO caption_versions (bucket, key, version, text, source, etag, created_at)
+					VALUES ('images', ?, 1, 'seeded', 'human', 'etag', 0)`,
+				).bind(key),
+			]),
+		);
+		const limit = 10;
+		const listed: string[] = [];
+		let after: string | null = null;
+		for (let page = 0; page < 5; page++) {
+			const result = await listCaptions(env.DB, "images", `${base}b/`, after, limit);
+			listed.push(...result.rows.map((r) => r.key));
+			// A page joins at most limit + 1 captions with their current versions.
+			expect(result.rowsRead).toBeLessThanOrEqual(2 * (limit + 1));
+			after = result.nextAfter;
+			if (after === null) break;
+		}
+		expect(listed).toEqual(under);
 	});
 
 	it("refuses a cursor it did not issue", async () => {

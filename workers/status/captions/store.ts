@@ -9,7 +9,7 @@ import { type Caption, CaptionVersionRow, CurrentCaptionRow, toCaption } from ".
 import { CURRENT_CAPTION_COLUMNS, CURRENT_CAPTION_JOIN, objectVersions } from "../../../shared/captions/version-sql";
 import { batchRows, parseRow, parseRows } from "../../../shared/d1-rows";
 import { newEventId } from "../../../shared/webhooks/outbox";
-import { prefixCondition } from "../jobs/key-range";
+import { prefixUpperBound } from "../jobs/key-range";
 
 /**
  * The one prefix that both the query's prefix and the caller's scope allow, or null when they
@@ -38,13 +38,16 @@ export async function listCaptions(
 	after: string | null,
 	limit: number,
 ): Promise<CaptionPage> {
-	const range = prefixCondition("c.key", prefix);
+	// One lower bound, the later of the prefix and the cursor: given both (`key > after AND key >=
+	// prefix`), SQLite seeks to the first, so a prefix's first page read every caption before it.
+	const from = after !== null && after >= prefix ? { op: ">", key: after } : { op: ">=", key: prefix };
+	const upper = prefixUpperBound(prefix);
 	const result = await db
 		.prepare(
 			`SELECT ${CURRENT_CAPTION_COLUMNS} FROM ${CURRENT_CAPTION_JOIN}
-			WHERE c.bucket = ? AND c.key > ? AND ${range.sql} ORDER BY c.key LIMIT ?`,
+			WHERE c.bucket = ? AND c.key ${from.op} ? ${upper === null ? "" : "AND c.key < ?"} ORDER BY c.key LIMIT ?`,
 		)
-		.bind(bucket, after ?? "", ...range.params, limit + 1)
+		.bind(bucket, from.key, ...(upper === null ? [] : [upper]), limit + 1)
 		.all();
 	const all = parseRows(CurrentCaptionRow)(result);
 	const rows = all.slice(0, limit);
