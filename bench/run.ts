@@ -109,7 +109,8 @@ const options = {
 	captionsListN: num(args["captions-list-n"], quick ? 2000 : 100_000),
 	sections: new Set(
 		(
-			args.only ?? "pipeline,status,memory,upload,rate,dashboard,backfill,export,cost,capacity,captions,lanes,events,usage"
+			args.only ??
+			"pipeline,status,memory,upload,rate,dashboard,backfill,export,cost,capacity,captions,lanes,events,usage"
 		).split(","),
 	),
 };
