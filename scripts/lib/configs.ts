@@ -91,6 +91,8 @@ const TEST_VARS = {
 	// own test sets a low one per request (test/status/auth-failure-limit.test.ts).
 	AUTH_FAILURE_LIMIT_PER_MINUTE: "1000000",
 	AUTH_FAILURE_BURST: "100000",
+	// The event stream's keep-alive comment every second, not 15: its test waits for one.
+	EVENTS_KEEPALIVE_SECONDS: "1",
 } as const;
 /** Every queue consumer: partial batches after 1 s, one batch at a time, retries at once. */
 const TEST_QUEUE_CONSUMER = { max_batch_timeout: 1, max_concurrency: 1, retry_delay: 0 } as const;
