@@ -8,7 +8,8 @@ import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { beforeEach, describe, expect, it } from "vitest";
-import { Batch } from "../../shared/batches/schema";
+import { recordProgress, runningBatchOfJob } from "../../shared/batches/progress-events";
+import { Batch, type BatchRow } from "../../shared/batches/schema";
 import { emulator } from "../../shared/models/emulator";
 import { RateLimitsSetting } from "../../shared/models/rate-limits";
 import { parseModelChain } from "../../shared/models/registry";
@@ -200,6 +201,33 @@ describe("batch.progress webhooks", () => {
 		await waitForBatch(batch.id, settled);
 		expect((await recordBatchProgress(env.DB, jobs[0]?.id ?? "", pace, t + 600_000)).deliveries).toEqual([]);
 		expect(await progressEvents(batch.id)).toHaveLength(2);
+	});
+
+	it("a progress read while the batch ran but recorded after its last job finished records no event and no delivery", async () => {
+		const { batch, jobs } = await queuedBatch(2);
+		await captionJob(jobs[0]?.id ?? "");
+		const sub = await subscribe({
+			url: hook("progress-stale").url,
+			events: ["batch.progress"],
+			prefix: batch.prefix ?? "",
+		});
+		// What the webhooks Worker read when the first job's event was fanned out …
+		const running = await runningBatchOfJob(env.DB, jobs[0]?.id ?? "");
+		expect(running?.completed_at).toBeNull();
+		// … then the last job finishes and completes the batch before the progress is recorded.
+		await captionJob(jobs[1]?.id ?? "");
+		await waitForBatch(batch.id, settled);
+		const before = await progressEvents(batch.id);
+		const recorded = await recordProgress(env.DB, running as BatchRow, [sub], pace, () => `dlv_${crypto.randomUUID()}`);
+		expect(recorded).toEqual({ deliveries: [], event: null });
+		expect(await progressEvents(batch.id)).toEqual(before);
+		// On the stream the batch's final event stays its last.
+		const { results } = await env.DB.prepare(
+			"SELECT type FROM webhook_events WHERE batch_id = ? ORDER BY created_at, id",
+		)
+			.bind(batch.id)
+			.all<{ type: string }>();
+		expect(results.at(-1)?.type).toBe("batch.completed");
 	});
 
 	it("a subscriber receives batch.progress signed, with the batch's counts, rate and ETA", async () => {
