@@ -4,8 +4,10 @@
  * says which files may use it). Booting a stack costs seconds of CPU on every core, so files that can
  * share one do.
  *
- * Nothing starts here: a loopback broker answers `POST /stack` by starting the stack the first time
+ * No stack starts here: a loopback broker answers `POST /stack` by starting the stack the first time
  * it is asked (and waiting until it serves), so a run of Node files that do not use it boots none.
+ * What is made here is the migrated state every fresh stack starts from (scripts/lib/migrated-state.ts),
+ * once, before any file boots one.
  * The stack is always stopped: by the teardown after the run, and, when vitest exits without one
  * (Ctrl-C or SIGTERM end it through process.exit), by an exit handler that kills its process group.
  */
@@ -16,9 +18,12 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import type { TestProject } from "vitest/node";
 import { type DevStack, spawnDevStack } from "../../../scripts/lib/dev-stack.ts";
+import { migratedTemplate } from "../../../scripts/lib/migrated-state.ts";
 import type { SharedStackInfo } from "./shared-stack.ts";
 
-export default function setup(project: TestProject) {
+export default async function setup(project: TestProject) {
+	// Made here, once, before any file boots a stack on a copy of it (and cached between runs).
+	await migratedTemplate();
 	const logDir = mkdtempSync(path.join(tmpdir(), "r2-captions-shared-stack-"));
 	const logFile = path.join(logDir, "npm-run-dev.log");
 	let stack: DevStack | undefined;
@@ -47,7 +52,7 @@ export default function setup(project: TestProject) {
 			(err: unknown) => res.writeHead(500).end(err instanceof Error ? (err.stack ?? err.message) : String(err)),
 		);
 	});
-	return new Promise<() => Promise<void>>((resolve) => {
+	return await new Promise<() => Promise<void>>((resolve) => {
 		broker.listen(0, "127.0.0.1", () => {
 			project.provide("sharedStackBroker", `http://127.0.0.1:${(broker.address() as AddressInfo).port}`);
 			resolve(async () => {
