@@ -210,7 +210,7 @@ describe("the test pool's config (every Worker in test/harness.ts)", () => {
 		"batch-listing": 3,
 	})) {
 		Object.assign(testOverrides, {
-			[`queues.consumers[${queue}].max_batch_timeout`]: 1,
+			[`queues.consumers[${queue}].max_batch_timeout`]: 0,
 			[`queues.consumers[${queue}].max_concurrency`]: 1,
 			[`queues.consumers[${queue}].retry_delay`]: 0,
 			[`queues.consumers[${queue}].max_retries`]: retries,
