@@ -140,6 +140,9 @@ export default defineConfig(async () => {
 						// One `npm run dev` for the files that need a plain stack, started when the first asks.
 						globalSetup: ["./test/node/support/shared-stack-setup.ts"],
 						testTimeout: 120_000,
+						// A set-up hook that imports the whole status app, or boots a browser, takes more than
+						// vitest's default 10 s on a loaded machine (openapi.test.ts's did beside a benchmark).
+						hookTimeout: 60_000,
 					},
 				},
 			],
