@@ -52,16 +52,23 @@ export const MODEL_CALLS = [
 
 /**
  * The files that take longest (each boots local stacks, a browser, or runs wrangler again and
- * again): they start first, so that none of them is left running alone at the end.
+ * again), longest first: they start first, so that none of them is left running alone at the end.
+ * vitest would order them by the durations of the last run, which a fresh clone has not got. The
+ * order is that of the per-file durations of a whole run (`npx vitest run --reporter=verbose`;
+ * docs/performance.md#the-test-loop-npm-test).
  */
 const LONGEST = [
+	"test/node/scheduling.test.ts",
+	"test/node/capacity-bench.test.ts",
 	"test/node/restart.test.ts",
-	"test/node/deploy.test.ts",
 	"test/node/cli.test.ts",
 	"test/node/dashboard.test.ts",
-	"test/node/batch-cap.test.ts",
-	"test/node/cli-offline.test.ts",
+	"test/node/events.test.ts",
 	"test/node/smoke.test.ts",
+	"test/node/deploy.test.ts",
+	"test/node/batch-cap.test.ts",
+	"test/node/retention-dev.test.ts",
+	"test/node/cli-offline.test.ts",
 ];
 
 class LongestFirst extends BaseSequencer {
@@ -130,7 +137,12 @@ export default defineConfig(async () => {
 						name: "node",
 						include: ["test/node/**/*.test.ts"],
 						environment: "node",
+						// One `npm run dev` for the files that need a plain stack, started when the first asks.
+						globalSetup: ["./test/node/support/shared-stack-setup.ts"],
 						testTimeout: 120_000,
+						// A set-up hook that imports the whole status app, or boots a browser, takes more than
+						// vitest's default 10 s on a loaded machine (openapi.test.ts's did beside a benchmark).
+						hookTimeout: 60_000,
 					},
 				},
 			],

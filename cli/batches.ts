@@ -12,7 +12,7 @@ import { type Batch, type BatchStatus, type ExportFormat, ok } from "../client/i
 import { type Context, printJson } from "./context.ts";
 import { openEvents } from "./events.ts";
 import { type OutputFlags, outputBody, outputRequest } from "./output-options.ts";
-import { sleep } from "./pool.ts";
+import { sleep, sleepUnlessWoken } from "./pool.ts";
 import { reporter } from "./progress.ts";
 
 const POLL_MS = 2000;
@@ -85,7 +85,7 @@ async function waitForBatch(ctx: Context, first: Batch): Promise<Batch> {
 				wake = resolve;
 				if (changed) resolve();
 			});
-			await (streaming ? Promise.race([woken, sleep(SAFETY_POLL_MS)]).then(() => sleep(MIN_READ_MS)) : sleep(POLL_MS));
+			await (streaming ? sleepUnlessWoken(woken, SAFETY_POLL_MS).then(() => sleep(MIN_READ_MS)) : sleep(POLL_MS));
 			changed = false;
 			const next: Batch | null = pushed;
 			pushed = null;

@@ -18,3 +18,17 @@ export async function forEachLimit<T>(
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Waits until `woken` settles or `ms` pass, whichever is first, and clears the timer either way: a
+ * timer left running holds the process open, so a command that had finished would exit only when
+ * it fired (`batch create --wait` a minute after its batch ended).
+ */
+export async function sleepUnlessWoken(woken: Promise<unknown>, ms: number): Promise<void> {
+	let timer: ReturnType<typeof setTimeout> | undefined;
+	try {
+		await Promise.race([woken, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+	} finally {
+		clearTimeout(timer);
+	}
+}

@@ -15,7 +15,7 @@ import { CliError, type Described, describe, isFatal } from "./errors.ts";
 import { openEvents } from "./events.ts";
 import { collectFiles, type LocalFile, md5File, sniffFile } from "./files.ts";
 import { type OutputFlags, outputBody, outputHeaders, outputRequest } from "./output-options.ts";
-import { forEachLimit, sleep } from "./pool.ts";
+import { forEachLimit, sleep, sleepUnlessWoken } from "./pool.ts";
 import { eventLine, type Progress, reporter } from "./progress.ts";
 import { resultsFormat, writeResults } from "./results.ts";
 
@@ -174,12 +174,12 @@ export async function upload(ctx: Context, inputs: string[], options: UploadOpti
 	/** With the stream: wait until every job has had its event (no request); else poll. */
 	const follow = async () => {
 		while (!fatal && (placing || pending.size > 0) && events?.state.error === null) {
-			await Promise.race([
+			await sleepUnlessWoken(
 				new Promise<void>((resolve) => {
 					wake = resolve;
 				}),
-				sleep(POLL_MS),
-			]);
+				POLL_MS,
+			);
 		}
 		if (!fatal && (placing || pending.size > 0)) await poll();
 	};

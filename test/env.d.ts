@@ -14,5 +14,7 @@ declare module "vitest" {
 		fixturesUrl: string;
 		/** Base URL of the webhook receiver on the same server: POST <hooksUrl>/<name> (test/webhooks). */
 		hooksUrl: string;
+		/** The node project's broker of its shared `npm run dev` stack (test/node/support/shared-stack-setup.ts). */
+		sharedStackBroker: string;
 	}
 }

@@ -91,9 +91,16 @@ const TEST_VARS = {
 	// own test sets a low one per request (test/status/auth-failure-limit.test.ts).
 	AUTH_FAILURE_LIMIT_PER_MINUTE: "1000000",
 	AUTH_FAILURE_BURST: "100000",
+	// The event stream's keep-alive comment every second, not 15: its test waits for one.
+	EVENTS_KEEPALIVE_SECONDS: "1",
 } as const;
-/** Every queue consumer: partial batches after 1 s, one batch at a time, retries at once. */
-const TEST_QUEUE_CONSUMER = { max_batch_timeout: 1, max_concurrency: 1, retry_delay: 0 } as const;
+/**
+ * Every queue consumer: what is on the queue is delivered at once (messages sent together still
+ * come as one batch) instead of waiting a second for a fuller one, one batch at a time, retries at
+ * once. A test that passes messages through the real queues (a batch's pages, its captions, a
+ * retry) then waits no second per hop.
+ */
+const TEST_QUEUE_CONSUMER = { max_batch_timeout: 0, max_concurrency: 1, retry_delay: 0 } as const;
 /** max_retries per queue, equal to the *_MAX_RETRIES vars above. */
 const TEST_MAX_RETRIES: Record<string, number> = {
 	"caption-jobs": 2,

@@ -11,6 +11,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { adminToken } from "./dev-vars.ts";
+import { seedMigratedState } from "./migrated-state.ts";
 import { root } from "./wrangler.ts";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -90,6 +91,12 @@ export interface DevStackOptions {
 	persistTo?: string;
 	/** Leave the state directory in place on dispose() (e.g. the developer's own `.wrangler/state`). */
 	keepState?: boolean;
+	/**
+	 * Without `persistTo`: start on an empty state directory, whose D1 migrations `npm run dev`
+	 * applies itself (as on a fresh clone), instead of a copy of the migrated template
+	 * (scripts/lib/migrated-state.ts), which spares that step's seconds of CPU.
+	 */
+	unmigrated?: boolean;
 	/** More `npm run dev` arguments, e.g. `--var EMULATOR_LATENCY_MS=200`. */
 	args?: string[];
 	/** The port to serve on; a free one otherwise. */
@@ -101,6 +108,7 @@ export interface DevStackOptions {
 /** Starts `npm run dev` (see startStack) on its own port, state directory and dev registry. */
 export async function spawnDevStack(name: string, options: DevStackOptions = {}): Promise<DevStack> {
 	const persistTo = options.persistTo ?? mkdtempSync(path.join(tmpdir(), `r2-captions-${name}-`));
+	if (options.persistTo === undefined && !options.unmigrated) await seedMigratedState(persistTo);
 	return startStack({
 		...options,
 		persistTo,

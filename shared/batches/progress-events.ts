@@ -46,6 +46,13 @@ function claim(db: D1Database, batchId: string, channel: string, intervalMs: num
 		.bind(batchId, channel, now, intervalMs, token);
 }
 
+/**
+ * SQL true while batch `?2` has not ended. `batch` was read before this transaction: its last job
+ * may have finished meanwhile, and a progress recorded after the batch's final event would follow
+ * it on the stream with a running batch (a client waiting for the end would read it as not ended).
+ */
+const STILL_RUNNING = "EXISTS (SELECT 1 FROM batches WHERE id = ?2 AND completed_at IS NULL)";
+
 /** SQL true when the claim of channel `?c` for batch `?b` is the one made with token `?t`. */
 const claimed = (b: string, c: string, t: string) =>
 	`EXISTS (SELECT 1 FROM batch_progress_marks WHERE batch_id = ${b} AND channel = ${c} AND token = ${t})`;
@@ -128,7 +135,8 @@ export async function recordProgress(
 		db
 			.prepare(
 				`INSERT INTO webhook_events (id, batch_id, type, payload, created_at, dispatched_at)
-				SELECT ?1, ?2, '${BATCH_PROGRESS_EVENT}', ?3, ?4, ?4 WHERE ${claimed("?2", `'${STREAM_CHANNEL}'`, "?5")}`,
+				SELECT ?1, ?2, '${BATCH_PROGRESS_EVENT}', ?3, ?4, ?4
+				WHERE ${claimed("?2", `'${STREAM_CHANNEL}'`, "?5")} AND ${STILL_RUNNING}`,
 			)
 			.bind(eventId, batch.id, body, now, token),
 		...targets.flatMap((target) => [
@@ -138,7 +146,8 @@ export async function recordProgress(
 					`INSERT INTO webhook_deliveries (id, event_id, subscription_id, url, key_id, status,
 						next_attempt_at, created_at, updated_at)
 					SELECT ?1, ${latest}, ?3, NULL, NULL, 'pending', ?4, ?4, ?4
-					WHERE ${claimed("?2", "?3", "?5")} AND ${latest} IS NOT NULL AND NOT EXISTS (${deliveryOf(latest, "?3")})
+					WHERE ${claimed("?2", "?3", "?5")} AND ${latest} IS NOT NULL AND ${STILL_RUNNING}
+						AND NOT EXISTS (${deliveryOf(latest, "?3")})
 					RETURNING id`,
 				)
 				.bind(newDeliveryId(), batch.id, target.id, now, token),

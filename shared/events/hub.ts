@@ -4,8 +4,8 @@
  * webhooks Worker when it fans an event out) tell it that something happened (`notify`); it then
  * reads what is new since its last read — one D1 read however many streams are open — and writes
  * each event to the streams that match it. While streams are open it also writes a comment every
- * 15 s and reads once (a notification that got lost is picked up then). With no stream open it
- * reads nothing, and idle streams cost one timer per hub, not one per stream.
+ * 15 s (EVENTS_KEEPALIVE_SECONDS) and reads once (a notification that got lost is picked up then).
+ * With no stream open it reads nothing, and idle streams cost one timer per hub, not one per stream.
  *
  * A stream that resumes (`after`) is first replayed from D1 with its filter, in pages, up to the
  * hub's last read, then joins the live streams in the same turn of the event loop in which its
@@ -28,8 +28,12 @@ import {
 	sseEvent,
 } from "./stream-events";
 
-/** A comment this often keeps proxies from closing an idle stream (and re-reads, in case a notification was lost). */
-export const HEARTBEAT_MS = 15_000;
+/**
+ * EVENTS_KEEPALIVE_SECONDS, a consumer var (15 unless set): a comment this often keeps proxies from
+ * closing an idle stream, and the hub re-reads then, in case a notification was lost. The test pool
+ * sets it low, so that its test of the comment does not wait 15 s.
+ */
+export const KeepAliveSeconds = z.coerce.number().positive().max(300).default(15);
 const PAGE = 100;
 /** A client this far behind (bytes queued, unread) is closed: it resumes with its last id. */
 const MAX_QUEUED_BYTES = 1 << 20;
@@ -58,7 +62,12 @@ export interface HubStats {
 
 const encoder = new TextEncoder();
 
-export class EventHub extends DurableObject<{ DB: D1Database }> {
+export interface EventHubEnv {
+	DB: D1Database;
+	EVENTS_KEEPALIVE_SECONDS?: string;
+}
+
+export class EventHub extends DurableObject<EventHubEnv> {
 	private streams = new Set<Stream>();
 	/** The position of the last event read (null until the first read). */
 	private head: number | null = null;
@@ -232,13 +241,14 @@ export class EventHub extends DurableObject<{ DB: D1Database }> {
 
 	private startTimer(): void {
 		if (this.timer !== null) return;
+		const everyMs = KeepAliveSeconds.parse(this.env.EVENTS_KEEPALIVE_SECONDS) * 1000;
 		this.timer = setInterval(() => {
 			this.stats.heartbeats++;
 			for (const stream of this.streams) this.write(stream, sseComment("keep-alive"));
 			// What the open streams cost so far (docs/events.md; the benchmark reads these lines).
 			log("info", "event_hub_stats", { ...this.stats, streams: this.streams.size });
 			this.ctx.waitUntil(this.pump());
-		}, HEARTBEAT_MS);
+		}, everyMs);
 	}
 }
 

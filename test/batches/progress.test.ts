@@ -8,7 +8,8 @@ import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { beforeEach, describe, expect, it } from "vitest";
-import { Batch } from "../../shared/batches/schema";
+import { recordProgress, runningBatchOfJob } from "../../shared/batches/progress-events";
+import { Batch, type BatchRow } from "../../shared/batches/schema";
 import { emulator } from "../../shared/models/emulator";
 import { RateLimitsSetting } from "../../shared/models/rate-limits";
 import { parseModelChain } from "../../shared/models/registry";
@@ -88,11 +89,15 @@ describe("rate_per_minute and eta_seconds", () => {
 describe("batch.progress webhooks", () => {
 	const pace = { chain: parseModelChain(undefined), limits: RateLimitsSetting.parse("off") };
 
-	async function progressEvents(batchId: string) {
+	/**
+	 * The batch's progress events recorded at `since` or later: a test's own, on its chosen clock
+	 * (hours ahead), not those the real queues record meanwhile as the test's captions are fanned out.
+	 */
+	async function progressEvents(batchId: string, since = 0) {
 		const { results } = await env.DB.prepare(
-			"SELECT id, payload FROM webhook_events WHERE batch_id = ? AND type = 'batch.progress' ORDER BY created_at",
+			"SELECT id, payload FROM webhook_events WHERE batch_id = ? AND type = 'batch.progress' AND created_at >= ? ORDER BY created_at",
 		)
-			.bind(batchId)
+			.bind(batchId, since)
 			.all<{ id: string; payload: string }>();
 		return results;
 	}
@@ -174,11 +179,11 @@ describe("batch.progress webhooks", () => {
 				await deliveryTargets((await recordBatchProgress(env.DB, jobs[0]?.id ?? "", pace, t + offsetMs)).deliveries)
 			).filter((id) => id === target);
 		expect(await at(0, sub.id)).toEqual([sub.id]);
-		expect(await progressEvents(batch.id)).toHaveLength(1);
+		expect(await progressEvents(batch.id, t)).toHaveLength(1);
 		expect(await at(4_999, sub.id)).toEqual([]);
-		expect(await progressEvents(batch.id)).toHaveLength(1);
+		expect(await progressEvents(batch.id, t)).toHaveLength(1);
 		expect(await at(5_000, sub.id)).toEqual([]);
-		const events = await progressEvents(batch.id);
+		const events = await progressEvents(batch.id, t);
 		expect(events).toHaveLength(2);
 		const body = BatchProgressWebhookPayload.parse(JSON.parse(events[1]?.payload ?? "null"));
 		expect(body).toMatchObject({ timestamp: new Date(t + 5_000).toISOString(), data: { id: batch.id } });
@@ -190,7 +195,7 @@ describe("batch.progress webhooks", () => {
 			prefix: batch.prefix ?? "",
 		});
 		const [delivery] = (await recordBatchProgress(env.DB, jobs[0]?.id ?? "", pace, t + 6_000)).deliveries;
-		expect(await progressEvents(batch.id)).toHaveLength(2);
+		expect(await progressEvents(batch.id, t)).toHaveLength(2);
 		const row = await env.DB.prepare("SELECT event_id, subscription_id FROM webhook_deliveries WHERE id = ?")
 			.bind(delivery ?? "")
 			.first<{ event_id: string; subscription_id: string }>();
@@ -199,7 +204,34 @@ describe("batch.progress webhooks", () => {
 		await captionJob(jobs[1]?.id ?? "");
 		await waitForBatch(batch.id, settled);
 		expect((await recordBatchProgress(env.DB, jobs[0]?.id ?? "", pace, t + 600_000)).deliveries).toEqual([]);
-		expect(await progressEvents(batch.id)).toHaveLength(2);
+		expect(await progressEvents(batch.id, t)).toHaveLength(2);
+	});
+
+	it("a progress read while the batch ran but recorded after its last job finished records no event and no delivery", async () => {
+		const { batch, jobs } = await queuedBatch(2);
+		await captionJob(jobs[0]?.id ?? "");
+		const sub = await subscribe({
+			url: hook("progress-stale").url,
+			events: ["batch.progress"],
+			prefix: batch.prefix ?? "",
+		});
+		// What the webhooks Worker read when the first job's event was fanned out …
+		const running = await runningBatchOfJob(env.DB, jobs[0]?.id ?? "");
+		expect(running?.completed_at).toBeNull();
+		// … then the last job finishes and completes the batch before the progress is recorded.
+		await captionJob(jobs[1]?.id ?? "");
+		await waitForBatch(batch.id, settled);
+		const before = await progressEvents(batch.id);
+		const recorded = await recordProgress(env.DB, running as BatchRow, [sub], pace, () => `dlv_${crypto.randomUUID()}`);
+		expect(recorded).toEqual({ deliveries: [], event: null });
+		expect(await progressEvents(batch.id)).toEqual(before);
+		// On the stream the batch's final event stays its last.
+		const { results } = await env.DB.prepare(
+			"SELECT type FROM webhook_events WHERE batch_id = ? ORDER BY created_at, id",
+		)
+			.bind(batch.id)
+			.all<{ type: string }>();
+		expect(results.at(-1)?.type).toBe("batch.completed");
 	});
 
 	it("a subscriber receives batch.progress signed, with the batch's counts, rate and ETA", async () => {

@@ -1,5 +1,5 @@
 /**
- * The `r2c` command against the local stack (`npm run dev`, one server for this file): a folder
+ * The `r2c` command against the local stack (the node project's shared `npm run dev`): a folder
  * captioned with `--wait` and its results file read back, a second run that resumes, a failed
  * job's exit code, `--json` output, `webhooks listen` with verified and forwarded events, and the
  * errors a user meets (401, 404 for a job and a batch), and `batch create|list|cancel` with
@@ -22,31 +22,34 @@ import {
 	type R2cClient,
 	uploadImage,
 } from "../../client/index.ts";
-import { type DevStack, spawnDevStack, until } from "../../scripts/lib/dev-stack.ts";
+import { until } from "../../scripts/lib/dev-stack.ts";
 import { root } from "../../scripts/lib/wrangler.ts";
 import { r2c, startR2c } from "./support/cli.ts";
+import { type SharedStack, sharedDevStack } from "./support/shared-stack.ts";
 
-let stack: DevStack;
+let stack: SharedStack;
 let api: R2cClient;
 const work = mkdtempSync(path.join(tmpdir(), "r2c-cli-test-"));
 const sample = (name: string) => path.join(root, "samples", name);
+/** Every key of this file is under it: other files' jobs share the stack. */
+const P = `cli-${crypto.randomUUID()}/`;
 
 beforeAll(async () => {
-	stack = await spawnDevStack("cli");
-	await stack.ready();
+	stack = await sharedDevStack();
 	api = createR2cClient({ baseUrl: stack.url, token: stack.token });
 }, 150_000);
 
 afterAll(() => {
-	stack?.dispose();
 	rmSync(work, { recursive: true, force: true });
 });
 
 const env = () => ({ R2C_API_URL: stack.url, R2C_TOKEN: stack.token });
 
-/** The keys of the uploads the server logged (wrangler prints every request). */
+/** The keys of this file's uploads the server logged (wrangler prints every request). */
 const uploadsLogged = () =>
-	[...stack.output().matchAll(/PUT \/v1\/images\/(\S+) 202/g)].map((m) => decodeURIComponent(m[1] as string));
+	[...stack.output().matchAll(/PUT \/v1\/images\/(\S+) 202/g)]
+		.map((m) => decodeURIComponent(m[1] as string))
+		.filter((key) => key.startsWith(P));
 
 describe("r2c upload", () => {
 	const album = path.join(work, "album");
@@ -60,7 +63,7 @@ describe("r2c upload", () => {
 		writeFileSync(path.join(album, "notes.jpg"), "shopping list: film, batteries\n");
 		const out = path.join(work, "results.jsonl");
 
-		const run = await r2c(["upload", album, "--prefix", "album/", "--wait", "--out", out], env());
+		const run = await r2c(["upload", album, "--prefix", `${P}album/`, "--wait", "--out", out], env());
 
 		expect(run.code, run.stderr).toBe(0);
 		expect(run.stdout).toMatch(/skipped\s+\S*notes\.jpg\s+not an image/);
@@ -70,23 +73,23 @@ describe("r2c upload", () => {
 			.split("\n")
 			.map((line) => JSON.parse(line) as Job);
 		expect(results.map((j) => [j.key, j.status])).toEqual([
-			["album/shapes-on-white.png", "succeeded"],
-			["album/striped-sailboat.jpg", "succeeded"],
-			["album/sub/night-sky.webp", "succeeded"],
+			[`${P}album/shapes-on-white.png`, "succeeded"],
+			[`${P}album/striped-sailboat.jpg`, "succeeded"],
+			[`${P}album/sub/night-sky.webp`, "succeeded"],
 		]);
 		for (const job of results) expect(job.caption).toMatch(/emulated/i);
 		expect(results[2]?.caption).toContain("WEBP");
 		// The API holds the same jobs, and none for the text file.
-		const stored = await listAllJobs(api, { prefix: "album/" });
+		const stored = await listAllJobs(api, { prefix: `${P}album/` });
 		expect(stored.map((j) => j.id).sort()).toEqual(results.map((j) => j.id).sort());
 	});
 
 	it("resumes: a second run uploads only the file whose bytes changed and reuses the other jobs", async () => {
 		const before = uploadsLogged();
-		expect(before.filter((k) => k.startsWith("album/"))).toHaveLength(3);
+		expect(before.filter((k) => k.startsWith(`${P}album/`))).toHaveLength(3);
 		copyFileSync(sample("sunset-over-hills.jpg"), path.join(album, "shapes-on-white.png"));
 
-		const run = await r2c(["upload", album, "--prefix", "album/", "--json"], env());
+		const run = await r2c(["upload", album, "--prefix", `${P}album/`, "--json"], env());
 
 		expect(run.code, run.stderr).toBe(0);
 		const result = JSON.parse(run.stdout) as {
@@ -95,16 +98,16 @@ describe("r2c upload", () => {
 		};
 		expect(result.counts).toMatchObject({ files: 4, images: 3, skipped: 1, uploaded: 1, resumed: 2 });
 		expect(Object.fromEntries(result.files.map((f) => [f.key, f.action]))).toEqual({
-			"album/notes.jpg": "skipped",
-			"album/shapes-on-white.png": "uploaded",
-			"album/striped-sailboat.jpg": "resumed",
-			"album/sub/night-sky.webp": "resumed",
+			[`${P}album/notes.jpg`]: "skipped",
+			[`${P}album/shapes-on-white.png`]: "uploaded",
+			[`${P}album/striped-sailboat.jpg`]: "resumed",
+			[`${P}album/sub/night-sky.webp`]: "resumed",
 		});
 		// The server saw one more upload, the changed file's, and nothing else.
 		await until("the upload in the server log", 5_000, async () =>
 			uploadsLogged().length > before.length ? true : undefined,
 		);
-		expect(uploadsLogged().slice(before.length)).toEqual(["album/shapes-on-white.png"]);
+		expect(uploadsLogged().slice(before.length)).toEqual([`${P}album/shapes-on-white.png`]);
 	});
 
 	it("exits 1 when a job fails (a truncated JPEG: invalid_image) and writes it to results.csv", async () => {
@@ -118,14 +121,17 @@ describe("r2c upload", () => {
 		// A question with a comma and quotes: moondream answers it (query task) and the emulated answer
 		// quotes it back, so the caption column needs CSV quoting.
 		const question = 'What is "in" it, briefly?';
-		const run = await r2c(["upload", dir, "--prefix", "mixed/", "--prompt", question, "--wait", "--out", out], env());
+		const run = await r2c(
+			["upload", dir, "--prefix", `${P}mixed/`, "--prompt", question, "--wait", "--out", out],
+			env(),
+		);
 
 		expect(run.code, run.stderr).toBe(1);
-		expect(run.stdout).toMatch(/failed\s+mixed\/cut-off\.jpg\s+invalid_image: /);
+		expect(run.stdout).toMatch(new RegExp(`failed\\s+${P}mixed/cut-off\\.jpg\\s+invalid_image: `));
 		const rows = parse(readFileSync(out), { columns: true }) as Record<string, string>[];
 		expect(rows.map((r) => [r.key, r.status, r.error_code])).toEqual([
-			["mixed/cut-off.jpg", "failed", "invalid_image"],
-			["mixed/good.png", "succeeded", ""],
+			[`${P}mixed/cut-off.jpg`, "failed", "invalid_image"],
+			[`${P}mixed/good.png`, "succeeded", ""],
 		]);
 		// Captions hold commas and quotes: the CSV quoting survives the round trip.
 		expect(rows[1]?.caption).toBe(
@@ -139,7 +145,7 @@ describe("r2c upload with an output", () => {
 		const dir = path.join(work, "tagged");
 		mkdirSync(dir);
 		copyFileSync(sample("striped-sailboat.jpg"), path.join(dir, "boat.jpg"));
-		const args = ["upload", dir, "--prefix", "tagged/", "--output", "tags", "--language", "de"];
+		const args = ["upload", dir, "--prefix", `${P}tagged/`, "--output", "tags", "--language", "de"];
 		const run = await r2c([...args, "--write-back", "sidecar", "--wait", "--json"], env());
 
 		expect(run.code, run.stderr).toBe(0);
@@ -160,13 +166,13 @@ describe("r2c upload with an output", () => {
 			return n >= 1 ? n : undefined;
 		});
 		expect(echoes).toBeGreaterThanOrEqual(1);
-		expect((await listAllJobs(api, { prefix: "tagged/" })).map((j) => j.key)).toEqual(["tagged/boat.jpg"]);
+		expect((await listAllJobs(api, { prefix: `${P}tagged/` })).map((j) => j.key)).toEqual([`${P}tagged/boat.jpg`]);
 	});
 });
 
 describe("r2c jobs", () => {
 	it("--json prints the API's JSON: a page of jobs and one job", async () => {
-		const list = await r2c(["jobs", "list", "--prefix", "album/", "--limit", "2", "--json"], env());
+		const list = await r2c(["jobs", "list", "--prefix", `${P}album/`, "--limit", "2", "--json"], env());
 		expect(list.code, list.stderr).toBe(0);
 		const page = JSON.parse(list.stdout) as { data: Job[]; next_cursor: string | null };
 		expect(page.data).toHaveLength(2);
@@ -177,8 +183,8 @@ describe("r2c jobs", () => {
 		expect(get.code, get.stderr).toBe(0);
 		expect(JSON.parse(get.stdout)).toEqual(newest);
 
-		const text = await r2c(["jobs", "list", "--status", "failed"], env());
-		expect(text.stdout).toMatch(/job_\w+\s+failed\s+mixed\/cut-off\.jpg\s+invalid_image/);
+		const text = await r2c(["jobs", "list", "--status", "failed", "--prefix", P], env());
+		expect(text.stdout).toMatch(new RegExp(`job_\\w+\\s+failed\\s+${P}mixed/cut-off\\.jpg\\s+invalid_image`));
 	});
 });
 
@@ -197,7 +203,10 @@ describe("r2c webhooks listen", () => {
 		});
 		await new Promise<void>((resolve) => target.listen(0, "127.0.0.1", resolve));
 		const forwardTo = `http://127.0.0.1:${(target.address() as AddressInfo).port}/hooks`;
-		const listener = startR2c(["webhooks", "listen", "--prefix", "hooks/", "--forward-to", forwardTo, "--json"], env());
+		const listener = startR2c(
+			["webhooks", "listen", "--prefix", `${P}hooks/`, "--forward-to", forwardTo, "--json"],
+			env(),
+		);
 		try {
 			const [, subscriptionId, receiver] = await until(
 				"the listener to subscribe",
@@ -218,7 +227,7 @@ describe("r2c webhooks listen", () => {
 			});
 			expect(forged.status).toBe(400);
 
-			const job = await uploadImage(api, "hooks/cat.png", new Blob([readFileSync(sample("shapes-on-white.png"))]));
+			const job = await uploadImage(api, `${P}hooks/cat.png`, new Blob([readFileSync(sample("shapes-on-white.png"))]));
 			const line = await until(
 				"the job's event",
 				60_000,
@@ -233,7 +242,7 @@ describe("r2c webhooks listen", () => {
 			expect(printed).toMatchObject({
 				verified: true,
 				forwarded: 200,
-				event: { type: "job.succeeded", data: { id: job.id, key: "hooks/cat.png", status: "succeeded" } },
+				event: { type: "job.succeeded", data: { id: job.id, key: `${P}hooks/cat.png`, status: "succeeded" } },
 			});
 			expect(listener.stdout()).not.toContain("msg_forged");
 			expect(listener.stderr()).toContain("failed verification");
@@ -265,18 +274,18 @@ describe("r2c batch and export", () => {
 		// captioned, a batch with that prompt re-captions the two and skips the third.
 		const prompt = "Alt text for a screen reader";
 		const uploads = [
-			uploadImage(api, "batchset/a.png", new Blob([readFileSync(sample("shapes-on-white.png"))])),
-			uploadImage(api, "batchset/b.jpg", new Blob([readFileSync(sample("striped-sailboat.jpg"))])),
-			uploadImage(api, "batchset/sub/c.webp", new Blob([readFileSync(sample("night-sky.webp"))]), { prompt }),
+			uploadImage(api, `${P}batchset/a.png`, new Blob([readFileSync(sample("shapes-on-white.png"))])),
+			uploadImage(api, `${P}batchset/b.jpg`, new Blob([readFileSync(sample("striped-sailboat.jpg"))])),
+			uploadImage(api, `${P}batchset/sub/c.webp`, new Blob([readFileSync(sample("night-sky.webp"))]), { prompt }),
 		];
 		const ids = new Set((await Promise.all(uploads)).map((j) => j.id));
 		await until("the uploads' jobs to succeed", 60_000, async () => {
-			const jobs = (await listAllJobs(api, { prefix: "batchset/" })).filter((j) => ids.has(j.id));
+			const jobs = (await listAllJobs(api, { prefix: `${P}batchset/` })).filter((j) => ids.has(j.id));
 			return jobs.length === 3 && jobs.every((j) => j.status === "succeeded") ? true : undefined;
 		});
 
 		const create = await r2c(
-			["batch", "create", "--prefix", "batchset/", "--prompt", prompt, "--wait", "--json"],
+			["batch", "create", "--prefix", `${P}batchset/`, "--prompt", prompt, "--wait", "--json"],
 			env(),
 		);
 		expect(create.code, create.stderr).toBe(0);
@@ -284,7 +293,7 @@ describe("r2c batch and export", () => {
 		expect(batch).toMatchObject({
 			id: expect.stringMatching(/^bat_/),
 			status: "completed",
-			prefix: "batchset/",
+			prefix: `${P}batchset/`,
 			prompt,
 		});
 		expect(batch.counts).toEqual({
@@ -312,9 +321,9 @@ describe("r2c batch and export", () => {
 		);
 		// The skipped object appears as its earlier job, which ran with the same prompt.
 		expect(rows.map((r) => [r.key, r.status, r.error_code, r.prompt])).toEqual([
-			["batchset/a.png", "succeeded", "", prompt],
-			["batchset/b.jpg", "succeeded", "", prompt],
-			["batchset/sub/c.webp", "succeeded", "", prompt],
+			[`${P}batchset/a.png`, "succeeded", "", prompt],
+			[`${P}batchset/b.jpg`, "succeeded", "", prompt],
+			[`${P}batchset/sub/c.webp`, "succeeded", "", prompt],
 		]);
 		for (const row of rows) {
 			expect(row.caption).toMatch(/^Emulated caption/);
@@ -345,19 +354,19 @@ describe("r2c batch and export", () => {
 describe("r2c captions and planned batches", () => {
 	it("sets and gets a caption by hand, exports the prefix, plans a batch with --dry-run and starts it", async () => {
 		const uploads = [
-			uploadImage(api, "capset/a.png", new Blob([readFileSync(sample("shapes-on-white.png"))])),
-			uploadImage(api, "capset/b.jpg", new Blob([readFileSync(sample("striped-sailboat.jpg"))])),
+			uploadImage(api, `${P}capset/a.png`, new Blob([readFileSync(sample("shapes-on-white.png"))])),
+			uploadImage(api, `${P}capset/b.jpg`, new Blob([readFileSync(sample("striped-sailboat.jpg"))])),
 		];
 		const ids = new Set((await Promise.all(uploads)).map((j) => j.id));
 		await until("the uploads' jobs to succeed", 60_000, async () => {
-			const jobs = (await listAllJobs(api, { prefix: "capset/" })).filter((j) => ids.has(j.id));
+			const jobs = (await listAllJobs(api, { prefix: `${P}capset/` })).filter((j) => ids.has(j.id));
 			return jobs.length === 2 && jobs.every((j) => j.status === "succeeded") ? true : undefined;
 		});
 
-		const set = await r2c(["captions", "set", "capset/a.png", "Shapes on white, by hand.", "--json"], env());
+		const set = await r2c(["captions", "set", `${P}capset/a.png`, "Shapes on white, by hand.", "--json"], env());
 		expect(set.code, set.stderr).toBe(0);
-		expect(JSON.parse(set.stdout)).toMatchObject({ key: "capset/a.png", source: "human", versions: 2 });
-		const get = await r2c(["captions", "get", "capset/a.png", "--json"], env());
+		expect(JSON.parse(set.stdout)).toMatchObject({ key: `${P}capset/a.png`, source: "human", versions: 2 });
+		const get = await r2c(["captions", "get", `${P}capset/a.png`, "--json"], env());
 		expect(get.code, get.stderr).toBe(0);
 		const caption = JSON.parse(get.stdout) as { text: string; history: { version: number; source: string }[] };
 		expect(caption.text).toBe("Shapes on white, by hand.");
@@ -367,19 +376,22 @@ describe("r2c captions and planned batches", () => {
 		]);
 
 		const out = path.join(work, "captions.jsonl");
-		const exported = await r2c(["captions", "export", "--prefix", "capset/", "--format", "jsonl", "--out", out], env());
+		const exported = await r2c(
+			["captions", "export", "--prefix", `${P}capset/`, "--format", "jsonl", "--out", out],
+			env(),
+		);
 		expect(exported.code, exported.stderr).toBe(0);
 		const lines = readFileSync(out, "utf8")
 			.trim()
 			.split("\n")
 			.map((line) => JSON.parse(line) as { key: string; source: string });
 		expect(lines.map((l) => [l.key, l.source])).toEqual([
-			["capset/a.png", "human"],
-			["capset/b.jpg", "ai"],
+			[`${P}capset/a.png`, "human"],
+			[`${P}capset/b.jpg`, "ai"],
 		]);
 
 		// A plan over both: each already has a succeeded job with the default prompt, so both are skipped.
-		const plan = await r2c(["batch", "create", "--prefix", "capset/", "--dry-run", "--wait", "--json"], env());
+		const plan = await r2c(["batch", "create", "--prefix", `${P}capset/`, "--dry-run", "--wait", "--json"], env());
 		expect(plan.code, plan.stderr).toBe(0);
 		const planned = JSON.parse(plan.stdout) as Batch;
 		expect(planned.status).toBe("planned");

@@ -197,6 +197,7 @@ describe("the test pool's config (every Worker in test/harness.ts)", () => {
 		"vars.MAX_OPEN_BATCHES_PER_KEY": "100000",
 		"vars.AUTH_FAILURE_LIMIT_PER_MINUTE": "1000000",
 		"vars.AUTH_FAILURE_BURST": "100000",
+		"vars.EVENTS_KEEPALIVE_SECONDS": "1",
 		"queues.producers[HELD_MESSAGES].binding": "HELD_MESSAGES",
 		"queues.producers[HELD_MESSAGES].queue": "held-messages",
 	};
@@ -209,7 +210,7 @@ describe("the test pool's config (every Worker in test/harness.ts)", () => {
 		"batch-listing": 3,
 	})) {
 		Object.assign(testOverrides, {
-			[`queues.consumers[${queue}].max_batch_timeout`]: 1,
+			[`queues.consumers[${queue}].max_batch_timeout`]: 0,
 			[`queues.consumers[${queue}].max_concurrency`]: 1,
 			[`queues.consumers[${queue}].retry_delay`]: 0,
 			[`queues.consumers[${queue}].max_retries`]: retries,
