@@ -256,13 +256,13 @@ describe("batches", () => {
 		expect(emulator.maxInFlight).toBe(3);
 	});
 
-	it("a caption costs two D1 writes: the claim (which creates the job) and the finish (one batch with its webhook event and its batch's settle check)", async () => {
+	it("a caption costs two D1 writes: the claim (one batch: the object version's job claimed, else made) and the finish (one batch with its webhook event and its batch's settle check)", async () => {
 		const { key, notification } = await smallJpeg();
 		const { db, writes } = countingD1(env.DB);
 		await runConsumer([notification], { env: { DB: db } });
 		expect(await onlyJob(key)).toMatchObject({ status: "succeeded" });
 		expect(writes).toEqual([
-			"INSERT INTO jobs",
+			"UPDATE jobs SET + INSERT INTO jobs",
 			"UPDATE jobs SET + INSERT INTO webhook_events + UPDATE batches SET + INSERT INTO webhook_events",
 		]);
 	});
