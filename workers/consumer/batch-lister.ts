@@ -11,7 +11,7 @@
  *
  * A batch made with an API key counts against it: a page lists at most the key's room under
  * MAX_JOBS_IN_FLIGHT, and with no room (or when the commit finds the room taken) the page is held:
- * its message comes back after HOLD_SECONDS, until jobs of the key have finished.
+ * its message comes back after BATCH_HOLD_SECONDS, until jobs of the key have finished.
  *
  * Why a queue and not Workflows: see docs/batches.md ("How listing works").
  */
@@ -178,14 +178,14 @@ export async function handleBatchPage(
 	const keyId = batch.key_id;
 	const cap = Math.min(settings.MAX_JOBS_IN_FLIGHT, settings.BATCH_KEY_WINDOW);
 	const room = keyId === null ? Number.POSITIVE_INFINITY : cap - (await countJobsInFlight(env.DB, keyId, cap));
-	if (room <= 0) return holdPage(env, batch, page);
+	if (room <= 0) return holdPage(env, batch, page, settings);
 	// A key's page is at most a quarter of its window: pages of concurrent keys' batches then
 	// alternate in the batch lane's queue in small chunks, so no key keeps a head start of a whole window.
 	const chunk = keyId === null ? Number.POSITIVE_INFINITY : Math.ceil(settings.BATCH_KEY_WINDOW / 4);
 	const plan = await planPage(env, batch, settings, Math.min(settings.BATCH_PAGE_SIZE, room, chunk));
 	const committed = await commitPage(env.DB, batch, page, plan, Date.now(), keyId === null ? null : cap);
 	if (committed.kind === "stale") return ACK;
-	if (committed.kind === "held") return holdPage(env, batch, page);
+	if (committed.kind === "held") return holdPage(env, batch, page, settings);
 	log("info", "batch_page_listed", {
 		batch_id: batchId,
 		page,
@@ -214,18 +214,16 @@ async function planDryRunPage(env: ConsumerEnv, batch: BatchRow, page: number, s
 	return ACK;
 }
 
-/** How long a page held at its key's in-flight cap waits before it looks again: jobs finish in seconds. */
-export const HOLD_SECONDS = 5;
-
 /**
  * The batch's key has no place in flight for the page: the page's message is sent again, delayed,
  * and this one acknowledged, so a batch waits at the cap as long as it takes (a retry would use up
  * the message's retries). The checkpoint is touched so that the stall sweeper leaves it alone.
  */
-async function holdPage(env: ConsumerEnv, batch: BatchRow, page: number): Promise<Outcome> {
+async function holdPage(env: ConsumerEnv, batch: BatchRow, page: number, settings: ConsumerSettings): Promise<Outcome> {
+	const delaySeconds = settings.BATCH_HOLD_SECONDS;
 	await touchListing(env.DB, batch.id, page, Date.now());
-	await env.BATCH_LISTING.send(batchPage(batch.id, page), { contentType: "json", delaySeconds: HOLD_SECONDS });
-	log("info", "batch_page_held", { batch_id: batch.id, key_id: batch.key_id, page, retry_in_seconds: HOLD_SECONDS });
+	await env.BATCH_LISTING.send(batchPage(batch.id, page), { contentType: "json", delaySeconds });
+	log("info", "batch_page_held", { batch_id: batch.id, key_id: batch.key_id, page, retry_in_seconds: delaySeconds });
 	return ACK;
 }
 

@@ -50,6 +50,9 @@ const Settings = z.object({
 	// other jobs, never over MAX_JOBS_IN_FLIGHT): each key's backfill holds about this many in the
 	// batch lane's queue, so keys progress at equal rates.
 	BATCH_KEY_WINDOW: z.coerce.number().int().positive().default(200),
+	// How long a listing page held at its key's cap waits before it looks again (batch-lister.ts):
+	// jobs finish in seconds, and a key's next chunk enters the queue at most this late.
+	BATCH_HOLD_SECONDS: z.coerce.number().int().min(1).max(300).default(5),
 	// Retention (retention.ts): days after they end that rows are archived and deleted; 0 deletes at the next sweep.
 	RETENTION_WEBHOOKS_DAYS: z.coerce.number().min(0).default(7),
 	RETENTION_JOBS_DAYS: z.coerce.number().min(0).default(30),
