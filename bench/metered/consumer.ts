@@ -2,14 +2,9 @@
 import consumer from "../../workers/consumer/index";
 import { metered, meteredBatch } from "./meter";
 
-// The Durable Object classes the consumer's config binds, exported as the Worker's entry point does.
-export {
-	ConsumerRecovery,
-	EventHub,
-	LaneScheduler,
-	ModelHealthRegistry,
-	ModelRateLimiter,
-} from "../../workers/consumer/index";
+// Every class the consumer's entry point exports (its Durable Objects and entrypoints), so a class
+// added there is never missing here: `export *` leaves out only its default handler, replaced below.
+export * from "../../workers/consumer/index";
 
 export default {
 	queue(batch, env, ctx) {

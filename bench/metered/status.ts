@@ -2,8 +2,8 @@
 import status from "../../workers/status/index";
 import { meterInvocation, report } from "./meter";
 
-// The status Worker's own Durable Object class, exported by this entry point as it is by the Worker's.
-export { ApiKeyRateLimiter, AuthFailureLimiter } from "../../workers/status/index";
+// Every class the status Worker's entry point exports; its default handler is replaced below.
+export * from "../../workers/status/index";
 
 export default {
 	async fetch(request, env, ctx) {
