@@ -14,6 +14,13 @@ import { poll } from "./poll.js";
 /** @typedef {{ id: string, type: string, data: EventPayload }} LiveEvent */
 /** @typedef {"connecting" | "live" | "polling"} LiveState */
 
+/**
+ * Whether an event is a job's (its data is then the Job).
+ * @param {EventPayload} payload
+ * @returns {payload is Extract<EventPayload, { type: "job.succeeded" | "job.failed" }>}
+ */
+export const isJobEvent = (payload) => payload.type === "job.succeeded" || payload.type === "job.failed";
+
 /** Stream tokens live this long; a stream open when it expires stays open. */
 const TOKEN_TTL_SECONDS = 300;
 /** After a failed (re)open, the views poll; the stream is tried again this much later. */

@@ -21,7 +21,7 @@ import {
 	syncRows,
 	timeEl,
 } from "../dom.js";
-import { follow, throttle } from "../live.js";
+import { follow, isJobEvent, throttle } from "../live.js";
 import { outputFields } from "../output-fields.js";
 
 /** @typedef {import("../client.js").BatchStatus} BatchStatus */
@@ -293,7 +293,7 @@ export function batchesView(ctx) {
 	const onEvent = (event) => {
 		const payload = event.data;
 		if (payload.type.startsWith("batch.")) again();
-		else if ((payload.type === "job.succeeded" || payload.type === "job.failed") && payload.data.batch_id) again();
+		else if (isJobEvent(payload) && payload.data.batch_id) again();
 	};
 	const live = follow(ctx, 2000, load, onEvent, (err) => showError(problem, messageOf(err)), streamNote);
 	filter.addEventListener("change", () => {

@@ -22,7 +22,7 @@ import {
 	statusBadge,
 } from "../dom.js";
 import { authImage } from "../images.js";
-import { follow } from "../live.js";
+import { follow, isJobEvent } from "../live.js";
 import { resultBlock } from "../output-fields.js";
 
 /** @typedef {import("../api.js").Job} Job */
@@ -201,7 +201,7 @@ export function jobView(ctx, id) {
 	/** @param {import("../live.js").LiveEvent} event  this job's event: read it (and its deliveries) again */
 	const onEvent = (event) => {
 		const payload = event.data;
-		if ((payload.type === "job.succeeded" || payload.type === "job.failed") && payload.data.id === id) live.refresh();
+		if (isJobEvent(payload) && payload.data.id === id) live.refresh();
 	};
 	const live = follow(
 		ctx,

@@ -20,7 +20,7 @@ import {
 } from "../dom.js";
 import { authImage } from "../images.js";
 import { outcome } from "../job-outcome.js";
-import { follow } from "../live.js";
+import { follow, isJobEvent } from "../live.js";
 
 /** @typedef {import("../client.js").JobStatus} JobStatus */
 
@@ -199,7 +199,7 @@ export function jobsView(ctx) {
 	 */
 	function onEvent(event) {
 		const payload = event.data;
-		if (payload.type !== "job.succeeded" && payload.type !== "job.failed") return;
+		if (!isJobEvent(payload)) return;
 		const job = payload.data;
 		const at = shown.findIndex((j) => j.id === job.id);
 		if (at >= 0) {
