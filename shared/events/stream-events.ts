@@ -15,6 +15,7 @@ import { z } from "zod";
 import { BatchRow, toBatch } from "../batches/schema";
 import { batchRows } from "../d1-rows";
 import { JobRow, toJob } from "../jobs/schema";
+import { JOB_COLUMNS } from "../jobs/texts";
 
 /** Which events a stream wants. `scope`: the caller's prefix (null: everything). */
 export const StreamFilter = z.object({
@@ -133,7 +134,7 @@ export async function readStreamEvents(db: D1Database, read: StreamRead): Promis
 	];
 	const [events, jobs, batches] = await db.batch([
 		db.prepare(page).bind(...params),
-		db.prepare(`SELECT * FROM jobs WHERE id IN (SELECT job_id FROM (${page}))`).bind(...params),
+		db.prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id IN (SELECT job_id FROM (${page}))`).bind(...params),
 		db.prepare(`SELECT * FROM batches WHERE id IN (SELECT batch_id FROM (${page}))`).bind(...params),
 	]);
 	const rows = batchRows(events, EventListRow);

@@ -1,5 +1,7 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { parseRow } from "../../shared/d1-rows";
 import { claimJobById } from "../../shared/jobs/store";
 import { emulator } from "../../shared/models/emulator";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
@@ -35,6 +37,42 @@ describe("jobs from R2 notifications", () => {
 		expect(job.completed_at).toBeGreaterThanOrEqual(job.started_at ?? Number.POSITIVE_INFINITY);
 		expect(job.inference_ms).not.toBeNull();
 		expect(emulator.callsTo()).toBe(1);
+	});
+
+	it("a job refers to its model's name and the default prompt, stored once; a custom prompt stays in its row", async () => {
+		const plain = uniqueKey("plain.jpg");
+		const custom = uniqueKey("custom.jpg");
+		const jpeg = await fixture("small.jpg");
+		await runConsumer([await upload(plain, jpeg), await upload(custom, jpeg, { prompt: `Is it ${custom}?` })]);
+		const Stored = z.object({
+			model: z.string().nullable(),
+			prompt: z.string().nullable(),
+			model_text: z.string().nullable(),
+			prompt_text: z.string().nullable(),
+		});
+		const stored = (key: string) =>
+			env.DB.prepare(
+				`SELECT j.model, j.prompt, m.text AS model_text, p.text AS prompt_text FROM jobs j
+				LEFT JOIN job_texts m ON m.id = j.model_id LEFT JOIN job_texts p ON p.id = j.prompt_id WHERE j.key = ?1`,
+			)
+				.bind(key)
+				.first()
+				.then(parseRow(Stored));
+		expect(await stored(plain)).toEqual({
+			model: null,
+			prompt: null,
+			model_text: MOONDREAM,
+			prompt_text: "Generate a caption for this image",
+		});
+		expect(await stored(custom)).toEqual({
+			model: null,
+			prompt: `Is it ${custom}?`,
+			model_text: MOONDREAM,
+			prompt_text: null,
+		});
+		// Every read of the job gives the texts back.
+		expect(await onlyJob(plain)).toMatchObject({ model: MOONDREAM, prompt: "Generate a caption for this image" });
+		expect(await onlyJob(custom)).toMatchObject({ model: MOONDREAM, prompt: `Is it ${custom}?` });
 	});
 
 	it.each(["CopyObject", "CompleteMultipartUpload"] as const)("%s makes a job too", async (action) => {

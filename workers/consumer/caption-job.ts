@@ -19,6 +19,7 @@ import {
 	type Lease,
 	releaseJob,
 } from "../../shared/jobs/store";
+import { shareJobTexts } from "../../shared/jobs/texts";
 import { errorMessage, log } from "../../shared/log";
 import type { ModelChain } from "../../shared/models/chain";
 import { backoffSeconds } from "../../shared/queue/backoff";
@@ -288,6 +289,8 @@ async function finish(
 	ctx: BatchContext,
 	attempts: number,
 ): Promise<Outcome> {
+	// Its model's name and the default prompt are texts jobs share: the job refers to them.
+	await shareJobTexts(ctx.env.DB, [fields.model, fields.prompt === ctx.settings.DEFAULT_PROMPT ? fields.prompt : null]);
 	const now = Date.now();
 	const finished = await finishJob(ctx.env, finishStatement(ctx.env.DB, job, now, outcome, fields), job.id, now);
 	if (finished) {

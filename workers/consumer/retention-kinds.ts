@@ -10,6 +10,7 @@ import { BatchRow } from "../../shared/batches/schema";
 import { batchRows, parseRows } from "../../shared/d1-rows";
 import { ulid } from "../../shared/ids";
 import { JobRow } from "../../shared/jobs/schema";
+import { JOB_COLUMNS } from "../../shared/jobs/texts";
 import { attemptsOf } from "../../shared/webhooks/attempts";
 import { AttemptRow, DeliveryRow, EventRow } from "../../shared/webhooks/schema";
 import type { ArchiveLine } from "./archive";
@@ -86,7 +87,11 @@ const jobs: RetentionKind = {
 		),
 	),
 	read: (db, ids) =>
-		db.prepare(`SELECT * FROM jobs WHERE id IN ${IDS} ORDER BY id`).bind(json(ids)).all().then(parseRows(JobRow)),
+		db
+			.prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id IN ${IDS} ORDER BY id`)
+			.bind(json(ids))
+			.all()
+			.then(parseRows(JobRow)),
 	deletes: (db, ids) => [
 		db
 			.prepare(`DELETE FROM jobs WHERE id IN ${IDS} AND status IN ('succeeded', 'failed', 'cancelled')`)

@@ -1,0 +1,92 @@
+-- Fewer bytes per job, for good (docs/data.md, docs/performance.md#capacity-d1-bytes-per-image).
+--
+-- 1. The newest-first list index without the job's id: `jobs_created` held the 30-character id in
+--    every entry so that jobs of one millisecond came out in id order without a sort. Jobs of one
+--    millisecond are few; SQLite now sorts each such tie by id as it walks the index backwards
+--    (USE TEMP B-TREE FOR RIGHT PART OF ORDER BY: a page's order and cursor are the same).
+DROP INDEX jobs_created;
+CREATE INDEX jobs_created ON jobs (created_at);
+-- The same for a key's jobs: a key has few, and they are sorted when read (its list, the newer job
+-- retention looks for, its notification job are all lookups by key), so the entry need not carry
+-- the creation time (about 16 bytes a job).
+DROP INDEX jobs_key_created;
+CREATE INDEX jobs_key_created ON jobs (key);
+
+-- 2. Model names and the default prompt are stored once. Every job repeated them (about 66 bytes
+--    a job with a 33-character model name and prompt). `job_texts` holds each such text once; a job
+--    refers to its model and prompt by `model_id` and `prompt_id`, and keeps `model` and `prompt`
+--    NULL, or holds the text itself when it is not one of them (a custom prompt, an existing row):
+--    shared/jobs/texts.ts reads both. Only the texts the consumer puts here are shared (its model
+--    names and default prompt), so a prompt used once is not stored twice. Rows are never deleted
+--    (a job may refer to one); the table stays as small as the set of models and default prompts.
+--    Existing jobs keep their texts (no rewrite of the jobs table).
+CREATE TABLE job_texts (
+	id INTEGER PRIMARY KEY,
+	text TEXT NOT NULL UNIQUE
+);
+ALTER TABLE jobs ADD COLUMN prompt_id INTEGER;
+ALTER TABLE jobs ADD COLUMN model_id INTEGER;
+
+-- The triggers that copy a job's model or prompt read either form (as in 0024 and 0027 otherwise).
+DROP TRIGGER jobs_batch_models;
+CREATE TRIGGER jobs_batch_models AFTER UPDATE OF status ON jobs
+WHEN new.batch_id IS NOT NULL AND (new.model IS NOT NULL OR new.model_id IS NOT NULL) AND new.status = 'succeeded'
+	AND old.status <> 'succeeded'
+BEGIN
+	UPDATE batches SET models = json_set(models,
+		'$."' || coalesce(new.model, (SELECT t.text FROM job_texts t WHERE t.id = new.model_id)) || '"',
+		coalesce(json_extract(models,
+			'$."' || coalesce(new.model, (SELECT t.text FROM job_texts t WHERE t.id = new.model_id)) || '"'), 0) + 1)
+	WHERE id = new.batch_id;
+END;
+
+DROP TRIGGER jobs_caption_version;
+CREATE TRIGGER jobs_caption_version AFTER UPDATE OF status ON jobs
+WHEN new.status = 'succeeded' AND old.status <> 'succeeded' AND new.caption IS NOT NULL
+BEGIN
+	INSERT INTO captions (bucket, key, current, versions, updated_at)
+	VALUES (new.bucket, new.key, 1, 1, coalesce(new.completed_at, new.updated_at))
+	ON CONFLICT (bucket, key) DO UPDATE SET
+		versions = captions.versions + 1,
+		current = CASE WHEN (SELECT v.source = 'human' FROM caption_versions v
+			WHERE v.bucket = captions.bucket AND v.key = captions.key AND v.version = captions.current)
+			AND NOT coalesce((SELECT b.overwrite_human FROM batches b WHERE b.id = new.batch_id), 0) THEN captions.current ELSE captions.versions + 1 END,
+		updated_at = CASE WHEN (SELECT v.source = 'human' FROM caption_versions v
+			WHERE v.bucket = captions.bucket AND v.key = captions.key AND v.version = captions.current)
+			AND NOT coalesce((SELECT b.overwrite_human FROM batches b WHERE b.id = new.batch_id), 0) THEN captions.updated_at ELSE excluded.updated_at END;
+	UPDATE jobs SET caption_version = (SELECT c.versions FROM captions c WHERE c.bucket = new.bucket AND c.key = new.key)
+	WHERE id = new.id AND new.completed_at IS NOT NULL;
+	INSERT INTO caption_versions (bucket, key, version, text, source, job_id, model, prompt, etag, created_at)
+	SELECT new.bucket, new.key, c.versions, new.caption, 'ai', new.id,
+		coalesce(new.model, (SELECT t.text FROM job_texts t WHERE t.id = new.model_id)),
+		coalesce(new.prompt, (SELECT t.text FROM job_texts t WHERE t.id = new.prompt_id)), new.etag, new.updated_at
+	FROM captions c WHERE c.bucket = new.bucket AND c.key = new.key AND new.completed_at IS NULL;
+END;
+
+DROP TRIGGER jobs_caption_version_keep;
+CREATE TRIGGER jobs_caption_version_keep AFTER DELETE ON jobs
+WHEN old.caption_version IS NOT NULL
+BEGIN
+	INSERT INTO caption_versions (bucket, key, version, text, source, job_id, model, prompt, etag, created_at)
+	VALUES (old.bucket, old.key, old.caption_version, old.caption, 'ai', old.id,
+		coalesce(old.model, (SELECT t.text FROM job_texts t WHERE t.id = old.model_id)),
+		coalesce(old.prompt, (SELECT t.text FROM job_texts t WHERE t.id = old.prompt_id)), old.etag, old.completed_at);
+END;
+
+DROP TRIGGER jobs_caption_version_change;
+CREATE TRIGGER jobs_caption_version_change AFTER UPDATE OF caption, model, prompt, model_id, prompt_id, etag, bucket, key,
+	completed_at ON jobs
+WHEN old.caption_version IS NOT NULL AND (new.caption IS NOT old.caption
+	OR coalesce(new.model, (SELECT t.text FROM job_texts t WHERE t.id = new.model_id))
+		IS NOT coalesce(old.model, (SELECT t.text FROM job_texts t WHERE t.id = old.model_id))
+	OR coalesce(new.prompt, (SELECT t.text FROM job_texts t WHERE t.id = new.prompt_id))
+		IS NOT coalesce(old.prompt, (SELECT t.text FROM job_texts t WHERE t.id = old.prompt_id))
+	OR new.etag IS NOT old.etag OR new.bucket IS NOT old.bucket OR new.key IS NOT old.key
+	OR new.completed_at IS NOT old.completed_at)
+BEGIN
+	INSERT INTO caption_versions (bucket, key, version, text, source, job_id, model, prompt, etag, created_at)
+	VALUES (old.bucket, old.key, old.caption_version, old.caption, 'ai', old.id,
+		coalesce(old.model, (SELECT t.text FROM job_texts t WHERE t.id = old.model_id)),
+		coalesce(old.prompt, (SELECT t.text FROM job_texts t WHERE t.id = old.prompt_id)), old.etag, old.completed_at);
+	UPDATE jobs SET caption_version = NULL WHERE id = new.id;
+END;
