@@ -90,3 +90,36 @@ BEGIN
 		coalesce(old.prompt, (SELECT t.text FROM job_texts t WHERE t.id = old.prompt_id)), old.etag, old.completed_at);
 	UPDATE jobs SET caption_version = NULL WHERE id = new.id;
 END;
+
+-- 3. A job's event is keyed by its job (shared/webhooks/job-event.ts): its id is the job's id with
+--    the `evt_` prefix, so the primary key finds the event of a job and the job of an event, and the
+--    row holds no `job_id` and no unique index of it (about 75 bytes an image while its webhook rows
+--    are kept). Events recorded before keep their ids and their `job_id` (a partial unique index:
+--    still one event per job). SQLite cannot change a CHECK in place, so the outbox is rebuilt as in
+--    0022, keeping every row's rowid (the event stream's positions); the copy is one statement over
+--    the rows retention keeps (RETENTION_WEBHOOKS_DAYS of events, 7 by default).
+CREATE TABLE webhook_events_new (
+	id TEXT PRIMARY KEY,
+	-- The job of an event recorded before 0028; NULL for one since (its job is its id's).
+	job_id TEXT,
+	batch_id TEXT,
+	type TEXT NOT NULL CHECK (type IN ('job.succeeded', 'job.failed', 'batch.completed', 'batch.cancelled', 'batch.progress',
+		'caption.updated')),
+	payload TEXT,
+	created_at INTEGER NOT NULL,
+	dispatched_at INTEGER,
+	-- A `caption.updated` event is about an object: no job, no batch, its payload stored. A job's
+	-- event has no batch; a batch's has its batch and no job.
+	CHECK (CASE WHEN type = 'caption.updated' THEN job_id IS NULL AND batch_id IS NULL AND payload IS NOT NULL
+		WHEN type IN ('job.succeeded', 'job.failed') THEN batch_id IS NULL
+		ELSE job_id IS NULL AND batch_id IS NOT NULL END)
+);
+INSERT INTO webhook_events_new (rowid, id, job_id, batch_id, type, payload, created_at, dispatched_at)
+SELECT rowid, id, job_id, batch_id, type, payload, created_at, dispatched_at FROM webhook_events;
+DROP TABLE webhook_events;
+ALTER TABLE webhook_events_new RENAME TO webhook_events;
+CREATE UNIQUE INDEX webhook_events_job ON webhook_events (job_id) WHERE job_id IS NOT NULL;
+CREATE UNIQUE INDEX webhook_events_batch_final ON webhook_events (batch_id)
+WHERE type IN ('batch.completed', 'batch.cancelled');
+CREATE INDEX webhook_events_batch ON webhook_events (batch_id, created_at) WHERE batch_id IS NOT NULL;
+CREATE INDEX webhook_events_undispatched ON webhook_events (created_at) WHERE dispatched_at IS NULL;

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { parseRow } from "../../shared/d1-rows";
 import { claimJobById } from "../../shared/jobs/store";
 import { emulator } from "../../shared/models/emulator";
+import { isEventOfJob } from "../../shared/webhooks/job-event";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
 import { insertJob } from "../support/jobs";
 import { MOONDREAM, resetModels } from "../support/models";
@@ -235,7 +236,7 @@ describe("at-least-once delivery", () => {
 			inference_ms: null,
 			completed_at: null,
 		});
-		const events = await env.DB.prepare("SELECT count(*) AS n FROM webhook_events WHERE job_id = ?")
+		const events = await env.DB.prepare(`SELECT count(*) AS n FROM webhook_events WHERE ${isEventOfJob("", "?1")}`)
 			.bind(claimed.id)
 			.first("n");
 		expect(events).toBe(0);

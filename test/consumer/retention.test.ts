@@ -324,7 +324,9 @@ describe("the retention walks' query plans", () => {
 			"SEARCH n USING INDEX jobs_key_created (key=?)",
 			"SEARCH d USING PRIMARY KEY (bucket=? AND key=?)",
 			"SEARCH n USING INDEX jobs_key_created (key=?)",
-			"SEARCH e USING INDEX sqlite_autoindex_webhook_events_2 (job_id=?)",
+			// The job's event: by its id (the job's), or by job_id for one recorded before 0028.
+			"SEARCH e USING INDEX sqlite_autoindex_webhook_events_1 (id=?)",
+			"SEARCH e USING INDEX webhook_events_job (job_id=?)",
 			"SEARCH d USING INDEX webhook_deliveries_once (event_id=?)",
 			"SEARCH b USING COVERING INDEX sqlite_autoindex_batches_1 (id=?)",
 		],

@@ -2,9 +2,10 @@
  * Migration 0028 (model names and default prompts stored once, the newest-first and key indexes
  * without their tie-breakers) on a database that already holds rows: SQLite in Node with every
  * earlier migration applied, jobs made the way the code made them before it (texts in every row, a
- * caption version held by its job, a batch's models counted), then 0028. Every job, caption and
- * history reads the same after it; a job finished since refers to a shared text instead of holding
- * it, and reads, versions and batch counts see the same texts.
+ * caption version held by its job, a batch's models counted, events with their own ids and their
+ * job's), then 0028. Every job, caption, history and event reads the same after it (an event keeps
+ * its id and its position); a job finished since refers to a shared text instead of holding it,
+ * and its event has the job's id; reads, versions, batch counts and event lookups see the same.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -12,6 +13,7 @@ import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
 import { CURRENT_CAPTION_COLUMNS, CURRENT_CAPTION_JOIN, objectVersions } from "../../shared/captions/version-sql.ts";
 import { jobText, SHARE_TEXTS_SQL, setJobText } from "../../shared/jobs/text-sql.ts";
+import { eventJobId, isEventOfJob, jobEventId } from "../../shared/webhooks/job-event.ts";
 
 const DIR = path.join(import.meta.dirname, "../../migrations");
 const MIGRATION = "0028_texts_once.sql";
@@ -159,6 +161,57 @@ describe(`migrations/${MIGRATION} on existing rows`, () => {
 			[MODEL]: 2,
 			"@cf/llava-hf/llava-1.5-7b-hf": 1,
 		});
+	});
+
+	it("events keep their ids, jobs and positions; a job's event since has the job's id, one per job either way", () => {
+		const db = migrated((name) => name < MIGRATION);
+		db.exec(`INSERT INTO webhook_events (id, job_id, batch_id, type, payload, created_at, dispatched_at) VALUES
+			('evt_01OLDJOBEVENT0000000000000', 'job_01OLDJOB0000000000000000000', NULL, 'job.succeeded', NULL, 1, 2),
+			('evt_01BATCHEVENT00000000000000', NULL, 'bat_1', 'batch.completed', NULL, 3, NULL),
+			('evt_01CAPTIONEVENT000000000000', NULL, NULL, 'caption.updated', '{"data":{"key":"a.jpg"}}', 4, 5)`);
+		const before = db.prepare("SELECT rowid AS seq, * FROM webhook_events ORDER BY rowid").all();
+
+		db.exec(readFileSync(path.join(DIR, MIGRATION), "utf8"));
+
+		const read = () =>
+			db
+				.prepare(
+					`SELECT rowid AS seq, id, ${eventJobId()} AS job_id, batch_id, type, payload, created_at, dispatched_at
+					FROM webhook_events ORDER BY rowid`,
+				)
+				.all();
+		expect(read()).toEqual(before);
+
+		// The finish's event since (shared/webhooks/outbox.ts): the job's id, no job_id.
+		const job = "job_01NEWJOB0000000000000000000";
+		const record = (jobId: string) =>
+			db
+				.prepare(
+					`INSERT INTO webhook_events (id, type, created_at) SELECT ?1, 'job.succeeded', 6
+					WHERE NOT EXISTS (SELECT 1 FROM webhook_events e WHERE e.job_id = ?2) ON CONFLICT (id) DO NOTHING`,
+				)
+				.run(jobEventId(jobId), jobId).changes;
+		expect(record(job)).toBe(1);
+		expect(record(job)).toBe(0);
+		expect(record("job_01OLDJOB0000000000000000000")).toBe(0);
+		expect(jobEventId(job)).toBe("evt_01NEWJOB0000000000000000000");
+		expect(db.prepare("SELECT job_id FROM webhook_events WHERE id = ?").get(jobEventId(job))).toEqual({ job_id: null });
+		expect(read().at(-1)).toMatchObject({ seq: 4, id: jobEventId(job), job_id: job, batch_id: null });
+		const eventOf = (jobId: string) =>
+			db.prepare(`SELECT id FROM webhook_events e WHERE ${isEventOfJob("e.", "?1")}`).all(jobId);
+		expect(eventOf(job)).toEqual([{ id: jobEventId(job) }]);
+		expect(eventOf("job_01OLDJOB0000000000000000000")).toEqual([{ id: "evt_01OLDJOBEVENT0000000000000" }]);
+		// Still one event per job recorded the old way, and a job's event belongs to no batch.
+		expect(() =>
+			db.exec(`INSERT INTO webhook_events (id, job_id, type, created_at)
+				VALUES ('evt_2', 'job_01OLDJOB0000000000000000000', 'job.failed', 7)`),
+		).toThrow(/UNIQUE/);
+		expect(() =>
+			db.exec("INSERT INTO webhook_events (id, batch_id, type, created_at) VALUES ('evt_3', 'bat_1', 'job.failed', 7)"),
+		).toThrow(/CHECK/);
+		expect(() =>
+			db.exec("INSERT INTO webhook_events (id, type, created_at) VALUES ('evt_4', 'batch.progress', 7)"),
+		).toThrow(/CHECK/);
 	});
 
 	it("the list and key indexes hold no tie-breaker, and the list still reads newest first with ties by id", () => {

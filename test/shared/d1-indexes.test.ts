@@ -79,6 +79,10 @@ const READERS: Record<string, { reader: string; sql: string }> = {
 		reader: "a batch's one final event (shared/batches/settle.ts; its unique constraint)",
 		sql: "SELECT id FROM webhook_events WHERE batch_id = ?1 AND type IN ('batch.completed', 'batch.cancelled')",
 	},
+	webhook_events_job: {
+		reader: "the event of a job recorded before its id was the job's (shared/webhooks/job-event.ts; its unique constraint)",
+		sql: "SELECT id FROM webhook_events WHERE job_id = ?1",
+	},
 	webhook_events_undispatched: {
 		reader: "the outbox sweep (shared/webhooks/outbox.ts)",
 		sql: `SELECT id, job_id, batch_id, created_at FROM webhook_events

@@ -10,6 +10,7 @@ import { ulid } from "../../shared/ids";
 import { JobRow, toJob } from "../../shared/jobs/schema";
 import { jobColumns } from "../../shared/jobs/texts";
 import { deliveryOf } from "../../shared/webhooks/delivery-once";
+import { eventJobId } from "../../shared/webhooks/job-event";
 import {
 	CaptionWebhookPayload,
 	DeliveryRow,
@@ -77,7 +78,7 @@ async function loadSubject(db: D1Database, eventId: string): Promise<EventSubjec
 	const job = await db
 		.prepare(
 			`SELECT ${jobColumns("j.")}, ${JOB_SIGNING_KEY} AS owner_key_id, ${ownerRevokedAt("j")}, ${EVENT_COLUMNS}
-			FROM webhook_events e JOIN jobs j ON j.id = e.job_id WHERE e.id = ?`,
+			FROM webhook_events e JOIN jobs j ON j.id = ${eventJobId("e.")} WHERE e.id = ?`,
 		)
 		.bind(eventId)
 		.first()
