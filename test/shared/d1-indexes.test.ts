@@ -80,7 +80,8 @@ const READERS: Record<string, { reader: string; sql: string }> = {
 		sql: "SELECT id FROM webhook_events WHERE batch_id = ?1 AND type IN ('batch.completed', 'batch.cancelled')",
 	},
 	webhook_events_job: {
-		reader: "the event of a job recorded before its id was the job's (shared/webhooks/job-event.ts; its unique constraint)",
+		reader:
+			"the event of a job recorded before its id was the job's (shared/webhooks/job-event.ts; its unique constraint)",
 		sql: "SELECT id FROM webhook_events WHERE job_id = ?1",
 	},
 	webhook_events_undispatched: {
