@@ -4,6 +4,7 @@
  * goes through JOB_COLUMNS / jobColumns, which give `model` and `prompt` back as texts, so a JobRow
  * never sees how they are stored.
  */
+import { errorMessage, log } from "../log";
 import { JobRow } from "./schema";
 import { jobText, SHARE_TEXTS_SQL } from "./text-sql";
 
@@ -24,11 +25,16 @@ const known = new Set<string>();
 /**
  * Makes `texts` shared ones (model names, the default prompt) before a job stores them: one row per
  * text for the table's lifetime, and a D1 call only for a text this isolate has not seen yet. A job
- * that stores a text not shared (yet) holds it itself, so nothing depends on this having run.
+ * that stores a text not shared (yet) holds it itself, so nothing depends on this having run: a
+ * failure is logged and the job goes on.
  */
 export async function shareJobTexts(db: D1Database, texts: (string | null | undefined)[]): Promise<void> {
 	const missing = [...new Set(texts)].filter((t): t is string => typeof t === "string" && !known.has(t));
 	if (missing.length === 0) return;
-	await db.prepare(SHARE_TEXTS_SQL).bind(JSON.stringify(missing)).run();
-	for (const t of missing) known.add(t);
+	try {
+		await db.prepare(SHARE_TEXTS_SQL).bind(JSON.stringify(missing)).run();
+		for (const t of missing) known.add(t);
+	} catch (error) {
+		log("warn", "job_texts_not_shared", { texts: missing.length, reason: errorMessage(error) });
+	}
 }
