@@ -12,20 +12,23 @@ CREATE INDEX jobs_created ON jobs (created_at);
 DROP INDEX jobs_key_created;
 CREATE INDEX jobs_key_created ON jobs (key);
 
--- 2. Model names and the default prompt are stored once. Every job repeated them (about 66 bytes
---    a job with a 33-character model name and prompt). `job_texts` holds each such text once; a job
---    refers to its model and prompt by `model_id` and `prompt_id`, and keeps `model` and `prompt`
---    NULL, or holds the text itself when it is not one of them (a custom prompt, an existing row):
---    shared/jobs/texts.ts reads both. Only the texts the consumer puts here are shared (its model
---    names and default prompt), so a prompt used once is not stored twice. Rows are never deleted
---    (a job may refer to one); the table stays as small as the set of models and default prompts.
---    Existing jobs keep their texts (no rewrite of the jobs table).
+-- 2. Model names, the default prompt, content types and output kinds are stored once. Every job
+--    repeated them (about 85 bytes a job with a 33-character model name and prompt, `image/jpeg`
+--    and `caption`). `job_texts` holds each such text once; a job refers to them by `model_id`,
+--    `prompt_id`, `content_type_id` and `output_id`, and keeps `model`, `prompt`, `content_type`
+--    and `output` NULL, or holds the text itself when it is not a shared one (a custom prompt, a
+--    JSON schema, an existing row): shared/jobs/texts.ts reads both. Only the texts the consumer
+--    puts here are shared, so a prompt used once is not stored twice. Rows are never deleted (a job
+--    may refer to one); the table stays as small as that set of texts. Existing jobs keep their
+--    texts (no rewrite of the jobs table).
 CREATE TABLE job_texts (
 	id INTEGER PRIMARY KEY,
 	text TEXT NOT NULL UNIQUE
 );
 ALTER TABLE jobs ADD COLUMN prompt_id INTEGER;
 ALTER TABLE jobs ADD COLUMN model_id INTEGER;
+ALTER TABLE jobs ADD COLUMN content_type_id INTEGER;
+ALTER TABLE jobs ADD COLUMN output_id INTEGER;
 
 -- The triggers that copy a job's model or prompt read either form (as in 0024 and 0027 otherwise).
 DROP TRIGGER jobs_batch_models;

@@ -145,11 +145,11 @@ export function finishStatement(
 	return db
 		.prepare(
 			`UPDATE jobs SET status = ?3, caption = ?4, error_code = ?5, error_message = ?6,
-				content_type = coalesce(?7, content_type), ${setJobText("prompt", "?8")},
+				${setJobText("content_type", "?7")}, ${setJobText("prompt", "?8")},
 				max_tokens = coalesce(?9, max_tokens), callback_url = coalesce(?10, callback_url),
 				${setJobText("model", "?11")}, inference_ms = ?12, completed_at = ?13, updated_at = ?13,
 				total_ms = ?13 - created_at, lease_token = NULL, lease_expires_at = NULL,
-				result = ?14, output = coalesce(?15, output), language = coalesce(?16, language),
+				result = ?14, ${setJobText("output", "?15")}, language = coalesce(?16, language),
 				write_back = coalesce(?17, write_back),
 				write_back_status = CASE WHEN coalesce(?17, write_back) IS NULL THEN NULL
 					WHEN ?3 = 'succeeded' THEN 'pending' ELSE 'not_attempted' END,

@@ -1,19 +1,20 @@
 /**
- * Jobs read with their model and prompt as texts, and the texts jobs share. Model names and the
- * default prompt are stored once (`job_texts`, shared/jobs/text-sql.ts): every read of a whole job
- * goes through JOB_COLUMNS / jobColumns, which give `model` and `prompt` back as texts, so a JobRow
- * never sees how they are stored.
+ * Jobs read with their shared texts as texts, and the texts jobs share. Model names, the default
+ * prompt, content types and output kinds are stored once (`job_texts`, shared/jobs/text-sql.ts):
+ * every read of a whole job goes through JOB_COLUMNS / jobColumns, which give `model`, `prompt`,
+ * `content_type` and `output` back as texts, so a JobRow never sees how they are stored.
  */
 import { errorMessage, log } from "../log";
 import { JobRow } from "./schema";
-import { jobText, SHARE_TEXTS_SQL } from "./text-sql";
+import { jobText, SHARE_TEXTS_SQL, SHARED_TEXT_COLUMNS, type SharedTextColumn } from "./text-sql";
+
+const isShared = (column: string): column is SharedTextColumn =>
+	(SHARED_TEXT_COLUMNS as readonly string[]).includes(column);
 
 /** The columns of a JobRow from `jobs` (`alias`: its alias with the dot, e.g. `j.`): use instead of `*`. */
 export const jobColumns = (alias = ""): string =>
 	Object.keys(JobRow.shape)
-		.map((column) =>
-			column === "model" || column === "prompt" ? `${jobText(column, alias)} AS ${column}` : `${alias}${column}`,
-		)
+		.map((column) => (isShared(column) ? `${jobText(column, alias)} AS ${column}` : `${alias}${column}`))
 		.join(", ");
 
 /** jobColumns of the `jobs` table itself (SELECT … FROM jobs, RETURNING …). */
@@ -23,7 +24,7 @@ export const JOB_COLUMNS = jobColumns();
 const known = new Set<string>();
 
 /**
- * Makes `texts` shared ones (model names, the default prompt) before a job stores them: one row per
+ * Makes `texts` shared ones (model names, the default prompt, content types, output kinds) before a job stores them: one row per
  * text for the table's lifetime, and a D1 call only for a text this isolate has not seen yet. A job
  * that stores a text not shared (yet) holds it itself, so nothing depends on this having run: a
  * failure is logged and the job goes on.

@@ -40,7 +40,7 @@ describe("jobs from R2 notifications", () => {
 		expect(emulator.callsTo()).toBe(1);
 	});
 
-	it("a job refers to its model's name and the default prompt, stored once; a custom prompt stays in its row", async () => {
+	it("a job refers to its model's name, the default prompt, its content type and output kind, stored once; a custom prompt stays in its row", async () => {
 		const plain = uniqueKey("plain.jpg");
 		const custom = uniqueKey("custom.jpg");
 		const jpeg = await fixture("small.jpg");
@@ -54,7 +54,10 @@ describe("jobs from R2 notifications", () => {
 		const stored = (key: string) =>
 			env.DB.prepare(
 				`SELECT j.model, j.prompt, m.text AS model_text, p.text AS prompt_text FROM jobs j
-				LEFT JOIN job_texts m ON m.id = j.model_id LEFT JOIN job_texts p ON p.id = j.prompt_id WHERE j.key = ?1`,
+				LEFT JOIN job_texts m ON m.id = j.model_id LEFT JOIN job_texts p ON p.id = j.prompt_id WHERE j.key = ?1
+					AND j.content_type IS NULL AND j.output IS NULL
+					AND (SELECT text FROM job_texts WHERE id = j.content_type_id) = 'image/jpeg'
+					AND (SELECT text FROM job_texts WHERE id = j.output_id) = 'caption'`,
 			)
 				.bind(key)
 				.first()
@@ -72,7 +75,12 @@ describe("jobs from R2 notifications", () => {
 			prompt_text: null,
 		});
 		// Every read of the job gives the texts back.
-		expect(await onlyJob(plain)).toMatchObject({ model: MOONDREAM, prompt: "Generate a caption for this image" });
+		expect(await onlyJob(plain)).toMatchObject({
+			model: MOONDREAM,
+			prompt: "Generate a caption for this image",
+			content_type: "image/jpeg",
+			output: "caption",
+		});
 		expect(await onlyJob(custom)).toMatchObject({ model: MOONDREAM, prompt: `Is it ${custom}?` });
 	});
 
