@@ -4,15 +4,20 @@
  * prompt, ETag and time are the job's `caption`, `model`, `prompt`, `etag` and `completed_at`, and
  * there is no `caption_versions` row for it. When the job is deleted or its values change, a trigger
  * writes that row first. Human versions, and those whose job is gone, are rows of `caption_versions`.
- * Plain SQL, no imports: the migration's test reads through these too.
+ * A job's model and prompt may be shared texts (shared/jobs/text-sql.ts). Plain SQL, no imports:
+ * the migrations' tests read through these too (so jobText is restated here).
  */
+
+/** A job's model or prompt as text, as shared/jobs/text-sql.ts's jobText. */
+const jobText = (column: "model" | "prompt", alias = "") =>
+	`coalesce(${alias}${column}, (SELECT t.text FROM job_texts t WHERE t.id = ${alias}${column}_id))`;
 
 /** The columns of a version (CaptionVersionRow), in the order of `caption_versions`. */
 const COLUMNS = "bucket, key, version, text, source, job_id, model, prompt, etag, created_at";
 
 /** The versions that jobs hold, in the columns of `caption_versions`. */
 const JOB_VERSIONS = `SELECT bucket, key, caption_version AS version, caption AS text, 'ai' AS source, id AS job_id,
-	model, prompt, etag, completed_at AS created_at FROM jobs`;
+	${jobText("model")} AS model, ${jobText("prompt")} AS prompt, etag, completed_at AS created_at FROM jobs`;
 
 /** Every version of the object `bucket`, `key` (parameters or SQL values), newest first. */
 export const objectVersions = (bucket: string, key: string): string =>
@@ -33,8 +38,8 @@ export const CURRENT_VERSION = {
 	text: "coalesce(v.text, j.caption)",
 	source: "coalesce(v.source, 'ai')",
 	job_id: "CASE WHEN v.version IS NULL THEN j.id ELSE v.job_id END",
-	model: "CASE WHEN v.version IS NULL THEN j.model ELSE v.model END",
-	prompt: "CASE WHEN v.version IS NULL THEN j.prompt ELSE v.prompt END",
+	model: `CASE WHEN v.version IS NULL THEN ${jobText("model", "j.")} ELSE v.model END`,
+	prompt: `CASE WHEN v.version IS NULL THEN ${jobText("prompt", "j.")} ELSE v.prompt END`,
 	etag: "coalesce(v.etag, j.etag)",
 	created_at: "coalesce(v.created_at, j.completed_at)",
 } as const;

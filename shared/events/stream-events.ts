@@ -15,6 +15,8 @@ import { z } from "zod";
 import { BatchRow, toBatch } from "../batches/schema";
 import { batchRows } from "../d1-rows";
 import { JobRow, toJob } from "../jobs/schema";
+import { JOB_COLUMNS } from "../jobs/texts";
+import { eventJobId } from "../webhooks/job-event";
 
 /** Which events a stream wants. `scope`: the caller's prefix (null: everything). */
 export const StreamFilter = z.object({
@@ -115,8 +117,8 @@ function payloadSubject(payload: string | null): { matchKey: string; batchId: nu
  */
 export async function readStreamEvents(db: D1Database, read: StreamRead): Promise<StreamPage> {
 	const f = read.filter;
-	const page = `SELECT e.rowid AS seq, e.id, e.type, e.payload, e.created_at, e.job_id, e.batch_id
-		FROM webhook_events e LEFT JOIN jobs j ON j.id = e.job_id LEFT JOIN batches b ON b.id = e.batch_id
+	const page = `SELECT e.rowid AS seq, e.id, e.type, e.payload, e.created_at, ${eventJobId("e.")} AS job_id, e.batch_id
+		FROM webhook_events e LEFT JOIN jobs j ON j.id = ${eventJobId("e.")} LEFT JOIN batches b ON b.id = e.batch_id
 		WHERE e.rowid > ?1 AND (?2 IS NULL OR e.rowid <= ?2)
 			AND ${startsWith(MATCH_KEY, "?3")} AND ${startsWith(MATCH_KEY, "?4")}
 			AND (?5 IS NULL OR coalesce(j.batch_id, b.id) = ?5)
@@ -133,7 +135,7 @@ export async function readStreamEvents(db: D1Database, read: StreamRead): Promis
 	];
 	const [events, jobs, batches] = await db.batch([
 		db.prepare(page).bind(...params),
-		db.prepare(`SELECT * FROM jobs WHERE id IN (SELECT job_id FROM (${page}))`).bind(...params),
+		db.prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id IN (SELECT job_id FROM (${page}))`).bind(...params),
 		db.prepare(`SELECT * FROM batches WHERE id IN (SELECT batch_id FROM (${page}))`).bind(...params),
 	]);
 	const rows = batchRows(events, EventListRow);

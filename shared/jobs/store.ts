@@ -8,6 +8,8 @@ import type { Usage } from "../models/usage";
 import type { ObjectVersion } from "../queue/caption-jobs";
 import { notificationJobOf } from "./notification-once";
 import { type JobErrorCode, JobRow } from "./schema";
+import { setJobText } from "./text-sql";
+import { JOB_COLUMNS } from "./texts";
 
 /** The columns the consumer settles when a job finishes, whatever its outcome. */
 export interface JobResultFields {
@@ -69,7 +71,7 @@ export async function claimNotificationJob(
 					lease_expires_at = ?7, updated_at = ?8, started_at = coalesce(started_at, ?8),
 					queue_ms = coalesce(queue_ms, ?9)
 				WHERE id = (SELECT id FROM jobs WHERE ${version}) AND ${CLAIMABLE.replace("?", "?8")}
-				RETURNING *`,
+				RETURNING ${JOB_COLUMNS}`,
 			)
 			.bind(...params),
 		db
@@ -78,7 +80,7 @@ export async function claimNotificationJob(
 					lease_expires_at, created_at, updated_at, started_at, queue_ms, options_key)
 				SELECT ?1, 'notification', ?2, ?3, ?4, ?5, 'processing', 1, ?6, ?7, ?8, ?8, ?8, ?9, ?10
 				WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE ${version})
-				RETURNING *`,
+				RETURNING ${JOB_COLUMNS}`,
 			)
 			.bind(...params),
 	]);
@@ -96,7 +98,7 @@ export async function claimJobById(db: D1Database, id: string, lease: Lease): Pr
 				lease_expires_at = ?3, updated_at = ?4, started_at = coalesce(started_at, ?4),
 				queue_ms = coalesce(queue_ms, ?4 - created_at)
 			WHERE id = ?1 AND ${CLAIMABLE.replace("?", "?4")}
-			RETURNING *`,
+			RETURNING ${JOB_COLUMNS}`,
 		)
 		.bind(id, lease.token, lease.expiresAt, lease.now)
 		.first()
@@ -143,17 +145,17 @@ export function finishStatement(
 	return db
 		.prepare(
 			`UPDATE jobs SET status = ?3, caption = ?4, error_code = ?5, error_message = ?6,
-				content_type = coalesce(?7, content_type), prompt = coalesce(?8, prompt),
+				${setJobText("content_type", "?7")}, ${setJobText("prompt", "?8")},
 				max_tokens = coalesce(?9, max_tokens), callback_url = coalesce(?10, callback_url),
-				model = coalesce(?11, model), inference_ms = ?12, completed_at = ?13, updated_at = ?13,
+				${setJobText("model", "?11")}, inference_ms = ?12, completed_at = ?13, updated_at = ?13,
 				total_ms = ?13 - created_at, lease_token = NULL, lease_expires_at = NULL,
-				result = ?14, output = coalesce(?15, output), language = coalesce(?16, language),
+				result = ?14, ${setJobText("output", "?15")}, language = coalesce(?16, language),
 				write_back = coalesce(?17, write_back),
 				write_back_status = CASE WHEN coalesce(?17, write_back) IS NULL THEN NULL
 					WHEN ?3 = 'succeeded' THEN 'pending' ELSE 'not_attempted' END,
 				${ADD_USAGE("?18", "?19")}
 			WHERE id = ?1 AND status = 'processing' AND lease_token = ?2
-			RETURNING *`,
+			RETURNING ${JOB_COLUMNS}`,
 		)
 		.bind(
 			job.id,
@@ -224,7 +226,7 @@ export function failUnfinishedStatement(
 			`UPDATE jobs SET status = 'failed', error_code = ?2, error_message = ?3, completed_at = ?4,
 				updated_at = ?4, total_ms = ?4 - created_at, lease_token = NULL, lease_expires_at = NULL
 			WHERE id = ?1 AND ${condition.sql}
-			RETURNING *`,
+			RETURNING ${JOB_COLUMNS}`,
 		)
 		.bind(id, code, message, now, ...condition.params);
 }
@@ -244,13 +246,13 @@ export function insertFailedNotificationStatement(
 				attempts, created_at, updated_at, completed_at, total_ms)
 			SELECT ?1, 'notification', ?2, ?3, ?4, ?5, 'failed', ?6, ?7, 0, ?8, ?8, ?8, 0
 			WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE ${notificationJobOf("?2", "?3", "?4", "''")})
-			RETURNING *`,
+			RETURNING ${JOB_COLUMNS}`,
 		)
 		.bind(id, n.bucket, n.key, n.etag, n.size, code, message, now);
 }
 
 export async function getJobRow(db: D1Database, id: string): Promise<JobRow | null> {
-	return db.prepare("SELECT * FROM jobs WHERE id = ?").bind(id).first().then(parseRow(JobRow));
+	return db.prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = ?`).bind(id).first().then(parseRow(JobRow));
 }
 
 /**
@@ -263,7 +265,7 @@ export async function getNotificationJobRow(
 ): Promise<JobRow | null> {
 	return db
 		.prepare(
-			`SELECT * FROM jobs WHERE bucket = ?1 AND key = ?2 AND etag = ?3 AND source = 'notification'
+			`SELECT ${JOB_COLUMNS} FROM jobs WHERE bucket = ?1 AND key = ?2 AND etag = ?3 AND source = 'notification'
 				AND (?4 IS NULL OR options_key = ?4)
 			ORDER BY created_at DESC LIMIT 1`,
 		)

@@ -1,8 +1,9 @@
 /**
  * The webhook outbox: the statement that makes a job terminal runs in one D1 batch (a transaction)
  * with the insert of its `webhook_events` row, so a finished job always has its event and a job
- * that did not finish (lost lease, already terminal) has none from this attempt. `job_id` is unique:
- * one event per job, however many consumers race to finish it. The same transaction settles the
+ * that did not finish (lost lease, already terminal) has none from this attempt. A job's event is
+ * keyed by its job (shared/webhooks/job-event.ts): one event per job, however many consumers race
+ * to finish it. The same transaction settles the
  * job's batch when this was its last unfinished job (shared/batches/settle.ts).
  */
 import { z } from "zod";
@@ -10,6 +11,7 @@ import { type SettledBatch, settleBatchStatements, settledBatch } from "../batch
 import { batchRows, parseRows } from "../d1-rows";
 import { ulid } from "../ids";
 import { JobRow } from "../jobs/schema";
+import { eventJobId, jobEventId } from "./job-event";
 import { EventRow } from "./schema";
 
 export interface FinishedJob {
@@ -21,15 +23,16 @@ export interface FinishedJob {
 
 export const newEventId = (now?: number) => `evt_${ulid(now)}`;
 
-/** Inserts the event of a job if the job is terminal and has none yet. */
-export function recordEventStatement(db: D1Database, jobId: string, eventId: string, now: number): D1PreparedStatement {
+/** Inserts the event of a job (its id the job's: jobEventId) if the job is terminal and has none yet. */
+export function recordEventStatement(db: D1Database, jobId: string, now: number): D1PreparedStatement {
 	return db
 		.prepare(
-			`INSERT INTO webhook_events (id, job_id, type, created_at)
-			SELECT ?1, id, 'job.' || status, ?3 FROM jobs WHERE id = ?2 AND status IN ('succeeded', 'failed')
-			ON CONFLICT (job_id) DO NOTHING`,
+			`INSERT INTO webhook_events (id, type, created_at)
+			SELECT ?1, 'job.' || status, ?3 FROM jobs WHERE id = ?2 AND status IN ('succeeded', 'failed')
+				AND NOT EXISTS (SELECT 1 FROM webhook_events e WHERE e.job_id = ?2)
+			ON CONFLICT (id) DO NOTHING`,
 		)
-		.bind(eventId, jobId, now);
+		.bind(jobEventId(jobId), jobId, now);
 }
 
 /**
@@ -42,11 +45,11 @@ export async function finishWithEvent(
 	jobId: string,
 	now = Date.now(),
 ): Promise<FinishedJob | null> {
-	const eventId = newEventId(now);
+	const eventId = jobEventId(jobId);
 	const batchEventId = newEventId(now);
 	const [finished, , settled] = await db.batch([
 		finish,
-		recordEventStatement(db, jobId, eventId, now),
+		recordEventStatement(db, jobId, now),
 		...settleBatchStatements(db, { jobId }, batchEventId, now),
 	]);
 	const [job] = batchRows(finished, JobRow);
@@ -81,7 +84,7 @@ export async function findUndispatchedEvents(
 ): Promise<(UndispatchedEvent & OutboxCursor)[]> {
 	return db
 		.prepare(
-			`SELECT id, job_id, batch_id, created_at FROM webhook_events
+			`SELECT id, ${eventJobId()} AS job_id, batch_id, created_at FROM webhook_events
 			WHERE dispatched_at IS NULL AND created_at < ?1 AND (created_at, id) > (?2, ?3)
 			ORDER BY created_at, id LIMIT ?4`,
 		)

@@ -8,6 +8,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { Batch } from "../../shared/batches/schema";
 import { getJobRow } from "../../shared/jobs/store";
 import { emulator } from "../../shared/models/emulator";
+import { isEventOfJob } from "../../shared/webhooks/job-event";
 import { sweepWebhooks } from "../../workers/webhooks/sweeper";
 import { call, createKey, errorOf, parsed } from "../status/support";
 import { uniqueKey } from "../support/fixtures";
@@ -36,7 +37,7 @@ const captionJob = (jobId: string) =>
 
 async function eventsOfJob(jobId: string): Promise<number> {
 	return (
-		(await env.DB.prepare("SELECT count(*) AS n FROM webhook_events WHERE job_id = ?")
+		(await env.DB.prepare(`SELECT count(*) AS n FROM webhook_events WHERE ${isEventOfJob("", "?1")}`)
 			.bind(jobId)
 			.first<number>("n")) ?? 0
 	);

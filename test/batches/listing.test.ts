@@ -10,6 +10,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { getBatchRow } from "../../shared/batches/read";
 import { Job } from "../../shared/jobs/schema";
 import { emulator } from "../../shared/models/emulator";
+import { eventJobId } from "../../shared/webhooks/job-event";
 import { planPage } from "../../workers/consumer/batch-lister";
 import { commitPage } from "../../workers/consumer/batch-pages";
 import { readSettings } from "../../workers/consumer/config";
@@ -160,7 +161,7 @@ describe("a keys batch", () => {
 			.all();
 		expect(rows).toEqual([]);
 		const events = await env.DB.prepare(
-			`SELECT e.type FROM webhook_events e LEFT JOIN jobs j ON j.id = e.job_id
+			`SELECT e.type FROM webhook_events e LEFT JOIN jobs j ON j.id = ${eventJobId("e.")}
 			WHERE (j.batch_id = ?1 OR e.batch_id = ?1) AND e.type <> 'batch.progress' ORDER BY e.type`,
 		)
 			.bind(created.id)

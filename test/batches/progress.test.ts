@@ -14,6 +14,7 @@ import { Batch, type BatchRow } from "../../shared/batches/schema";
 import { emulator } from "../../shared/models/emulator";
 import { RateLimitsSetting } from "../../shared/models/rate-limits";
 import { parseModelChain } from "../../shared/models/registry";
+import { isEventOfJob } from "../../shared/webhooks/job-event";
 import { BatchProgressWebhookPayload } from "../../shared/webhooks/schema";
 import status from "../../workers/status/index";
 import { recordBatchProgress } from "../../workers/webhooks/batch-progress";
@@ -263,7 +264,7 @@ describe("batch.progress webhooks", () => {
 		// The next job within the minute sends nothing more to it.
 		await captionJob(jobs[1]?.id ?? "");
 		await until("the second job's event was not fanned out", async () =>
-			(await env.DB.prepare("SELECT dispatched_at FROM webhook_events WHERE job_id = ?")
+			(await env.DB.prepare(`SELECT dispatched_at FROM webhook_events WHERE ${isEventOfJob("", "?1")}`)
 				.bind(jobs[1]?.id)
 				.first<number>("dispatched_at"))
 				? true

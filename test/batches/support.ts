@@ -7,6 +7,7 @@ import { expect } from "vitest";
 import { z } from "zod";
 import { Batch, type BatchCounts } from "../../shared/batches/schema";
 import type { JobRow } from "../../shared/jobs/schema";
+import { JOB_COLUMNS } from "../../shared/jobs/texts";
 import { batchPage } from "../../shared/queue/batch-listing";
 import consumer from "../../workers/consumer/index";
 import { createBatch as insertBatch, type NewBatch } from "../../workers/status/batches/store";
@@ -94,7 +95,7 @@ export function deliverPage(batchId: string, page: number, options: RunOptions &
 }
 
 export async function jobsOfBatch(batchId: string): Promise<JobRow[]> {
-	const { results } = await env.DB.prepare("SELECT * FROM jobs WHERE batch_id = ? ORDER BY key")
+	const { results } = await env.DB.prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE batch_id = ? ORDER BY key`)
 		.bind(batchId)
 		.all<JobRow>();
 	return results;

@@ -11,6 +11,7 @@ import { getBatchRow } from "../../shared/batches/read";
 import { Batch } from "../../shared/batches/schema";
 import { getJobRow } from "../../shared/jobs/store";
 import { emulator } from "../../shared/models/emulator";
+import { isEventOfJob } from "../../shared/webhooks/job-event";
 import { commitPage } from "../../workers/consumer/batch-pages";
 import { call, parsed } from "../status/support";
 import { sqlText, whileD1Refuses } from "../support/d1-faults";
@@ -41,7 +42,7 @@ async function batchEvents(batchId: string): Promise<EventRow[]> {
 }
 
 async function jobEvents(jobId: string): Promise<string[]> {
-	const { results } = await env.DB.prepare("SELECT type FROM webhook_events WHERE job_id = ?")
+	const { results } = await env.DB.prepare(`SELECT type FROM webhook_events WHERE ${isEventOfJob("", "?1")}`)
 		.bind(jobId)
 		.all<{ type: string }>();
 	return results.map((r) => r.type);

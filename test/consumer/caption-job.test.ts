@@ -1,7 +1,10 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { parseRow } from "../../shared/d1-rows";
 import { claimJobById } from "../../shared/jobs/store";
 import { emulator } from "../../shared/models/emulator";
+import { isEventOfJob } from "../../shared/webhooks/job-event";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
 import { insertJob } from "../support/jobs";
 import { MOONDREAM, resetModels } from "../support/models";
@@ -35,6 +38,50 @@ describe("jobs from R2 notifications", () => {
 		expect(job.completed_at).toBeGreaterThanOrEqual(job.started_at ?? Number.POSITIVE_INFINITY);
 		expect(job.inference_ms).not.toBeNull();
 		expect(emulator.callsTo()).toBe(1);
+	});
+
+	it("a job refers to its model's name, the default prompt, its content type and output kind, stored once; a custom prompt stays in its row", async () => {
+		const plain = uniqueKey("plain.jpg");
+		const custom = uniqueKey("custom.jpg");
+		const jpeg = await fixture("small.jpg");
+		await runConsumer([await upload(plain, jpeg), await upload(custom, jpeg, { prompt: `Is it ${custom}?` })]);
+		const Stored = z.object({
+			model: z.string().nullable(),
+			prompt: z.string().nullable(),
+			model_text: z.string().nullable(),
+			prompt_text: z.string().nullable(),
+		});
+		const stored = (key: string) =>
+			env.DB.prepare(
+				`SELECT j.model, j.prompt, m.text AS model_text, p.text AS prompt_text FROM jobs j
+				LEFT JOIN job_texts m ON m.id = j.model_id LEFT JOIN job_texts p ON p.id = j.prompt_id WHERE j.key = ?1
+					AND j.content_type IS NULL AND j.output IS NULL
+					AND (SELECT text FROM job_texts WHERE id = j.content_type_id) = 'image/jpeg'
+					AND (SELECT text FROM job_texts WHERE id = j.output_id) = 'caption'`,
+			)
+				.bind(key)
+				.first()
+				.then(parseRow(Stored));
+		expect(await stored(plain)).toEqual({
+			model: null,
+			prompt: null,
+			model_text: MOONDREAM,
+			prompt_text: "Generate a caption for this image",
+		});
+		expect(await stored(custom)).toEqual({
+			model: null,
+			prompt: `Is it ${custom}?`,
+			model_text: MOONDREAM,
+			prompt_text: null,
+		});
+		// Every read of the job gives the texts back.
+		expect(await onlyJob(plain)).toMatchObject({
+			model: MOONDREAM,
+			prompt: "Generate a caption for this image",
+			content_type: "image/jpeg",
+			output: "caption",
+		});
+		expect(await onlyJob(custom)).toMatchObject({ model: MOONDREAM, prompt: `Is it ${custom}?` });
 	});
 
 	it.each(["CopyObject", "CompleteMultipartUpload"] as const)("%s makes a job too", async (action) => {
@@ -197,7 +244,7 @@ describe("at-least-once delivery", () => {
 			inference_ms: null,
 			completed_at: null,
 		});
-		const events = await env.DB.prepare("SELECT count(*) AS n FROM webhook_events WHERE job_id = ?")
+		const events = await env.DB.prepare(`SELECT count(*) AS n FROM webhook_events WHERE ${isEventOfJob("", "?1")}`)
 			.bind(claimed.id)
 			.first("n");
 		expect(events).toBe(0);

@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { emulator } from "../../shared/models/emulator";
+import { isEventOfJob } from "../../shared/webhooks/job-event";
 import { sqlText, whileD1Refuses } from "../support/d1-faults";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
 import { insertJob } from "../support/jobs";
@@ -47,7 +48,7 @@ describe("dead letters and stalled jobs", () => {
 		const job = await onlyJob(key);
 		expect(job).toMatchObject({ id: queued.id, source: "api", status: "failed", error_code: "dead_lettered" });
 		expect(job.completed_at).not.toBeNull();
-		const event = await env.DB.prepare("SELECT type FROM webhook_events WHERE job_id = ?")
+		const event = await env.DB.prepare(`SELECT type FROM webhook_events WHERE ${isEventOfJob("", "?1")}`)
 			.bind(queued.id)
 			.first("type");
 		expect(event).toBe("job.failed");
@@ -103,7 +104,9 @@ describe("dead letters and stalled jobs", () => {
 		expect(result.explicitAcks).toEqual(ids);
 		const job = await onlyJob(key);
 		expect(job).toMatchObject({ status: "succeeded", error_code: null, attempts: 1 });
-		const events = await env.DB.prepare("SELECT type FROM webhook_events WHERE job_id = ?").bind(job.id).all();
+		const events = await env.DB.prepare(`SELECT type FROM webhook_events WHERE ${isEventOfJob("", "?1")}`)
+			.bind(job.id)
+			.all();
 		expect(events.results).toEqual([{ type: "job.succeeded" }]);
 	});
 

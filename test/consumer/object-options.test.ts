@@ -8,6 +8,7 @@ import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { Job } from "../../shared/jobs/schema";
 import { emulator } from "../../shared/models/emulator";
+import { isEventOfJob } from "../../shared/webhooks/job-event";
 import status from "../../workers/status/index";
 import { ADMIN, parsed } from "../status/support";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
@@ -38,7 +39,7 @@ describe("an unsafe callback-url in an object's metadata", () => {
 		);
 		expect(await parsed(res, Job)).toMatchObject({ status: "failed", error: { code: "invalid_options" } });
 		const deliveries = await env.DB.prepare(
-			"SELECT count(*) AS n FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id WHERE e.job_id = ? AND d.subscription_id IS NULL",
+			`SELECT count(*) AS n FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id WHERE ${isEventOfJob("e.", "?1")} AND d.subscription_id IS NULL`,
 		)
 			.bind(job.id)
 			.first("n");

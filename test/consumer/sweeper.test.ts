@@ -7,6 +7,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { parseRow } from "../../shared/d1-rows";
 import { JobRow } from "../../shared/jobs/schema";
+import { JOB_COLUMNS } from "../../shared/jobs/texts";
 import { readSettings } from "../../workers/consumer/config";
 import { recoverConsumer } from "../../workers/consumer/recovery";
 import { QUEUED_STALL_MS, sweepStalledJobs } from "../../workers/consumer/sweeper";
@@ -20,7 +21,7 @@ const held = { ...env, CAPTION_JOBS: env.HELD_MESSAGES, WEBHOOK_DELIVERIES: env.
 const settings = readSettings(env);
 
 const jobById = (id: string) =>
-	env.DB.prepare("SELECT * FROM jobs WHERE id = ?").bind(id).first().then(parseRow(JobRow));
+	env.DB.prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = ?`).bind(id).first().then(parseRow(JobRow));
 
 describe("the stalled-job sweeper", () => {
 	it("a job a consumer claims between the sweep's read and its update is neither re-queued nor failed", async () => {

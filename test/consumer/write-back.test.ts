@@ -8,6 +8,7 @@ import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { toJob } from "../../shared/jobs/schema";
 import { emulator } from "../../shared/models/emulator";
+import { eventJobId } from "../../shared/webhooks/job-event";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
 import { resetModels } from "../support/models";
 import { counter, jobsForKey, onlyJob, runConsumer } from "../support/queue";
@@ -17,7 +18,7 @@ beforeEach(resetModels);
 
 async function eventsFor(jobIds: string[]): Promise<number> {
 	const n = await env.DB.prepare(
-		"SELECT count(*) AS n FROM webhook_events WHERE job_id IN (SELECT value FROM json_each(?))",
+		`SELECT count(*) AS n FROM webhook_events WHERE ${eventJobId()} IN (SELECT value FROM json_each(?))`,
 	)
 		.bind(JSON.stringify(jobIds))
 		.first("n");

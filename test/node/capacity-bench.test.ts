@@ -25,8 +25,8 @@ const N = 50;
  * bytes an object, the attempt rows 57 an image), not every index's bytes. The goals, 1,000
  * bytes retained and 500 per object besides its caption at N = 1,000, are not reached yet.
  */
-const RETAINED_CEILING = 950;
-const STEADY_CEILING = 500;
+const RETAINED_CEILING = 700;
+const STEADY_CEILING = 450;
 let workDir = "";
 
 afterAll(async () => {
@@ -50,7 +50,8 @@ describe("npm run bench -- --only capacity (quick: N = 50)", () => {
 		expect(result.succeeded).toBe(N);
 		expect(result.rows_deleted).toEqual({ jobs: 0, webhook_events: N, batches: 0 });
 		const tables = (list: typeof result.retained) => list.map((t) => t.table);
-		expect(tables(result.retained)).toEqual(expect.arrayContaining(["jobs", "webhook_events", "webhook_deliveries"]));
+		// (N = 50 job events, about 70 bytes each since 0028, still fit the outbox's first page.)
+		expect(tables(result.retained)).toEqual(expect.arrayContaining(["jobs", "webhook_deliveries"]));
 		// After the sweep the webhook tables are back to their empty size; the latest jobs stay.
 		expect(tables(result.steady)).not.toContain("webhook_events");
 		expect(tables(result.steady)).not.toContain("webhook_deliveries");

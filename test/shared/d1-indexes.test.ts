@@ -79,6 +79,11 @@ const READERS: Record<string, { reader: string; sql: string }> = {
 		reader: "a batch's one final event (shared/batches/settle.ts; its unique constraint)",
 		sql: "SELECT id FROM webhook_events WHERE batch_id = ?1 AND type IN ('batch.completed', 'batch.cancelled')",
 	},
+	webhook_events_job: {
+		reader:
+			"the event of a job recorded before its id was the job's (shared/webhooks/job-event.ts; its unique constraint)",
+		sql: "SELECT id FROM webhook_events WHERE job_id = ?1",
+	},
 	webhook_events_undispatched: {
 		reader: "the outbox sweep (shared/webhooks/outbox.ts)",
 		sql: `SELECT id, job_id, batch_id, created_at FROM webhook_events
@@ -196,10 +201,19 @@ describe("D1 indexes", () => {
 	});
 
 	it("a newest-first walk reads its index backwards, without sorting", async () => {
-		for (const index of ["jobs_created", "jobs_status_created", "jobs_batch_created", "batches_created"]) {
+		for (const index of ["jobs_status_created", "jobs_batch_created", "batches_created"]) {
 			const reader = READERS[index];
 			if (!reader) throw new Error(`no reader for ${index}`);
 			expect(await plan(reader.sql)).not.toContainEqual(expect.stringContaining("TEMP B-TREE"));
 		}
+	});
+
+	it("the list of every job walks jobs_created backwards and sorts only the jobs of one millisecond by id", async () => {
+		const reader = READERS.jobs_created;
+		if (!reader) throw new Error("no reader for jobs_created");
+		expect(await plan(reader.sql)).toEqual([
+			"SEARCH jobs USING INDEX jobs_created (created_at<?)",
+			"USE TEMP B-TREE FOR LAST TERM OF ORDER BY",
+		]);
 	});
 });

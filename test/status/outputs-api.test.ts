@@ -8,6 +8,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { Job } from "../../shared/jobs/schema";
 import { emulator } from "../../shared/models/emulator";
 import type { CaptionRequest } from "../../shared/queue/caption-jobs";
+import { eventJobId } from "../../shared/webhooks/job-event";
 import { deliverPage, getBatch, jobsOfBatch, putObjects, unsentBatch } from "../batches/support";
 import { fixture, uniqueKey } from "../support/fixtures";
 import { LLAVA, resetModels } from "../support/models";
@@ -124,7 +125,7 @@ describe("a 100-object write-back batch", () => {
 			.first("n");
 		expect(made).toBe(100);
 		const events = await env.DB.prepare(
-			"SELECT count(*) AS n FROM webhook_events WHERE job_id IN (SELECT id FROM jobs WHERE batch_id = ?)",
+			`SELECT count(*) AS n FROM webhook_events WHERE ${eventJobId()} IN (SELECT id FROM jobs WHERE batch_id = ?)`,
 		)
 			.bind(batch.id)
 			.first("n");

@@ -10,6 +10,7 @@ import { env } from "cloudflare:workers";
 import { z } from "zod";
 import { parseRows } from "../../shared/d1-rows";
 import { JobRow } from "../../shared/jobs/schema";
+import { JOB_COLUMNS } from "../../shared/jobs/texts";
 import consumer from "../../workers/consumer/index";
 import { imagesWithInputLimit } from "./images";
 import { observeOutcomes } from "./outcomes";
@@ -60,7 +61,10 @@ export function runConsumer(bodies: unknown[], options: RunOptions = {}) {
 }
 
 export async function jobsForKey(key: string): Promise<JobRow[]> {
-	return env.DB.prepare("SELECT * FROM jobs WHERE key = ? ORDER BY created_at").bind(key).all().then(parseRows(JobRow));
+	return env.DB.prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE key = ? ORDER BY created_at`)
+		.bind(key)
+		.all()
+		.then(parseRows(JobRow));
 }
 
 export async function onlyJob(key: string): Promise<JobRow> {

@@ -5,6 +5,7 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { isEventOfJob } from "../../shared/webhooks/job-event";
 import { call } from "../status/support";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
 import { until } from "../support/poll";
@@ -121,14 +122,14 @@ describe.concurrent("webhook delivery", () => {
 		expect(job.error_message).toContain("169.254.169.254 is a link-local (cloud metadata) address");
 		// The failed job's event is dispatched to subscriptions only: nothing is ever sent to the URL.
 		await until(`the event of ${job.id} was not dispatched`, async () => {
-			const event = await env.DB.prepare("SELECT dispatched_at FROM webhook_events WHERE job_id = ?")
+			const event = await env.DB.prepare(`SELECT dispatched_at FROM webhook_events WHERE ${isEventOfJob("", "?1")}`)
 				.bind(job.id)
 				.first("dispatched_at");
 			return event === null || event === undefined ? undefined : event;
 		});
 		const deliveries = await env.DB.prepare(
 			`SELECT count(*) AS n FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
-			WHERE e.job_id = ? AND d.subscription_id IS NULL`,
+			WHERE ${isEventOfJob("e.", "?1")} AND d.subscription_id IS NULL`,
 		)
 			.bind(job.id)
 			.first("n");

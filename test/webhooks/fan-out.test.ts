@@ -8,6 +8,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { parseRows } from "../../shared/d1-rows";
 import { finishStatement } from "../../shared/jobs/store";
 import { emulator } from "../../shared/models/emulator";
+import { isEventOfJob } from "../../shared/webhooks/job-event";
 import { finishWithEvent } from "../../shared/webhooks/outbox";
 import { EventRow } from "../../shared/webhooks/schema";
 import { dispatchEvent } from "../../workers/webhooks/deliveries";
@@ -21,7 +22,10 @@ import { deliveriesOf, finishedJob, hook, runWebhooks, subscribe, verified, wait
 beforeEach(resetModels);
 
 async function eventsOf(jobId: string) {
-	return env.DB.prepare("SELECT * FROM webhook_events WHERE job_id = ?").bind(jobId).all().then(parseRows(EventRow));
+	return env.DB.prepare(`SELECT * FROM webhook_events WHERE ${isEventOfJob("", "?1")}`)
+		.bind(jobId)
+		.all()
+		.then(parseRows(EventRow));
 }
 
 describe("fan-out", () => {

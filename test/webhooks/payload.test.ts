@@ -7,13 +7,14 @@ import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
+import { isEventOfJob } from "../../shared/webhooks/job-event";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
 import { onlyJob, runConsumer } from "../support/queue";
 import { dispatchOne, finishedJob, hook, runWebhooks, subscribe, verified } from "./support";
 
 const PayloadColumn = z.object({ payload: z.string().nullable() });
 const storedPayload = (jobId: string) =>
-	env.DB.prepare("SELECT payload FROM webhook_events WHERE job_id = ?1")
+	env.DB.prepare(`SELECT payload FROM webhook_events WHERE ${isEventOfJob("", "?1")}`)
 		.bind(jobId)
 		.first()
 		.then((row) => PayloadColumn.parse(row).payload);

@@ -8,6 +8,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { Job } from "../../shared/jobs/schema";
+import { isEventOfJob } from "../../shared/webhooks/job-event";
 import { dispatchEvent } from "../../workers/webhooks/deliveries";
 import { createBatch, putObjects, settled, waitForBatch } from "../batches/support";
 import { call, createKey, errorOf, parsed, pollJob, revokeKey } from "../status/support";
@@ -191,7 +192,7 @@ describe("a revoked key's work still finishes", () => {
 		expect(await callback.received()).toHaveLength(0);
 		const callbacks = await env.DB.prepare(
 			`SELECT count(*) AS n FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
-			WHERE d.subscription_id IS NULL AND (e.job_id = ?1 OR e.batch_id = ?2)`,
+			WHERE d.subscription_id IS NULL AND (${isEventOfJob("e.", "?1")} OR e.batch_id = ?2)`,
 		)
 			.bind(job.id, batch.id)
 			.first("n");

@@ -7,6 +7,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { parseRow } from "../../shared/d1-rows";
+import { eventJobId } from "../../shared/webhooks/job-event";
 import { readOutboxBacklog } from "../../shared/webhooks/outbox";
 import { DeliveryRow } from "../../shared/webhooks/schema";
 import { recoverWebhooks } from "../../workers/webhooks/recovery";
@@ -27,7 +28,7 @@ async function undispatched(prefix: string, n: number, at: number) {
 
 const countUndispatched = (prefix: string) =>
 	env.DB.prepare(
-		`SELECT COUNT(*) AS n FROM webhook_events e JOIN jobs j ON j.id = e.job_id
+		`SELECT COUNT(*) AS n FROM webhook_events e JOIN jobs j ON j.id = ${eventJobId("e.")}
 		WHERE j.key LIKE ?1 AND e.dispatched_at IS NULL`,
 	)
 		.bind(`${prefix}%`)

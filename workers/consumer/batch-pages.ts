@@ -10,6 +10,7 @@ import { BatchRow } from "../../shared/batches/schema";
 import { type SettledBatch, settleBatchStatements, settledBatch } from "../../shared/batches/settle";
 import { batchRows, parseRow, parseRows } from "../../shared/d1-rows";
 import { newJobId } from "../../shared/ids";
+import { jobText } from "../../shared/jobs/text-sql";
 import { newEventId } from "../../shared/webhooks/outbox";
 
 /** One object of a page: what the listing (or a HEAD of a given key) said about it. */
@@ -50,7 +51,7 @@ export async function alreadyCaptioned(
 		.prepare(
 			`SELECT j.key AS key, max(j.id) AS job_id
 			FROM json_each(?1) p CROSS JOIN jobs j ON j.key = json_extract(p.value, '$[0]')
-			WHERE j.bucket = ?2 AND j.etag = json_extract(p.value, '$[1]') AND j.prompt = json_extract(p.value, '$[2]')
+			WHERE j.bucket = ?2 AND j.etag = json_extract(p.value, '$[1]') AND ${jobText("prompt", "j.")} = json_extract(p.value, '$[2]')
 				AND +j.status = 'succeeded'
 			GROUP BY j.key`,
 		)

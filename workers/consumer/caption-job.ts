@@ -19,8 +19,11 @@ import {
 	type Lease,
 	releaseJob,
 } from "../../shared/jobs/store";
+
+import { shareJobTexts } from "../../shared/jobs/texts";
 import { errorMessage, log } from "../../shared/log";
 import type { ModelChain } from "../../shared/models/chain";
+import { TEXT_OUTPUT_KINDS } from "../../shared/outputs/spec";
 import { backoffSeconds } from "../../shared/queue/backoff";
 import { readCaptionMessage } from "../../shared/queue/caption-jobs";
 import { ACK, type BatchCounters, type Outcome, retryAfter } from "../../shared/queue/runner";
@@ -288,6 +291,14 @@ async function finish(
 	ctx: BatchContext,
 	attempts: number,
 ): Promise<Outcome> {
+	// Its model's name, the default prompt, its content type and a plain output kind are texts jobs
+	// share: the job refers to them (a custom prompt or a JSON schema stays in its row).
+	await shareJobTexts(ctx.env.DB, [
+		fields.model,
+		fields.prompt === ctx.settings.DEFAULT_PROMPT ? fields.prompt : null,
+		fields.contentType,
+		fields.output && (TEXT_OUTPUT_KINDS as readonly string[]).includes(fields.output) ? fields.output : null,
+	]);
 	const now = Date.now();
 	const finished = await finishJob(ctx.env, finishStatement(ctx.env.DB, job, now, outcome, fields), job.id, now);
 	if (finished) {

@@ -10,7 +10,9 @@ import { BatchRow } from "../../shared/batches/schema";
 import { batchRows, parseRows } from "../../shared/d1-rows";
 import { ulid } from "../../shared/ids";
 import { JobRow } from "../../shared/jobs/schema";
+import { JOB_COLUMNS } from "../../shared/jobs/texts";
 import { attemptsOf } from "../../shared/webhooks/attempts";
+import { eventJobId, isEventOfJob } from "../../shared/webhooks/job-event";
 import { AttemptRow, DeliveryRow, EventRow } from "../../shared/webhooks/schema";
 import type { ArchiveLine } from "./archive";
 import type { ConsumerSettings } from "./config";
@@ -80,13 +82,17 @@ const jobs: RetentionKind = {
 				AND (n.created_at > t.created_at OR (n.created_at = t.created_at AND n.id > t.id)))
 			OR EXISTS (SELECT 1 FROM deleted_objects d WHERE d.bucket = t.bucket AND d.key = t.key AND d.deleted_at < ?3
 				AND d.deleted_at >= (SELECT max(n.created_at) FROM jobs n WHERE n.key = t.key AND n.bucket = t.bucket)))
-		AND NOT EXISTS (SELECT 1 FROM webhook_events e WHERE e.job_id = t.id AND (e.dispatched_at IS NULL
+		AND NOT EXISTS (SELECT 1 FROM webhook_events e WHERE ${isEventOfJob("e.", "t.id")} AND (e.dispatched_at IS NULL
 			OR EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id AND d.status = 'pending')))
 		AND (t.batch_id IS NULL OR NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = t.batch_id))`,
 		),
 	),
 	read: (db, ids) =>
-		db.prepare(`SELECT * FROM jobs WHERE id IN ${IDS} ORDER BY id`).bind(json(ids)).all().then(parseRows(JobRow)),
+		db
+			.prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id IN ${IDS} ORDER BY id`)
+			.bind(json(ids))
+			.all()
+			.then(parseRows(JobRow)),
 	deletes: (db, ids) => [
 		db
 			.prepare(`DELETE FROM jobs WHERE id IN ${IDS} AND status IN ('succeeded', 'failed', 'cancelled')`)
@@ -111,7 +117,12 @@ const webhookEvents: RetentionKind = {
 	),
 	async read(db, ids) {
 		const [events, deliveries, attempts] = await db.batch([
-			db.prepare(`SELECT * FROM webhook_events WHERE id IN ${IDS} ORDER BY id`).bind(json(ids)),
+			db
+				.prepare(
+					`SELECT id, ${eventJobId()} AS job_id, batch_id, type, payload, created_at, dispatched_at
+					FROM webhook_events WHERE id IN ${IDS} ORDER BY id`,
+				)
+				.bind(json(ids)),
 			db.prepare(`SELECT * FROM webhook_deliveries WHERE event_id IN ${IDS} ORDER BY id`).bind(json(ids)),
 			db.prepare(attemptsOf(`SELECT id FROM webhook_deliveries WHERE event_id IN ${IDS}`)).bind(json(ids)),
 		]);

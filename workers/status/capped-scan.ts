@@ -36,6 +36,8 @@ export interface CappedScan<T> {
 	residual: Condition[];
 	after: Position | null;
 	limit: number;
+	/** The columns a row is read with (default `*`). */
+	columns?: string;
 	schema: z.ZodType<T>;
 	encode: (position: { created_at: number; id: string }) => string;
 }
@@ -60,13 +62,14 @@ export async function cappedScan<T extends { created_at: number; id: string }>(
 	const served = [...scan.served, ...cursor];
 	const order = "ORDER BY created_at DESC, id DESC";
 	const walk = `${scan.table} INDEXED BY ${scan.index}`;
+	const columns = scan.columns ?? "*";
 	const servedParams = served.flatMap((c) => c.params);
 	const residualParams = scan.residual.flatMap((c) => c.params);
 	// One extra row tells whether there is a next page without a COUNT.
 	const sql =
 		scan.residual.length === 0
-			? `SELECT * FROM ${walk} ${where(served)} ${order} LIMIT ?`
-			: `SELECT * FROM ${scan.table} WHERE id IN (
+			? `SELECT ${columns} FROM ${walk} ${where(served)} ${order} LIMIT ?`
+			: `SELECT ${columns} FROM ${scan.table} WHERE id IN (
 				SELECT id FROM (SELECT * FROM ${walk} ${where(served)} ${order} LIMIT ${SCAN_ROWS})
 				${where(scan.residual)} ${order} LIMIT ?)
 			${order}`;

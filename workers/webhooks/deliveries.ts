@@ -8,7 +8,9 @@ import { BatchRow, toBatch } from "../../shared/batches/schema";
 import { batchRows, parseRow, parseRows } from "../../shared/d1-rows";
 import { ulid } from "../../shared/ids";
 import { JobRow, toJob } from "../../shared/jobs/schema";
+import { jobColumns } from "../../shared/jobs/texts";
 import { deliveryOf } from "../../shared/webhooks/delivery-once";
+import { eventJobId } from "../../shared/webhooks/job-event";
 import {
 	CaptionWebhookPayload,
 	DeliveryRow,
@@ -75,8 +77,8 @@ const JOB_SIGNING_KEY = `CASE WHEN j.key_id IS NULL AND j.callback_url IS NOT NU
 async function loadSubject(db: D1Database, eventId: string): Promise<EventSubject | null> {
 	const job = await db
 		.prepare(
-			`SELECT j.*, ${JOB_SIGNING_KEY} AS owner_key_id, ${ownerRevokedAt("j")}, ${EVENT_COLUMNS}
-			FROM webhook_events e JOIN jobs j ON j.id = e.job_id WHERE e.id = ?`,
+			`SELECT ${jobColumns("j.")}, ${JOB_SIGNING_KEY} AS owner_key_id, ${ownerRevokedAt("j")}, ${EVENT_COLUMNS}
+			FROM webhook_events e JOIN jobs j ON j.id = ${eventJobId("e.")} WHERE e.id = ?`,
 		)
 		.bind(eventId)
 		.first()

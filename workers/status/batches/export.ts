@@ -18,6 +18,7 @@ import { parseRows } from "../../../shared/d1-rows";
 import { iso } from "../../../shared/iso";
 import { CSV_COLUMNS, spreadsheetSafe } from "../../../shared/jobs/csv-columns";
 import { JobRow, toJob } from "../../../shared/jobs/schema";
+import { JOB_COLUMNS, jobColumns } from "../../../shared/jobs/texts";
 import { pagedStream } from "../paged-stream";
 
 export const EXPORT_FORMATS = ["jsonl", "csv", "hf"] as const;
@@ -118,7 +119,7 @@ function sources(db: D1Database, batchId: string, order: Order, pageRows: number
 	return [
 		pager(
 			db,
-			`SELECT *, batch_seq AS seq FROM jobs WHERE batch_id = ?1 AND ${range.jobs} ORDER BY ${range.jobOrder} LIMIT ?3`,
+			`SELECT ${JOB_COLUMNS}, batch_seq AS seq FROM jobs WHERE batch_id = ?1 AND ${range.jobs} ORDER BY ${range.jobOrder} LIMIT ?3`,
 			batchId,
 			order,
 			pageRows,
@@ -127,7 +128,7 @@ function sources(db: D1Database, batchId: string, order: Order, pageRows: number
 		),
 		pager(
 			db,
-			`SELECT j.*, s.seq AS seq FROM batch_skips s JOIN jobs j ON j.id = s.job_id
+			`SELECT ${jobColumns("j.")}, s.seq AS seq FROM batch_skips s JOIN jobs j ON j.id = s.job_id
 			WHERE s.batch_id = ?1 AND ${range.skips} ORDER BY ${range.skipOrder} LIMIT ?3`,
 			batchId,
 			order,

@@ -9,6 +9,7 @@ import { batchRows, parseRow } from "../../../shared/d1-rows";
 import { newJobId } from "../../../shared/ids";
 import { notificationJobOf } from "../../../shared/jobs/notification-once";
 import { JobRow } from "../../../shared/jobs/schema";
+import { JOB_COLUMNS } from "../../../shared/jobs/texts";
 import type { OutputColumns } from "../output-options";
 
 export interface QueuedJobInput {
@@ -65,7 +66,7 @@ export async function ensureNotificationJob(db: D1Database, job: UploadJobInput,
 		db
 			.prepare(
 				`UPDATE jobs SET key_id = coalesce(key_id, ?11) WHERE id = (SELECT id FROM jobs WHERE ${version})
-				RETURNING *`,
+				RETURNING ${JOB_COLUMNS}`,
 			)
 			.bind(...params),
 		db
@@ -73,7 +74,7 @@ export async function ensureNotificationJob(db: D1Database, job: UploadJobInput,
 				`INSERT INTO jobs ${INSERT_COLUMNS}
 				SELECT ?1, 'notification', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', 0, ?10, ?10, ?11, ?12, ?13, ?14, ?15
 				WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE ${version})
-				RETURNING *`,
+				RETURNING ${JOB_COLUMNS}`,
 			)
 			.bind(...params),
 	]);
@@ -88,7 +89,7 @@ export async function insertApiJob(db: D1Database, job: QueuedJobInput, now = Da
 		.prepare(
 			`INSERT INTO jobs ${INSERT_COLUMNS}
 			VALUES (?1, 'api', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', 0, ?10, ?10, ?11, ?12, ?13, ?14, '')
-			RETURNING *`,
+			RETURNING ${JOB_COLUMNS}`,
 		)
 		.bind(...bindings(newJobId(now), job, now))
 		.first()

@@ -16,6 +16,7 @@
 import { z } from "zod";
 import { parseRow, parseRows } from "../../../shared/d1-rows";
 import { JobRow, type JobStatus } from "../../../shared/jobs/schema";
+import { JOB_COLUMNS } from "../../../shared/jobs/texts";
 import { type Condition, cappedScan, SCAN_ROWS } from "../capped-scan";
 import { keysetCursor, keysetPage, type Position } from "../keyset-cursor";
 import { prefixCondition } from "./key-range";
@@ -109,7 +110,7 @@ async function sortedPrefixPage(
 	}
 	const result = await db
 		.prepare(
-			`SELECT * FROM jobs WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_key_created
+			`SELECT ${JOB_COLUMNS} FROM jobs WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_key_created
 				WHERE ${conditions.map((c) => c.sql).join(" AND ")}
 				ORDER BY created_at DESC, id DESC LIMIT ?)
 			ORDER BY created_at DESC, id DESC`,
@@ -150,6 +151,7 @@ export async function listJobs(
 		residual,
 		after,
 		limit,
+		columns: JOB_COLUMNS,
 		schema: JobRow,
 		encode: jobCursor.encode,
 	});

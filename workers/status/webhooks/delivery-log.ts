@@ -7,6 +7,7 @@ import { z } from "zod";
 import { parseRow, parseRows } from "../../../shared/d1-rows";
 import { iso } from "../../../shared/iso";
 import { attemptsOf } from "../../../shared/webhooks/attempts";
+import { eventJobId, isEventOfJob } from "../../../shared/webhooks/job-event";
 import {
 	AttemptRow,
 	DeliveryRow,
@@ -57,7 +58,7 @@ function toDelivery(row: LogRow, attempts: AttemptRow[]): WebhookDelivery {
 
 const SELECT_LOG = `SELECT d.*,
 		coalesce(d.url, (SELECT ts.url FROM webhook_subscriptions ts WHERE ts.id = d.subscription_id), '') AS target_url,
-		e.type AS event_type, e.job_id, e.batch_id
+		e.type AS event_type, ${eventJobId("e.")} AS job_id, e.batch_id
 	FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id`;
 
 async function withAttempts(db: D1Database, rows: LogRow[]): Promise<WebhookDelivery[]> {
@@ -152,7 +153,7 @@ export async function listJobDeliveries(
 	const results = await db
 		.prepare(
 			`${SELECT_LOG} LEFT JOIN webhook_subscriptions s ON s.id = d.subscription_id
-			WHERE e.job_id = ?1 AND (d.subscription_id IS NULL OR (${inScope("?2")} AND ${owned("?3")}))
+			WHERE ${isEventOfJob("e.", "?1")} AND (d.subscription_id IS NULL OR (${inScope("?2")} AND ${owned("?3")}))
 			ORDER BY d.created_at, d.id`,
 		)
 		.bind(jobId, caller.scope, caller.keyId)
