@@ -263,7 +263,9 @@ describe("batches", () => {
 		expect(await onlyJob(key)).toMatchObject({ status: "succeeded" });
 		expect(writes).toEqual([
 			"UPDATE jobs SET + INSERT INTO jobs",
-			"UPDATE jobs SET + INSERT INTO webhook_events + UPDATE batches SET + INSERT INTO webhook_events",
+			// The finish's counters (WITH … UPDATE job_counts / INSERT INTO job_completions) are between
+			// the bracket's two statements (shared/jobs/batched-counts.ts).
+			"INSERT INTO stats_deferred + UPDATE jobs SET + INSERT INTO webhook_events + UPDATE batches SET + INSERT INTO webhook_events + DELETE FROM stats_deferred",
 		]);
 	});
 });

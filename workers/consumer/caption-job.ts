@@ -14,7 +14,6 @@ import {
 	claimJobById,
 	claimNotificationJob,
 	type FinishOutcome,
-	finishStatement,
 	type JobResultFields,
 	type Lease,
 	releaseJob,
@@ -23,12 +22,13 @@ import { errorMessage, log } from "../../shared/log";
 import type { ModelChain } from "../../shared/models/chain";
 import { backoffSeconds } from "../../shared/queue/backoff";
 import { readCaptionMessage } from "../../shared/queue/caption-jobs";
+import type { GatherTicket } from "../../shared/queue/gather";
 import { ACK, type BatchCounters, type Outcome, retryAfter } from "../../shared/queue/runner";
 import type { Lane } from "../../shared/scheduling/lanes";
 import type { ConsumerSettings } from "./config";
 import { recordObjectDeletion } from "./deleted-objects";
 import { type Echo, echoOf } from "./echoes";
-import { finishJob } from "./finish";
+import type { FinishAnswer, FinishAsk } from "./finish";
 import { captionRoute } from "./lane-route";
 import { prepareImage, type SourceImage } from "./prepare-image";
 import { batchPresets } from "./presets";
@@ -44,6 +44,8 @@ export interface BatchContext {
 	lane: Lane;
 	/** Counts of messages that made no job (written once per batch). */
 	counters: BatchCounters;
+	/** This message's place among the batch's finishes, written together (finish.ts, `finishJobs`). */
+	finishes: GatherTicket<FinishAsk, FinishAnswer>;
 }
 
 export async function handleCaptionMessage(message: Message<unknown>, ctx: BatchContext): Promise<Outcome> {
@@ -280,7 +282,10 @@ function afterTransientError(error: unknown, attempts: number, settings: Consume
 	return { kind: "retry", delaySeconds: backoffSeconds(attempts, policy, Math.random, atLeast) };
 }
 
-/** Makes the job terminal with its event; a finish after the lease was lost writes nothing. */
+/**
+ * Makes the job terminal with its event, in one write with the batch's other finishes ready by
+ * then; a finish after the lease was lost writes nothing.
+ */
 async function finish(
 	job: JobRow,
 	outcome: FinishOutcome,
@@ -288,8 +293,9 @@ async function finish(
 	ctx: BatchContext,
 	attempts: number,
 ): Promise<Outcome> {
-	const now = Date.now();
-	const finished = await finishJob(ctx.env, finishStatement(ctx.env.DB, job, now, outcome, fields), job.id, now);
+	const answer = await ctx.finishes.ask({ job, outcome, fields });
+	if (answer.kind === "error") throw answer.error;
+	const finished = answer.job;
 	if (finished) {
 		log("info", "job_finished", {
 			job_id: job.id,

@@ -4,12 +4,14 @@
  * `caption-jobs-dlq`, lists batches page by page from `batch-listing`, and sweeps stalled jobs and
  * listings on a cron (and, under `npm run dev`, through its `ConsumerRecovery` entrypoint: recovery.ts).
  */
+import { Gather } from "../../shared/queue/gather";
 import { runBatch } from "../../shared/queue/runner";
 import { laneOfQueue } from "../../shared/scheduling/lanes";
 import { handleBatchPage } from "./batch-lister";
 import { handleCaptionMessage } from "./caption-job";
 import { modelChainFor, readSettings } from "./config";
 import { handleDeadLetter } from "./dead-letter";
+import { type FinishAnswer, type FinishAsk, finishJobs } from "./finish";
 import { recoverConsumer } from "./recovery";
 
 export { EventHub } from "../../shared/events/hub";
@@ -36,7 +38,18 @@ export default {
 			live: () => {
 				// `caption-jobs` (interactive) and `caption-batch-jobs` (batches): one handler, two lanes.
 				const batchContext = { env, settings, chain: modelChainFor(env, settings), lane: laneOfQueue(batch.queue) };
-				return (message, counters) => handleCaptionMessage(message, { ...batchContext, counters });
+				const finishes = new Gather<FinishAsk, FinishAnswer>(
+					(asks) => finishJobs(env, asks, Date.now()),
+					settings.WRITE_HOLD_MS,
+				);
+				return async (message, counters) => {
+					const finish = finishes.join();
+					try {
+						return await handleCaptionMessage(message, { ...batchContext, counters, finishes: finish });
+					} finally {
+						finish.leave();
+					}
+				};
 			},
 			deadLetter: () => (message) => handleDeadLetter(message, env, settings),
 		});
