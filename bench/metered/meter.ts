@@ -91,7 +91,7 @@ function meteredStatement(
 	statement: D1PreparedStatement,
 	sql: string,
 	counts: Counts,
-	raw: WeakMap<object, { statement: D1PreparedStatement; stage: Stage }>,
+	raw: WeakMap<object, { statement: D1PreparedStatement; stage: Stage; bracket: boolean }>,
 ) {
 	const stage = stageOfSql(sql);
 	const wrapped: D1PreparedStatement = new Proxy(statement, {
@@ -121,20 +121,21 @@ function meteredStatement(
 			return typeof value === "function" ? value.bind(target) : value;
 		},
 	});
-	raw.set(wrapped, { statement, stage });
+	raw.set(wrapped, { statement, stage, bracket: /stats_deferred/.test(sql) });
 	return wrapped;
 }
 
 function meteredDatabase(db: D1Database, counts: Counts): D1Database {
-	const raw = new WeakMap<object, { statement: D1PreparedStatement; stage: Stage }>();
+	const raw = new WeakMap<object, { statement: D1PreparedStatement; stage: Stage; bracket: boolean }>();
 	return new Proxy(db, {
 		get(target, prop) {
 			if (prop === "prepare") return (sql: string) => meteredStatement(target.prepare(sql), sql, counts, raw);
 			if (prop === "batch") {
 				return async (statements: D1PreparedStatement[]) => {
 					counts.d1Queries++;
-					// A batch belongs to the stage of its first statement (a claim's or a finish's).
-					const first = statements[0];
+					// A batch belongs to the stage of its first statement (a claim's or a finish's), the
+					// bracket of counted changes (shared/jobs/batched-counts.ts) aside.
+					const first = statements.find((s) => !raw.get(s)?.bracket);
 					const stage = (first && raw.get(first)?.stage) ?? "finish";
 					const results = await timed(counts, stage, "d1", () =>
 						target.batch(statements.map((s) => raw.get(s)?.statement ?? s)),
