@@ -8,7 +8,9 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { parseRows } from "../../shared/d1-rows";
 import { emulator } from "../../shared/models/emulator";
+import { sqlText, whileD1Refuses } from "../support/d1-faults";
 import { fixture, upload } from "../support/fixtures";
+import { insertJob } from "../support/jobs";
 import { resetModels } from "../support/models";
 import { jobsForKey, onlyJob, runConsumer } from "../support/queue";
 
@@ -58,6 +60,43 @@ async function countersAndRows(prefix: string) {
 	};
 }
 
+/** Makes D1 refuse to move `key`'s job to `status` (as a constraint would) while `run` runs. */
+const refusing = <T>(key: string, status: string, run: () => Promise<T>): Promise<T> =>
+	whileD1Refuses(
+		{ table: "jobs", write: "UPDATE", when: `new.key = ${sqlText(key)} AND new.status = ${sqlText(status)}` },
+		run,
+	);
+
+describe("a queue batch's claims", () => {
+	it("that cannot all be written: the one that fails is retried alone, the others are claimed and counted", async () => {
+		const prefix = await countedScope("claims");
+		const jpeg = await fixture("small.jpg");
+		const jobs = await Promise.all(
+			["a", "b", "c"].map(async (name) => {
+				const n = await upload(`${prefix}${name}.jpg`, jpeg);
+				return insertJob({ key: n.object.key, bucket: n.bucket, etag: n.object.eTag });
+			}),
+		);
+		const broken = jobs[1]?.key ?? "";
+		const { ids, result } = await refusing(broken, "processing", () =>
+			runConsumer(
+				jobs.map((job) => ({ kind: "caption-job", job_id: job.id })),
+				{ env: { WRITE_HOLD_MS: "10000" } },
+			),
+		);
+		expect(result.retryMessages.map((m) => m.msgId)).toEqual([ids[1]]);
+		expect(result.explicitAcks).toEqual([ids[0], ids[2]]);
+		const statuses = await Promise.all(jobs.map(async (job) => (await onlyJob(job.key)).status));
+		expect(statuses).toEqual(["succeeded", "queued", "succeeded"]);
+		const { counted, rows } = await countersAndRows(prefix);
+		expect(rows).toEqual([
+			{ status: "queued", n: 1 },
+			{ status: "succeeded", n: 2 },
+		]);
+		expect(counted).toEqual(rows);
+	});
+});
+
 describe("a queue batch's finishes", () => {
 	it("are one write at one time, and the counters equal the rows after mixed batches", async () => {
 		const prefix = await countedScope("mixed");
@@ -75,16 +114,37 @@ describe("a queue batch's finishes", () => {
 		expect(new Set(finished.map((j) => j.completed_at)).size).toBe(1);
 		expect(emulator.callsTo()).toBe(3);
 
-		// A second batch: a new upload, a redelivery of a finished job, and a job that was queued.
+		// A second batch: a new upload, a redelivery of a finished job, a job by id that was queued, and
+		// one by id whose consumer died (processing, its lease expired: claimed again, no change of status).
 		const later = await upload(`${prefix}d.jpg`, jpeg);
-		const second = await runConsumer([later, good[1]], hold);
+		const [queued, abandoned] = await Promise.all(
+			["e", "f"].map(async (name, i) => {
+				const object = await upload(`${prefix}${name}.jpg`, jpeg);
+				const past = Date.now() - 60_000;
+				const status =
+					i === 0
+						? { status: "queued" as const }
+						: {
+								status: "processing" as const,
+								lease_token: "dead",
+								lease_expires_at: past,
+								attempts: 1,
+								started_at: past,
+							};
+				return insertJob({ key: object.object.key, bucket: object.bucket, etag: object.object.eTag, ...status });
+			}),
+		);
+		const byId = [queued, abandoned].map((job) => ({ kind: "caption-job", job_id: job?.id }));
+		const second = await runConsumer([later, good[1], ...byId], hold);
 		expect(second.result.explicitAcks).toEqual(second.ids);
-		expect((await onlyJob(later.object.key)).status).toBe("succeeded");
+		for (const key of [later.object.key, queued?.key ?? "", abandoned?.key ?? ""]) {
+			expect((await onlyJob(key)).status).toBe("succeeded");
+		}
 
 		const { counted, rows, completions, expectedCompletions } = await countersAndRows(prefix);
 		expect(rows).toEqual([
 			{ status: "failed", n: 1 },
-			{ status: "succeeded", n: 4 },
+			{ status: "succeeded", n: 6 },
 		]);
 		expect(counted).toEqual(rows);
 		expect(completions).toEqual(expectedCompletions);
@@ -96,19 +156,11 @@ describe("a queue batch's finishes", () => {
 		const notifications = await Promise.all(["a", "b", "c"].map((n) => upload(`${prefix}${n}.jpg`, jpeg)));
 		const broken = notifications[1]?.object.key ?? "";
 		// D1 refuses this one job's finish (as a constraint would): the batch's transaction fails part-way.
-		const trigger = `bw_refuse_${crypto.randomUUID().replaceAll("-", "")}`;
-		await env.DB.prepare(
-			`CREATE TRIGGER ${trigger} BEFORE UPDATE OF status ON jobs
-			WHEN new.key = '${broken}' AND new.status IN ('succeeded', 'failed')
-			BEGIN SELECT RAISE(ABORT, 'this finish cannot be written'); END`,
-		).run();
-		try {
-			const { ids, result } = await runConsumer(notifications, { env: { WRITE_HOLD_MS: "10000" } });
-			expect(result.retryMessages.map((m) => m.msgId)).toEqual([ids[1]]);
-			expect(result.explicitAcks).toEqual([ids[0], ids[2]]);
-		} finally {
-			await env.DB.prepare(`DROP TRIGGER ${trigger}`).run();
-		}
+		const { ids, result } = await refusing(broken, "succeeded", () =>
+			runConsumer(notifications, { env: { WRITE_HOLD_MS: "10000" } }),
+		);
+		expect(result.retryMessages.map((m) => m.msgId)).toEqual([ids[1]]);
+		expect(result.explicitAcks).toEqual([ids[0], ids[2]]);
 		const [a, b, c] = await Promise.all(notifications.map((n) => onlyJob(n.object.key)));
 		expect([a?.status, b?.status, c?.status]).toEqual(["succeeded", "processing", "succeeded"]);
 		const events = await env.DB.prepare(

@@ -11,8 +11,6 @@ import type { CaptionOptions } from "../../shared/jobs/options";
 import type { JobRow } from "../../shared/jobs/schema";
 import {
 	type ClaimResult,
-	claimJobById,
-	claimNotificationJob,
 	type FinishOutcome,
 	type JobResultFields,
 	type Lease,
@@ -25,6 +23,7 @@ import { readCaptionMessage } from "../../shared/queue/caption-jobs";
 import type { GatherTicket } from "../../shared/queue/gather";
 import { ACK, type BatchCounters, type Outcome, retryAfter } from "../../shared/queue/runner";
 import type { Lane } from "../../shared/scheduling/lanes";
+import type { ClaimAnswer, ClaimAsk } from "./claims";
 import type { ConsumerSettings } from "./config";
 import { recordObjectDeletion } from "./deleted-objects";
 import { type Echo, echoOf } from "./echoes";
@@ -44,6 +43,8 @@ export interface BatchContext {
 	lane: Lane;
 	/** Counts of messages that made no job (written once per batch). */
 	counters: BatchCounters;
+	/** This message's place among the batch's claims, made together (claims.ts). */
+	claims: GatherTicket<ClaimAsk, ClaimAnswer>;
 	/** This message's place among the batch's finishes, written together (finish.ts, `finishJobs`). */
 	finishes: GatherTicket<FinishAsk, FinishAnswer>;
 }
@@ -91,16 +92,29 @@ async function claimJob(message: Message<unknown>, ctx: BatchContext): Promise<C
 			log("warn", "foreign_bucket_notification", { message_id: message.id, bucket: target.bucket });
 			return { kind: "skipped", counter: "foreign_bucket_notifications" };
 		case "job":
-			return claimed(message, await claimJobById(ctx.env.DB, target.jobId, lease), target.spillover);
+			return claimed(message, await claim(ctx, { kind: "id", id: target.jobId, lease }), target.spillover);
 		case "object-version": {
 			const head = await ctx.env.BUCKET.head(target.version.key);
 			const echo = echoOf(target.version, head);
 			if (echo !== null) return { kind: "skipped", counter: echo };
-			const options = await notifiedOptionsKey(target.version, head);
-			const result = await claimNotificationJob(ctx.env.DB, target.version, target.eventTime, lease, options);
-			return claimed(message, result);
+			const optionsKey = await notifiedOptionsKey(target.version, head);
+			const ask: ClaimAsk = {
+				kind: "version",
+				version: target.version,
+				eventTime: target.eventTime,
+				lease,
+				optionsKey,
+			};
+			return claimed(message, await claim(ctx, ask));
 		}
 	}
+}
+
+/** The claim, made in one write with the batch's other claims ready by then. */
+async function claim(ctx: BatchContext, ask: ClaimAsk): Promise<ClaimResult> {
+	const answer = await ctx.claims.ask(ask);
+	if (answer.kind === "error") throw answer.error;
+	return answer.result;
 }
 
 function newLease(settings: ConsumerSettings): Lease {

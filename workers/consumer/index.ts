@@ -9,6 +9,7 @@ import { runBatch } from "../../shared/queue/runner";
 import { laneOfQueue } from "../../shared/scheduling/lanes";
 import { handleBatchPage } from "./batch-lister";
 import { handleCaptionMessage } from "./caption-job";
+import { type ClaimAnswer, type ClaimAsk, claimJobs } from "./claims";
 import { modelChainFor, readSettings } from "./config";
 import { handleDeadLetter } from "./dead-letter";
 import { type FinishAnswer, type FinishAsk, finishJobs } from "./finish";
@@ -42,11 +43,13 @@ export default {
 					(asks) => finishJobs(env, asks, Date.now()),
 					settings.WRITE_HOLD_MS,
 				);
+				const claims = new Gather<ClaimAsk, ClaimAnswer>((asks) => claimJobs(env.DB, asks), settings.WRITE_HOLD_MS);
 				return async (message, counters) => {
-					const finish = finishes.join();
+					const [claim, finish] = [claims.join(), finishes.join()];
 					try {
-						return await handleCaptionMessage(message, { ...batchContext, counters, finishes: finish });
+						return await handleCaptionMessage(message, { ...batchContext, counters, claims: claim, finishes: finish });
 					} finally {
+						claim.leave();
 						finish.leave();
 					}
 				};
