@@ -121,7 +121,7 @@ function meteredStatement(
 			return typeof value === "function" ? value.bind(target) : value;
 		},
 	});
-	raw.set(wrapped, { statement, stage, bracket: /stats_deferred/.test(sql) });
+	raw.set(wrapped, { statement, stage, bracket: /stats_deferred/.test(sql) || /^\s*WITH\b/i.test(sql) });
 	return wrapped;
 }
 
@@ -134,7 +134,7 @@ function meteredDatabase(db: D1Database, counts: Counts): D1Database {
 				return async (statements: D1PreparedStatement[]) => {
 					counts.d1Queries++;
 					// A batch belongs to the stage of its first statement (a claim's or a finish's), the
-					// bracket of counted changes (shared/jobs/batched-counts.ts) aside.
+					// bracket of counted changes and the counts (shared/jobs/batched-counts.ts) aside.
 					const first = statements.find((s) => !raw.get(s)?.bracket);
 					const stage = (first && raw.get(first)?.stage) ?? "finish";
 					const results = await timed(counts, stage, "d1", () =>

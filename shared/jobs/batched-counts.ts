@@ -3,7 +3,7 @@
  * per job (migrations/0029_batched_stats.sql). The statements here go into the same D1 batch (one
  * transaction) as the claims or finishes they count, before them: they read which jobs the claims
  * or finishes will change, with the same conditions those statements test, so the counts moved are
- * exactly the changes made. Between `DEFER` and `RESUME` the triggers of 0008_bounded_stats.sql
+ * exactly the changes made. Between the bracket's two statements the triggers of 0008_bounded_stats.sql
  * count nothing. A counter row is written only when its count changes.
  */
 import { notificationJobOf } from "./notification-once";
@@ -19,7 +19,7 @@ export function deferredCountsBracket(db: D1Database): [D1PreparedStatement, D1P
  */
 const countMoves = (ctes: string, moves: string) =>
 	`WITH ${ctes}, moves(key, status, d) AS (${moves}),
-	delta AS (
+	delta AS MATERIALIZED (
 		SELECT s.prefix AS scope, m.status AS status, sum(m.d) AS d
 		FROM moves m JOIN stat_scopes s ON substr(m.key, 1, length(s.prefix)) = s.prefix
 		GROUP BY s.prefix, m.status HAVING sum(m.d) <> 0
