@@ -32,7 +32,14 @@ import { captionRoute } from "./lane-route";
 import { prepareImage, type SourceImage } from "./prepare-image";
 import { batchPresets } from "./presets";
 import { outputFields, type Produced, produceOutput } from "./produce-output";
-import { discardBody, notifiedOptionsKey, objectOptions, openObject, readSource } from "./read-source";
+import {
+	discardBody,
+	notifiedOptionsKey,
+	objectOptions,
+	openNotifiedVersion,
+	openObject,
+	readSource,
+} from "./read-source";
 import { writeBackJob } from "./write-back";
 
 export interface BatchContext {
@@ -58,7 +65,7 @@ export async function handleCaptionMessage(message: Message<unknown>, ctx: Batch
 		case "busy":
 			return retryAfter(claim.retryAfterSeconds);
 		case "claimed": {
-			const attempt = await captionJob(claim.job, claim.spillover, ctx);
+			const attempt = await captionJob(claim.job, claim.spillover, claim.object, ctx);
 			return settle(claim.job, attempt, message.attempts, ctx);
 		}
 		case "write-back":
@@ -67,7 +74,8 @@ export async function handleCaptionMessage(message: Message<unknown>, ctx: Batch
 }
 
 type Claim =
-	| { kind: "claimed"; job: JobRow; spillover: boolean }
+	/** `object`: the job's object version, opened before the claim (null: open it now). */
+	| { kind: "claimed"; job: JobRow; spillover: boolean; object: R2ObjectBody | null }
 	/** Finished, with its write-back still to do (an earlier delivery ended before it). */
 	| { kind: "write-back"; job: JobRow }
 	/** Running under another message's lease: look again once it ends. */
@@ -94,18 +102,28 @@ async function claimJob(message: Message<unknown>, ctx: BatchContext): Promise<C
 		case "job":
 			return claimed(message, await claim(ctx, { kind: "id", id: target.jobId, lease }), target.spillover);
 		case "object-version": {
-			const head = await ctx.env.BUCKET.head(target.version.key);
-			const echo = echoOf(target.version, head);
-			if (echo !== null) return { kind: "skipped", counter: echo };
-			const optionsKey = await notifiedOptionsKey(target.version, head);
-			const ask: ClaimAsk = {
-				kind: "version",
-				version: target.version,
-				eventTime: target.eventTime,
-				lease,
-				optionsKey,
-			};
-			return claimed(message, await claim(ctx, ask));
+			// One R2 read for the claim and the caption: the notified version's metadata (its echo mark,
+			// its options key) and, if the claim is made, its body. The current version's metadata
+			// only, or null, when it was replaced or deleted since.
+			const opened = await openNotifiedVersion(ctx.env.BUCKET, target.version);
+			const body = opened !== null && "body" in opened ? opened : null;
+			const echo = echoOf(target.version, opened);
+			let result: ClaimResult | null = null;
+			try {
+				if (echo !== null) return { kind: "skipped", counter: echo };
+				const optionsKey = await notifiedOptionsKey(target.version, opened);
+				const ask: ClaimAsk = {
+					kind: "version",
+					version: target.version,
+					eventTime: target.eventTime,
+					lease,
+					optionsKey,
+				};
+				result = await claim(ctx, ask);
+				return claimed(message, result, false, body);
+			} finally {
+				if (body !== null && result?.kind !== "claimed") await discardBody(body);
+			}
 		}
 	}
 }
@@ -122,10 +140,15 @@ function newLease(settings: ConsumerSettings): Lease {
 	return { token: randomToken(), now, expiresAt: now + settings.LEASE_SECONDS * 1000 };
 }
 
-function claimed(message: Message<unknown>, result: ClaimResult, spillover = false): Claim {
+function claimed(
+	message: Message<unknown>,
+	result: ClaimResult,
+	spillover = false,
+	object: R2ObjectBody | null = null,
+): Claim {
 	switch (result.kind) {
 		case "claimed":
-			return { kind: "claimed", job: result.job, spillover };
+			return { kind: "claimed", job: result.job, spillover, object };
 		case "missing":
 			log("warn", "invalid_message", { message_id: message.id, reason: "no such job" });
 			return { kind: "skipped", counter: "invalid_messages" };
@@ -166,8 +189,13 @@ async function step<T>(fields: JobResultFields, run: () => T | Promise<T>): Prom
 	}
 }
 
-async function captionJob(job: JobRow, spillover: boolean, ctx: BatchContext): Promise<Attempt> {
-	const opened = await step({}, () => openObject(ctx.env.BUCKET, job));
+async function captionJob(
+	job: JobRow,
+	spillover: boolean,
+	object: R2ObjectBody | null,
+	ctx: BatchContext,
+): Promise<Attempt> {
+	const opened = await step({}, () => object ?? openObject(ctx.env.BUCKET, job));
 	if (opened.kind === "end") return opened.attempt;
 	const loaded = await loadSource(job, opened.value, ctx);
 	if (loaded.kind === "end") return loaded.attempt;
