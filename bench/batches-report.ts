@@ -1,5 +1,6 @@
 /** Markdown tables of the batch scenarios (bench/batches.ts), for bench/report.ts. */
 import type { BackfillResult, Cost, ExportResult } from "./batches.ts";
+import { STAGES } from "./metered/stages.ts";
 import { header, row } from "./stats.ts";
 
 export interface BatchesReport {
@@ -86,6 +87,42 @@ function costTable(costs: BatchesReport["costs"]): string[] {
 	return lines;
 }
 
+const KINDS = ["d1", "do", "r2", "images", "ai", "queue"] as const;
+
+/** Round trips per caption message by stage, one column pair (count, ms) per consumer. */
+function breakdownTable(costs: BatchesReport["costs"]): string[] {
+	const measured = costs.filter(({ cost }) => cost.breakdown?.messages > 0);
+	if (measured.length === 0) return [];
+	const lines = header([
+		"stage (per message)",
+		...measured.flatMap(({ pipeline }) => [`${pipeline}: round trips`, "ms", "D1 rows written"]),
+	]);
+	const cell = (kinds: Record<string, { n: number; ms: number }>, rows: number | undefined) => {
+		const parts = KINDS.filter((k) => kinds[k]).map((k) => `${kinds[k]?.n} ${k}`);
+		const ms = Object.values(kinds).reduce((a, t) => a + t.ms, 0);
+		return [parts.join(" + ") || "—", parts.length ? ms.toFixed(2) : "—", rows ? String(rows) : "—"];
+	};
+	for (const stage of STAGES) {
+		lines.push(
+			row([
+				stage,
+				...measured.flatMap(({ cost }) => cell(cost.breakdown.stages[stage] ?? {}, cost.breakdown.rowsWritten[stage])),
+			]),
+		);
+	}
+	lines.push(
+		row([
+			"**invocation wall time / message**",
+			...measured.flatMap(({ cost }) => [
+				`${cost.breakdown.messages} messages`,
+				`**${cost.breakdown.msPerMessage}**`,
+				String(Object.values(cost.breakdown.rowsWritten).reduce((a, b) => a + b, 0)),
+			]),
+		]),
+	);
+	return lines;
+}
+
 export function batchesMarkdown(b: BatchesReport): string[] {
 	const out: string[] = [];
 	if (b.backfill)
@@ -106,5 +143,8 @@ export function batchesMarkdown(b: BatchesReport): string[] {
 		);
 	if (b.exports.length) out.push("#### Results export (streamed)", "", ...exportTable(b.exports), "");
 	if (b.costs.length) out.push("#### Cost per 1,000 images, model excluded (metered)", "", ...costTable(b.costs), "");
+	const stages = breakdownTable(b.costs);
+	if (stages.length)
+		out.push("#### Round trips per caption message, by stage (metered, 0 ms model)", "", ...stages, "");
 	return out;
 }

@@ -21,6 +21,7 @@ import { z } from "zod";
 import { ok, uploadImage } from "../client/index.ts";
 import { newJobId } from "../shared/ids.ts";
 import { resetPeak, statusField } from "./memory.ts";
+import { STAGES } from "./metered/stages.ts";
 import { api, logLineCount, waitUntilTerminal } from "./pipeline.ts";
 import { bundle, migratedState, type Stack, startStack, WORKER_CONFIGS, wrangler } from "./stack.ts";
 import { round } from "./stats.ts";
@@ -75,6 +76,9 @@ const MeterLine = z.object({
 	received: z.number(),
 	retried: z.number(),
 	r2: z.record(z.string(), z.number()),
+	ms: z.number(),
+	stages: z.record(z.string(), z.record(z.string(), z.object({ n: z.number(), ms: z.number() }))),
+	rowsWrittenByStage: z.record(z.string(), z.number()),
 });
 export type MeterLine = z.infer<typeof MeterLine>;
 
@@ -103,6 +107,46 @@ export interface Cost {
 	r2: Record<string, number>;
 	/** The same per Worker, per 1,000 images. */
 	byWorker: Record<string, { invocations: number; d1RowsRead: number; d1RowsWritten: number; queueMessages: number }>;
+	/** The caption consumer's round trips per message, by stage. */
+	breakdown: Breakdown;
+}
+
+export interface Breakdown {
+	/** Caption queue messages the consumer received (deliveries, retries included). */
+	messages: number;
+	/** Wall time of the consumer's caption invocations per message (ms). */
+	msPerMessage: number;
+	/** Per stage and kind of round trip: count and summed time per message. */
+	stages: Record<string, Record<string, { n: number; ms: number }>>;
+	/** D1 rows written per message, by stage. */
+	rowsWritten: Record<string, number>;
+}
+
+/** The caption consumer's round trips, by stage, per message it received. */
+function breakdown(lines: MeterLine[]): Breakdown {
+	const caption = lines.filter((l) => l.worker === "consumer" && l.invocation === "queue caption-jobs");
+	const messages = caption.reduce((a, l) => a + l.received, 0);
+	const per = (v: number) => round(v / Math.max(1, messages), 2);
+	const totals: Record<string, Record<string, { n: number; ms: number }>> = {};
+	for (const line of caption) {
+		for (const [stage, kinds] of Object.entries(line.stages)) {
+			for (const [kind, t] of Object.entries(kinds)) {
+				const byKind = totals[stage] ?? {};
+				totals[stage] = byKind;
+				byKind[kind] = { n: (byKind[kind]?.n ?? 0) + t.n, ms: (byKind[kind]?.ms ?? 0) + t.ms };
+			}
+		}
+	}
+	const stages = Object.fromEntries(
+		STAGES.map((stage) => [
+			stage,
+			Object.fromEntries(Object.entries(totals[stage] ?? {}).map(([k, t]) => [k, { n: per(t.n), ms: per(t.ms) }])),
+		]),
+	);
+	const rowsWritten = Object.fromEntries(
+		STAGES.map((stage) => [stage, per(caption.reduce((a, l) => a + (l.rowsWrittenByStage[stage] ?? 0), 0))]),
+	);
+	return { messages, msPerMessage: per(caption.reduce((a, l) => a + l.ms, 0)), stages, rowsWritten };
 }
 
 /** R2Bucket methods by R2's operation classes (developers.cloudflare.com/r2/pricing/). */
@@ -130,6 +174,7 @@ export function cost(lines: MeterLine[], images: number): Cost {
 		r2ClassA: per(CLASS_A.reduce((a, m) => a + r2(m), 0)),
 		r2ClassB: per(CLASS_B.reduce((a, m) => a + r2(m), 0)),
 		r2: Object.fromEntries(methods.map((m) => [m, per(r2(m))])),
+		breakdown: breakdown(work),
 		byWorker: Object.fromEntries(
 			workers.map((w) => {
 				const ls = work.filter((l) => l.worker === w);

@@ -9,7 +9,8 @@ export default {
 	async fetch(request, env, ctx) {
 		const url = new URL(request.url);
 		const { env: meteredEnv, counts } = meterInvocation(env);
-		const done = () => report("status", `fetch ${request.method} ${url.pathname}`, counts);
+		const started = performance.now();
+		const done = () => report("status", `fetch ${request.method} ${url.pathname}`, counts, performance.now() - started);
 		let response: Response;
 		try {
 			response = await status.fetch(request, meteredEnv, ctx);

@@ -38,18 +38,26 @@ export type ClaimResult = { kind: "claimed"; job: JobRow } | { kind: "existing";
 
 const CLAIMABLE = `(jobs.status = 'queued' OR (jobs.status = 'processing' AND jobs.lease_expires_at < ?))`;
 
+/** A claim of a notification's object version: its statements, and how to read their results. */
+export interface ClaimWrite {
+	statements: D1PreparedStatement[];
+	/** The job claimed, from the results of `statements` in order (null: nothing claimed). */
+	claimed(results: D1Result[]): JobRow | null;
+	/** The job that was not claimed (a duplicate, running or finished), read after the claim. */
+	existing(db: D1Database): Promise<JobRow | null>;
+}
+
 /**
  * Creates the job of an object version from its notification, or claims the existing one if it
- * is queued or its lease has expired. A duplicate of a job that is running or finished is
- * returned as `existing` and must not be processed again.
+ * is queued or its lease has expired, in one transaction (its two statements in one batch).
  */
-export async function claimNotificationJob(
+export function claimNotificationWrite(
 	db: D1Database,
 	n: ObjectVersion,
 	eventTime: number,
 	lease: Lease,
 	optionsKey: string,
-): Promise<ClaimResult> {
+): ClaimWrite {
 	const version = notificationJobOf("?2", "?3", "?4", "?10");
 	const params = [
 		newJobId(lease.now),
@@ -63,49 +71,80 @@ export async function claimNotificationJob(
 		Math.max(0, lease.now - eventTime),
 		optionsKey,
 	];
-	// One transaction: the version's job claimed if it exists and may be claimed, else made claimed.
-	const [updated, inserted] = await db.batch([
-		db
-			.prepare(
-				`UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease_token = ?6,
-					lease_expires_at = ?7, updated_at = ?8, started_at = coalesce(started_at, ?8),
-					queue_ms = coalesce(queue_ms, ?9)
-				WHERE id = (SELECT id FROM jobs WHERE ${version}) AND ${CLAIMABLE.replace("?", "?8")}
-				RETURNING ${JOB_COLUMNS}`,
-			)
-			.bind(...params),
-		db
-			.prepare(
-				`INSERT INTO jobs (id, source, bucket, key, etag, size, status, attempts, lease_token,
-					lease_expires_at, created_at, updated_at, started_at, queue_ms, options_key)
-				SELECT ?1, 'notification', ?2, ?3, ?4, ?5, 'processing', 1, ?6, ?7, ?8, ?8, ?8, ?9, ?10
-				WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE ${version})
-				RETURNING ${JOB_COLUMNS}`,
-			)
-			.bind(...params),
-	]);
-	const [claimed] = [...batchRows(updated, JobRow), ...batchRows(inserted, JobRow)];
+	return {
+		// The version's job claimed if it exists and may be claimed, else made claimed.
+		statements: [
+			db
+				.prepare(
+					`UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease_token = ?6,
+						lease_expires_at = ?7, updated_at = ?8, started_at = coalesce(started_at, ?8),
+						queue_ms = coalesce(queue_ms, ?9)
+					WHERE id = (SELECT id FROM jobs WHERE ${version}) AND ${CLAIMABLE.replace("?", "?8")}
+					RETURNING ${JOB_COLUMNS}`,
+				)
+				.bind(...params),
+			db
+				.prepare(
+					`INSERT INTO jobs (id, source, bucket, key, etag, size, status, attempts, lease_token,
+						lease_expires_at, created_at, updated_at, started_at, queue_ms, options_key)
+					SELECT ?1, 'notification', ?2, ?3, ?4, ?5, 'processing', 1, ?6, ?7, ?8, ?8, ?8, ?9, ?10
+					WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE ${version})
+					RETURNING ${JOB_COLUMNS}`,
+				)
+				.bind(...params),
+		],
+		claimed: ([updated, inserted]) => [...batchRows(updated, JobRow), ...batchRows(inserted, JobRow)][0] ?? null,
+		existing: (d) => getNotificationJobRow(d, { ...n, optionsKey }),
+	};
+}
+
+/** Claims a job that already has a row (API-requested, or re-queued by the sweeper). */
+export function claimByIdWrite(db: D1Database, id: string, lease: Lease): ClaimWrite {
+	return {
+		statements: [
+			db
+				.prepare(
+					`UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease_token = ?2,
+						lease_expires_at = ?3, updated_at = ?4, started_at = coalesce(started_at, ?4),
+						queue_ms = coalesce(queue_ms, ?4 - created_at)
+					WHERE id = ?1 AND ${CLAIMABLE.replace("?", "?4")}
+					RETURNING ${JOB_COLUMNS}`,
+				)
+				.bind(id, lease.token, lease.expiresAt, lease.now),
+		],
+		claimed: ([updated]) => batchRows(updated, JobRow)[0] ?? null,
+		existing: (d) => getJobRow(d, id),
+	};
+}
+
+/** The claim's result once its statements ran: claimed, or the job that may not be claimed now, or none. */
+export async function claimResult(db: D1Database, write: ClaimWrite, results: D1Result[]): Promise<ClaimResult> {
+	const claimed = write.claimed(results);
 	if (claimed) return { kind: "claimed", job: claimed };
-	const existing = await getNotificationJobRow(db, { ...n, optionsKey });
+	const existing = await write.existing(db);
 	return existing ? { kind: "existing", job: existing } : { kind: "missing" };
+}
+
+/**
+ * Creates the job of an object version from its notification, or claims the existing one if it
+ * is queued or its lease has expired. A duplicate of a job that is running or finished is
+ * returned as `existing` and must not be processed again.
+ */
+export async function claimNotificationJob(
+	db: D1Database,
+	n: ObjectVersion,
+	eventTime: number,
+	lease: Lease,
+	optionsKey: string,
+): Promise<ClaimResult> {
+	const write = claimNotificationWrite(db, n, eventTime, lease, optionsKey);
+	return claimResult(db, write, await db.batch(write.statements));
 }
 
 /** Claims a job that already has a row (API-requested, or re-queued by the sweeper). */
 export async function claimJobById(db: D1Database, id: string, lease: Lease): Promise<ClaimResult> {
-	const claimed = await db
-		.prepare(
-			`UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease_token = ?2,
-				lease_expires_at = ?3, updated_at = ?4, started_at = coalesce(started_at, ?4),
-				queue_ms = coalesce(queue_ms, ?4 - created_at)
-			WHERE id = ?1 AND ${CLAIMABLE.replace("?", "?4")}
-			RETURNING ${JOB_COLUMNS}`,
-		)
-		.bind(id, lease.token, lease.expiresAt, lease.now)
-		.first()
-		.then(parseRow(JobRow));
-	if (claimed) return { kind: "claimed", job: claimed };
-	const existing = await getJobRow(db, id);
-	return existing ? { kind: "existing", job: existing } : { kind: "missing" };
+	const write = claimByIdWrite(db, id, lease);
+	return claimResult(db, write, await db.batch(write.statements));
 }
 
 /**

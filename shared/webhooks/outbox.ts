@@ -35,6 +35,30 @@ export function recordEventStatement(db: D1Database, jobId: string, now: number)
 		.bind(jobEventId(jobId), jobId, now);
 }
 
+/** The statements of one job's finish (see `finishWithEvent`), and how to read their results. */
+export interface FinishWrite {
+	statements: D1PreparedStatement[];
+	/** The finished job from the results of `statements`, in order, or null when it did not finish. */
+	read(results: D1Result[]): FinishedJob | null;
+}
+
+/** `finish` with its event and its batch's settling, to run in a transaction (alone or with others). */
+export function finishWrite(db: D1Database, finish: D1PreparedStatement, jobId: string, now: number): FinishWrite {
+	const eventId = jobEventId(jobId);
+	const batchEventId = newEventId(now);
+	return {
+		statements: [
+			finish,
+			recordEventStatement(db, jobId, now),
+			...settleBatchStatements(db, { jobId }, batchEventId, now),
+		],
+		read: ([finished, , settled]) => {
+			const [job] = batchRows(finished, JobRow);
+			return job ? { job, eventId, batch: settledBatch(settled, batchEventId) } : null;
+		},
+	};
+}
+
 /**
  * Runs `finish` (an UPDATE/INSERT … RETURNING * that makes job `jobId` terminal, or returns no row)
  * and the event insert in one transaction. Returns the finished row and its event id, or null.
@@ -45,15 +69,8 @@ export async function finishWithEvent(
 	jobId: string,
 	now = Date.now(),
 ): Promise<FinishedJob | null> {
-	const eventId = jobEventId(jobId);
-	const batchEventId = newEventId(now);
-	const [finished, , settled] = await db.batch([
-		finish,
-		recordEventStatement(db, jobId, now),
-		...settleBatchStatements(db, { jobId }, batchEventId, now),
-	]);
-	const [job] = batchRows(finished, JobRow);
-	return job ? { job, eventId, batch: settledBatch(settled, batchEventId) } : null;
+	const write = finishWrite(db, finish, jobId, now);
+	return write.read(await db.batch(write.statements));
 }
 
 /** An event of a job, of a batch, or of a caption (the table's CHECK: at most one of the two ids). */

@@ -11,32 +11,37 @@ import type { CaptionOptions } from "../../shared/jobs/options";
 import type { JobRow } from "../../shared/jobs/schema";
 import {
 	type ClaimResult,
-	claimJobById,
-	claimNotificationJob,
 	type FinishOutcome,
-	finishStatement,
 	type JobResultFields,
 	type Lease,
 	releaseJob,
 } from "../../shared/jobs/store";
-
 import { shareJobTexts } from "../../shared/jobs/texts";
 import { errorMessage, log } from "../../shared/log";
 import type { ModelChain } from "../../shared/models/chain";
 import { TEXT_OUTPUT_KINDS } from "../../shared/outputs/spec";
 import { backoffSeconds } from "../../shared/queue/backoff";
 import { readCaptionMessage } from "../../shared/queue/caption-jobs";
+import type { GatherTicket } from "../../shared/queue/gather";
 import { ACK, type BatchCounters, type Outcome, retryAfter } from "../../shared/queue/runner";
 import type { Lane } from "../../shared/scheduling/lanes";
+import type { ClaimAnswer, ClaimAsk } from "./claims";
 import type { ConsumerSettings } from "./config";
 import { recordObjectDeletion } from "./deleted-objects";
 import { type Echo, echoOf } from "./echoes";
-import { finishJob } from "./finish";
+import type { FinishAnswer, FinishAsk } from "./finish";
 import { captionRoute } from "./lane-route";
 import { prepareImage, type SourceImage } from "./prepare-image";
 import { batchPresets } from "./presets";
 import { outputFields, type Produced, produceOutput } from "./produce-output";
-import { discardBody, notifiedOptionsKey, objectOptions, openObject, readSource } from "./read-source";
+import {
+	discardBody,
+	notifiedOptionsKey,
+	objectOptions,
+	openNotifiedVersion,
+	openObject,
+	readSource,
+} from "./read-source";
 import { writeBackJob } from "./write-back";
 
 export interface BatchContext {
@@ -47,6 +52,10 @@ export interface BatchContext {
 	lane: Lane;
 	/** Counts of messages that made no job (written once per batch). */
 	counters: BatchCounters;
+	/** This message's place among the batch's claims, made together (claims.ts). */
+	claims: GatherTicket<ClaimAsk, ClaimAnswer>;
+	/** This message's place among the batch's finishes, written together (finish.ts, `finishJobs`). */
+	finishes: GatherTicket<FinishAsk, FinishAnswer>;
 }
 
 export async function handleCaptionMessage(message: Message<unknown>, ctx: BatchContext): Promise<Outcome> {
@@ -58,7 +67,7 @@ export async function handleCaptionMessage(message: Message<unknown>, ctx: Batch
 		case "busy":
 			return retryAfter(claim.retryAfterSeconds);
 		case "claimed": {
-			const attempt = await captionJob(claim.job, claim.spillover, ctx);
+			const attempt = await captionJob(claim.job, claim.spillover, claim.object, ctx);
 			return settle(claim.job, attempt, message.attempts, ctx);
 		}
 		case "write-back":
@@ -67,7 +76,8 @@ export async function handleCaptionMessage(message: Message<unknown>, ctx: Batch
 }
 
 type Claim =
-	| { kind: "claimed"; job: JobRow; spillover: boolean }
+	/** `object`: the job's object version, opened before the claim (null: open it now). */
+	| { kind: "claimed"; job: JobRow; spillover: boolean; object: R2ObjectBody | null }
 	/** Finished, with its write-back still to do (an earlier delivery ended before it). */
 	| { kind: "write-back"; job: JobRow }
 	/** Running under another message's lease: look again once it ends. */
@@ -92,16 +102,39 @@ async function claimJob(message: Message<unknown>, ctx: BatchContext): Promise<C
 			log("warn", "foreign_bucket_notification", { message_id: message.id, bucket: target.bucket });
 			return { kind: "skipped", counter: "foreign_bucket_notifications" };
 		case "job":
-			return claimed(message, await claimJobById(ctx.env.DB, target.jobId, lease), target.spillover);
+			return claimed(message, await claim(ctx, { kind: "id", id: target.jobId, lease }), target.spillover);
 		case "object-version": {
-			const head = await ctx.env.BUCKET.head(target.version.key);
-			const echo = echoOf(target.version, head);
-			if (echo !== null) return { kind: "skipped", counter: echo };
-			const options = await notifiedOptionsKey(target.version, head);
-			const result = await claimNotificationJob(ctx.env.DB, target.version, target.eventTime, lease, options);
-			return claimed(message, result);
+			// One R2 read for the claim and the caption: the notified version's metadata (its echo mark,
+			// its options key) and, if the claim is made, its body. The current version's metadata
+			// only, or null, when it was replaced or deleted since.
+			const opened = await openNotifiedVersion(ctx.env.BUCKET, target.version);
+			const body = opened !== null && "body" in opened ? opened : null;
+			const echo = echoOf(target.version, opened);
+			let result: ClaimResult | null = null;
+			try {
+				if (echo !== null) return { kind: "skipped", counter: echo };
+				const optionsKey = await notifiedOptionsKey(target.version, opened);
+				const ask: ClaimAsk = {
+					kind: "version",
+					version: target.version,
+					eventTime: target.eventTime,
+					lease,
+					optionsKey,
+				};
+				result = await claim(ctx, ask);
+				return claimed(message, result, false, body);
+			} finally {
+				if (body !== null && result?.kind !== "claimed") await discardBody(body);
+			}
 		}
 	}
+}
+
+/** The claim, made in one write with the batch's other claims ready by then. */
+async function claim(ctx: BatchContext, ask: ClaimAsk): Promise<ClaimResult> {
+	const answer = await ctx.claims.ask(ask);
+	if (answer.kind === "error") throw answer.error;
+	return answer.result;
 }
 
 function newLease(settings: ConsumerSettings): Lease {
@@ -109,10 +142,15 @@ function newLease(settings: ConsumerSettings): Lease {
 	return { token: randomToken(), now, expiresAt: now + settings.LEASE_SECONDS * 1000 };
 }
 
-function claimed(message: Message<unknown>, result: ClaimResult, spillover = false): Claim {
+function claimed(
+	message: Message<unknown>,
+	result: ClaimResult,
+	spillover = false,
+	object: R2ObjectBody | null = null,
+): Claim {
 	switch (result.kind) {
 		case "claimed":
-			return { kind: "claimed", job: result.job, spillover };
+			return { kind: "claimed", job: result.job, spillover, object };
 		case "missing":
 			log("warn", "invalid_message", { message_id: message.id, reason: "no such job" });
 			return { kind: "skipped", counter: "invalid_messages" };
@@ -153,8 +191,13 @@ async function step<T>(fields: JobResultFields, run: () => T | Promise<T>): Prom
 	}
 }
 
-async function captionJob(job: JobRow, spillover: boolean, ctx: BatchContext): Promise<Attempt> {
-	const opened = await step({}, () => openObject(ctx.env.BUCKET, job));
+async function captionJob(
+	job: JobRow,
+	spillover: boolean,
+	object: R2ObjectBody | null,
+	ctx: BatchContext,
+): Promise<Attempt> {
+	const opened = await step({}, () => object ?? openObject(ctx.env.BUCKET, job));
 	if (opened.kind === "end") return opened.attempt;
 	const loaded = await loadSource(job, opened.value, ctx);
 	if (loaded.kind === "end") return loaded.attempt;
@@ -283,7 +326,10 @@ function afterTransientError(error: unknown, attempts: number, settings: Consume
 	return { kind: "retry", delaySeconds: backoffSeconds(attempts, policy, Math.random, atLeast) };
 }
 
-/** Makes the job terminal with its event; a finish after the lease was lost writes nothing. */
+/**
+ * Makes the job terminal with its event, in one write with the batch's other finishes ready by
+ * then; a finish after the lease was lost writes nothing.
+ */
 async function finish(
 	job: JobRow,
 	outcome: FinishOutcome,
@@ -299,8 +345,9 @@ async function finish(
 		fields.contentType,
 		fields.output && (TEXT_OUTPUT_KINDS as readonly string[]).includes(fields.output) ? fields.output : null,
 	]);
-	const now = Date.now();
-	const finished = await finishJob(ctx.env, finishStatement(ctx.env.DB, job, now, outcome, fields), job.id, now);
+	const answer = await ctx.finishes.ask({ job, outcome, fields });
+	if (answer.kind === "error") throw answer.error;
+	const finished = answer.job;
 	if (finished) {
 		log("info", "job_finished", {
 			job_id: job.id,

@@ -24,6 +24,10 @@ const Settings = z.object({
 	// at most IMAGES_MAX_INPUT_BYTES (shared/image/images-errors.ts); a larger value is still held to it.
 	MAX_OBJECT_BYTES: z.coerce.number().int().positive().default(IMAGES_MAX_INPUT_BYTES),
 	CAPTION_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(10),
+	// How long a queue batch's claim or finish that is ready waits for the batch's other messages to
+	// be ready too, so that they are written in one D1 transaction (shared/queue/gather.ts): a
+	// message held up (a rate-limit slot far off, a slow model) delays its neighbours by at most this.
+	WRITE_HOLD_MS: z.coerce.number().int().min(0).max(10_000).default(1000),
 	CAPTION_MAX_RETRIES: z.coerce.number().int().min(0).max(100).default(5),
 	LEASE_SECONDS: z.coerce.number().int().min(10).default(120),
 	RETRY_BASE_SECONDS: z.coerce.number().min(0).default(2),

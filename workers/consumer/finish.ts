@@ -8,10 +8,15 @@
 import { batchEventMessage } from "../../shared/batches/settle";
 import type { EventHub } from "../../shared/events/hub";
 import { notifyEventHub } from "../../shared/events/notify";
+import { deferredCountsBracket, finishCountsStatements } from "../../shared/jobs/batched-counts";
 import type { JobRow } from "../../shared/jobs/schema";
-import { sendOrLeaveToSweeper } from "../../shared/queue/send";
+import { type FinishOutcome, finishStatement, type JobResultFields } from "../../shared/jobs/store";
+import { errorMessage, log } from "../../shared/log";
+import { sendAll, sendOrLeaveToSweeper } from "../../shared/queue/send";
 import type { JobEventMessage } from "../../shared/queue/webhook-deliveries";
-import { finishWithEvent } from "../../shared/webhooks/outbox";
+import { type FinishedJob, finishWithEvent, finishWrite } from "../../shared/webhooks/outbox";
+
+type FinishEnv = { DB: D1Database; WEBHOOK_DELIVERIES: Queue; EVENT_HUB: DurableObjectNamespace<EventHub> };
 
 /**
  * Runs `finish` (an UPDATE/INSERT … RETURNING * that makes job `jobId` terminal, or changes
@@ -20,7 +25,7 @@ import { finishWithEvent } from "../../shared/webhooks/outbox";
  * written or sent.
  */
 export async function finishJob(
-	env: { DB: D1Database; WEBHOOK_DELIVERIES: Queue; EVENT_HUB: DurableObjectNamespace<EventHub> },
+	env: FinishEnv,
 	finish: D1PreparedStatement,
 	jobId: string,
 	now: number,
@@ -43,4 +48,78 @@ export async function finishJob(
 		);
 	}
 	return finished.job;
+}
+
+/** A claimed job's finish, as the caption consumer asks for it. */
+export interface FinishAsk {
+	job: JobRow;
+	outcome: FinishOutcome;
+	fields: JobResultFields;
+}
+
+/** A finish written (the finished row, or null: the lease was lost), or the error that kept it from being written. */
+export type FinishAnswer = { kind: "written"; job: JobRow | null } | { kind: "error"; error: unknown };
+
+/**
+ * Finishes the jobs of a queue batch that are ready together (workers/consumer/caption-job.ts): one
+ * D1 batch (a transaction) holds every finish with its event and its batch's settling, and the
+ * statistics counters of them all (shared/jobs/batched-counts.ts); then the event hub hears of
+ * every event at once and the events go onto `webhook-deliveries` in one send. Answers, per ask,
+ * the finished row or null (the lease was lost: nothing written for it). If the transaction
+ * fails, nothing of it was written, and each job is finished alone (`finishJob`), so one job whose
+ * finish cannot be written fails alone: its answer is the error.
+ */
+export async function finishJobs(env: FinishEnv, asks: readonly FinishAsk[], now: number): Promise<FinishAnswer[]> {
+	const writes = asks.map(({ job, outcome, fields }) =>
+		finishWrite(env.DB, finishStatement(env.DB, job, now, outcome, fields), job.id, now),
+	);
+	const [defer, resume] = deferredCountsBracket(env.DB);
+	const counts = finishCountsStatements(
+		env.DB,
+		asks.map(({ job, outcome }) => ({ id: job.id, leaseToken: job.lease_token, status: outcome.status })),
+		now,
+	);
+	let results: D1Result[];
+	try {
+		results = await env.DB.batch([defer, ...counts, ...writes.flatMap((w) => w.statements), resume]);
+	} catch (err) {
+		log("warn", "finish_batch_failed", { jobs: asks.length, error: errorMessage(err) });
+		return Promise.all(
+			asks.map(({ job, outcome, fields }) =>
+				finishJob(env, finishStatement(env.DB, job, now, outcome, fields), job.id, now).then(
+					(row): FinishAnswer => ({ kind: "written", job: row }),
+					(error: unknown): FinishAnswer => ({ kind: "error", error }),
+				),
+			),
+		);
+	}
+	let offset = 1 + counts.length;
+	const finished = writes.map((write) => {
+		const own = results.slice(offset, offset + write.statements.length);
+		offset += write.statements.length;
+		return write.read(own);
+	});
+	await announce(
+		env,
+		finished.filter((f): f is FinishedJob => f !== null),
+	);
+	return finished.map((f): FinishAnswer => ({ kind: "written", job: f?.job ?? null }));
+}
+
+/** Live streams first, then the webhook fan-out: one notice and one send for every event of the group. */
+async function announce(env: FinishEnv, finished: FinishedJob[]): Promise<void> {
+	if (finished.length === 0) return;
+	const batchEvents = finished.flatMap((f) => (f.batch ? [f.batch] : []));
+	await notifyEventHub(env.EVENT_HUB, [...finished.map((f) => f.eventId), ...batchEvents.map((b) => b.eventId)]);
+	const bodies = [
+		...finished.map((f): JobEventMessage => ({ kind: "job-event", event_id: f.eventId, job_id: f.job.id })),
+		...batchEvents.map(batchEventMessage),
+	];
+	await sendAll(env.WEBHOOK_DELIVERIES, bodies).catch((err) =>
+		log("warn", "queue_send_failed", {
+			queue: "webhook-deliveries",
+			event_ids: bodies.map((b) => b.event_id),
+			error: errorMessage(err),
+		}),
+	);
 }

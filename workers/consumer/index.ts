@@ -4,12 +4,15 @@
  * `caption-jobs-dlq`, lists batches page by page from `batch-listing`, and sweeps stalled jobs and
  * listings on a cron (and, under `npm run dev`, through its `ConsumerRecovery` entrypoint: recovery.ts).
  */
+import { Gather } from "../../shared/queue/gather";
 import { runBatch } from "../../shared/queue/runner";
 import { laneOfQueue } from "../../shared/scheduling/lanes";
 import { handleBatchPage } from "./batch-lister";
 import { handleCaptionMessage } from "./caption-job";
+import { type ClaimAnswer, type ClaimAsk, claimJobs } from "./claims";
 import { modelChainFor, readSettings } from "./config";
 import { handleDeadLetter } from "./dead-letter";
+import { type FinishAnswer, type FinishAsk, finishJobs } from "./finish";
 import { recoverConsumer } from "./recovery";
 
 export { EventHub } from "../../shared/events/hub";
@@ -36,7 +39,20 @@ export default {
 			live: () => {
 				// `caption-jobs` (interactive) and `caption-batch-jobs` (batches): one handler, two lanes.
 				const batchContext = { env, settings, chain: modelChainFor(env, settings), lane: laneOfQueue(batch.queue) };
-				return (message, counters) => handleCaptionMessage(message, { ...batchContext, counters });
+				const finishes = new Gather<FinishAsk, FinishAnswer>(
+					(asks) => finishJobs(env, asks, Date.now()),
+					settings.WRITE_HOLD_MS,
+				);
+				const claims = new Gather<ClaimAsk, ClaimAnswer>((asks) => claimJobs(env.DB, asks), settings.WRITE_HOLD_MS);
+				return async (message, counters) => {
+					const [claim, finish] = [claims.join(), finishes.join()];
+					try {
+						return await handleCaptionMessage(message, { ...batchContext, counters, claims: claim, finishes: finish });
+					} finally {
+						claim.leave();
+						finish.leave();
+					}
+				};
 			},
 			deadLetter: () => (message) => handleDeadLetter(message, env, settings),
 		});

@@ -35,8 +35,16 @@ export async function openObject(bucket: R2Bucket, job: JobRow): Promise<R2Objec
 }
 
 /**
+ * The version a notification names, opened (its body not read yet); the current version's
+ * metadata without a body when it was replaced since; null when the key is gone.
+ */
+export function openNotifiedVersion(bucket: R2Bucket, version: ObjectVersion): Promise<R2ObjectBody | R2Object | null> {
+	return bucket.get(version.key, { onlyIf: { etagMatches: version.etag } });
+}
+
+/**
  * The options key (shared/jobs/options.ts) of the object version a notification names, from its
- * custom metadata (its HEAD, null when gone): what the notification's job is unique on besides the version. A version that is
+ * custom metadata (its metadata as R2 returns it, null when gone): what the notification's job is unique on besides the version. A version that is
  * gone or replaced has none (''); its job then fails with object_not_found when it opens it.
  */
 export async function notifiedOptionsKey(version: ObjectVersion, head: R2Object | null): Promise<string> {

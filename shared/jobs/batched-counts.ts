@@ -1,0 +1,114 @@
+/**
+ * The statistics counters of a group of claims or finishes, written once per group instead of once
+ * per job (migrations/0029_batched_stats.sql). The statements here go into the same D1 batch (one
+ * transaction) as the claims or finishes they count, before them: they read which jobs the claims
+ * or finishes will change, with the same conditions those statements test, so the counts moved are
+ * exactly the changes made. Between the bracket's two statements the triggers of 0008_bounded_stats.sql
+ * count nothing. A counter row is written only when its count changes.
+ */
+import { notificationJobOf } from "./notification-once";
+
+/** The claims and finishes of a transaction that counts its own changes: its first and last statements. */
+export function deferredCountsBracket(db: D1Database): [D1PreparedStatement, D1PreparedStatement] {
+	return [db.prepare("INSERT INTO stats_deferred (id) VALUES (1)"), db.prepare("DELETE FROM stats_deferred")];
+}
+
+/**
+ * Adds `moves` (a CTE of (key, status, d) rows: a job of that key entering (+1) or leaving (-1) that
+ * status) to `job_counts`, one row per scope and status whose count changes.
+ */
+const countMoves = (ctes: string, moves: string) =>
+	`WITH ${ctes}, moves(key, status, d) AS (${moves}),
+	delta AS MATERIALIZED (
+		SELECT s.prefix AS scope, m.status AS status, sum(m.d) AS d
+		FROM moves m JOIN stat_scopes s ON substr(m.key, 1, length(s.prefix)) = s.prefix
+		GROUP BY s.prefix, m.status HAVING sum(m.d) <> 0
+	)
+	UPDATE job_counts SET n = n + delta.d FROM delta
+	WHERE job_counts.scope = delta.scope AND job_counts.status = delta.status`;
+
+/** A finish of the group: the job, the lease it was claimed under, the terminal status it gets. */
+export interface CountedFinish {
+	id: string;
+	leaseToken: string | null;
+	status: "succeeded" | "failed";
+}
+
+/** The jobs a group of finishes will finish: processing under the lease each finish holds. */
+const FINISHED = `finished(key, status) AS (
+	SELECT j.key, json_extract(f.value, '$[2]') FROM json_each(?1) f
+	JOIN jobs j ON j.id = json_extract(f.value, '$[0]')
+	WHERE j.status = 'processing' AND j.lease_token = json_extract(f.value, '$[1]')
+)`;
+
+/**
+ * The counts of a group of finishes (all at `now`): each job finished leaves `processing` for its
+ * terminal status, and completes in the 30-second and 15-minute buckets of `now`.
+ */
+export function finishCountsStatements(
+	db: D1Database,
+	finishes: readonly CountedFinish[],
+	now: number,
+): D1PreparedStatement[] {
+	const asks = JSON.stringify(finishes.map((f) => [f.id, f.leaseToken, f.status]));
+	return [
+		db
+			.prepare(
+				countMoves(
+					FINISHED,
+					`SELECT key, 'processing', -1 FROM finished UNION ALL SELECT key, status, 1 FROM finished`,
+				),
+			)
+			.bind(asks),
+		db
+			.prepare(
+				`WITH ${FINISHED}
+				INSERT INTO job_completions (scope, bucket_seconds, start, completed, succeeded, failed)
+				SELECT s.prefix, g.value, ?2 - ?2 % (g.value * 1000), count(*), sum(f.status = 'succeeded'),
+					sum(f.status = 'failed')
+				FROM finished f JOIN stat_scopes s ON substr(f.key, 1, length(s.prefix)) = s.prefix
+				CROSS JOIN json_each('[30, 900]') g
+				WHERE true
+				GROUP BY s.prefix, g.value
+				ON CONFLICT (scope, bucket_seconds, start) DO UPDATE SET completed = completed + excluded.completed,
+					succeeded = succeeded + excluded.succeeded, failed = failed + excluded.failed`,
+			)
+			.bind(asks, now),
+	];
+}
+
+/** A claim of the group: a job by id, or the notification job of an object version and options. */
+export type CountedClaim =
+	| { kind: "id"; id: string }
+	| { kind: "version"; bucket: string; key: string; etag: string; optionsKey: string };
+
+/**
+ * The counts of a group of claims: a queued job it claims moves to `processing` (once, however many
+ * claims name it); an object version without a job gets one, made `processing` (once per version
+ * and options). A processing job whose lease expired is claimed again without a change of status.
+ */
+export function claimCountsStatement(db: D1Database, claims: readonly CountedClaim[]): D1PreparedStatement {
+	const asks = JSON.stringify(
+		claims.map((c) => (c.kind === "id" ? ["id", c.id] : ["version", c.bucket, c.key, c.etag, c.optionsKey])),
+	);
+	const v = (i: number) => `json_extract(c.value, '$[${i}]')`;
+	const ctes = `asked AS (
+		SELECT ${v(0)} AS kind, ${v(1)} AS id, ${v(1)} AS bucket, ${v(2)} AS key, ${v(3)} AS etag, ${v(4)} AS options_key
+		FROM json_each(?1) c
+	),
+	target_ids(id) AS (
+		SELECT a.id FROM asked a WHERE a.kind = 'id'
+		UNION SELECT (SELECT id FROM jobs WHERE ${notificationJobOf("a.bucket", "a.key", "a.etag", "a.options_key")})
+		FROM asked a WHERE a.kind = 'version'
+	),
+	targets AS (SELECT j.id, j.key, j.status FROM target_ids t JOIN jobs j ON j.id = t.id),
+	made AS (
+		SELECT DISTINCT a.bucket, a.key, a.etag, a.options_key FROM asked a
+		WHERE a.kind = 'version'
+			AND NOT EXISTS (SELECT 1 FROM jobs WHERE ${notificationJobOf("a.bucket", "a.key", "a.etag", "a.options_key")})
+	)`;
+	const moves = `SELECT key, 'queued', -1 FROM targets WHERE status = 'queued'
+		UNION ALL SELECT key, 'processing', 1 FROM targets WHERE status = 'queued'
+		UNION ALL SELECT key, 'processing', 1 FROM made`;
+	return db.prepare(countMoves(ctes, moves)).bind(asks);
+}

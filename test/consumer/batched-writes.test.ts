@@ -1,0 +1,183 @@
+/**
+ * The finishes of a queue batch are written in one D1 transaction with the statistics counters of
+ * them all (workers/consumer/finish.ts, shared/jobs/batched-counts.ts): the counters stay equal to
+ * the jobs' rows, and a finish that cannot be written fails alone.
+ */
+import { env } from "cloudflare:workers";
+import { beforeEach, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { parseRows } from "../../shared/d1-rows";
+import { emulator } from "../../shared/models/emulator";
+import { sqlText, whileD1Refuses } from "../support/d1-faults";
+import { fixture, upload } from "../support/fixtures";
+import { insertJob } from "../support/jobs";
+import { resetModels } from "../support/models";
+import { jobsForKey, onlyJob, runConsumer } from "../support/queue";
+
+beforeEach(resetModels);
+
+/** A prefix of this test's own, counted as a scope of the statistics (from no jobs). */
+async function countedScope(name: string): Promise<string> {
+	const prefix = `bw-${name}-${crypto.randomUUID().slice(0, 8)}/`;
+	await env.DB.prepare("INSERT INTO stat_scopes (prefix, created_at) VALUES (?1, ?2)").bind(prefix, Date.now()).run();
+	return prefix;
+}
+
+const StatusCount = z.object({ status: z.string(), n: z.number().int() });
+const Completions = z.object({
+	bucket_seconds: z.number().int(),
+	completed: z.number().int(),
+	succeeded: z.number().int(),
+	failed: z.number().int(),
+});
+
+/** The scope's counters and what its jobs' rows say they should be. */
+async function countersAndRows(prefix: string) {
+	const counted = await env.DB.prepare("SELECT status, n FROM job_counts WHERE scope = ?1 AND n <> 0 ORDER BY status")
+		.bind(prefix)
+		.all()
+		.then(parseRows(StatusCount));
+	const rows = await env.DB.prepare(
+		"SELECT status, count(*) AS n FROM jobs WHERE substr(key, 1, length(?1)) = ?1 GROUP BY status ORDER BY status",
+	)
+		.bind(prefix)
+		.all()
+		.then(parseRows(StatusCount));
+	const completions = await env.DB.prepare(
+		`SELECT bucket_seconds, sum(completed) AS completed, sum(succeeded) AS succeeded, sum(failed) AS failed
+		FROM job_completions WHERE scope = ?1 GROUP BY bucket_seconds ORDER BY bucket_seconds`,
+	)
+		.bind(prefix)
+		.all()
+		.then(parseRows(Completions));
+	const n = (status: string) => rows.find((r) => r.status === status)?.n ?? 0;
+	const terminal = { completed: n("succeeded") + n("failed"), succeeded: n("succeeded"), failed: n("failed") };
+	return {
+		counted,
+		rows,
+		completions,
+		expectedCompletions: terminal.completed ? [30, 900].map((b) => ({ bucket_seconds: b, ...terminal })) : [],
+	};
+}
+
+/** Makes D1 refuse to move `key`'s job to `status` (as a constraint would) while `run` runs. */
+const refusing = <T>(key: string, status: string, run: () => Promise<T>): Promise<T> =>
+	whileD1Refuses(
+		{ table: "jobs", write: "UPDATE", when: `new.key = ${sqlText(key)} AND new.status = ${sqlText(status)}` },
+		run,
+	);
+
+describe("a queue batch's claims", () => {
+	it("that cannot all be written: the one that fails is retried alone, the others are claimed and counted", async () => {
+		const prefix = await countedScope("claims");
+		const jpeg = await fixture("small.jpg");
+		const jobs = await Promise.all(
+			["a", "b", "c"].map(async (name) => {
+				const n = await upload(`${prefix}${name}.jpg`, jpeg);
+				return insertJob({ key: n.object.key, bucket: n.bucket, etag: n.object.eTag });
+			}),
+		);
+		const broken = jobs[1]?.key ?? "";
+		const { ids, result } = await refusing(broken, "processing", () =>
+			runConsumer(
+				jobs.map((job) => ({ kind: "caption-job", job_id: job.id })),
+				{ env: { WRITE_HOLD_MS: "10000" } },
+			),
+		);
+		expect(result.retryMessages.map((m) => m.msgId)).toEqual([ids[1]]);
+		expect(result.explicitAcks).toEqual([ids[0], ids[2]]);
+		const statuses = await Promise.all(jobs.map(async (job) => (await onlyJob(job.key)).status));
+		expect(statuses).toEqual(["succeeded", "queued", "succeeded"]);
+		const { counted, rows } = await countersAndRows(prefix);
+		expect(rows).toEqual([
+			{ status: "queued", n: 1 },
+			{ status: "succeeded", n: 2 },
+		]);
+		expect(counted).toEqual(rows);
+	});
+});
+
+describe("a queue batch's finishes", () => {
+	it("are one write at one time, and the counters equal the rows after mixed batches", async () => {
+		const prefix = await countedScope("mixed");
+		const jpeg = await fixture("small.jpg");
+		const good = await Promise.all(["a", "b", "c"].map((n) => upload(`${prefix}${n}.jpg`, jpeg)));
+		const bad = await upload(`${prefix}bad.jpg`, jpeg, { "max-tokens": "many" });
+		// A long hold: the batch's four finishes are written together however slow the machine.
+		const hold = { env: { WRITE_HOLD_MS: "10000" } };
+		const first = await runConsumer([...good, bad, good[0]], hold);
+		expect(first.result.retryMessages.map((m) => m.msgId)).toEqual([first.ids[4]]);
+
+		const finished = await Promise.all([...good, bad].map((n) => onlyJob(n.object.key)));
+		expect(finished.map((j) => j.status)).toEqual(["succeeded", "succeeded", "succeeded", "failed"]);
+		// Written in one transaction: one completion time for the four.
+		expect(new Set(finished.map((j) => j.completed_at)).size).toBe(1);
+		expect(emulator.callsTo()).toBe(3);
+
+		// A second batch: a new upload, a redelivery of a finished job, a job by id that was queued, and
+		// one by id whose consumer died (processing, its lease expired: claimed again, no change of status).
+		const later = await upload(`${prefix}d.jpg`, jpeg);
+		const [queued, abandoned] = await Promise.all(
+			["e", "f"].map(async (name, i) => {
+				const object = await upload(`${prefix}${name}.jpg`, jpeg);
+				const past = Date.now() - 60_000;
+				const status =
+					i === 0
+						? { status: "queued" as const }
+						: {
+								status: "processing" as const,
+								lease_token: "dead",
+								lease_expires_at: past,
+								attempts: 1,
+								started_at: past,
+							};
+				return insertJob({ key: object.object.key, bucket: object.bucket, etag: object.object.eTag, ...status });
+			}),
+		);
+		const byId = [queued, abandoned].map((job) => ({ kind: "caption-job", job_id: job?.id }));
+		const second = await runConsumer([later, good[1], ...byId], hold);
+		expect(second.result.explicitAcks).toEqual(second.ids);
+		for (const key of [later.object.key, queued?.key ?? "", abandoned?.key ?? ""]) {
+			expect((await onlyJob(key)).status).toBe("succeeded");
+		}
+
+		const { counted, rows, completions, expectedCompletions } = await countersAndRows(prefix);
+		expect(rows).toEqual([
+			{ status: "failed", n: 1 },
+			{ status: "succeeded", n: 6 },
+		]);
+		expect(counted).toEqual(rows);
+		expect(completions).toEqual(expectedCompletions);
+	});
+
+	it("that cannot all be written: the one that fails is retried alone, the others finish and are counted", async () => {
+		const prefix = await countedScope("partial");
+		const jpeg = await fixture("small.jpg");
+		const notifications = await Promise.all(["a", "b", "c"].map((n) => upload(`${prefix}${n}.jpg`, jpeg)));
+		const broken = notifications[1]?.object.key ?? "";
+		// D1 refuses this one job's finish (as a constraint would): the batch's transaction fails part-way.
+		const { ids, result } = await refusing(broken, "succeeded", () =>
+			runConsumer(notifications, { env: { WRITE_HOLD_MS: "10000" } }),
+		);
+		expect(result.retryMessages.map((m) => m.msgId)).toEqual([ids[1]]);
+		expect(result.explicitAcks).toEqual([ids[0], ids[2]]);
+		const [a, b, c] = await Promise.all(notifications.map((n) => onlyJob(n.object.key)));
+		expect([a?.status, b?.status, c?.status]).toEqual(["succeeded", "processing", "succeeded"]);
+		const events = await env.DB.prepare(
+			"SELECT job_id FROM webhook_events WHERE job_id IN (?1, ?2, ?3) ORDER BY job_id",
+		)
+			.bind(a?.id, b?.id, c?.id)
+			.all()
+			.then(parseRows(z.object({ job_id: z.string() })));
+		expect(events.map((e) => e.job_id).sort()).toEqual([a?.id, c?.id].sort());
+
+		const { counted, rows, completions, expectedCompletions } = await countersAndRows(prefix);
+		expect(rows).toEqual([
+			{ status: "processing", n: 1 },
+			{ status: "succeeded", n: 2 },
+		]);
+		expect(counted).toEqual(rows);
+		expect(completions).toEqual(expectedCompletions);
+		expect(await jobsForKey(broken)).toHaveLength(1);
+	});
+});

@@ -1,0 +1,50 @@
+/**
+ * What a notification costs in R2 operations: its object version is opened once, before the
+ * claim, and that one `get` gives both the options key (from the custom metadata) and the image.
+ * The only stand-in counts the calls that reach the real bucket binding.
+ */
+import { env } from "cloudflare:workers";
+import { beforeEach, describe, expect, it } from "vitest";
+import { fixture, uniqueKey, upload } from "../support/fixtures";
+import { resetModels } from "../support/models";
+import { onlyJob, runConsumer } from "../support/queue";
+
+beforeEach(resetModels);
+
+/** The test's bucket binding, recording each method called on it. */
+function countedBucket() {
+	const calls: string[] = [];
+	const bucket = new Proxy(env.BUCKET, {
+		get(target, prop) {
+			const value = Reflect.get(target, prop, target);
+			if (typeof value !== "function" || typeof prop !== "string") return value;
+			return (...args: unknown[]) => {
+				calls.push(prop);
+				return Reflect.apply(value, target, args);
+			};
+		},
+	});
+	return { bucket, calls };
+}
+
+describe("a notification's object", () => {
+	it("is opened once: one get, no head, and the job has the options of the object's metadata", async () => {
+		const key = uniqueKey("opened-once.jpg");
+		const notification = await upload(key, await fixture("small.jpg"), { prompt: "Which animal is it?" });
+		const { bucket, calls } = countedBucket();
+		const { ids, result } = await runConsumer([notification], { env: { BUCKET: bucket } });
+		expect(result.explicitAcks).toEqual(ids);
+		expect(await onlyJob(key)).toMatchObject({ status: "succeeded", prompt: "Which animal is it?" });
+		expect(calls).toEqual(["get"]);
+	});
+
+	it("replaced since its notification: its job fails with object_not_found", async () => {
+		const key = uniqueKey("replaced.jpg");
+		const notification = await upload(key, await fixture("small.jpg"));
+		await env.BUCKET.put(key, "not the notified version");
+		const { bucket } = countedBucket();
+		const { ids, result } = await runConsumer([notification], { env: { BUCKET: bucket } });
+		expect(result.explicitAcks).toEqual(ids);
+		expect(await onlyJob(key)).toMatchObject({ status: "failed", error_code: "object_not_found" });
+	});
+});

@@ -1,0 +1,78 @@
+/**
+ * Claims the jobs of a queue batch's messages that are ready together (workers/consumer/caption-job.ts)
+ * in one D1 batch (a transaction): every claim, and the statistics counters of them all
+ * (shared/jobs/batched-counts.ts). A claim that finds its job running or finished reads that job
+ * afterwards, on its own (duplicates are rare). If the transaction fails, nothing of it was
+ * written, and each claim is made alone, so one claim that cannot be written fails alone.
+ */
+import { type CountedClaim, claimCountsStatement, deferredCountsBracket } from "../../shared/jobs/batched-counts";
+import {
+	type ClaimResult,
+	type ClaimWrite,
+	claimByIdWrite,
+	claimNotificationWrite,
+	claimResult,
+	type Lease,
+} from "../../shared/jobs/store";
+import { errorMessage, log } from "../../shared/log";
+import type { ObjectVersion } from "../../shared/queue/caption-jobs";
+
+export type ClaimAsk =
+	| { kind: "id"; id: string; lease: Lease }
+	| { kind: "version"; version: ObjectVersion; eventTime: number; lease: Lease; optionsKey: string };
+
+/** A claim made (its result), or the error that kept it from being made. */
+export type ClaimAnswer = { kind: "made"; result: ClaimResult } | { kind: "error"; error: unknown };
+
+function claimWrite(db: D1Database, ask: ClaimAsk): ClaimWrite {
+	return ask.kind === "id"
+		? claimByIdWrite(db, ask.id, ask.lease)
+		: claimNotificationWrite(db, ask.version, ask.eventTime, ask.lease, ask.optionsKey);
+}
+
+const counted = (ask: ClaimAsk): CountedClaim =>
+	ask.kind === "id"
+		? { kind: "id", id: ask.id }
+		: {
+				kind: "version",
+				bucket: ask.version.bucket,
+				key: ask.version.key,
+				etag: ask.version.etag,
+				optionsKey: ask.optionsKey,
+			};
+
+const answered = (promise: Promise<ClaimResult>): Promise<ClaimAnswer> =>
+	promise.then(
+		(result): ClaimAnswer => ({ kind: "made", result }),
+		(error: unknown): ClaimAnswer => ({ kind: "error", error }),
+	);
+
+export async function claimJobs(db: D1Database, asks: readonly ClaimAsk[]): Promise<ClaimAnswer[]> {
+	const writes = asks.map((ask) => claimWrite(db, ask));
+	const [defer, resume] = deferredCountsBracket(db);
+	let results: D1Result[];
+	try {
+		results = await db.batch([
+			defer,
+			claimCountsStatement(db, asks.map(counted)),
+			...writes.flatMap((w) => w.statements),
+			resume,
+		]);
+	} catch (err) {
+		log("warn", "claim_batch_failed", { claims: asks.length, error: errorMessage(err) });
+		return Promise.all(
+			asks.map((ask) => {
+				const write = claimWrite(db, ask);
+				return answered(db.batch(write.statements).then((own) => claimResult(db, write, own)));
+			}),
+		);
+	}
+	let offset = 2;
+	return Promise.all(
+		writes.map((write) => {
+			const own = results.slice(offset, offset + write.statements.length);
+			offset += write.statements.length;
+			return answered(claimResult(db, write, own));
+		}),
+	);
+}
