@@ -8,6 +8,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { parseRows } from "../../shared/d1-rows";
 import { emulator } from "../../shared/models/emulator";
+import { eventJobId } from "../../shared/webhooks/job-event";
 import { sqlText, whileD1Refuses } from "../support/d1-faults";
 import { fixture, upload } from "../support/fixtures";
 import { insertJob } from "../support/jobs";
@@ -164,7 +165,7 @@ describe("a queue batch's finishes", () => {
 		const [a, b, c] = await Promise.all(notifications.map((n) => onlyJob(n.object.key)));
 		expect([a?.status, b?.status, c?.status]).toEqual(["succeeded", "processing", "succeeded"]);
 		const events = await env.DB.prepare(
-			"SELECT job_id FROM webhook_events WHERE job_id IN (?1, ?2, ?3) ORDER BY job_id",
+			`SELECT ${eventJobId()} AS job_id FROM webhook_events WHERE ${eventJobId()} IN (?1, ?2, ?3)`,
 		)
 			.bind(a?.id, b?.id, c?.id)
 			.all()
