@@ -113,7 +113,8 @@ async function main(): Promise<number> {
 	const secrets = readDevVars();
 	await assertPortFree(port);
 	// A test's copy of the migrated template (scripts/lib/migrated-state.ts) has nothing to apply.
-	if (!migratedCopy(persistTo)) await migrateLocal(persistTo);
+	if (migratedCopy(persistTo)) console.log("D1 schema is up to date (local: a copy of the migrated template).");
+	else await migrateLocal(persistTo);
 
 	const configs = writeLocalConfigs({ remoteAi: args["remote-ai"], vars: parseVars(args.var) });
 	const wranglerArgs = ["dev", ...configs.flatMap((c) => ["-c", c])];
