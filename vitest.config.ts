@@ -59,13 +59,13 @@ export const MODEL_CALLS = [
  */
 const LONGEST = [
 	"test/node/scheduling.test.ts",
-	"test/node/capacity-bench.test.ts",
 	"test/node/restart.test.ts",
-	"test/node/cli.test.ts",
 	"test/node/dashboard.test.ts",
-	"test/node/events.test.ts",
+	"test/node/cli.test.ts",
 	"test/node/smoke.test.ts",
 	"test/node/deploy.test.ts",
+	"test/node/capacity-bench.test.ts",
+	"test/node/events.test.ts",
 	"test/node/batch-cap.test.ts",
 	"test/node/retention-dev.test.ts",
 	"test/node/cli-offline.test.ts",
