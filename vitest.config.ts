@@ -59,13 +59,13 @@ export const MODEL_CALLS = [
  */
 const LONGEST = [
 	"test/node/scheduling.test.ts",
-	"test/node/capacity-bench.test.ts",
 	"test/node/restart.test.ts",
-	"test/node/cli.test.ts",
 	"test/node/dashboard.test.ts",
-	"test/node/events.test.ts",
+	"test/node/cli.test.ts",
 	"test/node/smoke.test.ts",
 	"test/node/deploy.test.ts",
+	"test/node/capacity-bench.test.ts",
+	"test/node/events.test.ts",
 	"test/node/batch-cap.test.ts",
 	"test/node/retention-dev.test.ts",
 	"test/node/cli-offline.test.ts",
@@ -137,8 +137,9 @@ export default defineConfig(async () => {
 						name: "node",
 						include: ["test/node/**/*.test.ts"],
 						environment: "node",
-						// One `npm run dev` for the files that need a plain stack, started when the first asks.
-						globalSetup: ["./test/node/support/shared-stack-setup.ts"],
+						// One `npm run dev` for the files that need a plain stack, and one dry run of each Worker
+						// (dry-run.test.ts and capacity-bench.test.ts), each started when the first file asks.
+						globalSetup: ["./test/node/support/shared-stack-setup.ts", "./test/node/support/dry-runs-setup.ts"],
 						testTimeout: 120_000,
 						// A set-up hook that imports the whole status app, or boots a browser, takes more than
 						// vitest's default 10 s on a loaded machine (openapi.test.ts's did beside a benchmark).

@@ -24,6 +24,7 @@ import { parseArgs } from "node:util";
 import { writeLocalConfigs } from "./lib/configs.ts";
 import { startRecovery } from "./lib/dev-recovery.ts";
 import { ensureDevVars, readDevVars } from "./lib/dev-vars.ts";
+import { migratedCopy } from "./lib/migrated-state.ts";
 import { defaultPersistDir, migrateLocal, root, spawnWrangler } from "./lib/wrangler.ts";
 
 const { values: args } = parseArgs({
@@ -111,7 +112,9 @@ async function main(): Promise<number> {
 	if (bootstrapped) console.log(bootstrapped);
 	const secrets = readDevVars();
 	await assertPortFree(port);
-	await migrateLocal(persistTo);
+	// A test's copy of the migrated template (scripts/lib/migrated-state.ts) has nothing to apply.
+	if (migratedCopy(persistTo)) console.log("D1 schema is up to date (local: a copy of the migrated template).");
+	else await migrateLocal(persistTo);
 
 	const configs = writeLocalConfigs({ remoteAi: args["remote-ai"], vars: parseVars(args.var) });
 	const wranglerArgs = ["dev", ...configs.flatMap((c) => ["-c", c])];

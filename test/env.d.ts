@@ -16,5 +16,7 @@ declare module "vitest" {
 		hooksUrl: string;
 		/** The node project's broker of its shared `npm run dev` stack (test/node/support/shared-stack-setup.ts). */
 		sharedStackBroker: string;
+		/** The node project's broker of the Workers' dry runs (test/node/support/dry-runs-setup.ts). */
+		dryRunBroker: string;
 	}
 }

@@ -1,7 +1,8 @@
 /**
  * A key's batch bigger than MAX_JOBS_IN_FLIGHT, through the real queues of `npm run dev` (run with
- * MAX_JOBS_IN_FLIGHT=2 and a slow emulator): nobody re-drives it, yet it finishes with every job
- * succeeded, and its in-flight jobs, read from the API all along, never exceed the cap.
+ * MAX_JOBS_IN_FLIGHT=2, a slow emulator, and a held page looking again after 1 s): nobody
+ * re-drives it, yet it finishes with every job succeeded, and its in-flight jobs, read from the
+ * API all along, never exceed the cap.
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -14,7 +15,8 @@ let stack: DevStack;
 
 beforeAll(async () => {
 	stack = await spawnDevStack("batch-cap", {
-		args: ["--var", `MAX_JOBS_IN_FLIGHT=${CAP}`, "--var", "EMULATOR_LATENCY_MS=300"],
+		// A held page looks again after a second, not the default 5: the batch is held several times.
+		args: ["--var", `MAX_JOBS_IN_FLIGHT=${CAP}`, "--var", "EMULATOR_LATENCY_MS=300", "--var", "BATCH_HOLD_SECONDS=1"],
 	});
 }, 10_000);
 

@@ -11,8 +11,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { runCapacity } from "../../bench/capacity.ts";
-import { bundle, WORKER_CONFIGS } from "../../bench/stack.ts";
+import { WORKER_CONFIGS } from "../../bench/stack.ts";
 import { pipelineImages } from "../../bench/workload.ts";
+import { dryRunBundle } from "./support/dry-runs.ts";
 
 const N = 50;
 /**
@@ -36,12 +37,17 @@ afterAll(async () => {
 describe("npm run bench -- --only capacity (quick: N = 50)", () => {
 	it("measures D1 per table before and after retention", async () => {
 		workDir = await mkdtemp(path.join(tmpdir(), "r2-captions-capacity-"));
-		const dir = (name: string) => path.join(workDir, "bundles", name);
-		const real = await bundle(WORKER_CONFIGS.consumer, dir("consumer"));
+		// The bundles of the dry runs that dry-run.test.ts checks (the same `wrangler deploy --dry-run`
+		// of each production config as the bench's bundle()), made once for the node run.
+		const [status, real, webhooksBundle] = await Promise.all([
+			dryRunBundle(WORKER_CONFIGS.status),
+			dryRunBundle(WORKER_CONFIGS.consumer),
+			dryRunBundle(WORKER_CONFIGS.webhooks),
+		]);
 		const result = await runCapacity({
 			// The real consumer runs: the naive baseline's bundle is not used.
-			bundles: { status: await bundle(WORKER_CONFIGS.status, dir("status")), real, naive: real },
-			webhooksBundle: await bundle(WORKER_CONFIGS.webhooks, dir("webhooks")),
+			bundles: { status, real, naive: real },
+			webhooksBundle,
 			workDir: path.join(workDir, "run"),
 			images: await pipelineImages(),
 			n: N,

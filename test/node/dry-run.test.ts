@@ -2,18 +2,16 @@
  * `wrangler deploy --dry-run` of every Worker's config exactly as `npm run deploy` (or a plain
  * `wrangler deploy`) uses it: bundles each one offline, so that a config or bundling error shows
  * up in `npm test` rather than halfway through a deployment, and checks from wrangler's own
- * binding table that what would ship is the production configuration.
+ * binding table that what would ship is the production configuration. The dry runs are made once
+ * for the node run (test/node/support/dry-runs.ts): capacity-bench.test.ts runs their bundles.
  */
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { productionConfigs } from "../../scripts/lib/configs.ts";
 import { readWorkerConfig } from "../../scripts/lib/worker-config.ts";
-import { root, runWrangler } from "../../scripts/lib/wrangler.ts";
-
-const outRoot = mkdtempSync(path.join(tmpdir(), "r2-captions-dry-run-"));
-afterAll(() => rmSync(outRoot, { recursive: true, force: true }));
+import { root } from "../../scripts/lib/wrangler.ts";
+import { dryRunOf } from "./support/dry-runs.ts";
 
 /** What wrangler must list among the bindings of each Worker's production deployment. */
 const production: Record<string, string[]> = {
@@ -34,8 +32,7 @@ describe("wrangler deploy --dry-run", () => {
 	});
 
 	it.concurrent.each(productionConfigs)("%s bundles, with the production settings", async (config) => {
-		const outdir = path.join(outRoot, config.replaceAll("/", "_"));
-		const result = await runWrangler(["deploy", "--dry-run", "-c", config, "--outdir", outdir]);
+		const { outdir, ...result } = await dryRunOf(config);
 		expect(result.code, result.stdout + result.stderr).toBe(0);
 		expect(result.stdout).toContain("--dry-run: exiting now.");
 		expect(existsSync(path.join(outdir, "index.js")), readdirSync(outdir).join(", ")).toBe(true);

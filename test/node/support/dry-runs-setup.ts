@@ -1,0 +1,48 @@
+/**
+ * The node project's global setup for the dry runs of every Worker's production config
+ * (test/node/support/dry-runs.ts). No dry run starts here: a loopback broker answers
+ * `POST /dry-runs` by running them (all at once) the first time it is asked and answers every
+ * later ask with the same results, so a run of Node files that do not use them makes none. The
+ * bundles stay until the run ends.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { TestProject } from "vitest/node";
+import { productionConfigs } from "../../../scripts/lib/configs.ts";
+import { runWrangler } from "../../../scripts/lib/wrangler.ts";
+import type { DryRun } from "./dry-runs.ts";
+
+export default async function setup(project: TestProject) {
+	const outRoot = mkdtempSync(path.join(tmpdir(), "r2-captions-dry-run-"));
+	const dryRun = async (config: string): Promise<DryRun> => {
+		const outdir = path.join(outRoot, config.replaceAll("/", "_"));
+		const { code, stdout, stderr } = await runWrangler(["deploy", "--dry-run", "-c", config, "--outdir", outdir]);
+		return { config, code, stdout, stderr, outdir };
+	};
+	let runs: Promise<DryRun[]> | undefined;
+	const broker = createServer((req, res) => {
+		if (req.method !== "POST" || req.url !== "/dry-runs") {
+			res.writeHead(404).end();
+			return;
+		}
+		runs ??= Promise.all(productionConfigs.map(dryRun));
+		runs.then(
+			(all) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(all)),
+			(err: unknown) => res.writeHead(500).end(err instanceof Error ? (err.stack ?? err.message) : String(err)),
+		);
+	});
+	return await new Promise<() => Promise<void>>((resolve) => {
+		broker.listen(0, "127.0.0.1", () => {
+			project.provide("dryRunBroker", `http://127.0.0.1:${(broker.address() as AddressInfo).port}`);
+			resolve(async () => {
+				broker.close();
+				broker.closeAllConnections();
+				await runs?.catch(() => undefined);
+				rmSync(outRoot, { recursive: true, force: true });
+			});
+		});
+	});
+}
