@@ -4,15 +4,19 @@
  * callbacks'), whether the delivery is made after the revoke or was queued before it. The key's
  * queued jobs and open batches still finish, and the admin reads their results.
  */
+import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
+import { Batch } from "../../shared/batches/schema";
 import { Job } from "../../shared/jobs/schema";
 import { isEventOfJob } from "../../shared/webhooks/job-event";
+import status from "../../workers/status/index";
 import { dispatchEvent } from "../../workers/webhooks/deliveries";
-import { createBatch, putObjects, settled, waitForBatch } from "../batches/support";
+import { deliverPage, putObjects, settled, waitForBatch } from "../batches/support";
 import { call, createKey, errorOf, parsed, pollJob, revokeKey } from "../status/support";
 import { uniqueKey } from "../support/fixtures";
+import { runConsumer } from "../support/queue";
 import { dispatchOne, finishedJob, hook, runWebhooks, subscribe, subscriptionRow } from "./support";
 
 const KeySubscription = z.object({ id: z.string(), status: z.string(), disabled_reason: z.string().nullable() });
@@ -151,6 +155,17 @@ describe("after a revoke nothing signed with the key's secrets leaves", () => {
 	});
 });
 
+/** A request to the status Worker whose caption and listing messages go to a queue nothing consumes. */
+function callHolding(method: string, path: string, token: string, json: unknown): Promise<Response> {
+	const request = new Request(`https://status.test${path}`, {
+		method,
+		headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+		body: JSON.stringify(json),
+	});
+	const held = { ...env, CAPTION_JOBS: env.HELD_MESSAGES, BATCH_LISTING: env.HELD_MESSAGES };
+	return status.fetch(request, held, createExecutionContext());
+}
+
 describe("a revoked key's work still finishes", () => {
 	it("its queued job and its open batch end, and the admin reads their results; their callbacks are not sent", async () => {
 		const prefix = uniqueKey("revoke-work/");
@@ -160,16 +175,24 @@ describe("a revoked key's work still finishes", () => {
 		await subscribe({ url: admins.url, prefix, events: ["job.succeeded", "batch.completed"] });
 		const objects = [`${prefix}b/1.jpg`, `${prefix}b/2.jpg`, `${prefix}job.jpg`];
 		await putObjects(objects);
-		const jobRes = await call("POST", "/v1/jobs", {
-			token: key.token,
-			json: { key: `${prefix}job.jpg`, callback_url: callback.url },
+		// Made while the key is valid, their messages held until it is revoked: they run after it.
+		const jobRes = await callHolding("POST", "/v1/jobs", key.token, {
+			key: `${prefix}job.jpg`,
+			callback_url: callback.url,
 		});
 		expect(jobRes.status).toBe(202);
 		const job = await parsed(jobRes, Job);
-		const batch = await createBatch({ prefix: `${prefix}b/`, callback_url: callback.url }, key.token);
+		const batchRes = await callHolding("POST", "/v1/batches", key.token, {
+			prefix: `${prefix}b/`,
+			callback_url: callback.url,
+		});
+		expect(batchRes.status).toBe(202);
+		const batch = await parsed(batchRes, Batch);
 
 		await revokeKey(key.id);
 		expect((await call("GET", `/v1/jobs/${job.id}`, { token: key.token })).status).toBe(401);
+		await runConsumer([{ kind: "caption-job", job_id: job.id }]);
+		await deliverPage(batch.id, 0, { env: { BATCH_LISTING: env.BATCH_LISTING } });
 
 		expect(await pollJob(job.id)).toMatchObject({ status: "succeeded", key: `${prefix}job.jpg` });
 		const done = await waitForBatch(batch.id, settled);
