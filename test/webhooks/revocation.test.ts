@@ -156,7 +156,7 @@ describe("after a revoke nothing signed with the key's secrets leaves", () => {
 });
 
 /** A request to the status Worker whose caption and listing messages go to a queue nothing consumes. */
-function callHolding(method: string, path: string, token: string, json: unknown): Promise<Response> {
+async function callHolding(method: string, path: string, token: string, json: unknown): Promise<Response> {
 	const request = new Request(`https://status.test${path}`, {
 		method,
 		headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
