@@ -178,7 +178,11 @@ export async function startStack(options: StackOptions): Promise<DevStack> {
 		return { port, url: `http://${host}:${port}`, server, exited, hasExited: () => done };
 	};
 	let run = await start(options.port ?? (await freePort()));
-	const portTaken = () => /Address already in use/.test(log ? readLog(options.logFile) : output);
+	const printed = () => (log ? readLog(options.logFile) : output);
+	const portTaken = () => /Address already in use/.test(printed());
+	// Another stack that took the same port first answers /healthz too: only our wrangler's own
+	// "Ready on …:<port>" says that the server answering is this one.
+	const servesPort = () => new RegExp(`Ready on https?://\\S+:${run.port}\\b`).test(printed());
 	const stack: DevStack = {
 		get url() {
 			return run.url;
@@ -203,7 +207,7 @@ export async function startStack(options: StackOptions): Promise<DevStack> {
 					deadline - Date.now(),
 					async () => {
 						if (run.hasExited()) return "exited" as const;
-						return (await fetch(`${run.url}/healthz`)).ok ? ("up" as const) : undefined;
+						return (await fetch(`${run.url}/healthz`)).ok && servesPort() ? ("up" as const) : undefined;
 					},
 					() => `--- output ---\n${output.slice(-4000)}`,
 				);
