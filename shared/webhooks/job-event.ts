@@ -5,8 +5,11 @@
  * their own ids and their `job_id`. Plain SQL, no imports: the migrations' tests read through these.
  */
 
-/** The id of job `jobId`'s event. */
-export const jobEventId = (jobId: string): string => `evt_${jobId.slice("job_".length)}`;
+/** The id of job `jobId`'s event. Only a `job_` id maps one to one (every job is made with one). */
+export const jobEventId = (jobId: string): string => {
+	if (!jobId.startsWith("job_")) throw new Error(`a job id starts with job_: ${jobId}`);
+	return `evt_${jobId.slice("job_".length)}`;
+};
 
 /** SQL: the job of event `alias` (`e.`), or NULL for a batch's or a caption's event. */
 export const eventJobId = (alias = ""): string =>

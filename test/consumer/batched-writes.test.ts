@@ -181,4 +181,40 @@ describe("a queue batch's finishes", () => {
 		expect(completions).toEqual(expectedCompletions);
 		expect(await jobsForKey(broken)).toHaveLength(1);
 	});
+	it("that D1 committed but answered with an error: the message is retried, and its next delivery does the write-back", async () => {
+		const key = `${await countedScope("committed")}cat.png`;
+		const notification = await upload(key, await fixture("small.png"), { output: "tags", "write-back": "sidecar" });
+		const status = async () => (await jobsForKey(key))[0]?.status;
+		// D1 that loses its answer once: the transaction that finishes the job commits, then errors.
+		let lost = false;
+		const answerLost = new Proxy(env.DB, {
+			get(db, name) {
+				if (name !== "batch") {
+					const value = Reflect.get(db, name, db);
+					return typeof value === "function" ? value.bind(db) : value;
+				}
+				return async (statements: D1PreparedStatement[]) => {
+					const results = await db.batch(statements);
+					if (!lost && (await status()) === "succeeded") {
+						lost = true;
+						throw new Error("D1_ERROR: Network connection lost.");
+					}
+					return results;
+				};
+			},
+		});
+		const first = await runConsumer([notification], { env: { DB: answerLost } });
+		expect(lost).toBe(true);
+		expect(await status()).toBe("succeeded");
+		// Not acknowledged with its write-back undone.
+		expect(first.result.retryMessages.map((m) => m.msgId)).toEqual(first.ids);
+		expect(await env.BUCKET.head(key.replace(/\.png$/, ".txt"))).toBeNull();
+
+		const second = await runConsumer([notification]);
+		expect(second.result.explicitAcks).toEqual(second.ids);
+		const job = await onlyJob(key);
+		expect(job.write_back_status).toBe("written");
+		const sidecar = await env.BUCKET.get(key.replace(/\.png$/, ".txt"));
+		expect(await sidecar?.text()).toBe((JSON.parse(job.result ?? "[]") as string[]).join(", "));
+	});
 });

@@ -66,8 +66,10 @@ export type FinishAnswer = { kind: "written"; job: JobRow | null } | { kind: "er
  * statistics counters of them all (shared/jobs/batched-counts.ts); then the event hub hears of
  * every event at once and the events go onto `webhook-deliveries` in one send. Answers, per ask,
  * the finished row or null (the lease was lost: nothing written for it). If the transaction
- * fails, nothing of it was written, and each job is finished alone (`finishJob`), so one job whose
- * finish cannot be written fails alone: its answer is the error.
+ * fails, each job is finished alone (`finishJob`), so one job whose finish cannot be written fails
+ * alone: its answer is the error. A failed transaction may still have committed (D1 answered with
+ * an error after the commit): a finish that then writes nothing alone answers an error too, so its
+ * message is retried rather than acknowledged with work (a write-back) left undone.
  */
 export async function finishJobs(env: FinishEnv, asks: readonly FinishAsk[], now: number): Promise<FinishAnswer[]> {
 	const writes = asks.map(({ job, outcome, fields }) =>
@@ -87,7 +89,13 @@ export async function finishJobs(env: FinishEnv, asks: readonly FinishAsk[], now
 		return Promise.all(
 			asks.map(({ job, outcome, fields }) =>
 				finishJob(env, finishStatement(env.DB, job, now, outcome, fields), job.id, now).then(
-					(row): FinishAnswer => ({ kind: "written", job: row }),
+					// Nothing written alone after a failed transaction is not a lost lease for sure: D1 may
+					// have committed the transaction and then failed to answer. The message is retried, and
+					// its next delivery finds the job finished and does what the finish left (its write-back).
+					(row): FinishAnswer =>
+						row
+							? { kind: "written", job: row }
+							: { kind: "error", error: new Error(`the finish of ${job.id} wrote nothing after its batch failed`) },
 					(error: unknown): FinishAnswer => ({ kind: "error", error }),
 				),
 			),
