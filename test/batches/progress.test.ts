@@ -4,7 +4,6 @@
  * batch and endpoint. The throttle is shown with the webhooks Worker's own function on chosen
  * clocks (no minute-long waits), and one delivery end to end, verified with `standardwebhooks`.
  */
-import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { beforeEach, describe, expect, it } from "vitest";
@@ -16,9 +15,8 @@ import { RateLimitsSetting } from "../../shared/models/rate-limits";
 import { parseModelChain } from "../../shared/models/registry";
 import { isEventOfJob } from "../../shared/webhooks/job-event";
 import { BatchProgressWebhookPayload } from "../../shared/webhooks/schema";
-import status from "../../workers/status/index";
 import { recordBatchProgress } from "../../workers/webhooks/batch-progress";
-import { ADMIN, call } from "../status/support";
+import { call, pageOf, parsed } from "../status/support";
 import { uniqueKey } from "../support/fixtures";
 import { until } from "../support/poll";
 import { runConsumer } from "../support/queue";
@@ -29,10 +27,7 @@ beforeEach(() => emulator.reset());
 
 /** GET /v1/batches/{id} from the real status Worker running with these model rate limits. */
 async function batchWithLimits(id: string, limits: string): Promise<Batch> {
-	const request = new Request(`https://status.test/v1/batches/${id}`, {
-		headers: { authorization: `Bearer ${ADMIN}` },
-	});
-	const res = await status.fetch(request, { ...env, MODEL_RATE_LIMITS: limits }, createExecutionContext());
+	const res = await call("GET", `/v1/batches/${id}`, { env: { MODEL_RATE_LIMITS: limits } });
 	expect(res.status).toBe(200);
 	return Batch.parse(await res.json());
 }
@@ -82,15 +77,12 @@ describe("rate_per_minute and eta_seconds", () => {
 		expect(limited.eta_seconds).toBe(30);
 		// The list carries the same figures.
 		// Only this test's batch is parsed: other files' batches share the storage (docs/testing.md).
-		const Page = z.object({ data: z.array(z.object({ id: z.string() }).loose()), next_cursor: z.string().nullable() });
+		const Page = pageOf(z.object({ id: z.string() }).loose());
 		let found: unknown;
 		let cursor: string | null = null;
 		do {
-			const list = await call(
-				"GET",
-				`/v1/batches?status=running&limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`,
-			);
-			const page = Page.parse(await list.json());
+			const query = new URLSearchParams({ status: "running", limit: "100", ...(cursor ? { cursor } : {}) });
+			const page = await parsed(await call("GET", `/v1/batches?${query}`), Page);
 			found = page.data.find((b) => b.id === batch.id);
 			cursor = page.next_cursor;
 		} while (!found && cursor);

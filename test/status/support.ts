@@ -1,9 +1,11 @@
 /** Helpers for the status API tests: requests through the real Worker entry, parsed answers, keys, jobs. */
+import { createExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { z } from "zod";
 import { Job } from "../../shared/jobs/schema";
 import { ErrorBody, FieldIssue } from "../../workers/status/api-error";
 import { CreatedApiKey } from "../../workers/status/auth/api-keys";
+import status from "../../workers/status/index";
 import { until } from "../support/poll";
 
 export const ADMIN = env.ADMIN_TOKEN;
@@ -13,6 +15,8 @@ export interface CallOptions {
 	json?: unknown;
 	body?: BodyInit;
 	headers?: Record<string, string>;
+	/** Bindings or vars that differ from the test environment's: the Worker is called with them. */
+	env?: Partial<TestEnv>;
 }
 
 /** A request to the status Worker as a client would make it (through the test harness's fetch). */
@@ -25,7 +29,9 @@ export function call(method: string, path: string, options: CallOptions = {}): P
 		headers.set("content-type", "application/json");
 		body = JSON.stringify(options.json);
 	}
-	return exports.default.fetch(new Request(`https://status.test${path}`, { method, headers, body }));
+	const request = new Request(`https://status.test${path}`, { method, headers, body });
+	if (!options.env) return exports.default.fetch(request);
+	return Promise.resolve(status.fetch(request, { ...env, ...options.env }, createExecutionContext()));
 }
 
 /** A response's JSON parsed with the API's own schema for it: a drift fails here instead of hiding behind a cast. */

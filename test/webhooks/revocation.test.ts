@@ -4,14 +4,12 @@
  * callbacks'), whether the delivery is made after the revoke or was queued before it. The key's
  * queued jobs and open batches still finish, and the admin reads their results.
  */
-import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { Batch } from "../../shared/batches/schema";
 import { Job } from "../../shared/jobs/schema";
 import { isEventOfJob } from "../../shared/webhooks/job-event";
-import status from "../../workers/status/index";
 import { dispatchEvent } from "../../workers/webhooks/deliveries";
 import { deliverPage, putObjects, settled, waitForBatch } from "../batches/support";
 import { call, createKey, errorOf, parsed, pollJob, revokeKey } from "../status/support";
@@ -155,17 +153,6 @@ describe("after a revoke nothing signed with the key's secrets leaves", () => {
 	});
 });
 
-/** A request to the status Worker whose caption and listing messages go to a queue nothing consumes. */
-async function callHolding(method: string, path: string, token: string, json: unknown): Promise<Response> {
-	const request = new Request(`https://status.test${path}`, {
-		method,
-		headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-		body: JSON.stringify(json),
-	});
-	const held = { ...env, CAPTION_JOBS: env.HELD_MESSAGES, BATCH_LISTING: env.HELD_MESSAGES };
-	return status.fetch(request, held, createExecutionContext());
-}
-
 describe("a revoked key's work still finishes", () => {
 	it("its queued job and its open batch end, and the admin reads their results; their callbacks are not sent", async () => {
 		const prefix = uniqueKey("revoke-work/");
@@ -176,15 +163,19 @@ describe("a revoked key's work still finishes", () => {
 		const objects = [`${prefix}b/1.jpg`, `${prefix}b/2.jpg`, `${prefix}job.jpg`];
 		await putObjects(objects);
 		// Made while the key is valid, their messages held until it is revoked: they run after it.
-		const jobRes = await callHolding("POST", "/v1/jobs", key.token, {
-			key: `${prefix}job.jpg`,
-			callback_url: callback.url,
+		// Caption and listing messages go to a queue nothing consumes.
+		const held = { CAPTION_JOBS: env.HELD_MESSAGES, BATCH_LISTING: env.HELD_MESSAGES };
+		const jobRes = await call("POST", "/v1/jobs", {
+			token: key.token,
+			json: { key: `${prefix}job.jpg`, callback_url: callback.url },
+			env: held,
 		});
 		expect(jobRes.status).toBe(202);
 		const job = await parsed(jobRes, Job);
-		const batchRes = await callHolding("POST", "/v1/batches", key.token, {
-			prefix: `${prefix}b/`,
-			callback_url: callback.url,
+		const batchRes = await call("POST", "/v1/batches", {
+			token: key.token,
+			json: { prefix: `${prefix}b/`, callback_url: callback.url },
+			env: held,
 		});
 		expect(batchRes.status).toBe(202);
 		const batch = await parsed(batchRes, Batch);
