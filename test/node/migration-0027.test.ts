@@ -8,23 +8,15 @@
  * theirs (no row); a delivery's attempt log reads the same with its first attempt in its row; and one
  * notification job per object version, one delivery per event and target, still hold.
  */
-import { readdirSync, readFileSync } from "node:fs";
-import path from "node:path";
-import { DatabaseSync } from "node:sqlite";
+import type { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
 import { CURRENT_CAPTION_COLUMNS, CURRENT_CAPTION_JOIN, objectVersions } from "../../shared/captions/version-sql.ts";
 import { notificationJobOf } from "../../shared/jobs/notification-once.ts";
 import { attemptsOf } from "../../shared/webhooks/attempts.ts";
 import { deliveryOf } from "../../shared/webhooks/delivery-once.ts";
+import { applyMigrations, migrated } from "./support/sqlite-migrations.ts";
 
-const DIR = path.join(import.meta.dirname, "../../migrations");
 const MIGRATION = "0027_caption_once.sql";
-
-function migrated(until: (name: string) => boolean): DatabaseSync {
-	const db = new DatabaseSync(":memory:");
-	for (const name of readdirSync(DIR).sort().filter(until)) db.exec(readFileSync(path.join(DIR, name), "utf8"));
-	return db;
-}
 
 let seq = 0;
 /** A notification job of `key` that succeeds with `caption` (the finish's UPDATE: the version trigger runs). */
@@ -99,13 +91,9 @@ describe(`migrations/${MIGRATION} on existing rows`, () => {
 		expect(before.current).toHaveLength(3);
 		expect(before.history.flat()).toHaveLength(5);
 
-		db.exec(readFileSync(path.join(DIR, MIGRATION), "utf8"));
+		applyMigrations(db, (name) => name === MIGRATION);
 		// Today's reads are made for every migration: those after it too.
-		for (const name of readdirSync(DIR)
-			.sort()
-			.filter((n) => n > MIGRATION)) {
-			db.exec(readFileSync(path.join(DIR, name), "utf8"));
-		}
+		applyMigrations(db, (name) => name > MIGRATION);
 
 		expect(reads(db, AFTER)).toEqual(before);
 		expect(stored(db)).toEqual({
@@ -153,7 +141,7 @@ describe(`migrations/${MIGRATION} on existing rows`, () => {
 		const before = db.prepare("SELECT * FROM webhook_attempts ORDER BY delivery_id, attempt").all();
 		expect(before).toHaveLength(3);
 
-		db.exec(readFileSync(path.join(DIR, MIGRATION), "utf8"));
+		applyMigrations(db, (name) => name === MIGRATION);
 
 		expect(log()).toEqual(before);
 		expect(db.prepare("SELECT delivery_id, attempt FROM webhook_attempts").all()).toEqual([

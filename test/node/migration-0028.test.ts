@@ -7,24 +7,16 @@
  * its id and its position); a job finished since refers to a shared text instead of holding it,
  * and its event has the job's id; reads, versions, batch counts and event lookups see the same.
  */
-import { readdirSync, readFileSync } from "node:fs";
-import path from "node:path";
-import { DatabaseSync } from "node:sqlite";
+import type { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
 import { CURRENT_CAPTION_COLUMNS, CURRENT_CAPTION_JOIN, objectVersions } from "../../shared/captions/version-sql.ts";
 import { jobText, SHARE_TEXTS_SQL, setJobText } from "../../shared/jobs/text-sql.ts";
 import { eventJobId, isEventOfJob, jobEventId } from "../../shared/webhooks/job-event.ts";
+import { applyMigrations, migrated } from "./support/sqlite-migrations.ts";
 
-const DIR = path.join(import.meta.dirname, "../../migrations");
 const MIGRATION = "0028_texts_once.sql";
 const MODEL = "@cf/moondream/moondream3.1-9B-A2B";
 const PROMPT = "Generate a caption for this image";
-
-function migrated(until: (name: string) => boolean): DatabaseSync {
-	const db = new DatabaseSync(":memory:");
-	for (const name of readdirSync(DIR).sort().filter(until)) db.exec(readFileSync(path.join(DIR, name), "utf8"));
-	return db;
-}
 
 let seq = 0;
 /** A queued job of `key` (in batch `batchId` if given). */
@@ -107,7 +99,7 @@ describe(`migrations/${MIGRATION} on existing rows`, () => {
 		const before = captionsBefore(db);
 		expect(before.current).toHaveLength(2);
 
-		db.exec(readFileSync(path.join(DIR, MIGRATION), "utf8"));
+		applyMigrations(db, (name) => name === MIGRATION);
 
 		expect(jobsAfter(db)).toEqual(jobs);
 		expect(captions(db)).toEqual(before);
@@ -153,7 +145,7 @@ describe(`migrations/${MIGRATION} on existing rows`, () => {
 		db.exec(`INSERT INTO batches (id, bucket, prefix, key_prefix, status, metadata, skip_captioned, created_at, updated_at)
 			VALUES ('bat_1', 'images', 'x/', 'x/', 'running', '{}', 0, 1, 1)`);
 		finishBefore(db, queued(db, "x/1.jpg", "bat_1"), "One.", MODEL, PROMPT);
-		db.exec(readFileSync(path.join(DIR, MIGRATION), "utf8"));
+		applyMigrations(db, (name) => name === MIGRATION);
 		db.prepare(SHARE_TEXTS_SQL).run(JSON.stringify([MODEL]));
 		finishAfter(db, queued(db, "x/2.jpg", "bat_1"), "Two.", MODEL, PROMPT);
 		finishAfter(db, queued(db, "x/3.jpg", "bat_1"), "Three.", "@cf/llava-hf/llava-1.5-7b-hf", PROMPT);
@@ -171,7 +163,7 @@ describe(`migrations/${MIGRATION} on existing rows`, () => {
 			('evt_01CAPTIONEVENT000000000000', NULL, NULL, 'caption.updated', '{"data":{"key":"a.jpg"}}', 4, 5)`);
 		const before = db.prepare("SELECT rowid AS seq, * FROM webhook_events ORDER BY rowid").all();
 
-		db.exec(readFileSync(path.join(DIR, MIGRATION), "utf8"));
+		applyMigrations(db, (name) => name === MIGRATION);
 
 		const read = () =>
 			db
