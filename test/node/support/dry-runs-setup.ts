@@ -6,14 +6,13 @@
  * bundles stay until the run ends.
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { TestProject } from "vitest/node";
 import { productionConfigs } from "../../../scripts/lib/configs.ts";
 import { runWrangler } from "../../../scripts/lib/wrangler.ts";
 import type { DryRun } from "./dry-runs.ts";
+import { startOnceBroker } from "./once-broker.ts";
 
 export default async function setup(project: TestProject) {
 	const outRoot = mkdtempSync(path.join(tmpdir(), "r2-captions-dry-run-"));
@@ -22,27 +21,11 @@ export default async function setup(project: TestProject) {
 		const { code, stdout, stderr } = await runWrangler(["deploy", "--dry-run", "-c", config, "--outdir", outdir]);
 		return { config, code, stdout, stderr, outdir };
 	};
-	let runs: Promise<DryRun[]> | undefined;
-	const broker = createServer((req, res) => {
-		if (req.method !== "POST" || req.url !== "/dry-runs") {
-			res.writeHead(404).end();
-			return;
-		}
-		runs ??= Promise.all(productionConfigs.map(dryRun));
-		runs.then(
-			(all) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(all)),
-			(err: unknown) => res.writeHead(500).end(err instanceof Error ? (err.stack ?? err.message) : String(err)),
-		);
-	});
-	return await new Promise<() => Promise<void>>((resolve) => {
-		broker.listen(0, "127.0.0.1", () => {
-			project.provide("dryRunBroker", `http://127.0.0.1:${(broker.address() as AddressInfo).port}`);
-			resolve(async () => {
-				broker.close();
-				broker.closeAllConnections();
-				await runs?.catch(() => undefined);
-				rmSync(outRoot, { recursive: true, force: true });
-			});
-		});
-	});
+	const broker = await startOnceBroker("/dry-runs", () => Promise.all(productionConfigs.map(dryRun)));
+	project.provide("dryRunBroker", broker.url);
+	return async () => {
+		broker.close();
+		await broker.made()?.catch(() => undefined);
+		rmSync(outRoot, { recursive: true, force: true });
+	};
 }

@@ -12,13 +12,12 @@
  * (Ctrl-C or SIGTERM end it through process.exit), by an exit handler that kills its process group.
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { TestProject } from "vitest/node";
 import { type DevStack, spawnDevStack } from "../../../scripts/lib/dev-stack.ts";
 import { migratedTemplate } from "../../../scripts/lib/migrated-state.ts";
+import { startOnceBroker } from "./once-broker.ts";
 import type { SharedStackInfo } from "./shared-stack.ts";
 
 export default async function setup(project: TestProject) {
@@ -27,7 +26,6 @@ export default async function setup(project: TestProject) {
 	const logDir = mkdtempSync(path.join(tmpdir(), "r2-captions-shared-stack-"));
 	const logFile = path.join(logDir, "npm-run-dev.log");
 	let stack: DevStack | undefined;
-	let starting: Promise<SharedStackInfo> | undefined;
 
 	const start = async (): Promise<SharedStackInfo> => {
 		stack = await spawnDevStack("shared", { logFile });
@@ -41,28 +39,13 @@ export default async function setup(project: TestProject) {
 	};
 	process.once("exit", kill);
 
-	const broker = createServer((req, res) => {
-		if (req.method !== "POST" || req.url !== "/stack") {
-			res.writeHead(404).end();
-			return;
-		}
-		starting ??= start();
-		starting.then(
-			(info) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(info)),
-			(err: unknown) => res.writeHead(500).end(err instanceof Error ? (err.stack ?? err.message) : String(err)),
-		);
-	});
-	return await new Promise<() => Promise<void>>((resolve) => {
-		broker.listen(0, "127.0.0.1", () => {
-			project.provide("sharedStackBroker", `http://127.0.0.1:${(broker.address() as AddressInfo).port}`);
-			resolve(async () => {
-				broker.close();
-				broker.closeAllConnections();
-				// Ctrl-C first, as a user stops it; whatever is left after the grace is killed.
-				await stack?.stop();
-				kill();
-				process.off("exit", kill);
-			});
-		});
-	});
+	const broker = await startOnceBroker("/stack", start);
+	project.provide("sharedStackBroker", broker.url);
+	return async () => {
+		broker.close();
+		// Ctrl-C first, as a user stops it; whatever is left after the grace is killed.
+		await stack?.stop();
+		kill();
+		process.off("exit", kill);
+	};
 }
