@@ -32,8 +32,8 @@ const Completions = z.object({
 	failed: z.number().int(),
 });
 
-/** The scope's counters and what its jobs' rows say they should be. */
-async function countersAndRows(prefix: string) {
+/** Expects the scope's jobs to be `expected` by status, and its counters and completions to say the same. */
+async function expectCountedRows(prefix: string, expected: z.infer<typeof StatusCount>[]): Promise<void> {
 	const counted = await env.DB.prepare("SELECT status, n FROM job_counts WHERE scope = ?1 AND n <> 0 ORDER BY status")
 		.bind(prefix)
 		.all()
@@ -53,12 +53,9 @@ async function countersAndRows(prefix: string) {
 		.then(parseRows(Completions));
 	const n = (status: string) => rows.find((r) => r.status === status)?.n ?? 0;
 	const terminal = { completed: n("succeeded") + n("failed"), succeeded: n("succeeded"), failed: n("failed") };
-	return {
-		counted,
-		rows,
-		completions,
-		expectedCompletions: terminal.completed ? [30, 900].map((b) => ({ bucket_seconds: b, ...terminal })) : [],
-	};
+	expect(rows).toEqual(expected);
+	expect(counted).toEqual(rows);
+	expect(completions).toEqual(terminal.completed ? [30, 900].map((b) => ({ bucket_seconds: b, ...terminal })) : []);
 }
 
 /** Makes D1 refuse to move `key`'s job to `status` (as a constraint would) while `run` runs. */
@@ -89,12 +86,10 @@ describe("a queue batch's claims", () => {
 		expect(result.explicitAcks).toEqual([ids[0], ids[2]]);
 		const statuses = await Promise.all(jobs.map(async (job) => (await onlyJob(job.key)).status));
 		expect(statuses).toEqual(["succeeded", "queued", "succeeded"]);
-		const { counted, rows } = await countersAndRows(prefix);
-		expect(rows).toEqual([
+		await expectCountedRows(prefix, [
 			{ status: "queued", n: 1 },
 			{ status: "succeeded", n: 2 },
 		]);
-		expect(counted).toEqual(rows);
 	});
 });
 
@@ -142,13 +137,10 @@ describe("a queue batch's finishes", () => {
 			expect((await onlyJob(key)).status).toBe("succeeded");
 		}
 
-		const { counted, rows, completions, expectedCompletions } = await countersAndRows(prefix);
-		expect(rows).toEqual([
+		await expectCountedRows(prefix, [
 			{ status: "failed", n: 1 },
 			{ status: "succeeded", n: 6 },
 		]);
-		expect(counted).toEqual(rows);
-		expect(completions).toEqual(expectedCompletions);
 	});
 
 	it("that cannot all be written: the one that fails is retried alone, the others finish and are counted", async () => {
@@ -172,15 +164,13 @@ describe("a queue batch's finishes", () => {
 			.then(parseRows(z.object({ job_id: z.string() })));
 		expect(events.map((e) => e.job_id).sort()).toEqual([a?.id, c?.id].sort());
 
-		const { counted, rows, completions, expectedCompletions } = await countersAndRows(prefix);
-		expect(rows).toEqual([
+		await expectCountedRows(prefix, [
 			{ status: "processing", n: 1 },
 			{ status: "succeeded", n: 2 },
 		]);
-		expect(counted).toEqual(rows);
-		expect(completions).toEqual(expectedCompletions);
 		expect(await jobsForKey(broken)).toHaveLength(1);
 	});
+
 	it("that D1 committed but answered with an error: the message is retried, and its next delivery does the write-back", async () => {
 		const key = `${await countedScope("committed")}cat.png`;
 		const notification = await upload(key, await fixture("small.png"), { output: "tags", "write-back": "sidecar" });
