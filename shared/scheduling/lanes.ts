@@ -50,6 +50,9 @@ export interface SlotRequest {
 /** A slot of limit `limit`, to be used now; or none within `maxWaitMs`. */
 export type Grant = { kind: "slot"; limit: string } | { kind: "refused"; retryAfterMs: number };
 
+/** Slots to be used now, the limit of each (at least one, at most the number asked for); or none within `maxWaitMs`. */
+export type Slots = { kind: "slots"; limits: string[] } | { kind: "refused"; retryAfterMs: number };
+
 export const LaneFigures = z
 	.object({
 		lane: Lane,

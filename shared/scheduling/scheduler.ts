@@ -5,7 +5,9 @@
  * decides who gets each slot (./policy.ts): interactive work first, the batch lane's minimum share,
  * batch slots round the API keys. A caller waits inside its call until it is handed a slot, or
  * until `maxWaitMs` passes (then it is told when to come back): no caller books a slot ahead, so
- * interactive work that arrives later is served before batch work that waits.
+ * interactive work that arrives later is served before batch work that waits. A queue batch's
+ * messages of one lane and key ask together (`acquireMany`): one waiter owed several slots, each
+ * handed out as a single caller's would be, that takes in one answer all it is given in its turn.
  *
  * A spillover batch's caption lists two limits (its first model's task type, then another task
  * type's): it takes whichever has a slot first, so a backfill runs on both budgets at once.
@@ -15,7 +17,7 @@
  * only steer shares, and a restart forgets them.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { Grant, LaneFigures, LimitSpec, SlotRequest } from "./lanes";
+import type { Grant, LaneFigures, LimitSpec, SlotRequest, Slots } from "./lanes";
 import { LANES } from "./lanes";
 import { chooseWaiter, type RecentGrant, SHARE_WINDOW_MS, type Waiter } from "./policy";
 
@@ -30,8 +32,15 @@ interface Pending extends Waiter {
 	since: number;
 	deadline: number;
 	minBatchShare: number;
-	resolve: (grant: Grant) => void;
+	/** Slots asked for (a queue batch's messages under one key ask together). */
+	want: number;
+	/** The limit of each slot handed to it so far. */
+	got: string[];
+	resolve: (grant: Slots) => void;
 }
+
+/** Slots a waiter still wants. */
+const owed = (w: Pending) => w.want - w.got.length;
 
 const interval = (s: Schedule) => 60_000 / s.spec.pacedPerMinute;
 /** When the schedule's next slot may be taken (ms). */
@@ -44,13 +53,26 @@ export class LaneScheduler extends DurableObject {
 	private seq = 0;
 	private timer: ReturnType<typeof setTimeout> | undefined;
 
-	acquire(request: SlotRequest): Promise<Grant> {
+	/** One slot, once it is this caller's turn (within `maxWaitMs`). */
+	async acquire(request: SlotRequest): Promise<Grant> {
+		const slots = await this.acquireMany(request, 1);
+		return slots.kind === "refused" ? slots : { kind: "slot", limit: slots.limits[0] ?? "" };
+	}
+
+	/**
+	 * Up to `count` slots for the messages of one queue batch that share a lane, a key and limits:
+	 * the caller waits as one waiter until its turn comes (within `maxWaitMs`), then takes every slot
+	 * it is given in that turn, each handed out by the same policy as a single slot (so the burst of
+	 * an idle limit goes to the batch in one answer, and under load one slot at a time). The rest
+	 * it asks for again; nothing is booked ahead.
+	 */
+	acquireMany(request: SlotRequest, count: number): Promise<Slots> {
 		for (const spec of request.limits) this.follow(spec, request.burst);
 		const now = Date.now();
 		// A slot that cannot come within the wait is refused at once, rather than after waiting for it.
 		const eta = Math.min(...request.limits.map((l) => this.eta(l.name, request.lane, now)));
 		if (eta > request.maxWaitMs) return Promise.resolve({ kind: "refused", retryAfterMs: Math.ceil(eta) });
-		const promise = new Promise<Grant>((resolve) => {
+		const promise = new Promise<Slots>((resolve) => {
 			this.waiters.push({
 				seq: ++this.seq,
 				lane: request.lane,
@@ -59,6 +81,8 @@ export class LaneScheduler extends DurableObject {
 				since: request.since,
 				deadline: now + request.maxWaitMs,
 				minBatchShare: request.minBatchShare,
+				want: Math.max(1, Math.floor(count)),
+				got: [],
 				resolve,
 			});
 		});
@@ -74,12 +98,13 @@ export class LaneScheduler extends DurableObject {
 		for (const [name, schedule] of this.schedules) {
 			for (const lane of LANES) {
 				const waiting = this.waiters.filter((w) => w.lane === lane && w.limits[0] === name);
+				const jobs = waiting.reduce((sum, w) => sum + owed(w), 0);
 				const calls = this.recent.filter((g) => g.lane === lane && g.limit === name).length;
 				const oldest = waiting.length > 0 ? Math.min(...waiting.map((w) => w.since)) : null;
 				figures.push({
 					lane,
 					task_type: name,
-					waiting: waiting.length,
+					waiting: jobs,
 					oldest_waiting_seconds: oldest === null ? null : Math.max(0, Math.round((now - oldest) / 100) / 10),
 					calls_last_minute: calls,
 					share_last_minute: Math.round((calls / schedule.spec.perMinute) * 1000) / 1000,
@@ -96,7 +121,9 @@ export class LaneScheduler extends DurableObject {
 	private eta(limit: string, lane: SlotRequest["lane"], now: number): number {
 		const schedule = this.schedules.get(limit);
 		if (!schedule) return 0;
-		const ahead = this.waiters.filter((w) => w.limits.includes(limit) && (lane === "batch" || w.lane === lane)).length;
+		const ahead = this.waiters
+			.filter((w) => w.limits.includes(limit) && (lane === "batch" || w.lane === lane))
+			.reduce((sum, w) => sum + owed(w), 0);
 		return Math.max(0, nextSlotAt(schedule) - now) + ahead * interval(schedule);
 	}
 
@@ -118,6 +145,7 @@ export class LaneScheduler extends DurableObject {
 		const now = Date.now();
 		this.forget(now);
 		this.expire(now);
+		const served: Pending[] = [];
 		let granted = true;
 		while (granted && this.waiters.length > 0) {
 			granted = false;
@@ -127,12 +155,16 @@ export class LaneScheduler extends DurableObject {
 				const waiter = chooseWaiter(this.waiters, name, this.recent, share);
 				if (!waiter) continue;
 				schedule.tat = Math.max(schedule.tat, now) + interval(schedule);
-				this.waiters = this.waiters.filter((w) => w !== waiter);
+				if (waiter.got.length === 0) served.push(waiter);
+				waiter.got.push(name);
+				if (owed(waiter) === 0) this.waiters = this.waiters.filter((w) => w !== waiter);
 				this.recent.push({ at: now, lane: waiter.lane, limit: name, key: waiter.key });
-				waiter.resolve({ kind: "slot", limit: name });
 				granted = true;
 			}
 		}
+		// Every waiter served in this turn takes what it got; one that wants more asks again.
+		if (served.length > 0) this.waiters = this.waiters.filter((w) => w.got.length === 0);
+		for (const w of served) w.resolve({ kind: "slots", limits: w.got });
 		if (this.waiters.length === 0) return;
 		const due = this.waiters.flatMap((w) => w.limits.map((name) => this.schedules.get(name)));
 		const nextSlot = Math.min(...due.map((s) => (s ? nextSlotAt(s) : Number.POSITIVE_INFINITY)));

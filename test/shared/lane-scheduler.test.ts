@@ -133,4 +133,47 @@ describe("the lane scheduler Durable Object", () => {
 		if (refused.kind === "refused") expect(refused.retryAfterMs).toBeGreaterThan(3000);
 		expect(await waiting).toEqual({ kind: "slot", limit: "slow" });
 	});
+
+	it("a grant of several slots takes an idle limit's burst in one answer, then no more than the pace, and an interactive caller still goes first", async () => {
+		const s = scheduler();
+		const burst = { ...request("batch", "key_g"), burst: 3 };
+		const first = await s.acquireMany(burst, 10);
+		expect(first).toEqual({ kind: "slots", limits: [IT.name, IT.name, IT.name] });
+		const asked = Date.now();
+		const order: string[] = [];
+		const rest = s.acquireMany(burst, 7).then((grant) => {
+			order.push("batch");
+			return grant;
+		});
+		await new Promise((resolve) => setTimeout(resolve, 30));
+		const interactive = s.acquire({ ...request("interactive", null), burst: 3 }).then((grant) => {
+			order.push("interactive");
+			return grant;
+		});
+		expect(await interactive).toEqual({ kind: "slot", limit: IT.name });
+		// Past the burst one slot per 100 ms: the batch's next answer is one slot, after the interactive one's.
+		expect(await rest).toEqual({ kind: "slots", limits: [IT.name] });
+		expect(order).toEqual(["interactive", "batch"]);
+		expect(Date.now() - asked).toBeGreaterThanOrEqual(180);
+	});
+
+	it("two keys' batches asking for several slots each, under load, are served slot by slot round the keys", async () => {
+		const s = scheduler();
+		const ask = (key: string, n: number) => s.acquireMany({ ...request("batch", key), burst: 2 }, n);
+		// key_a takes the idle limit's burst: from here one slot per 100 ms, key_b's turn first.
+		expect(await ask("key_a", 5)).toEqual({ kind: "slots", limits: [IT.name, IT.name] });
+		const order: string[] = [];
+		/** Asks for `n` slots, and again for the rest after each answer, as a queue batch does. */
+		const take = async (key: string, n: number) => {
+			for (let left = n; left > 0; ) {
+				const grant = await ask(key, left);
+				if (grant.kind !== "slots") throw new Error(`refused: ${JSON.stringify(grant)}`);
+				order.push(...grant.limits.map(() => key));
+				left -= grant.limits.length;
+			}
+		};
+		await Promise.all([take("key_a", 3), take("key_b", 3)]);
+		// key_b catches up with key_a's two; then the keys take turns (ties to the longest waiting).
+		expect(order).toEqual(["key_b", "key_b", "key_a", "key_b", "key_a", "key_a"]);
+	});
 });
