@@ -5,7 +5,7 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { Grant, Lane, LimitSpec, SlotRequest } from "../../shared/scheduling/lanes";
+import { type Grant, type Lane, type LimitSpec, type SlotRequest, Slots } from "../../shared/scheduling/lanes";
 import { chooseWaiter, type RecentGrant } from "../../shared/scheduling/policy";
 import { uniqueKey } from "../support/fixtures";
 
@@ -175,5 +175,32 @@ describe("the lane scheduler Durable Object", () => {
 		await Promise.all([take("key_a", 3), take("key_b", 3)]);
 		// key_b catches up with key_a's two; then the keys take turns (ties to the longest waiting).
 		expect(order).toEqual(["key_b", "key_b", "key_a", "key_b", "key_a", "key_a"]);
+	});
+
+	it("a slot stream tells a batch its slots as they are handed out, at the pace and behind an interactive caller, and ends with the last", async () => {
+		const s = scheduler();
+		const stream = await s.slotStream({ ...request("batch", "key_s"), burst: 2 }, 5);
+		const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+		const order: string[] = [];
+		let text = "";
+		const read = (async () => {
+			for (let r = await reader.read(); !r.done; r = await reader.read()) {
+				text += r.value;
+				const lines = text.split("\n");
+				text = lines.pop() ?? "";
+				for (const line of lines) {
+					const slots = Slots.parse(JSON.parse(line));
+					order.push(slots.kind === "slots" ? `batch ${slots.limits.length}` : "refused");
+				}
+			}
+		})();
+		await new Promise((resolve) => setTimeout(resolve, 30));
+		expect(await s.acquire({ ...request("interactive", null), burst: 2 })).toEqual({ kind: "slot", limit: IT.name });
+		order.push("interactive");
+		const started = Date.now();
+		await read;
+		// The burst of two at once, the interactive caller's slot next, then the batch's three at 100 ms each.
+		expect(order).toEqual(["batch 2", "interactive", "batch 1", "batch 1", "batch 1"]);
+		expect(Date.now() - started).toBeGreaterThanOrEqual(250);
 	});
 });

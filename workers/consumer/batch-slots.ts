@@ -1,15 +1,17 @@
 /**
  * The rate-limit slots of a queue batch's captions, asked for together. Each message's first
  * request for a slot joins the batch's (shared/queue/gather.ts: all the messages still owed, or
- * WRITE_HOLD_MS after the first); the gathered requests of one key and one list of limits are one
- * `acquireMany` of the lane scheduler, whose slots go to them in the order they asked. Those it
- * did not serve in that turn ask again together, until each has a slot or is told to come back
- * later. A message's later slots (the next model of its chain) are asked for alone.
+ * WRITE_HOLD_MS after the first); the gathered requests of one lane, key and list of limits are
+ * one slot stream of the lane scheduler (`slotStream`), which tells each slot as the scheduler
+ * hands it out, at its pace and by its policy, as it would a single caller's. The slots go to the
+ * requests in the order they asked. A message's later slots (the next model of its chain) are
+ * asked for alone.
  *
- * Every slot answered is one the scheduler handed out at its pace and to one waiting message, so
- * no slot is left over: the batch never calls faster than a single caller's slots would let it.
+ * The scheduler hands out no more slots than the group asked for, each to a waiting message, so
+ * none is left over; if the invocation ends first, the stream is cancelled and the scheduler
+ * gives the rest to other waiters.
  */
-import type { Grant, SlotRequest, Slots } from "../../shared/scheduling/lanes";
+import { type Grant, type SlotRequest, Slots } from "../../shared/scheduling/lanes";
 
 /** The slot a message will get: a promise of its own, as the batch's slots come one turn at a time. */
 export interface SlotAnswer {
@@ -18,7 +20,7 @@ export interface SlotAnswer {
 
 /** The scheduler's side the batch uses (the Durable Object's stub). */
 export interface SlotSource {
-	acquireMany(request: SlotRequest, count: number): Promise<Slots>;
+	slotStream(request: SlotRequest, count: number): Promise<ReadableStream<Uint8Array>>;
 }
 
 interface Owed {
@@ -27,10 +29,10 @@ interface Owed {
 	reject: (error: unknown) => void;
 }
 
-/** What requests may share one acquisition: same lane, key and limits (in order). */
+/** What requests may share one stream: same lane, key and limits (in order). */
 const groupOf = (r: SlotRequest) => JSON.stringify([r.lane, r.key, r.limits.map((l) => l.name)]);
 
-/** Answers a gathered group of requests: one acquisition per group, each slot to the next in order. */
+/** Answers a gathered group of requests: one stream per group, each slot to the next in order. */
 export function acquireTogether(source: SlotSource, requests: SlotRequest[]): SlotAnswer[] {
 	const groups = new Map<string, Owed[]>();
 	const answers = requests.map((request): SlotAnswer => {
@@ -47,26 +49,41 @@ export function acquireTogether(source: SlotSource, requests: SlotRequest[]): Sl
 }
 
 async function serve(source: SlotSource, group: Owed[]): Promise<void> {
-	let waiting = group;
-	while (waiting.length > 0) {
-		const [first] = waiting;
-		if (!first) return;
-		// The group is as old as its oldest job (what the scheduler reports as waiting longest).
-		const since = Math.min(...waiting.map((o) => o.request.since));
-		let slots: Slots;
-		try {
-			slots = await source.acquireMany({ ...first.request, since }, waiting.length);
-		} catch (error) {
-			for (const o of waiting) o.reject(error);
-			return;
+	const [first] = group;
+	if (!first) return;
+	// The group is as old as its oldest job (what the scheduler reports as waiting longest).
+	const since = Math.min(...group.map((o) => o.request.since));
+	let next = 0;
+	try {
+		const stream = await source.slotStream({ ...first.request, since }, group.length);
+		for await (const slots of slotLines(stream)) {
+			if (slots.kind === "refused") {
+				for (const o of group.slice(next)) o.resolve(slots);
+				return;
+			}
+			for (const limit of slots.limits) group[next++]?.resolve({ kind: "slot", limit });
+			if (next >= group.length) return;
 		}
-		if (slots.kind === "refused") {
-			for (const o of waiting) o.resolve(slots);
-			return;
+		throw new Error("the lane scheduler's slot stream ended before every slot");
+	} catch (error) {
+		for (const o of group.slice(next)) o.reject(error);
+	}
+}
+
+/** The stream's lines, one `Slots` each; cancels the stream when the reader stops early. */
+async function* slotLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<Slots> {
+	const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+	let buffer = "";
+	try {
+		for (;;) {
+			const { value, done } = await reader.read();
+			if (done) return;
+			buffer += value;
+			const lines = buffer.split("\n");
+			buffer = lines.pop() ?? "";
+			for (const line of lines) if (line) yield Slots.parse(JSON.parse(line));
 		}
-		slots.limits.forEach((limit, i) => {
-			waiting[i]?.resolve({ kind: "slot", limit });
-		});
-		waiting = waiting.slice(slots.limits.length);
+	} finally {
+		await reader.cancel().catch(() => undefined);
 	}
 }
