@@ -63,6 +63,8 @@ export interface BatchContext {
 
 export async function handleCaptionMessage(message: Message<unknown>, ctx: BatchContext): Promise<Outcome> {
 	const claim = await claimJob(message, ctx);
+	// Past its model calls (or without any), the message no longer holds up the batch's slot requests.
+	if (claim.kind !== "claimed") ctx.slots?.leave();
 	switch (claim.kind) {
 		case "skipped":
 			ctx.counters.add(claim.counter);
@@ -71,6 +73,7 @@ export async function handleCaptionMessage(message: Message<unknown>, ctx: Batch
 			return retryAfter(claim.retryAfterSeconds);
 		case "claimed": {
 			const attempt = await captionJob(claim.job, claim.spillover, claim.object, ctx);
+			ctx.slots?.leave();
 			return settle(claim.job, attempt, message.attempts, ctx);
 		}
 		case "write-back":
