@@ -4,6 +4,10 @@
  * skipped by every batch) and waits for a slot of the model's rate limit; after it, it tells the
  * registry what the call showed. What follows each model's turn (the caption, the next model, or
  * the end of the chain) is decided by ./chain-policy.ts; the chain answers a `ChainOutcome`.
+ *
+ * One chain serves a queue batch, so it talks to the registry for the batch, not per image: one
+ * question per model for all its messages (a probe goes to one of them, the others wait for its
+ * outcome here), failures and probes recorded at once, successes held and sent together.
  */
 import { errorMessage, log } from "../log";
 import { isEnglish } from "../outputs/spec";
@@ -116,8 +120,8 @@ export class ModelChain {
 
 	/**
 	 * Sends the successful calls' records still held (the queue handler awaits it before the batch
-	 * ends). A record lost with the invocation only costs the model's figures one call and leaves a
-	 * failure streak unbroken by that success (the circuit can open one failure sooner, never later).
+	 * ends). A record lost with the invocation only costs the model's figures those calls and leaves
+	 * a failure streak unbroken by those successes (the circuit can open sooner, never later).
 	 */
 	async flushRecords(): Promise<void> {
 		if (this.flushTimer !== null) clearTimeout(this.flushTimer);
