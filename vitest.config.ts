@@ -40,6 +40,7 @@ export const OWN_RUNTIME = [
  * on the queue).
  */
 export const MODEL_CALLS = [
+	"test/consumer/batch-grants.test.ts",
 	"test/consumer/caption-job.test.ts",
 	"test/consumer/dead-letter.test.ts",
 	"test/consumer/images-errors.test.ts",

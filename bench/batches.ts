@@ -315,19 +315,24 @@ export async function runBackfill(options: {
 	}
 }
 
-/** The cost of `n` uploads through `PUT /v1/images` (each one's notification included) with one consumer. */
+/**
+ * The cost of `n` uploads through `PUT /v1/images` (each one's notification included) with one
+ * consumer; `paced`: with the lane scheduler pacing the platform's rate limits, as deployed.
+ */
 export async function runUploadCost(options: {
 	bundles: Bundles & { webhooks: string };
 	consumer: "real" | "naive";
 	workDir: string;
 	n: number;
+	paced?: boolean;
 }): Promise<Cost> {
 	const stack = await startStack({
 		consumer: options.consumer,
 		bundles: options.bundles,
 		webhooksBundle: options.bundles.webhooks,
 		workDir: options.workDir,
-		vars: BENCH_VARS,
+		// Paced: the consumer's configured limits (its wrangler.jsonc), the emulator enforcing none.
+		vars: options.paced ? { EMULATOR_LATENCY_MS: "0", EMULATOR_RATE_LIMITS: "off" } : BENCH_VARS,
 	});
 	try {
 		const from = await logOffset(stack.logPath);

@@ -228,6 +228,15 @@ async function batchesSection(bundles: Awaited<ReturnType<typeof bundleWorkers>>
 			const label = consumer === "real" ? "uploads: workers/consumer (+ webhooks)" : "uploads: naive baseline consumer";
 			report.batches.costs.push({ pipeline: label, cost });
 		}
+		log(`cost: ${options.costN} uploads, real consumer paced at the platform's rate limits`);
+		const paced = await runUploadCost({
+			bundles: metered,
+			consumer: "real",
+			workDir: path.join(workDir, "cost-paced"),
+			n: options.costN,
+			paced: true,
+		});
+		report.batches.costs.push({ pipeline: "uploads: workers/consumer, paced (platform limits)", cost: paced });
 	}
 }
 

@@ -207,7 +207,7 @@ const DO_STAGES: Record<string, Record<string, Stage>> = {
 		recordMany: "model",
 		recordAnswered: "model",
 	},
-	MODEL_SCHEDULER: { acquire: "pacing", acquireMany: "pacing", release: "pacing" },
+	MODEL_SCHEDULER: { acquire: "pacing", acquireMany: "pacing", slotStream: "pacing", release: "pacing" },
 	MODEL_RATE_LIMITER: { reserve: "pacing", release: "pacing" },
 	EVENT_HUB: { notify: "finish" },
 };

@@ -4,13 +4,17 @@
  * skipped by every batch) and waits for a slot of the model's rate limit; after it, it tells the
  * registry what the call showed. What follows each model's turn (the caption, the next model, or
  * the end of the chain) is decided by ./chain-policy.ts; the chain answers a `ChainOutcome`.
+ *
+ * One chain serves a queue batch, so it talks to the registry for the batch, not per image: one
+ * question per model for all its messages (a probe goes to one of them, the others wait for its
+ * outcome here), failures and probes recorded at once, successes held and sent together.
  */
-import { log } from "../log";
+import { errorMessage, log } from "../log";
 import { isEnglish } from "../outputs/spec";
 import { type ChainOutcome, nextTurn, type PassedOver, type TurnOutcome, whenExhausted } from "./chain-policy";
 import { type ClassifiedError, classifyModelError } from "./errors";
-import type { CallOutcome } from "./health";
-import type { Admission, AfterCall, CallRecord } from "./health-registry";
+import { type CallOutcome, PROBE_LEASE_MS, PROBE_WAIT_MS } from "./health";
+import type { Admission, AfterCall, CallRecord, ModelCallRecord } from "./health-registry";
 import type { AiRunner, ImageLimits, ModelAdapter, ModelImage, ModelRequest } from "./types";
 import { addUsage, readUsage, type Usage } from "./usage";
 
@@ -27,6 +31,11 @@ export interface ModelHealthGate {
 	admit(model: string): Promise<Admission>;
 	record(model: string, call: CallRecord): Promise<AfterCall>;
 	abandon(model: string): Promise<void>;
+	/**
+	 * Several calls in one round trip, in order (the registry's `recordMany`). A gate that has it
+	 * lets the chain hold its successful calls' records and send them together (`flushRecords`).
+	 */
+	recordMany?(calls: ModelCallRecord[]): Promise<AfterCall[]>;
 }
 
 /** Whether a model call may go now (after any wait the pacer did), or only later. */
@@ -70,18 +79,65 @@ function healthOutcome(error: ClassifiedError, keyId: string | null): CallOutcom
  */
 const CALL_ADMISSION_MS = 1000;
 
+/** A probe lease this batch holds: the batch's other messages wait for its outcome here, not in the registry. */
+interface ProbeLease {
+	expires: number;
+	settled: Promise<void>;
+	settle: () => void;
+}
+
+function probeLease(now: number): ProbeLease {
+	let settle = () => {};
+	const settled = new Promise<void>((resolve) => {
+		settle = resolve;
+	});
+	return { expires: now + PROBE_LEASE_MS, settled, settle };
+}
+
 export class ModelChain {
 	/** The registry's answers this batch holds on to, by model. */
 	private readonly admissions = new Map<string, { admission: Admission; until: number }>();
 	/** Questions to the registry in flight, shared by the messages that need the same answer. */
 	private readonly asking = new Map<string, Promise<Admission>>();
+	/** The probes this batch was handed, by model, until they are recorded or handed back. */
+	private readonly probing = new Map<string, ProbeLease>();
+	/** Successful calls not yet told to the registry (sent together: `flushRecords`). */
+	private held: ModelCallRecord[] = [];
+	private flushTimer: ReturnType<typeof setTimeout> | null = null;
+	private flushing: Promise<void> = Promise.resolve();
 
+	/**
+	 * `recordHoldMs`: how long a successful call's record waits for the batch's other calls' before
+	 * they are sent together (when the gate can send several at once).
+	 */
 	constructor(
 		private readonly ai: AiRunner,
 		private readonly adapters: readonly ModelAdapter[],
 		private readonly health: ModelHealthGate,
 		private readonly pace: Pacer = async () => ({ kind: "go" }),
+		private readonly recordHoldMs = 1000,
 	) {}
+
+	/**
+	 * Sends the successful calls' records still held (the queue handler awaits it before the batch
+	 * ends). A record lost with the invocation only costs the model's figures those calls and leaves
+	 * a failure streak unbroken by those successes (the circuit can open sooner, never later).
+	 */
+	async flushRecords(): Promise<void> {
+		if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+		this.flushTimer = null;
+		const calls = this.held;
+		this.held = [];
+		const send = this.health.recordMany;
+		if (calls.length > 0 && send) {
+			const sent = send.call(this.health, calls).then(
+				() => undefined,
+				(err: unknown) => log("warn", "model_records_lost", { calls: calls.length, error: errorMessage(err) }),
+			);
+			this.flushing = Promise.all([this.flushing, sent]).then(() => undefined);
+		}
+		await this.flushing;
+	}
 
 	/**
 	 * Captions an image. `prepare` brings the image within a model's limits; it is called once per
@@ -147,7 +203,10 @@ export class ModelChain {
 			return { outcome: failure, latencyMs, usage: null };
 		}
 		const latencyMs = Date.now() - started;
-		await this.record(model, { outcome: { kind: "answered" }, ok: true, latencyMs, probe: admission.probe });
+		const answered: CallRecord = { outcome: { kind: "answered" }, ok: true, latencyMs, probe: admission.probe };
+		// A probe's answer is news for every caller at once; another success only waits for its batch's.
+		if (admission.probe || !this.health.recordMany) await this.record(model, answered);
+		else this.hold(model, answered);
 		// An answer costs its tokens whether or not its caption is usable.
 		const usage = readUsage(output);
 		try {
@@ -170,15 +229,29 @@ export class ModelChain {
 			// The wait for a slot is not inference time: inference_ms stays the model's own latency.
 			const pace = await pacer(adapter);
 			if (pace.kind === "later") {
-				if (probe) await this.health.abandon(adapter.id);
+				if (probe) await this.abandon(adapter.id);
 				return pace;
 			}
 			return { kind: "go", input };
 		} catch (err) {
 			// No call will be made: let another caller probe the model.
-			if (probe) await this.health.abandon(adapter.id);
+			if (probe) await this.abandon(adapter.id);
 			throw err;
 		}
+	}
+
+	/** Hands a probe back to the registry; the batch's messages waiting on it ask again. */
+	private async abandon(model: string): Promise<void> {
+		try {
+			await this.health.abandon(model);
+		} finally {
+			this.endProbe(model);
+		}
+	}
+
+	private endProbe(model: string): void {
+		this.probing.get(model)?.settle();
+		this.probing.delete(model);
 	}
 
 	/** Records a failed call with the registry and logs it; the turn's outcome carries the registry's answer. */
@@ -201,31 +274,66 @@ export class ModelChain {
 		return { kind: "error", model, error, callable: after.callable, retryAt: after.retryAt };
 	}
 
-	/** The registry's answer for `model`, from this batch's memory when it still holds. */
+	/**
+	 * The registry's answer for `model`, from this batch's memory when it still holds. The batch
+	 * asks once for all its messages; a probe it is handed goes to one message, and the batch's
+	 * others wait here for its outcome (as the registry makes other batches wait), at most
+	 * PROBE_WAIT_MS, after which they move on as the registry would have told them to.
+	 */
 	private async admit(model: string): Promise<Admission> {
-		const held = this.admissions.get(model);
-		if (held && held.until > Date.now()) return held.admission;
-		const asked = this.asking.get(model);
-		if (asked) {
-			const shared = await asked;
-			// A skip or a plain "call" holds for every message; a probe is for the message that asked.
-			if (!shared.call || !shared.probe) return shared;
+		for (let waited = false; ; ) {
+			const held = this.admissions.get(model);
+			if (held && held.until > Date.now()) return held.admission;
+			const probe = this.probing.get(model);
+			if (probe) {
+				if (waited) return { call: false, gone: false, retryAt: probe.expires };
+				await settledWithin(probe.settled, Math.min(PROBE_WAIT_MS, probe.expires - Date.now()));
+				waited = true;
+				continue;
+			}
+			const asked = this.asking.get(model);
+			if (asked) {
+				// Its answer is now held, or is a probe for the message that asked.
+				await asked;
+				continue;
+			}
+			return this.ask(model);
 		}
+	}
+
+	private async ask(model: string): Promise<Admission> {
 		const asking = this.health.admit(model);
 		this.asking.set(model, asking);
 		try {
 			const admission = await asking;
 			if (!admission.call) this.admissions.set(model, { admission, until: admission.retryAt });
 			else if (!admission.probe) this.admissions.set(model, { admission, until: Date.now() + CALL_ADMISSION_MS });
+			else this.probing.set(model, probeLease(Date.now()));
 			return admission;
 		} finally {
 			if (this.asking.get(model) === asking) this.asking.delete(model);
 		}
 	}
 
-	/** Tells the registry what a call showed, and remembers its answer for the rest of the batch. */
+	/** Holds a successful call's record for the batch's next round trip to the registry. */
+	private hold(model: string, call: CallRecord): void {
+		this.held.push({ model, call });
+		if (this.flushTimer === null) {
+			this.flushTimer = setTimeout(() => void this.flushRecords(), this.recordHoldMs);
+		}
+	}
+
+	/**
+	 * Tells the registry what a call showed (with the batch's held records before it, in the order
+	 * the calls ended), and remembers its answer for the rest of the batch.
+	 */
 	private async record(model: string, call: CallRecord): Promise<AfterCall> {
-		const after = await this.health.record(model, call);
+		let after: AfterCall;
+		try {
+			after = await this.send(model, call);
+		} finally {
+			if (call.probe) this.endProbe(model);
+		}
 		if (!after.callable) {
 			this.admissions.set(model, {
 				admission: { call: false, gone: after.gone, retryAt: after.retryAt },
@@ -236,6 +344,29 @@ export class ModelChain {
 		}
 		return after;
 	}
+
+	private async send(model: string, call: CallRecord): Promise<AfterCall> {
+		const send = this.health.recordMany;
+		if (!send || this.held.length === 0) return this.health.record(model, call);
+		if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+		this.flushTimer = null;
+		const calls = [...this.held, { model, call }];
+		this.held = [];
+		const answers = await send.call(this.health, calls);
+		const after = answers[answers.length - 1];
+		if (!after) throw new Error("the health registry answered no record");
+		return after;
+	}
+}
+
+/** Resolves when `settled` does or after `ms`, whichever comes first. */
+async function settledWithin(settled: Promise<void>, ms: number): Promise<void> {
+	let timer: ReturnType<typeof setTimeout> | null = null;
+	const timeout = new Promise<void>((resolve) => {
+		timer = setTimeout(resolve, Math.max(0, ms));
+	});
+	await Promise.race([settled, timeout]);
+	if (timer !== null) clearTimeout(timer);
 }
 
 /** The image prepared once per distinct set of model limits, shared by the models that have them. */

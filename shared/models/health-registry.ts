@@ -9,7 +9,16 @@
  * probe in flight is in memory only (a restart costs at most one more probe).
  */
 import { DurableObject } from "cloudflare:workers";
-import { admission, afterCall, type CallOutcome, type HealthPolicy, type ModelState, UNKNOWN } from "./health";
+import {
+	admission,
+	afterCall,
+	type CallOutcome,
+	type HealthPolicy,
+	type ModelState,
+	PROBE_LEASE_MS,
+	PROBE_WAIT_MS,
+	UNKNOWN,
+} from "./health";
 import type { ModelHealthFigures } from "./model-list";
 
 /** Whether a call may go now (`probe`: as the one call that tests a half-open model), or when to look again. */
@@ -24,6 +33,12 @@ export interface CallRecord {
 	probe: boolean;
 }
 
+/** One call of a batch's, for `recordMany`. */
+export interface ModelCallRecord {
+	model: string;
+	call: CallRecord;
+}
+
 /** The model's state once a call is recorded: `callable` is false when the caller must move on. */
 export interface AfterCall {
 	callable: boolean;
@@ -31,10 +46,6 @@ export interface AfterCall {
 	retryAt: number;
 }
 
-/** A probe not recorded within this time (its consumer died) lets another caller probe. */
-const PROBE_LEASE_MS = 60_000;
-/** How long a caller waits for a probe's outcome before moving on to the next model. */
-const PROBE_WAIT_MS = 15_000;
 const HOUR_MS = 3_600_000;
 
 interface Probe {
@@ -110,7 +121,19 @@ export class ModelHealthRegistry extends DurableObject<unknown> {
 
 	/** Records a call's outcome and says whether the model may still be called. */
 	record(model: string, call: CallRecord, policy: HealthPolicy): AfterCall {
+		return this.apply(model, call, policy, Date.now());
+	}
+
+	/**
+	 * Records the calls of a queue batch in one round trip, in the order they are listed (the order
+	 * they ended in), each exactly as `record` would: the answer after each call, in that order.
+	 */
+	recordMany(calls: ModelCallRecord[], policy: HealthPolicy): AfterCall[] {
 		const now = Date.now();
+		return calls.map(({ model, call }) => this.apply(model, call, policy, now));
+	}
+
+	private apply(model: string, call: CallRecord, policy: HealthPolicy, now: number): AfterCall {
 		const before = this.state(model);
 		const after = afterCall(before, call.outcome, call.probe, now, policy);
 		if (after !== before) this.save(model, after);

@@ -52,6 +52,11 @@ export type CallOutcome =
 	| { kind: "gone"; error: string }
 	| { kind: "failed"; error: string; key?: string | null };
 
+/** A probe not recorded within this time (its consumer died) lets another caller probe. */
+export const PROBE_LEASE_MS = 60_000;
+/** How long a caller waits for a probe's outcome before moving on to the next model. */
+export const PROBE_WAIT_MS = 15_000;
+
 export const UNKNOWN: ModelState = {
 	status: "unknown",
 	since: null,

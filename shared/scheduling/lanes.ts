@@ -50,6 +50,16 @@ export interface SlotRequest {
 /** A slot of limit `limit`, to be used now; or none within `maxWaitMs`. */
 export type Grant = { kind: "slot"; limit: string } | { kind: "refused"; retryAfterMs: number };
 
+/**
+ * Slots to be used now, the limit of each (at least one, at most the number asked for); or none
+ * within `maxWaitMs`. Also one line of the scheduler's slot stream (JSON), read back with this schema.
+ */
+export const Slots = z.discriminatedUnion("kind", [
+	z.object({ kind: z.literal("slots"), limits: z.array(z.string()).min(1) }),
+	z.object({ kind: z.literal("refused"), retryAfterMs: z.number() }),
+]);
+export type Slots = z.infer<typeof Slots>;
+
 export const LaneFigures = z
 	.object({
 		lane: Lane,

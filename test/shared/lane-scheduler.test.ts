@@ -5,7 +5,7 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { Grant, Lane, LimitSpec, SlotRequest } from "../../shared/scheduling/lanes";
+import { type Grant, type Lane, type LimitSpec, type SlotRequest, Slots } from "../../shared/scheduling/lanes";
 import { chooseWaiter, type RecentGrant } from "../../shared/scheduling/policy";
 import { uniqueKey } from "../support/fixtures";
 
@@ -132,5 +132,75 @@ describe("the lane scheduler Durable Object", () => {
 		expect(refused.kind).toBe("refused");
 		if (refused.kind === "refused") expect(refused.retryAfterMs).toBeGreaterThan(3000);
 		expect(await waiting).toEqual({ kind: "slot", limit: "slow" });
+	});
+
+	it("a grant of several slots takes an idle limit's burst in one answer, then no more than the pace, and an interactive caller still goes first", async () => {
+		const s = scheduler();
+		const burst = { ...request("batch", "key_g"), burst: 3 };
+		const first = await s.acquireMany(burst, 10);
+		expect(first).toEqual({ kind: "slots", limits: [IT.name, IT.name, IT.name] });
+		const asked = Date.now();
+		const order: string[] = [];
+		const rest = s.acquireMany(burst, 7).then((grant) => {
+			order.push("batch");
+			return grant;
+		});
+		await new Promise((resolve) => setTimeout(resolve, 30));
+		const interactive = s.acquire({ ...request("interactive", null), burst: 3 }).then((grant) => {
+			order.push("interactive");
+			return grant;
+		});
+		expect(await interactive).toEqual({ kind: "slot", limit: IT.name });
+		// Past the burst one slot per 100 ms: the batch's next answer is one slot, after the interactive one's.
+		expect(await rest).toEqual({ kind: "slots", limits: [IT.name] });
+		expect(order).toEqual(["interactive", "batch"]);
+		expect(Date.now() - asked).toBeGreaterThanOrEqual(180);
+	});
+
+	it("two keys' batches asking for several slots each, under load, are served slot by slot round the keys", async () => {
+		const s = scheduler();
+		const ask = (key: string, n: number) => s.acquireMany({ ...request("batch", key), burst: 2 }, n);
+		// key_a takes the idle limit's burst: from here one slot per 100 ms, key_b's turn first.
+		expect(await ask("key_a", 5)).toEqual({ kind: "slots", limits: [IT.name, IT.name] });
+		const order: string[] = [];
+		/** Asks for `n` slots, and again for the rest after each answer, as a queue batch does. */
+		const take = async (key: string, n: number) => {
+			for (let left = n; left > 0; ) {
+				const grant = await ask(key, left);
+				if (grant.kind !== "slots") throw new Error(`refused: ${JSON.stringify(grant)}`);
+				order.push(...grant.limits.map(() => key));
+				left -= grant.limits.length;
+			}
+		};
+		await Promise.all([take("key_a", 3), take("key_b", 3)]);
+		// key_b catches up with key_a's two; then the keys take turns (ties to the longest waiting).
+		expect(order).toEqual(["key_b", "key_b", "key_a", "key_b", "key_a", "key_a"]);
+	});
+
+	it("a slot stream tells a batch its slots as they are handed out, at the pace and behind an interactive caller, and ends with the last", async () => {
+		const s = scheduler();
+		const stream = await s.slotStream({ ...request("batch", "key_s"), burst: 2 }, 5);
+		const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+		const order: string[] = [];
+		let text = "";
+		const read = (async () => {
+			for (let r = await reader.read(); !r.done; r = await reader.read()) {
+				text += r.value;
+				const lines = text.split("\n");
+				text = lines.pop() ?? "";
+				for (const line of lines) {
+					const slots = Slots.parse(JSON.parse(line));
+					order.push(slots.kind === "slots" ? `batch ${slots.limits.length}` : "refused");
+				}
+			}
+		})();
+		await new Promise((resolve) => setTimeout(resolve, 30));
+		expect(await s.acquire({ ...request("interactive", null), burst: 2 })).toEqual({ kind: "slot", limit: IT.name });
+		order.push("interactive");
+		const started = Date.now();
+		await read;
+		// The burst of two at once, the interactive caller's slot next, then the batch's three at 100 ms each.
+		expect(order).toEqual(["batch 2", "interactive", "batch 1", "batch 1", "batch 1"]);
+		expect(Date.now() - started).toBeGreaterThanOrEqual(250);
 	});
 });

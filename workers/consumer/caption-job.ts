@@ -24,7 +24,8 @@ import { backoffSeconds } from "../../shared/queue/backoff";
 import { readCaptionMessage } from "../../shared/queue/caption-jobs";
 import type { GatherTicket } from "../../shared/queue/gather";
 import { ACK, type BatchCounters, type Outcome, retryAfter } from "../../shared/queue/runner";
-import type { Lane } from "../../shared/scheduling/lanes";
+import type { Lane, SlotRequest } from "../../shared/scheduling/lanes";
+import type { SlotAnswer } from "./batch-slots";
 import type { ClaimAnswer, ClaimAsk } from "./claims";
 import type { ConsumerSettings } from "./config";
 import { recordObjectDeletion } from "./deleted-objects";
@@ -56,10 +57,14 @@ export interface BatchContext {
 	claims: GatherTicket<ClaimAsk, ClaimAnswer>;
 	/** This message's place among the batch's finishes, written together (finish.ts, `finishJobs`). */
 	finishes: GatherTicket<FinishAsk, FinishAnswer>;
+	/** This message's place among the batch's first rate-limit slots, asked for together (batch-slots.ts). */
+	slots?: GatherTicket<SlotRequest, SlotAnswer>;
 }
 
 export async function handleCaptionMessage(message: Message<unknown>, ctx: BatchContext): Promise<Outcome> {
 	const claim = await claimJob(message, ctx);
+	// Past its model calls (or without any), the message no longer holds up the batch's slot requests.
+	if (claim.kind !== "claimed") ctx.slots?.leave();
 	switch (claim.kind) {
 		case "skipped":
 			ctx.counters.add(claim.counter);
@@ -68,6 +73,7 @@ export async function handleCaptionMessage(message: Message<unknown>, ctx: Batch
 			return retryAfter(claim.retryAfterSeconds);
 		case "claimed": {
 			const attempt = await captionJob(claim.job, claim.spillover, claim.object, ctx);
+			ctx.slots?.leave();
 			return settle(claim.job, attempt, message.attempts, ctx);
 		}
 		case "write-back":
@@ -203,7 +209,7 @@ async function captionJob(
 	if (loaded.kind === "end") return loaded.attempt;
 	const { options, source, fields } = loaded.value;
 	const images = ctx.env.IMAGES;
-	const turn = { lane: ctx.lane, keyId: job.key_id, spillover, createdAt: job.created_at };
+	const turn = { lane: ctx.lane, keyId: job.key_id, spillover, createdAt: job.created_at, slots: ctx.slots };
 	const captioned = await step(fields, async () =>
 		produceOutput(
 			ctx.chain,

@@ -93,13 +93,16 @@ function healthGate(env: ConsumerEnv, policy: HealthPolicy): ModelHealthGate {
 	return {
 		admit: (model) => registry.admit(model),
 		record: (model, call) => registry.record(model, call, policy),
+		recordMany: (calls) => registry.recordMany(calls, policy),
 		abandon: (model) => registry.abandon(model),
 	};
 }
 
 /**
  * A fresh chain per batch. Which models are gone or open is shared by every batch through the
- * health registry; every model call first takes a slot of its rate limit.
+ * health registry, which the batch asks once per model for all its messages and tells its
+ * successful calls together (at most WRITE_HOLD_MS after the first); every model call first takes
+ * a slot of its rate limit.
  */
 export function modelChainFor(env: ConsumerEnv, settings: ConsumerSettings): ModelChain {
 	return new ModelChain(
@@ -107,5 +110,6 @@ export function modelChainFor(env: ConsumerEnv, settings: ConsumerSettings): Mod
 		settings.MODEL_CHAIN,
 		healthGate(env, healthPolicy(settings)),
 		modelPacer(env, pacingSettings(settings)),
+		settings.WRITE_HOLD_MS,
 	);
 }

@@ -6,8 +6,9 @@
  */
 import { Gather } from "../../shared/queue/gather";
 import { runBatch } from "../../shared/queue/runner";
-import { laneOfQueue } from "../../shared/scheduling/lanes";
+import { laneOfQueue, SCHEDULER_NAME, type SlotRequest } from "../../shared/scheduling/lanes";
 import { handleBatchPage } from "./batch-lister";
+import { acquireTogether, type SlotAnswer } from "./batch-slots";
 import { handleCaptionMessage } from "./caption-job";
 import { type ClaimAnswer, type ClaimAsk, claimJobs } from "./claims";
 import { modelChainFor, readSettings } from "./config";
@@ -33,29 +34,40 @@ export default {
 			await runBatch(batch, { concurrency: 1, db: env.DB, live: page, deadLetter: page });
 			return;
 		}
+		// `caption-jobs` (interactive) and `caption-batch-jobs` (batches): one handler, two lanes. The
+		// chain is the batch's: it asks the health registry once per model for all its messages and
+		// tells it their successful calls together, the last of them once the batch is done.
+		const chain = modelChainFor(env, settings);
 		await runBatch(batch, {
 			concurrency: settings.CAPTION_CONCURRENCY,
 			db: env.DB,
 			live: () => {
-				// `caption-jobs` (interactive) and `caption-batch-jobs` (batches): one handler, two lanes.
-				const batchContext = { env, settings, chain: modelChainFor(env, settings), lane: laneOfQueue(batch.queue) };
+				const batchContext = { env, settings, chain, lane: laneOfQueue(batch.queue) };
 				const finishes = new Gather<FinishAsk, FinishAnswer>(
 					(asks) => finishJobs(env, asks, Date.now()),
 					settings.WRITE_HOLD_MS,
 				);
 				const claims = new Gather<ClaimAsk, ClaimAnswer>((asks) => claimJobs(env.DB, asks), settings.WRITE_HOLD_MS);
+				const scheduler = env.MODEL_SCHEDULER.getByName(SCHEDULER_NAME);
+				const slots = new Gather<SlotRequest, SlotAnswer>(
+					async (requests) => acquireTogether(scheduler, requests),
+					settings.WRITE_HOLD_MS,
+				);
 				return async (message, counters) => {
-					const [claim, finish] = [claims.join(), finishes.join()];
+					const [claim, finish, slot] = [claims.join(), finishes.join(), slots.join()];
 					try {
-						return await handleCaptionMessage(message, { ...batchContext, counters, claims: claim, finishes: finish });
+						const tickets = { claims: claim, finishes: finish, slots: slot };
+						return await handleCaptionMessage(message, { ...batchContext, counters, ...tickets });
 					} finally {
 						claim.leave();
 						finish.leave();
+						slot.leave();
 					}
 				};
 			},
 			deadLetter: () => (message) => handleDeadLetter(message, env, settings),
 		});
+		await chain.flushRecords();
 	},
 
 	async scheduled(_controller, env, ctx) {

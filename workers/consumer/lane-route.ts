@@ -9,7 +9,9 @@
 import type { Pace, Pacer, Route } from "../../shared/models/chain";
 import { type RateLimits, rateLimitFor } from "../../shared/models/rate-limits";
 import type { ModelAdapter } from "../../shared/models/types";
+import type { GatherTicket } from "../../shared/queue/gather";
 import { type Grant, type Lane, type LimitSpec, SCHEDULER_NAME, type SlotRequest } from "../../shared/scheduling/lanes";
+import type { SlotAnswer } from "./batch-slots";
 import type { ConsumerSettings } from "./config";
 import { pacingRate } from "./model-rate-limiter";
 
@@ -21,6 +23,8 @@ export interface CaptionTurn {
 	spillover: boolean;
 	/** When the job was created (ms). */
 	createdAt: number;
+	/** This message's place among its queue batch's first slots, asked for together (batch-slots.ts). */
+	slots?: GatherTicket<SlotRequest, SlotAnswer>;
 }
 
 const GO: Pace = { kind: "go" };
@@ -39,6 +43,7 @@ const later = (limit: string, grant: Extract<Grant, { kind: "refused" }>): Pace 
 export async function captionRoute(env: ConsumerEnv, settings: ConsumerSettings, turn: CaptionTurn): Promise<Route> {
 	const scheduler = env.MODEL_SCHEDULER.getByName(SCHEDULER_NAME);
 	const { MODEL_RATE_LIMITS: limits, MODEL_BURST: burst } = settings;
+	let batchTicket = turn.slots;
 	const ask = (specs: LimitSpec[]): Promise<Grant> => {
 		const request: SlotRequest = {
 			lane: turn.lane,
@@ -49,7 +54,11 @@ export async function captionRoute(env: ConsumerEnv, settings: ConsumerSettings,
 			minBatchShare: settings.BATCH_MIN_SHARE_PERCENT / 100,
 			since: turn.createdAt,
 		};
-		return scheduler.acquire(request);
+		// The caption's first slot with its batch's; any later one alone.
+		const ticket = batchTicket;
+		batchTicket = undefined;
+		if (!ticket) return scheduler.acquire(request);
+		return ticket.ask(request).then((answer) => answer.grant);
 	};
 	/** A slot already taken for the limit named, used by the first call under it. */
 	let prepaid: string | null = null;
