@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { validateImage } from "../../shared/image/sniff";
 import { llama32Vision, llava15, uformGen2 } from "../../shared/models/byte-array-model";
-import { gemma4, llama4Scout, mistralSmall31 } from "../../shared/models/chat-model";
+import { base64Of, gemma4, llama4Scout, mistralSmall31, toDataUrl } from "../../shared/models/chat-model";
 import { ModelEmulator } from "../../shared/models/emulator";
 import { RETIRED_ERROR, readEmulatorSettings } from "../../shared/models/emulator-settings";
 import { classifyModelError } from "../../shared/models/errors";
@@ -18,6 +18,38 @@ async function image() {
 	const bytes = await fixture("small.png");
 	return { bytes, info: validateImage(bytes) };
 }
+
+describe("base64Of", () => {
+	// Every byte value, and lengths that end with none, one and two padding characters.
+	const everyByte = Uint8Array.from({ length: 256 * 3 + 2 }, (_, i) => (i * 7) % 256);
+	/** The same bytes, without the runtime's encoder: the fallback path. */
+	const withoutNative = (bytes: Uint8Array) => Object.assign(bytes.slice(), { toBase64: undefined });
+
+	it("encodes known values, with the runtime's encoder and without it", () => {
+		const hello = new TextEncoder().encode("hello");
+		expect(base64Of(hello)).toBe("aGVsbG8=");
+		expect(base64Of(withoutNative(hello))).toBe("aGVsbG8=");
+		expect(base64Of(new Uint8Array([251, 255]))).toBe("+/8=");
+		expect(base64Of(withoutNative(new Uint8Array([251, 255])))).toBe("+/8=");
+	});
+
+	it("gives the same text on both paths for every byte value and padding, and for a view into a larger buffer", () => {
+		for (const length of [0, 1, 2, 3, everyByte.length, everyByte.length - 1]) {
+			const bytes = everyByte.subarray(0, length);
+			expect(base64Of(bytes)).toBe(base64Of(withoutNative(bytes)));
+		}
+		const view = everyByte.subarray(5, 50);
+		expect(base64Of(view)).toBe(base64Of(withoutNative(view)));
+	});
+
+	it("round-trips an image through its data URL", async () => {
+		const img = await image();
+		const url = toDataUrl(img);
+		expect(url.startsWith("data:image/png;base64,")).toBe(true);
+		const decoded = Uint8Array.from(atob(url.slice(url.indexOf(",") + 1)), (c) => c.charCodeAt(0));
+		expect(decoded).toEqual(img.bytes);
+	});
+});
 
 const ask = (prompt: string, maxTokens = 128, question = true): ModelRequest => ({
 	prompt,

@@ -114,20 +114,25 @@ export async function finishJobs(env: FinishEnv, asks: readonly FinishAsk[], now
 	return finished.map((f): FinishAnswer => ({ kind: "written", job: f?.job ?? null }));
 }
 
-/** Live streams first, then the webhook fan-out: one notice and one send for every event of the group. */
+/**
+ * The live streams and the webhook fan-out, both at once: one notice and one send for every event
+ * of the group (neither waits for the other; each failure is logged and left to its own recovery).
+ */
 async function announce(env: FinishEnv, finished: FinishedJob[]): Promise<void> {
 	if (finished.length === 0) return;
 	const batchEvents = finished.flatMap((f) => (f.batch ? [f.batch] : []));
-	await notifyEventHub(env.EVENT_HUB, [...finished.map((f) => f.eventId), ...batchEvents.map((b) => b.eventId)]);
 	const bodies = [
 		...finished.map((f): JobEventMessage => ({ kind: "job-event", event_id: f.eventId, job_id: f.job.id })),
 		...batchEvents.map(batchEventMessage),
 	];
-	await sendAll(env.WEBHOOK_DELIVERIES, bodies).catch((err) =>
-		log("warn", "queue_send_failed", {
-			queue: "webhook-deliveries",
-			event_ids: bodies.map((b) => b.event_id),
-			error: errorMessage(err),
-		}),
-	);
+	await Promise.all([
+		notifyEventHub(env.EVENT_HUB, [...finished.map((f) => f.eventId), ...batchEvents.map((b) => b.eventId)]),
+		sendAll(env.WEBHOOK_DELIVERIES, bodies).catch((err) =>
+			log("warn", "queue_send_failed", {
+				queue: "webhook-deliveries",
+				event_ids: bodies.map((b) => b.event_id),
+				error: errorMessage(err),
+			}),
+		),
+	]);
 }
