@@ -64,7 +64,9 @@ export type FinishAnswer = { kind: "written"; job: JobRow | null } | { kind: "er
  * Finishes the jobs of a queue batch that are ready together (workers/consumer/caption-job.ts): one
  * D1 batch (a transaction) holds every finish with its event and its batch's settling, and the
  * statistics counters of them all (shared/jobs/batched-counts.ts); then the event hub hears of
- * every event at once and the events go onto `webhook-deliveries` in one send. Answers, per ask,
+ * every event at once and the events go onto `webhook-deliveries` in one send. A job's event that
+ * no target could take when it was written (no callback URL, no active subscription over its key,
+ * not a batch's job) is recorded dispatched and not sent (shared/webhooks/outbox.ts, EventDispatch). Answers, per ask,
  * the finished row or null (the lease was lost: nothing written for it). If the transaction
  * fails, each job is finished alone (`finishJob`), so one job whose finish cannot be written fails
  * alone: its answer is the error. A failed transaction may still have committed (D1 answered with
@@ -73,7 +75,7 @@ export type FinishAnswer = { kind: "written"; job: JobRow | null } | { kind: "er
  */
 export async function finishJobs(env: FinishEnv, asks: readonly FinishAsk[], now: number): Promise<FinishAnswer[]> {
 	const writes = asks.map(({ job, outcome, fields }) =>
-		finishWrite(env.DB, finishStatement(env.DB, job, now, outcome, fields), job.id, now),
+		finishWrite(env.DB, finishStatement(env.DB, job, now, outcome, fields), job.id, now, "dispatched-without-target"),
 	);
 	const [defer, resume] = deferredCountsBracket(env.DB);
 	const counts = finishCountsStatements(
@@ -120,7 +122,10 @@ async function announce(env: FinishEnv, finished: FinishedJob[]): Promise<void> 
 	const batchEvents = finished.flatMap((f) => (f.batch ? [f.batch] : []));
 	await notifyEventHub(env.EVENT_HUB, [...finished.map((f) => f.eventId), ...batchEvents.map((b) => b.eventId)]);
 	const bodies = [
-		...finished.map((f): JobEventMessage => ({ kind: "job-event", event_id: f.eventId, job_id: f.job.id })),
+		// An event recorded dispatched (no target) needs no fan-out (shared/webhooks/outbox.ts, EventDispatch).
+		...finished
+			.filter((f) => !f.dispatched)
+			.map((f): JobEventMessage => ({ kind: "job-event", event_id: f.eventId, job_id: f.job.id })),
 		...batchEvents.map(batchEventMessage),
 	];
 	await sendAll(env.WEBHOOK_DELIVERIES, bodies).catch((err) =>
