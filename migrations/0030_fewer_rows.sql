@@ -36,3 +36,41 @@ BEGIN
 		coalesce(new.prompt, (SELECT t.text FROM job_texts t WHERE t.id = new.prompt_id)), new.etag, new.updated_at
 	FROM captions c WHERE c.bucket = new.bucket AND c.key = new.key AND new.completed_at IS NULL;
 END;
+
+-- 3. A batch's counts, token sums and models moved once per consumer write instead of once per job,
+--    like the statistics counters since 0029_batched_stats.sql: the consumer's claims and finishes
+--    of a queue batch add their changes to each batch row in the same transaction
+--    (shared/jobs/batched-counts.ts), and say so in the row of `stats_deferred` they hold
+--    (`batches` = 1); these triggers then leave those changes to them. Code older than this
+--    migration holds that row without `batches`, and the triggers count its changes as before;
+--    newer code against the older schema fails its transaction and writes each job alone, counted
+--    here (so either deploy order keeps the counts exact). As in 0025_usage.sql and 0028 otherwise.
+ALTER TABLE stats_deferred ADD COLUMN batches INTEGER;
+
+DROP TRIGGER jobs_batch_counts;
+CREATE TRIGGER jobs_batch_counts AFTER UPDATE OF status ON jobs
+WHEN new.batch_id IS NOT NULL AND old.status <> new.status AND new.status <> 'cancelled'
+	AND NOT EXISTS (SELECT 1 FROM stats_deferred WHERE batches = 1)
+BEGIN
+	UPDATE batches SET
+		queued = queued + (new.status = 'queued') - (old.status = 'queued'),
+		processing = processing + (new.status = 'processing') - (old.status = 'processing'),
+		succeeded = succeeded + (new.status = 'succeeded') - (old.status = 'succeeded'),
+		failed = failed + (new.status = 'failed') - (old.status = 'failed'),
+		input_tokens = input_tokens + coalesce(new.input_tokens, 0) - coalesce(old.input_tokens, 0),
+		output_tokens = output_tokens + coalesce(new.output_tokens, 0) - coalesce(old.output_tokens, 0),
+		jobs_with_usage = jobs_with_usage + (new.input_tokens IS NOT NULL) - (old.input_tokens IS NOT NULL)
+	WHERE id = new.batch_id;
+END;
+
+DROP TRIGGER jobs_batch_models;
+CREATE TRIGGER jobs_batch_models AFTER UPDATE OF status ON jobs
+WHEN new.batch_id IS NOT NULL AND (new.model IS NOT NULL OR new.model_id IS NOT NULL) AND new.status = 'succeeded'
+	AND old.status <> 'succeeded' AND NOT EXISTS (SELECT 1 FROM stats_deferred WHERE batches = 1)
+BEGIN
+	UPDATE batches SET models = json_set(models,
+		'$."' || coalesce(new.model, (SELECT t.text FROM job_texts t WHERE t.id = new.model_id)) || '"',
+		coalesce(json_extract(models,
+			'$."' || coalesce(new.model, (SELECT t.text FROM job_texts t WHERE t.id = new.model_id)) || '"'), 0) + 1)
+	WHERE id = new.batch_id;
+END;

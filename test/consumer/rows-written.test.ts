@@ -10,6 +10,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { optionsKey } from "../../shared/jobs/options";
 import { eventJobId } from "../../shared/webhooks/job-event";
 import { ensureNotificationJob } from "../../workers/status/jobs/create";
+import { countedFromRows, counts, getBatch, jobsOfBatch, queuedBatch } from "../batches/support";
 import { fixture, upload } from "../support/fixtures";
 import { resetModels } from "../support/models";
 import { onlyJob, runConsumer } from "../support/queue";
@@ -143,5 +144,58 @@ describe("D1 rows written per image", () => {
 		expect(new Set(d1.written.filter((w) => w.sql.startsWith("UPDATE jobs SET status")).map((w) => w.batch)).size).toBe(
 			2,
 		);
+	});
+
+	it("a batch's ten jobs claimed and finished in a queue batch: 12 rows a job, its batch's row once per write, counts exact", async () => {
+		const { batch, jobs } = await queuedBatch(10);
+		const d1 = recordingD1(env.DB);
+		const { result } = await runConsumer(
+			jobs.map((job) => ({ kind: "caption-job", job_id: job.id })),
+			{ queue: "caption-batch-jobs", env: { DB: d1.db, WRITE_HOLD_MS: "10000" } },
+		);
+		expect(result.explicitAcks).toHaveLength(10);
+		const finished = await jobsOfBatch(batch.id);
+		expect(finished.map((j) => j.status)).toEqual(Array(10).fill("succeeded"));
+
+		// The claim: the row and its jobs_status_created entry; the batch's counts once for the ten.
+		expect(d1.rowsOf("UPDATE jobs SET status = 'processing'")).toEqual(Array(10).fill(2));
+		// The finish: the row, jobs_completed, jobs_batch_completed, the completion number (jobs_batch_seq,
+		// the trigger's UPDATE of the job and of the batch's counter), the object's `captions` row.
+		expect(d1.rowsOf("UPDATE jobs SET status = ?3")).toEqual(Array(10).fill(7));
+		expect(d1.rowsOf("INSERT INTO webhook_events (id, type,")).toEqual(Array(10).fill(3));
+		// The batch row written once by the claims' counts and once by the finishes' (not once a job
+		// by each of the triggers jobs_batch_counts and jobs_batch_models).
+		expect(d1.rowsOf("WITH asked")[1]).toBe(1);
+		expect(d1.rowsOf("WITH finished")[0]).toBe(1);
+		expect(new Set(d1.written.filter((w) => w.sql.startsWith("UPDATE jobs SET status")).map((w) => w.batch)).size).toBe(
+			2,
+		);
+
+		// And the batch's counts, sums and models are its jobs' own.
+		const after = await getBatch(batch.id);
+		expect(after.counts).toEqual(await countedFromRows(batch.id));
+		expect(after.counts).toEqual(counts({ succeeded: 10 }));
+		const row = await env.DB.prepare(
+			"SELECT models, input_tokens, output_tokens, jobs_with_usage, finished_seq FROM batches WHERE id = ?1",
+		)
+			.bind(batch.id)
+			.first<{
+				models: string;
+				input_tokens: number;
+				output_tokens: number;
+				jobs_with_usage: number;
+				finished_seq: number;
+			}>();
+		const byModel: Record<string, number> = {};
+		for (const job of finished) byModel[job.model ?? ""] = (byModel[job.model ?? ""] ?? 0) + 1;
+		expect(JSON.parse(row?.models ?? "{}")).toEqual(byModel);
+		expect(row?.input_tokens).toBe(finished.reduce((a, j) => a + (j.input_tokens ?? 0), 0));
+		expect(row?.output_tokens).toBe(finished.reduce((a, j) => a + (j.output_tokens ?? 0), 0));
+		expect(row?.jobs_with_usage).toBe(finished.filter((j) => j.input_tokens !== null).length);
+		expect(row?.finished_seq).toBe(10);
+		const seqs = await env.DB.prepare("SELECT batch_seq FROM jobs WHERE batch_id = ?1 ORDER BY batch_seq")
+			.bind(batch.id)
+			.all<{ batch_seq: number }>();
+		expect(seqs.results.map((r) => r.batch_seq)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
 	});
 });

@@ -1,10 +1,12 @@
 /**
- * Migration 0030 (no lease index; a job's caption version set by its finish) on a database that
+ * Migration 0030 (no lease index; a job's caption version set by its finish; batch counts per write) on a database that
  * already holds rows: SQLite in Node with every earlier migration applied, jobs queued, claimed,
  * abandoned and finished the way the code did before it, then 0030. Every row reads the same after
  * it; the stalled-job sweep finds the same jobs; and a job finished since, by the finish of this
  * code or by that of older code (deployed before the migration, or after it), gets the same caption
- * version and `captions` row as a finish before 0030 gave, in fewer rows written.
+ * version and `captions` row as a finish before 0030 gave, in fewer rows written. A batch's counts
+ * and models are still moved by the triggers for every writer but this code's batched claims and
+ * finishes, which move them themselves (the bracket's `batches`).
  */
 import type { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
@@ -144,5 +146,35 @@ describe("migration 0030", () => {
 			{ key: "h.jpg", current: 1, versions: 2 },
 			{ key: "n.jpg", current: 1, versions: 1 },
 		]);
+	});
+
+	it("a batch's counts and models: counted by the triggers unless the transaction's bracket says it moves them itself", () => {
+		const db = seeded();
+		applyMigrations(db, (name) => name === MIGRATION);
+		db.prepare(
+			`INSERT INTO batches (id, status, bucket, key_count, key_prefix, metadata, skip_captioned, total, queued, created_at,
+				updated_at) VALUES ('bat_1', 'running', 'images', 2, 'b/', '{}', 1, 2, 2, ?1, ?1)`,
+		).run(T);
+		const ids = ["b/1.jpg", "b/2.jpg"].map((key) => {
+			const id = job(db, key, "queued");
+			db.prepare("UPDATE jobs SET batch_id = 'bat_1', source = 'batch' WHERE id = ?").run(id);
+			return id;
+		});
+		const claim = (id: string) => db.prepare("UPDATE jobs SET status = 'processing', model = 'm' WHERE id = ?").run(id);
+		const batch = () => db.prepare("SELECT queued, processing, models FROM batches WHERE id = 'bat_1'").get();
+		// The bracket of code older than 0030 (no `batches`): the trigger counts the claim.
+		db.exec("INSERT INTO stats_deferred (id) VALUES (1)");
+		claim(ids[0] ?? "");
+		db.exec("DELETE FROM stats_deferred");
+		expect(batch()).toEqual({ queued: 1, processing: 1, models: "{}" });
+		// This code's bracket: the transaction's own statement moves the counts, not the trigger.
+		db.exec("INSERT INTO stats_deferred (id, batches) VALUES (1, 1)");
+		claim(ids[1] ?? "");
+		db.prepare("UPDATE jobs SET status = 'succeeded' WHERE id = ?").run(ids[0] ?? "");
+		db.exec("DELETE FROM stats_deferred");
+		expect(batch()).toEqual({ queued: 1, processing: 1, models: "{}" });
+		// No bracket: the triggers count, models too.
+		db.prepare("UPDATE jobs SET status = 'succeeded' WHERE id = ?").run(ids[1] ?? "");
+		expect(batch()).toEqual({ queued: 1, processing: 0, models: '{"m":1}' });
 	});
 });

@@ -80,7 +80,14 @@ export async function finishJobs(env: FinishEnv, asks: readonly FinishAsk[], now
 	const [defer, resume] = deferredCountsBracket(env.DB);
 	const counts = finishCountsStatements(
 		env.DB,
-		asks.map(({ job, outcome }) => ({ id: job.id, leaseToken: job.lease_token, status: outcome.status })),
+		asks.map(({ job, outcome, fields }) => ({
+			id: job.id,
+			leaseToken: job.lease_token,
+			status: outcome.status,
+			inputTokens: fields.usage?.inputTokens ?? null,
+			outputTokens: fields.usage?.outputTokens ?? null,
+			model: fields.model ?? null,
+		})),
 		now,
 	);
 	let results: D1Result[];
