@@ -129,6 +129,23 @@ export function finishCountsStatements(
 	];
 }
 
+/**
+ * The counts of jobs a statement of the same transaction just inserted (their ids: the JSON array
+ * `idsJson`; an id that does not exist adds nothing), each in its status, as the trigger
+ * jobs_stats_insert would count them one by one. Jobs inserted unfinished only: they complete
+ * nothing (the lister's pages, workers/consumer/batch-pages.ts).
+ */
+export function insertedCountsStatement(db: D1Database, idsJson: string): D1PreparedStatement {
+	return db
+		.prepare(
+			countMoves(
+				"made(key, status) AS (SELECT key, status FROM jobs WHERE id IN (SELECT value FROM json_each(?1)))",
+				"SELECT key, status, 1 FROM made",
+			),
+		)
+		.bind(idsJson);
+}
+
 /** A claim of the group: a job by id, or the notification job of an object version and options. */
 export type CountedClaim =
 	| { kind: "id"; id: string }

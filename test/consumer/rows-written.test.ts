@@ -10,7 +10,16 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { optionsKey } from "../../shared/jobs/options";
 import { eventJobId } from "../../shared/webhooks/job-event";
 import { ensureNotificationJob } from "../../workers/status/jobs/create";
-import { countedFromRows, counts, getBatch, jobsOfBatch, queuedBatch } from "../batches/support";
+import {
+	countedFromRows,
+	counts,
+	deliverPage,
+	getBatch,
+	jobsOfBatch,
+	putObjects,
+	queuedBatch,
+	unsentBatch,
+} from "../batches/support";
 import { fixture, upload } from "../support/fixtures";
 import { resetModels } from "../support/models";
 import { onlyJob, runConsumer } from "../support/queue";
@@ -197,5 +206,24 @@ describe("D1 rows written per image", () => {
 			.bind(batch.id)
 			.all<{ batch_seq: number }>();
 		expect(seqs.results.map((r) => r.batch_seq)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
+	});
+
+	it("a listing page: 7 rows a job (the row and its six index entries), its statistics once per scope", async () => {
+		const prefix = await countedScope("page");
+		await putObjects(["a", "b", "c"].map((n) => `${prefix}${n}.jpg`));
+		const batch = await unsentBatch(prefix);
+		const d1 = recordingD1(env.DB);
+		await deliverPage(batch.id, 0, { holdCaptions: true, env: { DB: d1.db } });
+		const jobs = await jobsOfBatch(batch.id);
+		expect(jobs.map((j) => j.status)).toEqual(["queued", "queued", "queued"]);
+		// The row, its primary key, jobs_created, jobs_status_created, jobs_key_created, jobs_batch_key,
+		// jobs_batch_created: no counter row a job.
+		expect(d1.rowsOf("INSERT INTO jobs")).toEqual([21]);
+		// queued +3 in each of the two scopes (the whole service's and this test's).
+		expect(d1.rowsOf("WITH made(key, status)")).toEqual([2]);
+		const counted = await env.DB.prepare("SELECT n FROM job_counts WHERE scope = ?1 AND status = 'queued'")
+			.bind(prefix)
+			.first("n");
+		expect(counted).toBe(3);
 	});
 });
