@@ -74,3 +74,18 @@ BEGIN
 			'$."' || coalesce(new.model, (SELECT t.text FROM job_texts t WHERE t.id = new.model_id)) || '"'), 0) + 1)
 	WHERE id = new.batch_id;
 END;
+
+-- 4. A batch's completion numbers given the same way: the consumer's finishes of a queue batch add
+--    their number to the batch's `finished_seq` in that one UPDATE of each batch row, and each
+--    finish sets its job's `batch_seq` in its own UPDATE (shared/jobs/store.ts), instead of this
+--    trigger's UPDATE of the batch and second UPDATE of the job (two rows written per batch job).
+--    Every other writer (cancels, sweeps, dead letters, older code) is numbered here, as in
+--    0022_live_results.sql.
+DROP TRIGGER jobs_batch_seq_update;
+CREATE TRIGGER jobs_batch_seq_update AFTER UPDATE OF status ON jobs
+WHEN new.batch_id IS NOT NULL AND new.status IN ('succeeded', 'failed', 'cancelled')
+	AND old.status NOT IN ('succeeded', 'failed', 'cancelled') AND NOT EXISTS (SELECT 1 FROM stats_deferred WHERE batches = 1)
+BEGIN
+	UPDATE batches SET finished_seq = finished_seq + 1 WHERE id = new.batch_id;
+	UPDATE jobs SET batch_seq = (SELECT finished_seq FROM batches WHERE id = new.batch_id) WHERE id = new.id;
+END;

@@ -66,8 +66,9 @@ const FINISHED = `finished(key, status, batch_id, input_tokens, output_tokens, f
 
 /**
  * Each batch's changes from a group of finishes (their jobs leave `processing` for their terminal
- * status, add their tokens, and a succeeded one counts for its model), in one UPDATE of each batch
- * row, as the triggers jobs_batch_counts and jobs_batch_models would make them job by job.
+ * status, add their tokens, and a succeeded one counts for its model; their completion numbers are
+ * taken: `groupBatchSeq`), in one UPDATE of each batch row, as the triggers jobs_batch_counts,
+ * jobs_batch_models and jobs_batch_seq_update would make them job by job.
  */
 const FINISHED_BATCHES = `WITH ${FINISHED},
 	moved AS MATERIALIZED (
@@ -77,6 +78,7 @@ const FINISHED_BATCHES = `WITH ${FINISHED},
 		FROM finished WHERE batch_id IS NOT NULL GROUP BY batch_id
 	)
 	UPDATE batches SET processing = processing - moved.n, succeeded = succeeded + moved.s, failed = failed + moved.f,
+		finished_seq = finished_seq + moved.n,
 		input_tokens = batches.input_tokens + moved.input_tokens, output_tokens = batches.output_tokens + moved.output_tokens,
 		jobs_with_usage = jobs_with_usage + moved.first_usage,
 		models = CASE WHEN moved.modelled = 0 THEN models ELSE (
@@ -99,9 +101,7 @@ export function finishCountsStatements(
 	finishes: readonly CountedFinish[],
 	now: number,
 ): D1PreparedStatement[] {
-	const asks = JSON.stringify(
-		finishes.map((f) => [f.id, f.leaseToken, f.status, f.inputTokens, f.outputTokens, f.model]),
-	);
+	const asks = countedFinishes(finishes);
 	return [
 		db.prepare(FINISHED_BATCHES).bind(asks),
 		db
@@ -145,6 +145,25 @@ export function insertedCountsStatement(db: D1Database, idsJson: string): D1Prep
 		)
 		.bind(idsJson);
 }
+
+/**
+ * The asks of a group of finishes as its statements bind them (`?1` of finishCountsStatements; a
+ * finish's own statement binds it too, for `groupBatchSeq`).
+ */
+export const countedFinishes = (finishes: readonly CountedFinish[]): string =>
+	JSON.stringify(finishes.map((f) => [f.id, f.leaseToken, f.status, f.inputTokens, f.outputTokens, f.model]));
+
+/**
+ * The completion number of a batch job finished in a group (in the finish's own SET, `asks` the
+ * group's countedFinishes): the batch's `finished_seq` was raised by the group's finishes of that
+ * batch before them, and the finishes of the group not yet written (this one too) take the numbers
+ * at its top, so the first written takes the lowest: finished_seq + 1 − (those still processing).
+ * As the trigger jobs_batch_seq_update numbers one job at a time, with no gap and no repeat.
+ */
+export const groupBatchSeq = (asks: string) => `CASE WHEN batch_id IS NULL THEN batch_seq ELSE (
+	SELECT b.finished_seq + 1 - (SELECT count(*) FROM json_each(${asks}) f JOIN jobs j2 ON j2.id = json_extract(f.value, '$[0]')
+		WHERE j2.batch_id = b.id AND j2.status = 'processing' AND j2.lease_token = json_extract(f.value, '$[1]'))
+	FROM batches b WHERE b.id = jobs.batch_id) END`;
 
 /** A claim of the group: a job by id, or the notification job of an object version and options. */
 export type CountedClaim =

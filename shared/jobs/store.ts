@@ -8,6 +8,7 @@ import { batchRows, parseRow } from "../d1-rows";
 import { newJobId } from "../ids";
 import type { Usage } from "../models/usage";
 import type { ObjectVersion } from "../queue/caption-jobs";
+import { groupBatchSeq } from "./batched-counts";
 import { notificationJobOf } from "./notification-once";
 import { type JobErrorCode, JobRow } from "./schema";
 import { setJobText } from "./text-sql";
@@ -169,7 +170,9 @@ export type FinishOutcome =
  * webhook outbox insert (shared/webhooks/outbox.ts). A succeeded job's caption becomes the next
  * version of its object here, in the job's own row (`caption_version`: the object's versions so
  * far + 1, read before the trigger jobs_caption_version adds it to `captions`), not by a second
- * UPDATE from that trigger (migrations/0030_fewer_rows.sql).
+ * UPDATE from that trigger (migrations/0030_fewer_rows.sql). In a group of finishes written
+ * together (`group`: their countedFinishes, shared/jobs/batched-counts.ts), a batch job takes its
+ * completion number here too, the group's statement having raised its batch's `finished_seq`.
  */
 export function finishStatement(
 	db: D1Database,
@@ -177,6 +180,7 @@ export function finishStatement(
 	now: number,
 	outcome: FinishOutcome,
 	fields: JobResultFields,
+	group: string | null = null,
 ): D1PreparedStatement {
 	const caption = outcome.status === "succeeded" ? outcome.caption : null;
 	// A text result equal to the caption is not stored twice: a null result reads as the caption.
@@ -198,7 +202,7 @@ export function finishStatement(
 				write_back_status = CASE WHEN coalesce(?17, write_back) IS NULL THEN NULL
 					WHEN ?3 = 'succeeded' THEN 'pending' ELSE 'not_attempted' END,
 				${ADD_USAGE("?18", "?19")},
-				caption_version = ${captionVersionOf("?3", "?4")}
+				caption_version = ${captionVersionOf("?3", "?4")}${group === null ? "" : `, batch_seq = ${groupBatchSeq("?20")}`}
 			WHERE id = ?1 AND status = 'processing' AND lease_token = ?2
 			RETURNING ${JOB_COLUMNS}`,
 		)
@@ -222,6 +226,7 @@ export function finishStatement(
 			fields.writeBack ?? null,
 			fields.usage?.inputTokens ?? null,
 			fields.usage?.outputTokens ?? null,
+			...(group === null ? [] : [group]),
 		);
 }
 

@@ -148,7 +148,7 @@ describe("migration 0030", () => {
 		]);
 	});
 
-	it("a batch's counts and models: counted by the triggers unless the transaction's bracket says it moves them itself", () => {
+	it("a batch's counts, models and completion numbers: by the triggers unless the transaction's bracket says it moves them itself", () => {
 		const db = seeded();
 		applyMigrations(db, (name) => name === MIGRATION);
 		db.prepare(
@@ -176,5 +176,9 @@ describe("migration 0030", () => {
 		// No bracket: the triggers count, models too.
 		db.prepare("UPDATE jobs SET status = 'succeeded' WHERE id = ?").run(ids[1] ?? "");
 		expect(batch()).toEqual({ queued: 1, processing: 0, models: '{"m":1}' });
+		// Completion numbers likewise: the trigger numbered the job finished without this code's bracket.
+		const seqs = db.prepare("SELECT batch_seq FROM jobs WHERE batch_id = 'bat_1' ORDER BY id").all();
+		expect(seqs.map((r) => r.batch_seq)).toEqual([null, 1]);
+		expect(db.prepare("SELECT finished_seq FROM batches WHERE id = 'bat_1'").get()).toEqual({ finished_seq: 1 });
 	});
 });

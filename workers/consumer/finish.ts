@@ -8,7 +8,7 @@
 import { batchEventMessage } from "../../shared/batches/settle";
 import type { EventHub } from "../../shared/events/hub";
 import { notifyEventHub } from "../../shared/events/notify";
-import { deferredCountsBracket, finishCountsStatements } from "../../shared/jobs/batched-counts";
+import { countedFinishes, deferredCountsBracket, finishCountsStatements } from "../../shared/jobs/batched-counts";
 import type { JobRow } from "../../shared/jobs/schema";
 import { type FinishOutcome, finishStatement, type JobResultFields } from "../../shared/jobs/store";
 import { errorMessage, log } from "../../shared/log";
@@ -74,22 +74,26 @@ export type FinishAnswer = { kind: "written"; job: JobRow | null } | { kind: "er
  * message is retried rather than acknowledged with work (a write-back) left undone.
  */
 export async function finishJobs(env: FinishEnv, asks: readonly FinishAsk[], now: number): Promise<FinishAnswer[]> {
+	const counted = asks.map(({ job, outcome, fields }) => ({
+		id: job.id,
+		leaseToken: job.lease_token,
+		status: outcome.status,
+		inputTokens: fields.usage?.inputTokens ?? null,
+		outputTokens: fields.usage?.outputTokens ?? null,
+		model: fields.model ?? null,
+	}));
+	const group = countedFinishes(counted);
 	const writes = asks.map(({ job, outcome, fields }) =>
-		finishWrite(env.DB, finishStatement(env.DB, job, now, outcome, fields), job.id, now, "dispatched-without-target"),
+		finishWrite(
+			env.DB,
+			finishStatement(env.DB, job, now, outcome, fields, group),
+			job.id,
+			now,
+			"dispatched-without-target",
+		),
 	);
 	const [defer, resume] = deferredCountsBracket(env.DB);
-	const counts = finishCountsStatements(
-		env.DB,
-		asks.map(({ job, outcome, fields }) => ({
-			id: job.id,
-			leaseToken: job.lease_token,
-			status: outcome.status,
-			inputTokens: fields.usage?.inputTokens ?? null,
-			outputTokens: fields.usage?.outputTokens ?? null,
-			model: fields.model ?? null,
-		})),
-		now,
-	);
+	const counts = finishCountsStatements(env.DB, counted, now);
 	let results: D1Result[];
 	try {
 		results = await env.DB.batch([defer, ...counts, ...writes.flatMap((w) => w.statements), resume]);
