@@ -158,10 +158,11 @@ export const countedFinishes = (finishes: readonly CountedFinish[]): string =>
  * group's countedFinishes): the batch's `finished_seq` was raised by the group's finishes of that
  * batch before them, and the finishes of the group not yet written (this one too) take the numbers
  * at its top, so the first written takes the lowest: finished_seq + 1 − (those still processing).
- * As the trigger jobs_batch_seq_update numbers one job at a time, with no gap and no repeat.
+ * As the trigger jobs_batch_seq_update numbers one job at a time, with no gap and no repeat. The
+ * group's asks are walked first (CROSS JOIN), each job found by id: not the batch's every job.
  */
 export const groupBatchSeq = (asks: string) => `CASE WHEN batch_id IS NULL THEN batch_seq ELSE (
-	SELECT b.finished_seq + 1 - (SELECT count(*) FROM json_each(${asks}) f JOIN jobs j2 ON j2.id = json_extract(f.value, '$[0]')
+	SELECT b.finished_seq + 1 - (SELECT count(*) FROM json_each(${asks}) f CROSS JOIN jobs j2 ON j2.id = json_extract(f.value, '$[0]')
 		WHERE j2.batch_id = b.id AND j2.status = 'processing' AND j2.lease_token = json_extract(f.value, '$[1]'))
 	FROM batches b WHERE b.id = jobs.batch_id) END`;
 
