@@ -17,7 +17,7 @@ import { EventRow } from "./schema";
 export interface FinishedJob {
 	job: JobRow;
 	eventId: string;
-	/** The event was recorded dispatched: it had no target to go to (`EventDispatch`), so it needs no message. */
+	/** The event was recorded dispatched: it had no target to go to (`EventDispatch`). */
 	dispatched: boolean;
 	/** The job's batch, when finishing the job settled it. */
 	batch: SettledBatch | null;
@@ -27,16 +27,16 @@ export interface FinishedJob {
  * When a job's event is recorded: `undispatched` (the webhooks Worker fans it out and marks it
  * dispatched; the outbox sweep re-sends it until then), or `dispatched-without-target`: when no
  * target could take it at that moment (no callback URL, no active subscription whose prefix holds
- * the job's key, not a batch's job, whose event also paces the batch's progress), it is recorded
- * dispatched with no deliveries, which is what its fan-out would have found, and no message is
- * sent. That saves the outbox's index entry and the fan-out's UPDATE (two rows written) and a
- * queue message per image; a subscription made in the moment between the finish and the fan-out
- * does not get such an event.
+ * the job's key), it is recorded dispatched with no deliveries, which is what its fan-out would
+ * have found. That saves the outbox's index entry and the fan-out's UPDATE (two rows written); the
+ * event of a job outside a batch needs no message either (a batch job's still goes to the webhooks
+ * Worker, which records its batch's progress: workers/webhooks/fan-out.ts). A subscription made in
+ * the moment between the finish and the fan-out does not get such an event.
  */
 export type EventDispatch = "undispatched" | "dispatched-without-target";
 
 /** Whether job `j` has no target a fan-out could find now (see EventDispatch): its event's dispatched_at, or NULL. */
-const DISPATCHED_WITHOUT_TARGET = (now: string) => `CASE WHEN j.batch_id IS NULL AND j.callback_url IS NULL
+const DISPATCHED_WITHOUT_TARGET = (now: string) => `CASE WHEN j.callback_url IS NULL
 	AND NOT EXISTS (SELECT 1 FROM webhook_subscriptions s WHERE s.status = 'active'
 		AND (s.prefix IS NULL OR substr(j.key, 1, length(s.prefix)) = s.prefix)) THEN ${now} END`;
 

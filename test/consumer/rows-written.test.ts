@@ -22,6 +22,7 @@ import {
 } from "../batches/support";
 import { fixture, upload } from "../support/fixtures";
 import { resetModels } from "../support/models";
+import { until } from "../support/poll";
 import { onlyJob, runConsumer } from "../support/queue";
 
 beforeEach(resetModels);
@@ -155,7 +156,7 @@ describe("D1 rows written per image", () => {
 		);
 	});
 
-	it("a batch's ten jobs claimed and finished in a queue batch: 10 rows a job, its batch's row once per write, counts and numbers exact", async () => {
+	it("a batch's ten jobs claimed and finished in a queue batch: 9 rows a job, its batch's row once per write, counts and numbers exact", async () => {
 		const { batch, jobs } = await queuedBatch(10);
 		const d1 = recordingD1(env.DB);
 		const { result } = await runConsumer(
@@ -171,7 +172,9 @@ describe("D1 rows written per image", () => {
 		// The finish: the row, jobs_completed, jobs_batch_completed, its completion number's jobs_batch_seq
 		// entry (set in the same UPDATE, the batch's counter raised once for the ten), the object's `captions` row.
 		expect(d1.rowsOf("UPDATE jobs SET status = ?3")).toEqual(Array(10).fill(5));
-		expect(d1.rowsOf("INSERT INTO webhook_events (id, type,")).toEqual(Array(10).fill(3));
+		// The event: its row and its primary key, recorded dispatched (no target); still sent, for the
+		// batch's progress.
+		expect(d1.rowsOf("INSERT INTO webhook_events (id, type,")).toEqual(Array(10).fill(2));
 		// The batch row written once by the claims' counts and once by the finishes' (not once a job
 		// by each of the triggers jobs_batch_counts and jobs_batch_models).
 		expect(d1.rowsOf("WITH asked")[1]).toBe(1);
@@ -225,5 +228,26 @@ describe("D1 rows written per image", () => {
 			.bind(prefix)
 			.first("n");
 		expect(counted).toBe(3);
+	});
+
+	it("a batch job's event recorded dispatched (no target) still reaches the webhooks Worker, which records the batch's progress", async () => {
+		const { batch, jobs } = await queuedBatch(3);
+		const { result } = await runConsumer([{ kind: "caption-job", job_id: jobs[0]?.id }], {
+			queue: "caption-batch-jobs",
+		});
+		expect(result.explicitAcks).toHaveLength(1);
+		// Through the real webhook-deliveries queue: its progress event for the stream (the batch still runs).
+		await until(
+			`a batch.progress event of ${batch.id}`,
+			async () =>
+				(await env.DB.prepare(
+					"SELECT count(*) AS n FROM webhook_events WHERE batch_id = ?1 AND type = 'batch.progress'",
+				)
+					.bind(batch.id)
+					.first<number>("n"))
+					? true
+					: undefined,
+			20_000,
+		);
 	});
 });

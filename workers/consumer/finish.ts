@@ -65,8 +65,9 @@ export type FinishAnswer = { kind: "written"; job: JobRow | null } | { kind: "er
  * D1 batch (a transaction) holds every finish with its event and its batch's settling, and the
  * statistics counters of them all (shared/jobs/batched-counts.ts); then the event hub hears of
  * every event at once and the events go onto `webhook-deliveries` in one send. A job's event that
- * no target could take when it was written (no callback URL, no active subscription over its key,
- * not a batch's job) is recorded dispatched and not sent (shared/webhooks/outbox.ts, EventDispatch). Answers, per ask,
+ * no target could take when it was written (no callback URL, no active subscription over its key) is
+ * recorded dispatched, and sent only if it is a batch job's, for its batch's progress
+ * (shared/webhooks/outbox.ts, EventDispatch). Answers, per ask,
  * the finished row or null (the lease was lost: nothing written for it). If the transaction
  * fails, each job is finished alone (`finishJob`), so one job whose finish cannot be written fails
  * alone: its answer is the error. A failed transaction may still have committed (D1 answered with
@@ -133,9 +134,10 @@ async function announce(env: FinishEnv, finished: FinishedJob[]): Promise<void> 
 	const batchEvents = finished.flatMap((f) => (f.batch ? [f.batch] : []));
 	await notifyEventHub(env.EVENT_HUB, [...finished.map((f) => f.eventId), ...batchEvents.map((b) => b.eventId)]);
 	const bodies = [
-		// An event recorded dispatched (no target) needs no fan-out (shared/webhooks/outbox.ts, EventDispatch).
+		// An event recorded dispatched (no target) needs no fan-out (shared/webhooks/outbox.ts,
+		// EventDispatch), only a batch job's, for its batch's progress.
 		...finished
-			.filter((f) => !f.dispatched)
+			.filter((f) => !f.dispatched || f.job.batch_id !== null)
 			.map((f): JobEventMessage => ({ kind: "job-event", event_id: f.eventId, job_id: f.job.id })),
 		...batchEvents.map(batchEventMessage),
 	];
