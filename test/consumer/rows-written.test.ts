@@ -156,7 +156,7 @@ describe("D1 rows written per image", () => {
 		);
 	});
 
-	it("a batch's ten jobs claimed and finished in a queue batch: 9 rows a job, its batch's row once per write, counts and numbers exact", async () => {
+	it("a batch's ten jobs claimed and finished in a queue batch: 8 rows a job, its batch's row once per write, counts and numbers exact", async () => {
 		const { batch, jobs } = await queuedBatch(10);
 		const d1 = recordingD1(env.DB);
 		const { result } = await runConsumer(
@@ -169,9 +169,9 @@ describe("D1 rows written per image", () => {
 
 		// The claim: the row and its jobs_status_created entry; the batch's counts once for the ten.
 		expect(d1.rowsOf("UPDATE jobs SET status = 'processing'")).toEqual(Array(10).fill(2));
-		// The finish: the row, jobs_completed, jobs_batch_completed, its completion number's jobs_batch_seq
-		// entry (set in the same UPDATE, the batch's counter raised once for the ten), the object's `captions` row.
-		expect(d1.rowsOf("UPDATE jobs SET status = ?3")).toEqual(Array(10).fill(5));
+		// The finish: the row, jobs_completed, its completion number's jobs_batch_seq entry (set in the
+		// same UPDATE, the batch's counter raised once for the ten), the object's `captions` row.
+		expect(d1.rowsOf("UPDATE jobs SET status = ?3")).toEqual(Array(10).fill(4));
 		// The event: its row and its primary key, recorded dispatched (no target); still sent, for the
 		// batch's progress.
 		expect(d1.rowsOf("INSERT INTO webhook_events (id, type,")).toEqual(Array(10).fill(2));

@@ -95,7 +95,7 @@ function seeded(): DatabaseSync {
 }
 
 describe("migration 0030", () => {
-	it("keeps every row, drops the lease index, and the stalled-job sweep finds the same jobs", () => {
+	it("keeps every row, drops the lease and batch-results indexes, and the stalled-job sweep finds the same jobs", () => {
 		const db = seeded();
 		const before = rows(db);
 		const now = T + 20 * 60_000;
@@ -106,6 +106,7 @@ describe("migration 0030", () => {
 		expect(stalledIds(db, now)).toEqual(stalledBefore);
 		const indexes = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'jobs'").all();
 		expect(indexes.map((i) => i.name)).not.toContain("jobs_lease");
+		expect(indexes.map((i) => i.name)).not.toContain("jobs_batch_completed");
 	});
 
 	it("a finish since, or one of older code, gives the version and captions a finish gave before", () => {

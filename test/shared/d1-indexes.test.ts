@@ -61,10 +61,6 @@ const READERS: Record<string, { reader: string; sql: string }> = {
 		reader: "a batch's missing keys since a cursor (workers/status/batches/export.ts)",
 		sql: "SELECT key, seq FROM batch_missing WHERE batch_id = ?1 AND seq > ?2 AND seq <= ?4 ORDER BY seq LIMIT ?3",
 	},
-	jobs_batch_completed: {
-		reader: "a batch's rate_per_minute (shared/batches/progress.ts)",
-		sql: "SELECT count(*) AS n FROM jobs WHERE batch_id = ?1 AND completed_at > ?2 AND status IN ('succeeded', 'failed')",
-	},
 	webhook_events_batch: {
 		reader: "a batch's latest progress event (shared/batches/progress-events.ts), retention's events of a batch",
 		sql: "SELECT id FROM webhook_events WHERE batch_id = ?2 AND type = 'batch.progress' ORDER BY created_at DESC, id DESC LIMIT 1",
@@ -177,6 +173,17 @@ describe("D1 indexes", () => {
 			details.join("\n"),
 		).toBe(true);
 		expect(details).not.toContainEqual(expect.stringMatching(/^SCAN jobs\b|PRIMARY KEY|sqlite_autoindex_jobs/));
+	});
+
+	it("the batches' rate_per_minute walks the last minute of jobs_completed (no index of a batch's results by time)", async () => {
+		const details = await plan(
+			`SELECT batch_id, count(*) AS n FROM jobs INDEXED BY jobs_completed WHERE completed_at > ?1 AND batch_id IN (SELECT value FROM json_each(?2))
+				AND status IN ('succeeded', 'failed') GROUP BY batch_id`,
+		);
+		expect(
+			details.some((d) => /USING INDEX jobs_completed \(completed_at>\?\)/.test(d)),
+			details.join("\n"),
+		).toBe(true);
 	});
 
 	it("the notification job of an object version is found by its key (jobs_key_created), not a table scan", async () => {
