@@ -118,6 +118,23 @@ describe("D1 rows written per image", () => {
 		// counter in each of the two scopes. No lease entry.
 		expect(d1.rowsOf("INSERT INTO jobs")).toEqual(Array(10).fill(7));
 		expect(sum(d1.rowsOf("UPDATE jobs SET key_id"))).toBe(0);
+		// The same upload again (no key to learn): the job found, nothing written.
+		const again = await env.BUCKET.head(`${prefix}0.jpg`);
+		const twice = await ensureNotificationJob(d1.db, {
+			bucket: "images",
+			key: `${prefix}0.jpg`,
+			etag: again?.etag ?? "",
+			size: again?.size ?? null,
+			contentType: "image/jpeg",
+			prompt: null,
+			maxTokens: null,
+			callbackUrl: null,
+			keyId: null,
+			optionsKey: await optionsKey({}),
+		});
+		expect(twice.key).toBe(`${prefix}0.jpg`);
+		expect(d1.rowsOf("INSERT INTO jobs")).toEqual([...Array(10).fill(7), 0]);
+		expect(d1.rowsOf("UPDATE jobs SET key_id")).toEqual(Array(11).fill(0));
 
 		const { result } = await runConsumer(notifications, { env: { DB: d1.db, WRITE_HOLD_MS: "10000" } });
 		expect(result.explicitAcks).toHaveLength(10);
