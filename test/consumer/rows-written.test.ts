@@ -88,6 +88,23 @@ async function countedScope(name: string): Promise<string> {
 
 const sum = (rows: number[]) => rows.reduce((a, b) => a + b, 0);
 
+/** The upload's insert of the job of object `key` (as stored), as PUT /v1/images makes it (workers/status/jobs/create.ts). */
+async function uploadsJob(db: D1Database, key: string) {
+	const object = await env.BUCKET.head(key);
+	return ensureNotificationJob(db, {
+		bucket: "images",
+		key,
+		etag: object?.etag ?? "",
+		size: object?.size ?? null,
+		contentType: "image/jpeg",
+		prompt: null,
+		maxTokens: null,
+		callbackUrl: null,
+		keyId: null,
+		optionsKey: await optionsKey({}),
+	});
+}
+
 describe("D1 rows written per image", () => {
 	it("an upload, its claim and its finish in a queue batch of ten: 12 rows an image, and its counters", async () => {
 		const prefix = await countedScope("uploads");
@@ -97,20 +114,7 @@ describe("D1 rows written per image", () => {
 			Array.from({ length: 10 }, async (_, i) => {
 				const key = `${prefix}${i}.jpg`;
 				const notification = await upload(key, jpeg);
-				const object = await env.BUCKET.head(key);
-				// The upload's insert, as PUT /v1/images makes it (workers/status/jobs/create.ts).
-				await ensureNotificationJob(d1.db, {
-					bucket: notification.bucket,
-					key,
-					etag: object?.etag ?? "",
-					size: object?.size ?? null,
-					contentType: "image/jpeg",
-					prompt: null,
-					maxTokens: null,
-					callbackUrl: null,
-					keyId: null,
-					optionsKey: await optionsKey({}),
-				});
+				await uploadsJob(d1.db, key);
 				return notification;
 			}),
 		);
@@ -119,19 +123,7 @@ describe("D1 rows written per image", () => {
 		expect(d1.rowsOf("INSERT INTO jobs")).toEqual(Array(10).fill(7));
 		expect(sum(d1.rowsOf("UPDATE jobs SET key_id"))).toBe(0);
 		// The same upload again (no key to learn): the job found, nothing written.
-		const again = await env.BUCKET.head(`${prefix}0.jpg`);
-		const twice = await ensureNotificationJob(d1.db, {
-			bucket: "images",
-			key: `${prefix}0.jpg`,
-			etag: again?.etag ?? "",
-			size: again?.size ?? null,
-			contentType: "image/jpeg",
-			prompt: null,
-			maxTokens: null,
-			callbackUrl: null,
-			keyId: null,
-			optionsKey: await optionsKey({}),
-		});
+		const twice = await uploadsJob(d1.db, `${prefix}0.jpg`);
 		expect(twice.key).toBe(`${prefix}0.jpg`);
 		expect(d1.rowsOf("INSERT INTO jobs")).toEqual([...Array(10).fill(7), 0]);
 		expect(d1.rowsOf("UPDATE jobs SET key_id")).toEqual(Array(11).fill(0));
