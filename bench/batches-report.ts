@@ -123,6 +123,21 @@ function breakdownTable(costs: BatchesReport["costs"]): string[] {
 	return lines;
 }
 
+/** Rows written per image by statement, one table per pipeline (the statements that wrote any). */
+function bySqlTables(costs: BatchesReport["costs"]): string[] {
+	return costs.flatMap(({ pipeline, cost }) =>
+		cost.rowsWrittenBySql?.length
+			? [
+					`${pipeline}:`,
+					"",
+					...header(["statement (start of its SQL)", "runs / image", "rows written / image"]),
+					...cost.rowsWrittenBySql.map((s) => row([`\`${s.sql.replaceAll("|", "\\|")}\``, s.runs, s.rows])),
+					"",
+				]
+			: [],
+	);
+}
+
 export function batchesMarkdown(b: BatchesReport): string[] {
 	const out: string[] = [];
 	if (b.backfill)
@@ -146,5 +161,7 @@ export function batchesMarkdown(b: BatchesReport): string[] {
 	const stages = breakdownTable(b.costs);
 	if (stages.length)
 		out.push("#### Round trips per caption message, by stage (metered, 0 ms model)", "", ...stages, "");
+	const bySql = bySqlTables(b.costs);
+	if (bySql.length) out.push("#### D1 rows written per image, by statement (metered)", "", ...bySql);
 	return out;
 }

@@ -89,6 +89,7 @@ const MeterLine = z.object({
 	ms: z.number(),
 	stages: z.record(z.string(), z.record(z.string(), z.object({ n: z.number(), ms: z.number() }))),
 	rowsWrittenByStage: z.record(z.string(), z.number()),
+	rowsWrittenBySql: z.record(z.string(), z.object({ n: z.number(), rows: z.number() })),
 });
 export type MeterLine = z.infer<typeof MeterLine>;
 
@@ -119,6 +120,8 @@ export interface Cost {
 	byWorker: Record<string, { invocations: number; d1RowsRead: number; d1RowsWritten: number; queueMessages: number }>;
 	/** The caption consumer's round trips per message, by stage. */
 	breakdown: Breakdown;
+	/** D1 rows written per image by statement (the start of its SQL), most first: runs and rows. */
+	rowsWrittenBySql: { sql: string; runs: number; rows: number }[];
 }
 
 export interface Breakdown {
@@ -134,7 +137,8 @@ export interface Breakdown {
 
 /** The caption consumer's round trips, by stage, per message it received. */
 function breakdown(lines: MeterLine[]): Breakdown {
-	const caption = lines.filter((l) => l.worker === "consumer" && l.invocation === "queue caption-jobs");
+	// Both lanes' queues: uploads come on caption-jobs, a batch's jobs on caption-batch-jobs.
+	const caption = lines.filter((l) => l.worker === "consumer" && /^queue caption-(batch-)?jobs$/.test(l.invocation));
 	const messages = caption.reduce((a, l) => a + l.received, 0);
 	const per = (v: number) => round(v / Math.max(1, messages), 2);
 	const totals: Record<string, Record<string, { n: number; ms: number }>> = {};
@@ -157,6 +161,21 @@ function breakdown(lines: MeterLine[]): Breakdown {
 		STAGES.map((stage) => [stage, per(caption.reduce((a, l) => a + (l.rowsWrittenByStage[stage] ?? 0), 0))]),
 	);
 	return { messages, msPerMessage: per(caption.reduce((a, l) => a + l.ms, 0)), stages, rowsWritten };
+}
+
+/** Rows written per image by statement, the statements that wrote any, most first. */
+function bySql(lines: MeterLine[], images: number): Cost["rowsWrittenBySql"] {
+	const totals = new Map<string, { n: number; rows: number }>();
+	for (const line of lines) {
+		for (const [sql, t] of Object.entries(line.rowsWrittenBySql)) {
+			const sum = totals.get(sql) ?? { n: 0, rows: 0 };
+			totals.set(sql, { n: sum.n + t.n, rows: sum.rows + t.rows });
+		}
+	}
+	return [...totals]
+		.filter(([, t]) => t.rows > 0)
+		.map(([sql, t]) => ({ sql, runs: round(t.n / images, 3), rows: round(t.rows / images, 3) }))
+		.sort((a, b) => b.rows - a.rows);
 }
 
 /** R2Bucket methods by R2's operation classes (developers.cloudflare.com/r2/pricing/). */
@@ -185,6 +204,7 @@ export function cost(lines: MeterLine[], images: number): Cost {
 		r2ClassB: per(CLASS_B.reduce((a, m) => a + r2(m), 0)),
 		r2: Object.fromEntries(methods.map((m) => [m, per(r2(m))])),
 		breakdown: breakdown(work),
+		rowsWrittenBySql: bySql(work, images),
 		byWorker: Object.fromEntries(
 			workers.map((w) => {
 				const ls = work.filter((l) => l.worker === w);

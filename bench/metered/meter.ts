@@ -36,6 +36,8 @@ export interface MeterLine {
 	stages: Record<string, Record<string, RoundTrips>>;
 	/** D1 rows written by stage. */
 	rowsWrittenByStage: Record<string, number>;
+	/** D1 rows written by statement (its SQL's start, `sqlSignature`), and how many times each ran. */
+	rowsWrittenBySql: Record<string, { n: number; rows: number }>;
 }
 
 export interface RoundTrips {
@@ -81,17 +83,31 @@ async function timed<T>(counts: Counts, stage: Stage, kind: RoundTripKind, run: 
 	}
 }
 
-function addMeta(counts: Counts, result: D1Result | undefined, stage: Stage): void {
+/** A statement's name in the per-statement totals: the start of its SQL, on one line. */
+export const sqlSignature = (sql: string) => sql.replace(/\s+/g, " ").trim().slice(0, 100);
+
+function addMeta(counts: Counts, result: D1Result | undefined, stage: Stage, sql: string): void {
+	const written = result?.meta.rows_written ?? 0;
 	counts.rowsRead += result?.meta.rows_read ?? 0;
-	counts.rowsWritten += result?.meta.rows_written ?? 0;
-	counts.rowsWrittenByStage[stage] = (counts.rowsWrittenByStage[stage] ?? 0) + (result?.meta.rows_written ?? 0);
+	counts.rowsWritten += written;
+	counts.rowsWrittenByStage[stage] = (counts.rowsWrittenByStage[stage] ?? 0) + written;
+	const signature = sqlSignature(sql);
+	const entry = counts.rowsWrittenBySql[signature] ?? { n: 0, rows: 0 };
+	counts.rowsWrittenBySql[signature] = { n: entry.n + 1, rows: entry.rows + written };
+}
+
+interface RawStatement {
+	statement: D1PreparedStatement;
+	sql: string;
+	stage: Stage;
+	bracket: boolean;
 }
 
 function meteredStatement(
 	statement: D1PreparedStatement,
 	sql: string,
 	counts: Counts,
-	raw: WeakMap<object, { statement: D1PreparedStatement; stage: Stage; bracket: boolean }>,
+	raw: WeakMap<object, RawStatement>,
 ) {
 	const stage = stageOfSql(sql);
 	const wrapped: D1PreparedStatement = new Proxy(statement, {
@@ -103,7 +119,7 @@ function meteredStatement(
 				return async () => {
 					counts.d1Queries++;
 					const result = await timed(counts, stage, "d1", () => target.all());
-					addMeta(counts, result, stage);
+					addMeta(counts, result, stage, sql);
 					return result;
 				};
 			}
@@ -112,7 +128,7 @@ function meteredStatement(
 				return async (column?: string) => {
 					counts.d1Queries++;
 					const result = await timed(counts, stage, "d1", () => target.all<Record<string, unknown>>());
-					addMeta(counts, result, stage);
+					addMeta(counts, result, stage, sql);
 					const row = result.results[0] ?? null;
 					return column === undefined || row === null ? row : (row[column] ?? null);
 				};
@@ -121,12 +137,12 @@ function meteredStatement(
 			return typeof value === "function" ? value.bind(target) : value;
 		},
 	});
-	raw.set(wrapped, { statement, stage, bracket: /stats_deferred/.test(sql) || /^\s*WITH\b/i.test(sql) });
+	raw.set(wrapped, { statement, sql, stage, bracket: /stats_deferred/.test(sql) || /^\s*WITH\b/i.test(sql) });
 	return wrapped;
 }
 
 function meteredDatabase(db: D1Database, counts: Counts): D1Database {
-	const raw = new WeakMap<object, { statement: D1PreparedStatement; stage: Stage; bracket: boolean }>();
+	const raw = new WeakMap<object, RawStatement>();
 	return new Proxy(db, {
 		get(target, prop) {
 			if (prop === "prepare") return (sql: string) => meteredStatement(target.prepare(sql), sql, counts, raw);
@@ -140,7 +156,9 @@ function meteredDatabase(db: D1Database, counts: Counts): D1Database {
 					const results = await timed(counts, stage, "d1", () =>
 						target.batch(statements.map((s) => raw.get(s)?.statement ?? s)),
 					);
-					for (const result of results) addMeta(counts, result, stage);
+					results.forEach((result, i) => {
+						addMeta(counts, result, stage, raw.get(statements[i] as object)?.sql ?? "(unmetered statement)");
+					});
 					return results;
 				};
 			}
@@ -272,6 +290,7 @@ export function meterInvocation<E extends object>(env: E): { env: E; counts: Cou
 		r2: {},
 		stages: {},
 		rowsWrittenByStage: {},
+		rowsWrittenBySql: {},
 	};
 	const source = env as Record<string, unknown>;
 	const out: Record<string, unknown> = { ...source };

@@ -49,3 +49,13 @@ export const CURRENT_CAPTION_COLUMNS = `c.bucket, c.key, c.current AS version, $
 	.map(([name, sql]) => `${sql} AS ${name}`)
 	.join(", ")}, c.versions, c.updated_at`;
 export const CURRENT_CAPTION_JOIN = `captions c ${CURRENT_VERSION_JOINS}`;
+
+/**
+ * The caption version a finish with this status and caption gives its job: the next of its object
+ * (the versions so far + 1) when it succeeds with a caption, NULL otherwise. In the finish's SET
+ * (shared/jobs/store.ts), where `jobs` is the row it finishes and the trigger jobs_caption_version
+ * has not yet counted it (migrations/0030_fewer_rows.sql).
+ */
+export const captionVersionOf = (status: string, caption: string) =>
+	`CASE WHEN ${status} = 'succeeded' AND ${caption} IS NOT NULL THEN 1 + coalesce(
+		(SELECT c.versions FROM captions c WHERE c.bucket = jobs.bucket AND c.key = jobs.key), 0) END`;

@@ -2,10 +2,13 @@
  * D1 access for the jobs table: claiming under a lease, finishing, and reading jobs.
  * A caption costs two writes: the claim (which also creates a notification job) and the finish.
  */
+
+import { captionVersionOf } from "../captions/version-sql";
 import { batchRows, parseRow } from "../d1-rows";
 import { newJobId } from "../ids";
 import type { Usage } from "../models/usage";
 import type { ObjectVersion } from "../queue/caption-jobs";
+import { groupBatchSeq } from "./batched-counts";
 import { notificationJobOf } from "./notification-once";
 import { type JobErrorCode, JobRow } from "./schema";
 import { setJobText } from "./text-sql";
@@ -164,7 +167,12 @@ export type FinishOutcome =
 /**
  * Settles a claimed job: RETURNING gives the finished row, or none when the lease was lost
  * (another consumer reclaimed the job), so a job finishes once. Callers batch it with the
- * webhook outbox insert (shared/webhooks/outbox.ts).
+ * webhook outbox insert (shared/webhooks/outbox.ts). A succeeded job's caption becomes the next
+ * version of its object here, in the job's own row (`caption_version`: the object's versions so
+ * far + 1, read before the trigger jobs_caption_version adds it to `captions`), not by a second
+ * UPDATE from that trigger (migrations/0030_fewer_rows.sql). In a group of finishes written
+ * together (`group`: their countedFinishes, shared/jobs/batched-counts.ts), a batch job takes its
+ * completion number here too, the group's statement having raised its batch's `finished_seq`.
  */
 export function finishStatement(
 	db: D1Database,
@@ -172,6 +180,7 @@ export function finishStatement(
 	now: number,
 	outcome: FinishOutcome,
 	fields: JobResultFields,
+	group: string | null = null,
 ): D1PreparedStatement {
 	const caption = outcome.status === "succeeded" ? outcome.caption : null;
 	// A text result equal to the caption is not stored twice: a null result reads as the caption.
@@ -192,7 +201,8 @@ export function finishStatement(
 				write_back = coalesce(?17, write_back),
 				write_back_status = CASE WHEN coalesce(?17, write_back) IS NULL THEN NULL
 					WHEN ?3 = 'succeeded' THEN 'pending' ELSE 'not_attempted' END,
-				${ADD_USAGE("?18", "?19")}
+				${ADD_USAGE("?18", "?19")},
+				caption_version = ${captionVersionOf("?3", "?4")}${group === null ? "" : `, batch_seq = ${groupBatchSeq("?20")}`}
 			WHERE id = ?1 AND status = 'processing' AND lease_token = ?2
 			RETURNING ${JOB_COLUMNS}`,
 		)
@@ -216,6 +226,7 @@ export function finishStatement(
 			fields.writeBack ?? null,
 			fields.usage?.inputTokens ?? null,
 			fields.usage?.outputTokens ?? null,
+			...(group === null ? [] : [group]),
 		);
 }
 

@@ -5,7 +5,9 @@
  * owed has asked, or `holdMs` after the first ask of the group, whichever comes first (so a
  * message held up elsewhere, a slot of the rate limit half a minute away, delays its neighbours'
  * writes by at most `holdMs`). A message started later (the batch's concurrency is below its
- * size) joins the next group.
+ * size) joins the next group. Whether every participant has asked is looked at once the current
+ * turn of the event loop's microtasks comes, so that participants joining in the same turn as
+ * the first ask (the batch's other messages, started one after another) are part of its group.
  *
  * `write` answers every ask of a group, in order; if it throws, every ask of the group gets the
  * error (the caller decides whether to write its ask alone).
@@ -49,10 +51,12 @@ export class Gather<Ask, Answer> {
 				if (!settle()) return Promise.reject(new Error("a gather ticket asks at most once"));
 				return new Promise<Answer>((resolve, reject) => {
 					this.waiting.push({ ask, resolve, reject });
-					if (this.waiting.length === 1 && this.owed > 0) {
-						this.timer = setTimeout(() => this.flush(), this.holdMs);
-					}
-					this.flushIfComplete();
+					if (this.waiting.length === 1) this.timer = setTimeout(() => this.flush(), this.holdMs);
+					// Not at once: the participants started in this same turn (a batch's messages are all
+					// started before any of them awaits) have not all joined yet. A message whose ask
+					// comes before its first await (a caption request by job id) would otherwise be
+					// written alone, and its neighbours after it.
+					queueMicrotask(() => this.flushIfComplete());
 				});
 			},
 			leave: () => {

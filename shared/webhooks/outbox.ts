@@ -17,23 +17,54 @@ import { EventRow } from "./schema";
 export interface FinishedJob {
 	job: JobRow;
 	eventId: string;
+	/** The event was recorded dispatched: it had no target to go to (`EventDispatch`). */
+	dispatched: boolean;
 	/** The job's batch, when finishing the job settled it. */
 	batch: SettledBatch | null;
 }
 
+/**
+ * When a job's event is recorded: `undispatched` (the webhooks Worker fans it out and marks it
+ * dispatched; the outbox sweep re-sends it until then), or `dispatched-without-target`: when no
+ * target could take it at that moment (no callback URL, no active subscription whose prefix holds
+ * the job's key), it is recorded dispatched with no deliveries, which is what its fan-out would
+ * have found. That saves the outbox's index entry and the fan-out's UPDATE (two rows written); the
+ * event of a job outside a batch needs no message either (a batch job's still goes to the webhooks
+ * Worker, which records its batch's progress: workers/webhooks/fan-out.ts). A subscription made in
+ * the moment between the finish and the fan-out does not get such an event.
+ */
+export type EventDispatch = "undispatched" | "dispatched-without-target";
+
+/** Whether job `j` has no target a fan-out could find now (see EventDispatch): its event's dispatched_at, or NULL. */
+const DISPATCHED_WITHOUT_TARGET = (now: string) => `CASE WHEN j.callback_url IS NULL
+	AND NOT EXISTS (SELECT 1 FROM webhook_subscriptions s WHERE s.status = 'active'
+		AND (s.prefix IS NULL OR substr(j.key, 1, length(s.prefix)) = s.prefix)) THEN ${now} END`;
+
 export const newEventId = (now?: number) => `evt_${ulid(now)}`;
 
-/** Inserts the event of a job (its id the job's: jobEventId) if the job is terminal and has none yet. */
-export function recordEventStatement(db: D1Database, jobId: string, now: number): D1PreparedStatement {
+/**
+ * Inserts the event of a job (its id the job's: jobEventId) if the job is terminal and has none
+ * yet; RETURNING gives its `dispatched_at` (see EventDispatch).
+ */
+export function recordEventStatement(
+	db: D1Database,
+	jobId: string,
+	now: number,
+	dispatch: EventDispatch = "undispatched",
+): D1PreparedStatement {
+	const dispatchedAt = dispatch === "undispatched" ? "NULL" : DISPATCHED_WITHOUT_TARGET("?3");
 	return db
 		.prepare(
-			`INSERT INTO webhook_events (id, type, created_at)
-			SELECT ?1, 'job.' || status, ?3 FROM jobs WHERE id = ?2 AND status IN ('succeeded', 'failed')
+			`INSERT INTO webhook_events (id, type, created_at, dispatched_at)
+			SELECT ?1, 'job.' || j.status, ?3, ${dispatchedAt} FROM jobs j WHERE j.id = ?2 AND j.status IN ('succeeded', 'failed')
 				AND NOT EXISTS (SELECT 1 FROM webhook_events e WHERE e.job_id = ?2)
-			ON CONFLICT (id) DO NOTHING`,
+			ON CONFLICT (id) DO NOTHING
+			RETURNING dispatched_at`,
 		)
 		.bind(jobEventId(jobId), jobId, now);
 }
+
+const RecordedEvent = z.object({ dispatched_at: z.number().int().nullable() });
 
 /** The statements of one job's finish (see `finishWithEvent`), and how to read their results. */
 export interface FinishWrite {
@@ -43,18 +74,26 @@ export interface FinishWrite {
 }
 
 /** `finish` with its event and its batch's settling, to run in a transaction (alone or with others). */
-export function finishWrite(db: D1Database, finish: D1PreparedStatement, jobId: string, now: number): FinishWrite {
+export function finishWrite(
+	db: D1Database,
+	finish: D1PreparedStatement,
+	jobId: string,
+	now: number,
+	dispatch: EventDispatch = "undispatched",
+): FinishWrite {
 	const eventId = jobEventId(jobId);
 	const batchEventId = newEventId(now);
 	return {
 		statements: [
 			finish,
-			recordEventStatement(db, jobId, now),
+			recordEventStatement(db, jobId, now, dispatch),
 			...settleBatchStatements(db, { jobId }, batchEventId, now),
 		],
-		read: ([finished, , settled]) => {
+		read: ([finished, recorded, settled]) => {
 			const [job] = batchRows(finished, JobRow);
-			return job ? { job, eventId, batch: settledBatch(settled, batchEventId) } : null;
+			const [event] = batchRows(recorded, RecordedEvent);
+			const dispatched = event !== undefined && event.dispatched_at !== null;
+			return job ? { job, eventId, dispatched, batch: settledBatch(settled, batchEventId) } : null;
 		},
 	};
 }

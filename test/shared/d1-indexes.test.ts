@@ -38,12 +38,6 @@ const READERS: Record<string, { reader: string; sql: string }> = {
 		reader: "a batch's results export in key order (workers/status/batches/export.ts)",
 		sql: "SELECT * FROM jobs WHERE batch_id = ?1 AND key > ?2 ORDER BY key LIMIT ?3",
 	},
-	jobs_lease: {
-		reader: "the stalled-job sweep (workers/consumer/stalled-jobs.ts)",
-		sql: `SELECT id, attempts, status FROM jobs WHERE status IN ('queued', 'processing')
-			AND ((status = 'processing' AND (lease_expires_at < ?1 OR updated_at < ?3)) OR (status = 'queued' AND updated_at < ?2))
-			AND id > ?4 ORDER BY id LIMIT ?5`,
-	},
 	jobs_completed: {
 		reader: "GET /v1/stats' inference-time sample (workers/status/jobs/stat-counters.ts)",
 		sql: `SELECT completed_at, inference_ms FROM (
@@ -66,10 +60,6 @@ const READERS: Record<string, { reader: string; sql: string }> = {
 	batch_missing_seq: {
 		reader: "a batch's missing keys since a cursor (workers/status/batches/export.ts)",
 		sql: "SELECT key, seq FROM batch_missing WHERE batch_id = ?1 AND seq > ?2 AND seq <= ?4 ORDER BY seq LIMIT ?3",
-	},
-	jobs_batch_completed: {
-		reader: "a batch's rate_per_minute (shared/batches/progress.ts)",
-		sql: "SELECT count(*) AS n FROM jobs WHERE batch_id = ?1 AND completed_at > ?2 AND status IN ('succeeded', 'failed')",
 	},
 	webhook_events_batch: {
 		reader: "a batch's latest progress event (shared/batches/progress-events.ts), retention's events of a batch",
@@ -171,6 +161,30 @@ describe("D1 indexes", () => {
 			).toBe(true);
 		},
 	);
+
+	it("the stalled-job sweep walks the unfinished jobs of jobs_status_created (no lease index), not every job", async () => {
+		const details = await plan(
+			`SELECT id, attempts, status FROM jobs WHERE status IN ('queued', 'processing') AND status <> 'succeeded'
+			AND ((status = 'processing' AND (lease_expires_at < ?1 OR updated_at < ?3)) OR (status = 'queued' AND updated_at < ?2))
+			AND id > ?4 ORDER BY id LIMIT ?5`,
+		);
+		expect(
+			details.some((d) => /USING INDEX jobs_status_created \(status=\?\)/.test(d)),
+			details.join("\n"),
+		).toBe(true);
+		expect(details).not.toContainEqual(expect.stringMatching(/^SCAN jobs\b|PRIMARY KEY|sqlite_autoindex_jobs/));
+	});
+
+	it("the batches' rate_per_minute walks the last minute of jobs_completed (no index of a batch's results by time)", async () => {
+		const details = await plan(
+			`SELECT batch_id, count(*) AS n FROM jobs INDEXED BY jobs_completed WHERE completed_at > ?1 AND batch_id IN (SELECT value FROM json_each(?2))
+				AND status IN ('succeeded', 'failed') GROUP BY batch_id`,
+		);
+		expect(
+			details.some((d) => /USING INDEX jobs_completed \(completed_at>\?\)/.test(d)),
+			details.join("\n"),
+		).toBe(true);
+	});
 
 	it("the notification job of an object version is found by its key (jobs_key_created), not a table scan", async () => {
 		const version = notificationJobOf("?1", "?2", "?3", "?4");

@@ -29,6 +29,17 @@ describe("Gather", () => {
 		expect(groups).toEqual([[1, 2, 4], [5]]);
 	});
 
+	it("writes one group for participants that join in the turn of the first ask (one that asks before any await)", async () => {
+		const { gather, groups } = recording(60_000);
+		// As a queue batch starts its messages: each runs up to its first await before the next joins.
+		const a = gather.join();
+		const first = a.ask(1);
+		const b = gather.join();
+		const second = b.ask(2);
+		expect(await Promise.all([first, second])).toEqual(["written 1", "written 2"]);
+		expect(groups).toEqual([[1, 2]]);
+	});
+
 	it("writes what it has after holdMs when a participant is held up", async () => {
 		const { gather, groups } = recording(50);
 		const [a, b] = [gather.join(), gather.join()];

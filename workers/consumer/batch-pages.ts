@@ -10,6 +10,7 @@ import { BatchRow } from "../../shared/batches/schema";
 import { type SettledBatch, settleBatchStatements, settledBatch } from "../../shared/batches/settle";
 import { batchRows, parseRow, parseRows } from "../../shared/d1-rows";
 import { newJobId } from "../../shared/ids";
+import { deferredCountsBracket, insertedCountsStatement } from "../../shared/jobs/batched-counts";
 import { jobText } from "../../shared/jobs/text-sql";
 import { newEventId } from "../../shared/webhooks/outbox";
 
@@ -191,7 +192,17 @@ export async function commitPage(
 		// After a refusal: still listing at this page means the cap held it back.
 		db.prepare("SELECT * FROM batches WHERE id = ?1 AND status = 'listing' AND pages_listed = ?2").bind(batch.id, page),
 	];
-	const results = await db.batch(statements);
+	// The page's jobs are counted in the statistics once per scope (not once a job by the trigger):
+	// between the bracket's two statements, right after their insert (shared/jobs/batched-counts.ts).
+	const [defer, resume] = deferredCountsBracket(db);
+	const all = await db.batch([
+		defer,
+		...statements.slice(0, 1),
+		insertedCountsStatement(db, freshIds),
+		...statements.slice(1),
+		resume,
+	]);
+	const results = [all[1], ...all.slice(3, -1)];
 	const [advanced] = batchRows(results[3], BatchRow);
 	if (!advanced) return batchRows(results.at(-1), BatchRow).length > 0 ? { kind: "held" } : { kind: "stale" };
 	return {

@@ -5,7 +5,7 @@
  * afterwards, on its own (duplicates are rare). If the transaction fails, nothing of it was
  * written, and each claim is made alone, so one claim that cannot be written fails alone.
  */
-import { type CountedClaim, claimCountsStatement, deferredCountsBracket } from "../../shared/jobs/batched-counts";
+import { type CountedClaim, claimCountsStatements, deferredCountsBracket } from "../../shared/jobs/batched-counts";
 import {
 	type ClaimResult,
 	type ClaimWrite,
@@ -50,14 +50,10 @@ const answered = (promise: Promise<ClaimResult>): Promise<ClaimAnswer> =>
 export async function claimJobs(db: D1Database, asks: readonly ClaimAsk[]): Promise<ClaimAnswer[]> {
 	const writes = asks.map((ask) => claimWrite(db, ask));
 	const [defer, resume] = deferredCountsBracket(db);
+	const counts = claimCountsStatements(db, asks.map(counted));
 	let results: D1Result[];
 	try {
-		results = await db.batch([
-			defer,
-			claimCountsStatement(db, asks.map(counted)),
-			...writes.flatMap((w) => w.statements),
-			resume,
-		]);
+		results = await db.batch([defer, ...counts, ...writes.flatMap((w) => w.statements), resume]);
 	} catch (err) {
 		log("warn", "claim_batch_failed", { claims: asks.length, error: errorMessage(err) });
 		return Promise.all(
@@ -67,7 +63,7 @@ export async function claimJobs(db: D1Database, asks: readonly ClaimAsk[]): Prom
 			}),
 		);
 	}
-	let offset = 2;
+	let offset = 1 + counts.length;
 	return Promise.all(
 		writes.map((write) => {
 			const own = results.slice(offset, offset + write.statements.length);

@@ -8,7 +8,7 @@
 import { batchEventMessage } from "../../shared/batches/settle";
 import type { EventHub } from "../../shared/events/hub";
 import { notifyEventHub } from "../../shared/events/notify";
-import { deferredCountsBracket, finishCountsStatements } from "../../shared/jobs/batched-counts";
+import { countedFinishes, deferredCountsBracket, finishCountsStatements } from "../../shared/jobs/batched-counts";
 import type { JobRow } from "../../shared/jobs/schema";
 import { type FinishOutcome, finishStatement, type JobResultFields } from "../../shared/jobs/store";
 import { errorMessage, log } from "../../shared/log";
@@ -64,7 +64,10 @@ export type FinishAnswer = { kind: "written"; job: JobRow | null } | { kind: "er
  * Finishes the jobs of a queue batch that are ready together (workers/consumer/caption-job.ts): one
  * D1 batch (a transaction) holds every finish with its event and its batch's settling, and the
  * statistics counters of them all (shared/jobs/batched-counts.ts); then the event hub hears of
- * every event at once and the events go onto `webhook-deliveries` in one send. Answers, per ask,
+ * every event at once and the events go onto `webhook-deliveries` in one send. A job's event that
+ * no target could take when it was written (no callback URL, no active subscription over its key) is
+ * recorded dispatched, and sent only if it is a batch job's, for its batch's progress
+ * (shared/webhooks/outbox.ts, EventDispatch). Answers, per ask,
  * the finished row or null (the lease was lost: nothing written for it). If the transaction
  * fails, each job is finished alone (`finishJob`), so one job whose finish cannot be written fails
  * alone: its answer is the error. A failed transaction may still have committed (D1 answered with
@@ -72,15 +75,26 @@ export type FinishAnswer = { kind: "written"; job: JobRow | null } | { kind: "er
  * message is retried rather than acknowledged with work (a write-back) left undone.
  */
 export async function finishJobs(env: FinishEnv, asks: readonly FinishAsk[], now: number): Promise<FinishAnswer[]> {
+	const counted = asks.map(({ job, outcome, fields }) => ({
+		id: job.id,
+		leaseToken: job.lease_token,
+		status: outcome.status,
+		inputTokens: fields.usage?.inputTokens ?? null,
+		outputTokens: fields.usage?.outputTokens ?? null,
+		model: fields.model ?? null,
+	}));
+	const group = countedFinishes(counted);
 	const writes = asks.map(({ job, outcome, fields }) =>
-		finishWrite(env.DB, finishStatement(env.DB, job, now, outcome, fields), job.id, now),
+		finishWrite(
+			env.DB,
+			finishStatement(env.DB, job, now, outcome, fields, group),
+			job.id,
+			now,
+			"dispatched-without-target",
+		),
 	);
 	const [defer, resume] = deferredCountsBracket(env.DB);
-	const counts = finishCountsStatements(
-		env.DB,
-		asks.map(({ job, outcome }) => ({ id: job.id, leaseToken: job.lease_token, status: outcome.status })),
-		now,
-	);
+	const counts = finishCountsStatements(env.DB, counted, now);
 	let results: D1Result[];
 	try {
 		results = await env.DB.batch([defer, ...counts, ...writes.flatMap((w) => w.statements), resume]);
@@ -122,7 +136,11 @@ async function announce(env: FinishEnv, finished: FinishedJob[]): Promise<void> 
 	if (finished.length === 0) return;
 	const batchEvents = finished.flatMap((f) => (f.batch ? [f.batch] : []));
 	const bodies = [
-		...finished.map((f): JobEventMessage => ({ kind: "job-event", event_id: f.eventId, job_id: f.job.id })),
+		// An event recorded dispatched (no target) needs no fan-out (shared/webhooks/outbox.ts,
+		// EventDispatch), only a batch job's, for its batch's progress.
+		...finished
+			.filter((f) => !f.dispatched || f.job.batch_id !== null)
+			.map((f): JobEventMessage => ({ kind: "job-event", event_id: f.eventId, job_id: f.job.id })),
 		...batchEvents.map(batchEventMessage),
 	];
 	await Promise.all([

@@ -23,10 +23,12 @@ export interface StallCutoffs {
 }
 
 /** The predicate, on the parameters `?{now}`, `?{queued}`, `?{claimed}` of the statement it goes into. */
-// The first term is jobs_lease's own condition, written out: SQLite then walks that partial index
-// (the unfinished jobs only) instead of every job in id order.
+// The first terms hold jobs_status_created's own condition (not succeeded), written out: SQLite
+// then walks that partial index for the two statuses (the unfinished jobs only) instead of every
+// job in id order. No index of its own: one over the leases cost a row written at every upload
+// and every claim (migrations/0030_fewer_rows.sql).
 const stalled = (now: number, queued: number, claimed: number) =>
-	`status IN ('queued', 'processing')
+	`status IN ('queued', 'processing') AND status <> 'succeeded'
 	AND ((status = 'processing' AND (lease_expires_at < ?${now} OR updated_at < ?${claimed}))
 	OR (status = 'queued' AND updated_at < ?${queued}))`;
 
@@ -41,7 +43,10 @@ export async function findStalledJobs(
 	limit: number,
 ): Promise<StalledJob[]> {
 	return db
-		.prepare(`SELECT id, attempts, status FROM jobs WHERE ${stalled(1, 2, 3)} AND id > ?4 ORDER BY id LIMIT ?5`)
+		.prepare(
+			`SELECT id, attempts, status FROM jobs INDEXED BY jobs_status_created
+			WHERE ${stalled(1, 2, 3)} AND id > ?4 ORDER BY id LIMIT ?5`,
+		)
 		.bind(cutoffs.now, cutoffs.queuedBefore, cutoffs.claimedBefore, afterId, limit)
 		.all()
 		.then(parseRows(StalledJob));

@@ -47,6 +47,9 @@ export async function handleEvent(body: EventMessage, env: WebhooksEnv): Promise
 			log("warn", "webhook_event_missing", { ...body });
 			return;
 		case "already-dispatched":
+			// Recorded dispatched by its finish (no target then: shared/webhooks/outbox.ts) or a message
+			// sent again: a batch job's still paces its batch's progress (which sends nothing twice).
+			if (body.kind === "job-event") await sendBatchProgress(env, body.job_id);
 			return;
 		case "dispatched":
 			// If this send fails the message is retried, but the deliveries exist already: the sweeper

@@ -61,11 +61,13 @@ const bindings = (id: string, job: QueuedJobInput, now: number) => [
 export async function ensureNotificationJob(db: D1Database, job: UploadJobInput, now = Date.now()): Promise<JobRow> {
 	const version = notificationJobOf("?2", "?3", "?4", "?15");
 	const params = [...bindings(newJobId(now), job, now), job.optionsKey];
-	// One transaction: the version's job (learning the key) if it exists, else a new one.
-	const [existing, inserted] = await db.batch([
+	// One transaction: the version's job (learning the key, if it has none yet: a job that already
+	// has one, or an upload without a key, is not written again) if it exists, else a new one.
+	const [learned, inserted, existing] = await db.batch([
 		db
 			.prepare(
-				`UPDATE jobs SET key_id = coalesce(key_id, ?11) WHERE id = (SELECT id FROM jobs WHERE ${version})
+				`UPDATE jobs SET key_id = ?11 WHERE id = (SELECT id FROM jobs WHERE ${version}) AND key_id IS NULL
+					AND ?11 IS NOT NULL
 				RETURNING ${JOB_COLUMNS}`,
 			)
 			.bind(...params),
@@ -77,8 +79,9 @@ export async function ensureNotificationJob(db: D1Database, job: UploadJobInput,
 				RETURNING ${JOB_COLUMNS}`,
 			)
 			.bind(...params),
+		db.prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE ${version}`).bind(...params),
 	]);
-	const [row] = [...batchRows(existing, JobRow), ...batchRows(inserted, JobRow)];
+	const [row] = [...batchRows(learned, JobRow), ...batchRows(inserted, JobRow), ...batchRows(existing, JobRow)];
 	if (!row) throw new Error(`notification job for ${job.key} neither inserted nor found`);
 	return row;
 }
