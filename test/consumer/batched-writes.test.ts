@@ -9,6 +9,7 @@ import { z } from "zod";
 import { parseRows } from "../../shared/d1-rows";
 import { emulator } from "../../shared/models/emulator";
 import { eventJobId } from "../../shared/webhooks/job-event";
+import { claimJobs } from "../../workers/consumer/claims";
 import { sqlText, whileD1Refuses } from "../support/d1-faults";
 import { fixture, upload } from "../support/fixtures";
 import { insertJob } from "../support/jobs";
@@ -90,6 +91,41 @@ describe("a queue batch's claims", () => {
 			{ status: "queued", n: 1 },
 			{ status: "succeeded", n: 2 },
 		]);
+	});
+});
+
+describe("a queue batch's claim time", () => {
+	it("is the time the group is written, for every claim of it, not the time each message asked", async () => {
+		const prefix = await countedScope("claim-time");
+		const jpeg = await fixture("small.jpg");
+		const jobs = await Promise.all(
+			["a", "b"].map(async (name) => {
+				const n = await upload(`${prefix}${name}.jpg`, jpeg);
+				return insertJob({ key: n.object.key, bucket: n.bucket, etag: n.object.eTag });
+			}),
+		);
+		// The messages asked 4 and 2 seconds before the group was written, for leases of 60 s.
+		const written = Date.now();
+		const asked = (ago: number) => ({
+			token: crypto.randomUUID(),
+			now: written - ago,
+			expiresAt: written - ago + 60_000,
+		});
+		const answers = await claimJobs(
+			env.DB,
+			jobs.map((job, i) => ({ kind: "id" as const, id: job.id, lease: asked(i === 0 ? 4_000 : 2_000) })),
+			written,
+		);
+		const claimed = answers.map((answer) =>
+			answer.kind === "made" && answer.result.kind === "claimed" ? answer.result.job : null,
+		);
+		expect(claimed.map((job) => job && { started_at: job.started_at, lease_expires_at: job.lease_expires_at })).toEqual(
+			[
+				{ started_at: written, lease_expires_at: written + 60_000 },
+				{ started_at: written, lease_expires_at: written + 60_000 },
+			],
+		);
+		await expectCountedRows(prefix, [{ status: "processing", n: 2 }]);
 	});
 });
 

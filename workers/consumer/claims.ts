@@ -4,6 +4,10 @@
  * (shared/jobs/batched-counts.ts). A claim that finds its job running or finished reads that job
  * afterwards, on its own (duplicates are rare). If the transaction fails, nothing of it was
  * written, and each claim is made alone, so one claim that cannot be written fails alone.
+ *
+ * Every claim of a group is made at the time the group is written (`now`), not when its message
+ * asked: a job's `started_at`, `queue_ms` and lease run from its claim, and a message that waited
+ * for its neighbours' object reads before the group was written holds its whole lease.
  */
 import { type CountedClaim, claimCountsStatements, deferredCountsBracket } from "../../shared/jobs/batched-counts";
 import {
@@ -23,6 +27,12 @@ export type ClaimAsk =
 
 /** A claim made (its result), or the error that kept it from being made. */
 export type ClaimAnswer = { kind: "made"; result: ClaimResult } | { kind: "error"; error: unknown };
+
+/** The ask's lease, as long as it asked for, starting at `now`. */
+function claimedAt(ask: ClaimAsk, now: number): ClaimAsk {
+	const { lease } = ask;
+	return { ...ask, lease: { token: lease.token, now, expiresAt: now + (lease.expiresAt - lease.now) } };
+}
 
 function claimWrite(db: D1Database, ask: ClaimAsk): ClaimWrite {
 	return ask.kind === "id"
@@ -47,7 +57,8 @@ const answered = (promise: Promise<ClaimResult>): Promise<ClaimAnswer> =>
 		(error: unknown): ClaimAnswer => ({ kind: "error", error }),
 	);
 
-export async function claimJobs(db: D1Database, asks: readonly ClaimAsk[]): Promise<ClaimAnswer[]> {
+export async function claimJobs(db: D1Database, asked: readonly ClaimAsk[], now: number): Promise<ClaimAnswer[]> {
+	const asks = asked.map((ask) => claimedAt(ask, now));
 	const writes = asks.map((ask) => claimWrite(db, ask));
 	const [defer, resume] = deferredCountsBracket(db);
 	const counts = claimCountsStatements(db, asks.map(counted));

@@ -47,7 +47,10 @@ export default {
 					(asks) => finishJobs(env, asks, Date.now()),
 					settings.WRITE_HOLD_MS,
 				);
-				const claims = new Gather<ClaimAsk, ClaimAnswer>((asks) => claimJobs(env.DB, asks), settings.WRITE_HOLD_MS);
+				const claims = new Gather<ClaimAsk, ClaimAnswer>(
+					(asks) => claimJobs(env.DB, asks, Date.now()),
+					settings.WRITE_HOLD_MS,
+				);
 				const scheduler = env.MODEL_SCHEDULER.getByName(SCHEDULER_NAME);
 				const slots = new Gather<SlotRequest, SlotAnswer>(
 					async (requests) => acquireTogether(scheduler, requests),
