@@ -47,4 +47,48 @@ describe("a notification's object", () => {
 		expect(result.explicitAcks).toEqual(ids);
 		expect(await onlyJob(key)).toMatchObject({ status: "failed", error_code: "object_not_found" });
 	});
+
+	it("is read while the batch's claim is written, not after: its bytes are in before the claim's answer", async () => {
+		const key = uniqueKey("read-ahead.jpg");
+		const notification = await upload(key, await fixture("small.jpg"));
+		const order: string[] = [];
+		// The body, telling when it has been read to its end.
+		const bucket = new Proxy(env.BUCKET, {
+			get(target, prop) {
+				if (prop !== "get") return Reflect.get(target, prop, target);
+				return async (...args: Parameters<R2Bucket["get"]>) => {
+					const object = await target.get(...args);
+					if (object === null || !("body" in object)) return object;
+					const reader = object.body.getReader();
+					const body = new ReadableStream<Uint8Array>({
+						async pull(controller) {
+							const { done, value } = await reader.read();
+							if (done) {
+								order.push("image read");
+								controller.close();
+							} else controller.enqueue(value);
+						},
+					});
+					return new Proxy(object, { get: (o, p) => (p === "body" ? body : Reflect.get(o, p, o)) });
+				};
+			},
+		});
+		// D1 answering the claim's transaction 300 ms late, as a busy database would.
+		const db = new Proxy(env.DB, {
+			get(target, prop) {
+				if (prop !== "batch") return Reflect.get(target, prop, target);
+				return async (statements: D1PreparedStatement[]) => {
+					const results = await target.batch(statements);
+					await scheduler.wait(300);
+					order.push("batch answered");
+					return results;
+				};
+			},
+		});
+		const { ids, result } = await runConsumer([notification], { env: { BUCKET: bucket, DB: db } });
+		expect(result.explicitAcks).toEqual(ids);
+		expect(await onlyJob(key)).toMatchObject({ status: "succeeded" });
+		// The claim's transaction, then the finish's: the image was read during the first.
+		expect(order).toEqual(["image read", "batch answered", "batch answered"]);
+	});
 });

@@ -38,9 +38,11 @@ import { outputFields, type Produced, produceOutput } from "./produce-output";
 import {
 	discardBody,
 	notifiedOptionsKey,
+	type OpenedObject,
 	objectOptions,
 	openNotifiedVersion,
 	openObject,
+	readAhead,
 	readSource,
 } from "./read-source";
 import { writeBackJob } from "./write-back";
@@ -83,7 +85,7 @@ export async function handleCaptionMessage(message: Message<unknown>, ctx: Batch
 
 type Claim =
 	/** `object`: the job's object version, opened before the claim (null: open it now). */
-	| { kind: "claimed"; job: JobRow; spillover: boolean; object: R2ObjectBody | null }
+	| { kind: "claimed"; job: JobRow; spillover: boolean; object: OpenedObject | null }
 	/** Finished, with its write-back still to do (an earlier delivery ended before it). */
 	| { kind: "write-back"; job: JobRow }
 	/** Running under another message's lease: look again once it ends. */
@@ -119,6 +121,8 @@ async function claimJob(message: Message<unknown>, ctx: BatchContext): Promise<C
 			let result: ClaimResult | null = null;
 			try {
 				if (echo !== null) return { kind: "skipped", counter: echo };
+				// A small image is read while the batch's claims are gathered and written.
+				const ahead = body && readAhead(body, ctx.settings.MAX_OBJECT_BYTES);
 				const optionsKey = await notifiedOptionsKey(target.version, opened);
 				const ask: ClaimAsk = {
 					kind: "version",
@@ -128,7 +132,7 @@ async function claimJob(message: Message<unknown>, ctx: BatchContext): Promise<C
 					optionsKey,
 				};
 				result = await claim(ctx, ask);
-				return claimed(message, result, false, body);
+				return claimed(message, result, false, body && { body, ahead });
 			} finally {
 				if (body !== null && result?.kind !== "claimed") await discardBody(body);
 			}
@@ -152,7 +156,7 @@ function claimed(
 	message: Message<unknown>,
 	result: ClaimResult,
 	spillover = false,
-	object: R2ObjectBody | null = null,
+	object: OpenedObject | null = null,
 ): Claim {
 	switch (result.kind) {
 		case "claimed":
@@ -200,10 +204,10 @@ async function step<T>(fields: JobResultFields, run: () => T | Promise<T>): Prom
 async function captionJob(
 	job: JobRow,
 	spillover: boolean,
-	object: R2ObjectBody | null,
+	object: OpenedObject | null,
 	ctx: BatchContext,
 ): Promise<Attempt> {
-	const opened = await step({}, () => object ?? openObject(ctx.env.BUCKET, job));
+	const opened = await step({}, async () => object ?? { body: await openObject(ctx.env.BUCKET, job), ahead: null });
 	if (opened.kind === "end") return opened.attempt;
 	const loaded = await loadSource(job, opened.value, ctx);
 	if (loaded.kind === "end") return loaded.attempt;
@@ -259,7 +263,8 @@ interface Loaded {
 }
 
 /** The job's options (explicit, then custom metadata, then the defaults) and its image. */
-async function loadSource(job: JobRow, object: R2ObjectBody, ctx: BatchContext): Promise<Step<Loaded>> {
+async function loadSource(job: JobRow, opened: OpenedObject, ctx: BatchContext): Promise<Step<Loaded>> {
+	const object = opened.body;
 	try {
 		const defaults = { prompt: ctx.settings.DEFAULT_PROMPT, maxTokens: ctx.settings.DEFAULT_MAX_TOKENS };
 		const preset = await batchPresets(ctx.chain, ctx.env.DB).forKey(job.key);
@@ -272,7 +277,9 @@ async function loadSource(job: JobRow, object: R2ObjectBody, ctx: BatchContext):
 			callbackUrl: options.callbackUrl,
 			...outputFields(options),
 		};
-		const read = await step(known, () => readSource(ctx.env.BUCKET, job, object, ctx.settings.MAX_OBJECT_BYTES));
+		const read = await step(known, () =>
+			readSource(ctx.env.BUCKET, job, object, ctx.settings.MAX_OBJECT_BYTES, opened.ahead),
+		);
 		if (read.kind === "end") return read;
 		const source = read.value;
 		return { kind: "next", value: { options, source, fields: { ...known, contentType: source.info.mime } } };

@@ -77,15 +77,41 @@ export function objectOptions(
 	return options;
 }
 
+/** An object version opened for a job, with the read of its body already started (readAhead) or not. */
+export interface OpenedObject {
+	body: R2ObjectBody;
+	ahead: Promise<Uint8Array> | null;
+}
+
+/** Whether readSource reads this object whole (otherwise its head only, or nothing). */
+const readWhole = (object: R2Object, maxBytes: number) =>
+	object.size > 0 && object.size <= Math.min(READ_WHOLE_LIMIT, maxBytes);
+
+/**
+ * Starts reading an object that readSource would read whole, at once: the consumer opens a
+ * notification's version before its claim, and the read then overlaps the wait for the batch's
+ * claims to be written instead of following it. Null for an object read in part or not at all. A
+ * claim not made leaves the read to end on its own (the object is small); readSource takes its bytes.
+ */
+export function readAhead(object: R2ObjectBody, maxBytes: number): Promise<Uint8Array> | null {
+	if (!readWhole(object, maxBytes)) return null;
+	const bytes = new Response(object.body).arrayBuffer().then((buffer) => new Uint8Array(buffer));
+	// Handled where it is awaited (readSource); a claim not made never awaits it.
+	bytes.catch(() => {});
+	return bytes;
+}
+
 /**
  * The image in an opened object: a JobFailure when it is empty, over `maxBytes` or not a supported
- * image. Reads the body (whole, or its head); the caller discards what is left of it.
+ * image. Reads the body (whole, or its head), or takes the bytes readAhead read; the caller discards
+ * what is left of it.
  */
 export async function readSource(
 	bucket: R2Bucket,
 	job: JobRow,
 	object: R2ObjectBody,
 	maxBytes: number,
+	ahead: Promise<Uint8Array> | null = null,
 ): Promise<SourceImage> {
 	if (object.size === 0) throw new JobFailure("empty_object", "The object is empty.");
 	if (object.size > maxBytes) {
@@ -98,8 +124,8 @@ export async function readSource(
 	};
 	// The claim counted this attempt: more than one means an earlier delivery of the job ran.
 	const retried = job.attempts > 1;
-	if (object.size <= READ_WHOLE_LIMIT) {
-		const bytes = new Uint8Array(await new Response(object.body).arrayBuffer());
+	if (readWhole(object, maxBytes)) {
+		const bytes = (await ahead) ?? new Uint8Array(await new Response(object.body).arrayBuffer());
 		return { info: validateImage(bytes), bytes, open, size: object.size, retried };
 	}
 	const info = inspectImage(await readPrefix(object.body, HEADER_BYTES));
