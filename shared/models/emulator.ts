@@ -71,7 +71,12 @@ const HEADER_BYTES = 256 * 1024;
 /** The first HEADER_BYTES of a data URL's image: decoding all of it would cost the Worker what Workers AI spends. */
 function dataUrlBytes(url: string): Uint8Array {
 	const start = url.indexOf(",") + 1;
-	const binary = atob(url.slice(start, start + Math.floor(HEADER_BYTES / 3) * 4));
+	const base64 = url.slice(start, start + Math.floor(HEADER_BYTES / 3) * 4);
+	// The runtime's own decoder where it has one (workerd): a batch's ten images are decoded in the
+	// consumer's isolate locally, work that Workers AI does on its side.
+	const { fromBase64 } = Uint8Array as { fromBase64?: (text: string) => Uint8Array };
+	if (typeof fromBase64 === "function") return fromBase64.call(Uint8Array, base64);
+	const binary = atob(base64);
 	const bytes = new Uint8Array(binary.length);
 	for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
 	return bytes;
