@@ -1,7 +1,7 @@
 /**
  * The lane scheduler (shared/scheduling/): who gets each rate limit's next slot. The policy is
  * pure and tested on its own; the Durable Object is tested through its RPC with a fresh instance
- * per test and a low pace (10 slots a second), recording the order in which callers get slots.
+ * per test and low paces (10 slots a second, or one per 400 ms where a test needs a wide interval), recording the order in which callers get slots.
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
@@ -11,6 +11,9 @@ import { uniqueKey } from "../support/fixtures";
 
 const IT: LimitSpec = { name: "Image-to-Text", perMinute: 610, pacedPerMinute: 600 };
 const TG: LimitSpec = { name: "Text Generation", perMinute: 310, pacedPerMinute: 300 };
+
+/** One slot per 400 ms: a caller asking 30 ms after another is well inside the interval on a loaded machine. */
+const SLOW: LimitSpec = { name: "slow pace", perMinute: 150, pacedPerMinute: 150 };
 
 const scheduler = () => env.MODEL_SCHEDULER.getByName(uniqueKey("scheduler"));
 
@@ -136,9 +139,9 @@ describe("the lane scheduler Durable Object", () => {
 
 	it("a grant of several slots takes an idle limit's burst in one answer, then no more than the pace, and an interactive caller still goes first", async () => {
 		const s = scheduler();
-		const burst = { ...request("batch", "key_g"), burst: 3 };
+		const burst = { ...request("batch", "key_g", [SLOW]), burst: 3 };
 		const first = await s.acquireMany(burst, 10);
-		expect(first).toEqual({ kind: "slots", limits: [IT.name, IT.name, IT.name] });
+		expect(first).toEqual({ kind: "slots", limits: [SLOW.name, SLOW.name, SLOW.name] });
 		const asked = Date.now();
 		const order: string[] = [];
 		const rest = s.acquireMany(burst, 7).then((grant) => {
@@ -146,15 +149,15 @@ describe("the lane scheduler Durable Object", () => {
 			return grant;
 		});
 		await new Promise((resolve) => setTimeout(resolve, 30));
-		const interactive = s.acquire({ ...request("interactive", null), burst: 3 }).then((grant) => {
+		const interactive = s.acquire({ ...request("interactive", null, [SLOW]), burst: 3 }).then((grant) => {
 			order.push("interactive");
 			return grant;
 		});
-		expect(await interactive).toEqual({ kind: "slot", limit: IT.name });
-		// Past the burst one slot per 100 ms: the batch's next answer is one slot, after the interactive one's.
-		expect(await rest).toEqual({ kind: "slots", limits: [IT.name] });
+		expect(await interactive).toEqual({ kind: "slot", limit: SLOW.name });
+		// Past the burst one slot per 400 ms: the batch's next answer is one slot, after the interactive one's.
+		expect(await rest).toEqual({ kind: "slots", limits: [SLOW.name] });
 		expect(order).toEqual(["interactive", "batch"]);
-		expect(Date.now() - asked).toBeGreaterThanOrEqual(180);
+		expect(Date.now() - asked).toBeGreaterThanOrEqual(700);
 	});
 
 	it("two keys' batches asking for several slots each, under load, are served slot by slot round the keys", async () => {
@@ -179,7 +182,7 @@ describe("the lane scheduler Durable Object", () => {
 
 	it("a slot stream tells a batch its slots as they are handed out, at the pace and behind an interactive caller, and ends with the last", async () => {
 		const s = scheduler();
-		const stream = await s.slotStream({ ...request("batch", "key_s"), burst: 2 }, 5);
+		const stream = await s.slotStream({ ...request("batch", "key_s", [SLOW]), burst: 2 }, 5);
 		const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
 		const order: string[] = [];
 		let text = "";
@@ -195,12 +198,15 @@ describe("the lane scheduler Durable Object", () => {
 			}
 		})();
 		await new Promise((resolve) => setTimeout(resolve, 30));
-		expect(await s.acquire({ ...request("interactive", null), burst: 2 })).toEqual({ kind: "slot", limit: IT.name });
+		expect(await s.acquire({ ...request("interactive", null, [SLOW]), burst: 2 })).toEqual({
+			kind: "slot",
+			limit: SLOW.name,
+		});
 		order.push("interactive");
 		const started = Date.now();
 		await read;
-		// The burst of two at once, the interactive caller's slot next, then the batch's three at 100 ms each.
+		// The burst of two at once, the interactive caller's slot next, then the batch's three at 400 ms each.
 		expect(order).toEqual(["batch 2", "interactive", "batch 1", "batch 1", "batch 1"]);
-		expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+		expect(Date.now() - started).toBeGreaterThanOrEqual(1100);
 	});
 });
