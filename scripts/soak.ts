@@ -12,7 +12,7 @@
  *   npm run soak
  *   npm run soak -- --images 2000 --kill-at 0.3 --no-callbacks
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Command, InvalidArgumentError } from "commander";
@@ -55,6 +55,8 @@ const elapsed = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} 
 
 const persistTo = mkdtempSync(path.join(tmpdir(), "r2-captions-soak-"));
 const logFile = path.join(root, ".wrangler/soak-dev-server.log");
+// A fresh clone has no .wrangler/ before its first `npm run dev`.
+mkdirSync(path.dirname(logFile), { recursive: true });
 writeFileSync(logFile, "");
 const token = readDevVars().ADMIN_TOKEN ?? "";
 const stacks: DevStack[] = [];
