@@ -3,15 +3,18 @@
  * per job (migrations/0029_batched_stats.sql). The statements here go into the same D1 batch (one
  * transaction) as the claims or finishes they count, before them: they read which jobs the claims
  * or finishes will change, with the same conditions those statements test, so the counts moved are
- * exactly the changes made. Between the bracket's two statements the triggers of 0008_bounded_stats.sql
- * count nothing. A counter row is written only when its count changes.
+ * exactly the changes made. The claims and finishes they count mark their rows (./stats-mark.ts),
+ * and the triggers of 0008_bounded_stats.sql leave those rows' changes to them (a listing page's inserts
+ * are bracketed instead: deferredCountsBracket). A counter row is written only when its count changes.
  */
 import { notificationJobOf } from "./notification-once";
 
 /**
- * The claims and finishes of a transaction that counts its own changes: its first and last
- * statements. `batches` = 1 says the transaction moves its batches' counts too
- * (migrations/0030_fewer_rows.sql: the triggers jobs_batch_counts and jobs_batch_models leave them).
+ * The inserts of a transaction that counts its own changes (a listing page's,
+ * workers/consumer/batch-pages.ts): its first and last statements. While the row of `stats_deferred`
+ * exists the triggers count nothing; `batches` = 1 says the transaction moves its batches' counts too
+ * (migrations/0030_fewer_rows.sql). The consumer's claims and finishes mark their rows instead
+ * (./stats-mark.ts): no bracket, two rows written less per transaction.
  */
 export function deferredCountsBracket(db: D1Database): [D1PreparedStatement, D1PreparedStatement] {
 	return [
