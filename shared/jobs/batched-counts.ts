@@ -25,17 +25,31 @@ export function deferredCountsBracket(db: D1Database): [D1PreparedStatement, D1P
 
 /**
  * Adds `moves` (a CTE of (key, status, d) rows: a job of that key entering (+1) or leaving (-1) that
- * status) to `job_counts`, one row per scope and status whose count changes.
+ * status) to `scope_counts`, one row per scope whose counts change (all five counts of a scope are
+ * one row: migrations/0032_scope_counts.sql).
  */
 const countMoves = (ctes: string, moves: string) =>
 	`WITH ${ctes}, moves(key, status, d) AS (${moves}),
 	delta AS MATERIALIZED (
-		SELECT s.prefix AS scope, m.status AS status, sum(m.d) AS d
+		SELECT s.prefix AS scope,
+			sum(m.d * (m.status = 'queued')) AS queued,
+			sum(m.d * (m.status = 'processing')) AS processing,
+			sum(m.d * (m.status = 'succeeded')) AS succeeded,
+			sum(m.d * (m.status = 'failed')) AS failed,
+			sum(m.d * (m.status = 'cancelled')) AS cancelled
 		FROM moves m JOIN stat_scopes s ON substr(m.key, 1, length(s.prefix)) = s.prefix
-		GROUP BY s.prefix, m.status HAVING sum(m.d) <> 0
+		GROUP BY s.prefix
+		HAVING sum(m.d * (m.status = 'queued')) <> 0 OR sum(m.d * (m.status = 'processing')) <> 0
+			OR sum(m.d * (m.status = 'succeeded')) <> 0 OR sum(m.d * (m.status = 'failed')) <> 0
+			OR sum(m.d * (m.status = 'cancelled')) <> 0
 	)
-	UPDATE job_counts SET n = n + delta.d FROM delta
-	WHERE job_counts.scope = delta.scope AND job_counts.status = delta.status`;
+	UPDATE scope_counts SET
+		queued = scope_counts.queued + delta.queued,
+		processing = scope_counts.processing + delta.processing,
+		succeeded = scope_counts.succeeded + delta.succeeded,
+		failed = scope_counts.failed + delta.failed,
+		cancelled = scope_counts.cancelled + delta.cancelled
+	FROM delta WHERE scope_counts.scope = delta.scope`;
 
 /**
  * A finish of the group: the job, the lease it was claimed under, the terminal status it gets, and

@@ -146,11 +146,11 @@ describe("D1 rows written per image", () => {
 			.bind(prefix)
 			.first("n");
 		expect(undispatched).toBe(0);
-		// The counters, once per transaction: queued −10 and processing +10 in each scope (4), processing
-		// −10 and succeeded +10 (4), the 30-second and 15-minute buckets (4); no bracket row (the claims
-		// and finishes mark their rows as counted).
+		// The counters, once per transaction: queued −10 and processing +10 in each scope's one row (2),
+		// processing −10 and succeeded +10 likewise (2), the 30-second and 15-minute buckets (4); no
+		// bracket row (the claims and finishes mark their rows as counted).
 		const counters = ["WITH asked", "WITH finished"];
-		expect(sum(counters.flatMap((c) => d1.rowsOf(c)))).toBe(12);
+		expect(sum(counters.flatMap((c) => d1.rowsOf(c)))).toBe(8);
 		expect(d1.written.filter((w) => w.sql.includes("stats_deferred"))).toEqual([]);
 		// Nothing else wrote a row (the shared texts were there already, or are counted here).
 		const known = [
