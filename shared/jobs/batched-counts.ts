@@ -3,15 +3,18 @@
  * per job (migrations/0029_batched_stats.sql). The statements here go into the same D1 batch (one
  * transaction) as the claims or finishes they count, before them: they read which jobs the claims
  * or finishes will change, with the same conditions those statements test, so the counts moved are
- * exactly the changes made. Between the bracket's two statements the triggers of 0008_bounded_stats.sql
- * count nothing. A counter row is written only when its count changes.
+ * exactly the changes made. The claims and finishes they count mark their rows (./stats-mark.ts),
+ * and the triggers of 0008_bounded_stats.sql leave those rows' changes to them (a listing page's inserts
+ * are bracketed instead: deferredCountsBracket). A counter row is written only when its count changes.
  */
 import { notificationJobOf } from "./notification-once";
 
 /**
- * The claims and finishes of a transaction that counts its own changes: its first and last
- * statements. `batches` = 1 says the transaction moves its batches' counts too
- * (migrations/0030_fewer_rows.sql: the triggers jobs_batch_counts and jobs_batch_models leave them).
+ * The inserts of a transaction that counts its own changes (a listing page's,
+ * workers/consumer/batch-pages.ts): its first and last statements. While the row of `stats_deferred`
+ * exists the triggers count nothing; `batches` = 1 says the transaction moves its batches' counts too
+ * (migrations/0030_fewer_rows.sql). The consumer's claims and finishes mark their rows instead
+ * (./stats-mark.ts): no bracket, two rows written less per transaction.
  */
 export function deferredCountsBracket(db: D1Database): [D1PreparedStatement, D1PreparedStatement] {
 	return [
@@ -22,17 +25,31 @@ export function deferredCountsBracket(db: D1Database): [D1PreparedStatement, D1P
 
 /**
  * Adds `moves` (a CTE of (key, status, d) rows: a job of that key entering (+1) or leaving (-1) that
- * status) to `job_counts`, one row per scope and status whose count changes.
+ * status) to `scope_counts`, one row per scope whose counts change (all five counts of a scope are
+ * one row: migrations/0032_scope_counts.sql).
  */
 const countMoves = (ctes: string, moves: string) =>
 	`WITH ${ctes}, moves(key, status, d) AS (${moves}),
 	delta AS MATERIALIZED (
-		SELECT s.prefix AS scope, m.status AS status, sum(m.d) AS d
+		SELECT s.prefix AS scope,
+			sum(m.d * (m.status = 'queued')) AS queued,
+			sum(m.d * (m.status = 'processing')) AS processing,
+			sum(m.d * (m.status = 'succeeded')) AS succeeded,
+			sum(m.d * (m.status = 'failed')) AS failed,
+			sum(m.d * (m.status = 'cancelled')) AS cancelled
 		FROM moves m JOIN stat_scopes s ON substr(m.key, 1, length(s.prefix)) = s.prefix
-		GROUP BY s.prefix, m.status HAVING sum(m.d) <> 0
+		GROUP BY s.prefix
+		HAVING sum(m.d * (m.status = 'queued')) <> 0 OR sum(m.d * (m.status = 'processing')) <> 0
+			OR sum(m.d * (m.status = 'succeeded')) <> 0 OR sum(m.d * (m.status = 'failed')) <> 0
+			OR sum(m.d * (m.status = 'cancelled')) <> 0
 	)
-	UPDATE job_counts SET n = n + delta.d FROM delta
-	WHERE job_counts.scope = delta.scope AND job_counts.status = delta.status`;
+	UPDATE scope_counts SET
+		queued = scope_counts.queued + delta.queued,
+		processing = scope_counts.processing + delta.processing,
+		succeeded = scope_counts.succeeded + delta.succeeded,
+		failed = scope_counts.failed + delta.failed,
+		cancelled = scope_counts.cancelled + delta.cancelled
+	FROM delta WHERE scope_counts.scope = delta.scope`;
 
 /**
  * A finish of the group: the job, the lease it was claimed under, the terminal status it gets, and

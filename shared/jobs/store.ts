@@ -11,6 +11,7 @@ import type { ObjectVersion } from "../queue/caption-jobs";
 import { groupBatchSeq } from "./batched-counts";
 import { notificationJobOf } from "./notification-once";
 import { type JobErrorCode, JobRow } from "./schema";
+import { STATS_MARK_CHANGED, STATS_MARK_INSERTED } from "./stats-mark";
 import { setJobText } from "./text-sql";
 import { JOB_COLUMNS } from "./texts";
 
@@ -53,6 +54,7 @@ export interface ClaimWrite {
 /**
  * Creates the job of an object version from its notification, or claims the existing one if it
  * is queued or its lease has expired, in one transaction (its two statements in one batch).
+ * `counted`: a group's statements count this claim (shared/jobs/batched-counts.ts), so it marks its row.
  */
 export function claimNotificationWrite(
 	db: D1Database,
@@ -60,6 +62,7 @@ export function claimNotificationWrite(
 	eventTime: number,
 	lease: Lease,
 	optionsKey: string,
+	counted = false,
 ): ClaimWrite {
 	const version = notificationJobOf("?2", "?3", "?4", "?10");
 	const params = [
@@ -81,7 +84,7 @@ export function claimNotificationWrite(
 				.prepare(
 					`UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease_token = ?6,
 						lease_expires_at = ?7, updated_at = ?8, started_at = coalesce(started_at, ?8),
-						queue_ms = coalesce(queue_ms, ?9)
+						queue_ms = coalesce(queue_ms, ?9)${counted ? `, ${STATS_MARK_CHANGED}` : ""}
 					WHERE id = (SELECT id FROM jobs WHERE ${version}) AND ${CLAIMABLE.replace("?", "?8")}
 					RETURNING ${JOB_COLUMNS}`,
 				)
@@ -89,8 +92,8 @@ export function claimNotificationWrite(
 			db
 				.prepare(
 					`INSERT INTO jobs (id, source, bucket, key, etag, size, status, attempts, lease_token,
-						lease_expires_at, created_at, updated_at, started_at, queue_ms, options_key)
-					SELECT ?1, 'notification', ?2, ?3, ?4, ?5, 'processing', 1, ?6, ?7, ?8, ?8, ?8, ?9, ?10
+						lease_expires_at, created_at, updated_at, started_at, queue_ms, options_key${counted ? ", stats_mark" : ""})
+					SELECT ?1, 'notification', ?2, ?3, ?4, ?5, 'processing', 1, ?6, ?7, ?8, ?8, ?8, ?9, ?10${counted ? `, ${STATS_MARK_INSERTED}` : ""}
 					WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE ${version})
 					RETURNING ${JOB_COLUMNS}`,
 				)
@@ -101,15 +104,15 @@ export function claimNotificationWrite(
 	};
 }
 
-/** Claims a job that already has a row (API-requested, or re-queued by the sweeper). */
-export function claimByIdWrite(db: D1Database, id: string, lease: Lease): ClaimWrite {
+/** Claims a job that already has a row (API-requested, or re-queued by the sweeper); `counted` as above. */
+export function claimByIdWrite(db: D1Database, id: string, lease: Lease, counted = false): ClaimWrite {
 	return {
 		statements: [
 			db
 				.prepare(
 					`UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease_token = ?2,
 						lease_expires_at = ?3, updated_at = ?4, started_at = coalesce(started_at, ?4),
-						queue_ms = coalesce(queue_ms, ?4 - created_at)
+						queue_ms = coalesce(queue_ms, ?4 - created_at)${counted ? `, ${STATS_MARK_CHANGED}` : ""}
 					WHERE id = ?1 AND ${CLAIMABLE.replace("?", "?4")}
 					RETURNING ${JOB_COLUMNS}`,
 				)
@@ -172,7 +175,8 @@ export type FinishOutcome =
  * far + 1, read before the trigger jobs_caption_version adds it to `captions`), not by a second
  * UPDATE from that trigger (migrations/0030_fewer_rows.sql). In a group of finishes written
  * together (`group`: their countedFinishes, shared/jobs/batched-counts.ts), a batch job takes its
- * completion number here too, the group's statement having raised its batch's `finished_seq`.
+ * completion number here too, the group's statement having raised its batch's `finished_seq`, and
+ * the finish marks its row as counted by the group (STATS_MARK_CHANGED).
  */
 export function finishStatement(
 	db: D1Database,
@@ -202,7 +206,7 @@ export function finishStatement(
 				write_back_status = CASE WHEN coalesce(?17, write_back) IS NULL THEN NULL
 					WHEN ?3 = 'succeeded' THEN 'pending' ELSE 'not_attempted' END,
 				${ADD_USAGE("?18", "?19")},
-				caption_version = ${captionVersionOf("?3", "?4")}${group === null ? "" : `, batch_seq = ${groupBatchSeq("?20")}`}
+				caption_version = ${captionVersionOf("?3", "?4")}${group === null ? "" : `, batch_seq = ${groupBatchSeq("?20")}, ${STATS_MARK_CHANGED}`}
 			WHERE id = ?1 AND status = 'processing' AND lease_token = ?2
 			RETURNING ${JOB_COLUMNS}`,
 		)

@@ -263,9 +263,9 @@ describe("batches", () => {
 		expect(await onlyJob(key)).toMatchObject({ status: "succeeded" });
 		expect(writes).toEqual([
 			// The claim's and the finish's counters (WITH … UPDATE job_counts / INSERT INTO job_completions)
-			// are between each bracket's two statements (shared/jobs/batched-counts.ts).
-			"INSERT INTO stats_deferred + UPDATE jobs SET + INSERT INTO jobs + DELETE FROM stats_deferred",
-			"INSERT INTO stats_deferred + UPDATE jobs SET + INSERT INTO webhook_events + UPDATE batches SET + INSERT INTO webhook_events + DELETE FROM stats_deferred",
+			// come first in each, and the claim and finish mark the job as counted (shared/jobs/batched-counts.ts).
+			"UPDATE jobs SET + INSERT INTO jobs",
+			"UPDATE jobs SET + INSERT INTO webhook_events + UPDATE batches SET + INSERT INTO webhook_events",
 		]);
 	});
 });

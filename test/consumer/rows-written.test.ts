@@ -106,7 +106,7 @@ async function uploadsJob(db: D1Database, key: string) {
 }
 
 describe("D1 rows written per image", () => {
-	it("an upload, its claim and its finish in a queue batch of ten: 12 rows an image, and its counters", async () => {
+	it("an upload, its claim and its finish in a queue batch of ten: 11 rows an image, and its counters", async () => {
 		const prefix = await countedScope("uploads");
 		const jpeg = await fixture("small.jpg");
 		const d1 = recordingD1(env.DB);
@@ -118,7 +118,7 @@ describe("D1 rows written per image", () => {
 				return notification;
 			}),
 		);
-		// The job row, its primary key, jobs_created, jobs_status_created, jobs_key_created; one
+		// The job row, its primary key, jobs_created, jobs_unfinished, jobs_key_created; one
 		// counter in each of the two scopes. No lease entry.
 		expect(d1.rowsOf("INSERT INTO jobs")).toEqual(Array(10).fill(7));
 		expect(sum(d1.rowsOf("UPDATE jobs SET key_id"))).toBe(0);
@@ -132,8 +132,8 @@ describe("D1 rows written per image", () => {
 		expect(result.explicitAcks).toHaveLength(10);
 		for (const n of notifications) expect((await onlyJob(n.object.key)).status).toBe("succeeded");
 
-		// The claim: the row and its jobs_status_created entry (no lease index).
-		expect(d1.rowsOf("UPDATE jobs SET status = 'processing'")).toEqual(Array(10).fill(2));
+		// The claim: the row alone (no lease index; jobs_unfinished holds no status, so its entry stays).
+		expect(d1.rowsOf("UPDATE jobs SET status = 'processing'")).toEqual(Array(10).fill(1));
 		// The finish: the row, its jobs_completed entry and the object's `captions` row; the caption's
 		// version in the same UPDATE (no second UPDATE of the job by the trigger).
 		expect(d1.rowsOf("UPDATE jobs SET status = ?3")).toEqual(Array(10).fill(3));
@@ -146,10 +146,12 @@ describe("D1 rows written per image", () => {
 			.bind(prefix)
 			.first("n");
 		expect(undispatched).toBe(0);
-		// The counters, once per transaction: queued −10 and processing +10 in each scope (4), processing
-		// −10 and succeeded +10 (4), the 30-second and 15-minute buckets (4), two brackets of 2.
-		const counters = ["WITH asked", "WITH finished", "INSERT INTO stats_deferred", "DELETE FROM stats_deferred"];
-		expect(sum(counters.flatMap((c) => d1.rowsOf(c)))).toBe(16);
+		// The counters, once per transaction: queued −10 and processing +10 in each scope's one row (2),
+		// processing −10 and succeeded +10 likewise (2), the 30-second and 15-minute buckets (4); no
+		// bracket row (the claims and finishes mark their rows as counted).
+		const counters = ["WITH asked", "WITH finished"];
+		expect(sum(counters.flatMap((c) => d1.rowsOf(c)))).toBe(8);
+		expect(d1.written.filter((w) => w.sql.includes("stats_deferred"))).toEqual([]);
 		// Nothing else wrote a row (the shared texts were there already, or are counted here).
 		const known = [
 			"INSERT INTO jobs",
@@ -165,7 +167,7 @@ describe("D1 rows written per image", () => {
 		);
 	});
 
-	it("a batch's ten jobs claimed and finished in a queue batch: 8 rows a job, its batch's row once per write, counts and numbers exact", async () => {
+	it("a batch's ten jobs claimed and finished in a queue batch: 7 rows a job, its batch's row once per write, counts and numbers exact", async () => {
 		const { batch, jobs } = await queuedBatch(10);
 		const d1 = recordingD1(env.DB);
 		const { result } = await runConsumer(
@@ -176,8 +178,8 @@ describe("D1 rows written per image", () => {
 		const finished = await jobsOfBatch(batch.id);
 		expect(finished.map((j) => j.status)).toEqual(Array(10).fill("succeeded"));
 
-		// The claim: the row and its jobs_status_created entry; the batch's counts once for the ten.
-		expect(d1.rowsOf("UPDATE jobs SET status = 'processing'")).toEqual(Array(10).fill(2));
+		// The claim: the row alone; the batch's counts once for the ten.
+		expect(d1.rowsOf("UPDATE jobs SET status = 'processing'")).toEqual(Array(10).fill(1));
 		// The finish: the row, jobs_completed, its completion number's jobs_batch_seq entry (set in the
 		// same UPDATE, the batch's counter raised once for the ten), the object's `captions` row.
 		expect(d1.rowsOf("UPDATE jobs SET status = ?3")).toEqual(Array(10).fill(4));
@@ -228,7 +230,7 @@ describe("D1 rows written per image", () => {
 		await deliverPage(batch.id, 0, { holdCaptions: true, env: { DB: d1.db } });
 		const jobs = await jobsOfBatch(batch.id);
 		expect(jobs.map((j) => j.status)).toEqual(["queued", "queued", "queued"]);
-		// The row, its primary key, jobs_created, jobs_status_created, jobs_key_created, jobs_batch_key,
+		// The row, its primary key, jobs_created, jobs_unfinished, jobs_key_created, jobs_batch_key,
 		// jobs_batch_created: no counter row a job.
 		expect(d1.rowsOf("INSERT INTO jobs")).toEqual([21]);
 		// queued +3 in each of the two scopes (the whole service's and this test's).

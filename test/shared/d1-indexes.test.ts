@@ -21,8 +21,13 @@ const READERS: Record<string, { reader: string; sql: string }> = {
 		sql: `SELECT * FROM jobs INDEXED BY jobs_created WHERE ${NEWEST_FIRST}`,
 	},
 	jobs_status_created: {
-		reader: "GET /v1/jobs?status=failed (any status but succeeded; workers/status/jobs/list.ts)",
-		sql: `SELECT * FROM jobs INDEXED BY jobs_status_created WHERE (status = ?3 AND status <> 'succeeded') AND ${NEWEST_FIRST}`,
+		reader: "GET /v1/jobs?status=failed (or cancelled; workers/status/jobs/list.ts)",
+		sql: `SELECT * FROM jobs INDEXED BY jobs_status_created WHERE (status = ?3 AND status IN ('failed', 'cancelled')) AND ${NEWEST_FIRST}`,
+	},
+	jobs_unfinished: {
+		reader:
+			"GET /v1/jobs?status=queued (or processing: the status checked on the rows walked; workers/status/jobs/list.ts)",
+		sql: `SELECT * FROM jobs INDEXED BY jobs_unfinished WHERE (completed_at IS NULL) AND ${NEWEST_FIRST}`,
 	},
 	jobs_key_created: {
 		reader: "GET /v1/jobs?key=, retention's newer job of a key (workers/consumer/retention-kinds.ts)",
@@ -162,17 +167,20 @@ describe("D1 indexes", () => {
 		},
 	);
 
-	it("the stalled-job sweep walks the unfinished jobs of jobs_status_created (no lease index), not every job", async () => {
+	// The sweep names its index (workers/consumer/stalled-jobs.ts): left to itself, SQLite would walk the
+	// primary key from the page's last id over every job.
+	it("the stalled-job sweep walks the unfinished jobs of jobs_unfinished (no lease index), not every job", async () => {
 		const details = await plan(
-			`SELECT id, attempts, status FROM jobs WHERE status IN ('queued', 'processing') AND status <> 'succeeded'
+			`SELECT id, attempts, status FROM jobs INDEXED BY jobs_unfinished WHERE completed_at IS NULL AND status IN ('queued', 'processing')
 			AND ((status = 'processing' AND (lease_expires_at < ?1 OR updated_at < ?3)) OR (status = 'queued' AND updated_at < ?2))
 			AND id > ?4 ORDER BY id LIMIT ?5`,
 		);
 		expect(
-			details.some((d) => /USING INDEX jobs_status_created \(status=\?\)/.test(d)),
+			details.some((d) => /USING INDEX jobs_unfinished\b/.test(d)),
 			details.join("\n"),
 		).toBe(true);
-		expect(details).not.toContainEqual(expect.stringMatching(/^SCAN jobs\b|PRIMARY KEY|sqlite_autoindex_jobs/));
+		// The partial index is walked whole (it holds only the unfinished jobs), never the table.
+		expect(details).not.toContainEqual(expect.stringMatching(/^SCAN jobs$|PRIMARY KEY|sqlite_autoindex_jobs/));
 	});
 
 	it("the batches' rate_per_minute walks the last minute of jobs_completed (no index of a batch's results by time)", async () => {
@@ -215,7 +223,7 @@ describe("D1 indexes", () => {
 	});
 
 	it("a newest-first walk reads its index backwards, without sorting", async () => {
-		for (const index of ["jobs_status_created", "jobs_batch_created", "batches_created"]) {
+		for (const index of ["jobs_status_created", "jobs_unfinished", "jobs_batch_created", "batches_created"]) {
 			const reader = READERS[index];
 			if (!reader) throw new Error(`no reader for ${index}`);
 			expect(await plan(reader.sql)).not.toContainEqual(expect.stringContaining("TEMP B-TREE"));

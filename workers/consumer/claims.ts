@@ -9,7 +9,7 @@
  * asked: a job's `started_at`, `queue_ms` and lease run from its claim, and a message that waited
  * for its neighbours' object reads before the group was written holds its whole lease.
  */
-import { type CountedClaim, claimCountsStatements, deferredCountsBracket } from "../../shared/jobs/batched-counts";
+import { type CountedClaim, claimCountsStatements } from "../../shared/jobs/batched-counts";
 import {
 	type ClaimResult,
 	type ClaimWrite,
@@ -34,10 +34,11 @@ function claimedAt(ask: ClaimAsk, now: number): ClaimAsk {
 	return { ...ask, lease: { token: lease.token, now, expiresAt: now + (lease.expiresAt - lease.now) } };
 }
 
-function claimWrite(db: D1Database, ask: ClaimAsk): ClaimWrite {
+/** The claim's statements; `counted`: in the group's transaction, whose statements count it (its row marked). */
+function claimWrite(db: D1Database, ask: ClaimAsk, counted: boolean): ClaimWrite {
 	return ask.kind === "id"
-		? claimByIdWrite(db, ask.id, ask.lease)
-		: claimNotificationWrite(db, ask.version, ask.eventTime, ask.lease, ask.optionsKey);
+		? claimByIdWrite(db, ask.id, ask.lease, counted)
+		: claimNotificationWrite(db, ask.version, ask.eventTime, ask.lease, ask.optionsKey, counted);
 }
 
 const counted = (ask: ClaimAsk): CountedClaim =>
@@ -59,22 +60,21 @@ const answered = (promise: Promise<ClaimResult>): Promise<ClaimAnswer> =>
 
 export async function claimJobs(db: D1Database, asked: readonly ClaimAsk[], now: number): Promise<ClaimAnswer[]> {
 	const asks = asked.map((ask) => claimedAt(ask, now));
-	const writes = asks.map((ask) => claimWrite(db, ask));
-	const [defer, resume] = deferredCountsBracket(db);
+	const writes = asks.map((ask) => claimWrite(db, ask, true));
 	const counts = claimCountsStatements(db, asks.map(counted));
 	let results: D1Result[];
 	try {
-		results = await db.batch([defer, ...counts, ...writes.flatMap((w) => w.statements), resume]);
+		results = await db.batch([...counts, ...writes.flatMap((w) => w.statements)]);
 	} catch (err) {
 		log("warn", "claim_batch_failed", { claims: asks.length, error: errorMessage(err) });
 		return Promise.all(
 			asks.map((ask) => {
-				const write = claimWrite(db, ask);
+				const write = claimWrite(db, ask, false);
 				return answered(db.batch(write.statements).then((own) => claimResult(db, write, own)));
 			}),
 		);
 	}
-	let offset = 1 + counts.length;
+	let offset = counts.length;
 	return Promise.all(
 		writes.map((write) => {
 			const own = results.slice(offset, offset + write.statements.length);

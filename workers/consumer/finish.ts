@@ -8,7 +8,7 @@
 import { batchEventMessage } from "../../shared/batches/settle";
 import type { EventHub } from "../../shared/events/hub";
 import { notifyEventHub } from "../../shared/events/notify";
-import { countedFinishes, deferredCountsBracket, finishCountsStatements } from "../../shared/jobs/batched-counts";
+import { countedFinishes, finishCountsStatements } from "../../shared/jobs/batched-counts";
 import type { JobRow } from "../../shared/jobs/schema";
 import { type FinishOutcome, finishStatement, type JobResultFields } from "../../shared/jobs/store";
 import { errorMessage, log } from "../../shared/log";
@@ -93,11 +93,10 @@ export async function finishJobs(env: FinishEnv, asks: readonly FinishAsk[], now
 			"dispatched-without-target",
 		),
 	);
-	const [defer, resume] = deferredCountsBracket(env.DB);
 	const counts = finishCountsStatements(env.DB, counted, now);
 	let results: D1Result[];
 	try {
-		results = await env.DB.batch([defer, ...counts, ...writes.flatMap((w) => w.statements), resume]);
+		results = await env.DB.batch([...counts, ...writes.flatMap((w) => w.statements)]);
 	} catch (err) {
 		log("warn", "finish_batch_failed", { jobs: asks.length, error: errorMessage(err) });
 		return Promise.all(
@@ -115,7 +114,7 @@ export async function finishJobs(env: FinishEnv, asks: readonly FinishAsk[], now
 			),
 		);
 	}
-	let offset = 1 + counts.length;
+	let offset = counts.length;
 	const finished = writes.map((write) => {
 		const own = results.slice(offset, offset + write.statements.length);
 		offset += write.statements.length;

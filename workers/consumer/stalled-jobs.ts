@@ -23,12 +23,13 @@ export interface StallCutoffs {
 }
 
 /** The predicate, on the parameters `?{now}`, `?{queued}`, `?{claimed}` of the statement it goes into. */
-// The first terms hold jobs_status_created's own condition (not succeeded), written out: SQLite
-// then walks that partial index for the two statuses (the unfinished jobs only) instead of every
-// job in id order. No index of its own: one over the leases cost a row written at every upload
-// and every claim (migrations/0030_fewer_rows.sql).
+// The first term is jobs_unfinished's own condition (no completion time: queued and processing
+// jobs, and no others), written out: SQLite then walks that partial index (the unfinished jobs
+// only) instead of every job in id order. No index of its own: one over the leases cost a row
+// written at every upload and every claim (migrations/0030_fewer_rows.sql), and one keyed by the
+// status a row at every claim (0031_claims_unindexed.sql).
 const stalled = (now: number, queued: number, claimed: number) =>
-	`status IN ('queued', 'processing') AND status <> 'succeeded'
+	`completed_at IS NULL AND status IN ('queued', 'processing')
 	AND ((status = 'processing' AND (lease_expires_at < ?${now} OR updated_at < ?${claimed}))
 	OR (status = 'queued' AND updated_at < ?${queued}))`;
 
@@ -44,7 +45,7 @@ export async function findStalledJobs(
 ): Promise<StalledJob[]> {
 	return db
 		.prepare(
-			`SELECT id, attempts, status FROM jobs INDEXED BY jobs_status_created
+			`SELECT id, attempts, status FROM jobs INDEXED BY jobs_unfinished
 			WHERE ${stalled(1, 2, 3)} AND id > ?4 ORDER BY id LIMIT ?5`,
 		)
 		.bind(cutoffs.now, cutoffs.queuedBefore, cutoffs.claimedBefore, afterId, limit)

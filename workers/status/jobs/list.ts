@@ -2,9 +2,11 @@
  * Listing jobs newest first with an opaque keyset cursor over (created_at DESC, id DESC)
  * (../keyset-cursor.ts), reading a bounded number of rows whatever the filters and the size of
  * the table. The most selective filter the indexes serve leads the walk: an exact `key`
- * (jobs_key_created), a `batch_id` (jobs_batch_created), a `status` other than `succeeded`
- * (jobs_status_created, which holds only those: nearly every job is succeeded, and a list of them
- * walks jobs_created, where nearly every row matches), or none (jobs_created);
+ * (jobs_key_created), a `batch_id` (jobs_batch_created), `failed` or `cancelled`
+ * (jobs_status_created, which holds only those), `queued` or `processing` (jobs_unfinished, which
+ * holds the jobs of both: the status is checked on the rows walked, so that a claim moves no index
+ * entry; migrations/0031_claims_unindexed.sql), `succeeded` (nearly every job is: its list walks
+ * jobs_created, where nearly every row matches), or none (jobs_created);
  * `created_after`/`created_before` are ranges of the same index. The other filters
  * are checked on at most SCAN_ROWS walked rows a page (../capped-scan.ts): such a page may hold
  * fewer jobs than `limit`, and still a `next_cursor`.
@@ -85,10 +87,15 @@ function equalities(filter: JobFilter): Equality[] {
 		conditions.push({ sql: "batch_id = ?", params: [filter.batchId], index: "jobs_batch_created" });
 	}
 	if (filter.status === "succeeded") conditions.push({ sql: "status = ?", params: [filter.status], index: null });
-	else if (filter.status !== undefined) {
+	else if (filter.status === "queued" || filter.status === "processing") {
+		// The unfinished jobs lead the walk (the partial index's own condition, written out, lets
+		// SQLite take it); the status is checked on the rows walked.
+		conditions.push({ sql: "completed_at IS NULL", params: [], index: "jobs_unfinished" });
+		conditions.push({ sql: "status = ?", params: [filter.status], index: null });
+	} else if (filter.status !== undefined) {
 		// The partial index's own condition, written out, lets SQLite take it for a bound status.
 		conditions.push({
-			sql: "status = ? AND status <> 'succeeded'",
+			sql: "status = ? AND status IN ('failed', 'cancelled')",
 			params: [filter.status],
 			index: "jobs_status_created",
 		});
