@@ -116,7 +116,8 @@ function breakdownTable(costs: BatchesReport["costs"]): string[] {
 			...measured.flatMap(({ cost }) => [
 				`${cost.breakdown.messages} messages`,
 				`**${cost.breakdown.msPerMessage}**`,
-				String(Object.values(cost.breakdown.rowsWritten).reduce((a, b) => a + b, 0)),
+				// Per-stage figures are rounded to two places; their sum is too (no 6.4399999999999995).
+				String(Math.round(Object.values(cost.breakdown.rowsWritten).reduce((a, b) => a + b, 0) * 100) / 100),
 			]),
 		]),
 	);
