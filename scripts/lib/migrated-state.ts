@@ -1,11 +1,12 @@
 /**
  * A local state directory with the D1 migrations already applied, for stacks that start on fresh
- * state (the Node tests boot about ten). Applying the migrations to an empty database costs
- * `wrangler d1 migrations apply` about 9 s of CPU on a 2-core machine; finding them applied, 2 s.
+ * state (the Node tests boot about ten). Applying the migrations to an empty database costs about
+ * 4 s of CPU (all in one `wrangler d1 execute`, scripts/lib/wrangler.ts; 30 s one runtime per
+ * migration, as `wrangler d1 migrations apply` does); finding them applied, 4 s.
  * So the migrations are applied once, to a template kept under node_modules/.cache and named by
  * what it was made from (the migrations, the D1 binding, wrangler's version), and each fresh state
  * directory starts as a copy of it, marked with the template's name: `npm run dev` skips its
- * migration step (2 s of CPU and 4 s of waiting even when there is nothing to apply) on a state
+ * migration step (about 4 s of CPU and of waiting even when there is nothing to apply) on a state
  * whose mark names the migrations there are now, and runs it on any other state.
  */
 import { createHash } from "node:crypto";

@@ -3,6 +3,8 @@
  * a global wrangler or Node 20 would not do).
  */
 import { type SpawnOptions, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 
 export const root = path.join(import.meta.dirname, "../..");
@@ -53,8 +55,65 @@ export function runWrangler(
 	});
 }
 
-/** Applies the D1 migrations to local state in `persistTo` (what `npm run dev` serves from). */
+/** The migrations folder of the D1 binding, and the table wrangler records applied migrations in. */
+const migrationsDir = path.join(root, "migrations");
+const migrationsTable = "d1_migrations";
+
+/**
+ * Every migration and its record in one SQL file, as `wrangler d1 migrations apply` builds each
+ * (the migration's text, then `INSERT INTO d1_migrations (name) values ('<file>')`), after the
+ * statement with which wrangler creates its table.
+ */
+export function allMigrationsSql(): string {
+	const files = readdirSync(migrationsDir)
+		.filter((name) => name.endsWith(".sql"))
+		.sort();
+	const parts = [
+		`CREATE TABLE IF NOT EXISTS "${migrationsTable}"(
+		id         INTEGER PRIMARY KEY AUTOINCREMENT,
+		name       TEXT UNIQUE,
+		applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL
+);`,
+	];
+	for (const name of files) {
+		parts.push(
+			`${readFileSync(path.join(migrationsDir, name), "utf8")}\nINSERT INTO "${migrationsTable}" (name)\nvalues ('${name.replace(/'/g, "''")}');`,
+		);
+	}
+	return parts.join("\n");
+}
+
+/**
+ * Applies every migration to a local state that has no D1 database yet, in one `wrangler d1 execute`:
+ * `wrangler d1 migrations apply` starts a local runtime for each migration (about 0.8 CPU-seconds
+ * each, 27 s for 32 on an empty database), this one runtime for all. The statements are the ones
+ * wrangler would run, in one D1 batch: all are applied, or none. Returns false when that batch
+ * failed (nothing applied), for the caller to apply them one by one instead.
+ */
+async function migrateEmptyLocal(persistTo: string): Promise<boolean> {
+	const dir = mkdtempSync(path.join(tmpdir(), "r2-captions-migrations-"));
+	try {
+		const file = path.join(dir, "all.sql");
+		writeFileSync(file, allMigrationsSql());
+		const args = ["d1", "execute", databaseName, "--local", "--persist-to", persistTo, "--file", file, "--yes"];
+		const result = await runWrangler([...args, "-c", "wrangler.jsonc"]);
+		return result.code === 0;
+	} finally {
+		rmSync(dir, { recursive: true, force: true });
+	}
+}
+
+/**
+ * Applies the D1 migrations to local state in `persistTo` (what `npm run dev` serves from): on a
+ * state with no D1 database yet (a fresh clone) all at once, otherwise (or if that fails) with
+ * `wrangler d1 migrations apply`, which applies those its table does not list.
+ */
 export async function migrateLocal(persistTo: string): Promise<void> {
+	// Where wrangler keeps local D1 databases under a persistence directory: none there, none made.
+	if (!existsSync(path.join(persistTo, "v3", "d1")) && (await migrateEmptyLocal(persistTo))) {
+		console.log("D1 migrations applied (local).");
+		return;
+	}
 	const result = await runWrangler([
 		"d1",
 		"migrations",

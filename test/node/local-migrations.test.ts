@@ -1,0 +1,66 @@
+/**
+ * scripts/lib/wrangler.ts's `migrateLocal` on a state with no D1 database (a fresh clone's first
+ * `npm run dev`, and the migrated template the test stacks start from): every migration in one
+ * `wrangler d1 execute` instead of a local runtime per migration. The database it leaves must be
+ * the one the migrations make, with every migration recorded where `wrangler d1 migrations apply`
+ * looks, so that wrangler's own apply then finds nothing to do.
+ */
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { afterAll, describe, expect, it, vi } from "vitest";
+import { migrateLocal, root } from "../../scripts/lib/wrangler.ts";
+import { migrated } from "./support/sqlite-migrations.ts";
+
+const state = mkdtempSync(path.join(tmpdir(), "r2-captions-local-migrations-"));
+afterAll(() => rmSync(state, { recursive: true, force: true }));
+
+/** The local D1 database wrangler keeps under the state directory (one file per database). */
+function localDatabase(): DatabaseSync {
+	const dir = path.join(state, "v3/d1/miniflare-D1DatabaseObject");
+	const file = readdirSync(dir).find((name) => name.endsWith(".sqlite") && name !== "metadata.sqlite");
+	if (!file) throw new Error(`no local D1 database in ${dir}`);
+	return new DatabaseSync(path.join(dir, file), { readOnly: true });
+}
+
+/** The schema the migrations made: every table, index, trigger and view with its SQL. */
+const schema = (db: DatabaseSync) =>
+	db
+		.prepare(
+			`SELECT type, name, tbl_name, sql FROM sqlite_master
+			WHERE name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' AND name <> 'd1_migrations'
+			ORDER BY type, name`,
+		)
+		.all();
+
+const migrationFiles = readdirSync(path.join(root, "migrations"))
+	.filter((name) => name.endsWith(".sql"))
+	.sort();
+
+/** What migrateLocal said (its one line on stdout), and the state it left. */
+async function migrate(): Promise<string[]> {
+	const log = vi.spyOn(console, "log").mockImplementation(() => {});
+	try {
+		await migrateLocal(state);
+		return log.mock.calls.map((call) => String(call[0]));
+	} finally {
+		log.mockRestore();
+	}
+}
+
+describe("the local D1 migrations on an empty state", () => {
+	it("are applied at once: the schema every migration makes, each recorded as wrangler records it", async () => {
+		expect(await migrate()).toEqual(["D1 migrations applied (local)."]);
+		const db = localDatabase();
+		expect(schema(db)).toEqual(schema(migrated(() => true)));
+		expect(schema(db).length).toBeGreaterThan(30);
+		const recorded = db.prepare("SELECT name FROM d1_migrations ORDER BY id").all();
+		expect(recorded.map((row) => row.name)).toEqual(migrationFiles);
+		db.close();
+	});
+
+	it("and `wrangler d1 migrations apply` then finds none left to apply", async () => {
+		expect(await migrate()).toEqual(["D1 schema is up to date (local)."]);
+	});
+});
