@@ -8,6 +8,7 @@
  * are bracketed instead: deferredCountsBracket). A counter row is written only when its count changes.
  */
 import { notificationJobOf } from "./notification-once";
+import { JOB_STATUSES } from "./schema";
 
 /**
  * The inserts of a transaction that counts its own changes (a listing page's,
@@ -26,29 +27,17 @@ export function deferredCountsBracket(db: D1Database): [D1PreparedStatement, D1P
 /**
  * Adds `moves` (a CTE of (key, status, d) rows: a job of that key entering (+1) or leaving (-1) that
  * status) to `scope_counts`, one row per scope whose counts change (all five counts of a scope are
- * one row: migrations/0032_scope_counts.sql).
+ * one row: migrations/0032_scope_counts.sql, a column per job status).
  */
 const countMoves = (ctes: string, moves: string) =>
 	`WITH ${ctes}, moves(key, status, d) AS (${moves}),
 	delta AS MATERIALIZED (
-		SELECT s.prefix AS scope,
-			sum(m.d * (m.status = 'queued')) AS queued,
-			sum(m.d * (m.status = 'processing')) AS processing,
-			sum(m.d * (m.status = 'succeeded')) AS succeeded,
-			sum(m.d * (m.status = 'failed')) AS failed,
-			sum(m.d * (m.status = 'cancelled')) AS cancelled
+		SELECT s.prefix AS scope, ${JOB_STATUSES.map((status) => `sum(m.d * (m.status = '${status}')) AS ${status}`).join(", ")}
 		FROM moves m JOIN stat_scopes s ON substr(m.key, 1, length(s.prefix)) = s.prefix
 		GROUP BY s.prefix
-		HAVING sum(m.d * (m.status = 'queued')) <> 0 OR sum(m.d * (m.status = 'processing')) <> 0
-			OR sum(m.d * (m.status = 'succeeded')) <> 0 OR sum(m.d * (m.status = 'failed')) <> 0
-			OR sum(m.d * (m.status = 'cancelled')) <> 0
+		HAVING ${JOB_STATUSES.map((status) => `${status} <> 0`).join(" OR ")}
 	)
-	UPDATE scope_counts SET
-		queued = scope_counts.queued + delta.queued,
-		processing = scope_counts.processing + delta.processing,
-		succeeded = scope_counts.succeeded + delta.succeeded,
-		failed = scope_counts.failed + delta.failed,
-		cancelled = scope_counts.cancelled + delta.cancelled
+	UPDATE scope_counts SET ${JOB_STATUSES.map((status) => `${status} = scope_counts.${status} + delta.${status}`).join(", ")}
 	FROM delta WHERE scope_counts.scope = delta.scope`;
 
 /**
