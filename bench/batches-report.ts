@@ -1,7 +1,7 @@
 /** Markdown tables of the batch scenarios (bench/batches.ts), for bench/report.ts. */
 import type { BackfillResult, Cost, ExportResult } from "./batches.ts";
 import { STAGES } from "./metered/stages.ts";
-import { header, row } from "./stats.ts";
+import { header, round, row } from "./stats.ts";
 
 export interface BatchesReport {
 	backfill: BackfillResult | null;
@@ -89,6 +89,9 @@ function costTable(costs: BatchesReport["costs"]): string[] {
 
 const KINDS = ["d1", "do", "r2", "images", "ai", "queue"] as const;
 
+/** D1 rows written per caption message, every stage's together. */
+const rowsPerMessage = (cost: Cost) => Object.values(cost.breakdown.rowsWritten).reduce((a, b) => a + b, 0);
+
 /** Round trips per caption message by stage, one column pair (count, ms) per consumer. */
 function breakdownTable(costs: BatchesReport["costs"]): string[] {
 	const measured = costs.filter(({ cost }) => cost.breakdown?.messages > 0);
@@ -117,7 +120,7 @@ function breakdownTable(costs: BatchesReport["costs"]): string[] {
 				`${cost.breakdown.messages} messages`,
 				`**${cost.breakdown.msPerMessage}**`,
 				// Per-stage figures are rounded to two places; their sum is too (no 6.4399999999999995).
-				String(Math.round(Object.values(cost.breakdown.rowsWritten).reduce((a, b) => a + b, 0) * 100) / 100),
+				String(round(rowsPerMessage(cost), 2)),
 			]),
 		]),
 	);
