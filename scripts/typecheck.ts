@@ -23,7 +23,12 @@ const tsc = path.join(path.dirname(manifest), "bin", "tsc");
 
 let failed = 0;
 for (const program of PROGRAMS) {
-	const { status } = spawnSync(process.execPath, [tsc, "--noEmit", "-p", program], { cwd: root, stdio: "inherit" });
+	// One thread: the checker's parallel mode costs about a third more CPU in all (23.6 against 17.1
+	// CPU-seconds for the five programs), and `npm test` runs this beside vitest on the same cores.
+	const { status } = spawnSync(process.execPath, [tsc, "--noEmit", "--singleThreaded", "-p", program], {
+		cwd: root,
+		stdio: "inherit",
+	});
 	if (status !== 0) {
 		console.error(`typecheck: ${program} has errors`);
 		failed++;
