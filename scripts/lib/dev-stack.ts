@@ -16,8 +16,22 @@ import { root } from "./wrangler.ts";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A port nothing listens on now (the OS picks it). */
-export function freePort(): Promise<number> {
+/**
+ * A port nothing listens on now, below every OS's ephemeral range (Linux from 32768, macOS and
+ * Windows from 49152). A port the OS picks (listen on 0) is one of the range it hands out for every
+ * other socket too: a booting stack's workerd, wrangler's inspector and every outgoing connection
+ * draw from it, and one of them took a stack's port before its wrangler bound it (about once a
+ * whole `npm test`, each time costing a second boot).
+ */
+export async function freePort(): Promise<number> {
+	for (let i = 0; i < 50; i++) {
+		const p = 20_000 + Math.floor(Math.random() * 12_000);
+		if (await portIsFree(p)) return p;
+	}
+	return osPort();
+}
+
+function osPort(): Promise<number> {
 	return new Promise((resolve, reject) => {
 		const probe = createServer();
 		probe.once("error", reject);
