@@ -66,7 +66,6 @@ const LONGEST = [
 	"test/node/smoke.test.ts",
 	"test/node/deploy.test.ts",
 	"test/node/capacity-bench.test.ts",
-	"test/node/events.test.ts",
 	"test/node/batch-cap.test.ts",
 	"test/node/retention-dev.test.ts",
 	"test/node/cli-offline.test.ts",

@@ -1,15 +1,18 @@
 /**
- * Restarts lose nothing (docs/recovery.md): `npm run dev` with a subscribed webhook receiver and
- * per-object callback URLs, 200 uploads, the whole dev stack SIGKILLed in the middle (npm, the
- * launcher, wrangler and workerd), started again on the same local state; the client re-sends the
- * uploads whose requests failed (identical bytes), and nothing else is done. Every job ends
- * terminal, with exactly one webhook id per job and endpoint, each delivery verified with
- * `standardwebhooks`. How long that takes is printed (about 25 s on a quiet machine); the test waits
+ * Restarts lose nothing (docs/recovery.md): `npm run dev` with a subscribed webhook receiver,
+ * per-object callback URLs and an open event stream, 200 uploads, the whole dev stack SIGKILLed in
+ * the middle (npm, the launcher, wrangler and workerd), started again on the same local state and
+ * port; the client re-sends the uploads whose requests failed (identical bytes), and nothing else is
+ * done. Every job ends terminal, with exactly one webhook id per job and endpoint, each delivery
+ * verified with `standardwebhooks`; a standard EventSource client (the `eventsource` package, which
+ * behaves as a browser's does) gets every job's event exactly once, in order, resuming from its
+ * Last-Event-ID across the restart (docs/events.md). How long that takes is printed (about 25 s on a quiet machine); the test waits
  * up to RECOVERY_DEADLINE_MS so that a loaded CI machine, where the stack shares two cores with the
  * rest of the suite, does not turn a speed figure into a failure.
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import { EventSource } from "eventsource";
 import { afterAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { type DevStack, spawnDevStack, until } from "../../scripts/lib/dev-stack.ts";
@@ -25,6 +28,7 @@ const UPLOAD_CONCURRENCY = 8;
 const ARGS = ["--var", "EMULATOR_LATENCY_MS=150"];
 
 const Job = z.object({ id: z.string(), key: z.string(), status: z.string() });
+const JobEvent = z.object({ type: z.enum(["job.succeeded", "job.failed"]), data: z.object({ id: z.string() }) });
 const JobPage = z.object({ data: z.array(Job), next_cursor: z.string().nullable() });
 const TERMINAL = new Set(["succeeded", "failed"]);
 /**
@@ -38,8 +42,10 @@ const RECOVERY_DEADLINE_MS = 420_000;
 const stacks: DevStack[] = [];
 const deliveries: Delivery[] = [];
 let closeReceiver: (() => Promise<void>) | undefined;
+let source: EventSource | undefined;
 
 afterAll(async () => {
+	source?.close();
 	await closeReceiver?.();
 	for (const stack of stacks.reverse()) stack.dispose();
 });
@@ -108,6 +114,31 @@ describe("npm run dev after a SIGKILL", () => {
 		secrets.set("/callback", readDevVars().WEBHOOK_SECRET ?? "");
 		const callbackUrl = receiver.url("/callback");
 
+		// The event stream of the prefix, opened with a stream token as a browser opens it.
+		const tokenRes = await fetch(`${first.url}/v1/events/tokens`, {
+			method: "POST",
+			headers: { Authorization: `Bearer ${first.token}`, "Content-Type": "application/json" },
+			body: JSON.stringify({ ttl_seconds: 900 }),
+		});
+		expect(tokenRes.status).toBe(201);
+		const { token: streamToken } = z.object({ token: z.string() }).parse(await tokenRes.json());
+		const events: { id: string; jobId: string }[] = [];
+		const onJob = (event: MessageEvent) => {
+			events.push({ id: event.lastEventId, jobId: JobEvent.parse(JSON.parse(event.data)).data.id });
+		};
+		const openStream = (url: string) => {
+			const es = new EventSource(url);
+			es.addEventListener("job.succeeded", onJob);
+			es.addEventListener("job.failed", onJob);
+			return es;
+		};
+		const streamUrl = `${first.url}/v1/events?token=${streamToken}&prefix=${encodeURIComponent(prefix)}`;
+		source = openStream(streamUrl);
+		await until("the event stream to open", 30_000, async () =>
+			source?.readyState === EventSource.OPEN ? true : undefined,
+		);
+		let reopened = 0;
+
 		const bytes = readFileSync(path.join(root, "samples/shapes-on-white.png"));
 		const keys = Array.from({ length: IMAGES }, (_, i) => `${prefix}${String(i).padStart(3, "0")}.png`);
 		const answered = new Set<string>();
@@ -120,7 +151,13 @@ describe("npm run dev after a SIGKILL", () => {
 					const key = keys[next++] ?? "";
 					if (await uploadOnce(first, key, bytes, callbackUrl)) answered.add(key);
 					else failed.push(key);
-					if (answered.size >= KILL_AFTER && !killed) killed = first.kill();
+					if (answered.size >= KILL_AFTER && !killed) {
+						// The stream has an event before the kill, so that it resumes from a Last-Event-ID.
+						if (events.length === 0) {
+							await until("a first event on the stream", 60_000, async () => (events.length > 0 ? true : undefined));
+						}
+						killed ??= first.kill();
+					}
 				}
 			}),
 		);
@@ -128,13 +165,21 @@ describe("npm run dev after a SIGKILL", () => {
 		expect(answered.size).toBeGreaterThanOrEqual(KILL_AFTER);
 		expect(failed.length).toBeGreaterThan(0);
 		const before = deliveries.length;
+		const eventsAtKill = events.length;
 
-		// Started again on the same state; the client re-sends what failed, with the same bytes.
+		// Started again on the same state and port; the client re-sends what failed, with the same bytes.
 		const restartedAt = Date.now();
-		const second = await spawnDevStack("restart", { persistTo: first.persistTo, args: ARGS });
+		const second = await spawnDevStack("restart", { persistTo: first.persistTo, port: first.port, args: ARGS });
 		stacks.push(second);
 		await second.ready(120_000);
 		const readyAfter = Date.now() - restartedAt;
+		// The EventSource reconnects by itself with Last-Event-ID; one that gave up (a refused
+		// connection while the stack was down counts as an error) is opened again with ?after=.
+		if (source.readyState === EventSource.CLOSED) {
+			const last = events.at(-1)?.id;
+			source = openStream(last ? `${streamUrl}&after=${last}` : streamUrl);
+			reopened++;
+		}
 		for (const key of failed) {
 			expect(await uploadOnce(second, key, bytes, callbackUrl), `re-upload of ${key}`).toBe(true);
 		}
@@ -161,6 +206,25 @@ describe("npm run dev after a SIGKILL", () => {
 			throw new Error(`${err.message}\n${await missingDeliveries(second, jobs, deliveries)}`);
 		});
 
+		// Every job's event on the stream, once each, in the order the service sent them; some of them
+		// after the restart (the stream did cross it).
+		await until(
+			"every job's event on the stream",
+			Math.max(1_000, RECOVERY_DEADLINE_MS - (Date.now() - restartedAt)),
+			async () => (events.length >= jobs.length ? true : undefined),
+			() => `${events.length} of ${jobs.length} events; the last: ${JSON.stringify(events.slice(-3))}`,
+		);
+		// Nothing more comes: no duplicate arrives late.
+		await new Promise((resolve) => setTimeout(resolve, 1500));
+		source.close();
+		expect(events.map((e) => e.jobId).sort()).toEqual(jobs.map((j) => j.id).sort());
+		const eventIds = events.map((e) => e.id);
+		expect(new Set(eventIds).size).toBe(events.length);
+		expect([...eventIds].sort()).toEqual(eventIds);
+		expect(eventsAtKill).toBeGreaterThan(0);
+		expect(events.length).toBeGreaterThan(eventsAtKill);
+		expect(reopened).toBeLessThanOrEqual(1);
+
 		expect(deliveries.filter((d) => !d.verified)).toEqual([]);
 		const ids = new Map<string, Set<string>>();
 		for (const d of deliveries) {
@@ -177,7 +241,8 @@ describe("npm run dev after a SIGKILL", () => {
 		console.log(
 			`restart: ready again after ${(readyAfter / 1000).toFixed(1)} s; ${answered.size} uploads answered before the kill, ${failed.length} re-sent; ${jobs.length} jobs terminal ` +
 				`${((Date.now() - restartedAt) / 1000).toFixed(1)} s after the restart; ${deliveries.length} deliveries ` +
-				`(${before} before the kill), ${ids.size} distinct (job, endpoint), ${raw} repeated with the same id`,
+				`(${before} before the kill), ${ids.size} distinct (job, endpoint), ${raw} repeated with the same id; ` +
+				`${events.length} stream events (${eventsAtKill} before the kill, stream reopened ${reopened} times)`,
 		);
 		// The start-up sweep re-queued the jobs whose messages died with the first stack at once (the
 		// periodic sweep, which the deadline above leaves room for, would take 5 minutes to find them).
