@@ -19,9 +19,8 @@ export const OWN_RUNTIME = [
 	"test/status/stat-counters.test.ts",
 	// Parses the admin's GET /v1/stats, which lists every batch in progress, whoever made it.
 	"test/consumer/foreign-bucket.test.ts",
-	// Subscribe as the admin without a prefix (every job's events reach them) or re-seal every
-	// subscription's secret: other files' deliveries would change.
-	"test/webhooks/job-deliveries.test.ts",
+	// Re-seals every subscription's secret (and subscribes as the admin without a prefix): other
+	// files' deliveries would change.
 	"test/webhooks/secrets-key.test.ts",
 	// The recovery sweeps after a restart re-send whatever every file left in flight: other files'
 	// batch listings, jobs and deliveries would flood the queues the sweep's own work waits on.
