@@ -45,7 +45,8 @@ describe("GET /v1/jobs/{id}/deliveries", () => {
 	it("a scoped key sees its job's callback and its own subscriptions, not the admin's receiver; 404 outside its prefix", async () => {
 		const prefix = uniqueKey("job-deliveries-scope/");
 		const key = await createKey(prefix);
-		const admins = await subscribe({ url: hook("admin-sub").url });
+		// The admin's own subscription, on the same prefix: the key must not see it, though it covers the job.
+		const admins = await subscribe({ url: hook("admin-sub").url, prefix });
 		const its = await subscribe({ url: hook("key-sub").url, prefix }, key.token);
 		const { jobId, eventId } = await finishedJob(`${prefix}a.png`, "failed", { callbackUrl: hook("cb").url });
 		await dispatchEvent(env.DB, eventId);
