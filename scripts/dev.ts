@@ -8,6 +8,7 @@
  *   npm run dev                       offline, model emulator
  *   npm run dev -- --remote-ai        the real Workers AI (needs `wrangler login`)
  *   npm run dev -- --port 8790 --persist-to /tmp/state
+ *   npm run dev -- --port 8790 --inspector-port 9300   (two at once: each its own debugger port)
  *   npm run dev -- --var EMULATOR_GONE_MODELS=@cf/unum/uform-gen2-qwen-500m   (any local var, repeatable)
  *   npm run dev -- --sweep-every 60 --stale-after 300   (the local recovery sweep, in seconds)
  *
@@ -35,6 +36,9 @@ const { values: args } = parseArgs({
 		var: { type: "string", multiple: true, default: [] },
 		"sweep-every": { type: "string", default: "60" },
 		"stale-after": { type: "string", default: "300" },
+		// wrangler's default looks for a free port from 9229 when it starts: two starting at the same
+		// moment can both pick the same one, and the second then stops ("Address already in use").
+		"inspector-port": { type: "string" },
 	},
 });
 
@@ -119,6 +123,7 @@ async function main(): Promise<number> {
 	const configs = writeLocalConfigs({ remoteAi: args["remote-ai"], vars: parseVars(args.var) });
 	const wranglerArgs = ["dev", ...configs.flatMap((c) => ["-c", c])];
 	wranglerArgs.push("--port", String(port), "--persist-to", persistTo);
+	if (args["inspector-port"] !== undefined) wranglerArgs.push("--inspector-port", args["inspector-port"]);
 
 	const child = spawnWrangler(wranglerArgs, { stdio: "inherit", env: { ...process.env, ...secrets } });
 	let stopping = false;

@@ -19,9 +19,8 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /**
  * A port nothing listens on now, below every OS's ephemeral range (Linux from 32768, macOS and
  * Windows from 49152). A port the OS picks (listen on 0) is one of the range it hands out for every
- * other socket too: a booting stack's workerd, wrangler's inspector and every outgoing connection
- * draw from it, and one of them took a stack's port before its wrangler bound it (about once a
- * whole `npm test`, each time costing a second boot).
+ * other socket too (a booting stack's workerd, every outgoing connection), so another socket can
+ * take it between this probe and the stack's own bind.
  */
 export async function freePort(): Promise<number> {
 	for (let i = 0; i < 50; i++) {
@@ -126,9 +125,22 @@ export async function spawnDevStack(name: string, options: DevStackOptions = {})
 	return startStack({
 		...options,
 		persistTo,
-		command: (port) => [
+		// A debugger port of its own too: wrangler's default search from 9229 races with every other
+		// stack starting at the same moment (both take the same port and one stops).
+		command: async (port) => [
 			"npm",
-			["run", "dev", "--", "--port", String(port), "--persist-to", persistTo, ...(options.args ?? [])],
+			[
+				"run",
+				"dev",
+				"--",
+				"--port",
+				String(port),
+				"--inspector-port",
+				String(await freePort()),
+				"--persist-to",
+				persistTo,
+				...(options.args ?? []),
+			],
 		],
 	});
 }
