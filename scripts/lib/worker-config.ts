@@ -3,8 +3,8 @@
  * with zod down to the parts the scripts and config tests read. wrangler's published types leave
  * `unstable_readConfig`'s result untyped (they point at a package it bundles), hence the schema.
  */
+import { createRequire } from "node:module";
 import path from "node:path";
-import { unstable_readConfig } from "wrangler";
 import { z } from "zod";
 import { root } from "./wrangler.ts";
 
@@ -47,8 +47,16 @@ export const WorkerConfig = z.object({
 });
 export type WorkerConfig = z.infer<typeof WorkerConfig>;
 
+/**
+ * wrangler's API, loaded on first use with require: imported as an ES module, its 15 MB CommonJS
+ * bundle is first scanned by Node for module syntax and for its export names, half a second of
+ * CPU more at each start of a script that reads a config (`npm run deploy`).
+ */
+const wrangler = () => createRequire(import.meta.url)("wrangler") as typeof import("wrangler");
+
 /** Everything wrangler resolved, unvalidated: for comparisons over every kind of binding. */
 export function readResolvedConfig(file: string): Record<string, unknown> {
+	const { unstable_readConfig } = wrangler();
 	return z.record(z.string(), z.unknown()).parse(unstable_readConfig({ config: path.resolve(root, file) }));
 }
 
