@@ -1,5 +1,5 @@
 /**
- * `npm run deploy` against a stand-in wrangler (test/node/support/fake-wrangler.ts) and a stand-in
+ * `npm run deploy` against a stand-in wrangler (test/node/support/fake-wrangler.js) and a stand-in
  * Cloudflare API on loopback: what it says the plan needs, the workers.dev subdomain check, the
  * one-time licence prompt of llama-3.2-11b-vision, and one WEBHOOK_SECRETS_KEY for every Worker.
  */
@@ -73,7 +73,7 @@ async function runScript(
 		cwd: root,
 		env: {
 			PATH: process.env.PATH ?? "",
-			R2C_WRANGLER_BIN: path.join(root, "test/node/support/fake-wrangler.ts"),
+			R2C_WRANGLER_BIN: path.join(root, "test/node/support/fake-wrangler.js"),
 			FAKE_WRANGLER_LOG: log,
 			...env,
 		},
