@@ -6,6 +6,7 @@
 import { createRequire } from "node:module";
 import path from "node:path";
 import { z } from "zod";
+import { readConfig } from "./configs.ts";
 import { root } from "./wrangler.ts";
 
 const QueueConsumer = z.object({
@@ -65,8 +66,28 @@ export function readWorkerConfig(file: string): WorkerConfig {
 	return WorkerConfig.parse(readResolvedConfig(file));
 }
 
+/**
+ * The parts of a config `npm run deploy` reads (names of the Worker, its secrets, buckets and
+ * queues), with the defaults wrangler fills in for an absent list.
+ */
+export const DeployConfig = WorkerConfig.pick({ name: true, secrets: true }).extend({
+	r2_buckets: WorkerConfig.shape.r2_buckets.default([]),
+	queues: WorkerConfig.shape.queues.default({}),
+});
+export type DeployConfig = z.infer<typeof DeployConfig>;
+
+/**
+ * What `npm run deploy` reads of a config, read as written (JSONC) without starting wrangler, whose
+ * bundle costs more CPU to load than the rest of the script. These names are literal in the
+ * committed configs, which have no environments; test/node/config.test.ts checks that wrangler
+ * resolves each of them to the same values.
+ */
+export function readDeployConfig(file: string): DeployConfig {
+	return DeployConfig.parse(readConfig(file));
+}
+
 /** Every queue a config produces to or consumes from, dead-letter queues included. */
-export function queueNames(config: WorkerConfig): string[] {
+export function queueNames(config: Pick<WorkerConfig, "queues">): string[] {
 	const names = [
 		...(config.queues.producers ?? []).map((p) => p.queue),
 		...(config.queues.consumers ?? []).flatMap((c) => [c.queue, ...(c.dead_letter_queue ? [c.dead_letter_queue] : [])]),

@@ -107,7 +107,7 @@ const withToken = (to: { base: string }) => ({
 	CLOUDFLARE_API_BASE_URL: to.base,
 });
 
-// Each test runs `npm run deploy` (wrangler's start-up, a dozen wrangler calls) against an account of its own.
+// Each test runs `npm run deploy` (a dozen wrangler calls) against an account of its own.
 describe.concurrent("npm run deploy", () => {
 	it("says the plan it needs, checks the subdomain, accepts the llama-3.2 licence once and gives every Worker one WEBHOOK_SECRETS_KEY", async () => {
 		const team = account("team");
