@@ -7,15 +7,14 @@
 import { readFileSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { type BatchStatus, type ExportFormat, JOB_STATUSES, type WebhookEventType } from "../client/index.ts";
-import { cancelBatch, createBatch, exportBatch, getBatch, listBatches, startBatch } from "./batches.ts";
-import { exportCaptions, getCaption, setCaption } from "./captions.ts";
 import { type Context, context, defaultApiUrl, type GlobalOptions } from "./context.ts";
 import { report } from "./errors.ts";
-import { type EventsOptions, printEvents } from "./events.ts";
-import { getJob, listJobs } from "./jobs.ts";
-import { listen } from "./listen.ts";
+import type { EventsOptions } from "./events.ts";
+import type { listJobs } from "./jobs.ts";
 import { type OutputFlags, TEXT_OUTPUTS, WRITE_BACKS } from "./output-options.ts";
-import { upload } from "./upload.ts";
+
+// Each action imports its command's module when it runs: `r2c jobs list` loads neither the
+// upload code nor its CSV writer, progress bars or event stream.
 
 const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
 	version: string;
@@ -91,7 +90,10 @@ program
 					retryFailed?: boolean;
 					out?: string;
 				},
-			) => upload(ctx, paths, { ...options, wait: options.wait === true, retryFailed: options.retryFailed === true }),
+			) =>
+				import("./upload.ts").then(({ upload }) =>
+					upload(ctx, paths, { ...options, wait: options.wait === true, retryFailed: options.retryFailed === true }),
+				),
 		),
 	);
 
@@ -104,12 +106,16 @@ jobs
 	.option("--key <key>", "only this exact key")
 	.option("--limit <n>", "jobs per page", integer(1, 100), 20)
 	.option("--cursor <cursor>", "the next page (printed under the table)")
-	.action(run((ctx, options: Parameters<typeof listJobs>[1]) => listJobs(ctx, options)));
+	.action(
+		run((ctx, options: Parameters<typeof listJobs>[1]) =>
+			import("./jobs.ts").then(({ listJobs }) => listJobs(ctx, options)),
+		),
+	);
 jobs
 	.command("get")
 	.description("show one job")
 	.argument("<id>", "job id (job_…)")
-	.action(run((ctx, id: string) => getJob(ctx, id)));
+	.action(run((ctx, id: string) => import("./jobs.ts").then(({ getJob }) => getJob(ctx, id))));
 
 const BATCH_STATUSES: BatchStatus[] = ["planned", "listing", "running", "completed", "cancelled"];
 const batch = program.command("batch").description("caption every object under a prefix (the batches API)");
@@ -126,7 +132,9 @@ batch
 	.option("--dry-run", "plan only: count what it would caption and estimate calls, time and cost; no job")
 	.action(
 		run((ctx, options: OutputFlags & { prefix: string; prompt?: string; wait?: boolean; dryRun?: boolean }) =>
-			createBatch(ctx, { ...options, wait: options.wait === true, dryRun: options.dryRun === true }),
+			import("./batches.ts").then(({ createBatch }) =>
+				createBatch(ctx, { ...options, wait: options.wait === true, dryRun: options.dryRun === true }),
+			),
 		),
 	);
 batch
@@ -134,23 +142,31 @@ batch
 	.description("run a planned batch (made with --dry-run)")
 	.argument("<id>", "batch id (bat_…)")
 	.option("--wait", "wait until the batch completes (exit code 1 if any job failed)")
-	.action(run((ctx, id: string, options: { wait?: boolean }) => startBatch(ctx, id, { wait: options.wait === true })));
+	.action(
+		run((ctx, id: string, options: { wait?: boolean }) =>
+			import("./batches.ts").then(({ startBatch }) => startBatch(ctx, id, { wait: options.wait === true })),
+		),
+	);
 batch
 	.command("list")
 	.description("list batches, newest first")
 	.addOption(new Option("--status <status>", "only batches in this status").choices(BATCH_STATUSES))
 	.option("--limit <n>", "batches per page", integer(1, 100), 20)
-	.action(run((ctx, options: { status?: BatchStatus; limit: number }) => listBatches(ctx, options)));
+	.action(
+		run((ctx, options: { status?: BatchStatus; limit: number }) =>
+			import("./batches.ts").then(({ listBatches }) => listBatches(ctx, options)),
+		),
+	);
 batch
 	.command("get")
 	.description("show one batch and its counts")
 	.argument("<id>", "batch id (bat_…)")
-	.action(run((ctx, id: string) => getBatch(ctx, id)));
+	.action(run((ctx, id: string) => import("./batches.ts").then(({ getBatch }) => getBatch(ctx, id))));
 batch
 	.command("cancel")
 	.description("cancel a batch: its queued jobs end cancelled, running ones finish")
 	.argument("<id>", "batch id (bat_…)")
-	.action(run((ctx, id: string) => cancelBatch(ctx, id)));
+	.action(run((ctx, id: string) => import("./batches.ts").then(({ cancelBatch }) => cancelBatch(ctx, id))));
 
 const FORMATS: ExportFormat[] = ["jsonl", "csv", "hf"];
 const captions = program.command("captions").description("objects' current captions and their history");
@@ -158,27 +174,39 @@ captions
 	.command("get")
 	.description("show an object's current caption and every version of it")
 	.argument("<key>", "object key")
-	.action(run((ctx, key: string) => getCaption(ctx, key)));
+	.action(run((ctx, key: string) => import("./captions.ts").then(({ getCaption }) => getCaption(ctx, key))));
 captions
 	.command("set")
 	.description("write an object's caption by hand (it stays current until a re-caption with overwrite_human)")
 	.argument("<key>", "object key")
 	.argument("<text>", "the caption")
-	.action(run((ctx, key: string, text: string) => setCaption(ctx, key, text)));
+	.action(
+		run((ctx, key: string, text: string) =>
+			import("./captions.ts").then(({ setCaption }) => setCaption(ctx, key, text)),
+		),
+	);
 captions
 	.command("export")
 	.description("download the current captions of a prefix: JSON Lines, CSV, or a Hugging Face metadata.jsonl")
 	.option("--prefix <prefix>", "object-key prefix (default: everything the token sees)")
 	.addOption(new Option("--format <format>", "jsonl, csv or hf").choices(FORMATS).makeOptionMandatory())
 	.option("--out <file>", "write to this file instead of stdout")
-	.action(run((ctx, options: { prefix?: string; format: ExportFormat; out?: string }) => exportCaptions(ctx, options)));
+	.action(
+		run((ctx, options: { prefix?: string; format: ExportFormat; out?: string }) =>
+			import("./captions.ts").then(({ exportCaptions }) => exportCaptions(ctx, options)),
+		),
+	);
 program
 	.command("export")
 	.description("download a batch's results: JSON Lines, CSV, or a Hugging Face imagefolder metadata.jsonl")
 	.argument("<batch>", "batch id (bat_…)")
 	.addOption(new Option("--format <format>", "jsonl, csv or hf").choices(FORMATS).makeOptionMandatory())
 	.option("--out <file>", "write to this file instead of stdout")
-	.action(run((ctx, id: string, options: { format: ExportFormat; out?: string }) => exportBatch(ctx, id, options)));
+	.action(
+		run((ctx, id: string, options: { format: ExportFormat; out?: string }) =>
+			import("./batches.ts").then(({ exportBatch }) => exportBatch(ctx, id, options)),
+		),
+	);
 
 program
 	.command("events")
@@ -187,7 +215,9 @@ program
 	.option("--prefix <prefix>", "only jobs whose key starts with this")
 	.option("--types <types>", "comma-separated event types, e.g. job.failed,batch.completed")
 	.option("--after <id>", "first replay every retained event after this event id")
-	.action(run((ctx, options: EventsOptions) => printEvents(ctx, options)));
+	.action(
+		run((ctx, options: EventsOptions) => import("./events.ts").then(({ printEvents }) => printEvents(ctx, options))),
+	);
 
 const WEBHOOK_EVENTS: WebhookEventType[] = ["job.succeeded", "job.failed"];
 const webhooks = program.command("webhooks").description("webhook tools");
@@ -208,7 +238,7 @@ webhooks
 			(
 				ctx,
 				options: { forwardTo?: string; events: WebhookEventType[]; prefix?: string; port: number; publicUrl?: string },
-			) => listen(ctx, options),
+			) => import("./listen.ts").then(({ listen }) => listen(ctx, options)),
 		),
 	);
 

@@ -3,7 +3,7 @@
  * otherwise the event lines on stdout and a plain progress line on stderr every few seconds (for
  * logs and CI); with `--json`, nothing until the command prints its result.
  */
-import { MultiBar, Presets } from "cli-progress";
+import { createRequire } from "node:module";
 
 export interface Progress {
 	/** Files or jobs that will settle in all. */
@@ -48,6 +48,8 @@ export const summary = (p: Progress, perSecond: number) =>
 	].join(" | ");
 
 function terminalReporter(startedAt: number): Reporter {
+	// Loaded only here: in a pipe or a log (the tests, CI) the bar's twenty modules are never read.
+	const { MultiBar, Presets } = createRequire(import.meta.url)("cli-progress") as typeof import("cli-progress");
 	const bars = new MultiBar(
 		{
 			format: "{bar} {summary}",

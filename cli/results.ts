@@ -4,7 +4,6 @@
  */
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import { stringify } from "csv-stringify/sync";
 import type { Job } from "../client/index.ts";
 import { CSV_COLUMNS, spreadsheetSafe } from "../shared/jobs/csv-columns.ts";
 import { CliError } from "./errors.ts";
@@ -33,9 +32,12 @@ export function csvRow(job: Job): (string | null)[] {
 }
 
 export async function writeResults(file: string, jobs: Job[]): Promise<void> {
-	const text =
-		resultsFormat(file) === "jsonl"
-			? jobs.map((job) => `${JSON.stringify(job)}\n`).join("")
-			: stringify(jobs.map(csvRow), { header: true, columns: [...CSV_COLUMNS], cast: { string: spreadsheetSafe } });
+	let text: string;
+	if (resultsFormat(file) === "jsonl") text = jobs.map((job) => `${JSON.stringify(job)}\n`).join("");
+	else {
+		// Loaded only for a CSV file: every other `r2c upload` starts without it.
+		const { stringify } = await import("csv-stringify/sync");
+		text = stringify(jobs.map(csvRow), { header: true, columns: [...CSV_COLUMNS], cast: { string: spreadsheetSafe } });
+	}
 	await writeFile(file, text);
 }

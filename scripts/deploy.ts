@@ -33,7 +33,7 @@ import {
 	workersDevSubdomain,
 } from "./lib/cloudflare-account.ts";
 import { productionConfigs, setDatabaseId, workerConfigFiles } from "./lib/configs.ts";
-import { queueNames, readWorkerConfig } from "./lib/worker-config.ts";
+import { queueNames, readDeployConfig } from "./lib/worker-config.ts";
 import { databaseName, runWrangler } from "./lib/wrangler.ts";
 
 const { values: args } = parseArgs({ options: { print: { type: "boolean", default: false } } });
@@ -99,7 +99,7 @@ async function existingSecrets(config: string): Promise<Set<string>> {
 
 async function main() {
 	const configs = productionConfigs;
-	const resolved = configs.map((file) => ({ file, config: readWorkerConfig(file) }));
+	const resolved = configs.map((file) => ({ file, config: readDeployConfig(file) }));
 
 	console.log(PLAN_REQUIREMENTS);
 	const api = accountApi();

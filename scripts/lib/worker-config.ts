@@ -3,9 +3,10 @@
  * with zod down to the parts the scripts and config tests read. wrangler's published types leave
  * `unstable_readConfig`'s result untyped (they point at a package it bundles), hence the schema.
  */
+import { createRequire } from "node:module";
 import path from "node:path";
-import { unstable_readConfig } from "wrangler";
 import { z } from "zod";
+import { readConfig } from "./configs.ts";
 import { root } from "./wrangler.ts";
 
 const QueueConsumer = z.object({
@@ -47,8 +48,16 @@ export const WorkerConfig = z.object({
 });
 export type WorkerConfig = z.infer<typeof WorkerConfig>;
 
+/**
+ * wrangler's API, loaded on first use with require: imported as an ES module, its 15 MB CommonJS
+ * bundle is first scanned by Node for module syntax and for its export names, half a second of
+ * CPU more at each start of a script that reads a config (`npm run deploy`).
+ */
+const wrangler = () => createRequire(import.meta.url)("wrangler") as typeof import("wrangler");
+
 /** Everything wrangler resolved, unvalidated: for comparisons over every kind of binding. */
 export function readResolvedConfig(file: string): Record<string, unknown> {
+	const { unstable_readConfig } = wrangler();
 	return z.record(z.string(), z.unknown()).parse(unstable_readConfig({ config: path.resolve(root, file) }));
 }
 
@@ -57,8 +66,28 @@ export function readWorkerConfig(file: string): WorkerConfig {
 	return WorkerConfig.parse(readResolvedConfig(file));
 }
 
+/**
+ * The parts of a config `npm run deploy` reads (names of the Worker, its secrets, buckets and
+ * queues), with the defaults wrangler fills in for an absent list.
+ */
+export const DeployConfig = WorkerConfig.pick({ name: true, secrets: true }).extend({
+	r2_buckets: WorkerConfig.shape.r2_buckets.default([]),
+	queues: WorkerConfig.shape.queues.default({}),
+});
+export type DeployConfig = z.infer<typeof DeployConfig>;
+
+/**
+ * What `npm run deploy` reads of a config, read as written (JSONC) without starting wrangler, whose
+ * bundle costs more CPU to load than the rest of the script. These names are literal in the
+ * committed configs, which have no environments; test/node/config.test.ts checks that wrangler
+ * resolves each of them to the same values.
+ */
+export function readDeployConfig(file: string): DeployConfig {
+	return DeployConfig.parse(readConfig(file));
+}
+
 /** Every queue a config produces to or consumes from, dead-letter queues included. */
-export function queueNames(config: WorkerConfig): string[] {
+export function queueNames(config: Pick<WorkerConfig, "queues">): string[] {
 	const names = [
 		...(config.queues.producers ?? []).map((p) => p.queue),
 		...(config.queues.consumers ?? []).flatMap((c) => [c.queue, ...(c.dead_letter_queue ? [c.dead_letter_queue] : [])]),

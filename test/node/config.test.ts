@@ -6,8 +6,13 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { testConfigPath, workerConfigFiles, writeTestConfig } from "../../scripts/lib/configs.ts";
-import { readWorkerConfig } from "../../scripts/lib/worker-config.ts";
+import { productionConfigs, testConfigPath, workerConfigFiles, writeTestConfig } from "../../scripts/lib/configs.ts";
+import {
+	DeployConfig,
+	readDeployConfig,
+	readResolvedConfig,
+	readWorkerConfig,
+} from "../../scripts/lib/worker-config.ts";
 
 const root = path.join(import.meta.dirname, "../..");
 
@@ -123,5 +128,15 @@ describe("model chain", () => {
 			name: "MODEL_HEALTH",
 			class_name: "ModelHealthRegistry",
 		});
+	});
+});
+
+describe("npm run deploy's view of the configs", () => {
+	// The deploy script reads each config as written, without wrangler: the Worker, secret, bucket
+	// and queue names it finds there must be the ones wrangler resolves and deploys.
+	it.each(productionConfigs)("%s: the names read as written are those wrangler resolves", (file) => {
+		const resolved = DeployConfig.parse(readResolvedConfig(file));
+		expect(resolved.r2_buckets.length + (resolved.queues.producers?.length ?? 0)).toBeGreaterThan(0);
+		expect(readDeployConfig(file)).toEqual(resolved);
 	});
 });

@@ -1,5 +1,5 @@
 /**
- * `npm run deploy` against a stand-in wrangler (test/node/support/fake-wrangler.ts) and a stand-in
+ * `npm run deploy` against a stand-in wrangler (test/node/support/fake-wrangler.js) and a stand-in
  * Cloudflare API on loopback: what it says the plan needs, the workers.dev subdomain check, the
  * one-time licence prompt of llama-3.2-11b-vision, and one WEBHOOK_SECRETS_KEY for every Worker.
  */
@@ -73,7 +73,7 @@ async function runScript(
 		cwd: root,
 		env: {
 			PATH: process.env.PATH ?? "",
-			R2C_WRANGLER_BIN: path.join(root, "test/node/support/fake-wrangler.ts"),
+			R2C_WRANGLER_BIN: path.join(root, "test/node/support/fake-wrangler.js"),
 			FAKE_WRANGLER_LOG: log,
 			...env,
 		},
@@ -107,7 +107,7 @@ const withToken = (to: { base: string }) => ({
 	CLOUDFLARE_API_BASE_URL: to.base,
 });
 
-// Each test runs `npm run deploy` (wrangler's start-up, a dozen wrangler calls) against an account of its own.
+// Each test runs `npm run deploy` (a dozen wrangler calls) against an account of its own.
 describe.concurrent("npm run deploy", () => {
 	it("says the plan it needs, checks the subdomain, accepts the llama-3.2 licence once and gives every Worker one WEBHOOK_SECRETS_KEY", async () => {
 		const team = account("team");

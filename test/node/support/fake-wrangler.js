@@ -3,6 +3,8 @@
  * to FAKE_WRANGLER_LOG (with the secrets a `deploy --secrets-file` would set) and answers as a
  * logged-in wrangler would. FAKE_WRANGLER_SECRETS maps a config path to the secrets its Worker
  * already has; FAKE_WRANGLER_NO_SUBDOMAIN makes `deploy` fail as it does on an account without one.
+ * Plain JavaScript: the tests start it about sixty times, and Node would strip a TypeScript file's
+ * types at each start.
  */
 import { appendFileSync, readFileSync } from "node:fs";
 
@@ -14,10 +16,10 @@ const secretsFile = args.includes("--secrets-file")
 	: args[0] === "secret" && args[1] === "bulk"
 		? args[2]
 		: undefined;
-const secrets = secretsFile ? (JSON.parse(readFileSync(secretsFile, "utf8")) as Record<string, string>) : null;
+const secrets = secretsFile ? JSON.parse(readFileSync(secretsFile, "utf8")) : null;
 appendFileSync(process.env.FAKE_WRANGLER_LOG ?? "/dev/null", `${JSON.stringify({ args, secrets })}\n`);
 
-const existing = JSON.parse(process.env.FAKE_WRANGLER_SECRETS ?? "{}") as Record<string, string[]>;
+const existing = JSON.parse(process.env.FAKE_WRANGLER_SECRETS ?? "{}");
 const [command, sub] = args;
 if (command === "whoami") {
 	console.log("You are logged in with an API Token.");
