@@ -160,6 +160,9 @@ export default defineConfig(async () => {
 						name: "node",
 						include: ["test/node/**/*.test.ts"],
 						environment: "node",
+						// Files run one after another in a few Node processes (one per vitest worker) instead of a
+						// process each: about half a CPU-second a file. They keep no state in shared modules.
+						isolate: false,
 						// One `npm run dev` for the files that need a plain stack, and one dry run of each Worker
 						// (dry-run.test.ts and capacity-bench.test.ts), each started when the first file asks.
 						globalSetup: ["./test/node/support/shared-stack-setup.ts", "./test/node/support/dry-runs-setup.ts"],

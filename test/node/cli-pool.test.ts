@@ -1,25 +1,32 @@
 /**
  * The waits of `r2c ... --wait`: a wait cut short by an event leaves no timer behind, since a
  * running timer holds the process open (`batch create --wait` once exited a minute after its batch
- * had ended, when its one-minute safety poll fired).
+ * had ended, when its one-minute safety poll fired). vitest's fake timers count only the timers
+ * made here: other files running in the same process keep real timers of their own.
  */
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { sleepUnlessWoken } from "../../cli/pool.ts";
 
-const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+beforeEach(() => {
+	vi.useFakeTimers();
+});
+afterEach(() => {
+	vi.useRealTimers();
+});
 
 describe("sleepUnlessWoken", () => {
 	it("returns when woken and clears its timer", async () => {
-		const before = timers();
 		await sleepUnlessWoken(Promise.resolve(), 60_000);
-		expect(timers()).toBe(before);
+		expect(vi.getTimerCount()).toBe(0);
 	});
 
 	it("returns when the time has passed if nothing wakes it, and clears nothing else", async () => {
 		const other = setTimeout(() => {}, 60_000);
-		const before = timers();
-		await sleepUnlessWoken(new Promise(() => {}), 20);
-		expect(timers()).toBe(before);
+		const slept = sleepUnlessWoken(new Promise(() => {}), 20);
+		expect(vi.getTimerCount()).toBe(2);
+		await vi.advanceTimersByTimeAsync(20);
+		await slept;
+		expect(vi.getTimerCount()).toBe(1);
 		clearTimeout(other);
 	});
 });
