@@ -64,14 +64,7 @@ const localServices = () =>
 	}));
 
 // ── Test overrides (the vitest pool: every Worker in one harness isolate) ─────────────────────
-const HARNESS = {
-	name: "r2-captions-test",
-	main: "test/harness.ts",
-	// vitest talks to each runtime over one WebSocket (modules, calls, results); compressing every
-	// message cost vitest's process about a second of CPU per runtime and workerd as much again. No
-	// Worker serves or opens a WebSocket, so the flag changes nothing the tests look at.
-	compatibility_flags: ["no_web_socket_compression"],
-} as const;
+const HARNESS = { name: "r2-captions-test", main: "test/harness.ts" } as const;
 const TEST_VARS = {
 	// Secrets, as plain vars: the pool has no .dev.vars.
 	ADMIN_TOKEN: "test-admin-token",

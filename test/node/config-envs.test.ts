@@ -200,8 +200,6 @@ describe("the test pool's config (every Worker in test/harness.ts)", () => {
 		"vars.EVENTS_KEEPALIVE_SECONDS": "1",
 		"queues.producers[HELD_MESSAGES].binding": "HELD_MESSAGES",
 		"queues.producers[HELD_MESSAGES].queue": "held-messages",
-		// No WebSocket compression between vitest and each runtime (no Worker uses WebSockets).
-		"compatibility_flags[0]": "no_web_socket_compression",
 	};
 	for (const [queue, retries] of Object.entries({
 		"caption-jobs": 2,
