@@ -5,8 +5,9 @@
  * job page lists the tags and the write-back), the live job list, a job page, an object's caption
  * history with a caption written by hand, a webhook delivery sent again, the stats charts, a prefix
  * batch followed to 100 %, a dry-run batch planned and started, and a scoped key that sees only its
- * prefix. Set-up and checks go through the typed client (client/); every page is saved as a
- * screenshot in test-results/screenshots/.
+ * prefix. Set-up and checks go through the typed client (client/). With SCREENSHOTS=1 every page
+ * is saved as a screenshot in test-results/screenshots/; a failing test always saves the page it
+ * failed on there (failed-<test>.png).
  */
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
@@ -16,11 +17,11 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import type { HTTPRequest, Page } from "puppeteer-core";
 import { Webhook } from "standardwebhooks";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createR2cClient, type Job, listAllJobs, ok, type R2cClient, uploadImage } from "../../client/index.ts";
 import { type DevStack, spawnDevStack, until } from "../../scripts/lib/dev-stack.ts";
 import { root } from "../../scripts/lib/wrangler.ts";
-import { collectErrors, launchBrowser, screenshot, type TestBrowser } from "./support/browser.ts";
+import { collectErrors, launchBrowser, saveScreenshot, screenshot, type TestBrowser } from "./support/browser.ts";
 
 const sample = (name: string) => path.join(root, "samples", name);
 const run = Date.now().toString(36);
@@ -75,6 +76,13 @@ beforeAll(async () => {
 	);
 	webhookSecret = subscription.secret;
 }, 180_000);
+
+beforeEach(({ task, onTestFailed }) => {
+	onTestFailed(async () => {
+		const name = task.name.replace(/[^a-z0-9]+/gi, "-").slice(0, 60);
+		if (page) await saveScreenshot(page, `failed-${name}`).catch(() => undefined);
+	});
+});
 
 afterAll(async () => {
 	await chrome?.close();

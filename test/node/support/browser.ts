@@ -12,8 +12,19 @@ export { type LaunchedBrowser as TestBrowser, launchBrowser } from "../../../scr
 
 export const screenshotDir = path.join(root, "test-results/screenshots");
 
-/** Saves a full-page screenshot as test-results/screenshots/<name>.png. */
-export async function screenshot(page: Page, name: string): Promise<string> {
+/**
+ * Saves a full-page screenshot as test-results/screenshots/<name>.png when SCREENSHOTS is set
+ * (`SCREENSHOTS=1 npx vitest run test/node/dashboard.test.ts`); returns the file, or null when
+ * none was taken. Encoding a full page as PNG costs Chromium a few tenths of a CPU-second each, and
+ * the dashboard test takes about thirty: the whole suite skips them unless asked.
+ */
+export async function screenshot(page: Page, name: string): Promise<string | null> {
+	if (!process.env.SCREENSHOTS) return null;
+	return saveScreenshot(page, name);
+}
+
+/** Saves a full-page screenshot as test-results/screenshots/<name>.png, whatever SCREENSHOTS says. */
+export async function saveScreenshot(page: Page, name: string): Promise<string> {
 	mkdirSync(screenshotDir, { recursive: true });
 	const file = path.join(screenshotDir, `${name}.png`);
 	await page.screenshot({ path: file as `${string}.png`, fullPage: true });
