@@ -13,7 +13,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { localConfig, type RawConfig, readConfig, workerConfigFiles, writeConfig } from "../scripts/lib/configs.ts";
-import { freePort, startStack as startLocalStack } from "../scripts/lib/dev-stack.ts";
+import { startStack as startLocalStack } from "../scripts/lib/dev-stack.ts";
 import { seedMigratedState } from "../scripts/lib/migrated-state.ts";
 
 export const ROOT = path.resolve(import.meta.dirname, "..");
@@ -222,8 +222,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 		host: "127.0.0.1",
 		token,
 		env: { CI: "1", WRANGLER_SEND_METRICS: "false" },
-		command: async (port) => {
-			inspectorPort = await freePort();
+		command: (port, debuggerPort) => {
+			inspectorPort = debuggerPort;
 			return [
 				process.execPath,
 				[

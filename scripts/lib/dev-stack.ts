@@ -125,9 +125,7 @@ export async function spawnDevStack(name: string, options: DevStackOptions = {})
 	return startStack({
 		...options,
 		persistTo,
-		// A debugger port of its own too: wrangler's default search from 9229 races with every other
-		// stack starting at the same moment (both take the same port and one stops).
-		command: async (port) => [
+		command: (port, inspectorPort) => [
 			"npm",
 			[
 				"run",
@@ -136,7 +134,7 @@ export async function spawnDevStack(name: string, options: DevStackOptions = {})
 				"--port",
 				String(port),
 				"--inspector-port",
-				String(await freePort()),
+				String(inspectorPort),
 				"--persist-to",
 				persistTo,
 				...(options.args ?? []),
@@ -146,8 +144,13 @@ export async function spawnDevStack(name: string, options: DevStackOptions = {})
 }
 
 export interface StackOptions {
-	/** The program and arguments that serve the status API on `port` (`npm run dev`, or `wrangler dev` itself). */
-	command: (port: number) => Promise<[string, string[]]> | [string, string[]];
+	/**
+	 * The program and arguments that serve the status API on `port` (`npm run dev`, or `wrangler dev`
+	 * itself), with wrangler's debugger on `inspectorPort`: wrangler's own choice, the first free port
+	 * from 9229 when it starts, races with every other stack starting at the same moment (both take
+	 * the same port and one stops).
+	 */
+	command: (port: number, inspectorPort: number) => Promise<[string, string[]]> | [string, string[]];
 	/** The local state directory it serves from. */
 	persistTo: string;
 	keepState?: boolean | undefined;
@@ -174,7 +177,7 @@ export async function startStack(options: StackOptions): Promise<DevStack> {
 	let output = "";
 	const log = options.logFile ? openLog(options.logFile) : undefined;
 	const start = async (port: number) => {
-		const [command, args] = await options.command(port);
+		const [command, args] = await options.command(port, await freePort());
 		const server = spawn(command, args, {
 			cwd: root,
 			detached: true,

@@ -3,8 +3,8 @@
  * to FAKE_WRANGLER_LOG (with the secrets a `deploy --secrets-file` would set) and answers as a
  * logged-in wrangler would. FAKE_WRANGLER_SECRETS maps a config path to the secrets its Worker
  * already has; FAKE_WRANGLER_NO_SUBDOMAIN makes `deploy` fail as it does on an account without one.
- * Plain JavaScript: the tests start it about sixty times, and Node would strip a TypeScript file's
- * types at each start.
+ * Plain JavaScript: the tests start it about eighty-five times, and Node would strip a TypeScript
+ * file's types at each start.
  */
 import { appendFileSync, readFileSync } from "node:fs";
 
