@@ -3,11 +3,10 @@
  * with zod down to the parts the scripts and config tests read. wrangler's published types leave
  * `unstable_readConfig`'s result untyped (they point at a package it bundles), hence the schema.
  */
-import { createRequire } from "node:module";
 import path from "node:path";
 import { z } from "zod";
 import { readConfig } from "./configs.ts";
-import { root } from "./wrangler.ts";
+import { root, wranglerApi } from "./wrangler.ts";
 
 const QueueConsumer = z.object({
 	queue: z.string(),
@@ -48,16 +47,9 @@ export const WorkerConfig = z.object({
 });
 export type WorkerConfig = z.infer<typeof WorkerConfig>;
 
-/**
- * wrangler's API, loaded on first use with require: imported as an ES module, its 15 MB CommonJS
- * bundle is first scanned by Node for module syntax and for its export names, half a second of
- * CPU more at each start of a script that reads a config (`npm run deploy`).
- */
-const wrangler = () => createRequire(import.meta.url)("wrangler") as typeof import("wrangler");
-
 /** Everything wrangler resolved, unvalidated: for comparisons over every kind of binding. */
 export function readResolvedConfig(file: string): Record<string, unknown> {
-	const { unstable_readConfig } = wrangler();
+	const { unstable_readConfig } = wranglerApi();
 	return z.record(z.string(), z.unknown()).parse(unstable_readConfig({ config: path.resolve(root, file) }));
 }
 

@@ -4,6 +4,7 @@
  */
 import { type SpawnOptions, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
@@ -11,6 +12,13 @@ export const root = path.join(import.meta.dirname, "../..");
 
 /** The repository's wrangler; R2C_WRANGLER_BIN names a stand-in script (the deploy tests' fake wrangler). */
 const wranglerBin = process.env.R2C_WRANGLER_BIN ?? path.join(root, "node_modules/wrangler/bin/wrangler.js");
+
+/**
+ * wrangler's API in this process, loaded on first use with require: imported as an ES module, its
+ * 15 MB CommonJS bundle is first scanned by Node for module syntax and for its export names, half a
+ * second of CPU more at each start of a script that uses it.
+ */
+export const wranglerApi = () => createRequire(import.meta.url)("wrangler") as typeof import("wrangler");
 
 /** Default local state, the same directory a plain `wrangler dev` or `wrangler d1 … --local` uses. */
 export const defaultPersistDir = path.join(root, ".wrangler/state");
