@@ -67,6 +67,9 @@ const LONGEST = [
 	"test/node/restart.test.ts",
 	"test/node/dashboard.test.ts",
 	"test/node/cli.test.ts",
+	// Not long, but a user of the shared stack, which stops soon after its last user is done: started
+	// beside cli.test.ts, it finds the stack up rather than booting it again after it stopped.
+	"test/node/events.test.ts",
 	"test/node/smoke.test.ts",
 	"test/node/deploy.test.ts",
 	"test/node/capacity-bench.test.ts",

@@ -39,8 +39,9 @@ beforeAll(async () => {
 	api = createR2cClient({ baseUrl: stack.url, token: stack.token });
 }, 150_000);
 
-afterAll(() => {
+afterAll(async () => {
 	rmSync(work, { recursive: true, force: true });
+	await stack?.release();
 });
 
 const env = () => ({ R2C_API_URL: stack.url, R2C_TOKEN: stack.token });

@@ -12,7 +12,7 @@ import { z } from "zod";
 import { until } from "../../scripts/lib/dev-stack.ts";
 import { root } from "../../scripts/lib/wrangler.ts";
 import { r2c, startR2c } from "./support/cli.ts";
-import { sharedDevStack } from "./support/shared-stack.ts";
+import { type SharedStack, sharedDevStack } from "./support/shared-stack.ts";
 
 const JobEvent = z.object({
 	type: z.enum(["job.succeeded", "job.failed"]),
@@ -21,7 +21,11 @@ const JobEvent = z.object({
 const Job = z.object({ id: z.string(), key: z.string(), status: z.string() });
 
 const work = mkdtempSync(path.join(tmpdir(), "r2c-events-test-"));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+let stack: SharedStack | undefined;
+afterAll(async () => {
+	rmSync(work, { recursive: true, force: true });
+	await stack?.release();
+});
 
 const bytes = readFileSync(path.join(root, "samples/shapes-on-white.png"));
 
@@ -29,7 +33,7 @@ describe("r2c and the stream", () => {
 	it("r2c events prints the stream as JSON lines; r2c upload --wait follows it without polling jobs", async () => {
 		// The node project's shared stack: other files' jobs run on it too, so everything below is
 		// this test's prefix and jobs only.
-		const stack = await sharedDevStack();
+		stack = await sharedDevStack();
 		const env = { R2C_API_URL: stack.url, R2C_TOKEN: stack.token };
 		const prefix = `cli-events-${crypto.randomUUID()}/`;
 		// From the start of the stack's events: nothing of this test's can pass before it connects.

@@ -1,8 +1,9 @@
 /**
  * The node project's shared `npm run dev` stack (test/node/support/shared-stack-setup.ts starts it on
- * the first call, for the whole run). Several files use it at once: each test uses object keys,
- * prefixes and subscriptions of its own, counts only its own jobs, and never stops the stack or
- * needs vars of its own (those files call spawnDevStack; docs/testing.md).
+ * the first call, and stops it once every file that asked has released it). Several files use it at
+ * once: each test uses object keys, prefixes and subscriptions of its own, counts only its own jobs,
+ * and never stops the stack or needs vars of its own (those files call spawnDevStack;
+ * docs/testing.md).
  */
 import { readFileSync } from "node:fs";
 import { inject } from "vitest";
@@ -17,12 +18,32 @@ export interface SharedStack {
 	token: string;
 	/** Everything the stack printed so far (wrangler logs every request), every file's requests included. */
 	output(): string;
+	/** Gives the lease back (in the file's `afterAll`): the stack stops soon after the last one. */
+	release(): Promise<void>;
 }
 
-/** The shared stack, once it serves (the first call starts it: up to a few minutes on a busy machine). */
+/**
+ * The shared stack, once it serves (a call while nobody holds it starts it: up to a few minutes on a
+ * busy machine). Each call takes a lease, which the file gives back with `release()`.
+ */
 export async function sharedDevStack(): Promise<SharedStack> {
-	const res = await fetch(`${inject("sharedStackBroker")}/stack`, { method: "POST" });
-	if (!res.ok) throw new Error(`the shared stack did not start:\n${await res.text()}`);
+	const broker = `${inject("sharedStackBroker")}/stack`;
+	const res = await fetch(broker, { method: "POST" });
+	if (!res.ok) {
+		const error = await res.text();
+		await fetch(`${broker}/release`, { method: "POST" });
+		throw new Error(`the shared stack did not start:\n${error}`);
+	}
 	const { url, token, logFile } = SharedStackInfo.parse(await res.json());
-	return { url, token, output: () => readFileSync(logFile, "utf8") };
+	let released = false;
+	return {
+		url,
+		token,
+		output: () => readFileSync(logFile, "utf8"),
+		async release() {
+			if (released) return;
+			released = true;
+			await fetch(`${broker}/release`, { method: "POST" });
+		},
+	};
 }
