@@ -101,6 +101,7 @@ beforeEach(({ task, onTestFailed }) => {
 afterAll(async () => {
 	await chrome?.close();
 	receiver.close();
+	await stack?.release();
 });
 
 /** Text of the first element matching `selector` (in `tab`, the test's page unless given), or null. */
