@@ -1,9 +1,11 @@
 /**
  * Benchmark images, made with sharp: a small set of photo-like JPEGs cycled through for the
  * pipeline runs, and the two large images of the memory scenario (a 6000×4000 JPEG and a PNG of
- * at least 20 MB). Generated once per run into the work directory.
+ * at least 20 MB). Made once and kept on disk: the photo-like set under node_modules/.cache (named
+ * by the code that makes it), the large images in the directory the memory scenario names.
  */
-import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import sharp from "sharp";
 
@@ -42,6 +44,8 @@ async function photoLike(width: number, height: number, seed: number): Promise<U
 	return new Uint8Array(out);
 }
 
+const PHOTO_CACHE = path.join(import.meta.dirname, "../node_modules/.cache/r2-captions-bench-photos");
+
 /** Eight distinct photo-like JPEGs between 640×480 and 1024×768: within every model's limits, so
  * the real consumer and the naive baseline do the same useful work (no downscaling needed). */
 export async function pipelineImages(): Promise<WorkloadImage[]> {
@@ -55,8 +59,15 @@ export async function pipelineImages(): Promise<WorkloadImage[]> {
 		[720, 960],
 		[800, 533],
 	];
+	// Making them takes sharp about 1.7 CPU-seconds (the noise is random: no two makings give the
+	// same bytes), so they are made once, into a folder named by this file's text.
+	const source = await readFile(import.meta.filename);
+	const dir = path.join(PHOTO_CACHE, createHash("sha256").update(source).digest("hex").slice(0, 16));
 	return Promise.all(
-		sizes.map(async ([w, h], i) => ({ name: `photo-${i}-${w}x${h}.jpg`, bytes: await photoLike(w, h, i) })),
+		sizes.map(async ([w, h], i) => {
+			const name = `photo-${i}-${w}x${h}.jpg`;
+			return { name, bytes: await cached(path.join(dir, name), async () => Buffer.from(await photoLike(w, h, i))) };
+		}),
 	);
 }
 
@@ -67,7 +78,10 @@ async function cached(file: string, make: () => Promise<Buffer>): Promise<Uint8A
 	} catch {
 		const bytes = await make();
 		await mkdir(path.dirname(file), { recursive: true });
-		await writeFile(file, bytes);
+		// Whole or not at all: a reader never finds half a file (two runs may make it at once).
+		const partial = `${file}.${process.pid}.partial`;
+		await writeFile(partial, bytes);
+		await rename(partial, file);
 		return new Uint8Array(bytes);
 	}
 }

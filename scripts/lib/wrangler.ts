@@ -10,8 +10,8 @@ import path from "node:path";
 
 export const root = path.join(import.meta.dirname, "../..");
 
-/** The repository's wrangler; R2C_WRANGLER_BIN names a stand-in script (the deploy tests' fake wrangler). */
-const wranglerBin = process.env.R2C_WRANGLER_BIN ?? path.join(root, "node_modules/wrangler/bin/wrangler.js");
+/** The repository's wrangler. */
+const wranglerBin = path.join(root, "node_modules/wrangler/bin/wrangler.js");
 
 /**
  * wrangler's API in this process, loaded on first use with require: imported as an ES module, its
@@ -26,8 +26,13 @@ export const defaultPersistDir = path.join(root, ".wrangler/state");
 /** D1 database name shared by every Worker (the `database_name` of their DB binding). */
 export const databaseName = "r2-captions";
 
-/** Starts wrangler with `args`; the caller owns the child (signals, exit). */
+/**
+ * Starts wrangler with `args`; the caller owns the child (signals, exit). R2C_WRANGLER_BIN names an
+ * executable started in its place (the deploy tests' stand-in, test/node/support/fake-wrangler.sh).
+ */
 export function spawnWrangler(args: string[], options: SpawnOptions = {}) {
+	const standIn = process.env.R2C_WRANGLER_BIN;
+	if (standIn) return spawn(standIn, args, { cwd: root, ...options });
 	return spawn(process.execPath, [wranglerBin, ...args], { cwd: root, ...options });
 }
 

@@ -1,5 +1,5 @@
 /**
- * `npm run deploy` against a stand-in wrangler (test/node/support/fake-wrangler.js) and a stand-in
+ * `npm run deploy` against a stand-in wrangler (test/node/support/fake-wrangler.sh) and a stand-in
  * Cloudflare API on loopback: what it says the plan needs, the workers.dev subdomain check, the
  * one-time licence prompt of llama-3.2-11b-vision, and one WEBHOOK_SECRETS_KEY for every Worker.
  */
@@ -73,7 +73,7 @@ async function runScript(
 		cwd: root,
 		env: {
 			PATH: process.env.PATH ?? "",
-			R2C_WRANGLER_BIN: path.join(root, "test/node/support/fake-wrangler.js"),
+			R2C_WRANGLER_BIN: path.join(root, "test/node/support/fake-wrangler.sh"),
 			FAKE_WRANGLER_LOG: log,
 			...env,
 		},
@@ -146,7 +146,7 @@ describe.concurrent("npm run deploy", () => {
 	});
 
 	it("refuses to leave one Worker with a WEBHOOK_SECRETS_KEY the other lacks, unless the value is given", async () => {
-		const existing = JSON.stringify({ [workerConfigFiles.status]: ["ADMIN_TOKEN", "WEBHOOK_SECRETS_KEY"] });
+		const existing = `${workerConfigFiles.status}:ADMIN_TOKEN,WEBHOOK_SECRETS_KEY`;
 		const [refused, given] = await Promise.all([
 			deploy({ FAKE_WRANGLER_SECRETS: existing }),
 			deploy({ FAKE_WRANGLER_SECRETS: existing, WEBHOOK_SECRETS_KEY: "a-given-sealing-key-value" }),
