@@ -27,12 +27,17 @@ import { migrateLocal, root } from "./wrangler.ts";
 
 const CACHE = path.join(root, "node_modules/.cache/r2-captions-migrated-state");
 
-/** What the template depends on: the migrations' names and text, the D1 binding (its file is named by the database), wrangler. */
+/**
+ * What the template depends on: the migrations' names and text, the D1 binding (its file is named by
+ * the database), wrangler, and the code that applies them.
+ */
 function templateKey(): string {
 	const hash = createHash("sha256");
 	const d1 = readConfig("wrangler.jsonc").d1_databases ?? [];
 	hash.update(JSON.stringify(d1));
 	hash.update(readFileSync(path.join(root, "node_modules/wrangler/package.json")));
+	// The code that applies them (migrateLocal): a template it made differently is not reused.
+	hash.update(readFileSync(path.join(root, "scripts/lib/wrangler.ts")));
 	for (const binding of d1) {
 		if (!binding.migrations_dir) continue;
 		const dir = path.join(root, binding.migrations_dir);
