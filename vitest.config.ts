@@ -31,17 +31,24 @@ export const OWN_RUNTIME = [
 	"test/webhooks/sweeper.test.ts",
 	// Count every model call of the runtime (emulator.callsTo()) while their jobs go through the real
 	// queues; queue.test.ts injects model faults any file's caption would use up, and the batch files
-	// run the consumer's cron or the webhooks Worker's sweep, which go through every file's rows.
+	// run the consumer's cron or the webhooks Worker's sweep, which go through every file's rows. Not
+	// after the MODEL_CALLS files either: queue.test.ts's duplicate copy may be sent back for a lease
+	// (120 s), a delayed message the quiet start does not see, and the cron would re-queue the
+	// captions those files leave leased (caption-job.test.ts's lost lease, 60 s).
 	"test/e2e/queue.test.ts",
 	"test/batches/cancel.test.ts",
 	"test/batches/listing.test.ts",
 ];
 
 /**
- * The files that count every call the model emulator saw (or the registry's calls per model): the
- * uploads of other files are captioned in the background, whenever the queue gets to them, so these
- * run alone too, not even after one another in one runtime (the file before may still have jobs
- * on the queue).
+ * The files that count every call the model emulator saw (or the registry's calls per model), inject
+ * faults or overrides any caption would use, or read the health registry: the uploads of other
+ * files are captioned in the background, whenever the queue gets to them, so these never share a
+ * runtime with the `workers` project. They run one after another in two runtimes of their own
+ * (project `workers-model-calls`), each from a quiet start (test/quiet-setup.ts): it waits until
+ * the work the file before left is over (no queue handler running, nothing pending in D1, no job
+ * row written for a moment), then resets the emulator, the health registry and the lane scheduler.
+ * None of them leaves a message on a queue with a delay, which the wait could not see.
  */
 export const MODEL_CALLS = [
 	"test/consumer/batch-grants.test.ts",
@@ -133,6 +140,7 @@ export default defineConfig(async () => {
 	});
 	const shared = workerd("workers");
 	const own = workerd("workers-own-runtime");
+	const modelCalls = workerd("workers-model-calls");
 	return {
 		test: {
 			globalSetup: ["./test/support/global-setup.ts"],
@@ -150,19 +158,38 @@ export default defineConfig(async () => {
 						...shared.test,
 						include: ["test/**/*.test.ts"],
 						exclude: ["test/node/**", ...OWN_RUNTIME, ...MODEL_CALLS],
+						// After workers-model-calls (below), with the other projects.
+						sequence: { groupOrder: 1 },
 						// Starting workerd costs seconds: these files run one after another in a few
 						// runtimes (one per vitest worker) and share its storage, so each test uses keys,
 						// prefixes and ids of their own and counts only its own rows (docs/testing.md).
 						isolate: false,
 					},
 				},
-				{ ...own, test: { ...own.test, include: [...OWN_RUNTIME, ...MODEL_CALLS] } },
+				{ ...own, test: { ...own.test, include: OWN_RUNTIME, sequence: { groupOrder: 1 } } },
+				{
+					...modelCalls,
+					test: {
+						...modelCalls.test,
+						include: MODEL_CALLS,
+						setupFiles: [...modelCalls.test.setupFiles, "./test/quiet-setup.ts"],
+						// Two runtimes (two vitest workers, each running its files one after another) instead
+						// of one per file: about 3.5 CPU-seconds a runtime. vitest takes a project's own
+						// maxWorkers only in a group of its own (sequence.groupOrder), and runs the groups one
+						// after another: this one first, beside npm test's checks, then the rest. One runtime
+						// would save another 3.5 CPU-seconds but take about 50 s on half a core (2026-12-06).
+						isolate: false,
+						maxWorkers: 2,
+						sequence: { groupOrder: 0 },
+					},
+				},
 				{
 					// In Node: what has to run outside workerd (OpenAPI validation, wrangler, the dev server).
 					test: {
 						name: "node",
 						include: ["test/node/**/*.test.ts"],
 						environment: "node",
+						sequence: { groupOrder: 1 },
 						// Files run one after another in a few Node processes (one per vitest worker) instead of a
 						// process each: about half a CPU-second a file. They keep no state in shared modules.
 						isolate: false,

@@ -6,6 +6,7 @@ import consumer from "../workers/consumer/index";
 import status from "../workers/status/index";
 import webhooks from "../workers/webhooks/index";
 import { handledMessages, observeOutcomes } from "./support/outcomes";
+import { trackingContext, trackQueueWork } from "./support/queue-work";
 
 // Durable Object classes of the Workers, exported by the test entry point as they are by theirs.
 export {
@@ -25,9 +26,11 @@ export default {
 		const observed = observeOutcomes(batch, (message, outcome) =>
 			handledMessages.push({ queue: batch.queue, body: message.body, outcome }),
 		);
+		// Counted until it and its waitUntil work settle (test/support/quiet.ts waits for none running).
+		const tracked = trackingContext(ctx);
 		// webhook-deliveries and webhook-deliveries-dlq belong to the webhooks Worker.
-		if (batch.queue.startsWith("webhook-deliveries")) return webhooks.queue(observed, env, ctx);
-		return consumer.queue(observed, env, ctx);
+		if (batch.queue.startsWith("webhook-deliveries")) return trackQueueWork(webhooks.queue(observed, env, tracked));
+		return trackQueueWork(consumer.queue(observed, env, tracked));
 	},
 	// Both Workers have a cron (they run on the same schedule when deployed).
 	async scheduled(controller, env, ctx) {
