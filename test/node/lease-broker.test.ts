@@ -12,7 +12,7 @@ const IDLE_MS = 200;
 let broker: LeaseBroker | undefined;
 afterEach(() => broker?.close());
 
-async function counted() {
+async function counted({ lent = true } = {}) {
 	const log: string[] = [];
 	let made = 0;
 	broker = await startLeaseBroker(
@@ -22,10 +22,14 @@ async function counted() {
 			log.push(`make ${made}`);
 			return { n: made };
 		},
-		async (thing) => {
-			log.push(`unmake ${thing.n}`);
-		},
-		IDLE_MS,
+		lent
+			? {
+					unmake: async (thing) => {
+						log.push(`unmake ${thing.n}`);
+					},
+					idleMs: IDLE_MS,
+				}
+			: undefined,
 	);
 	const url = broker.url;
 	return {
@@ -61,6 +65,15 @@ describe("the lease broker", () => {
 		await until("the thing to be unmade", 5_000, async () => (log.length === 2 ? true : undefined));
 		expect(await ask()).toBe(2);
 		expect(log).toEqual(["make 1", "unmake 1", "make 2"]);
+	});
+
+	it("without lending, keeps what it made after every lease is back, for every later ask", async () => {
+		const { log, ask, release } = await counted({ lent: false });
+		expect(await ask()).toBe(1);
+		await release();
+		await pause(IDLE_MS * 2);
+		expect(await ask()).toBe(1);
+		expect(log).toEqual(["make 1"]);
 	});
 
 	it("unmakes what is made when closed, leases held or not", async () => {

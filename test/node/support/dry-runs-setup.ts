@@ -12,7 +12,7 @@ import type { TestProject } from "vitest/node";
 import { productionConfigs } from "../../../scripts/lib/configs.ts";
 import { runWrangler } from "../../../scripts/lib/wrangler.ts";
 import type { DryRun } from "./dry-runs.ts";
-import { startOnceBroker } from "./once-broker.ts";
+import { startLeaseBroker } from "./lease-broker.ts";
 
 export default async function setup(project: TestProject) {
 	const outRoot = mkdtempSync(path.join(tmpdir(), "r2-captions-dry-run-"));
@@ -21,11 +21,10 @@ export default async function setup(project: TestProject) {
 		const { code, stdout, stderr } = await runWrangler(["deploy", "--dry-run", "-c", config, "--outdir", outdir]);
 		return { config, code, stdout, stderr, outdir };
 	};
-	const broker = await startOnceBroker("/dry-runs", () => Promise.all(productionConfigs.map(dryRun)));
+	const broker = await startLeaseBroker("/dry-runs", () => Promise.all(productionConfigs.map(dryRun)));
 	project.provide("dryRunBroker", broker.url);
 	return async () => {
-		broker.close();
-		await broker.made()?.catch(() => undefined);
+		await broker.close();
 		rmSync(outRoot, { recursive: true, force: true });
 	};
 }

@@ -1,24 +1,29 @@
 /**
- * A loopback server for a global setup to lend the test files something costly that runs only while
- * they use it: `POST <route>` makes it when nobody holds it (`make()`), counts a lease and answers
- * what was made as JSON (500 with the error if making it failed); `POST <route>/release` ends a
- * lease. Once the last lease has ended and nobody has asked again for `idleMs`, `unmake()` stops
- * it; the next ask makes it afresh. A run of files that never ask makes none.
+ * A loopback server for a global setup to lend the test files something costly that it makes only
+ * if asked: `POST <route>` makes it when nobody holds it (`make()`), counts a lease and answers what
+ * was made as JSON (500 with the error if making it failed); `POST <route>/release` ends a lease.
+ * With `lending`, once the last lease has ended and nobody has asked again for `idleMs`, `unmake()`
+ * stops it and the next ask makes it afresh (the shared stack); without, it stays until `close()`
+ * (the dry runs, made once for every file). A run of files that never ask makes none.
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 
 export interface LeaseBroker {
 	url: string;
-	/** Stops answering and unmakes whatever is made (the global teardown). */
+	/** Stops answering and unmakes whatever is made, once it has settled (the global teardown). */
 	close(): Promise<void>;
+}
+
+export interface Lending<T> {
+	unmake(made: T): Promise<void>;
+	idleMs: number;
 }
 
 export async function startLeaseBroker<T>(
 	route: string,
 	make: () => Promise<T>,
-	unmake: (made: T) => Promise<void>,
-	idleMs: number,
+	lending?: Lending<T>,
 ): Promise<LeaseBroker> {
 	let made: Promise<T> | undefined;
 	let leases = 0;
@@ -29,7 +34,14 @@ export async function startLeaseBroker<T>(
 	const unmakeNow = () => {
 		const current = made;
 		made = undefined;
-		if (current) unmaking = unmaking.then(() => current.then(unmake, () => undefined));
+		// Settled (and unmade, when lent) before a new one is made or the teardown goes on.
+		if (current)
+			unmaking = unmaking.then(() =>
+				current.then(
+					(value) => lending?.unmake(value),
+					() => undefined,
+				),
+			);
 		return unmaking;
 	};
 	const server = createServer((req, res) => {
@@ -43,9 +55,9 @@ export async function startLeaseBroker<T>(
 			);
 		} else if (req.method === "POST" && req.url === `${route}/release`) {
 			leases = Math.max(0, leases - 1);
-			if (leases === 0) {
+			if (leases === 0 && lending) {
 				clearTimeout(idle);
-				idle = setTimeout(unmakeNow, idleMs);
+				idle = setTimeout(unmakeNow, lending.idleMs);
 			}
 			res.writeHead(204).end();
 		} else {

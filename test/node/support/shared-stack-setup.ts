@@ -55,7 +55,7 @@ export default async function setup(project: TestProject) {
 	};
 	process.once("exit", kill);
 
-	const broker = await startLeaseBroker("/stack", start, stop, IDLE_MS);
+	const broker = await startLeaseBroker("/stack", start, { unmake: stop, idleMs: IDLE_MS });
 	project.provide("sharedStackBroker", broker.url);
 	return async () => {
 		await broker.close();
