@@ -162,9 +162,11 @@ describe("the lane scheduler Durable Object", () => {
 
 	it("two keys' batches asking for several slots each, under load, are served slot by slot round the keys", async () => {
 		const s = scheduler();
-		const ask = (key: string, n: number) => s.acquireMany({ ...request("batch", key), burst: 2 }, n);
-		// key_a takes the idle limit's burst: from here one slot per 100 ms, key_b's turn first.
-		expect(await ask("key_a", 5)).toEqual({ kind: "slots", limits: [IT.name, IT.name] });
+		// At the slow pace: both keys ask again well inside one interval, even on a loaded machine (at
+		// 100 ms a slot, key_a's next ask once found a slot free before key_b had asked, and took it).
+		const ask = (key: string, n: number) => s.acquireMany({ ...request("batch", key, [SLOW]), burst: 2 }, n);
+		// key_a takes the idle limit's burst: from here one slot per 400 ms, key_b's turn first.
+		expect(await ask("key_a", 5)).toEqual({ kind: "slots", limits: [SLOW.name, SLOW.name] });
 		const order: string[] = [];
 		/** Asks for `n` slots, and again for the rest after each answer, as a queue batch does. */
 		const take = async (key: string, n: number) => {
