@@ -132,15 +132,23 @@ describe("scheduling lanes through the real queues", () => {
 			const found = page.data[0];
 			return found?.status === "succeeded" ? found : undefined;
 		});
+		// The rest of the batch would only take the pace's time (about 40 s): cancelled, its queued jobs
+		// end without a model call and the running ones finish, so every job that was captioned before
+		// the upload is in the rows below. (A batch that went first has completed by now: 409.)
+		const cancel = await fetch(`${stack.url}/v1/batches/${batch.id}/cancel`, { method: "POST", headers: admin });
+		expect([200, 409]).toContain(cancel.status);
 		await finished(batch.id);
 		const jobs = await batchJobs(batch.id);
 		expect(jobs).toHaveLength(100);
 		const before = jobs.filter((j) => ms(j.completed_at) < ms(job.completed_at)).length;
 		console.log(`the upload was captioned after ${before} of the batch's 100 jobs`);
 		expect(before).toBeLessThan(50);
+		const captioned = jobs.filter((j) => j.status === "succeeded").length;
+		expect(captioned).toBeGreaterThan(0);
 		const stats = await api<{ lanes: { lane: string; task_type: string; calls_last_minute: number }[] }>("/v1/stats");
 		const lane = (name: string) => stats.lanes.find((l) => l.lane === name && l.task_type === "Image-to-Text");
-		expect(lane("batch")?.calls_last_minute).toBeGreaterThanOrEqual(50);
+		// All within the minute: the batch started seconds ago.
+		expect(lane("batch")?.calls_last_minute).toBeGreaterThanOrEqual(captioned);
 		expect(lane("interactive")?.calls_last_minute).toBeGreaterThanOrEqual(1);
 	}, 200_000);
 
