@@ -5,6 +5,7 @@
  * checks take is mostly idle otherwise. Exits non-zero when any stage fails.
  */
 import { spawn } from "node:child_process";
+import path from "node:path";
 import { root } from "./lib/wrangler.ts";
 
 interface Stage {
@@ -27,12 +28,19 @@ const CHECKS: Stage[] = ["types:check", "client:check", "typecheck", "lint"].map
 
 const VITEST: Stage = { name: "vitest", command: ["npx", "vitest", "run", ...process.argv.slice(2)] };
 
+/**
+ * Every Node process of the run (vitest, its workers, each wrangler and `r2c` a test starts) keeps
+ * the code it compiles in one cache: wrangler alone is 15 MB of JavaScript, started about 25 times a
+ * run, and each start compiles it again without one (about 0.4 CPU-seconds).
+ */
+const env = { NODE_COMPILE_CACHE: path.join(root, "node_modules/.cache/node-compile"), ...process.env };
+
 /** Runs a stage; `stream` prints its output as it comes, otherwise it is kept for the summary. */
 function run(stage: Stage, stream: boolean): Promise<StageResult> {
 	const started = performance.now();
 	return new Promise((resolve) => {
 		const [command = "", ...args] = stage.command;
-		const child = spawn(command, args, { cwd: root, stdio: stream ? "inherit" : ["ignore", "pipe", "pipe"] });
+		const child = spawn(command, args, { cwd: root, env, stdio: stream ? "inherit" : ["ignore", "pipe", "pipe"] });
 		let output = "";
 		child.stdout?.on("data", (c: Buffer) => {
 			output += c;
