@@ -80,6 +80,8 @@ const LONGEST = [
 	"test/node/smoke.test.ts",
 	"test/node/deploy.test.ts",
 	"test/node/capacity-bench.test.ts",
+	// The tuned stack's two users (test/node/support/tuned-stack.ts), one after the other: the second
+	// usually starts while the first holds the stack, or within the 15 s it outlives its last lease.
 	"test/node/batch-cap.test.ts",
 	"test/node/retention-dev.test.ts",
 	"test/node/cli-offline.test.ts",
@@ -193,8 +195,9 @@ export default defineConfig(async () => {
 						// Files run one after another in a few Node processes (one per vitest worker) instead of a
 						// process each: about half a CPU-second a file. They keep no state in shared modules.
 						isolate: false,
-						// One `npm run dev` for the files that need a plain stack, and one dry run of each Worker
-						// (dry-run.test.ts and capacity-bench.test.ts), each started when the first file asks.
+						// One `npm run dev` for the files that need a plain stack, one for the two that need the tuned
+						// settings (batch-cap and retention-dev), and one dry run of each Worker (dry-run.test.ts and
+						// capacity-bench.test.ts), each started when the first file asks.
 						globalSetup: ["./test/node/support/shared-stack-setup.ts", "./test/node/support/dry-runs-setup.ts"],
 						testTimeout: 120_000,
 						// A set-up hook that imports the whole status app, or boots a browser, takes more than

@@ -16,6 +16,8 @@ declare module "vitest" {
 		hooksUrl: string;
 		/** The node project's broker of its shared `npm run dev` stack (test/node/support/shared-stack-setup.ts). */
 		sharedStackBroker: string;
+		/** The node project's broker of its tuned stack (test/node/support/tuned-stack.ts). */
+		tunedStackBroker: string;
 		/** The node project's broker of the Workers' dry runs (test/node/support/dry-runs-setup.ts). */
 		dryRunBroker: string;
 	}

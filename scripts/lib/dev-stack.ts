@@ -254,7 +254,16 @@ export async function startStack(options: StackOptions): Promise<DevStack> {
 		},
 		async stop(graceMs = 10_000) {
 			if (run.hasExited() && (run.server.pid === undefined || !groupAlive(run.server.pid))) return;
-			const stopped = await Promise.race([stack.interrupt().then(() => true), sleep(graceMs).then(() => false)]);
+			// The grace's timer is cleared once the stack has stopped: left running, it kept the caller's
+			// process (vitest's, after the node project's teardown) alive for the rest of the grace.
+			let grace: NodeJS.Timeout | undefined;
+			const stopped = await Promise.race([
+				stack.interrupt().then(() => true),
+				new Promise<false>((resolve) => {
+					grace = setTimeout(() => resolve(false), graceMs);
+				}),
+			]);
+			clearTimeout(grace);
 			if (!stopped || (run.server.pid !== undefined && groupAlive(run.server.pid))) await stack.kill();
 		},
 		async kill() {

@@ -1,26 +1,30 @@
 /**
- * A key's batch bigger than MAX_JOBS_IN_FLIGHT, through the real queues of `npm run dev` (run with
- * MAX_JOBS_IN_FLIGHT=2, a slow emulator, and a held page looking again after 1 s): nobody
- * re-drives it, yet it finishes with every job succeeded, and its in-flight jobs, read from the
- * API all along, never exceed the cap.
+ * A key's batch bigger than MAX_JOBS_IN_FLIGHT, through the real queues of `npm run dev` (the node
+ * project's tuned stack: MAX_JOBS_IN_FLIGHT=2, a slow emulator, and a held page looking again after
+ * 1 s): nobody re-drives it, yet it finishes with every job succeeded, and its in-flight jobs, read
+ * from the API all along, never exceed the cap. retention-dev.test.ts shares the stack (its sweep
+ * deletes superseded jobs every 2 s: here the uploads' jobs, which the batch's jobs supersede and
+ * nothing below reads; never a job of a batch that is still there, nor an unfinished one).
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DevStack, spawnDevStack, until } from "../../scripts/lib/dev-stack.ts";
+import { until } from "../../scripts/lib/dev-stack.ts";
 import { root } from "../../scripts/lib/wrangler.ts";
+import { type SharedStack, tunedDevStack } from "./support/shared-stack.ts";
+import { TUNED_STACK } from "./support/tuned-stack.ts";
 
-const CAP = 2;
-let stack: DevStack;
+const CAP = TUNED_STACK.maxJobsInFlight;
+let stack: SharedStack;
 
+// Started by the first of its files to ask (a boot: up to a couple of minutes on a loaded machine).
 beforeAll(async () => {
-	stack = await spawnDevStack("batch-cap", {
-		// A held page looks again after a second, not the default 5: the batch is held several times.
-		args: ["--var", `MAX_JOBS_IN_FLIGHT=${CAP}`, "--var", "EMULATOR_LATENCY_MS=300", "--var", "BATCH_HOLD_SECONDS=1"],
-	});
-}, 10_000);
+	stack = await tunedDevStack();
+}, 180_000);
 
-afterAll(() => stack.dispose());
+afterAll(async () => {
+	await stack?.release();
+});
 
 interface JobJson {
 	key: string;
@@ -29,7 +33,6 @@ interface JobJson {
 
 describe("a batch at its key's in-flight cap", () => {
 	it("waits at the cap and goes on as jobs finish, with never more than the cap in flight", async () => {
-		await stack.ready(90_000);
 		const api = stack.url;
 		const admin = { Authorization: `Bearer ${stack.token}` };
 		const prefix = `cap-${crypto.randomUUID()}/`;
@@ -81,7 +84,7 @@ describe("a batch at its key's in-flight cap", () => {
 		expect(done.jobs.map((j) => [j.key, j.status]).sort()).toEqual(keys.map((k) => [k, "succeeded"]));
 		expect(peak).toBeGreaterThan(0);
 		expect(peak).toBeLessThanOrEqual(CAP);
-		// It was held at the cap at least once (the consumer logs each hold).
-		expect(stack.output()).toContain("batch_page_held");
+		// It was held at the cap at least once (the consumer logs each hold with its batch).
+		expect(stack.output()).toContain(`"event":"batch_page_held","batch_id":"${id}"`);
 	}, 200_000);
 });

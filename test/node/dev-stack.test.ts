@@ -3,15 +3,17 @@
  * not when anything on that port answers `/healthz`. Two stacks can be given the same free port (a
  * free port can only be asked for, not held); the one that binds second exits with "Address already
  * in use" while the first answers on the port, and was once taken for ready (a bench then found no
- * workerd under it). Stand-in servers, so no wrangler is started.
+ * workerd under it). And its `stop()`: once Ctrl-C has stopped the stack, no timer of the grace is
+ * left running (it kept vitest's process alive for 10 s after the node project's teardown stopped
+ * a leased stack). Stand-in servers, so no wrangler is started.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
-import { type DevStack, freePort, startStack } from "../../scripts/lib/dev-stack.ts";
+import { afterAll, describe, expect, it, vi } from "vitest";
+import { type DevStack, freePort, groupAlive, startStack } from "../../scripts/lib/dev-stack.ts";
 
 const state = mkdtempSync(path.join(tmpdir(), "r2-captions-dev-stack-"));
 const stacks: DevStack[] = [];
@@ -30,6 +32,9 @@ async function otherStack(): Promise<number> {
 	await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
 	return (server.address() as AddressInfo).port;
 }
+
+/** A stand-in for wrangler that serves `/healthz` on PORT and says it is ready, as wrangler does. */
+const serving = `require("node:http").createServer((q, s) => s.end("ok")).listen(+process.env.PORT, "127.0.0.1", () => console.log("[wrangler:info] Ready on http://127.0.0.1:" + process.env.PORT));`;
 
 /** A stand-in for wrangler: `script` run by Node with PORT set. */
 function stack(port: number, script: string): Promise<DevStack> {
@@ -59,10 +64,25 @@ describe("a local stack's ready()", () => {
 	});
 
 	it("is ready once its own server serves /healthz and says it is ready on the port", async () => {
-		const free = await freePort();
-		const script = `require("node:http").createServer((q, s) => s.end("ok")).listen(+process.env.PORT, "127.0.0.1", () => console.log("[wrangler:info] Ready on http://127.0.0.1:" + process.env.PORT));`;
-		const own = await stack(free, script);
+		const own = await stack(await freePort(), serving);
 		await expect(own.ready(20_000)).resolves.toBeUndefined();
 		expect((await fetch(`${own.url}/healthz`)).status).toBe(200);
+	});
+});
+
+describe("a local stack's stop()", () => {
+	it("leaves no timer running once Ctrl-C has stopped the stack", async () => {
+		// Stops at once on Ctrl-C, as `npm run dev` does.
+		const own = await stack(await freePort(), `${serving} process.on("SIGINT", () => process.exit(0));`);
+		await own.ready(20_000);
+		const pid = own.server.pid ?? 0;
+		vi.useFakeTimers();
+		try {
+			await own.stop();
+			expect(vi.getTimerCount()).toBe(0);
+		} finally {
+			vi.useRealTimers();
+		}
+		expect(groupAlive(pid)).toBe(false);
 	});
 });
