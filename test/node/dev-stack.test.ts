@@ -76,13 +76,23 @@ describe("a local stack's stop()", () => {
 		const own = await stack(await freePort(), `${serving} process.on("SIGINT", () => process.exit(0));`);
 		await own.ready(20_000);
 		const pid = own.server.pid ?? 0;
-		vi.useFakeTimers();
+		// A grace no other timer has: the process is shared with the files before this one (the node
+		// project's isolate: false), whose timers may still come and go, so only this one is followed.
+		const graceMs = 987_654;
+		const set = vi.spyOn(globalThis, "setTimeout");
+		const cleared = vi.spyOn(globalThis, "clearTimeout");
+		let grace: unknown[] = [];
+		let clearedTimers: unknown[] = [];
 		try {
-			await own.stop();
-			expect(vi.getTimerCount()).toBe(0);
+			await own.stop(graceMs);
+			grace = set.mock.calls.flatMap((call, i) => (call[1] === graceMs ? [set.mock.results[i]?.value] : []));
+			clearedTimers = cleared.mock.calls.map((call) => call[0]);
 		} finally {
-			vi.useRealTimers();
+			set.mockRestore();
+			cleared.mockRestore();
 		}
+		expect(grace).toHaveLength(1);
+		expect(clearedTimers).toContain(grace[0]);
 		expect(groupAlive(pid)).toBe(false);
 	});
 });
