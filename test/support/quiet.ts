@@ -1,13 +1,15 @@
 /**
- * A quiet start for a file that shares its runtime with the files before it (the MODEL_CALLS
- * project in vitest.config.ts): it waits until their work is over, then resets what every caption
- * shares, so the file counts model calls and health figures as it would in a runtime of its own.
+ * A quiet start for a file that shares its runtime with the files before it (the serial project in
+ * vitest.config.ts): it waits until their work is over, then starts from the storage of a fresh
+ * runtime and resets what every caption shares, so the file counts rows, model calls and health
+ * figures as it would in a runtime of its own.
  */
 import { evictDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { z } from "zod";
 import { parseRow } from "../../shared/d1-rows";
 import { SCHEDULER_NAME } from "../../shared/scheduling/lanes";
+import { freshStorage } from "./fresh-storage";
 import { resetModels } from "./models";
 import { queueWork } from "./queue-work";
 
@@ -89,9 +91,13 @@ async function resetScheduler(): Promise<void> {
 	await evictDurableObject(scheduler);
 }
 
-/** Waits for the files before to finish their work, then starts from the emulator, registry and scheduler of a fresh runtime. */
+/**
+ * Waits for the files before to finish their work, then starts from the storage, emulator,
+ * registry and scheduler of a fresh runtime.
+ */
 export async function quietStart(): Promise<void> {
 	await untilQuiet();
+	await freshStorage();
 	await resetModels();
 	await resetScheduler();
 }
