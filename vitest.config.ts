@@ -5,50 +5,71 @@ import { BaseSequencer, type TestSpecification } from "vitest/node";
 import { writeTestConfig } from "./scripts/lib/configs.ts";
 
 /**
- * The workerd files that need a runtime (and so a D1, R2 bucket and queues) of their own: they read
- * service-wide figures (GET /v1/stats) or bound the rows a read examines, which other files' rows
- * would change; or they change what other files' data does; or they count the model calls of the
- * whole runtime while their jobs go through the real queues (work another file would find running).
+ * The workerd files that need what only a fresh runtime gives and that a shared one cannot give them
+ * (none today): each runs in a workerd of its own (project `workers-own-runtime`, left out while the
+ * list is empty). A file that reads service-wide figures, sweeps every row, or leaves work behind
+ * goes in FRESH_START instead.
  */
-export const OWN_RUNTIME = [
+export const OWN_RUNTIME: string[] = [];
+
+/**
+ * The workerd files that need the storage of a fresh runtime, or change what other files' data
+ * does: they run in the `workers-serial` project with the MODEL_CALLS files, one after another,
+ * each from a quiet start with fresh storage (test/support/quiet.ts: D1 dropped and migrated again,
+ * the buckets emptied, after the work of the file before is over), which gives each what a runtime
+ * of its own would, and leaves the next file nothing of theirs.
+ */
+export const FRESH_START = [
 	// Walks unfiltered listings (every failed job, every job of a time range) and compares them with
-	// a count of the rows: another file's job finishing in the background would change both.
+	// a count of the rows; 1,000 of the 2,000 subscriptions it writes have no prefix, and would get a
+	// delivery of every other file's events. Its deliveries' 3,000 events are written dispatched, as
+	// a delivery implies: the next file's quiet start waits for no fan-out of theirs.
 	"test/status/list-bounded.test.ts",
 	// Its 6,000 jobs completed a minute ago fill the percentile sample (the service's latest
-	// PERCENTILE_SAMPLE_ROWS completions, scoped only after the sample is taken): another file's
-	// scoped stats (stats.test.ts, stats-series.test.ts) would find no percentiles of their own rows.
+	// PERCENTILE_SAMPLE_ROWS completions, scoped only after the sample is taken): other files' scoped
+	// stats would find no percentiles of their own rows, and its own need none of theirs.
 	"test/status/stats-bounded.test.ts",
-	// Compares the unscoped counters with all the rows: another file's rows deleted without the
-	// sweep (a test that removes a job directly) would show as a mismatch here.
+	// Compares the unscoped counters with all the rows: rows deleted without the sweep (a test that
+	// removes a job directly) would show as a mismatch here.
 	"test/status/stat-counters.test.ts",
-	// Re-seals every subscription's secret (and subscribes as the admin without a prefix): other
-	// files' deliveries would change.
+	// Re-seals every subscription's secret (and subscribes as the admin without a prefix): put back
+	// with the suite's key in its `finally`, and the next file's storage is fresh in any case.
 	"test/webhooks/secrets-key.test.ts",
-	// The recovery sweeps after a restart re-send whatever every file left in flight: other files'
-	// batch listings, jobs and deliveries would flood the queues the sweep's own work waits on.
+	// The recovery sweeps after a restart re-send whatever is in flight: other files' batch
+	// listings, jobs and deliveries would flood the queues the sweep's own work waits on; the outbox
+	// sweep's budget test needs its events to be the oldest of the database. The two sweeper files
+	// remove in their afterAll the events they leave undispatched on purpose (a fan-out sent to
+	// HELD_MESSAGES, or never sent), which the next file's quiet start would wait for in vain.
 	"test/consumer/sweeper.test.ts",
 	"test/status/recovery.test.ts",
 	"test/webhooks/sweeper.test.ts",
-	// Count every model call of the runtime (emulator.callsTo()) while their jobs go through the real
-	// queues; queue.test.ts injects model faults any file's caption would use up, and the batch files
-	// run the consumer's cron or the webhooks Worker's sweep, which go through every file's rows. Not
-	// after the MODEL_CALLS files either: queue.test.ts's duplicate copy may be sent back for a lease
-	// (120 s), a delayed message the quiet start does not see, and the cron would re-queue the
-	// captions those files leave leased (caption-job.test.ts's lost lease, 60 s).
-	"test/e2e/queue.test.ts",
+	// Count model calls while their jobs go through the real queues, and run the consumer's cron or
+	// the webhooks Worker's sweep, which go through every row (the expired leases other files left
+	// would be captioned inside a counted test).
 	"test/batches/cancel.test.ts",
 	"test/batches/listing.test.ts",
+	// Counts every model call of the runtime; its duplicate copy may be sent back until the first
+	// copy's lease ends (120 s), a message the next file's quiet start would have to wait for: it
+	// runs last of the project (LAST below), so no file comes after it in its runtime.
+	"test/e2e/queue.test.ts",
 ];
+
+/**
+ * The files that must run last of their project: nothing comes after them in their runtime. vitest
+ * hands the files of a group to its workers in the sequencer's order, so the last one is the last
+ * of whichever runtime takes it.
+ */
+const LAST = ["test/e2e/queue.test.ts"];
 
 /**
  * The files that count every call the model emulator saw (or the registry's calls per model), inject
  * faults or overrides any caption would use, or read the health registry: the uploads of other
  * files are captioned in the background, whenever the queue gets to them, so these never share a
- * runtime with the `workers` project. They run one after another in two runtimes of their own
- * (project `workers-model-calls`), each from a quiet start (test/quiet-setup.ts): it waits until
- * the work the file before left is over (no queue handler running, nothing pending in D1, no job
- * row written for a moment), then resets the emulator, the health registry and the lane scheduler.
- * None of them leaves a message on a queue with a delay, which the wait could not see.
+ * runtime with the `workers` project. They run in the `workers-serial` project with the FRESH_START
+ * files, one after another, each from a quiet start (test/quiet-setup.ts): it waits until the work
+ * the file before left is over (no queue handler running, no message sent back with a delay still
+ * to come, nothing pending in D1, no job row written for a moment), then gives the file fresh
+ * storage and resets the emulator, the health registry and the lane scheduler.
  */
 export const MODEL_CALLS = [
 	"test/consumer/batch-grants.test.ts",
@@ -104,8 +125,11 @@ export const BUNDLED_DEPENDENCIES = [
 class LongestFirst extends BaseSequencer {
 	override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
 		const rank = (file: TestSpecification) => {
-			const at = LONGEST.indexOf(path.relative(import.meta.dirname, file.moduleId));
-			return at === -1 ? LONGEST.length : at;
+			const name = path.relative(import.meta.dirname, file.moduleId);
+			const at = LONGEST.indexOf(name);
+			if (at !== -1) return at;
+			const last = LAST.indexOf(name);
+			return last === -1 ? LONGEST.length : LONGEST.length + 1 + last;
 		};
 		// A stable sort: the rest keeps vitest's order (slowest of the last run first).
 		return (await super.sort(files)).sort((a, b) => rank(a) - rank(b));
@@ -142,7 +166,7 @@ export default defineConfig(async () => {
 	});
 	const shared = workerd("workers");
 	const own = workerd("workers-own-runtime");
-	const modelCalls = workerd("workers-model-calls");
+	const serial = workerd("workers-serial");
 	return {
 		test: {
 			globalSetup: ["./test/support/global-setup.ts"],
@@ -159,8 +183,8 @@ export default defineConfig(async () => {
 					test: {
 						...shared.test,
 						include: ["test/**/*.test.ts"],
-						exclude: ["test/node/**", ...OWN_RUNTIME, ...MODEL_CALLS],
-						// After workers-model-calls (below), with the other projects.
+						exclude: ["test/node/**", ...OWN_RUNTIME, ...FRESH_START, ...MODEL_CALLS],
+						// After workers-serial (below), with the other projects.
 						sequence: { groupOrder: 1 },
 						// Starting workerd costs seconds: these files run one after another in a few
 						// runtimes (one per vitest worker) and share its storage, so each test uses keys,
@@ -168,18 +192,19 @@ export default defineConfig(async () => {
 						isolate: false,
 					},
 				},
-				{ ...own, test: { ...own.test, include: OWN_RUNTIME, sequence: { groupOrder: 1 } } },
+				...(OWN_RUNTIME.length > 0
+					? [{ ...own, test: { ...own.test, include: OWN_RUNTIME, sequence: { groupOrder: 1 } } }]
+					: []),
 				{
-					...modelCalls,
+					...serial,
 					test: {
-						...modelCalls.test,
-						include: MODEL_CALLS,
-						setupFiles: [...modelCalls.test.setupFiles, "./test/quiet-setup.ts"],
+						...serial.test,
+						include: [...MODEL_CALLS, ...FRESH_START],
+						setupFiles: [...serial.test.setupFiles, "./test/quiet-setup.ts"],
 						// Two runtimes (two vitest workers, each running its files one after another) instead
-						// of one per file: about 3.5 CPU-seconds a runtime. vitest takes a project's own
+						// of one per file: about 4 CPU-seconds a runtime. vitest takes a project's own
 						// maxWorkers only in a group of its own (sequence.groupOrder), and runs the groups one
-						// after another: this one first, beside npm test's checks, then the rest. One runtime
-						// would save another 3.5 CPU-seconds but take about 50 s on half a core (2026-12-06).
+						// after another: this one first, beside npm test's checks, then the rest.
 						isolate: false,
 						maxWorkers: 2,
 						sequence: { groupOrder: 0 },

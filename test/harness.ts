@@ -6,7 +6,7 @@ import consumer from "../workers/consumer/index";
 import status from "../workers/status/index";
 import webhooks from "../workers/webhooks/index";
 import { handledMessages, observeOutcomes } from "./support/outcomes";
-import { trackingContext, trackQueueWork } from "./support/queue-work";
+import { noteDelayedRetry, trackingContext, trackQueueWork } from "./support/queue-work";
 
 // Durable Object classes of the Workers, exported by the test entry point as they are by theirs.
 export {
@@ -23,9 +23,11 @@ export default {
 	fetch: status.fetch,
 	async queue(batch, env, ctx) {
 		// Tests that go through the real queues wait on these outcomes (test/support/outcomes.ts).
-		const observed = observeOutcomes(batch, (message, outcome) =>
-			handledMessages.push({ queue: batch.queue, body: message.body, outcome }),
-		);
+		const observed = observeOutcomes(batch, (message, outcome) => {
+			handledMessages.push({ queue: batch.queue, body: message.body, outcome });
+			// A message sent back with a delay is work to come (test/support/quiet.ts waits for it).
+			if (outcome.kind === "retry") noteDelayedRetry(outcome.delaySeconds);
+		});
 		// Counted until it and its waitUntil work settle (test/support/quiet.ts waits for none running).
 		const tracked = trackingContext(ctx);
 		// webhook-deliveries and webhook-deliveries-dlq belong to the webhooks Worker.

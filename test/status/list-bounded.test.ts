@@ -194,12 +194,13 @@ describe("lists read a bounded number of rows", () => {
 	it("a subscription's deliveries: every page an index range, however deep", async () => {
 		const sub = `wh_${uniqueKey("bounded").replace(/\W/g, "")}`;
 		const now = Date.now();
-		// One event each: a subscription gets one delivery of an event.
+		// One event each: a subscription gets one delivery of an event. Each event was dispatched (its
+		// fan-out made the delivery), so no file after this one waits for its fan-out.
 		await env.DB.batch([
 			env.DB.prepare(
 				`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 2999)
-				INSERT INTO webhook_events (id, job_id, type, created_at)
-				SELECT 'evt_' || ?1 || printf('%05d', i), 'evt_' || ?1 || printf('%05d', i), 'job.succeeded', ?2 FROM n`,
+				INSERT INTO webhook_events (id, job_id, type, created_at, dispatched_at)
+				SELECT 'evt_' || ?1 || printf('%05d', i), 'evt_' || ?1 || printf('%05d', i), 'job.succeeded', ?2, ?2 FROM n`,
 			).bind(sub, now),
 			env.DB.prepare(
 				`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 2999)

@@ -39,7 +39,10 @@ export function observeOutcomes<Body>(
 		metadata: batch.metadata,
 		messages,
 		ackAll: () => batch.ackAll(),
-		retryAll: (options?: QueueRetryOptions) => batch.retryAll(options),
+		retryAll: (options?: QueueRetryOptions) => {
+			for (const message of batch.messages) onOutcome(message, { kind: "retry", delaySeconds: options?.delaySeconds });
+			batch.retryAll(options);
+		},
 	};
 }
 

@@ -1,13 +1,15 @@
 /**
- * A quiet start for a file that shares its runtime with the files before it (the MODEL_CALLS
- * project in vitest.config.ts): it waits until their work is over, then resets what every caption
- * shares, so the file counts model calls and health figures as it would in a runtime of its own.
+ * A quiet start for a file that shares its runtime with the files before it (the serial project in
+ * vitest.config.ts): it waits until their work is over, then starts from the storage of a fresh
+ * runtime and resets what every caption shares, so the file counts rows, model calls and health
+ * figures as it would in a runtime of its own.
  */
 import { evictDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { z } from "zod";
 import { parseRow } from "../../shared/d1-rows";
 import { SCHEDULER_NAME } from "../../shared/scheduling/lanes";
+import { freshStorage } from "./fresh-storage";
 import { resetModels } from "./models";
 import { queueWork } from "./queue-work";
 
@@ -35,22 +37,37 @@ async function look() {
 	)
 		.first()
 		.then(parseRow(Pending));
-	return { ...rows, running: queueWork.running, started: queueWork.started };
+	return { ...rows, running: queueWork.running, started: queueWork.started, delayedUntil: queueWork.delayedUntil };
 }
 type Look = Awaited<ReturnType<typeof look>>;
 
-/** Nothing running and nothing owed: no queue batch in a handler, no delivery, fan-out or listing to come. */
-const idle = (l: Look) => l.running === 0 && l.deliveries === 0 && l.events === 0 && l.listings === 0;
+/**
+ * Nothing running and nothing owed: no queue batch in a handler, no message sent back with a delay
+ * still to come, no delivery, fan-out or listing to come.
+ */
+const idle = (l: Look) =>
+	l.running === 0 &&
+	l.delayedUntil + SETTLE_MS <= Date.now() &&
+	l.deliveries === 0 &&
+	l.events === 0 &&
+	l.listings === 0;
 
 /**
  * Waits until the runtime is quiet: no queue handler running or started and no job row written for
- * SETTLE_MS, with no webhook delivery pending, no event waiting for its fan-out and no batch
- * listing. A job left queued or leased on purpose by a test (its message never sent to a real
- * queue) does not hold it up; one whose message is on a queue is claimed within SETTLE_MS.
+ * SETTLE_MS, with no webhook delivery pending, no event waiting for its fan-out, no batch listing,
+ * and every message a handler sent back with a delay come back. A job left queued or leased on
+ * purpose by a test (its message never sent to a real queue) does not hold it up; one whose message
+ * is on a queue is claimed within SETTLE_MS. A message sent back for longer than the wait fails the
+ * file at once.
  */
 export async function untilQuiet(timeoutMs = QUIET_TIMEOUT_MS): Promise<void> {
 	const deadline = Date.now() + timeoutMs;
 	let before = await look();
+	if (before.delayedUntil > deadline) {
+		throw new Error(
+			`the files before sent a message back to a queue for ${Math.ceil((before.delayedUntil - Date.now()) / 1000)} s more: such a file must run last or in a runtime of its own`,
+		);
+	}
 	for (;;) {
 		await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
 		const after = await look();
@@ -74,9 +91,13 @@ async function resetScheduler(): Promise<void> {
 	await evictDurableObject(scheduler);
 }
 
-/** Waits for the files before to finish their work, then starts from the emulator, registry and scheduler of a fresh runtime. */
+/**
+ * Waits for the files before to finish their work, then starts from the storage, emulator,
+ * registry and scheduler of a fresh runtime.
+ */
 export async function quietStart(): Promise<void> {
 	await untilQuiet();
+	await freshStorage();
 	await resetModels();
 	await resetScheduler();
 }

@@ -4,7 +4,7 @@
  * restarted local stack are sent again at once; the backlog's size and age show in GET /v1/stats.
  */
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { parseRow } from "../../shared/d1-rows";
 import { eventJobId } from "../../shared/webhooks/job-event";
@@ -19,8 +19,12 @@ import { dispatchOne, finishedJob, hook, subscribe, verified } from "./support";
 
 const DAY = 24 * 60 * 60 * 1000;
 
+/** The prefixes of undispatched(): their events left undispatched at the end are removed (afterAll below). */
+const backlogs: string[] = [];
+
 /** `n` finished jobs under `prefix` whose events were never sent, created at `at`, `at + 1`, … */
 async function undispatched(prefix: string, n: number, at: number) {
+	backlogs.push(prefix);
 	const out: { jobId: string; eventId: string }[] = [];
 	for (let i = 0; i < n; i++) out.push(await finishedJob(`${prefix}${i}.png`, "succeeded", { now: at + i }));
 	return out;
@@ -34,6 +38,21 @@ const countUndispatched = (prefix: string) =>
 		.bind(`${prefix}%`)
 		.first("n")
 		.then((n) => z.number().parse(n));
+
+// The budget test's events went to a queue nobody reads and the backlog test's were never sent: no
+// fan-out will come for them, so the next file of the runtime (test/support/quiet.ts waits for every
+// event's fan-out) would wait for ever.
+afterAll(async () => {
+	if (backlogs.length === 0) return;
+	await env.DB.batch(
+		backlogs.map((prefix) =>
+			env.DB.prepare(
+				`DELETE FROM webhook_events WHERE dispatched_at IS NULL AND id IN (SELECT e.id FROM webhook_events e
+				JOIN jobs j ON j.id = ${eventJobId("e.")} WHERE j.key LIKE ?1)`,
+			).bind(`${prefix}%`),
+		),
+	);
+});
 
 describe("the outbox sweep", () => {
 	it("sends a backlog larger than a page and older than 24 hours in one run, and every event is dispatched", async () => {
