@@ -5,9 +5,10 @@
  * by the code that makes it), the large images in the directory the memory scenario names.
  */
 import { createHash } from "node:crypto";
-import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import sharp from "sharp";
+import { cachedFile } from "../scripts/lib/file-cache.ts";
 
 export interface WorkloadImage {
 	name: string;
@@ -66,29 +67,17 @@ export async function pipelineImages(): Promise<WorkloadImage[]> {
 	return Promise.all(
 		sizes.map(async ([w, h], i) => {
 			const name = `photo-${i}-${w}x${h}.jpg`;
-			return { name, bytes: await cached(path.join(dir, name), async () => Buffer.from(await photoLike(w, h, i))) };
+			return { name, bytes: await cachedCopy(path.join(dir, name), async () => Buffer.from(await photoLike(w, h, i))) };
 		}),
 	);
 }
 
-async function cached(file: string, make: () => Promise<Buffer>): Promise<Uint8Array> {
-	try {
-		await stat(file);
-		return new Uint8Array(await readFile(file));
-	} catch {
-		const bytes = await make();
-		await mkdir(path.dirname(file), { recursive: true });
-		// Whole or not at all: a reader never finds half a file (two runs may make it at once).
-		const partial = `${file}.${process.pid}.partial`;
-		await writeFile(partial, bytes);
-		await rename(partial, file);
-		return new Uint8Array(bytes);
-	}
-}
+/** A bench image kept on disk (scripts/lib/file-cache.ts), as bytes of its own. */
+const cachedCopy = async (file: string, make: () => Promise<Buffer>) => new Uint8Array(await cachedFile(file, make));
 
 /** The memory scenario's images: a 24-megapixel JPEG and a PNG of noise just over 20 MB. */
 export async function largeImages(dir: string): Promise<WorkloadImage[]> {
-	const jpeg = await cached(path.join(dir, "large-6000x4000.jpg"), async () => {
+	const jpeg = await cachedCopy(path.join(dir, "large-6000x4000.jpg"), async () => {
 		const small = await photoLike(1500, 1000, 3);
 		const noise = await sharp({
 			create: {
@@ -109,7 +98,7 @@ export async function largeImages(dir: string): Promise<WorkloadImage[]> {
 	});
 	// Random pixels hardly compress: 2800×2800 RGB is 23.5 MB of pixels, a PNG of about 22 MB
 	// (under the API's 25 MiB upload limit).
-	const png = await cached(path.join(dir, "large-2800x2800-noise.png"), () =>
+	const png = await cachedCopy(path.join(dir, "large-2800x2800-noise.png"), () =>
 		sharp({
 			create: {
 				width: 2800,

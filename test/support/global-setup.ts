@@ -4,12 +4,12 @@
  * not before the suite starts: on a fresh clone the large one alone took about 3 CPU-seconds, all
  * of it before the first file could start.
  */
-import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import sharp from "sharp";
 import type { TestProject } from "vitest/node";
+import { cachedFile } from "../../scripts/lib/file-cache.ts";
 
 const CACHE = path.join(import.meta.dirname, "../../node_modules/.cache/r2-captions-fixtures");
 
@@ -42,16 +42,6 @@ const FIXTURES: Record<string, () => Promise<Buffer>> = {
 			.jpeg({ quality: 70 })
 			.toBuffer(),
 };
-
-async function fixture(name: string, make: () => Promise<Buffer>): Promise<Buffer> {
-	const file = path.join(CACHE, name);
-	if (await stat(file).catch(() => null)) return readFile(file);
-	const bytes = await make();
-	// Written whole or not at all: a run stopped while making one leaves no truncated fixture behind.
-	await writeFile(`${file}.${process.pid}.tmp`, bytes);
-	await rename(`${file}.${process.pid}.tmp`, file);
-	return bytes;
-}
 
 /** A scripted answer of the webhook receiver: status, headers, and an optional delay before answering. */
 interface ScriptedAnswer {
@@ -91,12 +81,11 @@ function webhookReceiver() {
 }
 
 export default async function setup(project: TestProject) {
-	await mkdir(CACHE, { recursive: true });
 	const made = new Map<string, Promise<Buffer>>();
 	const file = (name: string) => {
 		const make = Object.hasOwn(FIXTURES, name) ? FIXTURES[name] : undefined;
 		if (!make) return undefined;
-		const bytes = made.get(name) ?? fixture(name, make);
+		const bytes = made.get(name) ?? cachedFile(path.join(CACHE, name), make);
 		made.set(name, bytes);
 		return bytes;
 	};
