@@ -7,7 +7,9 @@
  * the README's configuration section).
  */
 import path from "node:path";
+import { build } from "esbuild";
 import { describe, expect, it } from "vitest";
+import { z } from "zod";
 import {
 	productionConfigs,
 	readConfig,
@@ -77,23 +79,32 @@ const recoveryServices = [
 	'services[WEBHOOKS_RECOVERY].service: – → "r2-captions-webhooks"',
 ];
 
+/** npm run dev's custom build: wrangler watches the sources with file-system events instead of esbuild's polling. */
+const localBuild = [
+	'build.command: – → "exit 0"',
+	'build.watch_dir: "./src" → –',
+	'build.watch_dir[0]: – → "workers"',
+	'build.watch_dir[1]: – → "shared"',
+];
+
 /** Every difference a local config may have from its production config. */
 const localOverrides: Record<string, string[]> = {
-	status: ['vars.DEPLOY_MODE: "production" → "local"', ...recoveryServices],
+	status: ['vars.DEPLOY_MODE: "production" → "local"', ...recoveryServices, ...localBuild],
 	consumer: [
 		'ai.binding: "AI" → –',
 		...emulatorVars,
 		'vars.DEPLOY_MODE: "production" → "local"',
 		'vars.MODEL_BACKEND: "workers-ai" → "emulator"',
+		...localBuild,
 	],
-	webhooks: ['vars.DEPLOY_MODE: "production" → "local"'],
+	webhooks: ['vars.DEPLOY_MODE: "production" → "local"', ...localBuild],
 };
 
 /** … and with `--remote-ai`. */
 const remoteAiOverrides: Record<string, string[]> = {
-	status: ['vars.DEPLOY_MODE: "production" → "local"', ...recoveryServices],
-	consumer: ["ai.remote: – → true", 'vars.DEPLOY_MODE: "production" → "local"'],
-	webhooks: ['vars.DEPLOY_MODE: "production" → "local"'],
+	status: ['vars.DEPLOY_MODE: "production" → "local"', ...recoveryServices, ...localBuild],
+	consumer: ["ai.remote: – → true", 'vars.DEPLOY_MODE: "production" → "local"', ...localBuild],
+	webhooks: ['vars.DEPLOY_MODE: "production" → "local"', ...localBuild],
 };
 
 describe("production configs (what `npm run deploy` and a plain `wrangler deploy` ship)", () => {
@@ -134,6 +145,30 @@ describe("generated configs differ from production only by the listed overrides"
 		expect(differences(resolved(workerConfigFiles[name]), resolved(generated))).toEqual(
 			[...(remoteAiOverrides[name] ?? [])].sort(),
 		);
+	});
+
+	it("npm run dev bundles again after a change to any file of a Worker's code: its watch_dir holds them all", async () => {
+		for (const file of local) {
+			const config = z
+				.object({ main: z.string(), build: z.object({ command: z.string(), watch_dir: z.array(z.string()) }) })
+				.parse(readResolvedConfig(file));
+			const watched = config.build.watch_dir.map((dir) => path.resolve(root, dir) + path.sep);
+			// The files wrangler's esbuild bundles (packages from node_modules left out: a change there is an install).
+			const { metafile } = await build({
+				entryPoints: [path.resolve(root, config.main)],
+				absWorkingDir: root,
+				bundle: true,
+				write: false,
+				metafile: true,
+				packages: "external",
+				external: ["cloudflare:*", "node:*"],
+				platform: "neutral",
+				logLevel: "silent",
+			});
+			const sources = Object.keys(metafile.inputs).map((f) => path.resolve(root, f));
+			expect(sources.length).toBeGreaterThan(20);
+			expect(sources.filter((f) => !watched.some((dir) => f.startsWith(dir)))).toEqual([]);
+		}
 	});
 
 	it("no local config needs a Cloudflare login (no AI binding) unless --remote-ai asks for it", () => {
@@ -200,6 +235,8 @@ describe("the test pool's config (every Worker in test/harness.ts)", () => {
 		"vars.EVENTS_KEEPALIVE_SECONDS": "1",
 		"queues.producers[HELD_MESSAGES].binding": "HELD_MESSAGES",
 		"queues.producers[HELD_MESSAGES].queue": "held-messages",
+		// wrangler's default build: npm run dev's custom build is left out (vitest bundles the harness).
+		"build.watch_dir": "./src",
 	};
 	for (const [queue, retries] of Object.entries({
 		"caption-jobs": 2,
@@ -216,8 +253,11 @@ describe("the test pool's config (every Worker in test/harness.ts)", () => {
 			[`queues.consumers[${queue}].max_retries`]: retries,
 		});
 	}
-	/** Deploy-only settings the pool leaves out (crons do not fire there, tests call `scheduled`; its fetch serves no assets). */
-	const omitted = /^(secrets|triggers|observability|ai|assets)\./;
+	/**
+	 * Deploy-only settings the pool leaves out (crons do not fire there, tests call `scheduled`; its
+	 * fetch serves no assets), and npm run dev's build (vitest bundles the harness itself).
+	 */
+	const omitted = /^(secrets|triggers|observability|ai|assets|build)\./;
 
 	it("has every var and binding of every Worker's local config, changed only by the test overrides", () => {
 		const expected: Leaves = {};
