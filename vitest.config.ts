@@ -98,7 +98,6 @@ const LONGEST = [
 	// Not long, but a user of the shared stack, which stops soon after its last user is done: started
 	// beside cli.test.ts, it finds the stack up rather than booting it again after it stopped.
 	"test/node/events.test.ts",
-	"test/node/smoke.test.ts",
 	"test/node/deploy.test.ts",
 	"test/node/capacity-bench.test.ts",
 	// The tuned stack's two users (test/node/support/tuned-stack.ts), one after the other: the second

@@ -1,21 +1,30 @@
 /**
- * Restarts lose nothing (docs/recovery.md): `npm run dev` with a subscribed webhook receiver,
- * per-object callback URLs and an open event stream, 200 uploads, the whole dev stack SIGKILLed in
- * the middle (npm, the launcher, wrangler and workerd), started again on the same local state and
- * port; the client re-sends the uploads whose requests failed (identical bytes), and nothing else is
- * done. Every job ends terminal, with exactly one webhook id per job and endpoint, each delivery
- * verified with `standardwebhooks`; a standard EventSource client (the `eventsource` package, which
- * behaves as a browser's does) gets every job's event exactly once, in order, resuming from its
- * Last-Event-ID across the restart (docs/events.md). How long that takes is printed (about 25 s on a quiet machine); the test waits
- * up to RECOVERY_DEADLINE_MS so that a loaded CI machine, where the stack shares two cores with the
- * rest of the suite, does not turn a speed figure into a failure.
+ * `npm run dev` as a user runs it, from a fresh clone's empty state to Ctrl-C, on its own port and a
+ * temporary state directory (a developer's running server and local data are left alone):
+ *
+ * 1. The main job: `npm run dev` migrates the empty state itself (every Worker in one
+ *    `wrangler dev`, local D1, R2 and Queues, the model emulator); an upload through the API is
+ *    polled until it succeeds; wrong tokens are limited by the client's socket address.
+ * 2. Restarts lose nothing (docs/recovery.md): a subscribed webhook receiver, per-object callback
+ *    URLs and an open event stream, 200 uploads, the whole dev stack SIGKILLed in the middle (npm,
+ *    the launcher, wrangler and workerd), started again on the same local state and port; the client
+ *    re-sends the uploads whose requests failed (identical bytes), and nothing else is done. Every
+ *    job ends terminal, with exactly one webhook id per job and endpoint, each delivery verified with
+ *    `standardwebhooks`; a standard EventSource client (the `eventsource` package, which behaves as a
+ *    browser's does) gets every job's event exactly once, in order, resuming from its Last-Event-ID
+ *    across the restart (docs/events.md). How long that takes is printed (about 25 s on a quiet
+ *    machine); the test waits up to RECOVERY_DEADLINE_MS so that a loaded CI machine, where the stack
+ *    shares two cores with the rest of the suite, does not turn a speed figure into a failure.
+ * 3. Ctrl-C stops every process of the restarted stack and frees its port.
+ *
+ * One file, so that the three share the stack's two starts instead of booting a third.
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { EventSource } from "eventsource";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { type DevStack, spawnDevStack, until } from "../../scripts/lib/dev-stack.ts";
+import { type DevStack, groupAlive, portIsFree, sleep, spawnDevStack, until } from "../../scripts/lib/dev-stack.ts";
 import { readDevVars } from "../../scripts/lib/dev-vars.ts";
 import { type Delivery, startReceiver } from "../../scripts/lib/webhook-receiver.ts";
 import { root } from "../../scripts/lib/wrangler.ts";
@@ -40,9 +49,18 @@ const TERMINAL = new Set(["succeeded", "failed"]);
 const RECOVERY_DEADLINE_MS = 420_000;
 
 const stacks: DevStack[] = [];
+/** Started on an empty state, as on a fresh clone: `npm run dev` applies the migrations itself. */
+let first: DevStack;
+/** The same state and port after the SIGKILL (set by the restart test). */
+let second: DevStack | undefined;
 const deliveries: Delivery[] = [];
 let closeReceiver: (() => Promise<void>) | undefined;
 let source: EventSource | undefined;
+
+beforeAll(async () => {
+	first = await spawnDevStack("restart", { unmigrated: true, args: ARGS });
+	stacks.push(first);
+}, 10_000);
 
 afterAll(async () => {
 	source?.close();
@@ -93,10 +111,72 @@ async function missingDeliveries(stack: DevStack, jobs: z.infer<typeof Job>[], a
 	return `${short.length} jobs; the first ten:\n${lines.join("\n")}`;
 }
 
+describe("npm run dev", () => {
+	it("limits wrong tokens by the client's socket address (wrangler dev sets CF-Connecting-IP), not the admin's requests", async () => {
+		await first.ready(120_000);
+		const get = (token: string) => fetch(`${first.url}/v1/stats`, { headers: { Authorization: `Bearer ${token}` } });
+		expect((await get(first.token)).status).toBe(200);
+		// The production limit: AUTH_FAILURE_BURST (10) failures at once, then 429 until a slot frees.
+		const statuses: number[] = [];
+		for (let i = 0; i < 11; i++) statuses.push((await get(`rck_wrong${crypto.randomUUID()}`)).status);
+		expect(statuses).toEqual([...Array(10).fill(401), 429]);
+		const refused = await get(`rck_wrong${crypto.randomUUID()}`);
+		expect(refused.status).toBe(429);
+		expect(Number(refused.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+		// Counted against the socket's address, not the shared `unknown` of a request without the header.
+		const { error } = (await refused.json()) as { error: { code: string; details: { address: string } } };
+		expect(error.code).toBe("too_many_auth_failures");
+		expect(["127.0.0.1", "0:0:0:0::/64"]).toContain(error.details.address);
+		// Another address (wrangler dev keeps a CF-Connecting-IP the client sent) has its own limit.
+		const elsewhere = await fetch(`${first.url}/v1/stats`, {
+			headers: { Authorization: "Bearer rck_wrong", "CF-Connecting-IP": "192.0.2.77" },
+		});
+		expect(elsewhere.status).toBe(401);
+		// The admin token authenticated from this address before: not refused with the guesses beside it.
+		expect((await get(first.token)).status).toBe(200);
+	}, 180_000);
+
+	it("serves /healthz and captions an uploaded image end to end", async () => {
+		await first.ready(120_000);
+		const api = first.url;
+
+		// The launcher made .dev.vars from the example on a fresh clone; the API reads it too.
+		const auth = { Authorization: `Bearer ${first.token}` };
+		const key = `first-upload/${crypto.randomUUID()}.png`;
+		const upload = await fetch(`${api}/v1/images/${key}`, {
+			method: "PUT",
+			headers: { ...auth, "Content-Type": "image/png" },
+			body: readFileSync(path.join(root, "samples/shapes-on-white.png")),
+		});
+		const queued = (await upload.json()) as { id: string; status: string; key: string };
+		expect(upload.status).toBe(202);
+		expect(queued).toMatchObject({ key, status: "queued" });
+
+		const job = await until(
+			"the job to finish",
+			60_000,
+			async () => {
+				const res = await fetch(`${api}/v1/jobs/${queued.id}`, { headers: auth });
+				const body = (await res.json()) as { status: string; caption: string | null; model: string | null };
+				return body.status === "succeeded" || body.status === "failed" ? body : undefined;
+			},
+			() => first.output().slice(-4000),
+		);
+		expect(job).toMatchObject({ status: "succeeded", model: "@cf/moondream/moondream3.1-9B-A2B" });
+		// The emulator reads the image: its caption names the format and the size.
+		expect(job.caption).toMatch(/emulated/i);
+		expect(job.caption).toContain("PNG");
+		expect(job.caption).toContain("640×480");
+		// The status Worker reads the consumer's model-health registry (a Durable Object of another Worker).
+		const models = (await (await fetch(`${api}/v1/models`, { headers: auth })).json()) as {
+			data: { id: string; status: string; calls_1h: number }[];
+		};
+		expect(models.data[0]).toMatchObject({ id: job.model, status: "ok", calls_1h: 1 });
+	}, 180_000);
+});
+
 describe("npm run dev after a SIGKILL", () => {
 	it("finishes every job of 200 uploads, with one webhook id per job and endpoint", async () => {
-		const first = await spawnDevStack("restart", { args: ARGS });
-		stacks.push(first);
 		await first.ready(120_000);
 
 		// The receiver the test runs: a subscription (its own secret) and callback URLs (WEBHOOK_SECRET).
@@ -169,9 +249,10 @@ describe("npm run dev after a SIGKILL", () => {
 
 		// Started again on the same state and port; the client re-sends what failed, with the same bytes.
 		const restartedAt = Date.now();
-		const second = await spawnDevStack("restart", { persistTo: first.persistTo, port: first.port, args: ARGS });
-		stacks.push(second);
-		await second.ready(120_000);
+		const restarted = await spawnDevStack("restart", { persistTo: first.persistTo, port: first.port, args: ARGS });
+		second = restarted;
+		stacks.push(restarted);
+		await restarted.ready(120_000);
 		const readyAfter = Date.now() - restartedAt;
 		// The EventSource reconnects by itself with Last-Event-ID; one that gave up (a refused
 		// connection while the stack was down counts as an error) is opened again with ?after=.
@@ -181,17 +262,17 @@ describe("npm run dev after a SIGKILL", () => {
 			reopened++;
 		}
 		for (const key of failed) {
-			expect(await uploadOnce(second, key, bytes, callbackUrl), `re-upload of ${key}`).toBe(true);
+			expect(await uploadOnce(restarted, key, bytes, callbackUrl), `re-upload of ${key}`).toBe(true);
 		}
 
 		const jobs = await until(
 			"every job terminal",
 			RECOVERY_DEADLINE_MS - readyAfter,
 			async () => {
-				const listed = await allJobs(second, prefix);
+				const listed = await allJobs(restarted, prefix);
 				return listed.length >= IMAGES && listed.every((j) => TERMINAL.has(j.status)) ? listed : undefined;
 			},
-			() => second.output().slice(-3000),
+			() => restarted.output().slice(-3000),
 		);
 		expect(new Set(jobs.map((j) => j.key))).toEqual(new Set(keys));
 		// Each job's two webhooks (the subscription and its callback URL).
@@ -201,9 +282,9 @@ describe("npm run dev after a SIGKILL", () => {
 			"a webhook per job and endpoint",
 			Math.max(1_000, RECOVERY_DEADLINE_MS - (Date.now() - restartedAt)),
 			async () => (distinct() >= expected ? true : undefined),
-			() => `${distinct()} of ${expected} (job, endpoint) delivered\n${second.output().slice(-3000)}`,
+			() => `${distinct()} of ${expected} (job, endpoint) delivered\n${restarted.output().slice(-3000)}`,
 		).catch(async (err: Error) => {
-			throw new Error(`${err.message}\n${await missingDeliveries(second, jobs, deliveries)}`);
+			throw new Error(`${err.message}\n${await missingDeliveries(restarted, jobs, deliveries)}`);
 		});
 
 		// Every job's event on the stream, once each, in the order the service sent them; some of them
@@ -246,8 +327,22 @@ describe("npm run dev after a SIGKILL", () => {
 		);
 		// The start-up sweep re-queued the jobs whose messages died with the first stack at once (the
 		// periodic sweep, which the deadline above leaves room for, would take 5 minutes to find them).
-		const startup = second.output().match(/recovery at start: .*/)?.[0] ?? "no start-up recovery line";
+		const startup = restarted.output().match(/recovery at start: .*/)?.[0] ?? "no start-up recovery line";
 		console.log(startup);
 		expect(startup).toMatch(/^recovery at start: [1-9]\d* jobs re-queued/);
 	}, 720_000);
+});
+
+describe("npm run dev on Ctrl-C", () => {
+	it("stops: every process of the restarted stack exits, and its port is free", async () => {
+		if (!second) throw new Error("the restart test did not start the stack again");
+		const stack = second;
+		const pid = stack.server.pid!;
+		process.kill(-pid, "SIGINT");
+		const stopped = await Promise.race([stack.exited.then(() => true), sleep(30_000).then(() => false)]);
+		expect(stopped, stack.output().slice(-2000)).toBe(true);
+		await until("every process of npm run dev to exit", 15_000, async () => (groupAlive(pid) ? undefined : true));
+		expect(groupAlive(pid)).toBe(false);
+		expect(await portIsFree(stack.port)).toBe(true);
+	}, 60_000);
 });
