@@ -11,6 +11,7 @@
  *   npm run dev -- --port 8790 --inspector-port 9300   (two at once: each its own debugger port)
  *   npm run dev -- --var EMULATOR_GONE_MODELS=@cf/unum/uform-gen2-qwen-500m   (any local var, repeatable)
  *   npm run dev -- --sweep-every 60 --stale-after 300   (the local recovery sweep, in seconds)
+ *   npm run dev -- --no-watch         no new bundle after a source changes (the tests' and benchmark's stacks)
  *
  * Crons do not fire under `wrangler dev`, so this process runs their recovery sweeps itself
  * (scripts/lib/dev-recovery.ts): at start, re-sending at once whatever a previous run (stopped or
@@ -33,6 +34,9 @@ const { values: args } = parseArgs({
 		port: { type: "string", default: process.env.PORT ?? "8787" },
 		"persist-to": { type: "string", default: defaultPersistDir },
 		"remote-ai": { type: "boolean", default: process.env.REMOTE_AI === "1" },
+		// wrangler dev re-bundles after each change to a source, and polls the sources to find one
+		// (scripts/lib/configs.ts, LocalOptions.noWatch).
+		"no-watch": { type: "boolean", default: false },
 		var: { type: "string", multiple: true, default: [] },
 		"sweep-every": { type: "string", default: "60" },
 		"stale-after": { type: "string", default: "300" },
@@ -120,7 +124,11 @@ async function main(): Promise<number> {
 	if (migratedCopy(persistTo)) console.log("D1 schema is up to date (local: a copy of the migrated template).");
 	else await migrateLocal(persistTo);
 
-	const configs = writeLocalConfigs({ remoteAi: args["remote-ai"], vars: parseVars(args.var) });
+	const configs = writeLocalConfigs({
+		remoteAi: args["remote-ai"],
+		vars: parseVars(args.var),
+		noWatch: args["no-watch"],
+	});
 	const wranglerArgs = ["dev", ...configs.flatMap((c) => ["-c", c])];
 	wranglerArgs.push("--port", String(port), "--persist-to", persistTo);
 	if (args["inspector-port"] !== undefined) wranglerArgs.push("--inspector-port", args["inspector-port"]);

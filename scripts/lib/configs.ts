@@ -56,16 +56,6 @@ const LOCAL_RECOVERY_ENTRYPOINTS = [
 	{ binding: "WEBHOOKS_RECOVERY", worker: "webhooks", entrypoint: "WebhooksRecovery" },
 ] as const;
 
-/**
- * `npm run dev`'s build: a custom build whose command does nothing, then wrangler's own bundling of
- * `main`. With a custom build, wrangler watches `watch_dir` with the file system's change events and
- * bundles again after a change; without one, it runs esbuild's watch mode, which polls the bundle's
- * files all the time: about 2.3 CPU-seconds a minute for each running `npm run dev`, idle or not,
- * against 0.2 this way (measured 2026-12-06). The Workers import only from these folders
- * (test/node/config-envs.test.ts checks); `exit 0` runs in sh and in cmd.exe alike.
- */
-const LOCAL_BUILD = { command: "exit 0", watch_dir: ["workers", "shared"] };
-
 const localServices = () =>
 	LOCAL_RECOVERY_ENTRYPOINTS.map(({ binding, worker, entrypoint }) => ({
 		binding,
@@ -206,6 +196,16 @@ export interface LocalOptions {
 	remoteAi?: boolean;
 	/** Vars to set on top (`npm run dev -- --var NAME=value`, the benchmark), where the Worker has them. */
 	vars?: Record<string, string>;
+	/**
+	 * `npm run dev -- --no-watch`: the Workers as they are at start, bundled again only when their
+	 * config changes, not after each change to a source. wrangler dev has no such option: the
+	 * configs get a custom build whose command does nothing (`exit 0`, in sh and in cmd.exe alike) and
+	 * whose `watch_dir` is an empty folder, and wrangler bundles `main` once after it. Without it,
+	 * wrangler runs esbuild's watch mode, which polls every source all the time: about 2.3
+	 * CPU-seconds a minute for each running `npm run dev`, idle or not, against 0.2 (2026-12-06).
+	 * The test suite's stacks, the soak's and the demo's run this way; a developer's does not.
+	 */
+	noWatch?: boolean;
 }
 
 /** A Worker's production config with the local overrides applied. */
@@ -316,7 +316,7 @@ export function testConfig(): RawConfig {
  */
 export function writeConfig(file: string, config: RawConfig, note: string): string {
 	const dir = path.dirname(file);
-	const fromHere = (p: string) => (path.isAbsolute(p) ? p : path.relative(dir, path.resolve(root, p)));
+	const fromHere = (p: string) => (path.isAbsolute(p) ? p : path.relative(dir, path.resolve(root, p)) || ".");
 	const rebase = (d1: D1Database[] | undefined) =>
 		d1?.map((d) => (d.migrations_dir ? { ...d, migrations_dir: fromHere(d.migrations_dir) } : d));
 	const rebaseAssets = (assets: Assets | undefined) => assets && { ...assets, directory: fromHere(assets.directory) };
@@ -355,7 +355,7 @@ export function writeConfig(file: string, config: RawConfig, note: string): stri
  * first. A var in `options.vars` that no Worker has locally is an error (a typo).
  */
 export function writeLocalConfigs(options: LocalOptions = {}): string[] {
-	const configs = workerNames.map((name) => [name, { ...localConfig(name, options), build: LOCAL_BUILD }] as const);
+	const configs = workerNames.map((name) => [name, localConfig(name, options)] as const);
 	const known = new Set(configs.flatMap(([, c]) => Object.keys(c.vars)));
 	const unknown = Object.keys(options.vars ?? {}).filter((k) => !known.has(k));
 	if (unknown.length > 0)
@@ -365,9 +365,16 @@ export function writeLocalConfigs(options: LocalOptions = {}): string[] {
 	const extra = Object.entries(options.vars ?? {})
 		.map(([k, v]) => `${k}=${v}`)
 		.join("&");
-	const folder = extra ? `${variant}-${Buffer.from(extra).toString("base64url").slice(0, 24)}` : variant;
+	// …and so do the configs of --no-watch (another session's `npm run dev` reads the others).
+	const named = extra ? `${variant}-${Buffer.from(extra).toString("base64url").slice(0, 24)}` : variant;
+	const folder = path.join(generatedDir, options.noWatch ? `${named}-no-watch` : named);
+	// wrangler needs a folder to watch for a custom build: an empty one (it writes its temporary files
+	// under the config's own folder, which would set off a build after every build).
+	const idle = path.join(folder, "nothing-to-watch");
+	if (options.noWatch) mkdirSync(idle, { recursive: true });
+	const build = options.noWatch ? { command: "exit 0", watch_dir: [path.relative(root, idle)] } : undefined;
 	return configs.map(([name, config]) =>
-		path.relative(root, writeConfig(path.join(generatedDir, folder, `${name}.jsonc`), config, `${name}, ${variant}`)),
+		path.relative(root, writeConfig(path.join(folder, `${name}.jsonc`), { ...config, build }, `${name}, ${variant}`)),
 	);
 }
 

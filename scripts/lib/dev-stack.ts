@@ -112,6 +112,12 @@ export interface DevStackOptions {
 	unmigrated?: boolean;
 	/** More `npm run dev` arguments, e.g. `--var EMULATOR_LATENCY_MS=200`. */
 	args?: string[];
+	/**
+	 * Bundle again after a change to a source, as a developer's `npm run dev` does; off by default
+	 * (`--no-watch`): no test, soak or demo edits the sources while its stack runs, and
+	 * watching costs each stack about 2.3 CPU-seconds a minute (scripts/lib/configs.ts).
+	 */
+	watch?: boolean;
 	/** The port to serve on; a free one otherwise. */
 	port?: number;
 	/** Write what `npm run dev` prints to this file instead of keeping it in memory (long runs). */
@@ -137,6 +143,7 @@ export async function spawnDevStack(name: string, options: DevStackOptions = {})
 				String(inspectorPort),
 				"--persist-to",
 				persistTo,
+				...(options.watch ? [] : ["--no-watch"]),
 				...(options.args ?? []),
 			],
 		],

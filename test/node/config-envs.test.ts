@@ -6,10 +6,9 @@
  * here: a new override, or a binding lost on the way, fails until it is listed (and documented in
  * the README's configuration section).
  */
+import { readdirSync } from "node:fs";
 import path from "node:path";
-import { build } from "esbuild";
 import { describe, expect, it } from "vitest";
-import { z } from "zod";
 import {
 	productionConfigs,
 	readConfig,
@@ -79,32 +78,23 @@ const recoveryServices = [
 	'services[WEBHOOKS_RECOVERY].service: – → "r2-captions-webhooks"',
 ];
 
-/** npm run dev's custom build: wrangler watches the sources with file-system events instead of esbuild's polling. */
-const localBuild = [
-	'build.command: – → "exit 0"',
-	'build.watch_dir: "./src" → –',
-	'build.watch_dir[0]: – → "workers"',
-	'build.watch_dir[1]: – → "shared"',
-];
-
 /** Every difference a local config may have from its production config. */
 const localOverrides: Record<string, string[]> = {
-	status: ['vars.DEPLOY_MODE: "production" → "local"', ...recoveryServices, ...localBuild],
+	status: ['vars.DEPLOY_MODE: "production" → "local"', ...recoveryServices],
 	consumer: [
 		'ai.binding: "AI" → –',
 		...emulatorVars,
 		'vars.DEPLOY_MODE: "production" → "local"',
 		'vars.MODEL_BACKEND: "workers-ai" → "emulator"',
-		...localBuild,
 	],
-	webhooks: ['vars.DEPLOY_MODE: "production" → "local"', ...localBuild],
+	webhooks: ['vars.DEPLOY_MODE: "production" → "local"'],
 };
 
 /** … and with `--remote-ai`. */
 const remoteAiOverrides: Record<string, string[]> = {
-	status: ['vars.DEPLOY_MODE: "production" → "local"', ...recoveryServices, ...localBuild],
-	consumer: ["ai.remote: – → true", 'vars.DEPLOY_MODE: "production" → "local"', ...localBuild],
-	webhooks: ['vars.DEPLOY_MODE: "production" → "local"', ...localBuild],
+	status: ['vars.DEPLOY_MODE: "production" → "local"', ...recoveryServices],
+	consumer: ["ai.remote: – → true", 'vars.DEPLOY_MODE: "production" → "local"'],
+	webhooks: ['vars.DEPLOY_MODE: "production" → "local"'],
 };
 
 describe("production configs (what `npm run deploy` and a plain `wrangler deploy` ship)", () => {
@@ -147,28 +137,20 @@ describe("generated configs differ from production only by the listed overrides"
 		);
 	});
 
-	it("npm run dev bundles again after a change to any file of a Worker's code: its watch_dir holds them all", async () => {
-		for (const file of local) {
-			const config = z
-				.object({ main: z.string(), build: z.object({ command: z.string(), watch_dir: z.array(z.string()) }) })
-				.parse(readResolvedConfig(file));
-			const watched = config.build.watch_dir.map((dir) => path.resolve(root, dir) + path.sep);
-			// The files wrangler's esbuild bundles (packages from node_modules left out: a change there is an install).
-			const { metafile } = await build({
-				entryPoints: [path.resolve(root, config.main)],
-				absWorkingDir: root,
-				bundle: true,
-				write: false,
-				metafile: true,
-				packages: "external",
-				external: ["cloudflare:*", "node:*"],
-				platform: "neutral",
-				logLevel: "silent",
-			});
-			const sources = Object.keys(metafile.inputs).map((f) => path.resolve(root, f));
-			expect(sources.length).toBeGreaterThan(20);
-			expect(sources.filter((f) => !watched.some((dir) => f.startsWith(dir)))).toEqual([]);
-		}
+	it("npm run dev -- --no-watch: the same configs in a folder of their own, with a build that does nothing and watches an empty folder", () => {
+		const noWatch = writeLocalConfigs({ noWatch: true });
+		expect(noWatch.map((file) => path.basename(path.dirname(file)))).toEqual(Array(3).fill("local-no-watch"));
+		noWatch.forEach((file, i) => {
+			const folder = path.dirname(path.resolve(root, file));
+			expect(differences(resolved(local[i] ?? ""), resolved(file))).toEqual([
+				'build.command: – → "exit 0"',
+				'build.watch_dir: "./src" → –',
+				`build.watch_dir[0]: – → ${JSON.stringify(path.relative(root, path.join(folder, "nothing-to-watch")))}`,
+			]);
+			expect(readdirSync(path.join(folder, "nothing-to-watch"))).toEqual([]);
+		});
+		// The default stays as a developer needs it: esbuild's watch bundles again after a change.
+		expect(local.map((file) => readResolvedConfig(file).build)).toEqual(Array(3).fill({ watch_dir: "./src" }));
 	});
 
 	it("no local config needs a Cloudflare login (no AI binding) unless --remote-ai asks for it", () => {
@@ -235,8 +217,6 @@ describe("the test pool's config (every Worker in test/harness.ts)", () => {
 		"vars.EVENTS_KEEPALIVE_SECONDS": "1",
 		"queues.producers[HELD_MESSAGES].binding": "HELD_MESSAGES",
 		"queues.producers[HELD_MESSAGES].queue": "held-messages",
-		// wrangler's default build: npm run dev's custom build is left out (vitest bundles the harness).
-		"build.watch_dir": "./src",
 	};
 	for (const [queue, retries] of Object.entries({
 		"caption-jobs": 2,
@@ -253,11 +233,8 @@ describe("the test pool's config (every Worker in test/harness.ts)", () => {
 			[`queues.consumers[${queue}].max_retries`]: retries,
 		});
 	}
-	/**
-	 * Deploy-only settings the pool leaves out (crons do not fire there, tests call `scheduled`; its
-	 * fetch serves no assets), and npm run dev's build (vitest bundles the harness itself).
-	 */
-	const omitted = /^(secrets|triggers|observability|ai|assets|build)\./;
+	/** Deploy-only settings the pool leaves out (crons do not fire there, tests call `scheduled`; its fetch serves no assets). */
+	const omitted = /^(secrets|triggers|observability|ai|assets)\./;
 
 	it("has every var and binding of every Worker's local config, changed only by the test overrides", () => {
 		const expected: Leaves = {};

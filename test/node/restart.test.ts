@@ -58,7 +58,8 @@ let closeReceiver: (() => Promise<void>) | undefined;
 let source: EventSource | undefined;
 
 beforeAll(async () => {
-	first = await spawnDevStack("restart", { unmigrated: true, args: ARGS });
+	// As a developer runs it: watching the sources (the other test stacks run with --no-watch).
+	first = await spawnDevStack("restart", { unmigrated: true, args: ARGS, watch: true });
 	stacks.push(first);
 }, 10_000);
 
@@ -249,7 +250,12 @@ describe("npm run dev after a SIGKILL", () => {
 
 		// Started again on the same state and port; the client re-sends what failed, with the same bytes.
 		const restartedAt = Date.now();
-		const restarted = await spawnDevStack("restart", { persistTo: first.persistTo, port: first.port, args: ARGS });
+		const restarted = await spawnDevStack("restart", {
+			persistTo: first.persistTo,
+			port: first.port,
+			args: ARGS,
+			watch: true,
+		});
 		second = restarted;
 		stacks.push(restarted);
 		await restarted.ready(120_000);
