@@ -28,32 +28,7 @@ const CHECKS: Stage[] = ["types:check", "client:check", "typecheck", "lint"].map
 	command: ["npm", "run", "--silent", script],
 }));
 
-const vitest = (...args: string[]) => [
-	process.execPath,
-	path.join(root, "node_modules/vitest/vitest.mjs"),
-	"run",
-	...args,
-];
-
-/**
- * The suite, in two vitest runs side by side when `npm test` has no arguments: the Node files
- * (project `node`, five workers: most of their time is spent waiting on stacks) in one, the workerd
- * files in the other (`workers-serial` in three runtimes, then `workers` in two). In one run, vitest
- * gives the `workers` files the same five workers as the Node files, and each starts a workerd
- * runtime of its own: about 8 CPU-seconds a runtime, workerd's and vitest's side of it together.
- * With arguments (a file, a filter, a reporter), one run of every project, as `npx vitest run` does.
- */
-const args = process.argv.slice(2);
-const VITEST: Stage[] =
-	args.length > 0
-		? [{ name: "vitest", command: vitest(...args) }]
-		: [
-				{ name: "vitest node", command: vitest("--project", "node") },
-				{
-					name: "vitest workerd",
-					command: vitest("--project", "workers-serial", "--project", "workers", "--maxWorkers", "2"),
-				},
-			];
+const VITEST: Stage = { name: "vitest", command: ["npx", "vitest", "run", ...process.argv.slice(2)] };
 
 /**
  * Every Node process of the run (vitest, its workers, each wrangler and `r2c` a test starts) keeps
@@ -94,29 +69,18 @@ async function checks(): Promise<StageResult[]> {
 	return results;
 }
 
-/** The first vitest run streams its output; the others print theirs whole as each ends, not interleaved. */
-async function vitestRuns(): Promise<StageResult[]> {
-	return Promise.all(
-		VITEST.map(async (stage, i) => {
-			const result = await run(stage, i === 0);
-			if (i > 0) process.stdout.write(`\n── ${stage.name} ──\n${result.output}`);
-			return result;
-		}),
-	);
-}
-
 const started = performance.now();
-const [checkResults, vitestResults] = await Promise.all([checks(), vitestRuns()]);
+const [checkResults, vitest] = await Promise.all([checks(), run(VITEST, true)]);
 const total = (performance.now() - started) / 1000;
 
 for (const failed of checkResults.filter((r) => r.code !== 0)) {
 	console.error(`\n--- ${failed.name} failed (exit ${failed.code}) ---\n${failed.output}`);
 }
-const rows = [...checkResults, ...vitestResults];
-console.log(`\n${"stage".padEnd(16)} result  seconds`);
+const rows = [...checkResults, vitest];
+console.log("\nstage          result  seconds");
 for (const r of rows) {
-	console.log(`${r.name.padEnd(16)} ${(r.code === 0 ? "ok" : "FAILED").padEnd(7)} ${r.seconds.toFixed(1).padStart(7)}`);
+	console.log(`${r.name.padEnd(14)} ${(r.code === 0 ? "ok" : "FAILED").padEnd(7)} ${r.seconds.toFixed(1).padStart(7)}`);
 }
-console.log(`${"total (wall)".padEnd(16)} ${"".padEnd(7)} ${total.toFixed(1).padStart(7)}`);
+console.log(`${"total (wall)".padEnd(14)} ${"".padEnd(7)} ${total.toFixed(1).padStart(7)}`);
 console.log("(the checks run one after another, beside vitest, at the lowest CPU priority)");
 process.exit(rows.every((r) => r.code === 0) ? 0 : 1);
