@@ -5,14 +5,6 @@ import { BaseSequencer, type TestSpecification } from "vitest/node";
 import { writeTestConfig } from "./scripts/lib/configs.ts";
 
 /**
- * The workerd files that need what only a fresh runtime gives and that a shared one cannot give them
- * (none today): each runs in a workerd of its own (project `workers-own-runtime`, left out while the
- * list is empty). A file that reads service-wide figures, sweeps every row, or leaves work behind
- * goes in FRESH_START instead.
- */
-export const OWN_RUNTIME: string[] = [];
-
-/**
  * The workerd files that need the storage of a fresh runtime, or change what other files' data
  * does: they run in the `workers-serial` project with the MODEL_CALLS files, one after another,
  * each from a quiet start with fresh storage (test/support/quiet.ts: D1 dropped and migrated again,
@@ -151,10 +143,10 @@ export default defineConfig(async () => {
 		test: {
 			name,
 			setupFiles: ["./test/setup.ts"],
-			// Every runtime (one per file of the own-runtime project) loads the dependencies module by
-			// module over its socket to vite; pre-bundled, each is one module (a quarter less CPU for
-			// the workerd projects). Every entry the Workers or the tests import is listed, so a class
-			// such as hono's HTTPException has one copy, whichever entry it is reached through.
+			// Every runtime loads the dependencies module by module over its socket to vite; pre-bundled,
+			// each is one module (a quarter less CPU for the workerd projects). Every entry the Workers
+			// or the tests import is listed, so a class such as hono's HTTPException has one copy,
+			// whichever entry it is reached through.
 			deps: { optimizer: { ssr: { enabled: true, include: BUNDLED_DEPENDENCIES } } },
 			testTimeout: 30_000,
 			// vitest's console capture sends each line over an RPC; a line a queue consumer logs while
@@ -164,7 +156,6 @@ export default defineConfig(async () => {
 		},
 	});
 	const shared = workerd("workers");
-	const own = workerd("workers-own-runtime");
 	const serial = workerd("workers-serial");
 	return {
 		test: {
@@ -182,7 +173,7 @@ export default defineConfig(async () => {
 					test: {
 						...shared.test,
 						include: ["test/**/*.test.ts"],
-						exclude: ["test/node/**", ...OWN_RUNTIME, ...FRESH_START, ...MODEL_CALLS],
+						exclude: ["test/node/**", ...FRESH_START, ...MODEL_CALLS],
 						// Last, in three runtimes. In the Node files' group they started only when those ended
 						// anyway (queued after them), but then in all five of its workers, a runtime in each:
 						// about 8 CPU-seconds a runtime, workerd's and vitest's side of it together.
@@ -194,9 +185,6 @@ export default defineConfig(async () => {
 						isolate: false,
 					},
 				},
-				...(OWN_RUNTIME.length > 0
-					? [{ ...own, test: { ...own.test, include: OWN_RUNTIME, sequence: { groupOrder: 1 } } }]
-					: []),
 				{
 					...serial,
 					test: {

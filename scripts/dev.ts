@@ -11,7 +11,7 @@
  *   npm run dev -- --port 8790 --inspector-port 9300   (two at once: each its own debugger port)
  *   npm run dev -- --var EMULATOR_GONE_MODELS=@cf/unum/uform-gen2-qwen-500m   (any local var, repeatable)
  *   npm run dev -- --sweep-every 60 --stale-after 300   (the local recovery sweep, in seconds)
- *   npm run dev -- --no-watch         no new bundle after a source changes (the tests' and benchmark's stacks)
+ *   npm run dev -- --no-watch         no new bundle after a source changes (the tests', soak's and demo's stacks)
  *
  * Crons do not fire under `wrangler dev`, so this process runs their recovery sweeps itself
  * (scripts/lib/dev-recovery.ts): at start, re-sending at once whatever a previous run (stopped or

@@ -351,6 +351,17 @@ export function writeConfig(file: string, config: RawConfig, note: string): stri
 }
 
 /**
+ * `--no-watch`'s build (LocalOptions.noWatch): a command that does nothing, and an empty folder for
+ * wrangler to watch, which it needs for a custom build (not the configs' own folder: wrangler writes
+ * its temporary files under it, which would set off a build after every build).
+ */
+function idleBuild(folder: string): { command: string; watch_dir: string[] } {
+	const idle = path.join(folder, "nothing-to-watch");
+	mkdirSync(idle, { recursive: true });
+	return { command: "exit 0", watch_dir: [path.relative(root, idle)] };
+}
+
+/**
  * Writes the local configs of every Worker; returns their paths relative to the root, status
  * first. A var in `options.vars` that no Worker has locally is an error (a typo).
  */
@@ -368,11 +379,7 @@ export function writeLocalConfigs(options: LocalOptions = {}): string[] {
 	// …and so do the configs of --no-watch (another session's `npm run dev` reads the others).
 	const named = extra ? `${variant}-${Buffer.from(extra).toString("base64url").slice(0, 24)}` : variant;
 	const folder = path.join(generatedDir, options.noWatch ? `${named}-no-watch` : named);
-	// wrangler needs a folder to watch for a custom build: an empty one (it writes its temporary files
-	// under the config's own folder, which would set off a build after every build).
-	const idle = path.join(folder, "nothing-to-watch");
-	if (options.noWatch) mkdirSync(idle, { recursive: true });
-	const build = options.noWatch ? { command: "exit 0", watch_dir: [path.relative(root, idle)] } : undefined;
+	const build = options.noWatch ? idleBuild(folder) : undefined;
 	return configs.map(([name, config]) =>
 		path.relative(root, writeConfig(path.join(folder, `${name}.jsonc`), { ...config, build }, `${name}, ${variant}`)),
 	);

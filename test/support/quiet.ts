@@ -65,7 +65,7 @@ export async function untilQuiet(timeoutMs = QUIET_TIMEOUT_MS): Promise<void> {
 	let before = await look();
 	if (before.delayedUntil > deadline) {
 		throw new Error(
-			`the files before sent a message back to a queue for ${Math.ceil((before.delayedUntil - Date.now()) / 1000)} s more: such a file must run last or in a runtime of its own`,
+			`the files before sent a message back to a queue for ${Math.ceil((before.delayedUntil - Date.now()) / 1000)} s more: such a file must run last of its project (LAST in vitest.config.ts)`,
 		);
 	}
 	for (;;) {
