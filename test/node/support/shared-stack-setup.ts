@@ -8,8 +8,9 @@
  * No stack starts here: a loopback broker for each answers `POST /stack` by starting it when nobody
  * holds it (and waiting until it serves), so a run of Node files that use neither boots none. A
  * file gives its lease back when it is done (`release()`); a stack stops once its last lease is
- * back and nobody has asked for IDLE_MS, instead of idling until the end of the run (its wrangler
- * polls the Workers' sources for changes, about 2.7 CPU-seconds a minute); a later ask starts another.
+ * back and nobody has asked for IDLE_MS, instead of idling until the end of the run (an idle stack
+ * still costs about a CPU-second a minute in wrangler and workerd, with `--no-watch`); a later ask
+ * starts another.
  * What is made here is the migrated state every fresh stack starts from (scripts/lib/migrated-state.ts),
  * once, before any file boots one.
  * The stacks are always stopped: by the teardown after the run, and, when vitest exits without one
