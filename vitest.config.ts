@@ -6,10 +6,10 @@ import { writeTestConfig } from "./scripts/lib/configs.ts";
 
 /**
  * The workerd files that need the storage of a fresh runtime, or change what other files' data
- * does: they run in the `workers-serial` project with the MODEL_CALLS files, one after another,
- * each from a quiet start with fresh storage (test/support/quiet.ts: D1 dropped and migrated again,
- * the buckets emptied, after the work of the file before is over), which gives each what a runtime
- * of its own would, and leaves the next file nothing of theirs.
+ * does: with the MODEL_CALLS files, they run first in each runtime, one after another, each from a
+ * quiet start with fresh storage (test/support/quiet.ts: D1 dropped and migrated again, the
+ * buckets emptied, after the work of the file before is over), which gives each what a runtime of
+ * its own would; the first of the other files after them starts on fresh storage too.
  */
 export const FRESH_START = [
 	// Walks unfiltered listings (every failed job, every job of a time range) and compares them with
@@ -41,27 +41,28 @@ export const FRESH_START = [
 	"test/batches/cancel.test.ts",
 	"test/batches/listing.test.ts",
 	// Counts every model call of the runtime; its duplicate copy may be sent back until the first
-	// copy's lease ends (120 s), a message the next file's quiet start would have to wait for: it
-	// runs last of the project (LAST below), so no file comes after it in its runtime.
+	// copy's lease ends (120 s), a message the next quiet start would have to wait for: it is the last
+	// QUIET_START file of its runtime (LAST below), and the files after it do not wait for that.
 	"test/e2e/queue.test.ts",
 ];
 
 /**
- * The files that must run last of their project: nothing comes after them in their runtime. vitest
- * hands the files of a group to its workers in the sequencer's order, so the last one is the last
- * of whichever runtime takes it.
+ * The QUIET_START files that must be the last of them in their runtime: after them come only files
+ * that start without waiting for a message sent back with a delay. vitest hands the files of a
+ * group to its workers in the sequencer's order, so the last one handed out is the last of
+ * whichever runtime takes it.
  */
 const LAST = ["test/e2e/queue.test.ts"];
 
 /**
  * The files that count every call the model emulator saw (or the registry's calls per model), inject
  * faults or overrides any caption would use, or read the health registry: the uploads of other
- * files are captioned in the background, whenever the queue gets to them, so these never share a
- * runtime with the `workers` project. They run in the `workers-serial` project with the FRESH_START
- * files, one after another, each from a quiet start (test/quiet-setup.ts): it waits until the work
- * the file before left is over (no queue handler running, no message sent back with a delay still
- * to come, nothing pending in D1, no job row written for a moment), then gives the file fresh
- * storage and resets the emulator, the health registry and the lane scheduler.
+ * files are captioned in the background, whenever the queue gets to them, so these never run after
+ * other files in their runtime. They run first, with the FRESH_START files, one after another, each
+ * from a quiet start (test/quiet-setup.ts): it waits until the work the file before left is over
+ * (no queue handler running, no message sent back with a delay still to come, nothing pending in
+ * D1, no job row written for a moment), then gives the file fresh storage and resets the emulator,
+ * the health registry and the lane scheduler.
  */
 export const MODEL_CALLS = [
 	"test/consumer/batch-grants.test.ts",
@@ -99,6 +100,9 @@ const LONGEST = [
 	"test/node/cli-offline.test.ts",
 ];
 
+/** The workerd files that start quiet, on fresh storage (test/quiet-setup.ts): first in each runtime. */
+const QUIET_START = [...MODEL_CALLS, ...FRESH_START];
+
 /** The packages the Workers and the workerd tests import (a test guards the list: test/node/bundled-deps.test.ts). */
 export const BUNDLED_DEPENDENCIES = [
 	"zod",
@@ -119,8 +123,10 @@ class LongestFirst extends BaseSequencer {
 			const name = path.relative(import.meta.dirname, file.moduleId);
 			const at = LONGEST.indexOf(name);
 			if (at !== -1) return at;
+			// Then the QUIET_START files, those of LAST after the others, then the rest.
 			const last = LAST.indexOf(name);
-			return last === -1 ? LONGEST.length : LONGEST.length + 1 + last;
+			if (last !== -1) return LONGEST.length + 1 + last;
+			return QUIET_START.includes(name) ? LONGEST.length : LONGEST.length + 1 + LAST.length;
 		};
 		// A stable sort: the rest keeps vitest's order (slowest of the last run first).
 		return (await super.sort(files)).sort((a, b) => rank(a) - rank(b));
@@ -131,37 +137,11 @@ export default defineConfig(async () => {
 	const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
 	// Every Worker's production config, merged and with the test overrides (scripts/lib/configs.ts).
 	const configPath = writeTestConfig();
-	// Inside workerd, against local D1, R2, Queues and the Images binding.
-	const workerd = (name: string) => ({
-		plugins: [
-			cloudflareTest({
-				remoteBindings: false,
-				wrangler: { configPath },
-				miniflare: { bindings: { TEST_MIGRATIONS: migrations } },
-			}),
-		],
-		test: {
-			name,
-			setupFiles: ["./test/setup.ts"],
-			// Every runtime loads the dependencies module by module over its socket to vite; pre-bundled,
-			// each is one module (a quarter less CPU for the workerd projects). Every entry the Workers
-			// or the tests import is listed, so a class such as hono's HTTPException has one copy,
-			// whichever entry it is reached through.
-			deps: { optimizer: { ssr: { enabled: true, include: BUNDLED_DEPENDENCIES } } },
-			testTimeout: 30_000,
-			// vitest's console capture sends each line over an RPC; a line a queue consumer logs while
-			// a file makes its last round trip is parked for ever, and so is vitest (after the last
-			// file, with every test passed). test/support/held-logs.ts holds the lines instead.
-			disableConsoleIntercept: true,
-		},
-	});
-	const shared = workerd("workers");
-	const serial = workerd("workers-serial");
 	return {
 		test: {
 			globalSetup: ["./test/support/global-setup.ts"],
 			// The Node tests' stacks log a JSON line per job; show them only for tests that fail (the
-			// workerd projects hold their Workers' lines themselves: test/support/held-logs.ts).
+			// workerd files hold their Workers' lines themselves: test/support/held-logs.ts).
 			silent: "passed-only" as const,
 			testTimeout: 30_000,
 			// Most of a test's time is spent waiting (workerd, queues, the dev stack), not computing.
@@ -169,38 +149,43 @@ export default defineConfig(async () => {
 			sequence: { sequencer: LongestFirst },
 			projects: [
 				{
-					...shared,
+					// Inside workerd, against local D1, R2, Queues and the Images binding.
+					plugins: [
+						cloudflareTest({
+							remoteBindings: false,
+							wrangler: { configPath },
+							miniflare: { bindings: { TEST_MIGRATIONS: migrations } },
+						}),
+					],
 					test: {
-						...shared.test,
+						name: "workers",
 						include: ["test/**/*.test.ts"],
-						exclude: ["test/node/**", ...FRESH_START, ...MODEL_CALLS],
-						// Last, in three runtimes. In the Node files' group they started only when those ended
-						// anyway (queued after them), but then in all five of its workers, a runtime in each:
-						// about 8 CPU-seconds a runtime, workerd's and vitest's side of it together.
-						sequence: { groupOrder: 2 },
-						maxWorkers: 3,
-						// Starting workerd costs seconds: these files run one after another in a few
-						// runtimes (one per vitest worker) and share its storage, so each test uses keys,
-						// prefixes and ids of their own and counts only its own rows (docs/testing.md).
+						exclude: ["test/node/**"],
+						// Starting workerd costs seconds: the files run one after another in three runtimes (one
+						// per vitest worker) and share its storage. The QUIET_START files come first, each from a
+						// quiet start on fresh storage; then the rest, which use keys, prefixes and ids of their own
+						// and count only their own rows (docs/testing.md), the first of them on fresh storage.
+						// Before, the two kinds ran in two groups of three runtimes each: alone, 97-119
+						// CPU-seconds and 71-83 s in three runs, against 82-104 and 62-73 in four (2026-12-06).
+						setupFiles: ["./test/setup.ts", "./test/quiet-setup.ts"],
+						provide: { quietStartFiles: QUIET_START },
 						isolate: false,
-					},
-				},
-				{
-					...serial,
-					test: {
-						...serial.test,
-						include: [...MODEL_CALLS, ...FRESH_START],
-						setupFiles: [...serial.test.setupFiles, "./test/quiet-setup.ts"],
-						// Three runtimes (three vitest workers, each running its files one after another)
-						// instead of one per file: about 4 CPU-seconds a runtime. vitest takes a project's own
-						// maxWorkers only in a group of its own (sequence.groupOrder), and runs the groups one
-						// after another: this one first, beside npm test's checks, then the rest, which wait
-						// for it. Its files wait much of the time (pacing, cool-downs, quiet starts): in two
-						// runtimes it took 34 s of a fresh clone's npm test, the last 20 with a core idle; in
-						// three, 25 s (2026-12-06).
-						isolate: false,
+						// vitest takes a project's own maxWorkers only in a group of its own
+						// (sequence.groupOrder), and runs the groups one after another: this one first, beside
+						// npm test's checks (its files wait much of the time: pacing, cool-downs, quiet starts),
+						// then the Node files.
 						maxWorkers: 3,
 						sequence: { groupOrder: 0 },
+						// Every runtime loads the dependencies module by module over its socket to vite;
+						// pre-bundled, each is one module (a quarter less CPU for the workerd files). Every entry
+						// the Workers or the tests import is listed, so a class such as hono's HTTPException has
+						// one copy, whichever entry it is reached through.
+						deps: { optimizer: { ssr: { enabled: true, include: BUNDLED_DEPENDENCIES } } },
+						testTimeout: 30_000,
+						// vitest's console capture sends each line over an RPC; a line a queue consumer logs
+						// while a file makes its last round trip is parked for ever, and so is vitest (after the
+						// last file, with every test passed). test/support/held-logs.ts holds the lines instead.
+						disableConsoleIntercept: true,
 					},
 				},
 				{

@@ -20,5 +20,7 @@ declare module "vitest" {
 		tunedStackBroker: string;
 		/** The node project's broker of the Workers' dry runs (test/node/support/dry-runs-setup.ts). */
 		dryRunBroker: string;
+		/** The workerd files that start quiet, on fresh storage (test/quiet-setup.ts). */
+		quietStartFiles: string[];
 	}
 }

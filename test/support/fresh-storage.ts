@@ -1,6 +1,6 @@
 /**
- * The storage of a fresh runtime, for a file that shares its runtime with the files before it (the
- * serial project in vitest.config.ts): D1 as the migrations make it, and empty buckets.
+ * The storage of a fresh runtime, for a file that shares its runtime with the files before it
+ * (QUIET_START in vitest.config.ts): D1 as the migrations make it, and empty buckets.
  */
 import { applyD1Migrations } from "cloudflare:test";
 import { env } from "cloudflare:workers";

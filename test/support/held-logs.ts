@@ -1,7 +1,7 @@
 /**
  * The Workers' log lines, held in memory while a test runs and printed only when it fails.
  *
- * vitest's own console capture is off for the workerd projects (`disableConsoleIntercept`): it
+ * vitest's own console capture is off for the workerd files (`disableConsoleIntercept`): it
  * sends every line to vitest over an RPC, and a line logged from another I/O context (a queue
  * consumer, a `waitUntil`) while a file makes its last round trip is parked until a message that
  * never comes, so vitest waits for ever after the last file. Holding lines in an array does no I/O

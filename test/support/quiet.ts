@@ -1,6 +1,6 @@
 /**
- * A quiet start for a file that shares its runtime with the files before it (the serial project in
- * vitest.config.ts): it waits until their work is over, then starts from the storage of a fresh
+ * A quiet start for a file that shares its runtime with the files before it (QUIET_START in
+ * vitest.config.ts, test/quiet-setup.ts): it waits until their work is over, then starts from the storage of a fresh
  * runtime and resets what every caption shares, so the file counts rows, model calls and health
  * figures as it would in a runtime of its own.
  */
@@ -43,11 +43,11 @@ type Look = Awaited<ReturnType<typeof look>>;
 
 /**
  * Nothing running and nothing owed: no queue batch in a handler, no message sent back with a delay
- * still to come, no delivery, fan-out or listing to come.
+ * still to come (unless `waitForDelayed` is false), no delivery, fan-out or listing to come.
  */
-const idle = (l: Look) =>
+const idle = (l: Look, waitForDelayed: boolean) =>
 	l.running === 0 &&
-	l.delayedUntil + SETTLE_MS <= Date.now() &&
+	(!waitForDelayed || l.delayedUntil + SETTLE_MS <= Date.now()) &&
 	l.deliveries === 0 &&
 	l.events === 0 &&
 	l.listings === 0;
@@ -58,12 +58,12 @@ const idle = (l: Look) =>
  * and every message a handler sent back with a delay come back. A job left queued or leased on
  * purpose by a test (its message never sent to a real queue) does not hold it up; one whose message
  * is on a queue is claimed within SETTLE_MS. A message sent back for longer than the wait fails the
- * file at once.
+ * file at once; with `waitForDelayed` false, messages sent back with a delay are not waited for.
  */
-export async function untilQuiet(timeoutMs = QUIET_TIMEOUT_MS): Promise<void> {
+export async function untilQuiet({ timeoutMs = QUIET_TIMEOUT_MS, waitForDelayed = true } = {}): Promise<void> {
 	const deadline = Date.now() + timeoutMs;
 	let before = await look();
-	if (before.delayedUntil > deadline) {
+	if (waitForDelayed && before.delayedUntil > deadline) {
 		throw new Error(
 			`the files before sent a message back to a queue for ${Math.ceil((before.delayedUntil - Date.now()) / 1000)} s more: such a file must run last of its project (LAST in vitest.config.ts)`,
 		);
@@ -71,7 +71,8 @@ export async function untilQuiet(timeoutMs = QUIET_TIMEOUT_MS): Promise<void> {
 	for (;;) {
 		await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
 		const after = await look();
-		if (idle(before) && idle(after) && JSON.stringify(before) === JSON.stringify(after)) return;
+		if (idle(before, waitForDelayed) && idle(after, waitForDelayed) && JSON.stringify(before) === JSON.stringify(after))
+			return;
 		if (Date.now() > deadline) {
 			throw new Error(`the files before left work running after ${timeoutMs} ms: ${JSON.stringify(after)}`);
 		}
@@ -92,11 +93,11 @@ async function resetScheduler(): Promise<void> {
 }
 
 /**
- * Waits for the files before to finish their work, then starts from the storage, emulator,
- * registry and scheduler of a fresh runtime.
+ * Waits for the files before to finish their work (`untilQuiet`), then starts from the storage,
+ * emulator, registry and scheduler of a fresh runtime.
  */
-export async function quietStart(): Promise<void> {
-	await untilQuiet();
+export async function quietStart(options: { waitForDelayed?: boolean } = {}): Promise<void> {
+	await untilQuiet(options);
 	await freshStorage();
 	await resetModels();
 	await resetScheduler();
