@@ -47,10 +47,10 @@ export const FRESH_START = [
 ];
 
 /**
- * The QUIET_START files that must be the last of them in their runtime: after them come only files
- * that start without waiting for a message sent back with a delay. vitest hands the files of a
- * group to its workers in the sequencer's order, so the last one handed out is the last of
- * whichever runtime takes it.
+ * The QUIET_START file that must be the last of them in its runtime: after it come only files that
+ * start without waiting for a message sent back with a delay. vitest hands the files of a group to
+ * its workers in the sequencer's order, so the last one handed out is the last of whichever runtime
+ * takes it. One file at most: a second could land in the same runtime, after the first.
  */
 const LAST = ["test/e2e/queue.test.ts"];
 

@@ -1,8 +1,8 @@
 /**
  * A quiet start for a file that shares its runtime with the files before it (QUIET_START in
- * vitest.config.ts, test/quiet-setup.ts): it waits until their work is over, then starts from the storage of a fresh
- * runtime and resets what every caption shares, so the file counts rows, model calls and health
- * figures as it would in a runtime of its own.
+ * vitest.config.ts, test/quiet-setup.ts): it waits until their work is over, then starts from the
+ * storage of a fresh runtime and resets what every caption shares, so the file counts rows, model
+ * calls and health figures as it would in a runtime of its own.
  */
 import { evictDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
@@ -60,12 +60,12 @@ const idle = (l: Look, waitForDelayed: boolean) =>
  * is on a queue is claimed within SETTLE_MS. A message sent back for longer than the wait fails the
  * file at once; with `waitForDelayed` false, messages sent back with a delay are not waited for.
  */
-export async function untilQuiet({ timeoutMs = QUIET_TIMEOUT_MS, waitForDelayed = true } = {}): Promise<void> {
-	const deadline = Date.now() + timeoutMs;
+async function untilQuiet(waitForDelayed: boolean): Promise<void> {
+	const deadline = Date.now() + QUIET_TIMEOUT_MS;
 	let before = await look();
 	if (waitForDelayed && before.delayedUntil > deadline) {
 		throw new Error(
-			`the files before sent a message back to a queue for ${Math.ceil((before.delayedUntil - Date.now()) / 1000)} s more: such a file must run last of its project (LAST in vitest.config.ts)`,
+			`the files before sent a message back to a queue for ${Math.ceil((before.delayedUntil - Date.now()) / 1000)} s more: such a file must be the last QUIET_START file of its runtime (LAST in vitest.config.ts)`,
 		);
 	}
 	for (;;) {
@@ -74,7 +74,7 @@ export async function untilQuiet({ timeoutMs = QUIET_TIMEOUT_MS, waitForDelayed 
 		if (idle(before, waitForDelayed) && idle(after, waitForDelayed) && JSON.stringify(before) === JSON.stringify(after))
 			return;
 		if (Date.now() > deadline) {
-			throw new Error(`the files before left work running after ${timeoutMs} ms: ${JSON.stringify(after)}`);
+			throw new Error(`the files before left work running after ${QUIET_TIMEOUT_MS} ms: ${JSON.stringify(after)}`);
 		}
 		before = after;
 	}
@@ -96,8 +96,8 @@ async function resetScheduler(): Promise<void> {
  * Waits for the files before to finish their work (`untilQuiet`), then starts from the storage,
  * emulator, registry and scheduler of a fresh runtime.
  */
-export async function quietStart(options: { waitForDelayed?: boolean } = {}): Promise<void> {
-	await untilQuiet(options);
+export async function quietStart({ waitForDelayed = true } = {}): Promise<void> {
+	await untilQuiet(waitForDelayed);
 	await freshStorage();
 	await resetModels();
 	await resetScheduler();
