@@ -26,7 +26,7 @@ import { parseArgs } from "node:util";
 import { writeLocalConfigs } from "./lib/configs.ts";
 import { startRecovery } from "./lib/dev-recovery.ts";
 import { ensureDevVars, readDevVars } from "./lib/dev-vars.ts";
-import { migratedCopy } from "./lib/migrated-state.ts";
+import { markedMigrated, markMigrated } from "./lib/migrated-state.ts";
 import { defaultPersistDir, migrateLocal, root, spawnWrangler } from "./lib/wrangler.ts";
 
 const { values: args } = parseArgs({
@@ -120,9 +120,14 @@ async function main(): Promise<number> {
 	if (bootstrapped) console.log(bootstrapped);
 	const secrets = readDevVars();
 	await assertPortFree(port);
-	// A test's copy of the migrated template (scripts/lib/migrated-state.ts) has nothing to apply.
-	if (migratedCopy(persistTo)) console.log("D1 schema is up to date (local: a copy of the migrated template).");
-	else await migrateLocal(persistTo);
+	// A state migrated by an earlier start, or a test's copy of the migrated template, has nothing to
+	// apply while no migration is added or changed (scripts/lib/migrated-state.ts).
+	if (markedMigrated(persistTo))
+		console.log("D1 schema is up to date (local: migrated before, no migration added since).");
+	else {
+		await migrateLocal(persistTo);
+		markMigrated(persistTo);
+	}
 
 	const configs = writeLocalConfigs({
 		remoteAi: args["remote-ai"],

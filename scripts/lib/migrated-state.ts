@@ -1,13 +1,15 @@
 /**
- * A local state directory with the D1 migrations already applied, for stacks that start on fresh
- * state (the Node tests boot about ten). Applying the migrations to an empty database costs about
- * 4 s of CPU (all in one `wrangler d1 execute`, scripts/lib/wrangler.ts; 30 s one runtime per
- * migration, as `wrangler d1 migrations apply` does); finding them applied, 4 s.
- * So the migrations are applied once, to a template kept under node_modules/.cache and named by
- * what it was made from (the migrations, the D1 binding, wrangler's version), and each fresh state
- * directory starts as a copy of it, marked with the template's name: `npm run dev` skips its
- * migration step (about 4 s of CPU and of waiting even when there is nothing to apply) on a state
- * whose mark names the migrations there are now, and runs it on any other state.
+ * Local states whose D1 migrations need not be looked at again. Applying the migrations to an
+ * empty database costs about 4 s of CPU (all in one `wrangler d1 execute`, scripts/lib/wrangler.ts;
+ * 30 s one runtime per migration, as `wrangler d1 migrations apply` does); finding them applied,
+ * 2-4 s of CPU and about 4 s of waiting, on every start of `npm run dev`.
+ *
+ * - The stacks that start on fresh state (the Node tests boot about ten) start from a template kept
+ *   under node_modules/.cache, named by what it was made from (the migrations, the D1 binding,
+ *   wrangler's version), migrated once: each fresh state directory is a copy of it.
+ * - Such a copy, and any state `npm run dev` has migrated itself, carries a mark with that name:
+ *   `npm run dev` skips its migration step on a state whose mark names the migrations there are
+ *   now (and whose D1 directory is still there), and runs it on any other state.
  */
 import { createHash } from "node:crypto";
 import {
@@ -64,21 +66,29 @@ export async function migratedTemplate(): Promise<string> {
 	return dir;
 }
 
-/** The mark a copy of the template carries: the template's name, what it was made from. */
-const MARK = "r2-captions-migrated-template";
+/** The mark of a migrated state: the name of the migrations it was migrated to (templateKey). */
+export const MIGRATED_MARK = "r2-captions-migrated";
 
-/** Fills the empty directory `persistTo` with a copy of the migrated template, marked as one. */
+/** Where wrangler keeps a state's local D1 databases. */
+const d1Dir = (persistTo: string) => path.join(persistTo, "v3", "d1");
+
+/** Marks `persistTo` as migrated to the migrations there are now (after they were applied to it). */
+export function markMigrated(persistTo: string): void {
+	writeFileSync(path.join(persistTo, MIGRATED_MARK), templateKey());
+}
+
+/** Fills the empty directory `persistTo` with a copy of the migrated template, marked as migrated. */
 export async function seedMigratedState(persistTo: string): Promise<void> {
 	cpSync(await migratedTemplate(), persistTo, { recursive: true });
-	writeFileSync(path.join(persistTo, MARK), templateKey());
+	markMigrated(persistTo);
 }
 
 /**
- * Whether `persistTo` started as a copy of the template made from the migrations there are now
- * (no migration has been added or changed since): their step has nothing to apply. Migrations
- * are only ever applied, never taken back, so a state used since then is still migrated.
+ * Whether `persistTo` was migrated to the migrations there are now (none has been added or changed
+ * since) and still has its D1 directory: their step has nothing to apply. Migrations are only ever
+ * applied, never taken back, so a state used since then is still migrated.
  */
-export function migratedCopy(persistTo: string): boolean {
-	const mark = path.join(persistTo, MARK);
-	return existsSync(mark) && readFileSync(mark, "utf8") === templateKey();
+export function markedMigrated(persistTo: string): boolean {
+	const mark = path.join(persistTo, MIGRATED_MARK);
+	return existsSync(mark) && existsSync(d1Dir(persistTo)) && readFileSync(mark, "utf8") === templateKey();
 }

@@ -3,13 +3,15 @@
  * `npm run dev`, and the migrated template the test stacks start from): every migration in one
  * `wrangler d1 execute` instead of a local runtime per migration. The database it leaves must be
  * the one the migrations make, with every migration recorded where `wrangler d1 migrations apply`
- * looks, so that wrangler's own apply then finds nothing to do.
+ * looks, so that wrangler's own apply then finds nothing to do; and once the state is marked
+ * migrated (scripts/lib/migrated-state.ts), `npm run dev` skips the step while the mark holds.
  */
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterAll, describe, expect, it, vi } from "vitest";
+import { MIGRATED_MARK, markedMigrated, markMigrated } from "../../scripts/lib/migrated-state.ts";
 import { migrateLocal, root } from "../../scripts/lib/wrangler.ts";
 import { migrated } from "./support/sqlite-migrations.ts";
 
@@ -62,5 +64,20 @@ describe("the local D1 migrations on an empty state", () => {
 
 	it("and `wrangler d1 migrations apply` then finds none left to apply", async () => {
 		expect(await migrate()).toEqual(["D1 schema is up to date (local)."]);
+	});
+
+	it("once marked, `npm run dev` skips them: not without the mark, its D1 directory, or for other migrations", () => {
+		expect(markedMigrated(state)).toBe(false);
+		markMigrated(state);
+		expect(markedMigrated(state)).toBe(true);
+		// The local D1 databases deleted (the README's way out of odd local data): migrated again.
+		const d1 = path.join(state, "v3/d1");
+		renameSync(d1, `${d1}-aside`);
+		expect(markedMigrated(state)).toBe(false);
+		renameSync(`${d1}-aside`, d1);
+		expect(markedMigrated(state)).toBe(true);
+		// Marked for other migrations (one added or changed since): migrated again.
+		writeFileSync(path.join(state, MIGRATED_MARK), "0000000000000000");
+		expect(markedMigrated(state)).toBe(false);
 	});
 });

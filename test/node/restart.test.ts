@@ -140,6 +140,8 @@ describe("npm run dev", () => {
 	it("serves /healthz and captions an uploaded image end to end", async () => {
 		await first.ready(120_000);
 		const api = first.url;
+		// The empty state was migrated by the launcher itself, and marked so for its next start.
+		expect(first.output()).toContain("D1 migrations applied (local).");
 
 		// The launcher made .dev.vars from the example on a fresh clone; the API reads it too.
 		const auth = { Authorization: `Bearer ${first.token}` };
@@ -260,6 +262,8 @@ describe("npm run dev after a SIGKILL", () => {
 		stacks.push(restarted);
 		await restarted.ready(120_000);
 		const readyAfter = Date.now() - restartedAt;
+		// The state it migrated before needs no migration step (no migration was added since).
+		expect(restarted.output()).toContain("D1 schema is up to date (local: migrated before, no migration added since).");
 		// The EventSource reconnects by itself with Last-Event-ID; one that gave up (a refused
 		// connection while the stack was down counts as an error) is opened again with ?after=.
 		if (source.readyState === EventSource.CLOSED) {
