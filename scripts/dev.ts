@@ -26,7 +26,7 @@ import { parseArgs } from "node:util";
 import { writeLocalConfigs } from "./lib/configs.ts";
 import { startRecovery } from "./lib/dev-recovery.ts";
 import { ensureDevVars, readDevVars } from "./lib/dev-vars.ts";
-import { markedMigrated, markMigrated } from "./lib/migrated-state.ts";
+import { markedMigrated, markMigrated, migrationsKey } from "./lib/migrated-state.ts";
 import { defaultPersistDir, migrateLocal, root, spawnWrangler } from "./lib/wrangler.ts";
 
 const { values: args } = parseArgs({
@@ -125,8 +125,9 @@ async function main(): Promise<number> {
 	if (markedMigrated(persistTo))
 		console.log("D1 schema is up to date (local: migrated before, no migration added since).");
 	else {
+		const key = migrationsKey();
 		await migrateLocal(persistTo);
-		markMigrated(persistTo);
+		markMigrated(persistTo, key);
 	}
 
 	const configs = writeLocalConfigs({

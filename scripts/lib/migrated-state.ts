@@ -2,14 +2,15 @@
  * Local states whose D1 migrations need not be looked at again. Applying the migrations to an
  * empty database costs about 4 s of CPU (all in one `wrangler d1 execute`, scripts/lib/wrangler.ts;
  * 30 s one runtime per migration, as `wrangler d1 migrations apply` does); finding them applied,
- * 2-4 s of CPU and about 4 s of waiting, on every start of `npm run dev`.
+ * about 4.5 s of CPU and 4 s of waiting, on every start of `npm run dev`.
  *
  * - The stacks that start on fresh state (the Node tests boot about ten) start from a template kept
- *   under node_modules/.cache, named by what it was made from (the migrations, the D1 binding,
- *   wrangler's version), migrated once: each fresh state directory is a copy of it.
+ *   under node_modules/.cache, named by what it was made from (migrationsKey: the migrations, the
+ *   D1 binding, wrangler's version, the code that applies them), migrated once: each fresh state
+ *   directory is a copy of it.
  * - Such a copy, and any state `npm run dev` has migrated itself, carries a mark with that name:
  *   `npm run dev` skips its migration step on a state whose mark names the migrations there are
- *   now (and whose D1 directory is still there), and runs it on any other state.
+ *   now (and whose D1 database is still there), and runs it on any other state.
  */
 import { createHash } from "node:crypto";
 import {
@@ -25,15 +26,16 @@ import {
 } from "node:fs";
 import path from "node:path";
 import { readConfig } from "./configs.ts";
-import { migrateLocal, root } from "./wrangler.ts";
+import { localD1Databases, migrateLocal, root } from "./wrangler.ts";
 
 const CACHE = path.join(root, "node_modules/.cache/r2-captions-migrated-state");
 
 /**
- * What the template depends on: the migrations' names and text, the D1 binding (its file is named by
- * the database), wrangler, and the code that applies them.
+ * The name of the migrations as a local state gets them: their names and text, the D1 binding (its
+ * file is named by the database), wrangler, and the code that applies them. It names the template,
+ * and the mark of every state migrated to them.
  */
-function templateKey(): string {
+export function migrationsKey(): string {
 	const hash = createHash("sha256");
 	const d1 = readConfig("wrangler.jsonc").d1_databases ?? [];
 	hash.update(JSON.stringify(d1));
@@ -50,7 +52,7 @@ function templateKey(): string {
 
 /** The template's directory, made (once, whoever asks first) if it is not there yet. */
 export async function migratedTemplate(): Promise<string> {
-	const dir = path.join(CACHE, templateKey());
+	const dir = path.join(CACHE, migrationsKey());
 	if (existsSync(dir)) return dir;
 	mkdirSync(CACHE, { recursive: true });
 	const building = mkdtempSync(`${dir}-building-`);
@@ -66,29 +68,30 @@ export async function migratedTemplate(): Promise<string> {
 	return dir;
 }
 
-/** The mark of a migrated state: the name of the migrations it was migrated to (templateKey). */
+/** The mark of a migrated state: the name of the migrations it was migrated to (migrationsKey). */
 export const MIGRATED_MARK = "r2-captions-migrated";
 
-/** Where wrangler keeps a state's local D1 databases. */
-const d1Dir = (persistTo: string) => path.join(persistTo, "v3", "d1");
-
-/** Marks `persistTo` as migrated to the migrations there are now (after they were applied to it). */
-export function markMigrated(persistTo: string): void {
-	writeFileSync(path.join(persistTo, MIGRATED_MARK), templateKey());
+/**
+ * Marks `persistTo` as migrated to the migrations named `key`: taken before they were applied, so
+ * that a migration added meanwhile (a `git pull` during the step) is not marked as applied.
+ */
+export function markMigrated(persistTo: string, key: string): void {
+	writeFileSync(path.join(persistTo, MIGRATED_MARK), key);
 }
 
 /** Fills the empty directory `persistTo` with a copy of the migrated template, marked as migrated. */
 export async function seedMigratedState(persistTo: string): Promise<void> {
-	cpSync(await migratedTemplate(), persistTo, { recursive: true });
-	markMigrated(persistTo);
+	const template = await migratedTemplate();
+	cpSync(template, persistTo, { recursive: true });
+	markMigrated(persistTo, path.basename(template));
 }
 
 /**
- * Whether `persistTo` was migrated to the migrations there are now (none has been added or changed
- * since) and still has its D1 directory: their step has nothing to apply. Migrations are only ever
- * applied, never taken back, so a state used since then is still migrated.
+ * Whether `persistTo` was migrated to the migrations there are now (none has been added or changed,
+ * nor wrangler or the D1 binding) and still has its D1 database: their step has nothing to apply.
+ * Migrations are only ever applied, never taken back, so a state used since then is still migrated.
  */
 export function markedMigrated(persistTo: string): boolean {
 	const mark = path.join(persistTo, MIGRATED_MARK);
-	return existsSync(mark) && existsSync(d1Dir(persistTo)) && readFileSync(mark, "utf8") === templateKey();
+	return existsSync(mark) && localD1Databases(persistTo).length > 0 && readFileSync(mark, "utf8") === migrationsKey();
 }

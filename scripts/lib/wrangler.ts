@@ -116,6 +116,18 @@ async function migrateEmptyLocal(persistTo: string): Promise<boolean> {
 	}
 }
 
+/** Where wrangler keeps the local D1 databases of a state directory. */
+export const localD1Dir = (persistTo: string): string => path.join(persistTo, "v3", "d1");
+
+/** The local D1 database files of a state directory (one per database; none before its first use). */
+export function localD1Databases(persistTo: string): string[] {
+	const dir = path.join(localD1Dir(persistTo), "miniflare-D1DatabaseObject");
+	if (!existsSync(dir)) return [];
+	return readdirSync(dir)
+		.filter((name) => name.endsWith(".sqlite") && name !== "metadata.sqlite")
+		.map((name) => path.join(dir, name));
+}
+
 /**
  * Applies the D1 migrations to local state in `persistTo` (what `npm run dev` serves from): on a
  * state with no D1 database yet (a fresh clone) all at once, otherwise (or if that fails) with
@@ -123,7 +135,7 @@ async function migrateEmptyLocal(persistTo: string): Promise<boolean> {
  */
 export async function migrateLocal(persistTo: string): Promise<void> {
 	// Where wrangler keeps local D1 databases under a persistence directory: none there, none made.
-	if (!existsSync(path.join(persistTo, "v3", "d1")) && (await migrateEmptyLocal(persistTo))) {
+	if (!existsSync(localD1Dir(persistTo)) && (await migrateEmptyLocal(persistTo))) {
 		console.log("D1 migrations applied (local).");
 		return;
 	}

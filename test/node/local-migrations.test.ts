@@ -16,8 +16,14 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { MIGRATED_MARK, markedMigrated, markMigrated, migratedTemplate } from "../../scripts/lib/migrated-state.ts";
-import { migrateLocal, root } from "../../scripts/lib/wrangler.ts";
+import {
+	MIGRATED_MARK,
+	markedMigrated,
+	markMigrated,
+	migratedTemplate,
+	migrationsKey,
+} from "../../scripts/lib/migrated-state.ts";
+import { localD1Databases, localD1Dir, migrateLocal, root } from "../../scripts/lib/wrangler.ts";
 import { migrated } from "./support/sqlite-migrations.ts";
 
 const state = mkdtempSync(path.join(tmpdir(), "r2-captions-local-migrations-"));
@@ -26,10 +32,9 @@ afterAll(() => rmSync(state, { recursive: true, force: true }));
 
 /** The local D1 database wrangler keeps under the state directory (one file per database). */
 function localDatabase(): DatabaseSync {
-	const dir = path.join(state, "v3/d1/miniflare-D1DatabaseObject");
-	const file = readdirSync(dir).find((name) => name.endsWith(".sqlite") && name !== "metadata.sqlite");
-	if (!file) throw new Error(`no local D1 database in ${dir}`);
-	return new DatabaseSync(path.join(dir, file), { readOnly: true });
+	const [file] = localD1Databases(state);
+	if (!file) throw new Error(`no local D1 database under ${localD1Dir(state)}`);
+	return new DatabaseSync(file, { readOnly: true });
 }
 
 /** The schema the migrations made: every table, index, trigger and view with its SQL. */
@@ -57,7 +62,7 @@ async function migrate(): Promise<string[]> {
 	}
 }
 
-describe("the local D1 migrations on an empty state", () => {
+describe("the local D1 migrations of an empty state (a copy of the template)", () => {
 	it("are applied at once: the schema every migration makes, each recorded as wrangler records it", () => {
 		const db = localDatabase();
 		expect(schema(db)).toEqual(schema(migrated(() => true)));
@@ -71,17 +76,23 @@ describe("the local D1 migrations on an empty state", () => {
 		expect(await migrate()).toEqual(["D1 schema is up to date (local)."]);
 	});
 
-	it("once marked, `npm run dev` skips them: not without the mark, its D1 directory, or for other migrations", () => {
+	it("once marked, `npm run dev` skips them: not without the mark, its D1 database, or for other migrations", () => {
 		expect(markedMigrated(state)).toBe(false);
-		markMigrated(state);
+		markMigrated(state, migrationsKey());
 		expect(markedMigrated(state)).toBe(true);
-		// The local D1 databases deleted (the README's way out of odd local data): migrated again.
-		const d1 = path.join(state, "v3/d1");
+		// The local databases deleted, the mark kept: migrated again.
+		const d1 = localD1Dir(state);
 		renameSync(d1, `${d1}-aside`);
 		expect(markedMigrated(state)).toBe(false);
 		renameSync(`${d1}-aside`, d1);
 		expect(markedMigrated(state)).toBe(true);
-		// Marked for other migrations (one added or changed since): migrated again.
+		// Only the database's own file deleted: migrated again.
+		const [file = ""] = localD1Databases(state);
+		renameSync(file, `${file}-aside`);
+		expect(markedMigrated(state)).toBe(false);
+		renameSync(`${file}-aside`, file);
+		expect(markedMigrated(state)).toBe(true);
+		// Marked for other migrations (one added or changed since, another wrangler, another database): migrated again.
 		writeFileSync(path.join(state, MIGRATED_MARK), "0000000000000000");
 		expect(markedMigrated(state)).toBe(false);
 	});
