@@ -122,12 +122,13 @@ async function main(): Promise<number> {
 	await assertPortFree(port);
 	// A state migrated by an earlier start, or a test's copy of the migrated template, has nothing to
 	// apply while no migration is added or changed (scripts/lib/migrated-state.ts).
-	if (markedMigrated(persistTo))
+	// The migrations' name, taken once and before the step (markMigrated says why).
+	const migrations = migrationsKey();
+	if (markedMigrated(persistTo, migrations))
 		console.log("D1 schema is up to date (local: migrated before, no migration added since).");
 	else {
-		const key = migrationsKey();
 		await migrateLocal(persistTo);
-		markMigrated(persistTo, key);
+		markMigrated(persistTo, migrations);
 	}
 
 	const configs = writeLocalConfigs({

@@ -87,11 +87,12 @@ export async function seedMigratedState(persistTo: string): Promise<void> {
 }
 
 /**
- * Whether `persistTo` was migrated to the migrations there are now (none has been added or changed,
- * nor wrangler or the D1 binding) and still has its D1 database: their step has nothing to apply.
- * Migrations are only ever applied, never taken back, so a state used since then is still migrated.
+ * Whether `persistTo` was migrated to the migrations named `key` (migrationsKey: those there are
+ * now, none added or changed since, nor wrangler or the D1 binding) and still has its D1 database:
+ * their step has nothing to apply. Migrations are only ever applied, never taken back, so a state
+ * used since then is still migrated.
  */
-export function markedMigrated(persistTo: string): boolean {
+export function markedMigrated(persistTo: string, key: string): boolean {
 	const mark = path.join(persistTo, MIGRATED_MARK);
-	return existsSync(mark) && localD1Databases(persistTo).length > 0 && readFileSync(mark, "utf8") === migrationsKey();
+	return existsSync(mark) && localD1Databases(persistTo).length > 0 && readFileSync(mark, "utf8") === key;
 }

@@ -77,23 +77,24 @@ describe("the local D1 migrations of an empty state (a copy of the template)", (
 	});
 
 	it("once marked, `npm run dev` skips them: not without the mark, its D1 database, or for other migrations", () => {
-		expect(markedMigrated(state)).toBe(false);
-		markMigrated(state, migrationsKey());
-		expect(markedMigrated(state)).toBe(true);
+		const key = migrationsKey();
+		expect(markedMigrated(state, key)).toBe(false);
+		markMigrated(state, key);
+		expect(markedMigrated(state, key)).toBe(true);
 		// The local databases deleted, the mark kept: migrated again.
 		const d1 = localD1Dir(state);
 		renameSync(d1, `${d1}-aside`);
-		expect(markedMigrated(state)).toBe(false);
+		expect(markedMigrated(state, key)).toBe(false);
 		renameSync(`${d1}-aside`, d1);
-		expect(markedMigrated(state)).toBe(true);
+		expect(markedMigrated(state, key)).toBe(true);
 		// Only the database's own file deleted: migrated again.
 		const [file = ""] = localD1Databases(state);
 		renameSync(file, `${file}-aside`);
-		expect(markedMigrated(state)).toBe(false);
+		expect(markedMigrated(state, key)).toBe(false);
 		renameSync(`${file}-aside`, file);
-		expect(markedMigrated(state)).toBe(true);
+		expect(markedMigrated(state, key)).toBe(true);
 		// Marked for other migrations (one added or changed since, another wrangler, another database): migrated again.
 		writeFileSync(path.join(state, MIGRATED_MARK), "0000000000000000");
-		expect(markedMigrated(state)).toBe(false);
+		expect(markedMigrated(state, key)).toBe(false);
 	});
 });
