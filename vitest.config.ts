@@ -80,8 +80,9 @@ export const MODEL_CALLS = [
  * The files that take longest (each boots local stacks, a browser, or runs wrangler again and
  * again), longest first: they start first, so that none of them is left running alone at the end.
  * vitest would order them by the durations of the last run, which a fresh clone has not got. The
- * order is that of the per-file durations of a whole run (`npx vitest run --reporter=verbose`;
- * docs/performance.md#the-test-loop-npm-test).
+ * order is that of the per-file durations of whole runs (`npx vitest run --reporter=verbose`, or
+ * the JSON reporter's start and end of each file); the long files alone:
+ * docs/performance.md#where-the-cpu-goes.
  */
 const LONGEST = [
 	"test/node/scheduling.test.ts",
