@@ -1,5 +1,5 @@
 /**
- * Re-captioning by rule (docs/batches.md#re-caption): which objects a batch with `recaption` leaves
+ * Re-captioning by rule (docs/batches.md#re-caption-and-retry-by-filter): which objects a batch with `recaption` leaves
  * alone. An object is skipped when its current caption was made by one of `unless_model`, is newer
  * than `older_than`, or is a person's (unless `overwrite_human`); an object without a caption, or
  * whose current caption none of these rules keeps, gets a job.

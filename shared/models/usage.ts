@@ -1,6 +1,6 @@
 /**
  * What a model reports about the size of its work: input and output tokens, read from its answer
- * where its published output schema has them (docs/models.md#usage). Workers AI bills by tokens,
+ * where its published output schema has them (docs/models.md#usage-what-a-model-reports). Workers AI bills by tokens,
  * so these are what a job cost; a model whose schema reports none gives null, never a guess.
  *
  * - OpenAI-style `usage` (`prompt_tokens`, `completion_tokens`): llama-4-scout, mistral-small-3.1,

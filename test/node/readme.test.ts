@@ -1,16 +1,33 @@
 /**
  * The README is the operating manual: its configuration table must name every variable and secret
- * a Worker reads, and every `npm run …` it tells a user to type must exist.
+ * a Worker reads, and every `npm run …` it tells a user to type must exist. Every link to a
+ * section of a Markdown file, in the docs or in a comment of the code, must name a heading that
+ * file has.
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
+import GithubSlugger from "github-slugger";
 import { describe, expect, it } from "vitest";
 import { productionConfigs, writeLocalConfigs } from "../../scripts/lib/configs.ts";
 import { readWorkerConfig } from "../../scripts/lib/worker-config.ts";
 import { root } from "../../scripts/lib/wrangler.ts";
 
 const readme = readFileSync(path.join(root, "README.md"), "utf8");
+const tracked = execFileSync("git", ["ls-files"], { cwd: root, encoding: "utf8" }).split("\n").filter(Boolean);
+
+/** The anchors GitHub gives a Markdown file's headings (a `#` line inside a fenced block is code, not a heading). */
+function headingAnchors(file: string): Set<string> {
+	const slugger = new GithubSlugger();
+	const anchors = new Set<string>();
+	let fenced = false;
+	for (const line of readFileSync(path.join(root, file), "utf8").split("\n")) {
+		if (/^\s*(```|~~~)/.test(line)) fenced = !fenced;
+		const heading = fenced ? null : /^#{1,6}\s+(.+?)\s*#*\s*$/.exec(line);
+		if (heading?.[1]) anchors.add(slugger.slug(heading[1]));
+	}
+	return anchors;
+}
 const section = (title: string) => {
 	const start = readme.indexOf(`\n## ${title}`);
 	const end = readme.indexOf("\n## ", start + 1);
@@ -44,12 +61,38 @@ describe("README", () => {
 	it("the path map names every top-level folder of the repository, and the dashboard", () => {
 		const map = section("Where things are");
 		// The repository's own folders: those git tracks (not node_modules, not test output).
-		const tracked = execFileSync("git", ["ls-files"], { cwd: root, encoding: "utf8" }).split("\n");
 		const folders = [...new Set(tracked.filter((f) => f.includes("/")).map((f) => `${f.split("/")[0]}/`))].filter(
 			(folder) => !folder.startsWith("."),
 		);
 		expect(folders.length).toBeGreaterThan(5);
 		expect(folders.filter((folder) => !map.includes(`\`${folder}`))).toEqual([]);
 		expect(map).toContain("`workers/status/dashboard/page.ts`, `assets/dashboard/`");
+	});
+
+	it("every link to a section of a Markdown file names a heading of that file", () => {
+		const anchors = new Map<string, Set<string>>();
+		const anchorsOf = (file: string) => {
+			if (!anchors.has(file)) anchors.set(file, headingAnchors(file));
+			return anchors.get(file) ?? new Set<string>();
+		};
+		const sources = tracked.filter((f) => /\.(md|ts|js|jsonc)$/.test(f) && !f.startsWith("client/"));
+		const broken: string[] = [];
+		let checked = 0;
+		for (const file of sources) {
+			const text = readFileSync(path.join(root, file), "utf8");
+			// `docs/x.md#a`, `x.md#a` (from docs/, or from the root in a comment) and `(#a)` within a Markdown file.
+			for (const link of text.matchAll(/(?:([\w./-]*\.md)|\]\()#([\w-]+)/g)) {
+				const [whole, target, anchor = ""] = link;
+				if (target === undefined && !file.endsWith(".md")) continue;
+				const candidates =
+					target === undefined ? [file] : [path.join(path.dirname(file), target), path.normalize(target)];
+				const resolved = candidates.find((c) => tracked.includes(c) && existsSync(path.join(root, c)));
+				if (resolved === undefined) continue;
+				checked++;
+				if (!anchorsOf(resolved).has(anchor)) broken.push(`${file}: ${whole}`);
+			}
+		}
+		expect(checked).toBeGreaterThan(20);
+		expect(broken).toEqual([]);
 	});
 });
