@@ -68,9 +68,16 @@ const RecordedEvent = z.object({ dispatched_at: z.number().int().nullable() });
 
 /** The statements of one job's finish (see `finishWithEvent`), and how to read their results. */
 export interface FinishWrite {
+	/** The finish and its event. */
 	statements: D1PreparedStatement[];
-	/** The finished job from the results of `statements`, in order, or null when it did not finish. */
-	read(results: D1Result[]): FinishedJob | null;
+	/**
+	 * The settling of the job's batch, if this finish was its last: run after the `statements` of
+	 * every finish of the transaction, so that the batch's final event comes after its jobs' events
+	 * (the stream's order is the events' insertion order).
+	 */
+	settle: D1PreparedStatement[];
+	/** The finished job from the results of `statements` and of `settle`, each in order, or null when it did not finish. */
+	read(results: D1Result[], settled: D1Result[]): FinishedJob | null;
 }
 
 /** `finish` with its event and its batch's settling, to run in a transaction (alone or with others). */
@@ -84,12 +91,9 @@ export function finishWrite(
 	const eventId = jobEventId(jobId);
 	const batchEventId = newEventId(now);
 	return {
-		statements: [
-			finish,
-			recordEventStatement(db, jobId, now, dispatch),
-			...settleBatchStatements(db, { jobId }, batchEventId, now),
-		],
-		read: ([finished, recorded, settled]) => {
+		statements: [finish, recordEventStatement(db, jobId, now, dispatch)],
+		settle: settleBatchStatements(db, { jobId }, batchEventId, now),
+		read: ([finished, recorded], [settled]) => {
 			const [job] = batchRows(finished, JobRow);
 			const [event] = batchRows(recorded, RecordedEvent);
 			const dispatched = event !== undefined && event.dispatched_at !== null;
@@ -109,7 +113,8 @@ export async function finishWithEvent(
 	now = Date.now(),
 ): Promise<FinishedJob | null> {
 	const write = finishWrite(db, finish, jobId, now);
-	return write.read(await db.batch(write.statements));
+	const results = await db.batch([...write.statements, ...write.settle]);
+	return write.read(results.slice(0, write.statements.length), results.slice(write.statements.length));
 }
 
 /** An event of a job, of a batch, or of a caption (the table's CHECK: at most one of the two ids). */

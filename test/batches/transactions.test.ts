@@ -11,7 +11,7 @@ import { getBatchRow } from "../../shared/batches/read";
 import { Batch } from "../../shared/batches/schema";
 import { getJobRow } from "../../shared/jobs/store";
 import { emulator } from "../../shared/models/emulator";
-import { isEventOfJob } from "../../shared/webhooks/job-event";
+import { isEventOfJob, jobEventId } from "../../shared/webhooks/job-event";
 import { commitPage } from "../../workers/consumer/batch-pages";
 import { call, parsed } from "../status/support";
 import { sqlText, whileD1Refuses } from "../support/d1-faults";
@@ -99,6 +99,23 @@ describe("finish + event + settle", () => {
 		expect(done.counts).toEqual(counts({ succeeded: 2 }));
 		expect(done.counts).toEqual(await countedFromRows(batch.id));
 		expect((await batchEvents(batch.id)).map((e) => e.type)).toEqual(["batch.completed"]);
+	});
+
+	it("the last jobs finished together: the batch's final event comes after every job event, in the stream's order", async () => {
+		const { batch, jobIds } = await runningBatch("tx-order", 3);
+		// One queue batch of the three messages: their finishes are one transaction (finish.ts, finishJobs).
+		const run = await runConsumer(
+			jobIds.map((id) => ({ kind: "caption-job", job_id: id })),
+			{ env: { CAPTION_JOBS: env.HELD_MESSAGES } },
+		);
+		expect(run.result.explicitAcks).toHaveLength(3);
+		const { results } = await env.DB.prepare(
+			`SELECT type FROM webhook_events WHERE (batch_id = ?1 AND type <> 'batch.progress') OR id IN (SELECT value FROM json_each(?2))
+			ORDER BY rowid`,
+		)
+			.bind(batch.id, JSON.stringify(jobIds.map(jobEventId)))
+			.all<{ type: string }>();
+		expect(results.map((r) => r.type)).toEqual(["job.succeeded", "job.succeeded", "job.succeeded", "batch.completed"]);
 	});
 
 	it("a dead letter that comes after the batch was cancelled and settled changes neither completed_at nor the outbox", async () => {

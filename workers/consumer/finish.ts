@@ -96,7 +96,13 @@ export async function finishJobs(env: FinishEnv, asks: readonly FinishAsk[], now
 	const counts = finishCountsStatements(env.DB, counted, now);
 	let results: D1Result[];
 	try {
-		results = await env.DB.batch([...counts, ...writes.flatMap((w) => w.statements)]);
+		// Every finish and job event first, then the batches' settling: a batch that the group ends gets
+		// its final event after the events of all its jobs in the group.
+		results = await env.DB.batch([
+			...counts,
+			...writes.flatMap((w) => w.statements),
+			...writes.flatMap((w) => w.settle),
+		]);
 	} catch (err) {
 		log("warn", "finish_batch_failed", { jobs: asks.length, error: errorMessage(err) });
 		return Promise.all(
@@ -115,10 +121,13 @@ export async function finishJobs(env: FinishEnv, asks: readonly FinishAsk[], now
 		);
 	}
 	let offset = counts.length;
+	let settleOffset = counts.length + writes.reduce((n, w) => n + w.statements.length, 0);
 	const finished = writes.map((write) => {
 		const own = results.slice(offset, offset + write.statements.length);
+		const settled = results.slice(settleOffset, settleOffset + write.settle.length);
 		offset += write.statements.length;
-		return write.read(own);
+		settleOffset += write.settle.length;
+		return write.read(own, settled);
 	});
 	await announce(
 		env,
