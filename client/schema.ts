@@ -4016,13 +4016,13 @@ export interface operations {
                 prefix?: string;
                 /** @description Comma-separated event types (job.succeeded, job.failed, batch.completed, batch.cancelled, batch.progress, caption.updated); default: all. */
                 types?: string;
-                /** @description Replay every retained event after this event id, then go live (for clients that cannot send `Last-Event-ID`; the header wins when both are sent). */
+                /** @description Replay every retained event after this event id, then go live (for clients that cannot send `Last-Event-ID`; the header wins when both are sent). 400 for an id above the newest event's. */
                 after?: string;
                 /** @description A stream token (`rcs_…`, from POST /v1/events/tokens) instead of the Authorization header, for EventSource. API keys are never accepted here. */
                 token?: string;
             };
             header?: {
-                /** @description The `id:` of the last event received: the stream replays every retained event after it, then goes live. */
+                /** @description The `id:` of the last event received: the stream replays every retained event after it, then goes live. 400 for an id above the newest event's. */
                 "last-event-id"?: string;
             };
             path?: never;

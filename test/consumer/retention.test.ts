@@ -15,7 +15,7 @@ import { newEventId } from "../../shared/webhooks/outbox";
 import { archiveDay, gunzipJsonLines } from "../../workers/consumer/archive";
 import { type ConsumerSettings, readSettings } from "../../workers/consumer/config";
 import { sweepRetention } from "../../workers/consumer/retention";
-import { RETENTION_KINDS, retentionKinds } from "../../workers/consumer/retention-kinds";
+import { RETENTION_KINDS, retentionKinds, ScannedRow } from "../../workers/consumer/retention-kinds";
 import { sqlText, whileD1Refuses } from "../support/d1-faults";
 import { uniqueKey } from "../support/fixtures";
 import { insertJobs, type JobRowInput } from "../support/jobs";
@@ -295,6 +295,30 @@ describe("retention", () => {
 		expect(idsIn(await archived("jobs", old), ids).sort()).toEqual(ids.slice(0, -1).sort());
 	});
 
+	it("never takes the newest event, so a new event never gets an id the event stream already sent", async () => {
+		const at = Date.now() - 40 * DAY;
+		const cutoff = Date.now() - settings.RETENTION_WEBHOOKS_DAYS * DAY;
+		const [older, newest] = [newEventId(at), newEventId(at + 1)];
+		const insert = (id: string) =>
+			env.DB.prepare(
+				"INSERT INTO webhook_events (id, job_id, type, payload, created_at, dispatched_at) VALUES (?1, ?2, 'job.succeeded', '{}', ?3, ?3)",
+			).bind(id, `job_${ulid(at)}`, at);
+		// One transaction: the two inserts and the walk see the same table, whatever other files write.
+		const [, , walked] = await env.DB.batch([
+			insert(older),
+			insert(newest),
+			env.DB.prepare(retentionKinds.webhook_events.scanSql).bind(
+				`evt_${ulid(at - 1).slice(0, 10)}`,
+				`evt_${ulid(cutoff).slice(0, 10)}`,
+				cutoff,
+				200,
+			),
+		]);
+		const eligible = Object.fromEntries(batchRows(walked, ScannedRow).map((r) => [r.id, r.eligible]));
+		// Both ended 40 days ago, past RETENTION_WEBHOOKS_DAYS: the older goes, the newest stays.
+		expect({ older: eligible[older], newest: eligible[newest] }).toEqual({ older: 1, newest: 0 });
+	});
+
 	it("ARCHIVE=off deletes without archiving, and 0 days deletes at the next sweep", async () => {
 		// "Now" a year ago: a 0-day retention then reaches only rows older than that, none of other files'.
 		const now = Date.now() - 365 * DAY;
@@ -333,6 +357,9 @@ describe("the retention walks' query plans", () => {
 		webhook_events: [
 			"SEARCH webhook_events USING INDEX sqlite_autoindex_webhook_events_1 (id>? AND id<?)",
 			"SEARCH d USING INDEX webhook_deliveries_once (event_id=?)",
+			// The newest event, which stays: max(rowid) is the table's last entry, then that one row.
+			"SEARCH webhook_events",
+			"SEARCH webhook_events USING INTEGER PRIMARY KEY (rowid=?)",
 		],
 		batches: [
 			"SEARCH batches USING INDEX sqlite_autoindex_batches_1 (id>? AND id<?)",

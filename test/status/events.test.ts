@@ -8,6 +8,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { Batch } from "../../shared/batches/schema";
 import { KeepAliveSeconds } from "../../shared/events/hub";
+import { eventIdOf, headPosition } from "../../shared/events/stream-events";
 import { Job } from "../../shared/jobs/schema";
 import { finishStatement } from "../../shared/jobs/store";
 import { BatchWebhookPayload, JobWebhookPayload } from "../../shared/webhooks/schema";
@@ -200,6 +201,25 @@ describe.concurrent("GET /v1/events", () => {
 		expect(badType.status).toBe(400);
 		expect((await errorOf(badType)).message).toContain("job.exploded");
 		expect((await call("GET", "/v1/events", { token: null })).status).toBe(401);
+	});
+
+	it("answers 400 for an id above the newest event's, which no stream sent (the stream would skip to it in silence)", async () => {
+		const newest = await headPosition(env.DB);
+		const ahead = eventIdOf(newest + 1_000_000);
+		const header = await call("GET", "/v1/events", { headers: { "last-event-id": ahead } });
+		expect(header.status).toBe(400);
+		expect(await invalidFields(header)).toEqual(["Last-Event-ID"]);
+		const query = await call("GET", `/v1/events?after=${ahead}`);
+		expect(query.status).toBe(400);
+		expect(await invalidFields(query)).toEqual(["after"]);
+		// The newest id itself resumes: the stream opens and sends what comes after it.
+		const prefix = uniqueKey("newest/");
+		const stream = await open(`?prefix=${encodeURIComponent(prefix)}`, {
+			headers: { "last-event-id": eventIdOf(newest) },
+		});
+		const job = await finish(`${prefix}a.png`, "succeeded");
+		expect(jobEvent((await stream.nextEvent()).data).data.id).toBe(job.id);
+		await stream.close();
 	});
 });
 

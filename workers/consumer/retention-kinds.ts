@@ -100,7 +100,12 @@ const jobs: RetentionKind = {
 	],
 };
 
-/** Dispatched events whose every delivery has ended (none pending, none redelivered since the cut-off). */
+/**
+ * Dispatched events whose every delivery has ended (none pending, none redelivered since the
+ * cut-off), but never the newest event: its rowid is the event stream's newest id, and SQLite gives
+ * the next row the largest rowid plus one, so with it gone a new event would take an id a client
+ * already holds (`Last-Event-ID`) and that client would skip it.
+ */
 const webhookEvents: RetentionKind = {
 	name: "webhook_events",
 	days: (s) => s.RETENTION_WEBHOOKS_DAYS,
@@ -111,6 +116,7 @@ const webhookEvents: RetentionKind = {
 		scanSql(
 			"webhook_events",
 			`t.dispatched_at IS NOT NULL AND t.dispatched_at < ?3
+		AND t.id <> (SELECT id FROM webhook_events WHERE rowid = (SELECT max(rowid) FROM webhook_events))
 		AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = t.id
 			AND (d.status = 'pending' OR d.completed_at IS NULL OR d.completed_at >= ?3))`,
 		),

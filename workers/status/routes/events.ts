@@ -8,7 +8,7 @@ import { z } from "zod";
 import { getBatchRow } from "../../../shared/batches/read";
 import type { OpenStream } from "../../../shared/events/hub";
 import { eventHub } from "../../../shared/events/notify";
-import { EventIdParam } from "../../../shared/events/stream-events";
+import { EventIdParam, eventIdOf, headPosition } from "../../../shared/events/stream-events";
 import { WEBHOOK_EVENT_TYPES } from "../../../shared/webhooks/schema";
 import { invalidParam, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
@@ -32,7 +32,7 @@ const EventsQuery = z.object({
 		.meta({ description: `Comma-separated event types (${WEBHOOK_EVENT_TYPES.join(", ")}); default: all.` }),
 	after: z.string().optional().meta({
 		description:
-			"Replay every retained event after this event id, then go live (for clients that cannot send `Last-Event-ID`; the header wins when both are sent).",
+			"Replay every retained event after this event id, then go live (for clients that cannot send `Last-Event-ID`; the header wins when both are sent). 400 for an id above the newest event's.",
 	}),
 	token: z.string().optional().meta({
 		description:
@@ -43,7 +43,7 @@ const EventsQuery = z.object({
 const EventsHeaders = z.object({
 	"last-event-id": z.string().optional().meta({
 		description:
-			"The `id:` of the last event received: the stream replays every retained event after it, then goes live.",
+			"The `id:` of the last event received: the stream replays every retained event after it, then goes live. 400 for an id above the newest event's.",
 	}),
 });
 
@@ -118,10 +118,27 @@ function parseTypes(types: string | undefined): string[] | null {
 	return list;
 }
 
-function parseAfter(value: string | undefined, field: string, location: "query" | "header"): number | null {
+/**
+ * `Last-Event-ID` or `after`: an id this stream could have sent, so at most the newest event's (a
+ * larger one would be skipped to silently, every event up to it unsent). Event ids are never reused
+ * (retention keeps the newest event: workers/consumer/retention-kinds.ts), so an id a stream sent
+ * stays valid.
+ */
+async function parseAfter(
+	db: D1Database,
+	value: string | undefined,
+	field: string,
+	location: "query" | "header",
+): Promise<number | null> {
 	if (value === undefined || value === "") return null;
 	const parsed = EventIdParam.safeParse(value);
 	if (!parsed.success) throw invalidParam(field, location, parsed.error.issues[0]?.message ?? "Not an event id");
+	if (parsed.data > 0) {
+		const head = await headPosition(db);
+		if (parsed.data > head) {
+			throw invalidParam(field, location, `No event has this id yet: the newest is ${eventIdOf(head)}`);
+		}
+	}
 	return parsed.data;
 }
 
@@ -132,7 +149,8 @@ export const eventRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 		const scope = scopePrefix(c.get("principal"));
 		const types = parseTypes(query.types);
 		const after =
-			parseAfter(headers["last-event-id"], "Last-Event-ID", "header") ?? parseAfter(query.after, "after", "query");
+			(await parseAfter(c.env.DB, headers["last-event-id"], "Last-Event-ID", "header")) ??
+			(await parseAfter(c.env.DB, query.after, "after", "query"));
 		if (query.batch_id !== undefined && !(await getBatchRow(c.env.DB, query.batch_id, scope))) {
 			throw notFound(`Batch ${query.batch_id}`);
 		}
