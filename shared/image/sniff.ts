@@ -60,7 +60,7 @@ function dimensions(format: ImageFormat, b: Uint8Array): [number, number] | null
 		case "webp":
 			return webpSize(b, dv);
 		case "gif":
-			return [dv.getUint16(6, true), dv.getUint16(8, true)];
+			return b.length >= 10 ? [dv.getUint16(6, true), dv.getUint16(8, true)] : null;
 		case "bmp":
 			return [Math.abs(dv.getInt32(18, true)), Math.abs(dv.getInt32(22, true))];
 	}

@@ -66,6 +66,27 @@ describe("image sniffing", () => {
 		expect(failure(() => validateImage(truncated)).code).toBe("invalid_image");
 	});
 
+	// Each format's first bytes, cut anywhere: an answer or a JobFailure (a job fails at once), never
+	// another error (a RangeError was retried as a transient failure until the job gave up).
+	it.each(["small.jpg", "small.png", "small.gif", "small.webp", "bmp"])(
+		"%s cut at any length up to 64 bytes",
+		async (name) => {
+			const bytes = name === "bmp" ? bmp(2, 3) : await fixture(name);
+			const codes = new Set<string>();
+			for (let length = 0; length <= Math.min(64, bytes.length); length++) {
+				const head = bytes.subarray(0, length);
+				try {
+					validateImage(head);
+					codes.add("valid");
+				} catch (err) {
+					if (!(err instanceof JobFailure)) throw new Error(`${name} cut at ${length} bytes: ${err}`);
+					codes.add(err.code);
+				}
+			}
+			expect(codes).toContain("invalid_image");
+		},
+	);
+
 	it("a PNG whose header is cut short is invalid_image", async () => {
 		const head = (await fixture("small.png")).subarray(0, 16);
 		expect(failure(() => validateImage(head)).code).toBe("invalid_image");
