@@ -455,7 +455,7 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Revoke an API key (admin); the webhook subscriptions it created are disabled (`key_revoked`) */
+        /** Revoke an API key (admin); the webhook subscriptions it created are disabled (`key_revoked`) and its open event streams end */
         delete: operations["revokeApiKey"];
         options?: never;
         head?: never;

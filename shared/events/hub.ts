@@ -42,6 +42,8 @@ const RECENT_IDS = 1_000;
 
 interface Stream {
 	filter: StreamFilter;
+	/** The API key the stream was opened with (directly or through a stream token); null for the admin. */
+	keyId: string | null;
 	writer: WritableStreamDefaultWriter<Uint8Array>;
 	/** The last position this stream has been sent (or skipped, not matching). */
 	position: number;
@@ -87,12 +89,12 @@ export class EventHub extends DurableObject<EventHubEnv> {
 
 	/** POST with a JSON body `{filter, after}` → the text/event-stream response. */
 	override async fetch(request: Request): Promise<Response> {
-		const { filter, after } = OpenStream.parse(await request.json());
+		const { filter, after, keyId } = OpenStream.parse(await request.json());
 		// The first stream after an idle spell: what was recorded meanwhile was never read, so the
 		// head is read again rather than replaying it to a stream that did not ask for it.
 		if (this.streams.size === 0) this.head = null;
 		const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
-		const stream: Stream = { filter, writer: writable.getWriter(), position: 0, live: false };
+		const stream: Stream = { filter, keyId, writer: writable.getWriter(), position: 0, live: false };
 		this.streams.add(stream);
 		this.startTimer();
 		stream.writer.closed.catch(() => undefined).finally(() => this.drop(stream));
@@ -122,6 +124,16 @@ export class EventHub extends DurableObject<EventHubEnv> {
 			return;
 		}
 		this.ctx.waitUntil(this.pump());
+	}
+
+	/**
+	 * A key was revoked: its open streams end now (a stream token's included), as its next request
+	 * would be refused. Returns how many were closed.
+	 */
+	async closeStreamsOf(keyId: string): Promise<number> {
+		const closing = [...this.streams].filter((stream) => stream.keyId === keyId);
+		for (const stream of closing) this.close(stream);
+		return closing.length;
 	}
 
 	async hubStats(): Promise<HubStats> {
@@ -253,5 +265,9 @@ export class EventHub extends DurableObject<EventHubEnv> {
 }
 
 /** What the status Worker asks for when it opens a stream. */
-export const OpenStream = z.object({ filter: StreamFilter, after: z.number().int().nonnegative().nullable() });
+export const OpenStream = z.object({
+	filter: StreamFilter,
+	after: z.number().int().nonnegative().nullable(),
+	keyId: z.string().nullable(),
+});
 export type OpenStream = z.infer<typeof OpenStream>;

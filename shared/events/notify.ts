@@ -22,3 +22,17 @@ export async function notifyEventHub(namespace: HubNamespace, eventIds: string[]
 		log("warn", "event_hub_notify_failed", { event_ids: eventIds, error: errorMessage(err) });
 	}
 }
+
+/**
+ * Ends the open streams of a revoked key (shared/events/hub.ts). The key is revoked in D1 first, so
+ * no new stream opens; a failure here is logged and leaves the open ones until they reconnect,
+ * which is refused.
+ */
+export async function closeStreamsOf(namespace: HubNamespace, keyId: string): Promise<void> {
+	try {
+		const closed = await eventHub(namespace).closeStreamsOf(keyId);
+		if (closed > 0) log("info", "event_streams_closed", { key_id: keyId, streams: closed });
+	} catch (err) {
+		log("warn", "event_hub_close_failed", { key_id: keyId, error: errorMessage(err) });
+	}
+}

@@ -264,6 +264,32 @@ describe.concurrent("stream tokens (POST /v1/events/tokens)", () => {
 		expect((await call("GET", `/v1/events?token=${long.token}`, { token: null })).status).toBe(401);
 	});
 
+	it("ends the key's open streams when it is revoked, its token's too; other keys' streams go on", async () => {
+		const revoked = await createKey(uniqueKey("revoked-open/"));
+		const other = uniqueKey("still-open/");
+		const kept = await createKey(other);
+		const direct = await open("", { token: revoked.token });
+		const viaToken = await open(`?token=${(await token(revoked.token, { ttl_seconds: 600 })).token}`, { token: null });
+		const untouched = await open("", { token: kept.token });
+		await revokeKey(revoked.id);
+		/** Reads frames (keep-alive comments) until the stream ends, for at most 5 s. */
+		const ending = async (stream: Awaited<ReturnType<typeof open>>) => {
+			const deadline = Date.now() + 5_000;
+			while (Date.now() < deadline) {
+				try {
+					await stream.next(Math.max(1, deadline - Date.now()));
+				} catch (err) {
+					return (err as Error).message;
+				}
+			}
+			return "still open after 5 s";
+		};
+		expect(await Promise.all([ending(direct), ending(viaToken)])).toEqual(["the stream ended", "the stream ended"]);
+		const job = await finish(`${other}a.png`, "succeeded");
+		expect(jobEvent((await untouched.nextEvent()).data).data.id).toBe(job.id);
+		await untouched.close();
+	});
+
 	it("refuses a token whose claim was altered", async () => {
 		const key = await createKey(uniqueKey("token-forged/"));
 		const made = await token(key.token);

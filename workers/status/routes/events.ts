@@ -146,7 +146,8 @@ export const eventRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 	.openapi(streamRoute, async (c) => {
 		const query = c.req.valid("query");
 		const headers = c.req.valid("header");
-		const scope = scopePrefix(c.get("principal"));
+		const principal = c.get("principal");
+		const scope = scopePrefix(principal);
 		const types = parseTypes(query.types);
 		const after =
 			(await parseAfter(c.env.DB, headers["last-event-id"], "Last-Event-ID", "header")) ??
@@ -157,6 +158,7 @@ export const eventRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 		const open: OpenStream = {
 			filter: { scope, prefix: query.prefix ?? null, batchId: query.batch_id ?? null, types },
 			after,
+			keyId: principal.kind === "key" ? principal.id : null,
 		};
 		const request = new Request("https://event-hub/stream", { method: "POST", body: JSON.stringify(open) });
 		// The hub's response is the stream; its body is passed through as it is.

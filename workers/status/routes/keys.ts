@@ -5,6 +5,7 @@
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
+import { closeStreamsOf } from "../../../shared/events/notify";
 import { ApiError, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
 import {
@@ -79,7 +80,8 @@ const revokeKeyRoute = createRoute({
 	method: "delete",
 	path: "/v1/keys/{id}",
 	operationId: "revokeApiKey",
-	summary: "Revoke an API key (admin); the webhook subscriptions it created are disabled (`key_revoked`)",
+	summary:
+		"Revoke an API key (admin); the webhook subscriptions it created are disabled (`key_revoked`) and its open event streams end",
 	security: authenticated,
 	middleware: requireAdmin,
 	request: { params: z.object({ id: z.string().min(1) }) },
@@ -136,6 +138,7 @@ export const keyRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }
 					revoked_at: result.key.revoked_at,
 				});
 			case "revoked":
+				await closeStreamsOf(c.env.EVENT_HUB, id);
 				return c.json(result.key, 200);
 		}
 	});
