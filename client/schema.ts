@@ -135,7 +135,7 @@ export interface paths {
         };
         /**
          * A job's webhook deliveries and their attempts
-         * @description Empty until the job is finished (its event is made when it reaches a terminal state). An API key sees the job's callback delivery and those of the subscriptions it created; the admin sees every one.
+         * @description Empty until the job is finished (its event is made when it reaches a terminal state). An API key sees the callback delivery of a job it made (a callback URL may carry its receiver's token) and those of the subscriptions it created; the admin sees every one.
          */
         get: operations["listJobDeliveries"];
         put?: never;

@@ -42,21 +42,29 @@ describe("GET /v1/jobs/{id}/deliveries", () => {
 		}
 	});
 
-	it("a scoped key sees its job's callback and its own subscriptions, not the admin's receiver; 404 outside its prefix", async () => {
+	it("a scoped key sees the callback of a job it made and its own subscriptions, not another caller's receiver; 404 outside its prefix", async () => {
 		const prefix = uniqueKey("job-deliveries-scope/");
 		const key = await createKey(prefix);
+		// Another key that sees the same objects: a callback URL may carry its receiver's token.
+		const wider = await createKey(prefix.slice(0, prefix.indexOf("/") + 1));
 		// The admin's own subscription, on the same prefix: the key must not see it, though it covers the job.
 		const admins = await subscribe({ url: hook("admin-sub").url, prefix });
 		const its = await subscribe({ url: hook("key-sub").url, prefix }, key.token);
-		const { jobId, eventId } = await finishedJob(`${prefix}a.png`, "failed", { callbackUrl: hook("cb").url });
-		await dispatchEvent(env.DB, eventId);
+		const made = await finishedJob(`${prefix}a.png`, "failed", { callbackUrl: hook("cb").url, keyId: key.id });
+		const adminMade = await finishedJob(`${prefix}b.png`, "failed", { callbackUrl: hook("admin-cb").url });
+		await dispatchEvent(env.DB, made.eventId);
+		await dispatchEvent(env.DB, adminMade.eventId);
 
-		const all = await deliveriesOfJob(jobId);
+		const all = await deliveriesOfJob(made.jobId);
 		expect(all.map((d) => d.subscription_id)).toEqual(expect.arrayContaining([admins.id, its.id, null]));
-		const scoped = await deliveriesOfJob(jobId, key.token);
+		const scoped = await deliveriesOfJob(made.jobId, key.token);
 		expect(scoped.map((d) => d.subscription_id).sort()).toEqual([its.id, null].sort());
+		// The admin's callback, and the key's callback to the other key: never shown.
+		expect((await deliveriesOfJob(adminMade.jobId, key.token)).map((d) => d.subscription_id)).toEqual([its.id]);
+		expect(await deliveriesOfJob(made.jobId, wider.token)).toEqual([]);
+		expect((await deliveriesOfJob(adminMade.jobId)).map((d) => d.subscription_id)).toContain(null);
 
-		const outside = await finishedJob(`${uniqueKey("elsewhere/")}b.png`, "succeeded");
+		const outside = await finishedJob(`${uniqueKey("elsewhere/")}c.png`, "succeeded");
 		const res = await call("GET", `/v1/jobs/${outside.jobId}/deliveries`, { token: key.token });
 		expect(res.status).toBe(404);
 		expect((await call("GET", "/v1/jobs/job_NOPE/deliveries")).status).toBe(404);

@@ -50,7 +50,11 @@ describe.concurrent("subscriptions and the keys that own them", () => {
 		const own = await subscribe({ url: `${hook("who-own").url}?token=own-secret` }, key.token);
 		const neighbours = await subscribe({ url: `${hook("who-neighbour").url}?token=neighbour-secret` }, neighbour.token);
 		const admins = await subscribe({ url: `${hook("who-admin").url}?token=admin-secret`, prefix });
-		const { jobId, eventId } = await finishedJob(`${prefix}a.png`, "succeeded", { callbackUrl: hook("who-cb").url });
+		// The key's own job, with a callback URL that carries its receiver's token.
+		const { jobId, eventId } = await finishedJob(`${prefix}a.png`, "succeeded", {
+			callbackUrl: `${hook("who-cb").url}?token=callback-secret`,
+			keyId: key.id,
+		});
 		await dispatchEvent(env.DB, eventId);
 
 		const listed = async (token: string) =>
@@ -78,6 +82,11 @@ describe.concurrent("subscriptions and the keys that own them", () => {
 		const seen = (await parsed(ofJob, pageOf(WebhookDelivery.extend({ subscription_id: z.string().nullable() })))).data;
 		expect(seen.map((d) => d.subscription_id).sort()).toEqual([own.id, null].sort());
 		expect(JSON.stringify(seen)).not.toMatch(/neighbour-secret|admin-secret/);
+		// The neighbour sees the same job, but not the callback of a job it did not make.
+		const ofJobNeighbour = await call("GET", `/v1/jobs/${jobId}/deliveries`, { token: neighbour.token });
+		const neighbourSees = await ofJobNeighbour.text();
+		expect(neighbourSees).toContain(neighbours.id);
+		expect(neighbourSees).not.toMatch(/callback-secret|own-secret|admin-secret/);
 		const ofJobAdmin = await call("GET", `/v1/jobs/${jobId}/deliveries`);
 		const adminSees = await ofJobAdmin.text();
 		expect(adminSees).toContain("neighbour-secret");

@@ -37,7 +37,7 @@ const listJobDeliveriesRoute = createRoute({
 	operationId: "listJobDeliveries",
 	summary: "A job's webhook deliveries and their attempts",
 	description:
-		"Empty until the job is finished (its event is made when it reaches a terminal state). An API key sees the job's callback delivery and those of the subscriptions it created; the admin sees every one.",
+		"Empty until the job is finished (its event is made when it reaches a terminal state). An API key sees the callback delivery of a job it made (a callback URL may carry its receiver's token) and those of the subscriptions it created; the admin sees every one.",
 	security: authenticated,
 	request: { params: z.object({ id: z.string().min(1).meta({ example: "job_01JD2X6B8J3W4Q5R6S7T8V9W0X" }) }) },
 	responses: { 200: json(JobDeliveryList, "The job's deliveries"), ...errors(401, 404) },

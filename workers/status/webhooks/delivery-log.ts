@@ -141,9 +141,9 @@ export async function reopenDelivery(
 
 /**
  * A job's deliveries, oldest first, each with the subscription it went to (null: the job's own
- * callback URL). A key sees the callback deliveries (its job is in its scope, and the job shows
- * its callback URL anyway) and those of the subscriptions it created, never another caller's
- * receiver; the admin sees every one.
+ * callback URL). A key sees the callback delivery of a job it made and the deliveries of the
+ * subscriptions it created, never another caller's receiver: a callback URL may carry its
+ * receiver's token, and the job's JSON does not show it. The admin sees every one.
  */
 export async function listJobDeliveries(
 	db: D1Database,
@@ -153,7 +153,8 @@ export async function listJobDeliveries(
 	const results = await db
 		.prepare(
 			`${SELECT_LOG} LEFT JOIN webhook_subscriptions s ON s.id = d.subscription_id
-			WHERE ${isEventOfJob("e.", "?1")} AND (d.subscription_id IS NULL OR (${inScope("?2")} AND ${owned("?3")}))
+			WHERE ${isEventOfJob("e.", "?1")} AND ((${inScope("?2")} AND ${owned("?3")})
+				OR (d.subscription_id IS NULL AND (?3 IS NULL OR EXISTS (SELECT 1 FROM jobs j WHERE j.id = ?1 AND j.key_id = ?3))))
 			ORDER BY d.created_at, d.id`,
 		)
 		.bind(jobId, caller.scope, caller.keyId)
