@@ -15,7 +15,10 @@ export const MAX_PROMPT_LENGTH = 2000;
 export const MAX_TOKENS_LIMIT = 2048;
 
 export const Prompt = z.string().trim().min(1).max(MAX_PROMPT_LENGTH);
-export const MaxTokens = z.coerce.number().int().min(1).max(MAX_TOKENS_LIMIT);
+/** In a JSON body: a number (no `true`, `"5"` or `[7]`, which coercion would take as 1, 5 and 7). */
+export const MaxTokens = z.number().int().min(1).max(MAX_TOKENS_LIMIT);
+/** In a header or custom metadata, where every value is text. */
+export const MaxTokensText = z.coerce.number().int().min(1).max(MAX_TOKENS_LIMIT);
 /** Longer URLs are refused everywhere (bodies, headers, metadata): no receiver needs one. */
 export const MAX_CALLBACK_URL_LENGTH = 2048;
 export const CallbackUrl = z.url({ protocol: /^https?$/ }).max(MAX_CALLBACK_URL_LENGTH);
@@ -63,7 +66,7 @@ export type PresetOptions = Omit<ExplicitOptions, "callback_url">;
 /** Each option: how it is checked, its column in the job row and its custom metadata key. */
 const FIELDS = {
 	prompt: { schema: Prompt, column: "prompt", metadata: METADATA_KEYS.prompt },
-	maxTokens: { schema: MaxTokens, column: "max_tokens", metadata: METADATA_KEYS.maxTokens },
+	maxTokens: { schema: MaxTokensText, column: "max_tokens", metadata: METADATA_KEYS.maxTokens },
 	callbackUrl: { schema: CallbackUrl, column: "callback_url", metadata: METADATA_KEYS.callbackUrl },
 	output: { schema: OutputText, column: "output", metadata: METADATA_KEYS.output },
 	language: { schema: Language, column: "language", metadata: METADATA_KEYS.language },

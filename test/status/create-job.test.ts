@@ -56,6 +56,9 @@ describe("POST /v1/jobs", () => {
 		["an empty key", { key: "" }, "key"],
 		["max_tokens 0", { key: "a.png", max_tokens: 0 }, "max_tokens"],
 		["max_tokens that is not a number", { key: "a.png", max_tokens: "many" }, "max_tokens"],
+		["max_tokens true", { key: "a.png", max_tokens: true }, "max_tokens"],
+		["max_tokens as a string of digits", { key: "a.png", max_tokens: "5" }, "max_tokens"],
+		["max_tokens in an array", { key: "a.png", max_tokens: [7] }, "max_tokens"],
 		["a blank prompt", { key: "a.png", prompt: "  " }, "prompt"],
 		["a callback_url that is not http(s)", { key: "a.png", callback_url: "javascript:alert(1)" }, "callback_url"],
 		["an unknown field", { key: "a.png", max_token: 5 }, "max_token"],
@@ -64,6 +67,21 @@ describe("POST /v1/jobs", () => {
 			const res = await createJob(body);
 			expect(res.status).toBe(400);
 			expect(await invalidFields(res)).toEqual([field]);
+		});
+	}
+
+	// The JSON bodies that take max_tokens want a number, as the OpenAPI document says; headers
+	// and custom metadata, which are text, keep reading "5" as 5.
+	for (const [path, body] of [
+		["/v1/batches", { prefix: "a/", dry_run: true }],
+		["/v1/presets", { name: "numbers", prefix: "numbers/", output: "tags" }],
+	] as const) {
+		it(`400 naming max_tokens for true or "5" on POST ${path}`, async () => {
+			for (const maxTokens of [true, "5"]) {
+				const res = await call("POST", path, { json: { ...body, max_tokens: maxTokens } });
+				expect(res.status).toBe(400);
+				expect(await invalidFields(res)).toEqual(["max_tokens"]);
+			}
 		});
 	}
 

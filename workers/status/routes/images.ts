@@ -10,7 +10,7 @@
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
 import { MIME, sniffFormat } from "../../../shared/image/sniff";
-import { CallbackUrl, MaxTokens, METADATA_KEYS, optionsKey, Prompt } from "../../../shared/jobs/options";
+import { CallbackUrl, MaxTokensText, METADATA_KEYS, optionsKey, Prompt } from "../../../shared/jobs/options";
 import { Job, toJob } from "../../../shared/jobs/schema";
 import { putObjectNotification } from "../../../shared/queue/caption-jobs";
 import { sendOrLeaveToSweeper } from "../../../shared/queue/send";
@@ -27,7 +27,7 @@ import { ObjectKey, requireSafeWebhookUrl, validationHook } from "../validation"
 
 const UploadHeaders = z.object({
 	"X-Caption-Prompt": Prompt.optional().meta({ description: "Stored as custom metadata `prompt`." }),
-	"X-Caption-Max-Tokens": MaxTokens.optional().meta({ description: "Stored as custom metadata `max-tokens`." }),
+	"X-Caption-Max-Tokens": MaxTokensText.optional().meta({ description: "Stored as custom metadata `max-tokens`." }),
 	"X-Callback-Url": CallbackUrl.optional().meta({ description: "Stored as custom metadata `callback-url`." }),
 	...outputHeaderFields,
 });

@@ -210,7 +210,7 @@ export function uploadView(ctx) {
 		autocomplete: "off",
 	});
 	const prompt = h("textarea", { id: "upload-prompt", name: "prompt", rows: 2, maxlength: 2000 });
-	const maxTokens = h("input", { id: "upload-max-tokens", name: "max_tokens", type: "number", min: 1, max: 4096 });
+	const maxTokens = h("input", { id: "upload-max-tokens", name: "max_tokens", type: "number", min: 1, max: 2048 });
 	const outputs = outputFields("upload");
 	const input = h("input", {
 		id: "upload-files",
