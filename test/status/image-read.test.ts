@@ -70,6 +70,23 @@ describe("GET /v1/images/{key}", () => {
 		expect(wider.status).toBe(200);
 		await wider.arrayBuffer();
 
+		// A list of tags, as HTTP allows (a cache holding several versions): any current one is a 304.
+		const original200 = await call("GET", `/v1/images/${encodeURIComponent(key)}`);
+		const originalTag = original200.headers.get("etag") ?? "";
+		await original200.arrayBuffer();
+		for (const list of [`"stale", ${originalTag}`, `${originalTag}, "stale"`, `W/"stale-w32", ${etag}`]) {
+			const path = list.includes("-w32") ? `?width=32` : "";
+			const listed = await call("GET", `/v1/images/${encodeURIComponent(key)}${path}`, {
+				headers: { "If-None-Match": list },
+			});
+			expect(listed.status, list).toBe(304);
+		}
+		const none = await call("GET", `/v1/images/${encodeURIComponent(key)}`, {
+			headers: { "If-None-Match": `"stale", "older"` },
+		});
+		expect(none.status).toBe(200);
+		await none.arrayBuffer();
+
 		await uploadViaApi(key, await fixture("small.jpg"));
 		const changed = await call("GET", `/v1/images/${encodeURIComponent(key)}?width=32`, {
 			headers: { "If-None-Match": etag },

@@ -96,8 +96,15 @@ imageReadRoutes.openapi({ ...getImageRoute, path: "/v1/images/{key{.+}}", hide: 
 	const { width } = c.req.valid("query");
 	if (!inScope(c.get("principal"), key)) throw notFound(`Object ${key}`);
 
-	const [known] = requestedEtags(c.req.valid("header")["If-None-Match"], width);
-	const object = await c.env.BUCKET.get(key, known === undefined ? {} : { onlyIf: { etagDoesNotMatch: known } });
+	const known = requestedEtags(c.req.valid("header")["If-None-Match"], width);
+	// R2's condition takes one ETag: a list (as HTTP allows) is checked against a `head` first.
+	if (known.length > 1) {
+		const current = await c.env.BUCKET.head(key);
+		if (!current) throw notFound(`Object ${key}`);
+		if (known.includes(current.etag)) return c.body(null, 304, commonHeaders(etagOf(current.etag, width)));
+	}
+	const [only] = known;
+	const object = await c.env.BUCKET.get(key, known.length === 1 && only ? { onlyIf: { etagDoesNotMatch: only } } : {});
 	if (!object) throw notFound(`Object ${key}`);
 	const headers = commonHeaders(etagOf(object.etag, width));
 	if (!("body" in object)) return c.body(null, 304, headers);
