@@ -124,7 +124,8 @@ describe("D1 rows written per image", () => {
 		expect(sum(d1.rowsOf("UPDATE jobs SET key_id"))).toBe(0);
 		// The same upload again (no key to learn): the job found, nothing written.
 		const twice = await uploadsJob(d1.db, `${prefix}0.jpg`);
-		expect(twice.key).toBe(`${prefix}0.jpg`);
+		expect(twice.row.key).toBe(`${prefix}0.jpg`);
+		expect(twice.unclaimable).toEqual([]);
 		expect(d1.rowsOf("INSERT INTO jobs")).toEqual([...Array(10).fill(7), 0]);
 		expect(d1.rowsOf("UPDATE jobs SET key_id")).toEqual(Array(11).fill(0));
 

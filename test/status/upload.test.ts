@@ -257,6 +257,24 @@ describe("PUT /v1/images/{key}", () => {
 		]);
 	});
 
+	it("the same bytes uploaded again with other headers before the first upload's notification came: both jobs are captioned", async () => {
+		const png = await fixture("small.png");
+		const key = uniqueKey("options-race.png");
+		// The first upload's notification has not come (production mode: the bucket's rule sends it, and
+		// would read the object's metadata only after the second upload changed it).
+		const firstRes = await withVars(
+			{ DEPLOY_MODE: "production" },
+			put(key, png, { "X-Caption-Prompt": "What colour is it?" }),
+		);
+		const first = await parsed(firstRes, Job);
+		const second = await uploadViaApi(key, png, { "X-Caption-Prompt": "How many cats?" });
+		expect(second.id).not.toBe(first.id);
+		// Every notification of the version now names the second upload's options: the second upload
+		// sends the first job by id.
+		expect(await pollJob(first.id)).toMatchObject({ status: "succeeded", prompt: "What colour is it?" });
+		expect(await pollJob(second.id)).toMatchObject({ status: "succeeded", prompt: "How many cats?" });
+	});
+
 	const longKey = `${"é".repeat(512)}.png`; // 512 characters, 1,028 UTF-8 bytes
 	for (const [label, key] of [
 		["a .. segment", "albums/../secret.png"],

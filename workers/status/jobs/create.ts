@@ -5,6 +5,7 @@
  * makes a separate 'api' job every time. Both record the API key that asked (`key_id`, counted by
  * the in-flight cap).
  */
+import { z } from "zod";
 import { batchRows, parseRow } from "../../../shared/d1-rows";
 import { newJobId } from "../../../shared/ids";
 import { notificationJobOf } from "../../../shared/jobs/notification-once";
@@ -52,18 +53,30 @@ const bindings = (id: string, job: QueuedJobInput, now: number) => [
 	job.outputs?.writeBack ?? null,
 ];
 
+const JobId = z.object({ id: z.string() });
+
 /**
  * The notification job of an uploaded object version: created queued, or, if the consumer (or an
  * identical earlier upload) got there first, the row that already exists. A row the consumer made
  * from the R2 notification before this insert learns the uploading key (its callbacks are signed
  * with that key's secret, and it counts towards the key's in-flight cap).
+ *
+ * Also the version's other queued notification jobs, of other options (`unclaimable`): the same
+ * bytes uploaded again with other caption headers keep their etag, and every notification of the
+ * version now resolves to this upload's options (the object's metadata), so no notification will
+ * claim those jobs; the upload sends each a message of its own.
  */
-export async function ensureNotificationJob(db: D1Database, job: UploadJobInput, now = Date.now()): Promise<JobRow> {
+export async function ensureNotificationJob(
+	db: D1Database,
+	job: UploadJobInput,
+	now = Date.now(),
+): Promise<{ row: JobRow; unclaimable: string[] }> {
 	const version = notificationJobOf("?2", "?3", "?4", "?15");
 	const params = [...bindings(newJobId(now), job, now), job.optionsKey];
 	// One transaction: the version's job (learning the key, if it has none yet: a job that already
-	// has one, or an upload without a key, is not written again) if it exists, else a new one.
-	const [learned, inserted, existing] = await db.batch([
+	// has one, or an upload without a key, is not written again) if it exists, else a new one; and
+	// the version's jobs of other options still waiting for their notification.
+	const [learned, inserted, existing, waiting] = await db.batch([
 		db
 			.prepare(
 				`UPDATE jobs SET key_id = ?11 WHERE id = (SELECT id FROM jobs WHERE ${version}) AND key_id IS NULL
@@ -80,10 +93,16 @@ export async function ensureNotificationJob(db: D1Database, job: UploadJobInput,
 			)
 			.bind(...params),
 		db.prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE ${version}`).bind(...params),
+		db
+			.prepare(
+				`SELECT id FROM jobs WHERE key = ?3 AND bucket = ?2 AND etag = ?4 AND source = 'notification'
+				AND options_key <> ?15 AND status = 'queued' AND attempts = 0`,
+			)
+			.bind(...params),
 	]);
 	const [row] = [...batchRows(learned, JobRow), ...batchRows(inserted, JobRow), ...batchRows(existing, JobRow)];
 	if (!row) throw new Error(`notification job for ${job.key} neither inserted nor found`);
-	return row;
+	return { row, unclaimable: batchRows(waiting, JobId).map((j) => j.id) };
 }
 
 /** A new API-requested job for an object version, whatever jobs that version already has. */

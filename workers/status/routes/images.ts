@@ -12,7 +12,7 @@ import { z } from "zod";
 import { MIME, sniffFormat } from "../../../shared/image/sniff";
 import { CallbackUrl, MaxTokensText, METADATA_KEYS, optionsKey, Prompt } from "../../../shared/jobs/options";
 import { Job, toJob } from "../../../shared/jobs/schema";
-import { putObjectNotification } from "../../../shared/queue/caption-jobs";
+import { type CaptionRequest, putObjectNotification } from "../../../shared/queue/caption-jobs";
 import { sendOrLeaveToSweeper } from "../../../shared/queue/send";
 import { ApiError, type FieldIssue, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
@@ -163,7 +163,7 @@ imageRoutes.openapi({ ...uploadRoute, path: "/v1/images/{key{[\\s\\S]+}}", hide:
 		const message = `The body did not match its Content-Length of ${length} bytes`;
 		throw new ApiError(400, "invalid_request", message, [{ field: "Content-Length", in: "header", message }]);
 	}
-	const row = await ensureNotificationJob(c.env.DB, {
+	const { row, unclaimable } = await ensureNotificationJob(c.env.DB, {
 		bucket: settings.BUCKET_NAME,
 		key,
 		etag: object.etag,
@@ -182,6 +182,11 @@ imageRoutes.openapi({ ...uploadRoute, path: "/v1/images/{key{[\\s\\S]+}}", hide:
 			{ body: putObjectNotification({ bucket: settings.BUCKET_NAME, key, size: object.size, etag: object.etag }) },
 			{ queue: "caption-jobs", job_id: row.id },
 		);
+	}
+	// An earlier upload of the same bytes with other options: its job is sent by id (see ensureNotificationJob).
+	for (const id of unclaimable) {
+		const request: CaptionRequest = { kind: "caption-job", job_id: id };
+		await sendOrLeaveToSweeper(c.env.CAPTION_JOBS, { body: request }, { queue: "caption-jobs", job_id: id });
 	}
 	return c.json(toJob(row), 202);
 });
