@@ -51,10 +51,19 @@ export function parseApiUrl(value: string): URL {
 	throw new CliError(`the API URL ${JSON.stringify(value)} is not an http(s) URL (set R2C_API_URL or --api-url)`);
 }
 
+/**
+ * The base URL the client's paths (`/v1/…`) go after. The API's paths all start with `/v1`, so a
+ * URL copied with it (`http://localhost:8787/v1`, as the docs write the routes) means the same
+ * server, not `/v1/v1/jobs`.
+ */
+export function apiBaseUrl(url: URL): string {
+	return url.href.replace(/\/$/, "").replace(/\/v1$/, "");
+}
+
 export function context(command: Command): Context {
 	const options = command.optsWithGlobals<GlobalOptions>();
 	const url = parseApiUrl(options.apiUrl);
-	const apiUrl = url.href.replace(/\/$/, "");
+	const apiUrl = apiBaseUrl(url);
 	const token = options.token || (LOOPBACK.has(url.hostname) ? localDevToken() : undefined);
 	if (!token) {
 		throw new CliError(`no API token: set R2C_TOKEN or pass --token (the ADMIN_TOKEN secret or an API key)`);

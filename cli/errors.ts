@@ -33,8 +33,23 @@ export interface Described {
 	status?: number;
 }
 
+/**
+ * An answer without the API's error envelope: its body (a server's HTML error page) says nothing
+ * the user can act on, the URL does. A 5xx may also come from a proxy or the platform in front of
+ * the right URL (a Worker over its CPU limit gets Cloudflare's HTML page).
+ */
+function foreignAnswer(status: number, content: string, apiUrl: string): string {
+	const answered = `${apiUrl} answered ${status} (${content})`;
+	return status >= 500
+		? `${answered}, not an answer of the r2-captions API: a proxy in front of it failed, or check --api-url / R2C_API_URL`
+		: `${answered}, not the r2-captions API: check --api-url / R2C_API_URL`;
+}
+
 export function describe(err: unknown, apiUrl: string): Described {
 	if (err instanceof CliError) return { code: "usage", message: err.message };
+	if (err instanceof ApiError && err.foreign !== null) {
+		return { code: err.code, status: err.status, message: foreignAnswer(err.status, err.foreign, apiUrl) };
+	}
 	if (err instanceof ApiError) {
 		const answer = `${err.status} ${err.code}: ${err.message}`;
 		switch (err.status) {
@@ -71,6 +86,8 @@ export function report(err: unknown, apiUrl: string, json: boolean): void {
 
 /** Whether `err` will fail every further request too (so a bulk command stops instead of going on). */
 export function isFatal(err: unknown): boolean {
+	// Another server at the URL answers every request so; a proxy's 5xx may be passing.
+	if (err instanceof ApiError && err.foreign !== null) return err.status < 500;
 	if (err instanceof ApiError) return err.status === 401 || err.status === 403;
 	return networkCause(err) !== null;
 }

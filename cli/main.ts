@@ -34,12 +34,15 @@ function run<A extends unknown[]>(action: (ctx: Context, ...args: A) => Promise<
 	return async (...args: [...A, Record<string, unknown>, Command]) => {
 		const command = args.at(-1) as Command;
 		const globals = command.optsWithGlobals<GlobalOptions>();
+		// Errors name the URL requests went to (without a `/v1` the user added) once it is known.
+		let apiUrl = globals.apiUrl;
 		try {
 			const ctx = context(command);
+			apiUrl = ctx.apiUrl;
 			const code = await action(ctx, ...(args.slice(0, -1) as A));
 			if (typeof code === "number" && code !== 0) process.exitCode = code;
 		} catch (err) {
-			report(err, globals.apiUrl, globals.json === true);
+			report(err, apiUrl, globals.json === true);
 		}
 	};
 }

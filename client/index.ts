@@ -173,11 +173,18 @@ export class ApiError extends Error {
 	readonly status: number;
 	readonly code: string;
 	readonly details: unknown;
-	constructor(status: number, code: string, message: string, details: unknown = null) {
+	/**
+	 * For an answer without the API's error envelope, what it was instead: its media type
+	 * (`text/html`), or `no body`. Such an answer comes from another server at that URL (a wrong
+	 * port or path) or from a proxy in front of the API, never from the API itself. null otherwise.
+	 */
+	readonly foreign: string | null;
+	constructor(status: number, code: string, message: string, details: unknown = null, foreign: string | null = null) {
 		super(message);
 		this.status = status;
 		this.code = code;
 		this.details = details;
+		this.foreign = foreign;
 	}
 }
 
@@ -187,11 +194,18 @@ function isErrorBody(body: unknown): body is ErrorBody {
 	return typeof error === "object" && error !== null && "code" in error && "message" in error;
 }
 
+/** What an answer held, for a message: its media type without parameters, or `no body`. */
+function contentOf(response: Response, body: unknown): string {
+	if (body === undefined || body === null || body === "") return "no body";
+	return response.headers.get("Content-Type")?.split(";")[0]?.trim() || "no Content-Type";
+}
+
 /** The error a failed response stands for (`body` as openapi-fetch parsed it: JSON, else text). */
 export function apiError(response: Response, body: unknown): ApiError {
 	if (isErrorBody(body)) return new ApiError(response.status, body.error.code, body.error.message, body.error.details);
 	const text = typeof body === "string" && body.length > 0 ? body.slice(0, 200) : response.statusText;
-	return new ApiError(response.status, `http_${response.status}`, text || `HTTP ${response.status}`);
+	const foreign = contentOf(response, body);
+	return new ApiError(response.status, `http_${response.status}`, text || `HTTP ${response.status}`, null, foreign);
 }
 
 /** What each call of an openapi-fetch client answers. */
@@ -203,7 +217,9 @@ export type Result<D> =
 export async function ok<D>(call: Promise<Result<D>>): Promise<NonNullable<D>> {
 	const { data, error, response } = await call;
 	if (error !== undefined || !response.ok) throw apiError(response, error);
-	if (data === undefined || data === null) throw apiError(response, "The API answered without a body");
+	if (data === undefined || data === null) {
+		throw new ApiError(response.status, `http_${response.status}`, "The API answered without a body", null, "no body");
+	}
 	return data;
 }
 

@@ -4,6 +4,8 @@
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
@@ -28,6 +30,23 @@ const COMMANDS = [
 	["webhooks"],
 	["webhooks", "listen"],
 ];
+
+/**
+ * A server that is not the API, as a static file server is: an HTML 404 page for every path, and
+ * 204 with no body under /empty. Records the paths asked for (without the query); closed when the test ends.
+ */
+async function plainServer(): Promise<{ origin: string; paths: string[] }> {
+	const paths: string[] = [];
+	const server = createServer((req, res) => {
+		paths.push(new URL(req.url ?? "/", "http://x").pathname);
+		if (req.url?.startsWith("/empty/")) return res.writeHead(204).end();
+		res.writeHead(404, { "Content-Type": "text/html; charset=utf-8" });
+		res.end("<!DOCTYPE HTML>\n<html><head><title>Error response</title></head><body><h1>404</h1></body></html>\n");
+	});
+	await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+	onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
+	return { origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, paths };
+}
 
 // Every test waits on processes of its own (r2c, npx): they run at the same time.
 describe.concurrent("r2c without a server", () => {
@@ -99,6 +118,31 @@ describe.concurrent("r2c without a server", () => {
 			`r2c: cannot reach the API at http://127.0.0.1:${port} (ECONNREFUSED). Is it running (npm run dev)? ` +
 				"Set R2C_API_URL or pass --api-url.\n",
 		);
+	});
+
+	it("takes an API URL that ends in /v1 as the server's base URL", async () => {
+		const server = await plainServer();
+		const run = await r2c(["jobs", "list", "--api-url", `${server.origin}/v1/`], { R2C_TOKEN: "t" });
+		expect(run.code).toBe(1);
+		expect(server.paths).toEqual(["/v1/jobs"]);
+		expect(run.stderr).toContain(`r2c: ${server.origin} answered 404 `);
+	});
+
+	it("says in one line that a server answering without the API's JSON errors is not the API", async () => {
+		const server = await plainServer();
+		const env = { R2C_TOKEN: "t" };
+		const html = await r2c(["jobs", "list", "--api-url", server.origin], env);
+		expect(html).toEqual({
+			code: 1,
+			stdout: "",
+			stderr: `r2c: ${server.origin} answered 404 (text/html), not the r2-captions API: check --api-url / R2C_API_URL\n`,
+		});
+		const empty = await r2c(["jobs", "list", "--api-url", `${server.origin}/empty`], env);
+		expect(empty).toEqual({
+			code: 1,
+			stdout: "",
+			stderr: `r2c: ${server.origin}/empty answered 204 (no body), not the r2-captions API: check --api-url / R2C_API_URL\n`,
+		});
 	});
 
 	it("asks for a token when none is set for a remote API", async () => {

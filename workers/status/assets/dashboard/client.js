@@ -547,11 +547,18 @@ var ApiError = class extends Error {
   status;
   code;
   details;
-  constructor(status, code, message, details = null) {
+  /**
+   * For an answer without the API's error envelope, what it was instead: its media type
+   * (`text/html`), or `no body`. Such an answer comes from another server at that URL (a wrong
+   * port or path) or from a proxy in front of the API, never from the API itself. null otherwise.
+   */
+  foreign;
+  constructor(status, code, message, details = null, foreign = null) {
     super(message);
     this.status = status;
     this.code = code;
     this.details = details;
+    this.foreign = foreign;
   }
 };
 function isErrorBody(body) {
@@ -559,15 +566,22 @@ function isErrorBody(body) {
   const { error } = body;
   return typeof error === "object" && error !== null && "code" in error && "message" in error;
 }
+function contentOf(response, body) {
+  if (body === void 0 || body === null || body === "") return "no body";
+  return response.headers.get("Content-Type")?.split(";")[0]?.trim() || "no Content-Type";
+}
 function apiError(response, body) {
   if (isErrorBody(body)) return new ApiError(response.status, body.error.code, body.error.message, body.error.details);
   const text = typeof body === "string" && body.length > 0 ? body.slice(0, 200) : response.statusText;
-  return new ApiError(response.status, `http_${response.status}`, text || `HTTP ${response.status}`);
+  const foreign = contentOf(response, body);
+  return new ApiError(response.status, `http_${response.status}`, text || `HTTP ${response.status}`, null, foreign);
 }
 async function ok(call) {
   const { data, error, response } = await call;
   if (error !== void 0 || !response.ok) throw apiError(response, error);
-  if (data === void 0 || data === null) throw apiError(response, "The API answered without a body");
+  if (data === void 0 || data === null) {
+    throw new ApiError(response.status, `http_${response.status}`, "The API answered without a body", null, "no body");
+  }
   return data;
 }
 function uploadImage(client, key, bytes, options = {}) {
