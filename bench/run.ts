@@ -19,7 +19,7 @@
 import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { parseArgs } from "node:util";
+import { scriptArgs } from "../scripts/lib/args.ts";
 import { meteredBundles, runBackfill, runExport, runUploadCost } from "./batches.ts";
 import { runCapacity } from "./capacity.ts";
 import { runCaptionsList, runRecaption } from "./captions.ts";
@@ -40,7 +40,7 @@ const UFORM = "@cf/unum/uform-gen2-qwen-500m";
 const MISTRAL = "@cf/mistralai/mistral-small-3.1-24b-instruct";
 const MOONDREAM = "@cf/moondream/moondream3.1-9B-A2B";
 
-const { values: args } = parseArgs({
+const { values: args } = scriptArgs("npm run bench", {
 	options: {
 		quick: { type: "boolean", default: false },
 		n: { type: "string" },

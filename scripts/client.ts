@@ -14,14 +14,16 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { build } from "esbuild";
 import openapiTS, { astToString, type OpenAPI3 } from "openapi-typescript";
 import ts from "typescript";
 import { runnerImport } from "vite";
+import { scriptArgs } from "./lib/args.ts";
 import { root } from "./lib/wrangler.ts";
 
-const { values: args } = parseArgs({ options: { check: { type: "boolean", default: false } } });
+const { values: args } = scriptArgs("npm run client:generate", {
+	options: { check: { type: "boolean", default: false } },
+});
 
 const documentPath = path.join(root, "client/openapi.json");
 const schemaPath = path.join(root, "client/schema.ts");

@@ -12,10 +12,15 @@ import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { defaultApiUrl } from "../cli/context.ts";
 import { createR2cClient, isTerminal, type Job, ok, uploadImage } from "../client/index.ts";
+import { scriptArgs } from "./lib/args.ts";
 import { useOrStartDevServer } from "./lib/dev-server.ts";
 import { adminToken, readDevVars } from "./lib/dev-vars.ts";
 import { type Delivery, startReceiver } from "./lib/webhook-receiver.ts";
 import { root } from "./lib/wrangler.ts";
+
+// The API's URL is the environment's, not an option: an option is a mistake, said in one line.
+const toApiUrl = "the API's URL comes from API_URL: API_URL=http://localhost:8790 npm run demo";
+scriptArgs("npm run demo", { options: {} }, { "--port": toApiUrl, "--api-url": toApiUrl, "--url": toApiUrl });
 
 // API_URL or R2C_API_URL, read as `r2c` reads them.
 const base = defaultApiUrl().replace(/\/$/, "");

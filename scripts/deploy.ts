@@ -22,7 +22,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { parseArgs } from "node:util";
+import { scriptArgs } from "./lib/args.ts";
 import {
 	acceptModelLicence,
 	accountApi,
@@ -36,7 +36,11 @@ import { productionConfigs, setDatabaseId, workerConfigFiles } from "./lib/confi
 import { queueNames, readDeployConfig } from "./lib/worker-config.ts";
 import { databaseName, runWrangler } from "./lib/wrangler.ts";
 
-const { values: args } = parseArgs({ options: { print: { type: "boolean", default: false } } });
+const { values: args } = scriptArgs(
+	"npm run deploy",
+	{ options: { print: { type: "boolean", default: false } } },
+	{ "--dry-run": "for a dry run use --print: it shows every command and runs nothing" },
+);
 const NOTIFIED_QUEUE = "caption-jobs";
 const PLACEHOLDER_ID = "00000000-0000-0000-0000-000000000000";
 

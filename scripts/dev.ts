@@ -22,14 +22,14 @@
  */
 import { createServer } from "node:net";
 import path from "node:path";
-import { parseArgs } from "node:util";
+import { scriptArgs } from "./lib/args.ts";
 import { writeLocalConfigs } from "./lib/configs.ts";
 import { startRecovery } from "./lib/dev-recovery.ts";
 import { ensureDevVars, readDevVars } from "./lib/dev-vars.ts";
 import { markedMigrated, markMigrated, migrationsKey } from "./lib/migrated-state.ts";
 import { defaultPersistDir, migrateLocal, root, spawnWrangler } from "./lib/wrangler.ts";
 
-const { values: args } = parseArgs({
+const { values: args } = scriptArgs("npm run dev", {
 	options: {
 		port: { type: "string", default: process.env.PORT ?? "8787" },
 		"persist-to": { type: "string", default: defaultPersistDir },

@@ -9,11 +9,11 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { parseArgs } from "node:util";
+import { scriptArgs } from "./lib/args.ts";
 import { writeTestConfig, writeTypesConfig } from "./lib/configs.ts";
 import { root, wranglerApi } from "./lib/wrangler.ts";
 
-const { values: args } = parseArgs({ options: { check: { type: "boolean", default: false } } });
+const { values: args } = scriptArgs("npm run cf-typegen", { options: { check: { type: "boolean", default: false } } });
 
 const targets: [envInterface: string, output: string, config: string][] = [
 	["StatusEnv", "workers/status/worker-configuration.d.ts", writeTypesConfig("status")],

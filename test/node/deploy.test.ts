@@ -2,6 +2,7 @@
  * `npm run deploy` against a stand-in wrangler (test/node/support/fake-wrangler.sh) and a stand-in
  * Cloudflare API on loopback: what it says the plan needs, the workers.dev subdomain check, the
  * one-time licence prompt of llama-3.2-11b-vision, and one WEBHOOK_SECRETS_KEY for every Worker.
+ * Also how the scripts (scripts/lib/args.ts) answer a mistyped option.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -66,10 +67,11 @@ afterAll(() => new Promise<void>((r) => api.close(() => r())));
 async function runScript(
 	script: string,
 	env: Record<string, string>,
+	args: string[] = [],
 ): Promise<{ code: number; out: string; calls: Call[] }> {
 	const log = path.join(mkdtempSync(path.join(tmpdir(), "r2c-deploy-")), "calls.jsonl");
 	writeFileSync(log, "");
-	const child = spawn(process.execPath, [path.join(root, "scripts", script)], {
+	const child = spawn(process.execPath, [path.join(root, "scripts", script), ...args], {
 		cwd: root,
 		env: {
 			PATH: process.env.PATH ?? "",
@@ -156,6 +158,30 @@ describe.concurrent("npm run deploy", () => {
 		expect(deploys(refused.calls)).toEqual([]);
 		expect(given.code, given.out).toBe(0);
 		expect(sealingKeys(given.calls)).toEqual(["a-given-sealing-key-value", "a-given-sealing-key-value"]);
+	});
+});
+
+describe.concurrent("a mistyped option", () => {
+	it("stops npm run deploy, dev and demo with one line naming it and the valid ones, exit code 1", async () => {
+		const [deploy, dev, demo] = await Promise.all([
+			runScript("deploy.ts", {}, ["--dry-run"]),
+			runScript("dev.ts", {}, ["--prot", "1"]),
+			runScript("demo.ts", {}, ["--port", "8790"]),
+		]);
+		expect(deploy).toEqual({
+			code: 1,
+			out: "npm run deploy: Unknown option '--dry-run'; the options are --print (for a dry run use --print: it shows every command and runs nothing)\n",
+			calls: [],
+		});
+		expect(dev.code).toBe(1);
+		expect(dev.out).toBe(
+			"npm run dev: Unknown option '--prot'; the options are --port <value>, --persist-to <value>, --remote-ai, " +
+				"--no-watch, --var <value>, --sweep-every <value>, --stale-after <value>, --inspector-port <value>\n",
+		);
+		expect(demo.code).toBe(1);
+		expect(demo.out).toBe(
+			"npm run demo: Unknown option '--port'; it takes no options (the API's URL comes from API_URL: API_URL=http://localhost:8790 npm run demo)\n",
+		);
 	});
 });
 
