@@ -24,6 +24,7 @@ import { createServer } from "node:net";
 import path from "node:path";
 import { scriptArgs } from "./lib/args.ts";
 import { writeLocalConfigs } from "./lib/configs.ts";
+import { readyBanner } from "./lib/dev-banner.ts";
 import { startRecovery } from "./lib/dev-recovery.ts";
 import { ensureDevVars, readDevVars } from "./lib/dev-vars.ts";
 import { markedMigrated, markMigrated, migrationsKey } from "./lib/migrated-state.ts";
@@ -93,17 +94,7 @@ async function announceWhenReady(url: string, token: string, stopped: () => bool
 			() => false,
 		);
 		if (ok) {
-			console.log(
-				[
-					"",
-					`r2-captions is running: status API on ${url} (model backend: ${args["remote-ai"] ? "Workers AI" : "emulator"})`,
-					`  curl ${url}/healthz`,
-					`  curl -X PUT -H "Authorization: Bearer ${token}" --data-binary @samples/night-sky.webp ${url}/v1/images/night-sky.webp`,
-					"  npm run demo      (in another terminal)",
-					"Ctrl-C stops everything.",
-					"",
-				].join("\n"),
-			);
+			console.log(readyBanner({ url, token, remoteAi: args["remote-ai"] }));
 			return true;
 		}
 		await new Promise((r) => setTimeout(r, 500));
