@@ -1,12 +1,12 @@
 /**
  * `npm run deploy`: puts the service on a Cloudflare account (`npm run wrangler -- login` first).
- * Creates what the Workers bind to (R2 bucket, queues and their dead-letter queues, D1 database),
+ * Creates what the Workers bind to (R2 buckets, queues and their dead-letter queues, D1 database),
  * writes the database id into every Worker's wrangler.jsonc (the production configs), applies the
  * migrations, adds the bucket's object-create and object-delete notification rules to `caption-jobs`, and deploys
  * every Worker, setting its secrets. Safe to run again: what exists is kept.
  *
  *   npm run deploy                  deploy
- *   npm run deploy -- --print       print the commands only (no login needed)
+ *   npm run deploy -- --print       print the commands and what the real run checks (runs nothing; no login needed)
  *
  * Secrets: a value in the environment (ADMIN_TOKEN=… npm run deploy) is set; a secret the Worker
  * already has is kept; a missing one is generated and printed once at the end. A secret that two
@@ -24,6 +24,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { scriptArgs } from "./lib/args.ts";
 import {
+	type AccountApi,
 	acceptModelLicence,
 	accountApi,
 	agreeCommand,
@@ -66,6 +67,29 @@ async function step(title: string, wranglerArgs: string[], options: { idempotent
 const NO_SUBDOMAIN =
 	"the account has no workers.dev subdomain, which the status Worker's URL needs: register one in the Cloudflare dashboard (Workers & Pages → your subdomain), then run npm run deploy again";
 
+/**
+ * --print: the account checks the real run makes before creating anything, which call no wrangler
+ * command and so have no command line to show.
+ */
+function printAccountChecks(api: AccountApi | null) {
+	console.log("\n▸ (the real run) wrangler whoami: stops unless wrangler is logged in");
+	console.log(
+		api
+			? `\n▸ (the real run) workers.dev subdomain: GET ${api.base}/accounts/${api.accountId}/workers/subdomain; without one it stops here, before creating anything`
+			: "\n▸ (the real run) workers.dev subdomain: not checked (no CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID); without one the first wrangler deploy fails",
+	);
+}
+
+/** --print: the licence step the real run ends with. */
+function printLicenceStep(api: AccountApi | null) {
+	const title = `\n▸ (the real run) the licence of ${LICENSED_MODEL} (${LICENCE_URL}), once per account`;
+	console.log(
+		api
+			? `${title}: sends the prompt 'agree'\n  POST ${api.base}/accounts/${api.accountId}/ai/run/${LICENSED_MODEL} {"prompt":"agree"}`
+			: `${title}: no CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID, so it prints the command to run by hand\n  ${agreeCommand()}`,
+	);
+}
+
 /** Secrets more than one Worker needs with the same value. */
 function sharedSecretNames(configs: { config: { secrets?: { required?: string[] } } }[]): Set<string> {
 	const seen = new Map<string, number>();
@@ -107,7 +131,8 @@ async function main() {
 
 	console.log(PLAN_REQUIREMENTS);
 	const api = accountApi();
-	if (!args.print) {
+	if (args.print) printAccountChecks(api);
+	else {
 		const who = await runWrangler(["whoami"]);
 		if (who.code !== 0 || /not authenticated/i.test(who.stdout)) {
 			throw new Error("wrangler is not logged in: run `npm run wrangler -- login` (or set CLOUDFLARE_API_TOKEN)");
@@ -220,6 +245,7 @@ async function main() {
 	}
 
 	if (args.print) {
+		printLicenceStep(api);
 		console.log("\n(--print: nothing was run.)");
 		return;
 	}

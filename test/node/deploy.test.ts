@@ -147,6 +147,28 @@ describe.concurrent("npm run deploy", () => {
 		expect(ok.out).toContain(`'{"prompt":"agree"}'`);
 	});
 
+	it("--print shows every step, the account checks and the licence as the real run would do them, and runs none", async () => {
+		const team = account("team");
+		const [bare, token] = await Promise.all([
+			runScript("deploy.ts", {}, ["--print"]),
+			runScript("deploy.ts", withToken(team), ["--print"]),
+		]);
+		for (const { code, out, calls } of [bare, token]) {
+			expect(code, out).toBe(0);
+			expect(calls).toEqual([]);
+			expect(out).toContain("▸ (the real run) wrangler whoami");
+			expect(out).toContain("wrangler r2 bucket create images ");
+			expect(out).toContain("wrangler r2 bucket create r2-captions-archive ");
+			expect(out).toContain("▸ (the real run) the licence of @cf/meta/llama-3.2-11b-vision-instruct");
+			expect(out).toMatch(/\(--print: nothing was run\.\)\n$/);
+		}
+		expect(bare.out).toContain("▸ (the real run) workers.dev subdomain: not checked (no CLOUDFLARE_API_TOKEN");
+		expect(bare.out).toContain(`-d '{"prompt":"agree"}'`);
+		expect(token.out).toContain(`workers.dev subdomain: GET ${team.base}/accounts/acc/workers/subdomain`);
+		expect(token.out).toContain(`POST ${team.base}/accounts/acc/ai/run/@cf/meta/llama-3.2-11b-vision-instruct`);
+		expect(team.received).toEqual([]);
+	});
+
 	it("refuses to leave one Worker with a WEBHOOK_SECRETS_KEY the other lacks, unless the value is given", async () => {
 		const existing = `${workerConfigFiles.status}:ADMIN_TOKEN,WEBHOOK_SECRETS_KEY`;
 		const [refused, given] = await Promise.all([
