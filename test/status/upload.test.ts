@@ -201,16 +201,18 @@ describe("PUT /v1/images/{key}", () => {
 		expect(await jobsForKey(key)).toHaveLength(0);
 	});
 
-	for (const [label, body] of [
-		["text", "hello, not an image"],
-		["an empty body", ""],
-		["a PDF", "%PDF-1.7\n1 0 obj\n"],
+	const notAnImage = "The body is not a JPEG, PNG, WebP, GIF or BMP image";
+	for (const [label, body, message] of [
+		["text", "hello, not an image", notAnImage],
+		// What curl sends for a file it cannot read: the message says the body is empty.
+		["an empty body", "", "The body is empty (0 bytes)"],
+		["a PDF", "%PDF-1.7\n1 0 obj\n", notAnImage],
 	] as const) {
 		it(`415 for ${label}, sniffed from the bytes whatever the Content-Type says`, async () => {
 			const key = uniqueKey("fake.png");
 			const res = await call("PUT", `/v1/images/${key}`, { body, headers: { "content-type": "image/png" } });
 			expect(res.status).toBe(415);
-			expect((await errorOf(res)).code).toBe("unsupported_media_type");
+			expect(await errorOf(res)).toMatchObject({ code: "unsupported_media_type", message });
 			expect(await env.BUCKET.head(key)).toBeNull();
 			expect(await jobsForKey(key)).toHaveLength(0);
 		});

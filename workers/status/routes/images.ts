@@ -153,7 +153,13 @@ imageRoutes.openapi({ ...uploadRoute, path: "/v1/images/{key{[\\s\\S]+}}", hide:
 	const format = sniffFormat(peeked.head);
 	if (format === null) {
 		await peeked.body.cancel();
-		throw new ApiError(415, "unsupported_media_type", "The body is not a JPEG, PNG, WebP, GIF or BMP image");
+		// An empty body is most often a client that could not read its file (curl sends 0 bytes for a
+		// wrong @path, with a warning that -s hides): the message says so; the code is the contract's.
+		const message =
+			peeked.head.byteLength === 0
+				? "The body is empty (0 bytes)"
+				: "The body is not a JPEG, PNG, WebP, GIF or BMP image";
+		throw new ApiError(415, "unsupported_media_type", message);
 	}
 	const object = await putStreamed(c.env.BUCKET, key, peeked.body, length, {
 		httpMetadata: { contentType: MIME[format] },
