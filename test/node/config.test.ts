@@ -131,6 +131,31 @@ describe("model chain", () => {
 	});
 });
 
+describe("docs/configuration.md's bindings table", () => {
+	const table = readFileSync(path.join(root, "docs/configuration.md"), "utf8");
+	/** The table's row of a binding: its Workers column, or undefined without a row. */
+	const workersOf = (binding: string) =>
+		new RegExp(`^\\| \`${binding}\` \\|[^|]*\\|([^|]*)\\|`, "m").exec(table)?.[1] ?? undefined;
+
+	it.each(Object.entries(workerConfigFiles))(
+		"names every binding of the %s Worker, with that Worker",
+		(worker, file) => {
+			const config = readWorkerConfig(file);
+			const bindings = [
+				...config.r2_buckets.map((b) => b.binding),
+				...config.d1_databases.map((d) => d.binding),
+				...(config.queues.producers ?? []).map((p) => p.binding),
+				...config.durable_objects.bindings.map((d) => d.name),
+				...(config.images ? [config.images.binding] : []),
+				...(config.ai ? [config.ai.binding] : []),
+			];
+			expect(bindings.length).toBeGreaterThanOrEqual(3);
+			const missing = bindings.filter((binding) => !workersOf(binding)?.includes(worker));
+			expect(missing).toEqual([]);
+		},
+	);
+});
+
 describe("npm run deploy's view of the configs", () => {
 	// The deploy script reads each config as written, without wrangler: the Worker, secret, bucket
 	// and queue names it finds there must be the ones wrangler resolves and deploys.
