@@ -306,6 +306,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/exports/captions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download the current captions of a prefix
+         * @description Streamed in key order, read 500 captions at a time. `jsonl`: one Caption JSON per line. `csv`: RFC 4180 with a header row (key, etag, text, source, job_id, model, prompt, versions, updated_at). `hf`: a Hugging Face `imagefolder` `metadata.jsonl` (`file_name` relative to the folder of the prefix, `text`). A scoped key's export covers its prefix; a prefix outside it is 404.
+         */
+        get: operations["exportCaptions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/captions/{key}": {
         parameters: {
             query?: never;
@@ -320,26 +340,6 @@ export interface paths {
          * @description Adds a version with `source: human`, `job_id` and `model` null, and makes it current: it stays current until a re-caption batch with `overwrite_human` captions the object. Sends `caption.updated` to subscriptions that list it. 404 when the object is not in the bucket.
          */
         put: operations["putCaption"];
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/exports/captions": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Download the current captions of a prefix
-         * @description Streamed in key order, read 500 captions at a time. `jsonl`: one Caption JSON per line. `csv`: RFC 4180 with a header row (key, etag, text, source, job_id, model, prompt, versions, updated_at). `hf`: a Hugging Face `imagefolder` `metadata.jsonl` (`file_name` relative to the folder of the prefix, `text`). A scoped key's export covers its prefix; a prefix outside it is 404.
-         */
-        get: operations["exportCaptions"];
-        put?: never;
         post?: never;
         delete?: never;
         options?: never;
@@ -2841,6 +2841,69 @@ export interface operations {
             };
         };
     };
+    exportCaptions: {
+        parameters: {
+            query?: {
+                /** @description Object-key prefix, e.g. `photos/`. */
+                prefix?: string;
+                format?: "jsonl" | "csv" | "hf";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file (Content-Disposition: attachment) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": string;
+                    "text/csv": string;
+                };
+            };
+            /** @description Invalid parameters; `details` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, wrong or revoked bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or outside the key's prefix) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     getCaption: {
         parameters: {
             query?: never;
@@ -2956,69 +3019,6 @@ export interface operations {
             };
             /** @description Body is not a supported image */
             415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
-            429: {
-                headers: {
-                    /** @description Seconds to wait before trying again. */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-        };
-    };
-    exportCaptions: {
-        parameters: {
-            query?: {
-                /** @description Object-key prefix, e.g. `photos/`. */
-                prefix?: string;
-                format?: "jsonl" | "csv" | "hf";
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description The file (Content-Disposition: attachment) */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/x-ndjson": string;
-                    "text/csv": string;
-                };
-            };
-            /** @description Invalid parameters; `details` names each field */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Missing, wrong or revoked bearer token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Not found (or outside the key's prefix) */
-            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -123,12 +123,15 @@ describe("caption versions", () => {
 		expect((await errorOf(res)).details).toEqual([expect.objectContaining({ field: "text", in: "body" })]);
 	});
 
-	it("the key is one path segment with %2F", async () => {
+	it("the key is one path segment with %2F, or its slashes as they are (as for images)", async () => {
 		const key = uniqueKey("deep/a/b/c.jpg");
 		await put(key);
-		expect((await call("PUT", `/v1/captions/${key}`, { json: { text: "x" } })).status).toBe(404);
 		expect((await putCaption(key, "Slashes in one segment.")).status).toBe(200);
 		expect((await getCaption(key)).text).toBe("Slashes in one segment.");
+		const raw = await call("PUT", `/v1/captions/${key}`, { json: { text: "Slashes as they are." } });
+		expect(raw.status).toBe(200);
+		expect((await parsed(await call("GET", `/v1/captions/${key}`), Caption)).text).toBe("Slashes as they are.");
+		expect((await call("GET", `/v1/captions/${uniqueKey("deep/none.jpg")}`)).status).toBe(404);
 	});
 });
 

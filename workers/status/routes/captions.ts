@@ -124,7 +124,8 @@ export const captionRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
 		const next = page.nextAfter === null ? null : keyOrderCursor.encode(page.nextAfter);
 		return c.json({ data: page.rows.map(toCaption), next_cursor: next }, 200);
 	})
-	.openapi(getCaptionRoute, async (c) => {
+	// As for images: the routing pattern lets keys contain unencoded slashes; the documented path is `{key}`.
+	.openapi({ ...getCaptionRoute, path: "/v1/captions/{key{[\\s\\S]+}}", hide: true }, async (c) => {
 		const { key } = c.req.valid("param");
 		if (!inScope(c.get("principal"), key)) throw notFound(`Caption of ${key}`);
 		const bucket = readSettings(c.env).BUCKET_NAME;
@@ -135,7 +136,7 @@ export const captionRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
 		if (!current) throw notFound(`Caption of ${key}`);
 		return c.json({ ...toCaption(current), history: history.map(toCaptionVersion) }, 200);
 	})
-	.openapi(putCaptionRoute, async (c) => {
+	.openapi({ ...putCaptionRoute, path: "/v1/captions/{key{[\\s\\S]+}}", hide: true }, async (c) => {
 		const { key } = c.req.valid("param");
 		const { text } = c.req.valid("json");
 		if (!inScope(c.get("principal"), key)) throw notFound(`Object ${key}`);
@@ -167,3 +168,5 @@ export const captionRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
 		const stream = captionExportStream(c.env.DB, readSettings(c.env).BUCKET_NAME, prefix, q.format);
 		return new Response(stream, { status: 200, headers: captionExportHeaders(q.format) });
 	});
+captionRoutes.openAPIRegistry.registerPath(getCaptionRoute);
+captionRoutes.openAPIRegistry.registerPath(putCaptionRoute);
