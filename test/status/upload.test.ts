@@ -277,6 +277,27 @@ describe("PUT /v1/images/{key}", () => {
 		expect(await pollJob(second.id)).toMatchObject({ status: "succeeded", prompt: "How many cats?" });
 	});
 
+	it("400 naming key for a path that is not valid percent-encoding, on every route with {key}; nothing is stored", async () => {
+		const prefix = uniqueKey("encoding");
+		for (const bad of [`${prefix}%2F%C3.png`, `${prefix}%2F%ZZ.png`, `${prefix}%E2%82.png`]) {
+			const upload = await call("PUT", `/v1/images/${bad}`, { body: await fixture("small.png") });
+			expect(upload.status, bad).toBe(400);
+			expect(await invalidFields(upload)).toEqual(["key"]);
+			for (const [method, path] of [
+				["GET", `/v1/images/${bad}`],
+				["GET", `/v1/captions/${bad}`],
+			] as const) {
+				const res = await call(method, path);
+				expect(res.status, `${method} ${path}`).toBe(400);
+				expect(await invalidFields(res)).toEqual(["key"]);
+			}
+		}
+		expect((await env.BUCKET.list({ prefix })).objects).toEqual([]);
+		// A literal % is %25, and decodes as usual.
+		const literal = await uploadViaApi(`${prefix}/100%25.png`, await fixture("small.png"));
+		expect(literal.key).toBe(`${prefix}/100%.png`);
+	});
+
 	const longKey = `${"é".repeat(512)}.png`; // 512 characters, 1,028 UTF-8 bytes
 	for (const [label, key] of [
 		["a .. segment", "albums/../secret.png"],

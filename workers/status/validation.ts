@@ -48,6 +48,21 @@ export const ObjectKey = z
 	.meta({ example: "photos/cat.jpg" });
 
 /**
+ * A 400 naming `key` when the request's path is not valid percent-encoding (`%C3` alone, `%ZZ`): the
+ * router leaves such escapes undecoded, and the key would be stored with them as text (`%2F%C3`
+ * not a slash). A literal `%` in a key is sent as `%25`.
+ */
+export function requireDecodableKeyPath(url: string): void {
+	try {
+		decodeURIComponent(new URL(url).pathname);
+	} catch {
+		throw invalidParams([
+			{ field: "key", in: "path", message: "Not valid percent-encoding: UTF-8 bytes as %XX, a literal % as %25" },
+		]);
+	}
+}
+
+/**
  * The URL as it will be called, or a 400 `unsafe_url` naming the field: production allows only
  * https to public hosts; local development (DEPLOY_MODE "local") also loopback over http.
  */

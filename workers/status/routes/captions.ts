@@ -20,7 +20,7 @@ import { captionHistory, effectivePrefix, getCurrentCaption, listCaptions, write
 import { keyOrderCursor } from "../keyset-cursor";
 import { authenticated, errors, json } from "../responses";
 import { readSettings } from "../settings";
-import { ObjectKey, validationHook } from "../validation";
+import { ObjectKey, requireDecodableKeyPath, validationHook } from "../validation";
 
 /** The longest caption a person may write (a model's caption is far shorter). */
 export const MAX_CAPTION_CHARS = 10_000;
@@ -126,6 +126,7 @@ export const captionRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
 	})
 	// As for images: the routing pattern lets keys contain unencoded slashes; the documented path is `{key}`.
 	.openapi({ ...getCaptionRoute, path: "/v1/captions/{key{[\\s\\S]+}}", hide: true }, async (c) => {
+		requireDecodableKeyPath(c.req.url);
 		const { key } = c.req.valid("param");
 		if (!inScope(c.get("principal"), key)) throw notFound(`Caption of ${key}`);
 		const bucket = readSettings(c.env).BUCKET_NAME;
@@ -137,6 +138,7 @@ export const captionRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
 		return c.json({ ...toCaption(current), history: history.map(toCaptionVersion) }, 200);
 	})
 	.openapi({ ...putCaptionRoute, path: "/v1/captions/{key{[\\s\\S]+}}", hide: true }, async (c) => {
+		requireDecodableKeyPath(c.req.url);
 		const { key } = c.req.valid("param");
 		const { text } = c.req.valid("json");
 		if (!inScope(c.get("principal"), key)) throw notFound(`Object ${key}`);

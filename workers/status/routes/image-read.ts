@@ -14,7 +14,7 @@ import { ApiError, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
 import { inScope } from "../auth/authorisation";
 import { authenticated, errors } from "../responses";
-import { ObjectKey, validationHook } from "../validation";
+import { ObjectKey, requireDecodableKeyPath, validationHook } from "../validation";
 
 const IMAGE_TYPES = new Set<string>(Object.values(MIME));
 
@@ -92,6 +92,7 @@ const imageReadRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
 
 // As for the upload: the routing pattern lets keys contain slashes; the documented path is `{key}`.
 imageReadRoutes.openapi({ ...getImageRoute, path: "/v1/images/{key{.+}}", hide: true }, async (c) => {
+	requireDecodableKeyPath(c.req.url);
 	const { key } = c.req.valid("param");
 	const { width } = c.req.valid("query");
 	if (!inScope(c.get("principal"), key)) throw notFound(`Object ${key}`);

@@ -23,7 +23,7 @@ import { type OutputColumns, outputColumns, outputHeaderFields } from "../output
 import { requireJobCapacity } from "../quotas";
 import { authenticated, errors } from "../responses";
 import { readSettings } from "../settings";
-import { ObjectKey, requireSafeWebhookUrl, validationHook } from "../validation";
+import { ObjectKey, requireDecodableKeyPath, requireSafeWebhookUrl, validationHook } from "../validation";
 
 const UploadHeaders = z.object({
 	"X-Caption-Prompt": Prompt.optional().meta({ description: "Stored as custom metadata `prompt`." }),
@@ -130,6 +130,7 @@ const imageRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
 // control characters, which Hono has decoded by then, so that validation refuses them with a 400)
 // while the documented path stays `/v1/images/{key}` (registered below with the same request schemas).
 imageRoutes.openapi({ ...uploadRoute, path: "/v1/images/{key{[\\s\\S]+}}", hide: true }, async (c) => {
+	requireDecodableKeyPath(c.req.url);
 	const { key } = c.req.valid("param");
 	const headers = c.req.valid("header");
 	const settings = readSettings(c.env);
