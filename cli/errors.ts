@@ -67,6 +67,14 @@ export function describe(err: unknown, apiUrl: string): Described {
 				return { code: err.code, status: err.status, message: `the API answered ${answer}` };
 		}
 	}
+	// openapi-fetch parses a success as JSON: a page served at that URL (a web server, a single-page
+	// app answering every path) fails there, before any status is looked at.
+	if (err instanceof SyntaxError) {
+		return {
+			code: "not_json",
+			message: `${apiUrl} answered with something that is not JSON, not the r2-captions API: check --api-url / R2C_API_URL`,
+		};
+	}
 	const cause = networkCause(err);
 	if (cause !== null) {
 		return {
@@ -89,5 +97,6 @@ export function isFatal(err: unknown): boolean {
 	// Another server at the URL answers every request so; a proxy's 5xx may be passing.
 	if (err instanceof ApiError && err.foreign !== null) return err.status < 500;
 	if (err instanceof ApiError) return err.status === 401 || err.status === 403;
+	if (err instanceof SyntaxError) return true;
 	return networkCause(err) !== null;
 }

@@ -40,6 +40,8 @@ async function plainServer(): Promise<{ origin: string; paths: string[] }> {
 	const server = createServer((req, res) => {
 		paths.push(new URL(req.url ?? "/", "http://x").pathname);
 		if (req.url?.startsWith("/empty/")) return res.writeHead(204).end();
+		// A single-page app's server: every path is its page, with 200.
+		if (req.url?.startsWith("/app/")) return res.writeHead(200, { "Content-Type": "text/html" }).end("<!DOCTYPE html>");
 		res.writeHead(404, { "Content-Type": "text/html; charset=utf-8" });
 		res.end("<!DOCTYPE HTML>\n<html><head><title>Error response</title></head><body><h1>404</h1></body></html>\n");
 	});
@@ -136,6 +138,12 @@ describe.concurrent("r2c without a server", () => {
 			code: 1,
 			stdout: "",
 			stderr: `r2c: ${server.origin} answered 404 (text/html), not the r2-captions API: check --api-url / R2C_API_URL\n`,
+		});
+		const page = await r2c(["jobs", "list", "--api-url", `${server.origin}/app`], env);
+		expect(page).toEqual({
+			code: 1,
+			stdout: "",
+			stderr: `r2c: ${server.origin}/app answered with something that is not JSON, not the r2-captions API: check --api-url / R2C_API_URL\n`,
 		});
 		const empty = await r2c(["jobs", "list", "--api-url", `${server.origin}/empty`], env);
 		expect(empty).toEqual({
