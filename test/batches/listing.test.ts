@@ -104,6 +104,20 @@ describe("a prefix batch", () => {
 		expect(emulator.callsTo()).toBe(13);
 	});
 
+	it("leaves out the prefix's sidecars (.txt, .json): no job, not in the counts or the plan", async () => {
+		const prefix = uniqueKey("with-sidecars/");
+		await putObjects([`${prefix}a.jpg`, `${prefix}b.jpg`]);
+		await env.BUCKET.put(`${prefix}a.txt`, "A caption written back beside its image.");
+		await env.BUCKET.put(`${prefix}b.JSON`, '{"caption": "someone else\'s sidecar"}');
+		const calls = emulator.callsTo();
+		const plan = await waitForBatch((await createBatch({ prefix, dry_run: true })).id, (b) => b.status === "planned");
+		expect(plan.counts.total).toBe(2);
+		const done = await waitForBatch((await createBatch({ prefix })).id, settled);
+		expect(done).toMatchObject({ status: "completed", counts: { total: 2, succeeded: 2, failed: 0 } });
+		expect(emulator.callsTo() - calls).toBe(2);
+		expect((await jobsOfBatch(done.id)).map((j) => j.key).sort()).toEqual([`${prefix}a.jpg`, `${prefix}b.jpg`]);
+	});
+
 	it("an empty prefix completes at once with zero counts", async () => {
 		const done = await waitForBatch((await createBatch({ prefix: uniqueKey("nothing-here/") })).id, settled);
 		expect(done).toMatchObject({ status: "completed", counts: { total: 0, succeeded: 0 } });

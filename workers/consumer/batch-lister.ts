@@ -23,6 +23,7 @@ import { notifyEventHub } from "../../shared/events/notify";
 import { countJobsInFlight } from "../../shared/jobs/in-flight";
 import { effectivePrompt } from "../../shared/jobs/options";
 import { errorMessage, log } from "../../shared/log";
+import { isSidecarLike } from "../../shared/outputs/sidecar";
 import { BatchPageMessage, batchPage } from "../../shared/queue/batch-listing";
 import type { CaptionRequest } from "../../shared/queue/caption-jobs";
 import { mapConcurrent } from "../../shared/queue/concurrency";
@@ -64,7 +65,11 @@ async function listPage(
 			...(prompts && batch.prompt === null ? { include: ["customMetadata" as const] } : {}),
 		});
 		return {
-			objects: listed.objects.map((o) => ({ key: o.key, etag: o.etag, size: o.size, ...promptOf(o.customMetadata) })),
+			// Sidecars (`.txt`, `.json`: a write-back's, or anyone's) are not images: a prefix's batch leaves
+			// them out, as a notification of one makes no job (echoes.ts).
+			objects: listed.objects
+				.filter((o) => !isSidecarLike(o.key))
+				.map((o) => ({ key: o.key, etag: o.etag, size: o.size, ...promptOf(o.customMetadata) })),
 			missing: [],
 			nextCursor: listed.truncated ? listed.cursor : null,
 		};
