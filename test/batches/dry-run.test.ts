@@ -45,6 +45,26 @@ describe("dry_run", () => {
 		expect((await errorOf(again)).code).toBe("batch_not_planned");
 	});
 
+	it("a cancelled plan settles with counts that add up (all 0: it made no job), its estimate kept", async () => {
+		const prefix = uniqueKey("dry-run-cancel/");
+		await putObjects(["a.jpg", "b.jpg", "c.jpg"].map((k) => `${prefix}${k}`));
+		const created = await createBatch({ prefix, dry_run: true });
+		const planned = await waitForBatch(created.id, (b) => b.status === "planned");
+		expect(planned.counts.total).toBe(3);
+		const res = await call("POST", `/v1/batches/${created.id}/cancel`);
+		expect(res.status).toBe(200);
+		const cancelled = await parsed(res, Batch);
+		expect(cancelled).toMatchObject({
+			status: "cancelled",
+			completed_at: expect.any(String),
+			estimate: planned.estimate,
+		});
+		const { total, ...rest } = cancelled.counts;
+		expect(total).toBe(Object.values(rest).reduce((a, b) => a + b, 0));
+		expect(total).toBe(0);
+		expect(await jobsOfBatch(created.id)).toEqual([]);
+	});
+
 	it("start re-checks the skip rules: an object captioned meanwhile is skipped", async () => {
 		const prefix = uniqueKey("dry-run-recheck/");
 		const keys = ["a.jpg", "b.jpg"].map((k) => `${prefix}${k}`);

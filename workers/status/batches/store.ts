@@ -193,10 +193,15 @@ export async function cancelBatch(
 	const eventId = newEventId(now);
 	const results = await db.batch([
 		// The counts move first: queued equals the batch's queued jobs at this point of the transaction.
+		// A plan (a dry run, listed or listing) made no job: its counts were what it would do, and a
+		// cancelled plan ends with none, so that total is their sum (its estimate stays).
 		db
 			.prepare(
 				`UPDATE batches SET status = 'cancelled', cancelled = cancelled + queued, queued = 0, unsent = NULL,
-					unsent_page = NULL, updated_at = ?2
+					unsent_page = NULL, updated_at = ?2,
+					total = CASE WHEN dry_run = 1 THEN 0 ELSE total END,
+					skipped = CASE WHEN dry_run = 1 THEN 0 ELSE skipped END,
+					missing = CASE WHEN dry_run = 1 THEN 0 ELSE missing END
 				WHERE id = ?1 AND status IN ('planned', 'listing', 'running')`,
 			)
 			.bind(id, now),
