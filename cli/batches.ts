@@ -55,6 +55,17 @@ const batchOfEvent = (event: StreamEvent): Batch | null =>
  * Follows the batch on the event stream: a batch event carries the batch, a job's event has it read
  * again (at most once a second). Without a stream (it could not be opened) it polls every 2 s.
  */
+/** What the progress line shows of a batch. */
+function progressOf(batch: Batch) {
+	const c = batch.counts;
+	return {
+		total: c.total,
+		done: c.succeeded + c.failed + c.skipped + c.missing + c.cancelled,
+		counts: { captioned: c.succeeded, failed: c.failed, skipped: c.skipped },
+		etaSeconds: batch.eta_seconds,
+	};
+}
+
 async function waitForBatch(ctx: Context, first: Batch): Promise<Batch> {
 	const report = reporter(ctx.json);
 	const id = first.id;
@@ -73,13 +84,7 @@ async function waitForBatch(ctx: Context, first: Batch): Promise<Batch> {
 		// Read once the stream is open: what happened before is in this answer, what follows comes as events.
 		batch = await ok(ctx.api.GET("/v1/batches/{id}", { params: { path: { id } } }));
 		while (!isFinished(batch.status)) {
-			const c = batch.counts;
-			report.update({
-				total: c.total,
-				done: c.succeeded + c.failed + c.skipped + c.missing + c.cancelled,
-				counts: { captioned: c.succeeded, failed: c.failed, skipped: c.skipped },
-				etaSeconds: batch.eta_seconds,
-			});
+			report.update(progressOf(batch));
 			const streaming = live && events.state.error === null;
 			const woken = new Promise<void>((resolve) => {
 				wake = resolve;
@@ -91,6 +96,8 @@ async function waitForBatch(ctx: Context, first: Batch): Promise<Batch> {
 			pushed = null;
 			batch = next ?? (await ok(ctx.api.GET("/v1/batches/{id}", { params: { path: { id } } })));
 		}
+		// The last line (or frame) shows the end, not the last state seen while it ran.
+		report.update(progressOf(batch));
 	} finally {
 		report.stop();
 		await events.stop();

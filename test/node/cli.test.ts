@@ -307,6 +307,11 @@ describe("r2c batch and export", () => {
 			skipped: 1,
 			missing: 0,
 		});
+		// Without --json (and no terminal): progress lines on stderr, the last one the batch's end.
+		const plain = await r2c(["batch", "create", "--prefix", `${P}batchset/`, "--prompt", prompt, "--wait"], env());
+		expect(plain.code, plain.stderr).toBe(0);
+		const progress = plain.stderr.split("\n").filter((l) => l.startsWith("progress: "));
+		expect(progress.at(-1)).toMatch(/^progress: 3\/3 /);
 
 		const list = await r2c(["batch", "list", "--json"], env());
 		expect(list.code, list.stderr).toBe(0);
