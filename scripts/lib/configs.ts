@@ -208,6 +208,31 @@ export interface LocalOptions {
 	noWatch?: boolean;
 }
 
+/**
+ * The vars that equal their queues' `max_retries` (the last delivery ends the job or the delivery as
+ * `retries_exhausted`; config.test.ts checks the production values agree): a local `--var` of one
+ * sets those queues' `max_retries` too, or a delivery beyond the queue's would be dead-lettered.
+ */
+const RETRY_VARS: Record<string, string[]> = {
+	CAPTION_MAX_RETRIES: ["caption-jobs", "caption-batch-jobs"],
+	WEBHOOK_MAX_RETRIES: ["webhook-deliveries"],
+};
+
+/** `config`'s queue consumers with `max_retries` from the RETRY_VARS given in `vars`. */
+function retriesFromVars(config: RawConfig, vars: Record<string, string>): RawConfig["queues"] {
+	const queues = config.queues;
+	if (queues?.consumers === undefined) return queues;
+	const retries = new Map<string, number>();
+	for (const [name, names] of Object.entries(RETRY_VARS)) {
+		const value = Number(vars[name]);
+		if (name in vars && Number.isInteger(value) && value >= 0) for (const queue of names) retries.set(queue, value);
+	}
+	return {
+		...queues,
+		consumers: queues.consumers.map((c) => ({ ...c, max_retries: retries.get(c.queue) ?? c.max_retries })),
+	};
+}
+
 /** A Worker's production config with the local overrides applied. */
 export function localConfig(name: WorkerName, options: LocalOptions = {}): RawConfig {
 	const { ai, ...production } = readConfig(workerConfigFiles[name]);
@@ -217,6 +242,7 @@ export function localConfig(name: WorkerName, options: LocalOptions = {}): RawCo
 	if (ai && options.remoteAi) config.ai = { ...ai, remote: true };
 	else if (ai) Object.assign(vars, EMULATOR_VARS);
 	for (const [key, value] of Object.entries(options.vars ?? {})) if (key in vars) vars[key] = value;
+	config.queues = retriesFromVars(config, options.vars ?? {});
 	if (name === "status") config.services = localServices();
 	return config;
 }

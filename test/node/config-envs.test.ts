@@ -9,6 +9,7 @@
 import { readdirSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { z } from "zod";
 import {
 	productionConfigs,
 	readConfig,
@@ -175,6 +176,31 @@ describe("generated configs differ from production only by the listed overrides"
 		expect(() => writeLocalConfigs({ vars: { EMULATOR_GONE_MODEL: "x" } })).toThrow(
 			/no Worker has the var EMULATOR_GONE_MODEL/,
 		);
+	});
+
+	it("--var CAPTION_MAX_RETRIES or WEBHOOK_MAX_RETRIES sets its queues' max_retries too", () => {
+		const retries = (config: Record<string, unknown> | undefined) =>
+			Object.fromEntries(
+				z
+					.object({
+						queues: z.object({ consumers: z.array(z.object({ queue: z.string(), max_retries: z.number() })) }),
+					})
+					.parse(config)
+					.queues.consumers.map((c) => [c.queue, c.max_retries]),
+			);
+		const [, plainConsumer, plainWebhooks] = writeLocalConfigs().map(readResolvedConfig);
+		const [, consumer, webhooks] = writeLocalConfigs({
+			vars: { CAPTION_MAX_RETRIES: "8", WEBHOOK_MAX_RETRIES: "4" },
+		}).map(readResolvedConfig);
+		expect(retries(consumer)).toEqual({
+			...retries(plainConsumer),
+			"caption-jobs": 8,
+			"caption-batch-jobs": 8,
+		});
+		expect(retries(webhooks)).toEqual({ ...retries(plainWebhooks), "webhook-deliveries": 4 });
+		expect(consumer?.vars).toMatchObject({ CAPTION_MAX_RETRIES: "8" });
+		// Unchanged without them: the production values.
+		expect(retries(plainConsumer)["caption-jobs"]).toBe(5);
 	});
 });
 
