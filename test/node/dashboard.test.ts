@@ -2,7 +2,7 @@
  * The dashboard in a real browser (headless Chromium) against the local stack: sign-in (a wrong
  * token refused), two images uploaded through the file input and captioned before our eyes, one
  * uploaded for German tags written back as a sidecar (its job page lists the tags and the
- * write-back), the live job list, a job page, an object's caption history with a caption written by
+ * write-back), the live job list (no preview asked of a damaged image's failed job), a job page, an object's caption history with a caption written by
  * hand, a webhook delivery sent again, the stats charts, a prefix batch followed to 100 %, a dry-run
  * batch planned and started, and a scoped key that sees only its prefix. Set-up and checks go through
  * the typed client (client/). With SCREENSHOTS=1 every page is saved as a screenshot in
@@ -21,7 +21,7 @@ import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import type { HTTPRequest, Page } from "puppeteer-core";
+import type { ConsoleMessage, HTTPRequest, HTTPResponse, Page } from "puppeteer-core";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createR2cClient, type Job, listAllJobs, ok, type R2cClient, uploadImage } from "../../client/index.ts";
@@ -410,6 +410,84 @@ describe("the dashboard", () => {
 		await page.waitForSelector("tr[data-job-id]");
 		await screenshot(page, "dashboard-04-jobs");
 		expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+	});
+
+	it("asks no preview of a job whose object is no readable image, and shows a preview that does not decode as none", async () => {
+		// Outside the prefix the later steps count: a damaged GIF (its header only) and a good image.
+		const damagedPrefix = `dashboard-${run}-damaged/`;
+		const damagedKey = `${damagedPrefix}header-only.gif`;
+		const spoiltKey = `${damagedPrefix}shapes-on-white.png`;
+		// Away from the jobs list while the jobs run: a row drawn before its job failed would ask for a preview.
+		await open("upload");
+		const damaged = await uploadImage(api, damagedKey, new Blob(["GIF89a"]));
+		const spoilt = await uploadImage(api, spoiltKey, new Blob([await readFile(sample("shapes-on-white.png"))]));
+		const finished = (id: string) =>
+			until(`job ${id} to finish`, 60_000, async () => {
+				const job = await ok(api.GET("/v1/jobs/{id}", { params: { path: { id } } }));
+				return job.status === "succeeded" || job.status === "failed" ? job : undefined;
+			});
+		expect((await finished(damaged.id)).error?.code).toBe("invalid_image");
+		expect((await finished(spoilt.id)).status).toBe("succeeded");
+
+		// What the page asks for these objects' images, and any answer, failure or console error on the way.
+		const asked: string[] = [];
+		const problems: string[] = [];
+		const imagePath = (url: string) => decodeURIComponent(new URL(url).pathname);
+		const ours = (url: string) => imagePath(url).startsWith(`/v1/images/${damagedPrefix}`);
+		const onRequest = (request: HTTPRequest) => {
+			const wanted = imagePath(request.url());
+			if (ours(request.url())) asked.push(wanted);
+			// The good image's preview answered with bytes that do not decode, as a damaged original
+			// sent in place of a preview would be.
+			if (wanted === `/v1/images/${spoiltKey}`) {
+				void request.respond({ status: 200, contentType: "image/webp", body: "GIF89a" });
+			} else void request.continue();
+		};
+		const onResponse = (response: HTTPResponse) => {
+			if (ours(response.url()) && response.status() >= 400) {
+				problems.push(`${response.status()} ${imagePath(response.url())}`);
+			}
+		};
+		const onFailed = (request: HTTPRequest) => {
+			if (ours(request.url())) problems.push(`failed ${imagePath(request.url())}`);
+		};
+		const onConsole = (message: ConsoleMessage) => {
+			if (message.type() === "error") problems.push(`console: ${message.text()}`);
+		};
+		await page.setRequestInterception(true);
+		page.on("request", onRequest);
+		page.on("response", onResponse);
+		page.on("requestfailed", onFailed);
+		page.on("console", onConsole);
+		try {
+			await showJobsUnder(damagedPrefix);
+			await waitInPage(
+				"both rows to show no preview",
+				(ids) =>
+					ids
+						.split(" ")
+						.every((id) => document.querySelector(`tr[data-job-id="${id}"] .thumb-cell .no-image`) !== null),
+				15_000,
+				`${damaged.id} ${spoilt.id}`,
+			);
+			await screenshot(page, "dashboard-04b-no-preview");
+		} finally {
+			page.off("request", onRequest);
+			page.off("response", onResponse);
+			page.off("requestfailed", onFailed);
+			page.off("console", onConsole);
+			await page.setRequestInterception(false);
+		}
+		// The damaged object's preview was never asked for; the other one's was, once.
+		expect(asked).toEqual([`/v1/images/${spoiltKey}`]);
+		expect(problems).toEqual([]);
+		const cells = await page.$$eval("tr[data-job-id] .thumb-cell", (tds) =>
+			tds.map((td) => ({ text: td.textContent, images: td.querySelectorAll("img").length })),
+		);
+		expect(cells).toEqual([
+			{ text: "no preview", images: 0 },
+			{ text: "no preview", images: 0 },
+		]);
 	});
 
 	it("gets a finished job from the event stream within 2 s of its success, without fetching the list", async () => {
@@ -897,8 +975,9 @@ describe("the dashboard", () => {
 	it("ran without a script error or a Content-Security-Policy violation", () => {
 		// The 401 of the wrong token and the 404 of the other prefix's job are the API's answers, not errors of the page.
 		// So is a 415 for the thumbnail of another file's object that no preview can be made of (cli.test.ts's
-		// truncated JPEG), which the lists of every file's jobs (the admin's first page) may show; never
-		// one for this file's objects, or for anything but a preview.
+		// truncated JPEG, before its job has failed: a failed one is not asked for), which the lists of every
+		// file's jobs (the admin's first page) may show; never one for this file's objects, or for anything
+		// but a preview.
 		const theirs = unpreviewable.filter(
 			(p) => p.startsWith("/v1/images/") && !p.startsWith(`/v1/images/dashboard-${run}`),
 		);

@@ -5,6 +5,8 @@
  * Previews (`?width=`) are small WebP files made by the API; an image the API cannot preview
  * (a BMP, say) is shown from the original when that is small. Blob URLs are cached per object
  * version and width (the most recent few hundred), and at most a few downloads run at once.
+ * A job that failed because its object is no image the API can read is shown no preview at all:
+ * asking would only earn a 404 or a 415 (each logged by the browser as a failed resource).
  */
 import { h } from "./dom.js";
 
@@ -13,6 +15,20 @@ import { h } from "./dom.js";
 const MAX_CACHED = 300;
 const MAX_PARALLEL = 4;
 const ORIGINAL_FALLBACK_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The job error codes (docs/errors.md) that mean the object is gone or not an image the Images
+ * binding can read, so no preview of it can be made: deleted or overwritten, empty, not an image
+ * type, damaged, or over the binding's limits (an `image_too_large` that only the model refused
+ * could be previewed, but the code does not tell it apart, and it is rare).
+ */
+const NO_IMAGE_ERRORS = new Set([
+	"object_not_found",
+	"empty_object",
+	"unsupported_media_type",
+	"invalid_image",
+	"image_too_large",
+]);
 
 /** @type {Map<string, Promise<string | null>>} */
 const cache = new Map();
@@ -103,17 +119,29 @@ export function clearImages() {
 }
 
 /**
- * An `<img>` that fills in once its image arrives, or says there is no preview.
+ * An `<img>` that fills in once its image arrives, or says there is no preview. A job's object
+ * whose error says it is no readable image is not asked for.
  * @param {Api} api
- * @param {{ key: string, etag: string, size: number | null }} object
+ * @param {{ key: string, etag: string, size: number | null, error?: { code: string } | null }} object
  * @param {{ width: number, alt: string, className: string }} options
  */
 export function authImage(api, object, options) {
-	const img = h("img", { alt: options.alt, class: options.className, decoding: "async" });
+	const noPreview = () => h("span", { class: "no-image" }, "no preview");
+	if (object.error && NO_IMAGE_ERRORS.has(object.error.code)) {
+		return h("span", { class: `image-frame ${options.className}-frame` }, noPreview());
+	}
+	// Bytes that came but do not decode (an unpreviewable object's original, sent in place of its
+	// preview, that is damaged) would show the browser's broken-image icon.
+	const img = h("img", {
+		alt: options.alt,
+		class: options.className,
+		decoding: "async",
+		onerror: () => frame.replaceChildren(noPreview()),
+	});
 	const frame = h("span", { class: `image-frame ${options.className}-frame` }, img);
 	void imageUrl(api, object, options.width * (window.devicePixelRatio > 1 ? 2 : 1)).then((url) => {
 		if (url) img.src = url;
-		else frame.replaceChildren(h("span", { class: "no-image" }, "no preview"));
+		else frame.replaceChildren(noPreview());
 	});
 	return frame;
 }
