@@ -27,23 +27,44 @@ const WIDTH = 640;
 const HEIGHT = 220;
 const PAD = { top: 12, right: 12, bottom: 28, left: 56 };
 
-/** A round maximum for the y axis (1, 2 or 5 × 10^n) at or above `max`. @param {number} max */
-function niceMax(max) {
-	if (max <= 0) return 1;
-	const magnitude = 10 ** Math.floor(Math.log10(max));
-	const step = [1, 2, 5, 10].find((m) => m * magnitude >= max) ?? 10;
-	return step * magnitude;
+/** The smallest round step (1, 2 or 5 × 10^n) at or above `wanted`. @param {number} wanted */
+function niceStep(wanted) {
+	const magnitude = 10 ** Math.floor(Math.log10(wanted));
+	return ([1, 2, 5, 10].find((m) => m * magnitude >= wanted) ?? 10) * magnitude;
+}
+
+/**
+ * The y axis's ticks: 0, a round step and twice that step, the top at or above `max`. The labels
+ * are `format`'s, which rounds (to whole milliseconds, to a tenth of a job per minute): a step finer
+ * than that would label two ticks alike (0.5 ms and 1 ms both "1 ms"), so the step grows until the
+ * three labels differ. A round step that format can show is a multiple of what it rounds to, so no
+ * tick is labelled with another value either.
+ * @param {number} max  the largest value drawn (0 when there is none)
+ * @param {(value: number) => string} format
+ * @returns {number[]}
+ */
+export function yTicks(max, format) {
+	let step = niceStep(max > 0 ? max / 2 : 0.5);
+	let ticks = [0, step, 2 * step];
+	// A few rounds at most: a format that says the same of every value would never give three labels.
+	for (let round = 0; round < 12 && new Set(ticks.map(format)).size < ticks.length; round++) {
+		step = niceStep(step * 1.5);
+		ticks = [0, step, 2 * step];
+	}
+	return ticks;
 }
 
 /**
  * @param {ChartInput} input
- * @param {number} top
+ * @param {number} max  the largest value drawn
  */
-function frame(input, top) {
+function frame(input, max) {
 	const plotW = WIDTH - PAD.left - PAD.right;
 	const plotH = HEIGHT - PAD.top - PAD.bottom;
+	const values = yTicks(max, input.format);
+	const top = values[values.length - 1] ?? 1;
 	const y = (/** @type {number} */ v) => PAD.top + plotH - (v / top) * plotH;
-	const ticks = [0, top / 2, top].map((v) =>
+	const ticks = values.map((v) =>
 		svg(
 			"g",
 			{ class: "tick" },
@@ -130,8 +151,7 @@ function figure(input, drawing) {
  */
 export function stackedBarChart(input) {
 	const totals = input.times.map((_, i) => input.series.reduce((sum, s) => sum + (s.values[i] ?? 0), 0));
-	const top = niceMax(Math.max(0, ...totals));
-	const { plotW, y, axes } = frame(input, top);
+	const { plotW, y, axes } = frame(input, Math.max(0, ...totals));
 	const slot = plotW / Math.max(1, input.times.length);
 	const barW = Math.max(1, slot * 0.8);
 	const bars = input.times.map((_, i) => {
@@ -159,8 +179,7 @@ export function stackedBarChart(input) {
  */
 export function lineChart(input) {
 	const all = input.series.flatMap((s) => s.values.filter((v) => v !== null));
-	const top = niceMax(Math.max(0, .../** @type {number[]} */ (all)));
-	const { plotW, y, axes } = frame(input, top);
+	const { plotW, y, axes } = frame(input, Math.max(0, .../** @type {number[]} */ (all)));
 	const n = Math.max(1, input.times.length);
 	const x = (/** @type {number} */ i) => PAD.left + ((i + 0.5) / n) * plotW;
 	const lines = input.series.map((s) => {
