@@ -32,7 +32,7 @@ beforeAll(async () => {
 	await putObjects([keys[0] as string, keys[2] as string]);
 	await putObjects([keys[1] as string], "small.png");
 	// Not an image: its job fails, and it is left out of the Hugging Face metadata.
-	await env.BUCKET.put(`${prefix}notes.txt`, "plain text, not an image");
+	await env.BUCKET.put(`${prefix}notes.md`, "plain text, not an image");
 	batch = await waitForBatch((await createBatch({ prefix, prompt: TRICKY_PROMPT })).id, settled);
 });
 
@@ -63,7 +63,7 @@ describe("GET /v1/batches/{id}/results", () => {
 			.trimEnd()
 			.split("\n")
 			.map((line) => Job.parse(JSON.parse(line)));
-		expect(lines.map((j) => j.key)).toEqual([...keys, `${prefix}notes.txt`]);
+		expect(lines.map((j) => j.key)).toEqual([...keys, `${prefix}notes.md`]);
 		const api = await jobsById();
 		for (const job of lines) expect(job).toEqual(api.get(job.id));
 		expect(lines.every((j) => j.batch_id === batch.id)).toBe(true);
@@ -131,7 +131,7 @@ describe("GET /v1/batches/{id}/results", () => {
 			[keys[0], batch.id],
 			[keys[1], batch.id],
 			[keys[2], batch.id],
-			[`${prefix}notes.txt`, again.id],
+			[`${prefix}notes.md`, again.id],
 		]);
 	});
 });

@@ -174,7 +174,7 @@ export const captionJob = (jobId: string) =>
 export async function queuedBatch(n: number, withText = false, prefix = uniqueKey("live/")) {
 	const keys = Array.from({ length: n }, (_, i) => `${prefix}${String(i).padStart(2, "0")}.jpg`);
 	await putObjects(keys);
-	if (withText) await env.BUCKET.put(`${prefix}notes.txt`, "plain text, not an image");
+	if (withText) await env.BUCKET.put(`${prefix}notes.md`, "plain text, not an image");
 	const batch = await unsentBatch(prefix);
 	const pages = Math.ceil((n + (withText ? 1 : 0)) / 3);
 	for (let page = 0; page < pages; page++) await deliverPage(batch.id, page, { holdCaptions: true });
