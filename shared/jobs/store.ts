@@ -3,6 +3,7 @@
  * A caption costs two writes: the claim (which also creates a notification job) and the finish.
  */
 
+import { z } from "zod";
 import { captionVersionOf } from "../captions/version-sql";
 import { batchRows, parseRow } from "../d1-rows";
 import { newJobId } from "../ids";
@@ -313,6 +314,25 @@ export async function getJobRow(db: D1Database, id: string): Promise<JobRow | nu
  * The notification job of an object version made with these options (`optionsKey`, see
  * shared/jobs/options.ts); without them, the version's newest notification job.
  */
+/**
+ * A job of an object version that is gone, made with caption options and still waiting for its
+ * notification (queued, or its lease over): the notification cannot read those options from the
+ * object any more, so it fails this job (`object_not_found`) rather than a job of its own. The
+ * oldest; null when there is none.
+ */
+export async function waitingOptionsJob(db: D1Database, n: ObjectVersion, now: number): Promise<string | null> {
+	const row = await db
+		.prepare(
+			`SELECT id FROM jobs WHERE key = ?2 AND bucket = ?1 AND etag = ?3 AND source = 'notification'
+				AND options_key <> '' AND (status = 'queued' OR (status = 'processing' AND lease_expires_at < ?4))
+			ORDER BY created_at LIMIT 1`,
+		)
+		.bind(n.bucket, n.key, n.etag, now)
+		.first()
+		.then(parseRow(z.object({ id: z.string() })));
+	return row?.id ?? null;
+}
+
 export async function getNotificationJobRow(
 	db: D1Database,
 	n: { bucket: string; key: string; etag: string; optionsKey?: string },

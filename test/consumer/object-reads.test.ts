@@ -5,6 +5,8 @@
  */
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
+import { optionsKey } from "../../shared/jobs/options";
+import { ensureNotificationJob } from "../../workers/status/jobs/create";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
 import { resetModels } from "../support/models";
 import { onlyJob, runConsumer } from "../support/queue";
@@ -46,6 +48,29 @@ describe("a notification's object", () => {
 		const { ids, result } = await runConsumer([notification], { env: { BUCKET: bucket } });
 		expect(result.explicitAcks).toEqual(ids);
 		expect(await onlyJob(key)).toMatchObject({ status: "failed", error_code: "object_not_found" });
+	});
+
+	it("uploaded with caption options, then replaced before its notification: the upload's job fails, no other is made", async () => {
+		const key = uniqueKey("replaced-options.jpg");
+		const metadata = { prompt: "Which animal is it?" };
+		const notification = await upload(key, await fixture("small.jpg"), metadata);
+		// The job PUT /v1/images made for that version and its options (workers/status/jobs/create.ts).
+		const { row } = await ensureNotificationJob(env.DB, {
+			bucket: "images",
+			key,
+			etag: notification.object.eTag ?? "",
+			size: notification.object.size ?? null,
+			contentType: "image/jpeg",
+			prompt: metadata.prompt,
+			maxTokens: null,
+			callbackUrl: null,
+			keyId: null,
+			optionsKey: await optionsKey(metadata),
+		});
+		await env.BUCKET.put(key, "not the notified version");
+		const { ids, result } = await runConsumer([notification]);
+		expect(result.explicitAcks).toEqual(ids);
+		expect(await onlyJob(key)).toMatchObject({ id: row.id, status: "failed", error_code: "object_not_found" });
 	});
 
 	it("is read while the batch's claim is written, not after: its bytes are in before the claim's answer", async () => {

@@ -15,6 +15,7 @@ import {
 	type JobResultFields,
 	type Lease,
 	releaseJob,
+	waitingOptionsJob,
 } from "../../shared/jobs/store";
 import { shareJobTexts } from "../../shared/jobs/texts";
 import { errorMessage, log } from "../../shared/log";
@@ -124,13 +125,14 @@ async function claimJob(message: Message<unknown>, ctx: BatchContext): Promise<C
 				// A small image is read while the batch's claims are gathered and written.
 				const ahead = body && readAhead(body, ctx.settings.MAX_OBJECT_BYTES);
 				const optionsKey = await notifiedOptionsKey(target.version, opened);
-				const ask: ClaimAsk = {
-					kind: "version",
-					version: target.version,
-					eventTime: target.eventTime,
-					lease,
-					optionsKey,
-				};
+				// The version is gone (replaced or deleted since): a job an upload made for it with caption
+				// options waits for this notification, which can no longer read them. That job is the one
+				// to fail (object_not_found), not a new one of no options.
+				const waiting = body === null ? await waitingOptionsJob(ctx.env.DB, target.version, lease.now) : null;
+				const ask: ClaimAsk =
+					waiting !== null
+						? { kind: "id", id: waiting, lease }
+						: { kind: "version", version: target.version, eventTime: target.eventTime, lease, optionsKey };
 				result = await claim(ctx, ask);
 				return claimed(message, result, false, body && { body, ahead });
 			} finally {
