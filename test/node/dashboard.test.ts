@@ -969,6 +969,11 @@ describe("the dashboard", () => {
 		await page.waitForSelector("#job-problem:not([hidden])");
 		expect(await textOf("#job-problem")).toContain(`There is no job ${outside.id}`);
 		await screenshot(page, "dashboard-10-scoped-job-elsewhere");
+		// An address that is not valid percent-encoding names no page (and throws nothing).
+		await page.evaluate(() => {
+			location.hash = "#/jobs/%E0";
+		});
+		await page.waitForFunction(() => document.querySelector("#view-title")?.textContent === "Not found");
 		expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
 	});
 

@@ -173,6 +173,19 @@ ui.signOut.addEventListener("click", () => {
 // ── Routing ─────────────────────────────────────────────────────────────────────────────────
 
 /**
+ * A segment of the address decoded, or null when it is not valid percent-encoding.
+ * @param {string} part
+ * @returns {string | null}
+ */
+function decodedSegment(part) {
+	try {
+		return decodeURIComponent(part);
+	} catch {
+		return null;
+	}
+}
+
+/**
  * Shows the view the hash names. `focus`: move focus to its heading (a navigation, not the first load).
  * @param {boolean} focus
  */
@@ -182,7 +195,9 @@ function route(focus) {
 	// Other fragments (the skip link's #main) are not routes: the view stays.
 	if (!hash.startsWith("#/")) return;
 	const [path = "", query = ""] = hash.slice(2).split("?");
-	const [section = "jobs", id] = path.split("/").map(decodeURIComponent);
+	// An address that is not valid percent-encoding (`#/jobs/%E0`) names no page: "Not found".
+	const parts = path.split("/").map(decodedSegment);
+	const [section = "jobs", id] = parts.every((p) => p !== null) ? /** @type {string[]} */ (parts) : ["not-found"];
 	current?.abort();
 	current = new AbortController();
 	banner.hidden = true;
