@@ -2671,6 +2671,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Body is not a supported image */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds */
             429: {
                 headers: {
@@ -2702,6 +2711,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Preset"];
+                };
+            };
+            /** @description Invalid parameters; `details` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description Missing, wrong or revoked bearer token */
@@ -2753,6 +2771,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Preset"];
+                };
+            };
+            /** @description Invalid parameters; `details` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description Missing, wrong or revoked bearer token */
@@ -2923,6 +2950,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CaptionWithHistory"];
+                };
+            };
+            /** @description Invalid parameters; `details` names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description Missing, wrong or revoked bearer token */

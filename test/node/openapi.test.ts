@@ -212,7 +212,11 @@ describe("OpenAPI document for client generators", () => {
 		expect(v1.length).toBeGreaterThan(10);
 		for (const { at, op } of v1) {
 			expect(op.responses["429"]?.headers?.["Retry-After"]?.schema, at).toEqual({ type: "integer", minimum: 1 });
-			if (op.requestBody?.content["application/json"]) expect(op.responses["413"], at).toBeDefined();
+			if (op.requestBody?.content["application/json"]) {
+				expect(op.responses["413"], at).toBeDefined();
+				// A body that is not JSON (or not UTF-8) is refused before the route's own checks.
+				expect(Object.keys(op.responses), at).toEqual(expect.arrayContaining(["400", "415"]));
+			}
 		}
 		expect(ops.filter((o) => !o.path.startsWith("/v1/")).every((o) => !("429" in o.op.responses))).toBe(true);
 		const upload = doc.paths["/v1/images/{key}"]?.put;

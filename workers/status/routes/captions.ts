@@ -65,7 +65,7 @@ const getCaptionRoute = createRoute({
 	summary: "Get an object's current caption and every version of it",
 	security: authenticated,
 	request: { params: KeyParams },
-	responses: { 200: json(CaptionWithHistory, "The caption, with `history` newest first"), ...errors(401, 404) },
+	responses: { 200: json(CaptionWithHistory, "The caption, with `history` newest first"), ...errors(400, 401, 404) },
 });
 
 const putCaptionRoute = createRoute({

@@ -31,7 +31,7 @@ const createPresetRoute = createRoute({
 		"Objects uploaded or notified under `prefix` use the preset whose prefix is the longest that matches; explicit options and the object's metadata override it field by field. A key limited to a prefix may only create presets inside it. Names and prefixes are unique (`409 preset_exists`).",
 	security: authenticated,
 	request: { body: { required: true, content: { "application/json": { schema: CreatePresetBody } } } },
-	responses: { 201: json(Preset, "The preset"), ...errors(400, 401, 404, 409) },
+	responses: { 201: json(Preset, "The preset"), ...errors(400, 401, 404, 409, 415) },
 });
 
 const listPresetsRoute = createRoute({
@@ -50,7 +50,7 @@ const getPresetRoute = createRoute({
 	summary: "Get a preset",
 	security: authenticated,
 	request: { params: NameParams },
-	responses: { 200: json(Preset, "The preset"), ...errors(401, 404) },
+	responses: { 200: json(Preset, "The preset"), ...errors(400, 401, 404) },
 });
 
 const deletePresetRoute = createRoute({
@@ -60,7 +60,7 @@ const deletePresetRoute = createRoute({
 	summary: "Delete a preset (jobs already made keep their options)",
 	security: authenticated,
 	request: { params: NameParams },
-	responses: { 200: json(Preset, "The deleted preset"), ...errors(401, 404) },
+	responses: { 200: json(Preset, "The deleted preset"), ...errors(400, 401, 404) },
 });
 
 export const presetRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
