@@ -15,6 +15,38 @@ const urlOf = (length: number) => {
 	return base + "a".repeat(length - base.length);
 };
 
+describe("JSON bodies are UTF-8", () => {
+	it("a caption, a job and a key whose body is not UTF-8: 400 naming the body, nothing written", async () => {
+		const key = uniqueKey("utf8/a.jpg");
+		await upload(key, await fixture("small.jpg"));
+		const notUtf8 = (json: string) => {
+			const [head = "", tail = ""] = json.split("\u0000");
+			const bytes = new Uint8Array([
+				...new TextEncoder().encode(head),
+				0xff,
+				0xfe,
+				0xc3,
+				...new TextEncoder().encode(tail),
+			]);
+			return { body: bytes, headers: { "content-type": "application/json" } };
+		};
+		for (const [method, path, json] of [
+			["PUT", `/v1/captions/${encodeURIComponent(key)}`, '{"text":"\u0000"}'],
+			["POST", "/v1/jobs", `{"key":"${key}","prompt":"\u0000"}`],
+			["POST", "/v1/keys", '{"name":"\u0000"}'],
+		] as const) {
+			const res = await call(method, path, notUtf8(json));
+			expect(res.status, path).toBe(400);
+			expect(await invalidFields(res)).toEqual(["body"]);
+		}
+		expect(await jobsForKey(key)).toEqual([]);
+		expect((await call("GET", `/v1/captions/${encodeURIComponent(key)}`)).status).toBe(404);
+		// The same bodies in UTF-8 are taken.
+		const caption = await call("PUT", `/v1/captions/${encodeURIComponent(key)}`, { json: { text: "Ünïcödé ✓" } });
+		expect(caption.status).toBe(200);
+	});
+});
+
 describe("callback_url is at most 2,048 characters everywhere", () => {
 	it("POST /v1/jobs: 400 naming callback_url one character over; exactly 2,048 is taken", async () => {
 		const key = uniqueKey("bounds-job.jpg");

@@ -4,7 +4,7 @@
  * bytes are peeked for the type sniff, and the body goes to R2 at that length. JSON bodies are
  * capped (413) by `jsonBodyLimit`.
  */
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { ApiError } from "./api-error";
 import type { AppEnv } from "./app-env";
@@ -107,5 +107,26 @@ export const jsonBodyLimit: MiddlewareHandler<AppEnv> = async (c, next) => {
 			throw tooLarge(limit, "the JSON body limit");
 		},
 	});
-	return limited(c, next);
+	return limited(c, async () => {
+		await requireUtf8Json(c);
+		await next();
+	});
 };
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
+/**
+ * A JSON body must be UTF-8 (RFC 8259): the platform's decoding would turn other bytes into U+FFFD
+ * and store them (a caption of replacement characters). Read once, within the size limit; the
+ * route's JSON validator reads the same bytes from the request's cache.
+ */
+async function requireUtf8Json(c: Context<AppEnv>): Promise<void> {
+	if (c.req.method === "GET" || c.req.method === "HEAD") return;
+	if (!/^application\/([\w.+-]+\+)?json\b/i.test(c.req.header("Content-Type") ?? "")) return;
+	try {
+		strictUtf8.decode(await c.req.arrayBuffer());
+	} catch {
+		const message = "The body is not UTF-8";
+		throw new ApiError(400, "invalid_request", message, [{ field: "body", in: "body", message }]);
+	}
+}
