@@ -6,6 +6,7 @@
  * that tells uploads with different options apart. Invalid values fail the job, never vanish.
  */
 import { z } from "zod";
+import { decimalInt } from "../decimal-int";
 import { toHex } from "../ids";
 import type { ModelRequest } from "../models/types";
 import { Language, type Output, OutputText, type WriteBack, WriteBackText } from "../outputs/spec";
@@ -18,7 +19,7 @@ export const Prompt = z.string().trim().min(1).max(MAX_PROMPT_LENGTH);
 /** In a JSON body: a number (no `true`, `"5"` or `[7]`, which coercion would take as 1, 5 and 7). */
 export const MaxTokens = z.number().int().min(1).max(MAX_TOKENS_LIMIT);
 /** In a header or custom metadata, where every value is text. */
-export const MaxTokensText = z.coerce.number().int().min(1).max(MAX_TOKENS_LIMIT);
+export const MaxTokensText = decimalInt(1, MAX_TOKENS_LIMIT);
 /** Longer URLs are refused everywhere (bodies, headers, metadata): no receiver needs one. */
 export const MAX_CALLBACK_URL_LENGTH = 2048;
 export const CallbackUrl = z.url({ protocol: /^https?$/ }).max(MAX_CALLBACK_URL_LENGTH);

@@ -47,6 +47,30 @@ describe("JSON bodies are UTF-8", () => {
 	});
 });
 
+describe("integers sent as text are decimal digits", () => {
+	it("limit, width and X-Caption-Max-Tokens: 0x10, 1e2, +3 and ' 3' are 400 naming the parameter; 3 is taken", async () => {
+		for (const bad of ["0x3", "3e0", "%2B3", "%203", "0b11", "3.0"]) {
+			for (const path of ["/v1/jobs", "/v1/batches", "/v1/captions"]) {
+				const res = await call("GET", `${path}?limit=${bad}`);
+				expect(res.status, `${path}?limit=${bad}`).toBe(400);
+				expect(await invalidFields(res)).toEqual(["limit"]);
+			}
+		}
+		expect((await call("GET", "/v1/jobs?limit=3")).status).toBe(200);
+		const key = uniqueKey("decimal/a.png");
+		await upload(key, await fixture("small.png"));
+		const width = await call("GET", `/v1/images/${encodeURIComponent(key)}?width=1e2`);
+		expect(width.status).toBe(400);
+		expect(await invalidFields(width)).toEqual(["width"]);
+		const header = await call("PUT", `/v1/images/${encodeURIComponent(key)}`, {
+			body: await fixture("small.png"),
+			headers: { "X-Caption-Max-Tokens": "0x10" },
+		});
+		expect(header.status).toBe(400);
+		expect(await invalidFields(header)).toEqual(["X-Caption-Max-Tokens"]);
+	});
+});
+
 describe("callback_url is at most 2,048 characters everywhere", () => {
 	it("POST /v1/jobs: 400 naming callback_url one character over; exactly 2,048 is taken", async () => {
 		const key = uniqueKey("bounds-job.jpg");

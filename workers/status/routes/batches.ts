@@ -12,6 +12,7 @@ import { getBatchRow } from "../../../shared/batches/read";
 import { Batch, BatchMetadata, type BatchRow, BatchStatus, toBatch } from "../../../shared/batches/schema";
 import { batchEventMessage } from "../../../shared/batches/settle";
 import { Recaption } from "../../../shared/captions/recaption";
+import { decimalInt } from "../../../shared/decimal-int";
 import { notifyEventHub } from "../../../shared/events/notify";
 import { CallbackUrl, MaxTokens, Prompt } from "../../../shared/jobs/options";
 import { JobStatus } from "../../../shared/jobs/schema";
@@ -148,7 +149,7 @@ const listBatchesRoute = createRoute({
 	request: {
 		query: z.object({
 			status: BatchStatus.optional(),
-			limit: z.coerce.number().int().min(1).max(100).default(20),
+			limit: decimalInt(1, 100).default(20),
 			cursor: z.string().optional().meta({ description: "`next_cursor` of the previous page." }),
 		}),
 	},

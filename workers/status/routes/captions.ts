@@ -8,6 +8,7 @@
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
 import { Caption, CaptionWithHistory, toCaption, toCaptionVersion } from "../../../shared/captions/schema";
+import { decimalInt } from "../../../shared/decimal-int";
 import { notifyEventHub } from "../../../shared/events/notify";
 import { sendOrLeaveToSweeper } from "../../../shared/queue/send";
 import type { CaptionEventMessage } from "../../../shared/queue/webhook-deliveries";
@@ -51,7 +52,7 @@ const listCaptionsRoute = createRoute({
 	request: {
 		query: z.object({
 			prefix: Prefix,
-			limit: z.coerce.number().int().min(1).max(100).default(20),
+			limit: decimalInt(1, 100).default(20),
 			cursor: z.string().optional().meta({ description: "`next_cursor` of the previous page." }),
 		}),
 	},

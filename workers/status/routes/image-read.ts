@@ -7,6 +7,7 @@
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
+import { decimalInt } from "../../../shared/decimal-int";
 import { classifyImagesError } from "../../../shared/image/images-errors";
 import { MIME } from "../../../shared/image/sniff";
 import { errorMessage, log } from "../../../shared/log";
@@ -22,11 +23,7 @@ const IMAGE_TYPES = new Set<string>(Object.values(MIME));
 export const PREVIEW_WIDTH = { min: 16, max: 2048 } as const;
 
 const ImageQuery = z.object({
-	width: z.coerce
-		.number()
-		.int()
-		.min(PREVIEW_WIDTH.min)
-		.max(PREVIEW_WIDTH.max)
+	width: decimalInt(PREVIEW_WIDTH.min, PREVIEW_WIDTH.max)
 		.optional()
 		.meta({ description: "Answer a WebP preview at most this many pixels wide (never wider than the original)." }),
 });

@@ -4,6 +4,7 @@
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
+import { decimalInt } from "../../../shared/decimal-int";
 import { CallbackUrl, MaxTokens, Prompt } from "../../../shared/jobs/options";
 import { Job, JobStatus, toJob } from "../../../shared/jobs/schema";
 import { getJobRow } from "../../../shared/jobs/store";
@@ -44,7 +45,7 @@ const ListJobsQuery = z.object({
 		.meta({ description: "Only the jobs of this batch.", example: "bat_01JD2X6B8J3W4Q5R6S7T8V9W0X" }),
 	created_after: isoDate.optional().meta({ description: "Only jobs created strictly after this time." }),
 	created_before: isoDate.optional().meta({ description: "Only jobs created strictly before this time." }),
-	limit: z.coerce.number().int().min(1).max(100).default(20),
+	limit: decimalInt(1, 100).default(20),
 	cursor: z.string().optional().meta({ description: "`next_cursor` of the previous page." }),
 });
 

@@ -11,6 +11,7 @@
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
+import { decimalInt } from "../../../shared/decimal-int";
 import { sendOrLeaveToSweeper } from "../../../shared/queue/send";
 import type { DeliveryMessage } from "../../../shared/queue/webhook-deliveries";
 import {
@@ -143,7 +144,7 @@ const listDeliveriesRoute = createRoute({
 	request: {
 		params: IdParams,
 		query: z.object({
-			limit: z.coerce.number().int().min(1).max(100).default(20),
+			limit: decimalInt(1, 100).default(20),
 			cursor: z.string().optional().meta({ description: "`next_cursor` of the previous page." }),
 		}),
 	},
