@@ -51,10 +51,6 @@ const batchOfEvent = (event: StreamEvent): Batch | null =>
 		? (event.data.data as Batch)
 		: null;
 
-/**
- * Follows the batch on the event stream: a batch event carries the batch, a job's event has it read
- * again (at most once a second). Without a stream (it could not be opened) it polls every 2 s.
- */
 /** What the progress line shows of a batch. */
 function progressOf(batch: Batch) {
 	const c = batch.counts;
@@ -66,6 +62,10 @@ function progressOf(batch: Batch) {
 	};
 }
 
+/**
+ * Follows the batch on the event stream: a batch event carries the batch, a job's event has it read
+ * again (at most once a second). Without a stream (it could not be opened) it polls every 2 s.
+ */
 async function waitForBatch(ctx: Context, first: Batch): Promise<Batch> {
 	const report = reporter(ctx.json);
 	const id = first.id;

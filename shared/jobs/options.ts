@@ -157,8 +157,9 @@ export function effectivePrompt(
  * SHA-256 of the option values as stored ('' when the object has none of them). The upload
  * endpoint and the consumer compute it here from the same custom metadata, so a notification lands
  * on the job of the upload whose metadata the object holds (migrations/0007_limits.sql); the job of
- * an earlier upload of the same bytes with other options is sent by id (workers/status/jobs/create.ts). The output options join the
- * hashed values only when an object has one, so objects stored before them keep their keys.
+ * an earlier upload of the same bytes with other options is sent by id
+ * (workers/status/jobs/create.ts). The output options join the hashed values only when an object
+ * has one, so objects stored before them keep their keys.
  */
 export async function optionsKey(metadata: Record<string, string>): Promise<string> {
 	const values: unknown[] = FIRST_FIELDS.map((field) => metadata[FIELDS[field].metadata] ?? null);

@@ -311,10 +311,6 @@ export async function getJobRow(db: D1Database, id: string): Promise<JobRow | nu
 }
 
 /**
- * The notification job of an object version made with these options (`optionsKey`, see
- * shared/jobs/options.ts); without them, the version's newest notification job.
- */
-/**
  * A job of an object version that is gone, made with caption options and still waiting for its
  * notification (queued, or its lease over): the notification cannot read those options from the
  * object any more, so it fails this job (`object_not_found`) rather than a job of its own. The
@@ -333,6 +329,10 @@ export async function waitingOptionsJob(db: D1Database, n: ObjectVersion, now: n
 	return row?.id ?? null;
 }
 
+/**
+ * The notification job of an object version made with these options (`optionsKey`, see
+ * shared/jobs/options.ts); without them, the version's newest notification job.
+ */
 export async function getNotificationJobRow(
 	db: D1Database,
 	n: { bucket: string; key: string; etag: string; optionsKey?: string },

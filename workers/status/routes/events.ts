@@ -12,7 +12,7 @@ import { EventIdParam, eventIdOf, headPosition } from "../../../shared/events/st
 import { WEBHOOK_EVENT_TYPES } from "../../../shared/webhooks/schema";
 import { invalidParam, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
-import { scopePrefix } from "../auth/authorisation";
+import { principalKeyId, scopePrefix } from "../auth/authorisation";
 import { mintStreamToken, STREAM_TOKEN_TTL } from "../auth/stream-tokens";
 import { authenticated, errors, json } from "../responses";
 import { sealingKey } from "../settings";
@@ -158,7 +158,7 @@ export const eventRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 		const open: OpenStream = {
 			filter: { scope, prefix: query.prefix ?? null, batchId: query.batch_id ?? null, types },
 			after,
-			keyId: principal.kind === "key" ? principal.id : null,
+			keyId: principalKeyId(principal),
 		};
 		const request = new Request("https://event-hub/stream", { method: "POST", body: JSON.stringify(open) });
 		// The hub's response is the stream; its body is passed through as it is.
