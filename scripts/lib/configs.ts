@@ -4,7 +4,7 @@
  * tests and the benchmark run copies generated from it into `.wrangler/config/` (git-ignored),
  * changed only by the overrides in this file. test/node/config-envs.test.ts lists the differences
  * it allows, so a new override (or a binding lost on the way) fails the tests until it is
- * documented there and in the README.
+ * documented there and in docs/configuration.md.
  *
  * Configs are read with a JSONC parser (comments allowed), never edited as text.
  */

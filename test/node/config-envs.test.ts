@@ -4,7 +4,7 @@
  * from it (scripts/lib/configs.ts). These checks compare what wrangler resolves from the generated
  * files with what it resolves from the production ones and allow only the differences listed
  * here: a new override, or a binding lost on the way, fails until it is listed (and documented in
- * the README's configuration section).
+ * docs/configuration.md).
  */
 import { readdirSync } from "node:fs";
 import path from "node:path";
