@@ -36,10 +36,12 @@ export interface Described {
 /**
  * An answer without the API's error envelope: its body (a server's HTML error page) says nothing
  * the user can act on, the URL does. A 5xx may also come from a proxy or the platform in front of
- * the right URL (a Worker over its CPU limit gets Cloudflare's HTML page).
+ * the right URL (a Worker over its CPU limit gets Cloudflare's HTML page), and a 413 from a proxy
+ * whose body limit is below the API's.
  */
 function foreignAnswer(status: number, content: string, apiUrl: string): string {
 	const answered = `${apiUrl} answered ${status} (${content})`;
+	if (status === 413) return `${answered}: a proxy in front of the API refused a request body this large`;
 	return status >= 500
 		? `${answered}, not an answer of the r2-captions API: a proxy in front of it failed, or check --api-url / R2C_API_URL`
 		: `${answered}, not the r2-captions API: check --api-url / R2C_API_URL`;
@@ -94,8 +96,9 @@ export function report(err: unknown, apiUrl: string, json: boolean): void {
 
 /** Whether `err` will fail every further request too (so a bulk command stops instead of going on). */
 export function isFatal(err: unknown): boolean {
-	// Another server at the URL answers every request so; a proxy's 5xx may be passing.
-	if (err instanceof ApiError && err.foreign !== null) return err.status < 500;
+	// Another server at the URL answers every request so; a proxy's 5xx may be passing, and its 413
+	// is about one body: smaller files may still pass.
+	if (err instanceof ApiError && err.foreign !== null) return err.status < 500 && err.status !== 413;
 	if (err instanceof ApiError) return err.status === 401 || err.status === 403;
 	if (err instanceof SyntaxError) return true;
 	return networkCause(err) !== null;

@@ -3,7 +3,7 @@
  * the errors met before (or instead of) talking to the API.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -33,13 +33,18 @@ const COMMANDS = [
 
 /**
  * A server that is not the API, as a static file server is: an HTML 404 page for every path, and
- * 204 with no body under /empty. Records the paths asked for (without the query); closed when the test ends.
+ * 204 with no body under /empty, a proxy's HTML 413 for every upload under /proxy. Records the paths asked for (without the query); closed when the test ends.
  */
 async function plainServer(): Promise<{ origin: string; paths: string[] }> {
 	const paths: string[] = [];
 	const server = createServer((req, res) => {
 		paths.push(new URL(req.url ?? "/", "http://x").pathname);
 		if (req.url?.startsWith("/empty/")) return res.writeHead(204).end();
+		// A proxy in front of the API with a smaller body limit: the API's lists pass, uploads do not.
+		if (req.url?.startsWith("/proxy/")) {
+			if (req.method === "GET") return res.writeHead(200, { "Content-Type": "application/json" }).end('{"data":[]}');
+			return res.writeHead(413, { "Content-Type": "text/html" }).end("<html><h1>413 Request Entity Too Large</h1>");
+		}
 		// A single-page app's server: every path is its page, with 200.
 		if (req.url?.startsWith("/app/")) return res.writeHead(200, { "Content-Type": "text/html" }).end("<!DOCTYPE html>");
 		res.writeHead(404, { "Content-Type": "text/html; charset=utf-8" });
@@ -151,6 +156,26 @@ describe.concurrent("r2c without a server", () => {
 			stdout: "",
 			stderr: `r2c: ${server.origin}/empty answered 204 (no body), not the r2-captions API: check --api-url / R2C_API_URL\n`,
 		});
+	});
+
+	it("says a proxy's 413 refused the body, and goes on with the other files", async () => {
+		const server = await plainServer();
+		const folder = mkdtempSync(path.join(tmpdir(), "r2c-proxy-"));
+		onTestFinished(() => rmSync(folder, { recursive: true, force: true }));
+		// A PNG's signature is what the command looks at before it uploads.
+		const png = Buffer.concat([Buffer.from("\x89PNG\r\n\x1a\n", "latin1"), Buffer.alloc(64, 1)]);
+		for (const name of ["a.png", "b.png"]) writeFileSync(path.join(folder, name), png);
+		const run = await r2c(["upload", folder, "--api-url", `${server.origin}/proxy`, "--concurrency", "1"], {
+			R2C_TOKEN: "t",
+		});
+		expect(run.code).toBe(1);
+		expect(server.paths.filter((p) => p.startsWith("/proxy/v1/images/"))).toEqual([
+			"/proxy/v1/images/a.png",
+			"/proxy/v1/images/b.png",
+		]);
+		expect(run.stdout).toContain(
+			`${server.origin}/proxy answered 413 (text/html): a proxy in front of the API refused a request body this large`,
+		);
 	});
 
 	it("asks for a token when none is set for a remote API", async () => {
