@@ -53,7 +53,7 @@ const streamRoute = createRoute({
 	operationId: "streamEvents",
 	summary: "Follow the caller's events as they happen (Server-Sent Events)",
 	description:
-		"A `text/event-stream` of the events in the caller's scope: each has `id:` (opaque, ordered), `event:` (the type) and `data:` (the JSON body the webhook of that type carries). A comment line comes every 15 s. Events are retained as long as webhook events (RETENTION_WEBHOOKS_DAYS, at least a day).",
+		"A `text/event-stream` of the events in the caller's scope: each has `id:` (opaque, ordered), `event:` (the type) and `data:` (the JSON body the webhook of that type carries). A comment line comes every 15 s. Events are retained as long as webhook events (RETENTION_WEBHOOKS_DAYS, 7 days by default).",
 	security: authenticated,
 	request: { query: EventsQuery, headers: EventsHeaders },
 	responses: {
