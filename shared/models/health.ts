@@ -14,7 +14,8 @@
  *   skipped for the maximum cool-down.
  *
  * So a model that answers only errors, a retired one for instance, costs one call per cool-down
- * across all consumers, whatever code it answers.
+ * across all consumers, whatever code it answers — or, while one API key's requests alone are
+ * failing it, one call per such request until anyone else's call fails too.
  */
 
 export type HealthStatus = "ok" | "gone" | "circuit_open";
@@ -34,7 +35,7 @@ export interface ModelState {
 	since: number | null;
 	/** End of the cool-down of a gone or open model. */
 	until: number;
-	/** Consecutive failures while ok. */
+	/** Consecutive failures while ok; while half-open, 1 after a probe failed on one key's request. */
 	failures: number;
 	/** The API key whose requests made every one of those failures, or null (none yet, or not one key's). */
 	failingKey: string | null;
@@ -101,7 +102,10 @@ export function afterCall(
 		case "failed": {
 			const key = outcome.key ?? null;
 			// A probe that failed on one tenant's request proves nothing: the next caller probes again.
-			if (probe && key !== null) return state;
+			// That tenant's next ones too, but a failure of anyone else's (another key's, the admin's)
+			// opens the circuit, as the streak rule below does while ok.
+			const sameTenant = key !== null && (state.failures === 0 || state.failingKey === key);
+			if (probe && sameTenant) return { ...state, failures: 1, failingKey: key, lastError: outcome.error };
 			if (probe) {
 				// The probe failed: (re)open the circuit, for longer each time.
 				const failedProbes = state.status === "circuit_open" ? state.failedProbes + 1 : 0;

@@ -102,9 +102,38 @@ describe("model health", () => {
 		});
 
 		it("a probe that failed on one key's request leaves the model to be probed again; the admin's opens it", () => {
-			expect(afterCall(UNKNOWN, byKey("key_a"), true, 0, POLICY)).toBe(UNKNOWN);
+			expect(afterCall(UNKNOWN, byKey("key_a"), true, 0, POLICY)).toMatchObject({
+				status: "unknown",
+				failingKey: "key_a",
+			});
 			expect(admission(afterCall(UNKNOWN, byKey("key_a"), true, 0, POLICY), 1)).toBe("probe");
 			expect(afterCall(UNKNOWN, byKey(null), true, 0, POLICY)).toMatchObject({ status: "circuit_open" });
+		});
+
+		it("that key's probes may go on failing, but then another key's failed probe opens the circuit", () => {
+			let state = UNKNOWN;
+			for (let now = 0; now < 5; now++) state = afterCall(state, byKey("key_a"), true, now, POLICY);
+			expect(admission(state, 5)).toBe("probe");
+			expect(afterCall(state, byKey("key_b"), true, 5, POLICY)).toMatchObject({ status: "circuit_open", until: 1005 });
+			expect(afterCall(state, byKey(null), true, 5, POLICY)).toMatchObject({ status: "circuit_open" });
+			// And after a cool-down: one key's failed probe keeps it half-open, a second key's doubles it.
+			const open = afterCall(UNKNOWN, failed, true, 0, POLICY);
+			const keyed = afterCall(open, byKey("key_a"), true, 1000, POLICY);
+			expect(admission(keyed, 1001)).toBe("probe");
+			expect(afterCall(keyed, byKey("key_b"), true, 1001, POLICY)).toMatchObject({
+				status: "circuit_open",
+				until: 3001,
+				failedProbes: 1,
+			});
+		});
+
+		it("a probe answered after one key's failed probe closes the circuit and forgets that key", () => {
+			const keyed = afterCall(UNKNOWN, byKey("key_a"), true, 0, POLICY);
+			expect(afterCall(keyed, answered, true, 1, POLICY)).toMatchObject({
+				status: "ok",
+				failures: 0,
+				failingKey: null,
+			});
 		});
 
 		it("with a threshold of one, a second key's failure still opens it", () => {
