@@ -1,6 +1,6 @@
 /**
- * GCRA (a token bucket kept as one "theoretical arrival time"), shared by the consumer's pacing of
- * model calls (workers/consumer/model-rate-limiter.ts), the status API's per-key request limit
+ * GCRA (a token bucket kept as one "theoretical arrival time"), shared by the lane scheduler's pacing
+ * of model calls (shared/scheduling/scheduler.ts), the status API's per-key request limit
  * (workers/status/quotas.ts) and its per-address limit of failed authentication
  * (workers/status/auth/failure-limit.ts), and the Durable Object they keep their schedule in. Slots are spaced 60 000 / rpm ms apart and up to `burst` may be
  * taken at once after an idle spell; any minute then holds at most rpm + burst slots.

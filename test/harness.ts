@@ -14,7 +14,6 @@ export {
 	EventHub,
 	LaneScheduler,
 	ModelHealthRegistry,
-	ModelRateLimiter,
 } from "../workers/consumer/index";
 export { ApiKeyRateLimiter, AuthFailureLimiter } from "../workers/status/index";
 export { WebhooksRecovery } from "../workers/webhooks/index";

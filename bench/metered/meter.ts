@@ -226,7 +226,6 @@ const DO_STAGES: Record<string, Record<string, Stage>> = {
 		recordAnswered: "model",
 	},
 	MODEL_SCHEDULER: { acquire: "pacing", acquireMany: "pacing", slotStream: "pacing", release: "pacing" },
-	MODEL_RATE_LIMITER: { reserve: "pacing", release: "pacing" },
 	EVENT_HUB: { notify: "finish" },
 };
 

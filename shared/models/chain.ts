@@ -45,8 +45,8 @@ export type Pace = { kind: "go" } | { kind: "later"; message: string; retryAfter
 export type Pacer = (adapter: ModelAdapter) => Promise<Pace>;
 
 /**
- * How one caption goes through the chain when its caller decides (the lane scheduler's hook): the
- * models in the order to try them, and the pacer that gets their slots.
+ * How one caption goes through the chain (the consumer's lane scheduler decides it): the models in
+ * the order to try them, and the pacer that gets their slots.
  */
 export interface Route {
 	adapters: readonly ModelAdapter[];
@@ -112,9 +112,7 @@ export class ModelChain {
 	 */
 	constructor(
 		private readonly ai: AiRunner,
-		private readonly adapters: readonly ModelAdapter[],
 		private readonly health: ModelHealthGate,
-		private readonly pace: Pacer = async () => ({ kind: "go" }),
 		private readonly recordHoldMs = 1000,
 	) {}
 
@@ -143,16 +141,14 @@ export class ModelChain {
 	 * Captions an image. `prepare` brings the image within a model's limits; it is called once per
 	 * distinct set of limits.
 	 */
-	async caption(prepare: Prepare, request: ModelRequest, route?: Route): Promise<Captioning> {
+	async caption(prepare: Prepare, request: ModelRequest, route: Route): Promise<Captioning> {
 		const images = new PreparedImages(prepare);
 		const passedOver: PassedOver[] = [];
-		const pace = route?.pace ?? this.pace;
+		const { pace } = route;
 		let inferenceMs = 0;
 		let usage: Usage | null = null;
 		// A model that cannot write the job's language is not asked at all (docs/models.md).
-		const able = (route?.adapters ?? this.adapters).filter(
-			(a) => a.languages === "any" || isEnglish(request.language ?? null),
-		);
+		const able = route.adapters.filter((a) => a.languages === "any" || isEnglish(request.language ?? null));
 		if (able.length === 0) {
 			return {
 				kind: "unavailable",

@@ -8,6 +8,14 @@
 import { z } from "zod";
 import type { ModelTask } from "./input-schemas";
 
+/**
+ * Calls per minute that keep every minute (rate + burst calls at most, GCRA: shared/gcra.ts) under
+ * `limit`, with a 2 % margin for timer and network jitter.
+ */
+export function pacingRate(limit: number, burst: number): number {
+	return Math.max(1, limit - burst - Math.ceil(limit * 0.02));
+}
+
 /** Name (a task type or a model id) → requests per minute. */
 export type RateLimits = ReadonlyMap<string, number>;
 

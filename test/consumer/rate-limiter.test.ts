@@ -1,7 +1,8 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
+import { type RatePolicy, reserveSlot } from "../../shared/gcra";
 import { emulator } from "../../shared/models/emulator";
-import { pacingRate, type RatePolicy, reserveSlot } from "../../workers/consumer/model-rate-limiter";
+import { pacingRate } from "../../shared/models/rate-limits";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
 import { MISTRAL, MOONDREAM, resetModels, UFORM } from "../support/models";
 import { jobsForKey, onlyJob, runConsumer } from "../support/queue";
@@ -11,7 +12,7 @@ beforeEach(resetModels);
 /** One slot a second, three at once after an idle spell, never more than five seconds ahead. */
 const POLICY: RatePolicy = { requestsPerMinute: 60, burst: 3, maxWaitMs: 5000 };
 
-describe("the model rate limiter (GCRA)", () => {
+describe("the slot limiter (GCRA) the lane scheduler and the API's limits pace by", () => {
 	it("lets a burst through, then spaces calls by 60 000 / rpm ms", () => {
 		let tat = 0;
 		const waits: (number | string)[] = [];
@@ -31,7 +32,8 @@ describe("the model rate limiter (GCRA)", () => {
 	});
 
 	it("the Durable Object hands out consecutive slots to concurrent callers", async () => {
-		const limiter = env.MODEL_RATE_LIMITER.getByName(uniqueKey("limiter"));
+		// The per-key API limiter is one such Durable Object.
+		const limiter = env.API_RATE_LIMITER.getByName(uniqueKey("limiter"));
 		const reservations = await Promise.all(Array.from({ length: 5 }, () => limiter.reserve(POLICY)));
 		const waits = reservations.map((r) => (r.kind === "slot" ? r.waitMs : -1)).sort((a, b) => a - b);
 		// Each caller got its own slot: three of the burst, then one and two seconds ahead (give or take the clock).

@@ -16,7 +16,7 @@ import { dryRunOf } from "./support/dry-runs.ts";
 /** What wrangler must list among the bindings of each Worker's production deployment. */
 const production: Record<string, string[]> = {
 	"r2-captions-status": ['env.DEPLOY_MODE ("production")', "env.BUCKET (images)", "env.CAPTION_JOBS (caption-jobs)"],
-	"r2-captions-consumer": ['env.MODEL_BACKEND ("workers-ai")', "env.AI ", "env.MODEL_RATE_LIMITER (ModelRateLimiter)"],
+	"r2-captions-consumer": ['env.MODEL_BACKEND ("workers-ai")', "env.AI ", "env.MODEL_SCHEDULER (LaneScheduler)"],
 	"r2-captions-webhooks": ['env.DEPLOY_MODE ("production")', "env.WEBHOOK_DELIVERIES (webhook-deliveries)"],
 };
 

@@ -41,13 +41,12 @@ describe("the model chain", () => {
 	it("without a rate-limit slot it calls no model, answers a retry after the limiter's wait, and hands the probe back", async () => {
 		const { registry, gate, calls, ai, adapter } = chainParts();
 		const later = async () => ({ kind: "later" as const, message: "no slot for 7 s", retryAfterSeconds: 7 });
-		const chain = new ModelChain(ai, [adapter], gate, later);
-		const answer = await chain.caption(async () => IMAGE, {
-			prompt: "Describe it",
-			maxTokens: 32,
-			question: false,
-			keyId: null,
-		});
+		const chain = new ModelChain(ai, gate);
+		const answer = await chain.caption(
+			async () => IMAGE,
+			{ prompt: "Describe it", maxTokens: 32, question: false, keyId: null },
+			{ adapters: [adapter], pace: later },
+		);
 		expect(answer).toMatchObject({ kind: "retry", message: "no slot for 7 s", minDelaySeconds: 7 });
 		expect(calls).toEqual([]);
 		// The model was never called, so its probe is free at once for the next caller.
@@ -56,13 +55,13 @@ describe("the model chain", () => {
 
 	it("with a slot it captions with the model and records the answer, so the model is ok for every caller", async () => {
 		const { registry, gate, calls, ai, adapter } = chainParts();
-		const chain = new ModelChain(ai, [adapter], gate);
-		const answer = await chain.caption(async () => IMAGE, {
-			prompt: "Describe it",
-			maxTokens: 32,
-			question: false,
-			keyId: null,
-		});
+		const chain = new ModelChain(ai, gate);
+		const go = async () => ({ kind: "go" as const });
+		const answer = await chain.caption(
+			async () => IMAGE,
+			{ prompt: "Describe it", maxTokens: 32, question: false, keyId: null },
+			{ adapters: [adapter], pace: go },
+		);
 		expect(answer).toMatchObject({ kind: "captioned", model: LLAVA });
 		expect(answer.kind === "captioned" && answer.caption.length > 0).toBe(true);
 		expect(calls).toEqual([LLAVA]);

@@ -82,8 +82,7 @@ async function untilQuiet(waitForDelayed: boolean): Promise<void> {
 
 /**
  * Forgets the lane scheduler's schedules and recent grants (its state is in memory only), as a
- * fresh runtime has none: every caption takes its slots there. The per-limit ModelRateLimiter
- * objects are not the consumer's pacer, and the one test that asks them takes a name of its own.
+ * fresh runtime has none: every caption takes its slots there.
  */
 async function resetScheduler(): Promise<void> {
 	const scheduler = env.MODEL_SCHEDULER.getByName(SCHEDULER_NAME);

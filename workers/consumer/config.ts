@@ -8,7 +8,6 @@ import { HEALTH_REGISTRY_NAME } from "../../shared/models/model-list";
 import { PLATFORM_RATE_LIMITS, RateLimitsSetting } from "../../shared/models/rate-limits";
 import { ModelChainSetting } from "../../shared/models/registry";
 import { MAX_DELAY_SECONDS } from "../../shared/queue/runner";
-import { modelPacer, type PacingSettings } from "./model-rate-limiter";
 
 const Settings = z.object({
 	// "local": a callback-url in custom metadata may be http on loopback (shared/webhooks/ssrf.ts).
@@ -71,14 +70,6 @@ export function readSettings(env: ConsumerEnv): ConsumerSettings {
 	return Settings.parse(env);
 }
 
-export function pacingSettings(settings: ConsumerSettings): PacingSettings {
-	return {
-		limits: settings.MODEL_RATE_LIMITS,
-		burst: settings.MODEL_BURST,
-		maxWaitMs: settings.MODEL_MAX_WAIT_SECONDS * 1000,
-	};
-}
-
 export function healthPolicy(settings: ConsumerSettings): HealthPolicy {
 	return {
 		failureThreshold: settings.MODEL_CIRCUIT_FAILURES,
@@ -101,15 +92,10 @@ function healthGate(env: ConsumerEnv, policy: HealthPolicy): ModelHealthGate {
 /**
  * A fresh chain per batch. Which models are gone or open is shared by every batch through the
  * health registry, which the batch asks once per model for all its messages and tells its
- * successful calls together (at most WRITE_HOLD_MS after the first); every model call first takes
- * a slot of its rate limit.
+ * successful calls together (at most WRITE_HOLD_MS after the first). Each caption's route (its
+ * models in order, and the slot of its rate limit before every call) comes from the lane
+ * scheduler (lane-route.ts).
  */
 export function modelChainFor(env: ConsumerEnv, settings: ConsumerSettings): ModelChain {
-	return new ModelChain(
-		modelBackend(env),
-		settings.MODEL_CHAIN,
-		healthGate(env, healthPolicy(settings)),
-		modelPacer(env, pacingSettings(settings)),
-		settings.WRITE_HOLD_MS,
-	);
+	return new ModelChain(modelBackend(env), healthGate(env, healthPolicy(settings)), settings.WRITE_HOLD_MS);
 }

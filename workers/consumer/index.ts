@@ -19,7 +19,6 @@ import { recoverConsumer } from "./recovery";
 export { EventHub } from "../../shared/events/hub";
 export { ModelHealthRegistry } from "../../shared/models/health-registry";
 export { LaneScheduler } from "../../shared/scheduling/scheduler";
-export { ModelRateLimiter } from "./model-rate-limiter";
 export { ConsumerRecovery } from "./recovery";
 
 const isListingQueue = (queue: string) => queue === "batch-listing";

@@ -7,13 +7,12 @@
  * model.
  */
 import type { Pace, Pacer, Route } from "../../shared/models/chain";
-import { type RateLimits, rateLimitFor } from "../../shared/models/rate-limits";
+import { pacingRate, type RateLimits, rateLimitFor } from "../../shared/models/rate-limits";
 import type { ModelAdapter } from "../../shared/models/types";
 import type { GatherTicket } from "../../shared/queue/gather";
 import { type Grant, type Lane, type LimitSpec, SCHEDULER_NAME, type SlotRequest } from "../../shared/scheduling/lanes";
 import type { SlotAnswer } from "./batch-slots";
 import type { ConsumerSettings } from "./config";
-import { pacingRate } from "./model-rate-limiter";
 
 /** Whose caption it is, and how it may be scheduled. */
 export interface CaptionTurn {

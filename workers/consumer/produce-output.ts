@@ -31,7 +31,7 @@ export async function produceOutput(
 	prepare: Prepare,
 	options: CaptionOptions,
 	keyId: string | null,
-	route?: Route,
+	route: Route,
 ): Promise<Produced> {
 	const { output, language } = options;
 	const instruction = instructionFor(output, language, options.prompt, options.question);
