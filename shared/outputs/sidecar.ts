@@ -20,6 +20,10 @@ export function sidecarKey(key: string, json: boolean): string {
 	return `${stem}${json ? ".json" : ".txt"}`;
 }
 
-/** A key that names a sidecar, not an image: a notification for it makes no job. */
+/** Why a sidecar-like key is not captioned (the API's 400 for it, a job's failure). */
+export const SIDECAR_NAME =
+	"The key ends in .txt or .json, the names of sidecars: such objects are never captioned as images.";
+
+/** A key that names a sidecar, not an image: a notification for it makes no job, the API refuses it. */
 export const isSidecarLike = (key: string): boolean =>
 	SIDECAR_EXTENSIONS.some((ext) => key.toLowerCase().endsWith(ext));

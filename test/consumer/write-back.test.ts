@@ -10,6 +10,7 @@ import { toJob } from "../../shared/jobs/schema";
 import { emulator } from "../../shared/models/emulator";
 import { eventJobId } from "../../shared/webhooks/job-event";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
+import { insertJob } from "../support/jobs";
 import { resetModels } from "../support/models";
 import { counter, jobsForKey, onlyJob, runConsumer } from "../support/queue";
 import { countingBucket, recordingQueue } from "../support/recording";
@@ -133,6 +134,24 @@ describe("loop safety", () => {
 		const stats = await (await import("../status/support")).call("GET", "/v1/stats");
 		const body = (await stats.json()) as { counters: Record<string, number> };
 		expect(body.counters.write_back_echoes).toBeGreaterThanOrEqual(echoesBefore + 2);
+	});
+
+	it("a job by id for a sidecar-like key fails unsupported_media_type and leaves the object, image bytes or not", async () => {
+		// A keys batch (or a job made before the API refused such keys) can name one: captioned with a
+		// sidecar write-back, its sidecar would be itself, overwritten by its caption.
+		const key = uniqueKey("photo.txt");
+		const bytes = await fixture("small.jpg");
+		await env.BUCKET.put(key, bytes, { customMetadata: { output: "tags", "write-back": "sidecar" } });
+		const object = await env.BUCKET.head(key);
+		const job = await insertJob({ key, etag: object?.etag ?? "" });
+		const { ids, result } = await runConsumer([{ kind: "caption-job", job_id: job.id }]);
+		expect(result.explicitAcks).toEqual(ids);
+		expect(toJob(await onlyJob(key))).toMatchObject({
+			status: "failed",
+			error: { code: "unsupported_media_type", message: expect.stringContaining(".txt or .json") },
+		});
+		expect(emulator.callsTo()).toBe(0);
+		expect(new Uint8Array(await ((await env.BUCKET.get(key))?.arrayBuffer() ?? new ArrayBuffer(0)))).toEqual(bytes);
 	});
 
 	it("a sidecar-like object a user puts in the bucket is not captioned as an image", async () => {

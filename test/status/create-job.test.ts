@@ -62,6 +62,8 @@ describe("POST /v1/jobs", () => {
 		["a blank prompt", { key: "a.png", prompt: "  " }, "prompt"],
 		["a callback_url that is not http(s)", { key: "a.png", callback_url: "javascript:alert(1)" }, "callback_url"],
 		["an unknown field", { key: "a.png", max_token: 5 }, "max_token"],
+		["a key with a sidecar's name (never captioned)", { key: "a/notes.TXT" }, "key"],
+		["a key with a JSON sidecar's name", { key: "a/record.json" }, "key"],
 	] as const) {
 		it(`400 naming ${field} for ${label}`, async () => {
 			const res = await createJob(body);

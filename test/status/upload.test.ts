@@ -314,6 +314,9 @@ describe("PUT /v1/images/{key}", () => {
 		["a bidi isolate", "albums/\u2066cat\u2069.png"],
 		["a percent-encoded .. segment", "albums/%2e%2e/secret.png"],
 		["a half-encoded .. segment", "albums/.%2E/secret.png"],
+		// A sidecar's name: never captioned, and its own sidecar would overwrite it.
+		["a .txt key (image bytes or not)", "albums/cat.txt"],
+		["a .JSON key", "albums/cat.JSON"],
 	] as const) {
 		it(`400 naming key for ${label}, and nothing is stored`, async () => {
 			const res = await call("PUT", `/v1/images/${encodeURIComponent(key)}`, { body: await fixture("small.png") });

@@ -20,6 +20,7 @@ import {
 import { shareJobTexts } from "../../shared/jobs/texts";
 import { errorMessage, log } from "../../shared/log";
 import type { ModelChain } from "../../shared/models/chain";
+import { isSidecarLike, SIDECAR_NAME } from "../../shared/outputs/sidecar";
 import { TEXT_OUTPUT_KINDS } from "../../shared/outputs/spec";
 import { backoffSeconds } from "../../shared/queue/backoff";
 import { readCaptionMessage } from "../../shared/queue/caption-jobs";
@@ -209,6 +210,12 @@ async function captionJob(
 	object: OpenedObject | null,
 	ctx: BatchContext,
 ): Promise<Attempt> {
+	// A sidecar's name is never captioned, whatever its bytes (a job by id, a keys batch): its own
+	// sidecar would be itself, the image overwritten by its caption (docs/outputs.md).
+	if (isSidecarLike(job.key)) {
+		if (object) await discardBody(object.body);
+		return { kind: "failed", failure: new JobFailure("unsupported_media_type", SIDECAR_NAME), fields: {} };
+	}
 	const opened = await step({}, async () => object ?? { body: await openObject(ctx.env.BUCKET, job), ahead: null });
 	if (opened.kind === "end") return opened.attempt;
 	const loaded = await loadSource(job, opened.value, ctx);

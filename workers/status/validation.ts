@@ -6,6 +6,7 @@
  */
 import type { Hook } from "@hono/zod-openapi";
 import { z } from "zod";
+import { isSidecarLike, SIDECAR_NAME } from "../../shared/outputs/sidecar";
 import { checkWebhookUrl, type DeployMode, refusalMessage } from "../../shared/webhooks/ssrf";
 import { ApiError, type FieldIssue, invalidParams, type ParamLocation } from "./api-error";
 import type { AppEnv } from "./app-env";
@@ -46,6 +47,11 @@ export const ObjectKey = z
 	.refine((key) => !key.includes("//"), "Has an empty segment (//)")
 	.refine((key) => !key.split("/").some(isDotSegment), "Has a . or .. segment (perhaps percent-encoded)")
 	.meta({ example: "photos/cat.jpg" });
+
+/** A key to caption: an object key that does not name a sidecar (`.txt`, `.json`, docs/outputs.md). */
+export const ImageKey = ObjectKey.refine((key) => !isSidecarLike(key), SIDECAR_NAME).meta({
+	example: "photos/cat.jpg",
+});
 
 /**
  * A 400 naming `key` when the request's path is not valid percent-encoding (`%C3` alone, `%ZZ`): the

@@ -23,7 +23,7 @@ import { type OutputColumns, outputColumns, outputHeaderFields } from "../output
 import { requireJobCapacity } from "../quotas";
 import { authenticated, errors } from "../responses";
 import { readSettings } from "../settings";
-import { ObjectKey, requireDecodableKeyPath, requireSafeWebhookUrl, validationHook } from "../validation";
+import { ImageKey, requireDecodableKeyPath, requireSafeWebhookUrl, validationHook } from "../validation";
 
 const UploadHeaders = z.object({
 	"X-Caption-Prompt": Prompt.optional().meta({ description: "Stored as custom metadata `prompt`." }),
@@ -107,7 +107,7 @@ const uploadRoute = createRoute({
 	security: authenticated,
 	request: {
 		params: z.object({
-			key: ObjectKey.meta({
+			key: ImageKey.meta({
 				example: "photos/cat.jpg",
 				description: "The object key; a `/` in it is sent as `%2F` (both spellings are accepted).",
 			}),

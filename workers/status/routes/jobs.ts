@@ -20,7 +20,7 @@ import { outputBodyFields, outputColumns } from "../output-options";
 import { requireJobCapacity } from "../quotas";
 import { authenticated, errors, json } from "../responses";
 import { readSettings } from "../settings";
-import { ObjectKey, requireSafeWebhookUrl, validationHook } from "../validation";
+import { ImageKey, ObjectKey, requireSafeWebhookUrl, validationHook } from "../validation";
 
 const JobList = z
 	.object({
@@ -54,7 +54,7 @@ const JobIdParams = z.object({ id: z.string().min(1).meta({ example: "job_01JD2X
 /** `POST /v1/jobs`: the object and the options that override its custom metadata for this job. */
 export const CreateJobBody = z
 	.strictObject({
-		key: ObjectKey,
+		key: ImageKey,
 		prompt: Prompt.optional(),
 		max_tokens: MaxTokens.optional(),
 		callback_url: CallbackUrl.optional(),
