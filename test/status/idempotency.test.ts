@@ -189,6 +189,22 @@ describe("Idempotency-Key", () => {
 		expect(await invalidFields(res)).toEqual(["Idempotency-Key"]);
 	});
 
+	it("a retry during a rotation of WEBHOOK_SECRETS_KEY answers the kept answer, sealed with the old key", async () => {
+		const json = { prefix: `${uniqueKey("rotating")}/` };
+		const headers = { "Idempotency-Key": crypto.randomUUID() };
+		const first = await call("POST", "/v1/keys", { json, headers });
+		expect(first.status).toBe(201);
+		const rotating = {
+			WEBHOOK_SECRETS_KEY: `new-sealing-key-${Date.now()}`,
+			WEBHOOK_SECRETS_KEY_PREVIOUS: env.WEBHOOK_SECRETS_KEY,
+		};
+		const again = await call("POST", "/v1/keys", { json, headers, env: rotating });
+		expect(again.status).toBe(201);
+		expect(again.headers.get("Idempotent-Replayed")).toBe("true");
+		expect(await again.text()).toBe(await first.text());
+		expect(await countOf("SELECT count(*) AS n FROM api_keys WHERE prefix = ?", json.prefix)).toBe(1);
+	});
+
 	it("255 characters are accepted", async () => {
 		const res = await call("POST", "/v1/batches", {
 			json: { prefix: uniqueKey("idem/") },

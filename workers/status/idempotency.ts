@@ -13,11 +13,12 @@ import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
 import { z } from "zod";
 import { parseRow } from "../../shared/d1-rows";
-import { idempotencySecretId, openSecret, sealSecret } from "../../shared/webhooks/secret-box";
+import { idempotencySecretId, sealSecret } from "../../shared/webhooks/secret-box";
+import { openWithKeys } from "../../shared/webhooks/secrets-key";
 import { ApiError, invalidParam } from "./api-error";
 import type { AppEnv } from "./app-env";
 import { sha256Hex } from "./auth/tokens";
-import { sealingKey } from "./settings";
+import { readSettings, sealingKey } from "./settings";
 
 /** How long a first answer is replayed. */
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
@@ -83,8 +84,9 @@ async function claim(db: D1Database, id: string, fingerprint: string, now: numbe
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function replay(c: Context<AppEnv>, row: IdempotencyRow & { status: number }): Promise<Response> {
-	const body =
-		row.response === null ? null : await openSecret(sealingKey(c.env), idempotencySecretId(row.id), row.response);
+	// During a rotation of WEBHOOK_SECRETS_KEY an answer kept before it is still sealed with the old key.
+	const keys = { current: sealingKey(c.env), previous: readSettings(c.env).WEBHOOK_SECRETS_KEY_PREVIOUS };
+	const body = row.response === null ? null : await openWithKeys(keys, idempotencySecretId(row.id), row.response);
 	return new Response(body, {
 		status: row.status,
 		headers: { "Content-Type": "application/json", [REPLAYED_HEADER]: "true" },
