@@ -6,7 +6,7 @@
  * address), so these run the real status Worker with a low one and an address of their own.
  */
 import { createExecutionContext } from "cloudflare:test";
-import { env } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { randomToken } from "../../shared/ids";
 import { clientAddress } from "../../workers/status/auth/client-address";
@@ -156,6 +156,27 @@ describe("failed authentication is limited per client address", () => {
 		// The next slot, ten seconds after the first failure, less the time these requests took.
 		expect(Number(refused.headers.get("retry-after"))).toBeGreaterThanOrEqual(5);
 		expect(Number(refused.headers.get("retry-after"))).toBeLessThanOrEqual(10);
+	});
+
+	it("stream tokens: forged ones count as failures; a signed one opens its stream even from a refused address", async () => {
+		const address = newAddress();
+		const made = await exports.default.fetch(
+			new Request("https://status.test/v1/events/tokens", {
+				method: "POST",
+				headers: { authorization: `Bearer ${ADMIN}` },
+			}),
+		);
+		expect(made.status).toBe(201);
+		const { token } = (await made.json()) as { token: string };
+		const forged = `${token.slice(0, -4)}${token.endsWith("0000") ? "1111" : "0000"}`;
+		const stream = (t: string) => callFrom(address, null, `/v1/events?token=${t}`);
+		expect([(await stream(forged)).status, (await stream(forged)).status, (await stream(forged)).status]).toEqual([
+			401, 401, 401,
+		]);
+		expect((await stream(forged)).status).toBe(429);
+		const valid = await stream(token);
+		expect(valid.status).toBe(200);
+		await valid.body?.cancel();
 	});
 
 	it("requests that authenticate do not use up the address's failures", async () => {
