@@ -60,6 +60,14 @@ describe("a key's scope is a whole folder", () => {
 		expect(await invalidFields(res)).toEqual(["prefix"]);
 	});
 
+	for (const prefix of ["/", "a//", "../", "a/./", "a\\b/", "a\u0000/", "ta\u202e/"]) {
+		it(`a folder no object key can be in is refused (400 naming prefix): ${JSON.stringify(prefix)}`, async () => {
+			const res = await call("POST", "/v1/keys", { json: { prefix } });
+			expect(res.status).toBe(400);
+			expect(await invalidFields(res)).toEqual(["prefix"]);
+		});
+	}
+
 	it("a key for customers/4/ cannot read customers/42/…", async () => {
 		const base = uniqueKey("");
 		const key = await createKey(`${base}customers/4/`);

@@ -21,7 +21,7 @@ import { requireAdmin } from "../auth/authorisation";
 import { IdempotencyHeaders, idempotent } from "../idempotency";
 import { authenticated, errors, json } from "../responses";
 import { sealingKey } from "../settings";
-import { validationHook } from "../validation";
+import { ObjectKey, validationHook } from "../validation";
 
 const CreateApiKeyBody = z
 	.strictObject({
@@ -34,6 +34,13 @@ const CreateApiKeyBody = z
 				(prefix) => prefix.endsWith("/"),
 				"Must be a folder, ending with / (customers/4 would also reach customers/42/)",
 			)
+			// A folder no object key can be in (`../`, `a//`, `/`) would make a key that can do nothing.
+			.superRefine((prefix, ctx) => {
+				const inside = ObjectKey.safeParse(`${prefix}x`);
+				if (!inside.success) {
+					ctx.addIssue({ code: "custom", message: `No object key can be in it: ${inside.error.issues[0]?.message}` });
+				}
+			})
 			.optional()
 			.meta({
 				description:
