@@ -4,6 +4,8 @@ import { longestMatch, PresetRow } from "./schema";
 
 /** Presets the service keeps: the consumer reads them all once per batch, so there are not many. */
 export const MAX_PRESETS = 1000;
+/** Presets one API key may make, so that no tenant takes the service's places from the others. */
+export const MAX_PRESETS_PER_KEY = 50;
 
 export async function allPresets(db: D1Database): Promise<PresetRow[]> {
 	return db.prepare("SELECT * FROM presets ORDER BY name LIMIT ?").bind(MAX_PRESETS).all().then(parseRows(PresetRow));

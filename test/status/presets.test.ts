@@ -3,6 +3,7 @@
  * object metadata override it field by field (preset < metadata < explicit), and a key limited to
  * a prefix manages only presets inside it.
  */
+import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { Job } from "../../shared/jobs/schema";
@@ -65,6 +66,30 @@ describe("the presets API", () => {
 			output: { json_schema: { type: 12 } },
 		});
 		expect(schema.status).toBe(400);
+	});
+
+	it("an API key makes at most 50 presets (409 too_many_presets), and another key still can", async () => {
+		const folder = uniqueKey("cap/");
+		const key = await createKey(folder);
+		const other = await createKey(uniqueKey("cap-other/"));
+		// 49 of the key's own, written as the route writes them.
+		const names = Array.from({ length: 49 }, () => uniqueName());
+		await env.DB.batch(
+			names.map((name, i) =>
+				env.DB.prepare(
+					"INSERT INTO presets (name, prefix, output, key_id, created_at) VALUES (?, ?, 'tags', ?, ?)",
+				).bind(name, `${folder}p${i}/`, key.id, Date.now()),
+			),
+		);
+		expect(
+			(await createPreset({ name: uniqueName(), prefix: `${folder}last/`, output: "tags" }, key.token)).status,
+		).toBe(201);
+		const refused = await createPreset({ name: uniqueName(), prefix: `${folder}over/`, output: "tags" }, key.token);
+		expect(refused.status).toBe(409);
+		expect(await errorOf(refused)).toMatchObject({ code: "too_many_presets", message: expect.stringContaining("50") });
+		const theirs = await createPreset({ name: uniqueName(), prefix: `${other.prefix}a/`, output: "tags" }, other.token);
+		expect(theirs.status).toBe(201);
+		await env.DB.prepare("DELETE FROM presets WHERE key_id IN (?, ?)").bind(key.id, other.id).run();
 	});
 
 	it("a key limited to a prefix manages and sees only presets inside it", async () => {

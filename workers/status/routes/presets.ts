@@ -8,7 +8,7 @@ import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
 import { parseRow } from "../../../shared/d1-rows";
 import { CreatePresetBody, Preset, PresetName, PresetRow, presetRow, toPreset } from "../../../shared/presets/schema";
-import { allPresets, getPreset, MAX_PRESETS } from "../../../shared/presets/store";
+import { allPresets, getPreset, MAX_PRESETS, MAX_PRESETS_PER_KEY } from "../../../shared/presets/store";
 import { ApiError, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
 import { type Principal, principalKeyId, scopePrefix } from "../auth/authorisation";
@@ -18,6 +18,7 @@ import { validationHook } from "../validation";
 
 const PresetList = z.object({ data: z.array(Preset) }).meta({ id: "PresetList" });
 const NameParams = z.object({ name: PresetName });
+const Count = z.object({ n: z.number() });
 
 /** A preset is the caller's to see when its whole prefix is inside the caller's scope. */
 const visible = (principal: Principal, prefix: string) => prefix.startsWith(scopePrefix(principal) ?? "");
@@ -72,8 +73,24 @@ export const presetRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHoo
 		}
 		outputColumns(body, { output: "output", in: "body" });
 		const row = presetRow(body, principalKeyId(principal), Date.now());
-		const count = await c.env.DB.prepare("SELECT count(*) AS n FROM presets").first("n");
-		if (typeof count === "number" && count >= MAX_PRESETS) {
+		const count = (sql: string, ...binds: unknown[]) =>
+			c.env.DB.prepare(sql)
+				.bind(...binds)
+				.first()
+				.then(parseRow(Count))
+				.then((r) => r?.n ?? 0);
+		const [service, own] = await Promise.all([
+			count("SELECT count(*) AS n FROM presets"),
+			count("SELECT count(*) AS n FROM presets WHERE key_id = ?", row.key_id),
+		]);
+		if (row.key_id !== null && own >= MAX_PRESETS_PER_KEY) {
+			throw new ApiError(
+				409,
+				"too_many_presets",
+				`An API key keeps at most ${MAX_PRESETS_PER_KEY} presets: delete one of this key's first`,
+			);
+		}
+		if (service >= MAX_PRESETS) {
 			throw new ApiError(409, "too_many_presets", `The service keeps at most ${MAX_PRESETS} presets: delete one first`);
 		}
 		const inserted = await c.env.DB.prepare(
