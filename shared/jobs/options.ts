@@ -138,6 +138,32 @@ export function resolveOptions(
 	};
 }
 
+/** A job's explicit options written as the custom metadata an upload writes of them (null columns left out). */
+function metadataOfRow(job: ExplicitOptions): Record<string, string> {
+	const metadata: Record<string, string> = {};
+	for (const { column, metadata: key } of Object.values(FIELDS)) {
+		const value = job[column];
+		if (value !== null && value !== undefined) metadata[key] = String(value);
+	}
+	return metadata;
+}
+
+/**
+ * The custom metadata a job's options resolve against: the object's, unless it is a notification
+ * job whose upload wrote other caption metadata than the object holds now (the same bytes
+ * uploaded again with other headers keep the etag) and whose row holds every option that upload
+ * wrote (the job's options key says so). Then its own: an earlier upload is captioned as it asked,
+ * not with the later upload's options for those it left out.
+ */
+export async function metadataOfJob(
+	job: ExplicitOptions & { source: string; options_key: string },
+	metadata: Record<string, string>,
+): Promise<Record<string, string>> {
+	if (job.source !== "notification" || (await optionsKey(metadata)) === job.options_key) return metadata;
+	const own = metadataOfRow(job);
+	return (await optionsKey(own)) === job.options_key ? own : metadata;
+}
+
 /**
  * The prompt a job would run with, by the same precedence, before the job exists (a batch that
  * skips what is already captioned compares prompts): an invalid value counts as absent here; the

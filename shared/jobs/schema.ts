@@ -157,6 +157,8 @@ export const JobRow = z.object({
 	/** Tokens the job's model calls reported, summed (NULL: none reported any). */
 	input_tokens: z.number().nullable(),
 	output_tokens: z.number().nullable(),
+	/** What tells apart uploads of the same bytes with other caption metadata ('' for none; shared/jobs/options.ts). */
+	options_key: z.string(),
 });
 export type JobRow = z.infer<typeof JobRow>;
 

@@ -277,6 +277,30 @@ describe("PUT /v1/images/{key}", () => {
 		expect(await pollJob(second.id)).toMatchObject({ status: "succeeded", prompt: "How many cats?" });
 	});
 
+	it("an earlier upload's job, sent by id, runs with its own headers only: none of the later upload's", async () => {
+		const png = await fixture("small.png");
+		const key = uniqueKey("options-own.png");
+		const firstRes = await withVars({ DEPLOY_MODE: "production" }, put(key, png, { "X-Caption-Output": "title" }));
+		const first = await parsed(firstRes, Job);
+		// The same bytes with other headers: the object's metadata is now theirs.
+		const second = await uploadViaApi(key, png, {
+			"X-Caption-Output": "tags",
+			"X-Caption-Language": "de",
+			"X-Caption-Write-Back": "sidecar",
+		});
+		const firstDone = await pollJob(first.id);
+		expect(firstDone).toMatchObject({ status: "succeeded", output: "title", language: null, write_back: null });
+		expect(await pollJob(second.id)).toMatchObject({
+			status: "succeeded",
+			output: "tags",
+			language: "de",
+			write_back: { target: "sidecar", status: "written" },
+		});
+		// The sidecar is the second job's tags, never the first job's title.
+		const sidecar = await env.BUCKET.get(key.replace(/\.png$/, ".txt"));
+		expect(sidecar?.customMetadata?.["caption-job"]).toBe(second.id);
+	});
+
 	it("400 naming key for a path that is not valid percent-encoding, on every route with {key}; nothing is stored", async () => {
 		const prefix = uniqueKey("encoding");
 		for (const bad of [`${prefix}%2F%C3.png`, `${prefix}%2F%ZZ.png`, `${prefix}%E2%82.png`]) {

@@ -50,6 +50,7 @@ export function jobRow(input: JobRowInput): JobRow {
 		write_back_lease: null,
 		input_tokens: null,
 		output_tokens: null,
+		options_key: "",
 		...input,
 	} satisfies JobRow);
 }

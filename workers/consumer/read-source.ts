@@ -9,6 +9,7 @@ import { inspectImage, validateImage } from "../../shared/image/sniff";
 import { JobFailure } from "../../shared/jobs/errors";
 import {
 	type CaptionOptions,
+	metadataOfJob,
 	type OptionDefaults,
 	optionsKey,
 	type PresetOptions,
@@ -57,14 +58,15 @@ export async function notifiedOptionsKey(version: ObjectVersion, head: R2Object 
  * value, or a `callback-url` the API would refuse (an object written straight into the bucket with
  * a private or non-https address), fails the job with invalid_options.
  */
-export function objectOptions(
+export async function objectOptions(
 	job: JobRow,
 	object: R2Object,
 	defaults: OptionDefaults,
 	mode: DeployMode,
 	preset: PresetOptions | null = null,
-): CaptionOptions {
-	const options = resolveOptions(job, object.customMetadata ?? {}, defaults, preset);
+): Promise<CaptionOptions> {
+	const metadata = await metadataOfJob(job, object.customMetadata ?? {});
+	const options = resolveOptions(job, metadata, defaults, preset);
 	if (options.callbackUrl !== null) {
 		const verdict = checkWebhookUrl(options.callbackUrl, mode);
 		if (!verdict.ok) {
