@@ -246,6 +246,26 @@ describe("retention", () => {
 		expect(await exists("deleted_objects", "key", recentlyDeleted.key)).toBe(true);
 	});
 
+	it("a superseded job that a kept batch skipped to stays until that batch goes: its export reads it", async () => {
+		const now = Date.now();
+		const old = now - 40 * DAY;
+		const prefix = uniqueKey("retention-skips/");
+		const [skipped, newer, other, otherNewer] = await insertJobs([
+			{ key: `${prefix}a.png`, ...finished(old) },
+			{ key: `${prefix}a.png`, ...finished(old + 1) },
+			{ key: `${prefix}b.png`, ...finished(old + 2) },
+			{ key: `${prefix}b.png`, ...finished(old + 3) },
+		]);
+		if (!skipped || !newer || !other || !otherNewer) throw new Error("jobs not inserted");
+		// A batch (recent: kept) that skipped a.png because `skipped` held its caption then.
+		const batch = await insertBatch("completed", now - DAY, [`${prefix}a.png`]);
+		await env.DB.prepare("INSERT INTO batch_skips (batch_id, key, job_id, seq) VALUES (?1, ?2, ?3, 1)")
+			.bind(batch, `${prefix}a.png`, skipped.id)
+			.run();
+		await sweepAll(settings, now);
+		expect(await remainingJobs(prefix)).toEqual([skipped.id, newer.id, otherNewer.id].sort());
+	});
+
 	it("a run stopped between the archive write and the delete is finished by the next, each row archived once", async () => {
 		const now = Date.now();
 		const old = now - 45 * DAY;
@@ -353,6 +373,8 @@ describe("the retention walks' query plans", () => {
 			"SEARCH e USING INDEX webhook_events_job (job_id=?)",
 			"SEARCH d USING INDEX webhook_deliveries_once (event_id=?)",
 			"SEARCH b USING COVERING INDEX sqlite_autoindex_batches_1 (id=?)",
+			// A kept batch that skipped to the job (0033).
+			"SEARCH s USING COVERING INDEX batch_skips_job (job_id=?)",
 		],
 		webhook_events: [
 			"SEARCH webhook_events USING INDEX sqlite_autoindex_webhook_events_1 (id>? AND id<?)",

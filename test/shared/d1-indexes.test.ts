@@ -62,6 +62,10 @@ const READERS: Record<string, { reader: string; sql: string }> = {
 		sql: `SELECT j.*, s.seq AS seq FROM batch_skips s JOIN jobs j ON j.id = s.job_id
 			WHERE s.batch_id = ?1 AND s.seq > ?2 AND s.seq <= ?4 ORDER BY s.seq LIMIT ?3`,
 	},
+	batch_skips_job: {
+		reader: "retention: a job a kept batch skipped to stays (workers/consumer/retention-kinds.ts)",
+		sql: "SELECT 1 FROM jobs t WHERE t.id = ?1 AND NOT EXISTS (SELECT 1 FROM batch_skips s WHERE s.job_id = t.id)",
+	},
 	batch_missing_seq: {
 		reader: "a batch's missing keys since a cursor (workers/status/batches/export.ts)",
 		sql: "SELECT key, seq FROM batch_missing WHERE batch_id = ?1 AND seq > ?2 AND seq <= ?4 ORDER BY seq LIMIT ?3",

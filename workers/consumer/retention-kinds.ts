@@ -65,8 +65,9 @@ function scanner(prefix: string, sql: string): Pick<RetentionKind, "scanSql" | "
  * Finished jobs that a newer succeeded job of the same object supersedes (so an object's latest
  * job, and the job holding its current caption, stay), or whose object was deleted from the bucket
  * before the cut-off and not uploaded again since (deleted-objects.ts); whose event is dispatched
- * and has no delivery pending (every attempt rebuilds its payload from the job) and whose batch is
- * gone (a batch's export reads its jobs).
+ * and has no delivery pending (every attempt rebuilds its payload from the job), whose batch is
+ * gone and that no kept batch skipped to (a batch's export reads its jobs, and the earlier jobs
+ * holding its skipped objects' captions).
  */
 const jobs: RetentionKind = {
 	name: "jobs",
@@ -84,7 +85,8 @@ const jobs: RetentionKind = {
 				AND d.deleted_at >= (SELECT max(n.created_at) FROM jobs n WHERE n.key = t.key AND n.bucket = t.bucket)))
 		AND NOT EXISTS (SELECT 1 FROM webhook_events e WHERE ${isEventOfJob("e.", "t.id")} AND (e.dispatched_at IS NULL
 			OR EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id AND d.status = 'pending')))
-		AND (t.batch_id IS NULL OR NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = t.batch_id))`,
+		AND (t.batch_id IS NULL OR NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = t.batch_id))
+		AND NOT EXISTS (SELECT 1 FROM batch_skips s WHERE s.job_id = t.id)`,
 		),
 	),
 	read: (db, ids) =>
