@@ -206,7 +206,7 @@ export class ModelChain {
 		// An answer costs its tokens whether or not its caption is usable.
 		const usage = readUsage(output);
 		try {
-			return { outcome: { kind: "answered", model, caption: adapter.readCaption(output) }, latencyMs, usage };
+			return { outcome: { kind: "answered", model, caption: adapter.readCaption(output, request) }, latencyMs, usage };
 		} catch {
 			return { outcome: { kind: "malformed", model }, latencyMs, usage };
 		}

@@ -1,7 +1,8 @@
 /**
  * Adapters for chat vision models (Text Generation) that take the image as a `data:` URL inside
  * `messages`: @cf/google/gemma-4-26b-a4b-it (OpenAI-style `choices`),
- * @cf/meta/llama-4-scout-17b-16e-instruct and @cf/mistralai/mistral-small-3.1-24b-instruct (`response`).
+ * @cf/meta/llama-4-scout-17b-16e-instruct and @cf/mistralai/mistral-small-3.1-24b-instruct (`response`:
+ * text, or for a `response_format` request the JSON value itself).
  */
 import { z } from "zod";
 import type { ImageLimits, ModelAdapter, ModelImage, ModelLanguages, ModelRequest } from "./types";
@@ -10,6 +11,14 @@ const Output = z.union([
 	z.object({ response: z.string() }),
 	z.object({ choices: z.array(z.object({ message: z.object({ content: z.string() }) })).min(1) }),
 ]);
+
+/**
+ * What Workers AI answers to a `response_format` request (its JSON Mode page): `response` is the
+ * JSON value itself, an object or an array, not its text.
+ */
+const StructuredResponse = z.object({
+	response: z.union([z.record(z.string(), z.unknown()), z.array(z.unknown())]),
+});
 
 const CHAT_LIMITS: ImageLimits = { maxBytes: 1024 * 1024, maxSide: 1536 };
 
@@ -85,7 +94,12 @@ export function chatVisionModel(
 				...structured(json, request.jsonSchema ?? null),
 			};
 		},
-		readCaption(output: unknown) {
+		readCaption(output: unknown, request?: Pick<ModelRequest, "jsonSchema">) {
+			// A structured answer becomes its JSON text, checked against the output's schema like any other.
+			if (request?.jsonSchema) {
+				const value = StructuredResponse.safeParse(output);
+				if (value.success) return JSON.stringify(value.data.response);
+			}
 			const parsed = Output.parse(output);
 			return "response" in parsed ? parsed.response : (parsed.choices[0]?.message.content ?? "");
 		},

@@ -168,6 +168,19 @@ export function emulatedUsage(model: PublishedModel, prompt: string | null, answ
 	return { inputTokens: imageTokens + (prompt === null ? 0 : textTokens(prompt)), outputTokens: textTokens(answer) };
 }
 
+/**
+ * A `response_format` answer as Workers AI's JSON Mode page shows it: `response` is the JSON value
+ * itself (an object or an array), not its text; an answer that is no JSON object or array stays text.
+ */
+function jsonValueOr(text: string): unknown {
+	try {
+		const value: unknown = JSON.parse(text);
+		return typeof value === "object" && value !== null ? value : text;
+	} catch {
+		return text;
+	}
+}
+
 /** The answer in the model's published output shape, with its tokens where that shape reports them. */
 function answerIn(model: PublishedModel, inputs: Record<string, unknown>, text: string, usage: Usage): unknown {
 	const tokens = { prompt_tokens: usage.inputTokens, completion_tokens: usage.outputTokens };
@@ -190,7 +203,8 @@ function answerIn(model: PublishedModel, inputs: Record<string, unknown>, text: 
 		case "choices":
 			return { choices: [{ index: 0, message: { role: "assistant", content: text } }], ...openAiUsage };
 		case "response":
-			return inputs.stream === true ? eventStream(text) : { response: text, ...openAiUsage };
+			if (inputs.stream === true) return eventStream(text);
+			return { response: inputs.response_format === undefined ? text : jsonValueOr(text), ...openAiUsage };
 		case "description":
 			return { description: text };
 	}

@@ -64,6 +64,10 @@ export interface ModelAdapter {
 	readonly limits: ImageLimits;
 	readonly languages: ModelLanguages;
 	buildInput(image: ModelImage, request: ModelRequest): Record<string, unknown>;
-	/** The caption in the model's output; throws if the output does not have the model's shape. */
-	readCaption(output: unknown): string;
+	/**
+	 * The caption in the model's output; throws if the output does not have the model's shape.
+	 * `request` is what the model was asked: a structured-output answer (`jsonSchema`) may be a
+	 * JSON value, which the caption carries as its JSON text.
+	 */
+	readCaption(output: unknown, request?: Pick<ModelRequest, "jsonSchema">): string;
 }

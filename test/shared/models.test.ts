@@ -11,6 +11,7 @@ import { RateLimitsSetting, rateLimitFor } from "../../shared/models/rate-limits
 import { ADAPTERS, DEFAULT_MODEL_CHAIN, parseModelChain } from "../../shared/models/registry";
 import type { ModelRequest } from "../../shared/models/types";
 import { readUsage } from "../../shared/models/usage";
+import { instructionFor } from "../../shared/outputs/instructions";
 import { backoffSeconds } from "../../shared/queue/backoff";
 import { fixture } from "../support/fixtures";
 
@@ -113,6 +114,24 @@ describe("model adapters", () => {
 		expect(() => moondream31.readCaption({ response: "x" })).toThrow();
 		expect(gemma4.readCaption({ choices: [{ message: { content: "a cat" } }] })).toBe("a cat");
 		expect(moondream31.readCaption({ caption: null, answer: "red", finish_reason: "stop" })).toBe("red");
+	});
+
+	it("scout's answer to a response_format request is a JSON value (JSON Mode); the caption is its JSON text", async () => {
+		const schema = { type: "object", required: ["width"], properties: { width: { type: "integer" } } };
+		const request = { ...ask(instructionFor({ json_schema: schema }, null, "", false).prompt), jsonSchema: schema };
+		const input = llama4Scout.buildInput(await image(), request);
+		expect(input).toMatchObject({ response_format: { type: "json_schema", json_schema: schema } });
+		const output = await alive().run(llama4Scout.id, input);
+		expect(output).toMatchObject({ response: { width: 64 } });
+		expect(JSON.parse(llama4Scout.readCaption(output, request))).toEqual({ width: 64 });
+		expect(llama4Scout.readCaption({ response: [1, 2] }, request)).toBe("[1,2]");
+		// A text request gets no JSON value: one there is the wrong shape.
+		expect(() => llama4Scout.readCaption(output)).toThrow();
+		expect(() => llama4Scout.readCaption({ response: null }, request)).toThrow();
+		// Mistral takes the schema as guided_json: its answer stays text.
+		const mistral = await alive().run(mistralSmall31.id, mistralSmall31.buildInput(await image(), request));
+		expect(mistral).toMatchObject({ response: expect.any(String) });
+		expect(JSON.parse(mistralSmall31.readCaption(mistral, request))).toEqual({ width: 64 });
 	});
 
 	it("MODEL_CHAIN is parsed in order; an unknown model is a configuration error", () => {
