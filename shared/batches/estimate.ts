@@ -26,9 +26,12 @@ export const Estimate = z
 	.meta({ id: "Estimate" });
 export type Estimate = z.infer<typeof Estimate>;
 
+/** The model an estimate is priced on: the chain's first, the one every job tries first. */
+export type EstimateModel = Pick<ModelAdapter, "id" | "task">;
+
 const PLATFORM_LIMITS = RateLimitsSetting.parse(PLATFORM_RATE_LIMITS);
 
-export function estimate(model: Pick<ModelAdapter, "id" | "task">, modelCalls: number): Estimate {
+export function estimate(model: EstimateModel, modelCalls: number): Estimate {
 	const limit = rateLimitFor(model, PLATFORM_LIMITS);
 	const price = MODEL_PRICES.get(model.id) ?? null;
 	const perCall =

@@ -24,7 +24,10 @@ export const WEBHOOK_PROGRESS_INTERVAL_MS = 60_000;
 /** The event stream's channel name (subscriptions use their id). */
 export const STREAM_CHANNEL = "stream";
 
-/** Settings that bound the ETA: the model chain and its rate limits. */
+/**
+ * Settings that bound the ETA: the model chain and its rate limits. The chain's first model also
+ * prices a dry run's estimate, as `GET /v1/batches/{id}` does.
+ */
 export interface PaceLimits {
 	chain: readonly RateLimitedModel[];
 	limits: RateLimits;
@@ -77,7 +80,7 @@ export async function progressBody(
 	return JSON.stringify({
 		type: BATCH_PROGRESS_EVENT,
 		timestamp: new Date(now).toISOString(),
-		data: toBatch(batch, measured),
+		data: toBatch(batch, measured, pace.chain[0]),
 	});
 }
 

@@ -6,9 +6,8 @@
 import { z } from "zod";
 import { Recaption } from "../captions/recaption";
 import { iso } from "../iso";
-import type { ModelAdapter } from "../models/types";
 import { OutputKind, OutputText, outputKind, WRITE_BACK_TARGETS, WriteBackText } from "../outputs/spec";
-import { Estimate, estimate } from "./estimate";
+import { Estimate, type EstimateModel, estimate } from "./estimate";
 import { type BatchPace, unmeasuredPace } from "./progress";
 
 export const BATCH_STATUSES = ["planned", "listing", "running", "completed", "cancelled"] as const;
@@ -181,11 +180,7 @@ export const recaptionOf = (row: BatchRow): Recaption | null =>
  * when there is one; `model` (the chain's first) prices a dry run's plan, whose estimate is null
  * without it.
  */
-export function toBatch(
-	row: BatchRow,
-	pace: BatchPace = unmeasuredPace(row),
-	model?: Pick<ModelAdapter, "id" | "task">,
-): Batch {
+export function toBatch(row: BatchRow, pace: BatchPace = unmeasuredPace(row), model?: EstimateModel): Batch {
 	return {
 		id: row.id,
 		status: row.status,

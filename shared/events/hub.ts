@@ -18,6 +18,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import { errorMessage, log } from "../log";
+import { ModelChainSetting } from "../models/registry";
 import {
 	headPosition,
 	matches,
@@ -67,6 +68,8 @@ const encoder = new TextEncoder();
 export interface EventHubEnv {
 	DB: D1Database;
 	EVENTS_KEEPALIVE_SECONDS?: string;
+	/** The consumer's chain: its first model prices a batch event's estimate, as GET /v1/batches/{id} does. */
+	MODEL_CHAIN?: string;
 }
 
 export class EventHub extends DurableObject<EventHubEnv> {
@@ -140,6 +143,11 @@ export class EventHub extends DurableObject<EventHubEnv> {
 		return { ...this.stats, streams: this.streams.size };
 	}
 
+	/** The chain's first model, which prices a batch's estimate in its events' bodies. */
+	private estimateModel() {
+		return ModelChainSetting.parse(this.env.MODEL_CHAIN)[0];
+	}
+
 	private async ensureHead(): Promise<void> {
 		if (this.head !== null) return;
 		this.stats.d1Reads++;
@@ -162,6 +170,7 @@ export class EventHub extends DurableObject<EventHubEnv> {
 					upTo: head,
 					filter: stream.filter,
 					limit: PAGE,
+					estimateModel: this.estimateModel(),
 				});
 				if (!this.streams.has(stream)) return;
 				for (const event of page.events) this.send(stream, event);
@@ -199,7 +208,13 @@ export class EventHub extends DurableObject<EventHubEnv> {
 		for (;;) {
 			const after = this.head ?? 0;
 			this.stats.d1Reads++;
-			const page = await readStreamEvents(this.env.DB, { after, upTo: null, filter: null, limit: PAGE });
+			const page = await readStreamEvents(this.env.DB, {
+				after,
+				upTo: null,
+				filter: null,
+				limit: PAGE,
+				estimateModel: this.estimateModel(),
+			});
 			// Synchronous from here to the head's update: a replay finishing in between cannot slip in.
 			for (const event of page.events) {
 				this.remember(event);

@@ -2,13 +2,34 @@
  * Plan before run: a dry run lists and counts like any batch but makes no job (so calls no model),
  * ends `planned` with an estimate, and `start` makes exactly `total - skipped` jobs.
  */
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { z } from "zod";
+import { progressBody } from "../../shared/batches/progress-events";
+import { getBatchRow } from "../../shared/batches/read";
 import { Batch } from "../../shared/batches/schema";
+import { RateLimitsSetting } from "../../shared/models/rate-limits";
+import { parseModelChain } from "../../shared/models/registry";
+import { BatchProgressWebhookPayload } from "../../shared/webhooks/schema";
 import { call, createKey, errorOf, parsed } from "../status/support";
 import { uniqueKey } from "../support/fixtures";
 import { MOONDREAM } from "../support/models";
 import { jobsForKey } from "../support/queue";
+import { sseReader } from "../support/sse";
+import { hook, subscribe, verifiedBatchEvent } from "../webhooks/support";
 import { captionAll, createBatch, getBatch, jobsOfBatch, putObjects, settled, waitForBatch } from "./support";
+
+/** Any batch event's body on the stream: its type and the Batch JSON. */
+const BatchEventBody = z.object({ type: z.string(), data: Batch });
+
+/** Opens `GET /v1/events` and waits for the hub to register it. */
+async function open(path: string) {
+	const res = await call("GET", path);
+	expect(res.status).toBe(200);
+	const reader = sseReader(res);
+	expect(await reader.next()).toEqual({ kind: "comment", text: "connected" });
+	return reader;
+}
 
 describe("dry_run", () => {
 	it("plans with no job, estimates, and start makes exactly total - skipped jobs", async () => {
@@ -43,6 +64,43 @@ describe("dry_run", () => {
 		const again = await call("POST", `/v1/batches/${created.id}/start`);
 		expect(again.status).toBe(409);
 		expect((await errorOf(again)).code).toBe("batch_not_planned");
+	});
+
+	it("a started plan's events carry its estimate as GET /v1/batches/{id} does: webhook, stream and batch.progress", async () => {
+		const prefix = uniqueKey("dry-run-events/");
+		await putObjects(["a.jpg", "b.jpg", "c.jpg"].map((k) => `${prefix}${k}`));
+		const receiver = hook("dry-run-events");
+		const sub = await subscribe({ url: receiver.url, prefix, events: ["batch.completed"] });
+		const created = await createBatch({ prefix, dry_run: true });
+		await waitForBatch(created.id, (b) => b.status === "planned");
+		expect((await call("POST", `/v1/batches/${created.id}/start`)).status).toBe(202);
+		await waitForBatch(created.id, settled);
+		const { estimate } = await getBatch(created.id);
+		expect(estimate).toMatchObject({ model: MOONDREAM, model_calls: 3 });
+
+		// The batch.completed webhook's body is the Batch JSON, estimate included.
+		const [delivery] = await receiver.waitFor(1);
+		if (!delivery) throw new Error("no batch.completed delivery");
+		const completed = verifiedBatchEvent(sub.secret, delivery);
+		expect(completed).toMatchObject({ type: "batch.completed", data: { id: created.id } });
+		expect(completed.data.estimate).toEqual(estimate);
+
+		// The stream replays the batch's events (a batch.progress, if one was recorded, then batch.completed).
+		const stream = await open(`/v1/events?batch_id=${created.id}&types=batch.progress,batch.completed&after=0`);
+		const seen: z.infer<typeof BatchEventBody>[] = [];
+		for (let e = await stream.nextEvent(); ; e = await stream.nextEvent()) {
+			seen.push(BatchEventBody.parse(JSON.parse(e.data)));
+			if (e.event === "batch.completed") break;
+		}
+		await stream.close();
+		for (const body of seen) expect(body.data.estimate).toEqual(estimate);
+
+		// A batch.progress body, as the webhooks Worker records it while the batch runs.
+		const row = await getBatchRow(env.DB, created.id);
+		if (!row) throw new Error("no batch row");
+		const pace = { chain: parseModelChain(undefined), limits: RateLimitsSetting.parse("off") };
+		const progress = BatchProgressWebhookPayload.parse(JSON.parse(await progressBody(env.DB, row, pace)));
+		expect(progress.data.estimate).toEqual(estimate);
 	});
 
 	it("a cancelled plan settles with counts that add up (all 0: it made no job), its estimate kept", async () => {

@@ -29,7 +29,8 @@ const Settings = z.object({
 	// A queue delay may not exceed MAX_DELAY_SECONDS (shared/queue/runner.ts says why).
 	WEBHOOK_RETRY_MAX_SECONDS: z.coerce.number().min(0).max(MAX_DELAY_SECONDS).default(3600),
 	// The consumer's chain and rate limits (a config test keeps them equal): the ETA of a
-	// `batch.progress` event is never shorter than they allow.
+	// `batch.progress` event is never shorter than they allow, and a batch event's estimate is
+	// priced on the chain's first model, as GET /v1/batches/{id} prices it.
 	MODEL_CHAIN: ModelChainSetting,
 	MODEL_RATE_LIMITS: RateLimitsSetting.default(RateLimitsSetting.parse(PLATFORM_RATE_LIMITS)),
 });

@@ -4,6 +4,7 @@
  * sender takes before an attempt, and the record of each attempt's outcome.
  */
 import { z } from "zod";
+import type { EstimateModel } from "../../shared/batches/estimate";
 import { BatchRow, toBatch } from "../../shared/batches/schema";
 import { batchRows, parseRow, parseRows } from "../../shared/d1-rows";
 import { ulid } from "../../shared/ids";
@@ -74,7 +75,16 @@ const JOB_SIGNING_KEY = `CASE WHEN j.key_id IS NULL AND j.callback_url IS NOT NU
 		ORDER BY length(k.prefix) DESC, k.created_at, k.id LIMIT 1)
 	ELSE j.key_id END`;
 
-async function loadSubject(db: D1Database, eventId: string): Promise<EventSubject | null> {
+/**
+ * The job, caption or batch an event is about, with the body its deliveries carry. A batch's body
+ * is its Batch JSON with the estimate priced on `estimateModel`; without it the estimate is null,
+ * for a caller that reads only the event's type and targets.
+ */
+async function loadSubject(
+	db: D1Database,
+	eventId: string,
+	estimateModel: EstimateModel | undefined,
+): Promise<EventSubject | null> {
 	const job = await db
 		.prepare(
 			`SELECT ${jobColumns("j.")}, ${JOB_SIGNING_KEY} AS owner_key_id, ${ownerRevokedAt("j")}, ${EVENT_COLUMNS}
@@ -111,7 +121,11 @@ async function loadSubject(db: D1Database, eventId: string): Promise<EventSubjec
 	if (!batch || (batch.event_type !== "batch.completed" && batch.event_type !== "batch.cancelled")) return null;
 	return {
 		dispatchedAt: batch.dispatched_at,
-		payload: { type: batch.event_type, timestamp: new Date(batch.event_at).toISOString(), data: toBatch(batch) },
+		payload: {
+			type: batch.event_type,
+			timestamp: new Date(batch.event_at).toISOString(),
+			data: toBatch(batch, undefined, estimateModel),
+		},
 		matchKey: batch.key_prefix,
 		callbackUrl: batch.callback_url,
 		keyId: batch.owner_key_id,
@@ -160,7 +174,8 @@ export function subscriptionsFor(db: D1Database, type: string, matchKey: string)
  * Returns the ids of the deliveries this call created.
  */
 export async function dispatchEvent(db: D1Database, eventId: string, now = Date.now()): Promise<DispatchResult> {
-	const subject = await loadSubject(db, eventId);
+	// The fan-out reads the event's type and targets only: each attempt builds the body (claimDelivery).
+	const subject = await loadSubject(db, eventId, undefined);
 	if (!subject) return { kind: "missing" };
 	if (subject.dispatchedAt !== null) return { kind: "already-dispatched" };
 
@@ -238,11 +253,15 @@ const AttemptContext = z.object({
 	key_revoked: z.union([z.literal(0), z.literal(1)]),
 });
 
-/** Takes the lease of a pending delivery (counting the attempt), unless another sender holds it. */
+/**
+ * Takes the lease of a pending delivery (counting the attempt), unless another sender holds it.
+ * `estimateModel` prices the estimate of a batch event's body (the webhooks Worker's first model).
+ */
 export async function claimDelivery(
 	db: D1Database,
 	id: string,
 	leaseMs: number,
+	estimateModel: EstimateModel | undefined,
 	now = Date.now(),
 ): Promise<ClaimResult> {
 	const token = crypto.randomUUID();
@@ -281,7 +300,7 @@ export async function claimDelivery(
 		.then(parseRow(AttemptContext));
 	if (!context) throw new Error(`The event ${delivery.event_id} of delivery ${id} does not exist`);
 	// Events dispatched before payloads were rebuilt carry theirs.
-	const payload = context.payload ?? (await loadSubject(db, delivery.event_id))?.payload;
+	const payload = context.payload ?? (await loadSubject(db, delivery.event_id, estimateModel))?.payload;
 	if (!payload) throw new Error(`The job or batch of event ${delivery.event_id} (delivery ${id}) is gone`);
 	if (delivery.subscription_id !== null && (context.secret === null || context.status === null)) {
 		return { kind: "subscription-gone", delivery };
