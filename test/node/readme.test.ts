@@ -3,7 +3,8 @@
  * the settings it shows must be real. docs/configuration.md's table must name every variable and
  * secret a Worker reads. Every link to a
  * section of a Markdown file, in the docs or in a comment of the code, must name a heading that
- * file has.
+ * file has. The error tables of docs/errors.md and docs/models.md list every code that makes a
+ * model gone.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -13,6 +14,7 @@ import { describe, expect, it } from "vitest";
 import { productionConfigs, writeLocalConfigs } from "../../scripts/lib/configs.ts";
 import { readWorkerConfig } from "../../scripts/lib/worker-config.ts";
 import { root } from "../../scripts/lib/wrangler.ts";
+import { classifyModelError } from "../../shared/models/errors.ts";
 
 const readme = readFileSync(path.join(root, "README.md"), "utf8");
 const tracked = execFileSync("git", ["ls-files"], { cwd: root, encoding: "utf8" }).split("\n").filter(Boolean);
@@ -109,5 +111,26 @@ describe("README", () => {
 		}
 		expect(checked).toBeGreaterThan(20);
 		expect(broken).toEqual([]);
+	});
+});
+
+describe("docs/errors.md and docs/models.md", () => {
+	// Every four-digit code the classifier treats as gone: what makes a model unavailable.
+	const gone = Array.from({ length: 9000 }, (_, i) => 1000 + i).filter(
+		(code) => classifyModelError(new Error(`${code}: x`)).kind === "gone",
+	);
+	const codesIn = (line: string) => new Set([...line.matchAll(/`(\d{4})`/g)].map((m) => Number(m[1])));
+	const row = (file: string, start: string) =>
+		readFileSync(path.join(root, file), "utf8")
+			.split("\n")
+			.find((line) => line.startsWith(start)) ?? "";
+
+	it.each([
+		["docs/errors.md", "| `model_unavailable` |"],
+		["docs/models.md", "| gone |"],
+	])("%s's row %s lists every code the classifier treats as gone", (file, start) => {
+		expect(gone.length).toBeGreaterThan(5);
+		const listed = codesIn(row(file, start));
+		expect(gone.filter((code) => !listed.has(code))).toEqual([]);
 	});
 });
