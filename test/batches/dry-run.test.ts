@@ -11,13 +11,23 @@ import { Batch } from "../../shared/batches/schema";
 import { RateLimitsSetting } from "../../shared/models/rate-limits";
 import { parseModelChain } from "../../shared/models/registry";
 import { BatchProgressWebhookPayload } from "../../shared/webhooks/schema";
+import { Stats } from "../../workers/status/jobs/stats";
 import { call, createKey, errorOf, parsed } from "../status/support";
 import { uniqueKey } from "../support/fixtures";
 import { MOONDREAM } from "../support/models";
 import { jobsForKey } from "../support/queue";
 import { sseReader } from "../support/sse";
 import { hook, subscribe, verifiedBatchEvent } from "../webhooks/support";
-import { captionAll, createBatch, getBatch, jobsOfBatch, putObjects, settled, waitForBatch } from "./support";
+import {
+	captionAll,
+	createBatch,
+	deliverPage,
+	getBatch,
+	jobsOfBatch,
+	putObjects,
+	settled,
+	waitForBatch,
+} from "./support";
 
 /** Any batch event's body on the stream: its type and the Batch JSON. */
 const BatchEventBody = z.object({ type: z.string(), data: Batch });
@@ -101,6 +111,26 @@ describe("dry_run", () => {
 		const pace = { chain: parseModelChain(undefined), limits: RateLimitsSetting.parse("off") };
 		const progress = BatchProgressWebhookPayload.parse(JSON.parse(await progressBody(env.DB, row, pace)));
 		expect(progress.data.estimate).toEqual(estimate);
+	});
+
+	it("a started plan still running shows its estimate in GET /v1/stats as GET /v1/batches/{id} does", async () => {
+		const prefix = uniqueKey("dry-run-stats/");
+		await putObjects(["a.jpg", "b.jpg"].map((k) => `${prefix}${k}`));
+		const key = await createKey(prefix);
+		const created = await createBatch({ prefix, dry_run: true }, key.token);
+		await waitForBatch(created.id, (b) => b.status === "planned");
+		// Started with its pages held, then listed with its caption messages held: it stays running.
+		const start = await call("POST", `/v1/batches/${created.id}/start`, {
+			token: key.token,
+			env: { BATCH_LISTING: env.HELD_MESSAGES },
+		});
+		expect(start.status).toBe(202);
+		await deliverPage(created.id, 0, { holdCaptions: true });
+		const running = await getBatch(created.id);
+		expect(running).toMatchObject({ status: "running", estimate: { model: MOONDREAM, model_calls: 2 } });
+
+		const stats = await parsed(await call("GET", "/v1/stats", { token: key.token }), Stats);
+		expect(stats.batches.map((b) => [b.id, b.estimate])).toEqual([[created.id, running.estimate]]);
 	});
 
 	it("a cancelled plan settles with counts that add up (all 0: it made no job), its estimate kept", async () => {
