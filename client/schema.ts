@@ -1571,6 +1571,8 @@ export interface components {
             consumer: {
                 jobs_requeued: number;
                 jobs_failed: number;
+                /** @description Succeeded jobs whose write-back a dead consumer left pending, sent again by id */
+                write_backs_resent: number;
                 listings_resent: number;
                 truncated: boolean;
                 /** @description The retention sweep: rows past RETENTION_*_DAYS archived to R2 and deleted (docs/data.md) */

@@ -47,6 +47,9 @@ export type RetentionReport = z.infer<typeof RetentionReport>;
 export const ConsumerSweepReport = z.object({
 	jobs_requeued: z.number().int(),
 	jobs_failed: z.number().int(),
+	write_backs_resent: z.number().int().meta({
+		description: "Succeeded jobs whose write-back a dead consumer left pending, sent again by id",
+	}),
 	listings_resent: z.number().int(),
 	truncated: z.boolean(),
 	retention: RetentionReport.meta({

@@ -18,6 +18,7 @@ const SweepReport = z.object({
 	consumer: z.object({
 		jobs_requeued: z.number(),
 		jobs_failed: z.number(),
+		write_backs_resent: z.number(),
 		listings_resent: z.number(),
 		retention: z.object({ jobs_deleted: z.number(), webhook_events_deleted: z.number(), batches_deleted: z.number() }),
 	}),
@@ -51,6 +52,7 @@ function describe(r: SweepReport): string | null {
 	const parts = [
 		[r.consumer.jobs_requeued, "jobs re-queued"],
 		[r.consumer.jobs_failed, "jobs failed (attempts used up)"],
+		[r.consumer.write_backs_resent, "write-backs resumed"],
 		[r.consumer.listings_resent, "batch listings resumed"],
 		[r.webhooks.events_resent, "webhook events re-sent"],
 		[r.webhooks.deliveries_resent, "deliveries re-sent"],

@@ -9,6 +9,8 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { toJob } from "../../shared/jobs/schema";
 import { emulator } from "../../shared/models/emulator";
 import { eventJobId } from "../../shared/webhooks/job-event";
+import { readSettings } from "../../workers/consumer/config";
+import { sweepStalledJobs } from "../../workers/consumer/sweeper";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
 import { insertJob } from "../support/jobs";
 import { resetModels } from "../support/models";
@@ -162,6 +164,43 @@ describe("loop safety", () => {
 		expect(await jobsForKey(key)).toEqual([]);
 		expect(await counter("sidecar_objects")).toBe(before + 1);
 		expect(emulator.callsTo()).toBe(0);
+	});
+});
+
+describe("a write-back left pending", () => {
+	it("by a consumer that died after the job's finish is sent again by the sweep, and written once", async () => {
+		const key = uniqueKey("left-pending.png");
+		const { eTag: etag } = (await upload(key, await fixture("small.png"))).object;
+		const old = Date.now() - 30 * 60_000;
+		// The job as its finish left it: succeeded, its write-back pending, no delivery holding it.
+		const job = await insertJob({
+			key,
+			etag: etag ?? "",
+			status: "succeeded",
+			caption: "A small square.",
+			result: null,
+			model: "@cf/moondream/moondream3.1-9B-A2B",
+			attempts: 1,
+			created_at: old,
+			updated_at: old,
+			started_at: old,
+			completed_at: old,
+			write_back: "sidecar",
+			write_back_status: "pending",
+		});
+		const { queue, sent } = recordingQueue();
+		const swept = await sweepStalledJobs({ ...env, CAPTION_JOBS: queue }, readSettings(env));
+		expect(sent).toContainEqual({ kind: "caption-job", job_id: job.id });
+		expect(swept.writeBacks).toBeGreaterThanOrEqual(1);
+		const { ids, result } = await runConsumer(sent.filter((m) => JSON.stringify(m).includes(job.id)));
+		expect(result.explicitAcks).toEqual(ids);
+		expect(await (await env.BUCKET.get(key.replace(/\.png$/, ".txt")))?.text()).toBe("A small square.");
+		expect(toJob(await onlyJob(key)).write_back).toEqual({ target: "sidecar", status: "written", error: null });
+		expect(emulator.callsTo()).toBe(0);
+		// Written: the next sweep has nothing of it to send.
+		const again = recordingQueue();
+		await sweepStalledJobs({ ...env, CAPTION_JOBS: again.queue }, readSettings(env));
+		expect(again.sent).not.toContainEqual({ kind: "caption-job", job_id: job.id });
 	});
 });
 

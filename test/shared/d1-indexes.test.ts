@@ -66,6 +66,12 @@ const READERS: Record<string, { reader: string; sql: string }> = {
 		reader: "retention: a job a kept batch skipped to stays (workers/consumer/retention-kinds.ts)",
 		sql: "SELECT 1 FROM jobs t WHERE t.id = ?1 AND NOT EXISTS (SELECT 1 FROM batch_skips s WHERE s.job_id = t.id)",
 	},
+	jobs_write_back_pending: {
+		reader: "the sweep's succeeded jobs whose write-back is still pending (workers/consumer/stalled-jobs.ts)",
+		sql: `SELECT id, batch_id FROM jobs INDEXED BY jobs_write_back_pending
+			WHERE write_back_status = 'pending' AND status = 'succeeded' AND completed_at < ?1
+				AND (write_back_lease IS NULL OR write_back_lease < ?2) AND id > ?3 ORDER BY id LIMIT ?4`,
+	},
 	batch_missing_seq: {
 		reader: "a batch's missing keys since a cursor (workers/status/batches/export.ts)",
 		sql: "SELECT key, seq FROM batch_missing WHERE batch_id = ?1 AND seq > ?2 AND seq <= ?4 ORDER BY seq LIMIT ?3",

@@ -28,6 +28,7 @@ export async function recoverConsumer(
 	return {
 		jobs_requeued: jobs.requeued,
 		jobs_failed: jobs.failed,
+		write_backs_resent: jobs.writeBacks,
 		listings_resent: listings,
 		truncated: jobs.truncated,
 		retention,

@@ -93,3 +93,31 @@ export function failStalledJobStatement(
 	const stillStalled = { sql: stalled(4, 5, 6), params: [cutoffs.queuedBefore, cutoffs.claimedBefore] };
 	return failUnfinishedStatement(db, id, cutoffs.now, code, message, stillStalled);
 }
+
+const PendingWriteBack = JobRow.pick({ id: true, batch_id: true });
+export type PendingWriteBack = z.infer<typeof PendingWriteBack>;
+
+/**
+ * One page of succeeded jobs whose write-back is still pending, finished before `finishedBefore`
+ * and held by no delivery (no write-back lease, or an expired one), in id order after `afterId`:
+ * the delivery that finished the job died before it wrote. Sent again by id, a job's message
+ * finds it finished and only does the write-back (write-back.ts).
+ */
+export async function findPendingWriteBacks(
+	db: D1Database,
+	finishedBefore: number,
+	now: number,
+	afterId: string,
+	limit: number,
+): Promise<PendingWriteBack[]> {
+	return db
+		.prepare(
+			`SELECT id, batch_id FROM jobs INDEXED BY jobs_write_back_pending
+			WHERE write_back_status = 'pending' AND status = 'succeeded' AND completed_at < ?1
+				AND (write_back_lease IS NULL OR write_back_lease < ?2) AND id > ?3
+			ORDER BY id LIMIT ?4`,
+		)
+		.bind(finishedBefore, now, afterId, limit)
+		.all()
+		.then(parseRows(PendingWriteBack));
+}

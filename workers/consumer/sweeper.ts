@@ -1,7 +1,8 @@
 /**
  * Lease sweeper (cron, and `npm run dev` at start and periodically): a job whose consumer died
  * mid-caption keeps an expired lease; a queued job whose message was lost sits untouched. Both are
- * re-queued; a job that has used up its attempts fails with `retries_exhausted` instead. Each
+ * re-queued; a job that has used up its attempts fails with `retries_exhausted` instead. A
+ * succeeded job whose write-back a dead consumer left pending is sent again by id. Each
  * action re-checks staleness in its own statement (stalled-jobs.ts), and one run goes through
  * every stalled job, page by page, within a time budget (the rest is the next run's).
  */
@@ -12,6 +13,7 @@ import type { ConsumerSettings } from "./config";
 import { finishJob } from "./finish";
 import {
 	failStalledJobStatement,
+	findPendingWriteBacks,
 	findStalledJobs,
 	type RequeuedJob,
 	requeueStalledJobs,
@@ -34,6 +36,8 @@ export interface JobSweepOptions {
 export interface JobSweepResult {
 	requeued: number;
 	failed: number;
+	/** Succeeded jobs whose pending write-back was sent again. */
+	writeBacks: number;
 	/** Whether the budget ran out before the last page (the next run goes on). */
 	truncated: boolean;
 }
@@ -83,6 +87,35 @@ export async function sweepStalledJobs(
 			break;
 		}
 	}
-	if (requeued + failed > 0) log("warn", "stalled_jobs_swept", { requeued, failed, truncated });
-	return { requeued, failed, truncated };
+	const writeBacks = truncated ? 0 : await resendPendingWriteBacks(env, cutoffs, deadline);
+	if (requeued + failed + writeBacks > 0) {
+		log("warn", "stalled_jobs_swept", { requeued, failed, write_backs: writeBacks, truncated });
+	}
+	return { requeued, failed, writeBacks, truncated };
+}
+
+/**
+ * Sends again, each in its lane, the succeeded jobs whose write-back has been pending since before
+ * the queued cut-off with no delivery holding it. A message still on its way makes a second one
+ * harmless: the write-back lease lets one delivery write.
+ */
+async function resendPendingWriteBacks(env: ConsumerEnv, cutoffs: StallCutoffs, deadline: number): Promise<number> {
+	let sent = 0;
+	let afterId = "";
+	for (;;) {
+		const page = await findPendingWriteBacks(env.DB, cutoffs.queuedBefore, cutoffs.now, afterId, PAGE_SIZE);
+		const message = (id: string): CaptionRequest => ({ kind: "caption-job", job_id: id });
+		await sendAll(
+			env.CAPTION_JOBS,
+			page.filter((j) => j.batch_id === null).map((j) => message(j.id)),
+		);
+		await sendAll(
+			env.CAPTION_BATCH_JOBS,
+			page.filter((j) => j.batch_id !== null).map((j) => message(j.id)),
+		);
+		sent += page.length;
+		const last = page.at(-1);
+		if (page.length < PAGE_SIZE || !last || Date.now() >= deadline) return sent;
+		afterId = last.id;
+	}
 }
