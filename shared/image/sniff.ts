@@ -14,25 +14,55 @@ export interface ImageInfo {
 	height: number;
 }
 
-function jpegSize(b: Uint8Array, dv: DataView): [number, number] | null {
+/**
+ * Walks a JPEG's markers after its start of image, calling `visit` with each one and where it is
+ * (scanning past the entropy-coded data after each start of scan) until `visit` returns true:
+ * "found" then; "ended" when the bytes or the image (its end-of-image marker) end first; "damaged"
+ * when the bytes are not laid out as segments.
+ */
+function walkJpeg(b: Uint8Array, visit: (marker: number, at: number) => boolean): "found" | "ended" | "damaged" {
 	let i = 2;
-	while (i + 9 < b.length) {
-		if (b[i] !== 0xff) return null;
-		const marker = b[i + 1] ?? 0;
+	while (i + 1 < b.length) {
+		if (b[i] !== 0xff) return "damaged";
+		const marker = b[i + 1]!;
 		if (marker === 0xff) {
 			i++;
 			continue;
 		}
+		if (visit(marker, i)) return "found";
+		if (marker === 0xd9) return "ended";
 		// Standalone markers carry no length.
 		if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
 			i += 2;
 			continue;
 		}
-		const isSof = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
-		if (isSof) return [dv.getUint16(i + 7), dv.getUint16(i + 5)];
-		i += 2 + dv.getUint16(i + 2);
+		if (i + 3 >= b.length) return "ended";
+		i += 2 + ((b[i + 2]! << 8) | b[i + 3]!);
+		if (marker !== 0xda) continue;
+		// Entropy-coded data: it ends at the first 0xFF that is not stuffing (0xFF00) or a restart marker.
+		for (;;) {
+			i = b.indexOf(0xff, i);
+			if (i < 0 || i + 1 >= b.length) return "ended";
+			const next = b[i + 1]!;
+			if (next === 0x00 || (next >= 0xd0 && next <= 0xd7)) i += 2;
+			else if (next === 0xff) i++;
+			else break;
+		}
 	}
-	return null;
+	return "ended";
+}
+
+const isSof = (marker: number) =>
+	marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
+
+function jpegSize(b: Uint8Array, dv: DataView): [number, number] | null {
+	let size: [number, number] | null = null;
+	walkJpeg(b, (marker, at) => {
+		if (!isSof(marker)) return false;
+		if (at + 9 <= b.length) size = [dv.getUint16(at + 7), dv.getUint16(at + 5)];
+		return true;
+	});
+	return size;
 }
 
 function webpSize(b: Uint8Array, dv: DataView): [number, number] | null {
@@ -80,20 +110,62 @@ export function inspectImage(head: Uint8Array): ImageInfo {
 	return { format, mime: MIME[format], width: size[0], height: size[1] };
 }
 
-/** True when the whole file ends the way its format says it must (catches truncated uploads). */
+/** Whether a PNG's chunks reach IEND (false when the bytes end first). */
+function pngEnds(b: Uint8Array, dv: DataView): boolean {
+	let i = 8;
+	while (i + 12 <= b.length) {
+		if (ascii(b, i + 4, 4) === "IEND") return true;
+		i += 12 + dv.getUint32(i);
+	}
+	return false;
+}
+
+/** Whether a GIF's blocks reach its trailer (false when the bytes end first or are not laid out as blocks). */
+function gifEnds(b: Uint8Array): boolean {
+	if (b.length < 13) return false;
+	const table = (flags: number) => (flags & 0x80 ? 3 * 2 ** ((flags & 0x07) + 1) : 0);
+	let i = 13 + table(b[10]!);
+	const subBlocks = () => {
+		while (i < b.length) {
+			const size = b[i]!;
+			i += 1 + size;
+			if (size === 0) return;
+		}
+	};
+	while (i < b.length) {
+		const block = b[i];
+		if (block === 0x3b) return true;
+		if (block === 0x21) {
+			i += 2;
+			subBlocks();
+		} else if (block === 0x2c) {
+			if (i + 10 > b.length) return false;
+			i += 10 + table(b[i + 9]!) + 1;
+			subBlocks();
+		} else return false;
+	}
+	return false;
+}
+
+/**
+ * True when the file holds the whole image its header starts, up to the end its format marks
+ * (catches truncated uploads). Bytes after that end are allowed: a JPEG followed by a video (the
+ * "motion photo" layout), a PNG with data after IEND decode as they are.
+ */
 export function isComplete(format: ImageFormat, b: Uint8Array): boolean {
 	const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
 	switch (format) {
 		case "jpeg": {
-			// The end-of-image marker, allowing for padding some encoders append.
+			if (walkJpeg(b, (marker) => marker === 0xd9) === "found") return true;
+			// Otherwise the end-of-image marker last, allowing for padding some encoders append.
 			let end = b.length;
 			while (end > 2 && b[end - 1] === 0x00) end--;
 			return b[end - 2] === 0xff && b[end - 1] === 0xd9;
 		}
 		case "png":
-			return b.length >= 12 && ascii(b, b.length - 8, 4) === "IEND";
+			return pngEnds(b, dv) || (b.length >= 12 && ascii(b, b.length - 8, 4) === "IEND");
 		case "gif":
-			return b[b.length - 1] === 0x3b;
+			return gifEnds(b) || b[b.length - 1] === 0x3b;
 		case "webp":
 			return dv.getUint32(4, true) + 8 <= b.length;
 		case "bmp":

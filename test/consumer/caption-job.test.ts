@@ -108,6 +108,25 @@ describe("jobs from R2 notifications", () => {
 		expect(await onlyJob(gif)).toMatchObject({ status: "succeeded", content_type: "image/gif" });
 	});
 
+	it("a JPEG followed by a video (a motion photo) and a PNG with bytes after IEND are captioned", async () => {
+		const video = new Uint8Array(200_000).map((_, i) => (i * 31 + 7) & 0xff);
+		video.set([0, 0, 0, 0x18, ...new TextEncoder().encode("ftypmp42")]);
+		const withTrailer = (image: Uint8Array) => {
+			const bytes = new Uint8Array(image.length + video.length);
+			bytes.set(image);
+			bytes.set(video, image.length);
+			return bytes;
+		};
+		const motion = uniqueKey("motion.jpg");
+		const png = uniqueKey("trailing.png");
+		await runConsumer([
+			await upload(motion, withTrailer(await fixture("small.jpg"))),
+			await upload(png, withTrailer(await fixture("small.png"))),
+		]);
+		expect(await onlyJob(motion)).toMatchObject({ status: "succeeded", content_type: "image/jpeg" });
+		expect(await onlyJob(png)).toMatchObject({ status: "succeeded", content_type: "image/png" });
+	});
+
 	it("takes the prompt and max tokens from the object's custom metadata", async () => {
 		const key = uniqueKey("question.jpg");
 		const notification = await upload(key, await fixture("small.jpg"), {

@@ -66,6 +66,44 @@ describe("image sniffing", () => {
 		expect(failure(() => validateImage(truncated)).code).toBe("invalid_image");
 	});
 
+	/** A video's first box, as a motion photo carries after its JPEG: an `ftyp` box, then noise. */
+	const trailer = (length: number) => {
+		const bytes = new Uint8Array(length).map((_, i) => (i * 37 + 11) & 0xff);
+		bytes.set([0, 0, 0, 0x18, ...new TextEncoder().encode("ftypmp42")]);
+		return bytes;
+	};
+	const joined = (...parts: Uint8Array[]) => {
+		const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+		let at = 0;
+		for (const part of parts) {
+			out.set(part, at);
+			at += part.length;
+		}
+		return out;
+	};
+
+	it.each([
+		["small.jpg", "a JPEG followed by a video (a motion photo)"],
+		["small.png", "a PNG with bytes after IEND"],
+		["small.gif", "a GIF with bytes after its trailer"],
+		["small.webp", "a WebP with bytes after its RIFF chunk"],
+	])("%s: %s is complete; the same image cut short is not", async (name) => {
+		const image = await fixture(name);
+		const withTrailer = joined(image, trailer(3000));
+		expect(validateImage(withTrailer)).toMatchObject({ width: 64, height: 48 });
+		const cut = joined(image.subarray(0, image.length - 10));
+		expect(failure(() => validateImage(cut)).code).toBe("invalid_image");
+	});
+
+	it("a JPEG whose EXIF thumbnail ends inside it is complete only when the image itself ends", async () => {
+		const image = await fixture("small.jpg");
+		// An APP1 segment holding a thumbnail's end-of-image marker: walking by segments skips it.
+		const app1 = joined(new Uint8Array([0xff, 0xe1, 0x00, 0x08, 0x45, 0x78, 0xff, 0xd9, 0, 0]));
+		const withExif = joined(image.subarray(0, 2), app1, image.subarray(2));
+		expect(isComplete("jpeg", withExif)).toBe(true);
+		expect(isComplete("jpeg", joined(withExif.subarray(0, withExif.length - 10), trailer(100)))).toBe(false);
+	});
+
 	// Each format's first bytes, cut anywhere: an answer or a JobFailure (a job fails at once), never
 	// another error (a RangeError was retried as a transient failure until the job gave up).
 	it.each(["small.jpg", "small.png", "small.gif", "small.webp", "bmp"])(
