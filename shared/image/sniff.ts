@@ -14,55 +14,74 @@ export interface ImageInfo {
 	height: number;
 }
 
+/** Where a walk of a JPEG's markers stopped (`at`, an index of the bytes walked). */
+interface JpegWalk {
+	/**
+	 * found: `visit` took the marker at `at`. more: the bytes end first; the next marker starts at
+	 * `at` (maybe past their end). damaged: no marker where one must be, or the image ended.
+	 */
+	end: "found" | "more" | "damaged";
+	at: number;
+}
+
 /**
- * Walks a JPEG's markers after its start of image, calling `visit` with each one and where it is
- * (scanning past the entropy-coded data after each start of scan) until `visit` returns true:
- * "found" then; "ended" when the bytes or the image (its end-of-image marker) end first; "damaged"
- * when the bytes are not laid out as segments.
+ * Walks a JPEG's markers from `from` (2: after its start of image), calling `visit` with each one,
+ * scanning past the entropy-coded data after each start of scan, until `visit` takes one.
  */
-function walkJpeg(b: Uint8Array, visit: (marker: number, at: number) => boolean): "found" | "ended" | "damaged" {
-	let i = 2;
+function walkJpeg(b: Uint8Array, visit: (marker: number) => boolean, from = 2): JpegWalk {
+	let i = from;
 	while (i + 1 < b.length) {
-		if (b[i] !== 0xff) return "damaged";
+		if (b[i] !== 0xff) return { end: "damaged", at: i };
 		const marker = b[i + 1]!;
 		if (marker === 0xff) {
 			i++;
 			continue;
 		}
-		if (visit(marker, i)) return "found";
-		if (marker === 0xd9) return "ended";
+		if (visit(marker)) return { end: "found", at: i };
+		if (marker === 0xd9) return { end: "damaged", at: i };
 		// Standalone markers carry no length.
 		if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
 			i += 2;
 			continue;
 		}
-		if (i + 3 >= b.length) return "ended";
+		if (i + 3 >= b.length) return { end: "more", at: i };
 		i += 2 + ((b[i + 2]! << 8) | b[i + 3]!);
 		if (marker !== 0xda) continue;
 		// Entropy-coded data: it ends at the first 0xFF that is not stuffing (0xFF00) or a restart marker.
 		for (;;) {
 			i = b.indexOf(0xff, i);
-			if (i < 0 || i + 1 >= b.length) return "ended";
+			if (i < 0 || i + 1 >= b.length) return { end: "more", at: b.length };
 			const next = b[i + 1]!;
 			if (next === 0x00 || (next >= 0xd0 && next <= 0xd7)) i += 2;
 			else if (next === 0xff) i++;
 			else break;
 		}
 	}
-	return "ended";
+	return { end: "more", at: i };
 }
 
 const isSof = (marker: number) =>
 	marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
 
-function jpegSize(b: Uint8Array, dv: DataView): [number, number] | null {
-	let size: [number, number] | null = null;
-	walkJpeg(b, (marker, at) => {
-		if (!isSof(marker)) return false;
-		if (at + 9 <= b.length) size = [dv.getUint16(at + 7), dv.getUint16(at + 5)];
-		return true;
-	});
-	return size;
+/**
+ * What bytes of a JPEG say of its frame header (its dimensions), walking its markers from `from`:
+ * the size; `next`, where the walk goes on when the bytes end before it (the metadata segments,
+ * EXIF, XMP, extended XMP such as depth maps, can run to megabytes); or null when there is none
+ * (damaged, or a scan or the image's end comes first).
+ */
+function jpegFrame(b: Uint8Array, from = 2): { size: [number, number] } | { next: number } | null {
+	// A frame header, a start of scan or the image's end: the walk ends at whichever comes first.
+	const walk = walkJpeg(b, (marker) => isSof(marker) || marker === 0xda || marker === 0xd9, from);
+	if (walk.end === "more") return { next: walk.at };
+	if (walk.end === "damaged" || !isSof(b[walk.at + 1]!)) return null;
+	if (walk.at + 9 > b.length) return { next: walk.at };
+	const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+	return { size: [dv.getUint16(walk.at + 7), dv.getUint16(walk.at + 5)] };
+}
+
+function jpegSize(b: Uint8Array): [number, number] | null {
+	const frame = jpegFrame(b);
+	return frame !== null && "size" in frame ? frame.size : null;
 }
 
 function webpSize(b: Uint8Array, dv: DataView): [number, number] | null {
@@ -84,7 +103,7 @@ function dimensions(format: ImageFormat, b: Uint8Array): [number, number] | null
 	const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
 	switch (format) {
 		case "jpeg":
-			return jpegSize(b, dv);
+			return jpegSize(b);
 		case "png":
 			return b.length >= 24 && ascii(b, 12, 4) === "IHDR" ? [dv.getUint32(16), dv.getUint32(20)] : null;
 		case "webp":
@@ -108,6 +127,30 @@ export function inspectImage(head: Uint8Array): ImageInfo {
 		throw new JobFailure("invalid_image", `The ${format.toUpperCase()} header is damaged or incomplete.`);
 	}
 	return { format, mime: MIME[format], width: size[0], height: size[1] };
+}
+
+/**
+ * inspectImage for an object too large to hold: `read(offset)` gives a window of its bytes from
+ * `offset` (fewer at its end, none past it). The first window has the type and dimensions of every
+ * format but a JPEG whose metadata segments run past it: its markers are then followed window by
+ * window, the segments' contents skipped, to its frame header. A JPEG that ends first, or whose
+ * markers are damaged, is `invalid_image`.
+ */
+export async function inspectWindows(read: (offset: number) => Promise<Uint8Array>): Promise<ImageInfo> {
+	const head = await read(0);
+	let frame = sniffFormat(head) === "jpeg" ? jpegFrame(head) : null;
+	let at = 0;
+	while (frame !== null && "next" in frame) {
+		// Each later window starts at a marker: one that cannot get past it ends the search.
+		if (frame.next === 0) break;
+		at += frame.next;
+		frame = jpegFrame(await read(at), 0);
+	}
+	if (frame !== null && "size" in frame) {
+		const [width, height] = frame.size;
+		if (width > 0 && height > 0) return { format: "jpeg", mime: MIME.jpeg, width, height };
+	}
+	return inspectImage(head);
 }
 
 /** Whether a PNG's chunks reach IEND (false when the bytes end first). */
@@ -156,7 +199,7 @@ export function isComplete(format: ImageFormat, b: Uint8Array): boolean {
 	const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
 	switch (format) {
 		case "jpeg": {
-			if (walkJpeg(b, (marker) => marker === 0xd9) === "found") return true;
+			if (walkJpeg(b, (marker) => marker === 0xd9).end === "found") return true;
 			// Otherwise the end-of-image marker last, allowing for padding some encoders append.
 			let end = b.length;
 			while (end > 2 && b[end - 1] === 0x00) end--;

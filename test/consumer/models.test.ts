@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { emulator } from "../../shared/models/emulator";
 import { countingD1 } from "../support/d1-writes";
-import { fixture, uniqueKey, upload } from "../support/fixtures";
+import { fixture, uniqueKey, upload, withExtendedXmp } from "../support/fixtures";
 import { imagesFailing } from "../support/images";
 import { GEMMA, LLAVA, MOONDREAM, resetModels, SCOUT, UFORM, warmUp } from "../support/models";
 import { onlyJob, runConsumer } from "../support/queue";
@@ -172,6 +172,22 @@ describe("large images", () => {
 		const key = uniqueKey("panorama.jpg");
 		await runConsumer([await upload(key, await fixture("wide-2000x1000.jpg"))]);
 		expect((await onlyJob(key)).caption).toContain("1024×512 pixels");
+	});
+
+	it("a JPEG over 4 MiB whose metadata segments run past the first 256 KiB is captioned; cut inside them, invalid_image", async () => {
+		// Its dimensions come after 4.5 MB of extended XMP, as a camera's depth map puts them.
+		const bytes = withExtendedXmp(await fixture("wide-2000x1000.jpg"), 4_500_000);
+		expect(bytes.length).toBeGreaterThan(4 * 1024 * 1024);
+		const key = uniqueKey("depth-map.jpg");
+		const cut = uniqueKey("depth-map-cut.jpg");
+		await runConsumer([await upload(key, bytes), await upload(cut, bytes.slice(0, 4_400_000))]);
+		const job = await onlyJob(key);
+		expect(job).toMatchObject({ status: "succeeded", content_type: "image/jpeg", model: MOONDREAM });
+		expect(job.caption).toContain("a JPEG image, 1024×512 pixels");
+		const failed = await onlyJob(cut);
+		expect(failed).toMatchObject({ status: "failed", error_code: "invalid_image" });
+		expect(failed.error_message).toContain("header is damaged or incomplete");
+		expect(emulator.callsTo()).toBe(1);
 	});
 
 	it("an Images service error (9522) is retried: the job goes back to the queue, the next delivery captions it", async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { inspectImage, isComplete, sniffFormat, validateImage } from "../../shared/image/sniff";
+import { inspectImage, inspectWindows, isComplete, sniffFormat, validateImage } from "../../shared/image/sniff";
 import { JobFailure } from "../../shared/jobs/errors";
-import { fixture } from "../support/fixtures";
+import { fixture, withExtendedXmp } from "../support/fixtures";
 
 /** A minimal BMP: 14-byte file header + 40-byte info header, 2×3 pixels, 24 bit. */
 function bmp(width: number, height: number): Uint8Array {
@@ -128,5 +128,61 @@ describe("image sniffing", () => {
 	it("a PNG whose header is cut short is invalid_image", async () => {
 		const head = (await fixture("small.png")).subarray(0, 16);
 		expect(failure(() => validateImage(head)).code).toBe("invalid_image");
+	});
+});
+
+describe("the dimensions of an object read a window at a time", () => {
+	/** Reads `bytes` as the consumer reads a large object: `size` bytes from each offset asked for. */
+	function windows(bytes: Uint8Array, size: number) {
+		const offsets: number[] = [];
+		const read = async (offset: number) => {
+			offsets.push(offset);
+			return bytes.subarray(offset, offset + size);
+		};
+		return { offsets, read };
+	}
+
+	async function rejection(promise: Promise<unknown>): Promise<JobFailure> {
+		const err = await promise.then(
+			() => null,
+			(e: unknown) => e,
+		);
+		if (err instanceof JobFailure) return err;
+		throw new Error(`expected a JobFailure, got ${err}`);
+	}
+
+	it("a JPEG whose metadata segments run past the first window: its markers are followed to its frame header", async () => {
+		const bytes = withExtendedXmp(await fixture("small.jpg"), 1_000_000);
+		const size = 64 * 1024;
+		expect(failure(() => inspectImage(bytes.subarray(0, size))).code).toBe("invalid_image");
+		const { offsets, read } = windows(bytes, size);
+		expect(await inspectWindows(read)).toEqual({ format: "jpeg", mime: "image/jpeg", width: 64, height: 48 });
+		// Forward only, each window starting at the first segment the last one did not hold whole.
+		expect(offsets).toEqual([...offsets].sort((a, b) => a - b));
+		expect(offsets.length).toBeLessThanOrEqual(Math.ceil(1_000_000 / 65537) + 2);
+	});
+
+	it("a JPEG cut inside its metadata segments, or damaged between them, is invalid_image", async () => {
+		const bytes = withExtendedXmp(await fixture("small.jpg"), 1_000_000);
+		expect((await rejection(inspectWindows(windows(bytes.subarray(0, 900_000), 256 * 1024).read))).code).toBe(
+			"invalid_image",
+		);
+		const damaged = bytes.slice();
+		damaged[2 + 3 * 65537] = 0x00;
+		expect((await rejection(inspectWindows(windows(damaged, 256 * 1024).read))).code).toBe("invalid_image");
+	});
+
+	it.each(["small.png", "small.webp", "small.gif", "large-6000x4000.jpg"])(
+		"%s: the first window is enough",
+		async (name) => {
+			const { offsets, read } = windows(await fixture(name), 256 * 1024);
+			expect(await inspectWindows(read)).toMatchObject({ width: expect.any(Number), height: expect.any(Number) });
+			expect(offsets).toEqual([0]);
+		},
+	);
+
+	it("bytes that are no image are unsupported_media_type", async () => {
+		const text = new TextEncoder().encode("just some text, long enough to look at");
+		expect((await rejection(inspectWindows(windows(text, 1024).read))).code).toBe("unsupported_media_type");
 	});
 });

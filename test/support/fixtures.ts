@@ -28,3 +28,21 @@ export async function upload(
 	const object = await env.BUCKET.put(key, body, customMetadata ? { customMetadata } : undefined);
 	return putObjectNotification({ bucket: "images", key, size: object.size, etag: object.etag });
 }
+
+/**
+ * `jpeg` with about `bytes` of extended XMP (as cameras write depth maps) after its start of image,
+ * in APP1 segments of at most 64 KiB: its frame header, with its dimensions, comes after them all.
+ */
+export function withExtendedXmp(jpeg: Uint8Array, bytes: number): Uint8Array {
+	const signature = new TextEncoder().encode("http://ns.adobe.com/xmp/extension/\0");
+	const segment = new Uint8Array(2 + 65535);
+	segment.set([0xff, 0xe1, 0xff, 0xff]);
+	segment.set(signature, 4);
+	for (let i = 4 + signature.length; i < segment.length; i++) segment[i] = (i * 7) & 0xff;
+	const count = Math.ceil(bytes / segment.length);
+	const out = new Uint8Array(jpeg.length + count * segment.length);
+	out.set(jpeg.subarray(0, 2));
+	for (let n = 0; n < count; n++) out.set(segment, 2 + n * segment.length);
+	out.set(jpeg.subarray(2), 2 + count * segment.length);
+	return out;
+}

@@ -2,10 +2,10 @@
  * Reading a job's object version from R2: exactly the version the job names (by etag), checked to
  * be an image worth sending to a model, with its caption options (custom metadata, checked like the
  * API checks them). Objects up to READ_WHOLE_LIMIT are read whole; of larger ones only enough of
- * the head to know the type and dimensions, and the Images binding streams the rest into a
- * downscaled copy later.
+ * the head to know the type and dimensions (a window of HEADER_BYTES at a time), and the Images
+ * binding streams the rest into a downscaled copy later.
  */
-import { inspectImage, validateImage } from "../../shared/image/sniff";
+import { inspectWindows, validateImage } from "../../shared/image/sniff";
 import { JobFailure } from "../../shared/jobs/errors";
 import {
 	type CaptionOptions,
@@ -22,7 +22,10 @@ import type { SourceImage } from "./prepare-image";
 
 /** Objects up to this size are read whole; larger ones are streamed into the Images binding. */
 export const READ_WHOLE_LIMIT = 4 * 1024 * 1024;
-/** Enough of a large file to find its dimensions (JPEG EXIF blocks can be long). */
+/**
+ * Enough of a large file to find its dimensions, mostly; a JPEG whose metadata segments (EXIF, XMP,
+ * extended XMP) run past it is read on a window of this size at a time, never whole.
+ */
 const HEADER_BYTES = 256 * 1024;
 
 /** The job's object version; a JobFailure when it was deleted or replaced since. */
@@ -130,8 +133,13 @@ export async function readSource(
 		const bytes = (await ahead) ?? new Uint8Array(await new Response(object.body).arrayBuffer());
 		return { info: validateImage(bytes), bytes, open, size: object.size, retried };
 	}
-	const info = inspectImage(await readPrefix(object.body, HEADER_BYTES));
-	return { info, bytes: null, open, size: object.size, retried };
+	const windows = windowReader(object.body, HEADER_BYTES);
+	try {
+		const info = await inspectWindows(windows.read);
+		return { info, bytes: null, open, size: object.size, retried };
+	} finally {
+		await windows.close();
+	}
 }
 
 /** Lets go of whatever of the object's body was not read. */
@@ -139,21 +147,41 @@ export async function discardBody(object: R2ObjectBody): Promise<void> {
 	if (!object.body.locked) await object.body.cancel().catch(() => {});
 }
 
-/** The first `limit` bytes of a stream (fewer if it is shorter); the rest is not read. */
-async function readPrefix(stream: ReadableStream<Uint8Array>, limit: number): Promise<Uint8Array> {
+/**
+ * Reads a stream forward in windows of up to `size` bytes: `read(offset)` gives the stream's bytes
+ * from `offset` (fewer at its end), at or after where the previous window started; what lies between
+ * windows is read and dropped. Holds one window and the stream's current chunk at most.
+ */
+function windowReader(stream: ReadableStream<Uint8Array>, size: number) {
 	const reader = stream.getReader();
-	const out = new Uint8Array(limit);
-	let filled = 0;
-	try {
-		while (filled < limit) {
-			const { done, value } = await reader.read();
-			if (done) break;
-			const take = Math.min(value.length, limit - filled);
-			out.set(value.subarray(0, take), filled);
-			filled += take;
+	let last: { at: number; bytes: Uint8Array } = { at: 0, bytes: new Uint8Array() };
+	// The unread part of the stream's current chunk, and where in the stream it starts.
+	let chunk: Uint8Array = new Uint8Array();
+	let chunkAt = 0;
+	const read = async (offset: number): Promise<Uint8Array> => {
+		const out = new Uint8Array(size);
+		let filled = 0;
+		if (offset < last.at + last.bytes.length) {
+			const kept = last.bytes.subarray(offset - last.at, offset - last.at + size);
+			out.set(kept);
+			filled = kept.length;
 		}
-	} finally {
-		await reader.cancel().catch(() => {});
-	}
-	return out.subarray(0, filled);
+		while (filled < size) {
+			if (chunk.length === 0) {
+				const { done, value } = await reader.read();
+				if (done) break;
+				chunk = value;
+			}
+			const want = offset + filled;
+			const skip = Math.min(chunk.length, Math.max(0, want - chunkAt));
+			const take = Math.min(chunk.length - skip, size - filled);
+			out.set(chunk.subarray(skip, skip + take), filled);
+			filled += take;
+			chunkAt += skip + take;
+			chunk = chunk.subarray(skip + take);
+		}
+		last = { at: offset, bytes: out.subarray(0, filled) };
+		return last.bytes;
+	};
+	return { read, close: () => reader.cancel().catch(() => {}) };
 }
