@@ -394,6 +394,30 @@ describe("PUT /v1/images/{key}", () => {
 		).toHaveLength(8192 - 12 - 11);
 	});
 
+	it("metadata R2 refuses as too large though its UTF-8 count is under 8 KiB: 400 metadata_too_large, nothing stored", async () => {
+		// A schema of about 4.3 KB with one character over U+00FF (sent escaped, stored as the
+		// character): 4.3 KB in UTF-8, but local R2 counts such a string at two bytes a character.
+		const schema = { type: "object", description: `${"a".repeat(4300)}€` };
+		// A header is Latin-1: the character goes as a JSON escape.
+		const output = JSON.stringify({ json_schema: schema }).replace("€", "\\u20ac");
+		const key = uniqueKey("metadata-refused.png");
+		const png = await fixture("small.png");
+		const res = await call("PUT", `/v1/images/${key}`, { body: png, headers: { "X-Caption-Output": output } });
+		expect(res.status).toBe(400);
+		// Streamed in chunks (put through a FixedLengthStream), the same answer.
+		const headers = { "X-Caption-Output": output, "content-length": String(png.byteLength) };
+		const streamed = await withVars({}, put(key, chunked([png.subarray(0, 5), png.subarray(5)]), headers));
+		expect(streamed.status).toBe(400);
+		expect((await errorOf(streamed)).code).toBe("metadata_too_large");
+		const error = await errorOf(res);
+		expect(error).toMatchObject({
+			code: "metadata_too_large",
+			details: [expect.objectContaining({ field: "X-Caption-Output" })],
+		});
+		expect(await env.BUCKET.head(key)).toBeNull();
+		expect(await jobsForKey(key)).toEqual([]);
+	});
+
 	it("counts the metadata in UTF-8 bytes: under 8 KiB in characters but over it in bytes is refused", () => {
 		// "prompt" + 1,000 × "é" (2 bytes each) + "callback-url" + a 7,000-character URL: 8,018
 		// characters, 9,018 bytes. Local R2 would store it; production R2 refuses it.

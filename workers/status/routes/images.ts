@@ -14,6 +14,7 @@ import { CallbackUrl, MaxTokensText, METADATA_KEYS, optionsKey, Prompt } from ".
 import { Job, toJob } from "../../../shared/jobs/schema";
 import { type CaptionRequest, putObjectNotification } from "../../../shared/queue/caption-jobs";
 import { sendOrLeaveToSweeper } from "../../../shared/queue/send";
+import { MAX_METADATA_BYTES, metadataBytes, R2_METADATA_TOO_LARGE, r2ErrorCode } from "../../../shared/r2-limits";
 import { ApiError, type FieldIssue, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
 import { inScope, principalKeyId } from "../auth/authorisation";
@@ -35,9 +36,6 @@ const UploadHeaders = z.object({
 /** Enough of the body to recognise every supported format. */
 const SNIFF_BYTES = 64;
 
-/** R2's limit on an object's custom metadata: keys and values, in UTF-8 bytes. */
-export const MAX_METADATA_BYTES = 8192;
-
 const HEADER_OF_METADATA: Record<string, string> = {
 	[METADATA_KEYS.prompt]: "X-Caption-Prompt",
 	[METADATA_KEYS.maxTokens]: "X-Caption-Max-Tokens",
@@ -47,10 +45,21 @@ const HEADER_OF_METADATA: Record<string, string> = {
 	[METADATA_KEYS.writeBack]: "X-Caption-Write-Back",
 };
 
+/** 400 metadata_too_large naming the caption headers the metadata came from. */
+function metadataTooLarge(metadata: Record<string, string>, message: string): ApiError {
+	const details: FieldIssue[] = Object.keys(metadata).map((k) => ({
+		field: HEADER_OF_METADATA[k] ?? k,
+		in: "header",
+		message,
+	}));
+	return new ApiError(400, "metadata_too_large", message, details);
+}
+
 /**
  * The caption headers as the object's custom metadata; 400 naming them when R2 would refuse its
  * size. The headers' own bounds (prompt, callback URL) keep today's three under it; the check keeps
- * any future one honest, counted in UTF-8 bytes as R2 counts.
+ * any future one honest, counted in UTF-8 bytes (shared/r2-limits.ts). R2 may count more than that
+ * (local R2 does, for characters over U+00FF): its refusal of the put is the same 400.
  */
 export function uploadMetadata(
 	headers: z.infer<typeof UploadHeaders>,
@@ -65,19 +74,12 @@ export function uploadMetadata(
 		metadata[METADATA_KEYS.maxTokens] = String(headers["X-Caption-Max-Tokens"]);
 	}
 	if (headers["X-Callback-Url"] !== undefined) metadata[METADATA_KEYS.callbackUrl] = headers["X-Callback-Url"];
-	const encoder = new TextEncoder();
-	const bytes = Object.entries(metadata).reduce(
-		(sum, [k, v]) => sum + encoder.encode(k).byteLength + encoder.encode(v).byteLength,
-		0,
-	);
+	const bytes = metadataBytes(metadata);
 	if (bytes > MAX_METADATA_BYTES) {
-		const message = `Together the caption headers make ${bytes} bytes of object metadata; R2 allows ${MAX_METADATA_BYTES}`;
-		const details: FieldIssue[] = Object.keys(metadata).map((k) => ({
-			field: HEADER_OF_METADATA[k] ?? k,
-			in: "header",
-			message,
-		}));
-		throw new ApiError(400, "metadata_too_large", message, details);
+		throw metadataTooLarge(
+			metadata,
+			`Together the caption headers make ${bytes} bytes of object metadata; R2 allows ${MAX_METADATA_BYTES}`,
+		);
 	}
 	return metadata;
 }
@@ -165,6 +167,12 @@ imageRoutes.openapi({ ...uploadRoute, path: "/v1/images/{key{[\\s\\S]+}}", hide:
 	const object = await putStreamed(c.env.BUCKET, key, peeked.body, length, {
 		httpMetadata: { contentType: MIME[format] },
 		customMetadata,
+	}).catch((error: unknown) => {
+		if (r2ErrorCode(error) !== R2_METADATA_TOO_LARGE) throw error;
+		throw metadataTooLarge(
+			customMetadata,
+			`R2 refused the object metadata the caption headers make (${metadataBytes(customMetadata)} bytes in UTF-8) as over its limit of ${MAX_METADATA_BYTES} bytes`,
+		);
 	});
 	if (object === null) {
 		const message = `The body did not match its Content-Length of ${length} bytes`;
