@@ -115,6 +115,29 @@ describe("metadata write-back", () => {
 	});
 });
 
+describe("metadata write-back refused", () => {
+	it("metadata R2 refuses as too large (under 8 KiB in UTF-8) fails the write-back at once: use a sidecar", async () => {
+		const key = uniqueKey("meta-refused.png");
+		// Local R2 counts a string with a character over U+00FF at two bytes a character: this note
+		// makes the object's metadata 8,152 of R2's 8,192 bytes (4,089 in UTF-8), and the caption and
+		// its job id take it over.
+		const note = `${"a".repeat(4064)}€`;
+		const metadata = { "write-back": "metadata", note };
+		const notification = await upload(key, await fixture("small.png"), metadata);
+		const { bucket, puts } = countingBucket(env.BUCKET);
+		const { ids, result } = await runConsumer([notification], {
+			env: { BUCKET: bucket, CAPTION_JOBS: recordingQueue().queue },
+		});
+		expect(result.explicitAcks).toEqual(ids);
+		expect(puts).toEqual([key]);
+		const job = toJob(await onlyJob(key));
+		expect(job.status).toBe("succeeded");
+		expect(job.write_back).toMatchObject({ target: "metadata", status: "failed" });
+		expect(job.write_back?.error).toContain("Use a sidecar");
+		expect((await env.BUCKET.head(key))?.customMetadata).toEqual(metadata);
+	});
+});
+
 describe("loop safety", () => {
 	it("the echoes of a sidecar and a metadata write-back make no job, model call or webhook, and are counted", async () => {
 		const sidecarImage = uniqueKey("echo-a.png");

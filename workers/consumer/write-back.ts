@@ -20,10 +20,9 @@ import { OutputText, WriteBackText } from "../../shared/outputs/spec";
 import { putObjectNotification } from "../../shared/queue/caption-jobs";
 import { ACK, type Outcome, retryAfter } from "../../shared/queue/runner";
 import { sendOrLeaveToSweeper } from "../../shared/queue/send";
+import { MAX_METADATA_BYTES, metadataBytes, R2_METADATA_TOO_LARGE, r2ErrorCode } from "../../shared/r2-limits";
 import type { ConsumerSettings } from "./config";
 
-/** R2's limit on an object's custom metadata (keys and values, UTF-8 bytes). */
-const MAX_METADATA_BYTES = 8192;
 /** Tries of one write inside a delivery, with these pauses between them. */
 const PAUSES_MS = [100, 400];
 
@@ -135,13 +134,14 @@ async function write(bucket: R2Bucket, job: JobRow): Promise<Written> {
 		return { status: "skipped", echo: null };
 	}
 	const customMetadata = { ...existing, [CAPTION_METADATA]: text, [WRITE_BACK_MARK]: job.id };
-	const encoder = new TextEncoder();
-	const bytes = Object.entries(customMetadata).reduce((n, [k, v]) => n + encoder.encode(k + v).byteLength, 0);
+	const bytes = metadataBytes(customMetadata);
+	const tooLarge = (counted: string) =>
+		new PermanentWriteBackError(
+			`The result makes ${bytes} bytes of custom metadata${counted}; R2 allows ${MAX_METADATA_BYTES}. Use a sidecar.`,
+		);
 	if (bytes > MAX_METADATA_BYTES) {
 		await object.body.cancel();
-		throw new PermanentWriteBackError(
-			`The result makes ${bytes} bytes of custom metadata; R2 allows ${MAX_METADATA_BYTES}. Use a sidecar.`,
-		);
+		throw tooLarge("");
 	}
 	// The same bytes, streamed through: R2 needs the length of a streamed body up front.
 	const body = new FixedLengthStream(object.size);
@@ -152,7 +152,11 @@ async function write(bucket: R2Bucket, job: JobRow): Promise<Written> {
 			onlyIf: { etagMatches: job.etag },
 		}),
 		object.body.pipeTo(body.writable),
-	]);
+	]).catch((error: unknown) => {
+		// R2 counts some characters as more bytes than UTF-8 does (shared/r2-limits.ts): no retry fits them.
+		if (r2ErrorCode(error) === R2_METADATA_TOO_LARGE) throw tooLarge(" (in UTF-8; R2 counted more)");
+		throw error;
+	});
 	if (put === null) {
 		throw new PermanentWriteBackError(
 			`The object ${job.key} changed while its metadata was written; it was left alone`,
