@@ -4,11 +4,16 @@
  * with R2's error code, `put: Your metadata headers exceed the maximum allowed metadata size. (10012)`.
  */
 
+/** An object key: at most this many UTF-8 bytes. */
+export const MAX_KEY_BYTES = 1024;
+
 /** An object's custom metadata, keys and values together: at most this many bytes. */
 export const MAX_METADATA_BYTES = 8192;
 
 /** R2's error code for a put whose custom metadata is over its limit. */
 export const R2_METADATA_TOO_LARGE = 10012;
+/** R2's error code for a key it does not take (over MAX_KEY_BYTES, for one). */
+export const R2_INVALID_OBJECT_NAME = 10020;
 
 export const utf8Length = (s: string): number => new TextEncoder().encode(s).byteLength;
 

@@ -79,6 +79,39 @@ describe("sidecar write-back", () => {
 	});
 });
 
+describe("sidecar write-back refused", () => {
+	it("a sidecar key over R2's 1,024 bytes fails the write-back at once, without a put", async () => {
+		// A key of 1,024 bytes with no extension: its sidecar's is 1,028.
+		const prefix = uniqueKey("");
+		const key = `${prefix}${"k".repeat(1024 - prefix.length)}`;
+		expect(new TextEncoder().encode(key).byteLength).toBe(1024);
+		const notification = await upload(key, await fixture("small.png"), { "write-back": "sidecar" });
+		const { bucket, puts } = countingBucket(env.BUCKET);
+		const { ids, result } = await runConsumer([notification], {
+			env: { BUCKET: bucket, CAPTION_JOBS: recordingQueue().queue },
+		});
+		expect(result.explicitAcks).toEqual(ids);
+		expect(puts).toEqual([]);
+		const job = toJob(await onlyJob(key));
+		expect(job.status).toBe("succeeded");
+		expect(job.write_back).toMatchObject({ target: "sidecar", status: "failed" });
+		expect(job.write_back?.error).toContain("its key is 1028 bytes, over R2's 1024");
+	});
+
+	it("a sidecar key R2 refuses (10020) fails the write-back at once, after one put", async () => {
+		const key = uniqueKey("refused-name.png");
+		const notification = await upload(key, await fixture("small.png"), { "write-back": "sidecar" });
+		const refusing = "put: The specified object name is not valid. (10020)";
+		const { bucket, puts } = countingBucket(env.BUCKET, 100, refusing);
+		const { ids, result } = await runConsumer([notification], {
+			env: { BUCKET: bucket, CAPTION_JOBS: recordingQueue().queue },
+		});
+		expect(result.explicitAcks).toEqual(ids);
+		expect(puts).toEqual([key.replace(/\.png$/, ".txt")]);
+		expect(toJob(await onlyJob(key)).write_back?.error).toContain("R2 refused its key");
+	});
+});
+
 describe("metadata write-back", () => {
 	it("rewrites the image with its bytes unchanged and caption + caption-job in its metadata", async () => {
 		const key = uniqueKey("meta.png");

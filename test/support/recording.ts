@@ -26,7 +26,12 @@ export function recordingQueue(): { queue: Queue; sent: unknown[] } {
 /** R2's answer to a write it could not do this time (an internal error, worth retrying). */
 const R2_INTERNAL_ERROR = "put: We encountered an internal error. Please try again. (10001)";
 
-export function countingBucket(bucket: R2Bucket, failPuts = 0): { bucket: R2Bucket; puts: string[] } {
+/** The bucket, counting its puts; the first `failPuts` fail with `error` (R2's internal error unless told). */
+export function countingBucket(
+	bucket: R2Bucket,
+	failPuts = 0,
+	error = R2_INTERNAL_ERROR,
+): { bucket: R2Bucket; puts: string[] } {
 	const puts: string[] = [];
 	let failing = failPuts;
 	const counted = new Proxy(bucket, {
@@ -36,7 +41,7 @@ export function countingBucket(bucket: R2Bucket, failPuts = 0): { bucket: R2Buck
 					puts.push(args[0]);
 					if (failing > 0) {
 						failing--;
-						throw new Error(R2_INTERNAL_ERROR);
+						throw new Error(error);
 					}
 					return target.put(...args);
 				};

@@ -7,8 +7,9 @@
  * Exactly once: the finish that makes the job succeed marks its write-back `pending` in the same
  * statement; whoever takes it writes under a short lease and records the outcome. A redelivered
  * message finds the job finished and only finishes a write-back still pending. Transient R2 errors
- * are retried here a few times, then by the message's own retries; a change of the image, or a
- * result too large for metadata, fails the write-back for good (`write_back.status` `failed`).
+ * are retried here a few times, then by the message's own retries; a change of the image, a
+ * result too large for metadata, or a sidecar key R2 cannot take (over its 1,024 bytes) fails the
+ * write-back for good (`write_back.status` `failed`).
  *
  * Locally R2 sends no notifications, so each write enqueues the one R2 would send: the consumer
  * must recognise it as an echo (./echoes.ts) and make no job of it.
@@ -20,7 +21,15 @@ import { OutputText, WriteBackText } from "../../shared/outputs/spec";
 import { putObjectNotification } from "../../shared/queue/caption-jobs";
 import { ACK, type Outcome, retryAfter } from "../../shared/queue/runner";
 import { sendOrLeaveToSweeper } from "../../shared/queue/send";
-import { MAX_METADATA_BYTES, metadataBytes, R2_METADATA_TOO_LARGE, r2ErrorCode } from "../../shared/r2-limits";
+import {
+	MAX_KEY_BYTES,
+	MAX_METADATA_BYTES,
+	metadataBytes,
+	R2_INVALID_OBJECT_NAME,
+	R2_METADATA_TOO_LARGE,
+	r2ErrorCode,
+	utf8Length,
+} from "../../shared/r2-limits";
 import type { ConsumerSettings } from "./config";
 
 /** Tries of one write inside a delivery, with these pauses between them. */
@@ -115,11 +124,22 @@ async function write(bucket: R2Bucket, job: JobRow): Promise<Written> {
 	if (target.target === "sidecar") {
 		const json = job.output !== null && typeof OutputText.parse(job.output) !== "string";
 		const key = sidecarKey(job.key, json);
+		const unfit = (why: string) =>
+			new PermanentWriteBackError(
+				`R2 cannot store the sidecar ${key}: ${why}. Use a metadata write-back or a shorter key.`,
+			);
+		const keyBytes = utf8Length(key);
+		if (keyBytes > MAX_KEY_BYTES) throw unfit(`its key is ${keyBytes} bytes, over R2's ${MAX_KEY_BYTES}`);
 		if (target.mode === "skip" && (await bucket.head(key)) !== null) return { status: "skipped", echo: null };
-		const put = await bucket.put(key, text, {
-			httpMetadata: { contentType: json ? "application/json" : "text/plain; charset=utf-8" },
-			customMetadata: { [WRITE_BACK_MARK]: job.id },
-		});
+		const put = await bucket
+			.put(key, text, {
+				httpMetadata: { contentType: json ? "application/json" : "text/plain; charset=utf-8" },
+				customMetadata: { [WRITE_BACK_MARK]: job.id },
+			})
+			.catch((error: unknown) => {
+				if (r2ErrorCode(error) === R2_INVALID_OBJECT_NAME) throw unfit("R2 refused its key");
+				throw error;
+			});
 		return { status: "written", echo: { key, size: put.size, etag: put.etag } };
 	}
 	const object = await bucket.get(job.key, { onlyIf: { etagMatches: job.etag } });

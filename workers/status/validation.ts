@@ -7,14 +7,10 @@
 import type { Hook } from "@hono/zod-openapi";
 import { z } from "zod";
 import { isSidecarLike, SIDECAR_NAME } from "../../shared/outputs/sidecar";
+import { MAX_KEY_BYTES, utf8Length } from "../../shared/r2-limits";
 import { checkWebhookUrl, type DeployMode, refusalMessage } from "../../shared/webhooks/ssrf";
 import { ApiError, type FieldIssue, invalidParams, type ParamLocation } from "./api-error";
 import type { AppEnv } from "./app-env";
-
-/** R2's limit on a key, in UTF-8 bytes. */
-export const MAX_KEY_BYTES = 1024;
-
-const utf8Length = (s: string) => new TextEncoder().encode(s).byteLength;
 
 /** A segment that is `.` or `..` once percent-decoded (`%2e%2e`, `.%2E`): a path step to some tool. */
 function isDotSegment(segment: string): boolean {
