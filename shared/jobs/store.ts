@@ -238,15 +238,24 @@ export function finishStatement(
 /**
  * Gives a claimed job back to the queue after a transient failure, to be claimed again, with the
  * tokens this attempt's calls reported (a repair that must wait follows an answer that cost some).
+ * `retryAt` is when its message comes back (its retry's delay): a queued job's `lease_expires_at`,
+ * so that the stalled-job sweep does not take a message still on its way for a lost one (a model's
+ * cool-down can hold it for up to an hour) and spend an attempt on sending it again.
  */
-export async function releaseJob(db: D1Database, job: JobRow, now: number, usage: Usage | null = null): Promise<void> {
+export async function releaseJob(
+	db: D1Database,
+	job: JobRow,
+	now: number,
+	usage: Usage | null = null,
+	retryAt: number | null = null,
+): Promise<void> {
 	await db
 		.prepare(
-			`UPDATE jobs SET status = 'queued', lease_token = NULL, lease_expires_at = NULL, updated_at = ?3,
+			`UPDATE jobs SET status = 'queued', lease_token = NULL, lease_expires_at = ?6, updated_at = ?3,
 				${ADD_USAGE("?4", "?5")}
 			WHERE id = ?1 AND status = 'processing' AND lease_token = ?2`,
 		)
-		.bind(job.id, job.lease_token, now, usage?.inputTokens ?? null, usage?.outputTokens ?? null)
+		.bind(job.id, job.lease_token, now, usage?.inputTokens ?? null, usage?.outputTokens ?? null, retryAt)
 		.run();
 }
 

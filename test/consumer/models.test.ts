@@ -28,7 +28,11 @@ describe("transient model errors are retried with backoff", () => {
 		// First attempt: between half and all of the 4 s base.
 		expect(retryDelays.get(ids[0] ?? "")).toBeGreaterThanOrEqual(2);
 		expect(retryDelays.get(ids[0] ?? "")).toBeLessThanOrEqual(4);
-		expect(await onlyJob(key)).toMatchObject({ status: "queued", attempts: 1, lease_token: null, error_code: null });
+		const job = await onlyJob(key);
+		expect(job).toMatchObject({ status: "queued", attempts: 1, lease_token: null, error_code: null });
+		// When its message comes back, so that the stalled-job sweep leaves it to that message.
+		const back = (job.lease_expires_at ?? 0) - job.updated_at;
+		expect(back).toBe((retryDelays.get(ids[0] ?? "") ?? -1) * 1000);
 	});
 
 	it("a transient error then success: the redelivered message captions the same job", async () => {

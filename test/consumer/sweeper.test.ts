@@ -99,6 +99,30 @@ describe("the stalled-job sweeper", () => {
 		await env.DB.prepare("DELETE FROM jobs WHERE key LIKE ?1").bind(`${prefix}%`).run();
 	});
 
+	it("a job whose retry waits out a model's cool-down is left to its delayed message, then re-queued once that is late", async () => {
+		const now = Date.now();
+		const old = now - QUEUED_STALL_MS - 60_000;
+		// Given back 11 minutes ago with a retry of an hour (releaseJob: its message's return time).
+		const [waiting, late] = await insertJobs([
+			{
+				key: uniqueKey("cool-down.png"),
+				attempts: 1,
+				created_at: old,
+				updated_at: old,
+				lease_expires_at: old + 3_600_000,
+			},
+			{ key: uniqueKey("late.png"), attempts: 1, created_at: old, updated_at: old, lease_expires_at: old + 30_000 },
+		]);
+		if (!waiting || !late) throw new Error("jobs not inserted");
+		await sweepStalledJobs(held, settings, now);
+		expect(await jobById(waiting.id)).toMatchObject({ status: "queued", updated_at: old, attempts: 1 });
+		expect(await jobById(late.id)).toMatchObject({ status: "queued", updated_at: now, lease_expires_at: null });
+		// An hour and ten minutes on, its message is late too.
+		await sweepStalledJobs(held, settings, old + 3_600_000 + QUEUED_STALL_MS + 1000);
+		expect((await jobById(waiting.id))?.updated_at).toBe(old + 3_600_000 + QUEUED_STALL_MS + 1000);
+		await env.DB.prepare("DELETE FROM jobs WHERE id IN (?1, ?2)").bind(waiting.id, late.id).run();
+	});
+
 	it("a job claimed before the local stack restarted is re-queued at once, its lease notwithstanding", async () => {
 		const now = Date.now();
 		const restartedAt = now - 5_000;

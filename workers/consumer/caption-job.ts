@@ -322,15 +322,19 @@ async function settle(job: JobRow, attempt: Attempt, attempts: number, ctx: Batc
 						ctx,
 						attempts,
 					);
-				case "retry":
-					await releaseJob(ctx.env.DB, job, Date.now(), attempt.fields.usage ?? null);
+				case "retry": {
+					const now = Date.now();
+					const delay = retryAfter(next.delaySeconds);
+					const back = now + (delay.kind === "retry" ? delay.delaySeconds : 0) * 1000;
+					await releaseJob(ctx.env.DB, job, now, attempt.fields.usage ?? null, back);
 					log("warn", "job_retry", {
 						job_id: job.id,
 						attempts,
 						delay_seconds: next.delaySeconds,
 						reason: errorMessage(attempt.error),
 					});
-					return retryAfter(next.delaySeconds);
+					return delay;
+				}
 			}
 		}
 	}

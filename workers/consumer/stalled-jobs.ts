@@ -28,10 +28,12 @@ export interface StallCutoffs {
 // only) instead of every job in id order. No index of its own: one over the leases cost a row
 // written at every upload and every claim (migrations/0030_fewer_rows.sql), and one keyed by the
 // status a row at every claim (0031_claims_unindexed.sql).
+// A queued job given back with a delayed retry has its message's return time in lease_expires_at
+// (shared/jobs/store.ts releaseJob): it is stalled only once that is past the cut-off too.
 const stalled = (now: number, queued: number, claimed: number) =>
 	`completed_at IS NULL AND status IN ('queued', 'processing')
 	AND ((status = 'processing' AND (lease_expires_at < ?${now} OR updated_at < ?${claimed}))
-	OR (status = 'queued' AND updated_at < ?${queued}))`;
+	OR (status = 'queued' AND (updated_at < ?${claimed} OR coalesce(lease_expires_at, updated_at) < ?${queued})))`;
 
 const StalledJob = JobRow.pick({ id: true, attempts: true, status: true });
 export type StalledJob = z.infer<typeof StalledJob>;
