@@ -101,7 +101,11 @@ const TEST_VARS = {
  * retry) then waits no second per hop.
  */
 const TEST_QUEUE_CONSUMER = { max_batch_timeout: 0, max_concurrency: 1, retry_delay: 0 } as const;
-/** max_retries per queue, equal to the *_MAX_RETRIES vars above. */
+/**
+ * max_retries per queue: the live queues' equal to the *_MAX_RETRIES vars above; the dead-letter
+ * queues' few (production's caption-jobs-dlq retries for days: its tests step deliveries by hand,
+ * test/consumer/dead-letter.test.ts).
+ */
 const TEST_MAX_RETRIES: Record<string, number> = {
 	"caption-jobs": 2,
 	"caption-batch-jobs": 2,

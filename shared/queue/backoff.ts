@@ -1,6 +1,6 @@
 /**
  * Retry delays for queue messages: exponential backoff with equal jitter, capped by the policy (and
- * always by MAX_DELAY_SECONDS in ./runner.ts, where the platform's limit is explained).
+ * always by MAX_DELAY_SECONDS in ./delays.ts, where the platform's limit is explained).
  */
 export interface BackoffPolicy {
 	baseSeconds: number;

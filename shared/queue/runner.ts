@@ -8,22 +8,15 @@
 import { incrementCounters } from "../counters";
 import { errorMessage, log } from "../log";
 import { mapConcurrent } from "./concurrency";
+import { MAX_DELAY_SECONDS } from "./delays";
+
+export { MAX_DELAY_SECONDS } from "./delays";
 
 /**
  * What becomes of a message: acknowledged (its work is done, or failed for good with that recorded
  * in D1), or delivered again after `delaySeconds` (transient trouble, or waiting on another lease).
  */
 export type Outcome = { kind: "ack" } | { kind: "retry"; delaySeconds: number };
-
-/**
- * The longest delay a message is given. Cloudflare's documents disagree: the Queues limits page
- * (developers.cloudflare.com/queues/platform/limits/) says a message may be delayed up to 24 hours,
- * while the JavaScript API page (developers.cloudflare.com/queues/configuration/javascript-apis/,
- * `delaySeconds`) says 0 to 43,200 seconds (12 hours). A delay above what the platform takes would
- * make `retry()` throw and the message be retried at once, so every delay here stays within the
- * smaller of the two.
- */
-export const MAX_DELAY_SECONDS = 43_200;
 
 export const ACK: Outcome = { kind: "ack" };
 /** A retry after `delaySeconds`, in whole seconds from 0 to MAX_DELAY_SECONDS. */

@@ -75,6 +75,45 @@ describe("dead letters and stalled jobs", () => {
 		expect(await jobsForKey(refusedKey)).toEqual([]);
 	});
 
+	it("a notification that never made a job, dead-lettered while D1 is down for hours, waits it out and still ends failed", async () => {
+		const key = uniqueKey("d1-outage.jpg");
+		const notification = await upload(key, await fixture("small.jpg"));
+		// D1 refuses the DLQ handler's first ten deliveries (its row, the only trace of the image).
+		const delays = await whileD1Refuses(
+			{ table: "jobs", write: "INSERT", when: `NEW.key = ${sqlText(key)}` },
+			async () => {
+				const asked: (number | undefined)[] = [];
+				for (let attempts = 1; attempts <= 10; attempts++) {
+					const { ids, result, retryDelays } = await runConsumer([notification], {
+						queue: "caption-jobs-dlq",
+						attempts,
+					});
+					expect(result.retryMessages).toEqual([{ msgId: ids[0] }]);
+					asked.push(retryDelays.get(ids[0] ?? ""));
+				}
+				return asked;
+			},
+		);
+		// A minute, doubling: ten deliveries span 17 hours, not the 2-4-8 s of a live message.
+		expect(delays).toEqual([60, 120, 240, 480, 960, 1920, 3840, 7680, 15_360, 30_720]);
+		expect(await jobsForKey(key)).toEqual([]);
+		// D1 is back: the eleventh delivery records the job, failed.
+		const { ids, result } = await runConsumer([notification], { queue: "caption-jobs-dlq", attempts: 11 });
+		expect(result.explicitAcks).toEqual(ids);
+		expect(await onlyJob(key)).toMatchObject({ status: "failed", error_code: "dead_lettered", attempts: 0 });
+	});
+
+	it("a caption-job dead letter that D1 refuses is retried soon: its job's row stays for the stalled-job sweep", async () => {
+		const queued = await insertJob({ key: uniqueKey("d1-refused-job.jpg"), status: "queued" });
+		const { ids, result, retryDelays } = await whileD1Refuses(
+			{ table: "jobs", write: "UPDATE", when: `OLD.id = ${sqlText(queued.id)}` },
+			() => runConsumer([{ kind: "caption-job", job_id: queued.id }], { queue: "caption-jobs-dlq", attempts: 3 }),
+		);
+		expect(result.retryMessages).toEqual([{ msgId: ids[0] }]);
+		expect(retryDelays.get(ids[0] ?? "")).toBe(8);
+		expect(await onlyJob(queued.key)).toMatchObject({ status: "queued" });
+	});
+
 	it("a dead letter for a job that already succeeded changes nothing", async () => {
 		const key = uniqueKey("done.jpg");
 		const notification = await upload(key, await fixture("small.jpg"));

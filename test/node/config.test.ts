@@ -13,6 +13,7 @@ import {
 	readResolvedConfig,
 	readWorkerConfig,
 } from "../../scripts/lib/worker-config.ts";
+import { deadLetterOutageDelay, MAX_DELAY_SECONDS } from "../../shared/queue/delays.ts";
 
 const root = path.join(import.meta.dirname, "../..");
 
@@ -91,6 +92,21 @@ describe("consumer settings", () => {
 			}
 		},
 	);
+});
+
+describe("caption-jobs-dlq outlasts a D1 outage", () => {
+	// The last queue of a caption message: a dead letter D1 refused on every delivery is dropped,
+	// and a notification that never made a job row leaves nothing a sweep could find.
+	it("its retries, at the dead-letter delays, span more than two days and end within the queue's default retention of 4 days", () => {
+		const consumers = readWorkerConfig(workerConfigFiles.consumer).queues.consumers ?? [];
+		const dlq = consumers.find((c) => c.queue === "caption-jobs-dlq");
+		expect(dlq?.dead_letter_queue).toBeUndefined();
+		const delays = Array.from({ length: dlq?.max_retries ?? 0 }, (_, i) => deadLetterOutageDelay(i + 1));
+		expect(Math.max(...delays)).toBeLessThanOrEqual(MAX_DELAY_SECONDS);
+		const span = delays.reduce((sum, d) => sum + d, 0);
+		expect(span).toBeGreaterThan(2 * 24 * 3600);
+		expect(span).toBeLessThan(4 * 24 * 3600);
+	});
 });
 
 describe("model chain", () => {

@@ -1,5 +1,5 @@
 /**
- * Settings held to the platform's documented limits: queue delays (shared/queue/runner.ts) and the
+ * Settings held to the platform's documented limits: queue delays (shared/queue/delays.ts) and the
  * open connections of one invocation (workers/webhooks/config.ts).
  */
 import { env } from "cloudflare:workers";

@@ -30,7 +30,7 @@ const Settings = z.object({
 	CAPTION_MAX_RETRIES: z.coerce.number().int().min(0).max(100).default(5),
 	LEASE_SECONDS: z.coerce.number().int().min(10).default(120),
 	RETRY_BASE_SECONDS: z.coerce.number().min(0).default(2),
-	// A queue delay may not exceed MAX_DELAY_SECONDS (shared/queue/runner.ts says why).
+	// A queue delay may not exceed MAX_DELAY_SECONDS (shared/queue/delays.ts says why).
 	RETRY_MAX_SECONDS: z.coerce.number().min(0).max(MAX_DELAY_SECONDS).default(300),
 	// Workers AI's per-minute limits by task type or model id, paced across every consumer
 	// invocation (a Durable Object per limit); "off" turns pacing off.

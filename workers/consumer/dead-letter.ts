@@ -5,6 +5,13 @@
  * ("busy", retried after the lease) may exhaust its retries while that consumer is still
  * captioning. Such a job is left to its lease holder (and, if the holder dies, to the lease
  * sweeper): only a job nobody holds (queued, or processing with an expired lease) is failed here.
+ *
+ * This is the last queue: a dead letter it drops is gone. A job's dead letter leaves the job's row,
+ * which the stalled-job sweep finds, so D1 refusing it is retried soon, like any unexpected error
+ * (the runner). A notification's may be all there is of its upload: in production an object written
+ * straight into the bucket has no row until a consumer makes one. D1 refusing that one retries it
+ * after a minute, doubling up to 12 h (deadLetterOutageDelay), for as long as caption-jobs-dlq's
+ * max_retries lasts: about 65 hours of D1 outage end with the failed job recorded.
  */
 import { newJobId } from "../../shared/ids";
 import type { JobRow } from "../../shared/jobs/schema";
@@ -13,9 +20,10 @@ import {
 	getNotificationJobRow,
 	insertFailedNotificationStatement,
 } from "../../shared/jobs/store";
-import { log } from "../../shared/log";
+import { errorMessage, log } from "../../shared/log";
 import { type ObjectVersion, readCaptionMessage } from "../../shared/queue/caption-jobs";
-import { ACK, type Outcome } from "../../shared/queue/runner";
+import { deadLetterOutageDelay } from "../../shared/queue/delays";
+import { ACK, type Outcome, retryAfter } from "../../shared/queue/runner";
 import type { ConsumerSettings } from "./config";
 import { finishJob } from "./finish";
 
@@ -38,7 +46,19 @@ export async function handleDeadLetter(
 		case "job":
 			return deadLettered(await failJob(env, target.jobId, now), target.jobId);
 		case "object-version":
-			return deadLettered(await failObjectVersion(env, target.version, now), target.version.key);
+			try {
+				return deadLettered(await failObjectVersion(env, target.version, now), target.version.key);
+			} catch (err) {
+				const delaySeconds = deadLetterOutageDelay(message.attempts);
+				log("error", "dead_letter_refused", {
+					message_id: message.id,
+					key: target.version.key,
+					attempts: message.attempts,
+					retry_in_seconds: delaySeconds,
+					error: errorMessage(err),
+				});
+				return retryAfter(delaySeconds);
+			}
 	}
 }
 

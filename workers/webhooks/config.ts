@@ -26,7 +26,7 @@ const Settings = z.object({
 	// Must equal max_retries of the webhook-deliveries consumer: the last attempt fails the delivery.
 	WEBHOOK_MAX_RETRIES: z.coerce.number().int().min(0).max(100).default(8),
 	WEBHOOK_RETRY_BASE_SECONDS: z.coerce.number().min(0).default(5),
-	// A queue delay may not exceed MAX_DELAY_SECONDS (shared/queue/runner.ts says why).
+	// A queue delay may not exceed MAX_DELAY_SECONDS (shared/queue/delays.ts says why).
 	WEBHOOK_RETRY_MAX_SECONDS: z.coerce.number().min(0).max(MAX_DELAY_SECONDS).default(3600),
 	// The consumer's chain and rate limits (a config test keeps them equal): the ETA of a
 	// `batch.progress` event is never shorter than they allow, and a batch event's estimate is
