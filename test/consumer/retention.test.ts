@@ -296,6 +296,40 @@ describe("retention", () => {
 		for (const job of [...superseded, late]) expect(lines.find((l) => l.id === job.id)).toEqual({ ...job });
 	});
 
+	it("reports the rows it deleted, not the rows their triggers changed as well", async () => {
+		// "Now" 2,000 days ago: only this test's rows are that old, so the report counts them alone.
+		const now = Date.now() - 2000 * DAY;
+		const old = now - 100 * DAY;
+		const prefix = uniqueKey("retention-counts/");
+		// A scope of its own, so that each job deleted also changes its scope's counts (a trigger).
+		await env.DB.prepare("INSERT INTO stat_scopes (prefix, created_at) VALUES (?1, ?2)").bind(prefix, now).run();
+		const jobs = await insertJobs(
+			Array.from({ length: 4 }, (_, i) => ({ key: `${prefix}x.png`, ...finished(old + i) })),
+		);
+		const superseded = jobs.slice(0, -1).map((j) => j.id);
+		const events = [
+			await insertEvent(`job_${ulid(old)}`, old, "succeeded"),
+			await insertEvent(`job_${ulid(old)}`, old + 1, null),
+		];
+		// The newest event always stays (the event stream's ids): one of today's, never walked.
+		await insertEvent(`job_${ulid(Date.now())}`, Date.now(), null);
+		const batch = await insertBatch("completed", old, [`${prefix}x.png`, `${prefix}y.png`]);
+
+		const totals = { jobs: 0, webhook_events: 0, batches: 0 };
+		for (let i = 0; i < 50; i++) {
+			const report = await sweepRetention(env, settings, now, { pageSize: 3 });
+			totals.jobs += report.jobs_deleted;
+			totals.webhook_events += report.webhook_events_deleted;
+			totals.batches += report.batches_deleted;
+			if (!report.truncated && !report.skipped) break;
+		}
+		expect(await remainingJobs(prefix)).toEqual([jobs.at(-1)?.id]);
+		for (const { eventId } of events) expect(await exists("webhook_events", "id", eventId)).toBe(false);
+		expect(await exists("batches", "id", batch)).toBe(false);
+		expect(idsIn(await archived("jobs", old), superseded).sort()).toEqual([...superseded].sort());
+		expect(totals).toEqual({ jobs: 3, webhook_events: 2, batches: 1 });
+	});
+
 	it("two runs at once: one works, the other does nothing", async () => {
 		const now = Date.now();
 		const old = now - 50 * DAY;

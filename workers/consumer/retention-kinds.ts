@@ -38,7 +38,11 @@ export interface RetentionKind {
 	scan(db: D1Database, after: string, cutoff: number, limit: number): Promise<ScannedRow[]>;
 	/** The rows with these ids, as archive lines, in id order. */
 	read(db: D1Database, ids: string[]): Promise<ArchiveLine[]>;
-	/** Deletes the rows (the first statement's changes count them); rows that started again stay. */
+	/**
+	 * Deletes the rows; rows that started again stay. The first statement deletes the kind's own rows
+	 * and returns their ids (RETURNING id), which count them: its `meta.changes` would count the rows
+	 * its triggers change too (a job's caption version and scope counts).
+	 */
 	deletes(db: D1Database, ids: string[]): D1PreparedStatement[];
 }
 
@@ -97,7 +101,7 @@ const jobs: RetentionKind = {
 			.then(parseRows(JobRow)),
 	deletes: (db, ids) => [
 		db
-			.prepare(`DELETE FROM jobs WHERE id IN ${IDS} AND status IN ('succeeded', 'failed', 'cancelled')`)
+			.prepare(`DELETE FROM jobs WHERE id IN ${IDS} AND status IN ('succeeded', 'failed', 'cancelled') RETURNING id`)
 			.bind(json(ids)),
 	],
 };
@@ -152,7 +156,8 @@ const webhookEvents: RetentionKind = {
 			db
 				.prepare(
 					`DELETE FROM webhook_events WHERE id IN ${IDS}
-					AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = webhook_events.id AND d.status = 'pending')`,
+					AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = webhook_events.id AND d.status = 'pending')
+					RETURNING id`,
 				)
 				.bind(json(ids)),
 			db.prepare(`DELETE FROM webhook_attempts WHERE delivery_id IN (${ended})`).bind(json(ids)),
@@ -202,7 +207,7 @@ const batches: RetentionKind = {
 	deletes: (db, ids) => {
 		const gone = `SELECT id FROM batches WHERE id IN ${IDS} AND status IN ('completed', 'cancelled')`;
 		return [
-			db.prepare(`DELETE FROM batches WHERE id IN (${gone})`).bind(json(ids)),
+			db.prepare(`DELETE FROM batches WHERE id IN (${gone}) RETURNING id`).bind(json(ids)),
 			db.prepare(`DELETE FROM batch_keys WHERE batch_id IN ${IDS} AND ${batchGone("batch_keys")}`).bind(json(ids)),
 			db.prepare(`DELETE FROM batch_skips WHERE batch_id IN ${IDS} AND ${batchGone("batch_skips")}`).bind(json(ids)),
 			db

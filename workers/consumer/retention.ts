@@ -62,7 +62,11 @@ async function archivePart(run: Run, kind: RetentionKind, name: string, ids: str
 	if (lines.length > 0) await writePart(run.bucket, name, lines);
 }
 
-/** Deletes the rows, clears the part's record and moves the cursor, in one transaction. */
+/**
+ * Deletes the rows, clears the part's record and moves the cursor, in one transaction; returns how
+ * many of the kind's rows it deleted (the ids the first delete returned, not its `meta.changes`,
+ * which counts the rows its triggers changed as well).
+ */
 async function commit(
 	run: Run,
 	kind: RetentionKind,
@@ -73,7 +77,7 @@ async function commit(
 	const clear = part === null ? [] : [run.db.prepare("DELETE FROM retention_parts WHERE name = ?1").bind(part)];
 	const results = await run.db.batch([...kind.deletes(run.db, ids), ...clear, saveCursor(run, kind, after)]);
 	for (const result of results) run.rowsWritten += result.meta.rows_written;
-	return results[0]?.meta.changes ?? 0;
+	return results[0]?.results.length ?? 0;
 }
 
 /** Archives (unless ARCHIVE=off) and deletes one part's rows. */
