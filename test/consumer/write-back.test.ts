@@ -194,6 +194,44 @@ describe("loop safety", () => {
 		expect(body.counters.write_back_echoes).toBeGreaterThanOrEqual(echoesBefore + 2);
 	});
 
+	it("no sidecar is written for a version replaced since its caption: the write-back fails, saying so", async () => {
+		const key = uniqueKey("replaced-before-sidecar.png");
+		const { eTag } = (await upload(key, await fixture("small.png"))).object;
+		// The job as its finish left it, and then other bytes under the key.
+		const job = await insertJob({
+			key,
+			etag: eTag ?? "",
+			status: "succeeded",
+			caption: "A small square.",
+			completed_at: Date.now(),
+			write_back: "sidecar",
+			write_back_status: "pending",
+		});
+		await env.BUCKET.put(key, await fixture("small.jpg"));
+		const { ids, result } = await runConsumer([{ kind: "caption-job", job_id: job.id }]);
+		expect(result.explicitAcks).toEqual(ids);
+		expect(await env.BUCKET.head(key.replace(/\.png$/, ".txt"))).toBeNull();
+		expect(toJob(await onlyJob(key)).write_back).toEqual({
+			target: "sidecar",
+			status: "failed",
+			error: expect.stringContaining("changed since it was captioned"),
+		});
+	});
+
+	it("a metadata write-back's echo that comes after the image was replaced makes no job either", async () => {
+		const key = uniqueKey("echo-replaced.png");
+		const { job, sent } = await captionAndRecord(key, { output: "title", "write-back": "metadata" });
+		expect(sent).toHaveLength(1);
+		// Other bytes under the key before the echo is read: the rewritten version, and its mark, are gone.
+		await env.BUCKET.put(key, await fixture("small.jpg"));
+		const echoesBefore = await counter("write_back_echoes");
+		const { ids, result } = await runConsumer(sent);
+		expect(result.explicitAcks).toEqual(ids);
+		expect((await jobsForKey(key)).map((j) => j.id)).toEqual([job.id]);
+		expect(await counter("write_back_echoes")).toBe(echoesBefore + 1);
+		expect(await eventsFor([job.id])).toBe(1);
+	});
+
 	it("a job by id for a sidecar-like key fails unsupported_media_type and leaves the object, image bytes or not", async () => {
 		// A keys batch (or a job made before the API refused such keys) can name one: captioned with a
 		// sidecar write-back, its sidecar would be itself, overwritten by its caption.

@@ -31,7 +31,7 @@ import type { SlotAnswer } from "./batch-slots";
 import type { ClaimAnswer, ClaimAsk } from "./claims";
 import type { ConsumerSettings } from "./config";
 import { recordObjectDeletion } from "./deleted-objects";
-import { type Echo, echoOf } from "./echoes";
+import { type Echo, echoOf, isEchoOfGoneVersion } from "./echoes";
 import type { FinishAnswer, FinishAsk } from "./finish";
 import { captionRoute } from "./lane-route";
 import { prepareImage, type SourceImage } from "./prepare-image";
@@ -130,6 +130,9 @@ async function claimJob(message: Message<unknown>, ctx: BatchContext): Promise<C
 				// options waits for this notification, which can no longer read them. That job is the one
 				// to fail (object_not_found), not a new one of no options.
 				const waiting = body === null ? await waitingOptionsJob(ctx.env.DB, target.version, lease.now) : null;
+				if (body === null && waiting === null && (await isEchoOfGoneVersion(ctx.env.DB, target.version))) {
+					return { kind: "skipped", counter: "write_back_echoes" };
+				}
 				const ask: ClaimAsk =
 					waiting !== null
 						? { kind: "id", id: waiting, lease }

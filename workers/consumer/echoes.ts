@@ -19,3 +19,20 @@ export function echoOf(version: ObjectVersion, head: R2Object | null): Echo | nu
 	if (isSidecarLike(version.key)) return "sidecar_objects";
 	return null;
 }
+
+/**
+ * Whether the notification of a version replaced since is the echo of a metadata write-back: the
+ * rewrite keeps the bytes, so its etag is that of the job that wrote it, and once the version is
+ * gone its mark can no longer be read. A job of that version writing (or having written) its
+ * metadata says so; without this the echo made a job of no options that failed object_not_found.
+ */
+export async function isEchoOfGoneVersion(db: D1Database, version: ObjectVersion): Promise<boolean> {
+	const row = await db
+		.prepare(
+			`SELECT 1 AS echo FROM jobs WHERE key = ?2 AND bucket = ?1 AND etag = ?3 AND write_back LIKE 'metadata%'
+				AND write_back_status IN ('pending', 'written') LIMIT 1`,
+		)
+		.bind(version.bucket, version.key, version.etag)
+		.first();
+	return row !== null;
+}

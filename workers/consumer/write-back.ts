@@ -130,6 +130,15 @@ async function write(bucket: R2Bucket, job: JobRow): Promise<Written> {
 			);
 		const keyBytes = utf8Length(key);
 		if (keyBytes > MAX_KEY_BYTES) throw unfit(`its key is ${keyBytes} bytes, over R2's ${MAX_KEY_BYTES}`);
+		// A sidecar describes the image beside it: none for a version replaced since the caption (its
+		// own job writes the new one's, if asked). The image can still change between this look and
+		// the put; a later job's sidecar then replaces this one.
+		const image = await bucket.head(job.key);
+		if (image?.etag !== job.etag) {
+			throw new PermanentWriteBackError(
+				`The object ${job.key} changed since it was captioned; no sidecar was written for the old version`,
+			);
+		}
 		if (target.mode === "skip" && (await bucket.head(key)) !== null) return { status: "skipped", echo: null };
 		const put = await bucket
 			.put(key, text, {
