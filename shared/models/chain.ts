@@ -38,6 +38,10 @@ export interface ModelHealthGate {
 	recordMany?(calls: ModelCallRecord[]): Promise<AfterCall[]>;
 }
 
+/** Whether a model can write captions in `language` (null: the default, English). */
+export const writes = (adapter: ModelAdapter, language: string | null): boolean =>
+	adapter.languages === "any" || isEnglish(language);
+
 /** Whether a model call may go now (after any wait the pacer did), or only later. */
 export type Pace = { kind: "go" } | { kind: "later"; message: string; retryAfterSeconds: number };
 
@@ -148,7 +152,7 @@ export class ModelChain {
 		let inferenceMs = 0;
 		let usage: Usage | null = null;
 		// A model that cannot write the job's language is not asked at all (docs/models.md).
-		const able = route.adapters.filter((a) => a.languages === "any" || isEnglish(request.language ?? null));
+		const able = route.adapters.filter((a) => writes(a, request.language ?? null));
 		if (able.length === 0) {
 			return {
 				kind: "unavailable",

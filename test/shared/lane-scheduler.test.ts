@@ -5,8 +5,17 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { type Grant, type Lane, type LimitSpec, type SlotRequest, Slots } from "../../shared/scheduling/lanes";
+import {
+	type Grant,
+	type Lane,
+	type LimitSpec,
+	SCHEDULER_NAME,
+	type SlotRequest,
+	Slots,
+} from "../../shared/scheduling/lanes";
 import { chooseWaiter, type RecentGrant } from "../../shared/scheduling/policy";
+import { readSettings } from "../../workers/consumer/config";
+import { captionRoute } from "../../workers/consumer/lane-route";
 import { uniqueKey } from "../support/fixtures";
 
 const IT: LimitSpec = { name: "Image-to-Text", perMinute: 610, pacedPerMinute: 600 };
@@ -210,5 +219,23 @@ describe("the lane scheduler Durable Object", () => {
 		// The burst of two at once, the interactive caller's slot next, then the batch's three at 400 ms each.
 		expect(order).toEqual(["batch 2", "interactive", "batch 1", "batch 1", "batch 1"]);
 		expect(Date.now() - started).toBeGreaterThanOrEqual(1100);
+	});
+});
+
+describe("a caption's route through the lanes (workers/consumer/lane-route.ts)", () => {
+	it("a spillover caption in a language only some models write takes no slot of the limits of the others", async () => {
+		const settings = readSettings({ ...env, MODEL_RATE_LIMITS: "Image-to-Text=720, Text Generation=300" });
+		const shared = env.MODEL_SCHEDULER.getByName(SCHEDULER_NAME);
+		const imageToText = async () =>
+			(await shared.stats())
+				.filter((f) => f.lane === "batch" && f.task_type === "Image-to-Text")
+				.reduce((n, f) => n + f.calls_last_minute, 0);
+		const before = await imageToText();
+		const turn = { lane: "batch" as const, keyId: null, spillover: true, createdAt: Date.now() };
+		const french = await captionRoute(env, settings, { ...turn, language: "fr" });
+		// Only the models that write French, and no Image-to-Text slot taken for a model it will not call.
+		expect(french.adapters.length).toBeGreaterThan(0);
+		expect(french.adapters.every((a) => a.languages === "any")).toBe(true);
+		expect(await imageToText()).toBe(before);
 	});
 });

@@ -225,7 +225,14 @@ async function captionJob(
 	if (loaded.kind === "end") return loaded.attempt;
 	const { options, source, fields } = loaded.value;
 	const images = ctx.env.IMAGES;
-	const turn = { lane: ctx.lane, keyId: job.key_id, spillover, createdAt: job.created_at, slots: ctx.slots };
+	const turn = {
+		lane: ctx.lane,
+		keyId: job.key_id,
+		language: options.language,
+		spillover,
+		createdAt: job.created_at,
+		slots: ctx.slots,
+	};
 	const captioned = await step(fields, async () =>
 		produceOutput(
 			ctx.chain,

@@ -6,7 +6,7 @@
  * the chain's first model of another type, whichever comes first, and starts the chain at that
  * model.
  */
-import type { Pace, Pacer, Route } from "../../shared/models/chain";
+import { type Pace, type Pacer, type Route, writes } from "../../shared/models/chain";
 import { pacingRate, type RateLimits, rateLimitFor } from "../../shared/models/rate-limits";
 import type { ModelAdapter } from "../../shared/models/types";
 import type { GatherTicket } from "../../shared/queue/gather";
@@ -18,6 +18,8 @@ import type { ConsumerSettings } from "./config";
 export interface CaptionTurn {
 	lane: Lane;
 	keyId: string | null;
+	/** The job's language (null: English): the chain's models that cannot write it are left out. */
+	language: string | null;
 	/** The job's batch asked for spillover. */
 	spillover: boolean;
 	/** When the job was created (ms). */
@@ -71,7 +73,8 @@ export async function captionRoute(env: ConsumerEnv, settings: ConsumerSettings,
 		const grant = await ask([spec]);
 		return grant.kind === "slot" ? GO : later(spec.name, grant);
 	};
-	const chain = settings.MODEL_CHAIN;
+	// The models that can write the job's language: a spillover's slots are taken for those only.
+	const chain = settings.MODEL_CHAIN.filter((adapter) => writes(adapter, turn.language));
 	const spill = turn.spillover && turn.lane === "batch" ? spillTarget(chain, limits, burst) : null;
 	if (!spill) return { adapters: chain, pace };
 	const grant = await ask([spill.first, spill.other.spec]);
