@@ -9,7 +9,7 @@
 import { z } from "zod";
 import { MODEL_PRICES, TOKENS_PER_CAPTION } from "../models/prices";
 import { PLATFORM_RATE_LIMITS, RateLimitsSetting, rateLimitFor } from "../models/rate-limits";
-import type { ModelAdapter } from "../models/types";
+import { type ModelAdapter, writes } from "../models/types";
 
 export const Estimate = z
 	.object({
@@ -26,8 +26,16 @@ export const Estimate = z
 	.meta({ id: "Estimate" });
 export type Estimate = z.infer<typeof Estimate>;
 
-/** The model an estimate is priced on: the chain's first, the one every job tries first. */
-export type EstimateModel = Pick<ModelAdapter, "id" | "task">;
+/** A model an estimate may be priced on. */
+export type EstimateModel = Pick<ModelAdapter, "id" | "task" | "languages">;
+
+/**
+ * The model a batch's estimate is priced on: the chain's first that writes the batch's language,
+ * the one each of its jobs tries first (with the default chain, moondream for English and Mistral
+ * Small 3.1 for another language).
+ */
+export const estimateModel = (chain: readonly EstimateModel[], language: string | null): EstimateModel | undefined =>
+	chain.find((model) => writes(model, language));
 
 const PLATFORM_LIMITS = RateLimitsSetting.parse(PLATFORM_RATE_LIMITS);
 

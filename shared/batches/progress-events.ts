@@ -10,10 +10,11 @@
  */
 import { z } from "zod";
 import { batchRows, parseRow, parseRows } from "../d1-rows";
-import type { RateLimitedModel, RateLimits } from "../models/rate-limits";
+import type { RateLimits } from "../models/rate-limits";
 import { deliveryOf } from "../webhooks/delivery-once";
 import { newEventId } from "../webhooks/outbox";
 import { BATCH_PROGRESS_EVENT } from "../webhooks/schema";
+import type { EstimateModel } from "./estimate";
 import { batchPaces, ceilingPerMinute } from "./progress";
 import { BatchRow, toBatch } from "./schema";
 
@@ -25,11 +26,11 @@ export const WEBHOOK_PROGRESS_INTERVAL_MS = 60_000;
 export const STREAM_CHANNEL = "stream";
 
 /**
- * Settings that bound the ETA: the model chain and its rate limits. The chain's first model also
- * prices a dry run's estimate, as `GET /v1/batches/{id}` does.
+ * Settings that bound the ETA: the model chain and its rate limits. The chain's first model that
+ * writes the batch's language also prices a dry run's estimate, as `GET /v1/batches/{id}` does.
  */
 export interface PaceLimits {
-	chain: readonly RateLimitedModel[];
+	chain: readonly EstimateModel[];
 	limits: RateLimits;
 }
 
@@ -80,7 +81,7 @@ export async function progressBody(
 	return JSON.stringify({
 		type: BATCH_PROGRESS_EVENT,
 		timestamp: new Date(now).toISOString(),
-		data: toBatch(batch, measured, pace.chain[0]),
+		data: toBatch(batch, measured, pace.chain),
 	});
 }
 

@@ -7,7 +7,7 @@ import { z } from "zod";
 import { Recaption } from "../captions/recaption";
 import { iso } from "../iso";
 import { OutputKind, OutputText, outputKind, WRITE_BACK_TARGETS, WriteBackText } from "../outputs/spec";
-import { Estimate, type EstimateModel, estimate } from "./estimate";
+import { Estimate, type EstimateModel, estimate, estimateModel } from "./estimate";
 import { type BatchPace, unmeasuredPace } from "./progress";
 
 export const BATCH_STATUSES = ["planned", "listing", "running", "completed", "cancelled"] as const;
@@ -177,10 +177,11 @@ export const recaptionOf = (row: BatchRow): Recaption | null =>
 
 /**
  * Renders a D1 row as the public Batch JSON, with its measured pace (shared/batches/progress.ts)
- * when there is one; `model` (the chain's first) prices a dry run's plan, whose estimate is null
- * without it.
+ * when there is one; `chain` (MODEL_CHAIN) prices a dry run's plan on its first model that writes
+ * the batch's language, and the estimate is null without it.
  */
-export function toBatch(row: BatchRow, pace: BatchPace = unmeasuredPace(row), model?: EstimateModel): Batch {
+export function toBatch(row: BatchRow, pace: BatchPace = unmeasuredPace(row), chain?: readonly EstimateModel[]): Batch {
+	const model = chain && estimateModel(chain, row.language);
 	return {
 		id: row.id,
 		status: row.status,

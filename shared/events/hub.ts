@@ -143,9 +143,9 @@ export class EventHub extends DurableObject<EventHubEnv> {
 		return { ...this.stats, streams: this.streams.size };
 	}
 
-	/** The chain's first model, which prices a batch's estimate in its events' bodies. */
-	private estimateModel() {
-		return ModelChainSetting.parse(this.env.MODEL_CHAIN)[0];
+	/** The chain, whose first model that writes a batch's language prices its estimate in its events' bodies. */
+	private estimateChain() {
+		return ModelChainSetting.parse(this.env.MODEL_CHAIN);
 	}
 
 	private async ensureHead(): Promise<void> {
@@ -170,7 +170,7 @@ export class EventHub extends DurableObject<EventHubEnv> {
 					upTo: head,
 					filter: stream.filter,
 					limit: PAGE,
-					estimateModel: this.estimateModel(),
+					estimateChain: this.estimateChain(),
 				});
 				if (!this.streams.has(stream)) return;
 				for (const event of page.events) this.send(stream, event);
@@ -213,7 +213,7 @@ export class EventHub extends DurableObject<EventHubEnv> {
 				upTo: null,
 				filter: null,
 				limit: PAGE,
-				estimateModel: this.estimateModel(),
+				estimateChain: this.estimateChain(),
 			});
 			// Synchronous from here to the head's update: a replay finishing in between cannot slip in.
 			for (const event of page.events) {

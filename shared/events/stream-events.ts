@@ -87,8 +87,8 @@ export interface StreamRead {
 	/** null: every event (the hub filters per stream). */
 	filter: StreamFilter | null;
 	limit: number;
-	/** Prices a batch's estimate: the chain's first model, as `GET /v1/batches/{id}` prices it. */
-	estimateModel: EstimateModel | undefined;
+	/** Prices a batch's estimate (MODEL_CHAIN), as `GET /v1/batches/{id}` prices it. */
+	estimateChain: readonly EstimateModel[] | undefined;
 }
 
 export interface StreamPage {
@@ -151,7 +151,7 @@ export async function readStreamEvents(db: D1Database, read: StreamRead): Promis
 		const subject = job
 			? { matchKey: job.key, batchId: job.batch_id, data: toJob(job) }
 			: batch
-				? { matchKey: batch.key_prefix, batchId: batch.id, data: toBatch(batch, undefined, read.estimateModel) }
+				? { matchKey: batch.key_prefix, batchId: batch.id, data: toBatch(batch, undefined, read.estimateChain) }
 				: row.job_id === null && row.batch_id === null
 					? payloadSubject(row.payload)
 					: null;

@@ -10,12 +10,18 @@
  * outcome here), failures and probes recorded at once, successes held and sent together.
  */
 import { errorMessage, log } from "../log";
-import { isEnglish } from "../outputs/spec";
 import { type ChainOutcome, nextTurn, type PassedOver, type TurnOutcome, whenExhausted } from "./chain-policy";
 import { type ClassifiedError, classifyModelError } from "./errors";
 import { type CallOutcome, PROBE_LEASE_MS, PROBE_WAIT_MS } from "./health";
 import type { Admission, AfterCall, CallRecord, ModelCallRecord } from "./health-registry";
-import type { AiRunner, ImageLimits, ModelAdapter, ModelImage, ModelRequest } from "./types";
+import {
+	type AiRunner,
+	type ImageLimits,
+	type ModelAdapter,
+	type ModelImage,
+	type ModelRequest,
+	writes,
+} from "./types";
 import { addUsage, readUsage, type Usage } from "./usage";
 
 export type { ChainOutcome } from "./chain-policy";
@@ -37,10 +43,6 @@ export interface ModelHealthGate {
 	 */
 	recordMany?(calls: ModelCallRecord[]): Promise<AfterCall[]>;
 }
-
-/** Whether a model can write captions in `language` (null: the default, English). */
-export const writes = (adapter: ModelAdapter, language: string | null): boolean =>
-	adapter.languages === "any" || isEnglish(language);
 
 /** Whether a model call may go now (after any wait the pacer did), or only later. */
 export type Pace = { kind: "go" } | { kind: "later"; message: string; retryAfterSeconds: number };

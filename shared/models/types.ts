@@ -3,6 +3,7 @@
  * locally and in tests. Adapters turn (image, request) into one model's input.
  */
 import type { ImageInfo } from "../image/sniff";
+import { isEnglish } from "../outputs/spec";
 import type { ModelTask } from "./input-schemas";
 
 export type { ModelTask } from "./input-schemas";
@@ -71,3 +72,7 @@ export interface ModelAdapter {
 	 */
 	readCaption(output: unknown, request?: Pick<ModelRequest, "jsonSchema">): string;
 }
+
+/** Whether a model can write captions in `language` (null: the default, English). */
+export const writes = (adapter: Pick<ModelAdapter, "languages">, language: string | null): boolean =>
+	adapter.languages === "any" || isEnglish(language);

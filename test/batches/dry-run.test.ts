@@ -14,7 +14,7 @@ import { BatchProgressWebhookPayload } from "../../shared/webhooks/schema";
 import { Stats } from "../../workers/status/jobs/stats";
 import { call, createKey, errorOf, parsed } from "../status/support";
 import { uniqueKey } from "../support/fixtures";
-import { MOONDREAM } from "../support/models";
+import { MISTRAL, MOONDREAM } from "../support/models";
 import { jobsForKey } from "../support/queue";
 import { sseReader } from "../support/sse";
 import { hook, subscribe, verifiedBatchEvent } from "../webhooks/support";
@@ -74,6 +74,16 @@ describe("dry_run", () => {
 		const again = await call("POST", `/v1/batches/${created.id}/start`);
 		expect(again.status).toBe(409);
 		expect((await errorOf(again)).code).toBe("batch_not_planned");
+	});
+
+	it("a plan in a language the chain's first model cannot write is priced on the first that can", async () => {
+		const prefix = uniqueKey("dry-run-de/");
+		await putObjects(["a.jpg", "b.jpg", "c.jpg"].map((k) => `${prefix}${k}`));
+		const created = await createBatch({ prefix, language: "de", dry_run: true });
+		const planned = await waitForBatch(created.id, (b) => b.status === "planned");
+		// Mistral Small 3.1 is the chain's first that writes German: 3 × (750 × $0.351 + 100 × $0.555) / 1e6,
+		// at Text Generation's 300 a minute.
+		expect(planned.estimate).toEqual({ model: MISTRAL, model_calls: 3, minutes_at_rate_limit: 0.1, usd: 0.000956 });
 	});
 
 	it("a started plan's events carry its estimate as GET /v1/batches/{id} does: webhook, stream and batch.progress", async () => {

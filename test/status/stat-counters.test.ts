@@ -124,7 +124,7 @@ describe("statistics counters", () => {
 	it("a stats request for a prefix no key registered counts it once, then reads counters", async () => {
 		const prefix = uniqueKey("unregistered/");
 		await insertJobs(Array.from({ length: 5 }, (_, i) => ({ key: `${prefix}${i}`, status: "failed" as const })));
-		const stats = await readStats(env.DB, prefix, undefined);
+		const stats = await readStats(env.DB, prefix, []);
 		expect(stats.counts).toMatchObject({ failed: 5, total: 5 });
 		expect(await mismatches(prefix)).toEqual([]);
 	});

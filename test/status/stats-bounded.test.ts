@@ -25,7 +25,7 @@ describe("stats read a bounded number of rows", () => {
 			})),
 		);
 		// The prefix's first stats request counts it once (as creating a key for it would).
-		await readStats(env.DB, prefix, undefined);
+		await readStats(env.DB, prefix, []);
 	}, 120_000);
 
 	// Every statement's rows examined: counts, counters, the batches scanned, the percentile
@@ -35,7 +35,7 @@ describe("stats read a bounded number of rows", () => {
 	it("GET /v1/stats, for the admin and for a scoped key, whatever the number of jobs", async () => {
 		for (const scope of [null, prefix]) {
 			const meter: RowsMeter = { rowsRead: 0 };
-			const stats = await readStats(env.DB, scope, undefined, Date.now(), meter);
+			const stats = await readStats(env.DB, scope, [], Date.now(), meter);
 			expect(stats.counts.total).toBeGreaterThanOrEqual(JOBS);
 			expect(stats.windows[0]?.completed).toBeGreaterThanOrEqual(JOBS);
 			expect(stats.windows[0]?.inference_ms.p50).not.toBeNull();

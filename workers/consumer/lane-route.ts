@@ -6,9 +6,9 @@
  * the chain's first model of another type, whichever comes first, and starts the chain at that
  * model.
  */
-import { type Pace, type Pacer, type Route, writes } from "../../shared/models/chain";
+import type { Pace, Pacer, Route } from "../../shared/models/chain";
 import { pacingRate, type RateLimits, rateLimitFor } from "../../shared/models/rate-limits";
-import type { ModelAdapter } from "../../shared/models/types";
+import { type ModelAdapter, writes } from "../../shared/models/types";
 import type { GatherTicket } from "../../shared/queue/gather";
 import { type Grant, type Lane, type LimitSpec, SCHEDULER_NAME, type SlotRequest } from "../../shared/scheduling/lanes";
 import type { SlotAnswer } from "./batch-slots";

@@ -77,13 +77,13 @@ const JOB_SIGNING_KEY = `CASE WHEN j.key_id IS NULL AND j.callback_url IS NOT NU
 
 /**
  * The job, caption or batch an event is about, with the body its deliveries carry. A batch's body
- * is its Batch JSON with the estimate priced on `estimateModel`; without it the estimate is null,
+ * is its Batch JSON with the estimate priced on `chain` (MODEL_CHAIN); without it the estimate is null,
  * for a caller that reads only the event's type and targets.
  */
 async function loadSubject(
 	db: D1Database,
 	eventId: string,
-	estimateModel: EstimateModel | undefined,
+	chain: readonly EstimateModel[] | undefined,
 ): Promise<EventSubject | null> {
 	const job = await db
 		.prepare(
@@ -124,7 +124,7 @@ async function loadSubject(
 		payload: {
 			type: batch.event_type,
 			timestamp: new Date(batch.event_at).toISOString(),
-			data: toBatch(batch, undefined, estimateModel),
+			data: toBatch(batch, undefined, chain),
 		},
 		matchKey: batch.key_prefix,
 		callbackUrl: batch.callback_url,
@@ -255,13 +255,13 @@ const AttemptContext = z.object({
 
 /**
  * Takes the lease of a pending delivery (counting the attempt), unless another sender holds it.
- * `estimateModel` prices the estimate of a batch event's body (the webhooks Worker's first model).
+ * `chain` (the webhooks Worker's MODEL_CHAIN) prices the estimate of a batch event's body.
  */
 export async function claimDelivery(
 	db: D1Database,
 	id: string,
 	leaseMs: number,
-	estimateModel: EstimateModel | undefined,
+	chain: readonly EstimateModel[] | undefined,
 	now = Date.now(),
 ): Promise<ClaimResult> {
 	const token = crypto.randomUUID();
@@ -300,7 +300,7 @@ export async function claimDelivery(
 		.then(parseRow(AttemptContext));
 	if (!context) throw new Error(`The event ${delivery.event_id} of delivery ${id} does not exist`);
 	// Events dispatched before payloads were rebuilt carry theirs.
-	const payload = context.payload ?? (await loadSubject(db, delivery.event_id, estimateModel))?.payload;
+	const payload = context.payload ?? (await loadSubject(db, delivery.event_id, chain))?.payload;
 	if (!payload) throw new Error(`The job or batch of event ${delivery.event_id} (delivery ${id}) is gone`);
 	if (delivery.subscription_id !== null && (context.secret === null || context.status === null)) {
 		return { kind: "subscription-gone", delivery };

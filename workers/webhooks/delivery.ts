@@ -28,7 +28,7 @@ export async function handleDelivery(
 ): Promise<Outcome> {
 	const now = Date.now();
 	const leaseMs = settings.WEBHOOK_TIMEOUT_MS + LEASE_SLACK_MS;
-	const claim = await claimDelivery(env.DB, body.delivery_id, leaseMs, settings.MODEL_CHAIN[0], now);
+	const claim = await claimDelivery(env.DB, body.delivery_id, leaseMs, settings.MODEL_CHAIN, now);
 	switch (claim.kind) {
 		case "missing":
 			log("warn", "webhook_delivery_missing", { delivery_id: body.delivery_id });

@@ -86,11 +86,11 @@ const CounterRow = z.object({ name: z.string(), value: z.number().int() });
 /** Batches in progress examined at most (newest first, through the batches_active index) before the scope filter. */
 export const ACTIVE_BATCHES_SCANNED = 1000;
 
-/** `estimateModel` (the chain's first) prices a started dry run's estimate, as GET /v1/batches/{id} does. */
+/** `chain` (MODEL_CHAIN) prices a started dry run's estimate, as GET /v1/batches/{id} does. */
 export async function readStats(
 	db: D1Database,
 	prefix: string | null,
-	estimateModel: EstimateModel | undefined,
+	chain: readonly EstimateModel[],
 	now = Date.now(),
 	meter?: RowsMeter,
 ): Promise<Stats> {
@@ -140,6 +140,6 @@ export async function readStats(
 		// Counters are service-wide, so a key limited to a prefix does not see them.
 		counters:
 			prefix === null ? Object.fromEntries(batchRows(counterRes, CounterRow).map((r) => [r.name, r.value])) : {},
-		batches: batchRows(batchRes, BatchRow).map((row) => toBatch(row, undefined, estimateModel)),
+		batches: batchRows(batchRes, BatchRow).map((row) => toBatch(row, undefined, chain)),
 	};
 }

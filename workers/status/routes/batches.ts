@@ -203,7 +203,7 @@ const startBatchRoute = createRoute({
 });
 
 /** The Batch JSON of a batch not yet measured, a dry run's estimate priced for the model jobs start with. */
-const view = (env: StatusEnv, row: BatchRow) => toBatch(row, unmeasuredPace(row), readSettings(env).MODEL_CHAIN[0]);
+const view = (env: StatusEnv, row: BatchRow) => toBatch(row, unmeasuredPace(row), readSettings(env).MODEL_CHAIN);
 
 const stream = (description: string) => ({ schema: z.string().meta({ description }) });
 
@@ -257,7 +257,7 @@ async function withPace(env: StatusEnv, rows: BatchRow[]): Promise<Batch[]> {
 	const settings = readSettings(env);
 	const ceiling = ceilingPerMinute(settings.MODEL_CHAIN, settings.MODEL_RATE_LIMITS);
 	const paces = await batchPaces(env.DB, rows, ceiling);
-	return rows.map((row, i) => toBatch(row, paces[i], settings.MODEL_CHAIN[0]));
+	return rows.map((row, i) => toBatch(row, paces[i], settings.MODEL_CHAIN));
 }
 
 const onePaced = async (env: StatusEnv, row: BatchRow) => (await withPace(env, [row]))[0] ?? view(env, row);

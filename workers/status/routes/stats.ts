@@ -41,7 +41,7 @@ export const statsRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
 	// The scheduler is the consumer's class (bound with script_name): `wrangler types` cannot type it here.
 	const scheduler = c.env.MODEL_SCHEDULER as unknown as DurableObjectNamespace<LaneScheduler>;
 	const [stats, outbox, lanes] = await Promise.all([
-		readStats(c.env.DB, prefix, readSettings(c.env).MODEL_CHAIN[0]),
+		readStats(c.env.DB, prefix, readSettings(c.env).MODEL_CHAIN),
 		prefix === null ? readOutboxBacklog(c.env.DB) : null,
 		prefix === null ? scheduler.getByName(SCHEDULER_NAME).stats() : null,
 	]);
