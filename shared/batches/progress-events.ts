@@ -77,7 +77,8 @@ export async function progressBody(
 	pace: PaceLimits,
 	now = Date.now(),
 ): Promise<string> {
-	const [measured] = await batchPaces(db, [batch], ceilingPerMinute(pace.chain, pace.limits), now);
+	const ceiling = (row: BatchRow) => ceilingPerMinute(pace.chain, pace.limits, row.language);
+	const [measured] = await batchPaces(db, [batch], ceiling, now);
 	return JSON.stringify({
 		type: BATCH_PROGRESS_EVENT,
 		timestamp: new Date(now).toISOString(),

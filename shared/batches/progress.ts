@@ -8,7 +8,8 @@
  */
 import { z } from "zod";
 import { parseRows } from "../d1-rows";
-import { type RateLimitedModel, type RateLimits, rateLimitFor } from "../models/rate-limits";
+import { type RateLimits, rateLimitFor } from "../models/rate-limits";
+import { type EstimateModel, estimateModel } from "./estimate";
 import type { BatchRow } from "./schema";
 
 /** The window `rate_per_minute` is measured over. */
@@ -28,11 +29,15 @@ export const unmeasuredPace = (row: BatchRow): BatchPace => ({
 });
 
 /**
- * The most jobs a minute the service can caption: the rate limit of the chain's first model (the
- * one every job tries first), per MODEL_RATE_LIMITS; null when it has none.
+ * The most jobs a minute the service can caption in `language`: the rate limit of the chain's first
+ * model that writes it (the one each job tries first), per MODEL_RATE_LIMITS; null when it has none.
  */
-export function ceilingPerMinute(chain: readonly RateLimitedModel[], limits: RateLimits): number | null {
-	const first = chain[0];
+export function ceilingPerMinute(
+	chain: readonly EstimateModel[],
+	limits: RateLimits,
+	language: string | null = null,
+): number | null {
+	const first = estimateModel(chain, language);
 	return first === undefined ? null : (rateLimitFor(first, limits)?.perMinute ?? null);
 }
 
@@ -72,7 +77,7 @@ const Finished = z.object({ batch_id: z.string(), n: z.number().int() });
 export async function batchPaces(
 	db: D1Database,
 	rows: readonly BatchRow[],
-	ceiling: number | null,
+	ceiling: (row: BatchRow) => number | null,
 	now = Date.now(),
 ): Promise<BatchPace[]> {
 	const since = now - RATE_WINDOW_MS;
@@ -92,5 +97,5 @@ export async function batchPaces(
 					.all()
 					.then(parseRows(Finished));
 	const counts = new Map(results.map((r) => [r.batch_id, r.n]));
-	return rows.map((row) => paceOf(row, counts.get(row.id) ?? 0, ceiling, now));
+	return rows.map((row) => paceOf(row, counts.get(row.id) ?? 0, ceiling(row), now));
 }

@@ -8,6 +8,7 @@ import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
+import { ceilingPerMinute } from "../../shared/batches/progress";
 import { recordProgress, runningBatchOfJob } from "../../shared/batches/progress-events";
 import { Batch, type BatchRow } from "../../shared/batches/schema";
 import { emulator } from "../../shared/models/emulator";
@@ -31,6 +32,16 @@ async function batchWithLimits(id: string, limits: string): Promise<Batch> {
 	expect(res.status).toBe(200);
 	return Batch.parse(await res.json());
 }
+
+describe("the ETA's floor", () => {
+	it("is the rate limit of the chain's first model that writes the batch's language", () => {
+		const chain = parseModelChain(undefined);
+		const limits = RateLimitsSetting.parse("Image-to-Text=720, Text Generation=300");
+		// moondream (Image-to-Text) for English; Mistral Small 3.1 (Text Generation) for German.
+		expect([null, "en-GB", "de"].map((language) => ceilingPerMinute(chain, limits, language))).toEqual([720, 720, 300]);
+		expect(ceilingPerMinute(chain, RateLimitsSetting.parse("off"), "de")).toBeNull();
+	});
+});
 
 describe("rate_per_minute and eta_seconds", () => {
 	it("a paced batch shows a rate and a plausible ETA while it runs, and 0 s left once it ends", async () => {

@@ -255,7 +255,7 @@ const getBatchResultsRoute = createRoute({
 /** Batch JSON with each batch's measured rate and ETA (shared/batches/progress.ts). */
 async function withPace(env: StatusEnv, rows: BatchRow[]): Promise<Batch[]> {
 	const settings = readSettings(env);
-	const ceiling = ceilingPerMinute(settings.MODEL_CHAIN, settings.MODEL_RATE_LIMITS);
+	const ceiling = (row: BatchRow) => ceilingPerMinute(settings.MODEL_CHAIN, settings.MODEL_RATE_LIMITS, row.language);
 	const paces = await batchPaces(env.DB, rows, ceiling);
 	return rows.map((row, i) => toBatch(row, paces[i], settings.MODEL_CHAIN));
 }
