@@ -6,7 +6,8 @@
  *
  * What each kind of model error does (./errors.ts):
  * - `input`: the request itself is invalid → the job fails (`model_error`);
- * - `too_large`: the next model, which may take a smaller request or the image;
+ * - `too_large`: the next model, which may take a smaller request or the image (the job fails
+ *   `image_too_large` only if no model that could still take it is left: `whenExhausted`);
  * - `gone`: the next model; the registry skips this one for the long cool-down;
  * - `transient`: a retry of the message on the same model while the model still takes calls,
  *   else the next model;
@@ -35,7 +36,10 @@ export type ChainOutcome =
 	| { kind: "captioned"; model: string; caption: string }
 	/** A model refused the request or answered nonsense: the job fails (`model_error`). */
 	| { kind: "refused"; message: string }
-	/** Every model that could take the request found it too large (`image_too_large`). */
+	/**
+	 * The request is too large for the chain (`image_too_large`): a model found it too large, and
+	 * every other one did too or is gone (none was only passed over for a while).
+	 */
 	| { kind: "too_large"; message: string }
 	/** No model of the chain is available to this account (`model_unavailable`). */
 	| { kind: "unavailable"; message: string }
@@ -102,21 +106,28 @@ function afterError(turn: Extract<TurnOutcome, { kind: "error" }>, now: number):
 	}
 }
 
-/** The chain's answer once every model was passed over. */
+/**
+ * The chain's answer once every model was passed over. A model passed over for a passing reason
+ * (its circuit open, a transient error or another failure) may take the request later: the message
+ * is retried when the soonest of those may be called again. Only when none is left, every model
+ * having found the request too large or being gone, does a `3006` fail the job (`image_too_large`),
+ * and without any `3006` the chain is unavailable (`model_unavailable`).
+ */
 export function whenExhausted(passedOver: readonly PassedOver[], now: number): ChainOutcome {
 	const reasons = passedOver.map((p) => `${p.model}: ${p.reason}`).join("; ");
-	if (passedOver.some((p) => p.tooLarge)) {
+	const passing = passedOver.filter((p) => !p.gone && !p.tooLarge);
+	if (passing.length === 0 && passedOver.some((p) => p.tooLarge)) {
 		return { kind: "too_large", message: `The request is too large for the models of the chain: ${reasons}.` };
 	}
-	if (passedOver.every((p) => p.gone)) {
+	if (passing.length === 0) {
 		return { kind: "unavailable", message: `No model in the chain is available: ${reasons}.` };
 	}
-	const retryAt = Math.min(...passedOver.map((p) => p.retryAt));
+	const retryAt = Math.min(...passing.map((p) => p.retryAt));
 	const wait = Math.max(0, Math.ceil((retryAt - now) / 1000));
 	return {
 		kind: "retry",
 		message: `No model in the chain can caption now: ${reasons}`,
-		minDelaySeconds: Number.isFinite(wait) ? wait : 0,
+		minDelaySeconds: wait,
 	};
 }
 

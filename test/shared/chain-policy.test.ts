@@ -122,6 +122,51 @@ describe("the chain's answer when every model was passed over", () => {
 		});
 	});
 
+	it("a request too large for one model while another is only skipped for a while retries when that one may be called", () => {
+		// moondream answered 3006; scout, which takes larger images, has its circuit open for 60 s.
+		const outcome = whenExhausted(
+			[
+				passedOver({ model: "moondream", reason: "3006: too large", tooLarge: true }),
+				passedOver({ model: "scout", reason: "skipped until later", retryAt: NOW + 60_000 }),
+			],
+			NOW,
+		);
+		expect(outcome).toEqual({
+			kind: "retry",
+			message: "No model in the chain can caption now: moondream: 3006: too large; scout: skipped until later",
+			minDelaySeconds: 60,
+		});
+	});
+
+	it("the retry waits for the soonest model passed over for a passing reason, not for a too-large or gone one", () => {
+		const outcome = whenExhausted(
+			[
+				passedOver({ model: "a", tooLarge: true, retryAt: NOW }),
+				passedOver({ model: "b", gone: true, retryAt: NOW + 5_000 }),
+				passedOver({ model: "c", retryAt: NOW + 20_000 }),
+				passedOver({ model: "d", retryAt: NOW + 45_000 }),
+			],
+			NOW,
+		);
+		expect(outcome).toMatchObject({ kind: "retry", minDelaySeconds: 20 });
+		// A model whose transient error or failure left it callable may be called again at once.
+		expect(
+			whenExhausted([passedOver({ model: "a", tooLarge: true }), passedOver({ model: "b", retryAt: NOW })], NOW),
+		).toMatchObject({ kind: "retry", minDelaySeconds: 0 });
+	});
+
+	it("too large for every model that is not gone fails the job as image_too_large", () => {
+		const outcome = whenExhausted(
+			[
+				passedOver({ model: "a", reason: "3006: too large", tooLarge: true }),
+				passedOver({ model: "b", reason: "3006: too large", tooLarge: true }),
+				passedOver({ model: "c", gone: true, retryAt: NOW + 3_600_000 }),
+			],
+			NOW,
+		);
+		expect(outcome).toMatchObject({ kind: "too_large" });
+	});
+
 	it("every model gone fails the job as model_unavailable", () => {
 		const outcome = whenExhausted(
 			[passedOver({ model: "a", gone: true, retryAt: NOW + 1000 }), passedOver({ model: "b", gone: true })],
