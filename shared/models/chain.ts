@@ -22,7 +22,7 @@ import {
 	type ModelRequest,
 	writes,
 } from "./types";
-import { addUsage, readUsage, type Usage } from "./usage";
+import { addUsage, readUsage, type Usage, withUsage } from "./usage";
 
 export type { ChainOutcome } from "./chain-policy";
 
@@ -205,12 +205,16 @@ export class ModelChain {
 			return { outcome: failure, latencyMs, usage: null };
 		}
 		const latencyMs = Date.now() - started;
+		// An answer costs its tokens whether or not its caption is usable, or the registry hears of it.
+		const usage = readUsage(output);
 		const answered: CallRecord = { outcome: { kind: "answered" }, ok: true, latencyMs, probe: admission.probe };
 		// A probe's answer is news for every caller at once; another success only waits for its batch's.
-		if (admission.probe || !this.health.recordMany) await this.record(model, answered);
-		else this.hold(model, answered);
-		// An answer costs its tokens whether or not its caption is usable.
-		const usage = readUsage(output);
+		try {
+			if (admission.probe || !this.health.recordMany) await this.record(model, answered);
+			else this.hold(model, answered);
+		} catch (err) {
+			throw withUsage(err, usage);
+		}
 		try {
 			return { outcome: { kind: "answered", model, caption: adapter.readCaption(output, request) }, latencyMs, usage };
 		} catch {

@@ -9,6 +9,7 @@
  * - nothing: llava-1.5, uform-gen2 (`description` only) and llama-3.2-vision (`response` only).
  */
 import { z } from "zod";
+import { errorMessage } from "../log";
 
 export interface Usage {
 	inputTokens: number;
@@ -43,4 +44,30 @@ export function addUsage(a: Usage | null, b: Usage | null): Usage | null {
 	if (a === null) return b;
 	if (b === null) return a;
 	return { inputTokens: a.inputTokens + b.inputTokens, outputTokens: a.outputTokens + b.outputTokens };
+}
+
+/**
+ * What a step threw after model calls that answered, with their tokens: an attempt that ends on
+ * it still records them (docs/jobs.md#usage). `error` is what was thrown, unchanged.
+ */
+export class ErrorWithUsage extends Error {
+	constructor(
+		readonly error: unknown,
+		readonly usage: Usage,
+	) {
+		super(errorMessage(error));
+	}
+}
+
+/** `error` carrying `usage` too (added to what it carries already); `error` itself when there is none. */
+export function withUsage(error: unknown, usage: Usage | null): unknown {
+	if (usage === null) return error;
+	if (error instanceof ErrorWithUsage) return new ErrorWithUsage(error.error, addUsage(usage, error.usage) ?? usage);
+	return new ErrorWithUsage(error, usage);
+}
+
+/** What was thrown, and the tokens of the answered calls it carries (null: none). */
+export function thrownUsage(thrown: unknown): { error: unknown; usage: Usage | null } {
+	if (thrown instanceof ErrorWithUsage) return { error: thrown.error, usage: thrown.usage };
+	return { error: thrown, usage: null };
 }

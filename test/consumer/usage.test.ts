@@ -3,6 +3,7 @@
  * them (moondream's `metrics`, the chat models' `usage`), summed over every call made for it, and
  * null for models whose answer reports none.
  */
+import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { Job } from "../../shared/jobs/schema";
 import { emulator } from "../../shared/models/emulator";
@@ -26,8 +27,51 @@ async function jobJson(id: string): Promise<Job> {
 	return parsed(res, Job);
 }
 
+/**
+ * A Durable Object binding as the consumer reaches it, except that `method` of its objects fails
+ * with `message` (as a restarted object fails the calls in progress).
+ */
+function failing<N extends DurableObjectNamespace>(ns: N, method: string, message: string): N {
+	const stub = (name: string) =>
+		new Proxy(ns.getByName(name), {
+			get(target, prop) {
+				if (prop === method) return async () => Promise.reject(new Error(message));
+				const value: unknown = Reflect.get(target, prop, target);
+				if (typeof value !== "function") return value;
+				return (...args: unknown[]) => Reflect.apply(value, target, args);
+			},
+		});
+	return new Proxy(ns, {
+		get(target, prop) {
+			if (prop === "getByName") return stub;
+			const value: unknown = Reflect.get(target, prop, target);
+			return typeof value === "function" ? value.bind(target) : value;
+		},
+	});
+}
+
 /** The usage the emulator's answers carried, call by call. */
 const emulatedUsage = () => emulator.calls.map((c) => c.usage);
+
+/** Expects one call, which reported tokens, and the row to have exactly them; returns them. */
+function expectOneReport(row: { input_tokens: number | null; output_tokens: number | null }) {
+	const [reported, ...more] = emulatedUsage();
+	expect(more).toEqual([]);
+	expect(reported).not.toBeNull();
+	expect({ input: row.input_tokens, output: row.output_tokens }).toEqual({
+		input: reported?.inputTokens,
+		output: reported?.outputTokens,
+	});
+	return reported;
+}
+
+/** Expects the job back in the queue with exactly the tokens of the one call the emulator answered. */
+async function queuedWithFirstAnswer(key: string, run: Awaited<ReturnType<typeof runConsumer>>) {
+	expect(run.result.retryMessages.map((m) => m.msgId)).toEqual(run.ids);
+	const row = await onlyJob(key);
+	expect(row.status).toBe("queued");
+	expectOneReport(row);
+}
 
 describe("a job's usage", () => {
 	it.each([MOONDREAM, SCOUT, MISTRAL, GEMMA])(
@@ -35,13 +79,7 @@ describe("a job's usage", () => {
 		async (model) => {
 			const { row } = await captionOn(model);
 			expect(row.status).toBe("succeeded");
-			const [reported, ...more] = emulatedUsage();
-			expect(more).toEqual([]);
-			expect(reported).not.toBeNull();
-			expect({ input: row.input_tokens, output: row.output_tokens }).toEqual({
-				input: reported?.inputTokens,
-				output: reported?.outputTokens,
-			});
+			const reported = expectOneReport(row);
 			expect((await jobJson(row.id)).usage).toEqual({
 				input_tokens: reported?.inputTokens,
 				output_tokens: reported?.outputTokens,
@@ -120,5 +158,31 @@ describe("a job's usage", () => {
 		expect(all).toHaveLength(2);
 		expect(row.input_tokens).toBe(all.reduce((sum, u) => sum + u.inputTokens, 0));
 		expect(row.output_tokens).toBe(all.reduce((sum, u) => sum + u.outputTokens, 0));
+	});
+
+	it("a call that answered counts though a later step of its attempt throws: the repair's slot fails, the job is queued with the first call's tokens", async () => {
+		emulator.inject({ code: "invalid_output", times: 1 });
+		const key = uniqueKey("usage.jpg");
+		const notification = await upload(key, await fixture("small.jpg"), { output: "tags" });
+		const run = await runConsumer([notification], {
+			env: {
+				MODEL_CHAIN: SCOUT,
+				// Paced (tests run unpaced by default), so that the repair asks the scheduler for its slot alone.
+				MODEL_RATE_LIMITS: "Text Generation=300",
+				MODEL_SCHEDULER: failing(env.MODEL_SCHEDULER, "acquire", "scheduler restarted"),
+			},
+		});
+		// The first answer was made and reported its tokens; the repair was never called.
+		await queuedWithFirstAnswer(key, run);
+	});
+
+	it("an answer counts though the health registry fails to record it", async () => {
+		const key = uniqueKey("usage.jpg");
+		const notification = await upload(key, await fixture("small.jpg"));
+		// The model is new to the registry: its first call is the probe, whose answer is recorded at once.
+		const run = await runConsumer([notification], {
+			env: { MODEL_CHAIN: SCOUT, MODEL_HEALTH: failing(env.MODEL_HEALTH, "record", "registry restarted") },
+		});
+		await queuedWithFirstAnswer(key, run);
 	});
 });

@@ -20,6 +20,7 @@ import {
 import { shareJobTexts } from "../../shared/jobs/texts";
 import { errorMessage, log } from "../../shared/log";
 import type { ModelChain } from "../../shared/models/chain";
+import { addUsage, thrownUsage } from "../../shared/models/usage";
 import { isSidecarLike, SIDECAR_NAME } from "../../shared/outputs/sidecar";
 import { TEXT_OUTPUT_KINDS } from "../../shared/outputs/spec";
 import { backoffSeconds } from "../../shared/queue/backoff";
@@ -195,12 +196,15 @@ type Step<T> = { kind: "next"; value: T } | { kind: "end"; attempt: Attempt };
 
 /**
  * Runs one step of an attempt. A JobFailure it throws fails the job; anything else is transient.
- * Either way the attempt ends with the fields learned before this step.
+ * Either way the attempt ends with the fields learned before this step, and the tokens of the
+ * model calls that answered before it threw (docs/jobs.md#usage).
  */
-async function step<T>(fields: JobResultFields, run: () => T | Promise<T>): Promise<Step<T>> {
+async function step<T>(known: JobResultFields, run: () => T | Promise<T>): Promise<Step<T>> {
 	try {
 		return { kind: "next", value: await run() };
-	} catch (error) {
+	} catch (thrown) {
+		const { error, usage } = thrownUsage(thrown);
+		const fields = usage === null ? known : { ...known, usage: addUsage(known.usage ?? null, usage) };
 		const attempt: Attempt =
 			error instanceof JobFailure ? { kind: "failed", failure: error, fields } : { kind: "transient", error, fields };
 		return { kind: "end", attempt };

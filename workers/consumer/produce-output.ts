@@ -9,7 +9,7 @@ import type { CaptionOptions } from "../../shared/jobs/options";
 import type { JobResultFields } from "../../shared/jobs/store";
 import type { Captioning, ModelChain, Prepare, Route } from "../../shared/models/chain";
 import type { ModelRequest } from "../../shared/models/types";
-import { addUsage, type Usage } from "../../shared/models/usage";
+import { addUsage, type Usage, withUsage } from "../../shared/models/usage";
 import { instructionFor, repairPrompt } from "../../shared/outputs/instructions";
 import { outputText, writeBackText } from "../../shared/outputs/spec";
 import { checkOutput, type Result } from "../../shared/outputs/validate";
@@ -56,7 +56,13 @@ export async function produceOutput(
 		};
 
 	const repair = { ...request, prompt: repairPrompt(request.prompt, first.caption, checked.reason), question: true };
-	const second = await chain.caption(prepare, repair, route);
+	let second: Captioning;
+	try {
+		second = await chain.caption(prepare, repair, route);
+	} catch (err) {
+		// The repair never answered (its slot, the registry): the first answer's tokens still count.
+		throw withUsage(err, first.usage);
+	}
 	const spent: Spent = {
 		inferenceMs: first.inferenceMs + second.inferenceMs,
 		usage: addUsage(first.usage, second.usage),
