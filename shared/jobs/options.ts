@@ -10,6 +10,7 @@ import { decimalInt } from "../decimal-int";
 import { toHex } from "../ids";
 import type { ModelRequest } from "../models/types";
 import { Language, type Output, OutputText, type WriteBack, WriteBackText } from "../outputs/spec";
+import { schemaProblem } from "../outputs/validate";
 import { JobFailure } from "./errors";
 
 export const MAX_PROMPT_LENGTH = 2000;
@@ -23,6 +24,17 @@ export const MaxTokensText = decimalInt(1, MAX_TOKENS_LIMIT);
 /** Longer URLs are refused everywhere (bodies, headers, metadata): no receiver needs one. */
 export const MAX_CALLBACK_URL_LENGTH = 2048;
 export const CallbackUrl = z.url({ protocol: /^https?$/ }).max(MAX_CALLBACK_URL_LENGTH);
+
+/**
+ * An output as stored (metadata, a preset, a job row) whose JSON Schema the validator can use: the
+ * API refuses an unusable one, but an object written straight into the bucket may carry one, and
+ * it fails the job before any model call, not on each answer.
+ */
+const UsableOutputText = OutputText.superRefine((output, ctx) => {
+	if (typeof output === "string") return;
+	const problem = schemaProblem(output.json_schema);
+	if (problem !== null) ctx.addIssue({ code: "custom", message: `not a usable JSON Schema: ${problem}` });
+});
 
 /** Custom metadata keys, shared with the upload endpoint's headers. */
 export const METADATA_KEYS = {
@@ -69,7 +81,7 @@ const FIELDS = {
 	prompt: { schema: Prompt, column: "prompt", metadata: METADATA_KEYS.prompt },
 	maxTokens: { schema: MaxTokensText, column: "max_tokens", metadata: METADATA_KEYS.maxTokens },
 	callbackUrl: { schema: CallbackUrl, column: "callback_url", metadata: METADATA_KEYS.callbackUrl },
-	output: { schema: OutputText, column: "output", metadata: METADATA_KEYS.output },
+	output: { schema: UsableOutputText, column: "output", metadata: METADATA_KEYS.output },
 	language: { schema: Language, column: "language", metadata: METADATA_KEYS.language },
 	writeBack: { schema: WriteBackText, column: "write_back", metadata: METADATA_KEYS.writeBack },
 } as const;

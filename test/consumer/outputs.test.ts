@@ -6,6 +6,7 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { toJob } from "../../shared/jobs/schema";
 import { emulator } from "../../shared/models/emulator";
+import { checkOutput } from "../../shared/outputs/validate";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
 import { GEMMA, LLAVA, MISTRAL, MOONDREAM, resetModels, SCOUT } from "../support/models";
 import { onlyJob, runConsumer } from "../support/queue";
@@ -94,6 +95,20 @@ describe("output kinds", () => {
 		expect(job).toMatchObject({ status: "failed", error_code: "invalid_options" });
 		expect(job.error_message).toContain("output");
 		expect(emulator.callsTo()).toBe(0);
+	});
+
+	it("a JSON Schema that cannot be compiled (bucket metadata) fails invalid_options before any model call", async () => {
+		const schema = { type: "object", properties: { name: { type: "string", pattern: "(" } }, required: ["name"] };
+		const job = await captionWith({ output: JSON.stringify({ json_schema: schema }) });
+		expect(job).toMatchObject({ status: "failed", error_code: "invalid_options", attempts: 1 });
+		expect(job.error_message).toContain("Invalid regular expression");
+		expect(emulator.callsTo()).toBe(0);
+	});
+
+	it("a schema the validator throws on when checking an answer is the schema's fault, not the answer's", () => {
+		const checked = checkOutput({ json_schema: { type: "string", pattern: "(" } }, '"a"');
+		expect(checked).toMatchObject({ ok: false, unusable: true });
+		expect(checkOutput({ json_schema: { type: "string", pattern: "^a$" } }, '"a"')).toMatchObject({ ok: true });
 	});
 });
 

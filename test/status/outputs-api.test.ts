@@ -66,6 +66,50 @@ describe("output options on the API", () => {
 		expect((await errorOf(unusable)).message).toContain("not a JSON type");
 	});
 
+	it("a JSON Schema the validator would throw on is refused up front: body, header and preset name the field", async () => {
+		const key = uniqueKey("regex.png");
+		await env.BUCKET.put(key, await fixture("small.png"));
+		const unusable: [Record<string, unknown>, string][] = [
+			[
+				{ type: "object", properties: { name: { type: "string", pattern: "(" } }, required: ["name"] },
+				"/properties/name/pattern",
+			],
+			[{ type: "object", patternProperties: { "[": { type: "string" } } }, "/patternProperties"],
+			[{ type: "object", properties: { name: { type: "string", format: "valueOf" } } }, "/properties/name/format"],
+			[{ type: "object", properties: { name: { $ref: "#/$defs/missing" } } }, "#/$defs/missing"],
+			[{ type: "object", propertyNames: null }, "/propertyNames"],
+		];
+		for (const [json_schema, named] of unusable) {
+			const body = await call("POST", "/v1/jobs", { json: { key, output: { json_schema } } });
+			expect(body.status).toBe(400);
+			const error = await errorOf(body);
+			expect(error.details).toEqual([expect.objectContaining({ field: "output" })]);
+			expect(error.message).toContain(named);
+		}
+		const pattern = { json_schema: unusable[0]?.[0] };
+		const header = await call("PUT", `/v1/images/${uniqueKey("regex.png")}`, {
+			body: await fixture("small.png"),
+			headers: { "X-Caption-Output": JSON.stringify(pattern) },
+		});
+		expect(header.status).toBe(400);
+		const headerError = await errorOf(header);
+		expect(headerError.details).toEqual([expect.objectContaining({ field: "X-Caption-Output" })]);
+		expect(headerError.message).toContain("Invalid regular expression");
+		const preset = await call("POST", "/v1/presets", {
+			json: { name: `regex-${crypto.randomUUID().slice(0, 8)}`, prefix: uniqueKey("regex/"), output: pattern },
+		});
+		expect(preset.status).toBe(400);
+		expect(await invalidFields(preset)).toEqual(["output"]);
+		// A usable pattern, format and $ref still pass.
+		const usable = {
+			type: "object",
+			$defs: { sku: { type: "string", pattern: "^[A-Z]{3}-\\d+$" } },
+			properties: { sku: { $ref: "#/$defs/sku" }, at: { type: "string", format: "date" } },
+			patternProperties: { "^x-": { type: "string" } },
+		};
+		expect((await call("POST", "/v1/jobs", { json: { key, output: { json_schema: usable } } })).status).toBe(202);
+	});
+
 	it("POST /v1/jobs takes output, language and write_back", async () => {
 		const key = uniqueKey("again.png");
 		await env.BUCKET.put(key, await fixture("small.png"));

@@ -268,6 +268,12 @@ function attemptOf(captioning: Produced, known: JobResultFields): Attempt {
 				failure: new JobFailure("invalid_output", captioning.message),
 				fields: { ...fields, model: captioning.model, inferenceMs },
 			};
+		case "unusable":
+			return {
+				kind: "failed",
+				failure: new JobFailure("invalid_options", captioning.message),
+				fields: { ...fields, model: captioning.model, inferenceMs },
+			};
 		case "refused":
 			return { kind: "failed", failure: new JobFailure("model_error", captioning.message), fields };
 		case "too_large":

@@ -24,7 +24,12 @@ export type Produced =
 	| ({ kind: "produced"; model: string; text: string; result: Result } & Spent)
 	/** The answer failed validation, and so did the repair. */
 	| ({ kind: "invalid"; model: string; message: string } & Spent)
+	/** The JSON Schema itself could not be run: neither a repair nor a retry can help. */
+	| ({ kind: "unusable"; model: string; message: string } & Spent)
 	| Exclude<Captioning, { kind: "captioned" }>;
+
+const spentOn = (call: Spent): Spent => ({ inferenceMs: call.inferenceMs, usage: call.usage });
+const unusable = (reason: string) => `The job's output cannot be checked: ${reason}.`;
 
 export async function produceOutput(
 	chain: ModelChain,
@@ -45,6 +50,9 @@ export async function produceOutput(
 	const first = await chain.caption(prepare, request, route);
 	if (first.kind !== "captioned") return first;
 	const checked = checkOutput(output, first.caption);
+	if (!checked.ok && checked.unusable) {
+		return { kind: "unusable", model: first.model, message: unusable(checked.reason), ...spentOn(first) };
+	}
 	if (checked.ok)
 		return {
 			kind: "produced",
@@ -69,6 +77,8 @@ export async function produceOutput(
 	};
 	if (second.kind !== "captioned") return { ...second, ...spent };
 	const again = checkOutput(output, second.caption);
+	if (!again.ok && again.unusable)
+		return { kind: "unusable", model: second.model, message: unusable(again.reason), ...spent };
 	if (again.ok) return { kind: "produced", model: second.model, text: again.text, result: again.result, ...spent };
 	return {
 		kind: "invalid",
