@@ -125,8 +125,9 @@ export function fillSchema(schema: unknown, f: ImageFacts, language: string | nu
 			return out;
 		}
 		case "array": {
-			if (Array.isArray(s.prefixItems))
-				return s.prefixItems.map((sub, i) => fillSchema(sub, f, language, `${name}${i}`, depth + 1));
+			// A tuple: 2020-12's prefixItems, or draft-07's array of schemas in items.
+			const tuple = Array.isArray(s.prefixItems) ? s.prefixItems : Array.isArray(s.items) ? s.items : null;
+			if (tuple) return tuple.map((sub, i) => fillSchema(sub, f, language, `${name}${i}`, depth + 1));
 			const items = asSchema(s.items);
 			const min = Math.max(num(s.minItems) ?? 1, 1);
 			const max = num(s.maxItems) ?? Number.POSITIVE_INFINITY;

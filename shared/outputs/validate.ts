@@ -146,8 +146,16 @@ function regexProblem(pattern: string): string | null {
 	}
 }
 
+/**
+ * Whether `items` may be an array of schemas, the tuple form of draft-07 (and 2019-09), with
+ * `additionalItems` for the items after them: unless the schema's `$schema` is 2020-12, where
+ * `items` is one schema and `prefixItems` the tuple. The validator reads either form.
+ */
+const tuplesAllowed = (schema: Record<string, unknown>) =>
+	!(typeof schema.$schema === "string" && schema.$schema.includes("2020-12"));
+
 /** What is wrong with the structural keywords of a schema (the validator itself checks no schema), or null. */
-function structureProblem(schema: unknown, at: string): string | null {
+function structureProblem(schema: unknown, at: string, tuples: boolean): string | null {
 	if (typeof schema === "boolean") return null;
 	if (!isObject(schema)) return `${at || "/"} is not a schema (an object or a boolean)`;
 	const types = Array.isArray(schema.type) ? schema.type : schema.type === undefined ? [] : [schema.type];
@@ -191,7 +199,7 @@ function structureProblem(schema: unknown, at: string): string | null {
 				if (!isNameList(dependency)) return `${at}/dependencies/${name} must be an array of property names or a schema`;
 				continue;
 			}
-			const problem = structureProblem(dependency, `${at}/dependencies/${name}`);
+			const problem = structureProblem(dependency, `${at}/dependencies/${name}`, tuples);
 			if (problem) return problem;
 		}
 	}
@@ -200,7 +208,7 @@ function structureProblem(schema: unknown, at: string): string | null {
 		if (map === undefined) continue;
 		if (!isObject(map)) return `${at}/${key} must be an object of schemas`;
 		for (const [name, sub] of Object.entries(map)) {
-			const problem = structureProblem(sub, `${at}/${key}/${name}`);
+			const problem = structureProblem(sub, `${at}/${key}/${name}`, tuples);
 			if (problem) return problem;
 		}
 	}
@@ -209,13 +217,22 @@ function structureProblem(schema: unknown, at: string): string | null {
 		if (list === undefined) continue;
 		if (!Array.isArray(list)) return `${at}/${key} must be an array of schemas`;
 		for (const [i, sub] of list.entries()) {
-			const problem = structureProblem(sub, `${at}/${key}/${i}`);
+			const problem = structureProblem(sub, `${at}/${key}/${i}`, tuples);
+			if (problem) return problem;
+		}
+	}
+	if (Array.isArray(schema.items)) {
+		if (!tuples) {
+			return `${at}/items is an array of schemas, the tuple form of draft-07; a draft 2020-12 schema (its $schema) writes a tuple as prefixItems`;
+		}
+		for (const [i, sub] of schema.items.entries()) {
+			const problem = structureProblem(sub, `${at}/items/${i}`, tuples);
 			if (problem) return problem;
 		}
 	}
 	for (const key of SUBSCHEMAS) {
-		if (schema[key] === undefined) continue;
-		const problem = structureProblem(schema[key], `${at}/${key}`);
+		if (schema[key] === undefined || (key === "items" && Array.isArray(schema.items))) continue;
+		const problem = structureProblem(schema[key], `${at}/${key}`, tuples);
 		if (problem) return problem;
 	}
 	return null;
@@ -257,7 +274,7 @@ function unresolvedRef(schema: unknown, lookup: Record<string, unknown>): string
  * `$ref`s looked up, and the validator must be able to run it.
  */
 export function schemaProblem(schema: Record<string, unknown>): string | null {
-	const problem = structureProblem(schema, "");
+	const problem = structureProblem(schema, "", tuplesAllowed(schema));
 	if (problem !== null) return problem;
 	try {
 		const ref = unresolvedRef(schema, dereference(schema));

@@ -110,6 +110,22 @@ describe("output kinds", () => {
 		expect(checked).toMatchObject({ ok: false, unusable: true });
 		expect(checkOutput({ json_schema: { type: "string", pattern: "^a$" } }, '"a"')).toMatchObject({ ok: true });
 	});
+	it("a draft-07 tuple (items as an array, additionalItems) is produced and checked item by item", async () => {
+		const tuple = {
+			$schema: "http://json-schema.org/draft-07/schema#",
+			type: "array",
+			items: [{ type: "integer", minimum: 1 }, { type: "string" }],
+			additionalItems: false,
+		};
+		const job = await captionWith({ output: JSON.stringify({ json_schema: tuple }) });
+		expect(job.status).toBe("succeeded");
+		const result = JSON.parse(job.result ?? "null");
+		expect(result).toEqual([expect.any(Number), expect.any(String)]);
+		const output = { json_schema: tuple };
+		expect(checkOutput(output, '[3, "a"]')).toMatchObject({ ok: true });
+		expect(checkOutput(output, '["a", 3]')).toMatchObject({ ok: false });
+		expect(checkOutput(output, '[3, "a", 4]')).toMatchObject({ ok: false });
+	});
 });
 
 describe("validation and repair", () => {

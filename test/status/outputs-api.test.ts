@@ -110,6 +110,32 @@ describe("output options on the API", () => {
 		expect((await call("POST", "/v1/jobs", { json: { key, output: { json_schema: usable } } })).status).toBe(202);
 	});
 
+	it("draft-07 tuple items are taken (body, header, preset); under a 2020-12 $schema they are a clear 400", async () => {
+		const tuple = {
+			type: "array",
+			items: [{ type: "integer" }, { type: "string" }],
+			additionalItems: false,
+		};
+		const key = uniqueKey("tuple.png");
+		await env.BUCKET.put(key, await fixture("small.png"));
+		for (const json_schema of [{ $schema: "http://json-schema.org/draft-07/schema#", ...tuple }, tuple]) {
+			const output = { json_schema };
+			expect((await call("POST", "/v1/jobs", { json: { key, output } })).status).toBe(202);
+			const job = await uploadViaApi(uniqueKey("tuple.png"), await fixture("small.png"), {
+				"X-Caption-Output": JSON.stringify(output),
+			});
+			expect(job.output).toBe("json_schema");
+			const preset = await call("POST", "/v1/presets", {
+				json: { name: `tuple-${crypto.randomUUID().slice(0, 8)}`, prefix: uniqueKey("tuple/"), output },
+			});
+			expect(preset.status).toBe(201);
+		}
+		const newer = { $schema: "https://json-schema.org/draft/2020-12/schema", ...tuple };
+		const refused = await call("POST", "/v1/jobs", { json: { key, output: { json_schema: newer } } });
+		expect(refused.status).toBe(400);
+		expect((await errorOf(refused)).message).toContain("prefixItems");
+	});
+
 	it("POST /v1/jobs takes output, language and write_back", async () => {
 		const key = uniqueKey("again.png");
 		await env.BUCKET.put(key, await fixture("small.png"));
