@@ -58,18 +58,40 @@ export const OutputText = z.string().transform((text, ctx): Output => {
 	return z.NEVER;
 });
 
-/** A BCP 47 language tag, canonicalised (`pt-br` → `pt-BR`). */
+/** ISO 639 codes that name no language a caption can be written in. */
+const NO_LANGUAGE = new Set(["und", "mul", "mis", "zxx"]);
+/** The languages ICU knows by name (`fallback: "none"`: undefined for a code it does not know). */
+const languageNames = new Intl.DisplayNames(["en"], { type: "language", fallback: "none" });
+
+const LANGUAGE_TAG_MESSAGE =
+	"must be a BCP 47 language tag starting with an ISO 639 language code, such as en, de, pt-BR or zh-Hant-TW";
+
+/**
+ * A BCP 47 language tag, canonicalised (`pt-br` → `pt-BR`), whose primary subtag is an ISO 639
+ * language code (2 or 3 letters) that names a language: `english` is well-formed BCP 47 (a 5-8
+ * letter primary subtag is reserved for registration) but no language, and would reach a model as
+ * the language "english".
+ */
 export const Language = z
 	.string()
 	.trim()
 	.min(2)
 	.max(35)
 	.transform((tag, ctx) => {
+		let canonical: string | undefined;
 		try {
-			const [canonical] = Intl.getCanonicalLocales(tag);
-			if (canonical) return canonical;
+			[canonical] = Intl.getCanonicalLocales(tag);
 		} catch {}
-		ctx.addIssue({ code: "custom", message: "must be a BCP 47 language tag such as de or pt-BR" });
+		const primary = canonical?.split("-")[0] ?? "";
+		if (
+			canonical !== undefined &&
+			/^[a-z]{2,3}$/.test(primary) &&
+			!NO_LANGUAGE.has(primary) &&
+			languageNames.of(primary) !== undefined
+		) {
+			return canonical;
+		}
+		ctx.addIssue({ code: "custom", message: LANGUAGE_TAG_MESSAGE });
 		return z.NEVER;
 	})
 	.meta({ description: "A BCP 47 language tag, e.g. `de` or `pt-BR`.", example: "de" });

@@ -196,6 +196,13 @@ describe("language", () => {
 		const job = await captionWith({ language: "not a language!" });
 		expect(job).toMatchObject({ status: "failed", error_code: "invalid_options" });
 	});
+
+	it("a well-formed tag that is no ISO 639 language (english) fails invalid_options without a model call", async () => {
+		const job = await captionWith({ language: "english" });
+		expect(job).toMatchObject({ status: "failed", error_code: "invalid_options", caption: null });
+		expect(job.error_message).toContain("pt-BR");
+		expect(emulator.callsTo()).toBe(0);
+	});
 });
 
 describe("structured output requests", () => {

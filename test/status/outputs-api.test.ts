@@ -136,6 +136,45 @@ describe("output options on the API", () => {
 		expect((await errorOf(refused)).message).toContain("prefixItems");
 	});
 
+	it("a language must start with an ISO 639 code: English, english, xx-yy-zz-qq are 400 in body, header and preset", async () => {
+		const key = uniqueKey("lang.png");
+		await env.BUCKET.put(key, await fixture("small.png"));
+		for (const language of ["English", "english", "xx-yy-zz-qq", "xx", "zxx"]) {
+			const body = await call("POST", "/v1/jobs", { json: { key, language } });
+			expect(body.status).toBe(400);
+			const error = await errorOf(body);
+			expect(error.details).toEqual([expect.objectContaining({ field: "language" })]);
+			expect(error.message).toContain("pt-BR");
+			const header = await call("PUT", `/v1/images/${uniqueKey("lang.png")}`, {
+				body: await fixture("small.png"),
+				headers: { "X-Caption-Language": language },
+			});
+			expect(header.status).toBe(400);
+			expect(await invalidFields(header)).toEqual(["X-Caption-Language"]);
+			const preset = await call("POST", "/v1/presets", {
+				json: {
+					name: `lang-${crypto.randomUUID().slice(0, 8)}`,
+					prefix: uniqueKey("lang/"),
+					output: "title",
+					language,
+				},
+			});
+			expect(preset.status).toBe(400);
+			expect(await invalidFields(preset)).toEqual(["language"]);
+		}
+		for (const [language, canonical] of [
+			["en", "en"],
+			["en-GB", "en-GB"],
+			["pt-br", "pt-BR"],
+			["zh-Hant-TW", "zh-Hant-TW"],
+			["fil", "fil"],
+		]) {
+			const res = await call("POST", "/v1/jobs", { json: { key, language } });
+			expect(res.status).toBe(202);
+			expect((await parsed(res, Job)).language).toBe(canonical);
+		}
+	});
+
 	it("POST /v1/jobs takes output, language and write_back", async () => {
 		const key = uniqueKey("again.png");
 		await env.BUCKET.put(key, await fixture("small.png"));
