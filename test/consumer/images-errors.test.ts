@@ -9,7 +9,7 @@ import { IMAGES_MAX_INPUT_BYTES } from "../../shared/image/images-errors";
 import { TransientError } from "../../shared/jobs/errors";
 import { emulator } from "../../shared/models/emulator";
 import { ACCOUNT_HOLD_SECONDS, imagesFailure } from "../../workers/consumer/prepare-image";
-import { fixture, uniqueKey, upload } from "../support/fixtures";
+import { bmp, fixture, uniqueKey, upload } from "../support/fixtures";
 import { imagesFailing, imagesWithInputLimit } from "../support/images";
 import { resetModels } from "../support/models";
 import { onlyJob, runConsumer } from "../support/queue";
@@ -41,6 +41,29 @@ describe("the Images binding's 20 MB input limit", () => {
 		const { readSettings } = await import("../../workers/consumer/config");
 		const unset = { ...env, MAX_OBJECT_BYTES: undefined } as unknown as ConsumerEnv;
 		expect(readSettings(unset).MAX_OBJECT_BYTES).toBe(IMAGES_MAX_INPUT_BYTES);
+	});
+});
+
+describe("BMP, which the Images binding does not read", () => {
+	it("a BMP over the model's input limit fails image_too_large at once, saying to convert it, with no Images or model call", async () => {
+		const key = uniqueKey("over-limit.bmp");
+		const bytes = bmp(500, 420); // 630,054 bytes: over the 512 KiB of the first model of the chain
+		const images = imagesWithInputLimit(env.IMAGES);
+		const { ids, result } = await runConsumer([await upload(key, bytes)], { env: { IMAGES: images } });
+		expect(result.retryMessages).toEqual([]);
+		expect(result.explicitAcks).toEqual(ids);
+		const job = await onlyJob(key);
+		expect(job).toMatchObject({ status: "failed", error_code: "image_too_large", attempts: 1 });
+		expect(job.error_message).toContain("BMP");
+		expect(job.error_message).toContain("convert it to PNG or JPEG");
+		expect(images.inputs).toBe(0);
+		expect(emulator.callsTo()).toBe(0);
+	});
+
+	it("a BMP within the limit is captioned as it is", async () => {
+		const key = uniqueKey("small.bmp");
+		await runConsumer([await upload(key, bmp(64, 48))]);
+		expect(await onlyJob(key)).toMatchObject({ status: "succeeded" });
 	});
 });
 

@@ -1,24 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { inspectImage, inspectWindows, isComplete, sniffFormat, validateImage } from "../../shared/image/sniff";
 import { JobFailure } from "../../shared/jobs/errors";
-import { fixture, withExtendedXmp } from "../support/fixtures";
-
-/** A minimal BMP: 14-byte file header + 40-byte info header, 2×3 pixels, 24 bit. */
-function bmp(width: number, height: number): Uint8Array {
-	const rowBytes = Math.ceil((width * 3) / 4) * 4;
-	const size = 54 + rowBytes * height;
-	const b = new Uint8Array(size);
-	const v = new DataView(b.buffer);
-	b.set([0x42, 0x4d]);
-	v.setUint32(2, size, true);
-	v.setUint32(10, 54, true);
-	v.setUint32(14, 40, true);
-	v.setInt32(18, width, true);
-	v.setInt32(22, -height, true);
-	v.setUint16(26, 1, true);
-	v.setUint16(28, 24, true);
-	return b;
-}
+import { bmp, fixture, withExtendedXmp } from "../support/fixtures";
 
 function failure(fn: () => unknown): JobFailure {
 	try {

@@ -46,3 +46,20 @@ export function withExtendedXmp(jpeg: Uint8Array, bytes: number): Uint8Array {
 	out.set(jpeg.subarray(2), 2 + count * segment.length);
 	return out;
 }
+
+/** A BMP of the given size: 14-byte file header, 40-byte info header (top-down rows), 24-bit black pixels. */
+export function bmp(width: number, height: number): Uint8Array {
+	const rowBytes = Math.ceil((width * 3) / 4) * 4;
+	const size = 54 + rowBytes * height;
+	const b = new Uint8Array(size);
+	const v = new DataView(b.buffer);
+	b.set([0x42, 0x4d]);
+	v.setUint32(2, size, true);
+	v.setUint32(10, 54, true);
+	v.setUint32(14, 40, true);
+	v.setInt32(18, width, true);
+	v.setInt32(22, -height, true);
+	v.setUint16(26, 1, true);
+	v.setUint16(28, 24, true);
+	return b;
+}

@@ -91,6 +91,16 @@ export async function prepareImage(
 ): Promise<ModelImage> {
 	const { info } = source;
 	if (source.bytes && fits(info, source.bytes.length, limits)) return { bytes: source.bytes, info };
+	// Downscaling goes through the Images binding, which reads JPEG, PNG, GIF, WebP (and SVG, HEIC)
+	// but not BMP (developers.cloudflare.com/images/transform-images/): no retry can shrink a BMP.
+	if (info.format === "bmp") {
+		throw new JobFailure(
+			"image_too_large",
+			`The image is a BMP of ${source.size} bytes, ${info.width}×${info.height} pixels, over the model's input limit ` +
+				`(${limits.maxBytes} bytes, ${limits.maxSide} pixels on the longest side). A BMP cannot be downscaled ` +
+				"(the Images binding does not read BMP), so it must be within the model's input limit: convert it to PNG or JPEG.",
+		);
+	}
 	if (source.size > IMAGES_MAX_INPUT_BYTES) {
 		throw new JobFailure(
 			"image_too_large",
