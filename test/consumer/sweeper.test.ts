@@ -11,6 +11,7 @@ import { JOB_COLUMNS } from "../../shared/jobs/texts";
 import { isEventOfJob } from "../../shared/webhooks/job-event";
 import { readSettings } from "../../workers/consumer/config";
 import { recoverConsumer } from "../../workers/consumer/recovery";
+import { requeueStalledJobs } from "../../workers/consumer/stalled-jobs";
 import { QUEUED_STALL_MS, sweepStalledJobs } from "../../workers/consumer/sweeper";
 import { putObjects, settled, unsentBatch, waitForBatch } from "../batches/support";
 import { sqlText } from "../support/d1-faults";
@@ -114,12 +115,15 @@ describe("the stalled-job sweeper", () => {
 			{ key: uniqueKey("late.png"), attempts: 1, created_at: old, updated_at: old, lease_expires_at: old + 30_000 },
 		]);
 		if (!waiting || !late) throw new Error("jobs not inserted");
-		await sweepStalledJobs(held, settings, now);
+		// These two only (a sweep at a later time would take every other file's jobs too).
+		const cutoffs = (at: number) => ({ now: at, queuedBefore: at - QUEUED_STALL_MS, claimedBefore: 0 });
+		const ids = [waiting.id, late.id];
+		expect((await requeueStalledJobs(env.DB, ids, cutoffs(now))).map((j) => j.id)).toEqual([late.id]);
 		expect(await jobById(waiting.id)).toMatchObject({ status: "queued", updated_at: old, attempts: 1 });
 		expect(await jobById(late.id)).toMatchObject({ status: "queued", updated_at: now, lease_expires_at: null });
 		// An hour and ten minutes on, its message is late too.
-		await sweepStalledJobs(held, settings, old + 3_600_000 + QUEUED_STALL_MS + 1000);
-		expect((await jobById(waiting.id))?.updated_at).toBe(old + 3_600_000 + QUEUED_STALL_MS + 1000);
+		const later = old + 3_600_000 + QUEUED_STALL_MS + 1000;
+		expect((await requeueStalledJobs(env.DB, [waiting.id], cutoffs(later))).map((j) => j.id)).toEqual([waiting.id]);
 		await env.DB.prepare("DELETE FROM jobs WHERE id IN (?1, ?2)").bind(waiting.id, late.id).run();
 	});
 
