@@ -235,6 +235,17 @@ export function finishStatement(
 		);
 }
 
+/** Extends a processing job's lease, if `token` still holds it; false when another delivery took it. */
+export async function renewLease(db: D1Database, id: string, token: string, until: number): Promise<boolean> {
+	const row = await db
+		.prepare(
+			"UPDATE jobs SET lease_expires_at = ?3 WHERE id = ?1 AND status = 'processing' AND lease_token = ?2 RETURNING id",
+		)
+		.bind(id, token, until)
+		.first();
+	return row !== null;
+}
+
 /**
  * Gives a claimed job back to the queue after a transient failure, to be claimed again, with the
  * tokens this attempt's calls reported (a repair that must wait follows an answer that cost some).

@@ -8,8 +8,10 @@ import { afterAll, describe, expect, it } from "vitest";
 import { parseRow } from "../../shared/d1-rows";
 import { JobRow } from "../../shared/jobs/schema";
 import { JOB_COLUMNS } from "../../shared/jobs/texts";
+import { ADAPTERS } from "../../shared/models/registry";
 import { isEventOfJob } from "../../shared/webhooks/job-event";
 import { readSettings } from "../../workers/consumer/config";
+import { keepingLease } from "../../workers/consumer/lease";
 import { recoverConsumer } from "../../workers/consumer/recovery";
 import { requeueStalledJobs } from "../../workers/consumer/stalled-jobs";
 import { QUEUED_STALL_MS, sweepStalledJobs } from "../../workers/consumer/sweeper";
@@ -17,6 +19,7 @@ import { putObjects, settled, unsentBatch, waitForBatch } from "../batches/suppo
 import { sqlText } from "../support/d1-faults";
 import { uniqueKey } from "../support/fixtures";
 import { insertJob, insertJobs } from "../support/jobs";
+import { LLAVA } from "../support/models";
 
 /** Messages go to a queue nothing consumes: these tests look at D1 only. */
 const held = { ...env, CAPTION_JOBS: env.HELD_MESSAGES, WEBHOOK_DELIVERIES: env.HELD_MESSAGES };
@@ -181,5 +184,38 @@ describe("the stalled-job sweeper", () => {
 		const done = await waitForBatch(batch.id, settled);
 		expect(done).toMatchObject({ status: "completed" });
 		expect(done.counts).toMatchObject({ succeeded: 2, total: 2 });
+	});
+});
+
+describe("a lease kept through a long attempt (workers/consumer/lease.ts)", () => {
+	it("is renewed before a model call once less than half of it is left; a lease taken since stops the call", async () => {
+		const t0 = Date.now();
+		const job = await insertJob({
+			key: uniqueKey("long-attempt.png"),
+			status: "processing",
+			attempts: 1,
+			lease_token: "mine",
+			lease_expires_at: t0 + 10_000,
+			started_at: t0,
+		});
+		const adapter = ADAPTERS.get(LLAVA);
+		if (!adapter) throw new Error("no adapter");
+		let paced = 0;
+		const route = { adapters: [adapter], pace: async () => ({ kind: "go" as const, n: ++paced }) };
+		let clock = t0 + 2000;
+		const kept = keepingLease(route, env.DB, job, 10_000, () => clock);
+		// 8 s of 10 left: no write.
+		expect(await kept.pace(adapter)).toMatchObject({ kind: "go" });
+		expect((await jobById(job.id))?.lease_expires_at).toBe(t0 + 10_000);
+		// 4 s left: renewed for a whole lease from now.
+		clock = t0 + 6000;
+		expect(await kept.pace(adapter)).toMatchObject({ kind: "go" });
+		expect((await jobById(job.id))?.lease_expires_at).toBe(t0 + 16_000);
+		// Another delivery holds the job now: no call, the message comes back.
+		await env.DB.prepare("UPDATE jobs SET lease_token = 'theirs' WHERE id = ?1").bind(job.id).run();
+		clock = t0 + 13_000;
+		expect(await kept.pace(adapter)).toMatchObject({ kind: "later" });
+		expect(paced).toBe(3);
+		await env.DB.prepare("DELETE FROM jobs WHERE id = ?1").bind(job.id).run();
 	});
 });

@@ -35,6 +35,7 @@ import { recordObjectDeletion } from "./deleted-objects";
 import { type Echo, echoOf, isEchoOfGoneVersion } from "./echoes";
 import type { FinishAnswer, FinishAsk } from "./finish";
 import { captionRoute } from "./lane-route";
+import { keepingLease } from "./lease";
 import { prepareImage, type SourceImage } from "./prepare-image";
 import { batchPresets } from "./presets";
 import { outputFields, type Produced, produceOutput } from "./produce-output";
@@ -243,7 +244,7 @@ async function captionJob(
 			(limits) => prepareImage(images, source, limits),
 			options,
 			job.key_id,
-			await captionRoute(ctx.env, ctx.settings, turn),
+			keepingLease(await captionRoute(ctx.env, ctx.settings, turn), ctx.env.DB, job, ctx.settings.LEASE_SECONDS * 1000),
 		),
 	);
 	if (captioned.kind === "end") return captioned.attempt;
