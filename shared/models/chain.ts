@@ -345,11 +345,9 @@ export class ModelChain {
 				admission: { call: false, gone: after.gone, retryAt: after.retryAt },
 				until: after.retryAt,
 			});
-		} else if (call.probe && !after.halfOpen) {
+		} else if (call.probe) {
 			this.admissions.set(model, { admission: { call: true, probe: false }, until: Date.now() + CALL_ADMISSION_MS });
 		}
-		// Still half-open (a probe failed on one key's request): the batch's next caller asks the
-		// registry, which hands out the next probe.
 		return after;
 	}
 

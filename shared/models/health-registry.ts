@@ -39,15 +39,9 @@ export interface ModelCallRecord {
 	call: CallRecord;
 }
 
-/**
- * The model's state once a call is recorded: `callable` is false when the caller must move on (the
- * model is gone or its circuit open). `halfOpen`: the model takes calls, but the next one is a probe
- * the registry hands out (a probe that failed on one API key's request proved nothing: the model
- * stays half-open, and that request may be retried on it).
- */
+/** The model's state once a call is recorded: `callable` is false when the caller must move on. */
 export interface AfterCall {
 	callable: boolean;
-	halfOpen: boolean;
 	gone: boolean;
 	retryAt: number;
 }
@@ -152,13 +146,7 @@ export class ModelHealthRegistry extends DurableObject<unknown> {
 		);
 		if (call.probe) this.endProbe(model);
 		this.prune(now);
-		const next = admission(after, now);
-		return {
-			callable: next !== "skip",
-			halfOpen: next === "probe",
-			gone: after.status === "gone",
-			retryAt: after.until,
-		};
+		return { callable: admission(after, now) === "call", gone: after.status === "gone", retryAt: after.until };
 	}
 
 	/** The admitted probe will not be made (the caller gave up before calling): another caller may probe. */
