@@ -83,8 +83,10 @@ export function afterCall(
 	now: number,
 	policy: HealthPolicy,
 ): ModelState {
-	// A late answer from a call admitted before the model was skipped says nothing new.
+	// A late answer from a call admitted before the model was skipped says nothing new; a probe's
+	// answer that comes after another caller's probe closed the circuit counts as an ordinary call.
 	if (!probe && state.status !== "ok") return state;
+	if (probe && state.status === "ok") return afterCall(state, outcome, false, now, policy);
 	switch (outcome.kind) {
 		case "answered":
 			if (state.status === "ok") return { ...state, failures: 0, failingKey: null };

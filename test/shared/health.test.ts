@@ -127,6 +127,14 @@ describe("model health", () => {
 			});
 		});
 
+		it("a probe's failure that comes after another probe closed the circuit counts as one failure, not a probe's", () => {
+			// Another caller's probe worked, then another key's call failed once.
+			let state = afterCall(UNKNOWN, answered, true, 0, POLICY);
+			state = afterCall(state, byKey("key_b"), false, 1, POLICY);
+			// The first probe's late failure (its lease had run out): one more failure of the streak.
+			expect(afterCall(state, byKey("key_a"), true, 2, POLICY)).toMatchObject({ status: "ok", failures: 2 });
+		});
+
 		it("a probe answered after one key's failed probe closes the circuit and forgets that key", () => {
 			const keyed = afterCall(UNKNOWN, byKey("key_a"), true, 0, POLICY);
 			expect(afterCall(keyed, answered, true, 1, POLICY)).toMatchObject({
