@@ -12,7 +12,7 @@ import { eventJobId } from "../../shared/webhooks/job-event";
 import { readSettings } from "../../workers/consumer/config";
 import { sweepStalledJobs } from "../../workers/consumer/sweeper";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
-import { insertJob } from "../support/jobs";
+import { insertJob, insertJobs } from "../support/jobs";
 import { resetModels } from "../support/models";
 import { counter, jobsForKey, onlyJob, runConsumer } from "../support/queue";
 import { countingBucket, recordingQueue } from "../support/recording";
@@ -192,6 +192,32 @@ describe("loop safety", () => {
 		const stats = await (await import("../status/support")).call("GET", "/v1/stats");
 		const body = (await stats.json()) as { counters: Record<string, number> };
 		expect(body.counters.write_back_echoes).toBeGreaterThanOrEqual(echoesBefore + 2);
+	});
+
+	it("an older job's write-back resumed after a newer caption of the object succeeded is skipped", async () => {
+		const key = uniqueKey("superseded.png");
+		const { eTag } = (await upload(key, await fixture("small.png"))).object;
+		const at = Date.now() - 30 * 60_000;
+		const done = { etag: eTag ?? "", status: "succeeded" as const, started_at: at, completed_at: at };
+		// The older job's write-back was left pending; a re-caption of the same bytes succeeded after it.
+		const [older, newer] = await insertJobs([
+			{
+				key,
+				...done,
+				caption: "An old caption.",
+				created_at: at,
+				updated_at: at,
+				write_back: "sidecar",
+				write_back_status: "pending",
+			},
+			{ key, ...done, caption: "A newer caption.", created_at: at + 1, updated_at: at + 1 },
+		]);
+		if (!older || !newer) throw new Error("jobs not inserted");
+		const { ids, result } = await runConsumer([{ kind: "caption-job", job_id: older.id }]);
+		expect(result.explicitAcks).toEqual(ids);
+		expect(await env.BUCKET.head(key.replace(/\.png$/, ".txt"))).toBeNull();
+		const row = (await jobsForKey(key)).find((j) => j.id === older.id);
+		expect(row && toJob(row).write_back).toEqual({ target: "sidecar", status: "skipped", error: null });
 	});
 
 	it("no sidecar is written for a version replaced since its caption: the write-back fails, saying so", async () => {

@@ -71,6 +71,12 @@ export async function writeBackJob(
 		return held > now ? retryAfter((held - now) / 1000 + 1) : ACK;
 	}
 	try {
+		// A newer caption of the object (a re-caption, an upload of the same bytes with other headers)
+		// is the current one: this older one is not written over it, or over what it wrote.
+		if (await supersededBy(env.DB, job)) {
+			await settle(env.DB, job.id, lease, "skipped", null);
+			return ACK;
+		}
 		const written = await withRetries(() => write(env.BUCKET, job));
 		await settle(env.DB, job.id, lease, written.status, null);
 		if (written.echo && settings.DEPLOY_MODE === "local") {
@@ -94,6 +100,18 @@ export async function writeBackJob(
 			.run();
 		return retryAfter(settings.RETRY_BASE_SECONDS * 2 ** Math.min(attempts, 6));
 	}
+}
+
+/** Whether a newer job of the same object has succeeded (the jobs_key_created index: the object's few jobs). */
+async function supersededBy(db: D1Database, job: JobRow): Promise<boolean> {
+	const newer = await db
+		.prepare(
+			`SELECT 1 AS newer FROM jobs WHERE key = ?2 AND bucket = ?1 AND status = 'succeeded'
+				AND (created_at > ?3 OR (created_at = ?3 AND id > ?4)) LIMIT 1`,
+		)
+		.bind(job.bucket, job.key, job.created_at, job.id)
+		.first();
+	return newer !== null;
 }
 
 async function settle(db: D1Database, id: string, lease: number, status: string, error: string | null) {
