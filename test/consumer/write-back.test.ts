@@ -258,6 +258,20 @@ describe("loop safety", () => {
 		expect(await eventsFor([job.id])).toBe(1);
 	});
 
+	it("but a notification of that gone version that an upload's queued job waits for fails that job at once", async () => {
+		const key = uniqueKey("echo-or-upload.png");
+		const { job, sent } = await captionAndRecord(key, { output: "title", "write-back": "metadata" });
+		// The same bytes uploaded again without caption headers: its job waits for the notification.
+		const waiting = await insertJob({ key, etag: job.etag, source: "notification", options_key: "" });
+		await env.BUCKET.put(key, await fixture("small.jpg"));
+		const { ids, result } = await runConsumer(sent);
+		expect(result.explicitAcks).toEqual(ids);
+		expect((await jobsForKey(key)).find((j) => j.id === waiting.id)).toMatchObject({
+			status: "failed",
+			error_code: "object_not_found",
+		});
+	});
+
 	it("a job by id for a sidecar-like key fails unsupported_media_type and leaves the object, image bytes or not", async () => {
 		// A keys batch (or a job made before the API refused such keys) can name one: captioned with a
 		// sidecar write-back, its sidecar would be itself, overwritten by its caption.
