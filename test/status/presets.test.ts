@@ -81,9 +81,15 @@ describe("the presets API", () => {
 				).bind(name, `${folder}p${i}/`, key.id, Date.now()),
 			),
 		);
-		expect(
-			(await createPreset({ name: uniqueName(), prefix: `${folder}last/`, output: "tags" }, key.token)).status,
-		).toBe(201);
+		// Five at once for the one place left: one is made.
+		const racing = await Promise.all(
+			[1, 2, 3, 4, 5].map((i) =>
+				createPreset({ name: uniqueName(), prefix: `${folder}last${i}/`, output: "tags" }, key.token),
+			),
+		);
+		expect(racing.map((r) => r.status).sort()).toEqual([201, 409, 409, 409, 409]);
+		const own = await env.DB.prepare("SELECT count(*) AS n FROM presets WHERE key_id = ?").bind(key.id).first("n");
+		expect(own).toBe(50);
 		const refused = await createPreset({ name: uniqueName(), prefix: `${folder}over/`, output: "tags" }, key.token);
 		expect(refused.status).toBe(409);
 		expect(await errorOf(refused)).toMatchObject({ code: "too_many_presets", message: expect.stringContaining("50") });

@@ -20,6 +20,28 @@ const PresetList = z.object({ data: z.array(Preset) }).meta({ id: "PresetList" }
 const NameParams = z.object({ name: PresetName });
 const Count = z.object({ n: z.number() });
 
+/** Why a create inserted nothing: a cap (the key's, then the service's), else the name or prefix taken. */
+async function refusal(db: D1Database, keyId: string | null, name: string, prefix: string): Promise<ApiError> {
+	const count = (sql: string, ...binds: unknown[]) =>
+		db
+			.prepare(sql)
+			.bind(...binds)
+			.first()
+			.then(parseRow(Count))
+			.then((r) => r?.n ?? 0);
+	if (
+		keyId !== null &&
+		(await count("SELECT count(*) AS n FROM presets WHERE key_id = ?", keyId)) >= MAX_PRESETS_PER_KEY
+	) {
+		const message = `An API key keeps at most ${MAX_PRESETS_PER_KEY} presets: delete one of this key's first`;
+		return new ApiError(409, "too_many_presets", message);
+	}
+	if ((await count("SELECT count(*) AS n FROM presets")) >= MAX_PRESETS) {
+		return new ApiError(409, "too_many_presets", `The service keeps at most ${MAX_PRESETS} presets: delete one first`);
+	}
+	return new ApiError(409, "preset_exists", `A preset named ${name} or for the prefix ${prefix} exists already`);
+}
+
 /** A preset is the caller's to see when its whole prefix is inside the caller's scope. */
 const visible = (principal: Principal, prefix: string) => prefix.startsWith(scopePrefix(principal) ?? "");
 
@@ -73,29 +95,13 @@ export const presetRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHoo
 		}
 		outputColumns(body, { output: "output", in: "body" });
 		const row = presetRow(body, principalKeyId(principal), Date.now());
-		const count = (sql: string, ...binds: unknown[]) =>
-			c.env.DB.prepare(sql)
-				.bind(...binds)
-				.first()
-				.then(parseRow(Count))
-				.then((r) => r?.n ?? 0);
-		const [service, own] = await Promise.all([
-			count("SELECT count(*) AS n FROM presets"),
-			count("SELECT count(*) AS n FROM presets WHERE key_id = ?", row.key_id),
-		]);
-		if (row.key_id !== null && own >= MAX_PRESETS_PER_KEY) {
-			throw new ApiError(
-				409,
-				"too_many_presets",
-				`An API key keeps at most ${MAX_PRESETS_PER_KEY} presets: delete one of this key's first`,
-			);
-		}
-		if (service >= MAX_PRESETS) {
-			throw new ApiError(409, "too_many_presets", `The service keeps at most ${MAX_PRESETS} presets: delete one first`);
-		}
+		// The caps are checked in the insert itself: concurrent creates of one key cannot pass them.
 		const inserted = await c.env.DB.prepare(
 			`INSERT INTO presets (name, prefix, output, prompt, language, max_tokens, write_back, key_id, created_at)
-			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING RETURNING *`,
+			SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
+			WHERE (SELECT count(*) FROM presets) < ?10
+				AND (?8 IS NULL OR (SELECT count(*) FROM presets WHERE key_id = ?8) < ?11)
+			ON CONFLICT DO NOTHING RETURNING *`,
 		)
 			.bind(
 				row.name,
@@ -107,16 +113,12 @@ export const presetRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHoo
 				row.write_back,
 				row.key_id,
 				row.created_at,
+				MAX_PRESETS,
+				MAX_PRESETS_PER_KEY,
 			)
 			.first()
 			.then(parseRow(PresetRow));
-		if (!inserted) {
-			throw new ApiError(
-				409,
-				"preset_exists",
-				`A preset named ${body.name} or for the prefix ${body.prefix} exists already`,
-			);
-		}
+		if (!inserted) throw await refusal(c.env.DB, row.key_id, body.name, body.prefix);
 		return c.json(toPreset(inserted), 201);
 	})
 	.openapi(listPresetsRoute, async (c) => {
