@@ -66,11 +66,30 @@ const languageNames = new Intl.DisplayNames(["en"], { type: "language", fallback
 const LANGUAGE_TAG_MESSAGE =
 	"must be a BCP 47 language tag starting with an ISO 639 language code, such as en, de, pt-BR or zh-Hant-TW";
 
+let codesByName: Map<string, string> | undefined;
+/**
+ * The two-letter code of a language named in English (`English`, `german`), or undefined: such a
+ * name was taken as a tag before tags had to start with a language code, and presets, batches and
+ * object metadata may hold one, so it still means its language.
+ */
+function codeOfName(name: string): string | undefined {
+	if (!codesByName) {
+		codesByName = new Map();
+		for (const a of "abcdefghijklmnopqrstuvwxyz") {
+			for (const b of "abcdefghijklmnopqrstuvwxyz") {
+				const named = languageNames.of(a + b);
+				if (named !== undefined && !codesByName.has(named.toLowerCase())) codesByName.set(named.toLowerCase(), a + b);
+			}
+		}
+	}
+	return codesByName.get(name.toLowerCase());
+}
+
 /**
  * A BCP 47 language tag, canonicalised (`pt-br` → `pt-BR`), whose primary subtag is an ISO 639
- * language code (2 or 3 letters) that names a language: `english` is well-formed BCP 47 (a 5-8
- * letter primary subtag is reserved for registration) but no language, and would reach a model as
- * the language "english".
+ * language code (2 or 3 letters) that names a language: `xx` or `english` as a tag would reach a
+ * model as a language it cannot know. A language's English name (`English`, `German`) is taken as
+ * its code (`en`, `de`).
  */
 export const Language = z
 	.string()
@@ -78,9 +97,9 @@ export const Language = z
 	.min(2)
 	.max(35)
 	.transform((tag, ctx) => {
-		let canonical: string | undefined;
+		let canonical: string | undefined = codeOfName(tag);
 		try {
-			[canonical] = Intl.getCanonicalLocales(tag);
+			canonical ??= Intl.getCanonicalLocales(tag)[0];
 		} catch {}
 		const primary = canonical?.split("-")[0] ?? "";
 		if (

@@ -197,11 +197,16 @@ describe("language", () => {
 		expect(job).toMatchObject({ status: "failed", error_code: "invalid_options" });
 	});
 
-	it("a well-formed tag that is no ISO 639 language (english) fails invalid_options without a model call", async () => {
-		const job = await captionWith({ language: "english" });
+	it("a well-formed tag that is no ISO 639 language (englisch) fails invalid_options without a model call", async () => {
+		const job = await captionWith({ language: "englisch" });
 		expect(job).toMatchObject({ status: "failed", error_code: "invalid_options", caption: null });
 		expect(job.error_message).toContain("pt-BR");
 		expect(emulator.callsTo()).toBe(0);
+	});
+
+	it("a language's English name in metadata (German), as stored before tags were checked, is its code", async () => {
+		const job = await captionWith({ language: "German" });
+		expect(job).toMatchObject({ status: "succeeded", language: "de", model: MISTRAL });
 	});
 });
 
