@@ -17,6 +17,7 @@ import type { Admission, AfterCall, CallRecord, ModelCallRecord } from "./health
 import {
 	type AiRunner,
 	type ImageLimits,
+	ImageUnfit,
 	type ModelAdapter,
 	type ModelImage,
 	type ModelRequest,
@@ -188,6 +189,11 @@ export class ModelChain {
 			return { outcome, latencyMs: 0, usage: null };
 		}
 		const ready = await this.ready(adapter, images, request, admission.probe, pace);
+		if (ready.kind === "unfit") {
+			// As if the model had answered 3006, with no call made and nothing for its health.
+			const error = { kind: "too_large" as const, code: null, message: ready.message };
+			return { outcome: { kind: "error", model, error, callable: true, retryAt: 0 }, latencyMs: 0, usage: null };
+		}
 		if (ready.kind === "later") {
 			return {
 				outcome: { kind: "paced", message: ready.message, retryAfterSeconds: ready.retryAfterSeconds },
@@ -229,7 +235,11 @@ export class ModelChain {
 		request: ModelRequest,
 		probe: boolean,
 		pacer: Pacer,
-	): Promise<{ kind: "go"; input: Record<string, unknown> } | Extract<Pace, { kind: "later" }>> {
+	): Promise<
+		| { kind: "go"; input: Record<string, unknown> }
+		| Extract<Pace, { kind: "later" }>
+		| { kind: "unfit"; message: string }
+	> {
 		try {
 			const input = adapter.buildInput(await images.for(adapter.limits), request);
 			// The wait for a slot is not inference time: inference_ms stays the model's own latency.
@@ -242,6 +252,7 @@ export class ModelChain {
 		} catch (err) {
 			// No call will be made: let another caller probe the model.
 			if (probe) await this.abandon(adapter.id);
+			if (err instanceof ImageUnfit) return { kind: "unfit", message: err.message };
 			throw err;
 		}
 	}

@@ -76,3 +76,11 @@ export interface ModelAdapter {
 /** Whether a model can write captions in `language` (null: the default, English). */
 export const writes = (adapter: Pick<ModelAdapter, "languages">, language: string | null): boolean =>
 	adapter.languages === "any" || isEnglish(language);
+
+/**
+ * Thrown by a `Prepare` (the caller's image preparation) when the image cannot be brought within a
+ * model's limits at all: the chain passes that model over as too large, and goes on to the next.
+ */
+export class ImageUnfit extends Error {
+	override readonly name = "ImageUnfit";
+}

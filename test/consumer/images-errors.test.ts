@@ -11,7 +11,7 @@ import { emulator } from "../../shared/models/emulator";
 import { ACCOUNT_HOLD_SECONDS, imagesFailure } from "../../workers/consumer/prepare-image";
 import { bmp, fixture, uniqueKey, upload } from "../support/fixtures";
 import { imagesFailing, imagesWithInputLimit } from "../support/images";
-import { resetModels } from "../support/models";
+import { resetModels, SCOUT } from "../support/models";
 import { onlyJob, runConsumer } from "../support/queue";
 
 beforeEach(resetModels);
@@ -45,9 +45,20 @@ describe("the Images binding's 20 MB input limit", () => {
 });
 
 describe("BMP, which the Images binding does not read", () => {
-	it("a BMP over the model's input limit fails image_too_large at once, saying to convert it, with no Images or model call", async () => {
+	it("a BMP over the first models' limit goes on to the first model that takes it as it is, with no Images call", async () => {
+		const key = uniqueKey("over-first.bmp");
+		// 630,054 bytes: over the 512 KiB of moondream and llava, within the chat models' 1 MiB.
+		const images = imagesWithInputLimit(env.IMAGES);
+		const { ids, result } = await runConsumer([await upload(key, bmp(500, 420))], { env: { IMAGES: images } });
+		expect(result.explicitAcks).toEqual(ids);
+		expect(await onlyJob(key)).toMatchObject({ status: "succeeded", model: SCOUT, attempts: 1 });
+		expect(images.inputs).toBe(0);
+		expect(emulator.callsTo()).toBe(1);
+	});
+
+	it("a BMP over every model's input limit fails image_too_large at once, saying to convert it, with no Images or model call", async () => {
 		const key = uniqueKey("over-limit.bmp");
-		const bytes = bmp(500, 420); // 630,054 bytes: over the 512 KiB of the first model of the chain
+		const bytes = bmp(700, 600); // 1,260,054 bytes: over every model's limit (1 MiB at most)
 		const images = imagesWithInputLimit(env.IMAGES);
 		const { ids, result } = await runConsumer([await upload(key, bytes)], { env: { IMAGES: images } });
 		expect(result.retryMessages).toEqual([]);

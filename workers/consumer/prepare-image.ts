@@ -7,7 +7,7 @@
 import { classifyImagesError, IMAGES_MAX_INPUT_BYTES } from "../../shared/image/images-errors";
 import { type ImageInfo, inspectImage } from "../../shared/image/sniff";
 import { JobFailure, TransientError } from "../../shared/jobs/errors";
-import type { ImageLimits, ModelImage } from "../../shared/models/types";
+import { type ImageLimits, ImageUnfit, type ModelImage } from "../../shared/models/types";
 
 /** Beyond this many pixels an image is refused rather than decoded (decompression bombs). */
 export const MAX_PIXELS = 100_000_000;
@@ -92,10 +92,10 @@ export async function prepareImage(
 	const { info } = source;
 	if (source.bytes && fits(info, source.bytes.length, limits)) return { bytes: source.bytes, info };
 	// Downscaling goes through the Images binding, which reads JPEG, PNG, GIF, WebP (and SVG, HEIC)
-	// but not BMP (developers.cloudflare.com/images/transform-images/): no retry can shrink a BMP.
+	// but not BMP (developers.cloudflare.com/images/transform-images/): no retry can shrink a BMP, and
+	// the chain goes on to a model whose limits take it as it is (image_too_large when none does).
 	if (info.format === "bmp") {
-		throw new JobFailure(
-			"image_too_large",
+		throw new ImageUnfit(
 			`The image is a BMP of ${source.size} bytes, ${info.width}×${info.height} pixels, over the model's input limit ` +
 				`(${limits.maxBytes} bytes, ${limits.maxSide} pixels on the longest side). A BMP cannot be downscaled ` +
 				"(the Images binding does not read BMP), so it must be within the model's input limit: convert it to PNG or JPEG.",
