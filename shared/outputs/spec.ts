@@ -77,8 +77,10 @@ function codeOfName(name: string): string | undefined {
 		codesByName = new Map();
 		for (const a of "abcdefghijklmnopqrstuvwxyz") {
 			for (const b of "abcdefghijklmnopqrstuvwxyz") {
-				const named = languageNames.of(a + b);
-				if (named !== undefined && !codesByName.has(named.toLowerCase())) codesByName.set(named.toLowerCase(), a + b);
+				const named = languageNames.of(a + b)?.toLowerCase();
+				// The code as a tag is canonicalised (mo → ro, ji → yi, tl → fil): the name gets that.
+				if (named !== undefined && !codesByName.has(named))
+					codesByName.set(named, Intl.getCanonicalLocales(a + b)[0] ?? a + b);
 			}
 		}
 	}

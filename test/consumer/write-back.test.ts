@@ -220,6 +220,30 @@ describe("loop safety", () => {
 		expect(row && toJob(row).write_back).toEqual({ target: "sidecar", status: "skipped", error: null });
 	});
 
+	it("a job made first but finished last holds the current caption: its write-back is written", async () => {
+		const key = uniqueKey("finished-last.png");
+		const { eTag } = (await upload(key, await fixture("small.png"))).object;
+		const at = Date.now() - 30 * 60_000;
+		const done = { etag: eTag ?? "", status: "succeeded" as const, started_at: at };
+		// Made first, retried, finished after a job made later for the same bytes.
+		const [first] = await insertJobs([
+			{
+				key,
+				...done,
+				caption: "Finished last.",
+				created_at: at,
+				updated_at: at + 2,
+				completed_at: at + 2,
+				write_back: "sidecar",
+				write_back_status: "pending",
+			},
+			{ key, ...done, caption: "Finished first.", created_at: at + 1, updated_at: at + 1, completed_at: at + 1 },
+		]);
+		if (!first) throw new Error("jobs not inserted");
+		await runConsumer([{ kind: "caption-job", job_id: first.id }]);
+		expect(await (await env.BUCKET.get(key.replace(/\.png$/, ".txt")))?.text()).toBe("Finished last.");
+	});
+
 	it("no sidecar is written for a version replaced since its caption: the write-back fails, saying so", async () => {
 		const key = uniqueKey("replaced-before-sidecar.png");
 		const { eTag } = (await upload(key, await fixture("small.png"))).object;

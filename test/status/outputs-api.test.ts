@@ -171,6 +171,9 @@ describe("output options on the API", () => {
 			// A language's English name is its code (values stored before the rule stay usable).
 			["English", "en"],
 			["german", "de"],
+			// Names whose first two-letter code is an old one: the canonical code.
+			["Romanian", "ro"],
+			["Filipino", "fil"],
 		]) {
 			const res = await call("POST", "/v1/jobs", { json: { key, language } });
 			expect(res.status).toBe(202);

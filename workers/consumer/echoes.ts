@@ -25,14 +25,16 @@ export function echoOf(version: ObjectVersion, head: R2Object | null): Echo | nu
  * rewrite keeps the bytes, so its etag is that of the job that wrote it, and once the version is
  * gone its mark can no longer be read. A job of that version writing (or having written) its
  * metadata says so; without this the echo made a job of no options that failed object_not_found.
- * Not while a job of that version is queued: an upload's notification it waits for fails it now.
+ * Not while an upload's job of that version without caption options is queued: the notification it
+ * waits for fails it now.
  */
 export async function isEchoOfGoneVersion(db: D1Database, version: ObjectVersion): Promise<boolean> {
 	const row = await db
 		.prepare(
 			`SELECT 1 AS echo FROM jobs WHERE key = ?2 AND bucket = ?1 AND etag = ?3 AND write_back LIKE 'metadata%'
 				AND write_back_status IN ('pending', 'written')
-				AND NOT EXISTS (SELECT 1 FROM jobs q WHERE q.key = ?2 AND q.bucket = ?1 AND q.etag = ?3 AND q.status = 'queued')
+				AND NOT EXISTS (SELECT 1 FROM jobs q WHERE q.key = ?2 AND q.bucket = ?1 AND q.etag = ?3 AND q.status = 'queued'
+					AND q.source = 'notification' AND q.options_key = '')
 			LIMIT 1`,
 		)
 		.bind(version.bucket, version.key, version.etag)

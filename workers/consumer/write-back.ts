@@ -102,14 +102,18 @@ export async function writeBackJob(
 	}
 }
 
-/** Whether a newer job of the same object has succeeded (the jobs_key_created index: the object's few jobs). */
+/**
+ * Whether another job of the same object succeeded after this one, so holds its current caption
+ * (the latest to finish, as /v1/captions has it; the jobs_key_created index: the object's few jobs).
+ */
 async function supersededBy(db: D1Database, job: JobRow): Promise<boolean> {
+	if (job.completed_at === null) return false;
 	const newer = await db
 		.prepare(
 			`SELECT 1 AS newer FROM jobs WHERE key = ?2 AND bucket = ?1 AND status = 'succeeded'
-				AND (created_at > ?3 OR (created_at = ?3 AND id > ?4)) LIMIT 1`,
+				AND (completed_at > ?3 OR (completed_at = ?3 AND id > ?4)) LIMIT 1`,
 		)
-		.bind(job.bucket, job.key, job.created_at, job.id)
+		.bind(job.bucket, job.key, job.completed_at, job.id)
 		.first();
 	return newer !== null;
 }
