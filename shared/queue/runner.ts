@@ -20,7 +20,7 @@ export type Outcome = { kind: "ack" } | { kind: "retry"; delaySeconds: number };
 
 export const ACK: Outcome = { kind: "ack" };
 /** A retry after `delaySeconds`, in whole seconds from 0 to MAX_DELAY_SECONDS. */
-export const retryAfter = (delaySeconds: number): Outcome => ({
+export const retryAfter = (delaySeconds: number): Extract<Outcome, { kind: "retry" }> => ({
 	kind: "retry",
 	delaySeconds: Math.min(MAX_DELAY_SECONDS, Math.max(0, Math.ceil(delaySeconds))),
 });

@@ -346,8 +346,7 @@ async function settle(job: JobRow, attempt: Attempt, attempts: number, ctx: Batc
 				case "retry": {
 					const now = Date.now();
 					const delay = retryAfter(next.delaySeconds);
-					const back = now + (delay.kind === "retry" ? delay.delaySeconds : 0) * 1000;
-					await releaseJob(ctx.env.DB, job, now, attempt.fields.usage ?? null, back);
+					await releaseJob(ctx.env.DB, job, now, attempt.fields.usage ?? null, now + delay.delaySeconds * 1000);
 					log("warn", "job_retry", {
 						job_id: job.id,
 						attempts,

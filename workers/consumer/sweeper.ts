@@ -71,13 +71,7 @@ export async function sweepStalledJobs(
 			}
 		}
 		const jobs = await requeueStalledJobs(env.DB, candidates, cutoffs);
-		// Each back in its own lane: a batch's jobs never jump ahead of interactive work.
-		const message = (j: RequeuedJob): CaptionRequest =>
-			j.spillover === 1
-				? { kind: "caption-job", job_id: j.id, spillover: true }
-				: { kind: "caption-job", job_id: j.id };
-		await sendAll(env.CAPTION_JOBS, jobs.filter((j) => j.batch_id === null).map(message));
-		await sendAll(env.CAPTION_BATCH_JOBS, jobs.filter((j) => j.batch_id !== null).map(message));
+		await sendToLanes(env, jobs);
 		requeued += jobs.length;
 		const last = page.at(-1);
 		if (page.length < PAGE_SIZE || !last) break;
@@ -104,18 +98,24 @@ async function resendPendingWriteBacks(env: ConsumerEnv, cutoffs: StallCutoffs, 
 	let afterId = "";
 	for (;;) {
 		const page = await findPendingWriteBacks(env.DB, cutoffs.queuedBefore, cutoffs.now, afterId, PAGE_SIZE);
-		const message = (id: string): CaptionRequest => ({ kind: "caption-job", job_id: id });
-		await sendAll(
-			env.CAPTION_JOBS,
-			page.filter((j) => j.batch_id === null).map((j) => message(j.id)),
-		);
-		await sendAll(
-			env.CAPTION_BATCH_JOBS,
-			page.filter((j) => j.batch_id !== null).map((j) => message(j.id)),
-		);
+		await sendToLanes(env, page);
 		sent += page.length;
 		const last = page.at(-1);
 		if (page.length < PAGE_SIZE || !last || Date.now() >= deadline) return sent;
 		afterId = last.id;
 	}
+}
+
+/**
+ * Sends each job's caption message back to its own lane: a batch's jobs never jump ahead of
+ * interactive work, and a spillover batch's keep their spillover.
+ */
+async function sendToLanes(
+	env: ConsumerEnv,
+	jobs: readonly (Pick<RequeuedJob, "id" | "batch_id"> & { spillover?: number })[],
+): Promise<void> {
+	const message = (j: (typeof jobs)[number]): CaptionRequest =>
+		j.spillover === 1 ? { kind: "caption-job", job_id: j.id, spillover: true } : { kind: "caption-job", job_id: j.id };
+	await sendAll(env.CAPTION_JOBS, jobs.filter((j) => j.batch_id === null).map(message));
+	await sendAll(env.CAPTION_BATCH_JOBS, jobs.filter((j) => j.batch_id !== null).map(message));
 }
