@@ -6,11 +6,13 @@ import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
+import { optionsKey } from "../../shared/jobs/options";
 import { Job } from "../../shared/jobs/schema";
 import status from "../../workers/status/index";
+import { ensureNotificationJob } from "../../workers/status/jobs/create";
 import { uploadMetadata } from "../../workers/status/routes/images";
 import { fixture, uniqueKey } from "../support/fixtures";
-import { jobsForKey } from "../support/queue";
+import { jobsForKey, runConsumer } from "../support/queue";
 import { ADMIN, call, errorOf, invalidFields, parsed, pollJob, uploadViaApi } from "./support";
 
 /** The real status Worker with some settings changed, the way another deployment would run it. */
@@ -274,6 +276,40 @@ describe("PUT /v1/images/{key}", () => {
 		// Every notification of the version now names the second upload's options: the second upload
 		// sends the first job by id.
 		expect(await pollJob(first.id)).toMatchObject({ status: "succeeded", prompt: "What colour is it?" });
+		expect(await pollJob(second.id)).toMatchObject({ status: "succeeded", prompt: "How many cats?" });
+	});
+
+	it("uploads of the same bytes with other headers written to R2 in one order and to D1 in the other: the first one's job is sent by id too", async () => {
+		const png = await fixture("small.png");
+		const key = uniqueKey("options-order.png");
+		const firstHeaders = { "X-Caption-Prompt": "What colour is it?" };
+		// The first upload's R2 write...
+		const metadata = uploadMetadata(firstHeaders);
+		const object = await env.BUCKET.put(key, png, {
+			httpMetadata: { contentType: "image/png" },
+			customMetadata: metadata,
+		});
+		// ...then the whole second upload, which the notifications of the version now resolve to...
+		const second = await uploadViaApi(key, png, { "X-Caption-Prompt": "How many cats?" });
+		// ...then the first upload's D1 transaction, as PUT /v1/images makes it.
+		const { row, unclaimable } = await ensureNotificationJob(env.DB, {
+			bucket: "images",
+			key,
+			etag: object?.etag ?? "",
+			size: png.byteLength,
+			contentType: "image/png",
+			prompt: firstHeaders["X-Caption-Prompt"],
+			maxTokens: null,
+			callbackUrl: null,
+			keyId: null,
+			optionsKey: await optionsKey(metadata),
+		});
+		expect(row.id).not.toBe(second.id);
+		// No notification will claim it (they find the second upload's options): the upload sends it by id.
+		expect(unclaimable).toContain(row.id);
+		const { ids, result } = await runConsumer(unclaimable.map((id) => ({ kind: "caption-job", job_id: id })));
+		expect(result.explicitAcks).toEqual(ids);
+		expect(await pollJob(row.id)).toMatchObject({ status: "succeeded", prompt: "What colour is it?" });
 		expect(await pollJob(second.id)).toMatchObject({ status: "succeeded", prompt: "How many cats?" });
 	});
 

@@ -61,10 +61,13 @@ const JobId = z.object({ id: z.string() });
  * from the R2 notification before this insert learns the uploading key (its callbacks are signed
  * with that key's secret, and it counts towards the key's in-flight cap).
  *
- * Also the version's other queued notification jobs, of other options (`unclaimable`): the same
- * bytes uploaded again with other caption headers keep their etag, and every notification of the
- * version now resolves to this upload's options (the object's metadata), so no notification will
- * claim those jobs; the upload sends each a message of its own.
+ * `unclaimable`: the jobs to send by id. The same bytes uploaded with other caption headers keep
+ * their etag, and every notification of the version resolves to the options of the upload written
+ * last (the object's metadata), so no notification will claim the jobs of the others: the
+ * version's other queued notification jobs, and this one too whenever the version has a
+ * notification job of other options, since the order of the uploads' R2 writes and of their D1
+ * transactions need not be the same (an upload written first to R2 but last to D1 would otherwise
+ * leave its own job to the stalled-job sweep). A message too many is a duplicate, acknowledged.
  */
 export async function ensureNotificationJob(
 	db: D1Database,
@@ -75,7 +78,7 @@ export async function ensureNotificationJob(
 	const params = [...bindings(newJobId(now), job, now), job.optionsKey];
 	// One transaction: the version's job (learning the key, if it has none yet: a job that already
 	// has one, or an upload without a key, is not written again) if it exists, else a new one; and
-	// the version's jobs of other options still waiting for their notification.
+	// the jobs to send by id.
 	const [learned, inserted, existing, waiting] = await db.batch([
 		db
 			.prepare(
@@ -96,7 +99,9 @@ export async function ensureNotificationJob(
 		db
 			.prepare(
 				`SELECT id FROM jobs WHERE key = ?3 AND bucket = ?2 AND etag = ?4 AND source = 'notification'
-				AND options_key <> ?15 AND status = 'queued' AND attempts = 0`,
+					AND status = 'queued' AND attempts = 0
+					AND (options_key <> ?15 OR EXISTS (SELECT 1 FROM jobs o WHERE o.key = ?3 AND o.bucket = ?2 AND o.etag = ?4
+						AND o.source = 'notification' AND o.options_key <> ?15))`,
 			)
 			.bind(...params),
 	]);
