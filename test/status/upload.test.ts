@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { optionsKey } from "../../shared/jobs/options";
 import { Job } from "../../shared/jobs/schema";
+import { putObjectNotification } from "../../shared/queue/caption-jobs";
 import status from "../../workers/status/index";
 import { ensureNotificationJob } from "../../workers/status/jobs/create";
 import { uploadMetadata } from "../../workers/status/routes/images";
@@ -311,6 +312,39 @@ describe("PUT /v1/images/{key}", () => {
 		expect(result.explicitAcks).toEqual(ids);
 		expect(await pollJob(row.id)).toMatchObject({ status: "succeeded", prompt: "What colour is it?" });
 		expect(await pollJob(second.id)).toMatchObject({ status: "succeeded", prompt: "How many cats?" });
+	});
+
+	it("bytes written again after their job failed object_not_found (replaced before it ran): a new job, captioned, one for uploads at once", async () => {
+		const png = await fixture("small.png");
+		const key = uniqueKey("a-b-a.png");
+		// A, whose notification comes only after B replaced it: its job fails object_not_found.
+		const first = await parsed(await withVars({ DEPLOY_MODE: "production" }, put(key, png)), Job);
+		const second = await uploadViaApi(key, await fixture("small.jpg"));
+		expect(await pollJob(second.id)).toMatchObject({ status: "succeeded" });
+		const { ids, result } = await runConsumer([
+			putObjectNotification({ bucket: "images", key, size: png.byteLength, etag: first.etag }),
+		]);
+		expect(result.explicitAcks).toEqual(ids);
+		expect(await pollJob(first.id)).toMatchObject({ status: "failed", error: { code: "object_not_found" } });
+		// A again, twice at once: the object is there, so its upload answers a job that will caption it.
+		const again = await Promise.all([uploadViaApi(key, png), uploadViaApi(key, png)]);
+		expect(again.map((j) => [j.status, j.etag])).toEqual([
+			["queued", first.etag],
+			["queued", first.etag],
+		]);
+		const [third] = again;
+		expect(third?.id).not.toBe(first.id);
+		expect(again[1]?.id).toBe(third?.id);
+		expect(await pollJob(third?.id ?? "")).toMatchObject({ status: "succeeded", etag: first.etag });
+		const caption = await call("GET", `/v1/captions/${key}`);
+		expect(await caption.json()).toMatchObject({ etag: first.etag, job_id: third?.id });
+		// The same upload once more: that job again, nothing new.
+		expect((await uploadViaApi(key, png)).id).toBe(third?.id);
+		expect((await jobsForKey(key)).map((r) => [r.id, r.status])).toEqual([
+			[first.id, "failed"],
+			[second.id, "succeeded"],
+			[third?.id, "succeeded"],
+		]);
 	});
 
 	it("an earlier upload's job, sent by id, runs with its own headers only: none of the later upload's", async () => {

@@ -61,6 +61,13 @@ const JobId = z.object({ id: z.string() });
  * from the R2 notification before this insert learns the uploading key (its callbacks are signed
  * with that key's secret, and it counts towards the key's in-flight cap).
  *
+ * A version's notification job that failed `object_not_found` (the version was replaced or deleted
+ * before its notification read it) cannot be the answer: this upload has just written that version
+ * again, and the notification of this write finds the failed job and is taken for a duplicate. The
+ * upload makes a new job of its options instead (`source` 'api', claimed by id) and answers it, or
+ * the one an earlier upload made so since that failure and that did not fail the same way: two
+ * such uploads at once make one (D1 runs one statement at a time).
+ *
  * `unclaimable`: the jobs to send by id. The same bytes uploaded with other caption headers keep
  * their etag, and every notification of the version resolves to the options of the upload written
  * last (the object's metadata), so no notification will claim the jobs of the others: the
@@ -68,6 +75,7 @@ const JobId = z.object({ id: z.string() });
  * notification job of other options, since the order of the uploads' R2 writes and of their D1
  * transactions need not be the same (an upload written first to R2 but last to D1 would otherwise
  * leave its own job to the stalled-job sweep). A message too many is a duplicate, acknowledged.
+ * Also a new job made for a failed `object_not_found` one.
  */
 export async function ensureNotificationJob(
 	db: D1Database,
@@ -76,10 +84,17 @@ export async function ensureNotificationJob(
 ): Promise<{ row: JobRow; unclaimable: string[] }> {
 	const version = notificationJobOf("?2", "?3", "?4", "?15");
 	const params = [...bindings(newJobId(now), job, now), job.optionsKey];
+	// ?16: the id of a job made in place of one that failed object_not_found.
+	const insertParams = [...params, newJobId(now)];
+	// The version's notification job that failed because its version was gone (`f`), and a job made
+	// since for the same version and options that still stands for it (`r`).
+	const gone = `FROM jobs f WHERE ${version} AND f.status = 'failed' AND f.error_code = 'object_not_found'`;
+	const madeSince = `r.key = ?3 AND r.bucket = ?2 AND r.etag = ?4 AND r.source = 'api' AND r.options_key = ?15
+		AND r.created_at >= f.created_at`;
 	// One transaction: the version's job (learning the key, if it has none yet: a job that already
-	// has one, or an upload without a key, is not written again) if it exists, else a new one; and
-	// the jobs to send by id.
-	const [learned, inserted, existing, waiting] = await db.batch([
+	// has one, or an upload without a key, is not written again) if it exists, else a new one; a new
+	// job in place of one that failed object_not_found; the job answered; the jobs to send by id.
+	const [, inserted, answered, waiting] = await db.batch([
 		db
 			.prepare(
 				`UPDATE jobs SET key_id = ?11 WHERE id = (SELECT id FROM jobs WHERE ${version}) AND key_id IS NULL
@@ -92,10 +107,21 @@ export async function ensureNotificationJob(
 				`INSERT INTO jobs ${INSERT_COLUMNS}
 				SELECT ?1, 'notification', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', 0, ?10, ?10, ?11, ?12, ?13, ?14, ?15
 				WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE ${version})
+				UNION ALL
+				SELECT ?16, 'api', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', 0, ?10, ?10, ?11, ?12, ?13, ?14, ?15 ${gone}
+					AND NOT EXISTS (SELECT 1 FROM jobs r WHERE ${madeSince}
+						AND NOT (r.status = 'failed' AND r.error_code = 'object_not_found'))
 				RETURNING ${JOB_COLUMNS}`,
 			)
+			.bind(...insertParams),
+		db
+			.prepare(
+				`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = coalesce(
+					(SELECT r.id FROM jobs r WHERE EXISTS (SELECT 1 ${gone} AND ${madeSince})
+						ORDER BY r.created_at DESC, r.id DESC LIMIT 1),
+					(SELECT id FROM jobs WHERE ${version}))`,
+			)
 			.bind(...params),
-		db.prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE ${version}`).bind(...params),
 		db
 			.prepare(
 				`SELECT id FROM jobs WHERE key = ?3 AND bucket = ?2 AND etag = ?4 AND source = 'notification'
@@ -105,9 +131,10 @@ export async function ensureNotificationJob(
 			)
 			.bind(...params),
 	]);
-	const [row] = [...batchRows(learned, JobRow), ...batchRows(inserted, JobRow), ...batchRows(existing, JobRow)];
+	const [row] = batchRows(answered, JobRow);
 	if (!row) throw new Error(`notification job for ${job.key} neither inserted nor found`);
-	return { row, unclaimable: batchRows(waiting, JobId).map((j) => j.id) };
+	const replacements = batchRows(inserted, JobRow).filter((r) => r.source === "api");
+	return { row, unclaimable: [...batchRows(waiting, JobId).map((j) => j.id), ...replacements.map((r) => r.id)] };
 }
 
 /** A new API-requested job for an object version, whatever jobs that version already has. */
