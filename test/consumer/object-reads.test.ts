@@ -9,7 +9,8 @@ import { optionsKey } from "../../shared/jobs/options";
 import { ensureNotificationJob } from "../../workers/status/jobs/create";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
 import { resetModels } from "../support/models";
-import { onlyJob, runConsumer } from "../support/queue";
+import { until } from "../support/poll";
+import { jobsForKey, onlyJob, runConsumer } from "../support/queue";
 
 beforeEach(resetModels);
 
@@ -71,6 +72,35 @@ describe("a notification's object", () => {
 		const { ids, result } = await runConsumer([notification]);
 		expect(result.explicitAcks).toEqual(ids);
 		expect(await onlyJob(key)).toMatchObject({ id: row.id, status: "failed", error_code: "object_not_found" });
+	});
+
+	it("written again after its job failed object_not_found (A, B over it, A again): the new write's notification makes one job that captions it", async () => {
+		const key = uniqueKey("written-again.jpg");
+		const jpeg = await fixture("small.jpg");
+		// No caption metadata: the failed job and the new write's notification have the same options key ('').
+		const notification = await upload(key, jpeg);
+		await env.BUCKET.put(key, "not the notified version");
+		await runConsumer([notification]);
+		const failed = await onlyJob(key);
+		expect(failed).toMatchObject({ status: "failed", error_code: "object_not_found" });
+		// A again (the same bytes: the same etag), notified twice, in one batch.
+		const again = await upload(key, jpeg);
+		expect(again.object.eTag).toBe(notification.object.eTag);
+		const { ids, result } = await runConsumer([again, again]);
+		expect(result.explicitAcks).toEqual(ids);
+		const made = await until("the new job did not finish", async () => {
+			const rows = await jobsForKey(key);
+			const last = rows.at(-1);
+			return rows.length === 2 && last?.status === "succeeded" ? rows : undefined;
+		});
+		expect(made.map((r) => [r.id, r.source, r.status])).toEqual([
+			[failed.id, "notification", "failed"],
+			[made[1]?.id, "api", "succeeded"],
+		]);
+		expect(made[1]?.etag).toBe(notification.object.eTag);
+		// A notification of it once more (a late duplicate): the job made stands, nothing new.
+		await runConsumer([again]);
+		expect(await jobsForKey(key)).toHaveLength(2);
 	});
 
 	it("is read while the batch's claim is written, not after: its bytes are in before the claim's answer", async () => {

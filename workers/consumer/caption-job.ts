@@ -5,7 +5,7 @@
  * outcome and the job it claimed in a terminal state or back in the queue.
  */
 
-import { randomToken } from "../../shared/ids";
+import { newJobId, randomToken } from "../../shared/ids";
 import { JobFailure, TransientError } from "../../shared/jobs/errors";
 import type { CaptionOptions } from "../../shared/jobs/options";
 import type { JobRow } from "../../shared/jobs/schema";
@@ -18,15 +18,17 @@ import {
 	waitingOptionsJob,
 } from "../../shared/jobs/store";
 import { shareJobTexts } from "../../shared/jobs/texts";
+import { reopenWrittenVersion } from "../../shared/jobs/written-again";
 import { errorMessage, log } from "../../shared/log";
 import type { ModelChain } from "../../shared/models/chain";
 import { addUsage, thrownUsage } from "../../shared/models/usage";
 import { isSidecarLike, SIDECAR_NAME } from "../../shared/outputs/sidecar";
 import { TEXT_OUTPUT_KINDS } from "../../shared/outputs/spec";
 import { backoffSeconds } from "../../shared/queue/backoff";
-import { readCaptionMessage } from "../../shared/queue/caption-jobs";
+import { type CaptionRequest, type ObjectVersion, readCaptionMessage } from "../../shared/queue/caption-jobs";
 import type { GatherTicket } from "../../shared/queue/gather";
 import { ACK, type BatchCounters, type Outcome, retryAfter } from "../../shared/queue/runner";
+import { sendOrLeaveToSweeper } from "../../shared/queue/send";
 import type { Lane, SlotRequest } from "../../shared/scheduling/lanes";
 import type { SlotAnswer } from "./batch-slots";
 import type { ClaimAnswer, ClaimAsk } from "./claims";
@@ -77,6 +79,8 @@ export async function handleCaptionMessage(message: Message<unknown>, ctx: Batch
 			return ACK;
 		case "busy":
 			return retryAfter(claim.retryAfterSeconds);
+		case "reopened":
+			return ACK;
 		case "claimed": {
 			const attempt = await captionJob(claim.job, claim.spillover, claim.object, ctx);
 			ctx.slots?.leave();
@@ -92,6 +96,8 @@ type Claim =
 	| { kind: "claimed"; job: JobRow; spillover: boolean; object: OpenedObject | null }
 	/** Finished, with its write-back still to do (an earlier delivery ended before it). */
 	| { kind: "write-back"; job: JobRow }
+	/** The version's job had failed object_not_found, and the version is there again: a new job was made for it. */
+	| { kind: "reopened" }
 	/** Running under another message's lease: look again once it ends. */
 	| { kind: "busy"; retryAfterSeconds: number }
 	/** Nothing to do, only to count. */
@@ -140,12 +146,36 @@ async function claimJob(message: Message<unknown>, ctx: BatchContext): Promise<C
 						? { kind: "id", id: waiting, lease }
 						: { kind: "version", version: target.version, eventTime: target.eventTime, lease, optionsKey };
 				result = await claim(ctx, ask);
+				if (
+					body !== null &&
+					result.kind === "existing" &&
+					(await reopened(ctx, target.version, optionsKey, result.job))
+				) {
+					return { kind: "reopened" };
+				}
 				return claimed(message, result, false, body && { body, ahead });
 			} finally {
 				if (body !== null && result?.kind !== "claimed") await discardBody(body);
 			}
 		}
 	}
+}
+
+/**
+ * The notified version is in the bucket, but its job failed object_not_found: the version was
+ * written again after that job found it gone (A, B over it, A again). A new job captions it
+ * (shared/jobs/written-again.ts), sent by id; a duplicate of this notification finds that job made
+ * and makes none. True when the version's job is such a failed one.
+ */
+async function reopened(ctx: BatchContext, version: ObjectVersion, optionsKey: string, job: JobRow): Promise<boolean> {
+	if (job.source !== "notification" || job.status !== "failed" || job.error_code !== "object_not_found") return false;
+	const now = Date.now();
+	const id = await reopenWrittenVersion(ctx.env.DB, version, optionsKey, newJobId(now), now);
+	if (id !== null) {
+		const request: CaptionRequest = { kind: "caption-job", job_id: id };
+		await sendOrLeaveToSweeper(ctx.env.CAPTION_JOBS, { body: request }, { queue: "caption-jobs", job_id: id });
+	}
+	return true;
 }
 
 /** The claim, made in one write with the batch's other claims ready by then. */

@@ -11,6 +11,7 @@ import { newJobId } from "../../../shared/ids";
 import { notificationJobOf } from "../../../shared/jobs/notification-once";
 import { JobRow } from "../../../shared/jobs/schema";
 import { JOB_COLUMNS } from "../../../shared/jobs/texts";
+import { goneNotificationJob, madeSince, noneStandsSince } from "../../../shared/jobs/written-again";
 import type { OutputColumns } from "../output-options";
 
 export interface QueuedJobInput {
@@ -62,11 +63,9 @@ const JobId = z.object({ id: z.string() });
  * with that key's secret, and it counts towards the key's in-flight cap).
  *
  * A version's notification job that failed `object_not_found` (the version was replaced or deleted
- * before its notification read it) cannot be the answer: this upload has just written that version
- * again, and the notification of this write finds the failed job and is taken for a duplicate. The
- * upload makes a new job of its options instead (`source` 'api', claimed by id) and answers it, or
- * the one an earlier upload made so since that failure and that did not fail the same way: two
- * such uploads at once make one (D1 runs one statement at a time).
+ * before its notification read it) is not the answer: this upload has just written that version
+ * again. The upload makes a new job of its options instead (shared/jobs/written-again.ts) and
+ * answers it, or the one made since that failure that still stands for it.
  *
  * `unclaimable`: the jobs to send by id. The same bytes uploaded with other caption headers keep
  * their etag, and every notification of the version resolves to the options of the upload written
@@ -86,11 +85,8 @@ export async function ensureNotificationJob(
 	const params = [...bindings(newJobId(now), job, now), job.optionsKey];
 	// ?16: the id of a job made in place of one that failed object_not_found.
 	const insertParams = [...params, newJobId(now)];
-	// The version's notification job that failed because its version was gone (`f`), and a job made
-	// since for the same version and options that still stands for it (`r`).
-	const gone = `FROM jobs f WHERE ${version} AND f.status = 'failed' AND f.error_code = 'object_not_found'`;
-	const madeSince = `r.key = ?3 AND r.bucket = ?2 AND r.etag = ?4 AND r.source = 'api' AND r.options_key = ?15
-		AND r.created_at >= f.created_at`;
+	// The version's notification job that failed because its version was gone (`f`).
+	const gone = goneNotificationJob("?2", "?3", "?4", "?15");
 	// One transaction: the version's job (learning the key, if it has none yet: a job that already
 	// has one, or an upload without a key, is not written again) if it exists, else a new one; a new
 	// job in place of one that failed object_not_found; the job answered; the jobs to send by id.
@@ -109,8 +105,7 @@ export async function ensureNotificationJob(
 				WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE ${version})
 				UNION ALL
 				SELECT ?16, 'api', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', 0, ?10, ?10, ?11, ?12, ?13, ?14, ?15 ${gone}
-					AND NOT EXISTS (SELECT 1 FROM jobs r WHERE ${madeSince}
-						AND NOT (r.status = 'failed' AND r.error_code = 'object_not_found'))
+					AND ${noneStandsSince}
 				RETURNING ${JOB_COLUMNS}`,
 			)
 			.bind(...insertParams),
