@@ -213,6 +213,37 @@ describe("JSON bodies", () => {
 		});
 		expect(fits.status).toBe(202);
 	});
+
+	it("an operation that takes no body answers as without one: a stray body over the limit or not UTF-8 is not refused", async () => {
+		const limits: Limits = { MAX_JSON_BYTES: "16" };
+		const stray = JSON.stringify({ note: "x".repeat(64) });
+		const notUtf8 = new Uint8Array([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d]);
+		for (const [method, path, body] of [
+			["POST", "/v1/batches/bat_missing/cancel", stray],
+			["POST", "/v1/webhooks/wh_missing/rotate-secret", stray],
+			["DELETE", "/v1/webhooks/wh_missing", notUtf8],
+			["POST", "/v1/batches/bat_missing/start", notUtf8],
+		] as const) {
+			const res = await callWith(limits, ADMIN, method, path, {
+				body,
+				headers: { "content-type": "application/json" },
+			});
+			// 404, as the same request without a body: these operations document neither 413 nor 400.
+			expect(res.status, `${method} ${path}`).toBe(404);
+			expect((await errorOf(res)).code).toBe("not_found");
+		}
+		// An operation that takes JSON still refuses both.
+		const createJob = await callWith(limits, ADMIN, "POST", "/v1/jobs", {
+			body: stray,
+			headers: { "content-type": "application/json" },
+		});
+		expect(createJob.status).toBe(413);
+		const key = await callWith({}, ADMIN, "POST", "/v1/keys", {
+			body: notUtf8,
+			headers: { "content-type": "application/json" },
+		});
+		expect(key.status).toBe(400);
+	});
 });
 
 describe("the typed client (r2c, the dashboard) under an API key's rate limit", () => {

@@ -14,7 +14,7 @@ import type { AppEnv } from "./app-env";
 import { authenticate } from "./auth/authenticate";
 import { jsonBodyLimit } from "./capped-body";
 import { withIdempotencyResponses } from "./idempotency";
-import { allowedMethodsIndex } from "./method-not-allowed";
+import { allowedMethodsIndex, patternToRegExp } from "./method-not-allowed";
 import { rateLimit } from "./quotas";
 import { BEARER, json, withLimitResponses } from "./responses";
 import { batchRoutes } from "./routes/batches";
@@ -116,6 +116,31 @@ const openApiRoute = createRoute({
 });
 
 let cachedDocument: ReturnType<typeof openApiDocument> | undefined;
+
+let jsonRoutes: { method: string; path: RegExp }[] | undefined;
+/** Whether the request goes to an operation whose document has a JSON request body. */
+function takesJsonBody(method: string, path: string): boolean {
+	if (jsonRoutes === undefined) {
+		cachedDocument ??= openApiDocument();
+		const paths = cachedDocument.paths ?? {};
+		const documented = new Set(
+			Object.entries(paths).flatMap(([at, item]) =>
+				(["post", "put", "patch", "delete"] as const)
+					.filter((m) => {
+						const body = item[m]?.requestBody;
+						return body !== undefined && "content" in body && body.content["application/json"] !== undefined;
+					})
+					.map((m) => `${m.toUpperCase()} ${at}`),
+			),
+		);
+		// Hono's `/v1/captions/:key{.+}` is the document's `/v1/captions/{key}`.
+		jsonRoutes = app.routes
+			.filter((r) => documented.has(`${r.method} ${r.path.replace(/:(\w+)(\{[^}]*\})?/g, "{$1}")}`))
+			.map((r) => ({ method: r.method, path: patternToRegExp(r.path) }));
+	}
+	return jsonRoutes.some((r) => r.method === method && r.path.test(path));
+}
+
 app.openapi(openApiRoute, (c) => {
 	cachedDocument ??= openApiDocument();
 	const origin = new URL(c.req.url).origin;
@@ -127,7 +152,7 @@ app.route("/", dashboardRoutes);
 
 // Everything under /v1 needs a token, then is within its key's request rate and the JSON body
 // limit; registered before the routes so they run first.
-app.use("/v1/*", secretsKeyCheck, authenticate, rateLimit, jsonBodyLimit);
+app.use("/v1/*", secretsKeyCheck, authenticate, rateLimit, jsonBodyLimit(takesJsonBody));
 app.route("/", imageRoutes);
 app.route("/", imageReadRoutes);
 app.route("/", jobRoutes);

@@ -2,7 +2,7 @@
  * Request bodies without holding them. An upload is streamed into R2, which needs its length up
  * front: the declared Content-Length is required (411) and capped (413, before reading), the first
  * bytes are peeked for the type sniff, and the body goes to R2 at that length. JSON bodies are
- * capped (413) by `jsonBodyLimit`.
+ * capped (413) by `jsonBodyLimit` on the operations that take one.
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -97,21 +97,27 @@ export async function putStreamed(
 	throw put.status === "rejected" ? put.reason : new Error(`R2 did not store ${key}`);
 }
 
-/** 413 for a JSON body over MAX_JSON_BYTES; uploads (`PUT /v1/images/…`) have their own limit. */
-export const jsonBodyLimit: MiddlewareHandler<AppEnv> = async (c, next) => {
-	if (c.req.method === "PUT" && c.req.path.startsWith("/v1/images/")) return next();
-	const limit = readSettings(c.env).MAX_JSON_BYTES;
-	const limited = bodyLimit({
-		maxSize: limit,
-		onError: () => {
-			throw tooLarge(limit, "the JSON body limit");
-		},
-	});
-	return limited(c, async () => {
-		await requireUtf8Json(c);
-		await next();
-	});
-};
+/**
+ * 413 for a JSON body over MAX_JSON_BYTES, 400 for one that is not UTF-8: only on the operations
+ * that take a JSON body (`takesJson`, from the OpenAPI document). The others never read a body, and
+ * their documents list neither answer; uploads (`PUT /v1/images/…`) have their own limit.
+ */
+export function jsonBodyLimit(takesJson: (method: string, path: string) => boolean): MiddlewareHandler<AppEnv> {
+	return async (c, next) => {
+		if (!takesJson(c.req.method, c.req.path)) return next();
+		const limit = readSettings(c.env).MAX_JSON_BYTES;
+		const limited = bodyLimit({
+			maxSize: limit,
+			onError: () => {
+				throw tooLarge(limit, "the JSON body limit");
+			},
+		});
+		return limited(c, async () => {
+			await requireUtf8Json(c);
+			await next();
+		});
+	};
+}
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 
