@@ -256,6 +256,22 @@ describe("an unscoped key and the admin token", () => {
 		expect((await call("POST", "/v1/admin/sweep", { token: key.token, json: {} })).status).toBe(403);
 	});
 
+	it("a key's 403 says what only the admin may do: manage API keys, or run the recovery sweep", async () => {
+		const key = await createKey();
+		const keys = await call("GET", "/v1/keys", { token: key.token });
+		expect(await errorOf(keys)).toEqual({
+			code: "forbidden",
+			message: "Only the admin token can manage API keys",
+			details: null,
+		});
+		const sweep = await call("POST", "/v1/admin/sweep", { token: key.token, json: {} });
+		expect(await errorOf(sweep)).toEqual({
+			code: "forbidden",
+			message: "Only the admin token can run the recovery sweep",
+			details: null,
+		});
+	});
+
 	it("the admin token reaches every route", async () => {
 		expect((await call("PUT", `/v1/images/${uniqueKey("admin.png")}`, { body: png })).status).toBe(202);
 		expect((await call("GET", `/v1/jobs/${insideJob.id}`)).status).toBe(200);

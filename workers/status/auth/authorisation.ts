@@ -1,7 +1,8 @@
 /**
  * The authorisation rules of the status API. A caller is the admin (everything) or an API key,
  * which may be limited to an object-key prefix: anything outside it is answered as if it did not
- * exist (404, never 403, so its existence does not leak). Key management is for the admin alone.
+ * exist (404, never 403, so its existence does not leak). Key management and the recovery sweep are
+ * for the admin alone.
  */
 import type { MiddlewareHandler } from "hono";
 import { ApiError } from "../api-error";
@@ -26,9 +27,12 @@ export function principalKeyId(principal: Principal): string | null {
 	return principal.kind === "key" ? principal.id : null;
 }
 
-export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
-	if (c.get("principal").kind !== "admin") {
-		throw new ApiError(403, "forbidden", "Only the admin token can manage API keys");
-	}
-	await next();
-};
+/** 403 for an API key; `what` names what only the admin may do ("manage API keys"). */
+export const requireAdmin =
+	(what: string): MiddlewareHandler<AppEnv> =>
+	async (c, next) => {
+		if (c.get("principal").kind !== "admin") {
+			throw new ApiError(403, "forbidden", `Only the admin token can ${what}`);
+		}
+		await next();
+	};

@@ -23,6 +23,8 @@ import { authenticated, errors, json } from "../responses";
 import { sealingKey } from "../settings";
 import { ObjectKey, validationHook } from "../validation";
 
+const adminOnly = requireAdmin("manage API keys");
+
 const CreateApiKeyBody = z
 	.strictObject({
 		name: z.string().trim().min(1).max(200).optional().meta({ description: "A label for people." }),
@@ -62,7 +64,7 @@ const createKeyRoute = createRoute({
 	operationId: "createApiKey",
 	summary: "Create an API key (admin)",
 	security: authenticated,
-	middleware: [requireAdmin, idempotent] as const,
+	middleware: [adminOnly, idempotent] as const,
 	request: {
 		headers: IdempotencyHeaders,
 		body: { required: true, content: { "application/json": { schema: CreateApiKeyBody } } },
@@ -79,7 +81,7 @@ const listKeysRoute = createRoute({
 	operationId: "listApiKeys",
 	summary: "List API keys (admin)",
 	security: authenticated,
-	middleware: requireAdmin,
+	middleware: adminOnly,
 	responses: { 200: json(ApiKeyList, "All keys, revoked ones included, without tokens"), ...errors(401, 403) },
 });
 
@@ -90,7 +92,7 @@ const revokeKeyRoute = createRoute({
 	summary:
 		"Revoke an API key (admin); the webhook subscriptions it created are disabled (`key_revoked`) and its open event streams end",
 	security: authenticated,
-	middleware: requireAdmin,
+	middleware: adminOnly,
 	request: { params: z.object({ id: z.string().min(1) }) },
 	responses: { 200: json(ApiKey, "The revoked key"), ...errors(401, 403, 404, 409) },
 });
@@ -103,7 +105,7 @@ const rotateKeySecretRoute = createRoute({
 	description:
 		"Returns the key's new `whsec_` secret, shown this once. Callbacks of its jobs and batches sent from now on are signed with it; the old one stops at once (a key's callbacks have no overlap period). A revoked key answers 409.",
 	security: authenticated,
-	middleware: requireAdmin,
+	middleware: adminOnly,
 	request: { params: z.object({ id: z.string().min(1) }) },
 	responses: {
 		200: json(RotatedApiKeySecret, "The key, with its new webhook secret shown this once"),

@@ -21,7 +21,7 @@ const sweepRoute = createRoute({
 	description:
 		"What the crons do in production: re-queue stalled jobs, resend stalled batch listings, undispatched webhook events and stalled deliveries, and archive and delete rows past their retention (RETENTION_*_DAYS). `npm run dev` calls it at start and periodically (crons do not fire locally). Answers 404 on a deployment.",
 	security: authenticated,
-	middleware: requireAdmin,
+	middleware: requireAdmin("run the recovery sweep"),
 	request: { body: { required: false, content: { "application/json": { schema: RecoveryCutoffs } } } },
 	responses: { 200: json(SweepReport, "What each Worker sent again"), ...errors(400, 401, 403, 404, 415) },
 });
