@@ -1758,7 +1758,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Body is not a supported image */
+            /** @description Unsupported media type: a JSON body sent with another `Content-Type`, an upload that is not JPEG, PNG, WebP, GIF or BMP, or a stored object no preview can be made of */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -1877,7 +1877,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Body is not a supported image */
+            /** @description Unsupported media type: a JSON body sent with another `Content-Type`, an upload that is not JPEG, PNG, WebP, GIF or BMP, or a stored object no preview can be made of */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2087,7 +2087,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Body is not a supported image */
+            /** @description Unsupported media type: a JSON body sent with another `Content-Type`, an upload that is not JPEG, PNG, WebP, GIF or BMP, or a stored object no preview can be made of */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2297,7 +2297,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Body is not a supported image */
+            /** @description Unsupported media type: a JSON body sent with another `Content-Type`, an upload that is not JPEG, PNG, WebP, GIF or BMP, or a stored object no preview can be made of */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2673,7 +2673,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Body is not a supported image */
+            /** @description Unsupported media type: a JSON body sent with another `Content-Type`, an upload that is not JPEG, PNG, WebP, GIF or BMP, or a stored object no preview can be made of */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3055,7 +3055,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Body is not a supported image */
+            /** @description Unsupported media type: a JSON body sent with another `Content-Type`, an upload that is not JPEG, PNG, WebP, GIF or BMP, or a stored object no preview can be made of */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3330,7 +3330,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Body is not a supported image */
+            /** @description Unsupported media type: a JSON body sent with another `Content-Type`, an upload that is not JPEG, PNG, WebP, GIF or BMP, or a stored object no preview can be made of */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3629,7 +3629,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Body is not a supported image */
+            /** @description Unsupported media type: a JSON body sent with another `Content-Type`, an upload that is not JPEG, PNG, WebP, GIF or BMP, or a stored object no preview can be made of */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4023,7 +4023,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Body is not a supported image */
+            /** @description Unsupported media type: a JSON body sent with another `Content-Type`, an upload that is not JPEG, PNG, WebP, GIF or BMP, or a stored object no preview can be made of */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4166,7 +4166,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Body is not a supported image */
+            /** @description Unsupported media type: a JSON body sent with another `Content-Type`, an upload that is not JPEG, PNG, WebP, GIF or BMP, or a stored object no preview can be made of */
             415: {
                 headers: {
                     [name: string]: unknown;

@@ -175,6 +175,22 @@ describe("OpenAPI document for client generators", () => {
 		expect(content["image/png"]).toEqual({ schema: { type: "string", format: "binary" } });
 	});
 
+	it("describes the 415 of a JSON operation as a Content-Type that is not JSON, not only an unsupported image", () => {
+		const doc = status.openApiDocument() as unknown as {
+			paths: Record<string, Record<string, { responses: Record<string, { description?: string }> }>>;
+		};
+		for (const [path, method] of [
+			["/v1/jobs", "post"],
+			["/v1/keys", "post"],
+			["/v1/captions/{key}", "put"],
+			["/v1/images/{key}", "put"],
+		] as const) {
+			const description = doc.paths[path]?.[method]?.responses["415"]?.description;
+			expect(description, `${method} ${path}`).toContain("JSON body sent with another `Content-Type`");
+			expect(description, `${method} ${path}`).toContain("not JPEG, PNG, WebP, GIF or BMP");
+		}
+	});
+
 	it("names every batch operation with its operationId", () => {
 		const doc = status.openApiDocument() as unknown as {
 			paths: Record<string, Record<string, { operationId?: string }>>;

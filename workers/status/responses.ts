@@ -20,7 +20,7 @@ const ERROR_DESCRIPTIONS: Record<ErrorStatus, string> = {
 	409: "Conflict with the resource's state",
 	411: "Content-Length missing: uploads are streamed and need it",
 	413: "Body larger than the upload (or JSON body) limit",
-	415: "Body is not a supported image",
+	415: "Unsupported media type: a JSON body sent with another `Content-Type`, an upload that is not JPEG, PNG, WebP, GIF or BMP, or a stored object no preview can be made of",
 	422: "The request cannot be processed as sent",
 	429: "Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds",
 	500: "Internal error",
