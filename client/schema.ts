@@ -1778,7 +1778,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Temporarily unavailable */
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1897,6 +1897,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     getJob: {
@@ -1942,6 +1951,15 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -2006,6 +2024,15 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -2116,6 +2143,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     listJobDeliveries: {
@@ -2161,6 +2197,15 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -2216,6 +2261,15 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -2326,6 +2380,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     getBatch: {
@@ -2371,6 +2434,15 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -2437,6 +2509,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     startBatch: {
@@ -2491,6 +2572,15 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -2564,6 +2654,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     listPresets: {
@@ -2598,6 +2697,15 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -2693,6 +2801,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     getPreset: {
@@ -2747,6 +2864,15 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -2813,6 +2939,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     listCaptions: {
@@ -2862,6 +2997,15 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -2931,6 +3075,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     getCaption: {
@@ -2986,6 +3139,15 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3075,6 +3237,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     getStats: {
@@ -3115,6 +3286,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     listModels: {
@@ -3149,6 +3329,15 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3206,6 +3395,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     listApiKeys: {
@@ -3249,6 +3447,15 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3359,7 +3566,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Temporarily unavailable */
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3437,7 +3644,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Temporarily unavailable */
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3515,6 +3722,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     listWebhooks: {
@@ -3549,6 +3765,15 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3658,7 +3883,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Temporarily unavailable */
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3718,6 +3943,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     deleteWebhook: {
@@ -3763,6 +3997,15 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3820,7 +4063,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Temporarily unavailable */
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3893,6 +4136,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     redeliverWebhookDelivery: {
@@ -3948,6 +4200,15 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4043,6 +4304,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     streamEvents: {
@@ -4109,6 +4379,15 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait before trying again. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
+            503: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4186,7 +4465,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Temporarily unavailable */
+            /** @description Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation) */
             503: {
                 headers: {
                     [name: string]: unknown;

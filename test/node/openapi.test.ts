@@ -191,6 +191,19 @@ describe("OpenAPI document for client generators", () => {
 		}
 	});
 
+	it("documents 503 on every /v1 operation: any of them answers secrets_key_mismatch when the sealing key is wrong", () => {
+		const doc = status.openApiDocument() as unknown as {
+			paths: Record<string, Record<string, { responses: Record<string, { description?: string }> }>>;
+		};
+		const v1 = Object.entries(doc.paths).filter(([path]) => path.startsWith("/v1/"));
+		expect(v1.length).toBeGreaterThan(10);
+		for (const [path, item] of v1) {
+			for (const [method, op] of Object.entries(item)) {
+				expect(op.responses["503"]?.description ?? "no 503", `${method} ${path}`).toContain("secrets_key_mismatch");
+			}
+		}
+	});
+
 	it("names every batch operation with its operationId", () => {
 		const doc = status.openApiDocument() as unknown as {
 			paths: Record<string, Record<string, { operationId?: string }>>;

@@ -24,7 +24,7 @@ const ERROR_DESCRIPTIONS: Record<ErrorStatus, string> = {
 	422: "The request cannot be processed as sent",
 	429: "Too many requests: the API key's request rate, jobs in flight or open batches, or this address's requests without a valid token (`too_many_auth_failures`); retry after `Retry-After` seconds",
 	500: "Internal error",
-	503: "Temporarily unavailable",
+	503: "Temporarily unavailable (`unavailable`), or `secrets_key_mismatch`: this Worker's WEBHOOK_SECRETS_KEY is not the one the stored secrets were sealed with (any /v1 operation)",
 };
 
 /** Error responses of a route, each with the `{"error": …}` envelope. */
@@ -38,8 +38,8 @@ type Document = ReturnType<OpenAPIHono["getOpenAPI31Document"]>;
 
 /**
  * What every authenticated operation may also answer, added to the generated document in one place
- * (workers/status/quotas.ts and capped-body.ts apply them to every /v1 route): 429 with
- * `Retry-After`, and 413 where the body is JSON.
+ * (workers/status/quotas.ts, settings.ts and capped-body.ts apply them to every /v1 route): 429 with
+ * `Retry-After`, 503 `secrets_key_mismatch`, and 413 where the body is JSON.
  */
 export function withLimitResponses(doc: Document): Document {
 	const error = { "application/json": { schema: { $ref: "#/components/schemas/Error" } } };
@@ -54,11 +54,13 @@ export function withLimitResponses(doc: Document): Document {
 		content: error,
 	};
 	const tooLarge = { description: "JSON body larger than MAX_JSON_BYTES", content: error };
+	const unavailable = { description: ERROR_DESCRIPTIONS[503], content: error };
 	for (const item of Object.values(doc.paths ?? {})) {
 		for (const method of ["get", "put", "post", "patch", "delete"] as const) {
 			const op = item[method];
 			if (!op?.security?.length || !op.responses) continue;
 			op.responses["429"] = tooMany;
+			op.responses["503"] ??= unavailable;
 			const body = op.requestBody;
 			if (body && "content" in body && body.content["application/json"]) op.responses["413"] ??= tooLarge;
 		}
