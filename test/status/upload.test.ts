@@ -444,6 +444,21 @@ describe("PUT /v1/images/{key}", () => {
 		expect((await env.BUCKET.head(key))?.customMetadata?.["callback-url"]).toBe(url);
 	});
 
+	it("400 naming each caption header that was not UTF-8 (read as U+FFFD), and nothing is stored; UTF-8 text is taken", async () => {
+		const key = uniqueKey("latin1/cafe.png");
+		// What the runtime makes of "Décris" sent in Latin-1 (the byte 0xE9 alone is not UTF-8).
+		const res = await call("PUT", `/v1/images/${encodeURIComponent(key)}`, {
+			body: await fixture("small.png"),
+			headers: { "X-Caption-Prompt": "D\uFFFDcris", "X-Caption-Language": "fr" },
+		});
+		expect(res.status).toBe(400);
+		expect(await invalidFields(res)).toEqual(["X-Caption-Prompt"]);
+		expect(await env.BUCKET.head(key)).toBeNull();
+		expect(await jobsForKey(key)).toEqual([]);
+		const job = await uploadViaApi(key, await fixture("small.png"), { "X-Caption-Prompt": "Décris l’image ✓" });
+		expect(job.prompt).toBe("Décris l’image ✓");
+	});
+
 	it("400 metadata_too_large naming the headers when they would make over R2's 8 KiB; up to it passes", () => {
 		// Past the headers' own bounds, as a future header could: "callback-url" (12) + the URL, and "prompt" + 5.
 		const url = (length: number) => `https://example.com/${"a".repeat(length - 20)}`;

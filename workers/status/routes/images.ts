@@ -15,7 +15,7 @@ import { Job, toJob } from "../../../shared/jobs/schema";
 import { type CaptionRequest, putObjectNotification } from "../../../shared/queue/caption-jobs";
 import { sendOrLeaveToSweeper } from "../../../shared/queue/send";
 import { MAX_METADATA_BYTES, metadataBytes, R2_METADATA_TOO_LARGE, r2ErrorCode } from "../../../shared/r2-limits";
-import { ApiError, type FieldIssue, notFound } from "../api-error";
+import { ApiError, type FieldIssue, invalidParams, notFound } from "../api-error";
 import type { AppEnv } from "../app-env";
 import { inScope, principalKeyId } from "../auth/authorisation";
 import { declaredLength, peek, putStreamed } from "../capped-body";
@@ -85,6 +85,21 @@ export function uploadMetadata(
 }
 
 /**
+ * 400 naming each caption header that was not UTF-8. The runtime reads header bytes as UTF-8 and
+ * turns what is not into U+FFFD, so a client that sends Latin-1 (Node's fetch does, for `é`) would
+ * have a prompt of replacement characters stored and captioned with; JSON bodies are refused the
+ * same way (capped-body.ts).
+ */
+export function requireUtf8Headers(headers: Record<string, unknown>): void {
+	const message =
+		"Not UTF-8: send the value's UTF-8 bytes (a replacement character U+FFFD is taken for a byte that was not)";
+	const issues: FieldIssue[] = Object.entries(headers)
+		.filter(([, value]) => typeof value === "string" && value.includes("\uFFFD"))
+		.map(([field]) => ({ field, in: "header", message }));
+	if (issues.length > 0) throw invalidParams(issues);
+}
+
+/**
  * The body's type is recognised from its bytes, so any of these Content-Types is accepted (and none
  * is trusted): each image type the service reads, and `application/octet-stream`.
  */
@@ -139,6 +154,7 @@ imageRoutes.openapi({ ...uploadRoute, path: "/v1/images/{key{[\\s\\S]+}}", hide:
 	const settings = readSettings(c.env);
 	const principal = c.get("principal");
 	if (!inScope(principal, key)) throw notFound(`Object ${key}`);
+	requireUtf8Headers(headers);
 	const callbackUrl = headers["X-Callback-Url"];
 	if (callbackUrl !== undefined) requireSafeWebhookUrl(settings.DEPLOY_MODE, callbackUrl, "X-Callback-Url", "header");
 	const outputs = outputColumns(
