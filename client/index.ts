@@ -233,15 +233,24 @@ export interface UploadOptions {
 }
 
 /**
+ * A header value as its UTF-8 bytes, one character per byte. The API reads header bytes as UTF-8;
+ * `fetch` sends a character up to U+00FF as that one byte (Latin-1: `é` would arrive as U+FFFD, a
+ * 400) and refuses any above it (`’`, `✓` threw a TypeError before the request was made).
+ */
+const utf8Header = (value: string): string => String.fromCharCode(...new TextEncoder().encode(value));
+
+/**
  * `PUT /v1/images/{key}`: the bytes go as they are (the API sniffs the type), the key as one
  * percent-encoded path segment (`photos%2Fcat.jpg`). Answers the object version's job.
  */
 export function uploadImage(client: R2cClient, key: string, bytes: Blob, options: UploadOptions = {}): Promise<Job> {
 	const header: NonNullable<paths["/v1/images/{key}"]["put"]["parameters"]["header"]> = {};
-	if (options.prompt !== undefined) header["X-Caption-Prompt"] = options.prompt;
+	if (options.prompt !== undefined) header["X-Caption-Prompt"] = utf8Header(options.prompt);
 	if (options.maxTokens !== undefined) header["X-Caption-Max-Tokens"] = options.maxTokens;
-	if (options.callbackUrl !== undefined) header["X-Callback-Url"] = options.callbackUrl;
-	Object.assign(header, options.outputHeaders ?? {});
+	if (options.callbackUrl !== undefined) header["X-Callback-Url"] = utf8Header(options.callbackUrl);
+	for (const [name, value] of Object.entries(options.outputHeaders ?? {})) {
+		Object.assign(header, { [name]: utf8Header(value) });
+	}
 	return ok(
 		client.PUT("/v1/images/{key}", {
 			params: { path: { key }, header },

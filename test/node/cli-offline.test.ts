@@ -9,6 +9,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
+import { createR2cClient, uploadImage } from "../../client/index.ts";
 import { freePort } from "../../scripts/lib/dev-stack.ts";
 import { root } from "../../scripts/lib/wrangler.ts";
 import { r2c } from "./support/cli.ts";
@@ -200,5 +201,29 @@ describe.concurrent("r2c without a server", () => {
 		const status = await r2c(["jobs", "list", "--status", "done"], env);
 		expect(status.code).toBe(1);
 		expect(status.stderr).toContain("Allowed choices are queued, processing, succeeded, failed");
+	});
+});
+
+describe("the typed client's upload headers", () => {
+	it("sends a prompt and the output headers as their UTF-8 bytes: no TypeError for ’ or ✓, no Latin-1 é", async () => {
+		const received: Record<string, string>[] = [];
+		const server = createServer((req, res) => {
+			// Node reads header bytes one character each (Latin-1): back to the bytes, then as UTF-8.
+			const utf8 = (name: string) => Buffer.from(String(req.headers[name]), "latin1").toString("utf8");
+			received.push({ prompt: utf8("x-caption-prompt"), output: utf8("x-caption-output") });
+			req.resume();
+			req.on("end", () => res.writeHead(202, { "Content-Type": "application/json" }).end('{"id":"job_1"}'));
+		});
+		await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+		onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
+		const api = createR2cClient({ baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, token: "t" });
+		const output = JSON.stringify({ json_schema: { type: "object", description: "Légende ✓" } });
+		for (const prompt of ["Décris l’image ✓", "Décris", "plain ASCII"]) {
+			await uploadImage(api, "photos/cat.jpg", new Blob([new Uint8Array([0xff, 0xd8, 0xff])]), {
+				prompt,
+				outputHeaders: { "X-Caption-Output": output },
+			});
+		}
+		expect(received).toEqual(["Décris l’image ✓", "Décris", "plain ASCII"].map((prompt) => ({ prompt, output })));
 	});
 });

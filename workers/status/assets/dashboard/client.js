@@ -584,12 +584,15 @@ async function ok(call) {
   }
   return data;
 }
+var utf8Header = (value) => String.fromCharCode(...new TextEncoder().encode(value));
 function uploadImage(client, key, bytes, options = {}) {
   const header = {};
-  if (options.prompt !== void 0) header["X-Caption-Prompt"] = options.prompt;
+  if (options.prompt !== void 0) header["X-Caption-Prompt"] = utf8Header(options.prompt);
   if (options.maxTokens !== void 0) header["X-Caption-Max-Tokens"] = options.maxTokens;
-  if (options.callbackUrl !== void 0) header["X-Callback-Url"] = options.callbackUrl;
-  Object.assign(header, options.outputHeaders ?? {});
+  if (options.callbackUrl !== void 0) header["X-Callback-Url"] = utf8Header(options.callbackUrl);
+  for (const [name, value] of Object.entries(options.outputHeaders ?? {})) {
+    Object.assign(header, { [name]: utf8Header(value) });
+  }
   return ok(
     client.PUT("/v1/images/{key}", {
       params: { path: { key }, header },
