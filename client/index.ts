@@ -235,9 +235,10 @@ export interface UploadOptions {
 /**
  * A header value as its UTF-8 bytes, one character per byte. The API reads header bytes as UTF-8;
  * `fetch` sends a character up to U+00FF as that one byte (Latin-1: `é` would arrive as U+FFFD, a
- * 400) and refuses any above it (`’`, `✓` threw a TypeError before the request was made).
+ * 400) and refuses any above it (`’`, `✓` threw a TypeError before the request was made). The
+ * dashboard's XMLHttpRequest uploads do the same.
  */
-const utf8Header = (value: string): string => String.fromCharCode(...new TextEncoder().encode(value));
+export const utf8Header = (value: string): string => String.fromCharCode(...new TextEncoder().encode(value));
 
 /**
  * `PUT /v1/images/{key}`: the bytes go as they are (the API sniffs the type), the key as one

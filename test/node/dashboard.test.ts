@@ -216,7 +216,7 @@ describe("the dashboard", () => {
 			(input as HTMLInputElement).value = "";
 		});
 		await page.type("#upload-prefix", prefix);
-		await page.type("#upload-prompt", "Describe the colours");
+		await page.type("#upload-prompt", "Décris les couleurs ✓");
 		const input = await page.$("input#upload-files");
 		await input?.uploadFile(sample("striped-sailboat.jpg"), sample("shapes-on-white.png"));
 
@@ -236,7 +236,7 @@ describe("the dashboard", () => {
 		for (const upload of uploads) {
 			expect(upload.progress[0]).toBe(upload.progress[1]);
 			expect(upload.caption).toMatch(/Emulated caption/);
-			expect(upload.caption).toContain("Describe the colours");
+			expect(upload.caption).toContain("Décris les couleurs ✓");
 		}
 		expect(await textOf(".upload-view p[aria-live]")).toBe("2 of 2 uploaded · 2 captioned · 0 failed");
 		await screenshot(page, "dashboard-03-upload");
@@ -245,7 +245,7 @@ describe("the dashboard", () => {
 		const jobs = await listAllJobs(api, { prefix });
 		expect(jobs.map((j) => j.status)).toEqual(["succeeded", "succeeded"]);
 		for (const job of jobs) {
-			expect(job.prompt).toBe("Describe the colours");
+			expect(job.prompt).toBe("Décris les couleurs ✓");
 			const shown = uploads.find((u) => u.key === job.key);
 			expect(shown?.caption).toBe(job.caption);
 			expect(shown?.jobLink).toBe(`#/jobs/${job.id}`);
@@ -530,7 +530,7 @@ describe("the dashboard", () => {
 		expect(await textOf(".caption-full")).toBe(job.caption);
 		const details = await page.$eval(".job-info", (el) => (el as HTMLElement).innerText);
 		expect(details).toContain("Inference");
-		expect(details).toContain("Describe the colours");
+		expect(details).toContain("Décris les couleurs ✓");
 		expect(details).toContain(job.model?.replace("@cf/", "") ?? "no model");
 		// Its delivery to the subscription: refused by the receiver (400), so failed after one attempt.
 		await waitInPage(

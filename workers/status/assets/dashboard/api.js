@@ -7,7 +7,7 @@
  * `{error: {code, message}}`; a 401 after sign-in means the token was revoked, and signs the tab
  * out. Uploads go through XMLHttpRequest for its progress events, with the same 429 handling.
  */
-import { ApiError, apiError, createR2cClient, ok, retryAfterSeconds } from "./client.js";
+import { ApiError, apiError, createR2cClient, ok, retryAfterSeconds, utf8Header } from "./client.js";
 
 export { ApiError };
 
@@ -95,9 +95,10 @@ export function createApi(token, onUnauthorized) {
 			const xhr = new XMLHttpRequest();
 			xhr.open("PUT", `/v1/images/${encodeURIComponent(key)}`);
 			xhr.setRequestHeader("Authorization", `Bearer ${token}`);
-			if (options.prompt) xhr.setRequestHeader("X-Caption-Prompt", options.prompt);
+			// As UTF-8 bytes (see utf8Header): XMLHttpRequest sends é as Latin-1 and refuses ’ or ✓.
+			if (options.prompt) xhr.setRequestHeader("X-Caption-Prompt", utf8Header(options.prompt));
 			if (options.maxTokens) xhr.setRequestHeader("X-Caption-Max-Tokens", String(options.maxTokens));
-			for (const [name, value] of Object.entries(options.headers ?? {})) xhr.setRequestHeader(name, value);
+			for (const [name, value] of Object.entries(options.headers ?? {})) xhr.setRequestHeader(name, utf8Header(value));
 			xhr.upload.addEventListener("progress", (e) => {
 				if (e.lengthComputable) options.onProgress?.(e.loaded, e.total);
 			});

@@ -623,5 +623,6 @@ export {
   ok,
   retryAfterSeconds,
   retrying,
-  uploadImage
+  uploadImage,
+  utf8Header
 };
