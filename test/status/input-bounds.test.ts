@@ -71,6 +71,31 @@ describe("integers sent as text are decimal digits", () => {
 	});
 });
 
+describe("query values are valid percent-encoding", () => {
+	it("?key=%C3, ?prefix=%ZZ, ?batch_id=%E2%82 are 400 naming the parameter, as in a path; %25 is a literal %", async () => {
+		for (const [path, field] of [
+			["/v1/jobs?key=%C3", "key"],
+			["/v1/jobs?limit=5&prefix=a%ZZ", "prefix"],
+			["/v1/jobs?batch_id=%E2%82", "batch_id"],
+			["/v1/captions?prefix=%C3", "prefix"],
+			["/v1/events?prefix=%ZZ", "prefix"],
+		] as const) {
+			const res = await call("GET", path);
+			expect(res.status, path).toBe(400);
+			expect(await invalidFields(res), path).toEqual([field]);
+		}
+		// A literal %, a parameter the operation does not read, and + for a space are taken.
+		const key = uniqueKey("percent/100%C3.png");
+		const put = await call("PUT", `/v1/images/${encodeURIComponent(key)}`, { body: await fixture("small.png") });
+		expect(put.status).toBe(202);
+		const found = await call("GET", `/v1/jobs?key=${encodeURIComponent(key)}&unread=%ZZ`);
+		expect(found.status).toBe(200);
+		expect(((await found.json()) as { data: { key: string }[] }).data.map((j) => j.key)).toEqual([key]);
+		expect((await call("GET", "/v1/models?x=%C3")).status).toBe(200);
+		expect((await call("GET", "/v1/jobs?prefix=a+b/")).status).toBe(200);
+	});
+});
+
 describe("callback_url is at most 2,048 characters everywhere", () => {
 	it("POST /v1/jobs: 400 naming callback_url one character over; exactly 2,048 is taken", async () => {
 		const key = uniqueKey("bounds-job.jpg");

@@ -34,7 +34,7 @@ import { statsRoutes } from "./routes/stats";
 import { statsSeriesRoutes } from "./routes/stats-series";
 import { webhookRoutes } from "./routes/webhooks";
 import { secretsKeyCheck } from "./settings";
-import { validationHook } from "./validation";
+import { decodableQuery, validationHook } from "./validation";
 
 export const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
 
@@ -117,27 +117,47 @@ const openApiRoute = createRoute({
 
 let cachedDocument: ReturnType<typeof openApiDocument> | undefined;
 
-let jsonRoutes: { method: string; path: RegExp }[] | undefined;
+/** An operation as its route declares it (the registry the OpenAPI document is made from). */
+interface DeclaredOperation {
+	method: string;
+	path: RegExp;
+	/** It takes a JSON request body. */
+	jsonBody: boolean;
+	/** Its query parameters. */
+	query: ReadonlySet<string>;
+}
+
+let declared: DeclaredOperation[] | undefined;
+
 /**
- * Whether the request goes to an operation with a JSON request body, as the routes declare it (the
- * registry the OpenAPI document is made from: reading it costs nothing, making the document tens of
- * milliseconds, which every isolate's first request would pay).
+ * The operation a request goes to, read from the routes' declarations once: reading them costs
+ * nothing, making the document tens of milliseconds, which every isolate's first request would pay.
  */
-function takesJsonBody(method: string, path: string): boolean {
-	if (jsonRoutes === undefined) {
-		const declared = new Set(
-			app.openAPIRegistry.definitions.flatMap((d) =>
-				d.type === "route" && d.route.request?.body?.content["application/json"] !== undefined
-					? [`${d.route.method.toUpperCase()} ${d.route.path}`]
-					: [],
-			),
-		);
+function declaredOperation(method: string, path: string): DeclaredOperation | undefined {
+	declared ??= declareOperations();
+	return declared.find((o) => o.method === method && o.path.test(path));
+}
+
+function declareOperations(): DeclaredOperation[] {
+	const routes = new Map(
+		app.openAPIRegistry.definitions.flatMap((d) =>
+			d.type === "route" ? [[`${d.route.method.toUpperCase()} ${d.route.path}`, d.route] as const] : [],
+		),
+	);
+	return app.routes.flatMap((r) => {
 		// Hono's `/v1/captions/:key{.+}` is the document's `/v1/captions/{key}`.
-		jsonRoutes = app.routes
-			.filter((r) => declared.has(`${r.method} ${r.path.replace(/:(\w+)(\{[^}]*\})?/g, "{$1}")}`))
-			.map((r) => ({ method: r.method, path: patternToRegExp(r.path) }));
-	}
-	return jsonRoutes.some((r) => r.method === method && r.path.test(path));
+		const route = routes.get(`${r.method} ${r.path.replace(/:(\w+)(\{[^}]*\})?/g, "{$1}")}`);
+		if (route === undefined) return [];
+		const query = route.request?.query;
+		return [
+			{
+				method: r.method,
+				path: patternToRegExp(r.path),
+				jsonBody: route.request?.body?.content["application/json"] !== undefined,
+				query: new Set(query !== undefined && "shape" in query ? Object.keys(query.shape) : []),
+			},
+		];
+	});
 }
 
 app.openapi(openApiRoute, (c) => {
@@ -151,7 +171,14 @@ app.route("/", dashboardRoutes);
 
 // Everything under /v1 needs a token, then is within its key's request rate and the JSON body
 // limit; registered before the routes so they run first.
-app.use("/v1/*", secretsKeyCheck, authenticate, rateLimit, jsonBodyLimit(takesJsonBody));
+app.use(
+	"/v1/*",
+	secretsKeyCheck,
+	authenticate,
+	rateLimit,
+	decodableQuery((method, path) => declaredOperation(method, path)?.query ?? new Set()),
+	jsonBodyLimit((method, path) => declaredOperation(method, path)?.jsonBody ?? false),
+);
 app.route("/", imageRoutes);
 app.route("/", imageReadRoutes);
 app.route("/", jobRoutes);

@@ -99,7 +99,7 @@ export async function putStreamed(
 
 /**
  * 413 for a JSON body over MAX_JSON_BYTES, 400 for one that is not UTF-8: only on the operations
- * that take a JSON body (`takesJson`, from the OpenAPI document). The others never read a body, and
+ * that take a JSON body (`takesJson`, as their routes declare it). The others never read a body, and
  * their documents list neither answer; uploads (`PUT /v1/images/…`) have their own limit.
  */
 export function jsonBodyLimit(takesJson: (method: string, path: string) => boolean): MiddlewareHandler<AppEnv> {

@@ -5,6 +5,7 @@
  * will receive webhooks (subscriptions, and the per-object callback URL of uploads and jobs).
  */
 import type { Hook } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
 import { z } from "zod";
 import { isSidecarLike, SIDECAR_NAME } from "../../shared/outputs/sidecar";
 import { MAX_KEY_BYTES, utf8Length } from "../../shared/r2-limits";
@@ -61,6 +62,42 @@ export function requireDecodableKeyPath(url: string): void {
 		throw invalidParams([
 			{ field: "key", in: "path", message: "Not valid percent-encoding: UTF-8 bytes as %XX, a literal % as %25" },
 		]);
+	}
+}
+
+/**
+ * 400 naming each of the operation's query parameters (`params`) whose value is not valid
+ * percent-encoding (`?key=%C3`, `?prefix=%ZZ`), as requireDecodableKeyPath does for a path: taken as
+ * its literal text, such a filter would match nothing, or the wrong objects, in silence. A parameter
+ * the operation does not read is left alone.
+ */
+export function decodableQuery(
+	params: (method: string, path: string) => ReadonlySet<string>,
+): MiddlewareHandler<AppEnv> {
+	return async (c, next) => {
+		const search = new URL(c.req.url).search.slice(1);
+		if (search !== "") {
+			const read = params(c.req.method, c.req.path);
+			const issues: FieldIssue[] = search.split("&").flatMap((pair) => {
+				const at = pair.indexOf("=");
+				const name = safeDecode(at === -1 ? pair : pair.slice(0, at));
+				if (name === null || !read.has(name) || at === -1 || safeDecode(pair.slice(at + 1)) !== null) return [];
+				return [
+					{ field: name, in: "query", message: "Not valid percent-encoding: UTF-8 bytes as %XX, a literal % as %25" },
+				];
+			});
+			if (issues.length > 0) throw invalidParams(issues);
+		}
+		await next();
+	};
+}
+
+/** A query component decoded as URLSearchParams does (`+` a space), or null when it is not valid percent-encoding. */
+function safeDecode(component: string): string | null {
+	try {
+		return decodeURIComponent(component.replaceAll("+", " "));
+	} catch {
+		return null;
 	}
 }
 
