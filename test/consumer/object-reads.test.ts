@@ -5,14 +5,22 @@
  */
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
+import { z } from "zod";
 import { optionsKey } from "../../shared/jobs/options";
 import { ensureNotificationJob } from "../../workers/status/jobs/create";
+import { call, parsed } from "../status/support";
 import { fixture, uniqueKey, upload } from "../support/fixtures";
 import { resetModels } from "../support/models";
 import { until } from "../support/poll";
 import { jobsForKey, onlyJob, runConsumer } from "../support/queue";
 
 beforeEach(resetModels);
+
+/** The object's current caption, as `GET /v1/captions/{key}` answers it. */
+async function currentCaption(key: string) {
+	const Caption = z.object({ etag: z.string(), text: z.string(), source: z.string(), job_id: z.string().nullable() });
+	return parsed(await call("GET", `/v1/captions/${key}`), Caption);
+}
 
 /** The test's bucket binding, recording each method called on it. */
 function countedBucket() {
@@ -101,6 +109,82 @@ describe("a notification's object", () => {
 		// A notification of it once more (a late duplicate): the job made stands, nothing new.
 		await runConsumer([again]);
 		expect(await jobsForKey(key)).toHaveLength(2);
+	});
+
+	it("written again after another version was captioned over it (A, B, A): the new write's notification makes one job, whose caption of A is current", async () => {
+		const key = uniqueKey("restored.png");
+		const png = await fixture("small.png");
+		const jpeg = await fixture("small.jpg");
+		// With caption metadata: the new job is captioned with the version's own (its options key's).
+		const metadata = { prompt: "What is in it?" };
+		const a = await upload(key, png, metadata);
+		await runConsumer([a]);
+		const b = await upload(key, jpeg, metadata);
+		await runConsumer([b]);
+		expect(await currentCaption(key)).toMatchObject({ etag: b.object.eTag, text: expect.stringContaining("JPEG") });
+		// A again (the same etag and options key), notified twice in one batch.
+		const again = await upload(key, png, metadata);
+		expect(again.object.eTag).toBe(a.object.eTag);
+		const { ids, result } = await runConsumer([again, again]);
+		expect(result.explicitAcks).toEqual(ids);
+		const rows = await until("the new job did not finish", async () => {
+			const all = await jobsForKey(key);
+			return all.length === 3 && all[2]?.status === "succeeded" ? all : undefined;
+		});
+		const [jobA, jobB, restored] = rows;
+		expect(rows.map((r) => [r.source, r.status, r.etag])).toEqual([
+			["notification", "succeeded", a.object.eTag],
+			["notification", "succeeded", b.object.eTag],
+			["api", "succeeded", a.object.eTag],
+		]);
+		expect(restored).toMatchObject({ prompt: "What is in it?", options_key: jobA?.options_key });
+		expect(await currentCaption(key)).toMatchObject({
+			etag: a.object.eTag,
+			job_id: restored?.id,
+			text: expect.stringContaining("PNG"),
+		});
+		// Late duplicates of A's first write and of this one: the caption of A is current, nothing new.
+		await runConsumer([a, again]);
+		expect((await jobsForKey(key)).map((r) => r.id)).toEqual([jobA?.id, jobB?.id, restored?.id]);
+	});
+
+	it("written again after its job failed and another version was captioned (A fails, B, A): one new job, not one per duplicate", async () => {
+		const key = uniqueKey("restored-failed.png");
+		// Not an image: its job fails unsupported_media_type, without a model call.
+		const a = await upload(key, "not an image");
+		await runConsumer([a]);
+		const b = await upload(key, await fixture("small.jpg"));
+		await runConsumer([b]);
+		const again = await upload(key, "not an image");
+		await runConsumer([again]);
+		const rows = await until("the new job did not finish", async () => {
+			const all = await jobsForKey(key);
+			return all.length === 3 && all[2]?.status === "failed" ? all : undefined;
+		});
+		expect(rows.map((r) => [r.source, r.status, r.error_code, r.etag])).toEqual([
+			["notification", "failed", "unsupported_media_type", a.object.eTag],
+			["notification", "succeeded", null, b.object.eTag],
+			["api", "failed", "unsupported_media_type", a.object.eTag],
+		]);
+		// Duplicates of the write: the new job failed since B's caption was made, so it stands.
+		const { ids, result } = await runConsumer([again, again]);
+		expect(result.explicitAcks).toEqual(ids);
+		expect(await jobsForKey(key)).toHaveLength(3);
+	});
+
+	it("written again while a person's caption is current (A, B, a human caption, A): no job, the human caption stays", async () => {
+		const key = uniqueKey("restored-human.png");
+		const png = await fixture("small.png");
+		const a = await upload(key, png);
+		await runConsumer([a]);
+		await runConsumer([await upload(key, await fixture("small.jpg"))]);
+		const res = await call("PUT", `/v1/captions/${key}`, { json: { text: "A person's words." } });
+		expect(res.status).toBe(200);
+		const again = await upload(key, png);
+		const { ids, result } = await runConsumer([again]);
+		expect(result.explicitAcks).toEqual(ids);
+		expect(await jobsForKey(key)).toHaveLength(2);
+		expect(await currentCaption(key)).toMatchObject({ source: "human", text: "A person's words." });
 	});
 
 	it("is read while the batch's claim is written, not after: its bytes are in before the claim's answer", async () => {

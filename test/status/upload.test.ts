@@ -347,6 +347,55 @@ describe("PUT /v1/images/{key}", () => {
 		]);
 	});
 
+	it("an earlier version uploaded again after a later one was captioned (A, B, A): a new job captions A, and its caption is current", async () => {
+		const png = await fixture("small.png");
+		const jpeg = await fixture("small.jpg");
+		const key = uniqueKey("restored.png");
+		const currentCaption = async () =>
+			parsed(
+				await call("GET", `/v1/captions/${key}`),
+				z.object({ etag: z.string(), text: z.string(), job_id: z.string() }),
+			);
+		const a = await uploadViaApi(key, png);
+		expect(await pollJob(a.id)).toMatchObject({ status: "succeeded" });
+		const b = await uploadViaApi(key, jpeg);
+		expect(await pollJob(b.id)).toMatchObject({ status: "succeeded" });
+		expect(await currentCaption()).toMatchObject({ etag: b.etag, text: expect.stringContaining("JPEG") });
+		// A again, twice at once (the same bytes and headers: A's etag and options key).
+		const again = await Promise.all([uploadViaApi(key, png), uploadViaApi(key, png)]);
+		expect(again.map((j) => [j.status, j.etag])).toEqual([
+			["queued", a.etag],
+			["queued", a.etag],
+		]);
+		const [restored] = again;
+		expect(restored?.id).not.toBe(a.id);
+		expect(again[1]?.id).toBe(restored?.id);
+		expect(await pollJob(restored?.id ?? "")).toMatchObject({ status: "succeeded", etag: a.etag });
+		expect(await currentCaption()).toMatchObject({
+			etag: a.etag,
+			job_id: restored?.id,
+			text: expect.stringContaining("PNG"),
+		});
+		// B again, then A again: each restore makes one job, and the current caption follows the bytes.
+		const b2 = await uploadViaApi(key, jpeg);
+		expect(b2.id).not.toBe(b.id);
+		expect(await pollJob(b2.id)).toMatchObject({ status: "succeeded", etag: b.etag });
+		expect(await currentCaption()).toMatchObject({ etag: b.etag, job_id: b2.id });
+		const a3 = await uploadViaApi(key, png);
+		expect([a.id, restored?.id]).not.toContain(a3.id);
+		expect(await pollJob(a3.id)).toMatchObject({ status: "succeeded", etag: a.etag });
+		expect(await currentCaption()).toMatchObject({ etag: a.etag, job_id: a3.id, text: expect.stringContaining("PNG") });
+		// A once more while its caption is current: that job again, no model call.
+		expect((await uploadViaApi(key, png)).id).toBe(a3.id);
+		expect((await jobsForKey(key)).map((r) => [r.id, r.source, r.status])).toEqual([
+			[a.id, "notification", "succeeded"],
+			[b.id, "notification", "succeeded"],
+			[restored?.id, "api", "succeeded"],
+			[b2.id, "api", "succeeded"],
+			[a3.id, "api", "succeeded"],
+		]);
+	});
+
 	it("an earlier upload's job, sent by id, runs with its own headers only: none of the later upload's", async () => {
 		const png = await fixture("small.png");
 		const key = uniqueKey("options-own.png");

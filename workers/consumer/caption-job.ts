@@ -96,7 +96,7 @@ type Claim =
 	| { kind: "claimed"; job: JobRow; spillover: boolean; object: OpenedObject | null }
 	/** Finished, with its write-back still to do (an earlier delivery ended before it). */
 	| { kind: "write-back"; job: JobRow }
-	/** The version's job had failed object_not_found, and the version is there again: a new job was made for it. */
+	/** The version is there again and its job no longer stands for it (shared/jobs/written-again.ts): a new job was made. */
 	| { kind: "reopened" }
 	/** Running under another message's lease: look again once it ends. */
 	| { kind: "busy"; retryAfterSeconds: number }
@@ -162,19 +162,18 @@ async function claimJob(message: Message<unknown>, ctx: BatchContext): Promise<C
 }
 
 /**
- * The notified version is in the bucket, but its job failed object_not_found: the version was
- * written again after that job found it gone (A, B over it, A again). A new job captions it
- * (shared/jobs/written-again.ts), sent by id; a duplicate of this notification finds that job made
- * and makes none. True when the version's job is such a failed one.
+ * The notified version is in the bucket and its job finished: the version may have been written
+ * again (A, B over it, A again) after that job failed object_not_found, or after a caption of other
+ * bytes was made current. Then a new job captions it (shared/jobs/written-again.ts), sent by id; a
+ * duplicate of this notification finds that job made and makes none. True when a job was made.
  */
 async function reopened(ctx: BatchContext, version: ObjectVersion, optionsKey: string, job: JobRow): Promise<boolean> {
-	if (job.source !== "notification" || job.status !== "failed" || job.error_code !== "object_not_found") return false;
+	if (job.source !== "notification" || (job.status !== "failed" && job.status !== "succeeded")) return false;
 	const now = Date.now();
 	const id = await reopenWrittenVersion(ctx.env.DB, version, optionsKey, newJobId(now), now);
-	if (id !== null) {
-		const request: CaptionRequest = { kind: "caption-job", job_id: id };
-		await sendOrLeaveToSweeper(ctx.env.CAPTION_JOBS, { body: request }, { queue: "caption-jobs", job_id: id });
-	}
+	if (id === null) return false;
+	const request: CaptionRequest = { kind: "caption-job", job_id: id };
+	await sendOrLeaveToSweeper(ctx.env.CAPTION_JOBS, { body: request }, { queue: "caption-jobs", job_id: id });
 	return true;
 }
 

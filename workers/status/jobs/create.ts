@@ -11,7 +11,7 @@ import { newJobId } from "../../../shared/ids";
 import { notificationJobOf } from "../../../shared/jobs/notification-once";
 import { JobRow } from "../../../shared/jobs/schema";
 import { JOB_COLUMNS } from "../../../shared/jobs/texts";
-import { goneNotificationJob, madeSince, noneStandsSince } from "../../../shared/jobs/written-again";
+import { needsNewJob, standingJobId, versionNotificationJob } from "../../../shared/jobs/written-again";
 import type { OutputColumns } from "../output-options";
 
 export interface QueuedJobInput {
@@ -62,10 +62,11 @@ const JobId = z.object({ id: z.string() });
  * from the R2 notification before this insert learns the uploading key (its callbacks are signed
  * with that key's secret, and it counts towards the key's in-flight cap).
  *
- * A version's notification job that failed `object_not_found` (the version was replaced or deleted
- * before its notification read it) is not the answer: this upload has just written that version
- * again. The upload makes a new job of its options instead (shared/jobs/written-again.ts) and
- * answers it, or the one made since that failure that still stands for it.
+ * The bytes of an earlier version written again (A, B over it, A again) may need a caption again:
+ * when the version's notification job failed `object_not_found` (B replaced A before it ran), or
+ * finished before the key's current caption, an `ai` caption of other bytes, was made (B's), this
+ * upload makes a new job of its options (shared/jobs/written-again.ts) and answers it. Otherwise it
+ * answers the job that stands for the version: the newest made in its place since, else that job.
  *
  * `unclaimable`: the jobs to send by id. The same bytes uploaded with other caption headers keep
  * their etag, and every notification of the version resolves to the options of the upload written
@@ -74,7 +75,7 @@ const JobId = z.object({ id: z.string() });
  * notification job of other options, since the order of the uploads' R2 writes and of their D1
  * transactions need not be the same (an upload written first to R2 but last to D1 would otherwise
  * leave its own job to the stalled-job sweep). A message too many is a duplicate, acknowledged.
- * Also a new job made for a failed `object_not_found` one.
+ * Also a new job made for a version written again.
  */
 export async function ensureNotificationJob(
 	db: D1Database,
@@ -83,13 +84,13 @@ export async function ensureNotificationJob(
 ): Promise<{ row: JobRow; unclaimable: string[] }> {
 	const version = notificationJobOf("?2", "?3", "?4", "?15");
 	const params = [...bindings(newJobId(now), job, now), job.optionsKey];
-	// ?16: the id of a job made in place of one that failed object_not_found.
+	// ?16: the id of a job made for a version written again.
 	const insertParams = [...params, newJobId(now)];
-	// The version's notification job that failed because its version was gone (`f`).
-	const gone = goneNotificationJob("?2", "?3", "?4", "?15");
+	// The version's notification job (`f`).
+	const notified = versionNotificationJob("?2", "?3", "?4", "?15");
 	// One transaction: the version's job (learning the key, if it has none yet: a job that already
 	// has one, or an upload without a key, is not written again) if it exists, else a new one; a new
-	// job in place of one that failed object_not_found; the job answered; the jobs to send by id.
+	// job if the version written again needs one; the job answered; the jobs to send by id.
 	const [, inserted, answered, waiting] = await db.batch([
 		db
 			.prepare(
@@ -104,19 +105,12 @@ export async function ensureNotificationJob(
 				SELECT ?1, 'notification', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', 0, ?10, ?10, ?11, ?12, ?13, ?14, ?15
 				WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE ${version})
 				UNION ALL
-				SELECT ?16, 'api', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', 0, ?10, ?10, ?11, ?12, ?13, ?14, ?15 ${gone}
-					AND ${noneStandsSince}
+				SELECT ?16, 'api', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', 0, ?10, ?10, ?11, ?12, ?13, ?14, ?15 ${notified}
+					AND ${needsNewJob}
 				RETURNING ${JOB_COLUMNS}`,
 			)
 			.bind(...insertParams),
-		db
-			.prepare(
-				`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = coalesce(
-					(SELECT r.id FROM jobs r WHERE EXISTS (SELECT 1 ${gone} AND ${madeSince})
-						ORDER BY r.created_at DESC, r.id DESC LIMIT 1),
-					(SELECT id FROM jobs WHERE ${version}))`,
-			)
-			.bind(...params),
+		db.prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = (SELECT ${standingJobId} ${notified})`).bind(...params),
 		db
 			.prepare(
 				`SELECT id FROM jobs WHERE key = ?3 AND bucket = ?2 AND etag = ?4 AND source = 'notification'

@@ -120,8 +120,9 @@ const uploadRoute = createRoute({
 		"(generated clients encode it so); unencoded slashes are accepted too. The body is the image (JPEG, PNG, " +
 		"WebP, GIF or BMP, recognised from its bytes), sent with a Content-Length (it is streamed into the bucket). " +
 		"Uploading the same bytes again answers the existing job if the caption headers are the same, and a new " +
-		"job if they differ; a job that failed `object_not_found` (the version was replaced before it ran) is not " +
-		"answered again: the upload makes a new job for the version it wrote back.",
+		"job if they differ. Earlier bytes written back over the key (A, then B, then A again) get a new job when " +
+		"their job failed `object_not_found` (replaced before it ran) or finished before the key's current caption, " +
+		"an AI caption of other bytes, was made: the current caption then describes the object again.",
 	security: authenticated,
 	request: {
 		params: z.object({
