@@ -161,17 +161,19 @@ function metadataOfRow(job: ExplicitOptions): Record<string, string> {
 }
 
 /**
- * The custom metadata a job's options resolve against: the object's, unless it is a notification
- * job whose upload wrote other caption metadata than the object holds now (the same bytes
- * uploaded again with other headers keep the etag) and whose row holds every option that upload
- * wrote (the job's options key says so). Then its own: an earlier upload is captioned as it asked,
- * not with the later upload's options for those it left out.
+ * The custom metadata a job's options resolve against: the object's, unless it is an upload's job
+ * (a notification job, or one made in its place: `replaces`) whose upload wrote other caption
+ * metadata than the object holds now (the same bytes uploaded again with other headers keep the
+ * etag) and whose row holds every option that upload wrote (the job's options key says so). Then
+ * its own: an earlier upload is captioned as it asked, not with the later upload's options for
+ * those it left out.
  */
 export async function metadataOfJob(
-	job: ExplicitOptions & { source: string; options_key: string },
+	job: ExplicitOptions & { source: string; options_key: string; replaces: string | null },
 	metadata: Record<string, string>,
 ): Promise<Record<string, string>> {
-	if (job.source !== "notification" || (await optionsKey(metadata)) === job.options_key) return metadata;
+	const uploads = job.source === "notification" || job.replaces !== null;
+	if (!uploads || (await optionsKey(metadata)) === job.options_key) return metadata;
 	const own = metadataOfRow(job);
 	return (await optionsKey(own)) === job.options_key ? own : metadata;
 }

@@ -159,6 +159,8 @@ export const JobRow = z.object({
 	output_tokens: z.number().nullable(),
 	/** What tells apart uploads of the same bytes with other caption metadata ('' for none; shared/jobs/options.ts). */
 	options_key: z.string(),
+	/** The notification job this one was made in the place of (shared/jobs/written-again.ts); null for others. */
+	replaces: z.string().nullable(),
 });
 export type JobRow = z.infer<typeof JobRow>;
 

@@ -3,7 +3,7 @@
  * etag). The one notification job of that version and options was made by the first write, so the
  * new write's notification would be taken for a duplicate and the upload would answer that job,
  * though the object may need a caption of A again: that job failed `object_not_found` (B replaced A
- * before it ran), or it finished before a caption of other bytes was made current (B's), so the
+ * before it ran), or it was made before a caption of other bytes was made current (B's), so the
  * key's current caption no longer describes the object. The upload (workers/status/jobs/create.ts)
  * or the notification (workers/consumer/caption-job.ts) that finds the version there again makes a
  * new job of it then, `source` 'api', claimed by id (one model call, webhooks and write-back as for
@@ -21,12 +21,8 @@ import { jobText } from "./text-sql";
 export const versionNotificationJob = (bucket: string, key: string, etag: string, optionsKey: string): string =>
 	`FROM jobs f WHERE ${notificationJobOf(bucket, key, etag, optionsKey)}`;
 
-/**
- * A job (alias `r`) made since `f` for its version and options, in its place. (A job of
- * `POST /v1/jobs` for the same bytes has the options key '' and counts too when `f` has it.)
- */
-export const madeSince = `r.key = f.key AND r.bucket = f.bucket AND r.etag = f.etag AND r.source = 'api'
-	AND r.options_key = f.options_key AND r.created_at >= f.created_at`;
+/** A job (alias `r`) made in `f`'s place (through its key: jobs_key_created). */
+export const madeSince = "r.key = f.key AND r.bucket = f.bucket AND r.replaces = f.id";
 
 /** The id of the job that stands for `f`'s version now: the newest made since in its place, else `f`. */
 export const standingJobId = `coalesce((SELECT r.id FROM jobs r WHERE ${madeSince}
@@ -34,9 +30,9 @@ export const standingJobId = `coalesce((SELECT r.id FROM jobs r WHERE ${madeSinc
 
 /**
  * The version of `f`, found in the bucket, needs a new job: the job that stands for it (alias `s`)
- * failed object_not_found, or it finished (succeeded, or failed otherwise) before the key's current
- * caption was made, and that caption is an `ai` one of other bytes. A job in flight, or finished
- * since that caption was made (a failed one is not tried again for every duplicate), stands.
+ * failed object_not_found, or it was made before the key's current caption and has finished
+ * (succeeded, or failed otherwise), and that caption is an `ai` one of other bytes. A job in
+ * flight, or made since that caption (a failed one is not tried again for every duplicate), stands.
  */
 export const needsNewJob = `EXISTS (SELECT 1 FROM jobs s WHERE s.id = ${standingJobId} AND (
 	(s.status = 'failed' AND s.error_code = 'object_not_found')
@@ -61,9 +57,9 @@ export async function reopenWrittenVersion(
 	const row = await db
 		.prepare(
 			`INSERT INTO jobs (id, source, bucket, key, etag, size, content_type, prompt, max_tokens, callback_url,
-				status, attempts, created_at, updated_at, key_id, output, language, write_back, options_key)
+				status, attempts, created_at, updated_at, key_id, output, language, write_back, options_key, replaces)
 			SELECT ?5, 'api', f.bucket, f.key, f.etag, f.size, ${jobText("content_type", "f.")}, NULL, NULL, NULL,
-				'queued', 0, ?6, ?6, f.key_id, NULL, NULL, NULL, f.options_key
+				'queued', 0, ?6, ?6, f.key_id, NULL, NULL, NULL, f.options_key, f.id
 			${versionNotificationJob("?1", "?2", "?3", "?4")} AND ${needsNewJob}
 			RETURNING id`,
 		)

@@ -1,7 +1,7 @@
 /** Caption options (shared/jobs/options.ts): one precedence, the question flag, the options key. */
 import { describe, expect, it } from "vitest";
 import { JobFailure } from "../../shared/jobs/errors";
-import { effectivePrompt, optionsKey, resolveOptions } from "../../shared/jobs/options";
+import { effectivePrompt, metadataOfJob, optionsKey, resolveOptions } from "../../shared/jobs/options";
 
 const DEFAULTS = { prompt: "Describe the image", maxTokens: 64 };
 const NONE = { prompt: null, max_tokens: null, callback_url: null };
@@ -119,5 +119,24 @@ describe("caption options", () => {
 		const before = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(JSON.stringify(["a", null, null])));
 		const hex = [...new Uint8Array(before)].map((b) => b.toString(16).padStart(2, "0")).join("");
 		expect(await optionsKey({ prompt: "a" })).toBe(hex);
+	});
+
+	it("an upload's job resolves against its own options when a later upload of the same bytes wrote others; a POST /v1/jobs job against the object's", async () => {
+		const own = { prompt: "What colour?", max_tokens: null, callback_url: null, output: "title" };
+		const later = { language: "de", output: "tags" };
+		const ownKey = await optionsKey({ prompt: "What colour?", output: "title" });
+		for (const upload of [
+			{ source: "notification", replaces: null },
+			// A job made in a notification job's place (the same bytes written back: shared/jobs/written-again.ts).
+			{ source: "api", replaces: "job_notified" },
+		]) {
+			expect(await metadataOfJob({ ...own, ...upload, options_key: ownKey }, later)).toEqual({
+				prompt: "What colour?",
+				output: "title",
+			});
+		}
+		// A job of POST /v1/jobs (options key '') takes the object's metadata for what it did not give.
+		const asked = { ...own, source: "api", replaces: null, options_key: "" };
+		expect(await metadataOfJob(asked, later)).toEqual(later);
 	});
 });

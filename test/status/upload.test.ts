@@ -396,6 +396,25 @@ describe("PUT /v1/images/{key}", () => {
 		]);
 	});
 
+	it("the same bytes uploaded again answer the upload's job, not a POST /v1/jobs job made since", async () => {
+		const png = await fixture("small.png");
+		const key = uniqueKey("upload-then-api.png");
+		const first = await uploadViaApi(key, png);
+		expect(await pollJob(first.id)).toMatchObject({ status: "succeeded" });
+		const asked = await parsed(
+			await call("POST", "/v1/jobs", { json: { key, prompt: "How many shapes?", max_tokens: 40 } }),
+			Job,
+		);
+		expect(await pollJob(asked.id)).toMatchObject({ status: "succeeded", prompt: "How many shapes?" });
+		// No headers: the upload's own options, so its own job; the asked job's prompt is not this upload's.
+		const again = await uploadViaApi(key, png);
+		expect(again).toMatchObject({ id: first.id, prompt: expect.not.stringContaining("shapes") });
+		// Nor one with no options of its own: a job of POST /v1/jobs is never made in an upload's place.
+		const plain = await parsed(await call("POST", "/v1/jobs", { json: { key } }), Job);
+		expect(await pollJob(plain.id)).toMatchObject({ status: "succeeded" });
+		expect((await uploadViaApi(key, png)).id).toBe(first.id);
+	});
+
 	it("an earlier upload's job, sent by id, runs with its own headers only: none of the later upload's", async () => {
 		const png = await fixture("small.png");
 		const key = uniqueKey("options-own.png");

@@ -51,6 +51,7 @@ export function jobRow(input: JobRowInput): JobRow {
 		input_tokens: null,
 		output_tokens: null,
 		options_key: "",
+		replaces: null,
 		...input,
 	} satisfies JobRow);
 }

@@ -35,7 +35,7 @@ export interface UploadJobInput extends QueuedJobInput {
 }
 
 const INSERT_COLUMNS = `(id, source, bucket, key, etag, size, content_type, prompt, max_tokens, callback_url,
-	status, attempts, created_at, updated_at, key_id, output, language, write_back, options_key)`;
+	status, attempts, created_at, updated_at, key_id, output, language, write_back, options_key, replaces)`;
 
 const bindings = (id: string, job: QueuedJobInput, now: number) => [
 	id,
@@ -102,10 +102,10 @@ export async function ensureNotificationJob(
 		db
 			.prepare(
 				`INSERT INTO jobs ${INSERT_COLUMNS}
-				SELECT ?1, 'notification', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', 0, ?10, ?10, ?11, ?12, ?13, ?14, ?15
+				SELECT ?1, 'notification', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', 0, ?10, ?10, ?11, ?12, ?13, ?14, ?15, NULL
 				WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE ${version})
 				UNION ALL
-				SELECT ?16, 'api', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', 0, ?10, ?10, ?11, ?12, ?13, ?14, ?15 ${notified}
+				SELECT ?16, 'api', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', 0, ?10, ?10, ?11, ?12, ?13, ?14, ?15, f.id ${notified}
 					AND ${needsNewJob}
 				RETURNING ${JOB_COLUMNS}`,
 			)
@@ -131,7 +131,7 @@ export async function insertApiJob(db: D1Database, job: QueuedJobInput, now = Da
 	const row = await db
 		.prepare(
 			`INSERT INTO jobs ${INSERT_COLUMNS}
-			VALUES (?1, 'api', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', 0, ?10, ?10, ?11, ?12, ?13, ?14, '')
+			VALUES (?1, 'api', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', 0, ?10, ?10, ?11, ?12, ?13, ?14, '', NULL)
 			RETURNING ${JOB_COLUMNS}`,
 		)
 		.bind(...bindings(newJobId(now), job, now))
