@@ -30,22 +30,15 @@ export const standingJobId = `coalesce((SELECT r.id FROM jobs r WHERE ${madeSinc
 
 /**
  * The version of `f`, found in the bucket, needs a new job: the job that stands for it (alias `s`)
- * failed object_not_found; or it has finished (succeeded, or failed otherwise) and either it was
- * made before the key's current caption, an `ai` one of other bytes, or a job of other bytes made
- * after it is running now (B's, its bytes read before A was written back: it will make its caption
- * current when it finishes, and the new job, queued behind it, makes A's current after it). A
- * human current caption stays current whatever finishes, so it needs none. A job in flight, or
- * made since (a failed one is not tried again for every duplicate), stands.
+ * failed object_not_found, or it was made before the key's current caption and has finished
+ * (succeeded, or failed otherwise), and that caption is an `ai` one of other bytes. A job in
+ * flight, or made since that caption (a failed one is not tried again for every duplicate), stands.
  */
 export const needsNewJob = `EXISTS (SELECT 1 FROM jobs s WHERE s.id = ${standingJobId} AND (
 	(s.status = 'failed' AND s.error_code = 'object_not_found')
 	OR (s.status IN ('succeeded', 'failed') AND EXISTS (SELECT 1 FROM captions c ${CURRENT_VERSION_JOINS}
 		WHERE c.bucket = f.bucket AND c.key = f.key AND c.updated_at > s.created_at
-			AND coalesce(v.source, 'ai') = 'ai' AND coalesce(v.etag, j.etag) IS NOT f.etag))
-	OR (s.status IN ('succeeded', 'failed') AND EXISTS (SELECT 1 FROM jobs o WHERE o.key = f.key AND o.bucket = f.bucket
-			AND o.status = 'processing' AND o.etag IS NOT f.etag AND o.created_at > s.created_at)
-		AND NOT EXISTS (SELECT 1 FROM captions c ${CURRENT_VERSION_JOINS}
-			WHERE c.bucket = f.bucket AND c.key = f.key AND v.source = 'human'))))`;
+			AND coalesce(v.source, 'ai') = 'ai' AND coalesce(v.etag, j.etag) IS NOT f.etag))))`;
 
 /**
  * The new job of a notified version found in the bucket again: its id, or null when the job that

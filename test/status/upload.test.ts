@@ -13,7 +13,6 @@ import status from "../../workers/status/index";
 import { ensureNotificationJob } from "../../workers/status/jobs/create";
 import { uploadMetadata } from "../../workers/status/routes/images";
 import { fixture, uniqueKey } from "../support/fixtures";
-import { insertJob } from "../support/jobs";
 import { jobsForKey, runConsumer } from "../support/queue";
 import { ADMIN, call, errorOf, invalidFields, parsed, pollJob, uploadViaApi } from "./support";
 
@@ -400,32 +399,6 @@ describe("PUT /v1/images/{key}", () => {
 			[b2.id, "api", "succeeded"],
 			[a3.id, "api", "succeeded"],
 		]);
-	});
-
-	it("A written back while B's job runs (B's bytes read): a new job of A, so A's caption is made current after B's", async () => {
-		const png = await fixture("small.png");
-		const key = uniqueKey("restored-while-running.png");
-		const a = await uploadViaApi(key, png);
-		expect(await pollJob(a.id)).toMatchObject({ status: "succeeded" });
-		// B's job, made after A's, still queued: it has read nothing, and will find B gone.
-		const b = await insertJob({ key, etag: "b-etag", source: "notification", status: "queued", options_key: "b" });
-		expect((await uploadViaApi(key, png)).id).toBe(a.id);
-		// Running: its caption of B would become current when it finishes, after A was written back.
-		await env.DB.prepare("UPDATE jobs SET status = 'processing', lease_expires_at = ?2 WHERE id = ?1")
-			.bind(b.id, Date.now() + 600_000)
-			.run();
-		const again = await Promise.all([uploadViaApi(key, png), uploadViaApi(key, png)]);
-		const [restored] = again;
-		expect(restored?.etag).toBe(a.etag);
-		expect(ACTIVE).toContain(restored?.status);
-		expect(restored?.id).not.toBe(a.id);
-		expect(again[1]?.id).toBe(restored?.id);
-		expect(await pollJob(restored?.id ?? "")).toMatchObject({ status: "succeeded", etag: a.etag });
-		// B's job still running, A's own caption current: no further job for more uploads of A.
-		expect((await uploadViaApi(key, png)).id).toBe(restored?.id);
-		await env.DB.prepare("UPDATE jobs SET status = 'failed', error_code = 'object_not_found' WHERE id = ?1")
-			.bind(b.id)
-			.run();
 	});
 
 	it("the same bytes uploaded again answer the upload's job, not a POST /v1/jobs job made since", async () => {

@@ -64,7 +64,7 @@ const JobId = z.object({ id: z.string() });
  *
  * The bytes of an earlier version written again (A, B over it, A again) may need a caption again:
  * when the version's notification job failed `object_not_found` (B replaced A before it ran), or
- * finished before the key's current caption, an `ai` caption of other bytes, was made (B's), this
+ * was made before the key's current caption, an `ai` caption of other bytes (B's), and finished, this
  * upload makes a new job of its options (shared/jobs/written-again.ts) and answers it. Otherwise it
  * answers the job that stands for the version: the newest made in its place since, else that job.
  *
