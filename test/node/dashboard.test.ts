@@ -21,7 +21,7 @@ import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import type { ConsoleMessage, HTTPRequest, HTTPResponse, Page } from "puppeteer-core";
+import type { ConsoleMessage, HTTPRequest, HTTPResponse, Page, SerializedAXNode } from "puppeteer-core";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createR2cClient, type Job, listAllJobs, ok, type R2cClient, uploadImage } from "../../client/index.ts";
@@ -169,6 +169,60 @@ async function createdBatch(submit: () => Promise<void>): Promise<string> {
 	return ((await res.json()) as { id: string }).id;
 }
 
+/** The roles a screen reader reads out by their name: without one it says just "button", "link"… */
+const NEEDS_NAME = new Set([
+	"textbox",
+	"searchbox",
+	"combobox",
+	"checkbox",
+	"radio",
+	"spinbutton",
+	"button",
+	"link",
+	"columnheader",
+	"progressbar",
+	"image",
+	"navigation",
+	"region",
+	"table",
+]);
+
+/**
+ * What a screen-reader or keyboard user would stumble on in the page as shown, from Chromium's
+ * accessibility tree and the layout: a control, link, image or column header without a name; a
+ * control whose name leaves out its visible text (speech control users say that text to press it); a
+ * table wider than its box that the keyboard cannot reach to scroll.
+ */
+async function accessibilityProblems(): Promise<string[]> {
+	const problems: string[] = [];
+	const walk = (node: SerializedAXNode) => {
+		if (NEEDS_NAME.has(node.role) && !node.name?.trim()) problems.push(`a ${node.role} without a name`);
+		for (const child of node.children ?? []) walk(child);
+	};
+	const tree = await page.accessibility.snapshot({ interestingOnly: false });
+	if (tree) walk(tree);
+	const inPage = await page.evaluate(() => {
+		const found: string[] = [];
+		for (const el of Array.from(document.querySelectorAll("a[aria-label], button[aria-label]"))) {
+			const text = (el.textContent ?? "").trim();
+			const name = el.getAttribute("aria-label") ?? "";
+			if (!name.toLowerCase().includes(text.toLowerCase())) found.push(`"${name}" does not contain its text "${text}"`);
+		}
+		for (const box of Array.from(document.querySelectorAll<HTMLElement>(".table-wrap"))) {
+			const scrolls = box.scrollWidth > box.clientWidth + 1;
+			if (scrolls && (box.tabIndex !== 0 || !box.getAttribute("aria-label"))) {
+				found.push(`a table that scrolls sideways out of the keyboard's reach (${box.textContent?.slice(0, 40)})`);
+			}
+		}
+		return found;
+	});
+	return [...problems, ...inPage];
+}
+
+/** Waits until keyboard focus is on the element `selector` names. */
+const focusOn = (selector: string, timeout = 10_000) =>
+	page.waitForFunction((s) => document.activeElement?.matches(s) === true, { timeout, polling: 100 }, selector);
+
 /** Goes to a section through its link in the navigation (no reload), once its view is drawn. */
 async function open(section: string): Promise<void> {
 	await page.click(`#nav a[href="#/${section}"]`);
@@ -185,6 +239,7 @@ describe("the dashboard", () => {
 		expect(res?.status()).toBe(200);
 		expect(res?.headers()["content-security-policy"]).toContain("script-src 'self'");
 		await page.waitForSelector("#token");
+		expect(await accessibilityProblems()).toEqual([]);
 		await screenshot(page, "dashboard-01-sign-in");
 
 		await signIn("not-a-token");
@@ -642,7 +697,20 @@ describe("the dashboard", () => {
 	});
 
 	it("redelivers a failed webhook delivery from the subscription's delivery log", async () => {
+		// A subscription deleted from the keyboard: its row goes, focus stays in the list (its heading).
+		const doomed = await ok(
+			api.POST("/v1/webhooks", {
+				body: { url: `${receiverUrl}/doomed`, events: ["job.failed"], prefix: `${prefix}none/` },
+			}),
+		);
 		await open("webhooks");
+		const deleteButton = `tr[data-webhook-id="${doomed.id}"] button[aria-label="Delete the subscription to ${doomed.url}"]`;
+		await page.waitForSelector(deleteButton);
+		await page.focus(deleteButton);
+		page.once("dialog", (dialog) => void dialog.accept());
+		await page.keyboard.press("Enter");
+		await focusOn("#subs-title");
+		expect(await page.$(`tr[data-webhook-id="${doomed.id}"]`)).toBeNull();
 		// The admin sees every file's subscriptions: this file's is the one made for its prefix.
 		const subscriptionRow = `tr[data-webhook-id="${subscriptionId}"]`;
 		await page.waitForSelector(`${subscriptionRow} a.button`);
@@ -653,6 +721,7 @@ describe("the dashboard", () => {
 			tr.getAttribute("data-delivery-id"),
 		);
 		expect(received.filter((r) => r.webhookId === target)).toHaveLength(1);
+		expect(await accessibilityProblems()).toEqual([]);
 
 		await page.click(`tr[data-delivery-id="${target}"] button`);
 		await page.waitForFunction(
@@ -828,6 +897,8 @@ describe("the dashboard", () => {
 		await screenshot(page, "dashboard-08b-batch-plan");
 
 		await page.click(`button[aria-label="Start ${id}"]`);
+		// The Start button goes once the batch runs: focus stays on the batch's row, on its Jobs link.
+		await focusOn(`tr[data-batch-id="${id}"] a[aria-label="Jobs of ${id}"]`, 30_000);
 		await page.waitForFunction(
 			(batchId) => {
 				const tr = document.querySelector(`tr[data-batch-id="${batchId}"]`);
@@ -918,6 +989,7 @@ describe("the dashboard", () => {
 				});
 				await screenshot(page, `dashboard-fit-${width}-${view.split(/[/?]/)[0]}`);
 				const where = `${view} at ${width} px`;
+				expect(await accessibilityProblems(), where).toEqual([]);
 				expect(layout.scrollWidth, where).toBeLessThanOrEqual(layout.limit);
 				expect(layout.overflowing, where).toEqual([]);
 				if (view.startsWith("jobs")) expect(layout.keyLines.length, where).toBeGreaterThan(0);

@@ -4,7 +4,7 @@
  * round ticks and time labels. Each chart is an `img` with a summary for screen readers, and its
  * figures are in a data table beside it. Colours come from the stylesheet (`.series-…`).
  */
-import { clock, h, svg } from "./dom.js";
+import { clock, h, svg, tableWrap } from "./dom.js";
 
 /**
  * @typedef {object} Series
@@ -141,7 +141,12 @@ function figure(input, drawing) {
 		h("figcaption", null, h("h2", { id: `${id}-title` }, input.title), h("p", { id: `${id}-summary` }, input.summary)),
 		drawing,
 		legend,
-		h("details", null, h("summary", null, `${input.title}: the figures`), h("div", { class: "table-wrap" }, table)),
+		h(
+			"details",
+			null,
+			h("summary", null, `${input.title}: the figures`),
+			tableWrap(`${input.title}: the figures`, table),
+		),
 	);
 }
 

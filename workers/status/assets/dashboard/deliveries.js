@@ -4,7 +4,7 @@
  * `webhook-id` is sent again): a subscription's delivery log (views/webhooks.js) and a job's
  * deliveries (views/job.js) both draw it.
  */
-import { announce, breakAtSlashes, h, redraw, statusBadge, syncRows, timeEl } from "./dom.js";
+import { actionsHeader, announce, breakAtSlashes, h, redraw, statusBadge, syncRows, tableWrap, timeEl } from "./dom.js";
 
 /** @typedef {import("./api.js").WebhookDelivery} WebhookDelivery */
 /** @typedef {import("./app.js").ViewContext} ViewContext */
@@ -20,15 +20,17 @@ export const deliveryStatus = (d) => statusBadge(d.status);
  * @param {() => void} refresh
  */
 export function redeliverButton(ctx, subscriptionId, delivery, refresh) {
+	const text = delivery.status === "pending" ? "Sending…" : "Redeliver";
 	const button = h(
 		"button",
 		{
 			type: "button",
 			class: "secondary small",
 			disabled: delivery.status === "pending",
-			"aria-label": `Redeliver ${delivery.event_type} ${delivery.id}`,
+			// The name begins with the visible text, which speech control users say to press it.
+			"aria-label": `${text} ${delivery.event_type} ${delivery.id}`,
 		},
-		delivery.status === "pending" ? "Sending…" : "Redeliver",
+		text,
 	);
 	button.addEventListener("click", async () => {
 		button.disabled = true;
@@ -85,18 +87,9 @@ function attempts(d) {
  */
 export function deliveryTable(ctx, options) {
 	const tbody = h("tbody");
-	const heads = [
-		options.context === "job" ? "Job" : "Target",
-		"Event",
-		"Status",
-		"Attempts",
-		"Last answer",
-		"Created",
-		"",
-	];
-	const element = h(
-		"div",
-		{ class: "table-wrap" },
+	const heads = [options.context === "job" ? "Job" : "Target", "Event", "Status", "Attempts", "Last answer", "Created"];
+	const element = tableWrap(
+		options.caption,
 		h(
 			"table",
 			{ class: "deliveries-table" },
@@ -108,6 +101,7 @@ export function deliveryTable(ctx, options) {
 					"tr",
 					null,
 					heads.map((t) => h("th", { scope: "col" }, t)),
+					actionsHeader(),
 				),
 			),
 			tbody,

@@ -242,7 +242,8 @@ export function syncRows(tbody, items, keyOf, create, update) {
 }
 
 /**
- * Redraws a cell only when what it shows changed (`version`, any string that says so).
+ * Redraws a cell only when what it shows changed (`version`, any string that says so). Keyboard
+ * focus on a control of the cell stays in the cell (keepingFocus).
  * @param {HTMLTableCellElement | undefined} cell
  * @param {string} version
  * @param {() => Child} draw
@@ -250,8 +251,48 @@ export function syncRows(tbody, items, keyOf, create, update) {
 export function redraw(cell, version, draw) {
 	if (!cell || cell.dataset.version === version) return;
 	cell.dataset.version = version;
-	replace(cell, draw());
+	keepingFocus(cell, () => replace(cell, draw()));
 }
+
+const FOCUSABLE = "a[href], button:not([disabled]), input:not([disabled]), select:not([disabled]), summary";
+
+/** A control's name as a screen reader says it (near enough: its aria-label, else its text). @param {Element} el */
+const nameOf = (el) => el.getAttribute("aria-label") ?? el.textContent?.trim() ?? "";
+
+/**
+ * Runs `change`, which redraws what is inside `container`, and keeps keyboard focus there: when
+ * focus was on a control inside that the change took away (a batch's Start button once it has
+ * started), it goes to the new control of the same name, else to `fallback`, else to the first
+ * control left inside. Otherwise focus would fall back to the page's body, and a keyboard or
+ * screen-reader user would start again from the top of the page.
+ * @param {Element} container
+ * @param {() => void} change
+ * @param {HTMLElement | null} [fallback]
+ */
+export function keepingFocus(container, change, fallback = null) {
+	const was = document.activeElement;
+	const inside = was instanceof HTMLElement && was !== container && container.contains(was);
+	const name = inside ? nameOf(was) : "";
+	change();
+	if (!inside || was.isConnected) return;
+	const controls = Array.from(container.querySelectorAll(FOCUSABLE));
+	const target = controls.find((c) => nameOf(c) === name) ?? fallback ?? controls[0];
+	if (target instanceof HTMLElement || target instanceof SVGElement) target.focus();
+}
+
+/** The header of a table's column of buttons: named for screen readers, blank on the screen. */
+export const actionsHeader = () => h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Actions"));
+
+/**
+ * The box of a table, which scrolls sideways when the table is wider than the screen. It is a named
+ * region that takes focus, so that a keyboard user can scroll it with the arrow keys even when none
+ * of its cells holds a link or a button.
+ * @param {string} label  the region's name (the table's caption)
+ * @param {HTMLTableElement} table
+ * @param {Props} [props]
+ */
+export const tableWrap = (label, table, props) =>
+	h("div", { class: "table-wrap", role: "region", "aria-label": label, tabindex: 0, ...props }, table);
 
 /**
  * "Newer" and "Older" buttons over a list the API pages with a keyset cursor: a stack of the

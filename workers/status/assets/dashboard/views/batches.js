@@ -9,6 +9,7 @@
 import { messageOf, saveBlob } from "../api.js";
 import { progressCell } from "../batch-progress.js";
 import {
+	actionsHeader,
 	announce,
 	breakAtSlashes,
 	errorBox,
@@ -19,6 +20,7 @@ import {
 	showError,
 	statusBadge,
 	syncRows,
+	tableWrap,
 	timeEl,
 } from "../dom.js";
 import { follow, isJobEvent, throttle } from "../live.js";
@@ -168,11 +170,25 @@ function actions(ctx, b, refresh) {
 	return h(
 		"div",
 		{ class: "actions" },
-		h("a", { href: `#/jobs?batch=${encodeURIComponent(b.id)}`, class: "button secondary small" }, "Jobs"),
+		h(
+			"a",
+			{
+				href: `#/jobs?batch=${encodeURIComponent(b.id)}`,
+				class: "button secondary small",
+				"aria-label": `Jobs of ${b.id}`,
+			},
+			"Jobs",
+		),
 		b.status === "planned"
 			? h("button", { type: "button", class: "small", onclick: start, "aria-label": `Start ${b.id}` }, "Start")
 			: null,
-		open ? h("button", { type: "button", class: "danger small", onclick: cancel }, "Cancel") : null,
+		open
+			? h(
+					"button",
+					{ type: "button", class: "danger small", onclick: cancel, "aria-label": `Cancel ${b.id}` },
+					"Cancel",
+				)
+			: null,
 		h(
 			"span",
 			{ class: "exports", role: "group", "aria-label": `Exports of ${b.id}` },
@@ -214,9 +230,8 @@ export function batchesView(ctx) {
 	);
 	const pages = pager("Batch pages", () => live.refresh());
 	const tbody = h("tbody");
-	const table = h(
-		"div",
-		{ class: "table-wrap", hidden: true },
+	const table = tableWrap(
+		"Batches, newest first",
 		h(
 			"table",
 			{ class: "batches-table" },
@@ -227,11 +242,13 @@ export function batchesView(ctx) {
 				h(
 					"tr",
 					null,
-					["Batch", "Status", "Objects", "Progress", "Counts", "Created", ""].map((t) => h("th", { scope: "col" }, t)),
+					["Batch", "Status", "Objects", "Progress", "Counts", "Created"].map((t) => h("th", { scope: "col" }, t)),
+					actionsHeader(),
 				),
 			),
 			tbody,
 		),
+		{ hidden: true },
 	);
 	const empty = h("p", { class: "empty" }, "Loading…");
 	const problem = errorBox("batches-problem");

@@ -16,6 +16,7 @@ import {
 	shortModel,
 	statusBadge,
 	syncRows,
+	tableWrap,
 	timeEl,
 } from "../dom.js";
 import { authImage } from "../images.js";
@@ -224,9 +225,8 @@ export function jobsView(ctx) {
 		h("h1", { id: "view-title", tabindex: "-1" }, "Jobs"),
 		form,
 		note,
-		h(
-			"div",
-			{ class: "table-wrap" },
+		tableWrap(
+			"Jobs, newest first",
 			h(
 				"table",
 				{ class: "jobs-table" },

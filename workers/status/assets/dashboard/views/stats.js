@@ -7,7 +7,7 @@
 
 import { progressCell } from "../batch-progress.js";
 import { lineChart, stackedBarChart } from "../charts.js";
-import { duration, h, replace } from "../dom.js";
+import { duration, h, replace, tableWrap } from "../dom.js";
 import { follow, throttle } from "../live.js";
 
 /** @typedef {NonNullable<import("../client.js").paths["/v1/stats/series"]["get"]["parameters"]["query"]>["window"]} StatsWindow */
@@ -90,9 +90,8 @@ function charts(series) {
 
 /** @param {Stats} stats */
 function windowsTable(stats) {
-	return h(
-		"div",
-		{ class: "table-wrap" },
+	return tableWrap(
+		"Recent windows",
 		h(
 			"table",
 			{ class: "windows-table" },
@@ -141,9 +140,8 @@ const percent = (share) => `${Math.round(share * 100)} %`;
 function lanesTable(stats) {
 	const lanes = stats.lanes;
 	if (!Array.isArray(lanes)) return null;
-	return h(
-		"div",
-		{ class: "table-wrap" },
+	return tableWrap(
+		"Lanes",
 		h(
 			"table",
 			{ class: "lanes-table" },

@@ -8,15 +8,18 @@
 import { messageOf } from "../api.js";
 import { deliveryTable } from "../deliveries.js";
 import {
+	actionsHeader,
 	announce,
 	breakAtSlashes,
 	errorBox,
 	field,
 	h,
+	keepingFocus,
 	pager,
 	replace,
 	showError,
 	statusBadge,
+	tableWrap,
 	timeEl,
 } from "../dom.js";
 import { poll } from "../poll.js";
@@ -136,6 +139,7 @@ function createForm(ctx, refresh) {
  */
 export function webhooksView(ctx, selectedId) {
 	const list = h("div", null, h("p", { class: "muted" }, "Loading…"));
+	const subsTitle = h("h2", { id: "subs-title", tabindex: "-1" }, "Subscriptions");
 	const log = h("div");
 	let last = "";
 	let logShown = false;
@@ -158,65 +162,82 @@ export function webhooksView(ctx, selectedId) {
 		const key = JSON.stringify(subs);
 		if (key === last) return;
 		last = key;
-		if (subs.length === 0) {
-			replace(list, h("p", { class: "empty" }, "No subscriptions yet."));
-		} else {
-			replace(
-				list,
-				h(
-					"div",
-					{ class: "table-wrap" },
-					h(
-						"table",
-						{ class: "webhooks-table" },
-						h("caption", { class: "visually-hidden" }, "Webhook subscriptions"),
-						h(
-							"thead",
-							null,
+		// A subscription deleted (or a row redrawn) takes its focused button away: focus stays in the list.
+		keepingFocus(
+			list,
+			() => {
+				if (subs.length === 0) {
+					replace(list, h("p", { class: "empty" }, "No subscriptions yet."));
+				} else {
+					replace(
+						list,
+						tableWrap(
+							"Webhook subscriptions",
 							h(
-								"tr",
-								null,
-								["URL", "Events", "Prefix", "Owner", "Status", "Created", ""].map((t) => h("th", { scope: "col" }, t)),
-							),
-						),
-						h(
-							"tbody",
-							null,
-							subs.map((sub) =>
+								"table",
+								{ class: "webhooks-table" },
+								h("caption", { class: "visually-hidden" }, "Webhook subscriptions"),
 								h(
-									"tr",
-									{ "data-webhook-id": sub.id, class: sub.id === selectedId ? "selected" : null },
-									h("td", { class: "url-cell" }, h("code", null, breakAtSlashes(sub.url))),
-									h("td", null, sub.events.join(", ")),
+									"thead",
+									null,
 									h(
-										"td",
-										{ class: "key-cell" },
-										sub.prefix === null ? h("span", { class: "muted" }, "all") : breakAtSlashes(sub.prefix),
+										"tr",
+										null,
+										["URL", "Events", "Prefix", "Owner", "Status", "Created"].map((t) => h("th", { scope: "col" }, t)),
+										actionsHeader(),
 									),
-									h("td", null, sub.key_id ? h("code", null, sub.key_id) : h("span", { class: "muted" }, "admin")),
-									h("td", null, statusBadge(sub.status), sub.disabled_reason ? ` ${sub.disabled_reason}` : ""),
-									h("td", null, timeEl(sub.created_at)),
-									h(
-										"td",
-										{ class: "actions" },
+								),
+								h(
+									"tbody",
+									null,
+									subs.map((sub) =>
 										h(
-											"a",
-											{
-												href: `#/webhooks/${sub.id}`,
-												class: "button secondary small",
-												"aria-current": sub.id === selectedId ? "true" : null,
-											},
-											"Deliveries",
+											"tr",
+											{ "data-webhook-id": sub.id, class: sub.id === selectedId ? "selected" : null },
+											h("td", { class: "url-cell" }, h("code", null, breakAtSlashes(sub.url))),
+											h("td", null, sub.events.join(", ")),
+											h(
+												"td",
+												{ class: "key-cell" },
+												sub.prefix === null ? h("span", { class: "muted" }, "all") : breakAtSlashes(sub.prefix),
+											),
+											h("td", null, sub.key_id ? h("code", null, sub.key_id) : h("span", { class: "muted" }, "admin")),
+											h("td", null, statusBadge(sub.status), sub.disabled_reason ? ` ${sub.disabled_reason}` : ""),
+											h("td", null, timeEl(sub.created_at)),
+											h(
+												"td",
+												{ class: "actions" },
+												h(
+													"a",
+													{
+														href: `#/webhooks/${sub.id}`,
+														class: "button secondary small",
+														"aria-current": sub.id === selectedId ? "true" : null,
+														"aria-label": `Deliveries to ${sub.url}`,
+													},
+													"Deliveries",
+												),
+												h(
+													"button",
+													{
+														type: "button",
+														class: "danger small",
+														onclick: () => remove(sub),
+														"aria-label": `Delete the subscription to ${sub.url}`,
+													},
+													"Delete",
+												),
+											),
 										),
-										h("button", { type: "button", class: "danger small", onclick: () => remove(sub) }, "Delete"),
 									),
 								),
 							),
 						),
-					),
-				),
-			);
-		}
+					);
+				}
+			},
+			subsTitle,
+		);
 		const selected = subs.find((s) => s.id === selectedId);
 		if (selected && !logShown) {
 			logShown = true;
@@ -231,12 +252,7 @@ export function webhooksView(ctx, selectedId) {
 		"section",
 		{ class: "view webhooks-view", "aria-labelledby": "view-title" },
 		h("h1", { id: "view-title", tabindex: "-1" }, "Webhooks"),
-		h(
-			"section",
-			{ class: "panel", "aria-labelledby": "subs-title" },
-			h("h2", { id: "subs-title" }, "Subscriptions"),
-			list,
-		),
+		h("section", { class: "panel", "aria-labelledby": "subs-title" }, subsTitle, list),
 		log,
 		createForm(ctx, () => live.refresh()),
 	);
