@@ -252,6 +252,8 @@ describe("the dashboard", () => {
 
 		await signIn(stack.token);
 		await page.waitForSelector(".jobs-view");
+		// The form that had focus is gone: focus is on the heading of the view shown instead.
+		await focusOn(".jobs-view #view-title");
 		expect(await textOf("#who")).toBe("All objects");
 		expect(await page.evaluate(() => sessionStorage.getItem("r2-captions.token"))).toBe(stack.token);
 		// Never in the address, never in a cookie.

@@ -124,8 +124,11 @@ function signOut(message) {
 	ui.token.focus();
 }
 
-/** @param {{ api: Api, scope: string | null, caps: Capabilities }} opened */
-function signedIn(opened) {
+/**
+ * @param {{ api: Api, scope: string | null, caps: Capabilities }} opened
+ * @param {boolean} focus  move focus to the view's heading: the form that had it is hidden now
+ */
+function signedIn(opened, focus) {
 	session = { ...opened, live: liveEvents(opened.api, opened.caps.eventTypes) };
 	ui.signIn.hidden = true;
 	showSignInError(null);
@@ -135,7 +138,7 @@ function signedIn(opened) {
 	ui.view.hidden = false;
 	replace(ui.who, opened.scope === null ? "All objects" : ["Objects under ", h("code", null, opened.scope)]);
 	if (!location.hash.startsWith("#/")) history.replaceState(null, "", "#/jobs");
-	route(false);
+	route(focus);
 }
 
 ui.form.addEventListener("submit", async (e) => {
@@ -151,7 +154,7 @@ ui.form.addEventListener("submit", async (e) => {
 	try {
 		const opened = await open(token);
 		sessionStorage.setItem(TOKEN_KEY, token);
-		signedIn(opened);
+		signedIn(opened, true);
 		announce("Signed in");
 	} catch (err) {
 		const refused = err instanceof ApiError && err.status === 401;
@@ -252,14 +255,17 @@ byId("skip-link", HTMLAnchorElement).addEventListener("click", (e) => {
 const saved = sessionStorage.getItem(TOKEN_KEY);
 if (saved) {
 	ui.signIn.hidden = true;
-	open(saved).then(signedIn, (err) => {
-		const refused = err instanceof ApiError && err.status === 401;
-		signOut(
-			refused
-				? "The saved token is no longer accepted. Sign in again."
-				: `The API could not be reached: ${messageOf(err)}`,
-		);
-	});
+	open(saved).then(
+		(opened) => signedIn(opened, false),
+		(err) => {
+			const refused = err instanceof ApiError && err.status === 401;
+			signOut(
+				refused
+					? "The saved token is no longer accepted. Sign in again."
+					: `The API could not be reached: ${messageOf(err)}`,
+			);
+		},
+	);
 } else {
 	ui.token.focus();
 }
