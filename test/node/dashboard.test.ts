@@ -575,6 +575,12 @@ describe("the dashboard", () => {
 		expect(shownAt - Date.parse(finished.completed_at ?? "")).toBeLessThan(2000);
 		expect(listRequests).toBe(0);
 		expect(await textOf(`tr[data-job-id="${job.id}"] [data-field=key]`)).toBe(key);
+		// …and says so to a screen reader, in the page's live region.
+		await page.waitForFunction(
+			(said) => document.querySelector("#announcer[aria-live=polite]")?.textContent?.includes(said) === true,
+			{ timeout: 10_000, polling: 100 },
+			`${key}: succeeded`,
+		);
 	});
 
 	it("opens a job page with the image, the caption, the timings and the job's webhook deliveries", async () => {

@@ -259,6 +259,11 @@ export function batchesView(ctx) {
 	 */
 	function fill(tr, b) {
 		const [, state, objects, progress, tally, created, buttons] = Array.from(tr.cells);
+		// A batch that ends while shown is said; its progress bar can be read at any time.
+		const was = tr.dataset.status;
+		if (was && was !== b.status && (b.status === "completed" || b.status === "cancelled")) {
+			announce(`Batch ${b.id} ${b.status}`);
+		}
 		tr.dataset.status = b.status;
 		redraw(state, b.status, () => statusBadge(b.status));
 		redraw(objects, `${b.prefix} ${b.key_count}`, () =>

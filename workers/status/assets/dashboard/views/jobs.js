@@ -31,6 +31,31 @@ import { follow, isJobEvent } from "../live.js";
 
 const PAGE_SIZE = 25;
 const THUMB = 64;
+/** How often at most the list tells a screen reader what changed (a batch finishes many jobs a second). */
+const TELL_MS = 2000;
+
+const finished = (/** @type {string} */ status) => status !== "queued" && status !== "processing";
+
+/**
+ * What the list says to a screen reader: jobs that arrived, and jobs that finished (one by its key
+ * and outcome, several as counts).
+ * @param {number} arrived  new jobs not finished yet
+ * @param {Job[]} done
+ */
+export function changesSaid(arrived, done) {
+	const parts = [];
+	if (arrived > 0) parts.push(`${arrived} new job${arrived === 1 ? "" : "s"}`);
+	const [first] = done;
+	if (done.length === 1 && first) parts.push(`${first.key}: ${first.status}`);
+	else if (done.length > 1) {
+		/** @type {Map<string, number>} */
+		const by = new Map();
+		for (const job of done) by.set(job.status, (by.get(job.status) ?? 0) + 1);
+		const counts = Array.from(by, ([status, n]) => `${n} ${status}`).join(", ");
+		parts.push(`${done.length} jobs finished: ${counts}`);
+	}
+	return parts.join(". ");
+}
 
 /**
  * Queue, inference and total time of a job, in words.
@@ -156,10 +181,38 @@ export function jobsView(ctx) {
 	/** @type {Job[]} */
 	let shown = [];
 
+	// Changes seen since the list last spoke, said together at most every TELL_MS.
+	let arrived = 0;
+	/** @type {Map<string, Job>} */
+	const done = new Map();
+	/** @type {ReturnType<typeof setTimeout> | undefined} */
+	let telling;
+	ctx.signal.addEventListener("abort", () => clearTimeout(telling));
+	/**
+	 * @param {Job[]} before
+	 * @param {Job[]} jobs
+	 */
+	function tell(before, jobs) {
+		const was = new Map(before.map((j) => [j.id, j.status]));
+		for (const job of jobs) {
+			const old = was.get(job.id);
+			if (finished(job.status) && (old === undefined || !finished(old))) done.set(job.id, job);
+			else if (old === undefined) arrived++;
+		}
+		if (telling !== undefined || (arrived === 0 && done.size === 0)) return;
+		telling = setTimeout(() => {
+			telling = undefined;
+			announce(changesSaid(arrived, Array.from(done.values())));
+			arrived = 0;
+			done.clear();
+		}, TELL_MS);
+	}
+
 	/** @param {Job[]} jobs */
 	function render(jobs) {
+		const before = shown;
 		shown = jobs;
-		const added = syncRows(
+		syncRows(
 			tbody,
 			jobs,
 			(job) => job.id,
@@ -170,7 +223,8 @@ export function jobsView(ctx) {
 			},
 			(tr, job) => fill(ctx, tr, job),
 		);
-		if (added > 0 && !firstLoad && pages.first()) announce(`${added} new job${added === 1 ? "" : "s"}`);
+		// A job that finishes in the list, or arrives, is said (not a page turned or filtered).
+		if (!firstLoad && pages.first()) tell(before, jobs);
 		const filtered = filters.status || filters.prefix || filters.batch;
 		empty.textContent = filtered
 			? "No job matches these filters."
