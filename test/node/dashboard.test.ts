@@ -737,6 +737,8 @@ describe("the dashboard", () => {
 			{ timeout: 30_000 },
 			target,
 		);
+		// Focus stayed on the row's button (Sending…, then Redeliver again), not thrown back to the page's body.
+		await focusOn(`tr[data-delivery-id="${target}"] button`);
 		// The receiver got the same webhook-id again, and the log shows both attempts.
 		expect(received.filter((r) => r.webhookId === target)).toHaveLength(2);
 		expect(await textOf(`tr[data-delivery-id="${target}"] summary`)).toBe("2 attempts");

@@ -26,14 +26,16 @@ export function redeliverButton(ctx, subscriptionId, delivery, refresh) {
 		{
 			type: "button",
 			class: "secondary small",
-			disabled: delivery.status === "pending",
+			// aria-disabled, not disabled: a disabled button loses keyboard focus to the page's body.
+			"aria-disabled": delivery.status === "pending" ? "true" : null,
 			// The name begins with the visible text, which speech control users say to press it.
 			"aria-label": `${text} ${delivery.event_type} ${delivery.id}`,
 		},
 		text,
 	);
 	button.addEventListener("click", async () => {
-		button.disabled = true;
+		if (button.getAttribute("aria-disabled") === "true") return;
+		button.setAttribute("aria-disabled", "true");
 		try {
 			await ctx.api.data(
 				ctx.api.client.POST("/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", {
@@ -42,6 +44,7 @@ export function redeliverButton(ctx, subscriptionId, delivery, refresh) {
 			);
 			announce("Delivery queued again");
 		} catch (err) {
+			button.removeAttribute("aria-disabled");
 			ctx.onError(err);
 		}
 		refresh();
