@@ -239,6 +239,7 @@ describe("the dashboard", () => {
 		expect(res?.status()).toBe(200);
 		expect(res?.headers()["content-security-policy"]).toContain("script-src 'self'");
 		await page.waitForSelector("#token");
+		expect(await page.title()).toBe("Sign in · r2-captions");
 		expect(await accessibilityProblems()).toEqual([]);
 		await screenshot(page, "dashboard-01-sign-in");
 
@@ -254,6 +255,7 @@ describe("the dashboard", () => {
 		await page.waitForSelector(".jobs-view");
 		// The form that had focus is gone: focus is on the heading of the view shown instead.
 		await focusOn(".jobs-view #view-title");
+		expect(await page.title()).toBe("Jobs · r2-captions");
 		expect(await textOf("#who")).toBe("All objects");
 		expect(await page.evaluate(() => sessionStorage.getItem("r2-captions.token"))).toBe(stack.token);
 		// Never in the address, never in a cookie.
@@ -1030,6 +1032,8 @@ describe("the dashboard", () => {
 		await page.click("#sign-out");
 		await page.waitForSelector("#token");
 		expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+		// The tab no longer names the view that was left.
+		expect(await page.title()).toBe("Sign in · r2-captions");
 		await signIn(key.token);
 		// Signing in keeps the page the address names (here the stats); the jobs are a click away.
 		await page.waitForSelector("#nav:not([hidden])");

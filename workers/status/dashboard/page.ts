@@ -60,7 +60,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 	<head>
 		<meta charset="utf-8">
 		<meta name="viewport" content="width=device-width, initial-scale=1">
-		<title>r2-captions</title>
+		<title>Sign in · r2-captions</title>
 		<link rel="icon" href="data:,">
 		<link rel="stylesheet" href="/dashboard/style.css">
 		${preloads}

@@ -121,6 +121,8 @@ function signOut(message) {
 	ui.signIn.hidden = false;
 	ui.token.value = "";
 	showSignInError(message ?? null);
+	// The tab's title named the view just left: it says what the page is now.
+	document.title = "Sign in · r2-captions";
 	ui.token.focus();
 }
 
