@@ -6,6 +6,7 @@
 import { createConfig, lintFromString } from "@redocly/openapi-core";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { beforeAll, describe, expect, it } from "vitest";
+import { toOpenApiPath } from "../../workers/status/method-not-allowed.ts";
 
 /** What this test needs from workers/status/app.ts (imported at run time, so that the Node
  * typecheck does not pull in Workers-typed sources). */
@@ -37,9 +38,6 @@ let status: StatusApp;
 beforeAll(async () => {
 	status = (await import(new URL("../../workers/status/app.ts", import.meta.url).href)) as StatusApp;
 });
-
-/** Hono's `/v1/jobs/:id` and `/v1/images/:key{.+}` in OpenAPI spelling. */
-const toOpenApiPath = (path: string) => path.replace(/:(\w+)(\{[^}]*\})?/g, "{$1}");
 
 describe("OpenAPI document", () => {
 	it("is a valid OpenAPI 3.1 document", async () => {

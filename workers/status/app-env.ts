@@ -6,4 +6,16 @@
  */
 import type { Principal } from "./auth/authorisation";
 
-export type AppEnv = { Bindings: StatusEnv; Variables: { principal: Principal } };
+/** What the route a /v1 request goes to declares (app.ts reads it from the routes' registry). */
+export interface DeclaredOperation {
+	/** It takes a JSON request body. */
+	jsonBody: boolean;
+	/** Its query parameters. */
+	query: ReadonlySet<string>;
+}
+
+export type AppEnv = {
+	Bindings: StatusEnv;
+	/** `operation`: set for every /v1 request, before the body and query checks (undefined: no route). */
+	Variables: { principal: Principal; operation: DeclaredOperation | undefined };
+};

@@ -4,17 +4,17 @@
  * Free of `cloudflare:*` imports so that Node can build the document too (test/node/openapi.test.ts).
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
-import type { Context } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
 import { errorMessage, log } from "../../shared/log";
 import { BATCH_PROGRESS_EVENT, WEBHOOK_EVENT_TYPES, WebhookPayload } from "../../shared/webhooks/schema";
 import { ApiError, ERROR_CODES, type ErrorStatus } from "./api-error";
-import type { AppEnv } from "./app-env";
+import type { AppEnv, DeclaredOperation } from "./app-env";
 import { authenticate } from "./auth/authenticate";
 import { jsonBodyLimit } from "./capped-body";
 import { withIdempotencyResponses } from "./idempotency";
-import { allowedMethodsIndex, patternToRegExp } from "./method-not-allowed";
+import { allowedMethodsIndex, patternToRegExp, toOpenApiPath } from "./method-not-allowed";
 import { rateLimit } from "./quotas";
 import { BEARER, json, withLimitResponses } from "./responses";
 import { batchRoutes } from "./routes/batches";
@@ -117,36 +117,28 @@ const openApiRoute = createRoute({
 
 let cachedDocument: ReturnType<typeof openApiDocument> | undefined;
 
-/** An operation as its route declares it (the registry the OpenAPI document is made from). */
-interface DeclaredOperation {
-	method: string;
-	path: RegExp;
-	/** It takes a JSON request body. */
-	jsonBody: boolean;
-	/** Its query parameters. */
-	query: ReadonlySet<string>;
-}
-
-let declared: DeclaredOperation[] | undefined;
+let declared: (DeclaredOperation & { method: string; path: RegExp })[] | undefined;
 
 /**
- * The operation a request goes to, read from the routes' declarations once: reading them costs
- * nothing, making the document tens of milliseconds, which every isolate's first request would pay.
+ * The operation a request goes to, read from the routes' declarations (the registry the OpenAPI
+ * document is made from) once: reading them costs nothing, making the document tens of
+ * milliseconds, which every isolate's first request would pay.
  */
 function declaredOperation(method: string, path: string): DeclaredOperation | undefined {
 	declared ??= declareOperations();
 	return declared.find((o) => o.method === method && o.path.test(path));
 }
 
-function declareOperations(): DeclaredOperation[] {
+function declareOperations(): (DeclaredOperation & { method: string; path: RegExp })[] {
 	const routes = new Map(
 		app.openAPIRegistry.definitions.flatMap((d) =>
 			d.type === "route" ? [[`${d.route.method.toUpperCase()} ${d.route.path}`, d.route] as const] : [],
 		),
 	);
-	return app.routes.flatMap((r) => {
-		// Hono's `/v1/captions/:key{.+}` is the document's `/v1/captions/{key}`.
-		const route = routes.get(`${r.method} ${r.path.replace(/:(\w+)(\{[^}]*\})?/g, "{$1}")}`);
+	// A route's middleware is registered under its method and path too: one entry each.
+	const patterns = new Map(app.routes.map((r) => [`${r.method} ${r.path}`, r] as const));
+	return [...patterns.values()].flatMap((r) => {
+		const route = routes.get(`${r.method} ${toOpenApiPath(r.path)}`);
 		if (route === undefined) return [];
 		const query = route.request?.query;
 		return [
@@ -160,6 +152,12 @@ function declareOperations(): DeclaredOperation[] {
 	});
 }
 
+/** Looks up the request's operation once, for the query and body checks after it. */
+const declareOperation: MiddlewareHandler<AppEnv> = async (c, next) => {
+	c.set("operation", declaredOperation(c.req.method, c.req.path));
+	await next();
+};
+
 app.openapi(openApiRoute, (c) => {
 	cachedDocument ??= openApiDocument();
 	const origin = new URL(c.req.url).origin;
@@ -171,14 +169,7 @@ app.route("/", dashboardRoutes);
 
 // Everything under /v1 needs a token, then is within its key's request rate and the JSON body
 // limit; registered before the routes so they run first.
-app.use(
-	"/v1/*",
-	secretsKeyCheck,
-	authenticate,
-	rateLimit,
-	decodableQuery((method, path) => declaredOperation(method, path)?.query ?? new Set()),
-	jsonBodyLimit((method, path) => declaredOperation(method, path)?.jsonBody ?? false),
-);
+app.use("/v1/*", secretsKeyCheck, authenticate, rateLimit, declareOperation, decodableQuery, jsonBodyLimit);
 app.route("/", imageRoutes);
 app.route("/", imageReadRoutes);
 app.route("/", jobRoutes);

@@ -99,25 +99,23 @@ export async function putStreamed(
 
 /**
  * 413 for a JSON body over MAX_JSON_BYTES, 400 for one that is not UTF-8: only on the operations
- * that take a JSON body (`takesJson`, as their routes declare it). The others never read a body, and
- * their documents list neither answer; uploads (`PUT /v1/images/…`) have their own limit.
+ * that take a JSON body (the request's `operation`, as its route declares it). The others never read
+ * a body, and their documents list neither answer; uploads (`PUT /v1/images/…`) have their own limit.
  */
-export function jsonBodyLimit(takesJson: (method: string, path: string) => boolean): MiddlewareHandler<AppEnv> {
-	return async (c, next) => {
-		if (!takesJson(c.req.method, c.req.path)) return next();
-		const limit = readSettings(c.env).MAX_JSON_BYTES;
-		const limited = bodyLimit({
-			maxSize: limit,
-			onError: () => {
-				throw tooLarge(limit, "the JSON body limit");
-			},
-		});
-		return limited(c, async () => {
-			await requireUtf8Json(c);
-			await next();
-		});
-	};
-}
+export const jsonBodyLimit: MiddlewareHandler<AppEnv> = async (c, next) => {
+	if (!c.get("operation")?.jsonBody) return next();
+	const limit = readSettings(c.env).MAX_JSON_BYTES;
+	const limited = bodyLimit({
+		maxSize: limit,
+		onError: () => {
+			throw tooLarge(limit, "the JSON body limit");
+		},
+	});
+	return limited(c, async () => {
+		await requireUtf8Json(c);
+		await next();
+	});
+};
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 

@@ -20,6 +20,9 @@ export function patternToRegExp(pattern: string): RegExp {
 	return new RegExp(`^${source}${escapeRegExp(pattern.slice(last))}$`);
 }
 
+/** A Hono route pattern in OpenAPI spelling: `/v1/jobs/:id` and `/v1/captions/:key{.+}` are `/v1/jobs/{id}` and `/v1/captions/{key}`. */
+export const toOpenApiPath = (pattern: string): string => pattern.replace(/:(\w+)(\{[^}]*\})?/g, "{$1}");
+
 export function allowedMethodsIndex(routes: readonly RouteLike[]): (path: string) => string[] {
 	// Middleware is registered as method ALL; only real handlers define what a path allows.
 	const compiled = routes

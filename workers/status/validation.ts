@@ -59,38 +59,32 @@ export function requireDecodableKeyPath(url: string): void {
 	try {
 		decodeURIComponent(new URL(url).pathname);
 	} catch {
-		throw invalidParams([
-			{ field: "key", in: "path", message: "Not valid percent-encoding: UTF-8 bytes as %XX, a literal % as %25" },
-		]);
+		throw invalidParams([{ field: "key", in: "path", message: NOT_PERCENT_ENCODED }]);
 	}
 }
 
+const NOT_PERCENT_ENCODED = "Not valid percent-encoding: UTF-8 bytes as %XX, a literal % as %25";
+
 /**
- * 400 naming each of the operation's query parameters (`params`) whose value is not valid
+ * 400 naming each of the request's operation's query parameters whose value is not valid
  * percent-encoding (`?key=%C3`, `?prefix=%ZZ`), as requireDecodableKeyPath does for a path: taken as
  * its literal text, such a filter would match nothing, or the wrong objects, in silence. A parameter
  * the operation does not read is left alone.
  */
-export function decodableQuery(
-	params: (method: string, path: string) => ReadonlySet<string>,
-): MiddlewareHandler<AppEnv> {
-	return async (c, next) => {
-		const search = new URL(c.req.url).search.slice(1);
-		if (search !== "") {
-			const read = params(c.req.method, c.req.path);
-			const issues: FieldIssue[] = search.split("&").flatMap((pair) => {
-				const at = pair.indexOf("=");
-				const name = safeDecode(at === -1 ? pair : pair.slice(0, at));
-				if (name === null || !read.has(name) || at === -1 || safeDecode(pair.slice(at + 1)) !== null) return [];
-				return [
-					{ field: name, in: "query", message: "Not valid percent-encoding: UTF-8 bytes as %XX, a literal % as %25" },
-				];
-			});
-			if (issues.length > 0) throw invalidParams(issues);
-		}
-		await next();
-	};
-}
+export const decodableQuery: MiddlewareHandler<AppEnv> = async (c, next) => {
+	const search = new URL(c.req.url).search.slice(1);
+	const read = c.get("operation")?.query;
+	if (search !== "" && read !== undefined) {
+		const issues: FieldIssue[] = search.split("&").flatMap((pair) => {
+			const at = pair.indexOf("=");
+			const name = safeDecode(at === -1 ? pair : pair.slice(0, at));
+			if (name === null || !read.has(name) || at === -1 || safeDecode(pair.slice(at + 1)) !== null) return [];
+			return [{ field: name, in: "query", message: NOT_PERCENT_ENCODED }];
+		});
+		if (issues.length > 0) throw invalidParams(issues);
+	}
+	await next();
+};
 
 /** A query component decoded as URLSearchParams does (`+` a space), or null when it is not valid percent-encoding. */
 function safeDecode(component: string): string | null {
