@@ -22,10 +22,10 @@ export const versionNotificationJob = (bucket: string, key: string, etag: string
 	`FROM jobs f WHERE ${notificationJobOf(bucket, key, etag, optionsKey)}`;
 
 /** A job (alias `r`) made in `f`'s place (through its key: jobs_key_created). */
-export const madeSince = "r.key = f.key AND r.bucket = f.bucket AND r.replaces = f.id";
+const madeInItsPlace = "r.key = f.key AND r.bucket = f.bucket AND r.replaces = f.id";
 
-/** The id of the job that stands for `f`'s version now: the newest made since in its place, else `f`. */
-export const standingJobId = `coalesce((SELECT r.id FROM jobs r WHERE ${madeSince}
+/** The id of the job that stands for `f`'s version now: the newest made in its place, else `f`. */
+export const standingJobId = `coalesce((SELECT r.id FROM jobs r WHERE ${madeInItsPlace}
 	ORDER BY r.created_at DESC, r.id DESC LIMIT 1), f.id)`;
 
 /**

@@ -95,8 +95,7 @@ export async function ensureNotificationJob(
 		db
 			.prepare(
 				`UPDATE jobs SET key_id = ?11 WHERE id = (SELECT id FROM jobs WHERE ${version}) AND key_id IS NULL
-					AND ?11 IS NOT NULL
-				RETURNING ${JOB_COLUMNS}`,
+					AND ?11 IS NOT NULL`,
 			)
 			.bind(...params),
 		db
