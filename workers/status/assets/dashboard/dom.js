@@ -213,7 +213,6 @@ export function showError(box, message) {
  * Keeps a table body's rows in the order of `items`, one row per key: a new item gets
  * `create(item)`, a row already there is handed to `update(row, item)` and stays the same element
  * (so keyboard focus inside it survives a refresh), and rows whose item left are removed.
- * Answers how many rows were added.
  * @template T
  * @param {HTMLTableSectionElement} tbody
  * @param {T[]} items
@@ -225,7 +224,6 @@ export function syncRows(tbody, items, keyOf, create, update) {
 	/** @type {Map<string, HTMLTableRowElement>} */
 	const existing = new Map();
 	for (const tr of Array.from(tbody.rows)) existing.set(tr.dataset.key ?? "", tr);
-	let added = 0;
 	items.forEach((item, i) => {
 		const key = keyOf(item);
 		let tr = existing.get(key);
@@ -233,12 +231,10 @@ export function syncRows(tbody, items, keyOf, create, update) {
 		else {
 			tr = create(item);
 			tr.dataset.key = key;
-			added++;
 		}
 		if (tbody.rows[i] !== tr) tbody.insertBefore(tr, tbody.rows[i] ?? null);
 	});
 	while (tbody.rows.length > items.length) tbody.rows[items.length]?.remove();
-	return added;
 }
 
 /**
