@@ -157,6 +157,71 @@ export function webhooksView(ctx, selectedId) {
 		}
 	}
 
+	/** @param {WebhookSubscription[]} subs */
+	function subscriptionsTable(subs) {
+		return tableWrap(
+			"Webhook subscriptions",
+			h(
+				"table",
+				{ class: "webhooks-table" },
+				h("caption", { class: "visually-hidden" }, "Webhook subscriptions"),
+				h(
+					"thead",
+					null,
+					h(
+						"tr",
+						null,
+						["URL", "Events", "Prefix", "Owner", "Status", "Created"].map((t) => h("th", { scope: "col" }, t)),
+						actionsHeader(),
+					),
+				),
+				h("tbody", null, subs.map(subscriptionRow)),
+			),
+		);
+	}
+
+	/** @param {WebhookSubscription} sub */
+	function subscriptionRow(sub) {
+		return h(
+			"tr",
+			{ "data-webhook-id": sub.id, class: sub.id === selectedId ? "selected" : null },
+			h("td", { class: "url-cell" }, h("code", null, breakAtSlashes(sub.url))),
+			h("td", null, sub.events.join(", ")),
+			h(
+				"td",
+				{ class: "key-cell" },
+				sub.prefix === null ? h("span", { class: "muted" }, "all") : breakAtSlashes(sub.prefix),
+			),
+			h("td", null, sub.key_id ? h("code", null, sub.key_id) : h("span", { class: "muted" }, "admin")),
+			h("td", null, statusBadge(sub.status), sub.disabled_reason ? ` ${sub.disabled_reason}` : ""),
+			h("td", null, timeEl(sub.created_at)),
+			h(
+				"td",
+				{ class: "actions" },
+				h(
+					"a",
+					{
+						href: `#/webhooks/${sub.id}`,
+						class: "button secondary small",
+						"aria-current": sub.id === selectedId ? "true" : null,
+						"aria-label": `Deliveries to ${sub.url}`,
+					},
+					"Deliveries",
+				),
+				h(
+					"button",
+					{
+						type: "button",
+						class: "danger small",
+						onclick: () => remove(sub),
+						"aria-label": `Delete the subscription to ${sub.url}`,
+					},
+					"Delete",
+				),
+			),
+		);
+	}
+
 	async function load() {
 		const subs = (await ctx.api.data(ctx.api.client.GET("/v1/webhooks", { signal: ctx.signal }))).data;
 		const key = JSON.stringify(subs);
@@ -165,77 +230,11 @@ export function webhooksView(ctx, selectedId) {
 		// A subscription deleted (or a row redrawn) takes its focused button away: focus stays in the list.
 		keepingFocus(
 			list,
-			() => {
-				if (subs.length === 0) {
-					replace(list, h("p", { class: "empty" }, "No subscriptions yet."));
-				} else {
-					replace(
-						list,
-						tableWrap(
-							"Webhook subscriptions",
-							h(
-								"table",
-								{ class: "webhooks-table" },
-								h("caption", { class: "visually-hidden" }, "Webhook subscriptions"),
-								h(
-									"thead",
-									null,
-									h(
-										"tr",
-										null,
-										["URL", "Events", "Prefix", "Owner", "Status", "Created"].map((t) => h("th", { scope: "col" }, t)),
-										actionsHeader(),
-									),
-								),
-								h(
-									"tbody",
-									null,
-									subs.map((sub) =>
-										h(
-											"tr",
-											{ "data-webhook-id": sub.id, class: sub.id === selectedId ? "selected" : null },
-											h("td", { class: "url-cell" }, h("code", null, breakAtSlashes(sub.url))),
-											h("td", null, sub.events.join(", ")),
-											h(
-												"td",
-												{ class: "key-cell" },
-												sub.prefix === null ? h("span", { class: "muted" }, "all") : breakAtSlashes(sub.prefix),
-											),
-											h("td", null, sub.key_id ? h("code", null, sub.key_id) : h("span", { class: "muted" }, "admin")),
-											h("td", null, statusBadge(sub.status), sub.disabled_reason ? ` ${sub.disabled_reason}` : ""),
-											h("td", null, timeEl(sub.created_at)),
-											h(
-												"td",
-												{ class: "actions" },
-												h(
-													"a",
-													{
-														href: `#/webhooks/${sub.id}`,
-														class: "button secondary small",
-														"aria-current": sub.id === selectedId ? "true" : null,
-														"aria-label": `Deliveries to ${sub.url}`,
-													},
-													"Deliveries",
-												),
-												h(
-													"button",
-													{
-														type: "button",
-														class: "danger small",
-														onclick: () => remove(sub),
-														"aria-label": `Delete the subscription to ${sub.url}`,
-													},
-													"Delete",
-												),
-											),
-										),
-									),
-								),
-							),
-						),
-					);
-				}
-			},
+			() =>
+				replace(
+					list,
+					subs.length === 0 ? h("p", { class: "empty" }, "No subscriptions yet.") : subscriptionsTable(subs),
+				),
 			subsTitle,
 		);
 		const selected = subs.find((s) => s.id === selectedId);
